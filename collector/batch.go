@@ -1,0 +1,152 @@
+package collector
+
+import (
+	"os"
+	"time"
+)
+
+// A Batch is what one drain of the BPF maps yields: raw stacks with counts,
+// and a snapshot of every process they came from. It is a plain value the
+// symbolizer consumes without touching the kernel.
+type Batch struct {
+	Start, End  time.Time
+	FrequencyHz int
+	// PeriodNanos is the CPU time one sample stands for (1e9 / FrequencyHz).
+	PeriodNanos int64
+	Samples     []Sample
+	// Processes holds a snapshot of every process with samples in this batch,
+	// keyed by PID (the kernel's tgid).
+	Processes map[uint32]*Process
+	Stats     Stats
+}
+
+// A Sample is one distinct (process, thread, user stack, kernel stack) and how
+// often it was seen. Addresses are leaf first, as the kernel reports them.
+type Sample struct {
+	PID, TID uint32
+	Comm     string
+	// Kernel and User are return addresses except for the first (leaf) one.
+	Kernel []uint64
+	User   []uint64
+	// KernelTruncated and UserTruncated mean the stack hit the depth limit and
+	// its root end is missing.
+	KernelTruncated, UserTruncated bool
+	// UserLost and KernelLost say why a stack that should exist is missing
+	// (LostNone when it is present or legitimately absent).
+	UserLost, KernelLost LossReason
+	Count                uint64
+}
+
+// LossReason says why a stack is missing from a sample.
+type LossReason uint8
+
+const (
+	LostNone LossReason = iota
+	// LostCollision: another stack already held this stack map bucket.
+	LostCollision
+	// LostMapFull: the stack map had no free entry.
+	LostMapFull
+	// LostKernelThread: kernel threads have no user stack. Not a loss of
+	// data, but it is reported so totals add up.
+	LostKernelThread
+	// LostOther: any other error from bpf_get_stackid.
+	LostOther
+	// LostDrained: the stack id was valid but its stack was gone when read.
+	LostDrained
+)
+
+func (r LossReason) String() string {
+	switch r {
+	case LostNone:
+		return "none"
+	case LostCollision:
+		return "stack map collision"
+	case LostMapFull:
+		return "stack map full"
+	case LostKernelThread:
+		return "kernel thread"
+	case LostOther:
+		return "stack error"
+	case LostDrained:
+		return "stack missing at drain"
+	}
+	return "unknown"
+}
+
+// A Process is what was known about a process when it was first seen,
+// refreshed when its mappings changed.
+type Process struct {
+	PID uint32
+	// StartTicks is the start time from /proc/PID/stat, which tells a reused
+	// PID apart from the process that had it before.
+	StartTicks uint64
+	Comm       string
+	Exe        string
+	Cmdline    []string
+	Cgroup     string
+	Mappings   []Mapping
+	// Exited is set once the process is known to have exited; its mappings
+	// still resolve through the files held open in Mappings.
+	Exited bool
+	// SnapshotErr is set when the process could not be read at first sight
+	// (typically because it had already exited).
+	SnapshotErr error
+}
+
+// A Mapping is one executable file-backed (or special) region of a process.
+type Mapping struct {
+	Start, Limit uint64 // runtime addresses, Limit exclusive
+	Offset       uint64 // file offset of Start
+	// Path is the path as the process sees it (in its own mount namespace),
+	// or a pseudo path such as "[vdso]".
+	Path         string
+	Dev, Inode   uint64
+	Deleted      bool
+	// File is the mapped file, opened through /proc/PID/map_files or the
+	// process's root when the mapping was captured, so the file can be read
+	// after the process exits or the path is replaced. Nil when it could not
+	// be opened. The collector owns it and closes it after the batch that
+	// holds it has been handed on and the next drain has happened.
+	File *os.File
+}
+
+// FindMapping returns the mapping that holds addr, or nil.
+func (p *Process) FindMapping(addr uint64) *Mapping {
+	ms := p.Mappings
+	lo, hi := 0, len(ms)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		switch {
+		case addr < ms[mid].Start:
+			hi = mid
+		case addr >= ms[mid].Limit:
+			lo = mid + 1
+		default:
+			return &ms[mid]
+		}
+	}
+	return nil
+}
+
+// Stats are the sampler's counters over one batch.
+type Stats struct {
+	// Taken is every time the sampling program ran.
+	Taken uint64
+	// Idle samples landed in the idle task and were left out.
+	Idle uint64
+	// Filtered samples belonged to processes outside the PID filter.
+	Filtered uint64
+	// Recorded samples made it into the counts map.
+	Recorded uint64
+	// CountMapFull samples were lost entirely because the counts map was full.
+	CountMapFull uint64
+	// User and kernel stacks that are missing, by reason. The sample itself
+	// is still counted.
+	UserLost   map[LossReason]uint64
+	KernelLost map[LossReason]uint64
+	// EventsLost counts new-process notifications the ring buffer could not
+	// take; such processes are read at drain time instead, if still alive.
+	EventsLost uint64
+	// Truncated counts samples with a stack cut at the depth limit.
+	Truncated uint64
+}
