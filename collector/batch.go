@@ -99,9 +99,9 @@ type Mapping struct {
 	Offset       uint64 // file offset of Start
 	// Path is the path as the process sees it (in its own mount namespace),
 	// or a pseudo path such as "[vdso]".
-	Path         string
-	Dev, Inode   uint64
-	Deleted      bool
+	Path       string
+	Dev, Inode uint64
+	Deleted    bool
 	// File is the mapped file, opened through /proc/PID/map_files or the
 	// process's root when the mapping was captured, so the file can be read
 	// after the process exits or the path is replaced. Nil when it could not
