@@ -1,0 +1,128 @@
+// Command hotspot-go burns CPU in three leaf functions with a known split of
+// time: main.alpha 50%, main.beta 30%, main.gamma 20%, on one OS thread.
+// Ember's sampler tests profile it and check each leaf's share of its samples
+// and the call chain from main.main to the leaf.
+//
+// Chains: main.main -> main.run -> main.alpha
+//
+//	main.main -> main.run -> main.workB -> main.beta
+//	main.main -> main.run -> main.gamma
+//
+// Usage: hotspot-go [seconds]   (default 10)
+//
+// Build (see ../build.sh):
+//
+//	go build -buildvcs=false -trimpath -o testdata/hotspot/hotspot-go ./testdata/hotspot/gosrc
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+// checkEvery is how many rounds of arithmetic run between clock reads, so
+// time spent outside the leaf's own code is negligible.
+const checkEvery = 100_000
+
+// sink keeps the arithmetic observable so the compiler cannot drop it.
+var sink uint64
+
+// Each leaf keeps a [16]uint64 on its stack. Go gives a function with a
+// zero-size frame no frame-pointer prologue, and then its caller is missing
+// from frame-pointer stacks; the array guarantees a real frame.
+
+//go:noinline
+func alpha(deadline time.Time) {
+	var state [16]uint64
+	state[0] = sink ^ 0x9e3779b97f4a7c15
+	for {
+		for i := 0; i < checkEvery; i++ {
+			x := state[i&15]
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			state[(i+1)&15] = x
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
+	}
+	sink = state[checkEvery&15]
+}
+
+//go:noinline
+func beta(deadline time.Time) {
+	var state [16]uint64
+	state[0] = sink ^ 0xbf58476d1ce4e5b9
+	for {
+		for i := 0; i < checkEvery; i++ {
+			x := state[i&15]
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			state[(i+1)&15] = x
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
+	}
+	sink = state[checkEvery&15]
+}
+
+//go:noinline
+func gamma(deadline time.Time) {
+	var state [16]uint64
+	state[0] = sink ^ 0x94d049bb133111eb
+	for {
+		for i := 0; i < checkEvery; i++ {
+			x := state[i&15]
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			state[(i+1)&15] = x
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
+	}
+	sink = state[checkEvery&15]
+}
+
+// workB adds a level so one chain is deeper than main -> run -> leaf.
+//
+//go:noinline
+func workB(deadline time.Time) {
+	beta(deadline)
+	sink++
+}
+
+//go:noinline
+func run(d time.Duration) {
+	end := time.Now().Add(d)
+	for t := time.Now(); t.Before(end); t = time.Now() {
+		alpha(t.Add(50 * time.Millisecond))
+		workB(t.Add(80 * time.Millisecond))
+		gamma(t.Add(100 * time.Millisecond))
+	}
+}
+
+func main() {
+	// One thread does all the work, so the profile's split is the program's.
+	runtime.LockOSThread()
+	runtime.GOMAXPROCS(1)
+
+	seconds := 10
+	if len(os.Args) > 1 {
+		n, err := strconv.Atoi(os.Args[1])
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "usage: %s [seconds]\n", os.Args[0])
+			os.Exit(2)
+		}
+		seconds = n
+	}
+	run(time.Duration(seconds) * time.Second)
+	fmt.Println(sink)
+}
