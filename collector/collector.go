@@ -1,0 +1,279 @@
+// Package collector samples every CPU with Ember's eBPF program: it opens one
+// cpu-clock perf event per online CPU, loads and attaches the programs from
+// package bpf, tracks the processes it sees, and drains the maps into plain
+// Batches for the symbolizer.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/ember-profiler/ember/bpf"
+)
+
+// Config says what to sample. The zero value of a field means its default.
+type Config struct {
+	FrequencyHz int      // samples per second per CPU; default 99
+	PIDs        []uint32 // sample only these processes; empty means all
+	IncludeIdle bool     // keep samples of the idle task
+	// StackMapEntries is the size of each of the two stack maps; too small
+	// and distinct stacks collide (counted, never silent). Default 16384.
+	StackMapEntries uint32
+	// CountMapEntries bounds distinct (pid, tid, stacks) per drain. Default 16384.
+	CountMapEntries uint32
+	// MaxOpenFiles bounds the mapped files held open for symbolization. Default 8192.
+	MaxOpenFiles int
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.FrequencyHz == 0 {
+		c.FrequencyHz = 99
+	}
+	if c.StackMapEntries == 0 {
+		c.StackMapEntries = 16384
+	}
+	if c.CountMapEntries == 0 {
+		c.CountMapEntries = 16384
+	}
+	if c.MaxOpenFiles == 0 {
+		c.MaxOpenFiles = 8192
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	if c.FrequencyHz < 1 || c.FrequencyHz > 10000 {
+		return &ConfigError{"frequency", fmt.Sprintf("%d Hz is out of range 1..10000", c.FrequencyHz)}
+	}
+	if c.StackMapEntries < 64 || c.StackMapEntries > 1<<22 {
+		return &ConfigError{"stack-map-entries", fmt.Sprintf("%d is out of range 64..4194304", c.StackMapEntries)}
+	}
+	if c.CountMapEntries < 64 || c.CountMapEntries > 1<<22 {
+		return &ConfigError{"count-map-entries", fmt.Sprintf("%d is out of range 64..4194304", c.CountMapEntries)}
+	}
+	if len(c.PIDs) > 1024 {
+		return &ConfigError{"pid", "at most 1024 PIDs"}
+	}
+	return nil
+}
+
+// Collector owns the loaded programs, the perf events and the process tracker.
+type Collector struct {
+	cfg      Config
+	log      *slog.Logger
+	objs     bpf.SamplerObjects
+	events   []*perfEvent
+	links    []link.Link
+	ring     *ringbuf.Reader
+	tracker  *processTracker
+	maxDepth int
+
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+
+	drainMu   sync.Mutex
+	active    uint32
+	lastDrain time.Time
+	lastStats [bpf.SamplerSamplerStatSTAT_MAX]uint64
+}
+
+// New loads and attaches the sampler; sampling starts before it returns.
+func New(cfg Config) (*Collector, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	for _, pid := range cfg.PIDs {
+		if !processExists("/proc", pid) {
+			return nil, fmt.Errorf("pid %d: %w", pid, ErrNoSuchProcess)
+		}
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return nil, ErrNoBTF
+	}
+	if os.Geteuid() != 0 && !hasCapabilities() {
+		return nil, ErrNotPermitted
+	}
+	// On kernels that charge BPF memory to the cgroup this is a no-op; on
+	// older ones it is needed, and failing it is reported by the load below.
+	_ = rlimit.RemoveMemlock()
+
+	c := &Collector{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		tracker:  newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger),
+		maxDepth: maxStackDepth(),
+	}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	if err := c.attach(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.done.Add(1)
+	go func() {
+		defer c.done.Done()
+		c.readEvents(ctx)
+	}()
+	c.lastDrain = time.Now()
+	return c, nil
+}
+
+func (c *Collector) load() error {
+	spec, err := bpf.LoadSampler()
+	if err != nil {
+		return fmt.Errorf("load sampler spec: %w", err)
+	}
+	for _, name := range []string{"counts_0", "counts_1"} {
+		spec.Maps[name].MaxEntries = c.cfg.CountMapEntries
+	}
+	for _, name := range []string{"stacks_0", "stacks_1"} {
+		spec.Maps[name].MaxEntries = c.cfg.StackMapEntries
+	}
+	if err := spec.Variables["include_idle"].Set(c.cfg.IncludeIdle); err != nil {
+		return fmt.Errorf("set include_idle: %w", err)
+	}
+	if err := spec.Variables["filter_pids"].Set(len(c.cfg.PIDs) > 0); err != nil {
+		return fmt.Errorf("set filter_pids: %w", err)
+	}
+	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			return fmt.Errorf("load eBPF programs: %w", ErrNotPermitted)
+		}
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("the kernel's verifier rejected the sampler: %+v", verr)
+		}
+		return fmt.Errorf("load eBPF programs: %w", err)
+	}
+	one := uint8(1)
+	for _, pid := range c.cfg.PIDs {
+		if err := c.objs.PidFilter.Put(pid, one); err != nil {
+			return fmt.Errorf("add pid %d to the filter: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+func (c *Collector) attach() error {
+	for _, tp := range []struct {
+		name string
+		prog *ebpf.Program
+	}{{"sched_process_exec", c.objs.OnExec}, {"sched_process_exit", c.objs.OnExit}} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
+		if err != nil {
+			return fmt.Errorf("attach to tracepoint %s: %w", tp.name, err)
+		}
+		c.links = append(c.links, l)
+	}
+	var err error
+	if c.ring, err = ringbuf.NewReader(c.objs.Events); err != nil {
+		return fmt.Errorf("open event ring buffer: %w", err)
+	}
+	cpus, err := onlineCPUs()
+	if err != nil {
+		return err
+	}
+	for _, cpu := range cpus {
+		ev, err := openCPUClock(cpu, c.cfg.FrequencyHz, c.objs.Sample)
+		if err != nil {
+			return err
+		}
+		c.events = append(c.events, ev)
+	}
+	c.log.Debug("sampling", slog.Int("cpus", len(cpus)), slog.Int("hz", c.cfg.FrequencyHz))
+	return nil
+}
+
+// readEvents handles process notifications until ctx ends or the ring closes.
+func (c *Collector) readEvents(ctx context.Context) {
+	var ev bpf.SamplerEvent
+	for ctx.Err() == nil {
+		rec, err := c.ring.Read()
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			c.log.Warn("read process events", slog.Any("err", err))
+			continue
+		}
+		if len(rec.RawSample) < int(unsafe.Sizeof(ev)) {
+			continue
+		}
+		ev = *(*bpf.SamplerEvent)(unsafe.Pointer(&rec.RawSample[0]))
+		switch bpf.SamplerEventType(ev.Type) {
+		case bpf.SamplerEventTypeEVENT_NEW_PROCESS:
+			c.tracker.observe(ev.Pid)
+		case bpf.SamplerEventTypeEVENT_EXIT:
+			c.tracker.exited(ev.Pid)
+		}
+	}
+}
+
+// Close stops sampling and releases everything. Batches already returned
+// stay valid but their files are closed.
+func (c *Collector) Close() error {
+	for _, ev := range c.events {
+		ev.close()
+	}
+	c.events = nil
+	for _, l := range c.links {
+		l.Close()
+	}
+	c.links = nil
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if c.ring != nil {
+		c.ring.Close()
+	}
+	c.done.Wait()
+	c.tracker.close()
+	return c.objs.Close()
+}
+
+// maxStackDepth is the depth at which the kernel cuts stacks: a stack this
+// deep is treated as truncated.
+func maxStackDepth() int {
+	const mapDepth = 127 // MAX_STACK_DEPTH in sampler.bpf.c
+	raw, err := os.ReadFile("/proc/sys/kernel/perf_event_max_stack")
+	if err != nil {
+		return mapDepth
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || n <= 0 || n > mapDepth {
+		return mapDepth
+	}
+	return n
+}
+
+// hasCapabilities reports whether CAP_BPF and CAP_PERFMON are effective.
+func hasCapabilities() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	return has(unix.CAP_BPF) && has(unix.CAP_PERFMON)
+}
