@@ -1,0 +1,224 @@
+package symbolizer
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Caps on what is read from a file: debug/elf is not hardened, and the
+// files come from other processes.
+const (
+	maxSymbolTableBytes = 256 << 20
+	maxNoteBytes        = 1 << 20
+)
+
+// elfFile is what the symbolizer keeps of one parsed file.
+type elfFile struct {
+	buildID string // hex GNU build ID, "" when absent
+	loads   []loadSegment
+	// resolvers are tried in order; see the package doc for what comes next.
+	resolvers []resolver
+}
+
+// loadSegment is a PT_LOAD program header: the file bytes
+// [off, off+filesz) are mapped at ELF virtual address vaddr.
+type loadSegment struct {
+	off, filesz, vaddr uint64
+}
+
+// elfAddr converts a file offset into the ELF virtual address the symbol
+// tables use. This is what makes one lookup work for non-PIE executables
+// (vaddr == runtime address), PIE executables and shared libraries (loaded
+// at a bias): the runtime address is first turned into a file offset
+// through the mapping, which the loader placed by file offset.
+func (f *elfFile) elfAddr(fileOff uint64) (uint64, bool) {
+	for _, l := range f.loads {
+		if fileOff >= l.off && fileOff-l.off < l.filesz {
+			return fileOff - l.off + l.vaddr, true
+		}
+	}
+	return 0, false
+}
+
+// resolve names an ELF address with the first resolver that knows it.
+func (f *elfFile) resolve(elfAddr uint64) ([]Frame, bool) {
+	for _, r := range f.resolvers {
+		if frames, ok := r.resolve(elfAddr); ok {
+			return frames, true
+		}
+	}
+	return nil, false
+}
+
+// parseELF reads the program headers, build ID and symbol tables of an ELF
+// file. A malformed file returns an error, never a panic.
+func parseELF(r io.ReaderAt) (ef *elfFile, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			ef, err = nil, fmt.Errorf("parse ELF: panic in debug/elf: %v", p)
+		}
+	}()
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse ELF: %w", err)
+	}
+	ef = &elfFile{}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			ef.loads = append(ef.loads, loadSegment{off: p.Off, filesz: p.Filesz, vaddr: p.Vaddr})
+		}
+	}
+	if len(ef.loads) == 0 {
+		return nil, errors.New("parse ELF: no PT_LOAD segments")
+	}
+	ef.buildID = readBuildID(f)
+	syms, err := readFunctionSymbols(f)
+	if err != nil {
+		return nil, err
+	}
+	if len(syms) > 0 {
+		ef.resolvers = append(ef.resolvers, newSymtabResolver(syms))
+	}
+	return ef, nil
+}
+
+// readFunctionSymbols merges .symtab and .dynsym. A file with neither is
+// fine (stripped); a table that cannot be read is an error unless the other
+// one gave symbols.
+func readFunctionSymbols(f *elf.File) ([]elfSymbol, error) {
+	var syms []elfSymbol
+	var errs []error
+	for _, table := range []struct {
+		typ  elf.SectionType
+		read func() ([]elf.Symbol, error)
+	}{
+		{elf.SHT_SYMTAB, f.Symbols},
+		{elf.SHT_DYNSYM, f.DynamicSymbols},
+	} {
+		s := f.SectionByType(table.typ)
+		if s == nil {
+			continue
+		}
+		if err := checkSymbolTableSize(f, s); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		raw, err := table.read()
+		if err != nil {
+			if !errors.Is(err, elf.ErrNoSymbols) {
+				errs = append(errs, fmt.Errorf("read %s: %w", s.Name, err))
+			}
+			continue
+		}
+		syms = appendFunctionSymbols(syms, f, raw)
+	}
+	if len(syms) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return syms, nil
+}
+
+func checkSymbolTableSize(f *elf.File, s *elf.Section) error {
+	if s.Size > maxSymbolTableBytes {
+		return fmt.Errorf("symbol table %s is %d bytes, over the %d byte limit", s.Name, s.Size, maxSymbolTableBytes)
+	}
+	if int(s.Link) < len(f.Sections) {
+		if strtab := f.Sections[s.Link]; strtab.Size > maxSymbolTableBytes {
+			return fmt.Errorf("string table %s is %d bytes, over the %d byte limit", strtab.Name, strtab.Size, maxSymbolTableBytes)
+		}
+	}
+	return nil
+}
+
+// appendFunctionSymbols keeps what can hold code: STT_FUNC and
+// STT_GNU_IFUNC symbols, and untyped symbols in executable sections (hand
+// written assembly often has no type).
+func appendFunctionSymbols(dst []elfSymbol, f *elf.File, raw []elf.Symbol) []elfSymbol {
+	for _, s := range raw {
+		if s.Name == "" || s.Value == 0 || s.Section == elf.SHN_UNDEF {
+			continue
+		}
+		var sect *elf.Section
+		if int(s.Section) < len(f.Sections) {
+			sect = f.Sections[s.Section]
+		}
+		switch elf.ST_TYPE(s.Info) {
+		case elf.STT_FUNC, elf.STT_GNU_IFUNC:
+		case elf.STT_NOTYPE:
+			if sect == nil || sect.Flags&elf.SHF_EXECINSTR == 0 {
+				continue
+			}
+		default:
+			continue
+		}
+		sym := elfSymbol{
+			start: s.Value,
+			size:  s.Size,
+			name:  s.Name,
+			bind:  elf.ST_BIND(s.Info),
+		}
+		if sect != nil && sect.Flags&elf.SHF_ALLOC != 0 {
+			sym.sectionEnd = sect.Addr + sect.Size
+		}
+		dst = append(dst, sym)
+	}
+	return dst
+}
+
+// readBuildID returns the hex GNU build ID from .note.gnu.build-id, or from
+// any PT_NOTE segment when section headers are missing. "" when absent or
+// unreadable: a build ID is useful, not required.
+func readBuildID(f *elf.File) string {
+	if s := f.Section(".note.gnu.build-id"); s != nil && s.Size <= maxNoteBytes {
+		if data, err := s.Data(); err == nil {
+			if id := findBuildIDNote(data, f.ByteOrder); id != "" {
+				return id
+			}
+		}
+	}
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_NOTE || p.Filesz > maxNoteBytes {
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(p.Open(), maxNoteBytes))
+		if err != nil {
+			continue
+		}
+		if id := findBuildIDNote(data, f.ByteOrder); id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// findBuildIDNote walks ELF notes (namesz, descsz, type, name, desc, each
+// padded to 4 bytes) for the NT_GNU_BUILD_ID note of owner "GNU".
+func findBuildIDNote(data []byte, order binary.ByteOrder) string {
+	const ntGNUBuildID = 3
+	align4 := func(n uint64) uint64 { return (n + 3) &^ 3 }
+	for len(data) >= 12 {
+		namesz := uint64(order.Uint32(data[0:]))
+		descsz := uint64(order.Uint32(data[4:]))
+		typ := order.Uint32(data[8:])
+		data = data[12:]
+		if align4(namesz) > uint64(len(data)) {
+			return ""
+		}
+		name := data[:namesz]
+		data = data[align4(namesz):]
+		if descsz > uint64(len(data)) {
+			return ""
+		}
+		desc := data[:descsz]
+		if typ == ntGNUBuildID && bytes.Equal(name, []byte("GNU\x00")) {
+			return hex.EncodeToString(desc)
+		}
+		data = data[min(align4(descsz), uint64(len(data))):]
+	}
+	return ""
+}

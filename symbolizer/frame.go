@@ -1,0 +1,77 @@
+package symbolizer
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/ember-profiler/ember/collector"
+)
+
+// A Frame is one named function call at an address. A resolver returns a
+// slice of them for one address: the inlined calls there, innermost first,
+// ending with the function the address physically lies in.
+type Frame struct {
+	// Function is the display name; SystemName is the name as the symbol
+	// table spells it (they differ once demangling arrives, and for kernel
+	// module symbols, whose Function carries the module).
+	Function, SystemName string
+	// File and Line are the source position, empty and zero until a DWARF
+	// or pclntab resolver provides them.
+	File string
+	Line int64
+}
+
+// A resolver names an address of one file. elfAddr is an ELF virtual
+// address (already adjusted to point inside the call for return
+// addresses). ok is false when the resolver does not know the address, so
+// the next resolver in the list is tried.
+type resolver interface {
+	resolve(elfAddr uint64) (frames []Frame, ok bool)
+}
+
+// Marker frames. Every frame the symbolizer cannot name carries one of
+// these (or unknownIn), so a flame graph always says why it has a hole.
+const (
+	markerTruncated     = "[truncated]"
+	markerVDSO          = "[vdso]"
+	markerVsyscall      = "[vsyscall]"
+	markerExited        = "[unknown: process exited before it was read]"
+	markerNoProcess     = "[unknown: process missing from snapshot]"
+	markerNoMapping     = "[unknown: address in no mapping]"
+	markerUnknownKernel = "[unknown kernel address]"
+)
+
+// userLost and kernelLost name the single frame that stands in for a stack
+// the sampler lost.
+func userLost(r collector.LossReason) string {
+	return "[user stack lost: " + r.String() + "]"
+}
+
+func kernelLost(r collector.LossReason) string {
+	return "[kernel stack lost: " + r.String() + "]"
+}
+
+// unknownIn names an address of a mapping that no resolver could name.
+//
+// For file-backed mappings it is "[unknown in BASENAME+0xOFF]" where OFF is
+// the file offset of the runtime address (not the ELF virtual address): the
+// file offset can be computed even when the file is unreadable or not ELF,
+// and `objdump -d -F` or `addr2line` after converting it work from it. For
+// anonymous memory it is "[unknown in [anon]]" (or the kernel's pseudo
+// path, e.g. "[unknown in [heap]]").
+func unknownIn(m *collector.Mapping, addr uint64) string {
+	switch {
+	case m.Path == "":
+		return "[unknown in [anon]]"
+	case isPseudoPath(m.Path):
+		return "[unknown in " + m.Path + "]"
+	}
+	return fmt.Sprintf("[unknown in %s+%#x]", filepath.Base(m.Path), addr-m.Start+m.Offset)
+}
+
+// isPseudoPath reports whether a mapping path is a kernel pseudo name such
+// as "[heap]", "[vdso]" or "[anon:name]" rather than a file.
+func isPseudoPath(path string) bool {
+	return strings.HasPrefix(path, "[") && strings.HasSuffix(path, "]")
+}

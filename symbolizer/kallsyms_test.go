@@ -1,0 +1,114 @@
+package symbolizer
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ember-profiler/ember/internal/testenv"
+)
+
+func TestKallsymsFixture(t *testing.T) {
+	k, err := readKallsyms("testdata/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		addr     uint64
+		function string // "" = not found
+		system   string
+	}{
+		{0xffffffff80ffffff, "", ""},                     // before the first symbol
+		{0xffffffff81000000, "startup_64", "startup_64"}, // aliases: fewest underscores wins
+		{0xffffffff81000fff, "startup_64", "startup_64"}, // up to the next symbol
+		{0xffffffff81001000, "native_safe_halt", "native_safe_halt"},
+		{0xffffffff81001041, "arch_cpu_idle", "arch_cpu_idle"}, // weak symbol
+		{0xffffffff81002010, "arch_cpu_idle", "arch_cpu_idle"}, // data symbols are not symbol boundaries
+		{0xffffffff81004000, "__x64_sys_read", "__x64_sys_read"},
+		{0xffffffff810040ff, "__x64_sys_read", "__x64_sys_read"},
+		{0xffffffff81004100, "ksys_read", "ksys_read"},
+		{0xffffffff81010123, "schedule", "schedule"},
+		{0xffffffff81010200 + maxKernelSymbolBytes, "", ""}, // far past the last core symbol
+		{0xffffffffa0000010, "bpf_prog_6deef7357e7b4530_sd_fw_egress [bpf]", "bpf_prog_6deef7357e7b4530_sd_fw_egress"},
+		{0xffffffffc0a00004, "nft_do_chain [nf_tables]", "nft_do_chain"},
+		{0xffffffffc0a00400, "nft_register_chain_type [nf_tables]", "nft_register_chain_type"},
+	}
+	for _, tt := range tests {
+		sym, ok := k.lookup(tt.addr)
+		if tt.function == "" {
+			if ok {
+				t.Errorf("lookup(%#x) = %q, want not found", tt.addr, sym.name)
+			}
+			continue
+		}
+		if !ok {
+			t.Errorf("lookup(%#x) not found, want %q", tt.addr, tt.function)
+			continue
+		}
+		if f := sym.frame(); f.Function != tt.function || f.SystemName != tt.system {
+			t.Errorf("lookup(%#x) = %q/%q, want %q/%q", tt.addr, f.Function, f.SystemName, tt.function, tt.system)
+		}
+	}
+}
+
+func TestKallsymsHidden(t *testing.T) {
+	hidden := "0000000000000000 T _text\n0000000000000000 T schedule\n0000000000000000 t nft_do_chain\t[nf_tables]\n"
+	path := t.TempDir() + "/kallsyms"
+	if err := os.WriteFile(path, []byte(hidden), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Options{KallsymsPath: path})
+	if err == nil {
+		t.Fatal("New with hidden kernel addresses succeeded")
+	}
+	for _, want := range []string{"hidden", "root", "kptr_restrict"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestKallsymsMalformed(t *testing.T) {
+	for name, text := range map[string]string{
+		"empty":       "",
+		"bad address": "zzzz T foo\n",
+		"no text":     "ffffffff81002000 D some_data\n",
+	} {
+		if _, err := parseKallsyms(strings.NewReader(text)); err == nil {
+			t.Errorf("%s: parse succeeded", name)
+		}
+	}
+}
+
+// TestKallsymsReal reads this machine's kernel symbols, which needs root
+// (CAP_SYSLOG) to see real addresses.
+func TestKallsymsReal(t *testing.T) {
+	if os.Geteuid() != 0 {
+		reason := "needs root (CAP_SYSLOG) to read kernel addresses from /proc/kallsyms; set CI to fail instead of skip"
+		if testenv.InCI() {
+			t.Fatal(reason)
+		}
+		t.Skip(reason)
+	}
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.kernel.syms); n < 10000 {
+		t.Errorf("only %d kernel text symbols", n)
+	}
+	// Every kernel has schedule; look it up by name, then by an address
+	// inside it.
+	var addr uint64
+	for _, sym := range s.kernel.syms {
+		if sym.name == "schedule" && sym.module == "" {
+			addr = sym.addr
+		}
+	}
+	if addr == 0 {
+		t.Fatal("no schedule in /proc/kallsyms")
+	}
+	if f := s.kernelFrames(addr + 1); f[0].Function != "schedule" {
+		t.Errorf("kernel address schedule+1 named %q", f[0].Function)
+	}
+}

@@ -1,0 +1,298 @@
+package symbolizer
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/collector"
+)
+
+const kernelMappingFile = "[kernel.kallsyms]"
+
+// Profile names every address of a batch and returns it as a pprof
+// profile: samples/count and cpu/nanoseconds per sample, each sample's
+// locations leaf first (kernel frames, then user frames), labelled with
+// comm, pid and tid, in a deterministic order (pid, tid, then stack).
+//
+// Files are read through the *os.File values in the batch's mappings,
+// which must stay open for the duration of the call.
+func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	periodNanos := b.PeriodNanos
+	if periodNanos == 0 && b.FrequencyHz > 0 {
+		periodNanos = 1e9 / int64(b.FrequencyHz)
+	}
+	pb := &profileBuilder{
+		s:         s,
+		batch:     b,
+		fileKeys:  make(map[*collector.Mapping]fileKeyResult),
+		mappings:  make(map[mappingKey]*profile.Mapping),
+		locations: make(map[locationKey]*profile.Location),
+		functions: make(map[Frame]*profile.Function),
+		p: &profile.Profile{
+			SampleType: []*profile.ValueType{
+				{Type: "samples", Unit: "count"},
+				{Type: "cpu", Unit: "nanoseconds"},
+			},
+			PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+			Period:        periodNanos,
+			TimeNanos:     b.Start.UnixNano(),
+			DurationNanos: b.End.Sub(b.Start).Nanoseconds(),
+		},
+	}
+	if b.Start.IsZero() {
+		pb.p.TimeNanos = 0
+	}
+	for _, smp := range sortedSamples(b.Samples) {
+		pb.addSample(smp, periodNanos)
+	}
+	if err := pb.p.CheckValid(); err != nil {
+		// A bug here, not bad input: every ID is assigned by the builder.
+		return nil, err
+	}
+	return pb.p, nil
+}
+
+// sortedSamples orders samples by pid, tid, then stack, so that location,
+// function and mapping IDs (assigned in first-use order) and the sample list
+// are the same for the same batch.
+func sortedSamples(in []collector.Sample) []*collector.Sample {
+	out := make([]*collector.Sample, len(in))
+	for i := range in {
+		out[i] = &in[i]
+	}
+	slices.SortStableFunc(out, func(a, b *collector.Sample) int {
+		return cmp.Or(
+			cmp.Compare(a.PID, b.PID),
+			cmp.Compare(a.TID, b.TID),
+			slices.Compare(a.Kernel, b.Kernel),
+			slices.Compare(a.User, b.User),
+			cmp.Compare(a.KernelLost, b.KernelLost),
+			cmp.Compare(a.UserLost, b.UserLost),
+			compareBool(a.KernelTruncated, b.KernelTruncated),
+			compareBool(a.UserTruncated, b.UserTruncated),
+			cmp.Compare(a.Comm, b.Comm),
+		)
+	})
+	return out
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+// profileBuilder accumulates one profile, deduplicating mappings,
+// locations and functions.
+type profileBuilder struct {
+	s     *Symbolizer
+	batch *collector.Batch
+	// fileKeys caches one stat per mapping per call.
+	fileKeys  map[*collector.Mapping]fileKeyResult
+	mappings  map[mappingKey]*profile.Mapping
+	locations map[locationKey]*profile.Location
+	functions map[Frame]*profile.Function
+	p         *profile.Profile
+}
+
+type fileKeyResult struct {
+	key fileKey
+	err error
+}
+
+type mappingKind uint8
+
+const (
+	kindMarker   mappingKind = iota // no mapping: marker frames
+	kindKernel                      // [kernel.kallsyms]
+	kindUser                        // one mapping of one process
+	kindUnmapped                    // an address of a process, in no known mapping
+)
+
+// mappingKey identifies a pprof mapping: the kernel, or one process's
+// mapping by its start address.
+type mappingKey struct {
+	kind  mappingKind
+	pid   uint32
+	start uint64
+}
+
+// locationKey deduplicates locations per (mapping, address); marker frames
+// have no mapping or address and are keyed by name.
+type locationKey struct {
+	mapping mappingKey
+	addr    uint64
+	marker  string
+}
+
+func (pb *profileBuilder) addSample(smp *collector.Sample, periodNanos int64) {
+	var locs []*profile.Location
+	switch smp.KernelLost {
+	case collector.LostNone, collector.LostKernelThread:
+		for i, addr := range smp.Kernel {
+			locs = append(locs, pb.kernelLocation(addr, i > 0))
+		}
+		if smp.KernelTruncated && len(smp.Kernel) > 0 {
+			locs = append(locs, pb.markerLocation(markerTruncated))
+		}
+	default:
+		locs = append(locs, pb.markerLocation(kernelLost(smp.KernelLost)))
+	}
+	switch smp.UserLost {
+	case collector.LostNone, collector.LostKernelThread:
+		proc := pb.batch.Processes[smp.PID]
+		for i, addr := range smp.User {
+			locs = append(locs, pb.userLocation(proc, smp.PID, addr, i > 0))
+		}
+		if smp.UserTruncated && len(smp.User) > 0 {
+			locs = append(locs, pb.markerLocation(markerTruncated))
+		}
+	default:
+		locs = append(locs, pb.markerLocation(userLost(smp.UserLost)))
+	}
+	count := int64(smp.Count)
+	pb.p.Sample = append(pb.p.Sample, &profile.Sample{
+		Location: locs,
+		Value:    []int64{count, count * periodNanos},
+		Label:    map[string][]string{"comm": {smp.Comm}},
+		NumLabel: map[string][]int64{"pid": {int64(smp.PID)}, "tid": {int64(smp.TID)}},
+	})
+}
+
+// lookupAddress moves a return address back into the call instruction.
+// Only the leaf address of a stack is where the CPU was; every other one
+// is where a call returns to.
+func lookupAddress(addr uint64, isReturn bool) uint64 {
+	if isReturn && addr > 0 {
+		return addr - 1
+	}
+	return addr
+}
+
+func (pb *profileBuilder) kernelLocation(addr uint64, isReturn bool) *profile.Location {
+	mk := mappingKey{kind: kindKernel}
+	lk := locationKey{mapping: mk, addr: addr}
+	if loc, ok := pb.locations[lk]; ok {
+		return loc
+	}
+	m, ok := pb.mappings[mk]
+	if !ok {
+		m = pb.addMapping(mk, &profile.Mapping{
+			Start:        pb.s.kernel.syms[0].addr,
+			Limit:        ^uint64(0),
+			File:         kernelMappingFile,
+			HasFunctions: true,
+		})
+	}
+	return pb.addLocation(lk, m, addr, pb.s.kernelFrames(lookupAddress(addr, isReturn)))
+}
+
+func (pb *profileBuilder) userLocation(proc *collector.Process, pid uint32, addr uint64, isReturn bool) *profile.Location {
+	var cm *collector.Mapping
+	if proc != nil {
+		cm = proc.FindMapping(addr)
+	}
+	if cm == nil {
+		lk := locationKey{mapping: mappingKey{kind: kindUnmapped, pid: pid}, addr: addr}
+		if loc, ok := pb.locations[lk]; ok {
+			return loc
+		}
+		name := markerNoMapping
+		switch {
+		case proc == nil:
+			name = markerNoProcess
+		case proc.Exited || proc.SnapshotErr != nil:
+			name = markerExited
+		}
+		return pb.addLocation(lk, nil, addr, []Frame{{Function: name, SystemName: name}})
+	}
+
+	mk := mappingKey{kind: kindUser, pid: pid, start: cm.Start}
+	lk := locationKey{mapping: mk, addr: addr}
+	if loc, ok := pb.locations[lk]; ok {
+		return loc
+	}
+	key := pb.fileKey(cm)
+	frames, buildID := pb.s.userFrames(key.key, key.err, cm, addr, lookupAddress(addr, isReturn))
+	m, ok := pb.mappings[mk]
+	if !ok {
+		m = pb.addMapping(mk, &profile.Mapping{
+			Start:        cm.Start,
+			Limit:        cm.Limit,
+			Offset:       cm.Offset,
+			File:         cm.Path,
+			BuildID:      buildID,
+			HasFunctions: true,
+		})
+	}
+	return pb.addLocation(lk, m, addr, frames)
+}
+
+func (pb *profileBuilder) fileKey(m *collector.Mapping) fileKeyResult {
+	if m.File == nil {
+		return fileKeyResult{}
+	}
+	r, ok := pb.fileKeys[m]
+	if !ok {
+		r.key, r.err = statKey(m.File)
+		pb.fileKeys[m] = r
+	}
+	return r
+}
+
+func (pb *profileBuilder) markerLocation(name string) *profile.Location {
+	lk := locationKey{marker: name}
+	if loc, ok := pb.locations[lk]; ok {
+		return loc
+	}
+	return pb.addLocation(lk, nil, 0, []Frame{{Function: name, SystemName: name}})
+}
+
+func (pb *profileBuilder) addMapping(mk mappingKey, m *profile.Mapping) *profile.Mapping {
+	m.ID = uint64(len(pb.p.Mapping) + 1)
+	pb.p.Mapping = append(pb.p.Mapping, m)
+	pb.mappings[mk] = m
+	return m
+}
+
+// addLocation records a location whose lines are frames, innermost first,
+// as pprof wants them.
+func (pb *profileBuilder) addLocation(lk locationKey, m *profile.Mapping, addr uint64, frames []Frame) *profile.Location {
+	loc := &profile.Location{
+		ID:      uint64(len(pb.p.Location) + 1),
+		Mapping: m,
+		Address: addr,
+	}
+	for _, f := range frames {
+		loc.Line = append(loc.Line, profile.Line{Function: pb.function(f), Line: f.Line})
+	}
+	pb.p.Location = append(pb.p.Location, loc)
+	pb.locations[lk] = loc
+	return loc
+}
+
+// function deduplicates functions by (name, system name, file name).
+func (pb *profileBuilder) function(f Frame) *profile.Function {
+	key := Frame{Function: f.Function, SystemName: f.SystemName, File: f.File}
+	if fn, ok := pb.functions[key]; ok {
+		return fn
+	}
+	fn := &profile.Function{
+		ID:         uint64(len(pb.p.Function) + 1),
+		Name:       f.Function,
+		SystemName: f.SystemName,
+		Filename:   f.File,
+	}
+	pb.p.Function = append(pb.p.Function, fn)
+	pb.functions[key] = fn
+	return fn
+}
