@@ -9,7 +9,10 @@ import (
 	"github.com/ember-profiler/ember/collector"
 )
 
-const kernelMappingFile = "[kernel.kallsyms]"
+const (
+	kernelMappingFile = "[kernel.kallsyms]"
+	anonMappingFile   = "[anon]"
+)
 
 // Profile names every address of a batch and returns it as a pprof
 // profile: samples/count and cpu/nanoseconds per sample, each sample's
@@ -225,11 +228,15 @@ func (pb *profileBuilder) userLocation(proc *collector.Process, pid uint32, addr
 	frames, buildID := pb.s.userFrames(key.key, key.err, cm, addr, lookupAddress(addr, isReturn))
 	m, ok := pb.mappings[mk]
 	if !ok {
+		file := cm.Path
+		if file == "" {
+			file = anonMappingFile // pprof takes a nameless mapping for the main binary
+		}
 		m = pb.addMapping(mk, &profile.Mapping{
 			Start:        cm.Start,
 			Limit:        cm.Limit,
 			Offset:       cm.Offset,
-			File:         cm.Path,
+			File:         file,
 			BuildID:      buildID,
 			HasFunctions: true,
 		})
