@@ -95,9 +95,11 @@ struct counts_map counts_1 SEC(".maps");
 struct stacks_map stacks_0 SEC(".maps");
 struct stacks_map stacks_1 SEC(".maps");
 
+// Counters per buffer (buffer * STAT_MAX + stat), so each drain's accounting
+// covers exactly the samples it reads.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, STAT_MAX);
+	__uint(max_entries, 2 * STAT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
@@ -130,8 +132,9 @@ const volatile bool filter_pids = false;
 // Which set of maps the program writes into; flipped by user space.
 volatile __u32 active_buffer = 0;
 
-static __always_inline void count_stat(__u32 which)
+static __always_inline void count_stat(__u32 buffer, __u32 which)
 {
+	which += buffer * STAT_MAX;
 	__u64 *v = bpf_map_lookup_elem(&stats, &which);
 	if (v)
 		*v += 1; // per-CPU: no atomic needed
@@ -141,7 +144,7 @@ static __always_inline void notify(__u32 type, __u32 pid)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count_stat(STAT_EVENTS_LOST);
+		count_stat(active_buffer & 1, STAT_EVENTS_LOST);
 		return;
 	}
 	e->type = type;
@@ -149,14 +152,14 @@ static __always_inline void notify(__u32 type, __u32 pid)
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline void note_first_sight(__u32 pid)
+static __always_inline void note_first_sight(__u32 buffer, __u32 pid)
 {
 	if (bpf_map_lookup_elem(&seen_pids, &pid))
 		return;
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		// Not marked seen, so the next sample tries again.
-		count_stat(STAT_EVENTS_LOST);
+		count_stat(buffer, STAT_EVENTS_LOST);
 		return;
 	}
 	e->type = EVENT_NEW_PROCESS;
@@ -166,19 +169,19 @@ static __always_inline void note_first_sight(__u32 pid)
 	bpf_map_update_elem(&seen_pids, &pid, &one, BPF_ANY);
 }
 
-static __always_inline __s32 stack_error_stat(long err, __u32 collision, __u32 full, __u32 other)
+static __always_inline void stack_error_stat(__u32 buffer, long err, __u32 collision, __u32 full,
+					     __u32 other)
 {
 	if (err == -EEXIST)
-		count_stat(collision);
+		count_stat(buffer, collision);
 	else if (err == -ENOMEM)
-		count_stat(full);
+		count_stat(buffer, full);
 	else
-		count_stat(other);
-	return (__s32)err;
+		count_stat(buffer, other);
 }
 
-static __always_inline int record(struct bpf_perf_event_data *ctx, void *counts, void *stacks,
-				  __u32 pid, __u32 tid)
+static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer, void *counts,
+				  void *stacks, __u32 pid, __u32 tid)
 {
 	struct sample_key key = {
 		.pid = pid,
@@ -189,17 +192,17 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, void *counts,
 	long kid = bpf_get_stackid(ctx, stacks, 0);
 	// -EFAULT: the sample landed in user mode, so there is no kernel stack.
 	if (kid < 0 && kid != -EFAULT)
-		stack_error_stat(kid, STAT_KERNEL_COLLISION, STAT_KERNEL_MAP_FULL, STAT_KERNEL_OTHER);
+		stack_error_stat(buffer, kid, STAT_KERNEL_COLLISION, STAT_KERNEL_MAP_FULL, STAT_KERNEL_OTHER);
 	key.kernel_stack_id = (__s32)kid;
 
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
-		count_stat(STAT_USER_KERNEL_THREAD);
+		count_stat(buffer, STAT_USER_KERNEL_THREAD);
 		key.user_stack_id = STACK_ID_KERNEL_THREAD;
 	} else {
 		long uid = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK);
 		if (uid < 0)
-			stack_error_stat(uid, STAT_USER_COLLISION, STAT_USER_MAP_FULL, STAT_USER_OTHER);
+			stack_error_stat(buffer, uid, STAT_USER_COLLISION, STAT_USER_MAP_FULL, STAT_USER_OTHER);
 		key.user_stack_id = (__s32)uid;
 	}
 
@@ -209,24 +212,26 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, void *counts,
 		bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
 		long err = bpf_map_update_elem(counts, &key, &fresh, BPF_NOEXIST);
 		if (err && err != -EEXIST) {
-			count_stat(STAT_COUNT_MAP_FULL);
+			count_stat(buffer, STAT_COUNT_MAP_FULL);
 			return 0;
 		}
 		value = bpf_map_lookup_elem(counts, &key);
 		if (!value) {
-			count_stat(STAT_COUNT_MAP_FULL);
+			count_stat(buffer, STAT_COUNT_MAP_FULL);
 			return 0;
 		}
 	}
 	__sync_fetch_and_add(&value->count, 1);
-	count_stat(STAT_RECORDED);
+	count_stat(buffer, STAT_RECORDED);
 	return 0;
 }
 
 SEC("perf_event")
 int sample(struct bpf_perf_event_data *ctx)
 {
-	count_stat(STAT_TAKEN);
+	// Read once: every count of this sample goes to the same buffer.
+	__u32 buffer = active_buffer & 1;
+	count_stat(buffer, STAT_TAKEN);
 
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;
@@ -234,22 +239,22 @@ int sample(struct bpf_perf_event_data *ctx)
 
 	if (tid == 0) {
 		if (!include_idle) {
-			count_stat(STAT_IDLE);
+			count_stat(buffer, STAT_IDLE);
 			return 0;
 		}
 	} else {
 		if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid)) {
-			count_stat(STAT_FILTERED);
+			count_stat(buffer, STAT_FILTERED);
 			return 0;
 		}
 		if (!(BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), flags) & PF_KTHREAD))
-			note_first_sight(pid);
+			note_first_sight(buffer, pid);
 	}
 
 	// Each branch names its maps as constants, which the verifier requires.
-	if (active_buffer & 1)
-		return record(ctx, &counts_1, &stacks_1, pid, tid);
-	return record(ctx, &counts_0, &stacks_0, pid, tid);
+	if (buffer)
+		return record(ctx, 1, &counts_1, &stacks_1, pid, tid);
+	return record(ctx, 0, &counts_0, &stacks_0, pid, tid);
 }
 
 // A new program image replaces the address space: read the mappings again.

@@ -88,10 +88,10 @@ type Collector struct {
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 
-	drainMu   sync.Mutex
-	active    uint32
-	lastDrain time.Time
-	lastStats [bpf.SamplerSamplerStatSTAT_MAX]uint64
+	drainMu      sync.Mutex
+	active       uint32
+	lastDrain    time.Time
+	possibleCPUs int
 }
 
 // New loads and attaches the sampler; sampling starts before it returns.
@@ -115,11 +115,16 @@ func New(cfg Config) (*Collector, error) {
 	// older ones it is needed, and failing it is reported by the load below.
 	_ = rlimit.RemoveMemlock()
 
+	possibleCPUs, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("count possible CPUs: %w", err)
+	}
 	c := &Collector{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		tracker:  newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger),
-		maxDepth: maxStackDepth(),
+		possibleCPUs: possibleCPUs,
+		cfg:          cfg,
+		log:          cfg.Logger,
+		tracker:      newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger),
+		maxDepth:     maxStackDepth(),
 	}
 	if err := c.load(); err != nil {
 		return nil, err

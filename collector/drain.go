@@ -51,7 +51,7 @@ func (c *Collector) Drain() (*Batch, error) {
 	if batch.Samples, err = c.readSamples(counts, stacks); err != nil {
 		return nil, err
 	}
-	if err := c.readStats(&batch.Stats); err != nil {
+	if err := c.readStats(prev, &batch.Stats); err != nil {
 		return nil, err
 	}
 	for _, s := range batch.Samples {
@@ -196,20 +196,24 @@ func deleteKeys(m *ebpf.Map, keys []bpf.SamplerSampleKey) error {
 	return nil
 }
 
-// readStats sums the per-CPU counters and stores what changed since the
-// last drain.
-func (c *Collector) readStats(st *Stats) error {
+// readStats sums and zeroes the per-CPU counters of the drained buffer.
+func (c *Collector) readStats(buffer uint32, st *Stats) error {
 	var now [bpf.SamplerSamplerStatSTAT_MAX]uint64
 	var perCPU []uint64
+	zeros := make([]uint64, c.possibleCPUs)
 	for i := range now {
-		if err := c.objs.Stats.Lookup(uint32(i), &perCPU); err != nil {
+		key := buffer*uint32(bpf.SamplerSamplerStatSTAT_MAX) + uint32(i)
+		if err := c.objs.Stats.Lookup(key, &perCPU); err != nil {
 			return fmt.Errorf("read sampler stats: %w", err)
 		}
 		for _, v := range perCPU {
 			now[i] += v
 		}
+		if err := c.objs.Stats.Put(key, zeros); err != nil {
+			return fmt.Errorf("reset sampler stats: %w", err)
+		}
 	}
-	d := func(s bpf.SamplerSamplerStat) uint64 { return now[s] - c.lastStats[s] }
+	d := func(s bpf.SamplerSamplerStat) uint64 { return now[s] }
 	st.Taken = d(bpf.SamplerSamplerStatSTAT_TAKEN)
 	st.Idle = d(bpf.SamplerSamplerStatSTAT_IDLE)
 	st.Filtered = d(bpf.SamplerSamplerStatSTAT_FILTERED)
@@ -227,7 +231,6 @@ func (c *Collector) readStats(st *Stats) error {
 		LostMapFull:   d(bpf.SamplerSamplerStatSTAT_KERNEL_MAP_FULL),
 		LostOther:     d(bpf.SamplerSamplerStatSTAT_KERNEL_OTHER),
 	}
-	c.lastStats = now
 	return nil
 }
 

@@ -63,8 +63,8 @@ __attribute__((noinline)) void work_b(int64_t deadline) {
 	sink++; // not a tail call, so work_b stays on the stack
 }
 
-__attribute__((noinline)) void run(int64_t seconds) {
-	int64_t end = now_nanos() + seconds * 1000000000;
+__attribute__((noinline)) void run(int64_t nanos) {
+	int64_t end = now_nanos() + nanos;
 	int64_t t;
 	while ((t = now_nanos()) < end) {
 		alpha(t + 50000000);
@@ -74,15 +74,15 @@ __attribute__((noinline)) void run(int64_t seconds) {
 }
 
 int main(int argc, char **argv) {
-	int64_t seconds = 10;
+	double seconds = 10;
 	if (argc > 1) {
-		seconds = atoll(argv[1]);
+		seconds = strtod(argv[1], NULL);
 		if (seconds <= 0) {
 			fprintf(stderr, "usage: %s [seconds]\n", argv[0]);
 			return 2;
 		}
 	}
-	run(seconds);
+	run((int64_t)(seconds * 1e9));
 	printf("%llu\n", (unsigned long long)sink);
 	return 0;
 }

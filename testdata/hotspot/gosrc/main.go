@@ -114,15 +114,15 @@ func main() {
 	runtime.LockOSThread()
 	runtime.GOMAXPROCS(1)
 
-	seconds := 10
+	seconds := 10.0
 	if len(os.Args) > 1 {
-		n, err := strconv.Atoi(os.Args[1])
+		n, err := strconv.ParseFloat(os.Args[1], 64)
 		if err != nil || n <= 0 {
 			fmt.Fprintf(os.Stderr, "usage: %s [seconds]\n", os.Args[0])
 			os.Exit(2)
 		}
 		seconds = n
 	}
-	run(time.Duration(seconds) * time.Second)
+	run(time.Duration(seconds * float64(time.Second)))
 	fmt.Println(sink)
 }

@@ -1,0 +1,206 @@
+package collector
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ember-profiler/ember/internal/testenv"
+)
+
+const hotspotC = "../testdata/hotspot/hotspot"
+
+// startHotspot runs the C fixture for seconds and returns it running.
+func startHotspot(t *testing.T, seconds string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(hotspotC, seconds)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", hotspotC, err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+func newCollector(t *testing.T, cfg Config) *Collector {
+	t.Helper()
+	testenv.RequireBPF(t)
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatalf("start collector: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// checkAccounting asserts that every sample the program took is accounted
+// for: recorded in a count, or counted as left out or lost.
+func checkAccounting(t *testing.T, b *Batch) {
+	t.Helper()
+	st := b.Stats
+	if got := st.Idle + st.Filtered + st.Recorded + st.CountMapFull; got != st.Taken {
+		t.Errorf("taken %d != idle %d + filtered %d + recorded %d + count map full %d", st.Taken, st.Idle, st.Filtered, st.Recorded, st.CountMapFull)
+	}
+	var sum uint64
+	userLost := map[LossReason]uint64{}
+	for _, s := range b.Samples {
+		sum += s.Count
+		userLost[s.UserLost] += s.Count
+	}
+	if sum != st.Recorded {
+		t.Errorf("samples add up to %d, stats say %d recorded", sum, st.Recorded)
+	}
+	for _, r := range []LossReason{LostCollision, LostMapFull, LostKernelThread} {
+		if userLost[r] != st.UserLost[r] {
+			t.Errorf("user stacks lost to %s: samples say %d, stats say %d", r, userLost[r], st.UserLost[r])
+		}
+	}
+}
+
+func TestSamplesOneProcess(t *testing.T) {
+	hot := startHotspot(t, "4")
+	pid := uint32(hot.Process.Pid)
+	c := newCollector(t, Config{PIDs: []uint32{pid}})
+
+	exe, _ := filepath.Abs(hotspotC)
+	var total uint64
+	var inExe uint64
+	for range 3 {
+		time.Sleep(time.Second)
+		b, err := c.Drain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAccounting(t, b)
+		if b.Stats.Filtered == 0 {
+			t.Error("expected samples of other processes (at least the other CPU's) to be filtered out")
+		}
+		for _, s := range b.Samples {
+			if s.PID != pid {
+				t.Fatalf("sample of pid %d passed the filter for %d", s.PID, pid)
+			}
+			if s.Comm != "hotspot" {
+				t.Errorf("comm %q, want hotspot", s.Comm)
+			}
+			total += s.Count
+			p := b.Processes[pid]
+			if p == nil {
+				t.Fatalf("no process snapshot for %d", pid)
+			}
+			if p.Exe != exe {
+				t.Errorf("exe %q, want %q", p.Exe, exe)
+			}
+			if len(s.User) == 0 {
+				continue
+			}
+			if m := p.FindMapping(s.User[0]); m != nil && m.Path == exe {
+				if m.File == nil {
+					t.Errorf("mapping of %s has no file held", m.Path)
+				}
+				inExe += s.Count
+			}
+		}
+	}
+	// One busy thread at 99 Hz for 3 s: about 297 samples.
+	if total < 250 || total > 320 {
+		t.Errorf("%d samples of a CPU-bound process over 3 s at 99 Hz, want about 297", total)
+	}
+	if inExe < total*9/10 {
+		t.Errorf("only %d of %d samples have their leaf in %s", inExe, total, exe)
+	}
+}
+
+// A process that lives 150 ms and exits before the drain must still be
+// attributed, with its mappings and files captured at first sight.
+func TestShortLivedProcess(t *testing.T) {
+	c := newCollector(t, Config{})
+	if _, err := c.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(hotspotC, "0.15")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run %s: %v", hotspotC, err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	time.Sleep(200 * time.Millisecond)
+	b, err := c.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAccounting(t, b)
+	var n uint64
+	for _, s := range b.Samples {
+		if s.PID == pid {
+			n += s.Count
+		}
+	}
+	if n < 5 {
+		t.Fatalf("%d samples of the 150 ms process, want about 15", n)
+	}
+	p := b.Processes[pid]
+	if p == nil || p.SnapshotErr != nil {
+		t.Fatalf("process %d was not captured before it exited: %+v", pid, p)
+	}
+	if !p.Exited {
+		t.Error("process not marked exited")
+	}
+	held := 0
+	for _, m := range p.Mappings {
+		if m.File != nil {
+			held++
+			if _, err := m.File.Stat(); err != nil {
+				t.Errorf("file of %s closed too early: %v", m.Path, err)
+			}
+		}
+	}
+	if held < 2 {
+		t.Errorf("%d mapped files held for the exited process, want the executable and libc at least", held)
+	}
+}
+
+// With tiny stack maps, collisions must happen and be reported, never
+// silently mis-attributed.
+func TestStackLossIsCounted(t *testing.T) {
+	startHotspot(t, "3")
+	go func() { exec.Command("../testdata/hotspot/hotspot-go", "2").Run() }()
+	c := newCollector(t, Config{StackMapEntries: 64})
+	var lost uint64
+	for range 2 {
+		time.Sleep(time.Second)
+		b, err := c.Drain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAccounting(t, b)
+		lost += b.Stats.UserLost[LostCollision] + b.Stats.KernelLost[LostCollision]
+	}
+	if lost == 0 {
+		t.Error("no collisions reported in a 64-entry stack map under load; losses are not being counted")
+	}
+}
+
+func TestNoSuchPID(t *testing.T) {
+	_, err := New(Config{PIDs: []uint32{4000000}})
+	if !errors.Is(err, ErrNoSuchProcess) {
+		t.Fatalf("got %v, want ErrNoSuchProcess", err)
+	}
+}
+
+func TestConfigErrorsNameTheSetting(t *testing.T) {
+	for _, cfg := range []Config{{FrequencyHz: -1}, {StackMapEntries: 3}, {CountMapEntries: 1 << 30}} {
+		_, err := New(cfg)
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("%+v: got %v, want a ConfigError", cfg, err)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	if _, err := os.Stat(hotspotC); err != nil {
+		panic("fixture missing: " + err.Error())
+	}
+	os.Exit(m.Run())
+}

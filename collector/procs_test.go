@@ -1,0 +1,124 @@
+package collector
+
+import (
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseMapsLine(t *testing.T) {
+	tests := []struct {
+		line string
+		want Mapping
+		exec bool
+	}{
+		{
+			line: "55d0c8a00000-55d0c8a21000 r-xp 00002000 fd:01 1835030                    /usr/bin/yes",
+			want: Mapping{Start: 0x55d0c8a00000, Limit: 0x55d0c8a21000, Offset: 0x2000, Dev: unix.Mkdev(0xfd, 1), Inode: 1835030, Path: "/usr/bin/yes"},
+			exec: true,
+		},
+		{
+			line: "7f0000000000-7f0000001000 r-xp 00000000 08:02 42 /tmp/my lib.so (deleted)",
+			want: Mapping{Start: 0x7f0000000000, Limit: 0x7f0000001000, Dev: unix.Mkdev(8, 2), Inode: 42, Path: "/tmp/my lib.so", Deleted: true},
+			exec: true,
+		},
+		{
+			line: "7ffd1e5f2000-7ffd1e5f4000 r-xp 00000000 00:00 0                          [vdso]",
+			want: Mapping{Start: 0x7ffd1e5f2000, Limit: 0x7ffd1e5f4000, Path: "[vdso]"},
+			exec: true,
+		},
+		{
+			line: "7f1c2a600000-7f1c2a800000 rw-p 00000000 00:00 0 ",
+			want: Mapping{Start: 0x7f1c2a600000, Limit: 0x7f1c2a800000},
+		},
+	}
+	for _, tt := range tests {
+		got, exec, err := parseMapsLine(tt.line)
+		if err != nil {
+			t.Errorf("%q: %v", tt.line, err)
+			continue
+		}
+		if got != tt.want || exec != tt.exec {
+			t.Errorf("%q:\n got %+v exec=%v\nwant %+v exec=%v", tt.line, got, exec, tt.want, tt.exec)
+		}
+	}
+	for _, bad := range []string{"", "zz-10 r-xp 0 00:00 0", "10-20 r-xp 0 0000 0", "10-20 r-xp 0 00:00 x"} {
+		if _, _, err := parseMapsLine(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	raw := []byte("1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n")
+	comm, start, err := parseStat(raw)
+	if err != nil || comm != "a (weird) name" || start != 987654 {
+		t.Fatalf("got %q %d %v", comm, start, err)
+	}
+	if _, _, err := parseStat([]byte("1 (x) S 1")); err == nil {
+		t.Error("short stat: no error")
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	got, err := parseCPUList("0-2,5,7-8")
+	want := []int{0, 1, 2, 5, 7, 8}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("got %v %v", got, err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	for _, bad := range []string{"", "a", "3-1"} {
+		if _, err := parseCPUList(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestParseCgroup(t *testing.T) {
+	if got := parseCgroup([]byte("0::/system.slice/nginx.service\n")); got != "/system.slice/nginx.service" {
+		t.Errorf("v2: %q", got)
+	}
+	if got := parseCgroup([]byte("12:cpu,cpuacct:/a\n11:memory:/a\n")); got != "cpu,cpuacct:/a;memory:/a" {
+		t.Errorf("v1: %q", got)
+	}
+}
+
+// The tracker reads this very process and holds its executable open.
+func TestSnapshotSelf(t *testing.T) {
+	tr := newProcessTracker("/proc", 100, nil)
+	defer tr.close()
+	p, files := tr.snapshot(uint32(os.Getpid()))
+	if p.SnapshotErr != nil {
+		t.Fatal(p.SnapshotErr)
+	}
+	exe, _ := os.Executable()
+	found := false
+	for _, m := range p.Mappings {
+		if m.Path == exe && m.File != nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("executable %s not among held mappings %+v", exe, p.Mappings)
+	}
+	if len(files) == 0 || len(p.Cmdline) == 0 || p.StartTicks == 0 {
+		t.Errorf("incomplete snapshot: %+v", p)
+	}
+	tr.release(files)
+	if len(tr.files) != 0 {
+		t.Errorf("%d files still held after release", len(tr.files))
+	}
+}
+
+func TestSnapshotGoneProcess(t *testing.T) {
+	tr := newProcessTracker("/proc", 100, nil)
+	p, _ := tr.snapshot(4000000)
+	if p.SnapshotErr == nil {
+		t.Fatal("no error for a process that does not exist")
+	}
+}
