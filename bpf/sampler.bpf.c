@@ -17,8 +17,10 @@
 #define ENOMEM 12
 #define EFAULT 14
 
-// The user_stack_id of a kernel thread's sample: it has no user stack.
+// user_stack_id values for tasks that have no user stack to read: kernel
+// threads, and processes past exit_mm on their way out.
 #define STACK_ID_KERNEL_THREAD (-1)
+#define STACK_ID_EXITING (-2)
 
 // Where a sample's user stack lives. Frame-pointer stacks come from
 // bpf_get_stackid; a DWARF (.eh_frame) unwinder will add its own source.
@@ -49,6 +51,7 @@ enum sampler_stat {
 	STAT_USER_COLLISION,
 	STAT_USER_MAP_FULL,
 	STAT_USER_KERNEL_THREAD,
+	STAT_USER_EXITING,
 	STAT_USER_OTHER,
 	STAT_KERNEL_COLLISION,
 	STAT_KERNEL_MAP_FULL,
@@ -181,7 +184,7 @@ static __always_inline void stack_error_stat(__u32 buffer, long err, __u32 colli
 }
 
 static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer, void *counts,
-				  void *stacks, __u32 pid, __u32 tid)
+				  void *stacks, struct task_struct *task, __u32 pid, __u32 tid)
 {
 	struct sample_key key = {
 		.pid = pid,
@@ -195,10 +198,12 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 		stack_error_stat(buffer, kid, STAT_KERNEL_COLLISION, STAT_KERNEL_MAP_FULL, STAT_KERNEL_OTHER);
 	key.kernel_stack_id = (__s32)kid;
 
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
 		count_stat(buffer, STAT_USER_KERNEL_THREAD);
 		key.user_stack_id = STACK_ID_KERNEL_THREAD;
+	} else if (!BPF_CORE_READ(task, mm)) {
+		count_stat(buffer, STAT_USER_EXITING);
+		key.user_stack_id = STACK_ID_EXITING;
 	} else {
 		long uid = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK);
 		if (uid < 0)
@@ -233,6 +238,7 @@ int sample(struct bpf_perf_event_data *ctx)
 	__u32 buffer = active_buffer & 1;
 	count_stat(buffer, STAT_TAKEN);
 
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;
 	__u32 tid = (__u32)id;
@@ -247,14 +253,14 @@ int sample(struct bpf_perf_event_data *ctx)
 			count_stat(buffer, STAT_FILTERED);
 			return 0;
 		}
-		if (!(BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), flags) & PF_KTHREAD))
+		if (!(BPF_CORE_READ(task, flags) & PF_KTHREAD))
 			note_first_sight(buffer, pid);
 	}
 
 	// Each branch names its maps as constants, which the verifier requires.
 	if (buffer)
-		return record(ctx, 1, &counts_1, &stacks_1, pid, tid);
-	return record(ctx, 0, &counts_0, &stacks_0, pid, tid);
+		return record(ctx, 1, &counts_1, &stacks_1, task, pid, tid);
+	return record(ctx, 0, &counts_0, &stacks_0, task, pid, tid);
 }
 
 // A new program image replaces the address space: read the mappings again.

@@ -52,12 +52,13 @@ const (
 	SamplerSamplerStatSTAT_USER_COLLISION     SamplerSamplerStat = 5
 	SamplerSamplerStatSTAT_USER_MAP_FULL      SamplerSamplerStat = 6
 	SamplerSamplerStatSTAT_USER_KERNEL_THREAD SamplerSamplerStat = 7
-	SamplerSamplerStatSTAT_USER_OTHER         SamplerSamplerStat = 8
-	SamplerSamplerStatSTAT_KERNEL_COLLISION   SamplerSamplerStat = 9
-	SamplerSamplerStatSTAT_KERNEL_MAP_FULL    SamplerSamplerStat = 10
-	SamplerSamplerStatSTAT_KERNEL_OTHER       SamplerSamplerStat = 11
-	SamplerSamplerStatSTAT_EVENTS_LOST        SamplerSamplerStat = 12
-	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 13
+	SamplerSamplerStatSTAT_USER_EXITING       SamplerSamplerStat = 8
+	SamplerSamplerStatSTAT_USER_OTHER         SamplerSamplerStat = 9
+	SamplerSamplerStatSTAT_KERNEL_COLLISION   SamplerSamplerStat = 10
+	SamplerSamplerStatSTAT_KERNEL_MAP_FULL    SamplerSamplerStat = 11
+	SamplerSamplerStatSTAT_KERNEL_OTHER       SamplerSamplerStat = 12
+	SamplerSamplerStatSTAT_EVENTS_LOST        SamplerSamplerStat = 13
+	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 14
 )
 
 type SamplerUserStackSource uint32

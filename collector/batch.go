@@ -49,6 +49,9 @@ const (
 	// LostKernelThread: kernel threads have no user stack. Not a loss of
 	// data, but it is reported so totals add up.
 	LostKernelThread
+	// LostExiting: the process was past releasing its memory on its way out,
+	// so there was no user stack left. Not a loss, reported like kernel threads.
+	LostExiting
 	// LostOther: any other error from bpf_get_stackid.
 	LostOther
 	// LostDrained: the stack id was valid but its stack was gone when read.
@@ -65,6 +68,8 @@ func (r LossReason) String() string {
 		return "stack map full"
 	case LostKernelThread:
 		return "kernel thread"
+	case LostExiting:
+		return "process exiting"
 	case LostOther:
 		return "stack error"
 	case LostDrained:

@@ -12,8 +12,11 @@ import (
 	"github.com/ember-profiler/ember/bpf"
 )
 
-// stackIDKernelThread mirrors STACK_ID_KERNEL_THREAD in sampler.bpf.c.
-const stackIDKernelThread = -1
+// Mirrors of STACK_ID_KERNEL_THREAD and STACK_ID_EXITING in sampler.bpf.c.
+const (
+	stackIDKernelThread = -1
+	stackIDExiting      = -2
+)
 
 // inFlightGrace is how long a sampling program that read the old buffer index
 // may still be writing after the flip; programs run for microseconds.
@@ -137,6 +140,8 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 			}
 		case id == stackIDKernelThread:
 			s.UserLost = LostKernelThread
+		case id == stackIDExiting:
+			s.UserLost = LostExiting
 		default:
 			s.UserLost = lossReason(id)
 		}
@@ -224,6 +229,7 @@ func (c *Collector) readStats(buffer uint32, st *Stats) error {
 		LostCollision:    d(bpf.SamplerSamplerStatSTAT_USER_COLLISION),
 		LostMapFull:      d(bpf.SamplerSamplerStatSTAT_USER_MAP_FULL),
 		LostKernelThread: d(bpf.SamplerSamplerStatSTAT_USER_KERNEL_THREAD),
+		LostExiting:      d(bpf.SamplerSamplerStatSTAT_USER_EXITING),
 		LostOther:        d(bpf.SamplerSamplerStatSTAT_USER_OTHER),
 	}
 	st.KernelLost = map[LossReason]uint64{

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -64,6 +65,9 @@ and speedscope.`,
 func (o *recordOptions) validate(cmd *cobra.Command) error {
 	if o.duration <= 0 {
 		return fmt.Errorf("--duration must be positive, got %s", o.duration)
+	}
+	if o.collector.FrequencyHz <= 0 {
+		return fmt.Errorf("--frequency must be positive, got %d", o.collector.FrequencyHz)
 	}
 	if o.drainInterval < 100*time.Millisecond || o.drainInterval > time.Minute {
 		return fmt.Errorf("--drain-interval must be between 100ms and 1m, got %s", o.drainInterval)
@@ -129,17 +133,22 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 	}
 	defer out.Close()
 
-	sym, err := symbolizer.New(symbolizer.Options{})
-	if err != nil {
-		return err
-	}
+	// The collector first: its errors (privileges, kernel features) are the
+	// ones a user must fix before anything else matters. Sampling starts
+	// here, so the deadline counts from here too.
+	deadline := time.NewTimer(opts.duration)
+	defer deadline.Stop()
 	col, err := collector.New(opts.collector)
 	if err != nil {
 		return err
 	}
 	defer col.Close()
+	sym, err := symbolizer.New(symbolizer.Options{})
+	if err != nil {
+		return err
+	}
 
-	start := time.Now()
+	var first, last time.Time
 	totals := recordTotals{processes: map[uint32]string{}, unread: map[uint32]bool{}}
 	var merged *profile.Profile
 	drain := func() error {
@@ -148,6 +157,10 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 			return err
 		}
 		totals.add(batch)
+		if first.IsZero() {
+			first = batch.Start
+		}
+		last = batch.End
 		p, err := sym.Profile(batch)
 		if err != nil {
 			return fmt.Errorf("symbolize: %w", err)
@@ -160,8 +173,6 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 		return err
 	}
 
-	deadline := time.NewTimer(opts.duration)
-	defer deadline.Stop()
 	tick := time.NewTicker(opts.drainInterval)
 	defer tick.Stop()
 	slog.Info("recording", slog.Duration("duration", opts.duration), slog.Int("hz", opts.collector.FrequencyHz))
@@ -181,8 +192,8 @@ sampling:
 	if err := drain(); err != nil {
 		return err
 	}
-	elapsed := time.Since(start)
-	merged.TimeNanos = start.UnixNano()
+	elapsed := last.Sub(first)
+	merged.TimeNanos = first.UnixNano()
 	merged.DurationNanos = elapsed.Nanoseconds()
 
 	if opts.format == "folded" {
@@ -231,7 +242,7 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 	if len(left) > 0 {
 		fmt.Fprintf(&b, " (%d taken; left out: %s)", s.Taken, strings.Join(left, ", "))
 	}
-	lost := lossList("user stack", s.UserLost, collector.LostKernelThread)
+	lost := lossList("user stack", s.UserLost, collector.LostKernelThread, collector.LostExiting)
 	lost = append(lost, lossList("kernel stack", s.KernelLost)...)
 	if s.CountMapFull > 0 {
 		lost = append(lost, fmt.Sprintf("%d samples (count map full)", s.CountMapFull))
@@ -258,7 +269,7 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 func lossList(what string, byReason map[collector.LossReason]uint64, skip ...collector.LossReason) []string {
 	var out []string
 	for r, n := range byReason {
-		if n == 0 || (len(skip) > 0 && r == skip[0]) {
+		if n == 0 || slices.Contains(skip, r) {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%d %ss (%s)", n, what, r))

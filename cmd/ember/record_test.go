@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/internal/testenv"
+)
+
+// recordFixture runs a hotspot fixture and records it with --pid for seconds.
+func recordFixture(t *testing.T, fixture string, seconds int, format string) (string, *exec.Cmd) {
+	t.Helper()
+	testenv.RequireBPF(t)
+	hot := exec.Command(fixture, strconv.Itoa(seconds+3))
+	if err := hot.Start(); err != nil {
+		t.Fatalf("start %s: %v", fixture, err)
+	}
+	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
+	out := filepath.Join(t.TempDir(), "out")
+	opts := recordOptions{
+		duration:      time.Duration(seconds) * time.Second,
+		drainInterval: time.Second,
+		output:        out,
+		format:        format,
+		collector:     collector.Config{FrequencyHz: 99, PIDs: []uint32{uint32(hot.Process.Pid)}},
+	}
+	var stderr bytes.Buffer
+	if err := record(context.Background(), opts, &stderr); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	t.Logf("summary: %s", stderr.String())
+	if !strings.Contains(stderr.String(), "lost: none") {
+		t.Errorf("summary reports losses: %s", stderr.String())
+	}
+	return out, hot
+}
+
+func readProfile(t *testing.T, path string) *profile.Profile {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	return p
+}
+
+// userChain returns a sample's function names root first.
+func userChain(s *profile.Sample) []string {
+	var names []string
+	for i := len(s.Location) - 1; i >= 0; i-- {
+		lines := s.Location[i].Line
+		for j := len(lines) - 1; j >= 0; j-- {
+			names = append(names, lines[j].Function.Name)
+		}
+	}
+	return names
+}
+
+func containsRun(chain, want []string) bool {
+	for i := 0; i+len(want) <= len(chain); i++ {
+		if slicesEqual(chain[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+type leafWant struct {
+	leaf  string
+	share float64
+	chain []string // root-first run of frames every sample of the leaf must contain
+}
+
+// checkSplit asserts each leaf's share of the samples and its full chain.
+func checkSplit(t *testing.T, p *profile.Profile, wants []leafWant) {
+	t.Helper()
+	var total int64
+	byLeaf := map[string]int64{}
+	for _, s := range p.Sample {
+		total += s.Value[0]
+		chain := userChain(s)
+		if len(chain) == 0 {
+			continue
+		}
+		leaf := chain[len(chain)-1]
+		for _, w := range wants {
+			if leaf != w.leaf {
+				continue
+			}
+			byLeaf[leaf] += s.Value[0]
+			if !containsRun(chain, w.chain) {
+				t.Errorf("sample of %s lacks the chain %v: %v", leaf, w.chain, chain)
+			}
+		}
+	}
+	// About 495 on an idle machine; fewer when other tests share the CPUs.
+	if total < 150 {
+		t.Fatalf("only %d samples of a busy process over 5 s at 99 Hz", total)
+	}
+	// Binomial spread at ~500 samples is about 2 points; allow 3.5 sigma plus
+	// a point for the fixture's own timing.
+	for _, w := range wants {
+		got := float64(byLeaf[w.leaf]) / float64(total)
+		tol := 3.5*math.Sqrt(w.share*(1-w.share)/float64(total)) + 0.01
+		if math.Abs(got-w.share) > tol {
+			t.Errorf("%s: %.1f%% of %d samples, want %.0f%% ± %.1f", w.leaf, 100*got, total, 100*w.share, 100*tol)
+		} else {
+			t.Logf("%s: %.1f%% of %d samples (want %.0f%%)", w.leaf, 100*got, total, 100*w.share)
+		}
+	}
+}
+
+func TestRecordC(t *testing.T) {
+	out, hot := recordFixture(t, "../../testdata/hotspot/hotspot", 5, "pprof")
+	p := readProfile(t, out)
+	checkSplit(t, p, []leafWant{
+		{"alpha", 0.5, []string{"main", "run", "alpha"}},
+		{"beta", 0.3, []string{"main", "run", "work_b", "beta"}},
+		{"gamma", 0.2, []string{"main", "run", "gamma"}},
+	})
+	checkContract(t, p, hot.Process.Pid, "hotspot")
+}
+
+func TestRecordGo(t *testing.T) {
+	out, hot := recordFixture(t, "../../testdata/hotspot/hotspot-go", 5, "pprof")
+	p := readProfile(t, out)
+	checkSplit(t, p, []leafWant{
+		{"main.alpha", 0.5, []string{"runtime.main", "main.main", "main.run", "main.alpha"}},
+		{"main.beta", 0.3, []string{"runtime.main", "main.main", "main.run", "main.workB", "main.beta"}},
+		{"main.gamma", 0.2, []string{"runtime.main", "main.main", "main.run", "main.gamma"}},
+	})
+	checkContract(t, p, hot.Process.Pid, "hotspot-go")
+}
+
+// checkContract checks what the pprof output promises its readers.
+func checkContract(t *testing.T, p *profile.Profile, pid int, comm string) {
+	t.Helper()
+	if err := p.CheckValid(); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.SampleType) != 2 || p.SampleType[0].Type != "samples" || p.SampleType[0].Unit != "count" ||
+		p.SampleType[1].Type != "cpu" || p.SampleType[1].Unit != "nanoseconds" {
+		t.Errorf("sample types %v", p.SampleType)
+	}
+	if p.PeriodType == nil || p.PeriodType.Type != "cpu" || p.PeriodType.Unit != "nanoseconds" || p.Period != int64(time.Second)/99 {
+		t.Errorf("period %v %d", p.PeriodType, p.Period)
+	}
+	if p.DurationNanos < int64(4*time.Second) || p.TimeNanos == 0 {
+		t.Errorf("time %d duration %d", p.TimeNanos, p.DurationNanos)
+	}
+	for _, s := range p.Sample {
+		if s.Value[1] != s.Value[0]*p.Period {
+			t.Fatalf("cpu value %d != %d samples × period", s.Value[1], s.Value[0])
+		}
+		if got := s.Label["comm"]; len(got) != 1 || got[0] != comm {
+			t.Fatalf("comm label %v, want %s", got, comm)
+		}
+		if got := s.NumLabel["pid"]; len(got) != 1 || got[0] != int64(pid) {
+			t.Fatalf("pid label %v, want %d", got, pid)
+		}
+		if len(s.NumLabel["tid"]) != 1 {
+			t.Fatalf("no tid label: %v", s.NumLabel)
+		}
+	}
+	exe, _ := filepath.Abs("../../testdata/hotspot/" + comm)
+	found := false
+	for _, m := range p.Mapping {
+		if m.File == exe {
+			found = true
+			if m.BuildID == "" {
+				t.Errorf("mapping of %s has no build ID", exe)
+			}
+			if m.Start == 0 || m.Limit <= m.Start {
+				t.Errorf("mapping range %#x-%#x", m.Start, m.Limit)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no mapping for %s", exe)
+	}
+}
+
+func TestRecordFolded(t *testing.T) {
+	out, _ := recordFixture(t, "../../testdata/hotspot/hotspot", 2, "folded")
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alpha int
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		// Frame names may hold spaces: the count follows the last one.
+		i := strings.LastIndexByte(line, ' ')
+		stack, count, ok := line[:max(i, 0)], line[i+1:], i > 0
+		n, err := strconv.Atoi(count)
+		if !ok || err != nil || n <= 0 {
+			t.Fatalf("not a folded line: %q", line)
+		}
+		if strings.HasPrefix(stack, "hotspot;") && strings.HasSuffix(stack, ";main;run;alpha") {
+			alpha += n
+		}
+	}
+	if alpha < 50 {
+		t.Errorf("%d samples of hotspot;...;main;run;alpha in:\n%s", alpha, raw)
+	}
+}
+
+// Ctrl-C ends a recording early and still writes the file.
+func TestRecordInterrupted(t *testing.T) {
+	testenv.RequireBPF(t)
+	out := filepath.Join(t.TempDir(), "out.pb.gz")
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := record(ctx, recordOptions{duration: time.Minute, drainInterval: time.Second, output: out, format: "pprof",
+		collector: collector.Config{FrequencyHz: 99}}, new(bytes.Buffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("interrupted recording took %s", elapsed)
+	}
+	p := readProfile(t, out)
+	if p.DurationNanos > int64(5*time.Second) {
+		t.Errorf("duration %s", time.Duration(p.DurationNanos))
+	}
+}
+
+// runEmber runs this test binary as the ember command.
+func runEmber(t *testing.T, cred *syscall.Credential, args ...string) (string, int) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cred != nil {
+		// The test binary sits in a private build directory: copy it where
+		// an unprivileged user can run it.
+		dir, err := os.MkdirTemp("", "ember-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		os.Chmod(dir, 0o755)
+		raw, err := os.ReadFile(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		self = filepath.Join(dir, "ember")
+		if err := os.WriteFile(self, raw, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
+	cmd.Dir = os.TempDir()
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+func TestClearErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"record", "--format", "svg"}, 2, "--format must be pprof or folded"},
+		{[]string{"record", "--duration", "-1s"}, 2, "--duration must be positive"},
+		{[]string{"record", "--pid", "abc"}, 2, "invalid argument"},
+		{[]string{"record", "--frequency", "0"}, 2, "--frequency must be positive"},
+		{[]string{"record", "--frequency", "20000", "-d", "1s", "-o", "/dev/null"}, 1, "frequency: 20000 Hz is out of range"},
+		{[]string{"record", "-o", "/nonexistent/dir/x.pb.gz"}, 1, "create output"},
+	}
+	for _, tt := range tests {
+		out, code := runEmber(t, nil, tt.args...)
+		if code != tt.code || !strings.Contains(out, tt.want) || strings.Contains(out, "goroutine ") {
+			t.Errorf("ember %v: exit %d, output %q; want exit %d and %q", tt.args, code, out, tt.code, tt.want)
+		}
+	}
+}
+
+func TestClearErrorsPrivileged(t *testing.T) {
+	testenv.RequireRoot(t)
+	out, code := runEmber(t, nil, "record", "--pid", "4000000", "-d", "1s", "-o", "/dev/null")
+	if code != 1 || !strings.Contains(out, "pid 4000000: no such process") {
+		t.Errorf("missing pid: exit %d, %q", code, out)
+	}
+	out, code = runEmber(t, &syscall.Credential{Uid: 65534, Gid: 65534}, "record", "-d", "1s", "-o", "/dev/null")
+	if code != 1 || !strings.Contains(out, "permission denied: sampling needs root, or CAP_BPF and CAP_PERFMON") {
+		t.Errorf("unprivileged: exit %d, %q", code, out)
+	}
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("EMBER_TEST_RUN_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
