@@ -236,3 +236,37 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// A stack deeper than the kernel's limit comes out cut at the limit and
+// marked truncated, and counted as such.
+func TestTruncatedStack(t *testing.T) {
+	cmd := exec.Command("../testdata/hotspot/deep", "4")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := uint32(cmd.Process.Pid)
+	c := newCollector(t, Config{PIDs: []uint32{pid}})
+	time.Sleep(1500 * time.Millisecond)
+	b, err := c.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAccounting(t, b)
+	var n, truncated uint64
+	for _, s := range b.Samples {
+		n += s.Count
+		if s.UserTruncated {
+			truncated += s.Count
+			if len(s.User) != c.maxDepth {
+				t.Errorf("truncated stack has %d frames, limit is %d", len(s.User), c.maxDepth)
+			}
+		}
+	}
+	if n < 50 || truncated < n*9/10 {
+		t.Errorf("%d of %d samples of a 200-deep recursion marked truncated", truncated, n)
+	}
+	if b.Stats.Truncated != truncated {
+		t.Errorf("stats say %d truncated, samples %d", b.Stats.Truncated, truncated)
+	}
+}

@@ -167,6 +167,9 @@ func commOf(samples []Sample, pid uint32) string {
 func (t *processTracker) advance() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.generation%sweepEvery == 0 {
+		t.sweepLocked()
+	}
 	for pid, tp := range t.procs {
 		if tp.exitedAt != 0 && tp.exitedAt < t.generation {
 			t.releaseLater(tp.files)
@@ -183,6 +186,25 @@ func (t *processTracker) advance() {
 	}
 	t.pending = keep
 	t.generation++
+}
+
+// sweepEvery is how many drains pass between checks for processes whose
+// exit notification was lost (a full ring buffer), so none linger forever.
+const sweepEvery = 30
+
+func (t *processTracker) sweepLocked() {
+	for pid, tp := range t.procs {
+		if tp.exitedAt != 0 {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(t.procRoot, strconv.FormatUint(uint64(pid), 10), "stat"))
+		if err == nil {
+			if _, start, err := parseStat(raw); err == nil && start == tp.snapshot.StartTicks {
+				continue
+			}
+		}
+		tp.exitedAt = t.generation
+	}
 }
 
 func (t *processTracker) releaseLater(files []fileKey) {

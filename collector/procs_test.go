@@ -122,3 +122,30 @@ func TestSnapshotGoneProcess(t *testing.T) {
 		t.Fatal("no error for a process that does not exist")
 	}
 }
+
+// Processes whose exit was never reported are found by the sweep and
+// forgotten, and their files closed, so the tracker cannot grow forever.
+func TestTrackerForgetsDeadProcesses(t *testing.T) {
+	tr := newProcessTracker("/proc", 100, nil)
+	defer tr.close()
+	self := uint32(os.Getpid())
+	tr.observe(self)
+	tr.procs[4000000] = &trackedProcess{snapshot: &Process{PID: 4000000, StartTicks: 1}}
+	for range 2*sweepEvery + 3 {
+		tr.advance()
+	}
+	if tr.procs[4000000] != nil {
+		t.Error("a process that no longer exists is still tracked")
+	}
+	if tr.procs[self] == nil {
+		t.Error("a live process was forgotten")
+	}
+	tr.exited(self)
+	// Forgotten at the drain after the exit; files closed two drains later.
+	for range 4 {
+		tr.advance()
+	}
+	if len(tr.procs) != 0 || len(tr.files) != 0 {
+		t.Errorf("after exit: %d processes and %d files still held", len(tr.procs), len(tr.files))
+	}
+}

@@ -335,3 +335,68 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// Processes that live 50 ms and exit long before the drain are attributed
+// and named from what was captured at their first sample.
+func TestRecordShortLived(t *testing.T) {
+	testenv.RequireBPF(t)
+	out := filepath.Join(t.TempDir(), "out.pb.gz")
+	done := make(chan error, 1)
+	go func() {
+		done <- record(context.Background(), recordOptions{duration: 3 * time.Second, drainInterval: time.Second,
+			output: out, format: "pprof", collector: collector.Config{FrequencyHz: 99}}, new(bytes.Buffer))
+	}()
+	time.Sleep(500 * time.Millisecond) // let the sampler start
+	pids := map[int64]bool{}
+	for range 10 {
+		cmd := exec.Command("../../testdata/hotspot/hotspot", "0.05")
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		pids[int64(cmd.Process.Pid)] = true
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	p := readProfile(t, out)
+	var n, named int64
+	for _, s := range p.Sample {
+		if !pids[s.NumLabel["pid"][0]] {
+			continue
+		}
+		n += s.Value[0]
+		chain := strings.Join(userChain(s), ";")
+		if strings.Contains(chain, "main;run;") {
+			named += s.Value[0]
+		} else {
+			t.Logf("unnamed: %s", chain)
+		}
+	}
+	// Ten runs of 50 ms at 99 Hz: about 50 samples.
+	if n < 25 {
+		t.Fatalf("only %d samples of ten 50 ms processes", n)
+	}
+	if named < n*9/10 {
+		t.Errorf("%d of %d samples of short-lived processes have main;run; in their stacks", named, n)
+	}
+	t.Logf("%d samples of ten 50 ms processes, %d named", n, named)
+}
+
+func TestRecordTruncatedMarker(t *testing.T) {
+	out, _ := recordFixture(t, "../../testdata/hotspot/deep", 1, "pprof")
+	p := readProfile(t, out)
+	var n, marked int64
+	for _, s := range p.Sample {
+		chain := userChain(s)
+		if len(chain) == 0 || strings.HasPrefix(chain[0], "[user stack lost") {
+			continue
+		}
+		n += s.Value[0]
+		if chain[0] == "[truncated]" {
+			marked += s.Value[0]
+		}
+	}
+	if n < 30 || marked < n*9/10 {
+		t.Errorf("%d of %d samples of a 200-deep recursion end in [truncated]", marked, n)
+	}
+}
