@@ -35,6 +35,7 @@ func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
 		fileKeys:  make(map[*collector.Mapping]fileKeyResult),
 		mappings:  make(map[mappingKey]*profile.Mapping),
 		locations: make(map[locationKey]*profile.Location),
+		markers:   make(map[string]*profile.Location),
 		functions: make(map[Frame]*profile.Function),
 		p: &profile.Profile{
 			SampleType: []*profile.ValueType{
@@ -103,6 +104,7 @@ type profileBuilder struct {
 	fileKeys  map[*collector.Mapping]fileKeyResult
 	mappings  map[mappingKey]*profile.Mapping
 	locations map[locationKey]*profile.Location
+	markers   map[string]*profile.Location
 	functions map[Frame]*profile.Function
 	p         *profile.Profile
 }
@@ -129,12 +131,12 @@ type mappingKey struct {
 	start uint64
 }
 
-// locationKey deduplicates locations per (mapping, address); marker frames
-// have no mapping or address and are keyed by name.
+// locationKey deduplicates locations per (mapping, address). Marker
+// frames have no mapping or address and are deduplicated by name in
+// profileBuilder.markers (a string in this key would slow every lookup).
 type locationKey struct {
 	mapping mappingKey
 	addr    uint64
-	marker  string
 }
 
 func (pb *profileBuilder) addSample(smp *collector.Sample, periodNanos int64) {
@@ -257,11 +259,12 @@ func (pb *profileBuilder) fileKey(m *collector.Mapping) fileKeyResult {
 }
 
 func (pb *profileBuilder) markerLocation(name string) *profile.Location {
-	lk := locationKey{marker: name}
-	if loc, ok := pb.locations[lk]; ok {
+	if loc, ok := pb.markers[name]; ok {
 		return loc
 	}
-	return pb.addLocation(lk, nil, 0, []Frame{{Function: name, SystemName: name}})
+	loc := pb.newLocation(nil, 0, []Frame{{Function: name, SystemName: name}})
+	pb.markers[name] = loc
+	return loc
 }
 
 func (pb *profileBuilder) addMapping(mk mappingKey, m *profile.Mapping) *profile.Mapping {
@@ -271,9 +274,16 @@ func (pb *profileBuilder) addMapping(mk mappingKey, m *profile.Mapping) *profile
 	return m
 }
 
-// addLocation records a location whose lines are frames, innermost first,
-// as pprof wants them.
+// addLocation records a location under its key.
 func (pb *profileBuilder) addLocation(lk locationKey, m *profile.Mapping, addr uint64, frames []Frame) *profile.Location {
+	loc := pb.newLocation(m, addr, frames)
+	pb.locations[lk] = loc
+	return loc
+}
+
+// newLocation adds a location whose lines are frames, innermost first, as
+// pprof wants them.
+func (pb *profileBuilder) newLocation(m *profile.Mapping, addr uint64, frames []Frame) *profile.Location {
 	loc := &profile.Location{
 		ID:      uint64(len(pb.p.Location) + 1),
 		Mapping: m,
@@ -283,7 +293,6 @@ func (pb *profileBuilder) addLocation(lk locationKey, m *profile.Mapping, addr u
 		loc.Line = append(loc.Line, profile.Line{Function: pb.function(f), Line: f.Line})
 	}
 	pb.p.Location = append(pb.p.Location, loc)
-	pb.locations[lk] = loc
 	return loc
 }
 
