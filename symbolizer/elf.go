@@ -46,7 +46,7 @@ func (f *elfFile) elfAddr(fileOff uint64) (uint64, bool) {
 }
 
 // resolve names an ELF address with the first resolver that knows it.
-func (f *elfFile) resolve(elfAddr uint64) ([]Frame, bool) {
+func (f *elfFile) resolve(elfAddr uint64) ([]frame, bool) {
 	for _, r := range f.resolvers {
 		if frames, ok := r.resolve(elfAddr); ok {
 			return frames, true

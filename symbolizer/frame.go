@@ -8,10 +8,10 @@ import (
 	"github.com/ember-profiler/ember/collector"
 )
 
-// A Frame is one named function call at an address. A resolver returns a
+// A frame is one named function call at an address. A resolver returns a
 // slice of them for one address: the inlined calls there, innermost first,
 // ending with the function the address physically lies in.
-type Frame struct {
+type frame struct {
 	// Function is the display name; SystemName is the name as the symbol
 	// table spells it (they differ once demangling arrives, and for kernel
 	// module symbols, whose Function carries the module).
@@ -27,7 +27,7 @@ type Frame struct {
 // addresses). ok is false when the resolver does not know the address, so
 // the next resolver in the list is tried.
 type resolver interface {
-	resolve(elfAddr uint64) (frames []Frame, ok bool)
+	resolve(elfAddr uint64) (frames []frame, ok bool)
 }
 
 // Marker frames. Every frame the symbolizer cannot name carries one of

@@ -45,7 +45,7 @@ func TestKallsymsFixture(t *testing.T) {
 			t.Errorf("lookup(%#x) not found, want %q", tt.addr, tt.function)
 			continue
 		}
-		if f := sym.frame(); f.Function != tt.function || f.SystemName != tt.system {
+		if f := sym.asFrame(); f.Function != tt.function || f.SystemName != tt.system {
 			t.Errorf("lookup(%#x) = %q/%q, want %q/%q", tt.addr, f.Function, f.SystemName, tt.function, tt.system)
 		}
 	}

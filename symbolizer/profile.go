@@ -36,7 +36,7 @@ func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
 		mappings:  make(map[mappingKey]*profile.Mapping),
 		locations: make(map[locationKey]*profile.Location),
 		markers:   make(map[string]*profile.Location),
-		functions: make(map[Frame]*profile.Function),
+		functions: make(map[frame]*profile.Function),
 		p: &profile.Profile{
 			SampleType: []*profile.ValueType{
 				{Type: "samples", Unit: "count"},
@@ -105,7 +105,7 @@ type profileBuilder struct {
 	mappings  map[mappingKey]*profile.Mapping
 	locations map[locationKey]*profile.Location
 	markers   map[string]*profile.Location
-	functions map[Frame]*profile.Function
+	functions map[frame]*profile.Function
 	p         *profile.Profile
 }
 
@@ -218,7 +218,7 @@ func (pb *profileBuilder) userLocation(proc *collector.Process, pid uint32, addr
 		case proc.Exited || proc.SnapshotErr != nil:
 			name = markerExited
 		}
-		return pb.addLocation(lk, nil, addr, []Frame{{Function: name, SystemName: name}})
+		return pb.addLocation(lk, nil, addr, []frame{{Function: name, SystemName: name}})
 	}
 
 	mk := mappingKey{kind: kindUser, pid: pid, start: cm.Start}
@@ -262,7 +262,7 @@ func (pb *profileBuilder) markerLocation(name string) *profile.Location {
 	if loc, ok := pb.markers[name]; ok {
 		return loc
 	}
-	loc := pb.newLocation(nil, 0, []Frame{{Function: name, SystemName: name}})
+	loc := pb.newLocation(nil, 0, []frame{{Function: name, SystemName: name}})
 	pb.markers[name] = loc
 	return loc
 }
@@ -275,7 +275,7 @@ func (pb *profileBuilder) addMapping(mk mappingKey, m *profile.Mapping) *profile
 }
 
 // addLocation records a location under its key.
-func (pb *profileBuilder) addLocation(lk locationKey, m *profile.Mapping, addr uint64, frames []Frame) *profile.Location {
+func (pb *profileBuilder) addLocation(lk locationKey, m *profile.Mapping, addr uint64, frames []frame) *profile.Location {
 	loc := pb.newLocation(m, addr, frames)
 	pb.locations[lk] = loc
 	return loc
@@ -283,7 +283,7 @@ func (pb *profileBuilder) addLocation(lk locationKey, m *profile.Mapping, addr u
 
 // newLocation adds a location whose lines are frames, innermost first, as
 // pprof wants them.
-func (pb *profileBuilder) newLocation(m *profile.Mapping, addr uint64, frames []Frame) *profile.Location {
+func (pb *profileBuilder) newLocation(m *profile.Mapping, addr uint64, frames []frame) *profile.Location {
 	loc := &profile.Location{
 		ID:      uint64(len(pb.p.Location) + 1),
 		Mapping: m,
@@ -297,8 +297,8 @@ func (pb *profileBuilder) newLocation(m *profile.Mapping, addr uint64, frames []
 }
 
 // function deduplicates functions by (name, system name, file name).
-func (pb *profileBuilder) function(f Frame) *profile.Function {
-	key := Frame{Function: f.Function, SystemName: f.SystemName, File: f.File}
+func (pb *profileBuilder) function(f frame) *profile.Function {
+	key := frame{Function: f.Function, SystemName: f.SystemName, File: f.File}
 	if fn, ok := pb.functions[key]; ok {
 		return fn
 	}

@@ -34,7 +34,7 @@ type Symbolizer struct {
 	mu     sync.Mutex
 	kernel *kallsyms
 	files  *lru[fileKey, *fileEntry]
-	addrs  *lru[addrKey, []Frame]
+	addrs  *lru[addrKey, []frame]
 	log    *slog.Logger
 }
 
@@ -76,7 +76,7 @@ func New(opts Options) (*Symbolizer, error) {
 	return &Symbolizer{
 		kernel: k,
 		files:  newLRU[fileKey, *fileEntry](opts.MaxCachedFiles),
-		addrs:  newLRU[addrKey, []Frame](maxCachedAddresses),
+		addrs:  newLRU[addrKey, []frame](maxCachedAddresses),
 		log:    slog.Default(),
 	}, nil
 }
@@ -120,8 +120,8 @@ func (s *Symbolizer) file(key fileKey, m *collector.Mapping) (*elfFile, error) {
 // to look up: addr itself for a leaf, addr-1 for a return address, so the
 // lookup lands inside the call instruction rather than on whatever
 // follows it (the next function, after a call that does not return).
-func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping, addr, lookup uint64) (frames []Frame, buildID string) {
-	fallback := func() []Frame {
+func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping, addr, lookup uint64) (frames []frame, buildID string) {
+	fallback := func() []frame {
 		name := unknownIn(m, addr)
 		switch m.Path {
 		case "[vdso]":
@@ -129,7 +129,7 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping,
 		case "[vsyscall]":
 			name = markerVsyscall
 		}
-		return []Frame{{Function: name, SystemName: name}}
+		return []frame{{Function: name, SystemName: name}}
 	}
 	if m.File == nil || keyErr != nil {
 		return fallback(), ""
@@ -156,10 +156,10 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping,
 }
 
 // kernelFrames names a kernel address (lookup as for userFrames).
-func (s *Symbolizer) kernelFrames(lookup uint64) []Frame {
+func (s *Symbolizer) kernelFrames(lookup uint64) []frame {
 	sym, ok := s.kernel.lookup(lookup)
 	if !ok {
-		return []Frame{{Function: markerUnknownKernel, SystemName: markerUnknownKernel}}
+		return []frame{{Function: markerUnknownKernel, SystemName: markerUnknownKernel}}
 	}
-	return []Frame{sym.frame()}
+	return []frame{sym.asFrame()}
 }

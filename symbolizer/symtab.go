@@ -83,11 +83,11 @@ func elfBindRank(b elf.SymBind) int {
 	return 0
 }
 
-func (r *symtabResolver) resolve(addr uint64) ([]Frame, bool) {
+func (r *symtabResolver) resolve(addr uint64) ([]frame, bool) {
 	i := sort.Search(len(r.syms), func(i int) bool { return r.syms[i].start > addr }) - 1
 	if i < 0 || addr >= r.syms[i].end {
 		return nil, false
 	}
 	name := r.syms[i].name
-	return []Frame{{Function: name, SystemName: name}}, true
+	return []frame{{Function: name, SystemName: name}}, true
 }
