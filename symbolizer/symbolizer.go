@@ -142,16 +142,19 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping,
 		lookup = addr
 	}
 	ak := addrKey{file: key, fileOff: lookup - m.Start + m.Offset}
-	if frames, ok := s.addrs.get(ak); ok {
-		return frames, ef.buildID
-	}
-	if vaddr, ok := ef.elfAddr(ak.fileOff); ok {
-		frames, _ = ef.resolve(vaddr)
+	frames, ok := s.addrs.get(ak)
+	if !ok {
+		if vaddr, ok := ef.elfAddr(ak.fileOff); ok {
+			frames, _ = ef.resolve(vaddr)
+		}
+		// nil is cached too: the file does not know this address. The
+		// fallback name is not cached, since it depends on the mapping's
+		// path and the unadjusted address.
+		s.addrs.add(ak, frames)
 	}
 	if frames == nil {
-		frames = fallback()
+		return fallback(), ef.buildID
 	}
-	s.addrs.add(ak, frames)
 	return frames, ef.buildID
 }
 

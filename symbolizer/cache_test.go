@@ -1,0 +1,102 @@
+package symbolizer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ember-profiler/ember/collector"
+)
+
+// TestUnknownNamesNotShared checks that the address cache, shared by every
+// mapping of one file, does not leak one mapping's unknown-frame name
+// (path, unadjusted offset) into another's.
+func TestUnknownNamesNotShared(t *testing.T) {
+	s := newTestSymbolizer(t)
+	host := loadAt(t, "prog-stripped", pieBase)
+	container := loadAt(t, "prog-stripped", pieBase)
+	for i := range container {
+		container[i].Path = "/var/lib/containers/app/bin/server"
+	}
+	start := host[0].Start
+	// The leaf at start+1 and the return address start+2 are both looked
+	// up at start+1.
+	got := userNames(t, s, process(1, host), start+1, start+2)
+	got = append(got, userNames(t, s, process(2, container), start+1)...)
+	off := host[0].Offset
+	want := []string{
+		fmt.Sprintf("[unknown in prog-stripped+%#x]", off+1),
+		fmt.Sprintf("[unknown in prog-stripped+%#x]", off+2),
+		fmt.Sprintf("[unknown in server+%#x]", off+1),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// TestKernelReturnAddress checks that non-leaf kernel addresses are looked
+// up at addr-1: a return to the first byte of ksys_read comes from a call
+// at the end of __x64_sys_read.
+func TestKernelReturnAddress(t *testing.T) {
+	p, err := newTestSymbolizer(t).Profile(&collector.Batch{
+		PeriodNanos: 1,
+		Samples: []collector.Sample{
+			{PID: 1, TID: 1, Count: 1, Kernel: []uint64{0xffffffff81010000, 0xffffffff81004100}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, loc := range p.Sample[0].Location {
+		got = append(got, loc.Line[0].Function.Name)
+	}
+	if want := []string{"schedule", "__x64_sys_read"}; !slices.Equal(got, want) {
+		t.Errorf("kernel frames %q, want %q", got, want)
+	}
+}
+
+// countingHandler counts log records at or above Warn.
+type countingHandler struct{ warnings atomic.Int64 }
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.warnings.Add(1)
+	}
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestBadFileLoggedOnce checks that an unreadable file is reported once,
+// not once per address or per batch.
+func TestBadFileLoggedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "libbad.so")
+	if err := os.WriteFile(path, []byte("\x7fELF but not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := newTestSymbolizer(t)
+	h := &countingHandler{}
+	s.log = slog.New(h)
+	proc := process(1, []collector.Mapping{{Start: 0x400000, Limit: 0x401000, Path: "/lib/libbad.so", File: f}})
+	for range 3 {
+		got := userNames(t, s, proc, 0x400010, 0x400020, 0x400030)
+		if got[0] != "[unknown in libbad.so+0x10]" {
+			t.Fatalf("frame %q", got[0])
+		}
+	}
+	if n := h.warnings.Load(); n != 1 {
+		t.Errorf("%d warnings, want 1", n)
+	}
+}
