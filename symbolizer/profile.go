@@ -131,9 +131,13 @@ type mappingKey struct {
 	start uint64
 }
 
-// locationKey deduplicates locations per (mapping, address). Marker
-// frames have no mapping or address and are deduplicated by name in
-// profileBuilder.markers (a string in this key would slow every lookup).
+// locationKey deduplicates locations per (mapping, address). An address
+// seen both as a leaf and as a return address is named as it was first
+// seen (samples are sorted, so that is deterministic); the two lookups
+// differ only when a leaf sits on a function's first byte right after a
+// call that does not return. Marker frames have no mapping or address and
+// are deduplicated by name in profileBuilder.markers (a string in this key
+// would slow every lookup).
 type locationKey struct {
 	mapping mappingKey
 	addr    uint64
