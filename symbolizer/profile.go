@@ -157,7 +157,9 @@ func (pb *profileBuilder) addSample(smp *collector.Sample, periodNanos int64) {
 		locs = append(locs, pb.markerLocation(kernelLost(smp.KernelLost)))
 	}
 	switch smp.UserLost {
-	case collector.LostNone, collector.LostKernelThread:
+	case collector.LostNone, collector.LostKernelThread, collector.LostExiting:
+		// Kernel threads and processes past releasing their memory have no
+		// user stack to lose: no user frames and no marker.
 		proc := pb.batch.Processes[smp.PID]
 		for i, addr := range smp.User {
 			locs = append(locs, pb.userLocation(proc, smp.PID, addr, i > 0))

@@ -126,6 +126,11 @@ func goldenBatch(t testing.TB) *collector.Batch {
 				Kernel:   []uint64{0xffffffffa0000010, 0xffffffffc0a00008, 0xffffffff81001044},
 				UserLost: collector.LostKernelThread,
 			},
+			{ // exiting process: its memory is gone, so no user frames and no marker
+				PID: 100, TID: 105, Comm: "prog", Count: 1,
+				Kernel:   []uint64{0xffffffff81010010, 0xffffffff81003040},
+				UserLost: collector.LostExiting,
+			},
 			{ // drained stack: user lost at drain, idle kernel
 				PID: 100, TID: 104, Comm: "prog", Count: 1,
 				Kernel:   []uint64{0xffffffff81001000},
