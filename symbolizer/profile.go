@@ -3,6 +3,7 @@ package symbolizer
 import (
 	"cmp"
 	"slices"
+	"sort"
 
 	"github.com/google/pprof/profile"
 
@@ -54,6 +55,7 @@ func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
 	for _, smp := range sortedSamples(b.Samples) {
 		pb.addSample(smp, periodNanos)
 	}
+	orderMappings(pb.p, b)
 	if err := pb.p.CheckValid(); err != nil {
 		// A bug here, not bad input: every ID is assigned by the builder.
 		return nil, err
@@ -317,4 +319,31 @@ func (pb *profileBuilder) function(f frame) *profile.Function {
 	pb.p.Function = append(pb.p.Function, fn)
 	pb.functions[key] = fn
 	return fn
+}
+
+// orderMappings puts executables first, then other files, then pseudo
+// mappings such as [vdso], and the kernel last: pprof presents the first mapping as the profile's main binary, which
+// for a profile of one process should be its executable.
+func orderMappings(p *profile.Profile, b *collector.Batch) {
+	exes := make(map[string]bool)
+	for _, proc := range b.Processes {
+		if proc.Exe != "" {
+			exes[proc.Exe] = true
+		}
+	}
+	rank := func(m *profile.Mapping) int {
+		switch {
+		case exes[m.File]:
+			return 0
+		case m.File == kernelMappingFile:
+			return 3
+		case isPseudoPath(m.File):
+			return 2
+		}
+		return 1
+	}
+	sort.SliceStable(p.Mapping, func(i, j int) bool { return rank(p.Mapping[i]) < rank(p.Mapping[j]) })
+	for i, m := range p.Mapping {
+		m.ID = uint64(i + 1)
+	}
 }
