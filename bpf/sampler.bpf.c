@@ -31,6 +31,9 @@ enum user_stack_source {
 struct sample_key {
 	__u32 pid; // tgid
 	__u32 tid;
+	// Which program image of the process the sample is from: samples taken
+	// before and after an execve must be read against different mappings.
+	__u32 exec_seq;
 	// A stack map id when >= 0, otherwise the negative errno of bpf_get_stackid.
 	__s32 kernel_stack_id;
 	__s32 user_stack_id;
@@ -66,8 +69,19 @@ enum event_type {
 };
 
 struct event {
+	// mm->start_code of the image at its first sample: lets user space check
+	// that the mappings it read are still this image's.
+	__u64 start_code;
 	__u32 type;
 	__u32 pid;
+	__u32 exec_seq;
+	__u32 pad;
+};
+
+struct proc_state {
+	__u64 start_code; // of the current image, set at its first sample
+	__u32 exec_seq;	  // bumped by every execve
+	__u32 notified;	  // user space was told about this image
 };
 
 // Force the generator to emit Go types for these.
@@ -115,14 +129,15 @@ struct {
 	__type(value, __u8);
 } pid_filter SEC(".maps");
 
-// Processes user space has been told about, so it reads each one's mappings
-// at first sight rather than at drain time, when a short-lived one is gone.
+// Every sampled process and its current image. User space is notified of
+// each new image at its first sample, so it reads the mappings then, not at
+// drain time when a short-lived process is gone.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 32768);
 	__type(key, __u32);
-	__type(value, __u8);
-} seen_pids SEC(".maps");
+	__type(value, struct proc_state);
+} procs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -143,33 +158,43 @@ static __always_inline void count_stat(__u32 buffer, __u32 which)
 		*v += 1; // per-CPU: no atomic needed
 }
 
-static __always_inline void notify(__u32 type, __u32 pid)
+static __always_inline bool notify(__u32 buffer, __u32 type, __u32 pid, __u32 exec_seq,
+				   __u64 start_code)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count_stat(active_buffer & 1, STAT_EVENTS_LOST);
-		return;
+		count_stat(buffer, STAT_EVENTS_LOST);
+		return false;
 	}
+	e->start_code = start_code;
 	e->type = type;
 	e->pid = pid;
+	e->exec_seq = exec_seq;
+	e->pad = 0;
 	bpf_ringbuf_submit(e, 0);
+	return true;
 }
 
-static __always_inline void note_first_sight(__u32 buffer, __u32 pid)
+// current_image returns the process's exec sequence number, telling user
+// space about the image at its first sample.
+static __always_inline __u32 current_image(__u32 buffer, struct task_struct *task, __u32 pid)
 {
-	if (bpf_map_lookup_elem(&seen_pids, &pid))
-		return;
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		// Not marked seen, so the next sample tries again.
-		count_stat(buffer, STAT_EVENTS_LOST);
-		return;
+	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
+	if (!st) {
+		struct proc_state fresh = {};
+		bpf_map_update_elem(&procs, &pid, &fresh, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&procs, &pid);
+		if (!st)
+			return 0;
 	}
-	e->type = EVENT_NEW_PROCESS;
-	e->pid = pid;
-	bpf_ringbuf_submit(e, 0);
-	__u8 one = 1;
-	bpf_map_update_elem(&seen_pids, &pid, &one, BPF_ANY);
+	// Two threads sampled at once may both notify; user space dedupes.
+	// If the ring is full, the next sample tries again.
+	if (!st->notified) {
+		st->start_code = BPF_CORE_READ(task, mm, start_code);
+		if (notify(buffer, EVENT_NEW_PROCESS, pid, st->exec_seq, st->start_code))
+			st->notified = 1;
+	}
+	return st->exec_seq;
 }
 
 static __always_inline void stack_error_stat(__u32 buffer, long err, __u32 collision, __u32 full,
@@ -184,11 +209,13 @@ static __always_inline void stack_error_stat(__u32 buffer, long err, __u32 colli
 }
 
 static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer, void *counts,
-				  void *stacks, struct task_struct *task, __u32 pid, __u32 tid)
+				  void *stacks, struct task_struct *task, __u32 pid, __u32 tid,
+				  __u32 exec_seq)
 {
 	struct sample_key key = {
 		.pid = pid,
 		.tid = tid,
+		.exec_seq = exec_seq,
 		.user_stack_source = USER_STACK_STACKMAP,
 	};
 
@@ -242,6 +269,7 @@ int sample(struct bpf_perf_event_data *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;
 	__u32 tid = (__u32)id;
+	__u32 exec_seq = 0;
 
 	if (tid == 0) {
 		if (!include_idle) {
@@ -254,21 +282,30 @@ int sample(struct bpf_perf_event_data *ctx)
 			return 0;
 		}
 		if (!(BPF_CORE_READ(task, flags) & PF_KTHREAD))
-			note_first_sight(buffer, pid);
+			exec_seq = current_image(buffer, task, pid);
 	}
 
 	// Each branch names its maps as constants, which the verifier requires.
 	if (buffer)
-		return record(ctx, 1, &counts_1, &stacks_1, task, pid, tid);
-	return record(ctx, 0, &counts_0, &stacks_0, task, pid, tid);
+		return record(ctx, 1, &counts_1, &stacks_1, task, pid, tid, exec_seq);
+	return record(ctx, 0, &counts_0, &stacks_0, task, pid, tid, exec_seq);
 }
 
-// A new program image replaces the address space: read the mappings again.
+// A new program image replaces the address space: later samples belong to a
+// new image, which user space reads at its first sample. execve runs with
+// the other threads of the process gone, so nothing races this update.
 SEC("raw_tracepoint/sched_process_exec")
 int on_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_map_delete_elem(&seen_pids, &pid);
+	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
+	if (st) {
+		st->exec_seq++;
+		st->notified = 0;
+	} else {
+		struct proc_state fresh = { .exec_seq = 1 };
+		bpf_map_update_elem(&procs, &pid, &fresh, BPF_ANY);
+	}
 	return 0;
 }
 
@@ -282,8 +319,12 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	if (bpf_map_delete_elem(&seen_pids, &pid) == 0)
-		notify(EVENT_EXIT, pid);
+	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
+	if (!st)
+		return 0;
+	__u32 exec_seq = st->exec_seq;
+	bpf_map_delete_elem(&procs, &pid);
+	notify(active_buffer & 1, EVENT_EXIT, pid, exec_seq, 0);
 	return 0;
 }
 

@@ -14,9 +14,12 @@ import (
 )
 
 type SamplerEvent struct {
-	_    structs.HostLayout
-	Type uint32
-	Pid  uint32
+	_         structs.HostLayout
+	StartCode uint64
+	Type      uint32
+	Pid       uint32
+	ExecSeq   uint32
+	Pad       uint32
 }
 
 type SamplerEventType uint32
@@ -26,10 +29,18 @@ const (
 	SamplerEventTypeEVENT_EXIT        SamplerEventType = 2
 )
 
+type SamplerProcState struct {
+	_         structs.HostLayout
+	StartCode uint64
+	ExecSeq   uint32
+	Notified  uint32
+}
+
 type SamplerSampleKey struct {
 	_               structs.HostLayout
 	Pid             uint32
 	Tid             uint32
+	ExecSeq         uint32
 	KernelStackId   int32
 	UserStackId     int32
 	UserStackSource uint32
@@ -75,7 +86,7 @@ const (
 	SamplerMapCounts1               = "counts_1"
 	SamplerMapEvents                = "events"
 	SamplerMapPidFilter             = "pid_filter"
-	SamplerMapSeenPids              = "seen_pids"
+	SamplerMapProcs                 = "procs"
 	SamplerMapStacks0               = "stacks_0"
 	SamplerMapStacks1               = "stacks_1"
 	SamplerMapStats                 = "stats"
@@ -146,7 +157,7 @@ type SamplerMapSpecs struct {
 	Counts1   *ebpf.MapSpec `ebpf:"counts_1"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	PidFilter *ebpf.MapSpec `ebpf:"pid_filter"`
-	SeenPids  *ebpf.MapSpec `ebpf:"seen_pids"`
+	Procs     *ebpf.MapSpec `ebpf:"procs"`
 	Stacks0   *ebpf.MapSpec `ebpf:"stacks_0"`
 	Stacks1   *ebpf.MapSpec `ebpf:"stacks_1"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
@@ -189,7 +200,7 @@ type SamplerMaps struct {
 	Counts1   *ebpf.Map `ebpf:"counts_1"`
 	Events    *ebpf.Map `ebpf:"events"`
 	PidFilter *ebpf.Map `ebpf:"pid_filter"`
-	SeenPids  *ebpf.Map `ebpf:"seen_pids"`
+	Procs     *ebpf.Map `ebpf:"procs"`
 	Stacks0   *ebpf.Map `ebpf:"stacks_0"`
 	Stacks1   *ebpf.Map `ebpf:"stacks_1"`
 	Stats     *ebpf.Map `ebpf:"stats"`
@@ -201,7 +212,7 @@ func (m *SamplerMaps) Close() error {
 		m.Counts1,
 		m.Events,
 		m.PidFilter,
-		m.SeenPids,
+		m.Procs,
 		m.Stacks0,
 		m.Stacks1,
 		m.Stats,

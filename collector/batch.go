@@ -14,9 +14,9 @@ type Batch struct {
 	// PeriodNanos is the CPU time one sample stands for (1e9 / FrequencyHz).
 	PeriodNanos int64
 	Samples     []Sample
-	// Processes holds a snapshot of every process with samples in this batch,
-	// keyed by PID (the kernel's tgid).
-	Processes map[uint32]*Process
+	// Processes holds a snapshot of every process image with samples in
+	// this batch.
+	Processes map[ProcessKey]*Process
 	Stats     Stats
 }
 
@@ -24,7 +24,10 @@ type Batch struct {
 // often it was seen. Addresses are leaf first, as the kernel reports them.
 type Sample struct {
 	PID, TID uint32
-	Comm     string
+	// ExecSeq tells the program images of one PID apart: it changes with
+	// every execve, so samples before and after one resolve separately.
+	ExecSeq uint32
+	Comm    string
 	// Kernel and User are return addresses except for the first (leaf) one.
 	Kernel []uint64
 	User   []uint64
@@ -78,10 +81,19 @@ func (r LossReason) String() string {
 	return "unknown"
 }
 
-// A Process is what was known about a process when it was first seen,
-// refreshed when its mappings changed.
+// ProcessKey identifies one program image of a process.
+type ProcessKey struct {
+	PID, ExecSeq uint32
+}
+
+// Key returns the key of the process image a sample came from.
+func (s *Sample) Key() ProcessKey { return ProcessKey{s.PID, s.ExecSeq} }
+
+// A Process is what was known about a process image when it was first
+// seen, refreshed when its mappings changed.
 type Process struct {
-	PID uint32
+	PID     uint32
+	ExecSeq uint32
 	// StartTicks is the start time from /proc/PID/stat, which tells a reused
 	// PID apart from the process that had it before.
 	StartTicks uint64
@@ -90,11 +102,12 @@ type Process struct {
 	Cmdline    []string
 	Cgroup     string
 	Mappings   []Mapping
-	// Exited is set once the process is known to have exited; its mappings
-	// still resolve through the files held open in Mappings.
+	// Exited is set once the process is known to have exited or replaced
+	// this image by an execve; its mappings still resolve through the files
+	// held open in Mappings.
 	Exited bool
-	// SnapshotErr is set when the process could not be read at first sight
-	// (typically because it had already exited).
+	// SnapshotErr is set when the image could not be read at first sight
+	// (typically because the process had already exited or exec'd again).
 	SnapshotErr error
 }
 

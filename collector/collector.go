@@ -123,12 +123,12 @@ func New(cfg Config) (*Collector, error) {
 		possibleCPUs: possibleCPUs,
 		cfg:          cfg,
 		log:          cfg.Logger,
-		tracker:      newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger),
 		maxDepth:     maxStackDepth(),
 	}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
+	c.tracker = newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger, c.currentImage)
 	if err := c.attach(); err != nil {
 		c.Close()
 		return nil, err
@@ -228,11 +228,20 @@ func (c *Collector) readEvents(ctx context.Context) {
 		ev = *(*bpf.SamplerEvent)(unsafe.Pointer(&rec.RawSample[0]))
 		switch bpf.SamplerEventType(ev.Type) {
 		case bpf.SamplerEventTypeEVENT_NEW_PROCESS:
-			c.tracker.observe(ev.Pid)
+			c.tracker.observe(ProcessKey{ev.Pid, ev.ExecSeq}, ev.StartCode)
 		case bpf.SamplerEventTypeEVENT_EXIT:
 			c.tracker.exited(ev.Pid)
 		}
 	}
+}
+
+// currentImage asks the BPF side which image a process runs now.
+func (c *Collector) currentImage(pid uint32) (uint32, uint64, bool) {
+	var st bpf.SamplerProcState
+	if err := c.objs.Procs.Lookup(pid, &st); err != nil {
+		return 0, 0, false
+	}
+	return st.ExecSeq, st.StartCode, true
 }
 
 // Close stops sampling and releases everything. Batches already returned
@@ -253,7 +262,9 @@ func (c *Collector) Close() error {
 		c.ring.Close()
 	}
 	c.done.Wait()
-	c.tracker.close()
+	if c.tracker != nil {
+		c.tracker.close()
+	}
 	return c.objs.Close()
 }
 

@@ -95,7 +95,7 @@ func TestSamplesOneProcess(t *testing.T) {
 				t.Errorf("comm %q, want hotspot", s.Comm)
 			}
 			total += s.Count
-			p := b.Processes[pid]
+			p := b.Processes[s.Key()]
 			if p == nil {
 				t.Fatalf("no process snapshot for %d", pid)
 			}
@@ -158,9 +158,16 @@ func TestShortLivedProcess(t *testing.T) {
 	if n < 5 {
 		t.Fatalf("%d samples of the 150 ms process, want about 15", n)
 	}
-	p := b.Processes[pid]
+	// The samples after the execve belong to the hotspot's own image.
+	exe, _ := filepath.Abs(hotspotC)
+	var p *Process
+	for key, image := range b.Processes {
+		if key.PID == pid && image.Exe == exe {
+			p = image
+		}
+	}
 	if p == nil || p.SnapshotErr != nil {
-		t.Fatalf("process %d was not captured before it exited: %+v", pid, p)
+		t.Fatalf("process %d was not captured before it exited: %+v", pid, b.Processes)
 	}
 	if !p.Exited {
 		t.Error("process not marked exited")

@@ -117,7 +117,7 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 	}
 
 	for i, k := range keys {
-		s := Sample{PID: k.Pid, TID: k.Tid, Comm: commString(values[i].Comm), Count: values[i].Count}
+		s := Sample{PID: k.Pid, TID: k.Tid, ExecSeq: k.ExecSeq, Comm: commString(values[i].Comm), Count: values[i].Count}
 		switch id := k.KernelStackId; {
 		case id >= 0:
 			if pcs, ok := stack(id); ok {

@@ -28,7 +28,8 @@ type heldFile struct {
 type trackedProcess struct {
 	snapshot *Process
 	files    []fileKey
-	// exitedAt is the drain generation in which the exit was noticed; 0 while alive.
+	// exitedAt is the drain generation in which the exit (or the execve that
+	// replaced this image) was noticed; 0 while alive.
 	exitedAt uint64
 }
 
@@ -37,45 +38,56 @@ type pendingRelease struct {
 	files        []fileKey
 }
 
-// processTracker keeps what is needed to symbolize each sampled process:
-// metadata and mappings read at first sight, and the mapped files held open
-// so a process that exits (or a file that is replaced) still resolves.
+// imageLookup reports the kernel side's view of a process: its current exec
+// sequence and the start of its code, as recorded at the image's first
+// sample. ok is false when the process is unknown there (exited).
+type imageLookup func(pid uint32) (execSeq uint32, startCode uint64, ok bool)
+
+// processTracker keeps what is needed to symbolize each sampled process
+// image: metadata and mappings read at first sight, and the mapped files
+// held open so an image that is gone (exit, execve, a replaced file) still
+// resolves.
 type processTracker struct {
 	procRoot     string
 	maxOpenFiles int
 	log          *slog.Logger
+	currentImage imageLookup
 
 	mu         sync.Mutex
 	generation uint64 // drains so far
-	procs      map[uint32]*trackedProcess
+	procs      map[ProcessKey]*trackedProcess
 	files      map[fileKey]*heldFile
 	pending    []pendingRelease
 	// filesNotHeld counts mappings whose file could not be opened or was over the limit.
 	filesNotHeld uint64
 }
 
-func newProcessTracker(procRoot string, maxOpenFiles int, log *slog.Logger) *processTracker {
+func newProcessTracker(procRoot string, maxOpenFiles int, log *slog.Logger, currentImage imageLookup) *processTracker {
+	if log == nil {
+		log = slog.Default()
+	}
 	return &processTracker{
 		procRoot:     procRoot,
 		maxOpenFiles: maxOpenFiles,
 		log:          log,
+		currentImage: currentImage,
 		generation:   1,
-		procs:        make(map[uint32]*trackedProcess),
+		procs:        make(map[ProcessKey]*trackedProcess),
 		files:        make(map[fileKey]*heldFile),
 	}
 }
 
-// observe records a process at first sight (or after an exec), replacing
-// anything known about that PID.
-func (t *processTracker) observe(pid uint32) {
+// observe records a process image at its first sample. startCode is the
+// image's mm->start_code, which the snapshot is checked against.
+func (t *processTracker) observe(key ProcessKey, startCode uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.observeLocked(pid)
+	t.observeLocked(key, startCode)
 }
 
-func (t *processTracker) observeLocked(pid uint32) *trackedProcess {
-	proc, files := t.snapshot(pid)
-	if old := t.procs[pid]; old != nil {
+func (t *processTracker) observeLocked(key ProcessKey, startCode uint64) *trackedProcess {
+	proc, files := t.snapshot(key, startCode)
+	if old := t.procs[key]; old != nil {
 		t.releaseLater(old.files)
 	}
 	tp := &trackedProcess{snapshot: proc, files: files}
@@ -83,56 +95,72 @@ func (t *processTracker) observeLocked(pid uint32) *trackedProcess {
 		// Gone already: keep the entry so its samples say why, and drop it soon.
 		tp.exitedAt = t.generation
 	}
-	t.procs[pid] = tp
+	t.procs[key] = tp
+	// A new image ends the older ones of the same process.
+	for k, other := range t.procs {
+		if k.PID == key.PID && k.ExecSeq != key.ExecSeq {
+			t.markExitedLocked(other)
+		}
+	}
 	return tp
 }
 
+// exited marks every image of a process as ended.
 func (t *processTracker) exited(pid uint32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if tp := t.procs[pid]; tp != nil && tp.exitedAt == 0 {
-		tp.exitedAt = t.generation
-		// Copy: batches already handed out keep their own view.
-		exited := *tp.snapshot
-		exited.Exited = true
-		tp.snapshot = &exited
+	for k, tp := range t.procs {
+		if k.PID == pid {
+			t.markExitedLocked(tp)
+		}
 	}
 }
 
-// processesFor returns snapshots for the PIDs of a batch. A PID never seen is
-// read now; one whose samples fall outside its known mappings (a library
-// loaded since) is read again, once.
-func (t *processTracker) processesFor(samples []Sample) map[uint32]*Process {
+func (t *processTracker) markExitedLocked(tp *trackedProcess) {
+	if tp.exitedAt != 0 {
+		return
+	}
+	tp.exitedAt = t.generation
+	// Copy: batches already handed out keep their own view.
+	exited := *tp.snapshot
+	exited.Exited = true
+	tp.snapshot = &exited
+}
+
+// processesFor returns snapshots for the process images of a batch. An
+// image never seen is read now; one whose samples fall outside its known
+// mappings (a library loaded since) is read again, once.
+func (t *processTracker) processesFor(samples []Sample) map[ProcessKey]*Process {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make(map[uint32]*Process)
+	out := make(map[ProcessKey]*Process)
 	for i := range samples {
-		s := &samples[i]
-		if _, done := out[s.PID]; done {
+		key := samples[i].Key()
+		if _, done := out[key]; done {
 			continue
 		}
-		tp := t.procs[s.PID]
+		tp := t.procs[key]
 		if tp == nil {
-			tp = t.observeLocked(s.PID)
+			tp = t.observeLocked(key, 0)
 		}
-		out[s.PID] = tp.snapshot
+		out[key] = tp.snapshot
 	}
-	refreshed := make(map[uint32]bool)
+	refreshed := make(map[ProcessKey]bool)
 	for i := range samples {
-		s := &samples[i]
-		p := out[s.PID]
-		if refreshed[s.PID] || p.Exited || p.SnapshotErr != nil || covered(p, s.User) {
+		key := samples[i].Key()
+		p := out[key]
+		if refreshed[key] || p.Exited || p.SnapshotErr != nil || covered(p, samples[i].User) {
 			continue
 		}
-		refreshed[s.PID] = true
-		tp := t.observeLocked(s.PID)
+		refreshed[key] = true
+		tp := t.observeLocked(key, 0)
 		if tp.snapshot.SnapshotErr == nil {
-			out[s.PID] = tp.snapshot
+			out[key] = tp.snapshot
 		}
 	}
-	for pid, p := range out {
+	for key, p := range out {
 		if p.Comm == "" {
-			p.Comm = commOf(samples, pid)
+			p.Comm = commOf(samples, key)
 		}
 	}
 	return out
@@ -147,14 +175,14 @@ func covered(p *Process, addrs []uint64) bool {
 	return true
 }
 
-func commOf(samples []Sample, pid uint32) string {
+func commOf(samples []Sample, key ProcessKey) string {
 	for i := range samples {
-		if samples[i].PID == pid && samples[i].PID == samples[i].TID {
+		if samples[i].Key() == key && samples[i].PID == samples[i].TID {
 			return samples[i].Comm
 		}
 	}
 	for i := range samples {
-		if samples[i].PID == pid {
+		if samples[i].Key() == key {
 			return samples[i].Comm
 		}
 	}
@@ -170,10 +198,10 @@ func (t *processTracker) advance() {
 	if t.generation%sweepEvery == 0 {
 		t.sweepLocked()
 	}
-	for pid, tp := range t.procs {
+	for key, tp := range t.procs {
 		if tp.exitedAt != 0 && tp.exitedAt < t.generation {
 			t.releaseLater(tp.files)
-			delete(t.procs, pid)
+			delete(t.procs, key)
 		}
 	}
 	keep := t.pending[:0]
@@ -193,17 +221,17 @@ func (t *processTracker) advance() {
 const sweepEvery = 30
 
 func (t *processTracker) sweepLocked() {
-	for pid, tp := range t.procs {
+	for _, tp := range t.procs {
 		if tp.exitedAt != 0 {
 			continue
 		}
-		raw, err := os.ReadFile(filepath.Join(t.procRoot, strconv.FormatUint(uint64(pid), 10), "stat"))
+		raw, err := os.ReadFile(filepath.Join(t.procRoot, strconv.FormatUint(uint64(tp.snapshot.PID), 10), "stat"))
 		if err == nil {
-			if _, start, err := parseStat(raw); err == nil && start == tp.snapshot.StartTicks {
+			if st, err := parseStat(raw); err == nil && st.startTicks == tp.snapshot.StartTicks {
 				continue
 			}
 		}
-		tp.exitedAt = t.generation
+		t.markExitedLocked(tp)
 	}
 }
 
@@ -233,23 +261,49 @@ func (t *processTracker) close() {
 		h.file.Close()
 		delete(t.files, k)
 	}
-	t.procs = map[uint32]*trackedProcess{}
+	t.procs = map[ProcessKey]*trackedProcess{}
 	t.pending = nil
 }
 
-// snapshot reads a process's metadata and executable mappings from /proc and
-// holds its mapped files open.
-func (t *processTracker) snapshot(pid uint32) (*Process, []fileKey) {
+// errImageReplaced: the process ran execve before its image could be read.
+var errImageReplaced = errors.New("the process replaced its program (execve) before this image could be read")
+
+// snapshot reads a process image's metadata and executable mappings from
+// /proc and holds its mapped files open. The mappings are read before the
+// start of code in stat, so that a matching startCode proves they belong to
+// the image sampled, not to one an execve put in its place; startCode 0
+// means it is not known and the kernel side is asked.
+func (t *processTracker) snapshot(key ProcessKey, startCode uint64) (*Process, []fileKey) {
+	pid := key.PID
 	dir := filepath.Join(t.procRoot, strconv.FormatUint(uint64(pid), 10))
-	p := &Process{PID: pid}
-	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	p := &Process{PID: pid, ExecSeq: key.ExecSeq}
+	if startCode == 0 && t.currentImage != nil {
+		seq, code, ok := t.currentImage(pid)
+		if ok && seq != key.ExecSeq {
+			p.SnapshotErr = errImageReplaced
+			return p, nil
+		}
+		startCode = code
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "maps"))
+	if err != nil {
+		p.SnapshotErr = fmt.Errorf("read mappings of process %d: %w", pid, err)
+		return p, nil
+	}
+	statRaw, err := os.ReadFile(filepath.Join(dir, "stat"))
 	if err != nil {
 		p.SnapshotErr = fmt.Errorf("read process %d: %w", pid, err)
 		return p, nil
 	}
-	p.Comm, p.StartTicks, err = parseStat(stat)
+	st, err := parseStat(statRaw)
 	if err != nil {
 		p.SnapshotErr = fmt.Errorf("process %d: %w", pid, err)
+		return p, nil
+	}
+	p.Comm, p.StartTicks = st.comm, st.startTicks
+	// stat shows 0 when the code range is hidden; then there is nothing to check.
+	if startCode != 0 && st.startCode != 0 && st.startCode != startCode {
+		p.SnapshotErr = errImageReplaced
 		return p, nil
 	}
 	p.Exe, _ = os.Readlink(filepath.Join(dir, "exe"))
@@ -259,11 +313,6 @@ func (t *processTracker) snapshot(pid uint32) (*Process, []fileKey) {
 	}
 	if raw, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
 		p.Cgroup = parseCgroup(raw)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "maps"))
-	if err != nil {
-		p.SnapshotErr = fmt.Errorf("read mappings of process %d: %w", pid, err)
-		return p, nil
 	}
 	p.Mappings, err = parseMaps(raw)
 	if err != nil {
@@ -348,25 +397,34 @@ func checkRegular(f *os.File, m *Mapping, matchIdentity bool) error {
 	return nil
 }
 
-// parseStat returns comm and the start time (field 22) of /proc/PID/stat.
-// comm may hold spaces and parentheses, so fields are counted after the last ')'.
-func parseStat(raw []byte) (comm string, startTicks uint64, err error) {
+type procStat struct {
+	comm       string
+	startTicks uint64 // field 22: tells a reused PID apart
+	startCode  uint64 // field 26: where the current image's code starts
+}
+
+// parseStat reads /proc/PID/stat. comm may hold spaces and parentheses, so
+// fields are counted after the last ')'.
+func parseStat(raw []byte) (procStat, error) {
 	open := bytes.IndexByte(raw, '(')
 	closing := bytes.LastIndexByte(raw, ')')
 	if open < 0 || closing < open {
-		return "", 0, errors.New("malformed stat")
+		return procStat{}, errors.New("malformed stat")
 	}
-	comm = string(raw[open+1 : closing])
+	st := procStat{comm: string(raw[open+1 : closing])}
 	fields := strings.Fields(string(raw[closing+1:]))
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
-		return "", 0, errors.New("malformed stat: too few fields")
+	// fields[0] is field 3 (state).
+	if len(fields) < 24 {
+		return procStat{}, errors.New("malformed stat: too few fields")
 	}
-	startTicks, err = strconv.ParseUint(fields[19], 10, 64)
-	if err != nil {
-		return "", 0, fmt.Errorf("malformed stat start time: %w", err)
+	var err error
+	if st.startTicks, err = strconv.ParseUint(fields[22-3], 10, 64); err != nil {
+		return procStat{}, fmt.Errorf("malformed stat start time: %w", err)
 	}
-	return comm, startTicks, nil
+	if st.startCode, err = strconv.ParseUint(fields[26-3], 10, 64); err != nil {
+		return procStat{}, fmt.Errorf("malformed stat start code: %w", err)
+	}
+	return st, nil
 }
 
 func splitCmdline(raw []byte) []string {

@@ -51,12 +51,12 @@ func TestParseMapsLine(t *testing.T) {
 }
 
 func TestParseStat(t *testing.T) {
-	raw := []byte("1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n")
-	comm, start, err := parseStat(raw)
-	if err != nil || comm != "a (weird) name" || start != 987654 {
-		t.Fatalf("got %q %d %v", comm, start, err)
+	raw := []byte("1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 100 18446744073709551615 4194304 4196000 140737\n")
+	st, err := parseStat(raw)
+	if err != nil || st.comm != "a (weird) name" || st.startTicks != 987654 || st.startCode != 4194304 {
+		t.Fatalf("got %+v %v", st, err)
 	}
-	if _, _, err := parseStat([]byte("1 (x) S 1")); err == nil {
+	if _, err := parseStat([]byte("1 (x) S 1")); err == nil {
 		t.Error("short stat: no error")
 	}
 }
@@ -90,9 +90,9 @@ func TestParseCgroup(t *testing.T) {
 
 // The tracker reads this very process and holds its executable open.
 func TestSnapshotSelf(t *testing.T) {
-	tr := newProcessTracker("/proc", 100, nil)
+	tr := newProcessTracker("/proc", 100, nil, nil)
 	defer tr.close()
-	p, files := tr.snapshot(uint32(os.Getpid()))
+	p, files := tr.snapshot(ProcessKey{PID: uint32(os.Getpid())}, 0)
 	if p.SnapshotErr != nil {
 		t.Fatal(p.SnapshotErr)
 	}
@@ -116,8 +116,8 @@ func TestSnapshotSelf(t *testing.T) {
 }
 
 func TestSnapshotGoneProcess(t *testing.T) {
-	tr := newProcessTracker("/proc", 100, nil)
-	p, _ := tr.snapshot(4000000)
+	tr := newProcessTracker("/proc", 100, nil, nil)
+	p, _ := tr.snapshot(ProcessKey{PID: 4000000}, 0)
 	if p.SnapshotErr == nil {
 		t.Fatal("no error for a process that does not exist")
 	}
@@ -126,18 +126,19 @@ func TestSnapshotGoneProcess(t *testing.T) {
 // Processes whose exit was never reported are found by the sweep and
 // forgotten, and their files closed, so the tracker cannot grow forever.
 func TestTrackerForgetsDeadProcesses(t *testing.T) {
-	tr := newProcessTracker("/proc", 100, nil)
+	tr := newProcessTracker("/proc", 100, nil, nil)
 	defer tr.close()
 	self := uint32(os.Getpid())
-	tr.observe(self)
-	tr.procs[4000000] = &trackedProcess{snapshot: &Process{PID: 4000000, StartTicks: 1}}
+	tr.observe(ProcessKey{PID: self}, 0)
+	gone := ProcessKey{PID: 4000000}
+	tr.procs[gone] = &trackedProcess{snapshot: &Process{PID: 4000000, StartTicks: 1}}
 	for range 2*sweepEvery + 3 {
 		tr.advance()
 	}
-	if tr.procs[4000000] != nil {
+	if tr.procs[gone] != nil {
 		t.Error("a process that no longer exists is still tracked")
 	}
-	if tr.procs[self] == nil {
+	if tr.procs[ProcessKey{PID: self}] == nil {
 		t.Error("a live process was forgotten")
 	}
 	tr.exited(self)
@@ -147,5 +148,43 @@ func TestTrackerForgetsDeadProcesses(t *testing.T) {
 	}
 	if len(tr.procs) != 0 || len(tr.files) != 0 {
 		t.Errorf("after exit: %d processes and %d files still held", len(tr.procs), len(tr.files))
+	}
+}
+
+// Mappings read after an execve replaced the sampled image must not be
+// passed off as that image's.
+func TestSnapshotRejectsReplacedImage(t *testing.T) {
+	tr := newProcessTracker("/proc", 100, nil, nil)
+	defer tr.close()
+	self := ProcessKey{PID: uint32(os.Getpid())}
+	p, _ := tr.snapshot(self, 0x1234) // not this image's start of code
+	if p.SnapshotErr != errImageReplaced {
+		t.Fatalf("got %v, want errImageReplaced", p.SnapshotErr)
+	}
+	lookup := func(uint32) (uint32, uint64, bool) { return 7, 0, true }
+	tr = newProcessTracker("/proc", 100, nil, lookup)
+	defer tr.close()
+	if p, _ := tr.snapshot(ProcessKey{PID: self.PID, ExecSeq: 6}, 0); p.SnapshotErr != errImageReplaced {
+		t.Fatalf("older image: got %v, want errImageReplaced", p.SnapshotErr)
+	}
+	if p, _ := tr.snapshot(ProcessKey{PID: self.PID, ExecSeq: 7}, 0); p.SnapshotErr != nil {
+		t.Fatalf("current image: %v", p.SnapshotErr)
+	}
+}
+
+// A new image of a process ends the old one, whose snapshot stays usable
+// for samples taken before the execve.
+func TestNewImageEndsOld(t *testing.T) {
+	tr := newProcessTracker("/proc", 100, nil, nil)
+	defer tr.close()
+	pid := uint32(os.Getpid())
+	tr.observe(ProcessKey{PID: pid, ExecSeq: 0}, 0)
+	tr.observe(ProcessKey{PID: pid, ExecSeq: 1}, 0)
+	old := tr.procs[ProcessKey{PID: pid, ExecSeq: 0}]
+	if old == nil || !old.snapshot.Exited || len(old.snapshot.Mappings) == 0 {
+		t.Fatalf("old image: %+v", old)
+	}
+	if tr.procs[ProcessKey{PID: pid, ExecSeq: 1}].snapshot.Exited {
+		t.Error("new image marked exited")
 	}
 }

@@ -53,7 +53,7 @@ func BenchmarkProfile(b *testing.B) {
 	batch := &collector.Batch{
 		PeriodNanos: 10101010,
 		Samples:     samples,
-		Processes:   map[uint32]*collector.Process{100: proc},
+		Processes:   map[collector.ProcessKey]*collector.Process{{PID: 100}: proc},
 	}
 	if _, err := s.Profile(batch); err != nil {
 		b.Fatal(err)

@@ -110,7 +110,7 @@ func userNames(t testing.TB, s *Symbolizer, proc *collector.Process, user ...uin
 	b := &collector.Batch{
 		PeriodNanos: 1,
 		Samples:     []collector.Sample{{PID: proc.PID, TID: proc.PID, User: user, Count: 1}},
-		Processes:   map[uint32]*collector.Process{proc.PID: proc},
+		Processes:   map[collector.ProcessKey]*collector.Process{{PID: proc.PID}: proc},
 	}
 	p, err := s.Profile(b)
 	if err != nil {

@@ -162,7 +162,7 @@ func (pb *profileBuilder) addSample(smp *collector.Sample, periodNanos int64) {
 	case collector.LostNone, collector.LostKernelThread, collector.LostExiting:
 		// Kernel threads and processes past releasing their memory have no
 		// user stack to lose: no user frames and no marker.
-		proc := pb.batch.Processes[smp.PID]
+		proc := pb.batch.Processes[smp.Key()]
 		for i, addr := range smp.User {
 			locs = append(locs, pb.userLocation(proc, smp.PID, addr, i > 0))
 		}

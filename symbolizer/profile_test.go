@@ -77,10 +77,10 @@ func goldenBatch(t testing.TB) *collector.Batch {
 		End:         time.Unix(1700000010, 0),
 		FrequencyHz: 99,
 		PeriodNanos: int64(time.Second) / 99,
-		Processes: map[uint32]*collector.Process{
-			100: p100,
-			200: p200,
-			300: {PID: 300, Comm: "gone", SnapshotErr: errors.New("open /proc/300/maps: no such file or directory")},
+		Processes: map[collector.ProcessKey]*collector.Process{
+			{PID: 100}: p100,
+			{PID: 200}: p200,
+			{PID: 300}: {PID: 300, Comm: "gone", SnapshotErr: errors.New("open /proc/300/maps: no such file or directory")},
 			// 400 is missing: the snapshot lost it.
 		},
 		// Deliberately out of order: Profile sorts by pid, tid, stack.

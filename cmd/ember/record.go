@@ -96,7 +96,7 @@ func (o *recordOptions) validate(cmd *cobra.Command) error {
 type recordTotals struct {
 	stats     collector.Stats
 	processes map[uint32]string
-	unread    map[uint32]bool
+	unread    map[collector.ProcessKey]bool
 }
 
 func (t *recordTotals) add(b *collector.Batch) {
@@ -117,10 +117,10 @@ func (t *recordTotals) add(b *collector.Batch) {
 	for r, n := range b.Stats.KernelLost {
 		s.KernelLost[r] += n
 	}
-	for pid, p := range b.Processes {
-		t.processes[pid] = p.Comm
+	for key, p := range b.Processes {
+		t.processes[key.PID] = p.Comm
 		if p.SnapshotErr != nil {
-			t.unread[pid] = true
+			t.unread[key] = true
 		}
 	}
 }
@@ -149,7 +149,7 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 	}
 
 	var first, last time.Time
-	totals := recordTotals{processes: map[uint32]string{}, unread: map[uint32]bool{}}
+	totals := recordTotals{processes: map[uint32]string{}, unread: map[collector.ProcessKey]bool{}}
 	var merged *profile.Profile
 	drain := func() error {
 		batch, err := col.Drain()
@@ -257,7 +257,7 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 	}
 	fmt.Fprintf(&b, "; %d processes", len(t.processes))
 	if n := len(t.unread); n > 0 {
-		fmt.Fprintf(&b, " (%d exited before they could be read)", n)
+		fmt.Fprintf(&b, " (%d program images gone before they could be read)", n)
 	}
 	if s.EventsLost > 0 {
 		fmt.Fprintf(&b, "; %d process notifications dropped", s.EventsLost)

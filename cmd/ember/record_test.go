@@ -105,6 +105,7 @@ func checkSplit(t *testing.T, p *profile.Profile, wants []leafWant) {
 	t.Helper()
 	var total int64
 	byLeaf := map[string]int64{}
+	broken := map[string]int64{}
 	for _, s := range p.Sample {
 		total += s.Value[0]
 		chain := userChain(s)
@@ -118,8 +119,17 @@ func checkSplit(t *testing.T, p *profile.Profile, wants []leafWant) {
 			}
 			byLeaf[leaf] += s.Value[0]
 			if !containsRun(chain, w.chain) {
-				t.Errorf("sample of %s lacks the chain %v: %v", leaf, w.chain, chain)
+				broken[leaf] += s.Value[0]
+				t.Logf("sample of %s lacks the chain %v: %v", leaf, w.chain, chain)
 			}
+		}
+	}
+	// A sample on the leaf's first or last instructions, before its frame
+	// pointer is set up or after it is popped, skips the caller: a limit of
+	// frame-pointer unwinding that hits about one sample in a few hundred.
+	for _, w := range wants {
+		if b := broken[w.leaf]; b*100 > byLeaf[w.leaf]*2 {
+			t.Errorf("%d of %d samples of %s lack the chain %v", b, byLeaf[w.leaf], w.leaf, w.chain)
 		}
 	}
 	// About 495 on an idle machine; fewer when other tests share the CPUs.
@@ -336,7 +346,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// Processes that live 50 ms and exit long before the drain are attributed
+// Processes that live 100 ms and exit long before the drain are attributed
 // and named from what was captured at their first sample.
 func TestRecordShortLived(t *testing.T) {
 	testenv.RequireBPF(t)
@@ -349,7 +359,7 @@ func TestRecordShortLived(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // let the sampler start
 	pids := map[int64]bool{}
 	for range 10 {
-		cmd := exec.Command("../../testdata/hotspot/hotspot", "0.05")
+		cmd := exec.Command("../../testdata/hotspot/hotspot", "0.05") // one 100 ms cycle
 		if err := cmd.Run(); err != nil {
 			t.Fatal(err)
 		}
@@ -364,22 +374,31 @@ func TestRecordShortLived(t *testing.T) {
 		if !pids[s.NumLabel["pid"][0]] {
 			continue
 		}
-		n += s.Value[0]
 		chain := strings.Join(userChain(s), ";")
+		// Before its execve the child runs this test binary's code: those
+		// samples must be read against that image, never the hotspot's.
+		if strings.Contains(chain, "[unknown: address in no mapping]") {
+			t.Errorf("sample resolved against the wrong program image: %s", chain)
+		}
+		if s.Label["comm"][0] != "hotspot" {
+			continue
+		}
+		n += s.Value[0]
 		if strings.Contains(chain, "main;run;") {
 			named += s.Value[0]
 		} else {
-			t.Logf("unnamed: %s", chain)
+			t.Logf("not in main: %s", chain)
 		}
 	}
-	// Ten runs of 50 ms at 99 Hz: about 50 samples.
-	if n < 25 {
-		t.Fatalf("only %d samples of ten 50 ms processes", n)
+	// Each run lasts one 100 ms cycle of the fixture: about 99 samples in all.
+	if n < 40 {
+		t.Fatalf("only %d samples of ten short-lived processes", n)
 	}
-	if named < n*9/10 {
+	// The rest are the dynamic loader starting the process.
+	if named < n*85/100 {
 		t.Errorf("%d of %d samples of short-lived processes have main;run; in their stacks", named, n)
 	}
-	t.Logf("%d samples of ten 50 ms processes, %d named", n, named)
+	t.Logf("%d samples of ten short-lived processes, %d in main;run;", n, named)
 }
 
 func TestRecordTruncatedMarker(t *testing.T) {
