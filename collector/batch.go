@@ -101,7 +101,10 @@ type Process struct {
 	Exe        string
 	Cmdline    []string
 	Cgroup     string
-	Mappings   []Mapping
+	// ContainerID is the container runtime's ID when the cgroup path names
+	// one (Docker, containerd, CRI-O, Podman, Kubernetes pods).
+	ContainerID string
+	Mappings    []Mapping
 	// Exited is set once the process is known to have exited or replaced
 	// this image by an execve; its mappings still resolve through the files
 	// held open in Mappings.

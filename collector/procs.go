@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -313,6 +314,7 @@ func (t *processTracker) snapshot(key ProcessKey, startCode uint64) (*Process, [
 	}
 	if raw, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
 		p.Cgroup = parseCgroup(raw)
+		p.ContainerID = containerID(p.Cgroup)
 	}
 	p.Mappings, err = parseMaps(raw)
 	if err != nil {
@@ -447,6 +449,21 @@ func parseCgroup(raw []byte) string {
 		}
 	}
 	return strings.Join(v1, ";")
+}
+
+// containerIDPattern matches the 64-hex-digit IDs that Docker, containerd,
+// CRI-O and Podman put in cgroup paths ("/docker/<id>",
+// "docker-<id>.scope", "cri-containerd-<id>.scope", "crio-<id>.scope",
+// "libpod-<id>.scope", ".../kubepods/.../pod<uid>/<id>").
+var containerIDPattern = regexp.MustCompile(`(?:^|[/\-])([0-9a-f]{64})(?:\.scope)?(?:/|$)`)
+
+// containerID returns the last container ID named in a cgroup path.
+func containerID(cgroup string) string {
+	matches := containerIDPattern.FindAllStringSubmatch(cgroup, -1)
+	if len(matches) == 0 {
+		return ""
+	}
+	return matches[len(matches)-1][1]
 }
 
 // parseMaps keeps executable mappings, the only ones stack addresses fall in.

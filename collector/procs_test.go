@@ -188,3 +188,20 @@ func TestNewImageEndsOld(t *testing.T) {
 		t.Error("new image marked exited")
 	}
 }
+
+func TestContainerID(t *testing.T) {
+	id := "4f1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
+	for cgroup, want := range map[string]string{
+		"/docker/" + id:                         id,
+		"/system.slice/docker-" + id + ".scope": id,
+		"/kubepods.slice/kubepods-burstable.slice/pod1234/cri-containerd-" + id + ".scope": id,
+		"/kubepods/besteffort/podabc/" + id:                                                id,
+		"/machine.slice/libpod-" + id + ".scope/container":                                 id,
+		"/user.slice/user-0.slice/session-3.scope":                                         "",
+		"/system.slice/nginx.service":                                                      "",
+	} {
+		if got := containerID(cgroup); got != want {
+			t.Errorf("%s: got %q, want %q", cgroup, got, want)
+		}
+	}
+}

@@ -176,9 +176,24 @@ func (pb *profileBuilder) addSample(smp *collector.Sample, periodNanos int64) {
 	pb.p.Sample = append(pb.p.Sample, &profile.Sample{
 		Location: locs,
 		Value:    []int64{count, count * periodNanos},
-		Label:    map[string][]string{"comm": {smp.Comm}},
+		Label:    sampleLabels(smp, pb.batch.Processes[smp.Key()]),
 		NumLabel: map[string][]int64{"pid": {int64(smp.PID)}, "tid": {int64(smp.TID)}},
 	})
+}
+
+// sampleLabels are the string labels of a sample: comm always, and the
+// executable, cgroup and container where the process snapshot has them.
+func sampleLabels(smp *collector.Sample, proc *collector.Process) map[string][]string {
+	labels := map[string][]string{"comm": {smp.Comm}}
+	if proc == nil {
+		return labels
+	}
+	for name, value := range map[string]string{"exe": proc.Exe, "cgroup": proc.Cgroup, "container": proc.ContainerID} {
+		if value != "" {
+			labels[name] = []string{value}
+		}
+	}
+	return labels
 }
 
 // lookupAddress moves a return address back into the call instruction.
