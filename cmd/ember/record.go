@@ -100,23 +100,7 @@ type recordTotals struct {
 }
 
 func (t *recordTotals) add(b *collector.Batch) {
-	s := &t.stats
-	s.Taken += b.Stats.Taken
-	s.Idle += b.Stats.Idle
-	s.Filtered += b.Stats.Filtered
-	s.Recorded += b.Stats.Recorded
-	s.CountMapFull += b.Stats.CountMapFull
-	s.EventsLost += b.Stats.EventsLost
-	s.Truncated += b.Stats.Truncated
-	if s.UserLost == nil {
-		s.UserLost, s.KernelLost = map[collector.LossReason]uint64{}, map[collector.LossReason]uint64{}
-	}
-	for r, n := range b.Stats.UserLost {
-		s.UserLost[r] += n
-	}
-	for r, n := range b.Stats.KernelLost {
-		s.KernelLost[r] += n
-	}
+	addStats(&t.stats, b.Stats)
 	for key, p := range b.Processes {
 		t.processes[key.PID] = p.Comm
 		if p.SnapshotErr != nil {

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+// daemonConfig is everything `ember daemon` can be told, with its defaults.
+// A YAML file mirrors the flags (same names, dashes as in the flags); flags
+// given on the command line win over the file.
+type daemonConfig struct {
+	DataDir          string            `yaml:"data-dir"`
+	Listen           string            `yaml:"listen"`
+	FrequencyHz      int               `yaml:"frequency"`
+	Interval         time.Duration     `yaml:"interval"`
+	Retention        time.Duration     `yaml:"retention"`
+	MaxDisk          byteSize          `yaml:"max-disk"`
+	MinFreeDisk      byteSize          `yaml:"min-free-disk"`
+	Labels           map[string]string `yaml:"labels"`
+	IncludeIdle      bool              `yaml:"include-idle"`
+	StackMapEntries  uint32            `yaml:"stack-map-entries"`
+	CountMapEntries  uint32            `yaml:"count-map-entries"`
+	DrainInterval    time.Duration     `yaml:"drain-interval"`
+	ShutdownDeadline time.Duration     `yaml:"shutdown-timeout"`
+}
+
+func defaultDaemonConfig() daemonConfig {
+	return daemonConfig{
+		DataDir:          "/var/lib/ember",
+		Listen:           "127.0.0.1:7070",
+		FrequencyHz:      99,
+		Interval:         10 * time.Second,
+		Retention:        168 * time.Hour,
+		MaxDisk:          2 << 30,
+		MinFreeDisk:      256 << 20,
+		StackMapEntries:  16384,
+		CountMapEntries:  16384,
+		DrainInterval:    time.Second,
+		ShutdownDeadline: 10 * time.Second,
+	}
+}
+
+// bindDaemonFlags defines the flags on fs, writing into cfg; label flags go
+// to labels so they can be merged with the file's.
+func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, configPath *string) {
+	fs.StringVar(configPath, "config", "", "YAML file with the same settings as the flags (flags win)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where the profile store lives")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTP API (loopback by default)")
+	fs.IntVarP(&cfg.FrequencyHz, "frequency", "F", cfg.FrequencyHz, "samples per second on each CPU")
+	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "how much time each stored profile covers")
+	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long profiles are kept")
+	fs.Var(&cfg.MaxDisk, "max-disk", "disk the store may use before the oldest data goes (e.g. 2GiB)")
+	fs.Var(&cfg.MinFreeDisk, "min-free-disk", "stop writing while the filesystem has less free space than this")
+	fs.StringArrayVar(labels, "label", nil, "host label key=value added to every sample (repeatable)")
+	fs.BoolVar(&cfg.IncludeIdle, "include-idle", cfg.IncludeIdle, "keep samples of the idle task")
+	fs.Uint32Var(&cfg.StackMapEntries, "stack-map-entries", cfg.StackMapEntries, "entries in each of the two BPF stack maps")
+	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")
+	fs.DurationVar(&cfg.DrainInterval, "drain-interval", cfg.DrainInterval, "how often the BPF maps are read and emptied")
+	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long the last flush may take at shutdown")
+}
+
+// loadDaemonConfig returns the defaults, overlaid by the file at path (if
+// any), overlaid by the flags that were set on the command line.
+func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, fs *pflag.FlagSet) (daemonConfig, error) {
+	cfg := defaultDaemonConfig()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("--config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("--config %s: %w", path, err)
+		}
+	}
+	// Flags the user set win; unset flags keep the file's (or default) value.
+	overlays := map[string]func(){
+		"data-dir":          func() { cfg.DataDir = fromFlags.DataDir },
+		"listen":            func() { cfg.Listen = fromFlags.Listen },
+		"frequency":         func() { cfg.FrequencyHz = fromFlags.FrequencyHz },
+		"interval":          func() { cfg.Interval = fromFlags.Interval },
+		"retention":         func() { cfg.Retention = fromFlags.Retention },
+		"max-disk":          func() { cfg.MaxDisk = fromFlags.MaxDisk },
+		"min-free-disk":     func() { cfg.MinFreeDisk = fromFlags.MinFreeDisk },
+		"include-idle":      func() { cfg.IncludeIdle = fromFlags.IncludeIdle },
+		"stack-map-entries": func() { cfg.StackMapEntries = fromFlags.StackMapEntries },
+		"count-map-entries": func() { cfg.CountMapEntries = fromFlags.CountMapEntries },
+		"drain-interval":    func() { cfg.DrainInterval = fromFlags.DrainInterval },
+		"shutdown-timeout":  func() { cfg.ShutdownDeadline = fromFlags.ShutdownDeadline },
+	}
+	fs.Visit(func(f *pflag.Flag) {
+		if apply, ok := overlays[f.Name]; ok {
+			apply()
+		}
+	})
+	for _, kv := range labelFlags {
+		key, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			return cfg, fmt.Errorf("--label %q: want key=value", kv)
+		}
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		cfg.Labels[key] = value
+	}
+	return cfg, cfg.validate()
+}
+
+var labelNamePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// reservedLabels are set by Ember on every sample; a host label must not hide them.
+var reservedLabels = map[string]bool{"comm": true, "pid": true, "tid": true, "exe": true, "cgroup": true, "container": true}
+
+func (c *daemonConfig) validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("data-dir: must not be empty")
+	case c.FrequencyHz < 1 || c.FrequencyHz > 10000:
+		return fmt.Errorf("frequency: %d Hz is out of range 1..10000", c.FrequencyHz)
+	case c.Interval < time.Second || c.Interval > time.Hour:
+		return fmt.Errorf("interval: %s is out of range 1s..1h", c.Interval)
+	case c.DrainInterval < 100*time.Millisecond || c.DrainInterval > c.Interval:
+		return fmt.Errorf("drain-interval: %s must be between 100ms and the interval (%s)", c.DrainInterval, c.Interval)
+	case c.Retention < c.Interval:
+		return fmt.Errorf("retention: %s is shorter than the interval", c.Retention)
+	case c.MaxDisk < 64<<20:
+		return fmt.Errorf("max-disk: %s is below the minimum of 64MiB", c.MaxDisk)
+	case c.MinFreeDisk < 0:
+		return errors.New("min-free-disk: must not be negative")
+	case c.ShutdownDeadline <= 0:
+		return errors.New("shutdown-timeout: must be positive")
+	}
+	for key := range c.Labels {
+		if !labelNamePattern.MatchString(key) {
+			return fmt.Errorf("label %q: names are letters, digits and underscores, not starting with a digit", key)
+		}
+		if reservedLabels[key] {
+			return fmt.Errorf("label %q: reserved for Ember's own labels", key)
+		}
+	}
+	return nil
+}
+
+// byteSize is a size in bytes written as 2GiB, 512MiB, 1.5GB, 100000...
+type byteSize int64
+
+var byteUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kb": 1e3, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1e6, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1e9, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1e12, "tib": 1 << 40,
+}
+
+func parseByteSize(s string) (byteSize, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(s)
+	}
+	n, err := strconv.ParseFloat(s[:i], 64)
+	unit, ok := byteUnits[strings.ToLower(strings.TrimSpace(s[i:]))]
+	if err != nil || !ok || n < 0 || n*unit > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size (try 2GiB, 512MiB or a number of bytes)", s)
+	}
+	return byteSize(n * unit), nil
+}
+
+func (b *byteSize) Set(s string) error {
+	v, err := parseByteSize(s)
+	if err == nil {
+		*b = v
+	}
+	return err
+}
+
+func (b byteSize) String() string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if int64(b) >= u.size && int64(b)%u.size == 0 {
+			return fmt.Sprintf("%d%s", int64(b)/u.size, u.name)
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+func (b *byteSize) Type() string { return "size" }
+
+func (b *byteSize) UnmarshalYAML(node *yaml.Node) error {
+	return b.Set(node.Value)
+}

@@ -1,0 +1,232 @@
+//go:build daemon_wip
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"github.com/spf13/cobra"
+
+	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/storage"
+	"github.com/ember-profiler/ember/symbolizer"
+)
+
+func newDaemonCommand() *cobra.Command {
+	flags := defaultDaemonConfig()
+	var labels []string
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Profile the host continuously and keep the history",
+		Long: `Samples every CPU all the time and stores a symbolized profile of every
+interval in an embedded store under --data-dir, keeping --retention of history
+within --max-disk. SIGTERM or SIGINT flush the current interval and close the
+store; a restart continues on the same data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadDaemonConfig(configPath, flags, labels, cmd.Flags())
+			if err != nil {
+				return &usageError{err}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDaemon(ctx, cfg, slog.Default())
+		},
+	}
+	bindDaemonFlags(cmd.Flags(), &flags, &labels, &configPath)
+	return cmd
+}
+
+// profileStore is what the daemon needs of the store.
+type profileStore interface {
+	Append(ctx context.Context, p *profile.Profile, hostLabels map[string]string) error
+}
+
+// runDaemon samples until ctx ends, then flushes what it holds.
+func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
+	store, err := storage.Open(storage.Options{
+		Dir:              cfg.DataDir,
+		Retention:        cfg.Retention,
+		MaxDiskBytes:     int64(cfg.MaxDisk),
+		MinFreeDiskBytes: int64(cfg.MinFreeDisk),
+		Logger:           log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close the store", slog.Any("err", err))
+		}
+	}()
+	col, err := collector.New(collector.Config{
+		FrequencyHz:     cfg.FrequencyHz,
+		IncludeIdle:     cfg.IncludeIdle,
+		StackMapEntries: cfg.StackMapEntries,
+		CountMapEntries: cfg.CountMapEntries,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	defer col.Close()
+	sym, err := symbolizer.New(symbolizer.Options{})
+	if err != nil {
+		return err
+	}
+	d := &daemon{cfg: cfg, log: log, collector: col, symbolizer: sym, store: store}
+	log.Info("ember daemon sampling", slog.String("data_dir", cfg.DataDir), slog.Int("hz", cfg.FrequencyHz),
+		slog.Duration("interval", cfg.Interval), slog.Duration("retention", cfg.Retention))
+	return d.run(ctx)
+}
+
+// drainer and namer are the collector and symbolizer as the daemon uses them.
+type drainer interface {
+	Drain() (*collector.Batch, error)
+}
+
+type namer interface {
+	Profile(*collector.Batch) (*profile.Profile, error)
+}
+
+type daemon struct {
+	cfg        daemonConfig
+	log        *slog.Logger
+	collector  drainer
+	symbolizer namer
+	store      profileStore
+
+	// pending holds the symbolized drains of the interval in progress.
+	pending []*profile.Profile
+	stats   collector.Stats
+	// diskFull is set while the store refuses writes for lack of space, so
+	// the condition is logged when it starts and ends, not every interval.
+	diskFull bool
+	// Counters over the daemon's life, for logs now and metrics later.
+	intervalsWritten, intervalsDropped uint64
+}
+
+// run drains every DrainInterval and stores a profile at every interval
+// boundary (aligned to the wall clock, so intervals line up across restarts).
+func (d *daemon) run(ctx context.Context) error {
+	tick := time.NewTicker(d.cfg.DrainInterval)
+	defer tick.Stop()
+	boundary := time.Now().Truncate(d.cfg.Interval).Add(d.cfg.Interval)
+	for {
+		select {
+		case <-ctx.Done():
+			d.drain()
+			flushCtx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownDeadline)
+			defer cancel()
+			d.flush(flushCtx)
+			d.log.Info("ember daemon stopped", slog.Uint64("intervals_written", d.intervalsWritten),
+				slog.Uint64("intervals_dropped", d.intervalsDropped))
+			return nil
+		case now := <-tick.C:
+			d.drain()
+			if now.Before(boundary) {
+				continue
+			}
+			d.flush(ctx)
+			for !now.Before(boundary) {
+				boundary = boundary.Add(d.cfg.Interval)
+			}
+		}
+	}
+}
+
+// drain reads the sampler and names the batch at once, while the files of
+// processes that exited are still held.
+func (d *daemon) drain() {
+	batch, err := d.collector.Drain()
+	if err != nil {
+		d.log.Error("drain the sampler", slog.Any("err", err))
+		return
+	}
+	addStats(&d.stats, batch.Stats)
+	if len(batch.Samples) == 0 {
+		return
+	}
+	p, err := d.symbolizer.Profile(batch)
+	if err != nil {
+		d.log.Error("symbolize", slog.Any("err", err))
+		return
+	}
+	d.pending = append(d.pending, p)
+}
+
+// flush stores the interval's profile. A store error loses this interval
+// only: sampling goes on and the next interval is tried afresh.
+func (d *daemon) flush(ctx context.Context) {
+	pending, stats := d.pending, d.stats
+	d.pending, d.stats = nil, collector.Stats{}
+	d.logLosses(stats)
+	if len(pending) == 0 {
+		return
+	}
+	merged, err := mergeInterval(pending)
+	if err != nil {
+		d.intervalsDropped++
+		d.log.Error("merge the interval's profiles", slog.Any("err", err))
+		return
+	}
+	err = d.store.Append(ctx, merged, d.cfg.Labels)
+	switch {
+	case errors.Is(err, storage.ErrDiskFull):
+		d.intervalsDropped++
+		if !d.diskFull {
+			d.log.Error("the disk is nearly full: profiles are not stored until space returns; sampling goes on",
+				slog.String("data_dir", d.cfg.DataDir), slog.Any("err", err))
+		}
+		d.diskFull = true
+	case err != nil:
+		d.intervalsDropped++
+		d.log.Error("store the interval's profile", slog.Any("err", err))
+	default:
+		if d.diskFull {
+			d.log.Info("disk space is back: storing profiles again")
+		}
+		d.diskFull = false
+		d.intervalsWritten++
+	}
+}
+
+// mergeInterval merges an interval's drains into one profile spanning them.
+func mergeInterval(parts []*profile.Profile) (*profile.Profile, error) {
+	merged, err := profile.Merge(parts)
+	if err != nil {
+		return nil, err
+	}
+	first, last := parts[0], parts[len(parts)-1]
+	merged.TimeNanos = first.TimeNanos
+	merged.DurationNanos = last.TimeNanos + last.DurationNanos - first.TimeNanos
+	return merged, nil
+}
+
+// logLosses warns when more than 1% of an interval's samples lost a stack.
+func (d *daemon) logLosses(s collector.Stats) {
+	var lost uint64
+	for r, n := range s.UserLost {
+		if r != collector.LostKernelThread && r != collector.LostExiting {
+			lost += n
+		}
+	}
+	for _, n := range s.KernelLost {
+		lost += n
+	}
+	lost += s.CountMapFull
+	if s.Recorded > 0 && lost*100 > s.Recorded {
+		d.log.Warn("stacks lost in the last interval; consider larger --stack-map-entries or a shorter --drain-interval",
+			slog.Uint64("recorded", s.Recorded), slog.Uint64("lost", lost),
+			slog.String("user_lost", fmt.Sprint(s.UserLost)), slog.Uint64("count_map_full", s.CountMapFull))
+	}
+}

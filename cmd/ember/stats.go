@@ -1,0 +1,23 @@
+package main
+
+import "github.com/ember-profiler/ember/collector"
+
+// addStats adds one batch's sampler counters to a running total.
+func addStats(total *collector.Stats, s collector.Stats) {
+	total.Taken += s.Taken
+	total.Idle += s.Idle
+	total.Filtered += s.Filtered
+	total.Recorded += s.Recorded
+	total.CountMapFull += s.CountMapFull
+	total.EventsLost += s.EventsLost
+	total.Truncated += s.Truncated
+	if total.UserLost == nil {
+		total.UserLost, total.KernelLost = map[collector.LossReason]uint64{}, map[collector.LossReason]uint64{}
+	}
+	for r, n := range s.UserLost {
+		total.UserLost[r] += n
+	}
+	for r, n := range s.KernelLost {
+		total.KernelLost[r] += n
+	}
+}
