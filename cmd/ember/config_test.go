@@ -107,3 +107,14 @@ func TestParseByteSize(t *testing.T) {
 		t.Errorf("String: %s", s)
 	}
 }
+
+// The configuration shipped in deploy/ loads as it is.
+func TestShippedConfigLoads(t *testing.T) {
+	cfg, err := parseDaemonArgs(t, "--config", "../../deploy/ember.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/var/lib/ember" || cfg.MinFreeDisk != 256<<20 {
+		t.Errorf("got %+v", cfg)
+	}
+}

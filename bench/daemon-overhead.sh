@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The daemon's steady cost, for docs/benchmarks.md: CPU time (share of one
+# core) and memory (RSS plus its BPF maps) of `ember daemon` at 99 Hz while
+# every CPU is busy, measured after a warm-up so start-up work is excluded.
+# Run as root from the repository root:
+#   bench/daemon-overhead.sh [measure-seconds] [warmup-seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-300}
+warm=${2:-30}
+out=bench/out
+mkdir -p "$out"
+go build -o "$out/ember" ./cmd/ember
+data=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$data"' EXIT
+
+for _ in $(seq "$(nproc)"); do timeout "$((secs + warm + 10))" sh -c 'while :; do :; done' & done
+"$out/ember" daemon --data-dir "$data" --frequency 99 --interval 10s --log-level info >"$out/daemon.log" 2>&1 &
+daemon=$!
+sleep "$warm"
+
+ticks() { awk '{print $14 + $15}' "/proc/$daemon/stat"; }
+hz=$(getconf CLK_TCK)
+t0=$(ticks)
+max_rss=0
+for _ in $(seq "$((secs / 5))"); do
+  sleep 5
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$daemon/status")
+  [ "$rss" -gt "$max_rss" ] && max_rss=$rss
+done
+t1=$(ticks)
+maps=$(bpftool map show --json | python3 -c '
+import json, sys
+names = {"counts_0", "counts_1", "stacks_0", "stacks_1", "stats", "pid_filter", "procs", "events", ".bss", ".rodata"}
+print(sum(m.get("bytes_memlock", 0) for m in json.load(sys.stdin) if m.get("name", "").split(".")[-1] in {n.split(".")[-1] for n in names} or m.get("name") in names))')
+kill -TERM "$daemon"; wait "$daemon" || true
+store=$(du -sb "$data" | cut -f1)
+
+awk -v t0="$t0" -v t1="$t1" -v hz="$hz" -v s="$secs" -v rss="$max_rss" -v maps="$maps" -v store="$store" 'BEGIN {
+  cpu = (t1 - t0) / hz
+  printf "daemon CPU: %.2f s over %d s = %.2f%% of one core (both CPUs busy, 99 Hz)\n", cpu, s, 100 * cpu / s
+  printf "daemon memory: peak RSS %.1f MiB + BPF maps %.1f MiB = %.1f MiB\n", rss / 1024, maps / 1048576, rss / 1024 + maps / 1048576
+  printf "store after the run: %.1f MiB\n", store / 1048576
+}'
+grep -c "level=ERROR" "$out/daemon.log" | xargs echo "errors logged:"
