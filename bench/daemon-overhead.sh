@@ -31,8 +31,9 @@ done
 t1=$(ticks)
 maps=$(bpftool map show --json | python3 -c '
 import json, sys
-names = {"counts_0", "counts_1", "stacks_0", "stacks_1", "stats", "pid_filter", "procs", "events", ".bss", ".rodata"}
-print(sum(m.get("bytes_memlock", 0) for m in json.load(sys.stdin) if m.get("name", "").split(".")[-1] in {n.split(".")[-1] for n in names} or m.get("name") in names))')
+names = {"counts_0", "counts_1", "stacks_0", "stacks_1", "stats", "pid_filter", "procs", "events"}
+mine = lambda n: n in names or n.endswith((".bss", ".rodata"))
+print(sum(m.get("bytes_memlock", 0) for m in json.load(sys.stdin) if mine(m.get("name", ""))))')
 kill -TERM "$daemon"; wait "$daemon" || true
 store=$(du -sb "$data" | cut -f1)
 
