@@ -85,8 +85,10 @@ type Collector struct {
 	tracker  *processTracker
 	maxDepth int
 
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 
 	drainMu      sync.Mutex
 	active       uint32
@@ -126,6 +128,7 @@ func New(cfg Config) (*Collector, error) {
 		maxDepth:     maxStackDepth(),
 	}
 	if err := c.load(); err != nil {
+		c.objs.Close()
 		return nil, err
 	}
 	c.tracker = newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger, c.currentImage)
@@ -245,8 +248,13 @@ func (c *Collector) currentImage(pid uint32) (uint32, uint64, bool) {
 }
 
 // Close stops sampling and releases everything. Batches already returned
-// stay valid but their files are closed.
+// stay valid but their files are closed. Calling it again does nothing.
 func (c *Collector) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.close() })
+	return c.closeErr
+}
+
+func (c *Collector) close() error {
 	for _, ev := range c.events {
 		ev.close()
 	}
