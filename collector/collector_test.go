@@ -84,9 +84,6 @@ func TestSamplesOneProcess(t *testing.T) {
 		}
 		periodNanos = b.PeriodNanos
 		checkAccounting(t, b)
-		if b.Stats.Filtered+b.Stats.Idle == 0 {
-			t.Error("the other CPU's samples were neither filtered out nor idle")
-		}
 		for _, s := range b.Samples {
 			if s.PID != pid {
 				t.Fatalf("sample of pid %d passed the filter for %d", s.PID, pid)
