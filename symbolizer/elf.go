@@ -17,12 +17,22 @@ const (
 	maxNoteBytes        = 1 << 20
 )
 
-// elfFile is what the symbolizer keeps of one parsed file.
+// elfFile is what the symbolizer keeps of one parsed file: how to turn
+// file offsets into ELF addresses, and the sources that name them.
 type elfFile struct {
 	buildID string // hex GNU build ID, "" when absent
 	loads   []loadSegment
-	// resolvers are tried in order; see the package doc for what comes next.
+	// link is the .gnu_debuglink section, when there is one.
+	link    debugLink
+	hasLink bool
+	// hasDWARF is set when the file carries its own DWARF, so no separate
+	// debug file is looked for.
+	hasDWARF bool
+	// resolvers are tried in order: DWARF (the file's own or its separate
+	// debug file's), Go's pclntab, then symbol tables.
 	resolvers []resolver
+	// id tells parses apart in the address cache; set by the Symbolizer.
+	id uint64
 }
 
 // loadSegment is a PT_LOAD program header: the file bytes
@@ -45,19 +55,58 @@ func (f *elfFile) elfAddr(fileOff uint64) (uint64, bool) {
 	return 0, false
 }
 
-// resolve names an ELF address with the first resolver that knows it.
+// resolve names an ELF address with the first resolver that knows it,
+// demangled. When that resolver found the function but not its name (a
+// DWARF entry without one), the name comes from the next that knows it.
 func (f *elfFile) resolve(elfAddr uint64) ([]frame, bool) {
-	for _, r := range f.resolvers {
-		if frames, ok := r.resolve(elfAddr); ok {
-			return frames, true
+	for i, r := range f.resolvers {
+		frames, ok := r.resolve(elfAddr)
+		if !ok {
+			continue
 		}
+		if last := &frames[len(frames)-1]; last.SystemName == "" {
+			for _, next := range f.resolvers[i+1:] {
+				if named, ok := next.resolve(elfAddr); ok {
+					last.Function, last.SystemName = named[len(named)-1].Function, named[len(named)-1].SystemName
+					break
+				}
+			}
+		}
+		for j := range frames {
+			if frames[j].SystemName == "" {
+				frames[j].SystemName = "[unknown function]"
+			}
+		}
+		demangleFrames(frames)
+		return frames, true
 	}
 	return nil, false
 }
 
-// parseELF reads the program headers, build ID and symbol tables of an ELF
-// file. A malformed file returns an error, never a panic.
-func parseELF(r io.ReaderAt) (ef *elfFile, err error) {
+// sizeBytes is the approximate memory the parsed file holds, for the cache
+// budget. It grows as DWARF units are read on demand.
+func (f *elfFile) sizeBytes() int64 {
+	n := int64(256 + len(f.loads)*24)
+	for _, r := range f.resolvers {
+		n += r.sizeBytes()
+	}
+	return n
+}
+
+// Defaults of what one file may cost: the DWARF sections read into memory.
+const defaultMaxDWARFBytes = 1 << 30
+
+// parseELF reads the program headers, build ID, DWARF, Go line table and
+// symbol tables of an ELF file. A malformed file returns an error, never
+// a panic; a source that fails (broken DWARF) is skipped for the next.
+func parseELF(r io.ReaderAt) (*elfFile, error) {
+	ef, _, err := parseELFWith(r, defaultMaxDWARFBytes)
+	return ef, err
+}
+
+// parseELFWith is parseELF, also returning the errors of the sources it
+// skipped. maxDWARFBytes caps the DWARF sections read.
+func parseELFWith(r io.ReaderAt, maxDWARFBytes int64) (ef *elfFile, skipped []error, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			ef, err = nil, fmt.Errorf("parse ELF: panic in debug/elf: %v", p)
@@ -65,7 +114,7 @@ func parseELF(r io.ReaderAt) (ef *elfFile, err error) {
 	}()
 	f, err := elf.NewFile(r)
 	if err != nil {
-		return nil, fmt.Errorf("parse ELF: %w", err)
+		return nil, nil, fmt.Errorf("parse ELF: %w", err)
 	}
 	ef = &elfFile{}
 	for _, p := range f.Progs {
@@ -74,24 +123,49 @@ func parseELF(r io.ReaderAt) (ef *elfFile, err error) {
 		}
 	}
 	if len(ef.loads) == 0 {
-		return nil, errors.New("parse ELF: no PT_LOAD segments")
+		return nil, nil, errors.New("parse ELF: no PT_LOAD segments")
 	}
 	ef.buildID = readBuildID(f)
-	syms, err := readFunctionSymbols(f)
+	ef.link, ef.hasLink = readDebugLink(f)
+	if d, err := newDWARFResolver(f, maxDWARFBytes); err != nil {
+		skipped = append(skipped, err)
+	} else if d != nil {
+		ef.hasDWARF = true
+		ef.resolvers = append(ef.resolvers, d)
+	}
+	syms, raw, err := readFunctionSymbolsRaw(f)
 	if err != nil {
-		return nil, err
+		return nil, skipped, err
+	}
+	if g, err := newGoResolver(f, raw); err != nil {
+		skipped = append(skipped, err)
+	} else if g != nil {
+		ef.resolvers = append(ef.resolvers, g)
+	}
+	if mini, err := readMiniDebugInfo(f); err != nil {
+		skipped = append(skipped, err)
+	} else {
+		syms = append(syms, mini...)
 	}
 	if len(syms) > 0 {
 		ef.resolvers = append(ef.resolvers, newSymtabResolver(syms))
 	}
-	return ef, nil
+	return ef, skipped, nil
 }
 
 // readFunctionSymbols merges .symtab and .dynsym. A file with neither is
 // fine (stripped); a table that cannot be read is an error unless the other
 // one gave symbols.
 func readFunctionSymbols(f *elf.File) ([]elfSymbol, error) {
+	syms, _, err := readFunctionSymbolsRaw(f)
+	return syms, err
+}
+
+// readFunctionSymbolsRaw is readFunctionSymbols also returning every
+// symbol read (the Go resolver looks for runtime.pclntab among them).
+func readFunctionSymbolsRaw(f *elf.File) ([]elfSymbol, []elf.Symbol, error) {
 	var syms []elfSymbol
+	var all []elf.Symbol
 	var errs []error
 	for _, table := range []struct {
 		typ  elf.SectionType
@@ -116,11 +190,12 @@ func readFunctionSymbols(f *elf.File) ([]elfSymbol, error) {
 			continue
 		}
 		syms = appendFunctionSymbols(syms, f, raw)
+		all = append(all, raw...)
 	}
 	if len(syms) == 0 && len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	return syms, nil
+	return syms, all, nil
 }
 
 func checkSymbolTableSize(f *elf.File, s *elf.Section) error {

@@ -16,8 +16,8 @@ type frame struct {
 	// table spells it (they differ once demangling arrives, and for kernel
 	// module symbols, whose Function carries the module).
 	Function, SystemName string
-	// File and Line are the source position, empty and zero until a DWARF
-	// or pclntab resolver provides them.
+	// File and Line are the source position, from DWARF or Go's pclntab;
+	// empty and zero when only a symbol table named the frame.
 	File string
 	Line int64
 }
@@ -28,6 +28,9 @@ type frame struct {
 // the next resolver in the list is tried.
 type resolver interface {
 	resolve(elfAddr uint64) (frames []frame, ok bool)
+	// sizeBytes is the approximate memory the resolver holds, for the
+	// cache's budget.
+	sizeBytes() int64
 }
 
 // Marker frames. Every frame the symbolizer cannot name carries one of

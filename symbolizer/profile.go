@@ -38,6 +38,7 @@ func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
 		locations: make(map[locationKey]*profile.Location),
 		markers:   make(map[string]*profile.Location),
 		functions: make(map[frame]*profile.Function),
+		perfMaps:  make(map[uint32]*perfMap),
 		p: &profile.Profile{
 			SampleType: []*profile.ValueType{
 				{Type: "samples", Unit: "count"},
@@ -108,7 +109,9 @@ type profileBuilder struct {
 	locations map[locationKey]*profile.Location
 	markers   map[string]*profile.Location
 	functions map[frame]*profile.Function
-	p         *profile.Profile
+	// perfMaps holds the JIT perf maps already looked at in this call.
+	perfMaps map[uint32]*perfMap
+	p        *profile.Profile
 }
 
 type fileKeyResult struct {
@@ -249,8 +252,16 @@ func (pb *profileBuilder) userLocation(proc *collector.Process, pid uint32, addr
 	if loc, ok := pb.locations[lk]; ok {
 		return loc
 	}
-	key := pb.fileKey(cm)
-	frames, buildID := pb.s.userFrames(key.key, key.err, cm, addr, lookupAddress(addr, isReturn))
+	var frames []frame
+	var buildID string
+	jit := false
+	if cm.File == nil && isJITMapping(cm) {
+		frames, jit = pb.s.jitFrames(proc, lookupAddress(addr, isReturn), pb.perfMaps)
+	}
+	if !jit {
+		key := pb.fileKey(cm)
+		frames, buildID = pb.s.userFrames(key.key, key.err, cm, addr, lookupAddress(addr, isReturn))
+	}
 	m, ok := pb.mappings[mk]
 	if !ok {
 		file := cm.Path
@@ -314,6 +325,13 @@ func (pb *profileBuilder) newLocation(m *profile.Mapping, addr uint64, frames []
 	}
 	for _, f := range frames {
 		loc.Line = append(loc.Line, profile.Line{Function: pb.function(f), Line: f.Line})
+		if m != nil {
+			m.HasFilenames = m.HasFilenames || f.File != ""
+			m.HasLineNumbers = m.HasLineNumbers || f.Line != 0
+		}
+	}
+	if m != nil && len(frames) > 1 {
+		m.HasInlineFrames = true
 	}
 	pb.p.Location = append(pb.p.Location, loc)
 	return loc

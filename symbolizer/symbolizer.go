@@ -1,11 +1,14 @@
 package symbolizer
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/ember-profiler/ember/collector"
 )
@@ -14,50 +17,118 @@ import (
 type Options struct {
 	// KallsymsPath is where kernel symbols are read; default /proc/kallsyms.
 	KallsymsPath string
-	// MaxCachedFiles bounds how many parsed files are kept (least recently
-	// used are dropped); default 512.
+	// MaxCachedFiles bounds how many files' parses are remembered (least
+	// recently used are dropped); default 512.
 	MaxCachedFiles int
+	// MaxCacheBytes is the memory budget of the parsed tables (symbol
+	// tables, DWARF, Go line tables, perf maps), approximate; the least
+	// recently used are dropped past it. Default 256 MiB.
+	MaxCacheBytes int64
+	// DebugDirs are searched for separate debug files before
+	// /usr/lib/debug, laid out the same way: .build-id/xx/rest.debug,
+	// the object's path, or its .gnu_debuglink name under its directory.
+	// They are host paths.
+	DebugDirs []string
 }
 
 const (
 	defaultKallsymsPath   = "/proc/kallsyms"
 	defaultMaxCachedFiles = 512
+	defaultMaxCacheBytes  = 256 << 20
 	// maxCachedAddresses bounds the (file, address) result cache. An entry
-	// is a few dozen bytes, so this is a few MiB at most.
+	// is a few dozen bytes plus the frames, so this is a few MiB at most.
 	maxCachedAddresses = 1 << 16
+	// kallsymsMaxAge is how often at most kallsyms is reread when a kernel
+	// address is unknown or in a BPF program, which come and go.
+	kallsymsMaxAge = 10 * time.Second
+	// addrEntryBytes is what one address cache entry costs besides its
+	// frames' strings, which the tables hold.
+	addrEntryBytes = 96
 )
 
 // A Symbolizer names the addresses of collector batches. It keeps parsed
 // files and resolved addresses between batches. Its methods may be called
 // from several goroutines; calls are serialized.
 type Symbolizer struct {
-	mu     sync.Mutex
-	kernel *kallsyms
-	files  *lru[fileKey, *fileEntry]
-	addrs  *lru[addrKey, []frame]
-	log    *slog.Logger
+	mu sync.Mutex
+	// kernel is reread when stale (see kallsymsMaxAge).
+	kernel         *kallsyms
+	kernelRead     time.Time
+	kallsymsPath   string
+	kallsymsMaxAge time.Duration
+	// files maps a file (by stat) to the key of its parsed tables, or the
+	// reason it could not be read; tables holds the parses, keyed by build
+	// ID where there is one so that every copy of a library shares one.
+	files    *lru[fileKey, *fileEntry]
+	tables   *lru[tableKey, *elfFile]
+	addrs    *lru[addrKey, []frame]
+	perfMaps *lru[uint32, *perfMap]
+	// nextTableID numbers parses for the address cache.
+	nextTableID   uint64
+	debugDirs     []string
+	maxDWARFBytes int64
+	// procRoot is /proc; tests point it at a fake tree.
+	procRoot string
+	stats    CacheStats
+	log      *slog.Logger
+}
+
+// CacheStats describe the symbolizer's caches, for metrics.
+type CacheStats struct {
+	// Hits and Misses count address lookups answered from the
+	// (file, address) cache or resolved from the tables.
+	Hits, Misses uint64
+	// FileHits and FileMisses count files whose parsed tables were found
+	// in the cache (for instance, the same libc in another process) or
+	// had to be parsed.
+	FileHits, FileMisses uint64
+	// Evictions counts tables dropped to stay within the budget.
+	Evictions uint64
+	// Bytes is the approximate memory held by the caches; Files is the
+	// number of parsed files held.
+	Bytes int64
+	Files int
+}
+
+// Stats returns the current cache counters.
+func (s *Symbolizer) Stats() CacheStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Evictions = s.tables.evicted
+	st.Bytes = s.tables.bytes + s.addrs.bytes + s.perfMaps.bytes
+	st.Files = s.tables.len()
+	return st
 }
 
 // fileKey identifies a file's contents well enough to reuse its parse: the
-// same inode with the same size and modification time. (The build ID could
-// become the key once every file is known to have one.)
+// same inode with the same size and change and modification times.
 type fileKey struct {
 	dev, inode uint64
 	size       int64
 	mtimeNanos int64
+	ctimeNanos int64
 }
 
-// fileEntry is a cached parse: the file or the reason it could not be read.
-type fileEntry struct {
-	elf *elfFile
-	err error
-}
-
-// addrKey is one lookup: a file and the file offset of the looked-up
-// address (already moved into the call for return addresses).
-type addrKey struct {
+// tableKey identifies a parse: by build ID when the file has one (shared
+// by every copy of the file, in any container), else by its fileKey.
+type tableKey struct {
+	buildID string
 	file    fileKey
-	fileOff uint64
+}
+
+// fileEntry is a file seen before: which tables it has, or the reason it
+// could not be read.
+type fileEntry struct {
+	table tableKey
+	err   error
+}
+
+// addrKey is one lookup: a parse and the ELF address looked up (already
+// moved into the call for return addresses).
+type addrKey struct {
+	table   uint64
+	elfAddr uint64
 }
 
 // New reads the kernel's symbols and returns a Symbolizer. It fails when
@@ -69,15 +140,26 @@ func New(opts Options) (*Symbolizer, error) {
 	if opts.MaxCachedFiles <= 0 {
 		opts.MaxCachedFiles = defaultMaxCachedFiles
 	}
+	if opts.MaxCacheBytes <= 0 {
+		opts.MaxCacheBytes = defaultMaxCacheBytes
+	}
 	k, err := readKallsyms(opts.KallsymsPath)
 	if err != nil {
 		return nil, err
 	}
 	return &Symbolizer{
-		kernel: k,
-		files:  newLRU[fileKey, *fileEntry](opts.MaxCachedFiles),
-		addrs:  newLRU[addrKey, []frame](maxCachedAddresses),
-		log:    slog.Default(),
+		kernel:         k,
+		kernelRead:     time.Now(),
+		kallsymsPath:   opts.KallsymsPath,
+		kallsymsMaxAge: kallsymsMaxAge,
+		files:          newLRU[fileKey, *fileEntry](opts.MaxCachedFiles),
+		tables:         newSizedLRU[tableKey, *elfFile](opts.MaxCachedFiles, opts.MaxCacheBytes),
+		addrs:          newLRU[addrKey, []frame](maxCachedAddresses),
+		perfMaps:       newSizedLRU[uint32, *perfMap](opts.MaxCachedFiles, opts.MaxCacheBytes/4),
+		debugDirs:      append(slices.Clone(opts.DebugDirs), defaultDebugDir),
+		maxDWARFBytes:  min(opts.MaxCacheBytes, defaultMaxDWARFBytes),
+		procRoot:       "/proc",
+		log:            slog.Default(),
 	}, nil
 }
 
@@ -96,24 +178,109 @@ func statKey(f *os.File) (fileKey, error) {
 		inode:      st.Ino,
 		size:       st.Size,
 		mtimeNanos: st.Mtim.Nano(),
+		ctimeNanos: st.Ctim.Nano(),
 	}, nil
 }
 
-// file returns the parsed ELF file behind a mapping, from the cache when
-// the same file was parsed before. A file that fails to parse is cached as
-// failed and logged once.
-func (s *Symbolizer) file(key fileKey, m *collector.Mapping) (*elfFile, error) {
+// file returns the parsed tables of the file behind a mapping: from the
+// cache when this file, or another with the same build ID, was parsed
+// before. A file that fails to parse is remembered as failed and logged
+// once.
+func (s *Symbolizer) file(key fileKey, m *collector.Mapping) (*elfFile, tableKey, error) {
 	if e, ok := s.files.get(key); ok {
-		return e.elf, e.err
+		if e.err != nil {
+			return nil, tableKey{}, e.err
+		}
+		if ef, ok := s.tables.get(e.table); ok {
+			s.stats.FileHits++
+			return ef, e.table, nil
+		}
+		// Evicted for the budget: parse again.
 	}
-	ef, err := parseELF(m.File)
+	tk, ef, err := s.parseFile(key, m)
 	if err != nil {
 		err = fmt.Errorf("symbols of %s: %w", m.Path, err)
 		s.log.Warn("cannot read symbols; its frames stay unnamed",
 			slog.String("path", m.Path), slog.Any("err", err))
+		s.files.add(key, &fileEntry{err: err})
+		return nil, tableKey{}, err
 	}
-	s.files.add(key, &fileEntry{elf: ef, err: err})
-	return ef, err
+	s.files.add(key, &fileEntry{table: tk})
+	return ef, tk, nil
+}
+
+// parseFile reads the build ID of a mapping's file and parses its tables
+// unless a file with that build ID is already cached.
+func (s *Symbolizer) parseFile(key fileKey, m *collector.Mapping) (tableKey, *elfFile, error) {
+	f, err := newELF(m.File)
+	if err != nil {
+		return tableKey{}, nil, fmt.Errorf("parse ELF: %w", err)
+	}
+	tk := tableKey{file: key}
+	if id := readBuildID(f); id != "" {
+		tk = tableKey{buildID: id}
+		if ef, ok := s.tables.get(tk); ok {
+			s.stats.FileHits++
+			return tk, ef, nil
+		}
+	}
+	s.stats.FileMisses++
+	start := time.Now()
+	ef, skipped, err := parseELFWith(m.File, s.maxDWARFBytes)
+	if err != nil {
+		return tableKey{}, nil, err
+	}
+	if !ef.hasDWARF {
+		skipped = append(skipped, s.addDebugFile(ef, m)...)
+	}
+	for _, err := range skipped {
+		s.log.Info("a symbol source of a file is unusable; using the next",
+			slog.String("path", m.Path), slog.Any("err", err))
+	}
+	s.nextTableID++
+	ef.id = s.nextTableID
+	s.tables.addSized(tk, ef, ef.sizeBytes())
+	s.log.Debug("parsed symbols", slog.String("path", m.Path), slog.String("build_id", ef.buildID),
+		slog.Int("sources", len(ef.resolvers)), slog.Duration("took", time.Since(start)))
+	return tk, ef, nil
+}
+
+// addDebugFile looks for the separate debug file of ef and puts its DWARF
+// and symbols in front of ef's own symbol tables.
+func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping) []error {
+	self, _ := m.File.Stat()
+	f, df, path := openDebugFile(s.debugDirs, ef.buildID, ef.link, ef.hasLink, m.Path, self)
+	if f == nil {
+		return nil
+	}
+	defer f.Close()
+	var errs []error
+	var front []resolver
+	d, err := newDWARFResolver(df, s.maxDWARFBytes)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("debug file %s: %w", path, err))
+	case d != nil:
+		front = append(front, d)
+	}
+	// Keep the file's own Go resolver ahead of the debug file's symbols.
+	var rest []resolver
+	for _, r := range ef.resolvers {
+		if _, ok := r.(*goResolver); ok {
+			front = append(front, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	syms, err := readFunctionSymbols(df)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("debug file %s: %w", path, err))
+	case len(syms) > 0:
+		front = append(front, newSymtabResolver(syms))
+	}
+	ef.resolvers = append(front, rest...)
+	return errs
 }
 
 // userFrames names the address addr of mapping m. lookup is the address
@@ -134,23 +301,32 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping,
 	if m.File == nil || keyErr != nil {
 		return fallback(), ""
 	}
-	ef, err := s.file(key, m)
+	ef, tk, err := s.file(key, m)
 	if err != nil {
 		return fallback(), ""
 	}
 	if lookup < m.Start {
 		lookup = addr
 	}
-	ak := addrKey{file: key, fileOff: lookup - m.Start + m.Offset}
-	frames, ok := s.addrs.get(ak)
+	vaddr, ok := ef.elfAddr(lookup - m.Start + m.Offset)
 	if !ok {
-		if vaddr, ok := ef.elfAddr(ak.fileOff); ok {
-			frames, _ = ef.resolve(vaddr)
+		return fallback(), ef.buildID
+	}
+	ak := addrKey{table: ef.id, elfAddr: vaddr}
+	frames, ok = s.addrs.get(ak)
+	if ok {
+		s.stats.Hits++
+	} else {
+		s.stats.Misses++
+		before := ef.sizeBytes()
+		frames, _ = ef.resolve(vaddr)
+		if after := ef.sizeBytes(); after != before {
+			s.tables.resize(tk, after) // DWARF units read on demand
 		}
 		// nil is cached too: the file does not know this address. The
 		// fallback name is not cached, since it depends on the mapping's
 		// path and the unadjusted address.
-		s.addrs.add(ak, frames)
+		s.addrs.addSized(ak, frames, addrEntryBytes+int64(len(frames))*48)
 	}
 	if frames == nil {
 		return fallback(), ef.buildID
@@ -158,9 +334,51 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping,
 	return frames, ef.buildID
 }
 
-// kernelFrames names a kernel address (lookup as for userFrames).
+// jitFrames names an address of anonymous executable memory from the
+// process's perf map, if it has one.
+func (s *Symbolizer) jitFrames(proc *collector.Process, addr uint64, checked map[uint32]*perfMap) ([]frame, bool) {
+	if proc == nil || proc.Exited || proc.SnapshotErr != nil {
+		return nil, false // its perf map is gone, or belongs to a reused PID
+	}
+	pm := s.perfMapFor(proc.PID, checked)
+	if pm == nil {
+		return nil, false
+	}
+	name, ok := pm.lookup(addr)
+	if !ok {
+		return nil, false
+	}
+	return []frame{{Function: name, SystemName: name}}, true
+}
+
+// isJITMapping reports whether a mapping may hold JIT code that a perf
+// map names: anonymous memory, named anonymous memory and memfd files.
+func isJITMapping(m *collector.Mapping) bool {
+	switch {
+	case m.Path == "":
+		return true
+	case len(m.Path) > 6 && m.Path[:6] == "[anon:":
+		return true
+	case len(m.Path) > 7 && m.Path[:7] == "/memfd:":
+		return true
+	}
+	return false
+}
+
+// kernelFrames names a kernel address (lookup as for userFrames). An
+// unknown address, or one in a BPF program (which are loaded and unloaded
+// all the time), rereads kallsyms when it is older than kallsymsMaxAge.
 func (s *Symbolizer) kernelFrames(lookup uint64) []frame {
 	sym, ok := s.kernel.lookup(lookup)
+	if (!ok || sym.module == "bpf") && time.Since(s.kernelRead) > s.kallsymsMaxAge {
+		s.kernelRead = time.Now()
+		if k, err := readKallsyms(s.kallsymsPath); err == nil {
+			s.kernel = k
+			sym, ok = k.lookup(lookup)
+		} else if !errors.Is(err, errKernelAddressesHidden) {
+			s.log.Warn("cannot reread kernel symbols", slog.Any("err", err))
+		}
+	}
 	if !ok {
 		return []frame{{Function: markerUnknownKernel, SystemName: markerUnknownKernel}}
 	}

@@ -83,6 +83,14 @@ func elfBindRank(b elf.SymBind) int {
 	return 0
 }
 
+func (r *symtabResolver) sizeBytes() int64 {
+	n := int64(len(r.syms)) * 72
+	for _, s := range r.syms {
+		n += int64(len(s.name))
+	}
+	return n
+}
+
 func (r *symtabResolver) resolve(addr uint64) ([]frame, bool) {
 	i := sort.Search(len(r.syms), func(i int) bool { return r.syms[i].start > addr }) - 1
 	if i < 0 || addr >= r.syms[i].end {

@@ -1,0 +1,398 @@
+package symbolizer
+
+import (
+	"debug/dwarf"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/go-delve/delve/pkg/dwarf/godwarf"
+	"github.com/go-delve/delve/pkg/dwarf/reader"
+)
+
+// Limits on one file's DWARF, so one huge or hostile file cannot stall the
+// rest: the time to index its compile units, and the debug entries walked
+// to index one unit's functions.
+const (
+	maxDWARFIndexDuration = 5 * time.Second
+	maxUnitEntries        = 4 << 20
+	// maxOriginHops bounds DW_AT_abstract_origin / DW_AT_specification
+	// chains; real ones are one or two long, hostile ones can be cycles.
+	maxOriginHops = 8
+)
+
+// dwarfResolver names addresses from DWARF: the function, its source file
+// and line, and the calls inlined at the address. Compile units are
+// indexed by their address ranges up front; a unit's functions and line
+// table are read the first time an address falls in it.
+type dwarfResolver struct {
+	data    *dwarf.Data
+	line    []byte // .debug_line, kept to check headers before parsing
+	units   []dwarfUnit
+	ranges  []unitRange // sorted by lo
+	// names caches the resolved name of a DIE (following abstract origins
+	// and specifications), shared by every address in the file.
+	names map[dwarf.Offset]string
+	// sectionBytes is what the raw sections hold; sizeBytes adds the
+	// tables built lazily.
+	sectionBytes, tableBytes int64
+}
+
+type unitRange struct {
+	lo, hi uint64
+	unit   int
+}
+
+type dwarfUnit struct {
+	offset   dwarf.Offset
+	stmtList int64 // offset in .debug_line, -1 when the unit has none
+	indexed  bool
+	funcs    []funcRange // sorted by lo
+	lines    *lineTable
+	lineErr  error
+}
+
+// funcRange is one address range of a concrete (out-of-line) function.
+type funcRange struct {
+	lo, hi uint64
+	offset dwarf.Offset
+}
+
+// dwarfSectionNames are the sections read; .debug_info and .debug_abbrev
+// are required.
+var dwarfSectionNames = []string{
+	".debug_abbrev", ".debug_info", ".debug_str", ".debug_line", ".debug_ranges",
+	".debug_addr", ".debug_line_str", ".debug_str_offsets", ".debug_rnglists",
+}
+
+// newDWARFResolver reads f's DWARF sections (at most maxBytes in all) and
+// indexes its compile units. It returns an error, never panics, on
+// malformed DWARF, and (nil, nil) when f has no DWARF.
+func newDWARFResolver(f *elf.File, maxBytes int64) (r *dwarfResolver, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("parse DWARF: panic: %v", p)
+		}
+	}()
+	if f.Section(".debug_info") == nil {
+		return nil, nil
+	}
+	sections := map[string][]byte{}
+	var total int64
+	for _, name := range dwarfSectionNames {
+		s := f.Section(name)
+		if s == nil {
+			continue
+		}
+		data, err := sectionData(s, min(maxBytes-total, maxSectionBytes))
+		if err != nil {
+			return nil, fmt.Errorf("parse DWARF: %w", err)
+		}
+		total += int64(len(data))
+		sections[name] = data
+	}
+	if sections[".debug_abbrev"] == nil {
+		return nil, errors.New("parse DWARF: .debug_info without .debug_abbrev")
+	}
+	d, err := dwarf.New(sections[".debug_abbrev"], nil, nil, sections[".debug_info"],
+		sections[".debug_line"], nil, sections[".debug_ranges"], sections[".debug_str"])
+	if err != nil {
+		return nil, fmt.Errorf("parse DWARF: %w", err)
+	}
+	for _, name := range []string{".debug_addr", ".debug_line_str", ".debug_str_offsets", ".debug_rnglists"} {
+		if data := sections[name]; data != nil {
+			if err := d.AddSection(name, data); err != nil {
+				return nil, fmt.Errorf("parse DWARF: %s: %w", name, err)
+			}
+		}
+	}
+	r = &dwarfResolver{
+		data:         d,
+		line:         sections[".debug_line"],
+		names:        make(map[dwarf.Offset]string),
+		sectionBytes: total,
+	}
+	if err := r.indexUnits(); err != nil {
+		return nil, err
+	}
+	if len(r.ranges) == 0 {
+		return nil, nil // DWARF with no code, e.g. types only
+	}
+	return r, nil
+}
+
+// indexUnits records each compile unit's address ranges, skipping the
+// units' contents.
+func (r *dwarfResolver) indexUnits() error {
+	deadline := time.Now().Add(maxDWARFIndexDuration)
+	rd := r.data.Reader()
+	for n := 0; ; n++ {
+		e, err := rd.Next()
+		if err != nil {
+			return fmt.Errorf("parse DWARF: compile unit %d: %w", n, err)
+		}
+		if e == nil {
+			break
+		}
+		if n%256 == 0 && time.Now().After(deadline) {
+			return fmt.Errorf("parse DWARF: indexing compile units took over %s", maxDWARFIndexDuration)
+		}
+		if e.Tag != dwarf.TagCompileUnit {
+			rd.SkipChildren()
+			continue
+		}
+		u := dwarfUnit{offset: e.Offset, stmtList: -1}
+		if off, ok := e.Val(dwarf.AttrStmtList).(int64); ok {
+			u.stmtList = off
+		}
+		rs, err := r.data.Ranges(e)
+		rd.SkipChildren()
+		if err != nil {
+			continue // one unit with broken ranges does not spoil the file
+		}
+		for _, rg := range rs {
+			if rg[1] > rg[0] {
+				r.ranges = append(r.ranges, unitRange{lo: rg[0], hi: rg[1], unit: len(r.units)})
+			}
+		}
+		r.units = append(r.units, u)
+	}
+	sort.Slice(r.ranges, func(i, j int) bool { return r.ranges[i].lo < r.ranges[j].lo })
+	r.tableBytes = int64(len(r.units))*64 + int64(len(r.ranges))*24
+	return nil
+}
+
+func (r *dwarfResolver) sizeBytes() int64 { return r.sectionBytes + r.tableBytes }
+
+// unitFor chooses the compile unit by address ranges: delve's PCToLine on
+// the wrong unit still answers, wrongly.
+func (r *dwarfResolver) unitFor(pc uint64) *dwarfUnit {
+	i := sort.Search(len(r.ranges), func(i int) bool { return r.ranges[i].lo > pc }) - 1
+	// Ranges may nest or overlap (a unit spanning another's code); look
+	// back a little for one that holds pc.
+	for j := i; j >= 0 && j > i-8; j-- {
+		if pc < r.ranges[j].hi {
+			return &r.units[r.ranges[j].unit]
+		}
+	}
+	return nil
+}
+
+func (r *dwarfResolver) resolve(pc uint64) (frames []frame, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			frames, ok = nil, false
+		}
+	}()
+	u := r.unitFor(pc)
+	if u == nil {
+		return nil, false
+	}
+	if !u.indexed {
+		r.indexFunctions(u)
+	}
+	fn, found := findFunc(u.funcs, pc)
+	if !found {
+		return nil, false
+	}
+	tree, err := r.inlineTree(fn.offset)
+	if err != nil {
+		return nil, false
+	}
+	// Innermost inlined call first, then the function itself.
+	calls := append(reader.InlineStack(tree, pc), tree)
+	lines := r.lineTable(u)
+	var file string
+	var lineNo int64
+	if lines != nil {
+		file, lineNo, _ = lines.lookup(pc)
+	}
+	frames = make([]frame, len(calls))
+	for i, c := range calls {
+		name := r.name(c.Entry.(*dwarf.Entry))
+		frames[i] = frame{Function: name, SystemName: name}
+		if i == 0 {
+			frames[i].File, frames[i].Line = file, lineNo
+			continue
+		}
+		// The caller's position is the call site recorded on the inlined
+		// call it made.
+		callee := calls[i-1].Entry.(*dwarf.Entry)
+		frames[i].File = callFile(lines, callee)
+		if l, ok := callee.Val(dwarf.AttrCallLine).(int64); ok {
+			frames[i].Line = l
+		}
+	}
+	return frames, true
+}
+
+func findFunc(funcs []funcRange, pc uint64) (funcRange, bool) {
+	i := sort.Search(len(funcs), func(i int) bool { return funcs[i].lo > pc }) - 1
+	for j := i; j >= 0 && j > i-8; j-- {
+		if pc < funcs[j].hi {
+			return funcs[j], true
+		}
+	}
+	return funcRange{}, false
+}
+
+// indexFunctions records the address ranges of every concrete function of
+// a unit, at any depth (C++ puts them inside namespaces), without reading
+// their bodies.
+func (r *dwarfResolver) indexFunctions(u *dwarfUnit) {
+	u.indexed = true
+	rd := r.data.Reader()
+	rd.Seek(u.offset)
+	if e, err := rd.Next(); err != nil || e == nil || !e.Children {
+		return
+	}
+	depth := 1
+	for n := 0; depth > 0 && n < maxUnitEntries; n++ {
+		e, err := rd.Next()
+		if err != nil || e == nil {
+			break
+		}
+		switch {
+		case e.Tag == 0:
+			depth--
+			continue
+		case e.Tag == dwarf.TagSubprogram:
+			if rs, err := r.data.Ranges(e); err == nil {
+				for _, rg := range rs {
+					if rg[1] > rg[0] {
+						u.funcs = append(u.funcs, funcRange{lo: rg[0], hi: rg[1], offset: e.Offset})
+					}
+				}
+			}
+			rd.SkipChildren()
+			continue
+		}
+		if e.Children {
+			depth++
+		}
+	}
+	sort.Slice(u.funcs, func(i, j int) bool { return u.funcs[i].lo < u.funcs[j].lo })
+	r.tableBytes += int64(len(u.funcs)) * 24
+}
+
+// inlineTree loads a function's DIE with its lexical blocks and inlined
+// calls, in the shape reader.InlineStack walks. (godwarf.LoadTree would do
+// it too, but follows abstract-origin chains without a bound.)
+func (r *dwarfResolver) inlineTree(off dwarf.Offset) (*godwarf.Tree, error) {
+	rd := r.data.Reader()
+	rd.Seek(off)
+	e, err := rd.Next()
+	if err != nil || e == nil {
+		return nil, fmt.Errorf("read function at %#x: %v", off, err)
+	}
+	root := r.treeNode(e)
+	if !e.Children {
+		return root, nil
+	}
+	stack := []*godwarf.Tree{root}
+	for n := 0; len(stack) > 0 && n < maxUnitEntries; n++ {
+		e, err := rd.Next()
+		if err != nil || e == nil {
+			break
+		}
+		if e.Tag == 0 {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		switch e.Tag {
+		case dwarf.TagSubprogram, dwarf.TagInlinedSubroutine, dwarf.TagLexDwarfBlock:
+			node := r.treeNode(e)
+			parent := stack[len(stack)-1]
+			parent.Children = append(parent.Children, node)
+			if e.Children {
+				stack = append(stack, node)
+			}
+		default:
+			rd.SkipChildren()
+		}
+	}
+	return root, nil
+}
+
+func (r *dwarfResolver) treeNode(e *dwarf.Entry) *godwarf.Tree {
+	t := &godwarf.Tree{Entry: e, Tag: e.Tag, Offset: e.Offset}
+	if rs, err := r.data.Ranges(e); err == nil {
+		t.Ranges = rs
+	}
+	return t
+}
+
+// name returns the linkage (mangled) name of a function DIE if it or the
+// DIEs it refers to have one, else its plain name, following abstract
+// origins and specifications a bounded number of hops.
+func (r *dwarfResolver) name(e *dwarf.Entry) string {
+	if name, ok := r.names[e.Offset]; ok {
+		return name
+	}
+	start := e.Offset
+	var plain string
+	rd := r.data.Reader()
+	for hop := 0; e != nil && hop < maxOriginHops; hop++ {
+		for _, a := range []dwarf.Attr{dwarf.AttrLinkageName, attrMIPSLinkageName} {
+			if s, ok := e.Val(a).(string); ok && s != "" {
+				r.names[start] = s
+				return s
+			}
+		}
+		if s, ok := e.Val(dwarf.AttrName).(string); ok && plain == "" {
+			plain = s
+		}
+		next, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset)
+		if !ok {
+			next, ok = e.Val(dwarf.AttrSpecification).(dwarf.Offset)
+		}
+		if !ok {
+			break
+		}
+		rd.Seek(next)
+		e, _ = rd.Next()
+	}
+	r.names[start] = plain
+	r.tableBytes += int64(len(plain)) + 48
+	return plain
+}
+
+// attrMIPSLinkageName is DW_AT_MIPS_linkage_name, which older GCC and
+// some Rust versions emit instead of DW_AT_linkage_name.
+const attrMIPSLinkageName dwarf.Attr = 0x2007
+
+// callFile names the file of an inlined call's DW_AT_call_file, an index
+// into the unit's line table files.
+func callFile(lines *lineTable, callee *dwarf.Entry) string {
+	idx, ok := callee.Val(dwarf.AttrCallFile).(int64)
+	if !ok {
+		return ""
+	}
+	return lines.file(idx)
+}
+
+// lineTable returns the unit's parsed line table, parsing it the first
+// time. A table that fails validation is remembered as failed.
+func (r *dwarfResolver) lineTable(u *dwarfUnit) *lineTable {
+	if u.lines != nil || u.lineErr != nil {
+		return u.lines
+	}
+	if u.stmtList < 0 {
+		u.lineErr = errors.New("no line table")
+		return nil
+	}
+	rd := r.data.Reader()
+	rd.Seek(u.offset)
+	cu, err := rd.Next()
+	if err != nil || cu == nil {
+		u.lineErr = fmt.Errorf("read compile unit at %#x: %v", u.offset, err)
+		return nil
+	}
+	u.lines, u.lineErr = parseLineTable(r.data, cu, r.line, u.stmtList)
+	if u.lines != nil {
+		r.tableBytes += u.lines.sizeBytes()
+	}
+	return u.lines
+}

@@ -1,0 +1,170 @@
+package symbolizer
+
+import (
+	"bytes"
+	"debug/elf"
+	"debug/gosym"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// maxPclntabBytes caps the Go line table read; the go command's own is
+// about 10 MB.
+const maxPclntabBytes = 256 << 20
+
+// goResolver names addresses of Go binaries from .gopclntab, which Go
+// keeps even when built with -ldflags='-s -w' (no symbol table, no DWARF).
+// It gives the function and the file:line of the instruction. Calls
+// inlined by the Go compiler are not expanded: the line is that of the
+// inlined code, under the name of the function it was inlined into.
+type goResolver struct {
+	table *gosym.Table
+	bytes int64
+}
+
+// newGoResolver finds the pclntab of a Go ELF binary: the .gopclntab
+// section, else the runtime.pclntab symbol's bytes, else a header found in
+// .data.rel.ro (PIE and externally linked binaries keep it there). It
+// returns (nil, nil) for a file that is not Go.
+func newGoResolver(f *elf.File, syms []elf.Symbol) (r *goResolver, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("parse .gopclntab: panic in debug/gosym: %v", p)
+		}
+	}()
+	data, err := findPclntab(f, syms)
+	if err != nil || data == nil {
+		return nil, err
+	}
+	return newGoResolverFromData(data, goTextStart(f, data))
+}
+
+func newGoResolverFromData(data []byte, textStart uint64) (r *goResolver, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("parse .gopclntab: panic in debug/gosym: %v", p)
+		}
+	}()
+	if !isPclntabHeader(data) {
+		return nil, errors.New("parse .gopclntab: not a Go 1.18+ line table")
+	}
+	table, err := gosym.NewTable(nil, gosym.NewLineTable(data, textStart))
+	if err != nil {
+		return nil, fmt.Errorf("parse .gopclntab: %w", err)
+	}
+	if len(table.Funcs) == 0 {
+		return nil, errors.New("parse .gopclntab: no functions")
+	}
+	// Funcs are sorted by entry in a valid table; PCToFunc relies on it.
+	if !sort.SliceIsSorted(table.Funcs, func(i, j int) bool { return table.Funcs[i].Entry < table.Funcs[j].Entry }) {
+		return nil, errors.New("parse .gopclntab: functions out of order")
+	}
+	var names int
+	for _, fn := range table.Funcs {
+		names += len(fn.Name)
+	}
+	return &goResolver{table: table, bytes: int64(len(data)) + int64(len(table.Funcs))*160 + int64(names)}, nil
+}
+
+func (r *goResolver) sizeBytes() int64 { return r.bytes }
+
+func (r *goResolver) resolve(pc uint64) (frames []frame, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			frames, ok = nil, false
+		}
+	}()
+	fn := r.table.PCToFunc(pc)
+	if fn == nil || pc >= fn.End {
+		return nil, false
+	}
+	file, line, _ := r.table.PCToLine(pc)
+	return []frame{{Function: fn.Name, SystemName: fn.Name, File: file, Line: int64(line)}}, true
+}
+
+// Magic numbers of the Go 1.18 and 1.20+ pclntab headers (little endian);
+// older formats are not read.
+const (
+	pclntabMagic118 = 0xfffffff0
+	pclntabMagic120 = 0xfffffff1
+)
+
+func isPclntabHeader(b []byte) bool {
+	if len(b) < 16 {
+		return false
+	}
+	magic := binary.LittleEndian.Uint32(b)
+	return (magic == pclntabMagic118 || magic == pclntabMagic120) &&
+		b[4] == 0 && b[5] == 0 && (b[6] == 1 || b[6] == 2 || b[6] == 4) && b[7] == 8
+}
+
+func findPclntab(f *elf.File, syms []elf.Symbol) ([]byte, error) {
+	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
+		if s := f.Section(name); s != nil {
+			return sectionData(s, maxPclntabBytes)
+		}
+	}
+	var start, end uint64
+	for _, s := range syms {
+		switch s.Name {
+		case "runtime.pclntab":
+			start = s.Value
+		case "runtime.epclntab":
+			end = s.Value
+		}
+	}
+	for _, name := range []string{".data.rel.ro", ".rodata"} {
+		s := f.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS || s.Size > maxPclntabBytes*2 {
+			continue
+		}
+		if start != 0 && (start < s.Addr || start >= s.Addr+s.Size) {
+			continue
+		}
+		data, err := sectionData(s, maxPclntabBytes*2)
+		if err != nil {
+			return nil, err
+		}
+		if start != 0 {
+			data = data[start-s.Addr:]
+			if end > start && end-start <= uint64(len(data)) {
+				data = data[:end-start]
+			}
+			return data, nil
+		}
+		// Only a Go binary has a go.buildinfo section or a Go build ID
+		// note; without a symbol, look for the header by its magic.
+		if f.Section(".go.buildinfo") == nil && f.Section(".note.go.buildid") == nil {
+			return nil, nil
+		}
+		for off := 0; off+16 <= len(data); {
+			i := bytes.Index(data[off:], []byte{0xf1, 0xff, 0xff, 0xff, 0, 0})
+			if i < 0 {
+				break
+			}
+			if isPclntabHeader(data[off+i:]) {
+				return data[off+i:], nil
+			}
+			off += i + 1
+		}
+	}
+	return nil, nil
+}
+
+// goTextStart is the address of runtime.text, which 1.18+ tables count
+// function offsets from: the header's field when the linker filled it
+// in, else the start of .text (where the Go linker puts runtime.text).
+func goTextStart(f *elf.File, data []byte) uint64 {
+	const ptrSize = 8
+	if len(data) >= 8+3*ptrSize {
+		if v := binary.LittleEndian.Uint64(data[8+2*ptrSize:]); v != 0 {
+			return v
+		}
+	}
+	if s := f.Section(".text"); s != nil {
+		return s.Addr
+	}
+	return 0
+}
