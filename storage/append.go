@@ -1,0 +1,416 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/google/pprof/profile"
+)
+
+// sampleLabelNames are the sample labels kept; tid is dropped (too many values).
+var sampleLabelNames = []string{"comm", "exe", "cgroup", "container"}
+
+// reservedLabel reports whether a host label would clash with a sample label.
+func reservedLabel(name string) bool {
+	switch name {
+	case "comm", "pid", "tid", "exe", "cgroup", "container":
+		return true
+	}
+	return false
+}
+
+// Append writes one interval: p is a symbolized pprof profile of the
+// interval (TimeNanos and DurationNanos set; sample types samples/count and
+// cpu/nanoseconds; sample string labels comm, exe, cgroup, container;
+// numeric labels pid and tid). hostLabels (e.g. host=web-1) apply to every
+// sample. Each sample is stored under its label set (comm, pid as a string,
+// exe, cgroup, container, and the host labels) and its stack. When the
+// filesystem has less free space than MinFreeDiskBytes, Append returns an
+// error wrapping ErrDiskFull without writing.
+func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[string]string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	countIdx, cpuIdx, err := checkProfile(p)
+	if err != nil {
+		return fmt.Errorf("storage: append: %w", err)
+	}
+	host := make(labelSet, 0, len(hostLabels))
+	for name, value := range hostLabels {
+		if reservedLabel(name) || !validLabelName(name) {
+			return fmt.Errorf("storage: append: host label %q: not a valid label name or the name of a sample label", name)
+		}
+		host = append(host, labelPair{name, value})
+	}
+	if err := s.checkFreeSpace(); err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mark := s.dict.mark()
+	enc := newIntervalEncoder(s.dict, host)
+	acc := make(sums)
+	var samples int64
+	for _, smp := range p.Sample {
+		count, cpu := smp.Value[countIdx], smp.Value[cpuIdx]
+		if count == 0 && cpu == 0 {
+			continue
+		}
+		acc.add(record{labelSet: enc.labelSet(smp), stack: enc.stack(smp), count: count, cpuNanos: cpu})
+		samples += count
+	}
+	start := p.TimeNanos
+	for {
+		if _, taken := s.index.find(0, start); !taken {
+			break
+		}
+		start++ // two intervals starting in the same nanosecond: keep both
+	}
+	h := blockHeader{startNanos: start, durationNanos: p.DurationNanos, periodNanos: periodOf(p)}
+	parts := encodeBlock(h, acc.records())
+	if err := s.write(s.dict.pending, 0, start, parts, 0); err != nil {
+		s.dict.rollback(mark)
+		s.writeErrors.Add(1)
+		return fmt.Errorf("storage: append interval at %s: %w", time.Unix(0, p.TimeNanos).UTC().Format(time.RFC3339), err)
+	}
+	s.samplesWritten.Add(uint64(samples))
+	s.intervalsWritten.Add(1)
+	s.newestRaw = max(s.newestRaw, start)
+	if err := s.rollUp(start); err != nil {
+		// Queries fall back to finer blocks; the next Append retries.
+		s.writeErrors.Add(1)
+		s.log.Error("roll-up failed", slog.Any("error", err))
+	}
+	return nil
+}
+
+// checkFreeSpace refuses writes below the free-space watermark: Badger
+// crashes with SIGBUS on a full disk before any write returns an error.
+func (s *Store) checkFreeSpace() error {
+	free, err := s.opts.freeBytes(s.opts.Dir)
+	if err != nil {
+		s.writeErrors.Add(1)
+		return fmt.Errorf("storage: check free space: %w", err)
+	}
+	if free < s.opts.MinFreeDiskBytes {
+		s.diskFullRejections.Add(1)
+		if !s.diskFull.Swap(true) {
+			s.log.Error("disk nearly full: not writing until space returns",
+				slog.Int64("free_bytes", free), slog.Int64("min_free_bytes", s.opts.MinFreeDiskBytes))
+		}
+		return fmt.Errorf("storage: %d bytes free in %s, less than the %d kept free: %w",
+			free, s.opts.Dir, s.opts.MinFreeDiskBytes, ErrDiskFull)
+	}
+	if s.diskFull.Swap(false) {
+		s.log.Info("disk space returned: writing again", slog.Int64("free_bytes", free))
+	}
+	return nil
+}
+
+// write stores new dictionary entries and a block's parts, removing parts
+// of an older version of the block beyond the new count.
+func (s *Store) write(entries []dictEntry, level int, start int64, parts [][]byte, oldParts uint16) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	// Dictionary entries first: a crash between batches leaves unused
+	// entries, never a block that refers to missing ones.
+	for _, e := range entries {
+		if err := wb.Set(dictKey(e.kind, e.id), e.value); err != nil {
+			return err
+		}
+	}
+	var size int64
+	for i, part := range parts {
+		if err := wb.Set(blockKey(level, start, uint16(i)), part); err != nil {
+			return err
+		}
+		size += int64(len(part))
+	}
+	for i := len(parts); i < int(oldParts); i++ {
+		if err := wb.Delete(blockKey(level, start, uint16(i))); err != nil {
+			return err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	s.index.put(level, blockRef{startNanos: start, parts: uint16(len(parts)), bytes: size})
+	return nil
+}
+
+// checkProfile finds the two sample types and checks what Append relies on.
+func checkProfile(p *profile.Profile) (countIdx, cpuIdx int, err error) {
+	if p == nil {
+		return 0, 0, errors.New("nil profile")
+	}
+	if p.TimeNanos <= 0 {
+		return 0, 0, errors.New("profile has no TimeNanos")
+	}
+	if p.DurationNanos < 0 {
+		return 0, 0, errors.New("profile has a negative DurationNanos")
+	}
+	countIdx, cpuIdx = -1, -1
+	for i, st := range p.SampleType {
+		switch {
+		case st.Type == "samples" && st.Unit == "count":
+			countIdx = i
+		case st.Type == "cpu" && st.Unit == "nanoseconds":
+			cpuIdx = i
+		}
+	}
+	if countIdx < 0 || cpuIdx < 0 {
+		return 0, 0, errors.New("profile lacks sample type samples/count or cpu/nanoseconds")
+	}
+	for i, smp := range p.Sample {
+		if len(smp.Value) != len(p.SampleType) {
+			return 0, 0, fmt.Errorf("sample %d has %d values for %d sample types", i, len(smp.Value), len(p.SampleType))
+		}
+		if smp.Value[countIdx] < 0 || smp.Value[cpuIdx] < 0 {
+			return 0, 0, fmt.Errorf("sample %d has a negative value", i)
+		}
+	}
+	return countIdx, cpuIdx, nil
+}
+
+func periodOf(p *profile.Profile) int64 {
+	if p.PeriodType != nil && p.PeriodType.Type == "cpu" && p.PeriodType.Unit == "nanoseconds" && p.Period > 0 {
+		return p.Period
+	}
+	return 0
+}
+
+func validLabelName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !isLabelChar(name[i], i == 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// intervalEncoder turns one profile's samples into dictionary ids, caching
+// per pointer, since a profile shares locations, functions and mappings
+// among its samples.
+type intervalEncoder struct {
+	dict      *dictionary
+	host      labelSet
+	locations map[*profile.Location]uint32
+	functions map[*profile.Function]uint32
+	mappings  map[*profile.Mapping]mappingRef
+	stackIDs  []uint32
+	buf       []byte
+	labels    labelSet
+}
+
+type mappingRef struct {
+	id    uint32
+	start uint64 // of the mapping as stored
+}
+
+func newIntervalEncoder(d *dictionary, host labelSet) *intervalEncoder {
+	return &intervalEncoder{
+		dict:      d,
+		host:      host,
+		locations: make(map[*profile.Location]uint32),
+		functions: make(map[*profile.Function]uint32),
+		mappings:  make(map[*profile.Mapping]mappingRef),
+	}
+}
+
+func (e *intervalEncoder) labelSet(smp *profile.Sample) uint32 {
+	ls := append(e.labels[:0], e.host...)
+	for _, name := range sampleLabelNames {
+		if v := smp.Label[name]; len(v) > 0 && v[0] != "" {
+			ls = append(ls, labelPair{name, v[0]})
+		}
+	}
+	if v := smp.NumLabel["pid"]; len(v) > 0 {
+		ls = append(ls, labelPair{"pid", strconv.FormatInt(v[0], 10)})
+	} else if v := smp.Label["pid"]; len(v) > 0 && v[0] != "" {
+		ls = append(ls, labelPair{"pid", v[0]})
+	}
+	sort.Slice(ls, func(i, j int) bool { return ls[i].name < ls[j].name })
+	e.labels = ls
+	enc := ls.encode()
+	if id, ok := e.dict.labelSetIDs[enc]; ok {
+		return id
+	}
+	return e.dict.labelSet(append(labelSet(nil), ls...))
+}
+
+func (e *intervalEncoder) stack(smp *profile.Sample) uint32 {
+	e.buf = e.buf[:0]
+	for _, loc := range smp.Location {
+		e.buf = appendUvarint(e.buf, uint64(e.location(loc)))
+	}
+	return e.dict.stack(e.buf)
+}
+
+func (e *intervalEncoder) location(loc *profile.Location) uint32 {
+	if id, ok := e.locations[loc]; ok {
+		return id
+	}
+	l := location{address: loc.Address, folded: loc.IsFolded}
+	if loc.Mapping != nil {
+		m := e.mapping(loc.Mapping)
+		l.mappingID = m.id
+		l.address = loc.Address - loc.Mapping.Start // stored relative, shown at m.start
+	}
+	for _, ln := range loc.Line {
+		var fid uint32
+		if ln.Function != nil {
+			fid = e.function(ln.Function)
+		}
+		l.lines = append(l.lines, locationLine{functionID: fid, line: ln.Line, column: ln.Column})
+	}
+	id := e.dict.location(encodeLocation(nil, l))
+	e.locations[loc] = id
+	return id
+}
+
+func (e *intervalEncoder) function(f *profile.Function) uint32 {
+	if id, ok := e.functions[f]; ok {
+		return id
+	}
+	id := e.dict.function(function{name: f.Name, systemName: f.SystemName, filename: f.Filename, startLine: f.StartLine})
+	e.functions[f] = id
+	return id
+}
+
+func (e *intervalEncoder) mapping(m *profile.Mapping) mappingRef {
+	if r, ok := e.mappings[m]; ok {
+		return r
+	}
+	var flags uint8
+	for i, b := range []bool{m.HasFunctions, m.HasFilenames, m.HasLineNumbers, m.HasInlineFrames} {
+		if b {
+			flags |= 1 << i
+		}
+	}
+	id, stored := e.dict.mapping(mapping{start: m.Start, limit: m.Limit, offset: m.Offset, file: m.File, buildID: m.BuildID, flags: flags})
+	r := mappingRef{id: id, start: stored.start}
+	e.mappings[m] = r
+	return r
+}
+
+// rollUp builds the roll-ups that the interval starting at start completes
+// or changes: buckets that closed since the last roll-up (the newest
+// interval has moved past them), and the interval's own buckets if it came
+// late, into a bucket already rolled up.
+func (s *Store) rollUp(start int64) error {
+	for level := 1; level < numLevels; level++ {
+		d := int64(levelDurations[level])
+		bucket := floorTo(start, d)
+		if bucket+d <= s.rolledThrough[level] {
+			if err := s.buildRollup(level, bucket); err != nil {
+				return err
+			}
+		}
+		through := floorTo(s.newestRaw, d)
+		if through <= s.rolledThrough[level] {
+			continue
+		}
+		// Buckets holding raw intervals between the last roll-up and now.
+		var buckets []int64
+		for _, ref := range s.index.between(0, s.rolledThrough[level], through) {
+			b := floorTo(ref.startNanos, d)
+			if len(buckets) == 0 || buckets[len(buckets)-1] != b {
+				buckets = append(buckets, b)
+			}
+		}
+		for _, b := range buckets {
+			if err := s.buildRollup(level, b); err != nil {
+				return err
+			}
+		}
+		s.rolledThrough[level] = through
+	}
+	return nil
+}
+
+// buildRollup merges the finer blocks of one bucket into its roll-up block.
+func (s *Store) buildRollup(level int, bucket int64) error {
+	d := int64(levelDurations[level])
+	planned := s.index.plan(nil, bucket, bucket+d, level-1)
+	old, hadOld := s.index.find(level, bucket)
+	if len(planned) == 0 {
+		if hadOld {
+			return s.deleteBlocks([]plannedBlock{{level, old}})
+		}
+		return nil
+	}
+	acc := make(sums)
+	var period int64
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	for _, pb := range planned {
+		h, err := readBlock(txn, pb, func(uint32) bool { return true }, acc.add)
+		if err != nil {
+			return err
+		}
+		period = max(period, h.periodNanos)
+	}
+	h := blockHeader{startNanos: bucket, durationNanos: d, periodNanos: period}
+	return s.write(nil, level, bucket, encodeBlock(h, acc.records()), old.parts)
+}
+
+// readBlock decodes every part of a block.
+func readBlock(txn *badger.Txn, pb plannedBlock, wantGroup func(uint32) bool, visit func(record)) (blockHeader, error) {
+	var h blockHeader
+	for part := uint16(0); part < pb.ref.parts; part++ {
+		item, err := txn.Get(blockKey(pb.level, pb.ref.startNanos, part))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue // deleted by retention since the plan was made
+		}
+		if err != nil {
+			return h, err
+		}
+		err = item.Value(func(v []byte) error {
+			var err error
+			h, err = decodeBlock(v, wantGroup, visit)
+			return err
+		})
+		if err != nil {
+			return h, fmt.Errorf("block %x: %w", item.Key(), err)
+		}
+	}
+	return h, nil
+}
+
+// deleteBlocks removes blocks from the database and the index.
+func (s *Store) deleteBlocks(blocks []plannedBlock) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, b := range blocks {
+		for part := uint16(0); part < b.ref.parts; part++ {
+			if err := wb.Delete(blockKey(b.level, b.ref.startNanos, part)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	for _, b := range blocks {
+		s.index.remove(b.level, b.ref.startNanos)
+	}
+	return nil
+}
+
+func appendUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}

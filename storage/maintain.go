@@ -1,0 +1,210 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// maintain runs retention, the disk limit and value-log GC every
+// maintenanceEvery until ctx ends.
+func (s *Store) maintain(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.maintenanceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.maintainOnce()
+			if s.opts.afterMaintenance != nil {
+				s.opts.afterMaintenance()
+			}
+		}
+	}
+}
+
+// maintainOnce is one maintenance round; errors are logged, and the next
+// round tries again.
+func (s *Store) maintainOnce() {
+	if err := s.applyRetention(); err != nil {
+		s.log.Error("retention failed", slog.Any("error", err))
+	}
+	if err := s.applyDiskLimit(); err != nil {
+		s.log.Error("disk limit failed", slog.Any("error", err))
+	}
+	s.collectValueLog()
+	if n, err := s.opts.diskBytes(s.opts.Dir); err == nil {
+		s.diskBytes.Store(n)
+	}
+}
+
+// applyRetention removes blocks that start before now - Retention. Whole
+// hours go with DropPrefix; blocks of the hour the cutoff falls in go one
+// by one (a roll-up that starts before the cutoff goes too, and queries
+// fall back to the finer blocks still inside the retention).
+func (s *Store) applyRetention() error {
+	cutoff := s.opts.now().Add(-s.opts.Retention).UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var hours []uint32
+	var partial []plannedBlock
+	cutoffHour := hourOf(cutoff)
+	for level := range numLevels {
+		for _, ref := range s.index.between(level, 0, cutoff) {
+			if h := hourOf(ref.startNanos); h < cutoffHour {
+				if len(hours) == 0 || hours[len(hours)-1] != h {
+					hours = appendHour(hours, h)
+				}
+			} else {
+				partial = append(partial, plannedBlock{level, ref})
+			}
+		}
+	}
+	if err := s.dropHours(hours); err != nil {
+		return err
+	}
+	if len(partial) > 0 {
+		if err := s.deleteBlocks(partial); err != nil {
+			return err
+		}
+	}
+	if len(hours) > 0 || len(partial) > 0 {
+		s.log.Info("retention removed old data", slog.Int("hours", len(hours)), slog.Int("blocks", len(partial)),
+			slog.Time("before", time.Unix(0, cutoff)))
+	}
+	return nil
+}
+
+// appendHour adds h to a list of hours that is sorted within each level.
+func appendHour(hours []uint32, h uint32) []uint32 {
+	for _, x := range hours {
+		if x == h {
+			return hours
+		}
+	}
+	return append(hours, h)
+}
+
+// dropHours removes every block that starts in the given hours. The
+// caller holds s.mu.
+func (s *Store) dropHours(hours []uint32) error {
+	if len(hours) == 0 {
+		return nil
+	}
+	prefixes := make([][]byte, len(hours))
+	for i, h := range hours {
+		prefixes[i] = hourPrefix(h)
+	}
+	if err := s.db.DropPrefix(prefixes...); err != nil {
+		return err
+	}
+	drop := make(map[uint32]bool, len(hours))
+	for _, h := range hours {
+		drop[h] = true
+	}
+	for level := range numLevels {
+		kept := s.index[level][:0]
+		for _, ref := range s.index[level] {
+			if !drop[hourOf(ref.startNanos)] {
+				kept = append(kept, ref)
+			}
+		}
+		s.index[level] = kept
+	}
+	return nil
+}
+
+// applyDiskLimit removes the oldest hours while the store is larger than
+// MaxDiskBytes, down to 90% of it so that it does not trim every round.
+// Encoded block sizes, scaled by the ratio of disk use to their sum,
+// estimate what each hour holds on disk. The newest hour stays.
+func (s *Store) applyDiskLimit() error {
+	used, err := s.opts.diskBytes(s.opts.Dir)
+	if err != nil {
+		return err
+	}
+	if used <= s.opts.MaxDiskBytes {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	perHour := make(map[uint32]int64)
+	var total int64
+	var newest uint32
+	for level := range numLevels {
+		for _, ref := range s.index[level] {
+			h := hourOf(ref.startNanos)
+			perHour[h] += ref.bytes
+			total += ref.bytes
+			newest = max(newest, h)
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	ratio := float64(used) / float64(total)
+	target := float64(s.opts.MaxDiskBytes) * 0.9
+	remaining := float64(used)
+	var hours []uint32
+	for _, h := range sortedHours(perHour) {
+		if remaining <= target || h == newest {
+			break
+		}
+		hours = append(hours, h)
+		remaining -= float64(perHour[h]) * ratio
+	}
+	if err := s.dropHours(hours); err != nil {
+		return err
+	}
+	s.log.Warn("store over its disk limit: removed the oldest data", slog.Int64("disk_bytes", used),
+		slog.Int64("max_disk_bytes", s.opts.MaxDiskBytes), slog.Int("hours", len(hours)))
+	return nil
+}
+
+func sortedHours(m map[uint32]int64) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for h := range m {
+		out = append(out, h)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// collectValueLog rewrites value-log files that are mostly garbage. Blocks
+// are small enough to live in the LSM tree, so this mostly finds nothing.
+func (s *Store) collectValueLog() {
+	for range 10 {
+		err := s.db.RunValueLogGC(0.5)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+			s.log.Warn("value log GC failed", slog.Any("error", err))
+		}
+		return
+	}
+}
+
+// Compact removes deleted data from disk now instead of in the background:
+// it applies retention and the disk limit, flattens the LSM tree and
+// collects the value log. The benchmark uses it to measure size after GC.
+func (s *Store) compact() error {
+	s.maintainOnce()
+	s.mu.Lock()
+	err := s.db.Flatten(2)
+	s.mu.Unlock()
+	s.collectValueLog()
+	if n, err := s.opts.diskBytes(s.opts.Dir); err == nil {
+		s.diskBytes.Store(n)
+	}
+	return err
+}

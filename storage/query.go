@@ -1,0 +1,396 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/google/pprof/profile"
+)
+
+// ProfileQuery asks for the merged profile of the samples in [From, To)
+// whose labels match Selector. An interval counts as in the range when its
+// start is.
+type ProfileQuery struct {
+	From, To time.Time
+	Selector Selector
+}
+
+// SeriesQuery asks for CPU use over [From, To) in steps of Step, one series,
+// or one per value of the label GroupBy. Each interval counts in the step
+// that holds its start.
+type SeriesQuery struct {
+	From, To time.Time
+	Step     time.Duration
+	Selector Selector
+	GroupBy  string
+}
+
+// Point is CPU use over one step, in cores: cpu nanoseconds / step nanoseconds.
+type Point struct {
+	Time  time.Time
+	Cores float64
+}
+
+// Series is CPU use over time for one label set: empty for the whole
+// selection, or {GroupBy: value}; samples without the label have value "".
+type Series struct {
+	Labels map[string]string
+	Points []Point
+}
+
+// maxSeriesPoints bounds a series query's steps.
+const maxSeriesPoints = 10_000
+
+func checkRange(from, to time.Time) error {
+	if from.IsZero() || to.IsZero() {
+		return errors.New("storage: query range needs both a start and an end")
+	}
+	if to.Before(from) {
+		return fmt.Errorf("storage: query range ends (%s) before it starts (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// scan reads the blocks covering [from, to) and passes the records of the
+// label sets that match sel to visit (or only the label set ids, if visit
+// is nil). The caller holds s.mu for reading.
+func (s *Store) scan(ctx context.Context, txn *badger.Txn, from, to int64, sel Selector, visitLabelSet func(uint32), visit func(record)) (period int64, err error) {
+	maxLevel := numLevels - 1
+	if s.opts.noRollups {
+		maxLevel = 0
+	}
+	return s.scanPlanned(ctx, txn, s.index.plan(nil, from, to, maxLevel), sel, visitLabelSet, visit)
+}
+
+func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record)) (period int64, err error) {
+	matched := make(map[uint32]bool)
+	want := func(id uint32) bool {
+		ok, seen := matched[id]
+		if !seen {
+			ok = id != 0 && int(id) <= len(s.dict.labelSets) && s.dict.labelSets[id-1] != nil && sel.matchesLabels(s.dict.labelSets[id-1])
+			matched[id] = ok
+			if ok && visitLabelSet != nil {
+				visitLabelSet(id)
+			}
+		}
+		return ok
+	}
+	for i, pb := range planned {
+		if i%8 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		h, err := readBlock(txn, pb, want, visit)
+		if err != nil {
+			return 0, fmt.Errorf("storage: read: %w", err)
+		}
+		period = max(period, h.periodNanos)
+	}
+	return period, nil
+}
+
+// Query returns the merged profile of the samples in [From, To) matching
+// the selector: a valid pprof profile with sample types samples/count and
+// cpu/nanoseconds, its samples labelled comm, pid (numeric), exe, cgroup,
+// container and the host labels.
+func (s *Store) Query(ctx context.Context, q ProfileQuery) (*profile.Profile, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	acc := make(sums)
+	period, err := s.scan(ctx, txn, q.From.UnixNano(), q.To.UnixNano(), q.Selector, nil, acc.add)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.buildProfile(acc.records(), period, q.From, q.To)
+}
+
+// buildProfile turns records into a pprof profile, creating each location,
+// function and mapping once.
+func (s *Store) buildProfile(recs []record, period int64, from, to time.Time) (*profile.Profile, error) {
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{
+			{Type: "samples", Unit: "count"},
+			{Type: "cpu", Unit: "nanoseconds"},
+		},
+		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:        period,
+		TimeNanos:     from.UnixNano(),
+		DurationNanos: to.Sub(from).Nanoseconds(),
+	}
+	b := profileBuilder{
+		s: s, p: p,
+		locations: make(map[uint32]*profile.Location),
+		functions: make(map[uint32]*profile.Function),
+		mappings:  make(map[uint32]*profile.Mapping),
+		labels:    make(map[uint32]sampleLabels),
+	}
+	p.Sample = make([]*profile.Sample, 0, len(recs))
+	var ids []uint32
+	for _, r := range recs {
+		var err error
+		ids, err = decodeStack(ids[:0], s.dict.stacks[r.stack-1])
+		if err != nil {
+			return nil, fmt.Errorf("storage: stack %d: %w", r.stack, err)
+		}
+		smp := &profile.Sample{Value: []int64{r.count, r.cpuNanos}, Location: make([]*profile.Location, len(ids))}
+		for i, id := range ids {
+			if smp.Location[i], err = b.location(id); err != nil {
+				return nil, err
+			}
+		}
+		l := b.sampleLabels(r.labelSet)
+		smp.Label, smp.NumLabel = l.str, l.num
+		p.Sample = append(p.Sample, smp)
+	}
+	return p, nil
+}
+
+type profileBuilder struct {
+	s         *Store
+	p         *profile.Profile
+	locations map[uint32]*profile.Location
+	functions map[uint32]*profile.Function
+	mappings  map[uint32]*profile.Mapping
+	labels    map[uint32]sampleLabels
+}
+
+// sampleLabels are shared by every sample of a label set: pprof treats
+// label maps as read-only.
+type sampleLabels struct {
+	str map[string][]string
+	num map[string][]int64
+}
+
+func (b *profileBuilder) sampleLabels(id uint32) sampleLabels {
+	if l, ok := b.labels[id]; ok {
+		return l
+	}
+	l := sampleLabels{str: make(map[string][]string)}
+	for _, pair := range b.s.dict.labelSets[id-1] {
+		if pair.name == "pid" {
+			if pid, err := strconv.ParseInt(pair.value, 10, 64); err == nil {
+				l.num = map[string][]int64{"pid": {pid}}
+				continue
+			}
+		}
+		l.str[pair.name] = []string{pair.value}
+	}
+	b.labels[id] = l
+	return l
+}
+
+func (b *profileBuilder) location(id uint32) (*profile.Location, error) {
+	if loc, ok := b.locations[id]; ok {
+		return loc, nil
+	}
+	if id == 0 || int(id) > len(b.s.dict.locations) {
+		return nil, fmt.Errorf("storage: unknown location %d", id)
+	}
+	l, err := decodeLocation(b.s.dict.locations[id-1])
+	if err != nil {
+		return nil, fmt.Errorf("storage: location %d: %w", id, err)
+	}
+	loc := &profile.Location{ID: uint64(len(b.p.Location) + 1), Address: l.address, IsFolded: l.folded}
+	if l.mappingID != 0 {
+		m, err := b.mapping(l.mappingID)
+		if err != nil {
+			return nil, err
+		}
+		loc.Mapping = m
+		loc.Address += m.Start
+	}
+	for _, ln := range l.lines {
+		line := profile.Line{Line: ln.line, Column: ln.column}
+		if ln.functionID != 0 {
+			if line.Function, err = b.function(ln.functionID); err != nil {
+				return nil, err
+			}
+		}
+		loc.Line = append(loc.Line, line)
+	}
+	b.p.Location = append(b.p.Location, loc)
+	b.locations[id] = loc
+	return loc, nil
+}
+
+func (b *profileBuilder) function(id uint32) (*profile.Function, error) {
+	if fn, ok := b.functions[id]; ok {
+		return fn, nil
+	}
+	if int(id) > len(b.s.dict.functions) {
+		return nil, fmt.Errorf("storage: unknown function %d", id)
+	}
+	f := b.s.dict.functions[id-1]
+	fn := &profile.Function{ID: uint64(len(b.p.Function) + 1), Name: f.name, SystemName: f.systemName, Filename: f.filename, StartLine: f.startLine}
+	b.p.Function = append(b.p.Function, fn)
+	b.functions[id] = fn
+	return fn, nil
+}
+
+func (b *profileBuilder) mapping(id uint32) (*profile.Mapping, error) {
+	if m, ok := b.mappings[id]; ok {
+		return m, nil
+	}
+	if int(id) > len(b.s.dict.mappings) {
+		return nil, fmt.Errorf("storage: unknown mapping %d", id)
+	}
+	sm := b.s.dict.mappings[id-1]
+	m := &profile.Mapping{
+		ID: uint64(len(b.p.Mapping) + 1), Start: sm.start, Limit: sm.limit, Offset: sm.offset, File: sm.file, BuildID: sm.buildID,
+		HasFunctions: sm.flags&1 != 0, HasFilenames: sm.flags&2 != 0, HasLineNumbers: sm.flags&4 != 0, HasInlineFrames: sm.flags&8 != 0,
+	}
+	b.p.Mapping = append(b.p.Mapping, m)
+	b.mappings[id] = m
+	return m, nil
+}
+
+// Series returns CPU use in cores per step over [From, To): one series for
+// the selection, or one per value of GroupBy, each with a point per step.
+func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, err
+	}
+	if q.Step <= 0 {
+		return nil, fmt.Errorf("storage: series step must be positive, got %s", q.Step)
+	}
+	steps := (q.To.Sub(q.From) + q.Step - 1) / q.Step
+	if steps > maxSeriesPoints {
+		return nil, fmt.Errorf("storage: series of %s in steps of %s has %d points, more than %d: use a longer step",
+			q.To.Sub(q.From), q.Step, steps, maxSeriesPoints)
+	}
+	if q.GroupBy != "" && !validLabelName(q.GroupBy) {
+		return nil, fmt.Errorf("storage: group by %q: not a label name", q.GroupBy)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+
+	from, to, step := q.From.UnixNano(), q.To.UnixNano(), q.Step.Nanoseconds()
+	groupOf := make(map[uint32]int) // label set id -> group index
+	var groupValues []string
+	groupIndex := make(map[string]int)
+	var cpu [][]int64 // per group, per step
+	n := int(steps)
+	visitLabelSet := func(id uint32) {
+		v := ""
+		if q.GroupBy != "" {
+			v = s.dict.labelSets[id-1].get(q.GroupBy)
+		}
+		g, ok := groupIndex[v]
+		if !ok {
+			g = len(groupValues)
+			groupIndex[v] = g
+			groupValues = append(groupValues, v)
+			cpu = append(cpu, make([]int64, n))
+		}
+		groupOf[id] = g
+	}
+	maxLevel := numLevels - 1
+	if s.opts.noRollups {
+		maxLevel = 0
+	}
+	for i := 0; i < n; i++ {
+		lo := from + int64(i)*step
+		hi := min(lo+step, to)
+		planned := s.index.plan(nil, lo, hi, maxLevel)
+		if len(planned) == 0 {
+			continue
+		}
+		_, err := s.scanPlanned(ctx, txn, planned, q.Selector, visitLabelSet, func(r record) {
+			cpu[groupOf[r.labelSet]][i] += r.cpuNanos
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	order := make([]int, len(groupValues))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return groupValues[order[a]] < groupValues[order[b]] })
+	var out []Series
+	for _, g := range order {
+		ser := Series{Labels: map[string]string{}, Points: make([]Point, n)}
+		if q.GroupBy != "" && groupValues[g] != "" {
+			ser.Labels[q.GroupBy] = groupValues[g]
+		}
+		for i := range n {
+			ser.Points[i] = Point{Time: time.Unix(0, from+int64(i)*step), Cores: float64(cpu[g][i]) / float64(step)}
+		}
+		out = append(out, ser)
+	}
+	return out, nil
+}
+
+// labelSetsIn returns the label sets with samples in [from, to).
+func (s *Store) labelSetsIn(ctx context.Context, from, to time.Time) ([]labelSet, error) {
+	if err := checkRange(from, to); err != nil {
+		return nil, err
+	}
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	var sets []labelSet
+	_, err := s.scan(ctx, txn, from.UnixNano(), to.UnixNano(), Selector{}, func(id uint32) {
+		sets = append(sets, s.dict.labelSets[id-1])
+	}, nil)
+	return sets, err
+}
+
+// LabelNames returns the sorted names of the labels of samples in [from, to).
+func (s *Store) LabelNames(ctx context.Context, from, to time.Time) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sets, err := s.labelSetsIn(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool)
+	for _, ls := range sets {
+		for _, p := range ls {
+			seen[p.name] = true
+		}
+	}
+	return sortedKeys(seen), nil
+}
+
+// LabelValues returns the sorted values of a label on samples in [from, to).
+func (s *Store) LabelValues(ctx context.Context, name string, from, to time.Time) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sets, err := s.labelSetsIn(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool)
+	for _, ls := range sets {
+		if v := ls.get(name); v != "" {
+			seen[v] = true
+		}
+	}
+	return sortedKeys(seen), nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

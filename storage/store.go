@@ -1,0 +1,407 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"golang.org/x/sys/unix"
+)
+
+// Options configures a Store. Zero fields take the defaults.
+type Options struct {
+	Dir              string        // data directory; created if missing
+	Retention        time.Duration // default 168h; data older goes
+	MaxDiskBytes     int64         // default 2 GiB; past it, the oldest data goes
+	MinFreeDiskBytes int64         // default 256 MiB: stop writing when the filesystem has less free
+	Logger           *slog.Logger  // default slog.Default()
+
+	// For tests.
+	now              func() time.Time                // the clock retention runs on
+	freeBytes        func(dir string) (int64, error) // free space of the filesystem holding dir
+	maintenanceEvery time.Duration                   // default 1 minute
+	noRollups        bool                            // queries read level 0 only
+	afterMaintenance func()                          // called after each maintenance round
+	diskBytes        func(dir string) (int64, error) // the store's size on disk
+}
+
+const (
+	defaultRetention        = 168 * time.Hour
+	defaultMaxDiskBytes     = 2 << 30
+	defaultMinFreeDiskBytes = 256 << 20
+	defaultMaintenanceEvery = time.Minute
+
+	markerFile    = "EMBER-STORE"
+	formatVersion = 1
+	badgerDir     = "badger"
+)
+
+// ErrDiskFull is returned (wrapped) by Append when the filesystem holding the
+// store has less free space than Options.MinFreeDiskBytes. Nothing was
+// written; writes resume by themselves once space returns.
+var ErrDiskFull = errors.New("storage: disk full")
+
+// Store is a profile history on disk. Its methods are safe for concurrent use.
+type Store struct {
+	opts Options
+	log  *slog.Logger
+	db   *badger.DB
+
+	// mu guards the dictionary, the index and the roll-up state. Append
+	// and maintenance take it for writing, queries for reading.
+	mu            sync.RWMutex
+	dict          *dictionary
+	index         index
+	rolledThrough [numLevels]int64 // per level: every bucket ending at or before this is rolled up
+	newestRaw     int64            // start of the newest interval
+
+	samplesWritten, intervalsWritten, writeErrors, diskFullRejections atomic.Uint64
+	diskBytes                                                         atomic.Int64
+	diskFull                                                          atomic.Bool
+
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Stats are the store's counters since Open, and its extent.
+type Stats struct {
+	DiskBytes                                                         int64
+	SamplesWritten, IntervalsWritten, WriteErrors, DiskFullRejections uint64
+	OldestData, NewestData                                            time.Time
+}
+
+// Open opens or creates a store. A directory that is not an Ember store
+// (non-empty without Ember's marker file), a store of an unknown format
+// version, or a corrupt store is refused with an error that says what was
+// found and what to do; it is never wiped. Open starts the store's
+// maintenance goroutine (retention, max-disk, value-log GC), stopped by
+// Close.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("storage: no data directory given")
+	}
+	if opts.Retention == 0 {
+		opts.Retention = defaultRetention
+	}
+	if opts.MaxDiskBytes == 0 {
+		opts.MaxDiskBytes = defaultMaxDiskBytes
+	}
+	if opts.MinFreeDiskBytes == 0 {
+		opts.MinFreeDiskBytes = defaultMinFreeDiskBytes
+	}
+	if opts.Retention < 0 || opts.MaxDiskBytes < 0 || opts.MinFreeDiskBytes < 0 {
+		return nil, fmt.Errorf("storage: retention, max disk and min free disk must not be negative")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	if opts.freeBytes == nil {
+		opts.freeBytes = filesystemFreeBytes
+	}
+	if opts.diskBytes == nil {
+		opts.diskBytes = directoryBytes
+	}
+	if opts.maintenanceEvery == 0 {
+		opts.maintenanceEvery = defaultMaintenanceEvery
+	}
+	if err := prepareDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	s := &Store{opts: opts, log: opts.Logger.With(slog.String("component", "storage")), dict: newDictionary()}
+	db, err := badger.Open(badgerOptions(filepath.Join(opts.Dir, badgerDir), s.log))
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: the Badger database in it does not open (%w); "+
+			"it may be corrupt or held by another process: stop other users, or move the directory "+
+			"away and start with an empty one (it was not deleted)", opts.Dir, err)
+	}
+	s.db = db
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: open %s: %w; the store may be corrupt: move the directory away "+
+			"and start with an empty one (it was not deleted)", opts.Dir, err)
+	}
+	if n, err := opts.diskBytes(opts.Dir); err == nil {
+		s.diskBytes.Store(n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop, s.done = cancel, make(chan struct{})
+	go s.maintain(ctx)
+	s.log.Info("store opened", slog.String("dir", opts.Dir),
+		slog.Int("blocks", len(s.index[0])+len(s.index[1])+len(s.index[2])+len(s.index[3])),
+		slog.Int("stacks", len(s.dict.stacks)), slog.Int("label_sets", len(s.dict.labelSets)))
+	return s, nil
+}
+
+// prepareDir creates the directory and marker for a new store, or checks
+// an existing one, without changing anything in a directory it refuses.
+func prepareDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("storage: create data directory: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("storage: read data directory: %w", err)
+	}
+	if len(entries) == 0 {
+		return writeMarker(dir)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, markerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		names := make([]string, 0, 3)
+		for _, e := range entries[:min(3, len(entries))] {
+			names = append(names, e.Name())
+		}
+		return fmt.Errorf("storage: %s is not an Ember store: it holds %d entries (%s) and no %s file; "+
+			"give an empty or new directory, or move these files away (nothing was changed)",
+			dir, len(entries), strings.Join(names, ", "), markerFile)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: read %s: %w", filepath.Join(dir, markerFile), err)
+	}
+	version, ok := parseMarker(data)
+	if !ok {
+		return fmt.Errorf("storage: %s: %s does not look like an Ember store marker (%q); the store may be "+
+			"corrupt: move the directory away and start with an empty one (nothing was changed)",
+			dir, markerFile, truncate(string(data), 40))
+	}
+	if version != formatVersion {
+		return fmt.Errorf("storage: %s holds an Ember store of format version %d; this build reads version %d: "+
+			"run a matching Ember, or move the directory away and start with an empty one (nothing was changed)",
+			dir, version, formatVersion)
+	}
+	return nil
+}
+
+const markerPrefix = "ember store format "
+
+func writeMarker(dir string) error {
+	tmp := filepath.Join(dir, markerFile+".tmp")
+	content := fmt.Sprintf("%s%d\nThis directory holds Ember's profile history (a Badger database in %s/).\n",
+		markerPrefix, formatVersion, badgerDir)
+	if err := os.WriteFile(tmp, []byte(content), 0o640); err != nil {
+		return fmt.Errorf("storage: write store marker: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, markerFile)); err != nil {
+		return fmt.Errorf("storage: write store marker: %w", err)
+	}
+	return nil
+}
+
+func parseMarker(data []byte) (int, bool) {
+	line, _, _ := strings.Cut(string(data), "\n")
+	rest, ok := strings.CutPrefix(line, markerPrefix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.Atoi(rest)
+	return v, err == nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// badgerOptions sizes Badger for a write rate of a few KiB every 10 s:
+// small memtables, caches and value-log files keep the RSS small (see
+// KNOWN-TRAPS.md: memory follows write bursts). Blocks are small values
+// kept in the LSM tree, where Badger compresses them with zstd.
+func badgerOptions(dir string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log}).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(4 << 20).
+		WithBaseLevelSize(16 << 20).
+		WithValueLogFileSize(16 << 20).
+		WithBlockSize(32 << 10).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithCompression(options.ZSTD).
+		WithZSTDCompressionLevel(3).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false)
+}
+
+// load checks the format key and reads the dictionary and the block index.
+func (s *Store) load() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaFormatKey)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			if err := txn.Set(metaFormatKey, []byte(strconv.Itoa(formatVersion))); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if string(v) != strconv.Itoa(formatVersion) {
+				return fmt.Errorf("database format version %q, want %d", v, formatVersion)
+			}
+		}
+
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDict}, PrefetchValues: false})
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 6 {
+				it.Close()
+				return fmt.Errorf("bad dictionary key %x", k)
+			}
+			id := uint32(k[2])<<24 | uint32(k[3])<<16 | uint32(k[4])<<8 | uint32(k[5])
+			err := it.Item().Value(func(v []byte) error { return s.dict.load(k[1], id, v) })
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("dictionary entry %x: %w", k, err)
+			}
+		}
+		it.Close()
+
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixBlock}, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			level, start, part, ok := parseBlockKey(it.Item().Key())
+			if !ok {
+				return fmt.Errorf("bad block key %x", it.Item().Key())
+			}
+			ref, _ := s.index.find(level, start)
+			ref.startNanos = start
+			ref.parts = max(ref.parts, part+1)
+			ref.bytes += it.Item().ValueSize()
+			s.index.put(level, ref)
+		}
+		if n := len(s.index[0]); n > 0 {
+			s.newestRaw = s.index[0][n-1].startNanos
+		}
+		for level := 1; level < numLevels; level++ {
+			if n := len(s.index[level]); n > 0 {
+				s.rolledThrough[level] = s.index[level][n-1].startNanos + int64(levelDurations[level])
+			}
+		}
+		return nil
+	})
+}
+
+// Stats returns the store's counters and extent.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		DiskBytes:          s.diskBytes.Load(),
+		SamplesWritten:     s.samplesWritten.Load(),
+		IntervalsWritten:   s.intervalsWritten.Load(),
+		WriteErrors:        s.writeErrors.Load(),
+		DiskFullRejections: s.diskFullRejections.Load(),
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	oldest, newest := int64(0), int64(0)
+	for level := range numLevels {
+		refs := s.index[level]
+		if len(refs) == 0 {
+			continue
+		}
+		if o := refs[0].startNanos; oldest == 0 || o < oldest {
+			oldest = o
+		}
+		if n := refs[len(refs)-1].startNanos; n > newest {
+			newest = n
+		}
+	}
+	if oldest != 0 {
+		st.OldestData = time.Unix(0, oldest)
+		st.NewestData = time.Unix(0, newest)
+	}
+	return st
+}
+
+// Close stops maintenance, flushes and closes the store. Calls after the
+// first return its result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.stop()
+		<-s.done
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closeErr = s.db.Close()
+		if s.closeErr != nil {
+			s.closeErr = fmt.Errorf("storage: close: %w", s.closeErr)
+		}
+	})
+	return s.closeErr
+}
+
+// filesystemFreeBytes is the space an unprivileged writer may still use on
+// the filesystem holding dir.
+func filesystemFreeBytes(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// directoryBytes is what du reports for dir: allocated blocks, so sparse
+// preallocated files count for what they hold.
+func directoryBytes(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // Badger removed it meanwhile
+			}
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil
+			}
+			return err
+		}
+		total += st.Blocks * 512
+		return nil
+	})
+	return total, err
+}
+
+// badgerLogger sends Badger's logs to slog; its info lines are debug here.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any) {
+	l.log.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (l badgerLogger) Warningf(f string, a ...any) {
+	l.log.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (l badgerLogger) Infof(f string, a ...any) {
+	l.log.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (l badgerLogger) Debugf(f string, a ...any) {
+	l.log.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
