@@ -28,10 +28,10 @@ const (
 // indexed by their address ranges up front; a unit's functions and line
 // table are read the first time an address falls in it.
 type dwarfResolver struct {
-	data    *dwarf.Data
-	line    []byte // .debug_line, kept to check headers before parsing
-	units   []dwarfUnit
-	ranges  []unitRange // sorted by lo
+	data   *dwarf.Data
+	line   []byte // .debug_line, kept to check headers before parsing
+	units  []dwarfUnit
+	ranges []unitRange // sorted by lo
 	// names caches the resolved name of a DIE (following abstract origins
 	// and specifications), shared by every address in the file.
 	names map[dwarf.Offset]string

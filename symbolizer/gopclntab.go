@@ -81,6 +81,9 @@ func (r *goResolver) resolve(pc uint64) (frames []frame, ok bool) {
 		return nil, false
 	}
 	file, line, _ := r.table.PCToLine(pc)
+	if line <= 0 { // padding after the function's code
+		file, line = "", 0
+	}
 	return []frame{{Function: fn.Name, SystemName: fn.Name, File: file, Line: int64(line)}}, true
 }
 

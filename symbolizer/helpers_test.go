@@ -42,7 +42,17 @@ const pageSize = 0x1000
 // own addresses, as for a non-PIE executable.
 func loadAt(t testing.TB, name string, base uint64) []collector.Mapping {
 	t.Helper()
-	f := openFixture(t, name)
+	return loadPathAt(t, filepath.Join(fixtureDir, name), "/opt/fixture/"+name, base)
+}
+
+// loadPathAt is loadAt for any file, mapped under the path mapPath.
+func loadPathAt(t testing.TB, path, mapPath string, base uint64) []collector.Mapping {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
 	ef, err := elf.NewFile(f)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +76,7 @@ func loadAt(t testing.TB, name string, base uint64) []collector.Mapping {
 			Start:  bias + p.Vaddr&^(pageSize-1),
 			Limit:  bias + (p.Vaddr+p.Memsz+pageSize-1)&^(pageSize-1),
 			Offset: p.Off &^ (pageSize - 1),
-			Path:   "/opt/fixture/" + name,
+			Path:   mapPath,
 			File:   f,
 		})
 	}
