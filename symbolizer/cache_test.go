@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -98,5 +99,66 @@ func TestBadFileLoggedOnce(t *testing.T) {
 	}
 	if n := h.warnings.Load(); n != 1 {
 		t.Errorf("%d warnings, want 1", n)
+	}
+}
+
+// TestTablesSharedByBuildID checks that two copies of one file (another
+// inode, as in two containers) share one parse through their build ID,
+// and that the counters say so.
+func TestTablesSharedByBuildID(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(fixtureDir, "prog-pie"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "prog-pie")
+	if err := os.WriteFile(copyPath, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSymbolizer(t)
+	host := loadAt(t, "prog-pie", pieBase)
+	container := loadPathAt(t, copyPath, "/app/prog-pie", pieBase)
+	v, _ := fixtureSymbol(t, "prog-pie", "ember_leaf")
+	addr := pieBase - fixtureFirstLoad(t, "prog-pie") + v
+	for _, proc := range []*collector.Process{process(1, host), process(2, container), process(1, host)} {
+		if got := userNames(t, s, proc, addr); got[0] != "ember_leaf" {
+			t.Fatalf("pid %d: %q", proc.PID, got[0])
+		}
+	}
+	st := s.Stats()
+	if st.FileMisses != 1 || st.FileHits != 2 || st.Files != 1 {
+		t.Errorf("file misses %d, hits %d, files %d; want 1 parse reused twice", st.FileMisses, st.FileHits, st.Files)
+	}
+	if st.Misses != 1 || st.Hits != 2 {
+		t.Errorf("address misses %d, hits %d; want one lookup answered twice from the cache", st.Misses, st.Hits)
+	}
+	if st.Bytes <= 0 {
+		t.Errorf("bytes %d", st.Bytes)
+	}
+}
+
+// TestCacheByteBudget checks that MaxCacheBytes evicts parsed tables and
+// that an evicted file is parsed again when needed.
+func TestCacheByteBudget(t *testing.T) {
+	s, err := New(Options{KallsymsPath: "testdata/kallsyms", MaxCacheBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.log = slog.New(slog.DiscardHandler)
+	names := []string{"prog-pie", "prog-nopie", "libember.so"}
+	for round := range 2 {
+		for _, name := range names {
+			base := uint64(pieBase)
+			if name == "prog-nopie" {
+				base = 0
+			}
+			ms := loadAt(t, name, base)
+			if got := userNames(t, s, process(1, ms), ms[0].Start+1); strings.HasPrefix(got[0], "[") {
+				t.Errorf("round %d, %s: %q", round, name, got[0])
+			}
+		}
+	}
+	st := s.Stats()
+	if st.Files != 1 || st.Evictions < 5 || st.FileMisses != 6 {
+		t.Errorf("files %d, evictions %d, parses %d; want every parse evicted by the next", st.Files, st.Evictions, st.FileMisses)
 	}
 }

@@ -2,9 +2,12 @@ package symbolizer
 
 import (
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/internal/testenv"
 )
 
@@ -110,5 +113,47 @@ func TestKallsymsReal(t *testing.T) {
 	}
 	if f := s.kernelFrames(addr + 1); f[0].Function != "schedule" {
 		t.Errorf("kernel address schedule+1 named %q", f[0].Function)
+	}
+}
+
+// TestKallsymsReload checks that BPF programs and trampolines loaded after
+// the symbolizer started are named, as the kernel names them, once
+// kallsyms is reread.
+func TestKallsymsReload(t *testing.T) {
+	orig, err := os.ReadFile("testdata/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kallsyms")
+	if err := os.WriteFile(path, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{KallsymsPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := "ffffffffa0001000 t bpf_trampoline_6442451234\t[bpf]\n" +
+		"ffffffffa0002000 t bpf_prog_0123456789abcdef_do_sample\t[bpf]\n"
+	if err := os.WriteFile(path, append(orig, more...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.kallsymsMaxAge = 0
+	p, err := s.Profile(&collector.Batch{
+		PeriodNanos: 1,
+		Samples:     []collector.Sample{{PID: 1, TID: 1, Count: 1, Kernel: []uint64{0xffffffffa0002010, 0xffffffffa0001020}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, loc := range p.Sample[0].Location {
+		got = append(got, loc.Line[0].Function.Name+" / "+loc.Line[0].Function.SystemName)
+	}
+	want := []string{
+		"bpf_prog_0123456789abcdef_do_sample [bpf] / bpf_prog_0123456789abcdef_do_sample",
+		"bpf_trampoline_6442451234 [bpf] / bpf_trampoline_6442451234",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
