@@ -79,6 +79,15 @@ func newDWARFResolver(f *elf.File, maxBytes int64) (r *dwarfResolver, err error)
 	if f.Section(".debug_info") == nil {
 		return nil, nil
 	}
+	sections, err := readDWARFSections(f, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	return dwarfResolverFromSections(sections)
+}
+
+// readDWARFSections reads the DWARF sections of f, at most maxBytes in all.
+func readDWARFSections(f *elf.File, maxBytes int64) (map[string][]byte, error) {
 	sections := map[string][]byte{}
 	var total int64
 	for _, name := range dwarfSectionNames {
@@ -92,6 +101,21 @@ func newDWARFResolver(f *elf.File, maxBytes int64) (r *dwarfResolver, err error)
 		}
 		total += int64(len(data))
 		sections[name] = data
+	}
+	return sections, nil
+}
+
+// dwarfResolverFromSections indexes DWARF given its sections by name: the
+// entry point the fuzz tests drive.
+func dwarfResolverFromSections(sections map[string][]byte) (r *dwarfResolver, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("parse DWARF: panic: %v", p)
+		}
+	}()
+	var total int64
+	for _, data := range sections {
+		total += int64(len(data))
 	}
 	if sections[".debug_abbrev"] == nil {
 		return nil, errors.New("parse DWARF: .debug_info without .debug_abbrev")

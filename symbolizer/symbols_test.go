@@ -2,9 +2,12 @@ package symbolizer
 
 import (
 	"bufio"
+	"bytes"
 	"debug/elf"
 	"debug/gosym"
+	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -312,4 +315,82 @@ func profileOf(t testing.TB, s *Symbolizer, proc *collector.Process, user ...uin
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestHostileLineTable checks that a line table header that lies about
+// its size is refused before it is parsed, and that the function names
+// and inlined calls of the DWARF still come through without its lines.
+func TestHostileLineTable(t *testing.T) {
+	if _, err := checkLineHeader(hostileLineHeader(), 0); err == nil {
+		t.Fatal("header claiming 2^34 directories accepted")
+	}
+	base := dwarfSections(t, "inline")
+	start, end := symbolRange(t, symbolsFixture(t, "inline"), "alpha")
+	callLine := sourceLine(t, "inline.c", "CALL_LINE")
+	for name, line := range map[string][]byte{
+		"2^34 directories": hostileLineHeader(),
+		"one byte":         {0x01},
+		"empty":            {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sections := maps.Clone(base)
+			sections[".debug_line"] = line
+			r, err := dwarfResolverFromSections(sections)
+			if err != nil || r == nil {
+				t.Fatalf("resolver: %v, %v", r, err)
+			}
+			want := []frame{
+				{Function: "mix", SystemName: "mix"},
+				{Function: "alpha", SystemName: "alpha", Line: callLine}, // from the inlined call's DW_AT_call_line
+			}
+			for pc := start; pc < end; pc++ {
+				if got, _ := r.resolve(pc); slices.Equal(got, want) {
+					return
+				}
+			}
+			t.Errorf("no address of alpha named %v", want)
+		})
+	}
+}
+
+// TestCompressedDWARF checks that zlib-compressed debug sections are read,
+// and that one claiming to inflate to a terabyte is refused at once, its
+// frames named from the symbol table instead.
+func TestCompressedDWARF(t *testing.T) {
+	mixLine := sourceLine(t, "inline.c", "MIX_LINE")
+	callLine := sourceLine(t, "inline.c", "CALL_LINE")
+	start, end := symbolRange(t, symbolsFixture(t, "inline"), "alpha")
+	s := newTestSymbolizer(t)
+	m, bias := mappedFixture(t, "inline-compressed")
+	findFrames(t, s, m, bias, start, end, []frame{
+		{Function: "mix", SystemName: "mix", File: inlineSource, Line: mixLine},
+		{Function: "alpha", SystemName: "alpha", File: inlineSource, Line: callLine},
+	})
+
+	// The bomb: .debug_info's compression header claims 2^40 bytes.
+	data, err := os.ReadFile(symbolsFixture(t, "inline-compressed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := ef.Section(".debug_info")
+	if info.Flags&elf.SHF_COMPRESSED == 0 {
+		t.Fatal(".debug_info is not compressed; rebuild with build.sh")
+	}
+	binary.LittleEndian.PutUint64(data[info.Offset+8:], 1<<40) // Elf64_Chdr.ch_size
+	path := filepath.Join(t.TempDir(), "inline-bomb")
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, skipped, err := parseELFWith(bytes.NewReader(data), 1<<30); err != nil || len(skipped) == 0 {
+		t.Errorf("bomb: err %v, skipped sources %v; want DWARF skipped with an error", err, skipped)
+	}
+	ms := loadPathAt(t, path, path, pieBase)
+	got := framesAt(t, newTestSymbolizer(t), &ms[0], start+bias)
+	if want := []frame{{Function: "alpha", SystemName: "alpha"}}; !slices.Equal(got, want) {
+		t.Errorf("bomb: %v, want %v from the symbol table", got, want)
+	}
 }

@@ -25,6 +25,8 @@ run gcc $CFLAGS -o inline inline.c
 run objcopy --only-keep-debug inline inline.debug
 run objcopy --strip-all --add-gnu-debuglink=inline.debug inline inline-debuglink
 run objcopy --strip-all inline inline-buildid
+# Compressed DWARF (SHF_COMPRESSED, zlib), as some distributions ship it.
+run objcopy --compress-debug-sections=zlib inline inline-compressed
 id=$(readelf -n inline | awk '/Build ID/ { print $3 }')
 run rm -rf debug
 run mkdir -p "debug/.build-id/$(echo "$id" | cut -c1-2)"
