@@ -28,6 +28,7 @@ type recordOptions struct {
 	format        string
 	pids          []uint
 	collector     collector.Config
+	symbols       symbolizer.Options
 }
 
 func newRecordCommand() *cobra.Command {
@@ -59,6 +60,9 @@ and speedscope.`,
 	f.Uint32Var(&opts.collector.StackMapEntries, "stack-map-entries", 16384, "entries in each of the two BPF stack maps")
 	f.Uint32Var(&opts.collector.CountMapEntries, "count-map-entries", 16384, "entries in each of the two BPF sample count maps")
 	f.DurationVar(&opts.drainInterval, "drain-interval", time.Second, "how often the BPF maps are read and emptied")
+	f.StringArrayVar(&opts.symbols.DebugDirs, "debug-dir", nil, "also look for separate debug files under this folder, laid out like /usr/lib/debug (repeatable)")
+	opts.symbols.MaxCacheBytes = 256 << 20
+	f.Var((*symbolizer.ByteSize)(&opts.symbols.MaxCacheBytes), "symbol-cache-size", "memory budget of parsed symbol tables, DWARF and perf maps")
 	return cmd
 }
 
@@ -127,7 +131,7 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 		return err
 	}
 	defer col.Close()
-	sym, err := symbolizer.New(symbolizer.Options{})
+	sym, err := symbolizer.New(opts.symbols)
 	if err != nil {
 		return err
 	}
