@@ -1,6 +1,10 @@
 package symbolizer
 
 import (
+	"debug/elf"
+	"os"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/ember-profiler/ember/collector"
@@ -62,6 +66,119 @@ func BenchmarkProfile(b *testing.B) {
 	for b.Loop() {
 		if _, err := s.Profile(batch); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// largeBinary is a 110 MB shared object present wherever clang 14 is
+// installed from Debian; the cold and warm benchmarks below name 1,000
+// addresses spread evenly over its 50 MB of code.
+const largeBinary = "/usr/lib/x86_64-linux-gnu/libLLVM-14.so.1"
+
+// largeBinaryBatch maps largeBinary at libBase and returns a batch of 1,000
+// one-frame samples over its .text, and the mapping.
+func largeBinaryBatch(b *testing.B) (*collector.Batch, *collector.Mapping) {
+	b.Helper()
+	if _, err := os.Stat(largeBinary); err != nil {
+		b.Skipf("needs %s (Debian's libllvm14, installed with clang-14): %v", largeBinary, err)
+	}
+	ms := loadPathAt(b, largeBinary, largeBinary, libBase)
+	ef, err := elf.Open(largeBinary)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ef.Close()
+	text := ef.Section(".text")
+	bias := libBase - firstLoad(b, largeBinary)
+	proc := process(100, ms)
+	var samples []collector.Sample
+	const n = 1000
+	for i := range n {
+		addr := bias + text.Addr + uint64(i)*(text.Size/n)
+		samples = append(samples, collector.Sample{PID: 100, TID: 100, Comm: "llvm", Count: 1, User: []uint64{addr}})
+	}
+	m := proc.FindMapping(samples[0].User[0])
+	if m == nil {
+		b.Fatal("text not mapped")
+	}
+	return &collector.Batch{
+		PeriodNanos: 10101010,
+		Samples:     samples,
+		Processes:   map[collector.ProcessKey]*collector.Process{{PID: 100}: proc},
+	}, m
+}
+
+// BenchmarkColdLargeBinary measures a fresh symbolizer naming 1,000
+// addresses of largeBinary: from the first address to the named profile,
+// parse included. It reports the heap in use once the profile is built
+// (the symbolizer's tables live, garbage collected first) and how many
+// frames stayed unnamed.
+func BenchmarkColdLargeBinary(b *testing.B) {
+	batch, _ := largeBinaryBatch(b)
+	var heapMiB float64
+	var unnamed int
+	for b.Loop() {
+		s := newTestSymbolizer(b)
+		p, err := s.Profile(batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		unnamed = 0
+		for _, smp := range p.Sample {
+			if strings.HasPrefix(smp.Location[0].Line[0].Function.Name, "[") {
+				unnamed++
+			}
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		heapMiB = float64(ms.HeapInuse) / (1 << 20)
+		runtime.KeepAlive(s)
+		b.StartTimer()
+	}
+	b.ReportMetric(heapMiB, "heap-MiB")
+	b.ReportMetric(float64(unnamed), "unnamed")
+}
+
+// BenchmarkWarmLargeBinary measures naming one address of largeBinary
+// when its tables are parsed and the address was named before: the
+// steady state of the daemon. lookups/s is 1e9 / ns/op.
+func BenchmarkWarmLargeBinary(b *testing.B) {
+	batch, m := largeBinaryBatch(b)
+	s := newTestSymbolizer(b)
+	if _, err := s.Profile(batch); err != nil {
+		b.Fatal(err)
+	}
+	key, err := statKey(m.File)
+	if err != nil {
+		b.Fatal(err)
+	}
+	addrs := make([]uint64, len(batch.Samples))
+	for i, smp := range batch.Samples {
+		addrs[i] = smp.User[0]
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		a := addrs[i%len(addrs)]
+		s.userFrames(key, nil, m, a, a)
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+}
+
+// BenchmarkColdDWARF measures a fresh symbolizer naming every byte of
+// alpha in the inline fixture (DWARF lines and inlined calls): the cost
+// of indexing units and reading one unit's functions and lines.
+func BenchmarkColdDWARF(b *testing.B) {
+	path := symbolsFixture(b, "inline")
+	start, end := symbolRange(b, path, "alpha")
+	for b.Loop() {
+		s := newTestSymbolizer(b)
+		m, bias := mappedFixture(b, "inline")
+		for a := start; a < end; a++ {
+			framesAt(b, s, m, a+bias)
 		}
 	}
 }
