@@ -2,19 +2,33 @@
 // addresses and process snapshots) into a named pprof profile
 // (*profile.Profile), which the storage and web stages consume.
 //
-// Kernel addresses are named from /proc/kallsyms. User addresses are
+// Kernel addresses are named from /proc/kallsyms, reread when an address is
+// unknown or in a BPF program (which come and go). User addresses are
 // normalized from runtime addresses to ELF virtual addresses through the
-// mapping's file offset and the file's PT_LOAD segments, then looked up in
-// the file's symbol tables. Files are read only through the *os.File the
-// collector holds open, never by path.
+// mapping's file offset and the file's PT_LOAD segments, then named by the
+// file's resolvers (see resolver), tried in order, each turning an ELF
+// address into frames, innermost inlined call first:
 //
-// The seam for richer symbols: each parsed file carries a list of resolvers
-// (see resolver), tried in order, each turning an ELF address into frames,
-// innermost inlined call first. Today there is one, the ELF symbol table
-// (symtabResolver). DWARF line tables with inlined frames and Go's
-// .gopclntab for stripped Go binaries go in front of it in the same list;
-// demangling is a pass over the returned frames; JIT maps
-// (/tmp/perf-PID.map) are a per-process resolver for anonymous mappings.
+//   - dwarfResolver: DWARF from the file, or from its separate debug file
+//     (debugfile.go: by build ID, .gnu_debuglink with its CRC, or path,
+//     under Options.DebugDirs and /usr/lib/debug): function, file, line
+//     and inlined calls (delve's reader.InlineStack).
+//   - goResolver: Go's .gopclntab, for Go binaries without DWARF.
+//   - symtabResolver: .symtab, .dynsym, and MiniDebugInfo (.gnu_debugdata).
+//
+// C++ and Rust names are demangled as a pass over the frames (demangle.go).
+// Anonymous executable memory is named from the process's JIT perf map
+// (perfmap.go). Files are read only through the *os.File the collector
+// holds open, never by path; debug files are host paths.
+//
+// Everything read from a file is bounded (section sizes, compression
+// ratios, line table headers checked before parsing, DIE walks, parse
+// time), and every parser runs under recover: a hostile file gives an
+// error for that source and the next resolver is tried.
+//
+// Parsed files are cached by build ID (else by device, inode, size and
+// times) within a memory budget (Options.MaxCacheBytes), and results per
+// (file, address); Stats reports the counters.
 //
 // Frames that cannot be named are never blank: they carry a bracketed
 // marker saying why (see the marker constants and unknownIn).
