@@ -1,0 +1,173 @@
+package web
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/pprof/profile"
+)
+
+// Diff is the JSON of /api/v1/diff: two profiles compared per function
+// (frames are matched by function name alone, so that a function is
+// compared with itself across a redeploy that moved its binary).
+//
+// A frame's Self is the value of samples whose innermost frame it is, its
+// Total that of samples it appears in at all (once per sample, however deep
+// the recursion). Shares divide by the profile's total value, so that
+// ranges of different lengths or load compare: SelfShare = Self / Total of
+// the profile. SelfDiff = SelfShare - BaseSelfShare, and likewise for
+// TotalDiff; positive means a larger share of the target than of the base.
+// Frames come sorted by the absolute difference named by OrderBy, largest
+// first, then by name; past the limit, Truncated counts what was left out.
+type Diff struct {
+	From       time.Time   `json:"from"`
+	To         time.Time   `json:"to"`
+	BaseFrom   time.Time   `json:"base_from"`
+	BaseTo     time.Time   `json:"base_to"`
+	SampleType string      `json:"sample_type"`
+	Unit       string      `json:"unit"`
+	Total      int64       `json:"total"`      // the target profile's total value
+	BaseTotal  int64       `json:"base_total"` // the base profile's total value
+	OrderBy    string      `json:"order_by"`   // "self" or "total"
+	Frames     []DiffFrame `json:"frames"`
+	Truncated  int         `json:"truncated"`
+}
+
+// DiffFrame is one function in a Diff.
+type DiffFrame struct {
+	Name           string  `json:"name"`
+	Self           int64   `json:"self"`
+	Total          int64   `json:"total"`
+	BaseSelf       int64   `json:"base_self"`
+	BaseTotal      int64   `json:"base_total"`
+	SelfShare      float64 `json:"self_share"`
+	TotalShare     float64 `json:"total_share"`
+	BaseSelfShare  float64 `json:"base_self_share"`
+	BaseTotalShare float64 `json:"base_total_share"`
+	SelfDiff       float64 `json:"self_diff"`
+	TotalDiff      float64 `json:"total_diff"`
+}
+
+// frameValues are one function's self and total in one profile.
+type frameValues struct {
+	self, total int64
+	lastSample  int // the sample that last added to total, against double counting
+}
+
+// functionValues sums self and total per function name over p's samples of
+// value index vi, and returns the profile's total.
+func functionValues(ctx context.Context, p *profile.Profile, vi int) (map[string]*frameValues, int64, error) {
+	out := make(map[string]*frameValues)
+	namesOf := make(map[*profile.Location][]string) // innermost first
+	var total int64
+	for si, s := range p.Sample {
+		if si%4096 == 4095 {
+			if err := ctx.Err(); err != nil {
+				return nil, 0, err
+			}
+		}
+		if vi >= len(s.Value) || s.Value[vi] <= 0 {
+			continue
+		}
+		v := s.Value[vi]
+		total += v
+		leaf := true
+		for _, loc := range s.Location {
+			names, ok := namesOf[loc]
+			if !ok {
+				frames := locationFrames(loc) // outermost first
+				for i := len(frames) - 1; i >= 0; i-- {
+					names = append(names, frames[i].name)
+				}
+				namesOf[loc] = names
+			}
+			for _, name := range names {
+				fv := out[name]
+				if fv == nil {
+					fv = &frameValues{lastSample: -1}
+					out[name] = fv
+				}
+				if leaf {
+					fv.self += v
+					leaf = false
+				}
+				if fv.lastSample != si {
+					fv.total += v
+					fv.lastSample = si
+				}
+			}
+		}
+	}
+	return out, total, nil
+}
+
+// buildDiff compares target with base per function for sampleType ("" for
+// the target's default), ordered by the absolute difference of orderBy
+// ("self" or "total") shares, at most limit frames.
+func buildDiff(ctx context.Context, target, base *profile.Profile, sampleType, orderBy string, limit int) (*Diff, error) {
+	target, base = orEmpty(target), orEmpty(base)
+	vi, err := sampleIndex(target, sampleType)
+	if err != nil {
+		return nil, err
+	}
+	st := target.SampleType[vi]
+	// The base's index of the same type; an empty base has Ember's types.
+	bi, err := sampleIndex(base, st.Type)
+	if err != nil {
+		bi = len(base.SampleType) // no such values: the base counts as empty
+	}
+	cur, total, err := functionValues(ctx, target, vi)
+	if err != nil {
+		return nil, err
+	}
+	old, baseTotal, err := functionValues(ctx, base, bi)
+	if err != nil {
+		return nil, err
+	}
+	share := func(v, of int64) float64 {
+		if of == 0 {
+			return 0
+		}
+		return float64(v) / float64(of)
+	}
+	frames := make([]DiffFrame, 0, len(cur)+len(old))
+	add := func(name string) {
+		f := DiffFrame{Name: name}
+		if fv := cur[name]; fv != nil {
+			f.Self, f.Total = fv.self, fv.total
+		}
+		if fv := old[name]; fv != nil {
+			f.BaseSelf, f.BaseTotal = fv.self, fv.total
+		}
+		f.SelfShare, f.TotalShare = share(f.Self, total), share(f.Total, total)
+		f.BaseSelfShare, f.BaseTotalShare = share(f.BaseSelf, baseTotal), share(f.BaseTotal, baseTotal)
+		f.SelfDiff, f.TotalDiff = f.SelfShare-f.BaseSelfShare, f.TotalShare-f.BaseTotalShare
+		frames = append(frames, f)
+	}
+	for name := range cur {
+		add(name)
+	}
+	for name := range old {
+		if cur[name] == nil {
+			add(name)
+		}
+	}
+	key := func(f DiffFrame) float64 {
+		if orderBy == "total" {
+			return math.Abs(f.TotalDiff)
+		}
+		return math.Abs(f.SelfDiff)
+	}
+	slices.SortFunc(frames, func(a, b DiffFrame) int {
+		return cmp.Or(cmp.Compare(key(b), key(a)), strings.Compare(a.Name, b.Name))
+	})
+	d := &Diff{SampleType: st.Type, Unit: st.Unit, Total: total, BaseTotal: baseTotal, OrderBy: orderBy, Frames: frames}
+	if len(frames) > limit {
+		d.Frames, d.Truncated = frames[:limit], len(frames)-limit
+	}
+	return d, nil
+}

@@ -1,0 +1,321 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+)
+
+// testNow is the fake clock of every handler test.
+var testNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// fixture builds a small profile of known shape, values in cpu nanoseconds
+// (and 1 count per 5 ns):
+//
+//	main (self 5) -> work (self 20) -> hot (self 60)
+//	main          -> idle (self 15)
+//
+// total 100. scale multiplies every value; extra adds samples of its own.
+func fixture(scale int64) *profile.Profile {
+	b := newProfileBuilder()
+	b.add(60*scale, "hot", "work", "main")
+	b.add(20*scale, "work", "main")
+	b.add(15*scale, "idle", "main")
+	b.add(5*scale, "main")
+	return b.p
+}
+
+// profileBuilder makes pprof profiles by function names, leaf first; every
+// function has its own location in /bin/app, file <name>.go.
+type profileBuilder struct {
+	p    *profile.Profile
+	locs map[string]*profile.Location
+}
+
+func newProfileBuilder() *profileBuilder {
+	return &profileBuilder{
+		p: &profile.Profile{
+			SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
+			PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+			Period:     5,
+			Mapping:    []*profile.Mapping{{ID: 1, Start: 0x1000, Limit: 0x100000, File: "/bin/app"}},
+		},
+		locs: map[string]*profile.Location{},
+	}
+}
+
+// loc is the location of a function; a name with "+" is inlined frames,
+// innermost first ("inner+outer").
+func (b *profileBuilder) loc(name string) *profile.Location {
+	if l, ok := b.locs[name]; ok {
+		return l
+	}
+	l := &profile.Location{ID: uint64(len(b.p.Location) + 1), Mapping: b.p.Mapping[0], Address: 0x1000 + uint64(len(b.p.Location))*16}
+	for _, fn := range strings.Split(name, "+") {
+		f := b.function(fn)
+		l.Line = append(l.Line, profile.Line{Function: f, Line: 1})
+	}
+	b.p.Location = append(b.p.Location, l)
+	b.locs[name] = l
+	return l
+}
+
+func (b *profileBuilder) function(name string) *profile.Function {
+	for _, f := range b.p.Function {
+		if f.Name == name {
+			return f
+		}
+	}
+	f := &profile.Function{ID: uint64(len(b.p.Function) + 1), Name: name, SystemName: name, Filename: name + ".go"}
+	b.p.Function = append(b.p.Function, f)
+	return f
+}
+
+func (b *profileBuilder) add(cpuNanos int64, leafFirst ...string) {
+	s := &profile.Sample{Value: []int64{cpuNanos / 5, cpuNanos}}
+	for _, name := range leafFirst {
+		s.Location = append(s.Location, b.loc(name))
+	}
+	b.p.Sample = append(b.p.Sample, s)
+}
+
+// fakeStore answers from fixtures. Selector "{}" or "" is the fixture at
+// scale 1, {comm="base"} a different one; anything not starting with "{" is
+// a bad selector. block, when set, holds Profile until it is closed
+// (ignoring ctx when ignoreCtx), after signalling entered.
+type fakeStore struct {
+	mu       sync.Mutex
+	profiles []profileCall
+
+	block     chan struct{}
+	entered   chan struct{}
+	ignoreCtx bool
+	panics    bool
+
+	series      []Series
+	seriesErr   error
+	seriesCalls []seriesCall
+	names       []string
+	values      map[string][]string
+}
+
+type profileCall struct {
+	from, to time.Time
+	selector string
+}
+
+type seriesCall struct {
+	from, to        time.Time
+	step            time.Duration
+	selector, group string
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{
+		names:  []string{"pid", "comm", "exe"},
+		values: map[string][]string{"comm": {"nginx", "app", "nginx"}, "pid": {"2", "1"}},
+	}
+}
+
+func checkSelector(sel string) error {
+	if sel != "" && !strings.HasPrefix(sel, "{") {
+		return fmt.Errorf("%w: 1:1: expected '{', found %q", ErrBadSelector, sel[:1])
+	}
+	return nil
+}
+
+func (f *fakeStore) Profile(ctx context.Context, from, to time.Time, sel string) (*profile.Profile, error) {
+	f.mu.Lock()
+	f.profiles = append(f.profiles, profileCall{from, to, sel})
+	f.mu.Unlock()
+	if f.panics {
+		panic("fake store: boom")
+	}
+	if err := checkSelector(sel); err != nil {
+		return nil, err
+	}
+	if f.block != nil {
+		if f.entered != nil {
+			f.entered <- struct{}{}
+		}
+		if f.ignoreCtx {
+			<-f.block
+		} else {
+			select {
+			case <-f.block:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	if sel == `{comm="base"}` {
+		b := newProfileBuilder()
+		b.add(50, "hot", "work", "main")
+		b.add(50, "idle", "main")
+		b.add(100, "gone", "main")
+		return b.p, nil
+	}
+	if sel == `{comm="none"}` {
+		return nil, nil
+	}
+	return fixture(1), nil
+}
+
+func (f *fakeStore) calls() []profileCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]profileCall(nil), f.profiles...)
+}
+
+func (f *fakeStore) Series(ctx context.Context, from, to time.Time, step time.Duration, sel, groupBy string) ([]Series, error) {
+	f.mu.Lock()
+	f.seriesCalls = append(f.seriesCalls, seriesCall{from, to, step, sel, groupBy})
+	f.mu.Unlock()
+	if err := checkSelector(sel); err != nil {
+		return nil, err
+	}
+	return f.series, f.seriesErr
+}
+
+func (f *fakeStore) LabelNames(ctx context.Context, from, to time.Time) ([]string, error) {
+	return f.names, nil
+}
+
+func (f *fakeStore) LabelValues(ctx context.Context, name string, from, to time.Time) ([]string, error) {
+	return f.values[name], nil
+}
+
+// fakeLive records the durations and selectors it is asked for and answers
+// with the fixture at once.
+type fakeLive struct {
+	mu    sync.Mutex
+	asked []time.Duration
+	sels  []string
+}
+
+func (l *fakeLive) Profile(ctx context.Context, d time.Duration, sel string) (*profile.Profile, error) {
+	l.mu.Lock()
+	l.asked = append(l.asked, d)
+	l.sels = append(l.sels, sel)
+	l.mu.Unlock()
+	if err := checkSelector(sel); err != nil {
+		return nil, err
+	}
+	return fixture(1), nil
+}
+
+// testServer is a Server over fakes with a fixed clock and a captured log.
+type testServer struct {
+	*Server
+	store *fakeStore
+	live  *fakeLive
+	log   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestServer(t testing.TB, configure func(*Options)) *testServer {
+	t.Helper()
+	ts := &testServer{store: newFakeStore(), live: &fakeLive{}, log: &syncBuffer{}}
+	opts := Options{
+		Store:  ts.store,
+		Live:   ts.live,
+		Logger: slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:    func() time.Time { return testNow },
+	}
+	if configure != nil {
+		configure(&opts)
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Server = s
+	return ts
+}
+
+// get serves one GET through the handler; headers are "Name: value" pairs.
+func (ts *testServer) get(target string, headers ...string) *httptest.ResponseRecorder {
+	return ts.do(httptest.NewRequest(http.MethodGet, target, nil), headers...)
+}
+
+func (ts *testServer) do(req *http.Request, headers ...string) *httptest.ResponseRecorder {
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	rec := httptest.NewRecorder()
+	ts.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// onLoopback marks a request as arriving on a loopback listener, as
+// net/http does for real connections.
+func onLoopback(req *http.Request, local string) *http.Request {
+	addr, err := net.ResolveTCPAddr("tcp", local)
+	if err != nil {
+		panic(err)
+	}
+	return req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, addr))
+}
+
+// wantError checks a JSON error response's status and parameter.
+func wantError(t *testing.T, rec *httptest.ResponseRecorder, status int, param string) errorBody {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status %d, want %d; body %s", rec.Code, status, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type %q, want JSON; body %s", ct, rec.Body)
+	}
+	var body errorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("error body %q: %v", rec.Body, err)
+	}
+	if body.Error == "" || body.Parameter != param {
+		t.Fatalf("error body %+v, want an error naming parameter %q", body, param)
+	}
+	return body
+}
+
+func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d, want 200; body %s", rec.Code, rec.Body)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+		t.Fatalf("decode %T from %q: %v", v, rec.Body, err)
+	}
+	return v
+}

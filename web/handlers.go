@@ -1,0 +1,468 @@
+package web
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"github.com/labstack/echo/v4"
+)
+
+// bounded runs fn, the costly part of a request, under a concurrency bound
+// (sem; nil for none) and a time limit. Past the bound it answers 429 at
+// once. Past the time limit it answers at once too, but fn's goroutine keeps
+// its slot until fn returns, so a store that ignores its context still
+// cannot run more than the bound. fn must not touch the response.
+func bounded[T any](s *Server, c echo.Context, sem chan struct{}, kind string, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if sem != nil {
+		select {
+		case sem <- struct{}{}:
+		default:
+			s.metrics.rejected.WithLabelValues(kind).Inc()
+			return zero, &apiError{Status: http.StatusTooManyRequests, RetryAfter: 1,
+				Message: fmt.Sprintf("too many %s requests at once (limit %d); retry shortly", kind, cap(sem))}
+		}
+		s.metrics.inFlight.WithLabelValues(kind).Inc()
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
+	defer cancel()
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r = result{err: panicError(p)}
+			}
+			if sem != nil {
+				<-sem
+				s.metrics.inFlight.WithLabelValues(kind).Dec()
+			}
+			done <- r
+		}()
+		r.v, r.err = fn(ctx)
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// query runs an expensive store query: bounded by MaxConcurrentQueries and
+// RequestTimeout.
+func query[T any](s *Server, c echo.Context, fn func(context.Context) (T, error)) (T, error) {
+	return bounded(s, c, s.queries, kindQuery, s.limits.RequestTimeout, fn)
+}
+
+// GET /api/v1/profile?from=&to=&query=
+//
+// The merged profile of a range and selector as gzipped pprof protobuf, the
+// body `go tool pprof URL` reads.
+func (s *Server) profile(c echo.Context) error {
+	q := c.QueryParams()
+	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
+	if err != nil {
+		return err
+	}
+	sel := q.Get("query")
+	p, err := query(s, c, func(ctx context.Context) (*profile.Profile, error) {
+		return s.store.Profile(ctx, from, to, sel)
+	})
+	if err != nil {
+		return storeError(err, "query", "")
+	}
+	if p == nil {
+		p = emptyProfile(from, to)
+	}
+	name := fmt.Sprintf("ember-%s-%s.pb.gz", from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
+	return writeProfile(c, p, name)
+}
+
+// GET /debug/pprof/profile?seconds=N&query=
+//
+// A fresh whole-host profile of the next N seconds (default 30), the URL
+// net/http/pprof made familiar.
+func (s *Server) liveProfile(c echo.Context) error {
+	if s.live == nil {
+		return &apiError{Status: http.StatusServiceUnavailable, Message: "live profiles are not available from this server"}
+	}
+	q := c.QueryParams()
+	seconds, err := intParam(q, "seconds", defaultLiveSeconds, 1, s.limits.MaxLiveSeconds)
+	if err != nil {
+		return err
+	}
+	d := time.Duration(seconds) * time.Second
+	// The server's write timeout is shorter than a long profile: extend it for
+	// this response only. (Not every ResponseWriter supports deadlines; the
+	// ones in tests do not, and need none.)
+	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(d + s.limits.WriteTimeout))
+	sel := q.Get("query")
+	p, err := bounded(s, c, s.lives, kindLive, d+s.limits.RequestTimeout, func(ctx context.Context) (*profile.Profile, error) {
+		return s.live.Profile(ctx, d, sel)
+	})
+	if err != nil {
+		return storeError(err, "query", "")
+	}
+	now := s.now()
+	if p == nil {
+		p = emptyProfile(now.Add(-d), now)
+	}
+	return writeProfile(c, p, fmt.Sprintf("ember-live-%s-%ds.pb.gz", now.UTC().Format("20060102T150405Z"), seconds))
+}
+
+// writeProfile encodes p before sending anything, so that an encoding error
+// is a clean 500 rather than a truncated body.
+func writeProfile(c echo.Context, p *profile.Profile, filename string) error {
+	var buf bytes.Buffer
+	if err := p.Write(&buf); err != nil {
+		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("encode profile: %w", err)}
+	}
+	c.Response().Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
+	return c.Blob(http.StatusOK, "application/octet-stream", buf.Bytes())
+}
+
+// emptyProfile is what a range without samples returns: valid pprof with
+// Ember's sample types and no samples.
+func emptyProfile(from, to time.Time) *profile.Profile {
+	return &profile.Profile{
+		SampleType: []*profile.ValueType{
+			{Type: "samples", Unit: "count"},
+			{Type: "cpu", Unit: "nanoseconds"},
+		},
+		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		TimeNanos:     from.UnixNano(),
+		DurationNanos: to.Sub(from).Nanoseconds(),
+	}
+}
+
+// GET /api/v1/flamegraph?from=&to=&query=&max_nodes=&sample_type=
+//
+// The merged call tree as compact JSON (see FlameGraph).
+func (s *Server) flamegraph(c echo.Context) error {
+	q := c.QueryParams()
+	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
+	if err != nil {
+		return err
+	}
+	maxNodes, err := intParam(q, "max_nodes", s.limits.DefaultMaxNodes, minNodes, s.limits.MaxNodes)
+	if err != nil {
+		return err
+	}
+	sel, sampleType := q.Get("query"), q.Get("sample_type")
+	fg, err := query(s, c, func(ctx context.Context) (*FlameGraph, error) {
+		p, err := s.store.Profile(ctx, from, to, sel)
+		if err != nil {
+			return nil, err
+		}
+		return buildFlameGraph(ctx, p, sampleType, maxNodes)
+	})
+	if err != nil {
+		return storeError(err, "query", "")
+	}
+	fg.From, fg.To = from.UTC(), to.UTC()
+	return c.JSON(http.StatusOK, fg)
+}
+
+// GET /api/v1/diff?from=&to=&query=&base_from=&base_to=&base_query=&order_by=&limit=&sample_type=
+//
+// Two profiles compared per function (see Diff). The base defaults to the
+// same selector over the window of the same length just before from.
+func (s *Server) diff(c echo.Context) error {
+	q := c.QueryParams()
+	now := s.now()
+	from, to, err := timeRange(q, "from", "to", now, s.limits.MaxRange)
+	if err != nil {
+		return err
+	}
+	baseFrom, baseTo, err := baseRange(q, from, to, now, s.limits.MaxRange)
+	if err != nil {
+		return err
+	}
+	sel := q.Get("query")
+	baseSel := sel
+	if q.Has("base_query") {
+		baseSel = q.Get("base_query")
+	}
+	orderBy := cmp.Or(q.Get("order_by"), "self")
+	if orderBy != "self" && orderBy != "total" {
+		return badParam("order_by", "order_by: %q is neither self nor total", orderBy)
+	}
+	limit, err := intParam(q, "limit", min(1000, s.limits.MaxDiffFrames), 1, s.limits.MaxDiffFrames)
+	if err != nil {
+		return err
+	}
+	sampleType := q.Get("sample_type")
+	d, err := query(s, c, func(ctx context.Context) (*Diff, error) {
+		target, err := s.store.Profile(ctx, from, to, sel)
+		if err != nil {
+			return nil, err
+		}
+		base, err := s.store.Profile(ctx, baseFrom, baseTo, baseSel)
+		if err != nil {
+			return nil, storeError(err, "base_query", "") // name the base's selector, not query
+		}
+		return buildDiff(ctx, target, base, sampleType, orderBy, limit)
+	})
+	if err != nil {
+		return storeError(err, "query", "")
+	}
+	d.From, d.To, d.BaseFrom, d.BaseTo = from.UTC(), to.UTC(), baseFrom.UTC(), baseTo.UTC()
+	return c.JSON(http.StatusOK, d)
+}
+
+// baseRange reads base_from and base_to for a diff; a missing one is set
+// from the other and the target's length, and both missing mean the window
+// just before the target.
+func baseRange(q map[string][]string, from, to, now time.Time, maxRange time.Duration) (time.Time, time.Time, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	length := to.Sub(from)
+	bf, bt := get("base_from"), get("base_to")
+	switch {
+	case bf == "" && bt == "":
+		return from.Add(-length), from, nil
+	case bf == "":
+		end, err := parseTime(bt, now)
+		if err != nil {
+			return end, end, badParam("base_to", "base_to: %v", err)
+		}
+		return end.Add(-length), end, nil
+	case bt == "":
+		start, err := parseTime(bf, now)
+		if err != nil {
+			return start, start, badParam("base_from", "base_from: %v", err)
+		}
+		return start, start.Add(length), nil
+	default:
+		return timeRange(q, "base_from", "base_to", now, maxRange)
+	}
+}
+
+// GET /api/v1/series?from=&to=&query=&step=&group_by=&limit=
+//
+// CPU use in cores over time, one series per value of group_by, the busiest
+// first.
+func (s *Server) series(c echo.Context) error {
+	q := c.QueryParams()
+	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
+	if err != nil {
+		return err
+	}
+	step, err := s.stepParam(q.Get("step"), to.Sub(from))
+	if err != nil {
+		return err
+	}
+	groupBy := q.Get("group_by")
+	if groupBy != "" {
+		if err := labelNameParam("group_by", groupBy); err != nil {
+			return err
+		}
+	}
+	limit, err := intParam(q, "limit", s.limits.MaxSeries, 1, s.limits.MaxSeries)
+	if err != nil {
+		return err
+	}
+	sel := q.Get("query")
+	series, err := query(s, c, func(ctx context.Context) ([]Series, error) {
+		return s.store.Series(ctx, from, to, step, sel, groupBy)
+	})
+	if err != nil {
+		return storeError(err, "query", "group_by")
+	}
+	return c.JSON(http.StatusOK, seriesResponse(series, from, to, step, groupBy, limit))
+}
+
+// minStep is the finest step a series may have: the daemon drains samples
+// about once a second, so finer buckets would only show the drain's rhythm.
+const minStep = time.Second
+
+// stepParam reads step, defaulting to about 240 points over the range.
+func (s *Server) stepParam(v string, length time.Duration) (time.Duration, error) {
+	if v == "" {
+		step := (length/240 + time.Second - 1).Truncate(time.Second)
+		return max(step, minStep), nil
+	}
+	step, err := parseDuration(v)
+	if err != nil {
+		return 0, badParam("step", "step: cannot parse %q: %v", v, err)
+	}
+	if step < minStep {
+		return 0, badParam("step", "step: %s is below the minimum of %s", step, minStep)
+	}
+	if points := int64((length + step - 1) / step); points > int64(s.limits.MaxPoints) {
+		least := (length/time.Duration(s.limits.MaxPoints) + time.Second - 1).Truncate(time.Second)
+		return 0, badParam("step", "step: %s is too small for the range: %d points, at most %d; use a step of at least %s",
+			step, points, s.limits.MaxPoints, least)
+	}
+	return step, nil
+}
+
+// SeriesResponse is the JSON of /api/v1/series.
+type SeriesResponse struct {
+	From        time.Time    `json:"from"`
+	To          time.Time    `json:"to"`
+	StepSeconds float64      `json:"step_seconds"`
+	Unit        string       `json:"unit"` // always "cores"
+	GroupBy     string       `json:"group_by,omitempty"`
+	Series      []SeriesJSON `json:"series"`
+	// Truncated counts the series left out past limit, the least busy.
+	Truncated int `json:"truncated"`
+}
+
+// SeriesJSON is one series: its labels and its points as [unix_seconds,
+// cores] pairs in time order.
+type SeriesJSON struct {
+	Labels map[string]string `json:"labels"`
+	Points [][2]float64      `json:"points"`
+}
+
+func seriesResponse(in []Series, from, to time.Time, step time.Duration, groupBy string, limit int) SeriesResponse {
+	type ranked struct {
+		s   SeriesJSON
+		sum float64
+		key string
+	}
+	all := make([]ranked, 0, len(in))
+	for _, sr := range in {
+		r := ranked{s: SeriesJSON{Labels: sr.Labels, Points: make([][2]float64, 0, len(sr.Points))}}
+		if r.s.Labels == nil {
+			r.s.Labels = map[string]string{}
+		}
+		for _, pt := range sr.Points {
+			if math.IsNaN(pt.Cores) || math.IsInf(pt.Cores, 0) {
+				continue // JSON has no NaN; a gap is the honest rendering
+			}
+			r.s.Points = append(r.s.Points, [2]float64{float64(pt.Time.UnixMilli()) / 1e3, pt.Cores})
+			r.sum += pt.Cores
+		}
+		r.key = labelsKey(r.s.Labels)
+		all = append(all, r)
+	}
+	slices.SortFunc(all, func(a, b ranked) int {
+		return cmp.Or(cmp.Compare(b.sum, a.sum), strings.Compare(a.key, b.key))
+	})
+	out := SeriesResponse{From: from.UTC(), To: to.UTC(), StepSeconds: step.Seconds(), Unit: "cores",
+		GroupBy: groupBy, Series: []SeriesJSON{}}
+	for i, r := range all {
+		if i == limit {
+			out.Truncated = len(all) - limit
+			break
+		}
+		out.Series = append(out.Series, r.s)
+	}
+	return out
+}
+
+func labelsKey(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + l[k] + "\x00")
+	}
+	return b.String()
+}
+
+// GET /api/v1/labels?from=&to=
+func (s *Server) labelNames(c echo.Context) error {
+	q := c.QueryParams()
+	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
+	if err != nil {
+		return err
+	}
+	names, err := bounded(s, c, nil, kindQuery, s.limits.RequestTimeout, func(ctx context.Context) ([]string, error) {
+		return s.store.LabelNames(ctx, from, to)
+	})
+	if err != nil {
+		return storeError(err, "", "")
+	}
+	names = sortedCopy(names)
+	return c.JSON(http.StatusOK, LabelNamesResponse{From: from.UTC(), To: to.UTC(), Names: names})
+}
+
+// LabelNamesResponse is the JSON of /api/v1/labels.
+type LabelNamesResponse struct {
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	Names []string  `json:"names"`
+}
+
+// GET /api/v1/labels/{name}/values?from=&to=
+//
+// A name that no sample in the range carries (so one /api/v1/labels does not
+// list) is a 404 naming the parameter "name".
+func (s *Server) labelValues(c echo.Context) error {
+	name := c.Param("name")
+	if err := labelNameParam("name", name); err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
+	if err != nil {
+		return err
+	}
+	values, err := bounded(s, c, nil, kindQuery, s.limits.RequestTimeout, func(ctx context.Context) ([]string, error) {
+		return s.store.LabelValues(ctx, name, from, to)
+	})
+	if err != nil {
+		ae := storeError(err, "", "name")
+		if ae.Parameter == "name" {
+			ae.Status = http.StatusNotFound
+		}
+		return ae
+	}
+	if len(values) == 0 {
+		return &apiError{Status: http.StatusNotFound, Parameter: "name",
+			Message: fmt.Sprintf("name: no sample between from and to has the label %q", name)}
+	}
+	return c.JSON(http.StatusOK, LabelValuesResponse{From: from.UTC(), To: to.UTC(), Name: name, Values: sortedCopy(values)})
+}
+
+// LabelValuesResponse is the JSON of /api/v1/labels/{name}/values.
+type LabelValuesResponse struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Name   string    `json:"name"`
+	Values []string  `json:"values"`
+}
+
+func sortedCopy(in []string) []string {
+	out := append([]string{}, in...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// GET /healthz: the process is alive. Never needs the token.
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// GET /readyz: the store is open and queries can be answered.
+func (s *Server) readyz(c echo.Context) error {
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			return &apiError{Status: http.StatusServiceUnavailable, Message: "not ready: " + err.Error(), Cause: err}
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

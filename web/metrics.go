@@ -1,0 +1,54 @@
+package web
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// httpMetrics are the API's own metrics, registered on Options.Registry
+// beside the daemon's.
+type httpMetrics struct {
+	requests *prometheus.CounterVec   // by route and status code
+	duration *prometheus.HistogramVec // by route
+	inFlight *prometheus.GaugeVec     // expensive queries and live profiles running
+	rejected *prometheus.CounterVec   // 429s, by kind
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ember_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route pattern (live profiles include their sampling time).",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"route"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ember_http_queries_in_flight",
+			Help: "Expensive queries (kind=query) and live profiles (kind=live) running, each bounded by a limit.",
+		}, []string{"kind"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_http_queries_rejected_total",
+			Help: "Requests answered 429 because their kind's concurrency limit was reached.",
+		}, []string{"kind"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.rejected} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("web: register http metrics: %w", err)
+		}
+	}
+	// Show both kinds from the start, so that an alert on them has a series.
+	for _, kind := range []string{kindQuery, kindLive} {
+		m.inFlight.WithLabelValues(kind)
+		m.rejected.WithLabelValues(kind)
+	}
+	return m, nil
+}
+
+const (
+	kindQuery = "query"
+	kindLive  = "live"
+)

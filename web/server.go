@@ -1,0 +1,333 @@
+// Package web is Ember's HTTP API: pprof downloads and live profiles for
+// `go tool pprof`, flame graphs, diffs, CPU series and labels as JSON for the
+// UI, Prometheus metrics, and health checks.
+//
+// It sits between storage and the UI and imports neither storage nor
+// collector. Its seam is two small interfaces defined here, Store (the
+// history: merged profiles, CPU series, label names and values) and
+// LiveProfiler (the sampler's next N seconds), which cmd/ember adapts from
+// storage.Store and the daemon's sampling loop. Selectors travel as
+// unparsed strings; the adapter parses them and wraps a failure in
+// ErrBadSelector, which the API answers with a 400 naming the parameter.
+//
+// The server is safe to leave running by default: it sets read, header,
+// write and idle timeouts; bounds query strings, time ranges, node budgets,
+// live-profile durations and the time each query may take; answers 429 past
+// a bound on concurrent expensive queries; checks a bearer token in constant
+// time when one is set; rejects Host headers a DNS-rebinding page would send
+// on loopback connections; and recovers panics into a 500. Every error is a
+// JSON body {"error": "...", "parameter": "..."} and is logged once, here.
+//
+// The endpoints, their parameters and their JSON are documented in
+// docs/benchmarks.md's "HTTP API" section and on each handler.
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options configure a Server. Store is required; the rest have defaults.
+type Options struct {
+	// Store answers every query over history.
+	Store Store
+	// Live serves /debug/pprof/profile; nil answers it with 503.
+	Live LiveProfiler
+	// Ready reports whether the store is open and the daemon can answer
+	// queries, for /readyz; nil means always ready.
+	Ready func() error
+	// Registry is served on /metrics and receives the API's own metrics;
+	// the daemon registers its collectors on it. Nil makes a new one.
+	Registry *prometheus.Registry
+	// AuthToken, when not empty, is required as "Authorization: Bearer
+	// <token>" on every endpoint except /healthz.
+	AuthToken string
+	// AllowedHosts are extra Host header names (without port) accepted on
+	// loopback connections, besides localhost, *.localhost, IP literals and
+	// the address given to ListenAndServe.
+	AllowedHosts []string
+	// Logger receives one record per failed request; nil uses slog.Default().
+	Logger *slog.Logger
+	// Limits bound what one request may cost; zero fields take defaults.
+	Limits Limits
+	// Now is the clock for "now" and relative times; nil uses time.Now.
+	Now func() time.Time
+}
+
+// Limits bound what one request may cost. A zero field takes the default
+// given beside it.
+type Limits struct {
+	MaxRange             time.Duration // longest from..to: 31 days
+	MaxQueryBytes        int           // longest raw query string: 8 KiB (414 past it)
+	RequestTimeout       time.Duration // time each query may take: 30 s (503 past it)
+	MaxConcurrentQueries int           // expensive queries at once: 4 (429 past it)
+	MaxLiveProfiles      int           // live profiles at once: 2 (429 past it)
+	MaxLiveSeconds       int           // longest live profile: 300 s
+	DefaultMaxNodes      int           // flame graph node budget: 8192
+	MaxNodes             int           // largest max_nodes a client may ask: 100,000
+	MaxPoints            int           // most points per series: 11,000
+	MaxSeries            int           // most series per response: 1,000
+	MaxDiffFrames        int           // most frames a diff may return: 10,000
+
+	ReadHeaderTimeout time.Duration // 5 s
+	ReadTimeout       time.Duration // 10 s
+	WriteTimeout      time.Duration // RequestTimeout + 10 s; live profiles extend their own
+	IdleTimeout       time.Duration // 2 min
+	ShutdownTimeout   time.Duration // grace for in-flight requests at shutdown: 10 s
+}
+
+const defaultLiveSeconds = 30
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur(&l.MaxRange, 31*24*time.Hour)
+	def(&l.MaxQueryBytes, 8<<10)
+	defDur(&l.RequestTimeout, 30*time.Second)
+	def(&l.MaxConcurrentQueries, 4)
+	def(&l.MaxLiveProfiles, 2)
+	def(&l.MaxLiveSeconds, 300)
+	def(&l.DefaultMaxNodes, 8192)
+	def(&l.MaxNodes, 100_000)
+	def(&l.MaxPoints, 11_000)
+	def(&l.MaxSeries, 1000)
+	def(&l.MaxDiffFrames, 10_000)
+	defDur(&l.ReadHeaderTimeout, 5*time.Second)
+	defDur(&l.ReadTimeout, 10*time.Second)
+	defDur(&l.WriteTimeout, l.RequestTimeout+10*time.Second)
+	defDur(&l.IdleTimeout, 2*time.Minute)
+	defDur(&l.ShutdownTimeout, 10*time.Second)
+	return l
+}
+
+func (l Limits) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxRange", int64(l.MaxRange)}, {"MaxQueryBytes", int64(l.MaxQueryBytes)},
+		{"RequestTimeout", int64(l.RequestTimeout)}, {"MaxConcurrentQueries", int64(l.MaxConcurrentQueries)},
+		{"MaxLiveProfiles", int64(l.MaxLiveProfiles)}, {"MaxLiveSeconds", int64(l.MaxLiveSeconds)},
+		{"DefaultMaxNodes", int64(l.DefaultMaxNodes)}, {"MaxNodes", int64(l.MaxNodes)},
+		{"MaxPoints", int64(l.MaxPoints)}, {"MaxSeries", int64(l.MaxSeries)},
+		{"MaxDiffFrames", int64(l.MaxDiffFrames)},
+		{"ReadHeaderTimeout", int64(l.ReadHeaderTimeout)}, {"ReadTimeout", int64(l.ReadTimeout)},
+		{"WriteTimeout", int64(l.WriteTimeout)}, {"IdleTimeout", int64(l.IdleTimeout)},
+		{"ShutdownTimeout", int64(l.ShutdownTimeout)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("web: Limits.%s is negative", f.name)
+		}
+	}
+	if l.DefaultMaxNodes < minNodes || l.DefaultMaxNodes > l.MaxNodes {
+		return fmt.Errorf("web: Limits.DefaultMaxNodes %d is outside [%d, MaxNodes %d]", l.DefaultMaxNodes, minNodes, l.MaxNodes)
+	}
+	return nil
+}
+
+// Server is the HTTP API. Make one with New; serve it with Serve or
+// ListenAndServe, or mount Handler in a server of your own.
+type Server struct {
+	store    Store
+	live     LiveProfiler
+	ready    func() error
+	registry *prometheus.Registry
+	limits   Limits
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *httpMetrics
+
+	tokenHash [sha256.Size]byte // of Options.AuthToken; compared in constant time
+	hasToken  bool
+
+	queries chan struct{} // semaphore of expensive queries
+	lives   chan struct{} // semaphore of live profiles
+
+	hostsMu sync.RWMutex
+	hosts   map[string]bool // extra allowed Host names on loopback
+
+	handler http.Handler
+}
+
+// New checks opts and builds the API's routes and metrics.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("web: Options.Store is nil")
+	}
+	limits := opts.Limits.withDefaults()
+	if err := limits.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		store:    opts.Store,
+		live:     opts.Live,
+		ready:    opts.Ready,
+		registry: opts.Registry,
+		limits:   limits,
+		log:      opts.Logger,
+		now:      opts.Now,
+		queries:  make(chan struct{}, limits.MaxConcurrentQueries),
+		lives:    make(chan struct{}, limits.MaxLiveProfiles),
+		hosts:    make(map[string]bool),
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if opts.AuthToken != "" {
+		s.tokenHash = sha256.Sum256([]byte(opts.AuthToken))
+		s.hasToken = true
+	}
+	for _, h := range opts.AllowedHosts {
+		s.hosts[normalizeHost(h)] = true
+	}
+	m, err := newHTTPMetrics(s.registry)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.handler = s.routes()
+	return s, nil
+}
+
+// routes builds the echo router. The checks run after routing, so that
+// metrics and logs know the route, and run for unknown paths too (the
+// RouteNotFound route), so that those are checked (size, host, token) like
+// known ones.
+func (s *Server) routes() http.Handler {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.Pre(s.observe, s.recoverPanic)
+	e.Use(s.checkRequest, s.checkHost, s.checkToken)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+	})))
+	e.GET("/debug/pprof/profile", s.liveProfile)
+	e.GET("/api/v1/profile", s.profile)
+	e.GET("/api/v1/flamegraph", s.flamegraph)
+	e.GET("/api/v1/diff", s.diff)
+	e.GET("/api/v1/series", s.series)
+	e.GET("/api/v1/labels", s.labelNames)
+	e.GET("/api/v1/labels/:name/values", s.labelValues)
+	e.RouteNotFound("/*", func(echo.Context) error {
+		return &apiError{Status: http.StatusNotFound, Message: "no such endpoint"}
+	})
+	return e
+}
+
+// Handler is the API as an http.Handler, for tests and for mounting in a
+// server of one's own (which must then set its own timeouts).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// httpServer is an http.Server with the limits' timeouts.
+func (s *Server) httpServer(base context.Context) *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+		ReadTimeout:       s.limits.ReadTimeout,
+		WriteTimeout:      s.limits.WriteTimeout,
+		IdleTimeout:       s.limits.IdleTimeout,
+		MaxHeaderBytes:    64 << 10, // room for an oversized query to reach checkRequest's JSON 414
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve answers HTTP on l until ctx ends, then shuts down gracefully: it
+// stops accepting, gives in-flight requests Limits.ShutdownTimeout to
+// finish, then cancels them and closes their connections. It closes l. It
+// returns nil after a shutdown that ctx asked for.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	return s.serve(ctx, l, "", "")
+}
+
+// ListenAndServe listens on addr (host:port) and serves until ctx ends, as
+// Serve does; with certFile and keyFile it serves HTTPS. The host part of
+// addr is accepted as a Host header on loopback connections.
+func (s *Server) ListenAndServe(ctx context.Context, addr, certFile, keyFile string) error {
+	if (certFile == "") != (keyFile == "") {
+		return errors.New("web: a TLS certificate needs its key and a key its certificate")
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil && host != "" {
+		s.allowHost(host)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.serve(ctx, l, certFile, keyFile)
+}
+
+func (s *Server) serve(ctx context.Context, l net.Listener, certFile, keyFile string) error {
+	// Requests outlive ctx by the shutdown grace; then base is canceled so
+	// that long queries and live profiles stop.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := s.httpServer(base)
+
+	served := make(chan error, 1)
+	go func() {
+		if certFile != "" {
+			served <- srv.ServeTLS(l, certFile, keyFile)
+		} else {
+			served <- srv.Serve(l)
+		}
+	}()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve http on %s: %w", l.Addr(), err)
+	case <-ctx.Done():
+	}
+	grace, cancelGrace := context.WithTimeout(context.Background(), s.limits.ShutdownTimeout)
+	defer cancelGrace()
+	err := srv.Shutdown(grace)
+	if err != nil {
+		cancelBase()
+		err = srv.Close()
+	}
+	if serveErr := <-served; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve http on %s: %w", l.Addr(), serveErr)
+	}
+	return err
+}
+
+func (s *Server) allowHost(h string) {
+	s.hostsMu.Lock()
+	s.hosts[normalizeHost(h)] = true
+	s.hostsMu.Unlock()
+}
+
+func (s *Server) hostAllowed(h string) bool {
+	s.hostsMu.RLock()
+	defer s.hostsMu.RUnlock()
+	return s.hosts[h]
+}
