@@ -50,6 +50,9 @@ func newGoResolverFromData(data []byte, textStart uint64) (r *goResolver, err er
 	if !isPclntabHeader(data) {
 		return nil, errors.New("parse .gopclntab: not a Go 1.18+ line table")
 	}
+	if err := checkPclntabHeader(data); err != nil {
+		return nil, fmt.Errorf("parse .gopclntab: %w", err)
+	}
 	table, err := gosym.NewTable(nil, gosym.NewLineTable(data, textStart))
 	if err != nil {
 		return nil, fmt.Errorf("parse .gopclntab: %w", err)
@@ -101,6 +104,33 @@ func isPclntabHeader(b []byte) bool {
 	magic := binary.LittleEndian.Uint32(b)
 	return (magic == pclntabMagic118 || magic == pclntabMagic120) &&
 		b[4] == 0 && b[5] == 0 && (b[6] == 1 || b[6] == 2 || b[6] == 4) && b[7] == 8
+}
+
+// checkPclntabHeader checks the header's counts and offsets against the
+// table's size: debug/gosym allocates a Func for every function the
+// header claims before looking at them (the fuzzer made it ask for
+// 394 GB, a fatal out-of-memory error recover cannot catch).
+func checkPclntabHeader(b []byte) error {
+	const ptrSize = 8
+	if len(b) < 8+8*ptrSize {
+		return errors.New("header truncated")
+	}
+	word := func(i int) uint64 { return binary.LittleEndian.Uint64(b[8+i*ptrSize:]) }
+	size := uint64(len(b))
+	nfunc, nfiles := word(0), word(1)
+	for i := 3; i <= 7; i++ {
+		if word(i) > size {
+			return fmt.Errorf("table %d at offset %d, past the %d-byte table", i, word(i), size)
+		}
+	}
+	// The function table holds nfunc+1 (pc, func) pairs of 4-byte fields.
+	if nfunc == 0 || nfunc > size/8 || word(7)+(2*nfunc+1)*4 > size {
+		return fmt.Errorf("%d functions do not fit in %d bytes", nfunc, size)
+	}
+	if nfiles > size/4 {
+		return fmt.Errorf("%d files do not fit in %d bytes", nfiles, size)
+	}
+	return nil
 }
 
 func findPclntab(f *elf.File, syms []elf.Symbol) ([]byte, error) {
