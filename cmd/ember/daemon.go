@@ -1,5 +1,3 @@
-//go:build daemon_wip
-
 package main
 
 import (

@@ -1,0 +1,162 @@
+//go:build daemon_e2e
+
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/storage"
+)
+
+func testDaemonConfig(dir string) daemonConfig {
+	cfg := defaultDaemonConfig()
+	cfg.DataDir = dir
+	cfg.Interval = 2 * time.Second
+	cfg.DrainInterval = 500 * time.Millisecond
+	cfg.MaxDisk = 64 << 20
+	cfg.MinFreeDisk = 1 << 20
+	cfg.Labels = map[string]string{"host": "test-host"}
+	return cfg
+}
+
+// queryStore opens the store read-side and returns the merged profile of
+// the last hour matching selector.
+func queryStore(t *testing.T, dir, selector string) *profile.Profile {
+	t.Helper()
+	store, err := storage.Open(storage.Options{Dir: dir, MinFreeDiskBytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("reopen the store: %v", err)
+	}
+	defer store.Close()
+	sel, err := storage.ParseSelector(selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	p, err := store.Query(context.Background(), storage.ProfileQuery{From: now.Add(-time.Hour), To: now.Add(time.Minute), Selector: sel})
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	return p
+}
+
+// The daemon samples a known workload, stores it, and the store answers
+// with the right split and labels.
+func TestDaemonStoresProfiles(t *testing.T) {
+	testenv.RequireBPF(t)
+	hot := exec.Command("../../testdata/hotspot/hotspot", "8")
+	if err := hot.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
+
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5500*time.Millisecond)
+	defer cancel()
+	if err := runDaemon(ctx, testDaemonConfig(dir), slog.Default()); err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
+
+	p := queryStore(t, dir, `{comm="hotspot", pid="`+strconv.Itoa(hot.Process.Pid)+`"}`)
+	checkSplit(t, p, []leafWant{
+		{"alpha", 0.5, []string{"main", "run", "alpha"}},
+		{"beta", 0.3, []string{"main", "run", "work_b", "beta"}},
+		{"gamma", 0.2, []string{"main", "run", "gamma"}},
+	})
+	exe, _ := filepath.Abs("../../testdata/hotspot/hotspot")
+	for _, s := range p.Sample {
+		if got := s.Label["exe"]; len(got) != 1 || got[0] != exe {
+			t.Fatalf("exe label %v, want %s", got, exe)
+		}
+		if got := s.Label["host"]; len(got) != 1 || got[0] != "test-host" {
+			t.Fatalf("host label %v", got)
+		}
+	}
+	if other := queryStore(t, dir, `{comm!="hotspot"}`); len(other.Sample) == 0 {
+		t.Error("nothing else stored from a whole-host daemon")
+	}
+}
+
+// SIGTERM flushes the interval in progress and closes the store cleanly; a
+// restart continues on the same data; kill -9 loses at most the interval in
+// flight and the store reopens.
+func TestDaemonLifecycle(t *testing.T) {
+	testenv.RequireBPF(t)
+	dir := t.TempDir()
+	start := func() *exec.Cmd {
+		self, _ := os.Executable()
+		cmd := exec.Command(self, "daemon", "--data-dir", dir, "--interval", "1h", "--drain-interval", "500ms",
+			"--min-free-disk", "1MiB", "--max-disk", "64MiB")
+		cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			if t.Failed() {
+				t.Logf("daemon output:\n%s", out.String())
+			}
+		})
+		return cmd
+	}
+	hot := exec.Command("../../testdata/hotspot/hotspot", "20")
+	if err := hot.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
+	sel := `{comm="hotspot"}`
+
+	// With a 1 h interval nothing is stored before shutdown: what is there
+	// after SIGTERM was flushed by it.
+	d := start()
+	time.Sleep(3 * time.Second)
+	d.Process.Signal(syscall.SIGTERM)
+	if err := d.Wait(); err != nil {
+		t.Fatalf("daemon exit after SIGTERM: %v", err)
+	}
+	first := total(queryStore(t, dir, sel))
+	if first < 100 {
+		t.Fatalf("%d samples stored after SIGTERM, want about 250", first)
+	}
+
+	d = start()
+	time.Sleep(3 * time.Second)
+	d.Process.Signal(syscall.SIGTERM)
+	if err := d.Wait(); err != nil {
+		t.Fatalf("restarted daemon exit: %v", err)
+	}
+	second := total(queryStore(t, dir, sel))
+	if second < first+100 {
+		t.Errorf("after a restart the store holds %d samples, before %d: the restart did not add to the same data", second, first)
+	}
+
+	d = start()
+	time.Sleep(2 * time.Second)
+	d.Process.Kill()
+	d.Wait()
+	if after := total(queryStore(t, dir, sel)); after < second {
+		t.Errorf("after kill -9 the store holds %d samples, %d before", after, second)
+	}
+}
+
+func total(p *profile.Profile) int64 {
+	var n int64
+	for _, s := range p.Sample {
+		n += s.Value[0]
+	}
+	return n
+}
