@@ -132,8 +132,9 @@ func checkSplit(t *testing.T, p *profile.Profile, wants []leafWant) {
 			t.Errorf("%d of %d samples of %s lack the chain %v", b, byLeaf[w.leaf], w.leaf, w.chain)
 		}
 	}
-	// About 495 on an idle machine; fewer when other tests share the CPUs.
-	if total < 150 {
+	// About 495 on an idle machine, far fewer when other work shares the
+	// CPUs; the tolerance below widens with fewer samples.
+	if total < 60 {
 		t.Fatalf("only %d samples of a busy process over 5 s at 99 Hz", total)
 	}
 	// Binomial spread at ~500 samples is about 2 points; allow 3.5 sigma plus
@@ -225,7 +226,7 @@ func TestRecordFolded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var alpha int
+	var alpha, all int
 	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
 		// Frame names may hold spaces: the count follows the last one.
 		i := strings.LastIndexByte(line, ' ')
@@ -234,12 +235,16 @@ func TestRecordFolded(t *testing.T) {
 		if !ok || err != nil || n <= 0 {
 			t.Fatalf("not a folded line: %q", line)
 		}
-		if strings.HasPrefix(stack, "hotspot;") && strings.HasSuffix(stack, ";main;run;alpha") {
-			alpha += n
+		if strings.HasPrefix(stack, "hotspot;") {
+			all += n
+			if strings.HasSuffix(stack, ";main;run;alpha") {
+				alpha += n
+			}
 		}
 	}
-	if alpha < 50 {
-		t.Errorf("%d samples of hotspot;...;main;run;alpha in:\n%s", alpha, raw)
+	// alpha has half the fixture's time.
+	if all < 20 || alpha*10 < all*3 || alpha*10 > all*7 {
+		t.Errorf("%d of %d samples of hotspot in hotspot;...;main;run;alpha, want about half:\n%s", alpha, all, raw)
 	}
 }
 
