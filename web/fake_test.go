@@ -319,3 +319,19 @@ func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
 	}
 	return v
 }
+
+// blockingLive holds every live profile until release is closed.
+type blockingLive struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (l *blockingLive) Profile(ctx context.Context, d time.Duration, sel string) (*profile.Profile, error) {
+	l.entered <- struct{}{}
+	select {
+	case <-l.release:
+		return fixture(1), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

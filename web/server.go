@@ -215,9 +215,9 @@ func New(opts Options) (*Server, error) {
 }
 
 // routes builds the echo router. The checks run after routing, so that
-// metrics and logs know the route, and run for unknown paths too (the
-// RouteNotFound route), so that those are checked (size, host, token) like
-// known ones.
+// metrics and logs know the route; echo runs them for unknown paths and
+// methods too (before its 404 and 405), so those are checked (size, host,
+// token) like known ones.
 func (s *Server) routes() http.Handler {
 	e := echo.New()
 	e.HideBanner = true
@@ -238,9 +238,6 @@ func (s *Server) routes() http.Handler {
 	e.GET("/api/v1/series", s.series)
 	e.GET("/api/v1/labels", s.labelNames)
 	e.GET("/api/v1/labels/:name/values", s.labelValues)
-	e.RouteNotFound("/*", func(echo.Context) error {
-		return &apiError{Status: http.StatusNotFound, Message: "no such endpoint"}
-	})
 	return e
 }
 
