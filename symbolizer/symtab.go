@@ -1,9 +1,12 @@
 package symbolizer
 
 import (
+	"cmp"
 	"debug/elf"
+	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 )
 
 // elfSymbol is a function symbol from .symtab or .dynsym.
@@ -22,11 +25,12 @@ type elfSymbol struct {
 // symtabResolver names addresses from ELF symbol tables: the function
 // whose [start, end) holds the address. It knows no inlining or lines.
 type symtabResolver struct {
-	syms []elfSymbol // sorted by start, one per start
+	syms  []elfSymbol // sorted by start, one per start
+	bytes int64       // approximate memory held, computed once
 }
 
 func newSymtabResolver(syms []elfSymbol) *symtabResolver {
-	sort.SliceStable(syms, func(i, j int) bool { return syms[i].start < syms[j].start })
+	slices.SortStableFunc(syms, func(a, b elfSymbol) int { return cmp.Compare(a.start, b.start) })
 	out := syms[:0]
 	for _, s := range syms {
 		if n := len(out); n > 0 && out[n-1].start == s.start {
@@ -50,7 +54,11 @@ func newSymtabResolver(syms []elfSymbol) *symtabResolver {
 			s.end = s.start + 1 // the symbol's own address, nothing after it
 		}
 	}
-	return &symtabResolver{syms: out}
+	r := &symtabResolver{syms: out, bytes: int64(cap(out)) * int64(unsafe.Sizeof(elfSymbol{}))}
+	for _, s := range out {
+		r.bytes += int64(len(s.name))
+	}
+	return r
 }
 
 // betterELFSymbol chooses among aliases at one address (glibc has many):
@@ -83,13 +91,7 @@ func elfBindRank(b elf.SymBind) int {
 	return 0
 }
 
-func (r *symtabResolver) sizeBytes() int64 {
-	n := int64(len(r.syms)) * 72
-	for _, s := range r.syms {
-		n += int64(len(s.name))
-	}
-	return n
-}
+func (r *symtabResolver) sizeBytes() int64 { return r.bytes }
 
 func (r *symtabResolver) resolve(addr uint64) ([]frame, bool) {
 	i := sort.Search(len(r.syms), func(i int) bool { return r.syms[i].start > addr }) - 1
