@@ -407,7 +407,7 @@ func TestRecordShortLived(t *testing.T) {
 }
 
 func TestRecordTruncatedMarker(t *testing.T) {
-	out, _ := recordFixture(t, "../../testdata/hotspot/deep", 1, "pprof")
+	out, _ := recordFixture(t, "../../testdata/hotspot/deep", 2, "pprof")
 	p := readProfile(t, out)
 	var n, marked int64
 	for _, s := range p.Sample {
@@ -420,7 +420,7 @@ func TestRecordTruncatedMarker(t *testing.T) {
 			marked += s.Value[0]
 		}
 	}
-	if n < 30 || marked < n*9/10 {
+	if n < 10 || marked < n*9/10 {
 		t.Errorf("%d of %d samples of a 200-deep recursion end in [truncated]", marked, n)
 	}
 }
