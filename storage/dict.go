@@ -190,7 +190,7 @@ func (d *dictionary) location(enc []byte) uint32 {
 	d.locations = append(d.locations, s)
 	id := uint32(len(d.locations))
 	d.locationIDs[s] = id
-	d.pending = append(d.pending, dictEntry{kindLocation, id, enc})
+	d.pending = append(d.pending, dictEntry{kindLocation, id, []byte(s)})
 	return id
 }
 
@@ -202,7 +202,7 @@ func (d *dictionary) stack(enc []byte) uint32 {
 	d.stacks = append(d.stacks, s)
 	id := uint32(len(d.stacks))
 	d.stackIDs[s] = id
-	d.pending = append(d.pending, dictEntry{kindStack, id, enc})
+	d.pending = append(d.pending, dictEntry{kindStack, id, []byte(s)}) // enc is the caller's buffer
 	return id
 }
 
