@@ -12,7 +12,7 @@ import (
 // is mix, a static inline function gcc inlined into alpha, and checks
 // that the profile shows it as pprof expects: one location whose lines
 // are mix (innermost) at its source line and alpha at the call's line,
-// each with its file.
+// each with its file, called from main.
 func TestRecordInlinedFrame(t *testing.T) {
 	const (
 		fixture = "../../testdata/symbols/inline"
@@ -37,7 +37,10 @@ func TestRecordInlinedFrame(t *testing.T) {
 			break
 		}
 		// The loop is three lines of mix (xorshift) and the loop
-		// around them in alpha.
+		// around them in alpha, called from main.
+		if !containsRun(userChain(s), []string{"main", "alpha", "mix"}) {
+			continue
+		}
 		if len(userLeaf) == 2 && strings.HasPrefix(userLeaf[0], "mix "+source+":") &&
 			userLeaf[1] == fmt.Sprintf("alpha %s:%d", source, callLine) {
 			var line int64

@@ -22,6 +22,8 @@ run() {
 PREFIX="-fdebug-prefix-map=$root=/src/ember"
 CFLAGS="-O2 -g $PREFIX -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -Wl,--build-id=sha1"
 run gcc $CFLAGS -o inline inline.c
+objdump -d --no-show-raw-insn inline | awk '$2 == "<alpha>:" { on = 1; next } on && /^$/ { exit } on' |
+	grep -q 'push *%rbp' || { echo "inline: alpha has no frame-pointer prologue" >&2; exit 1; }
 run objcopy --only-keep-debug inline inline.debug
 run objcopy --strip-all --add-gnu-debuglink=inline.debug inline inline-debuglink
 run objcopy --strip-all inline inline-buildid

@@ -24,6 +24,10 @@ static inline __attribute__((always_inline)) uint64_t mix(uint64_t x) {
 }
 
 __attribute__((noinline)) uint64_t alpha(uint64_t x, int n) {
+	// A stack slot makes gcc set up alpha's frame pointer, without which
+	// its caller, main, would vanish from frame-pointer stacks.
+	volatile uint64_t spill = x;
+	x = spill;
 	for (int i = 0; i < n; i++)
 		x = mix(x); // CALL_LINE: where mix is inlined
 	return x;
