@@ -49,7 +49,9 @@ func newProfileBuilder() *profileBuilder {
 			SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
 			PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
 			Period:     5,
-			Mapping:    []*profile.Mapping{{ID: 1, Start: 0x1000, Limit: 0x100000, File: "/bin/app"}},
+			// Symbolized, as Ember's profiles are, so pprof does not try again.
+			Mapping: []*profile.Mapping{{ID: 1, Start: 0x1000, Limit: 0x100000, File: "/bin/app",
+				HasFunctions: true, HasFilenames: true, HasLineNumbers: true, HasInlineFrames: true}},
 		},
 		locs: map[string]*profile.Location{},
 	}
