@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,7 +56,7 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mark := s.dict.mark()
-	enc := newIntervalEncoder(s.dict, host)
+	enc := newIntervalEncoder(s.dict, host, p)
 	acc := make(sums)
 	var samples int64
 	for _, smp := range p.Sample {
@@ -204,11 +205,13 @@ func validLabelName(name string) bool {
 type intervalEncoder struct {
 	dict      *dictionary
 	host      labelSet
-	locations map[*profile.Location]uint32
-	functions map[*profile.Function]uint32
+	profile   *profile.Profile
+	locations []uint32 // by profile location index, when IDs are dense; 0: not seen
+	functions []uint32 // likewise
 	mappings  map[*profile.Mapping]mappingRef
 	stackIDs  []uint32
 	buf       []byte
+	locBuf    []byte
 	labels    labelSet
 }
 
@@ -217,13 +220,14 @@ type mappingRef struct {
 	start uint64 // of the mapping as stored
 }
 
-func newIntervalEncoder(d *dictionary, host labelSet) *intervalEncoder {
+func newIntervalEncoder(d *dictionary, host labelSet, p *profile.Profile) *intervalEncoder {
 	return &intervalEncoder{
 		dict:      d,
 		host:      host,
-		locations: make(map[*profile.Location]uint32),
-		functions: make(map[*profile.Function]uint32),
-		mappings:  make(map[*profile.Mapping]mappingRef),
+		profile:   p,
+		locations: make([]uint32, len(p.Location)),
+		functions: make([]uint32, len(p.Function)),
+		mappings:  make(map[*profile.Mapping]mappingRef, len(p.Mapping)),
 	}
 }
 
@@ -257,33 +261,59 @@ func (e *intervalEncoder) stack(smp *profile.Sample) uint32 {
 }
 
 func (e *intervalEncoder) location(loc *profile.Location) uint32 {
-	if id, ok := e.locations[loc]; ok {
-		return id
+	// pprof IDs are usually 1..n in order; cache by index when they are.
+	slot := -1
+	if i := loc.ID - 1; i < uint64(len(e.locations)) && e.profile.Location[i] == loc {
+		slot = int(i)
+		if id := e.locations[slot]; id != 0 {
+			return id
+		}
 	}
-	l := location{address: loc.Address, folded: loc.IsFolded}
+	// Encoded as encodeLocation does, into a reused buffer: most locations
+	// are already in the dictionary, and the lookup then allocates nothing.
+	var mappingID uint32
+	address := loc.Address
 	if loc.Mapping != nil {
 		m := e.mapping(loc.Mapping)
-		l.mappingID = m.id
-		l.address = loc.Address - loc.Mapping.Start // stored relative, shown at m.start
+		mappingID = m.id
+		address = loc.Address - loc.Mapping.Start // stored relative, shown at m.start
+	}
+	b := appendUvarint(e.locBuf[:0], uint64(mappingID))
+	b = appendUvarint(b, address)
+	if loc.IsFolded {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
 	}
 	for _, ln := range loc.Line {
 		var fid uint32
 		if ln.Function != nil {
 			fid = e.function(ln.Function)
 		}
-		l.lines = append(l.lines, locationLine{functionID: fid, line: ln.Line, column: ln.Column})
+		b = appendUvarint(b, uint64(fid))
+		b = binary.AppendVarint(b, ln.Line)
+		b = binary.AppendVarint(b, ln.Column)
 	}
-	id := e.dict.location(encodeLocation(nil, l))
-	e.locations[loc] = id
+	e.locBuf = b
+	id := e.dict.location(b)
+	if slot >= 0 {
+		e.locations[slot] = id
+	}
 	return id
 }
 
 func (e *intervalEncoder) function(f *profile.Function) uint32 {
-	if id, ok := e.functions[f]; ok {
-		return id
+	slot := -1
+	if i := f.ID - 1; i < uint64(len(e.functions)) && e.profile.Function[i] == f {
+		slot = int(i)
+		if id := e.functions[slot]; id != 0 {
+			return id
+		}
 	}
 	id := e.dict.function(function{name: f.Name, systemName: f.SystemName, filename: f.Filename, startLine: f.StartLine})
-	e.functions[f] = id
+	if slot >= 0 {
+		e.functions[slot] = id
+	}
 	return id
 }
 

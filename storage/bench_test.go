@@ -66,7 +66,7 @@ func backfillBench(tb testing.TB, s *Store, start time.Time) (time.Duration, int
 		}
 		appendTime += time.Since(t)
 		if i%1000 == 0 {
-			tb.Logf("backfilled %d/%d intervals in %s", i, n, time.Since(began).Round(time.Second))
+			fmt.Fprintf(os.Stderr, "backfilled %d/%d intervals in %s\n", i, n, time.Since(began).Round(time.Second))
 		}
 	}
 	return appendTime, n
@@ -243,4 +243,12 @@ func BenchmarkAppend(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// TestGeneratorShape prints what one generated interval holds.
+func TestGeneratorShape(t *testing.T) {
+	g := backfill.New(backfill.Config{Seed: 42})
+	p := g.Interval(time.Now(), 10*time.Second)
+	n, _ := totals(p)
+	t.Logf("one interval: %d samples in %d sample records, %d locations, %d functions, %d mappings", n, len(p.Sample), len(p.Location), len(p.Function), len(p.Mapping))
 }
