@@ -82,20 +82,30 @@ func largeBinaryBatch(b *testing.B) (*collector.Batch, *collector.Mapping) {
 	if _, err := os.Stat(largeBinary); err != nil {
 		b.Skipf("needs %s (Debian's libllvm14, installed with clang-14): %v", largeBinary, err)
 	}
-	ms := loadPathAt(b, largeBinary, largeBinary, libBase)
-	ef, err := elf.Open(largeBinary)
+	return spreadBatch(b, largeBinary, libBase)
+}
+
+// spreadBatch maps a file at base and returns a batch of 1,000 one-frame
+// samples spread evenly over its .text, and the mapping.
+func spreadBatch(b *testing.B, path string, base uint64) (*collector.Batch, *collector.Mapping) {
+	b.Helper()
+	ms := loadPathAt(b, path, path, base)
+	ef, err := elf.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ef.Close()
 	text := ef.Section(".text")
-	bias := libBase - firstLoad(b, largeBinary)
+	bias := base - firstLoad(b, path)
+	if ef.Type == elf.ET_EXEC {
+		bias = 0
+	}
 	proc := process(100, ms)
 	var samples []collector.Sample
 	const n = 1000
 	for i := range n {
 		addr := bias + text.Addr + uint64(i)*(text.Size/n)
-		samples = append(samples, collector.Sample{PID: 100, TID: 100, Comm: "llvm", Count: 1, User: []uint64{addr}})
+		samples = append(samples, collector.Sample{PID: 100, TID: 100, Comm: "bench", Count: 1, User: []uint64{addr}})
 	}
 	m := proc.FindMapping(samples[0].User[0])
 	if m == nil {
@@ -181,4 +191,34 @@ func BenchmarkColdDWARF(b *testing.B) {
 			framesAt(b, s, m, a+bias)
 		}
 	}
+}
+
+// BenchmarkColdDWARFLarge is BenchmarkColdLargeBinary for a binary with
+// DWARF: this test binary itself (Go, about 10 MB, a few hundred compile
+// units), 1,000 addresses over its code, with lines and inlined calls.
+// It reports how many of the addresses got a source line.
+func BenchmarkColdDWARFLarge(b *testing.B) {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if f, err := elf.Open(self); err != nil || f.Section(".debug_info") == nil {
+		b.Skip("this test binary has no DWARF: go test strips it unless the binary is built with go test -c")
+	}
+	batch, _ := spreadBatch(b, self, 0)
+	var withLines int
+	for b.Loop() {
+		s := newTestSymbolizer(b)
+		p, err := s.Profile(batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		withLines = 0
+		for _, smp := range p.Sample {
+			if smp.Location[0].Line[0].Line > 0 {
+				withLines++
+			}
+		}
+	}
+	b.ReportMetric(float64(withLines), "with-lines")
 }
