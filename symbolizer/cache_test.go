@@ -162,3 +162,25 @@ func TestCacheByteBudget(t *testing.T) {
 		t.Errorf("files %d, evictions %d, parses %d; want every parse evicted by the next", st.Files, st.Evictions, st.FileMisses)
 	}
 }
+
+// TestRicherCopyReplacesTable checks that a stripped copy parsed first
+// does not hide the symbols of a full copy with the same build ID, and
+// that the stripped copy is named from the full one's parse afterwards.
+func TestRicherCopyReplacesTable(t *testing.T) {
+	s := newTestSymbolizer(t)
+	stripped := process(1, loadAt(t, "prog-stripped", pieBase))
+	full := process(2, loadAt(t, "prog-pie", pieBase))
+	v, _ := fixtureSymbol(t, "prog-pie", "ember_leaf")
+	addr := pieBase - fixtureFirstLoad(t, "prog-pie") + v
+	if got := userNames(t, s, stripped, addr); !strings.HasPrefix(got[0], "[unknown in prog-stripped") {
+		t.Fatalf("stripped copy first: %q", got[0])
+	}
+	for _, proc := range []*collector.Process{full, stripped} {
+		if got := userNames(t, s, proc, addr); got[0] != "ember_leaf" {
+			t.Errorf("pid %d: %q, want ember_leaf", proc.PID, got[0])
+		}
+	}
+	if st := s.Stats(); st.Files != 1 {
+		t.Errorf("%d parses kept, want the full one only", st.Files)
+	}
+}

@@ -85,8 +85,12 @@ func debugFileCandidates(roots []string, buildID string, link debugLink, hasLink
 			})
 		}
 	}
+	// Mapping paths come from the kernel and are absolute and clean;
+	// cleaning again keeps a path with ".." from leaving the debug roots.
+	abs := filepath.IsAbs(path)
+	path = filepath.Clean("/" + path)
 	dir := filepath.Dir(path)
-	if hasLink && filepath.IsAbs(path) {
+	if hasLink && abs {
 		out = append(out,
 			debugCandidate{path: filepath.Join(dir, link.name), by: "debuglink"},
 			debugCandidate{path: filepath.Join(dir, ".debug", link.name), by: "debuglink"},
@@ -95,7 +99,7 @@ func debugFileCandidates(roots []string, buildID string, link debugLink, hasLink
 			out = append(out, debugCandidate{path: filepath.Join(root, dir, link.name), by: "debuglink"})
 		}
 	}
-	if filepath.IsAbs(path) {
+	if abs {
 		for _, root := range roots {
 			out = append(out,
 				debugCandidate{path: filepath.Join(root, path), by: "path"},

@@ -26,8 +26,11 @@ type elfFile struct {
 	link    debugLink
 	hasLink bool
 	// hasDWARF is set when the file carries its own DWARF, so no separate
-	// debug file is looked for.
-	hasDWARF bool
+	// debug file is looked for. anyDWARF and hasSymtab say whether DWARF
+	// and a full .symtab were found at all (in the file or its debug
+	// file): a copy with the same build ID that has more replaces this
+	// parse (a stripped copy seen first must not hide a full one).
+	hasDWARF, anyDWARF, hasSymtab bool
 	// resolvers are tried in order: DWARF (the file's own or its separate
 	// debug file's), Go's pclntab, then symbol tables.
 	resolvers []resolver
@@ -130,13 +133,14 @@ func parseELFWith(r io.ReaderAt, maxDWARFBytes int64) (ef *elfFile, skipped []er
 	if d, err := newDWARFResolver(f, maxDWARFBytes); err != nil {
 		skipped = append(skipped, err)
 	} else if d != nil {
-		ef.hasDWARF = true
+		ef.hasDWARF, ef.anyDWARF = true, true
 		ef.resolvers = append(ef.resolvers, d)
 	}
 	syms, raw, err := readFunctionSymbolsRaw(f)
 	if err != nil {
 		return nil, skipped, err
 	}
+	ef.hasSymtab = hasFullSymtab(f, syms)
 	if g, err := newGoResolver(f, raw); err != nil {
 		skipped = append(skipped, err)
 	} else if g != nil {
@@ -151,6 +155,19 @@ func parseELFWith(r io.ReaderAt, maxDWARFBytes int64) (ef *elfFile, skipped []er
 		ef.resolvers = append(ef.resolvers, newSymtabResolver(syms))
 	}
 	return ef, skipped, nil
+}
+
+// hasFullSymtab reports whether f has a .symtab that gave function
+// symbols (not only .dynsym's exports).
+func hasFullSymtab(f *elf.File, syms []elfSymbol) bool {
+	return len(syms) > 0 && f.SectionByType(elf.SHT_SYMTAB) != nil
+}
+
+// richerThan reports whether f, not parsed yet, has DWARF or a .symtab
+// that the parse ef lacks.
+func richerThan(f *elf.File, ef *elfFile) bool {
+	return (f.Section(".debug_info") != nil && !ef.anyDWARF) ||
+		(f.SectionByType(elf.SHT_SYMTAB) != nil && !ef.hasSymtab)
 }
 
 // readFunctionSymbols merges .symtab and .dynsym. A file with neither is

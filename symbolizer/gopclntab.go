@@ -156,6 +156,11 @@ func findPclntab(f *elf.File, syms []elf.Symbol) ([]byte, error) {
 		if start != 0 && (start < s.Addr || start >= s.Addr+s.Size) {
 			continue
 		}
+		// Only a Go binary has a go.buildinfo section or a Go build ID
+		// note; without the symbol, look for the header by its magic.
+		if start == 0 && f.Section(".go.buildinfo") == nil && f.Section(".note.go.buildid") == nil {
+			return nil, nil
+		}
 		data, err := sectionData(s, maxPclntabBytes*2)
 		if err != nil {
 			return nil, err
@@ -166,11 +171,6 @@ func findPclntab(f *elf.File, syms []elf.Symbol) ([]byte, error) {
 				data = data[:end-start]
 			}
 			return data, nil
-		}
-		// Only a Go binary has a go.buildinfo section or a Go build ID
-		// note; without a symbol, look for the header by its magic.
-		if f.Section(".go.buildinfo") == nil && f.Section(".note.go.buildid") == nil {
-			return nil, nil
 		}
 		for off := 0; off+16 <= len(data); {
 			i := bytes.Index(data[off:], []byte{0xf1, 0xff, 0xff, 0xff, 0, 0})

@@ -219,7 +219,7 @@ func (s *Symbolizer) parseFile(key fileKey, m *collector.Mapping) (tableKey, *el
 	tk := tableKey{file: key}
 	if id := readBuildID(f); id != "" {
 		tk = tableKey{buildID: id}
-		if ef, ok := s.tables.get(tk); ok {
+		if ef, ok := s.tables.get(tk); ok && !richerThan(f, ef) {
 			s.stats.FileHits++
 			return tk, ef, nil
 		}
@@ -262,6 +262,7 @@ func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping) []error {
 		errs = append(errs, fmt.Errorf("debug file %s: %w", path, err))
 	case d != nil:
 		front = append(front, d)
+		ef.anyDWARF = true
 	}
 	// Keep the file's own Go resolver ahead of the debug file's symbols.
 	var rest []resolver
@@ -278,6 +279,7 @@ func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping) []error {
 		errs = append(errs, fmt.Errorf("debug file %s: %w", path, err))
 	case len(syms) > 0:
 		front = append(front, newSymtabResolver(syms))
+		ef.hasSymtab = ef.hasSymtab || hasFullSymtab(df, syms)
 	}
 	ef.resolvers = append(front, rest...)
 	return errs
