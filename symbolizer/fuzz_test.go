@@ -11,8 +11,9 @@ import (
 	"testing"
 )
 
-// FuzzELFSymbols feeds arbitrary bytes to the ELF reader and looks up a few
-// addresses in whatever it accepted: errors are fine, panics and hangs are
+// FuzzELFSymbols feeds arbitrary bytes to the ELF reader (symbol tables,
+// DWARF, MiniDebugInfo, Go line tables) and looks up a few addresses in
+// whatever it accepted: errors are fine, panics and hangs are
 // not. Seeded with the fixtures and truncations of one. Run it with
 // -fuzzminimizetime 0: minimizing a 16 KB input byte by byte stalls the
 // fuzzer for minutes on every new interesting input.
@@ -23,6 +24,15 @@ func FuzzELFSymbols(f *testing.F) {
 	pie := mustRead(f, "prog-pie")
 	for _, n := range []int{0, 4, 64, 1024, len(pie) / 2} {
 		f.Add(pie[:n])
+	}
+	// The symbolizer fixtures: DWARF with inlined calls, compressed DWARF,
+	// C++ and Rust, MiniDebugInfo.
+	for _, name := range []string{"inline", "inline-compressed", "inline-minidebuginfo", "templates", "rust-v0"} {
+		data, err := os.ReadFile(filepath.Join(symbolsDir, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ef, err := parseELF(bytes.NewReader(data))
