@@ -20,9 +20,11 @@ type Options struct {
 	// MaxCachedFiles bounds how many files' parses are remembered (least
 	// recently used are dropped); default 512.
 	MaxCachedFiles int
-	// MaxCacheBytes is the memory budget of the parsed tables (symbol
-	// tables, DWARF, Go line tables, perf maps), approximate; the least
-	// recently used are dropped past it. Default 256 MiB.
+	// MaxCacheBytes is the memory budget of the parsed files (symbol
+	// tables, DWARF sections and indexes, Go line tables), approximate;
+	// the least recently used are dropped past it. JIT perf maps get a
+	// quarter of it on top, and DWARF larger than it is not read (the
+	// symbol tables name those frames). Default 256 MiB.
 	MaxCacheBytes int64
 	// DebugDirs are searched for separate debug files before
 	// /usr/lib/debug, laid out the same way: .build-id/xx/rest.debug,
