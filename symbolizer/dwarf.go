@@ -17,6 +17,10 @@ import (
 // to index one unit's functions.
 const (
 	maxDWARFIndexDuration = 5 * time.Second
+	// maxDWARFLookupDuration bounds the time all lookups in one file may
+	// spend reading its units; past it the file's DWARF is given up and
+	// its symbol tables name its frames.
+	maxDWARFLookupDuration = 10 * time.Second
 	maxUnitEntries        = 4 << 20
 	// maxOriginHops bounds DW_AT_abstract_origin / DW_AT_specification
 	// chains; real ones are one or two long, hostile ones can be cycles.
@@ -38,6 +42,9 @@ type dwarfResolver struct {
 	// sectionBytes is what the raw sections hold; sizeBytes adds the
 	// tables built lazily.
 	sectionBytes, tableBytes int64
+	// spent is the time lookups have taken so far; see
+	// maxDWARFLookupDuration.
+	spent time.Duration
 }
 
 type unitRange struct {
@@ -205,7 +212,12 @@ func (r *dwarfResolver) unitFor(pc uint64) *dwarfUnit {
 }
 
 func (r *dwarfResolver) resolve(pc uint64) (frames []frame, ok bool) {
+	if r.spent > maxDWARFLookupDuration {
+		return nil, false
+	}
+	start := time.Now()
 	defer func() {
+		r.spent += time.Since(start)
 		if p := recover(); p != nil {
 			frames, ok = nil, false
 		}
