@@ -21,7 +21,7 @@ const (
 	// spend reading its units; past it the file's DWARF is given up and
 	// its symbol tables name its frames.
 	maxDWARFLookupDuration = 10 * time.Second
-	maxUnitEntries        = 4 << 20
+	maxUnitEntries         = 4 << 20
 	// maxOriginHops bounds DW_AT_abstract_origin / DW_AT_specification
 	// chains; real ones are one or two long, hostile ones can be cycles.
 	maxOriginHops = 8
