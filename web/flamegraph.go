@@ -86,13 +86,23 @@ type callTree struct {
 
 // buildCallTree merges the samples of p, taking value index vi, into a tree
 // rooted at node 0. pprof lists locations leaf first and a location's lines
-// (inlined calls) innermost first, so both are walked backwards. Frames are
-// interned once per location, so the walk hashes integers, not names.
+// (inlined calls) innermost first, so both are walked backwards.
+//
+// Rather than look every frame up in a map of children (a cache miss per
+// frame once the tree is large), it sorts the samples' root-first paths
+// and builds the tree in one pass, each path sharing the nodes of the
+// common prefix with the one before. Nodes come out in pre-order, parents
+// before children, so totals are summed bottom-up in a second pass.
 func buildCallTree(ctx context.Context, p *profile.Profile, vi int) (*callTree, error) {
-	t := &callTree{frames: []frame{{name: "root"}}, frameOf: []int32{0}, parent: []int32{-1}, self: []int64{0}, total: []int64{0}}
+	t := &callTree{frames: []frame{{name: "root"}}, frameOf: []int32{0}, parent: []int32{-1}, self: []int64{0}}
 	frameIDs := map[frame]int32{t.frames[0]: 0}
-	index := make(map[uint64]int32)               // parent node << 32 | frame ID -> child node
 	pathOf := make(map[*profile.Location][]int32) // root-first frame IDs of one location
+	type stack struct {
+		start, end int // in arena
+		value      int64
+	}
+	var arena []int32 // every sample's root-first path, back to back
+	stacks := make([]stack, 0, len(p.Sample))
 	for si, s := range p.Sample {
 		if si%4096 == 4095 {
 			if err := ctx.Err(); err != nil {
@@ -102,10 +112,7 @@ func buildCallTree(ctx context.Context, p *profile.Profile, vi int) (*callTree, 
 		if vi >= len(s.Value) || s.Value[vi] <= 0 {
 			continue
 		}
-		v := s.Value[vi]
-		t.samples++
-		t.total[0] += v
-		cur := int32(0)
+		start := len(arena)
 		for li := len(s.Location) - 1; li >= 0; li-- {
 			loc := s.Location[li]
 			ids, ok := pathOf[loc]
@@ -121,22 +128,45 @@ func buildCallTree(ctx context.Context, p *profile.Profile, vi int) (*callTree, 
 				}
 				pathOf[loc] = ids
 			}
-			for _, id := range ids {
-				key := uint64(cur)<<32 | uint64(id)
-				child, ok := index[key]
-				if !ok {
-					child = int32(len(t.frameOf))
-					index[key] = child
-					t.frameOf = append(t.frameOf, id)
-					t.parent = append(t.parent, cur)
-					t.self = append(t.self, 0)
-					t.total = append(t.total, 0)
-				}
-				t.total[child] += v
-				cur = child
-			}
+			arena = append(arena, ids...)
 		}
-		t.self[cur] += v
+		stacks = append(stacks, stack{start, len(arena), s.Value[vi]})
+	}
+	t.samples = len(stacks)
+	slices.SortFunc(stacks, func(a, b stack) int {
+		return slices.Compare(arena[a.start:a.end], arena[b.start:b.end])
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// At most one node per frame of every path, usually far fewer: allocate
+	// for that once, up to a million nodes (16 MB); past that, grow.
+	maxNodes := min(len(arena)+1, 1<<20)
+	t.frameOf = slices.Grow(t.frameOf, maxNodes)
+	t.parent = slices.Grow(t.parent, maxNodes)
+	t.self = slices.Grow(t.self, maxNodes)
+	var prev []int32
+	open := []int32{0} // open[d] is the node at depth d of the previous path
+	for _, st := range stacks {
+		path := arena[st.start:st.end]
+		common := 0
+		for common < len(path) && common < len(prev) && path[common] == prev[common] {
+			common++
+		}
+		open = open[:common+1]
+		for _, id := range path[common:] {
+			child := int32(len(t.frameOf))
+			t.frameOf = append(t.frameOf, id)
+			t.parent = append(t.parent, open[len(open)-1])
+			t.self = append(t.self, 0)
+			open = append(open, child)
+		}
+		t.self[open[len(open)-1]] += st.value
+		prev = path
+	}
+	t.total = slices.Clone(t.self)
+	for n := len(t.total) - 1; n > 0; n-- {
+		t.total[t.parent[n]] += t.total[n]
 	}
 	t.link()
 	return t, nil
@@ -165,15 +195,30 @@ func locationFrames(loc *profile.Location) []frame {
 // link fills children, each list sorted by total (largest first), then by
 // name, file and binary, so that output does not depend on sample order.
 func (t *callTree) link() {
-	t.children = make([][]int32, len(t.frameOf))
-	for n := 1; n < len(t.frameOf); n++ {
-		p := t.parent[n]
-		t.children[p] = append(t.children[p], int32(n))
+	// One flat array of children, grouped by parent, instead of a slice
+	// allocated per node.
+	n := len(t.frameOf)
+	first := make([]int32, n+1) // children of node i are flat[first[i]:first[i+1]]
+	for c := 1; c < n; c++ {
+		first[t.parent[c]+1]++
 	}
-	for _, ch := range t.children {
+	for i := 1; i <= n; i++ {
+		first[i] += first[i-1]
+	}
+	flat := make([]int32, max(n-1, 0))
+	fill := slices.Clone(first[:n])
+	for c := 1; c < n; c++ {
+		p := t.parent[c]
+		flat[fill[p]] = int32(c)
+		fill[p]++
+	}
+	t.children = make([][]int32, n)
+	for i := range n {
+		ch := flat[first[i]:first[i+1]:first[i+1]]
 		if len(ch) > 1 {
 			sortNodes(t, ch)
 		}
+		t.children[i] = ch
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 // server stops, and Serve's error is checked, when the test ends.
 func serve(t *testing.T, ts *testServer) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := netListenLoopback()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,3 +182,5 @@ func TestListenAndServe(t *testing.T) {
 		t.Error("the listen host is not allowed")
 	}
 }
+
+func netListenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
