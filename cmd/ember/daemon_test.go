@@ -1,5 +1,3 @@
-//go:build daemon_e2e
-
 package main
 
 import (
