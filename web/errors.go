@@ -68,7 +68,9 @@ func storeError(err error, selectorParam, labelParam string) *apiError {
 func (s *Server) handleError(err error, c echo.Context) {
 	ae := toAPIError(err)
 	req := c.Request()
-	if ae.Status >= 500 || ae.Cause != nil {
+	// Server-side failures are errors; the client's mistakes, 429s and
+	// clients that went away (499) are routine.
+	if ae.Status >= 500 {
 		s.log.LogAttrs(req.Context(), slog.LevelError, "http request failed",
 			slog.String("method", req.Method), slog.String("route", routeOf(c)),
 			slog.Int("status", ae.Status), slog.String("error", ae.Error()))

@@ -14,9 +14,9 @@ import (
 )
 
 // hostProfile is a whole-host-like profile: samples stacks random walks
-// through a call graph of funcs functions (each calling 4 others) from 16
-// entry points, 8 to 40 frames deep, so that stacks share prefixes as real
-// ones do.
+// through a call graph of funcs functions (each calling 4 others, the first
+// of them most often) from 16 entry points, 8 to 40 frames deep, so that
+// stacks share prefixes as real ones do.
 func hostProfile(seed uint64, samples, funcs int) *profile.Profile {
 	rng := rand.New(rand.NewPCG(seed, seed+1))
 	callees := make([][]int, funcs)
@@ -32,11 +32,25 @@ func hostProfile(seed uint64, samples, funcs int) *profile.Profile {
 		f := rng.IntN(16)
 		for i := depth - 1; i >= 0; i-- { // root first, into a leaf-first slice
 			stack[i] = "pkg.Function" + strconv.Itoa(f)
-			f = callees[f][rng.IntN(4)]
+			f = callees[f][skewed(rng)]
 		}
 		b.add(int64(1+rng.IntN(20))*10_101_010, stack...)
 	}
 	return b.p
+}
+
+// skewed picks a callee: the first 60% of the time, then 25, 10, 5%.
+func skewed(rng *rand.Rand) int {
+	switch r := rng.IntN(100); {
+	case r < 60:
+		return 0
+	case r < 85:
+		return 1
+	case r < 95:
+		return 2
+	default:
+		return 3
+	}
 }
 
 // staticStore answers every profile query with one profile.
@@ -51,13 +65,18 @@ func (s *staticStore) Profile(ctx context.Context, from, to time.Time, sel strin
 
 // BenchmarkFlamegraphConcurrent measures flame-graph queries over HTTP on
 // loopback, several at once, against a store that returns a prepared
-// 50,000-sample profile at once: the cost is the API's (tree, pruning to
-// 8192 nodes, JSON) and HTTP's. At concurrency 4 all fit the default limit
+// 20,000-sample profile at once (about 200,000 call-tree nodes): the cost is
+// the API's (tree, pruning to 8192 nodes, JSON) and HTTP's. At concurrency 4 all fit the default limit
 // of 4 queries; at 16 the rest are answered 429, counted in 429/op.
 //
 //	go test -run '^$' -bench FlamegraphConcurrent -benchtime 200x ./web
 func BenchmarkFlamegraphConcurrent(b *testing.B) {
-	store := &staticStore{fakeStore: *newFakeStore(), p: hostProfile(7, 50_000, 3000)}
+	store := &staticStore{fakeStore: *newFakeStore(), p: hostProfile(7, 20_000, 3000)}
+	tree, err := buildCallTree(context.Background(), store.p, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("profile: %d samples, %d call-tree nodes", len(store.p.Sample), len(tree.frameOf))
 	ts := newTestServer(b, func(o *Options) { o.Store = store })
 	base := serveBench(b, ts)
 	for _, concurrency := range []int{1, 4, 16} {

@@ -2,24 +2,64 @@
 // `go tool pprof`, flame graphs, diffs, CPU series and labels as JSON for the
 // UI, Prometheus metrics, and health checks.
 //
+// # Neighbours
+//
 // It sits between storage and the UI and imports neither storage nor
-// collector. Its seam is two small interfaces defined here, Store (the
+// collector. Its seam is two small interfaces defined here: Store (the
 // history: merged profiles, CPU series, label names and values) and
 // LiveProfiler (the sampler's next N seconds), which cmd/ember adapts from
 // storage.Store and the daemon's sampling loop. Selectors travel as
-// unparsed strings; the adapter parses them and wraps a failure in
-// ErrBadSelector, which the API answers with a 400 naming the parameter.
+// unparsed strings; the adapter parses them (storage.ParseSelector) and
+// wraps a failure in ErrBadSelector, which the API answers with a 400
+// naming the parameter; likewise ErrUnknownLabel. The daemon passes its
+// Prometheus registry in Options.Registry and a readiness check in
+// Options.Ready, then runs ListenAndServe(ctx, addr, cert, key) and logs
+// CheckListenSafety's warning, if any, at start.
 //
-// The server is safe to leave running by default: it sets read, header,
-// write and idle timeouts; bounds query strings, time ranges, node budgets,
-// live-profile durations and the time each query may take; answers 429 past
-// a bound on concurrent expensive queries; checks a bearer token in constant
-// time when one is set; rejects Host headers a DNS-rebinding page would send
-// on loopback connections; and recovers panics into a 500. Every error is a
-// JSON body {"error": "...", "parameter": "..."} and is logged once, here.
+// # Endpoints
 //
-// The endpoints, their parameters and their JSON are documented in
-// docs/benchmarks.md's "HTTP API" section and on each handler.
+// All are GET. Times (from, to, base_from, base_to) are RFC 3339, Unix
+// seconds or milliseconds (told apart by magnitude: 1e11 and above is
+// milliseconds), "now", or relative to now: -15m, -24h, -7d, -2w, now-1h.
+// Defaults: to=now, from=to-1h; to must be after from, and the range at
+// most Limits.MaxRange (31 days). query is a label selector such as
+// {comm="nginx",pid!="1"} ("" or {} for everything).
+//
+//	/api/v1/profile?from&to&query        merged pprof, gzipped protobuf, as an attachment
+//	/debug/pprof/profile?seconds&query   live profile of the next seconds (default 30, max 300)
+//	/api/v1/flamegraph?from&to&query&max_nodes&sample_type
+//	                                     call tree as JSON, see FlameGraph (max_nodes default 8192, 2..100000)
+//	/api/v1/diff?from&to&query&base_from&base_to&base_query&order_by&limit&sample_type
+//	                                     per-function comparison, see Diff
+//	/api/v1/series?from&to&query&step&group_by&limit
+//	                                     CPU cores over time, see SeriesResponse
+//	/api/v1/labels?from&to               label names, see LabelNamesResponse
+//	/api/v1/labels/{name}/values?from&to label values; 404 for a name no sample in the range has
+//	/metrics                             Prometheus: the daemon's registry and ember_http_*
+//	/healthz                             200 while the process serves (needs no token)
+//	/readyz                              200 when Options.Ready says so, else 503
+//
+// sample_type picks a profile value ("cpu", the default, or "samples").
+// step is a duration (15s, 1m) or seconds, at least 1s and at most
+// Limits.MaxPoints (11,000) points over the range; by default about 240
+// points. The diff's base defaults to the same selector over the window of
+// the same length just before from; given only base_from or base_to, the
+// other follows from the target's length.
+//
+// # Safe by default
+//
+// Every error is a JSON body {"error": "...", "parameter": "..."}, the
+// parameter named when one is at fault, and is logged once, here (5xx at
+// error level, the rest at debug). The server sets read, header, write and
+// idle timeouts; bounds query strings (414 past 8 KiB), time ranges, node
+// budgets, points, series, diff frames and live-profile seconds; gives each
+// query Limits.RequestTimeout (503 past it); answers 429 with Retry-After
+// past Limits.MaxConcurrentQueries expensive queries (profile, flamegraph,
+// diff, series) or Limits.MaxLiveProfiles live profiles; accepts no request
+// bodies; requires the bearer token, compared in constant time, when
+// Options.AuthToken is set (everywhere but /healthz); rejects Host headers a
+// DNS-rebinding page would send on connections to a loopback address; and
+// recovers panics into a 500.
 package web
 
 import (
