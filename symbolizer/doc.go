@@ -13,7 +13,8 @@
 //     (debugfile.go: by build ID, .gnu_debuglink with its CRC, or path,
 //     under Options.DebugDirs and /usr/lib/debug): function, file, line
 //     and inlined calls (delve's reader.InlineStack).
-//   - goResolver: Go's .gopclntab, for Go binaries without DWARF.
+//   - goResolver: Go's .gopclntab, for Go binaries without DWARF, with
+//     the calls the Go compiler inlined (goinline.go).
 //   - symtabResolver: .symtab, .dynsym, and MiniDebugInfo (.gnu_debugdata).
 //
 // C++ and Rust names are demangled as a pass over the frames (demangle.go).

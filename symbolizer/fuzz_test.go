@@ -211,7 +211,7 @@ func FuzzPerfMap(f *testing.F) {
 }
 
 // FuzzPclntab parses arbitrary Go line tables and resolves addresses in
-// them. Seeded with the stripped Go fixture's .gopclntab and cuts of it.
+// them, inlined calls included. Seeded with the stripped Go fixture's .gopclntab and cuts of it.
 func FuzzPclntab(f *testing.F) {
 	real := symbolsSection(f, "gostripped", ".gopclntab")
 	f.Add(real)
@@ -224,6 +224,9 @@ func FuzzPclntab(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Inline trees read from the same bytes: offsets into go:func.*
+		// land anywhere in them.
+		r.inline = goInlineFromData(data, data[len(data)/2:], text)
 		for pc := uint64(text); pc < text+0x100000; pc += 0x1001 {
 			if frames, ok := r.resolve(pc); ok && frames[0].Function == "" {
 				t.Fatalf("resolve(%#x): nameless frame", pc)

@@ -16,12 +16,13 @@ const maxPclntabBytes = 256 << 20
 
 // goResolver names addresses of Go binaries from .gopclntab, which Go
 // keeps even when built with -ldflags='-s -w' (no symbol table, no DWARF).
-// It gives the function and the file:line of the instruction. Calls
-// inlined by the Go compiler are not expanded: the line is that of the
-// inlined code, under the name of the function it was inlined into.
+// It gives the function and the file:line of the instruction, and the
+// calls the Go compiler inlined there (see goInline).
 type goResolver struct {
 	table *gosym.Table
-	bytes int64
+	// inline expands inlined calls; nil when its tables were not found.
+	inline *goInline
+	bytes  int64
 }
 
 // newGoResolver finds the pclntab of a Go ELF binary: the .gopclntab
@@ -34,11 +35,20 @@ func newGoResolver(f *elf.File, syms []elf.Symbol) (r *goResolver, err error) {
 			r, err = nil, fmt.Errorf("parse .gopclntab: panic in debug/gosym: %v", p)
 		}
 	}()
-	data, err := findPclntab(f, syms)
+	data, addr, err := findPclntab(f, syms)
 	if err != nil || data == nil {
 		return nil, err
 	}
-	return newGoResolverFromData(data, goTextStart(f, data))
+	text := goTextStart(f, data)
+	r, err = newGoResolverFromData(data, text)
+	if err != nil {
+		return nil, err
+	}
+	// Without the inline trees frames are still named, only not expanded.
+	if inl, err := newGoInline(f, data, addr, text); err == nil {
+		r.inline = inl
+	}
+	return r, nil
 }
 
 func newGoResolverFromData(data []byte, textStart uint64) (r *goResolver, err error) {
@@ -82,6 +92,11 @@ func (r *goResolver) resolve(pc uint64) (frames []frame, ok bool) {
 	fn := r.table.PCToFunc(pc)
 	if fn == nil || pc >= fn.End {
 		return nil, false
+	}
+	if r.inline != nil {
+		if frames := r.inline.frames(pc, r.table, fn); frames != nil {
+			return frames, true
+		}
 	}
 	file, line, _ := r.table.PCToLine(pc)
 	if line <= 0 { // padding after the function's code
@@ -133,10 +148,12 @@ func checkPclntabHeader(b []byte) error {
 	return nil
 }
 
-func findPclntab(f *elf.File, syms []elf.Symbol) ([]byte, error) {
+// findPclntab returns the pclntab's bytes and address.
+func findPclntab(f *elf.File, syms []elf.Symbol) ([]byte, uint64, error) {
 	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
 		if s := f.Section(name); s != nil {
-			return sectionData(s, maxPclntabBytes)
+			data, err := sectionData(s, maxPclntabBytes)
+			return data, s.Addr, err
 		}
 	}
 	var start, end uint64
@@ -159,18 +176,18 @@ func findPclntab(f *elf.File, syms []elf.Symbol) ([]byte, error) {
 		// Only a Go binary has a go.buildinfo section or a Go build ID
 		// note; without the symbol, look for the header by its magic.
 		if start == 0 && f.Section(".go.buildinfo") == nil && f.Section(".note.go.buildid") == nil {
-			return nil, nil
+			return nil, 0, nil
 		}
 		data, err := sectionData(s, maxPclntabBytes*2)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if start != 0 {
 			data = data[start-s.Addr:]
 			if end > start && end-start <= uint64(len(data)) {
 				data = data[:end-start]
 			}
-			return data, nil
+			return data, start, nil
 		}
 		for off := 0; off+16 <= len(data); {
 			i := bytes.Index(data[off:], []byte{0xf1, 0xff, 0xff, 0xff, 0, 0})
@@ -178,12 +195,12 @@ func findPclntab(f *elf.File, syms []elf.Symbol) ([]byte, error) {
 				break
 			}
 			if isPclntabHeader(data[off+i:]) {
-				return data[off+i:], nil
+				return data[off+i:], s.Addr + uint64(off+i), nil
 			}
 			off += i + 1
 		}
 	}
-	return nil, nil
+	return nil, 0, nil
 }
 
 // goTextStart is the address of runtime.text, which 1.18+ tables count
