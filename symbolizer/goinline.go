@@ -14,9 +14,10 @@ import (
 // the inline trees the linker puts in go:func.*. debug/gosym reads
 // neither, and in a stripped binary the address of go:func.* is only in
 // the runtime's moduledata, which is found by searching the data sections
-// for a pointer to the pclntab and checking the fields around it. The
-// layout is Go 1.20 to 1.26's (pcHeader magic 0xfffffff1); when the
-// checks fail the binary's frames are named without inlined calls.
+// for a pointer to the pclntab and checking the fields around it (its
+// text range must be the binary's). The field offsets are Go 1.26's and
+// tested only there; older runtimes that place fields differently fail
+// the checks, and their frames are named without inlined calls.
 type goInline struct {
 	textStart   uint64
 	funcnametab []byte
@@ -29,18 +30,19 @@ type goInline struct {
 // Offsets of moduledata fields (Go 1.20-1.26, 64-bit), and of _func
 // fields, and the indexes of the inline tree's pcdata and funcdata.
 const (
-	moduledataFuncnametab = 8
-	moduledataGofunc      = 320
-	moduledataEpclntab    = 328
-	moduledataSize        = 336
-	funcNpcdata           = 28
-	funcNfuncdata         = 43
-	funcHeaderSize        = 44
-	pcdataInlTreeIndex    = 2
-	funcdataInlTree       = 3
-	inlinedCallSize       = 16
-	maxInlineDepth        = 64
-	maxModuledataScan     = 64 << 20
+	moduledataMinpc    = 160
+	moduledataText     = 176
+	moduledataGofunc   = 320
+	moduledataEpclntab = 328
+	moduledataSize     = 336
+	funcNpcdata        = 28
+	funcNfuncdata      = 43
+	funcHeaderSize     = 44
+	pcdataInlTreeIndex = 2
+	funcdataInlTree    = 3
+	inlinedCallSize    = 16
+	maxInlineDepth     = 64
+	maxModuledataScan  = 64 << 20
 )
 
 func newGoInline(f *elf.File, pcln []byte, pclnAddr, textStart uint64) (*goInline, error) {
@@ -51,7 +53,7 @@ func newGoInline(f *elf.File, pcln []byte, pclnAddr, textStart uint64) (*goInlin
 		return nil, err
 	}
 	funcnametabOff := binary.LittleEndian.Uint64(pcln[8+3*8:])
-	gofuncAddr, err := findGofunc(f, pclnAddr, pclnAddr+funcnametabOff)
+	gofuncAddr, err := findGofunc(f, pclnAddr, pclnAddr+funcnametabOff, textStart)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +86,7 @@ func goInlineFromData(pcln, gofunc []byte, textStart uint64) *goInline {
 
 // findGofunc finds the moduledata (a pointer to the pclntab followed by
 // the funcnametab slice) in the data sections and returns its gofunc.
-func findGofunc(f *elf.File, pclnAddr, funcnametabAddr uint64) (uint64, error) {
+func findGofunc(f *elf.File, pclnAddr, funcnametabAddr, textStart uint64) (uint64, error) {
 	var key [16]byte
 	binary.LittleEndian.PutUint64(key[:], pclnAddr)
 	binary.LittleEndian.PutUint64(key[8:], funcnametabAddr)
@@ -107,9 +109,12 @@ func findGofunc(f *elf.File, pclnAddr, funcnametabAddr uint64) (uint64, error) {
 			if at%8 != 0 || at+moduledataSize > len(data) {
 				continue
 			}
-			gofunc := binary.LittleEndian.Uint64(data[at+moduledataGofunc:])
-			epclntab := binary.LittleEndian.Uint64(data[at+moduledataEpclntab:])
-			if epclntab > pclnAddr && gofunc != 0 {
+			field := func(off int) uint64 { return binary.LittleEndian.Uint64(data[at+off:]) }
+			minpc, maxpc := field(moduledataMinpc), field(moduledataMinpc+8)
+			text, etext := field(moduledataText), field(moduledataText+8)
+			gofunc, epclntab := field(moduledataGofunc), field(moduledataEpclntab)
+			if text == textStart && text <= minpc && minpc < maxpc && maxpc <= etext &&
+				epclntab > pclnAddr && gofunc != 0 {
 				return gofunc, nil
 			}
 		}
