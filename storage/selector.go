@@ -241,3 +241,15 @@ func (p *selectorParser) quoted() (string, error) {
 	}
 	return v, nil
 }
+
+// Matches reports whether labels (name to value; a missing name is the
+// empty value, as in Prometheus) satisfy every matcher. The daemon uses it
+// on live samples that never reach the store.
+func (s Selector) Matches(labels map[string]string) bool {
+	for _, m := range s.matchers {
+		if !m.matches(labels[m.name]) {
+			return false
+		}
+	}
+	return true
+}

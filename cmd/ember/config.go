@@ -21,6 +21,9 @@ import (
 type daemonConfig struct {
 	DataDir          string            `yaml:"data-dir"`
 	Listen           string            `yaml:"listen"`
+	AuthTokenFile    string            `yaml:"auth-token-file"`
+	TLSCert          string            `yaml:"tls-cert"`
+	TLSKey           string            `yaml:"tls-key"`
 	FrequencyHz      int               `yaml:"frequency"`
 	Interval         time.Duration     `yaml:"interval"`
 	Retention        time.Duration     `yaml:"retention"`
@@ -56,6 +59,9 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.StringVar(configPath, "config", "", "YAML file with the same settings as the flags (flags win)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where the profile store lives")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTP API (loopback by default)")
+	fs.StringVar(&cfg.AuthTokenFile, "auth-token-file", "", "file holding a bearer token the HTTP API requires (needed off loopback)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file for the HTTP API")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key file for the HTTP API")
 	fs.IntVarP(&cfg.FrequencyHz, "frequency", "F", cfg.FrequencyHz, "samples per second on each CPU")
 	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "how much time each stored profile covers")
 	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long profiles are kept")
@@ -88,6 +94,9 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 	overlays := map[string]func(){
 		"data-dir":          func() { cfg.DataDir = fromFlags.DataDir },
 		"listen":            func() { cfg.Listen = fromFlags.Listen },
+		"auth-token-file":   func() { cfg.AuthTokenFile = fromFlags.AuthTokenFile },
+		"tls-cert":          func() { cfg.TLSCert = fromFlags.TLSCert },
+		"tls-key":           func() { cfg.TLSKey = fromFlags.TLSKey },
 		"frequency":         func() { cfg.FrequencyHz = fromFlags.FrequencyHz },
 		"interval":          func() { cfg.Interval = fromFlags.Interval },
 		"retention":         func() { cfg.Retention = fromFlags.Retention },

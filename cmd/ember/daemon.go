@@ -5,17 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/google/pprof/profile"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/symbolizer"
+	"github.com/ember-profiler/ember/web"
 )
 
 func newDaemonCommand() *cobra.Command {
@@ -66,6 +70,18 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 			log.Error("close the store", slog.Any("err", err))
 		}
 	}()
+	token, err := readToken(cfg.AuthTokenFile)
+	if err != nil {
+		return err
+	}
+	listener, err := listen(cfg.Listen, cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return err
+	}
+	defer listener.Close()
+	if warning := web.CheckListenSafety(cfg.Listen, token != ""); warning != "" {
+		log.Warn(warning)
+	}
 	col, err := collector.New(collector.Config{
 		FrequencyHz:     cfg.FrequencyHz,
 		IncludeIdle:     cfg.IncludeIdle,
@@ -81,10 +97,34 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d := &daemon{cfg: cfg, log: log, collector: col, symbolizer: sym, store: store}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d := &daemon{cfg: cfg, log: log, collector: col, symbolizer: sym, store: store,
+		metrics: newDaemonMetrics(registry, store, sym), live: newLiveFeed()}
+	var allowedHosts []string
+	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && host != "" {
+		allowedHosts = append(allowedHosts, host)
+	}
+	api, err := web.New(web.Options{
+		Store: storeAPI{store}, Live: d.live, Registry: registry, AuthToken: token,
+		AllowedHosts: allowedHosts, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- api.Serve(ctx, listener) }()
+
 	log.Info("ember daemon sampling", slog.String("data_dir", cfg.DataDir), slog.Int("hz", cfg.FrequencyHz),
-		slog.Duration("interval", cfg.Interval), slog.Duration("retention", cfg.Retention))
-	return d.run(ctx)
+		slog.Duration("interval", cfg.Interval), slog.Duration("retention", cfg.Retention),
+		slog.String("api", listener.Addr().String()))
+	runErr := d.run(ctx)
+	// The API stops with ctx; wait for it before the store closes under it.
+	if err := <-served; err != nil && ctx.Err() == nil {
+		log.Error("HTTP API stopped", slog.Any("err", err))
+	}
+	return runErr
 }
 
 // drainer and namer are the collector and symbolizer as the daemon uses them.
@@ -102,6 +142,8 @@ type daemon struct {
 	collector  drainer
 	symbolizer namer
 	store      profileStore
+	metrics    *daemonMetrics
+	live       *liveFeed
 
 	// pending holds the symbolized drains of the interval in progress.
 	pending []*profile.Profile
@@ -145,11 +187,15 @@ func (d *daemon) run(ctx context.Context) error {
 // drain reads the sampler and names the batch at once, while the files of
 // processes that exited are still held.
 func (d *daemon) drain() {
+	start := time.Now()
 	batch, err := d.collector.Drain()
 	if err != nil {
 		d.log.Error("drain the sampler", slog.Any("err", err))
 		return
 	}
+	drained := time.Now()
+	d.metrics.drain.Observe(drained.Sub(start).Seconds())
+	d.metrics.observeBatch(batch.Stats)
 	addStats(&d.stats, batch.Stats)
 	if len(batch.Samples) == 0 {
 		return
@@ -159,7 +205,9 @@ func (d *daemon) drain() {
 		d.log.Error("symbolize", slog.Any("err", err))
 		return
 	}
+	d.metrics.symbolize.Observe(time.Since(drained).Seconds())
 	d.pending = append(d.pending, p)
+	d.live.publish(p)
 }
 
 // flush stores the interval's profile. A store error loses this interval
@@ -174,13 +222,17 @@ func (d *daemon) flush(ctx context.Context) {
 	merged, err := mergeInterval(pending)
 	if err != nil {
 		d.intervalsDropped++
+		d.metrics.intervals.WithLabelValues("dropped_error").Inc()
 		d.log.Error("merge the interval's profiles", slog.Any("err", err))
 		return
 	}
+	start := time.Now()
 	err = d.store.Append(ctx, merged, d.cfg.Labels)
+	d.metrics.storeAppend.Observe(time.Since(start).Seconds())
 	switch {
 	case errors.Is(err, storage.ErrDiskFull):
 		d.intervalsDropped++
+		d.metrics.intervals.WithLabelValues("dropped_disk_full").Inc()
 		if !d.diskFull {
 			d.log.Error("the disk is nearly full: profiles are not stored until space returns; sampling goes on",
 				slog.String("data_dir", d.cfg.DataDir), slog.Any("err", err))
@@ -188,8 +240,10 @@ func (d *daemon) flush(ctx context.Context) {
 		d.diskFull = true
 	case err != nil:
 		d.intervalsDropped++
+		d.metrics.intervals.WithLabelValues("dropped_error").Inc()
 		d.log.Error("store the interval's profile", slog.Any("err", err))
 	default:
+		d.metrics.intervals.WithLabelValues("stored").Inc()
 		if d.diskFull {
 			d.log.Info("disk space is back: storing profiles again")
 		}

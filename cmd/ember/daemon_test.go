@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +30,7 @@ func testDaemonConfig(dir string) daemonConfig {
 	cfg.MaxDisk = 64 << 20
 	cfg.MinFreeDisk = 1 << 20
 	cfg.Labels = map[string]string{"host": "test-host"}
+	cfg.Listen = "127.0.0.1:0"
 	return cfg
 }
 
@@ -95,7 +100,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	start := func() *exec.Cmd {
 		self, _ := os.Executable()
-		cmd := exec.Command(self, "daemon", "--data-dir", dir, "--interval", "1h", "--drain-interval", "500ms",
+		cmd := exec.Command(self, "daemon", "--data-dir", dir, "--interval", "1h", "--drain-interval", "500ms", "--listen", "127.0.0.1:0",
 			"--min-free-disk", "1MiB", "--max-disk", "64MiB")
 		cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
 		var out strings.Builder
@@ -157,4 +162,94 @@ func total(p *profile.Profile) int64 {
 		n += s.Value[0]
 	}
 	return n
+}
+
+// freePort returns a loopback address nobody listens on (for a moment).
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpGet(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	return body
+}
+
+// The daemon serves what it stores: go tool pprof reads the history over
+// HTTP, a live profile comes from the running sampler, metrics count it.
+func TestDaemonHTTP(t *testing.T) {
+	testenv.RequireBPF(t)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = "/usr/local/go/bin/go"
+	}
+	hot := exec.Command("../../testdata/hotspot/hotspot", "12")
+	if err := hot.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
+
+	cfg := testDaemonConfig(t.TempDir())
+	cfg.Listen = freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runDaemon(ctx, cfg, slog.Default()) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}()
+	base := "http://" + cfg.Listen
+	time.Sleep(5 * time.Second) // two 2 s intervals stored
+
+	httpGet(t, base+"/healthz")
+	query := url.QueryEscape(`{comm="hotspot"}`)
+	profileURL := base + "/api/v1/profile?from=-5m&query=" + query
+	p, err := profile.ParseData(httpGet(t, profileURL))
+	if err != nil {
+		t.Fatalf("parse the stored profile: %v", err)
+	}
+	checkSplit(t, p, []leafWant{
+		{"alpha", 0.5, []string{"main", "run", "alpha"}},
+		{"beta", 0.3, []string{"main", "run", "work_b", "beta"}},
+		{"gamma", 0.2, []string{"main", "run", "gamma"}},
+	})
+
+	top, err := exec.Command(goTool, "tool", "pprof", "-top", profileURL).CombinedOutput()
+	if err != nil || !strings.Contains(string(top), "alpha") || !strings.Contains(string(top), "gamma") {
+		t.Errorf("go tool pprof -top %s: %v\n%s", profileURL, err, top)
+	}
+
+	live, err := profile.ParseData(httpGet(t, base+"/debug/pprof/profile?seconds=2&query="+query))
+	if err != nil {
+		t.Fatalf("parse the live profile: %v", err)
+	}
+	if n := total(live); n < 20 {
+		t.Errorf("%d samples of hotspot in a 2 s live profile", n)
+	}
+
+	metrics := string(httpGet(t, base+"/metrics"))
+	for _, want := range []string{`ember_samples_total{outcome="recorded"}`, "ember_store_disk_bytes", `ember_intervals_total{outcome="stored"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if body := httpGet(t, base+"/api/v1/flamegraph?from=-5m&query="+query); !strings.Contains(string(body), "alpha") {
+		t.Errorf("flame graph lacks alpha: %.300s", body)
+	}
 }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/storage"
+	"github.com/ember-profiler/ember/symbolizer"
+)
+
+// daemonMetrics are Ember's own Prometheus metrics: every loss has a name.
+type daemonMetrics struct {
+	samples     *prometheus.CounterVec
+	stacksLost  *prometheus.CounterVec
+	eventsLost  prometheus.Counter
+	truncated   prometheus.Counter
+	drain       prometheus.Histogram
+	symbolize   prometheus.Histogram
+	intervals   *prometheus.CounterVec
+	storeAppend prometheus.Histogram
+}
+
+func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symbolizer.Symbolizer) *daemonMetrics {
+	buckets := prometheus.ExponentialBuckets(0.0005, 2, 14) // 0.5 ms .. 4 s
+	m := &daemonMetrics{
+		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_samples_total",
+			Help: "Sampling interrupts by outcome: recorded, idle (left out), filtered, count_map_full (lost).",
+		}, []string{"outcome"}),
+		stacksLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_stacks_lost_total",
+			Help: "Samples whose user or kernel stack is missing, by reason; the samples themselves are kept.",
+		}, []string{"stack", "reason"}),
+		eventsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ember_process_events_lost_total",
+			Help: "New-process notifications the ring buffer could not take.",
+		}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ember_stacks_truncated_total",
+			Help: "Samples with a stack cut at the kernel's depth limit.",
+		}),
+		drain: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ember_drain_seconds", Help: "Time to read and empty the BPF maps.", Buckets: buckets,
+		}),
+		symbolize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ember_symbolize_seconds", Help: "Time to name one drained batch.", Buckets: buckets,
+		}),
+		intervals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_intervals_total",
+			Help: "Intervals by outcome: stored, dropped_disk_full, dropped_error.",
+		}, []string{"outcome"}),
+		storeAppend: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ember_store_append_seconds", Help: "Time to store one interval.", Buckets: buckets,
+		}),
+	}
+	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.drain, m.symbolize, m.intervals, m.storeAppend)
+
+	gauge := func(name, help string, value func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value))
+	}
+	counter := func(name, help string, value func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, value))
+	}
+	gauge("ember_store_disk_bytes", "Disk used by the profile store.", func() float64 { return float64(store.Stats().DiskBytes) })
+	counter("ember_store_samples_written_total", "Samples written to the store.", func() float64 { return float64(store.Stats().SamplesWritten) })
+	counter("ember_store_write_errors_total", "Failed writes to the store.", func() float64 { return float64(store.Stats().WriteErrors) })
+	counter("ember_store_disk_full_rejections_total", "Intervals refused because free disk space was below --min-free-disk.",
+		func() float64 { return float64(store.Stats().DiskFullRejections) })
+	gauge("ember_symbol_cache_bytes", "Approximate memory held by the symbolizer's caches.", func() float64 { return float64(sym.Stats().Bytes) })
+	gauge("ember_symbol_cache_files", "Parsed files held by the symbolizer.", func() float64 { return float64(sym.Stats().Files) })
+	counter("ember_symbol_cache_hits_total", "Address lookups answered from the cache.", func() float64 { return float64(sym.Stats().Hits) })
+	counter("ember_symbol_cache_misses_total", "Address lookups resolved from the symbol tables.", func() float64 { return float64(sym.Stats().Misses) })
+	counter("ember_symbol_cache_evictions_total", "Parsed files dropped to stay within the cache budget.", func() float64 { return float64(sym.Stats().Evictions) })
+	return m
+}
+
+// observeBatch counts one drain's sampler statistics.
+func (m *daemonMetrics) observeBatch(s collector.Stats) {
+	m.samples.WithLabelValues("recorded").Add(float64(s.Recorded))
+	m.samples.WithLabelValues("idle").Add(float64(s.Idle))
+	m.samples.WithLabelValues("filtered").Add(float64(s.Filtered))
+	m.samples.WithLabelValues("count_map_full").Add(float64(s.CountMapFull))
+	for r, n := range s.UserLost {
+		m.stacksLost.WithLabelValues("user", r.String()).Add(float64(n))
+	}
+	for r, n := range s.KernelLost {
+		m.stacksLost.WithLabelValues("kernel", r.String()).Add(float64(n))
+	}
+	m.eventsLost.Add(float64(s.EventsLost))
+	m.truncated.Add(float64(s.Truncated))
+}
