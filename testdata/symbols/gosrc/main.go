@@ -18,7 +18,7 @@ func scramble(x uint64) uint64 {
 
 //go:noinline
 func caller(x uint64) uint64 {
-	y := scramble(x) // GO_INLINE_CALL_LINE
+	y := scramble(x)   // GO_INLINE_CALL_LINE
 	return leaf(y) + 1 // GO_CALLER_LINE
 }
 
