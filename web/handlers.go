@@ -20,15 +20,11 @@ import (
 // once. Past the time limit it answers at once too, but fn's goroutine keeps
 // its slot until fn returns, so a store that ignores its context still
 // cannot run more than the bound. fn must not touch the response.
-func bounded[T any](s *Server, c echo.Context, sem chan struct{}, kind string, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
+func bounded[T any](s *Server, c echo.Context, sem chan struct{}, kind string, queueWait, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if sem != nil {
-		select {
-		case sem <- struct{}{}:
-		default:
-			s.metrics.rejected.WithLabelValues(kind).Inc()
-			return zero, &apiError{Status: http.StatusTooManyRequests, RetryAfter: 1,
-				Message: fmt.Sprintf("too many %s requests at once (limit %d); retry shortly", kind, cap(sem))}
+		if err := s.acquire(c.Request().Context(), sem, kind, queueWait); err != nil {
+			return zero, err
 		}
 		s.metrics.inFlight.WithLabelValues(kind).Inc()
 	}
@@ -61,10 +57,34 @@ func bounded[T any](s *Server, c echo.Context, sem chan struct{}, kind string, t
 	}
 }
 
-// query runs an expensive store query: bounded by MaxConcurrentQueries and
-// RequestTimeout.
+// acquire takes a slot of sem, waiting up to queueWait (not at all if it
+// is negative) for one to free; then it answers 429.
+func (s *Server) acquire(ctx context.Context, sem chan struct{}, kind string, queueWait time.Duration) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	if queueWait > 0 {
+		timer := time.NewTimer(queueWait)
+		defer timer.Stop()
+		select {
+		case sem <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+	}
+	s.metrics.rejected.WithLabelValues(kind).Inc()
+	return &apiError{Status: http.StatusTooManyRequests, RetryAfter: 1,
+		Message: fmt.Sprintf("too many %s requests at once (limit %d); retry shortly", kind, cap(sem))}
+}
+
+// query runs an expensive store query: bounded by MaxConcurrentQueries
+// (after QueueWait) and RequestTimeout.
 func query[T any](s *Server, c echo.Context, fn func(context.Context) (T, error)) (T, error) {
-	return bounded(s, c, s.queries, kindQuery, s.limits.RequestTimeout, fn)
+	return bounded(s, c, s.queries, kindQuery, s.limits.QueueWait, s.limits.RequestTimeout, fn)
 }
 
 // GET /api/v1/profile?from=&to=&query=
@@ -110,7 +130,7 @@ func (s *Server) liveProfile(c echo.Context) error {
 	// ones in tests do not, and need none.)
 	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(d + s.limits.WriteTimeout))
 	sel := q.Get("query")
-	p, err := bounded(s, c, s.lives, kindLive, d+s.limits.RequestTimeout, func(ctx context.Context) (*profile.Profile, error) {
+	p, err := bounded(s, c, s.lives, kindLive, -1, d+s.limits.RequestTimeout, func(ctx context.Context) (*profile.Profile, error) {
 		return s.live.Profile(ctx, d, sel)
 	})
 	if err != nil {
@@ -390,7 +410,7 @@ func (s *Server) labelNames(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	names, err := bounded(s, c, nil, kindQuery, s.limits.RequestTimeout, func(ctx context.Context) ([]string, error) {
+	names, err := bounded(s, c, nil, kindQuery, 0, s.limits.RequestTimeout, func(ctx context.Context) ([]string, error) {
 		return s.store.LabelNames(ctx, from, to)
 	})
 	if err != nil {
@@ -421,7 +441,7 @@ func (s *Server) labelValues(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	values, err := bounded(s, c, nil, kindQuery, s.limits.RequestTimeout, func(ctx context.Context) ([]string, error) {
+	values, err := bounded(s, c, nil, kindQuery, 0, s.limits.RequestTimeout, func(ctx context.Context) ([]string, error) {
 		return s.store.LabelValues(ctx, name, from, to)
 	})
 	if err != nil {

@@ -74,7 +74,10 @@ func TestHostCheck(t *testing.T) {
 }
 
 func TestConcurrencyLimit(t *testing.T) {
-	ts := newTestServer(t, func(o *Options) { o.Limits.MaxConcurrentQueries = 1 })
+	ts := newTestServer(t, func(o *Options) {
+		o.Limits.MaxConcurrentQueries = 1
+		o.Limits.QueueWait = 20 * time.Millisecond
+	})
 	ts.store.block = make(chan struct{})
 	ts.store.entered = make(chan struct{}, 1)
 	var wg sync.WaitGroup
@@ -136,6 +139,7 @@ func TestRequestTimeout(t *testing.T) {
 	ts := newTestServer(t, func(o *Options) {
 		o.Limits.RequestTimeout = 50 * time.Millisecond
 		o.Limits.MaxConcurrentQueries = 1
+		o.Limits.QueueWait = -1
 	})
 	// A store that honours its context.
 	ts.store.block = make(chan struct{})
@@ -208,5 +212,25 @@ func waitQueriesIdle(t *testing.T, ts *testServer) {
 	}
 	for range cap(ts.queries) {
 		<-ts.queries
+	}
+}
+
+func TestQueueWait(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Limits.MaxConcurrentQueries = 1
+		o.Limits.QueueWait = 10 * time.Second
+	})
+	ts.store.block = make(chan struct{})
+	ts.store.entered = make(chan struct{}, 2)
+	codes := make(chan int, 2)
+	go func() { codes <- ts.get("/api/v1/flamegraph").Code }()
+	<-ts.store.entered
+	go func() { codes <- ts.get("/api/v1/series").Code }() // waits for the slot
+	time.Sleep(20 * time.Millisecond)
+	close(ts.store.block)
+	for range 2 {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("status %d, want both queries answered", code)
+		}
 	}
 }

@@ -70,6 +70,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -111,7 +112,8 @@ type Limits struct {
 	MaxRange             time.Duration // longest from..to: 31 days
 	MaxQueryBytes        int           // longest raw query string: 8 KiB (414 past it)
 	RequestTimeout       time.Duration // time each query may take: 30 s (503 past it)
-	MaxConcurrentQueries int           // expensive queries at once: 4 (429 past it)
+	MaxConcurrentQueries int           // expensive queries at once: half the CPUs, at least 2
+	QueueWait            time.Duration // how long a query waits for a slot before its 429: 2 s; negative: not at all
 	MaxLiveProfiles      int           // live profiles at once: 2 (429 past it)
 	MaxLiveSeconds       int           // longest live profile: 300 s
 	DefaultMaxNodes      int           // flame graph node budget: 8192
@@ -143,7 +145,10 @@ func (l Limits) withDefaults() Limits {
 	defDur(&l.MaxRange, 31*24*time.Hour)
 	def(&l.MaxQueryBytes, 8<<10)
 	defDur(&l.RequestTimeout, 30*time.Second)
-	def(&l.MaxConcurrentQueries, 4)
+	// Each query can keep a CPU busy; half of them leaves the rest to the
+	// sampler and the host's own work.
+	def(&l.MaxConcurrentQueries, max(2, runtime.GOMAXPROCS(0)/2))
+	defDur(&l.QueueWait, 2*time.Second)
 	def(&l.MaxLiveProfiles, 2)
 	def(&l.MaxLiveSeconds, 300)
 	def(&l.DefaultMaxNodes, 8192)
