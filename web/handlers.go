@@ -3,7 +3,9 @@ package web
 import (
 	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -154,6 +156,49 @@ func writeProfile(c echo.Context, p *profile.Profile, filename string) error {
 	return c.Blob(http.StatusOK, "application/octet-stream", buf.Bytes())
 }
 
+// gzipMinBytes is the smallest JSON answer worth compressing.
+const gzipMinBytes = 4 << 10
+
+// writeJSON sends v as a 200, gzipped at the fastest level when it is large
+// and the client accepts gzip: flame-graph JSON compresses several-fold for
+// a few milliseconds. (echo's Gzip middleware would pull in a dependency
+// for its rate limiter's sake.)
+func writeJSON(c echo.Context, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("encode JSON: %w", err)}
+	}
+	h := c.Response().Header()
+	h.Add("Vary", "Accept-Encoding")
+	if len(body) < gzipMinBytes || !acceptsGzip(c.Request().Header.Values("Accept-Encoding")) {
+		return c.JSONBlob(http.StatusOK, body)
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level: no error
+	if _, err := zw.Write(body); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	h.Set("Content-Encoding", "gzip")
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, buf.Bytes())
+}
+
+// acceptsGzip reads Accept-Encoding loosely: gzip listed, and not with q=0.
+func acceptsGzip(values []string) bool {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				q := strings.ReplaceAll(params, " ", "")
+				return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+			}
+		}
+	}
+	return false
+}
+
 // emptyProfile is what a range without samples returns: valid pprof with
 // Ember's sample types and no samples.
 func emptyProfile(from, to time.Time) *profile.Profile {
@@ -193,7 +238,7 @@ func (s *Server) flamegraph(c echo.Context) error {
 		return storeError(err, "query", "")
 	}
 	fg.From, fg.To = from.UTC(), to.UTC()
-	return c.JSON(http.StatusOK, fg)
+	return writeJSON(c, fg)
 }
 
 // GET /api/v1/diff?from=&to=&query=&base_from=&base_to=&base_query=&order_by=&limit=&sample_type=
@@ -240,7 +285,7 @@ func (s *Server) diff(c echo.Context) error {
 		return storeError(err, "query", "")
 	}
 	d.From, d.To, d.BaseFrom, d.BaseTo = from.UTC(), to.UTC(), baseFrom.UTC(), baseTo.UTC()
-	return c.JSON(http.StatusOK, d)
+	return writeJSON(c, d)
 }
 
 // baseRange reads base_from and base_to for a diff; a missing one is set
@@ -306,7 +351,7 @@ func (s *Server) series(c echo.Context) error {
 	if err != nil {
 		return storeError(err, "query", "group_by")
 	}
-	return c.JSON(http.StatusOK, seriesResponse(series, from, to, step, groupBy, limit))
+	return writeJSON(c, seriesResponse(series, from, to, step, groupBy, limit))
 }
 
 // minStep is the finest step a series may have: the daemon drains samples
@@ -417,7 +462,7 @@ func (s *Server) labelNames(c echo.Context) error {
 		return storeError(err, "", "")
 	}
 	names = sortedCopy(names)
-	return c.JSON(http.StatusOK, LabelNamesResponse{From: from.UTC(), To: to.UTC(), Names: names})
+	return writeJSON(c, LabelNamesResponse{From: from.UTC(), To: to.UTC(), Names: names})
 }
 
 // LabelNamesResponse is the JSON of /api/v1/labels.
@@ -455,7 +500,7 @@ func (s *Server) labelValues(c echo.Context) error {
 		return &apiError{Status: http.StatusNotFound, Parameter: "name",
 			Message: fmt.Sprintf("name: no sample between from and to has the label %q", name)}
 	}
-	return c.JSON(http.StatusOK, LabelValuesResponse{From: from.UTC(), To: to.UTC(), Name: name, Values: sortedCopy(values)})
+	return writeJSON(c, LabelValuesResponse{From: from.UTC(), To: to.UTC(), Name: name, Values: sortedCopy(values)})
 }
 
 // LabelValuesResponse is the JSON of /api/v1/labels/{name}/values.

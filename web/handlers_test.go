@@ -2,8 +2,10 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -269,5 +271,42 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := New(Options{Store: newFakeStore(), Limits: Limits{DefaultMaxNodes: 10, MaxNodes: 5}}); err == nil {
 		t.Error("default budget above the maximum: no error")
+	}
+}
+
+func TestJSONCompressed(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ts.store.values["pid"] = make([]string, 2000)
+	for i := range ts.store.values["pid"] {
+		ts.store.values["pid"][i] = fmt.Sprint(i)
+	}
+	rec := ts.get("/api/v1/labels/pid/values", "Accept-Encoding: gzip")
+	if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("status %d, Content-Encoding %q", rec.Code, rec.Header().Get("Content-Encoding"))
+	}
+	gz, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(gz)
+	if err != nil || !bytes.Contains(body, []byte(`"1999"`)) {
+		t.Errorf("decompressed %d bytes, %v", len(body), err)
+	}
+	// Small answers and errors are sent as they are.
+	for _, target := range []string{"/api/v1/labels", "/api/v1/flamegraph?max_nodes=x"} {
+		if rec := ts.get(target, "Accept-Encoding: gzip"); rec.Header().Get("Content-Encoding") != "" || !strings.HasPrefix(rec.Body.String(), "{") {
+			t.Errorf("%s: Content-Encoding %q, body %q", target, rec.Header().Get("Content-Encoding"), rec.Body)
+		}
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	for v, want := range map[string]bool{
+		"gzip": true, "gzip, deflate, br": true, "br;q=1.0, GZIP;q=0.5": true, "deflate": false, "": false,
+		"gzip;q=0": false, "gzip; q=0.000": false, "x-gzip": false,
+	} {
+		if got := acceptsGzip([]string{v}); got != want {
+			t.Errorf("acceptsGzip(%q) = %v", v, got)
+		}
 	}
 }
