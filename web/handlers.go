@@ -18,10 +18,11 @@ import (
 )
 
 // bounded runs fn, the costly part of a request, under a concurrency bound
-// (sem; nil for none) and a time limit. Past the bound it answers 429 at
-// once. Past the time limit it answers at once too, but fn's goroutine keeps
-// its slot until fn returns, so a store that ignores its context still
-// cannot run more than the bound. fn must not touch the response.
+// (sem; nil for none) and a time limit. Past the bound it waits up to
+// queueWait for a slot, then answers 429. Past the time limit it answers at
+// once, but fn's goroutine keeps its slot until fn returns, so a store that
+// ignores its context still cannot run more than the bound. fn must not
+// touch the response.
 func bounded[T any](s *Server, c echo.Context, sem chan struct{}, kind string, queueWait, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if sem != nil {
