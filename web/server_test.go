@@ -110,12 +110,13 @@ func TestGoToolPprof(t *testing.T) {
 		}
 		return string(out)
 	}
-	out := run("-top", base+`/api/v1/profile?from=-1h&query={comm="app"}`)
+	// As typed in a shell: unescaped, with a space after the comma.
+	out := run("-top", base+`/api/v1/profile?from=-1h&query={comm="app", pid!="1"}`)
 	// hot has the most flat time: 60 of 100 ns.
 	if !strings.Contains(strings.Join(strings.Fields(out), " "), "60ns 60.00% 60.00% 60ns 60.00% hot") {
 		t.Errorf("pprof -top does not show hot first:\n%s", out)
 	}
-	if calls := ts.store.calls(); calls[0].selector != `{comm="app"}` {
+	if calls := ts.store.calls(); calls[0].selector != `{comm="app", pid!="1"}` {
 		t.Errorf("selector arrived as %q", calls[0].selector)
 	}
 	out = run("-top", "-seconds", "2", base+"/debug/pprof/profile?query="+url.QueryEscape(`{pid="1"}`))
