@@ -50,21 +50,3 @@ func TestFileCacheBound(t *testing.T) {
 		}
 	}
 }
-
-func TestByteSize(t *testing.T) {
-	for in, want := range map[string]int64{"256MiB": 256 << 20, "1GiB": 1 << 30, "64K": 64 << 10, "1000": 1000, "2 G": 2 << 30} {
-		var b ByteSize
-		if err := b.Set(in); err != nil || int64(b) != want {
-			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
-		}
-	}
-	for _, in := range []string{"", "-1MiB", "0", "lots", "99999999999GiB"} {
-		var b ByteSize
-		if err := b.Set(in); err == nil {
-			t.Errorf("Set(%q) accepted: %d", in, b)
-		}
-	}
-	if b := ByteSize(256 << 20); b.String() != "256MiB" {
-		t.Errorf("String() = %q", b.String())
-	}
-}

@@ -7,12 +7,13 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ember-profiler/ember/internal/bytesize"
 )
 
 // daemonConfig is everything `ember daemon` can be told, with its defaults.
@@ -27,8 +28,10 @@ type daemonConfig struct {
 	FrequencyHz      int               `yaml:"frequency"`
 	Interval         time.Duration     `yaml:"interval"`
 	Retention        time.Duration     `yaml:"retention"`
-	MaxDisk          byteSize          `yaml:"max-disk"`
-	MinFreeDisk      byteSize          `yaml:"min-free-disk"`
+	MaxDisk          bytesize.Size     `yaml:"max-disk"`
+	MinFreeDisk      bytesize.Size     `yaml:"min-free-disk"`
+	SymbolCacheSize  bytesize.Size     `yaml:"symbol-cache-size"`
+	DebugDirs        []string          `yaml:"debug-dirs"`
 	Labels           map[string]string `yaml:"labels"`
 	IncludeIdle      bool              `yaml:"include-idle"`
 	StackMapEntries  uint32            `yaml:"stack-map-entries"`
@@ -46,6 +49,7 @@ func defaultDaemonConfig() daemonConfig {
 		Retention:        168 * time.Hour,
 		MaxDisk:          2 << 30,
 		MinFreeDisk:      256 << 20,
+		SymbolCacheSize:  48 << 20,
 		StackMapEntries:  16384,
 		CountMapEntries:  16384,
 		DrainInterval:    time.Second,
@@ -67,6 +71,8 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long profiles are kept")
 	fs.Var(&cfg.MaxDisk, "max-disk", "disk the store may use before the oldest data goes (e.g. 2GiB)")
 	fs.Var(&cfg.MinFreeDisk, "min-free-disk", "stop writing while the filesystem has less free space than this")
+	fs.Var(&cfg.SymbolCacheSize, "symbol-cache-size", "memory budget of parsed symbol tables, DWARF and perf maps")
+	fs.StringArrayVar(&cfg.DebugDirs, "debug-dir", nil, "also look for separate debug files under this folder, laid out like /usr/lib/debug (repeatable)")
 	fs.StringArrayVar(labels, "label", nil, "host label key=value added to every sample (repeatable)")
 	fs.BoolVar(&cfg.IncludeIdle, "include-idle", cfg.IncludeIdle, "keep samples of the idle task")
 	fs.Uint32Var(&cfg.StackMapEntries, "stack-map-entries", cfg.StackMapEntries, "entries in each of the two BPF stack maps")
@@ -102,6 +108,8 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 		"retention":         func() { cfg.Retention = fromFlags.Retention },
 		"max-disk":          func() { cfg.MaxDisk = fromFlags.MaxDisk },
 		"min-free-disk":     func() { cfg.MinFreeDisk = fromFlags.MinFreeDisk },
+		"symbol-cache-size": func() { cfg.SymbolCacheSize = fromFlags.SymbolCacheSize },
+		"debug-dir":         func() { cfg.DebugDirs = fromFlags.DebugDirs },
 		"include-idle":      func() { cfg.IncludeIdle = fromFlags.IncludeIdle },
 		"stack-map-entries": func() { cfg.StackMapEntries = fromFlags.StackMapEntries },
 		"count-map-entries": func() { cfg.CountMapEntries = fromFlags.CountMapEntries },
@@ -147,6 +155,8 @@ func (c *daemonConfig) validate() error {
 		return fmt.Errorf("max-disk: %s is below the minimum of 64MiB", c.MaxDisk)
 	case c.MinFreeDisk < 0:
 		return errors.New("min-free-disk: must not be negative")
+	case c.SymbolCacheSize < 4<<20:
+		return fmt.Errorf("symbol-cache-size: %s is below the minimum of 4MiB", c.SymbolCacheSize)
 	case c.ShutdownDeadline <= 0:
 		return errors.New("shutdown-timeout: must be positive")
 	}
@@ -159,55 +169,4 @@ func (c *daemonConfig) validate() error {
 		}
 	}
 	return nil
-}
-
-// byteSize is a size in bytes written as 2GiB, 512MiB, 1.5GB, 100000...
-type byteSize int64
-
-var byteUnits = map[string]float64{
-	"": 1, "b": 1,
-	"k": 1 << 10, "kb": 1e3, "kib": 1 << 10,
-	"m": 1 << 20, "mb": 1e6, "mib": 1 << 20,
-	"g": 1 << 30, "gb": 1e9, "gib": 1 << 30,
-	"t": 1 << 40, "tb": 1e12, "tib": 1 << 40,
-}
-
-func parseByteSize(s string) (byteSize, error) {
-	s = strings.TrimSpace(s)
-	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	if i < 0 {
-		i = len(s)
-	}
-	n, err := strconv.ParseFloat(s[:i], 64)
-	unit, ok := byteUnits[strings.ToLower(strings.TrimSpace(s[i:]))]
-	if err != nil || !ok || n < 0 || n*unit > 1<<62 {
-		return 0, fmt.Errorf("%q is not a size (try 2GiB, 512MiB or a number of bytes)", s)
-	}
-	return byteSize(n * unit), nil
-}
-
-func (b *byteSize) Set(s string) error {
-	v, err := parseByteSize(s)
-	if err == nil {
-		*b = v
-	}
-	return err
-}
-
-func (b byteSize) String() string {
-	for _, u := range []struct {
-		name string
-		size int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if int64(b) >= u.size && int64(b)%u.size == 0 {
-			return fmt.Sprintf("%d%s", int64(b)/u.size, u.name)
-		}
-	}
-	return strconv.FormatInt(int64(b), 10)
-}
-
-func (b *byteSize) Type() string { return "size" }
-
-func (b *byteSize) UnmarshalYAML(node *yaml.Node) error {
-	return b.Set(node.Value)
 }

@@ -89,25 +89,6 @@ func TestDaemonConfigErrorsNameTheSetting(t *testing.T) {
 	}
 }
 
-func TestParseByteSize(t *testing.T) {
-	for in, want := range map[string]byteSize{
-		"2GiB": 2 << 30, "512MiB": 512 << 20, "1.5GB": 1.5e9, "100000": 100000, "64 mib": 64 << 20, "1k": 1024,
-	} {
-		got, err := parseByteSize(in)
-		if err != nil || got != want {
-			t.Errorf("%q: got %d %v, want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "GiB", "-1GiB", "2 parsecs", "1e30"} {
-		if _, err := parseByteSize(bad); err == nil {
-			t.Errorf("%q: no error", bad)
-		}
-	}
-	if s := byteSize(2 << 30).String(); s != "2GiB" {
-		t.Errorf("String: %s", s)
-	}
-}
-
 // The configuration shipped in deploy/ loads as it is.
 func TestShippedConfigLoads(t *testing.T) {
 	cfg, err := parseDaemonArgs(t, "--config", "../../deploy/ember.yaml")

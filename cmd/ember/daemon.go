@@ -93,7 +93,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		return err
 	}
 	defer col.Close()
-	sym, err := symbolizer.New(symbolizer.Options{})
+	sym, err := symbolizer.New(symbolizer.Options{MaxCacheBytes: int64(cfg.SymbolCacheSize), DebugDirs: cfg.DebugDirs})
 	if err != nil {
 		return err
 	}

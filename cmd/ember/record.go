@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/internal/bytesize"
 	"github.com/ember-profiler/ember/internal/folded"
 	"github.com/ember-profiler/ember/symbolizer"
 )
@@ -62,7 +63,7 @@ and speedscope.`,
 	f.DurationVar(&opts.drainInterval, "drain-interval", time.Second, "how often the BPF maps are read and emptied")
 	f.StringArrayVar(&opts.symbols.DebugDirs, "debug-dir", nil, "also look for separate debug files under this folder, laid out like /usr/lib/debug (repeatable)")
 	opts.symbols.MaxCacheBytes = 256 << 20
-	f.Var((*symbolizer.ByteSize)(&opts.symbols.MaxCacheBytes), "symbol-cache-size", "memory budget of parsed symbol tables, DWARF and perf maps")
+	f.Var((*bytesize.Size)(&opts.symbols.MaxCacheBytes), "symbol-cache-size", "memory budget of parsed symbol tables, DWARF and perf maps")
 	return cmd
 }
 
