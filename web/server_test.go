@@ -185,3 +185,57 @@ func TestListenAndServe(t *testing.T) {
 }
 
 func netListenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// sleepingLive takes the whole duration it is asked for, as the daemon's does.
+type sleepingLive struct{}
+
+func (sleepingLive) Profile(ctx context.Context, d time.Duration, sel string) (*profile.Profile, error) {
+	select {
+	case <-time.After(d):
+		return fixture(1), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestServerTimeouts checks the timeouts on a real connection: a client
+// that never finishes its headers is cut off, and a live profile longer
+// than the write timeout still arrives whole, because it extends its own.
+func TestServerTimeouts(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Live = sleepingLive{}
+		o.Limits.ReadHeaderTimeout = 200 * time.Millisecond
+		o.Limits.WriteTimeout = 300 * time.Millisecond
+	})
+	base := serve(t, ts)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: localhost\r\n")); err != nil { // no final CRLF
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	buf := make([]byte, 512)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			break // closed by the server (or our 5 s deadline, checked below)
+		}
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a client stuck in its headers kept the connection for %v", took)
+	}
+
+	resp, err := http.Get(base + "/debug/pprof/profile?seconds=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p, err := profile.Parse(resp.Body)
+	if err != nil || resp.StatusCode != 200 || len(p.Sample) != 4 {
+		t.Errorf("1 s live profile past a 300 ms write timeout: status %d, %v", resp.StatusCode, err)
+	}
+}
