@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"testing"
 )
@@ -42,6 +43,11 @@ func TestDiff(t *testing.T) {
 			t.Errorf("%s:\n got %+v\nwant %+v", want.Name, got, want)
 		}
 	}
+	out, err := json.MarshalIndent(d, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "diff.golden.json", append(out, '\n'))
 	// By |self_diff|: hot 0.3, then idle (0.15-0.3 = -0.15) and gone (-0.2).
 	order := []string{}
 	for _, f := range d.Frames {

@@ -179,7 +179,9 @@ func TestSeriesEndpoint(t *testing.T) {
 		{Labels: map[string]string{"comm": "nginx"}, Points: []Point{{at(0), 1.5}, {at(1), math.NaN()}, {at(2), 0.5}}},
 		{Labels: map[string]string{"comm": "app"}, Points: []Point{{at(0), 0.75}, {at(1), 0.75}}},
 	}
-	resp := decode[SeriesResponse](t, ts.get("/api/v1/series?group_by=comm&step=1m&limit=2"))
+	rec := ts.get("/api/v1/series?group_by=comm&step=1m&limit=2")
+	golden(t, "series.golden.json", append(rec.Body.Bytes(), '\n'))
+	resp := decode[SeriesResponse](t, rec)
 	if resp.Unit != "cores" || resp.StepSeconds != 60 || resp.GroupBy != "comm" || resp.Truncated != 1 || len(resp.Series) != 2 {
 		t.Fatalf("series %+v", resp)
 	}
