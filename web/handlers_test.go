@@ -30,6 +30,9 @@ func TestProfileEndpoint(t *testing.T) {
 	if cd := rec.Header().Get("Content-Disposition"); !strings.HasPrefix(cd, `attachment; filename="ember-20261125T100000Z-20261125T110000Z.pb.gz"`) {
 		t.Errorf("Content-Disposition %q", cd)
 	}
+	if rec.Header().Get("Cache-Control") != "no-store" || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers %v", rec.Header())
+	}
 	if !bytes.HasPrefix(rec.Body.Bytes(), []byte{0x1f, 0x8b}) {
 		t.Errorf("body is not gzipped")
 	}

@@ -69,7 +69,9 @@ func panicError(r any) *apiError {
 func (s *Server) checkRequest(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store") // profiles name processes and paths: keep them out of caches
 		if n := len(req.URL.RawQuery); n > s.limits.MaxQueryBytes {
 			return &apiError{Status: http.StatusRequestURITooLong,
 				Message: fmt.Sprintf("the query string is %d bytes, longer than the limit of %d", n, s.limits.MaxQueryBytes)}
