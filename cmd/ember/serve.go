@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,15 @@ func (a storeAPI) Series(ctx context.Context, from, to time.Time, step time.Dura
 	sel, err := parseSelector(selector)
 	if err != nil {
 		return nil, err
+	}
+	if groupBy != "" {
+		names, err := a.store.LabelNames(ctx, from, to)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(names, groupBy) {
+			return nil, fmt.Errorf("%w: no sample in the range has the label %q", web.ErrUnknownLabel, groupBy)
+		}
 	}
 	series, err := a.store.Series(ctx, storage.SeriesQuery{From: from, To: to, Step: step, Selector: sel, GroupBy: groupBy})
 	if err != nil {
