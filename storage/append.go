@@ -213,6 +213,10 @@ type intervalEncoder struct {
 	buf       []byte
 	locBuf    []byte
 	labels    labelSet
+
+	lastSample   *profile.Sample
+	lastLabels   map[string][]string
+	lastLabelSet uint32
 }
 
 type mappingRef struct {
@@ -232,6 +236,37 @@ func newIntervalEncoder(d *dictionary, host labelSet, p *profile.Profile) *inter
 }
 
 func (e *intervalEncoder) labelSet(smp *profile.Sample) uint32 {
+	// Samples of one process share their labels: check the last ones first.
+	if e.lastLabels != nil && sameLabels(smp, e.lastSample) {
+		return e.lastLabelSet
+	}
+	id := e.newLabelSet(smp)
+	e.lastSample, e.lastLabels, e.lastLabelSet = smp, smp.Label, id
+	return id
+}
+
+// sameLabels reports whether two samples have the same kept labels.
+func sameLabels(a, b *profile.Sample) bool {
+	for _, name := range sampleLabelNames {
+		if first(a.Label[name]) != first(b.Label[name]) {
+			return false
+		}
+	}
+	ap, bp := a.NumLabel["pid"], b.NumLabel["pid"]
+	if len(ap) != len(bp) || len(ap) > 0 && ap[0] != bp[0] {
+		return false
+	}
+	return first(a.Label["pid"]) == first(b.Label["pid"])
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func (e *intervalEncoder) newLabelSet(smp *profile.Sample) uint32 {
 	ls := append(e.labels[:0], e.host...)
 	for _, name := range sampleLabelNames {
 		if v := smp.Label[name]; len(v) > 0 && v[0] != "" {

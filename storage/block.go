@@ -133,10 +133,15 @@ func (s sums) add(r record) {
 
 // records returns the sums sorted by (label set, stack).
 func (s sums) records() []record {
-	recs := make([]record, 0, len(s))
-	for k, v := range s {
-		recs = append(recs, record{labelSet: uint32(k >> 32), stack: uint32(k), count: v[0], cpuNanos: v[1]})
+	keys := make([]uint64, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
 	}
-	sortRecords(recs)
+	slices.Sort(keys) // (label set, stack) order, as the keys are built
+	recs := make([]record, len(keys))
+	for i, k := range keys {
+		v := s[k]
+		recs[i] = record{labelSet: uint32(k >> 32), stack: uint32(k), count: v[0], cpuNanos: v[1]}
+	}
 	return recs
 }

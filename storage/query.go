@@ -139,23 +139,39 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time) (*
 		mappings:  make(map[uint32]*profile.Mapping),
 		labels:    make(map[uint32]sampleLabels),
 	}
-	p.Sample = make([]*profile.Sample, 0, len(recs))
+	// One allocation each for samples and values; samples of the same
+	// stack share its location slice (pprof does not modify them).
+	p.Sample = make([]*profile.Sample, len(recs))
+	samples := make([]profile.Sample, len(recs))
+	values := make([]int64, 2*len(recs))
+	stacks := make(map[uint32][]*profile.Location)
 	var ids []uint32
-	for _, r := range recs {
-		var err error
-		ids, err = decodeStack(ids[:0], s.dict.stacks[r.stack-1])
-		if err != nil {
-			return nil, fmt.Errorf("storage: stack %d: %w", r.stack, err)
-		}
-		smp := &profile.Sample{Value: []int64{r.count, r.cpuNanos}, Location: make([]*profile.Location, len(ids))}
-		for i, id := range ids {
-			if smp.Location[i], err = b.location(id); err != nil {
-				return nil, err
+	for i, r := range recs {
+		locs, ok := stacks[r.stack]
+		if !ok {
+			var err error
+			if r.stack == 0 || int(r.stack) > len(s.dict.stacks) {
+				return nil, fmt.Errorf("storage: unknown stack %d", r.stack)
 			}
+			ids, err = decodeStack(ids[:0], s.dict.stacks[r.stack-1])
+			if err != nil {
+				return nil, fmt.Errorf("storage: stack %d: %w", r.stack, err)
+			}
+			locs = make([]*profile.Location, len(ids))
+			for j, id := range ids {
+				if locs[j], err = b.location(id); err != nil {
+					return nil, err
+				}
+			}
+			stacks[r.stack] = locs
 		}
+		smp := &samples[i]
+		smp.Location = locs
+		smp.Value = values[2*i : 2*i+2 : 2*i+2]
+		smp.Value[0], smp.Value[1] = r.count, r.cpuNanos
 		l := b.sampleLabels(r.labelSet)
 		smp.Label, smp.NumLabel = l.str, l.num
-		p.Sample = append(p.Sample, smp)
+		p.Sample[i] = smp
 	}
 	return p, nil
 }

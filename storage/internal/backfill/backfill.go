@@ -22,7 +22,7 @@ type Config struct {
 	Processes        int     // long-lived processes; default 200
 	CPUs             int     // busy CPUs; default 2
 	FrequencyHz      int     // per CPU; default 99
-	StacksPerProgram int     // user stack pool per program; default 2,000
+	StacksPerProgram int     // user stack pool per program; default 1,500
 	ZipfS            float64 // stack popularity exponent; default 1.1
 	TransientPerMin  float64 // short-lived processes started per minute; default 2
 }
@@ -38,7 +38,7 @@ func (c *Config) defaults() {
 		c.FrequencyHz = 99
 	}
 	if c.StacksPerProgram == 0 {
-		c.StacksPerProgram = 2000
+		c.StacksPerProgram = 1500
 	}
 	if c.ZipfS == 0 {
 		c.ZipfS = 1.1
@@ -65,6 +65,7 @@ type program struct {
 	libs                  []lib
 	funcs                 []fn // functions of the executable
 	stacks                [][]frameRef
+	kernelOf              []int // per user stack: its kernel stack, or -1 (user mode)
 	zipfS                 float64
 	userOnly              float64 // share of samples with no kernel frames
 }
@@ -118,6 +119,13 @@ func New(cfg Config) *Generator {
 			stacks = 200
 		}
 		p.stacks = makeStacks(r, p, stacks)
+		for range p.stacks {
+			k := -1
+			if r.Float64() >= p.userOnly {
+				k = int(g.kernel.zipf(r))
+			}
+			p.kernelOf = append(p.kernelOf, k)
+		}
 		g.programs = append(g.programs, p)
 	}
 	g.transients = g.programs[len(programSpecs)-len(transientSpecs):]
@@ -207,9 +215,11 @@ func (g *Generator) Interval(start time.Time, d time.Duration) *profile.Profile 
 			zipfs[prog] = z
 		}
 		user := int(z.Uint64())
-		kstack := -1
-		if r.Float64() >= prog.userOnly {
-			kstack = int(g.kernel.zipf(r))
+		// A code path makes the same system call each time; now and then
+		// a timer interrupt lands on top of it instead.
+		kstack := prog.kernelOf[user]
+		if r.Intn(10) == 0 {
+			kstack = g.kernel.timer
 		}
 		tid := proc.pid + uint32(r.Intn(4))
 		b.add(sampleKey{proc: proc, tid: tid, user: user, kernel: kstack}, period, &g.kernel)
@@ -314,7 +324,7 @@ func (b *builder) location(m *profile.Mapping, addr uint64, f fn) *profile.Locat
 		b.functions[f] = pf
 	}
 	l := &profile.Location{ID: uint64(len(b.p.Location) + 1), Mapping: m, Address: addr,
-		Line: []profile.Line{{Function: pf, Line: f.line + int64(addr%40)}}}
+		Line: []profile.Line{{Function: pf, Line: f.line + int64((addr-m.Start)%40)}}}
 	b.p.Location = append(b.p.Location, l)
 	b.locations[k] = l
 	return l
@@ -340,7 +350,7 @@ func makeStacks(r *rand.Rand, p *program, n int) [][]frameRef {
 		depth := 4 + r.Intn(20)
 		cur := 3 + r.Intn(len(p.funcs)-3)
 		for range depth {
-			st = append(st, frameRef{0, cur, uint64(8 + 5*r.Intn(12))})
+			st = append(st, frameRef{0, cur, uint64(8 + 5*r.Intn(4))})
 			cur = callees[cur][r.Intn(len(callees[cur]))]
 		}
 		if r.Float64() < 0.5 {
@@ -364,7 +374,7 @@ func makeStacks(r *rand.Rand, p *program, n int) [][]frameRef {
 type kernelPool struct {
 	funcs  []fn
 	stacks [][]int
-	z      *rand.Zipf
+	timer  int // the stack of a timer interrupt alone
 }
 
 func newKernelPool(r *rand.Rand) kernelPool {
@@ -380,6 +390,15 @@ func newKernelPool(r *rand.Rand) kernelPool {
 			}
 		}
 	}
+	var timer []int
+	for _, name := range irqPath {
+		index[name] = len(kp.funcs)
+		off += 0x300
+		kp.funcs = append(kp.funcs, fn{name: name, offset: off})
+		timer = append([]int{index[name]}, timer...)
+	}
+	kp.timer = len(kp.stacks)
+	kp.stacks = append(kp.stacks, timer)
 	for _, path := range kernelPaths {
 		// Each path is root first; variants cut it short or add an
 		// interrupt on top.
@@ -391,11 +410,6 @@ func newKernelPool(r *rand.Rand) kernelPool {
 			}
 			if v%3 == 0 {
 				for _, name := range irqPath {
-					if _, ok := index[name]; !ok {
-						index[name] = len(kp.funcs)
-						off += 0x300
-						kp.funcs = append(kp.funcs, fn{name: name, offset: off})
-					}
 					st = append(st, index[name])
 				}
 			}
@@ -408,8 +422,8 @@ func newKernelPool(r *rand.Rand) kernelPool {
 	return kp
 }
 
+// zipf picks a kernel stack, favouring the first ones.
 func (kp *kernelPool) zipf(r *rand.Rand) uint64 {
-	// A fresh Zipf per interval's rand keeps intervals independent.
 	return uint64(float64(len(kp.stacks)) * pow(r.Float64(), 3))
 }
 
