@@ -414,19 +414,14 @@ func (s *Store) buildRollup(level int, bucket int64) error {
 		}
 		return nil
 	}
-	acc := make(sums)
-	var period int64
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
-	for _, pb := range planned {
-		h, err := readBlock(txn, pb, func(uint32) bool { return true }, acc.add)
-		if err != nil {
-			return err
-		}
-		period = max(period, h.periodNanos)
+	recs, period, err := s.mergePlanned(context.Background(), txn, planned, Selector{})
+	if err != nil {
+		return err
 	}
 	h := blockHeader{startNanos: bucket, durationNanos: d, periodNanos: period}
-	return s.write(nil, level, bucket, encodeBlock(h, acc.records()), old.parts)
+	return s.write(nil, level, bucket, encodeBlock(h, recs), old.parts)
 }
 
 // readBlock decodes every part of a block.

@@ -145,3 +145,42 @@ func (s sums) records() []record {
 	}
 	return recs
 }
+
+// mergeRecords merges two record lists sorted by (label set, stack) into
+// dst, adding the values of equal keys. Blocks are sorted, so merging them
+// one after another this way is linear in what they hold, and much faster
+// than a hash map at hundreds of thousands of keys.
+func mergeRecords(dst, a, b []record) []record {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		ka := uint64(a[i].labelSet)<<32 | uint64(a[i].stack)
+		kb := uint64(b[j].labelSet)<<32 | uint64(b[j].stack)
+		switch {
+		case ka < kb:
+			dst = append(dst, a[i])
+			i++
+		case ka > kb:
+			dst = append(dst, b[j])
+			j++
+		default:
+			r := a[i]
+			r.count += b[j].count
+			r.cpuNanos += b[j].cpuNanos
+			dst = append(dst, r)
+			i++
+			j++
+		}
+	}
+	dst = append(dst, a[i:]...)
+	return append(dst, b[j:]...)
+}
+
+// isSorted reports whether records are in strictly increasing key order.
+func isSorted(recs []record) bool {
+	for i := 1; i < len(recs); i++ {
+		if uint64(recs[i-1].labelSet)<<32|uint64(recs[i-1].stack) >= uint64(recs[i].labelSet)<<32|uint64(recs[i].stack) {
+			return false
+		}
+	}
+	return true
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -167,16 +169,7 @@ func (s *Store) applyDiskLimit() error {
 }
 
 func sortedHours(m map[uint32]int64) []uint32 {
-	out := make([]uint32, 0, len(m))
-	for h := range m {
-		out = append(out, h)
-	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
+	return slices.Sorted(maps.Keys(m))
 }
 
 // collectValueLog rewrites value-log files that are mostly garbage. Blocks
@@ -194,7 +187,7 @@ func (s *Store) collectValueLog() {
 	}
 }
 
-// Compact removes deleted data from disk now instead of in the background:
+// compact removes deleted data from disk now instead of in the background:
 // it applies retention and the disk limit, flattens the LSM tree and
 // collects the value log. The benchmark uses it to measure size after GC.
 func (s *Store) compact() error {

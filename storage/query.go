@@ -69,18 +69,7 @@ func (s *Store) scan(ctx context.Context, txn *badger.Txn, from, to int64, sel S
 }
 
 func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record)) (period int64, err error) {
-	matched := make(map[uint32]bool)
-	want := func(id uint32) bool {
-		ok, seen := matched[id]
-		if !seen {
-			ok = id != 0 && int(id) <= len(s.dict.labelSets) && s.dict.labelSets[id-1] != nil && sel.matchesLabels(s.dict.labelSets[id-1])
-			matched[id] = ok
-			if ok && visitLabelSet != nil {
-				visitLabelSet(id)
-			}
-		}
-		return ok
-	}
+	want := s.labelSetFilter(sel, visitLabelSet)
 	for i, pb := range planned {
 		if i%8 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -96,6 +85,52 @@ func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plan
 	return period, nil
 }
 
+// mergePlanned reads blocks and merges their records (of the label sets
+// that sel matches), sorted by (label set, stack).
+func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector) (recs []record, period int64, err error) {
+	want := s.labelSetFilter(sel, nil)
+	var block, merged []record
+	for _, pb := range planned {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		block = block[:0]
+		h, err := readBlock(txn, pb, want, func(r record) { block = append(block, r) })
+		if err != nil {
+			return nil, 0, fmt.Errorf("storage: read: %w", err)
+		}
+		if !isSorted(block) { // blocks are written sorted; never trust it blindly
+			acc := make(sums)
+			for _, r := range block {
+				acc.add(r)
+			}
+			block = acc.records()
+		}
+		period = max(period, h.periodNanos)
+		merged = mergeRecords(merged[:0], recs, block)
+		recs, merged = merged, recs
+	}
+	return recs, period, nil
+}
+
+// labelSetFilter returns a function that says whether a label set matches
+// sel, evaluating each label set once, and calls visitLabelSet (if not nil)
+// the first time it sees one that matches.
+func (s *Store) labelSetFilter(sel Selector, visitLabelSet func(uint32)) func(uint32) bool {
+	matched := make(map[uint32]bool)
+	return func(id uint32) bool {
+		ok, seen := matched[id]
+		if !seen {
+			ok = id != 0 && int(id) <= len(s.dict.labelSets) && s.dict.labelSets[id-1] != nil && sel.matchesLabels(s.dict.labelSets[id-1])
+			matched[id] = ok
+			if ok && visitLabelSet != nil {
+				visitLabelSet(id)
+			}
+		}
+		return ok
+	}
+}
+
 // Query returns the merged profile of the samples in [From, To) matching
 // the selector: a valid pprof profile with sample types samples/count and
 // cpu/nanoseconds, its samples labelled comm, pid (numeric), exe, cgroup,
@@ -108,15 +143,19 @@ func (s *Store) Query(ctx context.Context, q ProfileQuery) (*profile.Profile, er
 	defer s.mu.RUnlock()
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
-	acc := make(sums)
-	period, err := s.scan(ctx, txn, q.From.UnixNano(), q.To.UnixNano(), q.Selector, nil, acc.add)
+	maxLevel := numLevels - 1
+	if s.opts.noRollups {
+		maxLevel = 0
+	}
+	planned := s.index.plan(nil, q.From.UnixNano(), q.To.UnixNano(), maxLevel)
+	recs, period, err := s.mergePlanned(ctx, txn, planned, q.Selector)
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return s.buildProfile(acc.records(), period, q.From, q.To)
+	return s.buildProfile(recs, period, q.From, q.To)
 }
 
 // buildProfile turns records into a pprof profile, creating each location,

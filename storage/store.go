@@ -393,15 +393,13 @@ func directoryBytes(dir string) (int64, error) {
 // badgerLogger sends Badger's logs to slog; its info lines are debug here.
 type badgerLogger struct{ log *slog.Logger }
 
-func (l badgerLogger) Errorf(f string, a ...any) {
-	l.log.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+func (l badgerLogger) logf(level slog.Level, f string, a []any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, "badger: "+strings.TrimSpace(fmt.Sprintf(f, a...)))
+	}
 }
-func (l badgerLogger) Warningf(f string, a ...any) {
-	l.log.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
-func (l badgerLogger) Infof(f string, a ...any) {
-	l.log.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
-func (l badgerLogger) Debugf(f string, a ...any) {
-	l.log.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.logf(slog.LevelError, f, a) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.logf(slog.LevelWarn, f, a) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.logf(slog.LevelDebug, f, a) }
+func (l badgerLogger) Debugf(f string, a ...any)   { l.logf(slog.LevelDebug, f, a) }
