@@ -102,9 +102,8 @@ func TestStorageBenchmark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lsm, vlog := s.db.Size()
-	fmt.Printf("disk: %d bytes (du) for %d samples (%d sample records) over %d h: %.2f bytes/sample, %.2f bytes/record (LSM %d, value log %d)\n",
-		du, samples, records, benchHours, float64(du)/float64(samples), float64(du)/float64(records), lsm, vlog)
+	fmt.Printf("disk: %d bytes (du) for %d samples (%d sample records) over %d h: %.2f bytes/sample, %.2f bytes/record\n",
+		du, samples, records, benchHours, float64(du)/float64(samples), float64(du)/float64(records))
 	fmt.Printf("files: %s\n", fileSummary(dir))
 	fmt.Printf("dictionary: %d functions, %d mappings, %d locations, %d stacks, %d label sets, ~%.1f MiB in memory\n",
 		len(s.dict.functions), len(s.dict.mappings), len(s.dict.locations), len(s.dict.stacks), len(s.dict.labelSets),

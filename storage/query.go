@@ -107,6 +107,9 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 			block = acc.records()
 		}
 		period = max(period, h.periodNanos)
+		if n := len(recs) + len(block); cap(merged) < n {
+			merged = make([]record, 0, 2*n) // room for the next few blocks too
+		}
 		merged = mergeRecords(merged[:0], recs, block)
 		recs, merged = merged, recs
 	}
