@@ -16,6 +16,9 @@ dir=$(realpath "$dir")
 EMBER_STORAGE_BENCH_DIR="$dir" go test ./storage -run '^TestStorageBenchmark$' -count=1 -v -timeout 60m |
   grep -v '^=== RUN\|^--- PASS\|^PASS\|^ok '
 echo "du: $(du -sh "$dir" | cut -f1) in $dir"
+# The store's memory without queries, in a fresh process:
+EMBER_STORAGE_BENCH_DIR="$dir" go test ./storage -run '^TestStorageBenchmarkMemory$' -count=1 -v |
+  grep '^memory'
 # Go benchmarks over the same store, for benchstat:
 EMBER_STORAGE_BENCH_DIR="$dir" go test ./storage -run '^$' -bench 'BenchmarkQuery(1h|24h)$' -benchtime 20x -count=1 |
   grep '^Benchmark'

@@ -155,14 +155,18 @@ func pct(d []time.Duration, p int) time.Duration {
 	return s[min(max(i-1, 0), len(s)-1)].Round(100 * time.Microsecond)
 }
 
+// rss returns the process's resident set: total, anonymous (heap, stacks,
+// Badger's allocations) and file-backed (Badger's mmapped tables and
+// memtable files, which the kernel can drop).
 func rss() string {
 	b, _ := os.ReadFile("/proc/self/status")
+	fields := map[string]string{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			return strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:"))
+		if name, v, ok := strings.Cut(line, ":"); ok {
+			fields[name] = strings.TrimSpace(v)
 		}
 	}
-	return "?"
+	return fmt.Sprintf("%s (anonymous %s, file %s)", fields["VmRSS"], fields["RssAnon"], fields["RssFile"])
 }
 
 func fileSummary(dir string) string {
@@ -250,4 +254,32 @@ func TestGeneratorShape(t *testing.T) {
 	p := g.Interval(time.Now(), 10*time.Second)
 	n, _ := totals(p)
 	t.Logf("one interval: %d samples in %d sample records, %d locations, %d functions, %d mappings", n, len(p.Sample), len(p.Location), len(p.Function), len(p.Mapping))
+}
+
+// TestStorageBenchmarkMemory measures the memory of a store as the daemon
+// holds it: a copy of the 24-hour benchmark store, opened, then 360 more
+// 10-second intervals appended (one hour of writes, as fast as they go), no
+// queries. bench/storage.sh runs it in a process of its own.
+func TestStorageBenchmarkMemory(t *testing.T) {
+	src := benchDir(t)
+	dir := t.TempDir()
+	copyDir(t, src, dir)
+	s := openBench(t, dir)
+	defer s.Close()
+	fmt.Printf("memory after opening the 24 h store: heap in use %.1f MiB, RSS %s\n", heapMiB(), rss())
+	g := backfill.New(backfill.Config{Seed: 42}) // the same host, an hour on
+	start := s.Stats().NewestData.Add(10 * time.Second)
+	for i := range 360 {
+		if err := s.Append(context.Background(), g.Interval(start.Add(time.Duration(i)*10*time.Second), 10*time.Second), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Printf("memory after appending 360 intervals: heap in use %.1f MiB, RSS %s (the generator's profiles included)\n", heapMiB(), rss())
+}
+
+func heapMiB() float64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapInuse) / (1 << 20)
 }
