@@ -229,16 +229,17 @@ func truncate(s string, n int) string {
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{log}).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithBaseTableSize(4 << 20).
 		WithBaseLevelSize(16 << 20).
 		WithValueLogFileSize(16 << 20).
+		WithValueThreshold(512 << 10). // block parts (<= 256 KiB) stay in the LSM tree, compressed
 		WithBlockSize(32 << 10).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(4 << 20).
+		WithBlockCacheSize(2 << 20).
+		WithIndexCacheSize(1 << 20).
 		WithCompression(options.ZSTD).
 		WithZSTDCompressionLevel(3).
 		WithNumCompactors(2).
