@@ -41,6 +41,13 @@ func TestParseSelector(t *testing.T) {
 		if got := sel.matchesLabels(ls); got != tt.match {
 			t.Errorf("ParseSelector(%q) matches %v = %v, want %v", tt.in, ls, got, tt.match)
 		}
+		m := map[string]string{}
+		for _, p := range ls {
+			m[p.name] = p.value
+		}
+		if got := sel.Matches(m); got != tt.match {
+			t.Errorf("ParseSelector(%q).Matches(%v) = %v, want %v", tt.in, m, got, tt.match)
+		}
 		// String renders something that parses to the same selector.
 		again, err := ParseSelector(sel.String())
 		if err != nil || again.String() != sel.String() {
