@@ -78,7 +78,9 @@ func TestCrashKeepsAcknowledgedIntervals(t *testing.T) {
 			}
 			close(lines)
 		}()
-		deadline := time.After(time.Duration(300+200*round) * time.Millisecond)
+		// Kill at a different point each round, counted from the first
+		// acknowledgement (the child's start is slow under -race).
+		deadline := time.After(30 * time.Second)
 		n := 0
 	read:
 		for {
@@ -94,6 +96,9 @@ func TestCrashKeepsAcknowledgedIntervals(t *testing.T) {
 				ns, _ := strconv.ParseInt(v, 10, 64)
 				acked = append(acked, ns)
 				n++
+				if n == 1 {
+					deadline = time.After(time.Duration(200+150*round) * time.Millisecond)
+				}
 			case <-deadline:
 				break read
 			}
