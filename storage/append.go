@@ -55,6 +55,9 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
 	mark := s.dict.mark()
 	enc := newIntervalEncoder(s.dict, host, p)
 	acc := make(sums)

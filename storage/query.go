@@ -144,6 +144,9 @@ func (s *Store) Query(ctx context.Context, q ProfileQuery) (*profile.Profile, er
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	maxLevel := numLevels - 1
@@ -336,6 +339,9 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 
@@ -414,6 +420,9 @@ func (s *Store) labelSetsIn(ctx context.Context, from, to time.Time) ([]labelSet
 func (s *Store) LabelNames(ctx context.Context, from, to time.Time) ([]string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
 	sets, err := s.labelSetsIn(ctx, from, to)
 	if err != nil {
 		return nil, err
@@ -431,6 +440,9 @@ func (s *Store) LabelNames(ctx context.Context, from, to time.Time) ([]string, e
 func (s *Store) LabelValues(ctx context.Context, name string, from, to time.Time) ([]string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
 	sets, err := s.labelSetsIn(ctx, from, to)
 	if err != nil {
 		return nil, err

@@ -52,6 +52,8 @@ const (
 // written; writes resume by themselves once space returns.
 var ErrDiskFull = errors.New("storage: disk full")
 
+var errClosed = errors.New("storage: store is closed")
+
 // Store is a profile history on disk. Its methods are safe for concurrent use.
 type Store struct {
 	opts Options
@@ -65,6 +67,7 @@ type Store struct {
 	index         index
 	rolledThrough [numLevels]int64 // per level: every bucket ending at or before this is rolled up
 	newestRaw     int64            // start of the newest interval
+	closed        bool             // set by Close; later calls fail with errClosed
 
 	samplesWritten, intervalsWritten, writeErrors, diskFullRejections atomic.Uint64
 	diskBytes                                                         atomic.Int64
@@ -349,6 +352,7 @@ func (s *Store) Close() error {
 		<-s.done
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.closed = true
 		s.closeErr = s.db.Close()
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("storage: close: %w", s.closeErr)

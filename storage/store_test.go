@@ -280,6 +280,12 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+	if err := s.Append(context.Background(), g.Interval(t0.Add(time.Hour), 10*time.Second), nil); err == nil {
+		t.Error("Append after Close: no error")
+	}
+	if _, err := s.Query(context.Background(), ProfileQuery{From: t0, To: t0.Add(time.Hour)}); err == nil {
+		t.Error("Query after Close: no error")
+	}
 	s = openTest(t, Options{Dir: dir})
 	ps = append(ps, appendRange(t, s, g, t0.Add(200*time.Second), 10*time.Second, 20, nil)...)
 	got, err := s.Query(context.Background(), ProfileQuery{From: t0, To: t0.Add(time.Hour)})
