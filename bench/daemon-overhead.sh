@@ -29,6 +29,8 @@ for _ in $(seq "$((secs / 5))"); do
   [ "$rss" -gt "$max_rss" ] && max_rss=$rss
 done
 t1=$(ticks)
+anon=$(awk '/^RssAnon/ {print $2}' "/proc/$daemon/status")
+file=$(awk '/^RssFile/ {print $2}' "/proc/$daemon/status")
 maps=$(bpftool map show --json | python3 -c '
 import json, sys
 names = {"counts_0", "counts_1", "stacks_0", "stacks_1", "stats", "pid_filter", "procs", "events"}
@@ -37,10 +39,11 @@ print(sum(m.get("bytes_memlock", 0) for m in json.load(sys.stdin) if mine(m.get(
 kill -TERM "$daemon"; wait "$daemon" || true
 store=$(du -sb "$data" | cut -f1)
 
-awk -v t0="$t0" -v t1="$t1" -v hz="$hz" -v s="$secs" -v rss="$max_rss" -v maps="$maps" -v store="$store" 'BEGIN {
+awk -v t0="$t0" -v t1="$t1" -v hz="$hz" -v s="$secs" -v rss="$max_rss" -v maps="$maps" -v store="$store" -v anon="$anon" -v file="$file" 'BEGIN {
   cpu = (t1 - t0) / hz
   printf "daemon CPU: %.2f s over %d s = %.2f%% of one core (both CPUs busy, 99 Hz)\n", cpu, s, 100 * cpu / s
   printf "daemon memory: peak RSS %.1f MiB + BPF maps %.1f MiB = %.1f MiB\n", rss / 1024, maps / 1048576, rss / 1024 + maps / 1048576
+  printf "RSS at the end: %.1f MiB anonymous + %.1f MiB file-backed (mapped files, reclaimable)\n", anon / 1024, file / 1024
   printf "store after the run: %.1f MiB\n", store / 1048576
 }'
 grep -c "level=ERROR" "$out/daemon.log" | xargs echo "errors logged:"
