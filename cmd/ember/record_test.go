@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,10 +42,35 @@ func recordFixture(t *testing.T, fixture string, seconds int, format string) (st
 		t.Fatalf("record: %v", err)
 	}
 	t.Logf("summary: %s", stderr.String())
-	if !strings.Contains(stderr.String(), "lost: none") {
-		t.Errorf("summary reports losses: %s", stderr.String())
+	// A few stack-map collisions are possible and are reported; more than a
+	// few percent would mean the maps are too small for one process.
+	if lost := summaryLost(stderr.String()); lost*20 > summaryRecorded(stderr.String()) {
+		t.Errorf("summary reports more than 5%% lost: %s", stderr.String())
 	}
 	return out, hot
+}
+
+var (
+	summaryRecordedPattern = regexp.MustCompile(`ember: (\d+) samples`)
+	summaryLostPattern     = regexp.MustCompile(`(\d+) (?:user stacks|kernel stacks|samples) \(`)
+)
+
+func summaryRecorded(summary string) int {
+	m := summaryRecordedPattern.FindStringSubmatch(summary)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func summaryLost(summary string) int {
+	lost := 0
+	for _, m := range summaryLostPattern.FindAllStringSubmatch(summary, -1) {
+		n, _ := strconv.Atoi(m[1])
+		lost += n
+	}
+	return lost
 }
 
 func readProfile(t *testing.T, path string) *profile.Profile {
@@ -422,5 +448,12 @@ func TestRecordTruncatedMarker(t *testing.T) {
 	}
 	if n < 10 || marked < n*9/10 {
 		t.Errorf("%d of %d samples of a 200-deep recursion end in [truncated]", marked, n)
+	}
+}
+
+func TestSummaryParsing(t *testing.T) {
+	s := "ember: 159 samples in 1.9s at 99 Hz (382 taken; left out: 1 idle); lost: 3 user stacks (stack map collision), 2 kernel stacks (stack map full), 1 samples (count map full); 1 processes"
+	if summaryRecorded(s) != 159 || summaryLost(s) != 6 {
+		t.Errorf("recorded %d lost %d", summaryRecorded(s), summaryLost(s))
 	}
 }
