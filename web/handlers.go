@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -228,6 +229,18 @@ func (s *Server) flamegraph(c echo.Context) error {
 		return err
 	}
 	sel, sampleType := q.Get("query"), q.Get("sample_type")
+	key := newFlameKey(from, to, sel, sampleType, maxNodes)
+	// A range that ended a while ago no longer changes: its answer can be kept.
+	cacheable := s.flames != nil && !to.After(s.now().Add(-s.limits.FlameCacheSettle))
+	if cacheable {
+		if body, ok := s.flames.get(key, time.Now()); ok {
+			s.metrics.cache.WithLabelValues("hit").Inc()
+			return writeGzippedJSON(c, body)
+		}
+		s.metrics.cache.WithLabelValues("miss").Inc()
+	} else {
+		s.metrics.cache.WithLabelValues("bypass").Inc()
+	}
 	fg, err := query(s, c, func(ctx context.Context) (*FlameGraph, error) {
 		p, err := s.store.Profile(ctx, from, to, sel)
 		if err != nil {
@@ -239,7 +252,48 @@ func (s *Server) flamegraph(c echo.Context) error {
 		return storeError(err, "query", "")
 	}
 	fg.From, fg.To = from.UTC(), to.UTC()
-	return writeJSON(c, fg)
+	if !cacheable {
+		return writeJSON(c, fg)
+	}
+	body, err := gzipJSON(fg)
+	if err != nil {
+		return err
+	}
+	s.flames.put(key, body, time.Now())
+	return writeGzippedJSON(c, body)
+}
+
+// gzipJSON encodes v as gzipped JSON.
+func gzipJSON(v any) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("encode JSON: %w", err)}
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level: no error
+	zw.Write(body)
+	zw.Close()
+	return buf.Bytes(), nil
+}
+
+// writeGzippedJSON sends gzipped JSON as a 200, unpacked for a client that
+// does not take gzip.
+func writeGzippedJSON(c echo.Context, gzipped []byte) error {
+	h := c.Response().Header()
+	h.Add("Vary", "Accept-Encoding")
+	if acceptsGzip(c.Request().Header.Values("Accept-Encoding")) {
+		h.Set("Content-Encoding", "gzip")
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, gzipped)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gzipped))
+	if err != nil {
+		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("read cached JSON: %w", err)}
+	}
+	body, err := io.ReadAll(zr)
+	if err != nil {
+		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("read cached JSON: %w", err)}
+	}
+	return c.JSONBlob(http.StatusOK, body)
 }
 
 // GET /api/v1/diff?from=&to=&query=&base_from=&base_to=&base_query=&order_by=&limit=&sample_type=

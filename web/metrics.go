@@ -13,9 +13,10 @@ type httpMetrics struct {
 	duration *prometheus.HistogramVec // by route
 	inFlight *prometheus.GaugeVec     // expensive queries and live profiles running
 	rejected *prometheus.CounterVec   // 429s, by kind
+	cache    *prometheus.CounterVec   // flame-graph cache lookups, by result
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+func newHTTPMetrics(reg prometheus.Registerer, flames *flameCache) (*httpMetrics, error) {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_http_requests_total",
@@ -34,8 +35,19 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Name: "ember_http_queries_rejected_total",
 			Help: "Requests answered 429 because their kind's concurrency limit was reached.",
 		}, []string{"kind"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_http_flamegraph_cache_requests_total",
+			Help: "Flame-graph requests by cache result: hit, miss, or bypass (the range reaches into the last minutes, or the cache is off).",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.rejected} {
+	collectors := []prometheus.Collector{m.requests, m.duration, m.inFlight, m.rejected, m.cache}
+	if flames != nil {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ember_http_flamegraph_cache_bytes",
+			Help: "Gzipped flame-graph answers held by the cache.",
+		}, func() float64 { return float64(flames.size()) }))
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("web: register http metrics: %w", err)
 		}
@@ -44,6 +56,9 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	for _, kind := range []string{kindQuery, kindLive} {
 		m.inFlight.WithLabelValues(kind)
 		m.rejected.WithLabelValues(kind)
+	}
+	for _, r := range []string{"hit", "miss", "bypass"} {
+		m.cache.WithLabelValues(r)
 	}
 	return m, nil
 }

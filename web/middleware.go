@@ -117,7 +117,7 @@ func (s *Server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) checkToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if !s.hasToken || req.URL.Path == "/healthz" {
+		if !s.hasToken || req.URL.Path == "/healthz" || s.isUIPath(req.URL.Path) {
 			return next(c)
 		}
 		auth := req.Header.Get("Authorization")

@@ -37,6 +37,7 @@
 //	/api/v1/labels/{name}/values?from&to label values; 404 for a name no sample in the range has
 //	/metrics                             Prometheus: the daemon's registry and ember_http_*
 //	/healthz                             200 while the process serves (needs no token)
+//	/ and /ui/NAME                       the web UI, when Options.UI is set (needs no token)
 //	/readyz                              200 when Options.Ready says so, else 503
 //
 // sample_type picks a profile value ("cpu", the default, or "samples").
@@ -60,6 +61,14 @@
 // Options.AuthToken is set (everywhere but /healthz); rejects Host headers a
 // DNS-rebinding page would send on connections to a loopback address; and
 // recovers panics into a 500.
+//
+// # Cache and UI
+//
+// Flame graphs of ranges that ended more than Limits.FlameCacheSettle ago
+// cannot change, so their gzipped answers are kept in an LRU bounded by
+// Limits.FlameCacheBytes. With Options.UI set, the web UI's static files
+// are served at / and /ui/ without the token; the page sends it with its
+// API calls.
 package web
 
 import (
@@ -67,6 +76,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -92,7 +102,9 @@ type Options struct {
 	// the daemon registers its collectors on it. Nil makes a new one.
 	Registry *prometheus.Registry
 	// AuthToken, when not empty, is required as "Authorization: Bearer
-	// <token>" on every endpoint except /healthz.
+	// <token>" on every endpoint except /healthz and the UI's static files,
+	// which hold no data (the page asks for the token and sends it with
+	// every API call).
 	AuthToken string
 	// AllowedHosts are extra Host header names (without port) accepted on
 	// loopback connections, besides localhost, *.localhost, IP literals and
@@ -104,6 +116,9 @@ type Options struct {
 	Limits Limits
 	// Now is the clock for "now" and relative times; nil uses time.Now.
 	Now func() time.Time
+	// UI holds the web UI's files (index.html at its root), served at / and
+	// /ui/; nil serves no UI. cmd/ember passes ui.FS.
+	UI fs.FS
 }
 
 // Limits bound what one request may cost. A zero field takes the default
@@ -121,6 +136,9 @@ type Limits struct {
 	MaxPoints            int           // most points per series: 11,000
 	MaxSeries            int           // most series per response: 1,000
 	MaxDiffFrames        int           // most frames a diff may return: 10,000
+	FlameCacheBytes      int           // gzipped flame graphs kept for ranges in the past: 32 MiB; negative: none
+	FlameCacheSettle     time.Duration // how far in the past a range must end to be cached: 2 min (longer than the daemon's interval)
+	FlameCacheTTL        time.Duration // how long a cached flame graph is kept: 1 h
 
 	ReadHeaderTimeout time.Duration // 5 s
 	ReadTimeout       time.Duration // 10 s
@@ -156,6 +174,9 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxPoints, 11_000)
 	def(&l.MaxSeries, 1000)
 	def(&l.MaxDiffFrames, 10_000)
+	def(&l.FlameCacheBytes, 32<<20)
+	defDur(&l.FlameCacheSettle, 2*time.Minute)
+	defDur(&l.FlameCacheTTL, time.Hour)
 	defDur(&l.ReadHeaderTimeout, 5*time.Second)
 	defDur(&l.ReadTimeout, 10*time.Second)
 	defDur(&l.WriteTimeout, l.RequestTimeout+10*time.Second)
@@ -175,6 +196,7 @@ func (l Limits) validate() error {
 		{"DefaultMaxNodes", int64(l.DefaultMaxNodes)}, {"MaxNodes", int64(l.MaxNodes)},
 		{"MaxPoints", int64(l.MaxPoints)}, {"MaxSeries", int64(l.MaxSeries)},
 		{"MaxDiffFrames", int64(l.MaxDiffFrames)},
+		{"FlameCacheSettle", int64(l.FlameCacheSettle)}, {"FlameCacheTTL", int64(l.FlameCacheTTL)},
 		{"ReadHeaderTimeout", int64(l.ReadHeaderTimeout)}, {"ReadTimeout", int64(l.ReadTimeout)},
 		{"WriteTimeout", int64(l.WriteTimeout)}, {"IdleTimeout", int64(l.IdleTimeout)},
 		{"ShutdownTimeout", int64(l.ShutdownTimeout)},
@@ -203,6 +225,9 @@ type Server struct {
 
 	tokenHash [sha256.Size]byte // of Options.AuthToken; compared in constant time
 	hasToken  bool
+
+	ui     map[string]*uiFile // by path under /ui/; nil without a UI
+	flames *flameCache        // nil when disabled
 
 	queries chan struct{} // semaphore of expensive queries
 	lives   chan struct{} // semaphore of live profiles
@@ -250,7 +275,17 @@ func New(opts Options) (*Server, error) {
 	for _, h := range opts.AllowedHosts {
 		s.hosts[normalizeHost(h)] = true
 	}
-	m, err := newHTTPMetrics(s.registry)
+	if opts.UI != nil {
+		files, err := loadUI(opts.UI)
+		if err != nil {
+			return nil, err
+		}
+		s.ui = files
+	}
+	if limits.FlameCacheBytes > 0 {
+		s.flames = newFlameCache(limits.FlameCacheBytes, limits.FlameCacheTTL)
+	}
+	m, err := newHTTPMetrics(s.registry, s.flames)
 	if err != nil {
 		return nil, err
 	}
@@ -283,6 +318,10 @@ func (s *Server) routes() http.Handler {
 	e.GET("/api/v1/series", s.series)
 	e.GET("/api/v1/labels", s.labelNames)
 	e.GET("/api/v1/labels/:name/values", s.labelValues)
+	if s.ui != nil {
+		e.GET("/", s.uiAsset)
+		e.GET("/ui/*", s.uiAsset)
+	}
 	return e
 }
 
