@@ -1,0 +1,133 @@
+package unwind
+
+import (
+	"bytes"
+	"debug/elf"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+)
+
+var fuzzSeeds = []string{
+	"../../testdata/unwind/qsort-nofp",
+	"../../testdata/unwind/sort-cpp",
+	"../../testdata/unwind/chain-nofp",
+}
+
+func ehFrameOf(t testing.TB, path string) ([]byte, uint64) {
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := f.Section(".eh_frame")
+	data, err := s.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, s.Addr
+}
+
+// FuzzTableFromCFI feeds arbitrary .eh_frame bytes to the parser and row
+// builder: they must return rows or an error, never panic, and the rows
+// must be sorted and without duplicates.
+func FuzzTableFromCFI(f *testing.F) {
+	for _, p := range fuzzSeeds {
+		data, addr := ehFrameOf(f, p)
+		f.Add(data, addr)
+		f.Add(data[:len(data)/2], addr)
+	}
+	f.Add([]byte{}, uint64(0x1000))
+	f.Fuzz(func(t *testing.T, data []byte, addr uint64) {
+		tbl, err := tableFromCFI(data, max(addr, 1))
+		if err != nil {
+			return
+		}
+		for i := 1; i < len(tbl.Rows); i++ {
+			if tbl.Rows[i].PC <= tbl.Rows[i-1].PC {
+				t.Fatalf("rows not sorted at %d", i)
+			}
+		}
+	})
+}
+
+// FuzzBuild feeds whole (mutated) ELF files.
+func FuzzBuild(f *testing.F) {
+	for _, p := range fuzzSeeds {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		Build(bytes.NewReader(raw))
+	})
+}
+
+// FuzzDecodeTable: a damaged cache file is rejected, never trusted or a panic.
+func FuzzDecodeTable(f *testing.F) {
+	f.Add(encodeTable(&Table{Base: 0x1000, Rows: []Row{makeRow(0, CFASP, 8, RBPSame, 0), makeRow(4, CFAGap, 0, RBPSame, 0)}, Source: ".eh_frame"}))
+	f.Add(encodeTable(&Table{FramePointers: true, Source: "go"}))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		tbl, err := decodeTable(raw)
+		if err != nil {
+			return
+		}
+		if again := encodeTable(tbl); !bytes.Equal(again, raw) {
+			t.Fatalf("decoded table does not encode back to the same bytes")
+		}
+	})
+}
+
+func TestCacheRoundTripAndCorruption(t *testing.T) {
+	c, err := NewCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(fuzzSeeds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tbl, err := Build(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := FileID(ef)
+	if err != nil || id[0] != 'b' {
+		t.Fatalf("FileID = %q, %v; want a build ID", id, err)
+	}
+	if _, err := c.Load(id); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("empty cache: %v", err)
+	}
+	if err := c.Store(id, tbl); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Load(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, tbl) {
+		t.Fatalf("round trip changed the table")
+	}
+	// Flip one byte in the rows: the checksum must catch it.
+	p := filepath.Join(c.dir, id+".unwind")
+	raw, _ := os.ReadFile(p)
+	raw = slices.Clone(raw)
+	raw[40] ^= 0x10
+	os.WriteFile(p, raw, 0o600)
+	if _, err := c.Load(id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt file: %v", err)
+	}
+	if _, err := c.Load("../etc"); err == nil {
+		t.Fatal("path-like id accepted")
+	}
+}

@@ -1,0 +1,161 @@
+package unwind
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/go-delve/delve/pkg/dwarf/frame"
+)
+
+// systemLibc is Debian's libc, built without frame pointers: the main
+// reason this package exists.
+const systemLibc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+
+// TestRowsMatchDelve checks the compact rows against delve's own CFA
+// interpreter at random addresses of every FDE.
+func TestRowsMatchDelve(t *testing.T) {
+	for _, path := range []string{systemLibc, "../../testdata/unwind/qsort-nofp", "../../testdata/unwind/chain-nofp", "../../testdata/unwind/sort-cpp", "../../testdata/unwind/sort-rust"} {
+		t.Run(path, func(t *testing.T) {
+			f, err := elf.Open(path)
+			if err != nil {
+				t.Skipf("open: %v", err)
+			}
+			defer f.Close()
+			tbl, err := buildFromELF(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := f.Section(".eh_frame")
+			data, err := s.Data()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fdes, err := frame.Parse(data, binary.LittleEndian, 0, 8, s.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			checked := 0
+			for _, fde := range fdes {
+				for range 4 {
+					pc := fde.Begin() + rng.Uint64N(fde.End()-fde.Begin())
+					ctx, err := fde.EstablishFrame(pc)
+					if err != nil {
+						continue
+					}
+					row, ok := tbl.Lookup(pc)
+					if !ok {
+						t.Fatalf("%#x: no row", pc)
+					}
+					checkRow(t, pc, row, ctx)
+					checked++
+				}
+			}
+			if checked < 20 {
+				t.Fatalf("only %d addresses checked", checked)
+			}
+		})
+	}
+}
+
+func checkRow(t *testing.T, pc uint64, row Row, ctx *frame.FrameContext) {
+	t.Helper()
+	if ra, ok := ctx.Regs[regRA]; ok && ra.Rule == frame.RuleUndefined {
+		if row.CFA() != CFAEnd {
+			t.Fatalf("%#x: want end row, got %v", pc, row.CFA())
+		}
+		return
+	}
+	switch row.CFA() {
+	case CFASP, CFAFP:
+		wantReg := uint64(regRSP)
+		if row.CFA() == CFAFP {
+			wantReg = regRBP
+		}
+		if ctx.CFA.Rule != frame.RuleCFA || ctx.CFA.Reg != wantReg || ctx.CFA.Offset != int64(row.CFAOffset) {
+			t.Fatalf("%#x: row %v%+d, delve CFA %+v", pc, row.CFA(), row.CFAOffset, ctx.CFA)
+		}
+	case CFAUnsupported, CFAPLT10, CFAPLT11:
+		return
+	default:
+		t.Fatalf("%#x: unexpected row kind %v (delve CFA %+v)", pc, row.CFA(), ctx.CFA)
+	}
+	rbp, saved := ctx.Regs[regRBP]
+	switch row.RBP() {
+	case RBPAtCFA:
+		if !saved || rbp.Rule != frame.RuleOffset || rbp.Offset != int64(row.RBPOffset)*8 {
+			t.Fatalf("%#x: rbp at cfa%+d, delve %+v", pc, int(row.RBPOffset)*8, rbp)
+		}
+	case RBPSame:
+		if saved && rbp.Rule == frame.RuleOffset {
+			t.Fatalf("%#x: rbp same, delve %+v", pc, rbp)
+		}
+	}
+}
+
+func TestGoBinaryUsesFramePointers(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tbl, err := Build(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tbl.FramePointers || len(tbl.Rows) != 0 {
+		t.Fatalf("Go test binary: FramePointers=%v rows=%d", tbl.FramePointers, len(tbl.Rows))
+	}
+}
+
+func TestLibcEndsAtStart(t *testing.T) {
+	f, err := os.Open(systemLibc)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer f.Close()
+	tbl, err := Build(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tbl.Source != ".eh_frame" || len(tbl.Rows) < 1000 {
+		t.Fatalf("libc: source %q, %d rows", tbl.Source, len(tbl.Rows))
+	}
+	var ends, plt int
+	for _, r := range tbl.Rows {
+		switch r.CFA() {
+		case CFAEnd:
+			ends++
+		case CFAPLT10, CFAPLT11:
+			plt++
+		}
+	}
+	// clone3/clone end thread stacks with an undefined return address.
+	if ends == 0 || plt == 0 {
+		t.Fatalf("libc: %d end rows, %d PLT rows", ends, plt)
+	}
+}
+
+func BenchmarkBuildLibLLVM(b *testing.B) {
+	const path = "/usr/lib/x86_64-linux-gnu/libLLVM-14.so.1"
+	f, err := os.Open(path)
+	if err != nil {
+		b.Skip(err)
+	}
+	defer f.Close()
+	for b.Loop() {
+		tbl, err := Build(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(tbl.Rows)), "rows")
+		b.ReportMetric(float64(tbl.SizeBytes())/(1<<20), "MiB")
+	}
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Rebuilds the unwinding fixtures: the same programs with and without frame
+# pointers, all calling through Debian's libc (built without them). Checks
+# that the -nofp builds really have no frame-pointer prologue in their hot
+# functions. Run from anywhere; prints each command it runs.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+
+run() {
+	echo "+ $*"
+	"$@"
+}
+
+run gcc -O2 -g -fomit-frame-pointer -o qsort-nofp qsort.c
+run gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o qsort-fp qsort.c
+run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o chain-nofp chain.c
+run gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls -o chain-fp chain.c
+run g++ -O2 -g -fomit-frame-pointer -o sort-cpp sort.cpp
+run /root/.cargo/bin/rustc -C opt-level=2 -C force-frame-pointers=no -C debuginfo=0 -C strip=debuginfo -o sort-rust sort.rs
+
+for f in qsort-nofp:cmp_items chain-nofp:level5 sort-cpp:_ZNK4SlowclEmm; do
+	bin=${f%%:*} fn=${f#*:}
+	if objdump -d --no-show-raw-insn "$bin" | awk -v f="<$fn>:" '$2 == f { on = 1; next } on && /^$/ { exit } on' |
+		grep -q 'push *%rbp'; then
+		echo "$bin: $fn pushes a frame pointer" >&2
+		exit 1
+	fi
+done
+echo "ok"
