@@ -120,7 +120,7 @@ type debugCandidate struct {
 // a file found through .gnu_debuglink, the CRC. It returns nil when there
 // is none. The object's own path is skipped: a stripped object is not its
 // own debug file.
-func openDebugFile(roots []string, buildID string, link debugLink, hasLink bool, objPath string, self os.FileInfo) (*os.File, *elf.File, string) {
+func openDebugFile(roots []string, buildID string, link debugLink, hasLink bool, objPath string, self os.FileInfo) (*os.File, elfImage, string) {
 	for _, c := range debugFileCandidates(roots, buildID, link, hasLink, objPath) {
 		f, err := os.OpenFile(c.path, os.O_RDONLY|openNonBlock, 0)
 		if err != nil {
@@ -131,12 +131,12 @@ func openDebugFile(roots []string, buildID string, link debugLink, hasLink bool,
 			f.Close()
 			continue
 		}
-		ef, err := newELF(f)
+		ef, err := openELF(f)
 		if err != nil {
 			f.Close()
 			continue
 		}
-		id := readBuildID(ef)
+		id := readBuildID(ef.File)
 		switch {
 		case buildID != "" && id != "" && id != buildID:
 			// Another build's debug file: its addresses would be wrong.
@@ -148,7 +148,7 @@ func openDebugFile(roots []string, buildID string, link debugLink, hasLink bool,
 		}
 		f.Close()
 	}
-	return nil, nil, ""
+	return nil, elfImage{}, ""
 }
 
 func crcMatches(f *os.File, want uint32) bool {

@@ -2,7 +2,6 @@ package symbolizer
 
 import (
 	"debug/dwarf"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"sort"
@@ -77,7 +76,7 @@ var dwarfSectionNames = []string{
 // newDWARFResolver reads f's DWARF sections (at most maxBytes in all) and
 // indexes its compile units. It returns an error, never panics, on
 // malformed DWARF, and (nil, nil) when f has no DWARF.
-func newDWARFResolver(f *elf.File, maxBytes int64) (r *dwarfResolver, err error) {
+func newDWARFResolver(f elfImage, maxBytes int64) (r *dwarfResolver, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r, err = nil, fmt.Errorf("parse DWARF: panic: %v", p)
@@ -86,30 +85,67 @@ func newDWARFResolver(f *elf.File, maxBytes int64) (r *dwarfResolver, err error)
 	if f.Section(".debug_info") == nil {
 		return nil, nil
 	}
-	sections, err := readDWARFSections(f, maxBytes)
+	sections, heap, err := readDWARFSections(f, maxBytes)
 	if err != nil {
 		return nil, err
 	}
-	return dwarfResolverFromSections(sections)
+	r, err = dwarfResolverFromSections(sections)
+	if r != nil {
+		r.sectionBytes = heap // mapped sections are the page cache's
+	}
+	return r, err
 }
 
-// readDWARFSections reads the DWARF sections of f, at most maxBytes in all.
-func readDWARFSections(f *elf.File, maxBytes int64) (map[string][]byte, error) {
+// readDWARFSections reads the DWARF sections of f, at most maxBytes in
+// all, and returns how many of their bytes are on the heap.
+func readDWARFSections(f elfImage, maxBytes int64) (map[string][]byte, int64, error) {
 	sections := map[string][]byte{}
-	var total int64
+	var total, heap int64
 	for _, name := range dwarfSectionNames {
 		s := f.Section(name)
 		if s == nil {
 			continue
 		}
-		data, err := sectionData(s, min(maxBytes-total, maxSectionBytes))
+		data, h, err := f.sectionData(s, min(maxBytes-total, maxSectionBytes))
 		if err != nil {
-			return nil, fmt.Errorf("parse DWARF: %w", err)
+			return nil, 0, fmt.Errorf("parse DWARF: %w", err)
 		}
 		total += int64(len(data))
+		heap += h
 		sections[name] = data
 	}
-	return sections, nil
+	return sections, heap, nil
+}
+
+// lazyDWARF parses a file's DWARF on its first lookup. Go binaries name
+// their code from the line table first, and their DWARF (compressed, so
+// inflated into the heap: 30 MB and more for a large binary) is only
+// needed for what the line table does not cover, such as cgo's C code.
+type lazyDWARF struct {
+	file     elfImage
+	maxBytes int64
+	parsed   bool
+	dwarf    *dwarfResolver
+	err      error
+}
+
+func (l *lazyDWARF) resolve(pc uint64) ([]frame, bool) {
+	if !l.parsed {
+		l.parsed = true
+		l.dwarf, l.err = newDWARFResolver(l.file, l.maxBytes)
+		l.file = elfImage{} // the resolver keeps what it needs
+	}
+	if l.dwarf == nil {
+		return nil, false
+	}
+	return l.dwarf.resolve(pc)
+}
+
+func (l *lazyDWARF) sizeBytes() int64 {
+	if l.dwarf == nil {
+		return 64
+	}
+	return l.dwarf.sizeBytes()
 }
 
 // dwarfResolverFromSections indexes DWARF given its sections by name: the

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 )
 
 // Caps on what is read from a file: debug/elf is not hardened, and the
@@ -36,6 +37,9 @@ type elfFile struct {
 	resolvers []resolver
 	// id tells parses apart in the address cache; set by the Symbolizer.
 	id uint64
+	// mapped are the memory maps the resolvers read from (the file's and
+	// its debug file's), held so that they stay mapped while f is used.
+	mapped []*mappedFile
 }
 
 // loadSegment is a PT_LOAD program header: the file bytes
@@ -62,6 +66,7 @@ func (f *elfFile) elfAddr(fileOff uint64) (uint64, bool) {
 // demangled. When that resolver found the function but not its name (a
 // DWARF entry without one), the name comes from the next that knows it.
 func (f *elfFile) resolve(elfAddr uint64) ([]frame, bool) {
+	defer runtime.KeepAlive(f) // f.mapped, until the resolvers are done
 	for i, r := range f.resolvers {
 		frames, ok := r.resolve(elfAddr)
 		if !ok {
@@ -115,11 +120,14 @@ func parseELFWith(r io.ReaderAt, maxDWARFBytes int64) (ef *elfFile, skipped []er
 			ef, err = nil, fmt.Errorf("parse ELF: panic in debug/elf: %v", p)
 		}
 	}()
-	f, err := elf.NewFile(r)
+	f, err := openELF(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse ELF: %w", err)
 	}
 	ef = &elfFile{}
+	if f.mapped != nil {
+		ef.mapped = append(ef.mapped, f.mapped)
+	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD {
 			ef.loads = append(ef.loads, loadSegment{off: p.Off, filesz: p.Filesz, vaddr: p.Vaddr})
@@ -128,25 +136,35 @@ func parseELFWith(r io.ReaderAt, maxDWARFBytes int64) (ef *elfFile, skipped []er
 	if len(ef.loads) == 0 {
 		return nil, nil, errors.New("parse ELF: no PT_LOAD segments")
 	}
-	ef.buildID = readBuildID(f)
-	ef.link, ef.hasLink = readDebugLink(f)
-	if d, err := newDWARFResolver(f, maxDWARFBytes); err != nil {
-		skipped = append(skipped, err)
-	} else if d != nil {
-		ef.hasDWARF, ef.anyDWARF = true, true
-		ef.resolvers = append(ef.resolvers, d)
-	}
-	syms, raw, err := readFunctionSymbolsRaw(f)
+	ef.buildID = readBuildID(f.File)
+	ef.link, ef.hasLink = readDebugLink(f.File)
+	syms, raw, err := readFunctionSymbolsRaw(f.File)
 	if err != nil {
 		return nil, skipped, err
 	}
-	ef.hasSymtab = hasFullSymtab(f, syms)
-	if g, err := newGoResolver(f, raw); err != nil {
+	ef.hasSymtab = hasFullSymtab(f.File, syms)
+	goNames, err := newGoResolver(f, raw)
+	if err != nil {
 		skipped = append(skipped, err)
-	} else if g != nil {
-		ef.resolvers = append(ef.resolvers, g)
 	}
-	if mini, err := readMiniDebugInfo(f); err != nil {
+	switch {
+	case goNames != nil:
+		// Go's line table names Go code as well as DWARF does, with
+		// inlined calls; DWARF is read only for what it does not cover.
+		ef.resolvers = append(ef.resolvers, goNames)
+		if f.Section(".debug_info") != nil {
+			ef.hasDWARF, ef.anyDWARF = true, true
+			ef.resolvers = append(ef.resolvers, &lazyDWARF{file: f, maxBytes: maxDWARFBytes})
+		}
+	default:
+		if d, err := newDWARFResolver(f, maxDWARFBytes); err != nil {
+			skipped = append(skipped, err)
+		} else if d != nil {
+			ef.hasDWARF, ef.anyDWARF = true, true
+			ef.resolvers = append(ef.resolvers, d)
+		}
+	}
+	if mini, err := readMiniDebugInfo(f.File); err != nil {
 		skipped = append(skipped, err)
 	} else {
 		syms = append(syms, mini...)

@@ -79,7 +79,7 @@ func dwarfSections(t testing.TB, fixture string) map[string][]byte {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sections, err := readDWARFSections(f, 1<<30)
+	sections, _, err := readDWARFSections(elfImage{File: f}, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,10 +226,33 @@ func FuzzPclntab(f *testing.F) {
 		}
 		// Inline trees read from the same bytes: offsets into go:func.*
 		// land anywhere in them.
-		r.inline = goInlineFromData(data, data[len(data)/2:], text)
+		r.inline = &goInline{gofunc: data[len(data)/2:]}
 		for pc := uint64(text); pc < text+0x100000; pc += 0x1001 {
 			if frames, ok := r.resolve(pc); ok && frames[0].Function == "" {
 				t.Fatalf("resolve(%#x): nameless frame", pc)
+			}
+		}
+	})
+}
+
+// FuzzKallsyms parses arbitrary kallsyms text and looks up every symbol it
+// kept: each must be found at its own address with its own name.
+func FuzzKallsyms(f *testing.F) {
+	seed, err := os.ReadFile("testdata/kallsyms")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte("ffffffff81000000 T a\nffffffff81000000 t _a\t[m]\n0 T zero\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := parseKallsyms(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for i := range k.len() {
+			want := k.at(i)
+			if got, ok := k.lookup(want.addr); !ok || got != want {
+				t.Fatalf("lookup(%#x) = %+v, %v; want %+v", want.addr, got, ok, want)
 			}
 		}
 	})

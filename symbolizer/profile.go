@@ -2,6 +2,7 @@ package symbolizer
 
 import (
 	"cmp"
+	"runtime/debug"
 	"slices"
 	"sort"
 
@@ -25,6 +26,11 @@ const (
 func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Tables are read from mapped files: one truncated meanwhile faults,
+	// and the fault must become a panic the readers recover from, not a
+	// crash of the daemon.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.releaseTouched()
 
 	periodNanos := b.PeriodNanos
 	if periodNanos == 0 && b.FrequencyHz > 0 {
@@ -218,7 +224,7 @@ func (pb *profileBuilder) kernelLocation(addr uint64, isReturn bool) *profile.Lo
 	m, ok := pb.mappings[mk]
 	if !ok {
 		m = pb.addMapping(mk, &profile.Mapping{
-			Start:        pb.s.kernel.syms[0].addr,
+			Start:        pb.s.kernel.addrs[0],
 			Limit:        ^uint64(0),
 			File:         kernelMappingFile,
 			HasFunctions: true,
@@ -379,4 +385,13 @@ func orderMappings(p *profile.Profile, b *collector.Batch) {
 	for i, m := range p.Mapping {
 		m.ID = uint64(i + 1)
 	}
+}
+
+// releaseTouched lets go of the mapped pages this call read (see
+// mappedFile.release); the tables stay parsed and the pages cached.
+func (s *Symbolizer) releaseTouched() {
+	for m := range s.touched {
+		m.release()
+	}
+	clear(s.touched)
 }

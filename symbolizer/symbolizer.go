@@ -61,8 +61,10 @@ type Symbolizer struct {
 	// files maps a file (by stat) to the key of its parsed tables, or the
 	// reason it could not be read; tables holds the parses, keyed by build
 	// ID where there is one so that every copy of a library shares one.
-	files    *lru[fileKey, *fileEntry]
-	tables   *lru[tableKey, *elfFile]
+	files  *lru[fileKey, *fileEntry]
+	tables *lru[tableKey, *elfFile]
+	// touched are the mapped files read since the last release.
+	touched  map[*mappedFile]struct{}
 	addrs    *lru[addrKey, []frame]
 	perfMaps *lru[uint32, *perfMap]
 	// nextTableID numbers parses for the address cache.
@@ -161,6 +163,7 @@ func New(opts Options) (*Symbolizer, error) {
 		debugDirs:      append(slices.Clone(opts.DebugDirs), defaultDebugDir),
 		maxDWARFBytes:  min(opts.MaxCacheBytes, defaultMaxDWARFBytes),
 		procRoot:       "/proc",
+		touched:        make(map[*mappedFile]struct{}),
 		log:            slog.Default(),
 	}, nil
 }
@@ -258,6 +261,9 @@ func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping) []error {
 	defer f.Close()
 	var errs []error
 	var front []resolver
+	if df.mapped != nil {
+		ef.mapped = append(ef.mapped, df.mapped)
+	}
 	d, err := newDWARFResolver(df, s.maxDWARFBytes)
 	switch {
 	case err != nil:
@@ -275,13 +281,13 @@ func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping) []error {
 			rest = append(rest, r)
 		}
 	}
-	syms, err := readFunctionSymbols(df)
+	syms, err := readFunctionSymbols(df.File)
 	switch {
 	case err != nil:
 		errs = append(errs, fmt.Errorf("debug file %s: %w", path, err))
 	case len(syms) > 0:
 		front = append(front, newSymtabResolver(syms))
-		ef.hasSymtab = ef.hasSymtab || hasFullSymtab(df, syms)
+		ef.hasSymtab = ef.hasSymtab || hasFullSymtab(df.File, syms)
 	}
 	ef.resolvers = append(front, rest...)
 	return errs
@@ -308,6 +314,9 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping,
 	ef, tk, err := s.file(key, m)
 	if err != nil {
 		return fallback(), ""
+	}
+	for _, mf := range ef.mapped {
+		s.touched[mf] = struct{}{}
 	}
 	if lookup < m.Start {
 		lookup = addr

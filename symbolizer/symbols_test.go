@@ -321,11 +321,11 @@ func TestGoInlineMatchesDWARF(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	g, err := newGoResolver(f, nil)
+	g, err := newGoResolver(elfImage{File: f}, nil)
 	if err != nil || g == nil || g.inline == nil {
 		t.Fatalf("Go resolver %v (inline tables found: %v), %v", g, g != nil && g.inline != nil, err)
 	}
-	d, err := newDWARFResolver(f, 1<<30)
+	d, err := newDWARFResolver(elfImage{File: f}, 1<<30)
 	if err != nil || d == nil {
 		t.Fatalf("DWARF resolver: %v", err)
 	}
