@@ -97,14 +97,14 @@ func TestKallsymsReal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(s.kernel.syms); n < 10000 {
+	if n := s.kernel.len(); n < 10000 {
 		t.Errorf("only %d kernel text symbols", n)
 	}
 	// Every kernel has schedule; look it up by name, then by an address
 	// inside it.
 	var addr uint64
-	for _, sym := range s.kernel.syms {
-		if sym.name == "schedule" && sym.module == "" {
+	for i := range s.kernel.len() {
+		if sym := s.kernel.at(i); sym.name == "schedule" && sym.module == "" {
 			addr = sym.addr
 		}
 	}
