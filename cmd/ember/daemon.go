@@ -19,6 +19,7 @@ import (
 	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/symbolizer"
+	"github.com/ember-profiler/ember/ui"
 	"github.com/ember-profiler/ember/web"
 )
 
@@ -108,7 +109,9 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 	}
 	api, err := web.New(web.Options{
 		Store: storeAPI{store}, Live: d.live, Registry: registry, AuthToken: token,
-		AllowedHosts: allowedHosts, Logger: log,
+		AllowedHosts: allowedHosts, Logger: log, UI: ui.FS(),
+		// A range is final once its last interval is written.
+		Limits: web.Limits{FlameCacheSettle: cfg.Interval + time.Minute},
 	})
 	if err != nil {
 		return err

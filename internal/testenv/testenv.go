@@ -5,13 +5,16 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
 const (
-	rootReason = "needs root to load eBPF programs; run as root, or set CI to fail instead of skip"
-	btfPath    = "/sys/kernel/btf/vmlinux"
-	btfReason  = "needs kernel BTF (" + btfPath + ") to load CO-RE eBPF programs; " +
+	rootReason     = "needs root to load eBPF programs; run as root, or set CI to fail instead of skip"
+	btfPath        = "/sys/kernel/btf/vmlinux"
+	chromiumReason = "needs Chromium for the browser tests (apt-get install chromium, or set EMBER_CHROMIUM to a Chrome binary), " +
+		"or set CI to fail instead of skip"
+	btfReason = "needs kernel BTF (" + btfPath + ") to load CO-RE eBPF programs; " +
 		"use a kernel built with CONFIG_DEBUG_INFO_BTF, or set CI to fail instead of skip"
 )
 
@@ -39,6 +42,23 @@ func RequireBPF(t testing.TB) {
 	if _, err := os.Stat(btfPath); err != nil {
 		stop(t, btfReason)
 	}
+}
+
+// RequireChromium returns the Chromium (or Chrome) binary the browser tests
+// drive: $EMBER_CHROMIUM, else the first of the usual names on PATH. Without
+// one the test stops: a skip outside CI, a failure inside it.
+func RequireChromium(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("EMBER_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	stop(t, chromiumReason)
+	return ""
 }
 
 func stop(t testing.TB, reason string) {

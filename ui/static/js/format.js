@@ -1,0 +1,137 @@
+// Numbers, names and colours shared by the views.
+
+// formatValue renders a profile value in its unit: CPU time for nanoseconds.
+export function formatValue(v, unit) {
+  if (unit !== "nanoseconds") return Math.round(v).toLocaleString("en-US");
+  const s = v / 1e9;
+  if (s >= 3600) return (s / 3600).toFixed(2) + " h";
+  if (s >= 60) return (s / 60).toFixed(1) + " min";
+  if (s >= 1) return s.toFixed(2) + " s";
+  if (s >= 1e-3) return (s * 1e3).toFixed(1) + " ms";
+  return (s * 1e6).toFixed(0) + " µs";
+}
+
+export function formatShare(x) {
+  if (!isFinite(x)) return "–";
+  const p = x * 100;
+  const abs = Math.abs(p);
+  return p.toFixed(abs >= 10 ? 1 : abs >= 0.1 ? 2 : 3) + "%";
+}
+
+export function formatSignedShare(x) {
+  return (x > 0 ? "+" : x < 0 ? "−" : "±") + formatShare(Math.abs(x)).replace("%", " pt");
+}
+
+export function formatTime(t, withDate) {
+  const d = t instanceof Date ? t : new Date(t);
+  const hm = d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+  if (!withDate) return hm;
+  return d.toLocaleDateString("en-CA") + " " + hm;
+}
+
+// localISO is a Date as the API accepts it, in UTC to the second.
+export function isoSeconds(d) {
+  return new Date(Math.round(d.getTime() / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+export function escapeHTML(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+// hash is FNV-1a: the same name always gets the same colour.
+export function hash(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+// frameKind sorts a frame into the families the colours tell apart.
+export function frameKind(name, binary) {
+  if (name === "(other)") return "other";
+  if (binary === "[kernel.kallsyms]" || name.startsWith("[kernel ") || name === "[unknown kernel address]") return "kernel";
+  if (name.startsWith("[")) return "marker";
+  if (name.startsWith("runtime.") || name.startsWith("runtime/")) return "go";
+  // JIT code runs from anonymous memory and is named by a perf map.
+  if (binary === "" || binary.startsWith("[anon") || binary.startsWith("//anon") || binary.startsWith("/memfd:") || binary.startsWith("[jit")) return "jit";
+  return "native";
+}
+
+export const kindLabels = { kernel: "kernel", go: "Go runtime", jit: "JIT", native: "native", marker: "marker", other: "pruned" };
+
+// Hue ranges per kind; lightness and hue within the range come from the
+// name's hash, so a function keeps its colour across reloads and views.
+const palettes = {
+  native: [8, 46, 78, 60],
+  kernel: [195, 215, 55, 66],
+  go: [262, 285, 48, 70],
+  jit: [95, 135, 45, 58],
+  marker: [0, 0, 0, 72],
+  other: [0, 0, 0, 80],
+};
+
+export function frameColour(name, kind, dark) {
+  const [h0, h1, s, l] = palettes[kind] || palettes.native;
+  const h = hash(name);
+  const hue = h0 + ((h & 0xff) / 255) * (h1 - h0);
+  const light = l - (dark ? 10 : 0) + (((h >>> 8) & 0xff) / 255) * 10 - 5;
+  return `hsl(${hue.toFixed(0)} ${s}% ${light.toFixed(0)}%)`;
+}
+
+// diffColour shades from blue (colder) through grey to red (hotter);
+// t is in [-1, 1].
+export function diffColour(t, dark) {
+  const a = Math.min(1, Math.abs(t));
+  const grey = dark ? 62 : 82;
+  if (t > 0) return `hsl(0 ${(20 + 65 * a).toFixed(0)}% ${(grey - 22 * a).toFixed(0)}%)`;
+  if (t < 0) return `hsl(217 ${(20 + 65 * a).toFixed(0)}% ${(grey - 20 * a).toFixed(0)}%)`;
+  return `hsl(220 8% ${grey}%)`;
+}
+
+export function seriesColour(key, i) {
+  const hues = [24, 210, 140, 280, 45, 175, 330, 95, 250, 0];
+  return `hsl(${hues[i % hues.length]} 65% 55%)`;
+}
+
+// shortName fits a function name into maxChars, losing first what a reader
+// misses least: arguments and template parameters, then the package or
+// namespace path, then the tail.
+export function shortName(name, maxChars) {
+  if (maxChars < 2) return "";
+  if (name.length <= maxChars) return name;
+  const candidates = [];
+  let s = stripBalanced(stripBalanced(name, "(", ")"), "<", ">");
+  candidates.push(s);
+  // Go: github.com/x/y/pkg.(*T).M -> pkg.(*T).M
+  const slash = s.lastIndexOf("/");
+  if (slash >= 0) s = s.slice(slash + 1);
+  candidates.push(s);
+  // C++/Rust: a::b::C::m -> C::m, then m
+  const parts = s.split("::");
+  if (parts.length > 2) candidates.push(parts.slice(-2).join("::"));
+  if (parts.length > 1) candidates.push(parts[parts.length - 1]);
+  const dot = s.split(".");
+  if (dot.length > 2) candidates.push(dot.slice(-2).join("."));
+  for (const c of candidates) if (c.length <= maxChars) return c;
+  const last = candidates[candidates.length - 1];
+  return last.slice(0, maxChars - 1) + "…";
+}
+
+// stripBalanced replaces what sits inside top-level open/close pairs with
+// an ellipsis: f(int, char*) -> f(…).
+function stripBalanced(s, open, close) {
+  if (!s.includes(open)) return s;
+  let out = "", depth = 0;
+  for (const c of s) {
+    if (c === open) {
+      if (depth === 0) out += open + "…";
+      depth++;
+    } else if (c === close && depth > 0) {
+      depth--;
+      if (depth === 0) out += close;
+    } else if (depth === 0) out += c;
+  }
+  return out;
+}

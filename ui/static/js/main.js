@@ -1,0 +1,548 @@
+// The page: its state lives in the URL's query string (so a link reproduces
+// the view), data comes from the API, and each view renders from a Tree.
+
+import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment } from "./api.js";
+import { Tree, diffShares } from "./tree.js";
+import { FlameView } from "./flame.js";
+import { Timeline } from "./timeline.js";
+import { SelectorInput, quoteValue, parseMatchers, formatSelector } from "./selector.js";
+import { formatValue, formatShare, formatSignedShare, formatTime, isoSeconds, escapeHTML, seriesColour } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+
+// defaults are the state an empty URL means; only differences are written.
+const defaults = {
+  from: "now-1h", to: "now", query: "", view: "flame", orient: "icicle", focus: "", search: "", regex: "",
+  fn: "", group: "comm", sort: "-self", tfilter: "", base_from: "", base_to: "", base_query: "", nodes: "16384",
+};
+const dataKeys = ["from", "to", "query", "nodes", "group"];
+const diffKeys = ["base_from", "base_to", "base_query"];
+
+let state = readState();
+let data = { tree: null, fg: null, base: null, diff: null, total: null, grouped: null };
+let loadedKey = "", diffKey = "";
+let controller = null;
+const hook = { ready: false, loads: 0, flameQueries: [], errors: [] };
+window.__ember = hook; // for the browser tests and the curious
+
+function readState() {
+  const q = new URLSearchParams(location.search), s = { ...defaults };
+  for (const k of Object.keys(defaults)) if (q.has(k)) s[k] = q.get(k);
+  return s;
+}
+
+function writeState(push) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(state)) if (v !== defaults[k]) q.set(k, v);
+  const url = location.pathname + (q.toString() ? "?" + q : "");
+  if (url === location.pathname + location.search) return;
+  if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
+}
+
+// update changes state and does the least work that follows from it.
+function update(changes, { push = true } = {}) {
+  state = { ...state, ...changes };
+  writeState(push);
+  load(); // renders at once when no data is missing
+}
+
+// ---- loading
+
+function key(keys) { return keys.map((k) => state[k]).join("\u0001"); }
+
+async function load({ force = false } = {}) {
+  const want = key(dataKeys);
+  const wantDiff = state.view === "diff" ? want + key(diffKeys) : "";
+  if (!force && want === loadedKey && (!wantDiff || wantDiff === diffKey)) { render(); return; }
+  if (controller) controller.abort();
+  controller = new AbortController();
+  const signal = controller.signal;
+  hook.ready = false;
+  const slow = setTimeout(() => showStatus("loading", "Loading…", `Profiles ${describeRange()}${state.query ? " matching " + state.query : ""}.`), 150);
+  const range = { from: state.from, to: state.to, query: state.query };
+  try {
+    const reuse = !force && want === loadedKey;
+    const fgParams = { ...range, max_nodes: state.nodes };
+    let fgJob = data.fg, totalJob = data.total, groupedJob = data.grouped;
+    if (!reuse) {
+      hook.flameQueries.push(fgParams);
+      fgJob = getJSON("flamegraph", fgParams, signal);
+      const series = { ...range, step: seriesStep() };
+      totalJob = getJSON("series", series, signal);
+      // The grouped series is an extra: without it the timeline shows the total.
+      groupedJob = state.group ? getJSON("series", { ...series, group_by: state.group, limit: 8 }, signal).catch(() => null) : null;
+    }
+    const diffJob = wantDiff ? getJSON("diff", { ...range, ...baseParams(), limit: 200 }, signal) : null;
+    const [fg, total, grouped, diff] = await Promise.all([fgJob, totalJob, groupedJob, diffJob]);
+    let baseFG = null;
+    if (wantDiff) {
+      // The base's flame graph over exactly the range the diff resolved.
+      baseFG = await getJSON("flamegraph", { from: diff.base_from, to: diff.base_to,
+        query: state.base_query || state.query, max_nodes: state.nodes }, signal);
+    }
+    clearTimeout(slow);
+    if (!reuse) {
+      data.fg = fg;
+      data.tree = Tree.fromAPI(fg);
+      data.total = total;
+      data.grouped = grouped;
+      selector.forget();
+      timeline.set(total, grouped);
+      renderLegend();
+    }
+    if (wantDiff) { data.base = Tree.fromAPI(baseFG); data.diff = diff; diffKey = wantDiff; }
+    loadedKey = want;
+    retries = 0;
+    hook.loads++;
+    hideStatus();
+    render();
+  } catch (e) {
+    clearTimeout(slow);
+    if (e.name === "AbortError") return;
+    showError(e);
+  }
+}
+
+// baseParams are the diff's base parameters; the API fills in what is
+// missing (by default the window just before the target's).
+// seriesStep asks for about 240 points, but none finer than the daemon's
+// default interval (10 s): each stored interval counts in the step holding
+// its start, so finer steps would show the interval's rhythm, not the load.
+function seriesStep() {
+  const ms = rangeMs();
+  return ms ? Math.max(10, Math.ceil(ms / 240 / 1000)) + "s" : "";
+}
+
+// rangeMs is the length of the range when the page can tell it without
+// asking: relative ranges like now-1h, and absolute RFC 3339 ones.
+function rangeMs() {
+  const rel = (v) => {
+    if (v === "now") return Date.now();
+    const m = v.match(/^(?:now)?-(\d+)([smhdw])$/);
+    if (m) return Date.now() - m[1] * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[m[2]];
+    const t = Date.parse(v);
+    return isNaN(t) ? NaN : t;
+  };
+  const d = rel(state.to) - rel(state.from);
+  return d > 0 ? d : 0;
+}
+
+function baseParams() {
+  const p = {};
+  if (state.base_from) p.base_from = state.base_from;
+  if (state.base_to) p.base_to = state.base_to;
+  if (state.base_query) p.base_query = state.base_query;
+  return p;
+}
+
+function describeRange() {
+  if (state.to === "now" && state.from.startsWith("now-")) return "of the last " + state.from.slice(4);
+  return `from ${state.from} to ${state.to}`;
+}
+
+// ---- status: loading, empty, errors
+
+function showStatus(kind, title, text, html) {
+  const el = $("status");
+  el.className = "status " + kind;
+  el.innerHTML = `<h2>${escapeHTML(title)}</h2><p>${escapeHTML(text)}</p>${html || ""}`;
+  el.hidden = false;
+  for (const id of ["flame-panel", "table-panel", "diff-panel", "sandwich-panel"]) $(id).hidden = kind !== "loading" ? true : $(id).hidden;
+}
+
+function hideStatus() { $("status").hidden = true; }
+
+let retries = 0;
+function showError(e) {
+  hook.errors.push(String(e.message));
+  if (!(e instanceof ApiError)) { showStatus("error", "Something went wrong", String(e)); return; }
+  switch (e.status) {
+    case 401:
+      showStatus("error", "A token is needed", "This daemon requires a bearer token for its API.",
+        '<p><button type="button" id="enter-token">Enter token</button></p>');
+      $("enter-token").onclick = askToken;
+      askToken();
+      return;
+    case 429:
+      if (retries++ < 3) {
+        showStatus("loading", "The daemon is busy", `Other queries are running; trying again in ${e.retryAfter || 1} s.`);
+        setTimeout(() => load({ force: true }), (e.retryAfter || 1) * 1000);
+        return;
+      }
+      showStatus("error", "The daemon is busy", "It is answering other queries. Refresh in a moment.");
+      return;
+    case 503:
+      showStatus("error", "The query was too large", e.message + ". A shorter range or a narrower filter answers faster.");
+      return;
+    case 414:
+      showStatus("error", "The query was too large", e.message);
+      return;
+    case 400:
+      showStatus("error", `The ${e.parameter || "request"} is not valid`, e.message);
+      if (e.parameter === "query") $("selector").focus();
+      return;
+    case 0:
+      showStatus("error", "The daemon does not answer", e.message);
+      return;
+    default:
+      showStatus("error", `The daemon answered ${e.status}`, e.message);
+  }
+}
+
+function askToken() {
+  const d = $("token-dialog");
+  if (d.open) return;
+  $("token-input").value = "";
+  d.showModal();
+  d.onclose = () => {
+    if (d.returnValue === "ok" && $("token-input").value.trim()) {
+      setToken($("token-input").value.trim());
+      load({ force: true });
+    }
+  };
+}
+
+// ---- rendering
+
+const flame = new FlameView($("flame"), {
+  tooltip: $("tooltip"),
+  onFocus: (node) => update({ focus: node > 0 ? data.tree.pathOf(node).join(";") : "" }),
+  onSandwich: (node) => update({ view: "sandwich", fn: data.tree.nameOf(node) }),
+});
+const callers = new FlameView($("callers"), { tooltip: $("tooltip"), orientation: "flame", label: "Callers of the function" });
+const callees = new FlameView($("callees"), { tooltip: $("tooltip"), orientation: "icicle", label: "Callees of the function" });
+const timeline = new Timeline($("timeline"), $("brush"), $("timeline-readout"),
+  (a, b) => update({ from: isoSeconds(new Date(a)), to: isoSeconds(new Date(b)), focus: "" }));
+const selector = new SelectorInput($("selector"), $("suggestions"), $("chips"),
+  () => ({ from: state.from, to: state.to }), (sel) => update({ query: sel, focus: "" }));
+
+let shownTree = null, shownDiff = null, diffMemo = {};
+
+function render() {
+  if (!data.tree) return;
+  const t = data.tree, v = state.view;
+  $("content").className = "content view-" + v;
+  for (const b of document.querySelectorAll("[role=tab]")) {
+    b.setAttribute("aria-selected", String(b.dataset.view === v));
+    b.tabIndex = b.dataset.view === v ? 0 : -1;
+  }
+  for (const b of document.querySelectorAll("[data-orient]")) b.setAttribute("aria-pressed", String(b.dataset.orient === state.orient));
+  $("from").value = state.from;
+  $("to").value = state.to;
+  $("group-by").value = state.group;
+  if (document.activeElement !== $("selector")) selector.set(state.query);
+  $("search").value = state.search;
+  $("regex").checked = state.regex === "1";
+  $("summary").textContent = summary();
+
+  if (t.grandTotal === 0) {
+    const recent = state.to === "now" || Date.now() - Date.parse(data.fg.to) < 120e3;
+    showStatus("empty", "No samples", state.query
+      ? `No samples match ${state.query} ${describeRange()}.`
+      : `No samples were recorded ${describeRange()}.` +
+        (recent ? " If the daemon has just started, its first profiles are written after one interval (10 s by default)." : ""));
+    hook.ready = true;
+    return;
+  }
+  hideStatus();
+  $("flame-panel").hidden = v === "sandwich";
+  $("table-panel").hidden = v !== "table";
+  $("diff-panel").hidden = v !== "diff";
+  $("sandwich-panel").hidden = v !== "sandwich";
+
+  if (v === "sandwich") renderSandwich();
+  else {
+    if (shownTree !== t) { flame.setTree(t); shownTree = t; shownDiff = undefined; }
+    flame.setOrientation(state.orient);
+    if (v === "diff" && data.base && diffMemo.base !== data.base) diffMemo = { base: data.base, tree: t, shares: diffShares(t, data.base) };
+    const diff = v === "diff" && diffMemo.tree === t ? diffMemo.shares : null;
+    if (diff !== shownDiff) flame.setDiff(diff);
+    shownDiff = diff;
+    applyFocus();
+    applySearch();
+    renderBreadcrumb();
+    if (v === "table") renderTable();
+    if (v === "diff") renderDiff();
+  }
+  hook.ready = true;
+}
+
+function summary() {
+  const fg = data.fg;
+  const span = (Date.parse(fg.to) - Date.parse(fg.from)) / 1e9;
+  let s = `${formatTime(fg.from, true)} – ${formatTime(fg.to, true)} · ${formatValue(fg.total, fg.unit)} CPU`;
+  if (fg.unit === "nanoseconds" && span > 0) s += ` (${(fg.total / 1e9 / (span * 1e6)).toFixed(2)} cores avg)`;
+  if (fg.pruned.nodes) s += ` · ${fg.nodes.parent.length.toLocaleString("en-US")} nodes shown, ${formatShare(fg.pruned.value / (fg.total || 1))} in (other)`;
+  return s;
+}
+
+function applyFocus() {
+  const path = state.focus ? state.focus.split(";") : [];
+  flame.setFocus(path.length ? data.tree.findPath(path) : 0);
+}
+
+function searchTest() {
+  if (!state.search) return null;
+  if (state.regex === "1") {
+    try { const re = new RegExp(state.search); return (s) => re.test(s); } catch { return null; }
+  }
+  const needle = state.search.toLowerCase();
+  return (s) => s.toLowerCase().includes(needle);
+}
+
+function applySearch() {
+  const test = searchTest();
+  if (!test) {
+    flame.setMarks(null);
+    $("search-share").textContent = state.search && state.regex === "1" ? "invalid regular expression" : "";
+    hook.search = null;
+    return;
+  }
+  const m = data.tree.matches(test);
+  flame.setMarks(m.marks);
+  $("search-share").textContent = m.count
+    ? `${m.count.toLocaleString("en-US")} frames, ${formatShare(m.share)} of total`
+    : "no match";
+  hook.search = { count: m.count, share: m.share };
+}
+
+function renderBreadcrumb() {
+  const t = data.tree, el = $("breadcrumb");
+  const chain = [];
+  for (let i = flame.focus; i >= 0; i = t.parent[i]) chain.push(i);
+  chain.reverse();
+  if (chain.length < 2) { el.innerHTML = ""; return; }
+  el.innerHTML = chain.map((i, k) => (k ? "<span>›</span>" : "") +
+    `<button type="button" data-node="${i}" title="${escapeHTML(t.nameOf(i))}">${escapeHTML(k ? t.nameOf(i).split("/").pop() : "all")}</button>`).join("");
+}
+
+let tableRows = [];
+function renderTable() {
+  const t = data.tree, all = t.grandTotal || 1;
+  let rows = t.functions().filter((r) => r.name !== "(other)");
+  if (state.tfilter) {
+    const f = state.tfilter.toLowerCase();
+    rows = rows.filter((r) => r.name.toLowerCase().includes(f));
+  }
+  const desc = state.sort.startsWith("-"), col = state.sort.replace(/^-/, "");
+  const sign = desc ? -1 : 1;
+  rows.sort((a, b) => sign * (col === "name" ? a.name.localeCompare(b.name) : a[col] - b[col]) || b.total - a.total);
+  for (const th of document.querySelectorAll("#top-table th")) {
+    const b = th.querySelector("[data-sort]");
+    if (b) th.setAttribute("aria-sort", b.dataset.sort === col ? (desc ? "descending" : "ascending") : "none");
+  }
+  $("table-filter").value = state.tfilter;
+  $("table-count").textContent = `${rows.length.toLocaleString("en-US")} functions` + (data.fg.pruned.nodes ? " (of the nodes shown)" : "");
+  tableRows = rows.slice(0, 500);
+  const maxSelf = Math.max(...tableRows.map((r) => r.self), 1);
+  $("top-table").tBodies[0].innerHTML = tableRows.map((r, i) => `<tr tabindex="0" data-i="${i}" aria-selected="${r.name === state.fn}">
+    <td class="fn" title="${escapeHTML(r.name)}">${escapeHTML(r.name)}<span class="bar-cell" data-w="${(r.self / maxSelf).toFixed(3)}"></span></td>
+    <td class="num" title="${formatValue(r.self, t.unit)}">${formatShare(r.self / all)}</td>
+    <td class="num" title="${formatValue(r.total, t.unit)}">${formatShare(r.total / all)}</td>
+    <td><button type="button" data-sandwich="${i}" title="Callers and callees">sandwich</button></td></tr>`).join("");
+  for (const bar of document.querySelectorAll("#top-table .bar-cell")) bar.style.width = (+bar.dataset.w * 100) + "%";
+  hook.table = tableRows.map((r) => ({ name: r.name, self: r.self, total: r.total }));
+}
+
+// focusFunction highlights every frame of a function and zooms to the
+// smallest part of the graph that holds them all.
+function focusFunction(name) {
+  const t = data.tree, idx = t.strings.indexOf(name);
+  if (idx < 0) return;
+  const node = t.commonAncestor(t.occurrences(idx));
+  update({ fn: name, search: "^" + name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$", regex: "1",
+    focus: node > 0 ? t.pathOf(node).join(";") : "" });
+}
+
+function renderDiff() {
+  const d = data.diff;
+  if (!d) return;
+  $("base-from").value = state.base_from;
+  $("base-to").value = state.base_to;
+  $("base-query").value = state.base_query;
+  $("diff-totals").textContent = `base ${formatTime(d.base_from, true)} – ${formatTime(d.base_to, true)}: ${formatValue(d.base_total, d.unit)}; ` +
+    `shares of each range's total`;
+  const changed = d.frames.filter((f) => Math.abs(f.self_diff) >= 5e-5 || Math.abs(f.total_diff) >= 5e-5);
+  $("diff-table").tBodies[0].innerHTML = changed.map((f) => `<tr tabindex="0" data-name="${escapeHTML(f.name)}">
+    <td class="fn" title="${escapeHTML(f.name)}">${escapeHTML(f.name)}</td>
+    <td class="num">${formatShare(f.base_self_share)}</td><td class="num">${formatShare(f.self_share)}</td>
+    <td class="num ${f.self_diff > 0 ? "up" : f.self_diff < 0 ? "down" : ""}">${formatSignedShare(f.self_diff)}</td></tr>`).join("");
+  hook.diff = changed.map((f) => ({ name: f.name, self_diff: f.self_diff }));
+}
+
+function renderSandwich() {
+  const t = data.tree;
+  const names = t.functions().sort((a, b) => b.total - a.total).slice(0, 300);
+  $("fn-names").innerHTML = names.map((r) => `<option value="${escapeHTML(r.name)}">`).join("");
+  const fn = state.fn || (names[0] && names[0].name) || "";
+  $("sandwich-fn").value = fn;
+  const idx = t.strings.indexOf(fn);
+  const sw = idx >= 0 ? t.sandwich(idx) : null;
+  if (!sw) {
+    $("sandwich-info").textContent = fn ? "no such function in this range" : "";
+    callers.setTree(null); callees.setTree(null);
+    hook.sandwich = null;
+    return;
+  }
+  const all = t.grandTotal || 1;
+  $("sandwich-info").textContent = `total ${formatShare(sw.callees.grandTotal / all)}, self ${formatShare(sw.callees.self[0] / all)}`;
+  callers.setTree(sw.callers);
+  callees.setTree(sw.callees);
+  hook.sandwich = { fn, callers: sw.callers.n, callees: sw.callees.n, total: sw.callees.grandTotal };
+}
+
+function renderLegend() {
+  const g = data.grouped;
+  if (!g || !g.series.length) { $("legend").innerHTML = ""; return; }
+  $("legend").innerHTML = g.series.map((s, i) => {
+    const v = s.labels[g.group_by] ?? "";
+    return `<button type="button" data-label="${escapeHTML(g.group_by)}" data-value="${escapeHTML(v)}" title="Filter to ${escapeHTML(g.group_by)}=${escapeHTML(v)}">` +
+      `<span class="swatch" data-colour="${i}"></span>${escapeHTML(v || "(none)")}</button>`;
+  }).join("") + (g.truncated ? `<span class="muted">+${g.truncated} more</span>` : "");
+  for (const sw of document.querySelectorAll("#legend .swatch")) sw.style.background = seriesColour("", +sw.dataset.colour);
+}
+
+// ---- downloads and links
+
+async function download() {
+  if (!data.fg) return;
+  // What is shown: the range the flame graph was drawn for, in absolute time.
+  const params = { from: isoSeconds(new Date(data.fg.from)), to: isoSeconds(new Date(data.fg.to)), query: state.query };
+  try {
+    const { blob, name } = await getBlob("profile", params);
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  } catch (e) { showError(e); }
+}
+
+async function copyLink() {
+  const q = new URLSearchParams(location.search);
+  if (data.fg) { q.set("from", isoSeconds(new Date(data.fg.from))); q.set("to", isoSeconds(new Date(data.fg.to))); }
+  const url = location.origin + location.pathname + "?" + q;
+  try { await navigator.clipboard.writeText(url); $("copy-link").textContent = "Copied"; }
+  catch { prompt("Link to this view:", url); }
+  setTimeout(() => { $("copy-link").textContent = "Copy link"; }, 1500);
+}
+
+// ---- theme
+
+const themes = ["auto", "light", "dark"];
+function applyTheme(name) {
+  if (name === "auto") delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = name;
+  $("theme").textContent = "Theme: " + name;
+  localStorage.setItem("ember-theme", name);
+  for (const v of [flame, callers, callees]) v.setTheme();
+  timeline.draw();
+}
+
+// ---- events
+
+function shiftRange(dir) {
+  if (!data.fg) return;
+  const from = Date.parse(data.fg.from), to = Date.parse(data.fg.to), len = to - from;
+  if (dir === 0) update({ from: isoSeconds(new Date(from - len / 2)), to: isoSeconds(new Date(Math.min(to + len / 2, Date.now()))) });
+  else update({ from: isoSeconds(new Date(from + dir * len)), to: isoSeconds(new Date(to + dir * len)) });
+}
+
+function bind() {
+  for (const b of document.querySelectorAll("[data-range]")) b.onclick = () => update({ from: "now-" + b.dataset.range, to: "now", focus: "" });
+  $("custom-range").onsubmit = (e) => { e.preventDefault(); update({ from: $("from").value.trim() || "now-1h", to: $("to").value.trim() || "now" }); };
+  $("refresh").onclick = () => load({ force: true });
+  $("download").onclick = download;
+  $("copy-link").onclick = copyLink;
+  $("theme").onclick = () => applyTheme(themes[(themes.indexOf(localStorage.getItem("ember-theme") || "auto") + 1) % 3]);
+  $("help-button").onclick = () => $("help").showModal();
+  $("group-by").onchange = () => update({ group: $("group-by").value });
+  for (const b of document.querySelectorAll("[role=tab]")) {
+    b.onclick = () => update({ view: b.dataset.view });
+    b.onkeydown = (e) => {
+      const tabs = [...document.querySelectorAll("[role=tab]")], i = tabs.indexOf(b);
+      const j = e.key === "ArrowRight" ? (i + 1) % tabs.length : e.key === "ArrowLeft" ? (i + tabs.length - 1) % tabs.length : -1;
+      if (j >= 0) { tabs[j].focus(); tabs[j].click(); }
+    };
+  }
+  for (const b of document.querySelectorAll("[data-orient]")) b.onclick = () => update({ orient: b.dataset.orient }, { push: false });
+  $("search").oninput = () => update({ search: $("search").value, fn: "" }, { push: false });
+  $("regex").onchange = () => update({ regex: $("regex").checked ? "1" : "" }, { push: false });
+  $("breadcrumb").onclick = (e) => {
+    const b = e.target.closest("[data-node]");
+    if (b) { const n = +b.dataset.node; update({ focus: n > 0 ? data.tree.pathOf(n).join(";") : "" }); }
+  };
+  $("table-filter").oninput = () => update({ tfilter: $("table-filter").value }, { push: false });
+  $("top-table").tHead.onclick = (e) => {
+    const b = e.target.closest("[data-sort]");
+    if (!b) return;
+    const col = b.dataset.sort, cur = state.sort.replace(/^-/, "");
+    const desc = cur === col ? !state.sort.startsWith("-") : col !== "name";
+    update({ sort: (desc ? "-" : "") + col }, { push: false });
+  };
+  const tbody = $("top-table").tBodies[0];
+  tbody.onclick = (e) => {
+    const sw = e.target.closest("[data-sandwich]");
+    if (sw) { update({ view: "sandwich", fn: tableRows[+sw.dataset.sandwich].name }); return; }
+    const tr = e.target.closest("tr");
+    if (tr) focusFunction(tableRows[+tr.dataset.i].name);
+  };
+  tbody.onkeydown = (e) => {
+    const tr = e.target.closest("tr");
+    if (!tr) return;
+    if (e.key === "Enter") focusFunction(tableRows[+tr.dataset.i].name);
+    else if (e.key === "s") update({ view: "sandwich", fn: tableRows[+tr.dataset.i].name });
+    else if (e.key === "ArrowDown") tr.nextElementSibling?.focus();
+    else if (e.key === "ArrowUp") tr.previousElementSibling?.focus();
+    else return;
+    e.preventDefault();
+  };
+  $("diff-table").tBodies[0].onclick = (e) => {
+    const tr = e.target.closest("tr");
+    if (tr) update({ search: "^" + tr.dataset.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$", regex: "1" }, { push: false });
+  };
+  $("diff-form").onsubmit = (e) => {
+    e.preventDefault();
+    update({ base_from: $("base-from").value.trim(), base_to: $("base-to").value.trim(), base_query: $("base-query").value.trim() });
+  };
+  $("sandwich-fn").onchange = () => update({ fn: $("sandwich-fn").value });
+  $("legend").onclick = (e) => {
+    const b = e.target.closest("[data-label]");
+    if (!b) return;
+    const ms = parseMatchers(state.query).filter((m) => m.name !== b.dataset.label);
+    ms.push({ name: b.dataset.label, op: "=", value: quoteValue(b.dataset.value) });
+    update({ query: formatSelector(ms), focus: "" });
+  };
+  window.addEventListener("popstate", () => { state = readState(); load(); });
+  window.addEventListener("hashchange", () => { if (location.hash.includes("token=")) { takeTokenFromFragment(); load({ force: true }); } });
+  window.addEventListener("keydown", (e) => {
+    const typing = e.target.closest("input, textarea, select, dialog");
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    const views = { 1: "flame", 2: "table", 3: "sandwich", 4: "diff" };
+    if (views[e.key]) update({ view: views[e.key] });
+    else if (e.key === "/") { $("search").focus(); e.preventDefault(); }
+    else if (e.key === "f") { $("selector").focus(); e.preventDefault(); }
+    else if (e.key === "o") update({ orient: state.orient === "flame" ? "icicle" : "flame" }, { push: false });
+    else if (e.key === "r") load({ force: true });
+    else if (e.key === "?") $("help").showModal();
+    else if (e.key === "[") shiftRange(-1);
+    else if (e.key === "]") shiftRange(1);
+    else if (e.key === "-") shiftRange(0);
+    else if (e.key === "Escape" || e.key === "Backspace") {
+      if (state.search) update({ search: "", fn: "" }, { push: false });
+      else if (state.focus) update({ focus: state.focus.split(";").slice(0, -1).join(";") });
+    }
+  });
+  $("search").onkeydown = (e) => { if (e.key === "Escape") { update({ search: "" }, { push: false }); $("search").blur(); } };
+}
+
+takeTokenFromFragment();
+bind();
+applyTheme(localStorage.getItem("ember-theme") || "auto");
+hook.state = () => ({ ...state });
+hook.flame = flame;
+hook.callers = callers;
+hook.callees = callees;
+hook.timeline = timeline;
+hook.tree = () => data.tree;
+load();
