@@ -15,7 +15,7 @@ data=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$data"' EXIT
 
 for _ in $(seq "$(nproc)"); do timeout "$((secs + warm + 10))" sh -c 'while :; do :; done' & done
-"$out/ember" daemon --data-dir "$data" --frequency 99 --interval 10s --log-level info >"$out/daemon.log" 2>&1 &
+"$out/ember" daemon --data-dir "$data" --listen 127.0.0.1:0 --frequency 99 --interval 10s --log-level info >"$out/daemon.log" 2>&1 &
 daemon=$!
 sleep "$warm"
 

@@ -78,11 +78,15 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 		start++ // two intervals starting in the same nanosecond: keep both
 	}
 	h := blockHeader{startNanos: start, durationNanos: p.DurationNanos, periodNanos: periodOf(p)}
-	parts := encodeBlock(h, acc.records())
+	records := acc.records()
+	parts := encodeBlock(h, records)
 	if err := s.write(s.dict.pending, 0, start, parts, 0); err != nil {
 		s.dict.rollback(mark)
 		s.writeErrors.Add(1)
 		return fmt.Errorf("storage: append interval at %s: %w", time.Unix(0, p.TimeNanos).UTC().Format(time.RFC3339), err)
+	}
+	for _, r := range records {
+		s.dict.used(r.stack, r.labelSet, hourOf(start))
 	}
 	s.samplesWritten.Add(uint64(samples))
 	s.intervalsWritten.Add(1)

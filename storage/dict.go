@@ -82,23 +82,70 @@ func decodeLabelSet(b []byte) (labelSet, error) {
 	return ls, r.err
 }
 
-// dictionary is the in-memory copy of every dictionary entry. Entry i has id
-// i+1. Encoded locations, stacks and label sets double as their own map keys.
+// dictionary is the in-memory copy of every dictionary entry. Encoded
+// locations, stacks and label sets double as their own map keys.
+//
+// Entries are held by id in maps, not slices: the garbage collection in
+// collect removes entries no stored block refers to any more (processes
+// come and go, and every pid is a label set), and a slice indexed by id
+// would keep a slot for every entry ever written.
 type dictionary struct {
-	functions   []function
+	functions   dictTable[function]
 	functionIDs map[function]uint32
-	mappings    []mapping
+	mappings    dictTable[mapping]
 	mappingIDs  map[mappingKey]uint32
-	locations   []string // encoded: mapping id, relative address, folded, lines
+	locations   dictTable[string] // encoded: mapping id, relative address, folded, lines
 	locationIDs map[string]uint32
-	stacks      []string // encoded: location ids, leaf first
+	stacks      dictTable[string] // encoded: location ids, leaf first
 	stackIDs    map[string]uint32
-	labelSets   []labelSet
+	labelSets   dictTable[labelSet]
 	labelSetIDs map[string]uint32
+
+	// lastUsed is, for stacks and label sets, the newest hour of a block
+	// that refers to them. Entries loaded at Open without one count as used
+	// in loadedHour, the newest hour stored then.
+	stackUsed, labelSetUsed map[uint32]uint32
+	loadedHour              uint32
 
 	// pending holds entries added since the last mark, to be written with
 	// the block that first uses them.
 	pending []dictEntry
+}
+
+// dictTable holds one kind of entry by id. Ids count from 1 in the order
+// entries are added.
+type dictTable[V any] struct {
+	byID map[uint32]V
+	last uint32 // the highest id given out
+}
+
+func (t *dictTable[V]) get(id uint32) (V, bool) {
+	v, ok := t.byID[id]
+	return v, ok
+}
+
+func (t *dictTable[V]) add(v V) uint32 {
+	t.last++
+	t.byID[t.last] = v
+	return t.last
+}
+
+func (t *dictTable[V]) put(id uint32, v V) {
+	t.byID[id] = v
+	t.last = max(t.last, id)
+}
+
+func (t *dictTable[V]) len() int { return len(t.byID) }
+
+// truncate removes the entries after id last, which never reached the disk.
+func (t *dictTable[V]) truncate(last uint32, forget func(V)) {
+	for id := last + 1; id <= t.last; id++ {
+		if v, ok := t.byID[id]; ok {
+			forget(v)
+			delete(t.byID, id)
+		}
+	}
+	t.last = last
 }
 
 type dictEntry struct {
@@ -109,11 +156,18 @@ type dictEntry struct {
 
 func newDictionary() *dictionary {
 	return &dictionary{
-		functionIDs: make(map[function]uint32),
-		mappingIDs:  make(map[mappingKey]uint32),
-		locationIDs: make(map[string]uint32),
-		stackIDs:    make(map[string]uint32),
-		labelSetIDs: make(map[string]uint32),
+		functions:    dictTable[function]{byID: make(map[uint32]function)},
+		functionIDs:  make(map[function]uint32),
+		mappings:     dictTable[mapping]{byID: make(map[uint32]mapping)},
+		mappingIDs:   make(map[mappingKey]uint32),
+		locations:    dictTable[string]{byID: make(map[uint32]string)},
+		locationIDs:  make(map[string]uint32),
+		stacks:       dictTable[string]{byID: make(map[uint32]string)},
+		stackIDs:     make(map[string]uint32),
+		labelSets:    dictTable[labelSet]{byID: make(map[uint32]labelSet)},
+		labelSetIDs:  make(map[string]uint32),
+		stackUsed:    make(map[uint32]uint32),
+		labelSetUsed: make(map[uint32]uint32),
 	}
 }
 
@@ -123,46 +177,133 @@ func dictKey(kind byte, id uint32) []byte {
 	return k
 }
 
-// dictMark is the size of each table, to roll back entries whose write failed.
-type dictMark struct{ functions, mappings, locations, stacks, labelSets int }
+// dictMark is the last id of each table, to roll back entries whose write
+// failed.
+type dictMark struct{ functions, mappings, locations, stacks, labelSets uint32 }
 
 func (d *dictionary) mark() dictMark {
 	d.pending = d.pending[:0]
-	return dictMark{len(d.functions), len(d.mappings), len(d.locations), len(d.stacks), len(d.labelSets)}
+	return dictMark{d.functions.last, d.mappings.last, d.locations.last, d.stacks.last, d.labelSets.last}
 }
 
 // rollback forgets entries added since m, so that ids which never reached
 // the disk are not referred to.
 func (d *dictionary) rollback(m dictMark) {
-	for _, f := range d.functions[m.functions:] {
-		delete(d.functionIDs, f)
-	}
-	d.functions = d.functions[:m.functions]
-	for _, mp := range d.mappings[m.mappings:] {
-		delete(d.mappingIDs, mp.key())
-	}
-	d.mappings = d.mappings[:m.mappings]
-	for _, l := range d.locations[m.locations:] {
-		delete(d.locationIDs, l)
-	}
-	d.locations = d.locations[:m.locations]
-	for _, s := range d.stacks[m.stacks:] {
-		delete(d.stackIDs, s)
-	}
-	d.stacks = d.stacks[:m.stacks]
-	for _, ls := range d.labelSets[m.labelSets:] {
-		delete(d.labelSetIDs, ls.encode())
-	}
-	d.labelSets = d.labelSets[:m.labelSets]
+	d.functions.truncate(m.functions, func(f function) { delete(d.functionIDs, f) })
+	d.mappings.truncate(m.mappings, func(mp mapping) { delete(d.mappingIDs, mp.key()) })
+	d.locations.truncate(m.locations, func(l string) { delete(d.locationIDs, l) })
+	d.stacks.truncate(m.stacks, func(s string) { delete(d.stackIDs, s) })
+	d.labelSets.truncate(m.labelSets, func(ls labelSet) { delete(d.labelSetIDs, ls.encode()) })
 	d.pending = d.pending[:0]
+}
+
+// used records that a block starting in hour refers to a stack and a
+// label set.
+func (d *dictionary) used(stack, labelSet, hour uint32) {
+	if d.stackUsed[stack] < hour {
+		d.stackUsed[stack] = hour
+	}
+	if d.labelSetUsed[labelSet] < hour {
+		d.labelSetUsed[labelSet] = hour
+	}
+}
+
+// unreferenced returns the entries that no block starting in oldestHour
+// or later can refer to (see Store.collectDictionary); their values are
+// left out.
+func (d *dictionary) unreferenced(oldestHour uint32) []dictEntry {
+	lastUsed := func(used map[uint32]uint32, id uint32) uint32 {
+		if h, ok := used[id]; ok {
+			return h
+		}
+		return d.loadedHour
+	}
+	var dead []dictEntry
+	liveLocations := make(map[uint32]bool)
+	var ids []uint32
+	for id, enc := range d.stacks.byID {
+		if lastUsed(d.stackUsed, id) < oldestHour {
+			dead = append(dead, dictEntry{kind: kindStack, id: id})
+			continue
+		}
+		ids, _ = decodeStack(ids[:0], enc)
+		for _, loc := range ids {
+			liveLocations[loc] = true
+		}
+	}
+	for id := range d.labelSets.byID {
+		if lastUsed(d.labelSetUsed, id) < oldestHour {
+			dead = append(dead, dictEntry{kind: kindLabelSet, id: id})
+		}
+	}
+	liveFunctions, liveMappings := make(map[uint32]bool), make(map[uint32]bool)
+	for id, enc := range d.locations.byID {
+		if !liveLocations[id] {
+			dead = append(dead, dictEntry{kind: kindLocation, id: id})
+			continue
+		}
+		l, err := decodeLocation(enc)
+		if err != nil {
+			continue // unreadable: leave what it may refer to
+		}
+		liveMappings[l.mappingID] = true
+		for _, ln := range l.lines {
+			liveFunctions[ln.functionID] = true
+		}
+	}
+	for id := range d.functions.byID {
+		if !liveFunctions[id] {
+			dead = append(dead, dictEntry{kind: kindFunction, id: id})
+		}
+	}
+	for id := range d.mappings.byID {
+		if !liveMappings[id] {
+			dead = append(dead, dictEntry{kind: kindMapping, id: id})
+		}
+	}
+	return dead
+}
+
+// remove forgets entries, by id and by value.
+func (d *dictionary) remove(entries []dictEntry) {
+	for _, e := range entries {
+		switch e.kind {
+		case kindFunction:
+			if f, ok := d.functions.get(e.id); ok {
+				delete(d.functionIDs, f)
+				delete(d.functions.byID, e.id)
+			}
+		case kindMapping:
+			if m, ok := d.mappings.get(e.id); ok {
+				delete(d.mappingIDs, m.key())
+				delete(d.mappings.byID, e.id)
+			}
+		case kindLocation:
+			if l, ok := d.locations.get(e.id); ok {
+				delete(d.locationIDs, l)
+				delete(d.locations.byID, e.id)
+			}
+		case kindStack:
+			if st, ok := d.stacks.get(e.id); ok {
+				delete(d.stackIDs, st)
+				delete(d.stacks.byID, e.id)
+				delete(d.stackUsed, e.id)
+			}
+		case kindLabelSet:
+			if ls, ok := d.labelSets.get(e.id); ok {
+				delete(d.labelSetIDs, ls.encode())
+				delete(d.labelSets.byID, e.id)
+				delete(d.labelSetUsed, e.id)
+			}
+		}
+	}
 }
 
 func (d *dictionary) function(f function) uint32 {
 	if id, ok := d.functionIDs[f]; ok {
 		return id
 	}
-	d.functions = append(d.functions, f)
-	id := uint32(len(d.functions))
+	id := d.functions.add(f)
 	d.functionIDs[f] = id
 	d.pending = append(d.pending, dictEntry{kindFunction, id, encodeFunction(f)})
 	return id
@@ -173,10 +314,10 @@ func (d *dictionary) function(f function) uint32 {
 func (d *dictionary) mapping(m mapping) (uint32, mapping) {
 	k := m.key()
 	if id, ok := d.mappingIDs[k]; ok {
-		return id, d.mappings[id-1]
+		stored, _ := d.mappings.get(id)
+		return id, stored
 	}
-	d.mappings = append(d.mappings, m)
-	id := uint32(len(d.mappings))
+	id := d.mappings.add(m)
 	d.mappingIDs[k] = id
 	d.pending = append(d.pending, dictEntry{kindMapping, id, encodeMapping(m)})
 	return id, m
@@ -187,8 +328,7 @@ func (d *dictionary) location(enc []byte) uint32 {
 		return id
 	}
 	s := string(enc)
-	d.locations = append(d.locations, s)
-	id := uint32(len(d.locations))
+	id := d.locations.add(s)
 	d.locationIDs[s] = id
 	d.pending = append(d.pending, dictEntry{kindLocation, id, []byte(s)})
 	return id
@@ -199,8 +339,7 @@ func (d *dictionary) stack(enc []byte) uint32 {
 		return id
 	}
 	s := string(enc)
-	d.stacks = append(d.stacks, s)
-	id := uint32(len(d.stacks))
+	id := d.stacks.add(s)
 	d.stackIDs[s] = id
 	d.pending = append(d.pending, dictEntry{kindStack, id, []byte(s)}) // enc is the caller's buffer
 	return id
@@ -211,16 +350,13 @@ func (d *dictionary) labelSet(ls labelSet) uint32 {
 	if id, ok := d.labelSetIDs[enc]; ok {
 		return id
 	}
-	d.labelSets = append(d.labelSets, ls)
-	id := uint32(len(d.labelSets))
+	id := d.labelSets.add(ls)
 	d.labelSetIDs[enc] = id
 	d.pending = append(d.pending, dictEntry{kindLabelSet, id, []byte(enc)})
 	return id
 }
 
-// load adds one stored entry. Entries arrive in key order, so ids ascend
-// within a kind; a gap (an id whose write failed after a later one's
-// succeeded) is filled with an entry nothing refers to.
+// load adds one stored entry.
 func (d *dictionary) load(kind byte, id uint32, value []byte) error {
 	if id == 0 {
 		return errors.New("dictionary entry with id 0")
@@ -231,44 +367,29 @@ func (d *dictionary) load(kind byte, id uint32, value []byte) error {
 		if err != nil {
 			return err
 		}
-		for uint32(len(d.functions)) < id-1 {
-			d.functions = append(d.functions, function{})
-		}
-		d.functions = append(d.functions, f)
+		d.functions.put(id, f)
 		d.functionIDs[f] = id
 	case kindMapping:
 		m, err := decodeMapping(value)
 		if err != nil {
 			return err
 		}
-		for uint32(len(d.mappings)) < id-1 {
-			d.mappings = append(d.mappings, mapping{})
-		}
-		d.mappings = append(d.mappings, m)
+		d.mappings.put(id, m)
 		d.mappingIDs[m.key()] = id
 	case kindLocation:
-		for uint32(len(d.locations)) < id-1 {
-			d.locations = append(d.locations, "")
-		}
 		s := string(value)
-		d.locations = append(d.locations, s)
+		d.locations.put(id, s)
 		d.locationIDs[s] = id
 	case kindStack:
-		for uint32(len(d.stacks)) < id-1 {
-			d.stacks = append(d.stacks, "")
-		}
 		s := string(value)
-		d.stacks = append(d.stacks, s)
+		d.stacks.put(id, s)
 		d.stackIDs[s] = id
 	case kindLabelSet:
 		ls, err := decodeLabelSet(value)
 		if err != nil {
 			return err
 		}
-		for uint32(len(d.labelSets)) < id-1 {
-			d.labelSets = append(d.labelSets, nil)
-		}
-		d.labelSets = append(d.labelSets, ls)
+		d.labelSets.put(id, ls)
 		d.labelSetIDs[string(value)] = id
 	default:
 		return fmt.Errorf("unknown dictionary entry kind %q", kind)
@@ -279,17 +400,17 @@ func (d *dictionary) load(kind byte, id uint32, value []byte) error {
 // memoryBytes estimates the dictionary's heap use, for logs and tests.
 func (d *dictionary) memoryBytes() int {
 	n := 0
-	for _, f := range d.functions {
+	for _, f := range d.functions.byID {
 		n += len(f.name) + len(f.systemName) + len(f.filename) + 120
 	}
-	for _, l := range d.locations {
+	for _, l := range d.locations.byID {
 		n += len(l) + 64
 	}
-	for _, s := range d.stacks {
-		n += len(s) + 64
+	for _, s := range d.stacks.byID {
+		n += len(s) + 80
 	}
-	for _, ls := range d.labelSets {
-		n += len(ls.encode()) + 100
+	for _, ls := range d.labelSets.byID {
+		n += len(ls.encode()) + 110
 	}
 	return n
 }

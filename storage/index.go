@@ -172,3 +172,27 @@ func ceilTo(t, d int64) int64 {
 	}
 	return f + d
 }
+
+// oldest is the earliest start of any stored block, at any level.
+func (ix *index) oldest() (int64, bool) {
+	var oldest int64
+	found := false
+	for level := range numLevels {
+		if len(ix[level]) > 0 && (!found || ix[level][0].startNanos < oldest) {
+			oldest, found = ix[level][0].startNanos, true
+		}
+	}
+	return oldest, found
+}
+
+// newest is the latest start of any stored block, at any level.
+func (ix *index) newest() (int64, bool) {
+	var newest int64
+	found := false
+	for level := range numLevels {
+		if n := len(ix[level]); n > 0 && (!found || ix[level][n-1].startNanos > newest) {
+			newest, found = ix[level][n-1].startNanos, true
+		}
+	}
+	return newest, found
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -38,6 +39,9 @@ func (s *Store) maintainOnce() {
 	}
 	if err := s.applyDiskLimit(); err != nil {
 		s.log.Error("disk limit failed", slog.Any("error", err))
+	}
+	if err := s.collectDictionary(); err != nil {
+		s.log.Error("dictionary garbage collection failed", slog.Any("error", err))
 	}
 	s.collectValueLog()
 	if n, err := s.opts.diskBytes(s.opts.Dir); err == nil {
@@ -195,9 +199,52 @@ func (s *Store) compact() error {
 	s.mu.Lock()
 	err := s.db.Flatten(2)
 	s.mu.Unlock()
+	if err := s.collectDictionary(); err != nil {
+		s.log.Error("dictionary garbage collection failed", slog.Any("error", err))
+	}
 	s.collectValueLog()
 	if n, err := s.opts.diskBytes(s.opts.Dir); err == nil {
 		s.diskBytes.Store(n)
 	}
 	return err
+}
+
+// collectDictionary removes the dictionary entries that no stored block
+// refers to any more, once retention or the disk limit has removed the
+// oldest blocks: stacks and label sets last used in an hour older than the
+// oldest block left, then the locations only they used, and the functions
+// and mappings only those used. Without it the dictionary, held in memory
+// whole, would grow for as long as the daemon runs (every new pid is a new
+// label set). It runs when the oldest stored hour has moved since the
+// last collection.
+func (s *Store) collectDictionary() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	oldestHour := uint32(math.MaxUint32) // no blocks: nothing is referred to
+	if oldest, ok := s.index.oldest(); ok {
+		oldestHour = hourOf(oldest)
+	}
+	if oldestHour == s.collectedBefore {
+		return nil
+	}
+	dead := s.dict.unreferenced(oldestHour)
+	if len(dead) == 0 {
+		s.collectedBefore = oldestHour
+		return nil
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, e := range dead {
+		if err := wb.Delete(dictKey(e.kind, e.id)); err != nil {
+			return err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	s.dict.remove(dead)
+	s.collectedBefore = oldestHour
+	s.log.Info("dictionary entries no longer referred to removed", slog.Int("entries", len(dead)),
+		slog.Int("stacks_left", s.dict.stacks.len()), slog.Int("label_sets_left", s.dict.labelSets.len()))
+	return nil
 }

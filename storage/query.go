@@ -124,7 +124,8 @@ func (s *Store) labelSetFilter(sel Selector, visitLabelSet func(uint32)) func(ui
 	return func(id uint32) bool {
 		ok, seen := matched[id]
 		if !seen {
-			ok = id != 0 && int(id) <= len(s.dict.labelSets) && s.dict.labelSets[id-1] != nil && sel.matchesLabels(s.dict.labelSets[id-1])
+			ls, known := s.dict.labelSets.get(id)
+			ok = known && sel.matchesLabels(ls)
 			matched[id] = ok
 			if ok && visitLabelSet != nil {
 				visitLabelSet(id)
@@ -195,10 +196,11 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time) (*
 		locs, ok := stacks[r.stack]
 		if !ok {
 			var err error
-			if r.stack == 0 || int(r.stack) > len(s.dict.stacks) {
+			enc, known := s.dict.stacks.get(r.stack)
+			if !known {
 				return nil, fmt.Errorf("storage: unknown stack %d", r.stack)
 			}
-			ids, err = decodeStack(ids[:0], s.dict.stacks[r.stack-1])
+			ids, err = decodeStack(ids[:0], enc)
 			if err != nil {
 				return nil, fmt.Errorf("storage: stack %d: %w", r.stack, err)
 			}
@@ -242,7 +244,8 @@ func (b *profileBuilder) sampleLabels(id uint32) sampleLabels {
 		return l
 	}
 	l := sampleLabels{str: make(map[string][]string)}
-	for _, pair := range b.s.dict.labelSets[id-1] {
+	ls, _ := b.s.dict.labelSets.get(id)
+	for _, pair := range ls {
 		if pair.name == "pid" {
 			if pid, err := strconv.ParseInt(pair.value, 10, 64); err == nil {
 				l.num = map[string][]int64{"pid": {pid}}
@@ -259,10 +262,11 @@ func (b *profileBuilder) location(id uint32) (*profile.Location, error) {
 	if loc, ok := b.locations[id]; ok {
 		return loc, nil
 	}
-	if id == 0 || int(id) > len(b.s.dict.locations) {
+	enc, ok := b.s.dict.locations.get(id)
+	if !ok {
 		return nil, fmt.Errorf("storage: unknown location %d", id)
 	}
-	l, err := decodeLocation(b.s.dict.locations[id-1])
+	l, err := decodeLocation(enc)
 	if err != nil {
 		return nil, fmt.Errorf("storage: location %d: %w", id, err)
 	}
@@ -293,10 +297,10 @@ func (b *profileBuilder) function(id uint32) (*profile.Function, error) {
 	if fn, ok := b.functions[id]; ok {
 		return fn, nil
 	}
-	if int(id) > len(b.s.dict.functions) {
+	f, ok := b.s.dict.functions.get(id)
+	if !ok {
 		return nil, fmt.Errorf("storage: unknown function %d", id)
 	}
-	f := b.s.dict.functions[id-1]
 	fn := &profile.Function{ID: uint64(len(b.p.Function) + 1), Name: f.name, SystemName: f.systemName, Filename: f.filename, StartLine: f.startLine}
 	b.p.Function = append(b.p.Function, fn)
 	b.functions[id] = fn
@@ -307,10 +311,10 @@ func (b *profileBuilder) mapping(id uint32) (*profile.Mapping, error) {
 	if m, ok := b.mappings[id]; ok {
 		return m, nil
 	}
-	if int(id) > len(b.s.dict.mappings) {
+	sm, ok := b.s.dict.mappings.get(id)
+	if !ok {
 		return nil, fmt.Errorf("storage: unknown mapping %d", id)
 	}
-	sm := b.s.dict.mappings[id-1]
 	m := &profile.Mapping{
 		ID: uint64(len(b.p.Mapping) + 1), Start: sm.start, Limit: sm.limit, Offset: sm.offset, File: sm.file, BuildID: sm.buildID,
 		HasFunctions: sm.flags&1 != 0, HasFilenames: sm.flags&2 != 0, HasLineNumbers: sm.flags&4 != 0, HasInlineFrames: sm.flags&8 != 0,
@@ -354,7 +358,8 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 	visitLabelSet := func(id uint32) {
 		v := ""
 		if q.GroupBy != "" {
-			v = s.dict.labelSets[id-1].get(q.GroupBy)
+			ls, _ := s.dict.labelSets.get(id)
+			v = ls.get(q.GroupBy)
 		}
 		g, ok := groupIndex[v]
 		if !ok {
@@ -411,7 +416,8 @@ func (s *Store) labelSetsIn(ctx context.Context, from, to time.Time) ([]labelSet
 	defer txn.Discard()
 	var sets []labelSet
 	_, err := s.scan(ctx, txn, from.UnixNano(), to.UnixNano(), Selector{}, func(id uint32) {
-		sets = append(sets, s.dict.labelSets[id-1])
+		ls, _ := s.dict.labelSets.get(id)
+		sets = append(sets, ls)
 	}, nil)
 	return sets, err
 }

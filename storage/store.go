@@ -66,8 +66,11 @@ type Store struct {
 	dict          *dictionary
 	index         index
 	rolledThrough [numLevels]int64 // per level: every bucket ending at or before this is rolled up
-	newestRaw     int64            // start of the newest interval
-	closed        bool             // set by Close; later calls fail with errClosed
+	// collectedBefore is the oldest stored hour at the last dictionary
+	// collection.
+	collectedBefore uint32
+	newestRaw       int64 // start of the newest interval
+	closed          bool  // set by Close; later calls fail with errClosed
 
 	samplesWritten, intervalsWritten, writeErrors, diskFullRejections atomic.Uint64
 	diskBytes                                                         atomic.Int64
@@ -147,7 +150,7 @@ func Open(opts Options) (*Store, error) {
 	go s.maintain(ctx)
 	s.log.Info("store opened", slog.String("dir", opts.Dir),
 		slog.Int("blocks", len(s.index[0])+len(s.index[1])+len(s.index[2])+len(s.index[3])),
-		slog.Int("stacks", len(s.dict.stacks)), slog.Int("label_sets", len(s.dict.labelSets)))
+		slog.Int("stacks", s.dict.stacks.len()), slog.Int("label_sets", s.dict.labelSets.len()))
 	return s, nil
 }
 
@@ -303,6 +306,9 @@ func (s *Store) load() error {
 		}
 		if n := len(s.index[0]); n > 0 {
 			s.newestRaw = s.index[0][n-1].startNanos
+		}
+		if newest, ok := s.index.newest(); ok {
+			s.dict.loadedHour = hourOf(newest)
 		}
 		for level := 1; level < numLevels; level++ {
 			if n := len(s.index[level]); n > 0 {
