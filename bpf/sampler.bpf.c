@@ -2,13 +2,16 @@
 
 // SPDX-License-Identifier: GPL-2.0
 // Ember's sampler: runs on every cpu-clock perf event, records the interrupted
-// task's kernel and user stacks in stack maps and counts each distinct
-// (process, thread, user stack, kernel stack). Nothing is dropped silently:
-// every failure is counted by reason in `stats`.
+// task's kernel and user stacks in hashed stack maps and counts each distinct
+// (process, thread, user stack, kernel stack). User stacks are unwound here
+// from .eh_frame rows that user space loads per file (frame pointers where a
+// file has none). Nothing is dropped silently: every failure is counted by
+// reason in `stats`.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 #define MAX_STACK_DEPTH 127
 #define TASK_COMM_LEN 16
@@ -16,16 +19,89 @@
 #define EEXIST 17
 #define ENOMEM 12
 #define EFAULT 14
+#define E2BIG 7
 
-// user_stack_id values for tasks that have no user stack to read: kernel
+// user_stack_err values for tasks that have no user stack to read: kernel
 // threads, and processes past exit_mm on their way out.
 #define STACK_ID_KERNEL_THREAD (-1)
 #define STACK_ID_EXITING (-2)
 
-// Where a sample's user stack lives. Frame-pointer stacks come from
-// bpf_get_stackid; a DWARF (.eh_frame) unwinder will add its own source.
+// Who walked a sample's user stack.
 enum user_stack_source {
-	USER_STACK_STACKMAP = 0,
+	// The kernel's frame-pointer walk (bpf_get_stack): the process has no
+	// unwind ranges installed yet, or unwinding is off.
+	USER_STACK_KERNEL_FP = 0,
+	// Ember's unwinder: .eh_frame rows, or frame pointers where a file has
+	// no rows (Go). stack.status says how the walk ended.
+	USER_STACK_UNWOUND = 1,
+};
+
+// How a walk ended (stack.status).
+enum unwind_end {
+	UNWIND_END_UNKNOWN = 0, // kernel FP walk: it does not say
+	UNWIND_END_COMPLETE,	// reached the outermost frame
+	UNWIND_END_DEPTH,	// MAX_STACK_DEPTH frames and still going
+	UNWIND_END_NO_MAPPING,	// a pc outside every known file (JIT, vdso, a new dlopen)
+	UNWIND_END_NO_ROW,	// a pc in a file but not covered by its CFI
+	UNWIND_END_UNSUPPORTED, // a CFI rule the unwinder cannot follow
+	UNWIND_END_READ_FAILED, // the stack could not be read
+	UNWIND_END_BAD_FRAME,	// the walk went backwards: a corrupt stack or table
+	UNWIND_END_NO_TABLE,	// a file whose table did not fit the memory budget
+	UNWIND_END_MAX,
+};
+
+// Must match unwind.CFAKind and unwind.RBPKind.
+enum cfa_kind {
+	CFA_GAP = 0,
+	CFA_SP,
+	CFA_FP,
+	CFA_PLT11,
+	CFA_PLT10,
+	CFA_END,
+	CFA_UNSUPPORTED,
+};
+enum rbp_kind {
+	RBP_SAME = 0,
+	RBP_AT_CFA,
+	RBP_UNKNOWN,
+};
+
+// One row of a file's unwind table (unwind.Row).
+struct unwind_row {
+	__u32 pc; // relative to the table's base
+	__s16 cfa_offset;
+	__s8 rbp_offset; // in units of 8 bytes
+	__u8 kind;	 // cfa_kind | rbp_kind << 4
+};
+
+enum range_kind {
+	RANGE_ROWS = 0, // unwind with rows [row_start, row_start + row_count)
+	RANGE_FP = 1,	// walk frame pointers (Go, files without CFI)
+	RANGE_NO_TABLE = 2, // the file has CFI but its table is not loaded
+};
+
+// What an executable range of a process unwinds with.
+struct unwind_range {
+	__u64 bias; // runtime pc - bias = row pc
+	__u32 row_start;
+	__u32 row_count;
+	__u32 kind;
+	__u32 pad;
+};
+
+// LPM trie key: the pid and address are big-endian so that a prefix of the
+// key is a prefix of (pid, address).
+struct range_key {
+	__u32 prefixlen;
+	__u32 pid_be;
+	__u64 addr_be;
+};
+
+// A process whose ranges user space has installed, for one image.
+struct unwind_proc {
+	__u32 exec_seq;
+	__u32 pad;
+	__u64 miss_reported_ns; // last NEEDS_MAPPINGS event, to rate-limit them
 };
 
 struct sample_key {
@@ -34,15 +110,26 @@ struct sample_key {
 	// Which program image of the process the sample is from: samples taken
 	// before and after an execve must be read against different mappings.
 	__u32 exec_seq;
-	// A stack map id when >= 0, otherwise the negative errno of bpf_get_stackid.
-	__s32 kernel_stack_id;
-	__s32 user_stack_id;
+	// 0 when the stack is in the stacks map under its hash, otherwise a
+	// negative errno (-EFAULT for "no kernel stack": sampled in user mode)
+	// or STACK_ID_*.
+	__s32 kernel_stack_err;
+	__s32 user_stack_err;
 	__u32 user_stack_source;
+	__u64 kernel_stack_hash;
+	__u64 user_stack_hash;
 };
 
 struct sample_value {
 	__u64 count;
 	char comm[TASK_COMM_LEN];
+};
+
+// A stack as stored, leaf first.
+struct stack {
+	__u32 len;
+	__u32 status; // enum unwind_end
+	__u64 pcs[MAX_STACK_DEPTH];
 };
 
 enum sampler_stat {
@@ -60,12 +147,18 @@ enum sampler_stat {
 	STAT_KERNEL_MAP_FULL,
 	STAT_KERNEL_OTHER,
 	STAT_EVENTS_LOST,
-	STAT_MAX,
+	STAT_USER_KERNEL_FP, // user stacks walked by the kernel (not ready yet)
+	STAT_UNWIND_FRAMES,  // frames unwound by Ember's unwinder
+	STAT_UNWIND_END_BASE,
+	STAT_MAX = STAT_UNWIND_END_BASE + UNWIND_END_MAX,
 };
 
 enum event_type {
 	EVENT_NEW_PROCESS = 1,
 	EVENT_EXIT = 2,
+	// A pc fell outside the process's known ranges: its mappings changed
+	// (dlopen) or hold code without a file.
+	EVENT_NEEDS_MAPPINGS = 3,
 };
 
 struct event {
@@ -89,6 +182,13 @@ const struct event *unused_event __attribute__((unused));
 const enum sampler_stat *unused_stat __attribute__((unused));
 const enum event_type *unused_event_type __attribute__((unused));
 const enum user_stack_source *unused_user_stack_source __attribute__((unused));
+const enum unwind_end *unused_unwind_end __attribute__((unused));
+const enum range_kind *unused_range_kind __attribute__((unused));
+const struct unwind_row *unused_unwind_row __attribute__((unused));
+const struct unwind_range *unused_unwind_range __attribute__((unused));
+const struct range_key *unused_range_key __attribute__((unused));
+const struct unwind_proc *unused_unwind_proc __attribute__((unused));
+const struct stack *unused_stack __attribute__((unused));
 
 // Two sets of maps: the program writes into the active one while user space
 // drains the other, so a drain never races with samples of the same interval.
@@ -100,11 +200,15 @@ struct counts_map {
 	__type(value, struct sample_value);
 };
 
+// Kernel and user stacks by a 64-bit hash of their frames. Entries are
+// allocated as stacks appear, so memory follows the distinct stacks of one
+// drain, not max_entries.
 struct stacks_map {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 16384);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, MAX_STACK_DEPTH * sizeof(__u64));
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct stack);
 };
 
 struct counts_map counts_0 SEC(".maps");
@@ -144,8 +248,56 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
+// The rows of every loaded file's table, each file a contiguous shard.
+// Sized by the loader from the memory budget.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct unwind_row);
+} unwind_rows SEC(".maps");
+
+// (pid, address) -> how to unwind there; each executable mapping is split
+// into the prefixes that cover it.
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct range_key);
+	__type(value, struct unwind_range);
+} unwind_ranges SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, struct unwind_proc);
+} unwind_procs SEC(".maps");
+
+struct user_walk {
+	__u64 pc, sp, bp;
+	__u64 hash;
+	__u32 pid;
+	__u32 frames;
+	struct stack stack;
+};
+
+struct scratch {
+	struct stack kernel;
+	struct user_walk user;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
 const volatile bool include_idle = false;
 const volatile bool filter_pids = false;
+// Walk user stacks with Ember's unwinder where ranges are installed.
+const volatile bool unwind_user = false;
 
 // Which set of maps the program writes into; flipped by user space.
 volatile __u32 active_buffer = 0;
@@ -156,6 +308,14 @@ static __always_inline void count_stat(__u32 buffer, __u32 which)
 	__u64 *v = bpf_map_lookup_elem(&stats, &which);
 	if (v)
 		*v += 1; // per-CPU: no atomic needed
+}
+
+static __always_inline void add_stat(__u32 buffer, __u32 which, __u64 n)
+{
+	which += buffer * STAT_MAX;
+	__u64 *v = bpf_map_lookup_elem(&stats, &which);
+	if (v)
+		*v += n;
 }
 
 static __always_inline bool notify(__u32 buffer, __u32 type, __u32 pid, __u32 exec_seq,
@@ -197,6 +357,197 @@ static __always_inline __u32 current_image(__u32 buffer, struct task_struct *tas
 	return st->exec_seq;
 }
 
+static __always_inline __u64 hash_pc(__u64 h, __u64 pc)
+{
+	h ^= pc;
+	h *= 0x100000001b3ULL; // FNV-1a prime, on whole words
+	return h ^ (h >> 29);
+}
+
+static __always_inline __u64 hash_stack(struct stack *s)
+{
+	__u64 h = 0xcbf29ce484222325ULL ^ s->status;
+	for (int i = 0; i < MAX_STACK_DEPTH; i++) {
+		if (i >= s->len)
+			break;
+		h = hash_pc(h, s->pcs[i]);
+	}
+	return h ^ s->len;
+}
+
+// store_stack puts a stack into the stacks map under its hash and returns 0,
+// or -EEXIST when a different stack has the same hash (a collision, counted),
+// or -ENOMEM when the map is full.
+static __always_inline long store_stack(void *stacks, __u64 hash, struct stack *s)
+{
+	struct stack *old = bpf_map_lookup_elem(stacks, &hash);
+	if (old) {
+		// A 64-bit hash makes a real collision rare; compare what is cheap.
+		__u32 last = (s->len - 1) & (MAX_STACK_DEPTH - 1);
+		if (old->len != s->len || old->status != s->status || old->pcs[0] != s->pcs[0] ||
+		    (last < MAX_STACK_DEPTH && old->pcs[last] != s->pcs[last]))
+			return -EEXIST;
+		return 0;
+	}
+	long err = bpf_map_update_elem(stacks, &hash, s, BPF_NOEXIST);
+	if (err == -EEXIST)
+		return 0; // another CPU stored it first
+	if (err)
+		return -ENOMEM;
+	return 0;
+}
+
+// find_row returns the row covering a table-relative pc within a shard.
+static __always_inline struct unwind_row *find_row(__u32 lo, __u32 count, __u32 pc)
+{
+	if (count == 0)
+		return NULL;
+	__u32 hi = lo + count;
+	struct unwind_row *row = bpf_map_lookup_elem(&unwind_rows, &lo);
+	if (!row || row->pc > pc)
+		return NULL;
+	// Invariant: rows[lo].pc <= pc < rows[hi].pc. Shards hold < 2^24 rows.
+	for (int i = 0; i < 24; i++) {
+		if (hi - lo <= 1)
+			break;
+		__u32 mid = lo + (hi - lo) / 2;
+		row = bpf_map_lookup_elem(&unwind_rows, &mid);
+		if (!row)
+			return NULL;
+		if (row->pc <= pc)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return bpf_map_lookup_elem(&unwind_rows, &lo);
+}
+
+static __always_inline struct user_walk *unwind_scratch(void)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	return s ? &s->user : NULL;
+}
+
+// unwind_step records the current frame and moves to its caller. It returns
+// 1 (stop) with stack.status set when the walk ends.
+static long unwind_step(__u32 index, void *ctx)
+{
+	struct user_walk *st = unwind_scratch();
+	if (!st)
+		return 1;
+	__u32 n = st->stack.len;
+	if (n >= MAX_STACK_DEPTH) {
+		st->stack.status = UNWIND_END_DEPTH;
+		return 1;
+	}
+	__u64 pc = st->pc;
+	st->stack.pcs[n] = pc;
+	st->stack.len = n + 1;
+	st->frames++;
+
+	// A return address points after the call; the call is what matters.
+	__u64 lookup = n > 0 ? pc - 1 : pc;
+	struct range_key key = {
+		.prefixlen = 96,
+		.pid_be = bpf_htonl(st->pid),
+		.addr_be = bpf_cpu_to_be64(lookup),
+	};
+	struct unwind_range *r = bpf_map_lookup_elem(&unwind_ranges, &key);
+	if (!r) {
+		st->stack.status = UNWIND_END_NO_MAPPING;
+		return 1;
+	}
+
+	__u64 cfa, ra = 0, bp = st->bp;
+	if (r->kind == RANGE_NO_TABLE) {
+		st->stack.status = UNWIND_END_NO_TABLE;
+		return 1;
+	}
+	if (r->kind == RANGE_FP) {
+		if (st->bp == 0) {
+			st->stack.status = UNWIND_END_COMPLETE; // the outermost frame
+			return 1;
+		}
+		if (st->bp < st->sp) {
+			st->stack.status = UNWIND_END_BAD_FRAME;
+			return 1;
+		}
+		if (bpf_probe_read_user(&bp, sizeof(bp), (void *)st->bp) ||
+		    bpf_probe_read_user(&ra, sizeof(ra), (void *)(st->bp + 8))) {
+			st->stack.status = UNWIND_END_READ_FAILED;
+			return 1;
+		}
+		cfa = st->bp + 16;
+	} else {
+		__u64 rel = lookup - r->bias;
+		if (rel > 0xffffffffULL) {
+			st->stack.status = UNWIND_END_NO_ROW;
+			return 1;
+		}
+		struct unwind_row *row = find_row(r->row_start, r->row_count, (__u32)rel);
+		if (!row) {
+			st->stack.status = UNWIND_END_NO_ROW;
+			return 1;
+		}
+		__u8 kind = row->kind;
+		switch (kind & 0x0f) {
+		case CFA_SP:
+			cfa = st->sp + row->cfa_offset;
+			break;
+		case CFA_FP:
+			if (st->bp == 0) {
+				st->stack.status = UNWIND_END_BAD_FRAME;
+				return 1;
+			}
+			cfa = st->bp + row->cfa_offset;
+			break;
+		case CFA_PLT11:
+			cfa = st->sp + 8 + ((pc & 15) >= 11 ? 8 : 0);
+			break;
+		case CFA_PLT10:
+			cfa = st->sp + 8 + ((pc & 15) >= 10 ? 8 : 0);
+			break;
+		case CFA_END:
+			st->stack.status = UNWIND_END_COMPLETE;
+			return 1;
+		case CFA_GAP:
+			st->stack.status = UNWIND_END_NO_ROW;
+			return 1;
+		default:
+			st->stack.status = UNWIND_END_UNSUPPORTED;
+			return 1;
+		}
+		if (cfa <= st->sp) {
+			st->stack.status = UNWIND_END_BAD_FRAME;
+			return 1;
+		}
+		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8))) {
+			st->stack.status = UNWIND_END_READ_FAILED;
+			return 1;
+		}
+		switch (kind >> 4) {
+		case RBP_AT_CFA:
+			if (bpf_probe_read_user(&bp, sizeof(bp), (void *)(cfa + (__s64)row->rbp_offset * 8))) {
+				st->stack.status = UNWIND_END_READ_FAILED;
+				return 1;
+			}
+			break;
+		case RBP_UNKNOWN:
+			bp = 0; // frames that need it stop instead of reading garbage
+			break;
+		}
+	}
+	if (ra == 0) {
+		st->stack.status = UNWIND_END_COMPLETE; // thread entry points end with a zero return address
+		return 1;
+	}
+	st->pc = ra;
+	st->sp = cfa;
+	st->bp = bp;
+	return 0;
+}
+
 static __always_inline void stack_error_stat(__u32 buffer, long err, __u32 collision, __u32 full,
 					     __u32 other)
 {
@@ -208,6 +559,53 @@ static __always_inline void stack_error_stat(__u32 buffer, long err, __u32 colli
 		count_stat(buffer, other);
 }
 
+// user_regs returns the registers the task had in user mode.
+static __always_inline struct pt_regs *user_regs(struct bpf_perf_event_data *ctx,
+						 struct task_struct *task)
+{
+	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
+	if (BPF_CORE_READ(regs, cs) & 3)
+		return regs;
+	// The helper wants a trusted task pointer, which only the BTF variant gives.
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+// unwind_user walks the user stack with Ember's unwinder into scratch. It
+// returns NULL when the process has no ranges installed for this image.
+static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_perf_event_data *ctx,
+						       struct task_struct *task, __u32 pid,
+						       __u32 exec_seq)
+{
+	struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
+	if (!up || up->exec_seq != exec_seq)
+		return NULL;
+	struct user_walk *st = unwind_scratch();
+	if (!st)
+		return NULL;
+	struct pt_regs *regs = user_regs(ctx, task);
+	st->pc = BPF_CORE_READ(regs, ip);
+	st->sp = BPF_CORE_READ(regs, sp);
+	st->bp = BPF_CORE_READ(regs, bp);
+	st->pid = pid;
+	st->frames = 0;
+	st->stack.len = 0;
+	st->stack.status = UNWIND_END_DEPTH;
+	bpf_loop(MAX_STACK_DEPTH + 1, unwind_step, NULL, 0);
+	add_stat(buffer, STAT_UNWIND_FRAMES, st->frames);
+	__u32 end = st->stack.status;
+	if (end < UNWIND_END_MAX)
+		count_stat(buffer, STAT_UNWIND_END_BASE + end);
+	if (end == UNWIND_END_NO_MAPPING) {
+		// Ask user space to read the mappings again, at most once a second.
+		__u64 now = bpf_ktime_get_ns();
+		if (now - up->miss_reported_ns > 1000000000ULL) {
+			up->miss_reported_ns = now;
+			notify(buffer, EVENT_NEEDS_MAPPINGS, pid, exec_seq, 0);
+		}
+	}
+	return &st->stack;
+}
+
 static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer, void *counts,
 				  void *stacks, struct task_struct *task, __u32 pid, __u32 tid,
 				  __u32 exec_seq)
@@ -216,26 +614,63 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 		.pid = pid,
 		.tid = tid,
 		.exec_seq = exec_seq,
-		.user_stack_source = USER_STACK_STACKMAP,
+		.user_stack_source = USER_STACK_KERNEL_FP,
 	};
+	__u32 zero = 0;
+	struct scratch *scr = bpf_map_lookup_elem(&scratch, &zero);
+	if (!scr)
+		return 0;
 
-	long kid = bpf_get_stackid(ctx, stacks, 0);
-	// -EFAULT: the sample landed in user mode, so there is no kernel stack.
-	if (kid < 0 && kid != -EFAULT)
-		stack_error_stat(buffer, kid, STAT_KERNEL_COLLISION, STAT_KERNEL_MAP_FULL, STAT_KERNEL_OTHER);
-	key.kernel_stack_id = (__s32)kid;
+	long n = bpf_get_stack(ctx, scr->kernel.pcs, sizeof(scr->kernel.pcs), 0);
+	if (n > 0) {
+		scr->kernel.len = (__u64)n / 8;
+		scr->kernel.status = UNWIND_END_UNKNOWN;
+		key.kernel_stack_hash = hash_stack(&scr->kernel);
+		long err = store_stack(stacks, key.kernel_stack_hash, &scr->kernel);
+		if (err)
+			stack_error_stat(buffer, err, STAT_KERNEL_COLLISION, STAT_KERNEL_MAP_FULL,
+					 STAT_KERNEL_OTHER);
+		key.kernel_stack_err = err;
+	} else if (n == 0 || n == -EFAULT) {
+		key.kernel_stack_err = -EFAULT; // sampled in user mode: no kernel stack
+	} else {
+		stack_error_stat(buffer, n, STAT_KERNEL_COLLISION, STAT_KERNEL_MAP_FULL, STAT_KERNEL_OTHER);
+		key.kernel_stack_err = n;
+	}
 
 	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
 		count_stat(buffer, STAT_USER_KERNEL_THREAD);
-		key.user_stack_id = STACK_ID_KERNEL_THREAD;
+		key.user_stack_err = STACK_ID_KERNEL_THREAD;
 	} else if (!BPF_CORE_READ(task, mm)) {
 		count_stat(buffer, STAT_USER_EXITING);
-		key.user_stack_id = STACK_ID_EXITING;
+		key.user_stack_err = STACK_ID_EXITING;
 	} else {
-		long uid = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK);
-		if (uid < 0)
-			stack_error_stat(buffer, uid, STAT_USER_COLLISION, STAT_USER_MAP_FULL, STAT_USER_OTHER);
-		key.user_stack_id = (__s32)uid;
+		struct stack *user = NULL;
+		if (unwind_user)
+			user = unwind_user_stack(buffer, ctx, task, pid, exec_seq);
+		if (user) {
+			key.user_stack_source = USER_STACK_UNWOUND;
+		} else {
+			user = &scr->user.stack;
+			long m = bpf_get_stack(ctx, user->pcs, sizeof(user->pcs), BPF_F_USER_STACK);
+			user->len = m > 0 ? (__u64)m / 8 : 0;
+			user->status = UNWIND_END_UNKNOWN;
+			if (unwind_user)
+				count_stat(buffer, STAT_USER_KERNEL_FP);
+			if (m < 0) {
+				count_stat(buffer, STAT_USER_OTHER);
+				key.user_stack_err = m;
+				user = NULL;
+			}
+		}
+		if (user) {
+			key.user_stack_hash = hash_stack(user);
+			long err = store_stack(stacks, key.user_stack_hash, user);
+			if (err)
+				stack_error_stat(buffer, err, STAT_USER_COLLISION, STAT_USER_MAP_FULL,
+						 STAT_USER_OTHER);
+			key.user_stack_err = err;
+		}
 	}
 
 	struct sample_value *value = bpf_map_lookup_elem(counts, &key);

@@ -25,8 +25,9 @@ type SamplerEvent struct {
 type SamplerEventType uint32
 
 const (
-	SamplerEventTypeEVENT_NEW_PROCESS SamplerEventType = 1
-	SamplerEventTypeEVENT_EXIT        SamplerEventType = 2
+	SamplerEventTypeEVENT_NEW_PROCESS    SamplerEventType = 1
+	SamplerEventTypeEVENT_EXIT           SamplerEventType = 2
+	SamplerEventTypeEVENT_NEEDS_MAPPINGS SamplerEventType = 3
 )
 
 type SamplerProcState struct {
@@ -36,14 +37,31 @@ type SamplerProcState struct {
 	Notified  uint32
 }
 
+type SamplerRangeKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	PidBe     uint32
+	AddrBe    uint64
+}
+
+type SamplerRangeKind uint32
+
+const (
+	SamplerRangeKindRANGE_ROWS     SamplerRangeKind = 0
+	SamplerRangeKindRANGE_FP       SamplerRangeKind = 1
+	SamplerRangeKindRANGE_NO_TABLE SamplerRangeKind = 2
+)
+
 type SamplerSampleKey struct {
 	_               structs.HostLayout
 	Pid             uint32
 	Tid             uint32
 	ExecSeq         uint32
-	KernelStackId   int32
-	UserStackId     int32
+	KernelStackErr  int32
+	UserStackErr    int32
 	UserStackSource uint32
+	KernelStackHash uint64
+	UserStackHash   uint64
 }
 
 type SamplerSampleValue struct {
@@ -69,13 +87,78 @@ const (
 	SamplerSamplerStatSTAT_KERNEL_MAP_FULL    SamplerSamplerStat = 11
 	SamplerSamplerStatSTAT_KERNEL_OTHER       SamplerSamplerStat = 12
 	SamplerSamplerStatSTAT_EVENTS_LOST        SamplerSamplerStat = 13
-	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 14
+	SamplerSamplerStatSTAT_USER_KERNEL_FP     SamplerSamplerStat = 14
+	SamplerSamplerStatSTAT_UNWIND_FRAMES      SamplerSamplerStat = 15
+	SamplerSamplerStatSTAT_UNWIND_END_BASE    SamplerSamplerStat = 16
+	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 25
 )
+
+type SamplerScratch struct {
+	_      structs.HostLayout
+	Kernel SamplerStack
+	User   struct {
+		_      structs.HostLayout
+		Pc     uint64
+		Sp     uint64
+		Bp     uint64
+		Hash   uint64
+		Pid    uint32
+		Frames uint32
+		Stack  SamplerStack
+	}
+}
+
+type SamplerStack struct {
+	_      structs.HostLayout
+	Len    uint32
+	Status uint32
+	Pcs    [127]uint64
+}
+
+type SamplerUnwindEnd uint32
+
+const (
+	SamplerUnwindEndUNWIND_END_UNKNOWN     SamplerUnwindEnd = 0
+	SamplerUnwindEndUNWIND_END_COMPLETE    SamplerUnwindEnd = 1
+	SamplerUnwindEndUNWIND_END_DEPTH       SamplerUnwindEnd = 2
+	SamplerUnwindEndUNWIND_END_NO_MAPPING  SamplerUnwindEnd = 3
+	SamplerUnwindEndUNWIND_END_NO_ROW      SamplerUnwindEnd = 4
+	SamplerUnwindEndUNWIND_END_UNSUPPORTED SamplerUnwindEnd = 5
+	SamplerUnwindEndUNWIND_END_READ_FAILED SamplerUnwindEnd = 6
+	SamplerUnwindEndUNWIND_END_BAD_FRAME   SamplerUnwindEnd = 7
+	SamplerUnwindEndUNWIND_END_NO_TABLE    SamplerUnwindEnd = 8
+	SamplerUnwindEndUNWIND_END_MAX         SamplerUnwindEnd = 9
+)
+
+type SamplerUnwindProc struct {
+	_              structs.HostLayout
+	ExecSeq        uint32
+	Pad            uint32
+	MissReportedNs uint64
+}
+
+type SamplerUnwindRange struct {
+	_        structs.HostLayout
+	Bias     uint64
+	RowStart uint32
+	RowCount uint32
+	Kind     uint32
+	Pad      uint32
+}
+
+type SamplerUnwindRow struct {
+	_         structs.HostLayout
+	Pc        uint32
+	CfaOffset int16
+	RbpOffset int8
+	Kind      uint8
+}
 
 type SamplerUserStackSource uint32
 
 const (
-	SamplerUserStackSourceUSER_STACK_STACKMAP SamplerUserStackSource = 0
+	SamplerUserStackSourceUSER_STACK_KERNEL_FP SamplerUserStackSource = 0
+	SamplerUserStackSourceUSER_STACK_UNWOUND   SamplerUserStackSource = 1
 )
 
 // Names of all BPF objects in the ELF.
@@ -87,9 +170,13 @@ const (
 	SamplerMapEvents                = "events"
 	SamplerMapPidFilter             = "pid_filter"
 	SamplerMapProcs                 = "procs"
+	SamplerMapScratch               = "scratch"
 	SamplerMapStacks0               = "stacks_0"
 	SamplerMapStacks1               = "stacks_1"
 	SamplerMapStats                 = "stats"
+	SamplerMapUnwindProcs           = "unwind_procs"
+	SamplerMapUnwindRanges          = "unwind_ranges"
+	SamplerMapUnwindRows            = "unwind_rows"
 	SamplerProgOnExec               = "on_exec"
 	SamplerProgOnExit               = "on_exit"
 	SamplerProgSample               = "sample"
@@ -98,8 +185,16 @@ const (
 	SamplerVarIncludeIdle           = "include_idle"
 	SamplerVarUnusedEvent           = "unused_event"
 	SamplerVarUnusedEventType       = "unused_event_type"
+	SamplerVarUnusedRangeKey        = "unused_range_key"
+	SamplerVarUnusedRangeKind       = "unused_range_kind"
+	SamplerVarUnusedStack           = "unused_stack"
 	SamplerVarUnusedStat            = "unused_stat"
+	SamplerVarUnusedUnwindEnd       = "unused_unwind_end"
+	SamplerVarUnusedUnwindProc      = "unused_unwind_proc"
+	SamplerVarUnusedUnwindRange     = "unused_unwind_range"
+	SamplerVarUnusedUnwindRow       = "unused_unwind_row"
 	SamplerVarUnusedUserStackSource = "unused_user_stack_source"
+	SamplerVarUnwindUser            = "unwind_user"
 )
 
 // LoadSampler returns the embedded CollectionSpec for Sampler.
@@ -153,14 +248,18 @@ type SamplerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SamplerMapSpecs struct {
-	Counts0   *ebpf.MapSpec `ebpf:"counts_0"`
-	Counts1   *ebpf.MapSpec `ebpf:"counts_1"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	PidFilter *ebpf.MapSpec `ebpf:"pid_filter"`
-	Procs     *ebpf.MapSpec `ebpf:"procs"`
-	Stacks0   *ebpf.MapSpec `ebpf:"stacks_0"`
-	Stacks1   *ebpf.MapSpec `ebpf:"stacks_1"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	Counts0      *ebpf.MapSpec `ebpf:"counts_0"`
+	Counts1      *ebpf.MapSpec `ebpf:"counts_1"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
+	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	Stacks0      *ebpf.MapSpec `ebpf:"stacks_0"`
+	Stacks1      *ebpf.MapSpec `ebpf:"stacks_1"`
+	Stats        *ebpf.MapSpec `ebpf:"stats"`
+	UnwindProcs  *ebpf.MapSpec `ebpf:"unwind_procs"`
+	UnwindRanges *ebpf.MapSpec `ebpf:"unwind_ranges"`
+	UnwindRows   *ebpf.MapSpec `ebpf:"unwind_rows"`
 }
 
 // SamplerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -172,8 +271,16 @@ type SamplerVariableSpecs struct {
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedRangeKey        *ebpf.VariableSpec `ebpf:"unused_range_key"`
+	UnusedRangeKind       *ebpf.VariableSpec `ebpf:"unused_range_kind"`
+	UnusedStack           *ebpf.VariableSpec `ebpf:"unused_stack"`
 	UnusedStat            *ebpf.VariableSpec `ebpf:"unused_stat"`
+	UnusedUnwindEnd       *ebpf.VariableSpec `ebpf:"unused_unwind_end"`
+	UnusedUnwindProc      *ebpf.VariableSpec `ebpf:"unused_unwind_proc"`
+	UnusedUnwindRange     *ebpf.VariableSpec `ebpf:"unused_unwind_range"`
+	UnusedUnwindRow       *ebpf.VariableSpec `ebpf:"unused_unwind_row"`
 	UnusedUserStackSource *ebpf.VariableSpec `ebpf:"unused_user_stack_source"`
+	UnwindUser            *ebpf.VariableSpec `ebpf:"unwind_user"`
 }
 
 // SamplerObjects contains all objects after they have been loaded into the kernel.
@@ -196,14 +303,18 @@ func (o *SamplerObjects) Close() error {
 //
 // It can be passed to LoadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SamplerMaps struct {
-	Counts0   *ebpf.Map `ebpf:"counts_0"`
-	Counts1   *ebpf.Map `ebpf:"counts_1"`
-	Events    *ebpf.Map `ebpf:"events"`
-	PidFilter *ebpf.Map `ebpf:"pid_filter"`
-	Procs     *ebpf.Map `ebpf:"procs"`
-	Stacks0   *ebpf.Map `ebpf:"stacks_0"`
-	Stacks1   *ebpf.Map `ebpf:"stacks_1"`
-	Stats     *ebpf.Map `ebpf:"stats"`
+	Counts0      *ebpf.Map `ebpf:"counts_0"`
+	Counts1      *ebpf.Map `ebpf:"counts_1"`
+	Events       *ebpf.Map `ebpf:"events"`
+	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
+	Procs        *ebpf.Map `ebpf:"procs"`
+	Scratch      *ebpf.Map `ebpf:"scratch"`
+	Stacks0      *ebpf.Map `ebpf:"stacks_0"`
+	Stacks1      *ebpf.Map `ebpf:"stacks_1"`
+	Stats        *ebpf.Map `ebpf:"stats"`
+	UnwindProcs  *ebpf.Map `ebpf:"unwind_procs"`
+	UnwindRanges *ebpf.Map `ebpf:"unwind_ranges"`
+	UnwindRows   *ebpf.Map `ebpf:"unwind_rows"`
 }
 
 func (m *SamplerMaps) Close() error {
@@ -213,9 +324,13 @@ func (m *SamplerMaps) Close() error {
 		m.Events,
 		m.PidFilter,
 		m.Procs,
+		m.Scratch,
 		m.Stacks0,
 		m.Stacks1,
 		m.Stats,
+		m.UnwindProcs,
+		m.UnwindRanges,
+		m.UnwindRows,
 	)
 }
 
@@ -228,8 +343,16 @@ type SamplerVariables struct {
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedRangeKey        *ebpf.Variable `ebpf:"unused_range_key"`
+	UnusedRangeKind       *ebpf.Variable `ebpf:"unused_range_kind"`
+	UnusedStack           *ebpf.Variable `ebpf:"unused_stack"`
 	UnusedStat            *ebpf.Variable `ebpf:"unused_stat"`
+	UnusedUnwindEnd       *ebpf.Variable `ebpf:"unused_unwind_end"`
+	UnusedUnwindProc      *ebpf.Variable `ebpf:"unused_unwind_proc"`
+	UnusedUnwindRange     *ebpf.Variable `ebpf:"unused_unwind_range"`
+	UnusedUnwindRow       *ebpf.Variable `ebpf:"unused_unwind_row"`
 	UnusedUserStackSource *ebpf.Variable `ebpf:"unused_user_stack_source"`
+	UnwindUser            *ebpf.Variable `ebpf:"unwind_user"`
 }
 
 // SamplerPrograms contains all programs after they have been loaded into the kernel.

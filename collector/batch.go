@@ -37,7 +37,65 @@ type Sample struct {
 	// UserLost and KernelLost say why a stack that should exist is missing
 	// (LostNone when it is present or legitimately absent).
 	UserLost, KernelLost LossReason
-	Count                uint64
+	// UserSource says who walked the user stack, and UserEnd how Ember's
+	// unwinder ended it. Any end but UnwindComplete also sets UserTruncated,
+	// so the stack ends in a marked frame rather than a guess.
+	UserSource UserStackSource
+	UserEnd    UnwindEnd
+	Count      uint64
+}
+
+// UserStackSource says who walked a user stack.
+type UserStackSource uint8
+
+const (
+	// SourceKernelFP: the kernel's frame-pointer walk (unwinding off, or the
+	// process's unwind ranges not installed yet).
+	SourceKernelFP UserStackSource = iota
+	// SourceUnwinder: Ember's unwinder, from .eh_frame rows or frame
+	// pointers per file.
+	SourceUnwinder
+)
+
+// UnwindEnd says how Ember's unwinder ended a stack (sampler.bpf.c's enum
+// unwind_end).
+type UnwindEnd uint8
+
+const (
+	UnwindUnknown     UnwindEnd = iota // not walked by Ember's unwinder
+	UnwindComplete                     // reached the outermost frame
+	UnwindDepth                        // stopped at the depth limit
+	UnwindNoMapping                    // an address in no known file (JIT, vDSO, a library loaded since)
+	UnwindNoRow                        // an address the file's CFI does not cover
+	UnwindUnsupported                  // a CFI rule the unwinder cannot follow
+	UnwindReadFailed                   // the stack memory could not be read
+	UnwindBadFrame                     // the walk went backwards
+	UnwindNoTable                      // the file's table did not fit the memory budget
+	unwindEnds
+)
+
+func (e UnwindEnd) String() string {
+	switch e {
+	case UnwindUnknown:
+		return "unknown"
+	case UnwindComplete:
+		return "complete"
+	case UnwindDepth:
+		return "depth limit"
+	case UnwindNoMapping:
+		return "no mapping"
+	case UnwindNoRow:
+		return "no CFI row"
+	case UnwindUnsupported:
+		return "unsupported CFI"
+	case UnwindReadFailed:
+		return "stack read failed"
+	case UnwindBadFrame:
+		return "bad frame"
+	case UnwindNoTable:
+		return "table not loaded"
+	}
+	return "invalid"
 }
 
 // LossReason says why a stack is missing from a sample.
@@ -45,7 +103,7 @@ type LossReason uint8
 
 const (
 	LostNone LossReason = iota
-	// LostCollision: another stack already held this stack map bucket.
+	// LostCollision: a different stack had the same 64-bit hash.
 	LostCollision
 	// LostMapFull: the stack map had no free entry.
 	LostMapFull
@@ -55,7 +113,7 @@ const (
 	// LostExiting: the process was past releasing its memory on its way out,
 	// so there was no user stack left. Not a loss, reported like kernel threads.
 	LostExiting
-	// LostOther: any other error from bpf_get_stackid.
+	// LostOther: any other error from bpf_get_stack.
 	LostOther
 	// LostDrained: the stack id was valid but its stack was gone when read.
 	LostDrained
@@ -66,7 +124,7 @@ func (r LossReason) String() string {
 	case LostNone:
 		return "none"
 	case LostCollision:
-		return "stack map collision"
+		return "stack hash collision"
 	case LostMapFull:
 		return "stack map full"
 	case LostKernelThread:
@@ -168,6 +226,22 @@ type Stats struct {
 	// EventsLost counts new-process notifications the ring buffer could not
 	// take; such processes are read at drain time instead, if still alive.
 	EventsLost uint64
-	// Truncated counts samples with a stack cut at the depth limit.
+	// Truncated counts samples with a stack cut at the depth limit, or a
+	// user stack the unwinder could not finish.
 	Truncated uint64
+	// Unwind describes Ember's user-stack unwinder over the batch.
+	Unwind UnwindStats
+}
+
+// UnwindStats count what the unwinder did.
+type UnwindStats struct {
+	// Frames unwound, over all samples it walked.
+	Frames uint64
+	// Ends counts the samples it walked by how each ended.
+	Ends map[UnwindEnd]uint64
+	// KernelFP counts user stacks left to the kernel's frame-pointer walk
+	// because the process's ranges were not installed yet.
+	KernelFP uint64
+	// Tables are the loaded tables at the drain.
+	Tables UnwindTableStats
 }

@@ -37,15 +37,39 @@ type Config struct {
 	CountMapEntries uint32
 	// MaxOpenFiles bounds the mapped files held open for symbolization. Default 8192.
 	MaxOpenFiles int
-	Logger       *slog.Logger
+	// Unwind says how user stacks are walked: "dwarf" (default) unwinds
+	// with .eh_frame tables in the BPF program, falling back to frame
+	// pointers per file (Go, no CFI); "fp" leaves it to the kernel's
+	// frame-pointer walk.
+	Unwind string
+	// UnwindTableBytes is the BPF memory for unwind tables (8 bytes a row,
+	// allocated up front). Tables that do not fit are counted in
+	// Stats.Unwind.NotLoaded. Default 16 MiB.
+	UnwindTableBytes uint64
+	// UnwindCacheDir keeps built tables on disk by build ID; empty means
+	// no disk cache.
+	UnwindCacheDir string
+	Logger         *slog.Logger
 }
+
+// Unwind modes.
+const (
+	UnwindDWARF = "dwarf"
+	UnwindFP    = "fp"
+)
 
 func (c *Config) setDefaults() {
 	if c.FrequencyHz == 0 {
 		c.FrequencyHz = 99
 	}
 	if c.StackMapEntries == 0 {
-		c.StackMapEntries = 16384
+		c.StackMapEntries = 8192
+	}
+	if c.Unwind == "" {
+		c.Unwind = UnwindDWARF
+	}
+	if c.UnwindTableBytes == 0 {
+		c.UnwindTableBytes = 16 << 20
 	}
 	if c.CountMapEntries == 0 {
 		c.CountMapEntries = 16384
@@ -68,6 +92,12 @@ func (c *Config) validate() error {
 	if c.CountMapEntries < 64 || c.CountMapEntries > 1<<22 {
 		return &ConfigError{"count-map-entries", fmt.Sprintf("%d is out of range 64..4194304", c.CountMapEntries)}
 	}
+	if c.Unwind != UnwindDWARF && c.Unwind != UnwindFP {
+		return &ConfigError{"unwind", fmt.Sprintf("%q is not dwarf or fp", c.Unwind)}
+	}
+	if c.UnwindTableBytes < rowBytes || c.UnwindTableBytes/rowBytes > 1<<28 {
+		return &ConfigError{"unwind-table-bytes", fmt.Sprintf("%d is out of range 8..2GiB", c.UnwindTableBytes)}
+	}
 	if len(c.PIDs) > 1024 {
 		return &ConfigError{"pid", "at most 1024 PIDs"}
 	}
@@ -83,6 +113,7 @@ type Collector struct {
 	links    []link.Link
 	ring     *ringbuf.Reader
 	tracker  *processTracker
+	unwind   *unwindTables // nil when Unwind is "fp"
 	maxDepth int
 
 	cancel    context.CancelFunc
@@ -132,6 +163,12 @@ func New(cfg Config) (*Collector, error) {
 		return nil, err
 	}
 	c.tracker = newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger, c.currentImage)
+	if cfg.Unwind == UnwindDWARF {
+		if c.unwind, err = newUnwindTables(&c.objs, c.rowCapacity(), cfg.UnwindCacheDir, cfg.Logger); err != nil {
+			c.objs.Close()
+			return nil, err
+		}
+	}
 	if err := c.attach(); err != nil {
 		c.Close()
 		return nil, err
@@ -143,6 +180,15 @@ func New(cfg Config) (*Collector, error) {
 		defer c.done.Done()
 		c.readEvents(ctx)
 	}()
+	if c.unwind != nil {
+		// Tables are built off the event loop, which must snapshot new
+		// processes before they exit.
+		c.done.Add(1)
+		go func() {
+			defer c.done.Done()
+			c.unwind.run(ctx, c.tracker.alive)
+		}()
+	}
 	c.lastDrain = time.Now()
 	return c, nil
 }
@@ -157,6 +203,12 @@ func (c *Collector) load() error {
 	}
 	for _, name := range []string{"stacks_0", "stacks_1"} {
 		spec.Maps[name].MaxEntries = c.cfg.StackMapEntries
+	}
+	if c.cfg.Unwind == UnwindDWARF {
+		spec.Maps["unwind_rows"].MaxEntries = c.rowCapacity()
+	}
+	if err := spec.Variables["unwind_user"].Set(c.cfg.Unwind == UnwindDWARF); err != nil {
+		return fmt.Errorf("set unwind_user: %w", err)
 	}
 	if err := spec.Variables["include_idle"].Set(c.cfg.IncludeIdle); err != nil {
 		return fmt.Errorf("set include_idle: %w", err)
@@ -231,12 +283,26 @@ func (c *Collector) readEvents(ctx context.Context) {
 		ev = *(*bpf.SamplerEvent)(unsafe.Pointer(&rec.RawSample[0]))
 		switch bpf.SamplerEventType(ev.Type) {
 		case bpf.SamplerEventTypeEVENT_NEW_PROCESS:
-			c.tracker.observe(ProcessKey{ev.Pid, ev.ExecSeq}, ev.StartCode)
+			p := c.tracker.observe(ProcessKey{ev.Pid, ev.ExecSeq}, ev.StartCode)
+			if c.unwind != nil {
+				c.unwind.enqueue(p)
+			}
+		case bpf.SamplerEventTypeEVENT_NEEDS_MAPPINGS:
+			// A library loaded since the snapshot (dlopen), or code without a file.
+			if c.unwind != nil && c.unwind.needsRefresh(ev.Pid, ev.ExecSeq) {
+				c.unwind.enqueue(c.tracker.observe(ProcessKey{ev.Pid, ev.ExecSeq}, 0))
+			}
 		case bpf.SamplerEventTypeEVENT_EXIT:
 			c.tracker.exited(ev.Pid)
+			if c.unwind != nil {
+				c.unwind.remove(ev.Pid)
+			}
 		}
 	}
 }
+
+// rowCapacity is how many unwind rows the budget holds.
+func (c *Collector) rowCapacity() uint32 { return uint32(c.cfg.UnwindTableBytes / rowBytes) }
 
 // currentImage asks the BPF side which image a process runs now.
 func (c *Collector) currentImage(pid uint32) (uint32, uint64, bool) {

@@ -70,6 +70,10 @@ func (c *Collector) Drain() (*Batch, error) {
 	}
 	batch.Processes = c.tracker.processesFor(batch.Samples)
 	c.tracker.advance()
+	if c.unwind != nil {
+		c.unwind.retain(c.tracker.alive)
+		batch.Stats.Unwind.Tables = c.unwind.advance()
+	}
 	return batch, nil
 }
 
@@ -92,96 +96,103 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 	if err := deleteKeys(counts, keys); err != nil {
 		return nil, fmt.Errorf("clear sample counts: %w", err)
 	}
-
-	frames := make(map[int32][]uint64)
-	missing := make(map[int32]bool)
-	stack := func(id int32) ([]uint64, bool) {
-		if pcs, ok := frames[id]; ok {
-			return pcs, true
-		}
-		if missing[id] {
-			return nil, false
-		}
-		var raw [127]uint64
-		if err := stacks.Lookup(uint32(id), &raw); err != nil {
-			missing[id] = true
-			return nil, false
-		}
-		n := len(raw)
-		for n > 0 && raw[n-1] == 0 {
-			n--
-		}
-		pcs := slices.Clone(raw[:n])
-		frames[id] = pcs
-		return pcs, true
+	stored, err := readStacks(stacks)
+	if err != nil {
+		return nil, err
 	}
 
 	for i, k := range keys {
 		s := Sample{PID: k.Pid, TID: k.Tid, ExecSeq: k.ExecSeq, Comm: commString(values[i].Comm), Count: values[i].Count}
-		switch id := k.KernelStackId; {
-		case id >= 0:
-			if pcs, ok := stack(id); ok {
-				s.Kernel = pcs
-				s.KernelTruncated = len(pcs) >= c.maxDepth
+		switch err := k.KernelStackErr; {
+		case err == 0:
+			if st, ok := stored[k.KernelStackHash]; ok {
+				s.Kernel = st.pcs
+				s.KernelTruncated = len(st.pcs) >= c.maxDepth
 			} else {
 				s.KernelLost = LostDrained
 			}
-		case id == -int32(unix.EFAULT): // sampled in user mode
+		case err == -int32(unix.EFAULT): // sampled in user mode
 		default:
-			s.KernelLost = lossReason(id)
+			s.KernelLost = lossReason(err)
 		}
-		switch id := k.UserStackId; {
-		case id >= 0:
-			if pcs, ok := stack(id); ok {
-				s.User = pcs
-				s.UserTruncated = len(pcs) >= c.maxDepth
-			} else {
+		switch err := k.UserStackErr; {
+		case err == 0:
+			st, ok := stored[k.UserStackHash]
+			if !ok {
 				s.UserLost = LostDrained
+				break
 			}
-		case id == stackIDKernelThread:
+			s.User = st.pcs
+			if k.UserStackSource == uint32(bpf.SamplerUserStackSourceUSER_STACK_UNWOUND) {
+				s.UserSource = SourceUnwinder
+				s.UserEnd = st.end
+				s.UserTruncated = st.end != UnwindComplete
+			} else {
+				s.UserTruncated = len(st.pcs) >= c.maxDepth
+			}
+		case err == stackIDKernelThread:
 			s.UserLost = LostKernelThread
-		case id == stackIDExiting:
+		case err == stackIDExiting:
 			s.UserLost = LostExiting
 		default:
-			s.UserLost = lossReason(id)
+			s.UserLost = lossReason(err)
 		}
 		samples = append(samples, s)
-	}
-	if err := clearStacks(stacks, frames); err != nil {
-		return nil, err
 	}
 	return samples, nil
 }
 
-func lossReason(stackID int32) LossReason {
-	switch -stackID {
+type storedStack struct {
+	pcs []uint64
+	end UnwindEnd
+}
+
+// readStacks reads every stack of a drained buffer by hash and empties it;
+// stacks whose sample found the counts map full go too.
+func readStacks(stacks *ebpf.Map) (map[uint64]storedStack, error) {
+	out := make(map[uint64]storedStack)
+	var (
+		hash uint64
+		raw  bpf.SamplerStack
+		keys []uint64
+	)
+	it := stacks.Iterate()
+	for it.Next(&hash, &raw) {
+		n := min(int(raw.Len), len(raw.Pcs))
+		end := UnwindEnd(raw.Status)
+		if end >= unwindEnds {
+			end = UnwindUnknown
+		}
+		out[hash] = storedStack{pcs: slices.Clone(raw.Pcs[:n]), end: end}
+		keys = append(keys, hash)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read stacks: %w", err)
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	if _, err := stacks.BatchDelete(keys, nil); err != nil {
+		if !errors.Is(err, ebpf.ErrNotSupported) {
+			return nil, fmt.Errorf("clear stacks: %w", err)
+		}
+		for _, k := range keys {
+			if err := stacks.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return nil, fmt.Errorf("clear stack %#x: %w", k, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+func lossReason(err int32) LossReason {
+	switch -err {
 	case int32(unix.EEXIST):
 		return LostCollision
 	case int32(unix.ENOMEM):
 		return LostMapFull
 	}
 	return LostOther
-}
-
-// clearStacks deletes the stacks read, then any left that no count refers to
-// (their sample found the counts map full).
-func clearStacks(stacks *ebpf.Map, read map[int32][]uint64) error {
-	for id := range read {
-		if err := stacks.Delete(uint32(id)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("clear stack %d: %w", id, err)
-		}
-	}
-	var orphans []uint32
-	var next uint32
-	for err := stacks.NextKey(nil, &next); err == nil; err = stacks.NextKey(next, &next) {
-		orphans = append(orphans, next)
-	}
-	for _, id := range orphans {
-		if err := stacks.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("clear stack %d: %w", id, err)
-		}
-	}
-	return nil
 }
 
 func deleteKeys(m *ebpf.Map, keys []bpf.SamplerSampleKey) error {
@@ -225,6 +236,14 @@ func (c *Collector) readStats(buffer uint32, st *Stats) error {
 	st.Recorded = d(bpf.SamplerSamplerStatSTAT_RECORDED)
 	st.CountMapFull = d(bpf.SamplerSamplerStatSTAT_COUNT_MAP_FULL)
 	st.EventsLost = d(bpf.SamplerSamplerStatSTAT_EVENTS_LOST)
+	st.Unwind.Frames = d(bpf.SamplerSamplerStatSTAT_UNWIND_FRAMES)
+	st.Unwind.KernelFP = d(bpf.SamplerSamplerStatSTAT_USER_KERNEL_FP)
+	st.Unwind.Ends = map[UnwindEnd]uint64{}
+	for e := UnwindComplete; e < unwindEnds; e++ {
+		if n := now[int(bpf.SamplerSamplerStatSTAT_UNWIND_END_BASE)+int(e)]; n > 0 {
+			st.Unwind.Ends[e] = n
+		}
+	}
 	st.UserLost = map[LossReason]uint64{
 		LostCollision:    d(bpf.SamplerSamplerStatSTAT_USER_COLLISION),
 		LostMapFull:      d(bpf.SamplerSamplerStatSTAT_USER_MAP_FULL),

@@ -80,10 +80,19 @@ func newProcessTracker(procRoot string, maxOpenFiles int, log *slog.Logger, curr
 
 // observe records a process image at its first sample. startCode is the
 // image's mm->start_code, which the snapshot is checked against.
-func (t *processTracker) observe(key ProcessKey, startCode uint64) {
+// It returns the snapshot taken.
+func (t *processTracker) observe(key ProcessKey, startCode uint64) *Process {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.observeLocked(key, startCode)
+	return t.observeLocked(key, startCode).snapshot
+}
+
+// alive reports whether a process image is tracked and has not ended.
+func (t *processTracker) alive(pid, execSeq uint32) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tp := t.procs[ProcessKey{pid, execSeq}]
+	return tp != nil && tp.exitedAt == 0
 }
 
 func (t *processTracker) observeLocked(key ProcessKey, startCode uint64) *trackedProcess {

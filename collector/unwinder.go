@@ -1,0 +1,557 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/bits"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ember-profiler/ember/bpf"
+	"github.com/ember-profiler/ember/collector/unwind"
+)
+
+// rowBytes is the size of one unwind row in the BPF array.
+const rowBytes = 8
+
+// maxShardRows is what the BPF binary search covers (24 halvings).
+const maxShardRows = 1 << 24
+
+// refreshEvery bounds how often one process's mappings are read again when
+// its stacks leave the known ranges (JIT code would otherwise ask forever).
+const refreshEvery = 5 * time.Second
+
+// loadedTable is one file's rows in the BPF array, shared by every process
+// that maps the file. Rows are not kept in Go memory once loaded.
+type loadedTable struct {
+	id            string
+	base          uint64
+	start, count  uint32
+	framePointers bool
+	notLoaded     bool // has rows but did not fit the budget
+	refs          int
+}
+
+// installedProc is what one process image has in the BPF maps.
+type installedProc struct {
+	execSeq     uint32
+	keys        []bpf.SamplerRangeKey
+	tables      []string
+	lastRefresh time.Time
+}
+
+// unwindTables loads unwind tables and per-process ranges into the sampler's
+// maps, within a row budget, and drops them when no process uses them.
+type unwindTables struct {
+	log    *slog.Logger
+	rows   *ebpf.Map
+	ranges *ebpf.Map
+	procs  *ebpf.Map
+	cache  *unwind.Cache // nil: no disk cache
+
+	mu       sync.Mutex
+	alloc    shardAllocator
+	tables   map[string]*loadedTable
+	installs map[uint32]*installedProc
+	// freeing holds shards of tables no process uses, freed at the next
+	// drain so that a sample walking them now finishes first.
+	freeing []shard
+	stats   UnwindTableStats
+	queue   chan *Process
+	// vdso is the kernel's vDSO image, the same in every process; it has
+	// no file to open, so it is read once from this process's memory.
+	vdso []byte
+}
+
+// UnwindTableStats describe the loaded unwind tables at a drain.
+type UnwindTableStats struct {
+	// Tables and Rows loaded in the BPF array, of RowCapacity.
+	Tables, Rows, RowCapacity uint64
+	// FramePointerFiles are mapped files walked by frame pointers (Go, no CFI).
+	FramePointerFiles uint64
+	// NotLoaded counts tables that did not fit the budget since start, and
+	// NotLoadedRows their rows: their code ends stacks with a marked frame.
+	NotLoaded, NotLoadedRows uint64
+	// BuildErrors counts files whose CFI could not be read.
+	BuildErrors uint64
+	// CacheHits counts tables read from the disk cache instead of built.
+	CacheHits uint64
+	// RangeErrors counts ranges the BPF trie refused (full).
+	RangeErrors uint64
+	// InstallsDropped counts processes the install queue had no room for.
+	InstallsDropped uint64
+	// Processes with ranges installed.
+	Processes uint64
+}
+
+func newUnwindTables(objs *bpf.SamplerObjects, capacityRows uint32, cacheDir string, log *slog.Logger) (*unwindTables, error) {
+	u := &unwindTables{
+		log:      log,
+		rows:     objs.UnwindRows,
+		ranges:   objs.UnwindRanges,
+		procs:    objs.UnwindProcs,
+		alloc:    shardAllocator{free: []shard{{0, capacityRows}}},
+		tables:   make(map[string]*loadedTable),
+		installs: make(map[uint32]*installedProc),
+		queue:    make(chan *Process, installQueue),
+	}
+	u.stats.RowCapacity = uint64(capacityRows)
+	if img, err := readVDSO("/proc/self"); err == nil {
+		u.vdso = img
+	} else {
+		log.Debug("no vDSO unwind table", slog.Any("err", err))
+	}
+	if cacheDir != "" {
+		c, err := unwind.NewCache(cacheDir)
+		if err != nil {
+			return nil, err
+		}
+		u.cache = c
+	}
+	return u, nil
+}
+
+// installQueue bounds the processes waiting for their tables; a burst
+// beyond it (thousands of new processes at once) is counted and those
+// processes keep the kernel's frame-pointer walk until they ask again.
+const installQueue = 4096
+
+// enqueue hands a snapshot to the installer goroutine.
+func (u *unwindTables) enqueue(p *Process) {
+	if p == nil || p.SnapshotErr != nil {
+		return
+	}
+	select {
+	case u.queue <- p:
+	default:
+		u.mu.Lock()
+		u.stats.InstallsDropped++
+		u.mu.Unlock()
+	}
+}
+
+// run installs queued processes until ctx ends, skipping those gone by then.
+func (u *unwindTables) run(ctx context.Context, alive func(pid, execSeq uint32) bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-u.queue:
+			if alive(p.PID, p.ExecSeq) {
+				u.install(p, alive)
+			}
+		}
+	}
+}
+
+// install gives a process image its ranges, loading the tables of its files
+// as needed. Called again for the same image (new mappings), it replaces them.
+func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool) {
+	if p == nil || p.SnapshotErr != nil || p.Exited {
+		return
+	}
+	// Identify and build outside the lock: a large library takes a while,
+	// and drains must not wait for it.
+	type mapped struct {
+		m     *Mapping
+		id    string
+		loads []progLoad
+		built *unwind.Table
+	}
+	var todo []mapped
+	for i := range p.Mappings {
+		m := &p.Mappings[i]
+		var file io.ReaderAt = m.File
+		if m.File == nil {
+			if m.Path != "[vdso]" || u.vdso == nil {
+				continue
+			}
+			file = bytes.NewReader(u.vdso)
+		}
+		id, loads, err := identify(file)
+		if err != nil {
+			continue // not ELF: nothing to unwind with
+		}
+		mp := mapped{m: m, id: id, loads: loads}
+		u.mu.Lock()
+		known := u.tables[id] != nil
+		u.mu.Unlock()
+		if !known {
+			if mp.built, err = u.buildOrLoad(id, file); err != nil {
+				u.mu.Lock()
+				u.stats.BuildErrors++
+				u.mu.Unlock()
+				u.log.Debug("no unwind table", slog.String("path", m.Path), slog.Any("err", err))
+				continue
+			}
+		}
+		todo = append(todo, mp)
+	}
+
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := u.installs[p.PID]
+	next := &installedProc{execSeq: p.ExecSeq, lastRefresh: time.Now()}
+	for _, mp := range todo {
+		t := u.tables[mp.id]
+		switch {
+		case t != nil:
+			t.refs++
+		case mp.built != nil:
+			t = u.addTable(mp.id, mp.built, mp.m.Path)
+		default:
+			continue // dropped since it was looked up; the next refresh loads it
+		}
+		r := bpf.SamplerUnwindRange{RowStart: t.start, RowCount: t.count}
+		switch {
+		case t.framePointers:
+			r.Kind = uint32(bpf.SamplerRangeKindRANGE_FP)
+		case t.notLoaded:
+			r.Kind = uint32(bpf.SamplerRangeKindRANGE_NO_TABLE)
+		default:
+			bias, ok := loadBias(mp.m, mp.loads)
+			if !ok {
+				u.release(t)
+				continue
+			}
+			r.Kind = uint32(bpf.SamplerRangeKindRANGE_ROWS)
+			r.Bias = bias + t.base
+		}
+		next.tables = append(next.tables, t.id)
+		for _, k := range rangeKeys(p.PID, mp.m.Start, mp.m.Limit) {
+			if err := u.ranges.Put(&k, &r); err != nil {
+				u.stats.RangeErrors++
+				continue
+			}
+			next.keys = append(next.keys, k)
+		}
+	}
+	// Keys the new set overwrote stay; the rest of the old ones go.
+	if old != nil {
+		kept := make(map[bpf.SamplerRangeKey]bool, len(next.keys))
+		for _, k := range next.keys {
+			kept[k] = true
+		}
+		for _, k := range old.keys {
+			if !kept[k] {
+				u.ranges.Delete(&k)
+			}
+		}
+		for _, id := range old.tables {
+			if t := u.tables[id]; t != nil {
+				u.release(t)
+			}
+		}
+	}
+	u.installs[p.PID] = next
+	if err := u.procs.Put(p.PID, bpf.SamplerUnwindProc{ExecSeq: p.ExecSeq}); err != nil {
+		u.log.Debug("enable unwinding", slog.Int("pid", int(p.PID)), slog.Any("err", err))
+	}
+	// An exit noticed while the tables were built found nothing to remove.
+	if !alive(p.PID, p.ExecSeq) {
+		u.removeLocked(p.PID)
+	}
+}
+
+// retain drops the ranges of processes alive says are gone (an exit
+// notification lost to a full ring buffer).
+func (u *unwindTables) retain(alive func(pid, execSeq uint32) bool) {
+	u.mu.Lock()
+	var gone []uint32
+	for pid, in := range u.installs {
+		if !alive(pid, in.execSeq) {
+			gone = append(gone, pid)
+		}
+	}
+	u.mu.Unlock()
+	for _, pid := range gone {
+		u.remove(pid)
+	}
+}
+
+// needsRefresh says whether a process asking for its mappings again should
+// get them read now.
+func (u *unwindTables) needsRefresh(pid, execSeq uint32) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	in := u.installs[pid]
+	return in != nil && in.execSeq == execSeq && time.Since(in.lastRefresh) >= refreshEvery
+}
+
+// remove drops a process's ranges and its references to tables.
+func (u *unwindTables) remove(pid uint32) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.removeLocked(pid)
+}
+
+func (u *unwindTables) removeLocked(pid uint32) {
+	in := u.installs[pid]
+	if in == nil {
+		return
+	}
+	u.procs.Delete(pid)
+	for _, k := range in.keys {
+		u.ranges.Delete(&k)
+	}
+	for _, id := range in.tables {
+		if t := u.tables[id]; t != nil {
+			u.release(t)
+		}
+	}
+	delete(u.installs, pid)
+}
+
+func (u *unwindTables) release(t *loadedTable) {
+	if t.refs--; t.refs > 0 {
+		return
+	}
+	delete(u.tables, t.id)
+	if t.count > 0 && !t.notLoaded {
+		u.freeing = append(u.freeing, shard{t.start, t.count})
+	}
+}
+
+// advance frees the shards of tables dropped before the previous drain and
+// returns the current figures.
+func (u *unwindTables) advance() UnwindTableStats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, s := range u.freeing {
+		u.alloc.release(s)
+	}
+	u.freeing = u.freeing[:0]
+	st := u.stats
+	for _, t := range u.tables {
+		switch {
+		case t.framePointers:
+			st.FramePointerFiles++
+		case !t.notLoaded:
+			st.Tables++
+			st.Rows += uint64(t.count)
+		}
+	}
+	st.Processes = uint64(len(u.installs))
+	return st
+}
+
+type progLoad struct{ off, vaddr, filesz uint64 }
+
+// identify returns a file's ID and its loadable segments.
+func identify(f io.ReaderAt) (string, []progLoad, error) {
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %v", unwind.ErrNotELF, err)
+	}
+	var loads []progLoad
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_LOAD {
+			loads = append(loads, progLoad{p.Off, p.Vaddr, p.Filesz})
+		}
+	}
+	id, err := unwind.FileID(ef)
+	if err != nil {
+		return "", nil, err
+	}
+	return id, loads, nil
+}
+
+// addTable loads a built table's rows into the BPF array, with one
+// reference taken. A table that does not fit is kept as not loaded.
+func (u *unwindTables) addTable(id string, tbl *unwind.Table, name string) *loadedTable {
+	t := &loadedTable{id: id, base: tbl.Base, framePointers: tbl.FramePointers, refs: 1}
+	if n := len(tbl.Rows); n > 0 {
+		if err := u.loadRows(t, tbl.Rows); err != nil {
+			t.notLoaded = true
+			u.stats.NotLoaded++
+			u.stats.NotLoadedRows += uint64(n)
+			u.log.Info("unwind table does not fit", slog.String("file", name), slog.Int("rows", n), slog.Any("err", err))
+		}
+	}
+	u.tables[id] = t
+	return t
+}
+
+func (u *unwindTables) buildOrLoad(id string, f io.ReaderAt) (*unwind.Table, error) {
+	if u.cache != nil {
+		tbl, err := u.cache.Load(id)
+		if err == nil {
+			u.mu.Lock()
+			u.stats.CacheHits++
+			u.mu.Unlock()
+			return tbl, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			u.log.Debug("unwind cache file rebuilt", slog.String("id", id), slog.Any("err", err))
+		}
+	}
+	tbl, err := unwind.Build(f)
+	if err != nil {
+		return nil, err
+	}
+	if u.cache != nil {
+		if err := u.cache.Store(id, tbl); err != nil {
+			u.log.Debug("store unwind table", slog.Any("err", err))
+		}
+	}
+	return tbl, nil
+}
+
+var errBudget = errors.New("unwind table budget full")
+
+// loadRows copies rows into a free shard of the BPF array.
+func (u *unwindTables) loadRows(t *loadedTable, rows []unwind.Row) error {
+	if len(rows) >= maxShardRows {
+		return fmt.Errorf("%d rows: more than one table may hold", len(rows))
+	}
+	s, ok := u.alloc.take(uint32(len(rows)))
+	if !ok {
+		return errBudget
+	}
+	keys := make([]uint32, len(rows))
+	vals := make([]bpf.SamplerUnwindRow, len(rows))
+	for i, r := range rows {
+		keys[i] = s.start + uint32(i)
+		vals[i] = bpf.SamplerUnwindRow{Pc: r.PC, CfaOffset: r.CFAOffset, RbpOffset: r.RBPOffset, Kind: r.Kind}
+	}
+	const chunk = 1 << 16
+	for i := 0; i < len(keys); i += chunk {
+		j := min(i+chunk, len(keys))
+		if _, err := u.rows.BatchUpdate(keys[i:j], vals[i:j], nil); err != nil {
+			u.alloc.release(s)
+			return fmt.Errorf("load unwind rows: %w", err)
+		}
+	}
+	t.start, t.count = s.start, s.count
+	return nil
+}
+
+// loadBias returns what to subtract from a runtime address in m to get the
+// file's virtual address, from the PT_LOAD segment m maps. A segment's
+// mapping starts at its page-aligned offset; with lld's layouts that page
+// also ends the previous segment, so an exact start wins over containment.
+func loadBias(m *Mapping, loads []progLoad) (uint64, bool) {
+	bias := func(p progLoad) uint64 { return m.Start - m.Offset + p.off - p.vaddr }
+	for _, p := range loads {
+		if p.off&^0xfff == m.Offset {
+			return bias(p), true
+		}
+	}
+	for _, p := range loads {
+		if m.Offset >= p.off&^0xfff && m.Offset < p.off+p.filesz {
+			return bias(p), true
+		}
+	}
+	return 0, false
+}
+
+// readVDSO copies the vDSO image out of a process's memory.
+func readVDSO(procDir string) ([]byte, error) {
+	raw, err := os.ReadFile(procDir + "/maps")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasSuffix(line, "[vdso]") {
+			continue
+		}
+		m, _, err := parseMapsLine(line)
+		if err != nil {
+			return nil, err
+		}
+		if m.Limit-m.Start > 1<<20 {
+			return nil, fmt.Errorf("vDSO of %d bytes", m.Limit-m.Start)
+		}
+		mem, err := os.Open(procDir + "/mem")
+		if err != nil {
+			return nil, err
+		}
+		defer mem.Close()
+		img := make([]byte, m.Limit-m.Start)
+		if _, err := mem.ReadAt(img, int64(m.Start)); err != nil {
+			return nil, fmt.Errorf("read vDSO: %w", err)
+		}
+		return img, nil
+	}
+	return nil, errors.New("no [vdso] mapping")
+}
+
+// rangeKeys splits [start, limit) of a process into the aligned prefixes
+// that the LPM trie matches.
+func rangeKeys(pid uint32, start, limit uint64) []bpf.SamplerRangeKey {
+	var keys []bpf.SamplerRangeKey
+	for start < limit {
+		size := uint64(1) << 63
+		if start != 0 {
+			size = start & -start
+		}
+		for size > limit-start {
+			size >>= 1
+		}
+		k := bpf.SamplerRangeKey{Prefixlen: uint32(32 + 64 - bits.TrailingZeros64(size))}
+		var raw [12]byte
+		binary.BigEndian.PutUint32(raw[0:], pid)
+		binary.BigEndian.PutUint64(raw[4:], start)
+		// The key fields are in host order in Go; store the big-endian bytes.
+		k.PidBe = binary.LittleEndian.Uint32(raw[0:])
+		k.AddrBe = binary.LittleEndian.Uint64(raw[4:])
+		keys = append(keys, k)
+		start += size
+	}
+	return keys
+}
+
+// shard is a run of rows in the BPF array.
+type shard struct{ start, count uint32 }
+
+// shardAllocator hands out runs of the row array, first fit, merging freed
+// neighbours.
+type shardAllocator struct {
+	free []shard // sorted by start, never adjacent
+}
+
+func (a *shardAllocator) take(n uint32) (shard, bool) {
+	for i, f := range a.free {
+		if f.count < n {
+			continue
+		}
+		s := shard{f.start, n}
+		if f.count == n {
+			a.free = append(a.free[:i], a.free[i+1:]...)
+		} else {
+			a.free[i] = shard{f.start + n, f.count - n}
+		}
+		return s, true
+	}
+	return shard{}, false
+}
+
+func (a *shardAllocator) release(s shard) {
+	i := 0
+	for i < len(a.free) && a.free[i].start < s.start {
+		i++
+	}
+	a.free = append(a.free, shard{})
+	copy(a.free[i+1:], a.free[i:])
+	a.free[i] = s
+	// Merge with the next, then the previous.
+	if i+1 < len(a.free) && a.free[i].start+a.free[i].count == a.free[i+1].start {
+		a.free[i].count += a.free[i+1].count
+		a.free = append(a.free[:i+1], a.free[i+2:]...)
+	}
+	if i > 0 && a.free[i-1].start+a.free[i-1].count == a.free[i].start {
+		a.free[i-1].count += a.free[i].count
+		a.free = append(a.free[:i], a.free[i+1:]...)
+	}
+}

@@ -1,0 +1,237 @@
+package collector
+
+import (
+	"debug/elf"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRangeKeysCoverExactly(t *testing.T) {
+	for _, r := range [][2]uint64{{0x1000, 0x2000}, {0x7f0000001000, 0x7f0000235000}, {0x401000, 0x402001}, {0, 0x10}} {
+		var covered uint64
+		next := r[0]
+		for _, k := range rangeKeys(42, r[0], r[1]) {
+			bits := k.Prefixlen - 32
+			size := uint64(1) << (64 - bits)
+			if bits == 0 {
+				t.Fatal("whole address space")
+			}
+			var raw [8]byte
+			for i := range raw {
+				raw[i] = byte(k.AddrBe >> (8 * i))
+			}
+			start := uint64(0)
+			for _, b := range raw {
+				start = start<<8 | uint64(b)
+			}
+			if start != next || start%size != 0 {
+				t.Fatalf("%#x-%#x: key at %#x/%d, want %#x aligned", r[0], r[1], start, bits, next)
+			}
+			next += size
+			covered += size
+		}
+		if next != r[1] || covered != r[1]-r[0] {
+			t.Fatalf("%#x-%#x: covered up to %#x", r[0], r[1], next)
+		}
+	}
+}
+
+func TestShardAllocator(t *testing.T) {
+	a := shardAllocator{free: []shard{{0, 100}}}
+	s1, _ := a.take(30)
+	s2, _ := a.take(30)
+	s3, _ := a.take(40)
+	if _, ok := a.take(1); ok {
+		t.Fatal("took from a full array")
+	}
+	a.release(s2)
+	if _, ok := a.take(31); ok {
+		t.Fatal("took 31 from a hole of 30")
+	}
+	a.release(s1)
+	a.release(s3)
+	if len(a.free) != 1 || a.free[0] != (shard{0, 100}) {
+		t.Fatalf("free list not merged: %v", a.free)
+	}
+}
+
+// exeSymbols names addresses of a fixture's own code.
+type exeSymbols struct {
+	path  string
+	syms  []elf.Symbol
+	loads []progLoad
+}
+
+func loadExeSymbols(t *testing.T, path string) *exeSymbols {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms = slices.DeleteFunc(syms, func(s elf.Symbol) bool { return elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Value == 0 })
+	sort.Slice(syms, func(i, j int) bool { return syms[i].Value < syms[j].Value })
+	e := &exeSymbols{path: path, syms: syms}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			e.loads = append(e.loads, progLoad{p.Off, p.Vaddr, p.Filesz})
+		}
+	}
+	return e
+}
+
+// names returns the function of every frame in the fixture's executable,
+// leaf first; frames elsewhere (libc) are left out.
+func (e *exeSymbols) names(p *Process, pcs []uint64) []string {
+	var out []string
+	for i, pc := range pcs {
+		if i > 0 {
+			pc-- // a return address: look up the call
+		}
+		m := p.FindMapping(pc)
+		if m == nil || m.Path != e.path {
+			continue
+		}
+		bias, ok := loadBias(m, e.loads)
+		if !ok {
+			continue
+		}
+		v := pc - bias
+		j := sort.Search(len(e.syms), func(j int) bool { return e.syms[j].Value > v }) - 1
+		if j >= 0 && v < e.syms[j].Value+max(e.syms[j].Size, 1) {
+			out = append(out, e.syms[j].Name)
+		} else {
+			out = append(out, fmt.Sprintf("%#x", v))
+		}
+	}
+	return out
+}
+
+// hasChain reports whether want appears in names in order (other frames may
+// sit between), and the last frame is the last of want.
+func hasChain(names, want []string) bool {
+	if len(names) == 0 || !strings.Contains(names[len(names)-1], want[len(want)-1]) {
+		return false
+	}
+	i := 0
+	for _, n := range names {
+		if i < len(want) && (n == want[i] || !strings.HasPrefix(want[i], "level") && strings.Contains(n, want[i])) {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+// TestUnwindFullChains samples fixtures built without frame pointers (and
+// one with, and a Go binary walked by frame pointers) and checks that at
+// least 99% of the samples the unwinder walked end at _start with the known
+// chain of calls, including those through libc's qsort.
+func TestUnwindFullChains(t *testing.T) {
+	cases := []struct {
+		bin string
+		// chain is what a sample in the hot function must show, leaf to
+		// root, as substrings of symbol names; others must end in a root.
+		chain []string
+		roots []string
+	}{
+		{"qsort-nofp", []string{"cmp_items", "sort_round", "run", "main", "_start"}, cRoots},
+		{"qsort-fp", []string{"cmp_items", "sort_round", "run", "main", "_start"}, cRoots},
+		{"chain-nofp", chainLevels(), cRoots},
+		{"sort-cpp", []string{"SlowclE", "sort_round", "run", "main", "_start"}, cRoots},
+		{"sort-rust", []string{"slow_cmp", "sort_round", "3run", "4main", "main", "_start"}, cRoots},
+		// Go: no table, so frame pointers; goroutines end at goexit, the
+		// runtime's own threads at mstart or mcall.
+		{"../hotspot/hotspot-go", []string{"main.", "main.run", "main.main", "runtime.main", "runtime.goexit"},
+			[]string{"runtime.goexit", "runtime.mstart", "runtime.mcall"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.bin, func(t *testing.T) {
+			path, _ := filepath.Abs(filepath.Join("../testdata/unwind", tc.bin))
+			syms := loadExeSymbols(t, path)
+			cmd := exec.Command(path, "4")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			pid := uint32(cmd.Process.Pid)
+			c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
+			var walked, good, kernelFP, hot uint64
+			var bad []string
+			for range 2 {
+				time.Sleep(1500 * time.Millisecond)
+				b, err := c.Drain()
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkAccounting(t, b)
+				for _, s := range b.Samples {
+					if s.PID != pid || s.UserLost != LostNone {
+						continue
+					}
+					if s.UserSource != SourceUnwinder {
+						kernelFP += s.Count
+						continue
+					}
+					walked += s.Count
+					names := syms.names(b.Processes[s.Key()], s.User)
+					isHot := len(names) > 0 && strings.Contains(names[0], tc.chain[0])
+					if isHot {
+						hot += s.Count
+					}
+					if s.UserEnd == UnwindComplete && endsInRoot(names, tc.roots) && (!isHot || hasChain(names, tc.chain)) {
+						good += s.Count
+					} else if len(bad) < 5 {
+						bad = append(bad, fmt.Sprintf("%s %d frames: %s", s.UserEnd, len(s.User), strings.Join(names, ";")))
+					}
+				}
+			}
+			t.Logf("%s: %d of %d unwound samples complete with the chain (%.2f%%), %d in the hot function; %d walked by the kernel before the tables were in",
+				tc.bin, good, walked, 100*float64(good)/float64(max(walked, 1)), hot, kernelFP)
+			if walked < 100 {
+				t.Fatalf("only %d samples unwound", walked)
+			}
+			if good*100 < walked*99 {
+				t.Errorf("%d of %d samples complete; some that are not:\n%s", good, walked, strings.Join(bad, "\n"))
+			}
+			if hot*2 < walked {
+				t.Errorf("only %d of %d samples in the hot function", hot, walked)
+			}
+			if kernelFP*10 > walked {
+				t.Errorf("%d samples left to the kernel's walk, against %d unwound", kernelFP, walked)
+			}
+		})
+	}
+}
+
+var cRoots = []string{"_start"}
+
+// chainLevels is chain-nofp's full chain: leaf, level0 ... level27, main.
+func chainLevels() []string {
+	out := []string{"leaf"}
+	for i := range 28 {
+		out = append(out, fmt.Sprintf("level%d", i))
+	}
+	return append(out, "main", "_start")
+}
+
+func endsInRoot(names, roots []string) bool {
+	if len(names) == 0 {
+		return false
+	}
+	for _, r := range roots {
+		if strings.Contains(names[len(names)-1], r) {
+			return true
+		}
+	}
+	return false
+}
