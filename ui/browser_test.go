@@ -113,7 +113,19 @@ func (b *browser) waitLoads(t *testing.T, n int) {
 // waitFor polls cond in the page; on timeout it reports the page's state.
 func (b *browser) waitFor(t *testing.T, cond string) {
 	t.Helper()
-	if err := chromedp.Run(b.ctx, chromedp.Poll(cond, nil, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+	b.waitForWithin(t, cond, 10*time.Second)
+}
+
+func (b *browser) waitForWithin(t *testing.T, cond string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	err := chromedp.Run(b.ctx, chromedp.Poll(cond, nil, chromedp.WithPollingTimeout(d)))
+	// A poll that starts while a navigation replaces the page loses its
+	// execution context: poll the new page.
+	for err != nil && strings.Contains(err.Error(), "Cannot find context") && time.Now().Before(deadline) {
+		err = chromedp.Run(b.ctx, chromedp.Poll(cond, nil, chromedp.WithPollingTimeout(time.Until(deadline))))
+	}
+	if err != nil {
 		var diag string
 		chromedp.Run(b.ctx, chromedp.Evaluate(`JSON.stringify({state: __ember.state(), active: document.activeElement.outerHTML.slice(0, 120), status: document.querySelector("#status").textContent, errors: __ember.errors})`, &diag))
 		t.Fatalf("waiting for %s: %v; page: %s", cond, err, diag)
@@ -137,6 +149,7 @@ func (b *browser) open(t *testing.T, base, query string) {
 	t.Helper()
 	b.run(t, chromedp.Navigate(base+"/?"+query))
 	b.waitLoads(t, 0)
+	b.waitFor(t, "__ember.seriesLoads > 0 || !!__ember.errors.length || !document.querySelector('#status').hidden")
 }
 
 func (b *browser) noErrors(t *testing.T) {

@@ -88,6 +88,7 @@ export class FlameView {
     const t = this.tree, ctx = this.ctx;
     const width = Math.max(100, this.container.clientWidth);
     if (!t) return;
+    if (!this.drawCount) performance.mark("ember:first-draw-start");
     const f = this.focus;
     let maxDepth = t.depth[f];
     for (let i = f; i < t.end[f]; i++) if (t.depth[i] > maxDepth) maxDepth = t.depth[i];

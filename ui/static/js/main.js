@@ -22,7 +22,7 @@ let state = readState();
 let data = { tree: null, fg: null, base: null, diff: null, total: null, grouped: null };
 let loadedKey = "", diffKey = "";
 let controller = null;
-const hook = { ready: false, loads: 0, flameQueries: [], errors: [] };
+const hook = { ready: false, loads: 0, seriesLoads: 0, flameQueries: [], errors: [] };
 window.__ember = hook; // for the browser tests and the curious
 
 function readState() {
@@ -63,17 +63,15 @@ async function load({ force = false } = {}) {
   try {
     const reuse = !force && want === loadedKey;
     const fgParams = { ...range, max_nodes: state.nodes };
-    let fgJob = data.fg, totalJob = data.total, groupedJob = data.grouped;
+    let fgJob = data.fg;
     if (!reuse) {
       hook.flameQueries.push(fgParams);
       fgJob = getJSON("flamegraph", fgParams, signal);
-      const series = { ...range, step: seriesStep() };
-      totalJob = getJSON("series", series, signal);
-      // The grouped series is an extra: without it the timeline shows the total.
-      groupedJob = state.group ? getJSON("series", { ...series, group_by: state.group, limit: 8 }, signal).catch(() => null) : null;
+      loadSeries(range, signal); // drawn when it comes: the flame graph does not wait for it
     }
     const diffJob = wantDiff ? getJSON("diff", { ...range, ...baseParams(), limit: 200 }, signal) : null;
-    const [fg, total, grouped, diff] = await Promise.all([fgJob, totalJob, groupedJob, diffJob]);
+    const [fg, diff] = await Promise.all([fgJob, diffJob]);
+    performance.mark("ember:flamegraph-received");
     let baseFG = null;
     if (wantDiff) {
       // The base's flame graph over exactly the range the diff resolved.
@@ -84,11 +82,8 @@ async function load({ force = false } = {}) {
     if (!reuse) {
       data.fg = fg;
       data.tree = Tree.fromAPI(fg);
-      data.total = total;
-      data.grouped = grouped;
+      performance.mark("ember:tree-built");
       selector.forget();
-      timeline.set(total, grouped);
-      renderLegend();
     }
     if (wantDiff) { data.base = Tree.fromAPI(baseFG); data.diff = diff; diffKey = wantDiff; }
     loadedKey = want;
@@ -96,6 +91,7 @@ async function load({ force = false } = {}) {
     hook.loads++;
     hideStatus();
     render();
+    performance.mark("ember:rendered");
   } catch (e) {
     clearTimeout(slow);
     if (e.name === "AbortError") return;
@@ -103,8 +99,27 @@ async function load({ force = false } = {}) {
   }
 }
 
-// baseParams are the diff's base parameters; the API fills in what is
-// missing (by default the window just before the target's).
+// loadSeries fetches and draws the timeline: the total and, when grouped,
+// the busiest groups (an extra: without them the timeline shows the total).
+async function loadSeries(range, signal) {
+  const series = { ...range, step: seriesStep() };
+  try {
+    const [total, grouped] = await Promise.all([getJSON("series", series, signal),
+      state.group ? getJSON("series", { ...series, group_by: state.group, limit: 8 }, signal).catch(() => null) : null]);
+    data.total = total;
+    data.grouped = grouped;
+    timeline.set(total, grouped);
+    renderLegend();
+    $("timeline-readout").textContent = "";
+    hook.seriesLoads = (hook.seriesLoads || 0) + 1;
+  } catch (e) {
+    if (e.name === "AbortError") return;
+    timeline.set(null, null);
+    $("legend").innerHTML = "";
+    $("timeline-readout").textContent = "CPU series unavailable: " + e.message;
+  }
+}
+
 // seriesStep asks for about 240 points, but none finer than the daemon's
 // default interval (10 s): each stored interval counts in the step holding
 // its start, so finer steps would show the interval's rhythm, not the load.
@@ -536,8 +551,11 @@ function bind() {
   $("search").onkeydown = (e) => { if (e.key === "Escape") { update({ search: "" }, { push: false }); $("search").blur(); } };
 }
 
+performance.mark("ember:start");
 takeTokenFromFragment();
 bind();
+// When the first flame graph was on screen, in ms since navigation began.
+$("flame").addEventListener("flamedrawn", () => { hook.firstDrawAt ??= performance.now(); });
 applyTheme(localStorage.getItem("ember-theme") || "auto");
 hook.state = () => ({ ...state });
 hook.flame = flame;
