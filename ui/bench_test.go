@@ -110,5 +110,5 @@ func dataExtent(t *testing.T, store *storage.Store) (time.Time, time.Time) {
 	if first.IsZero() {
 		t.Fatal("the store holds no samples from the last week")
 	}
-	return first.Truncate(time.Minute).Add(2*time.Minute), last.Truncate(time.Minute)
+	return first.Truncate(time.Minute).Add(2 * time.Minute), last.Truncate(time.Minute)
 }
