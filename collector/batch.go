@@ -124,7 +124,7 @@ func (r LossReason) String() string {
 	case LostNone:
 		return "none"
 	case LostCollision:
-		return "stack hash collision"
+		return "stack map collision"
 	case LostMapFull:
 		return "stack map full"
 	case LostKernelThread:

@@ -45,7 +45,7 @@ type Config struct {
 	// UnwindTableBytes is the BPF memory for unwind tables (8 bytes a row,
 	// allocated up front). Tables that do not fit are counted in
 	// Stats.Unwind.NotLoaded. Default 16 MiB.
-	UnwindTableBytes uint64
+	UnwindTableBytes int64
 	// UnwindCacheDir keeps built tables on disk by build ID; empty means
 	// no disk cache.
 	UnwindCacheDir string

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/internal/bytesize"
 )
 
@@ -35,6 +36,8 @@ type daemonConfig struct {
 	Labels           map[string]string `yaml:"labels"`
 	IncludeIdle      bool              `yaml:"include-idle"`
 	StackMapEntries  uint32            `yaml:"stack-map-entries"`
+	Unwind           string            `yaml:"unwind"`
+	UnwindTableSize  bytesize.Size     `yaml:"unwind-table-size"`
 	CountMapEntries  uint32            `yaml:"count-map-entries"`
 	DrainInterval    time.Duration     `yaml:"drain-interval"`
 	ShutdownDeadline time.Duration     `yaml:"shutdown-timeout"`
@@ -50,7 +53,9 @@ func defaultDaemonConfig() daemonConfig {
 		MaxDisk:          2 << 30,
 		MinFreeDisk:      256 << 20,
 		SymbolCacheSize:  48 << 20,
-		StackMapEntries:  16384,
+		StackMapEntries:  8192,
+		Unwind:           collector.UnwindDWARF,
+		UnwindTableSize:  16 << 20,
 		CountMapEntries:  16384,
 		DrainInterval:    time.Second,
 		ShutdownDeadline: 10 * time.Second,
@@ -75,7 +80,9 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.StringArrayVar(&cfg.DebugDirs, "debug-dir", nil, "also look for separate debug files under this folder, laid out like /usr/lib/debug (repeatable)")
 	fs.StringArrayVar(labels, "label", nil, "host label key=value added to every sample (repeatable)")
 	fs.BoolVar(&cfg.IncludeIdle, "include-idle", cfg.IncludeIdle, "keep samples of the idle task")
-	fs.Uint32Var(&cfg.StackMapEntries, "stack-map-entries", cfg.StackMapEntries, "entries in each of the two BPF stack maps")
+	fs.Uint32Var(&cfg.StackMapEntries, "stack-map-entries", cfg.StackMapEntries, "distinct stacks each of the two BPF stack maps holds per drain")
+	fs.StringVar(&cfg.Unwind, "unwind", cfg.Unwind, `how user stacks are walked: "dwarf" (.eh_frame tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
+	fs.Var(&cfg.UnwindTableSize, "unwind-table-size", "BPF memory for .eh_frame unwind tables (8 bytes a row); tables beyond it are reported and their stacks marked")
 	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")
 	fs.DurationVar(&cfg.DrainInterval, "drain-interval", cfg.DrainInterval, "how often the BPF maps are read and emptied")
 	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long the last flush may take at shutdown")
@@ -112,6 +119,8 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 		"debug-dir":         func() { cfg.DebugDirs = fromFlags.DebugDirs },
 		"include-idle":      func() { cfg.IncludeIdle = fromFlags.IncludeIdle },
 		"stack-map-entries": func() { cfg.StackMapEntries = fromFlags.StackMapEntries },
+		"unwind":            func() { cfg.Unwind = fromFlags.Unwind },
+		"unwind-table-size": func() { cfg.UnwindTableSize = fromFlags.UnwindTableSize },
 		"count-map-entries": func() { cfg.CountMapEntries = fromFlags.CountMapEntries },
 		"drain-interval":    func() { cfg.DrainInterval = fromFlags.DrainInterval },
 		"shutdown-timeout":  func() { cfg.ShutdownDeadline = fromFlags.ShutdownDeadline },
@@ -159,6 +168,10 @@ func (c *daemonConfig) validate() error {
 		return fmt.Errorf("symbol-cache-size: %s is below the minimum of 4MiB", c.SymbolCacheSize)
 	case c.ShutdownDeadline <= 0:
 		return errors.New("shutdown-timeout: must be positive")
+	case c.Unwind != collector.UnwindDWARF && c.Unwind != collector.UnwindFP:
+		return fmt.Errorf("unwind: %q is not dwarf or fp", c.Unwind)
+	case c.UnwindTableSize < 1<<20:
+		return fmt.Errorf("unwind-table-size: %s is below the minimum of 1MiB", c.UnwindTableSize)
 	}
 	for key := range c.Labels {
 		if !labelNamePattern.MatchString(key) {

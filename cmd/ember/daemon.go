@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -88,7 +89,11 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		IncludeIdle:     cfg.IncludeIdle,
 		StackMapEntries: cfg.StackMapEntries,
 		CountMapEntries: cfg.CountMapEntries,
-		Logger:          log,
+		Unwind:          cfg.Unwind,
+		// Built tables survive restarts next to the store.
+		UnwindTableBytes: int64(cfg.UnwindTableSize),
+		UnwindCacheDir:   filepath.Join(cfg.DataDir, "unwind-cache"),
+		Logger:           log,
 	})
 	if err != nil {
 		return err
