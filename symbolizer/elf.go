@@ -35,7 +35,7 @@ type elfFile struct {
 	// resolvers are tried in order: DWARF (the file's own or its separate
 	// debug file's), Go's pclntab, then symbol tables.
 	resolvers []resolver
-	// id tells parses apart in the address cache; set by the Symbolizer.
+	// id is the parse's number in the address cache (see tableGen).
 	id uint64
 	// mapped are the memory maps the resolvers read from (the file's and
 	// its debug file's), held so that they stay mapped while f is used.

@@ -64,11 +64,12 @@ type Symbolizer struct {
 	files  *lru[fileKey, *fileEntry]
 	tables *lru[tableKey, *elfFile]
 	// touched are the mapped files read since the last release.
-	touched  map[*mappedFile]struct{}
-	addrs    *lru[addrKey, []frame]
-	perfMaps *lru[uint32, *perfMap]
-	// nextTableID numbers parses for the address cache.
+	touched map[*mappedFile]struct{}
+	addrs   *lru[addrKey, addrResult]
+	// tableGens and nextTableID number parses for the address cache.
+	tableGens     *lru[tableKey, tableGen]
 	nextTableID   uint64
+	perfMaps      *lru[uint32, *perfMap]
 	debugDirs     []string
 	maxDWARFBytes int64
 	// procRoot is /proc; tests point it at a fake tree.
@@ -128,11 +129,27 @@ type fileEntry struct {
 	err   error
 }
 
-// addrKey is one lookup: a parse and the ELF address looked up (already
-// moved into the call for return addresses).
+// addrKey is one lookup: a parse generation (see tableGen) and the file
+// offset looked up (already moved into the call for return addresses).
 type addrKey struct {
 	table   uint64
-	elfAddr uint64
+	fileOff uint64
+}
+
+// tableGen numbers the parses of one table key for the result cache. A
+// parse again after an eviction gives the same answers and keeps the
+// number; a richer copy (symbols or DWARF the last parse lacked) gets a
+// new one, so answers cached from the poorer parse are not reused.
+type tableGen struct {
+	id                  uint64
+	anyDWARF, hasSymtab bool
+}
+
+// addrResult is what a lookup found: the frames (nil when the file does
+// not know the address) and the file's build ID.
+type addrResult struct {
+	frames  []frame
+	buildID string
 }
 
 // New reads the kernel's symbols and returns a Symbolizer. It fails when
@@ -158,7 +175,8 @@ func New(opts Options) (*Symbolizer, error) {
 		kallsymsMaxAge: kallsymsMaxAge,
 		files:          newLRU[fileKey, *fileEntry](opts.MaxCachedFiles),
 		tables:         newSizedLRU[tableKey, *elfFile](opts.MaxCachedFiles, opts.MaxCacheBytes),
-		addrs:          newLRU[addrKey, []frame](maxCachedAddresses),
+		addrs:          newLRU[addrKey, addrResult](maxCachedAddresses),
+		tableGens:      newLRU[tableKey, tableGen](2 * opts.MaxCachedFiles),
 		perfMaps:       newSizedLRU[uint32, *perfMap](opts.MaxCachedFiles, opts.MaxCacheBytes/4),
 		debugDirs:      append(slices.Clone(opts.DebugDirs), defaultDebugDir),
 		maxDWARFBytes:  min(opts.MaxCacheBytes, defaultMaxDWARFBytes),
@@ -242,8 +260,13 @@ func (s *Symbolizer) parseFile(key fileKey, m *collector.Mapping) (tableKey, *el
 		s.log.Info("a symbol source of a file is unusable; using the next",
 			slog.String("path", m.Path), slog.Any("err", err))
 	}
-	s.nextTableID++
-	ef.id = s.nextTableID
+	g, ok := s.tableGens.get(tk)
+	if !ok || g.anyDWARF != ef.anyDWARF || g.hasSymtab != ef.hasSymtab {
+		s.nextTableID++
+		g = tableGen{id: s.nextTableID, anyDWARF: ef.anyDWARF, hasSymtab: ef.hasSymtab}
+		s.tableGens.add(tk, g)
+	}
+	ef.id = g.id
 	s.tables.addSized(tk, ef, ef.sizeBytes())
 	s.log.Debug("parsed symbols", slog.String("path", m.Path), slog.String("build_id", ef.buildID),
 		slog.Int("sources", len(ef.resolvers)), slog.Duration("took", time.Since(start)))
@@ -311,6 +334,25 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping,
 	if m.File == nil || keyErr != nil {
 		return fallback(), ""
 	}
+	if lookup < m.Start {
+		lookup = addr
+	}
+	// A hot address is answered from the result cache before its file's
+	// tables are looked for: with a budget smaller than the host's debug
+	// info, an evicted file is then parsed again for a new address, not
+	// for every batch that samples it.
+	fileOff := lookup - m.Start + m.Offset
+	if e, ok := s.files.get(key); ok && e.err == nil {
+		if g, ok := s.tableGens.get(e.table); ok {
+			if r, ok := s.addrs.get(addrKey{table: g.id, fileOff: fileOff}); ok {
+				s.stats.Hits++
+				if r.frames == nil {
+					return fallback(), r.buildID
+				}
+				return r.frames, r.buildID
+			}
+		}
+	}
 	ef, tk, err := s.file(key, m)
 	if err != nil {
 		return fallback(), ""
@@ -318,29 +360,28 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping,
 	for _, mf := range ef.mapped {
 		s.touched[mf] = struct{}{}
 	}
-	if lookup < m.Start {
-		lookup = addr
-	}
-	vaddr, ok := ef.elfAddr(lookup - m.Start + m.Offset)
+	vaddr, ok := ef.elfAddr(fileOff)
 	if !ok {
 		return fallback(), ef.buildID
 	}
-	ak := addrKey{table: ef.id, elfAddr: vaddr}
-	frames, ok = s.addrs.get(ak)
-	if ok {
+	ak := addrKey{table: ef.id, fileOff: fileOff}
+	if r, ok := s.addrs.get(ak); ok { // another copy of the file asked before
 		s.stats.Hits++
-	} else {
-		s.stats.Misses++
-		before := ef.sizeBytes()
-		frames, _ = ef.resolve(vaddr)
-		if after := ef.sizeBytes(); after != before {
-			s.tables.resize(tk, after) // DWARF units read on demand
+		if r.frames == nil {
+			return fallback(), r.buildID
 		}
-		// nil is cached too: the file does not know this address. The
-		// fallback name is not cached, since it depends on the mapping's
-		// path and the unadjusted address.
-		s.addrs.addSized(ak, frames, addrEntryBytes+int64(len(frames))*48)
+		return r.frames, r.buildID
 	}
+	s.stats.Misses++
+	before := ef.sizeBytes()
+	frames, _ = ef.resolve(vaddr)
+	if after := ef.sizeBytes(); after != before {
+		s.tables.resize(tk, after) // DWARF units read on demand
+	}
+	// nil is cached too: the file does not know this address. The
+	// fallback name is not cached, since it depends on the mapping's
+	// path and the unadjusted address.
+	s.addrs.addSized(ak, addrResult{frames: frames, buildID: ef.buildID}, addrEntryBytes+int64(len(frames))*48)
 	if frames == nil {
 		return fallback(), ef.buildID
 	}
