@@ -96,12 +96,50 @@ type callTree struct {
 func buildCallTree(ctx context.Context, p *profile.Profile, vi int) (*callTree, error) {
 	t := &callTree{frames: []frame{{name: "root"}}, frameOf: []int32{0}, parent: []int32{-1}, self: []int64{0}}
 	frameIDs := map[frame]int32{t.frames[0]: 0}
-	pathOf := make(map[*profile.Location][]int32) // root-first frame IDs of one location
+	// Root-first frame IDs of each location, found by location ID: IDs are
+	// dense from 1 in the profiles pprof and the store make, so a slice
+	// serves; a map takes any other.
+	pathByID := make([][]int32, len(p.Location)+1)
+	var pathOf map[*profile.Location][]int32
+	var locFrames []int32 // backs the paths of all locations
+	path := func(loc *profile.Location) []int32 {
+		dense := loc.ID > 0 && loc.ID < uint64(len(pathByID))
+		if dense && pathByID[loc.ID] != nil {
+			return pathByID[loc.ID]
+		}
+		if ids, ok := pathOf[loc]; ok {
+			return ids
+		}
+		start := len(locFrames)
+		for _, f := range locationFrames(loc) {
+			id, ok := frameIDs[f]
+			if !ok {
+				id = int32(len(t.frames))
+				frameIDs[f] = id
+				t.frames = append(t.frames, f)
+			}
+			locFrames = append(locFrames, id)
+		}
+		ids := locFrames[start:len(locFrames):len(locFrames)]
+		if dense {
+			pathByID[loc.ID] = ids
+		} else {
+			if pathOf == nil {
+				pathOf = make(map[*profile.Location][]int32)
+			}
+			pathOf[loc] = ids
+		}
+		return ids
+	}
 	type stack struct {
 		start, end int // in arena
 		value      int64
 	}
-	var arena []int32 // every sample's root-first path, back to back
+	frames := 0
+	for _, s := range p.Sample {
+		frames += len(s.Location)
+	}
+	arena := make([]int32, 0, frames+frames/8) // every sample's root-first path, back to back (inlined frames add some)
 	stacks := make([]stack, 0, len(p.Sample))
 	for si, s := range p.Sample {
 		if si%4096 == 4095 {
@@ -114,21 +152,7 @@ func buildCallTree(ctx context.Context, p *profile.Profile, vi int) (*callTree, 
 		}
 		start := len(arena)
 		for li := len(s.Location) - 1; li >= 0; li-- {
-			loc := s.Location[li]
-			ids, ok := pathOf[loc]
-			if !ok {
-				for _, f := range locationFrames(loc) {
-					id, ok := frameIDs[f]
-					if !ok {
-						id = int32(len(t.frames))
-						frameIDs[f] = id
-						t.frames = append(t.frames, f)
-					}
-					ids = append(ids, id)
-				}
-				pathOf[loc] = ids
-			}
-			arena = append(arena, ids...)
+			arena = append(arena, path(s.Location[li])...)
 		}
 		stacks = append(stacks, stack{start, len(arena), s.Value[vi]})
 	}
@@ -139,9 +163,20 @@ func buildCallTree(ctx context.Context, p *profile.Profile, vi int) (*callTree, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// At most one node per frame of every path, usually far fewer: allocate
-	// for that once, up to a million nodes (16 MB); past that, grow.
-	maxNodes := min(len(arena)+1, 1<<20)
+	// Count the nodes first (each path adds those past its common prefix
+	// with the one before), so the node arrays are allocated once, exactly.
+	maxNodes := 1
+	for i, st := range stacks {
+		path := arena[st.start:st.end]
+		common := 0
+		if i > 0 {
+			prev := arena[stacks[i-1].start:stacks[i-1].end]
+			for common < len(path) && common < len(prev) && path[common] == prev[common] {
+				common++
+			}
+		}
+		maxNodes += len(path) - common
+	}
 	t.frameOf = slices.Grow(t.frameOf, maxNodes)
 	t.parent = slices.Grow(t.parent, maxNodes)
 	t.self = slices.Grow(t.self, maxNodes)
