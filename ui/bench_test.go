@@ -3,6 +3,7 @@ package ui_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"testing"
@@ -84,6 +85,24 @@ func TestUILoadBenchmark(t *testing.T) {
 	report("cold (store query)", cold)
 	report("cached (flame-graph cache)", cached)
 	b.noErrors(t)
+
+	// The busy host makes the README's screenshots: a hover, the table.
+	if os.Getenv("EMBER_SCREENSHOTS") != "" {
+		range1h := "from=" + rfc(first) + "&to=" + rfc(first.Add(time.Hour))
+		b.open(t, base, range1h+"&group=comm")
+		var hover box
+		b.eval(t, `__ember.flame.boxes().filter(b => b.depth === 4).sort((a, b) => b.w - a.w)[1]`, &hover)
+		var top float64
+		b.eval(t, `__ember.flame.canvas.getBoundingClientRect().top`, &top)
+		b.run(t, chromedp.MouseEvent("mouseMoved", hover.X+hover.W/2, top+float64(hover.Depth)*18+9))
+		b.screenshot(t, "busy-flame")
+		b.open(t, base, range1h+"&view=table&group=comm")
+		b.screenshot(t, "busy-table")
+		b.open(t, base, "from="+rfc(first.Add(50*time.Minute))+"&to="+rfc(first.Add(80*time.Minute))+
+			"&view=diff&group=comm&query="+url.QueryEscape(`{comm=~"postgres|nginx|java"}`))
+		b.waitFor(t, "__ember.diff && __ember.flame.diff")
+		b.screenshot(t, "busy-diff")
+	}
 }
 
 // dataExtent finds roughly where the data of the last week starts and ends.

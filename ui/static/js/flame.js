@@ -72,7 +72,7 @@ export class FlameView {
       const d = this.diff.after[i] - this.diff.before[i];
       return diffColour(this.diff.maxAbs > 0 ? d / this.diff.maxAbs : 0, dark);
     }
-    if (i === 0) return dark ? "hsl(220 8% 55%)" : "hsl(220 8% 80%)"; // the root is all, no kind
+    if (i === 0 && t.nameOf(0) === "root") return dark ? "hsl(220 8% 55%)" : "hsl(220 8% 80%)"; // all, of no kind
     const s = t.name[i];
     let c = this.colours.get(s);
     if (c === undefined) {

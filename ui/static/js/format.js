@@ -3,6 +3,7 @@
 // formatValue renders a profile value in its unit: CPU time for nanoseconds.
 export function formatValue(v, unit) {
   if (unit !== "nanoseconds") return Math.round(v).toLocaleString("en-US");
+  if (v === 0) return "0";
   const s = v / 1e9;
   if (s >= 3600) return (s / 3600).toFixed(2) + " h";
   if (s >= 60) return (s / 60).toFixed(1) + " min";

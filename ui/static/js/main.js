@@ -269,7 +269,8 @@ function render() {
   else {
     if (shownTree !== t) { flame.setTree(t); shownTree = t; shownDiff = undefined; }
     flame.setOrientation(state.orient);
-    if (v === "diff" && data.base && diffMemo.base !== data.base) diffMemo = { base: data.base, tree: t, shares: diffShares(t, data.base) };
+    // A base without samples has nothing to compare with: no colours.
+    if (v === "diff" && data.base && data.base.grandTotal > 0 && diffMemo.base !== data.base) diffMemo = { base: data.base, tree: t, shares: diffShares(t, data.base) };
     const diff = v === "diff" && diffMemo.tree === t ? diffMemo.shares : null;
     if (diff !== shownDiff) flame.setDiff(diff);
     shownDiff = diff;
@@ -375,8 +376,10 @@ function renderDiff() {
   $("base-from").value = state.base_from;
   $("base-to").value = state.base_to;
   $("base-query").value = state.base_query;
-  $("diff-totals").textContent = `base ${formatTime(d.base_from, true)} – ${formatTime(d.base_to, true)}: ${formatValue(d.base_total, d.unit)}; ` +
-    `shares of each range's total`;
+  $("diff-totals").textContent = `base ${formatTime(d.base_from, true)} – ${formatTime(d.base_to, true)}: ` +
+    (d.base_total ? `${formatValue(d.base_total, d.unit)}; shares of each range's total` +
+      (diffMemo.shares ? `, full colour at ${formatSignedShare(diffMemo.shares.maxAbs).slice(1)}` : "") :
+      "no samples, nothing to compare with: choose another base");
   const changed = d.frames.filter((f) => Math.abs(f.self_diff) >= 5e-5 || Math.abs(f.total_diff) >= 5e-5);
   $("diff-table").tBodies[0].innerHTML = changed.map((f) => `<tr tabindex="0" data-name="${escapeHTML(f.name)}">
     <td class="fn" title="${escapeHTML(f.name)}">${escapeHTML(f.name)}</td>

@@ -45,7 +45,8 @@ export class Timeline {
     const points = this.total.series.length ? this.total.series[0].points : [];
     let maxY = 0;
     for (const [, v] of points) maxY = Math.max(maxY, v);
-    maxY = niceCeil(Math.max(maxY, 0.01));
+    const tickY = niceCeil(Math.max(maxY, 0.01) / 4); // four gridlines at round values
+    maxY = tickY * 4;
     const ph = h - pad.top - pad.bottom;
     const yOf = (v) => pad.top + ph - (v / maxY) * ph;
     const step = this.total.step_seconds * 1000;
@@ -72,7 +73,9 @@ export class Timeline {
     const span = this.toMs - this.fromMs;
     const tick = pickTick(span, this.plotWidth());
     for (let t = Math.ceil(this.fromMs / tick) * tick; t <= this.toMs; t += tick) {
-      ctx.fillText(formatTime(t, span > 36 * 3600e3 && (t % 86400e3 === 0 || tick >= 86400e3)), this.xOf(t), h - pad.bottom + 3);
+      const x = this.xOf(t);
+      ctx.textAlign = x > w - 24 ? "right" : "center"; // keep the last label inside
+      ctx.fillText(formatTime(t, span > 36 * 3600e3 && (t % 86400e3 === 0 || tick >= 86400e3)), Math.min(x, w - 2), h - pad.bottom + 3);
     }
 
     // Stacked groups: each bucket's values summed bottom-up.

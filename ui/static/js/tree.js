@@ -215,31 +215,36 @@ class TreeBuilder {
   }
 }
 
-// diffShares matches target's nodes to base's by their path of names and
-// returns, per target node, the base's share of the same path (NaN where the
-// base has none) and the target's own shares.
+// diffShares matches target's nodes to base's by their path of frames
+// (function name and binary file name, so that a redeploy to a new folder
+// still matches) and returns, per target node, the share of the total the
+// same path had in the base and has in the target. Siblings that match the
+// same key (the same function from two builds of one binary) are summed on
+// both sides, so that each is compared like with like.
 export function diffShares(target, base) {
   const ids = new Map();
   const idsOf = (t) => {
     const out = new Int32Array(t.n);
     for (let i = 1; i < t.n; i++) {
-      const key = out[t.parent[i]] + "\u0000" + t.nameOf(i);
+      const key = out[t.parent[i]] + "\u0000" + t.nameOf(i) + "\u0000" + t.binaryOf(i).split("/").pop();
       let id = ids.get(key);
       if (id === undefined) { id = ids.size + 1; ids.set(key, id); }
       out[i] = id;
     }
     return out;
   };
+  const sharesByID = (t, tids) => {
+    const m = new Map(), all = t.grandTotal || 1;
+    for (let i = 1; i < t.n; i++) m.set(tids[i], (m.get(tids[i]) || 0) + t.total[i] / all);
+    return m;
+  };
   const baseIDs = idsOf(base), targetIDs = idsOf(target);
-  const baseShare = new Map();
-  const bt = base.grandTotal || 1;
-  for (let i = 1; i < base.n; i++) baseShare.set(baseIDs[i], (baseShare.get(baseIDs[i]) || 0) + base.total[i] / bt);
-  const tt = target.grandTotal || 1;
+  const baseShare = sharesByID(base, baseIDs), targetShare = sharesByID(target, targetIDs);
   const before = new Float64Array(target.n), after = new Float64Array(target.n);
   let maxAbs = 0;
   before[0] = 1; after[0] = 1;
   for (let i = 1; i < target.n; i++) {
-    after[i] = target.total[i] / tt;
+    after[i] = targetShare.get(targetIDs[i]);
     before[i] = baseShare.get(targetIDs[i]) || 0;
     maxAbs = Math.max(maxAbs, Math.abs(after[i] - before[i]));
   }
