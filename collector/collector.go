@@ -168,6 +168,11 @@ func New(cfg Config) (*Collector, error) {
 			c.objs.Close()
 			return nil, err
 		}
+		// Processes named up front get their tables before sampling starts,
+		// so even their first samples are unwound.
+		for _, pid := range cfg.PIDs {
+			c.unwind.install(c.tracker.observe(ProcessKey{PID: pid}, 0), c.tracker.alive)
+		}
 	}
 	if err := c.attach(); err != nil {
 		c.Close()

@@ -161,13 +161,16 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 	if p == nil || p.SnapshotErr != nil || p.Exited {
 		return
 	}
+	start := time.Now()
+	defer func() {
+		u.log.Debug("unwind ranges installed", slog.Int("pid", int(p.PID)), slog.Int("mappings", len(p.Mappings)), slog.Duration("took", time.Since(start)))
+	}()
 	// Identify and build outside the lock: a large library takes a while,
 	// and drains must not wait for it.
 	type mapped struct {
 		m     *Mapping
 		id    string
 		loads []progLoad
-		built *unwind.Table
 	}
 	var todo []mapped
 	for i := range p.Mappings {
@@ -183,20 +186,22 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 		if err != nil {
 			continue // not ELF: nothing to unwind with
 		}
-		mp := mapped{m: m, id: id, loads: loads}
 		u.mu.Lock()
 		known := u.tables[id] != nil
 		u.mu.Unlock()
 		if !known {
-			if mp.built, err = u.buildOrLoad(id, file); err != nil {
+			tbl, err := u.buildOrLoad(id, file)
+			if err != nil {
 				u.mu.Lock()
 				u.stats.BuildErrors++
 				u.mu.Unlock()
 				u.log.Debug("no unwind table", slog.String("path", m.Path), slog.Any("err", err))
 				continue
 			}
+			// Registered without a reference; the loop below takes it.
+			u.addTable(id, tbl, m.Path)
 		}
-		todo = append(todo, mp)
+		todo = append(todo, mapped{m: m, id: id, loads: loads})
 	}
 
 	u.mu.Lock()
@@ -205,14 +210,10 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 	next := &installedProc{execSeq: p.ExecSeq, lastRefresh: time.Now()}
 	for _, mp := range todo {
 		t := u.tables[mp.id]
-		switch {
-		case t != nil:
-			t.refs++
-		case mp.built != nil:
-			t = u.addTable(mp.id, mp.built, mp.m.Path)
-		default:
-			continue // dropped since it was looked up; the next refresh loads it
+		if t == nil {
+			continue // only this goroutine adds tables, and unreferenced ones stay
 		}
+		t.refs++
 		r := bpf.SamplerUnwindRange{RowStart: t.start, RowCount: t.count}
 		switch {
 		case t.framePointers:
@@ -367,20 +368,25 @@ func identify(f io.ReaderAt) (string, []progLoad, error) {
 	return id, loads, nil
 }
 
-// addTable loads a built table's rows into the BPF array, with one
-// reference taken. A table that does not fit is kept as not loaded.
-func (u *unwindTables) addTable(id string, tbl *unwind.Table, name string) *loadedTable {
-	t := &loadedTable{id: id, base: tbl.Base, framePointers: tbl.FramePointers, refs: 1}
+// addTable loads a built table's rows into the BPF array and registers it
+// with no reference. Rows are written outside the lock (a large library
+// takes a second), into a shard no range points at yet. A table that does
+// not fit is registered as not loaded. Only the installer goroutine calls it.
+func (u *unwindTables) addTable(id string, tbl *unwind.Table, name string) {
+	t := &loadedTable{id: id, base: tbl.Base, framePointers: tbl.FramePointers}
 	if n := len(tbl.Rows); n > 0 {
 		if err := u.loadRows(t, tbl.Rows); err != nil {
 			t.notLoaded = true
+			u.mu.Lock()
 			u.stats.NotLoaded++
 			u.stats.NotLoadedRows += uint64(n)
+			u.mu.Unlock()
 			u.log.Info("unwind table does not fit", slog.String("file", name), slog.Int("rows", n), slog.Any("err", err))
 		}
 	}
+	u.mu.Lock()
 	u.tables[id] = t
-	return t
+	u.mu.Unlock()
 }
 
 func (u *unwindTables) buildOrLoad(id string, f io.ReaderAt) (*unwind.Table, error) {
@@ -415,21 +421,25 @@ func (u *unwindTables) loadRows(t *loadedTable, rows []unwind.Row) error {
 	if len(rows) >= maxShardRows {
 		return fmt.Errorf("%d rows: more than one table may hold", len(rows))
 	}
+	u.mu.Lock()
 	s, ok := u.alloc.take(uint32(len(rows)))
+	u.mu.Unlock()
 	if !ok {
 		return errBudget
 	}
-	keys := make([]uint32, len(rows))
-	vals := make([]bpf.SamplerUnwindRow, len(rows))
-	for i, r := range rows {
-		keys[i] = s.start + uint32(i)
-		vals[i] = bpf.SamplerUnwindRow{Pc: r.PC, CfaOffset: r.CFAOffset, RbpOffset: r.RBPOffset, Kind: r.Kind}
-	}
-	const chunk = 1 << 16
-	for i := 0; i < len(keys); i += chunk {
-		j := min(i+chunk, len(keys))
-		if _, err := u.rows.BatchUpdate(keys[i:j], vals[i:j], nil); err != nil {
+	const chunk = 1 << 14
+	keys := make([]uint32, 0, chunk)
+	vals := make([]bpf.SamplerUnwindRow, 0, chunk)
+	for i := 0; i < len(rows); i += chunk {
+		keys, vals = keys[:0], vals[:0]
+		for j, r := range rows[i:min(i+chunk, len(rows))] {
+			keys = append(keys, s.start+uint32(i+j))
+			vals = append(vals, bpf.SamplerUnwindRow{Pc: r.PC, CfaOffset: r.CFAOffset, RbpOffset: r.RBPOffset, Kind: r.Kind})
+		}
+		if _, err := u.rows.BatchUpdate(keys, vals, nil); err != nil {
+			u.mu.Lock()
 			u.alloc.release(s)
+			u.mu.Unlock()
 			return fmt.Errorf("load unwind rows: %w", err)
 		}
 	}

@@ -246,7 +246,10 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 		fmt.Fprintf(&b, "; lost: %s", strings.Join(lost, ", "))
 	}
 	if s.Truncated > 0 {
-		fmt.Fprintf(&b, "; %d stacks truncated at the depth limit", s.Truncated)
+		fmt.Fprintf(&b, "; %d stacks truncated at the depth limit or where unwinding stopped", s.Truncated)
+	}
+	if u := unwindSummary(s.Unwind); u != "" {
+		b.WriteString("; " + u)
 	}
 	fmt.Fprintf(&b, "; %d processes", len(t.processes))
 	if n := len(t.unread); n > 0 {
@@ -257,6 +260,33 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 	}
 	fmt.Fprintf(&b, "; wrote %s (%s)", opts.output, opts.format)
 	return b.String()
+}
+
+// unwindSummary says how the .eh_frame unwinder did: walks ended by
+// reason, and tables that did not fit.
+func unwindSummary(u collector.UnwindStats) string {
+	var walks uint64
+	for _, n := range u.Ends {
+		walks += n
+	}
+	if walks == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("unwinder: %d walks, %.1f%% complete", walks, 100*float64(u.Ends[collector.UnwindComplete])/float64(walks))
+	var ends []string
+	for e, n := range u.Ends {
+		if e != collector.UnwindComplete && n > 0 {
+			ends = append(ends, fmt.Sprintf("%d %s", n, e))
+		}
+	}
+	slices.Sort(ends)
+	if len(ends) > 0 {
+		s += " (" + strings.Join(ends, ", ") + ")"
+	}
+	if t := u.Tables; t.NotLoaded > 0 {
+		s += fmt.Sprintf(", %d tables over --unwind-table-size", t.NotLoaded)
+	}
+	return s
 }
 
 func lossList(what string, byReason map[collector.LossReason]uint64, skip ...collector.LossReason) []string {

@@ -20,4 +20,13 @@ func addStats(total *collector.Stats, s collector.Stats) {
 	for r, n := range s.KernelLost {
 		total.KernelLost[r] += n
 	}
+	total.Unwind.Frames += s.Unwind.Frames
+	total.Unwind.KernelFP += s.Unwind.KernelFP
+	if total.Unwind.Ends == nil {
+		total.Unwind.Ends = map[collector.UnwindEnd]uint64{}
+	}
+	for e, n := range s.Unwind.Ends {
+		total.Unwind.Ends[e] += n
+	}
+	total.Unwind.Tables = s.Unwind.Tables // a gauge: the latest drain's
 }

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Unwinding figures for docs/benchmarks.md ("Unwinding"):
+#  1. complete user stacks of the testdata/unwind programs (built without
+#     frame pointers, calling through Debian's libc) as `ember record`
+#     sees them, against `perf record --call-graph dwarf` on the same
+#     program: share of samples whose stack reaches _start, and how much of
+#     the two stack distributions overlap;
+#  2. the BPF program's cost per sample with ~32-frame stacks (two
+#     chain-nofp processes keep both CPUs busy), DWARF unwinding against the
+#     kernel's frame-pointer walk on the frame-pointer build;
+#  3. unwind tables for every running process's executable mappings, and
+#     the build time of libLLVM's table.
+# Run as root from anywhere: bench/unwind.sh [seconds-per-run] [cost-runs]
+# Needs: perf (linux-perf), bpftool, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-20}
+runs=${2:-3}
+out=bench/out/unwind
+mkdir -p "$out"
+go build -o bench/out/ember ./cmd/ember
+ember=bench/out/ember
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+
+echo "== 1. complete stacks, ${secs} s at 99 Hz per program and profiler ($(uname -r))"
+for f in qsort-nofp qsort-fp chain-nofp sort-cpp sort-rust; do
+	bin=testdata/unwind/$f
+	"$bin" $((2 * secs + 10)) &
+	pid=$!
+	sleep 0.5
+	"$ember" record -p "$pid" -F 99 -d "${secs}s" --format folded -o "$out/$f.ember.folded" 2>"$out/$f.ember.log"
+	perf record -q -F 99 --call-graph dwarf,16384 -p "$pid" -o "$out/$f.perf.data" -- sleep "$secs" 2>/dev/null
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	perf script -i "$out/$f.perf.data" -F comm,ip,sym 2>/dev/null >"$out/$f.perf.txt"
+	python3 - "$f" "$out/$f.ember.folded" "$out/$f.perf.txt" <<'PY'
+import collections, re, sys
+name, ember_path, perf_path = sys.argv[1:]
+
+def norm(sym):
+    # The two name a few libc internals differently: drop GCC's clone
+    # suffixes, glibc's internal aliases and perf's inline marks.
+    sym = sym.replace(" (inlined)", "")
+    sym = re.sub(r"\.(part|isra|constprop|cold)\.\d+", "", sym)
+    sym = re.sub(r"^__GI_+", "", sym)
+    return re.sub(r"(^|::)_+", r"\1", sym)
+
+def collapse(frames):
+    # Each symbolizer expands inlined calls its own way, which changes how
+    # often a recursive function repeats: compare runs of one function as one.
+    out = []
+    for f in frames:
+        if not out or out[-1] != f:
+            out.append(f)
+    return tuple(out)
+
+def ember():
+    stacks = collections.Counter()
+    for line in open(ember_path):
+        frames, _, count = line.rstrip("\n").rpartition(" ")
+        frames = frames.split(";")[1:]  # drop comm; root first
+        stacks[collapse(norm(f) for f in frames if not f.endswith("_[k]"))] += int(count)
+    return stacks
+
+def perf():
+    stacks, frames = collections.Counter(), None
+    for line in open(perf_path):
+        if not line.strip():
+            if frames is not None:
+                stacks[collapse(norm(f) for f in reversed(frames))] += 1
+            frames = None
+        elif line[0] in " \t":
+            parts = line.split(None, 1)
+            frames.append(parts[1].strip() if len(parts) > 1 else "[unknown]")
+        else:
+            frames = []
+    if frames:
+        stacks[collapse(norm(f) for f in reversed(frames))] += 1
+    # perf keeps kernel frames of samples in syscalls: drop them.
+    out = collections.Counter()
+    for s, n in stacks.items():
+        out[collapse(f for f in s if not f.startswith(("entry_SYSCALL", "do_syscall", "x64_sys", "asm_")))] += n
+    return out
+
+def complete(stacks):
+    total = sum(stacks.values())
+    good = sum(n for s, n in stacks.items() if s and s[0] == "_start" and "main" in s and "[truncated]" not in s)
+    return good, total
+
+e, p = ember(), perf()
+eg, et = complete(e)
+pg, pt = complete(p)
+# Overlap of the two distributions: 100% when every stack has the same share.
+overlap = sum(min(n / et, p[s] / pt) for s, n in e.items()) if et and pt else 0
+print(f"{name:11s} ember {eg}/{et} = {100*eg/max(et,1):.2f}% complete   perf --call-graph dwarf {pg}/{pt} = {100*pg/max(pt,1):.2f}%   same stacks: {100*overlap:.1f}%")
+print(f"{'':11s} (same stacks: the share of samples the two give the same chain of functions, runs of one function counted once)")
+PY
+	tail -1 "$out/$f.ember.log" | sed 's/^/            /'
+done
+
+echo "== 2. BPF program cost per sample, ~32-frame stacks, both CPUs busy, ${secs} s per run"
+prev=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -q kernel.bpf_stats_enabled=1
+cost() { # mode binary
+	local a b
+	"testdata/unwind/$2" $((secs + 10)) &
+	a=$!
+	"testdata/unwind/$2" $((secs + 10)) &
+	b=$!
+	"$ember" record --unwind "$1" -p "$a,$b" -F 99 -d "${secs}s" -o /dev/null 2>"$out/cost.log" &
+	local rec=$!
+	sleep $((secs - 3))
+	bpftool prog show name sample --json >"$out/prog.json"
+	bpftool map show --json >"$out/maps.json"
+	wait "$rec" || true
+	kill "$a" "$b" 2>/dev/null || true
+	wait "$a" "$b" 2>/dev/null || true
+	python3 - "$1" "$2" "$out/prog.json" "$out/maps.json" "$rec" <<'PY'
+import json, sys
+mode, binary = sys.argv[1:3]
+progs = json.load(open(sys.argv[3]))
+progs = progs if isinstance(progs, list) else [progs]
+maps = {m["id"]: m for m in json.load(open(sys.argv[4]))}
+# Other sessions may run ember too: only this run's program counts.
+progs = [p for p in progs if any(o.get("pid") == int(sys.argv[5]) for o in p.get("pids", []))]
+for p in progs:
+    n, ns = p.get("run_cnt", 0), p.get("run_time_ns", 0)
+    mem = sum(maps[i].get("bytes_memlock", 0) for i in p.get("map_ids", []) if i in maps)
+    if n:
+        print(f"--unwind {mode:5s} on {binary:10s}: {n} runs, {ns/n/1000:.2f} us per sample; BPF maps {mem/2**20:.1f} MiB")
+PY
+	tail -1 "$out/cost.log" | sed 's/^/            /'
+}
+for _ in $(seq "$runs"); do
+	cost dwarf chain-nofp
+	cost fp chain-fp
+done
+sysctl -q kernel.bpf_stats_enabled="$prev"
+
+echo "== 3. unwind tables"
+go run ./bench/unwindtables -procs
+go test -run XXX -bench BuildLibLLVM -benchtime 3x ./collector/unwind | grep Benchmark
