@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
@@ -519,6 +520,60 @@ func TestBrowser(t *testing.T) {
 		b.clickBox(t, b.box(t, "flame", "wide.stage0"))
 		b.waitFor(t, `__ember.state().focus === "main.main;wide.dispatch;wide.stage0"`)
 		b.noErrors(t)
+	})
+
+	t.Run("model", func(t *testing.T) {
+		// The tree code on a small recursive tree, in the page's own modules:
+		// root -> a -> b -> a -> c (self 4), root -> a -> c (self 6),
+		// root -> d (self 10).
+		b.open(t, base, target)
+		var got map[string]any
+		b.run(t, chromedp.Evaluate(`(async () => {
+			const { Tree, diffShares } = await import(new URL("ui/js/tree.js", location.href).href);
+			const { shortName } = await import(new URL("ui/js/format.js", location.href).href);
+			const strings = ["", "root", "a", "b", "c", "d"];
+			const t = new Tree(strings, [-1, 0, 1, 2, 3, 1, 0], [1, 2, 3, 2, 4, 4, 5], [0,0,0,0,0,0,0], [0,0,0,0,0,0,0],
+				[0, 0, 0, 0, 4, 6, 10], [20, 10, 4, 4, 4, 6, 10]);
+			const fns = Object.fromEntries(t.functions().map(f => [f.name, [f.self, f.total]]));
+			const sw = t.sandwich(2);
+			const base = new Tree(strings, [-1, 0, 1], [1, 2, 4], [0,0,0], [0,0,0], [0, 0, 10], [10, 10, 10]);
+			const d = diffShares(t, base);
+			return {
+				fns, search: t.matches(s => s === "a").share, path: t.pathOf(4).join(";"), find: t.findPath(["a", "b", "x"]),
+				callers: sw.callers.n, callees: sw.callees.n, calleeTotal: sw.callees.grandTotal,
+				diffC: d.after[5] - d.before[5], diffD: d.after[6] - d.before[6],
+				short: [shortName("github.com/x/y/pkg.(*T).Method", 14), shortName("ns::Cls<int>::run(int, char)", 12),
+					shortName("std::vector<int>::push_back(int const&)", 9), shortName("abcdefghij", 5), shortName("x", 1)],
+			};
+		})()`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		want := map[string]any{
+			// a is on both stacks under root: its total counts its outermost frames once.
+			"fns":    map[string]any{"a": []any{0.0, 10.0}, "b": []any{0.0, 4.0}, "c": []any{10.0, 10.0}, "d": []any{10.0, 10.0}},
+			"search": 0.5, "path": "a;b;a;c", "find": 2.0,
+			// Callers of a: a <- root only (outermost frames). Callees: a, b, a, c, c.
+			"callers": 1.0, "callees": 5.0, "calleeTotal": 10.0,
+			// root;a;c is 6/20 now and 10/10 before; root;d is new.
+			"diffC": 0.3 - 1.0, "diffD": 0.5,
+			"short": []any{"(*T).Method", "run(…)", "push_back", "abcd…", "x"},
+		}
+		for k, w := range want {
+			if fmt.Sprint(got[k]) != fmt.Sprint(w) {
+				t.Errorf("%s = %v, want %v", k, got[k], w)
+			}
+		}
+	})
+
+	t.Run("laptop", func(t *testing.T) {
+		b.run(t, emulation.SetDeviceMetricsOverride(1280, 720, 1, false))
+		b.open(t, base, target+"&view=table")
+		var overflow bool
+		b.eval(t, "document.documentElement.scrollWidth > document.documentElement.clientWidth", &overflow)
+		if overflow {
+			t.Error("the page scrolls sideways at 1280 px")
+		}
+		b.noErrors(t)
+		b.screenshot(t, "laptop-table")
+		b.run(t, emulation.ClearDeviceMetricsOverride())
 	})
 
 	t.Run("empty and errors", func(t *testing.T) {

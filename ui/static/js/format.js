@@ -98,30 +98,39 @@ export function seriesColour(key, i) {
 
 // shortName fits a function name into maxChars, losing first what a reader
 // misses least: arguments and template parameters, then the package or
-// namespace path, then the tail.
+// namespace path, then the type, then the tail.
 export function shortName(name, maxChars) {
-  if (maxChars < 2) return "";
   if (name.length <= maxChars) return name;
-  const candidates = [];
-  let s = stripBalanced(stripBalanced(name, "(", ")"), "<", ">");
+  if (maxChars < 2) return "";
+  let s = name.endsWith(")") ? stripLastArgs(name) : name;
+  s = stripBalanced(s, "<", ">");
+  const candidates = [s];
+  s = s.slice(s.lastIndexOf("/") + 1); // Go: github.com/x/y/pkg.(*T).M -> pkg.(*T).M
   candidates.push(s);
-  // Go: github.com/x/y/pkg.(*T).M -> pkg.(*T).M
-  const slash = s.lastIndexOf("/");
-  if (slash >= 0) s = s.slice(slash + 1);
-  candidates.push(s);
-  // C++/Rust: a::b::C::m -> C::m, then m
-  const parts = s.split("::");
-  if (parts.length > 2) candidates.push(parts.slice(-2).join("::"));
-  if (parts.length > 1) candidates.push(parts[parts.length - 1]);
-  const dot = s.split(".");
-  if (dot.length > 2) candidates.push(dot.slice(-2).join("."));
-  for (const c of candidates) if (c.length <= maxChars) return c;
+  const colons = s.split("::"); // C++, Rust: a::b::C::m -> C::m -> m
+  if (colons.length > 2) candidates.push(colons.slice(-2).join("::"));
+  if (colons.length > 1) candidates.push(colons[colons.length - 1]);
+  const dots = s.split(".");
+  if (dots.length > 2) candidates.push(dots.slice(-2).join(".")); // Go, Java: pkg.(*T).M -> (*T).M
   const last = candidates[candidates.length - 1];
-  return last.slice(0, maxChars - 1) + "…";
+  if (last.endsWith("(…)")) candidates.push(last.slice(0, -3));
+  for (const c of candidates) if (c.length <= maxChars) return c;
+  const shortest = candidates[candidates.length - 1];
+  return shortest.slice(0, maxChars - 1) + "…";
+}
+
+// stripLastArgs shortens a trailing argument list: f(int, char*) -> f(…).
+function stripLastArgs(s) {
+  let depth = 0;
+  for (let i = s.length - 1; i >= 0; i--) {
+    if (s[i] === ")") depth++;
+    else if (s[i] === "(" && --depth === 0) return i > 0 ? s.slice(0, i) + "(…)" : s;
+  }
+  return s;
 }
 
 // stripBalanced replaces what sits inside top-level open/close pairs with
-// an ellipsis: f(int, char*) -> f(…).
+// an ellipsis: vector<int> -> vector<…>.
 function stripBalanced(s, open, close) {
   if (!s.includes(open)) return s;
   let out = "", depth = 0;
