@@ -246,6 +246,30 @@ func TestBrowser(t *testing.T) {
 		if !strings.Contains(summary, "CPU") {
 			t.Errorf("summary %q", summary)
 		}
+		// Hover shows the frame's details.
+		var top, left float64
+		b.eval(t, `__ember.flame.canvas.getBoundingClientRect().top`, &top)
+		b.eval(t, `__ember.flame.canvas.getBoundingClientRect().left`, &left)
+		b.run(t, chromedp.MouseEvent(input.MouseMoved, left+hot.X+hot.W/2, top+float64(hot.Depth)*18+9))
+		b.waitFor(t, `!document.querySelector("#tooltip").hidden`)
+		var tip string
+		b.run(t, chromedp.Text("#tooltip", &tip))
+		for _, want := range []string{"api.hotLoop", "src/api.hotLoop.go", "/usr/bin/app", "native", fmt.Sprintf("(%.1f%%)", 100*k.hotShare)} {
+			if !strings.Contains(tip, want) {
+				t.Errorf("tooltip %q lacks %q", tip, want)
+			}
+		}
+		b.run(t, chromedp.MouseEvent(input.MouseMoved, 5, 5))
+
+		// Download asks for the pprof of exactly the range shown.
+		b.run(t, chromedp.Click("#download", chromedp.ByQuery))
+		b.waitFor(t, `performance.getEntriesByType("resource").some(e => e.name.includes("/api/v1/profile?"))`)
+		var profileURL string
+		b.eval(t, `performance.getEntriesByType("resource").find(e => e.name.includes("/api/v1/profile?")).name`, &profileURL)
+		if u, err := url.Parse(profileURL); err != nil || u.Query().Get("from") != k.targetFrom.Format(time.RFC3339) ||
+			u.Query().Get("to") != k.targetTo.Format(time.RFC3339) {
+			t.Errorf("download asked for %s", profileURL)
+		}
 		b.noErrors(t)
 		b.screenshot(t, "flame-light")
 	})

@@ -441,7 +441,11 @@ async function copyLink() {
   if (data.fg) { q.set("from", isoSeconds(new Date(data.fg.from))); q.set("to", isoSeconds(new Date(data.fg.to))); }
   const url = location.origin + location.pathname + "?" + q;
   try { await navigator.clipboard.writeText(url); $("copy-link").textContent = "Copied"; }
-  catch { prompt("Link to this view:", url); }
+  catch {
+    // No clipboard (an insecure origin, or denied): the address bar has it.
+    history.replaceState(null, "", url);
+    $("copy-link").textContent = "In the address bar";
+  }
   setTimeout(() => { $("copy-link").textContent = "Copy link"; }, 1500);
 }
 
