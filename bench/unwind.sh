@@ -84,7 +84,7 @@ def perf():
 
 def complete(stacks):
     total = sum(stacks.values())
-    good = sum(n for s, n in stacks.items() if s and s[0] == "_start" and "main" in s and "[truncated]" not in s)
+    good = sum(n for s, n in stacks.items() if s and s[0] == norm("_start") and "main" in s and "[truncated]" not in s)
     return good, total
 
 e, p = ember(), perf()
@@ -103,6 +103,7 @@ prev=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -q kernel.bpf_stats_enabled=1
 cost() { # mode binary
 	local a b
+	bpftool prog show name sample --json >"$out/prog-before.json" 2>/dev/null || echo '[]' >"$out/prog-before.json"
 	"testdata/unwind/$2" $((secs + 10)) &
 	a=$!
 	"testdata/unwind/$2" $((secs + 10)) &
@@ -115,14 +116,18 @@ cost() { # mode binary
 	wait "$rec" || true
 	kill "$a" "$b" 2>/dev/null || true
 	wait "$a" "$b" 2>/dev/null || true
-	python3 - "$1" "$2" "$out/prog.json" "$out/maps.json" "$rec" <<'PY'
+	python3 - "$1" "$2" "$out/prog.json" "$out/maps.json" "$out/prog-before.json" <<'PY'
 import json, sys
 mode, binary = sys.argv[1:3]
-progs = json.load(open(sys.argv[3]))
-progs = progs if isinstance(progs, list) else [progs]
+def load(path):
+    v = json.load(open(path))
+    return v if isinstance(v, list) else [v]
+progs = load(sys.argv[3])
 maps = {m["id"]: m for m in json.load(open(sys.argv[4]))}
-# Other sessions may run ember too: only this run's program counts.
-progs = [p for p in progs if any(o.get("pid") == int(sys.argv[5]) for o in p.get("pids", []))]
+# Other sessions may run ember too: this run's program is the busiest of
+# those loaded since it started.
+before = {p["id"] for p in load(sys.argv[5])}
+progs = sorted((p for p in progs if p["id"] not in before), key=lambda p: -p.get("run_cnt", 0))[:1]
 for p in progs:
     n, ns = p.get("run_cnt", 0), p.get("run_time_ns", 0)
     mem = sum(maps[i].get("bytes_memlock", 0) for i in p.get("map_ids", []) if i in maps)

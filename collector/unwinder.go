@@ -28,9 +28,13 @@ const rowBytes = 8
 // maxShardRows is what the BPF binary search covers (24 halvings).
 const maxShardRows = 1 << 24
 
-// refreshEvery bounds how often one process's mappings are read again when
-// its stacks leave the known ranges (JIT code would otherwise ask forever).
-const refreshEvery = 5 * time.Second
+// A process whose stacks leave its known ranges has its mappings read
+// again: at once the first time (a dlopen right after start), then at
+// doubling intervals up to refreshMax, so JIT code does not ask forever.
+const (
+	refreshFirst = 250 * time.Millisecond
+	refreshMax   = 30 * time.Second
+)
 
 // loadedTable is one file's rows in the BPF array, shared by every process
 // that maps the file. Rows are not kept in Go memory once loaded.
@@ -45,10 +49,11 @@ type loadedTable struct {
 
 // installedProc is what one process image has in the BPF maps.
 type installedProc struct {
-	execSeq     uint32
-	keys        []bpf.SamplerRangeKey
-	tables      []string
-	lastRefresh time.Time
+	execSeq   uint32
+	keys      []bpf.SamplerRangeKey
+	tables    []string
+	installed time.Time
+	refreshes int // mapping re-reads asked for so far
 }
 
 // unwindTables loads unwind tables and per-process ranges into the sampler's
@@ -207,7 +212,10 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	old := u.installs[p.PID]
-	next := &installedProc{execSeq: p.ExecSeq, lastRefresh: time.Now()}
+	next := &installedProc{execSeq: p.ExecSeq, installed: time.Now()}
+	if old != nil && old.execSeq == p.ExecSeq {
+		next.refreshes = old.refreshes
+	}
 	for _, mp := range todo {
 		t := u.tables[mp.id]
 		if t == nil {
@@ -282,12 +290,23 @@ func (u *unwindTables) retain(alive func(pid, execSeq uint32) bool) {
 }
 
 // needsRefresh says whether a process asking for its mappings again should
-// get them read now.
+// get them read now, and counts the ask.
 func (u *unwindTables) needsRefresh(pid, execSeq uint32) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	in := u.installs[pid]
-	return in != nil && in.execSeq == execSeq && time.Since(in.lastRefresh) >= refreshEvery
+	if in == nil || in.execSeq != execSeq {
+		return false
+	}
+	wait := refreshMax
+	if in.refreshes < 8 {
+		wait = min(refreshMax, refreshFirst<<in.refreshes)
+	}
+	if in.refreshes > 0 && time.Since(in.installed) < wait {
+		return false
+	}
+	in.refreshes++
+	return true
 }
 
 // remove drops a process's ranges and its references to tables.

@@ -235,3 +235,87 @@ func endsInRoot(names, roots []string) bool {
 	}
 	return false
 }
+
+// A library loaded after the first snapshot (dlopen) is found when the
+// stacks leave the known ranges, and unwound through from then on.
+func TestUnwindAfterDlopen(t *testing.T) {
+	path, _ := filepath.Abs("../testdata/unwind/dlopen-main")
+	cmd := exec.Command(path, "4")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := uint32(cmd.Process.Pid)
+	c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
+	// The library is loaded half a second in; give the re-read a moment.
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := c.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	b, err := c.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walked, complete uint64
+	ends := map[UnwindEnd]uint64{}
+	for _, s := range b.Samples {
+		if s.PID != pid || s.UserSource != SourceUnwinder {
+			continue
+		}
+		walked += s.Count
+		ends[s.UserEnd] += s.Count
+		p := b.Processes[s.Key()]
+		if s.UserEnd != UnwindComplete || len(s.User) < 6 {
+			continue
+		}
+		// main -> call_plugin -> plugin_work (library) -> host_callback -> plugin_spin (library)
+		if m := p.FindMapping(s.User[0]); m != nil && strings.HasSuffix(m.Path, "libplugin.so") {
+			complete += s.Count
+		}
+	}
+	t.Logf("%d of %d samples complete with the leaf in the dlopened library; ends %v", complete, walked, ends)
+	if walked < 100 || complete*100 < walked*95 {
+		t.Errorf("%d of %d samples complete through the dlopened library; ends %v", complete, walked, ends)
+	}
+}
+
+// Tables beyond the budget are not loaded: counted, and the stacks through
+// them end marked instead of guessed.
+func TestUnwindBudget(t *testing.T) {
+	path, _ := filepath.Abs("../testdata/unwind/qsort-nofp")
+	cmd := exec.Command(path, "3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := uint32(cmd.Process.Pid)
+	// Room for the program's own rows, not for libc's 28,000.
+	c := newCollector(t, Config{PIDs: []uint32{pid}, UnwindTableBytes: 8 * 2000})
+	time.Sleep(1500 * time.Millisecond)
+	b, err := c.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAccounting(t, b)
+	if b.Stats.Unwind.Tables.NotLoaded == 0 {
+		t.Errorf("no table reported as over the budget: %+v", b.Stats.Unwind.Tables)
+	}
+	var walked, noTable, truncated uint64
+	for _, s := range b.Samples {
+		if s.PID != pid || s.UserSource != SourceUnwinder {
+			continue
+		}
+		walked += s.Count
+		if s.UserEnd == UnwindNoTable {
+			noTable += s.Count
+		}
+		if s.UserTruncated {
+			truncated += s.Count
+		}
+	}
+	// Nearly every sample is in cmp_items, called from libc's qsort.
+	if walked < 50 || noTable*10 < walked*9 || truncated < noTable {
+		t.Errorf("%d walks, %d ended at a table over the budget, %d marked truncated", walked, noTable, truncated)
+	}
+}
