@@ -31,11 +31,11 @@ done
 t1=$(ticks)
 anon=$(awk '/^RssAnon/ {print $2}' "/proc/$daemon/status")
 file=$(awk '/^RssFile/ {print $2}' "/proc/$daemon/status")
-maps=$(bpftool map show --json | python3 -c '
-import json, sys
-names = {"counts_0", "counts_1", "stacks_0", "stacks_1", "stats", "pid_filter", "procs", "events"}
-mine = lambda n: n in names or n.endswith((".bss", ".rodata"))
-print(sum(m.get("bytes_memlock", 0) for m in json.load(sys.stdin) if mine(m.get("name", ""))))')
+# Every BPF map the daemon holds, from its own file descriptors (map ids
+# counted once), so maps added later are counted without naming them here.
+maps=$(for fd in /proc/"$daemon"/fdinfo/*; do
+  awk '/^map_id:/ {id = $2} /^memlock:/ {m = $2} END {if (id != "") print id, m}' "$fd" 2>/dev/null
+done | sort -u | awk '{s += $2} END {print s + 0}')
 kill -TERM "$daemon"; wait "$daemon" || true
 store=$(du -sb "$data" | cut -f1)
 

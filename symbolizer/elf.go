@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 )
 
 // Caps on what is read from a file: debug/elf is not hardened, and the
@@ -152,6 +153,13 @@ func parseELFWith(r io.ReaderAt, maxDWARFBytes int64) (ef *elfFile, skipped []er
 		// Go's line table names Go code as well as DWARF does, with
 		// inlined calls; DWARF is read only for what it does not cover.
 		ef.resolvers = append(ef.resolvers, goNames)
+		// The symbol table repeats every Go function; keep only what the
+		// line table does not name (cgo's C code), which for a large Go
+		// program saves megabytes of names.
+		syms = slices.DeleteFunc(syms, func(sym elfSymbol) bool {
+			_, ok := goNames.pcln.funcAt(sym.start)
+			return ok
+		})
 		if f.Section(".debug_info") != nil {
 			ef.hasDWARF, ef.anyDWARF = true, true
 			ef.resolvers = append(ef.resolvers, &lazyDWARF{file: f, maxBytes: maxDWARFBytes})
