@@ -3,8 +3,8 @@
 # graph of a 1-hour range of a busy host, in headless Chromium against the
 # API and UI over a backfilled store (2 hours of package backfill's
 # generated history: about 200 processes on 2 busy CPUs at 99 Hz, 10 s
-# intervals). Prints p50 and max over 5 cold loads (ranges the server has
-# not seen: the store answers) and 5 cached ones (the flame-graph cache).
+# intervals). Prints p50 and max over 9 cold loads (ranges the server has
+# not seen: the store answers) and 9 cached ones (the flame-graph cache).
 # Run from the repository root: bench/ui.sh [store directory]
 # An existing store directory is reused (the backfill takes a minute or two).
 set -euo pipefail

@@ -21,7 +21,7 @@ import (
 //
 //	EMBER_UI_BENCH_DIR=bench/out/ui-store go test ./ui -run TestUILoadBenchmark -v
 //
-// Cold loads ask for ranges the server has not seen (each shifted by 5
+// Cold loads ask for ranges the server has not seen (each shifted by 3
 // minutes), so the store answers; cached loads repeat one range, which the
 // flame-graph cache answers. Each load is a fresh page.
 func TestUILoadBenchmark(t *testing.T) {
@@ -32,8 +32,8 @@ func TestUILoadBenchmark(t *testing.T) {
 	chromium := testenv.RequireChromium(t)
 	store := openStore(t, dir)
 	first, last := dataExtent(t, store)
-	if last.Sub(first) < 80*time.Minute {
-		t.Fatalf("the store holds %s..%s; want at least 80 minutes", first, last)
+	if last.Sub(first) < 90*time.Minute {
+		t.Fatalf("the store holds %s..%s; want at least 90 minutes", first, last)
 	}
 	base := serveStore(t, store, "")
 	b := newBrowser(t, chromium)
@@ -76,10 +76,10 @@ func TestUILoadBenchmark(t *testing.T) {
 	}
 	measure(first) // warms the browser and the store's files; not counted
 	var cold, cached []load
-	for i := range 5 {
+	for i := range 9 {
 		cold = append(cold, measure(first.Add(time.Duration(i+1)*3*time.Minute)))
 	}
-	for range 5 {
+	for range 9 {
 		cached = append(cached, measure(first))
 	}
 	report("cold (store query)", cold)

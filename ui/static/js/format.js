@@ -2,7 +2,7 @@
 
 // formatValue renders a profile value in its unit: CPU time for nanoseconds.
 export function formatValue(v, unit) {
-  if (unit !== "nanoseconds") return Math.round(v).toLocaleString("en-US");
+  if (unit !== "nanoseconds") return formatCount(v);
   if (v === 0) return "0";
   const s = v / 1e9;
   if (s >= 3600) return (s / 3600).toFixed(2) + " h";
@@ -10,6 +10,11 @@ export function formatValue(v, unit) {
   if (s >= 1) return s.toFixed(2) + " s";
   if (s >= 1e-3) return (s * 1e3).toFixed(1) + " ms";
   return (s * 1e6).toFixed(0) + " µs";
+}
+
+// formatCount groups thousands by hand (toLocaleString loads locale data).
+export function formatCount(n) {
+  return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
 export function formatShare(x) {
@@ -23,14 +28,17 @@ export function formatSignedShare(x) {
   return (x > 0 ? "+" : x < 0 ? "−" : "±") + formatShare(Math.abs(x)).replace("%", " pt");
 }
 
+// formatTime is local time as HH:MM, with the date (YYYY-MM-DD) before it
+// if asked; by hand, because the first toLocale* call of a page loads
+// locale data for tens of milliseconds.
 export function formatTime(t, withDate) {
   const d = t instanceof Date ? t : new Date(t);
-  const hm = d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
-  if (!withDate) return hm;
-  return d.toLocaleDateString("en-CA") + " " + hm;
+  const p = (n) => String(n).padStart(2, "0");
+  const hm = p(d.getHours()) + ":" + p(d.getMinutes());
+  return withDate ? `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${hm}` : hm;
 }
 
-// localISO is a Date as the API accepts it, in UTC to the second.
+// isoSeconds is a Date as the API accepts it, in UTC to the second.
 export function isoSeconds(d) {
   return new Date(Math.round(d.getTime() / 1000) * 1000).toISOString().replace(".000Z", "Z");
 }

@@ -6,7 +6,7 @@ import { Tree, diffShares } from "./tree.js";
 import { FlameView } from "./flame.js";
 import { Timeline } from "./timeline.js";
 import { SelectorInput, quoteValue, parseMatchers, formatSelector } from "./selector.js";
-import { formatValue, formatShare, formatSignedShare, formatTime, isoSeconds, escapeHTML, seriesColour } from "./format.js";
+import { formatValue, formatCount, formatShare, formatSignedShare, formatTime, isoSeconds, escapeHTML, seriesColour } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -67,7 +67,9 @@ async function load({ force = false } = {}) {
     if (!reuse) {
       hook.flameQueries.push(fgParams);
       fgJob = getJSON("flamegraph", fgParams, signal);
-      loadSeries(range, signal); // drawn when it comes: the flame graph does not wait for it
+      // The timeline's queries start once the flame graph's is answered:
+      // on a busy host, queries in parallel slow the one that matters most.
+      fgJob.then(() => loadSeries(range, signal), () => loadSeries(range, signal));
     }
     const diffJob = wantDiff ? getJSON("diff", { ...range, ...baseParams(), limit: 200 }, signal) : null;
     const [fg, diff] = await Promise.all([fgJob, diffJob]);
@@ -288,7 +290,7 @@ function summary() {
   const span = (Date.parse(fg.to) - Date.parse(fg.from)) / 1e9;
   let s = `${formatTime(fg.from, true)} – ${formatTime(fg.to, true)} · ${formatValue(fg.total, fg.unit)} CPU`;
   if (fg.unit === "nanoseconds" && span > 0) s += ` (${(fg.total / 1e9 / (span * 1e6)).toFixed(2)} cores avg)`;
-  if (fg.pruned.nodes) s += ` · ${fg.nodes.parent.length.toLocaleString("en-US")} nodes shown, ${formatShare(fg.pruned.value / (fg.total || 1))} in (other)`;
+  if (fg.pruned.nodes) s += ` · ${formatCount(fg.nodes.parent.length)} nodes shown, ${formatShare(fg.pruned.value / (fg.total || 1))} in (other)`;
   return s;
 }
 
@@ -317,7 +319,7 @@ function applySearch() {
   const m = data.tree.matches(test);
   flame.setMarks(m.marks);
   $("search-share").textContent = m.count
-    ? `${m.count.toLocaleString("en-US")} frames, ${formatShare(m.share)} of total`
+    ? `${formatCount(m.count)} frames, ${formatShare(m.share)} of total`
     : "no match";
   hook.search = { count: m.count, share: m.share };
 }
@@ -348,7 +350,7 @@ function renderTable() {
     if (b) th.setAttribute("aria-sort", b.dataset.sort === col ? (desc ? "descending" : "ascending") : "none");
   }
   $("table-filter").value = state.tfilter;
-  $("table-count").textContent = `${rows.length.toLocaleString("en-US")} functions` + (data.fg.pruned.nodes ? " (of the nodes shown)" : "");
+  $("table-count").textContent = `${formatCount(rows.length)} functions` + (data.fg.pruned.nodes ? " (of the nodes shown)" : "");
   tableRows = rows.slice(0, 500);
   const maxSelf = Math.max(...tableRows.map((r) => r.self), 1);
   $("top-table").tBodies[0].innerHTML = tableRows.map((r, i) => `<tr tabindex="0" data-i="${i}" aria-selected="${r.name === state.fn}">
