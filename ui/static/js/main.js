@@ -69,7 +69,9 @@ async function load({ force = false } = {}) {
       fgJob = getJSON("flamegraph", fgParams, signal);
       // The timeline's queries start once the flame graph's is answered:
       // on a busy host, queries in parallel slow the one that matters most.
-      fgJob.then(() => loadSeries(range, signal), () => loadSeries(range, signal));
+      // After a 4xx (token, selector, range) they would fail alike.
+      fgJob.then(() => loadSeries(range, signal),
+        (e) => { if (!(e instanceof ApiError && e.status >= 400 && e.status < 500)) loadSeries(range, signal); });
     }
     const diffJob = wantDiff ? getJSON("diff", { ...range, ...baseParams(), limit: 200 }, signal) : null;
     const [fg, diff] = await Promise.all([fgJob, diffJob]);
