@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Load test for docs/benchmarks.md: concurrent flame-graph queries over 1 h
-# and 24 h against `ember daemon` serving a backfilled store, with its
+# Load test for docs/benchmarks.md: merged pprof profiles and concurrent
+# flame-graph queries over 1 h and 24 h against `ember daemon` serving a backfilled store, with its
 # sampler running, and whether the sampler lost samples meanwhile (its own
 # metrics before and after). Loopback only.
 # Run as root from the repository root:
@@ -32,6 +32,10 @@ read -r rec0 lost0 ev0 < <(losses)
 # bench/storage.sh backfills the day before the last whole hour: aim inside it.
 hour=${HOUR_RANGE:-from=-3h&to=-2h}
 day=${DAY_RANGE:-from=-25h&to=-1h}
+echo "== merged pprof profile, 1 h ($hour), 1 client"
+"$out/loadtest" -c 1 -n 20 -url "http://$addr/api/v1/profile?$hour"
+echo "== merged pprof profile, 24 h ($day), 1 client"
+"$out/loadtest" -c 1 -n 10 -url "http://$addr/api/v1/profile?$day"
 echo "== flame graph, 1 h ($hour), 4 clients"
 "$out/loadtest" -c 4 -n 100 -url "http://$addr/api/v1/flamegraph?$hour"
 echo "== flame graph, 24 h ($day), 1 client"
