@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/web"
 )
 
 // browser is one headless Chromium tab that records console errors,
@@ -616,6 +617,16 @@ func TestBrowser(t *testing.T) {
 		}
 		b.takeErrors() // the browser logs the 400s themselves
 		b.screenshot(t, "error")
+
+		// A query past the server's time limit.
+		slow := serveAPI(t, slowStore{storeAPI{store}}, "", web.Limits{RequestTimeout: 300 * time.Millisecond})
+		b.run(t, chromedp.Navigate(slow+"/?"+target+"&query="+url.QueryEscape(`{comm="slow"}`)))
+		b.waitFor(t, `document.querySelector("#status").classList.contains("error")`)
+		b.run(t, chromedp.Text("#status", &status))
+		if !strings.Contains(status, "The query was too large") || !strings.Contains(status, "shorter range") {
+			t.Errorf("a slow query shows %q", status)
+		}
+		b.takeErrors() // the 503
 	})
 }
 

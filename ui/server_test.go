@@ -80,8 +80,25 @@ func (a storeAPI) LabelValues(ctx context.Context, name string, from, to time.Ti
 // the test ends, and returns the base URL.
 func serveStore(t testing.TB, store *storage.Store, token string) string {
 	t.Helper()
+	return serveAPI(t, storeAPI{store}, token, web.Limits{})
+}
+
+// slowStore never answers profiles of {comm="slow"}: a query past the
+// server's time limit.
+type slowStore struct{ storeAPI }
+
+func (s slowStore) Profile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error) {
+	if selector == `{comm="slow"}` {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.storeAPI.Profile(ctx, from, to, selector)
+}
+
+func serveAPI(t testing.TB, store web.Store, token string, limits web.Limits) string {
+	t.Helper()
 	api, err := web.New(web.Options{
-		Store: storeAPI{store}, UI: ui.FS(), AuthToken: token,
+		Store: store, UI: ui.FS(), AuthToken: token, Limits: limits,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

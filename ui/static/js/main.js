@@ -191,7 +191,8 @@ function showError(e) {
       showStatus("error", "The daemon is busy", "It is answering other queries. Refresh in a moment.");
       return;
     case 503:
-      showStatus("error", "The query was too large", e.message + ". A shorter range or a narrower filter answers faster.");
+      if (/time limit/.test(e.message)) showStatus("error", "The query was too large", e.message + ".");
+      else showStatus("error", "The daemon cannot answer yet", e.message + ". If it has just started, try again in a moment.");
       return;
     case 414:
       showStatus("error", "The query was too large", e.message);
