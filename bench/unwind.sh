@@ -11,17 +11,21 @@
 #  3. unwind tables for every running process's executable mappings, and
 #     the build time of libLLVM's table.
 # Run as root from anywhere: bench/unwind.sh [seconds-per-run] [cost-runs]
+# (about 5 + 3 * cost-runs runs of seconds-per-run, plus perf script time)
 # Needs: perf (linux-perf), bpftool, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
 runs=${2:-3}
+parts=" ${UNWIND_BENCH_PARTS:-1 2 3} " # e.g. UNWIND_BENCH_PARTS=2 for the cost alone
+hz=${UNWIND_BENCH_HZ:-99}           # sampling rate of the cost runs
 out=bench/out/unwind
 mkdir -p "$out"
 go build -o bench/out/ember ./cmd/ember
 ember=bench/out/ember
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 
+if [[ $parts == *" 1 "* ]]; then
 echo "== 1. complete stacks, ${secs} s at 99 Hz per program and profiler ($(uname -r))"
 for f in qsort-nofp qsort-fp chain-nofp sort-cpp sort-rust; do
 	bin=testdata/unwind/$f
@@ -98,17 +102,30 @@ PY
 	tail -1 "$out/$f.ember.log" | sed 's/^/            /'
 done
 
-echo "== 2. BPF program cost per sample, ~32-frame stacks, both CPUs busy, ${secs} s per run"
+fi
+
+if [[ $parts == *" 2 "* ]]; then
+echo "== 2. BPF program cost per sample, ~32-frame stacks, both CPUs busy, ${secs} s per run at ${hz} Hz"
+# run_cnt counts every sample on the host, and with --pid most of them (other
+# processes, idle) take the short filtered path. A run against a sleeping
+# process measures that path; the cost of a walked sample is then
+# (run_time - filtered_runs * filtered_cost) / walked samples.
 prev=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -q kernel.bpf_stats_enabled=1
-cost() { # mode binary
+cost() { # mode binary|sleep
 	local a b
 	bpftool prog show name sample --json >"$out/prog-before.json" 2>/dev/null || echo '[]' >"$out/prog-before.json"
-	"testdata/unwind/$2" $((secs + 10)) &
-	a=$!
-	"testdata/unwind/$2" $((secs + 10)) &
-	b=$!
-	"$ember" record --unwind "$1" -p "$a,$b" -F 99 -d "${secs}s" -o /dev/null 2>"$out/cost.log" &
+	if [ "$2" = sleep ]; then
+		sleep $((secs + 10)) &
+		a=$!
+		b=$a
+	else
+		"testdata/unwind/$2" $((secs + 10)) &
+		a=$!
+		"testdata/unwind/$2" $((secs + 10)) &
+		b=$!
+	fi
+	"$ember" record --unwind "$1" -p "$a,$b" -F "$hz" -d "${secs}s" -o /dev/null 2>"$out/cost.log" &
 	local rec=$!
 	sleep $((secs - 3))
 	bpftool prog show name sample --json >"$out/prog.json"
@@ -116,8 +133,8 @@ cost() { # mode binary
 	wait "$rec" || true
 	kill "$a" "$b" 2>/dev/null || true
 	wait "$a" "$b" 2>/dev/null || true
-	python3 - "$1" "$2" "$out/prog.json" "$out/maps.json" "$out/prog-before.json" <<'PY'
-import json, sys
+	python3 - "$1" "$2" "$out/prog.json" "$out/maps.json" "$out/prog-before.json" "$out/cost.log" "$out/filtered-ns" <<'PY'
+import json, re, sys
 mode, binary = sys.argv[1:3]
 def load(path):
     v = json.load(open(path))
@@ -128,20 +145,36 @@ maps = {m["id"]: m for m in json.load(open(sys.argv[4]))}
 # those loaded since it started.
 before = {p["id"] for p in load(sys.argv[5])}
 progs = sorted((p for p in progs if p["id"] not in before), key=lambda p: -p.get("run_cnt", 0))[:1]
+summary = open(sys.argv[6]).read().strip().splitlines()[-1]
+m = re.search(r"ember: (\d+) samples in ([\d.]+)s .*?\((\d+) taken", summary)
+recorded, secs, taken = (int(m.group(1)), float(m.group(2)), int(m.group(3))) if m else (0, 1, 1)
 for p in progs:
     n, ns = p.get("run_cnt", 0), p.get("run_time_ns", 0)
     mem = sum(maps[i].get("bytes_memlock", 0) for i in p.get("map_ids", []) if i in maps)
-    if n:
-        print(f"--unwind {mode:5s} on {binary:10s}: {n} runs, {ns/n/1000:.2f} us per sample; BPF maps {mem/2**20:.1f} MiB")
+    if not n:
+        continue
+    if binary == "sleep":
+        open(sys.argv[7], "w").write(str(ns / n))
+        print(f"filtered path (pid filter, a sleeping process): {n} runs, {ns/n/1000:.2f} us per run")
+        continue
+    walked = recorded * n / taken  # the snapshot is taken before the run ends
+    filtered_ns = float(open(sys.argv[7]).read())
+    per = (ns - (n - walked) * filtered_ns) / walked if walked else 0
+    print(f"--unwind {mode:5s} on {binary:10s}: {n} runs, {ns/n/1000:.2f} us per run; ~{walked:.0f} walked samples at {per/1000:.2f} us each; BPF maps {mem/2**20:.1f} MiB")
 PY
-	tail -1 "$out/cost.log" | sed 's/^/            /'
+	[ "$2" = sleep ] || tail -1 "$out/cost.log" | sed 's/^/            /'
 }
 for _ in $(seq "$runs"); do
+	cost dwarf sleep
 	cost dwarf chain-nofp
 	cost fp chain-fp
 done
 sysctl -q kernel.bpf_stats_enabled="$prev"
 
+fi
+
+if [[ $parts == *" 3 "* ]]; then
 echo "== 3. unwind tables"
 go run ./bench/unwindtables -procs
 go test -run XXX -bench BuildLibLLVM -benchtime 3x ./collector/unwind | grep Benchmark
+fi

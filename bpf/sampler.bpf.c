@@ -82,6 +82,9 @@ enum range_kind {
 
 // What an executable range of a process unwinds with.
 struct unwind_range {
+	// The whole mapping, so that the walk looks the trie up once per
+	// mapping it enters, not once per frame.
+	__u64 start, limit;
 	__u64 bias; // runtime pc - bias = row pc
 	__u32 row_start;
 	__u32 row_count;
@@ -276,9 +279,9 @@ struct {
 
 struct user_walk {
 	__u64 pc, sp, bp;
-	__u64 hash;
 	__u32 pid;
 	__u32 frames;
+	struct unwind_range range; // the last range looked up (limit 0: none)
 	struct stack stack;
 };
 
@@ -448,15 +451,19 @@ static long unwind_step(__u32 index, void *ctx)
 
 	// A return address points after the call; the call is what matters.
 	__u64 lookup = n > 0 ? pc - 1 : pc;
-	struct range_key key = {
-		.prefixlen = 96,
-		.pid_be = bpf_htonl(st->pid),
-		.addr_be = bpf_cpu_to_be64(lookup),
-	};
-	struct unwind_range *r = bpf_map_lookup_elem(&unwind_ranges, &key);
-	if (!r) {
-		st->stack.status = UNWIND_END_NO_MAPPING;
-		return 1;
+	struct unwind_range *r = &st->range;
+	if (lookup < r->start || lookup >= r->limit) {
+		struct range_key key = {
+			.prefixlen = 96,
+			.pid_be = bpf_htonl(st->pid),
+			.addr_be = bpf_cpu_to_be64(lookup),
+		};
+		struct unwind_range *found = bpf_map_lookup_elem(&unwind_ranges, &key);
+		if (!found) {
+			st->stack.status = UNWIND_END_NO_MAPPING;
+			return 1;
+		}
+		st->range = *found;
 	}
 
 	__u64 cfa, ra = 0, bp = st->bp;
@@ -588,6 +595,7 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 	st->bp = BPF_CORE_READ(regs, bp);
 	st->pid = pid;
 	st->frames = 0;
+	st->range.limit = 0;
 	st->stack.len = 0;
 	st->stack.status = UNWIND_END_DEPTH;
 	bpf_loop(MAX_STACK_DEPTH + 1, unwind_step, NULL, 0);

@@ -101,9 +101,9 @@ type SamplerScratch struct {
 		Pc     uint64
 		Sp     uint64
 		Bp     uint64
-		Hash   uint64
 		Pid    uint32
 		Frames uint32
+		Range  SamplerUnwindRange
 		Stack  SamplerStack
 	}
 }
@@ -139,6 +139,8 @@ type SamplerUnwindProc struct {
 
 type SamplerUnwindRange struct {
 	_        structs.HostLayout
+	Start    uint64
+	Limit    uint64
 	Bias     uint64
 	RowStart uint32
 	RowCount uint32

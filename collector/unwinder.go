@@ -222,7 +222,7 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 			continue // only this goroutine adds tables, and unreferenced ones stay
 		}
 		t.refs++
-		r := bpf.SamplerUnwindRange{RowStart: t.start, RowCount: t.count}
+		r := bpf.SamplerUnwindRange{Start: mp.m.Start, Limit: mp.m.Limit, RowStart: t.start, RowCount: t.count}
 		switch {
 		case t.framePointers:
 			r.Kind = uint32(bpf.SamplerRangeKindRANGE_FP)
