@@ -265,13 +265,16 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536);
+	// A mapping takes about 5 prefixes (at most ~100); nodes are allocated
+	// as used.
+	__uint(max_entries, 262144);
 	__type(key, struct range_key);
 	__type(value, struct unwind_range);
 } unwind_ranges SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 32768);
 	__type(key, __u32);
 	__type(value, struct unwind_proc);
