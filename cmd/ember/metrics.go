@@ -18,6 +18,16 @@ type daemonMetrics struct {
 	symbolize   prometheus.Histogram
 	intervals   *prometheus.CounterVec
 	storeAppend prometheus.Histogram
+	unwind      unwindMetrics
+}
+
+// unwindMetrics describe the .eh_frame unwinder: walks by how they ended,
+// and the loaded tables (gauges of the latest drain).
+type unwindMetrics struct {
+	walks    *prometheus.CounterVec
+	frames   prometheus.Counter
+	kernelFP prometheus.Counter
+	tables   *prometheus.GaugeVec
 }
 
 func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symbolizer.Symbolizer) *daemonMetrics {
@@ -37,7 +47,7 @@ func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symb
 		}),
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ember_stacks_truncated_total",
-			Help: "Samples with a stack cut at the kernel's depth limit.",
+			Help: "Samples with a stack cut at the depth limit, or a user stack the unwinder could not finish.",
 		}),
 		drain: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ember_drain_seconds", Help: "Time to read and empty the BPF maps.", Buckets: buckets,
@@ -54,6 +64,24 @@ func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symb
 		}),
 	}
 	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.drain, m.symbolize, m.intervals, m.storeAppend)
+	m.unwind = unwindMetrics{
+		walks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_unwind_walks_total",
+			Help: "User stacks walked by the .eh_frame unwinder, by how the walk ended (complete, or why it stopped).",
+		}, []string{"end"}),
+		frames: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ember_unwind_frames_total", Help: "Frames the unwinder walked.",
+		}),
+		kernelFP: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ember_unwind_kernel_fp_total",
+			Help: "User stacks left to the kernel's frame-pointer walk because the process's tables were not in yet.",
+		}),
+		tables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ember_unwind_tables",
+			Help: "Unwind tables: rows loaded and row_capacity (8 bytes each), files loaded, frame_pointer_files, not_loaded (over --unwind-table-size, since start), build_errors, processes.",
+		}, []string{"what"}),
+	}
+	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.tables)
 
 	gauge := func(name, help string, value func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value))
@@ -88,4 +116,16 @@ func (m *daemonMetrics) observeBatch(s collector.Stats) {
 	}
 	m.eventsLost.Add(float64(s.EventsLost))
 	m.truncated.Add(float64(s.Truncated))
+	for e, n := range s.Unwind.Ends {
+		m.unwind.walks.WithLabelValues(e.String()).Add(float64(n))
+	}
+	m.unwind.frames.Add(float64(s.Unwind.Frames))
+	m.unwind.kernelFP.Add(float64(s.Unwind.KernelFP))
+	t := s.Unwind.Tables
+	for what, v := range map[string]uint64{
+		"rows": t.Rows, "row_capacity": t.RowCapacity, "files": t.Tables, "frame_pointer_files": t.FramePointerFiles,
+		"not_loaded": t.NotLoaded, "build_errors": t.BuildErrors, "processes": t.Processes,
+	} {
+		m.unwind.tables.WithLabelValues(what).Set(float64(v))
+	}
 }
