@@ -187,14 +187,24 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 			}
 			file = bytes.NewReader(u.vdso)
 		}
-		id, loads, err := identify(file)
+		id, loads, cfiBytes, err := identify(file)
 		if err != nil {
 			continue // not ELF: nothing to unwind with
 		}
 		u.mu.Lock()
 		known := u.tables[id] != nil
+		hopeless := !known && cfiBytes/minCFIBytesPerRow > uint64(u.alloc.largest())
+		if hopeless {
+			// Do not parse what cannot fit: a large binary would cost every
+			// new collector a second of CPU for nothing.
+			u.tables[id] = &loadedTable{id: id, notLoaded: true}
+			u.stats.NotLoaded++
+		}
 		u.mu.Unlock()
-		if !known {
+		if hopeless {
+			u.log.Info("unwind table does not fit", slog.String("file", m.Path), slog.Uint64("cfi_bytes", cfiBytes))
+		}
+		if !known && !hopeless {
 			tbl, err := u.buildOrLoad(id, file)
 			if err != nil {
 				u.mu.Lock()
@@ -368,23 +378,34 @@ func (u *unwindTables) advance() UnwindTableStats {
 
 type progLoad struct{ off, vaddr, filesz uint64 }
 
-// identify returns a file's ID and its loadable segments.
-func identify(f io.ReaderAt) (string, []progLoad, error) {
+// minCFIBytesPerRow: call-frame information takes about 5.3 bytes per row
+// (libc, libLLVM); fewer than one row per 12 bytes would be unusual.
+const minCFIBytesPerRow = 12
+
+// identify returns a file's ID, its loadable segments, and the size of the
+// CFI its table would be built from (0 for Go, walked by frame pointers).
+func identify(f io.ReaderAt) (id string, loads []progLoad, cfiBytes uint64, err error) {
 	ef, err := elf.NewFile(f)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: %v", unwind.ErrNotELF, err)
+		return "", nil, 0, fmt.Errorf("%w: %v", unwind.ErrNotELF, err)
 	}
-	var loads []progLoad
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_LOAD {
 			loads = append(loads, progLoad{p.Off, p.Vaddr, p.Filesz})
 		}
 	}
-	id, err := unwind.FileID(ef)
-	if err != nil {
-		return "", nil, err
+	if id, err = unwind.FileID(ef); err != nil {
+		return "", nil, 0, err
 	}
-	return id, loads, nil
+	if ef.Section(".gopclntab") == nil {
+		for _, name := range []string{".eh_frame", ".debug_frame"} {
+			if s := ef.Section(name); s != nil && s.Type != elf.SHT_NOBITS && s.Size > 0 {
+				cfiBytes = s.Size
+				break
+			}
+		}
+	}
+	return id, loads, cfiBytes, nil
 }
 
 // addTable loads a built table's rows into the BPF array and registers it
@@ -564,6 +585,15 @@ func (a *shardAllocator) take(n uint32) (shard, bool) {
 		return s, true
 	}
 	return shard{}, false
+}
+
+// largest is the longest free run.
+func (a *shardAllocator) largest() uint32 {
+	var n uint32
+	for _, f := range a.free {
+		n = max(n, f.count)
+	}
+	return n
 }
 
 func (a *shardAllocator) release(s shard) {
