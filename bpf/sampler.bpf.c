@@ -76,7 +76,7 @@ struct unwind_row {
 
 enum range_kind {
 	RANGE_ROWS = 0, // unwind with rows [row_start, row_start + row_count)
-	RANGE_FP = 1,	// walk frame pointers (Go, files without CFI)
+	RANGE_FP = 1,	// walk frame pointers (Go, files without CFI, JIT code)
 	RANGE_NO_TABLE = 2, // the file has CFI but its table is not loaded
 };
 
@@ -479,7 +479,9 @@ static long unwind_step(__u32 index, void *ctx)
 			st->stack.status = UNWIND_END_COMPLETE; // the outermost frame
 			return 1;
 		}
-		if (st->bp < st->sp) {
+		// A frame pointer below the stack pointer, or a frame of more than
+		// 8 MiB, is not one: code without them keeps other values in RBP.
+		if (st->bp < st->sp || st->bp - st->sp > (8 << 20)) {
 			st->stack.status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}

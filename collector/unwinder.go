@@ -256,6 +256,22 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 			next.keys = append(next.keys, k)
 		}
 	}
+	// Executable memory without a file (JIT compilers) has no table: walk
+	// it by frame pointers, and let the frames around it check the walk.
+	for i := range p.Mappings {
+		m := &p.Mappings[i]
+		if m.File != nil || m.Inode != 0 || strings.HasPrefix(m.Path, "[v") || m.Limit > 1<<47 {
+			continue
+		}
+		r := bpf.SamplerUnwindRange{Start: m.Start, Limit: m.Limit, Kind: uint32(bpf.SamplerRangeKindRANGE_FP)}
+		for _, k := range rangeKeys(p.PID, m.Start, m.Limit) {
+			if err := u.ranges.Put(&k, &r); err != nil {
+				u.stats.RangeErrors++
+				continue
+			}
+			next.keys = append(next.keys, k)
+		}
+	}
 	// Keys the new set overwrote stay; the rest of the old ones go.
 	if old != nil {
 		kept := make(map[bpf.SamplerRangeKey]bool, len(next.keys))

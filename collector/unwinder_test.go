@@ -149,6 +149,8 @@ func TestUnwindFullChains(t *testing.T) {
 		{"chain-nofp", chainLevels(), cRoots},
 		{"sort-cpp", []string{"SlowclE", "sort_round", "run", "main", "_start"}, cRoots},
 		{"sort-rust", []string{"slow_cmp", "sort_round", "3run", "4main", "main", "_start"}, cRoots},
+		// JIT code (anonymous executable memory) is crossed by its frame pointer.
+		{"jit", []string{"hot", "run", "main", "_start"}, cRoots},
 		// Go: no table, so frame pointers; goroutines end at goexit, the
 		// runtime's own threads at mstart or mcall.
 		{"../hotspot/hotspot-go", []string{"main.", "main.run", "main.main", "runtime.main", "runtime.goexit"},

@@ -1,0 +1,50 @@
+// jit copies a tiny function into anonymous executable memory, as a JIT
+// compiler would, and spends its time in a C function called from there:
+// main -> run -> [jit code, frame pointer, no file] -> hot. The JIT code has
+// no unwind table, so the walk crosses it by its frame pointer.
+//
+// Usage: jit [seconds]   (default 10)
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static volatile uint64_t sink;
+
+static int64_t now_nanos(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+__attribute__((noinline)) void hot(void) {
+	uint64_t x = sink | 1;
+	for (int i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+	}
+	sink = x;
+}
+
+// push %rbp; mov %rsp,%rbp; call *%rdi; pop %rbp; ret
+static const unsigned char trampoline[] = {0x55, 0x48, 0x89, 0xe5, 0xff, 0xd7, 0x5d, 0xc3};
+
+__attribute__((noinline)) void run(void (*jitted)(void (*)(void)), int64_t end) {
+	while (now_nanos() < end)
+		jitted(hot);
+	sink++;
+}
+
+int main(int argc, char **argv) {
+	int seconds = argc > 1 ? atoi(argv[1]) : 10;
+	unsigned char *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (code == MAP_FAILED)
+		return 1;
+	memcpy(code, trampoline, sizeof(trampoline));
+	if (mprotect(code, 4096, PROT_READ | PROT_EXEC))
+		return 1;
+	run((void (*)(void (*)(void)))code, now_nanos() + (int64_t)seconds * 1000000000);
+	return 0;
+}
