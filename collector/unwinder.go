@@ -90,8 +90,9 @@ type UnwindTableStats struct {
 	NotLoaded, NotLoadedRows uint64
 	// BuildErrors counts files whose CFI could not be read.
 	BuildErrors uint64
-	// CacheHits counts tables read from the disk cache instead of built.
-	CacheHits uint64
+	// CacheHits counts tables read from the disk cache instead of built,
+	// CacheEvictions files removed from it to stay within its size bound.
+	CacheHits, CacheEvictions uint64
 	// RangeErrors counts ranges the BPF trie refused (full).
 	RangeErrors uint64
 	// InstallsDropped counts processes the install queue had no room for.
@@ -118,7 +119,7 @@ func newUnwindTables(objs *bpf.SamplerObjects, capacityRows uint32, cacheDir str
 		log.Debug("no vDSO unwind table", slog.Any("err", err))
 	}
 	if cacheDir != "" {
-		c, err := unwind.NewCache(cacheDir)
+		c, err := unwind.NewCache(cacheDir, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -128,8 +129,8 @@ func newUnwindTables(objs *bpf.SamplerObjects, capacityRows uint32, cacheDir str
 }
 
 // installQueue bounds the processes waiting for their tables; a burst
-// beyond it (thousands of new processes at once) is counted and those
-// processes keep the kernel's frame-pointer walk until they ask again.
+// beyond it (thousands of new processes at once) is counted, and those
+// processes keep the kernel's frame-pointer walk until their next execve.
 const installQueue = 4096
 
 // enqueue hands a snapshot to the installer goroutine.
@@ -389,6 +390,9 @@ func (u *unwindTables) advance() UnwindTableStats {
 		}
 	}
 	st.Processes = uint64(len(u.installs))
+	if u.cache != nil {
+		st.CacheEvictions = u.cache.Evictions()
+	}
 	return st
 }
 

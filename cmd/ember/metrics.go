@@ -78,7 +78,7 @@ func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symb
 		}),
 		tables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ember_unwind_tables",
-			Help: "Unwind tables: rows loaded and row_capacity (8 bytes each), files loaded, frame_pointer_files, not_loaded (over --unwind-table-size, since start), build_errors, processes.",
+			Help: "Unwind tables: rows loaded and row_capacity (8 bytes each), files loaded, frame_pointer_files, processes; since start: not_loaded (over --unwind-table-size), build_errors, cache_hits, cache_evictions, range_errors, installs_dropped.",
 		}, []string{"what"}),
 	}
 	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.tables)
@@ -125,6 +125,8 @@ func (m *daemonMetrics) observeBatch(s collector.Stats) {
 	for what, v := range map[string]uint64{
 		"rows": t.Rows, "row_capacity": t.RowCapacity, "files": t.Tables, "frame_pointer_files": t.FramePointerFiles,
 		"not_loaded": t.NotLoaded, "build_errors": t.BuildErrors, "processes": t.Processes,
+		"cache_hits": t.CacheHits, "cache_evictions": t.CacheEvictions, "range_errors": t.RangeErrors,
+		"installs_dropped": t.InstallsDropped,
 	} {
 		m.unwind.tables.WithLabelValues(what).Set(float64(v))
 	}

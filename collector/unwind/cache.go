@@ -7,15 +7,27 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Cache keeps built tables on disk by file ID, so a restart does not parse
 // every library again. Every file is checked (magic, version, sizes,
-// checksum) and a bad one is rebuilt, never trusted.
+// checksum) and a bad one is rebuilt, never trusted. The directory is kept
+// under a size bound by removing the least recently used files.
 type Cache struct {
-	dir string
+	dir      string
+	maxBytes int64
+
+	mu        sync.Mutex
+	evictions uint64
 }
+
+// DefaultCacheBytes bounds a cache directory unless told otherwise: the
+// tables of every ELF file on a typical host take about 110 MiB.
+const DefaultCacheBytes = 256 << 20
 
 // cacheMagic changes with the row layout or the way rows are built, which
 // makes every older file a miss.
@@ -29,12 +41,23 @@ var ErrCorrupt = errors.New("corrupt unwind table cache file")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// NewCache uses dir, creating it if needed.
-func NewCache(dir string) (*Cache, error) {
+// NewCache uses dir, creating it if needed, and keeps it under maxBytes
+// (DefaultCacheBytes when 0).
+func NewCache(dir string, maxBytes int64) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create unwind cache directory: %w", err)
 	}
-	return &Cache{dir: dir}, nil
+	if maxBytes <= 0 {
+		maxBytes = DefaultCacheBytes
+	}
+	return &Cache{dir: dir, maxBytes: maxBytes}, nil
+}
+
+// Evictions counts cache files removed to stay under the size bound.
+func (c *Cache) Evictions() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.evictions
 }
 
 func (c *Cache) path(id string) (string, error) {
@@ -55,6 +78,9 @@ func (c *Cache) Load(id string) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The modification time records use, for eviction.
+	now := time.Now()
+	os.Chtimes(p, now, now)
 	return decodeTable(raw)
 }
 
@@ -79,7 +105,49 @@ func (c *Cache) Store(id string, t *Table) error {
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return fmt.Errorf("store unwind table: %w", err)
 	}
+	c.evict()
 	return nil
+}
+
+// evict removes the least recently used files until the directory fits.
+func (c *Cache) evict() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return
+	}
+	type file struct {
+		path string
+		size int64
+		used time.Time
+	}
+	var files []file
+	var total int64
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".unwind") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		files = append(files, file{filepath.Join(c.dir, e.Name()), info.Size(), info.ModTime()})
+		total += info.Size()
+	}
+	if total <= c.maxBytes {
+		return
+	}
+	slices.SortFunc(files, func(a, b file) int { return a.used.Compare(b.used) })
+	for _, f := range files {
+		if total <= c.maxBytes {
+			break
+		}
+		if os.Remove(f.path) == nil {
+			total -= f.size
+			c.evictions++
+		}
+	}
 }
 
 // Layout: magic, flags u32, source length u32, base u64, row count u32,

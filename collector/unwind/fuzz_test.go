@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 )
 
 var fuzzSeeds = []string{
@@ -84,7 +85,7 @@ func FuzzDecodeTable(f *testing.F) {
 }
 
 func TestCacheRoundTripAndCorruption(t *testing.T) {
-	c, err := NewCache(t.TempDir())
+	c, err := NewCache(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,5 +130,42 @@ func TestCacheRoundTripAndCorruption(t *testing.T) {
 	}
 	if _, err := c.Load("../etc"); err == nil {
 		t.Fatal("path-like id accepted")
+	}
+}
+
+func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	tbl := &Table{Base: 0x1000, Rows: make([]Row, 1000), Source: ".eh_frame"}
+	for i := range tbl.Rows {
+		tbl.Rows[i] = makeRow(uint32(i), CFASP, 8, RBPSame, 0)
+	}
+	size := int64(len(encodeTable(tbl)))
+	c, err := NewCache(t.TempDir(), 2*size+size/2) // room for two
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"b01", "b02"} {
+		if err := c.Store(id, tbl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b01 is used, so b02 is the least recently used when b03 arrives.
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(c.dir, "b02.unwind"), old, old)
+	if _, err := c.Load("b01"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store("b03", tbl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Load("b02"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("b02 not evicted: %v", err)
+	}
+	for _, id := range []string{"b01", "b03"} {
+		if _, err := c.Load(id); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+	}
+	if c.Evictions() != 1 {
+		t.Errorf("%d evictions, want 1", c.Evictions())
 	}
 }
