@@ -321,3 +321,33 @@ func TestUnwindBudget(t *testing.T) {
 		t.Errorf("%d walks, %d ended at a table over the budget, %d marked truncated", walked, noTable, truncated)
 	}
 }
+
+// A second collector reads the tables the first one built from the disk
+// cache instead of parsing the files again.
+func TestUnwindCacheAcrossRestart(t *testing.T) {
+	path, _ := filepath.Abs("../testdata/unwind/qsort-nofp")
+	cmd := exec.Command(path, "4")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := uint32(cmd.Process.Pid)
+	dir := t.TempDir()
+	for run := range 2 {
+		c := newCollector(t, Config{PIDs: []uint32{pid}, UnwindCacheDir: dir})
+		time.Sleep(300 * time.Millisecond)
+		b, err := c.Drain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		st := b.Stats.Unwind.Tables
+		if run == 0 && (st.CacheHits != 0 || st.Tables == 0) {
+			t.Errorf("first run: %+v", st)
+		}
+		// The program and libc at least (the loader too).
+		if run == 1 && st.CacheHits < 2 {
+			t.Errorf("second run read %d tables from the cache: %+v", st.CacheHits, st)
+		}
+	}
+}
