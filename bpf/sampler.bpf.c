@@ -282,6 +282,7 @@ struct {
 
 struct user_walk {
 	__u64 pc, sp, bp;
+	__u64 hash; // of the frames so far, as hash_stack computes it
 	__u32 pid;
 	__u32 frames;
 	struct unwind_range range; // the last range looked up (limit 0: none)
@@ -370,15 +371,22 @@ static __always_inline __u64 hash_pc(__u64 h, __u64 pc)
 	return h ^ (h >> 29);
 }
 
+#define HASH_BASIS 0xcbf29ce484222325ULL
+
+static __always_inline __u64 hash_finish(__u64 h, struct stack *s)
+{
+	return hash_pc(h ^ s->len, s->status);
+}
+
 static __always_inline __u64 hash_stack(struct stack *s)
 {
-	__u64 h = 0xcbf29ce484222325ULL ^ s->status;
+	__u64 h = HASH_BASIS;
 	for (int i = 0; i < MAX_STACK_DEPTH; i++) {
 		if (i >= s->len)
 			break;
 		h = hash_pc(h, s->pcs[i]);
 	}
-	return h ^ s->len;
+	return hash_finish(h, s);
 }
 
 // store_stack puts a stack into the stacks map under its hash and returns 0,
@@ -451,6 +459,7 @@ static long unwind_step(__u32 index, void *ctx)
 	st->stack.pcs[n] = pc;
 	st->stack.len = n + 1;
 	st->frames++;
+	st->hash = hash_pc(st->hash, pc);
 
 	// A return address points after the call; the call is what matters.
 	__u64 lookup = n > 0 ? pc - 1 : pc;
@@ -571,15 +580,15 @@ static __always_inline void stack_error_stat(__u32 buffer, long err, __u32 colli
 		count_stat(buffer, other);
 }
 
-// user_regs returns the registers the task had in user mode.
-static __always_inline struct pt_regs *user_regs(struct bpf_perf_event_data *ctx,
-						 struct task_struct *task)
+// ctx_reg reads a register of the sample's pt_regs; the context only allows
+// whole 8-byte loads, and cs is declared narrower.
+#define ctx_reg(ctx, field) \
+	(*(volatile __u64 *)((char *)&(ctx)->regs + __builtin_offsetof(struct pt_regs, field)))
+
+// in_user_mode: the sample interrupted user code (CPL 3).
+static __always_inline bool in_user_mode(struct bpf_perf_event_data *ctx)
 {
-	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
-	if (BPF_CORE_READ(regs, cs) & 3)
-		return regs;
-	// The helper wants a trusted task pointer, which only the BTF variant gives.
-	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	return ctx_reg(ctx, cs) & 3;
 }
 
 // unwind_user walks the user stack with Ember's unwinder into scratch. It
@@ -594,10 +603,19 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 	struct user_walk *st = unwind_scratch();
 	if (!st)
 		return NULL;
-	struct pt_regs *regs = user_regs(ctx, task);
-	st->pc = BPF_CORE_READ(regs, ip);
-	st->sp = BPF_CORE_READ(regs, sp);
-	st->bp = BPF_CORE_READ(regs, bp);
+	if (in_user_mode(ctx)) {
+		st->pc = ctx_reg(ctx, ip);
+		st->sp = ctx_reg(ctx, sp);
+		st->bp = ctx_reg(ctx, bp);
+	} else {
+		// In the kernel: the user registers were saved at its entry. The
+		// helper wants a trusted task pointer, which only the BTF variant gives.
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		st->pc = BPF_CORE_READ(regs, ip);
+		st->sp = BPF_CORE_READ(regs, sp);
+		st->bp = BPF_CORE_READ(regs, bp);
+	}
+	st->hash = HASH_BASIS;
 	st->pid = pid;
 	st->frames = 0;
 	st->range.limit = 0;
@@ -634,7 +652,8 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 	if (!scr)
 		return 0;
 
-	long n = bpf_get_stack(ctx, scr->kernel.pcs, sizeof(scr->kernel.pcs), 0);
+	// Sampled in user mode there is no kernel stack to ask for.
+	long n = in_user_mode(ctx) ? -EFAULT : bpf_get_stack(ctx, scr->kernel.pcs, sizeof(scr->kernel.pcs), 0);
 	if (n > 0) {
 		scr->kernel.len = (__u64)n / 8;
 		scr->kernel.status = UNWIND_END_UNKNOWN;
@@ -663,6 +682,7 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 			user = unwind_user_stack(buffer, ctx, task, pid, exec_seq);
 		if (user) {
 			key.user_stack_source = USER_STACK_UNWOUND;
+			key.user_stack_hash = hash_finish(scr->user.hash, user);
 		} else {
 			user = &scr->user.stack;
 			long m = bpf_get_stack(ctx, user->pcs, sizeof(user->pcs), BPF_F_USER_STACK);
@@ -674,10 +694,11 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 				count_stat(buffer, STAT_USER_OTHER);
 				key.user_stack_err = m;
 				user = NULL;
+			} else {
+				key.user_stack_hash = hash_stack(user);
 			}
 		}
 		if (user) {
-			key.user_stack_hash = hash_stack(user);
 			long err = store_stack(stacks, key.user_stack_hash, user);
 			if (err)
 				stack_error_stat(buffer, err, STAT_USER_COLLISION, STAT_USER_MAP_FULL,

@@ -101,6 +101,7 @@ type SamplerScratch struct {
 		Pc     uint64
 		Sp     uint64
 		Bp     uint64
+		Hash   uint64
 		Pid    uint32
 		Frames uint32
 		Range  SamplerUnwindRange
