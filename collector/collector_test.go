@@ -188,7 +188,14 @@ func TestShortLivedProcess(t *testing.T) {
 func TestStackLossIsCounted(t *testing.T) {
 	startHotspot(t, "3")
 	go func() { exec.Command("../testdata/hotspot/hotspot-go", "2").Run() }()
-	c := newCollector(t, Config{StackMapEntries: 64})
+	// Hundreds of distinct stacks a second: recursion of varying depth
+	// through libc's qsort, with the leaf anywhere in the comparator.
+	qs := exec.Command("../testdata/unwind/qsort-nofp", "3")
+	if err := qs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { qs.Process.Kill(); qs.Wait() })
+	c := newCollector(t, Config{StackMapEntries: 64, FrequencyHz: 499})
 	var lost uint64
 	for range 2 {
 		time.Sleep(time.Second)
