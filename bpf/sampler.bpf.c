@@ -637,6 +637,50 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 	return &st->stack;
 }
 
+// The program's own code, where a frame-pointer walk is believed.
+struct code_range {
+	__u64 start, end;
+};
+
+// check_frame keeps frame index+1 of the scratch user stack if it is in the
+// program's code, and cuts the stack there otherwise.
+static long check_frame(__u32 index, void *data)
+{
+	struct code_range *code = data;
+	struct user_walk *w = unwind_scratch();
+	if (!w)
+		return 1;
+	__u32 i = index + 1;
+	if (i >= w->stack.len)
+		return 1;
+	// Keep the compiler from folding the bound into the check above,
+	// which would hide it from the verifier.
+	asm volatile("" : "+r"(i));
+	if (i >= MAX_STACK_DEPTH)
+		return 1;
+	__u64 pc = w->stack.pcs[i];
+	if (pc < code->start || pc >= code->end) {
+		w->stack.len = i;
+		w->stack.status = UNWIND_END_NO_MAPPING;
+		return 1;
+	}
+	return 0;
+}
+
+// cut_at_foreign_code ends the kernel's frame-pointer walk (in scratch) at
+// its first return address outside the program's own code. It is used
+// before a process's tables are in: through code without frame pointers
+// (the dynamic loader, Debian's libc) that walk reads garbage, and the
+// program's code range is all that is known yet. What is cut is marked.
+static __always_inline void cut_at_foreign_code(struct task_struct *task)
+{
+	struct code_range code = {
+		.start = BPF_CORE_READ(task, mm, start_code),
+		.end = BPF_CORE_READ(task, mm, end_code),
+	};
+	bpf_loop(MAX_STACK_DEPTH, check_frame, &code, 0);
+}
+
 static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer, void *counts,
 				  void *stacks, struct task_struct *task, __u32 pid, __u32 tid,
 				  __u32 exec_seq)
@@ -688,8 +732,10 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 			long m = bpf_get_stack(ctx, user->pcs, sizeof(user->pcs), BPF_F_USER_STACK);
 			user->len = m > 0 ? (__u64)m / 8 : 0;
 			user->status = UNWIND_END_UNKNOWN;
-			if (unwind_user)
+			if (unwind_user) {
 				count_stat(buffer, STAT_USER_KERNEL_FP);
+				cut_at_foreign_code(task);
+			}
 			if (m < 0) {
 				count_stat(buffer, STAT_USER_OTHER);
 				key.user_stack_err = m;

@@ -128,7 +128,9 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 				s.UserEnd = st.end
 				s.UserTruncated = st.end != UnwindComplete
 			} else {
-				s.UserTruncated = len(st.pcs) >= c.maxDepth
+				// Cut where the walk left executable memory, or at the limit.
+				s.UserEnd = st.end
+				s.UserTruncated = len(st.pcs) >= c.maxDepth || st.end == UnwindNoMapping
 			}
 		case err == stackIDKernelThread:
 			s.UserLost = LostKernelThread
