@@ -58,6 +58,8 @@ type dwarfResolver struct {
 	// spent is the time lookups have taken so far; see
 	// maxDWARFLookupDuration.
 	spent time.Duration
+	// lineUnits are the units with a decoded line table, oldest first.
+	lineUnits []*dwarfUnit
 }
 
 // dieKey is a DIE: its unit and its offset in the data the unit is read
@@ -65,6 +67,26 @@ type dwarfResolver struct {
 type dieKey struct {
 	unit int
 	off  dwarf.Offset
+}
+
+// maxLineTables bounds the decoded line tables one file keeps: touched
+// over months, every unit of a large library would stay decoded, while the
+// address cache in front answers the hot addresses without them.
+const maxLineTables = 64
+
+// keepLineTable records that u's line table was decoded, dropping the
+// table decoded longest ago past maxLineTables.
+func (r *dwarfResolver) keepLineTable(u *dwarfUnit) {
+	r.lineUnits = append(r.lineUnits, u)
+	if len(r.lineUnits) <= maxLineTables {
+		return
+	}
+	old := r.lineUnits[0]
+	r.lineUnits = r.lineUnits[1:]
+	if old.lines != nil {
+		r.tableBytes -= old.lines.sizeBytes()
+		old.lines, old.lineErr = nil, nil
+	}
 }
 
 // unitDataCache keeps the dwarf.Data of the units read last.
@@ -667,6 +689,7 @@ func (r *dwarfResolver) lineTable(d *dwarf.Data, u *dwarfUnit) *lineTable {
 	u.lines, u.lineErr = parseLineTable(d, cu, r.line, u.stmtList)
 	if u.lines != nil {
 		r.tableBytes += u.lines.sizeBytes()
+		r.keepLineTable(u)
 	}
 	return u.lines
 }

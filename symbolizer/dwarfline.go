@@ -87,6 +87,8 @@ func parseLineTable(d *dwarf.Data, cu *dwarf.Entry, lineSection []byte, off int6
 		}
 		lt.rows = append(lt.rows, row)
 	}
+	// Exactly sized: append's spare capacity was up to half the table.
+	lt.rows = append(make([]lineRow, 0, len(lt.rows)), lt.rows...)
 	// Sequences may come in any order; at one address an end comes before
 	// the start of the next sequence.
 	sort.SliceStable(lt.rows, func(i, j int) bool {
