@@ -147,6 +147,7 @@ func TestUnwindFullChains(t *testing.T) {
 		{"qsort-nofp", []string{"cmp_items", "sort_round", "run", "main", "_start"}, cRoots},
 		{"qsort-fp", []string{"cmp_items", "sort_round", "run", "main", "_start"}, cRoots},
 		{"chain-nofp", chainLevels(), cRoots},
+		{"chain-debugframe", chainLevels(), cRoots},
 		{"sort-cpp", []string{"SlowclE", "sort_round", "run", "main", "_start"}, cRoots},
 		{"sort-rust", []string{"slow_cmp", "sort_round", "3run", "4main", "main", "_start"}, cRoots},
 		// JIT code (anonymous executable memory) is crossed by its frame pointer.

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
+	"strings"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
 )
@@ -107,49 +109,72 @@ func buildFromELF(f *elf.File) (*Table, error) {
 	if f.Section(".gopclntab") != nil || f.Section(".go.buildinfo") != nil {
 		return &Table{FramePointers: true, Source: "go"}, nil
 	}
-	for _, name := range []string{".eh_frame", ".debug_frame"} {
-		s := f.Section(name)
-		if s == nil || s.Type == elf.SHT_NOBITS || s.Size == 0 {
-			continue
-		}
-		if s.Size > maxSectionBytes || s.Flags&elf.SHF_COMPRESSED != 0 {
-			return nil, fmt.Errorf("%s: %d bytes or compressed, not read", name, s.Size)
-		}
-		data := make([]byte, s.Size)
-		if _, err := s.ReadAt(data, 0); err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, err)
-		}
-		var ehFrameAddr uint64
-		if name == ".eh_frame" {
-			// delve tells the two formats apart by a non-zero address.
-			ehFrameAddr = max(s.Addr, 1)
-		}
-		t, err := tableFromCFI(data, ehFrameAddr)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		if len(t.Rows) == 0 {
-			continue
-		}
-		t.Source = name
-		return t, nil
+	// Code built with -fno-asynchronous-unwind-tables has its CFI in
+	// .debug_frame, while the C runtime's start files still bring a few
+	// .eh_frame entries: take both, .eh_frame winning where they overlap.
+	eh, ehErr := sectionFDEs(f, ".eh_frame")
+	debug, debugErr := sectionFDEs(f, ".debug_frame")
+	if ehErr != nil && debugErr != nil {
+		return nil, ehErr
 	}
-	return &Table{FramePointers: true, Source: "no call-frame information"}, nil
+	var sources []string
+	if len(eh) > 0 {
+		sources = append(sources, ".eh_frame")
+	}
+	fdes := sortFDEs(eh)
+	added := 0
+	for _, d := range debug {
+		if !overlaps(fdes[:len(eh)], d) {
+			fdes = append(fdes, d)
+			added++
+		}
+	}
+	if added > 0 {
+		sources = append(sources, ".debug_frame")
+	}
+	t, err := tableFromFDEs(sortFDEs(fdes))
+	if err != nil {
+		return nil, err
+	}
+	if len(t.Rows) == 0 {
+		return &Table{FramePointers: true, Source: "no call-frame information"}, nil
+	}
+	t.Source = strings.Join(sources, "+")
+	return t, nil
 }
 
-// tableFromCFI parses a CFI section and executes every FDE into rows.
-func tableFromCFI(data []byte, ehFrameAddr uint64) (t *Table, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			t, err = nil, fmt.Errorf("malformed call-frame information: %v", p)
-		}
-	}()
-	fdes, err := frame.Parse(data, binary.LittleEndian, 0, 8, ehFrameAddr)
-	if err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
+// sectionFDEs parses one CFI section; a missing section has none.
+func sectionFDEs(f *elf.File, name string) (frame.FrameDescriptionEntries, error) {
+	s := f.Section(name)
+	if s == nil || s.Type == elf.SHT_NOBITS || s.Size == 0 {
+		return nil, nil
 	}
-	// Parse keeps file order; rows must come sorted, and FDEs may overlap
-	// (a later one wins from its start).
+	if s.Size > maxSectionBytes || s.Flags&elf.SHF_COMPRESSED != 0 {
+		return nil, fmt.Errorf("%s: %d bytes or compressed, not read", name, s.Size)
+	}
+	data := make([]byte, s.Size)
+	if _, err := s.ReadAt(data, 0); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	var ehFrameAddr uint64
+	if name == ".eh_frame" {
+		// delve tells the two formats apart by a non-zero address.
+		ehFrameAddr = max(s.Addr, 1)
+	}
+	fdes, err := parseFDEs(data, ehFrameAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return fdes, nil
+}
+
+// overlaps reports whether d overlaps an FDE of the sorted list.
+func overlaps(sorted frame.FrameDescriptionEntries, d *frame.FrameDescriptionEntry) bool {
+	i := sort.Search(len(sorted), func(i int) bool { return sorted[i].End() > d.Begin() })
+	return i < len(sorted) && sorted[i].Begin() < d.End()
+}
+
+func sortFDEs(fdes frame.FrameDescriptionEntries) frame.FrameDescriptionEntries {
 	slices.SortStableFunc(fdes, func(a, b *frame.FrameDescriptionEntry) int {
 		switch {
 		case a.Begin() < b.Begin():
@@ -159,6 +184,41 @@ func tableFromCFI(data []byte, ehFrameAddr uint64) (t *Table, err error) {
 		}
 		return 0
 	})
+	return fdes
+}
+
+// parseFDEs parses a CFI section with delve, which is not hardened: a panic
+// is an error for this file.
+func parseFDEs(data []byte, ehFrameAddr uint64) (fdes frame.FrameDescriptionEntries, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			fdes, err = nil, fmt.Errorf("malformed call-frame information: %v", p)
+		}
+	}()
+	fdes, err = frame.Parse(data, binary.LittleEndian, 0, 8, ehFrameAddr)
+	if err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	return fdes, nil
+}
+
+// tableFromCFI parses a CFI section and executes every FDE into rows.
+func tableFromCFI(data []byte, ehFrameAddr uint64) (*Table, error) {
+	fdes, err := parseFDEs(data, ehFrameAddr)
+	if err != nil {
+		return nil, err
+	}
+	return tableFromFDEs(sortFDEs(fdes))
+}
+
+// tableFromFDEs executes sorted FDEs into rows. FDEs may overlap (a later
+// one wins from its start).
+func tableFromFDEs(fdes frame.FrameDescriptionEntries) (t *Table, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			t, err = nil, fmt.Errorf("malformed call-frame information: %v", p)
+		}
+	}()
 	t = &Table{}
 	first := true
 	for _, fde := range fdes {

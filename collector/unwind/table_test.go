@@ -159,3 +159,34 @@ func BenchmarkBuildLibLLVM(b *testing.B) {
 		b.ReportMetric(float64(tbl.SizeBytes())/(1<<20), "MiB")
 	}
 }
+
+// Code built with -fno-asynchronous-unwind-tables has its CFI in
+// .debug_frame only; the start files' .eh_frame entries come too.
+func TestDebugFrameWithStartFilesEHFrame(t *testing.T) {
+	f, err := elf.Open("../../testdata/unwind/chain-debugframe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tbl, err := buildFromELF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tbl.Source != ".eh_frame+.debug_frame" {
+		t.Errorf("source %q", tbl.Source)
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range syms {
+		switch s.Name {
+		case "level5", "_start":
+			// Inside the function, past its prologue.
+			row, ok := tbl.Lookup(s.Value + s.Size - 1)
+			if !ok || (row.CFA() != CFASP && row.CFA() != CFAEnd) {
+				t.Errorf("%s: row %+v, found %v", s.Name, row, ok)
+			}
+		}
+	}
+}

@@ -16,6 +16,8 @@ run gcc -O2 -g -fomit-frame-pointer -o qsort-nofp qsort.c
 run gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o qsort-fp qsort.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o chain-nofp chain.c
 run gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls -o chain-fp chain.c
+# CFI only in .debug_frame (the start files still bring a little .eh_frame).
+run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -fno-asynchronous-unwind-tables -o chain-debugframe chain.c
 run g++ -O2 -g -fomit-frame-pointer -o sort-cpp sort.cpp
 run gcc -O2 -g -fomit-frame-pointer -fPIC -shared -o libplugin.so plugin.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o dlopen-main dlopen-main.c -ldl
