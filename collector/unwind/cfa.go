@@ -47,62 +47,75 @@ type cfaState struct {
 // errUnsupportedOp ends an FDE's rows: what follows cannot be interpreted.
 var errUnsupportedOp = errors.New("unsupported CFA instruction")
 
-// fdeRows runs an FDE's CIE and FDE programs and appends a row at each
-// address where the rule changes, then a gap row at the FDE's end.
-func fdeRows(rows []Row, fde *frame.FrameDescriptionEntry, base uint64) []Row {
+// rowBuilder turns FDEs into rows, reusing its state from one FDE to the
+// next: libLLVM has about 100,000 of them.
+type rowBuilder struct {
+	ex    executor
+	rows  []Row
+	start int    // first row of the current FDE
+	end   uint64 // the current FDE's end
+	base  uint64
+}
+
+// add runs an FDE's CIE and FDE programs and appends a row at each address
+// where the rule changes, then a gap row at the FDE's end.
+func (b *rowBuilder) add(fde *frame.FrameDescriptionEntry) {
 	cie := fde.CIE
-	if cie == nil || fde.Begin() < base || fde.End()-base > math.MaxUint32 {
-		return rows
+	if cie == nil || fde.Begin() < b.base || fde.End()-b.base > math.MaxUint32 {
+		return
 	}
-	ex := executor{
+	ex := &b.ex
+	*ex = executor{
 		codeAlign: cie.CodeAlignmentFactor,
 		dataAlign: cie.DataAlignmentFactor,
 		raReg:     cie.ReturnAddressRegister,
+		saved:     ex.saved[:0],
 	}
 	ex.state = cfaState{cfa: cfaRule{kind: CFAUnsupported}, ra: regRule{kind: ruleOther}}
 	if ex.raReg == regRA {
 		ex.state.ra = regRule{kind: ruleSame}
 	}
+	b.end = fde.End()
 	// The CIE program sets the initial state; restore ops go back to it.
 	if err := ex.run(cie.InitialInstructions, nil); err != nil {
-		return append(rows, makeRow(uint32(fde.Begin()-base), CFAUnsupported, 0, RBPUnknown, 0),
-			makeRow(uint32(fde.End()-base), CFAGap, 0, RBPSame, 0))
+		b.rows = append(b.rows, makeRow(uint32(fde.Begin()-b.base), CFAUnsupported, 0, RBPUnknown, 0),
+			makeRow(uint32(fde.End()-b.base), CFAGap, 0, RBPSame, 0))
+		return
 	}
 	ex.initial = ex.state
 	ex.loc = fde.Begin()
-	start := len(rows)
-	emit := func() {
-		if ex.loc >= fde.End() {
-			return
-		}
-		r := ex.state.row(uint32(ex.loc - base))
-		if n := len(rows); n > start && rows[n-1].PC == r.PC {
-			rows[n-1] = r
-			return
-		}
-		if n := len(rows); n > start && sameRule(rows[n-1], r) {
-			return
-		}
-		if len(rows)-start < maxRowsPerFDE {
-			rows = append(rows, r)
-		}
-	}
-	emit()
-	err := ex.run(fde.Instructions, emit)
+	b.start = len(b.rows)
+	b.emit()
+	err := ex.run(fde.Instructions, b)
 	if err == nil {
-		emit() // the rule after the last advance holds to the FDE's end
-	} else {
+		b.emit() // the rule after the last advance holds to the FDE's end
+	} else if ex.loc < fde.End() {
 		// From where the program stopped making sense, say so.
-		if ex.loc < fde.End() {
-			r := makeRow(uint32(ex.loc-base), CFAUnsupported, 0, RBPUnknown, 0)
-			if n := len(rows); n > start && rows[n-1].PC == r.PC {
-				rows[n-1] = r
-			} else {
-				rows = append(rows, r)
-			}
+		r := makeRow(uint32(ex.loc-b.base), CFAUnsupported, 0, RBPUnknown, 0)
+		if n := len(b.rows); n > b.start && b.rows[n-1].PC == r.PC {
+			b.rows[n-1] = r
+		} else {
+			b.rows = append(b.rows, r)
 		}
 	}
-	return append(rows, makeRow(uint32(fde.End()-base), CFAGap, 0, RBPSame, 0))
+	b.rows = append(b.rows, makeRow(uint32(fde.End()-b.base), CFAGap, 0, RBPSame, 0))
+}
+
+// emit records the rule that holds at the executor's location.
+func (b *rowBuilder) emit() {
+	ex := &b.ex
+	if ex.loc >= b.end {
+		return
+	}
+	r := ex.state.row(uint32(ex.loc - b.base))
+	n := len(b.rows)
+	switch {
+	case n > b.start && b.rows[n-1].PC == r.PC:
+		b.rows[n-1] = r
+	case n > b.start && sameRule(b.rows[n-1], r):
+	case n-b.start < maxRowsPerFDE:
+		b.rows = append(b.rows, r)
+	}
 }
 
 func sameRule(a, b Row) bool {
@@ -170,15 +183,15 @@ func pltExpression(block []byte) (CFAKind, bool) {
 	return 0, false
 }
 
-// run interprets a CFA program; advance is called before the location
-// moves, so it sees the rule that holds up to the new location.
-func (ex *executor) run(prog []byte, advance func()) error {
-	r := &reader{b: prog}
+// run interprets a CFA program; b (when not nil) is told before the
+// location moves, so it sees the rule that holds up to the new location.
+func (ex *executor) run(prog []byte, b *rowBuilder) error {
+	r := reader{b: prog}
 	for r.more() {
 		op := r.u8()
 		switch op >> 6 {
 		case 1: // DW_CFA_advance_loc
-			ex.advance(uint64(op&0x3f), advance)
+			ex.advance(uint64(op&0x3f), b)
 			continue
 		case 2: // DW_CFA_offset
 			ex.setReg(uint64(op&0x3f), regRule{kind: ruleOffset, offset: int64(r.uleb()) * ex.dataAlign})
@@ -192,11 +205,11 @@ func (ex *executor) run(prog []byte, advance func()) error {
 		case 0x01: // set_loc: needs the CIE's pointer encoding, which delve keeps private
 			return errUnsupportedOp
 		case 0x02:
-			ex.advance(uint64(r.u8()), advance)
+			ex.advance(uint64(r.u8()), b)
 		case 0x03:
-			ex.advance(uint64(r.u16()), advance)
+			ex.advance(uint64(r.u16()), b)
 		case 0x04:
-			ex.advance(uint64(r.u32()), advance)
+			ex.advance(uint64(r.u32()), b)
 		case 0x05: // offset_extended
 			reg := r.uleb()
 			ex.setReg(reg, regRule{kind: ruleOffset, offset: int64(r.uleb()) * ex.dataAlign})
@@ -277,13 +290,12 @@ func (ex *executor) run(prog []byte, advance func()) error {
 	return nil
 }
 
-func (ex *executor) advance(delta uint64, emit func()) {
-	if emit == nil {
+func (ex *executor) advance(delta uint64, b *rowBuilder) {
+	if b == nil {
 		return
 	}
-	emit()
+	b.emit()
 	ex.loc += delta * ex.codeAlign
-	emit()
 }
 
 func (ex *executor) defCFA(reg uint64, offset int64) {

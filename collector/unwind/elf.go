@@ -232,14 +232,20 @@ func tableFromFDEs(fdes frame.FrameDescriptionEntries) (t *Table, err error) {
 	if first {
 		return t, nil
 	}
-	rows := make([]Row, 0, len(fdes)*4)
+	// About one row per 4 bytes of CFA program, two more per FDE: sized
+	// once, not grown by doubling through a million rows.
+	n := 0
+	for _, fde := range fdes {
+		n += len(fde.Instructions)/4 + 2
+	}
+	b := rowBuilder{rows: make([]Row, 0, n), base: t.Base}
 	for _, fde := range fdes {
 		if fde.End() <= fde.Begin() || fde.CIE == nil {
 			continue
 		}
-		rows = fdeRows(rows, fde, t.Base)
+		b.add(fde)
 	}
-	t.Rows = normalize(rows)
+	t.Rows = normalize(b.rows)
 	return t, nil
 }
 
