@@ -32,6 +32,7 @@ type daemonConfig struct {
 	MaxDisk          bytesize.Size     `yaml:"max-disk"`
 	MinFreeDisk      bytesize.Size     `yaml:"min-free-disk"`
 	SymbolCacheSize  bytesize.Size     `yaml:"symbol-cache-size"`
+	MemoryLimit      bytesize.Size     `yaml:"memory-limit"`
 	DebugDirs        []string          `yaml:"debug-dirs"`
 	Labels           map[string]string `yaml:"labels"`
 	IncludeIdle      bool              `yaml:"include-idle"`
@@ -77,6 +78,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.Var(&cfg.MaxDisk, "max-disk", "disk the store may use before the oldest data goes (e.g. 2GiB)")
 	fs.Var(&cfg.MinFreeDisk, "min-free-disk", "stop writing while the filesystem has less free space than this")
 	fs.Var(&cfg.SymbolCacheSize, "symbol-cache-size", "memory budget of parsed symbol tables, DWARF and perf maps")
+	fs.Var(&cfg.MemoryLimit, "memory-limit", "soft limit of the Go heap (GOMEMLIMIT); 0 for none. Below the live heap it costs CPU, not memory")
 	fs.StringArrayVar(&cfg.DebugDirs, "debug-dir", nil, "also look for separate debug files under this folder, laid out like /usr/lib/debug (repeatable)")
 	fs.StringArrayVar(labels, "label", nil, "host label key=value added to every sample (repeatable)")
 	fs.BoolVar(&cfg.IncludeIdle, "include-idle", cfg.IncludeIdle, "keep samples of the idle task")
@@ -116,6 +118,7 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 		"max-disk":          func() { cfg.MaxDisk = fromFlags.MaxDisk },
 		"min-free-disk":     func() { cfg.MinFreeDisk = fromFlags.MinFreeDisk },
 		"symbol-cache-size": func() { cfg.SymbolCacheSize = fromFlags.SymbolCacheSize },
+		"memory-limit":      func() { cfg.MemoryLimit = fromFlags.MemoryLimit },
 		"debug-dir":         func() { cfg.DebugDirs = fromFlags.DebugDirs },
 		"include-idle":      func() { cfg.IncludeIdle = fromFlags.IncludeIdle },
 		"stack-map-entries": func() { cfg.StackMapEntries = fromFlags.StackMapEntries },
@@ -164,6 +167,8 @@ func (c *daemonConfig) validate() error {
 		return fmt.Errorf("max-disk: %s is below the minimum of 64MiB", c.MaxDisk)
 	case c.MinFreeDisk < 0:
 		return errors.New("min-free-disk: must not be negative")
+	case c.MemoryLimit != 0 && c.MemoryLimit < 32<<20:
+		return fmt.Errorf("memory-limit: %s is below the minimum of 32MiB (0 for none)", c.MemoryLimit)
 	case c.SymbolCacheSize < 4<<20:
 		return fmt.Errorf("symbol-cache-size: %s is below the minimum of 4MiB", c.SymbolCacheSize)
 	case c.ShutdownDeadline <= 0:

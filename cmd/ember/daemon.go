@@ -50,6 +50,9 @@ store; a restart continues on the same data.`,
 				// memory than the collections it saves cost CPU.
 				debug.SetGCPercent(daemonGCPercent)
 			}
+			if cfg.MemoryLimit > 0 {
+				debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+			}
 			return runDaemon(ctx, cfg, slog.Default())
 		},
 	}
