@@ -224,8 +224,8 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time) (*
 }
 
 type profileBuilder struct {
-	s         *Store
-	p         *profile.Profile
+	s *Store
+	p *profile.Profile
 	// locations and functions are indexed by dictionary id: a query looks
 	// them up per frame of every stack, and map probes were a third of a
 	// 1-hour query's profile building.
