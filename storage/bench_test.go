@@ -204,7 +204,7 @@ func (s *Store) countSamples(t testing.TB, from, to time.Time) (samples, records
 	return samples, records
 }
 
-func benchmarkQuery(b *testing.B, span time.Duration) {
+func benchmarkQuery(b *testing.B, span time.Duration, query func(*Store, ProfileQuery) error) {
 	dir := benchDir(b)
 	s := openBench(b, dir)
 	defer s.Close()
@@ -217,14 +217,34 @@ func benchmarkQuery(b *testing.B, span time.Duration) {
 	b.ResetTimer()
 	for b.Loop() {
 		from := start.Add(time.Duration(r.Int63n(int64(benchHours*time.Hour - span + time.Second))))
-		if _, err := s.Query(context.Background(), ProfileQuery{From: from, To: from.Add(span)}); err != nil {
+		if err := query(s, ProfileQuery{From: from, To: from.Add(span)}); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func BenchmarkQuery1h(b *testing.B)  { benchmarkQuery(b, time.Hour) }
-func BenchmarkQuery24h(b *testing.B) { benchmarkQuery(b, 24*time.Hour) }
+func mergedProfile(s *Store, q ProfileQuery) error {
+	_, err := s.Query(context.Background(), q)
+	return err
+}
+
+// encodedProfile is what /api/v1/profile does before gzip.
+func encodedProfile(s *Store, q ProfileQuery) error {
+	return s.WriteProfile(context.Background(), q, discard{})
+}
+
+// stackProfile is what flame graphs ask for.
+func stackProfile(s *Store, q ProfileQuery) error {
+	_, err := s.StackProfile(context.Background(), q)
+	return err
+}
+
+func BenchmarkQuery1h(b *testing.B)         { benchmarkQuery(b, time.Hour, mergedProfile) }
+func BenchmarkQuery24h(b *testing.B)        { benchmarkQuery(b, 24*time.Hour, mergedProfile) }
+func BenchmarkWriteProfile1h(b *testing.B)  { benchmarkQuery(b, time.Hour, encodedProfile) }
+func BenchmarkWriteProfile24h(b *testing.B) { benchmarkQuery(b, 24*time.Hour, encodedProfile) }
+func BenchmarkStackProfile1h(b *testing.B)  { benchmarkQuery(b, time.Hour, stackProfile) }
+func BenchmarkStackProfile24h(b *testing.B) { benchmarkQuery(b, 24*time.Hour, stackProfile) }
 
 // BenchmarkAppend measures writing one 10-second interval of the generated
 // history (about 1,980 samples) into a store.
