@@ -619,7 +619,7 @@ func TestBrowser(t *testing.T) {
 		b.screenshot(t, "error")
 
 		// A query past the server's time limit.
-		slow := serveAPI(t, slowStore{storeAPI{store}}, "", web.Limits{RequestTimeout: 300 * time.Millisecond})
+		slow := serveAPI(t, slowStore{web.FromStorage(store)}, "", web.Limits{RequestTimeout: 300 * time.Millisecond})
 		b.run(t, chromedp.Navigate(slow+"/?"+target+"&query="+url.QueryEscape(`{comm="slow"}`)))
 		b.waitFor(t, `document.querySelector("#status").classList.contains("error")`)
 		b.run(t, chromedp.Text("#status", &status))

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -20,79 +19,23 @@ import (
 	"github.com/ember-profiler/ember/web"
 )
 
-// storeAPI adapts storage to web.Store as cmd/ember does (its adapter is
-// in package main).
-type storeAPI struct{ store *storage.Store }
-
-func parseSelector(s string) (storage.Selector, error) {
-	sel, err := storage.ParseSelector(s)
-	if err != nil {
-		return sel, fmt.Errorf("%w: %w", web.ErrBadSelector, err)
-	}
-	return sel, nil
-}
-
-func (a storeAPI) Profile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error) {
-	sel, err := parseSelector(selector)
-	if err != nil {
-		return nil, err
-	}
-	return a.store.Query(ctx, storage.ProfileQuery{From: from, To: to, Selector: sel})
-}
-
-func (a storeAPI) Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string) ([]web.Series, error) {
-	sel, err := parseSelector(selector)
-	if err != nil {
-		return nil, err
-	}
-	if groupBy != "" {
-		names, err := a.store.LabelNames(ctx, from, to)
-		if err != nil {
-			return nil, err
-		}
-		if !slices.Contains(names, groupBy) {
-			return nil, fmt.Errorf("%w: %q", web.ErrUnknownLabel, groupBy)
-		}
-	}
-	series, err := a.store.Series(ctx, storage.SeriesQuery{From: from, To: to, Step: step, Selector: sel, GroupBy: groupBy})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]web.Series, len(series))
-	for i, s := range series {
-		out[i].Labels = s.Labels
-		for _, p := range s.Points {
-			out[i].Points = append(out[i].Points, web.Point{Time: p.Time, Cores: p.Cores})
-		}
-	}
-	return out, nil
-}
-
-func (a storeAPI) LabelNames(ctx context.Context, from, to time.Time) ([]string, error) {
-	return a.store.LabelNames(ctx, from, to)
-}
-
-func (a storeAPI) LabelValues(ctx context.Context, name string, from, to time.Time) ([]string, error) {
-	return a.store.LabelValues(ctx, name, from, to)
-}
-
 // serveStore serves the API and the UI over store on a loopback port until
 // the test ends, and returns the base URL.
 func serveStore(t testing.TB, store *storage.Store, token string) string {
 	t.Helper()
-	return serveAPI(t, storeAPI{store}, token, web.Limits{})
+	return serveAPI(t, web.FromStorage(store), token, web.Limits{})
 }
 
 // slowStore never answers profiles of {comm="slow"}: a query past the
 // server's time limit.
-type slowStore struct{ storeAPI }
+type slowStore struct{ web.Store }
 
 func (s slowStore) Profile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error) {
 	if selector == `{comm="slow"}` {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	return s.storeAPI.Profile(ctx, from, to, selector)
+	return s.Store.Profile(ctx, from, to, selector)
 }
 
 func serveAPI(t testing.TB, store web.Store, token string, limits web.Limits) string {

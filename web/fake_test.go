@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -172,6 +173,16 @@ func (f *fakeStore) Profile(ctx context.Context, from, to time.Time, sel string)
 		return nil, nil
 	}
 	return fixture(1), nil
+}
+
+// WriteProfile encodes what Profile returns, as a store would; nothing for
+// no profile.
+func (f *fakeStore) WriteProfile(ctx context.Context, from, to time.Time, sel string, w io.Writer) error {
+	p, err := f.Profile(ctx, from, to, sel)
+	if err != nil || p == nil {
+		return err
+	}
+	return p.WriteUncompressed(w)
 }
 
 func (f *fakeStore) calls() []profileCall {

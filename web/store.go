@@ -3,23 +3,30 @@ package web
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/google/pprof/profile"
 )
 
-// Store is the history the API reads. The daemon adapts storage.Store to it;
-// the adapter parses selectors with storage.ParseSelector and wraps a parse
-// failure with ErrBadSelector, so that the API can answer 400 naming the
-// parameter the selector came from.
+// Store is the history the API reads. FromStorage adapts Ember's store to
+// it; an adapter wraps a malformed selector's error with ErrBadSelector (as
+// ParseSelector does), so that the API can answer 400 naming the parameter
+// the selector came from.
 //
 // Every method must honour ctx: the API cancels it when the request's time
 // limit passes or the client goes away.
 type Store interface {
 	// Profile is the merged profile of every sample in [from, to) whose
-	// labels match selector ("" or "{}" match everything). A range without
-	// samples may return an empty profile or nil.
+	// labels match selector ("" or "{}" match everything). Flame graphs and
+	// diffs use it and read no sample labels, so a store may leave them out
+	// and sum samples by stack. A range without samples may return an empty
+	// profile or nil.
 	Profile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error)
+	// WriteProfile writes the same merged profile, with every sample's
+	// labels, to w as uncompressed pprof protobuf. It writes nothing when it
+	// fails.
+	WriteProfile(ctx context.Context, from, to time.Time, selector string, w io.Writer) error
 	// Series is CPU use in cores over [from, to) in buckets of step, one
 	// series per value of the groupBy label ("" for a single series).
 	Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string) ([]Series, error)

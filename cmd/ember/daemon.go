@@ -126,7 +126,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		allowedHosts = append(allowedHosts, host)
 	}
 	api, err := web.New(web.Options{
-		Store: storeAPI{store}, Live: d.live, Registry: registry, AuthToken: token,
+		Store: web.FromStorage(store), Live: d.live, Registry: registry, AuthToken: token,
 		AllowedHosts: allowedHosts, Logger: log, UI: ui.FS(),
 		// A range is final once its last interval is written.
 		Limits: web.Limits{FlameCacheSettle: cfg.Interval + time.Minute},

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,62 +17,6 @@ import (
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/web"
 )
-
-// storeAPI adapts the store to what the HTTP API asks of it.
-type storeAPI struct{ store *storage.Store }
-
-func parseSelector(s string) (storage.Selector, error) {
-	sel, err := storage.ParseSelector(s)
-	if err != nil {
-		return sel, fmt.Errorf("%w: %w", web.ErrBadSelector, err)
-	}
-	return sel, nil
-}
-
-func (a storeAPI) Profile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error) {
-	sel, err := parseSelector(selector)
-	if err != nil {
-		return nil, err
-	}
-	return a.store.Query(ctx, storage.ProfileQuery{From: from, To: to, Selector: sel})
-}
-
-func (a storeAPI) Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string) ([]web.Series, error) {
-	sel, err := parseSelector(selector)
-	if err != nil {
-		return nil, err
-	}
-	if groupBy != "" {
-		names, err := a.store.LabelNames(ctx, from, to)
-		if err != nil {
-			return nil, err
-		}
-		if !slices.Contains(names, groupBy) {
-			return nil, fmt.Errorf("%w: no sample in the range has the label %q", web.ErrUnknownLabel, groupBy)
-		}
-	}
-	series, err := a.store.Series(ctx, storage.SeriesQuery{From: from, To: to, Step: step, Selector: sel, GroupBy: groupBy})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]web.Series, len(series))
-	for i, s := range series {
-		points := make([]web.Point, len(s.Points))
-		for j, p := range s.Points {
-			points[j] = web.Point{Time: p.Time, Cores: p.Cores}
-		}
-		out[i] = web.Series{Labels: s.Labels, Points: points}
-	}
-	return out, nil
-}
-
-func (a storeAPI) LabelNames(ctx context.Context, from, to time.Time) ([]string, error) {
-	return a.store.LabelNames(ctx, from, to)
-}
-
-func (a storeAPI) LabelValues(ctx context.Context, name string, from, to time.Time) ([]string, error) {
-	return a.store.LabelValues(ctx, name, from, to)
-}
 
 // liveFeed hands each drain's profile to live-profile requests, so that
 // /debug/pprof/profile shares the daemon's sampler instead of starting one.
@@ -101,7 +44,7 @@ func (f *liveFeed) publish(p *profile.Profile) {
 
 // Profile collects the drains of the next d whose samples match selector.
 func (f *liveFeed) Profile(ctx context.Context, d time.Duration, selector string) (*profile.Profile, error) {
-	sel, err := parseSelector(selector)
+	sel, err := web.ParseSelector(selector)
 	if err != nil {
 		return nil, err
 	}
