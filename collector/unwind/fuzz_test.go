@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -33,8 +34,9 @@ func ehFrameOf(t testing.TB, path string) ([]byte, uint64) {
 }
 
 // FuzzTableFromCFI feeds arbitrary .eh_frame bytes to the parser and row
-// builder: they must return rows or an error, never panic, and the rows
-// must be sorted and without duplicates.
+// builder: they must return rows or an error, never panic, the rows must
+// be sorted and without duplicates, and their BPF layout must find the same
+// rows.
 func FuzzTableFromCFI(f *testing.F) {
 	for _, p := range fuzzSeeds {
 		data, addr := ehFrameOf(f, p)
@@ -52,6 +54,7 @@ func FuzzTableFromCFI(f *testing.F) {
 				t.Fatalf("rows not sorted at %d", i)
 			}
 		}
+		checkWords(t, tbl, rand.New(rand.NewPCG(1, 2)))
 	})
 }
 

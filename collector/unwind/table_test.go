@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
@@ -188,5 +189,105 @@ func TestDebugFrameWithStartFilesEHFrame(t *testing.T) {
 				t.Errorf("%s: row %+v, found %v", s.Name, row, ok)
 			}
 		}
+	}
+}
+
+// ruleIDs hands out rule IDs the way the collector does, for tests.
+type ruleIDs struct {
+	ids   map[Rule]uint16
+	rules []Rule
+}
+
+func (r *ruleIDs) id(rule Rule) (uint16, error) {
+	if r.ids == nil {
+		r.ids = map[Rule]uint16{}
+	}
+	if id, ok := r.ids[rule]; ok {
+		return id, nil
+	}
+	if len(r.rules) > 0xffff {
+		return 0, ErrNoRuleID
+	}
+	r.ids[rule] = uint16(len(r.rules))
+	r.rules = append(r.rules, rule)
+	return r.ids[rule], nil
+}
+
+// checkWords compares the BPF layout's lookup with Table.Lookup at every
+// row's PC, the bytes around it, and random addresses.
+func checkWords(t testing.TB, tbl *Table, rng *rand.Rand) {
+	t.Helper()
+	var ids ruleIDs
+	words, buckets, err := tbl.Words(ids.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(pc uint32) {
+		// A gap row and no row both end the walk with "no row".
+		want, wantOK := tbl.Lookup(tbl.Base + uint64(pc))
+		wantOK = wantOK && want.CFA() != CFAGap
+		id, ok := LookupWords(words, buckets, pc)
+		ok = ok && ids.rules[id].Kind&0x0f != uint8(CFAGap)
+		if ok != wantOK || (ok && ids.rules[id] != want.Rule()) {
+			t.Fatalf("pc %#x: words give %v %+v, table %v %+v", pc, ok, ids.rules[id], wantOK, want.Rule())
+		}
+	}
+	for _, r := range tbl.Rows {
+		for _, d := range []uint32{0, 1, 2, 15} {
+			check(r.PC + d)
+			if r.PC >= d {
+				check(r.PC - d)
+			}
+		}
+	}
+	if n := len(tbl.Rows); n > 0 {
+		last := uint64(tbl.Rows[n-1].PC)
+		for range 10000 {
+			check(uint32(rng.Uint64N(last + BucketBytes)))
+		}
+		// Bucket edges, at most 4096 of them.
+		step := max(1, (last>>BucketShift+2)/4096)
+		for b := uint64(0); b <= last>>BucketShift+1; b += step {
+			check(uint32(b << BucketShift))
+			check(uint32(b<<BucketShift - 1))
+		}
+	}
+}
+
+func TestWordsMatchLookup(t *testing.T) {
+	for _, path := range []string{systemLibc, "../../testdata/unwind/qsort-nofp", "../../testdata/unwind/sort-cpp", "../../testdata/unwind/sort-rust", "../../testdata/unwind/chain-debugframe"} {
+		t.Run(path, func(t *testing.T) {
+			f, err := os.Open(path)
+			if err != nil {
+				t.Skipf("open: %v", err)
+			}
+			defer f.Close()
+			tbl, err := Build(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWords(t, tbl, rand.New(rand.NewPCG(3, 4)))
+		})
+	}
+}
+
+// Rows that only differ by padding between functions are merged, and no
+// gap row is left that a 16-aligned function start follows within 16 bytes.
+func TestPaddingMerged(t *testing.T) {
+	rows := []Row{
+		makeRow(0, CFASP, 8, RBPSame, 0),
+		makeRow(10, CFAGap, 0, RBPSame, 0), // padding up to 16
+		makeRow(16, CFASP, 8, RBPSame, 0),  // same rule: merged too
+		makeRow(20, CFASP, 16, RBPSame, 0),
+		makeRow(30, CFAGap, 0, RBPSame, 0), // a real gap: 34 bytes
+		makeRow(64, CFASP, 8, RBPSame, 0),
+		makeRow(70, CFAGap, 0, RBPSame, 0), // next start not aligned
+		makeRow(75, CFASP, 8, RBPSame, 0),
+		makeRow(80, CFAGap, 0, RBPSame, 0),
+	}
+	want := []Row{rows[0], rows[3], rows[4], rows[5], rows[6], rows[7], rows[8]}
+	got := normalize(rows, 0x1000)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }
