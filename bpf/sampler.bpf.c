@@ -66,13 +66,24 @@ enum rbp_kind {
 	RBP_UNKNOWN,
 };
 
-// One row of a file's unwind table (unwind.Row).
-struct unwind_row {
-	__u32 pc; // relative to the table's base
+// How to unwind at an address (unwind.Rule): rows name one by its index in
+// unwind_rules, which holds every distinct rule once.
+struct unwind_rule {
 	__s16 cfa_offset;
 	__s8 rbp_offset; // in units of 8 bytes
 	__u8 kind;	 // cfa_kind | rbp_kind << 4
 };
+
+// A file's table is a run of 4-byte words in unwind_chunks (unwind.Table.Words):
+// an index of buckets + 1 entries, one per BUCKET_BYTES of the table's
+// address range (the number of rows before the bucket), then the rows, each
+// the low 16 bits of its pc and a rule id.
+#define BUCKET_SHIFT 12
+#define BUCKET_ROW_STEPS 13 // log2(rows a bucket may hold, 4096) + 1
+// Tables live in chunks of CHUNK_WORDS words, allocated as tables load.
+#define CHUNK_SHIFT 16
+#define CHUNK_WORDS (1 << CHUNK_SHIFT)
+#define MAX_RULES 65536
 
 enum range_kind {
 	RANGE_ROWS = 0, // unwind with rows [row_start, row_start + row_count)
@@ -85,9 +96,9 @@ struct unwind_range {
 	// The whole mapping, so that the walk looks the trie up once per
 	// mapping it enters, not once per frame.
 	__u64 start, limit;
-	__u64 bias; // runtime pc - bias = row pc
-	__u32 row_start;
-	__u32 row_count;
+	__u64 bias;	  // runtime pc - bias = row pc
+	__u32 table;	  // the table's first word
+	__u32 buckets;	  // entries of its index, less one
 	__u32 kind;
 	__u32 pad;
 };
@@ -187,7 +198,7 @@ const enum event_type *unused_event_type __attribute__((unused));
 const enum user_stack_source *unused_user_stack_source __attribute__((unused));
 const enum unwind_end *unused_unwind_end __attribute__((unused));
 const enum range_kind *unused_range_kind __attribute__((unused));
-const struct unwind_row *unused_unwind_row __attribute__((unused));
+const struct unwind_rule *unused_unwind_rule __attribute__((unused));
 const struct unwind_range *unused_unwind_range __attribute__((unused));
 const struct range_key *unused_range_key __attribute__((unused));
 const struct unwind_proc *unused_unwind_proc __attribute__((unused));
@@ -251,14 +262,32 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
-// The rows of every loaded file's table, each file a contiguous shard.
-// Sized by the loader from the memory budget.
-struct {
+// Every loaded file's table, each a contiguous run of words in a space of
+// chunks; user space creates a chunk when a table first needs it and drops
+// it when no table uses it, so memory follows what is loaded, up to the
+// budget (max_entries chunks, set by the loader).
+struct unwind_chunk {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CHUNK_WORDS);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct unwind_row);
-} unwind_rows SEC(".maps");
+	__array(values, struct unwind_chunk);
+} unwind_chunks SEC(".maps");
+
+// Distinct rules of every loaded table, by id; never removed (a whole /usr
+// has about 3,500).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct unwind_rule);
+} unwind_rules SEC(".maps");
 
 // (pid, address) -> how to unwind there; each executable mapping is split
 // into the prefixes that cover it.
@@ -411,29 +440,57 @@ static __always_inline long store_stack(void *stacks, __u64 hash, struct stack *
 	return 0;
 }
 
-// find_row returns the row covering a table-relative pc within a shard.
-static __always_inline struct unwind_row *find_row(__u32 lo, __u32 count, __u32 pc)
+// table_word returns word i of the table space, or 0 when its chunk is not
+// there (a table being dropped): a row of rule 0, which user space reserves
+// for a gap, so the walk stops there.
+static __always_inline __u32 table_word(__u32 i)
 {
-	if (count == 0)
+	__u32 c = i >> CHUNK_SHIFT;
+	void *chunk = bpf_map_lookup_elem(&unwind_chunks, &c);
+	if (!chunk)
+		return 0;
+	__u32 off = i & (CHUNK_WORDS - 1);
+	__u32 *w = bpf_map_lookup_elem(chunk, &off);
+	return w ? *w : 0;
+}
+
+// find_rule returns the rule of the row holding a table-relative pc: two
+// index words give the rows of its bucket, a binary search of those (about
+// 65 on average, a few cache lines) the row.
+static __always_inline struct unwind_rule *find_rule(struct unwind_range *r, __u64 rel)
+{
+	__u64 b = rel >> BUCKET_SHIFT;
+	if (b >= r->buckets)
 		return NULL;
-	__u32 hi = lo + count;
-	struct unwind_row *row = bpf_map_lookup_elem(&unwind_rows, &lo);
-	if (!row || row->pc > pc)
-		return NULL;
-	// Invariant: rows[lo].pc <= pc < rows[hi].pc. Shards hold < 2^24 rows.
-	for (int i = 0; i < 24; i++) {
-		if (hi - lo <= 1)
-			break;
-		__u32 mid = lo + (hi - lo) / 2;
-		row = bpf_map_lookup_elem(&unwind_rows, &mid);
-		if (!row)
+	__u32 lo = table_word(r->table + b);
+	__u32 hi = table_word(r->table + b + 1);
+	__u32 rows = r->table + r->buckets + 1;
+	__u32 off = rel & 0xffff;
+	if (lo > hi || hi - lo > (1 << BUCKET_SHIFT))
+		return NULL; // a table being replaced under the walk
+	__u32 row = 0;
+	if (lo == hi || ((row = table_word(rows + lo)) & 0xffff) > off) {
+		// The row holding pc starts before this bucket.
+		if (lo == 0)
 			return NULL;
-		if (row->pc <= pc)
-			lo = mid;
-		else
-			hi = mid;
+		row = table_word(rows + lo - 1);
+	} else {
+		// Invariant: row lo's pc <= off < row hi's (or hi ends the bucket).
+		for (int i = 0; i < BUCKET_ROW_STEPS; i++) {
+			if (hi - lo <= 1)
+				break;
+			__u32 mid = lo + (hi - lo) / 2;
+			__u32 w = table_word(rows + mid);
+			if ((w & 0xffff) <= off) {
+				lo = mid;
+				row = w;
+			} else {
+				hi = mid;
+			}
+		}
 	}
-	return bpf_map_lookup_elem(&unwind_rows, &lo);
+	__u32 id = row >> 16;
+	return bpf_map_lookup_elem(&unwind_rules, &id);
 }
 
 static __always_inline struct user_walk *unwind_scratch(void)
@@ -506,7 +563,7 @@ static long unwind_step(__u32 index, void *ctx)
 			st->stack.status = UNWIND_END_NO_ROW;
 			return 1;
 		}
-		struct unwind_row *row = find_row(r->row_start, r->row_count, (__u32)rel);
+		struct unwind_rule *row = find_rule(r, rel);
 		if (!row) {
 			st->stack.status = UNWIND_END_NO_ROW;
 			return 1;

@@ -139,19 +139,18 @@ type SamplerUnwindProc struct {
 }
 
 type SamplerUnwindRange struct {
-	_        structs.HostLayout
-	Start    uint64
-	Limit    uint64
-	Bias     uint64
-	RowStart uint32
-	RowCount uint32
-	Kind     uint32
-	Pad      uint32
+	_       structs.HostLayout
+	Start   uint64
+	Limit   uint64
+	Bias    uint64
+	Table   uint32
+	Buckets uint32
+	Kind    uint32
+	Pad     uint32
 }
 
-type SamplerUnwindRow struct {
+type SamplerUnwindRule struct {
 	_         structs.HostLayout
-	Pc        uint32
 	CfaOffset int16
 	RbpOffset int8
 	Kind      uint8
@@ -177,9 +176,10 @@ const (
 	SamplerMapStacks0               = "stacks_0"
 	SamplerMapStacks1               = "stacks_1"
 	SamplerMapStats                 = "stats"
+	SamplerMapUnwindChunks          = "unwind_chunks"
 	SamplerMapUnwindProcs           = "unwind_procs"
 	SamplerMapUnwindRanges          = "unwind_ranges"
-	SamplerMapUnwindRows            = "unwind_rows"
+	SamplerMapUnwindRules           = "unwind_rules"
 	SamplerProgOnExec               = "on_exec"
 	SamplerProgOnExit               = "on_exit"
 	SamplerProgSample               = "sample"
@@ -195,7 +195,7 @@ const (
 	SamplerVarUnusedUnwindEnd       = "unused_unwind_end"
 	SamplerVarUnusedUnwindProc      = "unused_unwind_proc"
 	SamplerVarUnusedUnwindRange     = "unused_unwind_range"
-	SamplerVarUnusedUnwindRow       = "unused_unwind_row"
+	SamplerVarUnusedUnwindRule      = "unused_unwind_rule"
 	SamplerVarUnusedUserStackSource = "unused_user_stack_source"
 	SamplerVarUnwindUser            = "unwind_user"
 )
@@ -260,9 +260,10 @@ type SamplerMapSpecs struct {
 	Stacks0      *ebpf.MapSpec `ebpf:"stacks_0"`
 	Stacks1      *ebpf.MapSpec `ebpf:"stacks_1"`
 	Stats        *ebpf.MapSpec `ebpf:"stats"`
+	UnwindChunks *ebpf.MapSpec `ebpf:"unwind_chunks"`
 	UnwindProcs  *ebpf.MapSpec `ebpf:"unwind_procs"`
 	UnwindRanges *ebpf.MapSpec `ebpf:"unwind_ranges"`
-	UnwindRows   *ebpf.MapSpec `ebpf:"unwind_rows"`
+	UnwindRules  *ebpf.MapSpec `ebpf:"unwind_rules"`
 }
 
 // SamplerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -281,7 +282,7 @@ type SamplerVariableSpecs struct {
 	UnusedUnwindEnd       *ebpf.VariableSpec `ebpf:"unused_unwind_end"`
 	UnusedUnwindProc      *ebpf.VariableSpec `ebpf:"unused_unwind_proc"`
 	UnusedUnwindRange     *ebpf.VariableSpec `ebpf:"unused_unwind_range"`
-	UnusedUnwindRow       *ebpf.VariableSpec `ebpf:"unused_unwind_row"`
+	UnusedUnwindRule      *ebpf.VariableSpec `ebpf:"unused_unwind_rule"`
 	UnusedUserStackSource *ebpf.VariableSpec `ebpf:"unused_user_stack_source"`
 	UnwindUser            *ebpf.VariableSpec `ebpf:"unwind_user"`
 }
@@ -315,9 +316,10 @@ type SamplerMaps struct {
 	Stacks0      *ebpf.Map `ebpf:"stacks_0"`
 	Stacks1      *ebpf.Map `ebpf:"stacks_1"`
 	Stats        *ebpf.Map `ebpf:"stats"`
+	UnwindChunks *ebpf.Map `ebpf:"unwind_chunks"`
 	UnwindProcs  *ebpf.Map `ebpf:"unwind_procs"`
 	UnwindRanges *ebpf.Map `ebpf:"unwind_ranges"`
-	UnwindRows   *ebpf.Map `ebpf:"unwind_rows"`
+	UnwindRules  *ebpf.Map `ebpf:"unwind_rules"`
 }
 
 func (m *SamplerMaps) Close() error {
@@ -331,9 +333,10 @@ func (m *SamplerMaps) Close() error {
 		m.Stacks0,
 		m.Stacks1,
 		m.Stats,
+		m.UnwindChunks,
 		m.UnwindProcs,
 		m.UnwindRanges,
-		m.UnwindRows,
+		m.UnwindRules,
 	)
 }
 
@@ -353,7 +356,7 @@ type SamplerVariables struct {
 	UnusedUnwindEnd       *ebpf.Variable `ebpf:"unused_unwind_end"`
 	UnusedUnwindProc      *ebpf.Variable `ebpf:"unused_unwind_proc"`
 	UnusedUnwindRange     *ebpf.Variable `ebpf:"unused_unwind_range"`
-	UnusedUnwindRow       *ebpf.Variable `ebpf:"unused_unwind_row"`
+	UnusedUnwindRule      *ebpf.Variable `ebpf:"unused_unwind_rule"`
 	UnusedUserStackSource *ebpf.Variable `ebpf:"unused_user_stack_source"`
 	UnwindUser            *ebpf.Variable `ebpf:"unwind_user"`
 }

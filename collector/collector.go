@@ -42,9 +42,11 @@ type Config struct {
 	// pointers per file (Go, no CFI); "fp" leaves it to the kernel's
 	// frame-pointer walk.
 	Unwind string
-	// UnwindTableBytes is the BPF memory for unwind tables (8 bytes a row,
-	// allocated up front). Tables that do not fit are counted in
-	// Stats.Unwind.NotLoaded. Default 16 MiB.
+	// UnwindTableBytes bounds the BPF memory for unwind tables (4 bytes a
+	// row, plus 4 per 4 KiB of a file's code for its index), allocated in
+	// chunks of 256 KiB as tables load. Tables that do not fit are counted
+	// in Stats.Unwind.NotLoaded. Default 64 MiB, which holds every table
+	// of a Debian /usr.
 	UnwindTableBytes int64
 	// UnwindCacheDir keeps built tables on disk by build ID; empty means
 	// no disk cache.
@@ -69,7 +71,7 @@ func (c *Config) setDefaults() {
 		c.Unwind = UnwindDWARF
 	}
 	if c.UnwindTableBytes == 0 {
-		c.UnwindTableBytes = 16 << 20
+		c.UnwindTableBytes = 64 << 20
 	}
 	if c.CountMapEntries == 0 {
 		c.CountMapEntries = 16384
@@ -95,8 +97,8 @@ func (c *Config) validate() error {
 	if c.Unwind != UnwindDWARF && c.Unwind != UnwindFP {
 		return &ConfigError{"unwind", fmt.Sprintf("%q is not dwarf or fp", c.Unwind)}
 	}
-	if c.UnwindTableBytes < rowBytes || c.UnwindTableBytes/rowBytes > 1<<28 {
-		return &ConfigError{"unwind-table-bytes", fmt.Sprintf("%d is out of range 8..2GiB", c.UnwindTableBytes)}
+	if c.UnwindTableBytes < wordBytes || c.UnwindTableBytes/wordBytes > 1<<28 {
+		return &ConfigError{"unwind-table-bytes", fmt.Sprintf("%d is out of range 4..1GiB", c.UnwindTableBytes)}
 	}
 	if len(c.PIDs) > 1024 {
 		return &ConfigError{"pid", "at most 1024 PIDs"}
@@ -164,7 +166,7 @@ func New(cfg Config) (*Collector, error) {
 	}
 	c.tracker = newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger, c.currentImage)
 	if cfg.Unwind == UnwindDWARF {
-		if c.unwind, err = newUnwindTables(&c.objs, c.rowCapacity(), cfg.UnwindCacheDir, cfg.Logger); err != nil {
+		if c.unwind, err = newUnwindTables(&c.objs, c.wordCapacity(), cfg.UnwindCacheDir, cfg.Logger); err != nil {
 			c.objs.Close()
 			return nil, err
 		}
@@ -210,7 +212,7 @@ func (c *Collector) load() error {
 		spec.Maps[name].MaxEntries = c.cfg.StackMapEntries
 	}
 	if c.cfg.Unwind == UnwindDWARF {
-		spec.Maps["unwind_rows"].MaxEntries = c.rowCapacity()
+		spec.Maps["unwind_chunks"].MaxEntries = chunksFor(c.wordCapacity())
 	}
 	if err := spec.Variables["unwind_user"].Set(c.cfg.Unwind == UnwindDWARF); err != nil {
 		return fmt.Errorf("set unwind_user: %w", err)
@@ -306,8 +308,9 @@ func (c *Collector) readEvents(ctx context.Context) {
 	}
 }
 
-// rowCapacity is how many unwind rows the budget holds.
-func (c *Collector) rowCapacity() uint32 { return uint32(c.cfg.UnwindTableBytes / rowBytes) }
+// wordCapacity is how many table words (rows and index entries) the
+// budget holds.
+func (c *Collector) wordCapacity() uint32 { return uint32(c.cfg.UnwindTableBytes / wordBytes) }
 
 // currentImage asks the BPF side which image a process runs now.
 func (c *Collector) currentImage(pid uint32) (uint32, uint64, bool) {
@@ -343,6 +346,9 @@ func (c *Collector) close() error {
 	c.done.Wait()
 	if c.tracker != nil {
 		c.tracker.close()
+	}
+	if c.unwind != nil {
+		c.unwind.close()
 	}
 	return c.objs.Close()
 }

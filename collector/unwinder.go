@@ -22,11 +22,25 @@ import (
 	"github.com/ember-profiler/ember/collector/unwind"
 )
 
-// rowBytes is the size of one unwind row in the BPF array.
-const rowBytes = 8
+// wordBytes is the size of one word of a table in BPF (a row or an index
+// entry, see unwind.Table.Words).
+const wordBytes = 4
 
-// maxShardRows is what the BPF binary search covers (24 halvings).
-const maxShardRows = 1 << 24
+// Tables live in BPF array maps of chunkWords words (256 KiB), created
+// when a table first needs one and dropped when none does: the budget
+// bounds the memory without paying for it up front. Must match CHUNK_SHIFT
+// in sampler.bpf.c.
+const (
+	chunkShift = 16
+	chunkWords = 1 << chunkShift
+)
+
+// chunksFor is the number of chunks that hold words.
+func chunksFor(words uint32) uint32 { return uint32((uint64(words) + chunkWords - 1) / chunkWords) }
+
+// maxRules is the size of the shared rule table (MAX_RULES); rule 0 is the
+// gap rule, which a word of a chunk being dropped reads as.
+const maxRules = 1 << 16
 
 // A process whose stacks leave its known ranges has its mappings read
 // again: at once the first time (a dlopen right after start), then at
@@ -36,12 +50,14 @@ const (
 	refreshMax   = 30 * time.Second
 )
 
-// loadedTable is one file's rows in the BPF array, shared by every process
-// that maps the file. Rows are not kept in Go memory once loaded.
+// loadedTable is one file's words in the BPF table space, shared by every
+// process that maps the file. Rows are not kept in Go memory once loaded.
 type loadedTable struct {
 	id            string
 	base          uint64
-	start, count  uint32
+	start, count  uint32 // words
+	buckets       uint32 // index entries, less one
+	rows          uint32
 	framePointers bool
 	notLoaded     bool // has rows but did not fit the budget
 	refs          int
@@ -60,13 +76,20 @@ type installedProc struct {
 // maps, within a row budget, and drops them when no process uses them.
 type unwindTables struct {
 	log    *slog.Logger
-	rows   *ebpf.Map
+	chunks *ebpf.Map // of table words, an array of arrays
+	rules  *ebpf.Map
 	ranges *ebpf.Map
 	procs  *ebpf.Map
 	cache  *unwind.Cache // nil: no disk cache
 
-	mu       sync.Mutex
-	alloc    shardAllocator
+	mu    sync.Mutex
+	alloc shardAllocator
+	// chunkMaps are the chunks created, by index, and chunkRefs the
+	// allocated shards that overlap each.
+	chunkMaps map[uint32]*ebpf.Map
+	chunkRefs map[uint32]int
+	// ruleIDs are the rules in the BPF rule table; they are never removed.
+	ruleIDs  map[unwind.Rule]uint16
 	tables   map[string]*loadedTable
 	installs map[uint32]*installedProc
 	// freeing holds shards of tables no process uses, freed at the next
@@ -81,8 +104,15 @@ type unwindTables struct {
 
 // UnwindTableStats describe the loaded unwind tables at a drain.
 type UnwindTableStats struct {
-	// Tables and Rows loaded in the BPF array, of RowCapacity.
-	Tables, Rows, RowCapacity uint64
+	// Tables and Rows loaded in BPF. Words is what they take in 4-byte
+	// words (rows and index entries), of WordCapacity, the budget, and
+	// ChunkBytes the memory of the chunks allocated to hold them.
+	Tables, Rows, Words, WordCapacity, ChunkBytes uint64
+	// RowCapacity is WordCapacity, under the name cmd/ember's metrics
+	// still read.
+	RowCapacity uint64
+	// Rules in the shared rule table.
+	Rules uint64
 	// FramePointerFiles are mapped files walked by frame pointers (Go, no CFI).
 	FramePointerFiles uint64
 	// NotLoaded counts tables that did not fit the budget since start, and
@@ -101,18 +131,27 @@ type UnwindTableStats struct {
 	Processes uint64
 }
 
-func newUnwindTables(objs *bpf.SamplerObjects, capacityRows uint32, cacheDir string, log *slog.Logger) (*unwindTables, error) {
+func newUnwindTables(objs *bpf.SamplerObjects, capacityWords uint32, cacheDir string, log *slog.Logger) (*unwindTables, error) {
 	u := &unwindTables{
-		log:      log,
-		rows:     objs.UnwindRows,
-		ranges:   objs.UnwindRanges,
-		procs:    objs.UnwindProcs,
-		alloc:    shardAllocator{free: []shard{{0, capacityRows}}},
-		tables:   make(map[string]*loadedTable),
-		installs: make(map[uint32]*installedProc),
-		queue:    make(chan *Process, installQueue),
+		log:       log,
+		chunks:    objs.UnwindChunks,
+		rules:     objs.UnwindRules,
+		ranges:    objs.UnwindRanges,
+		procs:     objs.UnwindProcs,
+		alloc:     shardAllocator{free: []shard{{0, capacityWords}}},
+		chunkMaps: make(map[uint32]*ebpf.Map),
+		chunkRefs: make(map[uint32]int),
+		ruleIDs:   make(map[unwind.Rule]uint16),
+		tables:    make(map[string]*loadedTable),
+		installs:  make(map[uint32]*installedProc),
+		queue:     make(chan *Process, installQueue),
 	}
-	u.stats.RowCapacity = uint64(capacityRows)
+	u.stats.WordCapacity = uint64(capacityWords)
+	u.stats.RowCapacity = u.stats.WordCapacity
+	// Rule 0 is a gap: what a walk reads from a chunk dropped under it.
+	if _, err := u.ruleID(unwind.Rule{Kind: uint8(unwind.CFAGap)}); err != nil {
+		return nil, err
+	}
 	if img, err := readVDSO("/proc/self"); err == nil {
 		u.vdso = img
 	} else {
@@ -233,7 +272,7 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 			continue // only this goroutine adds tables, and unreferenced ones stay
 		}
 		t.refs++
-		r := bpf.SamplerUnwindRange{Start: mp.m.Start, Limit: mp.m.Limit, RowStart: t.start, RowCount: t.count}
+		r := bpf.SamplerUnwindRange{Start: mp.m.Start, Limit: mp.m.Limit, Table: t.start, Buckets: t.buckets}
 		switch {
 		case t.framePointers:
 			r.Kind = uint32(bpf.SamplerRangeKindRANGE_FP)
@@ -370,13 +409,14 @@ func (u *unwindTables) release(t *loadedTable) {
 	}
 }
 
-// advance frees the shards of tables dropped before the previous drain and
-// returns the current figures.
+// advance frees the shards of tables dropped before the previous drain,
+// and the chunks no table uses any more, and returns the current figures.
 func (u *unwindTables) advance() UnwindTableStats {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, s := range u.freeing {
 		u.alloc.release(s)
+		u.unrefChunks(s)
 	}
 	u.freeing = u.freeing[:0]
 	st := u.stats
@@ -386,9 +426,12 @@ func (u *unwindTables) advance() UnwindTableStats {
 			st.FramePointerFiles++
 		case !t.notLoaded:
 			st.Tables++
-			st.Rows += uint64(t.count)
+			st.Rows += uint64(t.rows)
+			st.Words += uint64(t.count)
 		}
 	}
+	st.ChunkBytes = uint64(len(u.chunkMaps)) * chunkWords * wordBytes
+	st.Rules = uint64(len(u.ruleIDs))
 	st.Processes = uint64(len(u.installs))
 	if u.cache != nil {
 		st.CacheEvictions = u.cache.Evictions()
@@ -428,14 +471,14 @@ func identify(f io.ReaderAt) (id string, loads []progLoad, cfiBytes uint64, err 
 	return id, loads, cfiBytes, nil
 }
 
-// addTable loads a built table's rows into the BPF array and registers it
-// with no reference. Rows are written outside the lock (a large library
-// takes a second), into a shard no range points at yet. A table that does
-// not fit is registered as not loaded. Only the installer goroutine calls it.
+// addTable loads a built table's words into BPF and registers it with no
+// reference. Words are written outside the lock (a large library takes a
+// while), into a shard no range points at yet. A table that does not fit
+// is registered as not loaded. Only the installer goroutine calls it.
 func (u *unwindTables) addTable(id string, tbl *unwind.Table, name string) {
-	t := &loadedTable{id: id, base: tbl.Base, framePointers: tbl.FramePointers}
+	t := &loadedTable{id: id, base: tbl.Base, framePointers: tbl.FramePointers, rows: uint32(len(tbl.Rows))}
 	if n := len(tbl.Rows); n > 0 {
-		if err := u.loadRows(t, tbl.Rows); err != nil {
+		if err := u.loadTable(t, tbl); err != nil {
 			t.notLoaded = true
 			u.mu.Lock()
 			u.stats.NotLoaded++
@@ -476,35 +519,146 @@ func (u *unwindTables) buildOrLoad(id string, f io.ReaderAt) (*unwind.Table, err
 
 var errBudget = errors.New("unwind table budget full")
 
-// loadRows copies rows into a free shard of the BPF array.
-func (u *unwindTables) loadRows(t *loadedTable, rows []unwind.Row) error {
-	if len(rows) >= maxShardRows {
-		return fmt.Errorf("%d rows: more than one table may hold", len(rows))
+// maxTableWords bounds one table: libLLVM takes 1 M words.
+const maxTableWords = 1 << 26
+
+// loadTable writes a table's words into a free shard of the table space,
+// creating the chunks it needs.
+func (u *unwindTables) loadTable(t *loadedTable, tbl *unwind.Table) error {
+	words, buckets, err := tbl.Words(u.ruleID)
+	if err != nil {
+		return err
+	}
+	if len(words) >= maxTableWords {
+		return fmt.Errorf("%d words: more than one table may hold", len(words))
 	}
 	u.mu.Lock()
-	s, ok := u.alloc.take(uint32(len(rows)))
+	s, ok := u.alloc.take(uint32(len(words)))
+	if ok {
+		if err = u.refChunks(s); err != nil {
+			u.alloc.release(s)
+		}
+	}
 	u.mu.Unlock()
 	if !ok {
 		return errBudget
 	}
-	const chunk = 1 << 14
-	keys := make([]uint32, 0, chunk)
-	vals := make([]bpf.SamplerUnwindRow, 0, chunk)
-	for i := 0; i < len(rows); i += chunk {
-		keys, vals = keys[:0], vals[:0]
-		for j, r := range rows[i:min(i+chunk, len(rows))] {
-			keys = append(keys, s.start+uint32(i+j))
-			vals = append(vals, bpf.SamplerUnwindRow{Pc: r.PC, CfaOffset: r.CFAOffset, RbpOffset: r.RBPOffset, Kind: r.Kind})
+	if err != nil {
+		return err
+	}
+	if err := u.writeWords(s.start, words); err != nil {
+		u.mu.Lock()
+		u.alloc.release(s)
+		u.unrefChunks(s)
+		u.mu.Unlock()
+		return err
+	}
+	t.start, t.count, t.buckets = s.start, s.count, buckets
+	return nil
+}
+
+// writeWords writes words from word index start on, chunk by chunk. The
+// chunks exist: the shard holds references to them.
+func (u *unwindTables) writeWords(start uint32, words []uint32) error {
+	const batch = 1 << 14
+	keys := make([]uint32, 0, batch)
+	for len(words) > 0 {
+		u.mu.Lock()
+		m := u.chunkMaps[start>>chunkShift]
+		u.mu.Unlock()
+		off := start & (chunkWords - 1)
+		n := min(len(words), batch, int(chunkWords-off))
+		keys = keys[:0]
+		for i := range n {
+			keys = append(keys, off+uint32(i))
 		}
-		if _, err := u.rows.BatchUpdate(keys, vals, nil); err != nil {
-			u.mu.Lock()
-			u.alloc.release(s)
-			u.mu.Unlock()
-			return fmt.Errorf("load unwind rows: %w", err)
+		if _, err := m.BatchUpdate(keys, words[:n], nil); err != nil {
+			return fmt.Errorf("load unwind table words: %w", err)
+		}
+		words, start = words[n:], start+uint32(n)
+	}
+	return nil
+}
+
+// refChunks creates the chunks a shard needs and counts its reference to
+// each. Called with u.mu held.
+func (u *unwindTables) refChunks(s shard) error {
+	first, last := s.start>>chunkShift, (s.start+s.count-1)>>chunkShift
+	for c := first; c <= last; c++ {
+		if u.chunkMaps[c] == nil {
+			m, err := ebpf.NewMap(&ebpf.MapSpec{
+				Name:       "unwind_chunk",
+				Type:       ebpf.Array,
+				KeySize:    4,
+				ValueSize:  4,
+				MaxEntries: chunkWords,
+			})
+			if err == nil {
+				if err = u.chunks.Put(c, m); err != nil {
+					m.Close()
+				}
+			}
+			if err != nil {
+				if c > first {
+					u.unrefChunks(shard{s.start, c<<chunkShift - s.start})
+				}
+				return fmt.Errorf("create unwind table chunk: %w", err)
+			}
+			u.chunkMaps[c] = m
+		}
+		u.chunkRefs[c]++
+	}
+	return nil
+}
+
+// unrefChunks drops a shard's references to its chunks, and the chunks no
+// shard uses. A walk in flight keeps a dropped chunk until it finishes.
+// Called with u.mu held.
+func (u *unwindTables) unrefChunks(s shard) {
+	if s.count == 0 {
+		return
+	}
+	first, last := s.start>>chunkShift, (s.start+s.count-1)>>chunkShift
+	for c := first; c <= last; c++ {
+		if u.chunkRefs[c]--; u.chunkRefs[c] > 0 {
+			continue
+		}
+		delete(u.chunkRefs, c)
+		if m := u.chunkMaps[c]; m != nil {
+			u.chunks.Delete(c)
+			m.Close()
+			delete(u.chunkMaps, c)
 		}
 	}
-	t.start, t.count = s.start, s.count
-	return nil
+}
+
+// close releases the chunks; the sampler's maps are closed with it.
+func (u *unwindTables) close() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for c, m := range u.chunkMaps {
+		m.Close()
+		delete(u.chunkMaps, c)
+	}
+}
+
+// ruleID returns a rule's index in the BPF rule table, adding it.
+func (u *unwindTables) ruleID(r unwind.Rule) (uint16, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if id, ok := u.ruleIDs[r]; ok {
+		return id, nil
+	}
+	n := len(u.ruleIDs)
+	if n >= maxRules {
+		return 0, unwind.ErrNoRuleID
+	}
+	v := bpf.SamplerUnwindRule{CfaOffset: r.CFAOffset, RbpOffset: r.RBPOffset, Kind: r.Kind}
+	if err := u.rules.Put(uint32(n), &v); err != nil {
+		return 0, fmt.Errorf("add unwind rule: %w", err)
+	}
+	u.ruleIDs[r] = uint16(n)
+	return uint16(n), nil
 }
 
 // loadBias returns what to subtract from a runtime address in m to get the
