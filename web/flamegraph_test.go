@@ -235,3 +235,138 @@ func BenchmarkFlameGraph(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFlameGraphFile builds the flame graph of a real profile, and
+// encodes it as the handler does: EMBER_FLAME_PROFILE names a pprof file,
+// for instance a 1 h range of bench/ui.sh's store.
+func BenchmarkFlameGraphFile(b *testing.B) {
+	name := os.Getenv("EMBER_FLAME_PROFILE")
+	if name == "" {
+		b.Skip("set EMBER_FLAME_PROFILE to a pprof file")
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := profile.Parse(f)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("build", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := buildFlameGraph(context.Background(), p, "", 16384); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	fg, err := buildFlameGraph(context.Background(), p, "", 16384)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			body, err := gzipJSON(fg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(len(body)), "gzipped-bytes")
+		}
+	})
+}
+
+// TestFlameGraphLines checks that a node's line is the one most of its
+// value passed through, summed over samples that are not consecutive.
+func TestFlameGraphLines(t *testing.T) {
+	b := newProfileBuilder()
+	at := func(name string, line int64) *profile.Location {
+		l := &profile.Location{ID: uint64(len(b.p.Location) + 1), Mapping: b.p.Mapping[0], Address: 0x2000 + uint64(len(b.p.Location))*16,
+			Line: []profile.Line{{Function: b.function(name), Line: line}}}
+		b.p.Location = append(b.p.Location, l)
+		return l
+	}
+	main, work10, work20, work30, hot := at("main", 5), at("work", 10), at("work", 20), at("work", 30), at("hot", 7)
+	for _, s := range []struct {
+		v    int64
+		locs []*profile.Location
+	}{
+		{30, []*profile.Location{work10, main}},
+		{50, []*profile.Location{work20, main}},
+		{40, []*profile.Location{hot, work10, main}},
+		{45, []*profile.Location{hot, work30, main}},
+		{10, []*profile.Location{work10, main}},
+	} {
+		b.p.Sample = append(b.p.Sample, &profile.Sample{Value: []int64{s.v / 5, s.v}, Location: s.locs})
+	}
+	fg, err := buildFlameGraph(context.Background(), b.p, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, fg, 100)
+	got := map[string]int32{}
+	for i, name := range fg.Nodes.Name {
+		got[fg.Strings[name]] = fg.Nodes.Line[i]
+	}
+	// work: line 10 has 30+40+10 = 80, line 20 50, line 30 45.
+	if got["root"] != 0 || got["main"] != 5 || got["work"] != 10 || got["hot"] != 7 {
+		t.Errorf("lines %v, want root 0, main 5, work 10, hot 7", got)
+	}
+}
+
+// TestFlameGraphFunctions checks the function table against the diff's
+// per-function sums, whatever the node budget, and its bound.
+func TestFlameGraphFunctions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct{ samples, funcs, budget int }{{300, 30, 20}, {300, 30, 100_000}, {4000, 3000, 500}} {
+		p := randomProfile(rng, tc.samples, 12, tc.funcs)
+		fg, err := buildFlameGraph(context.Background(), p, "", tc.budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := functionValues(context.Background(), p, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fns := fg.Functions
+		if fns.Count != len(want) {
+			t.Errorf("%+v: count %d, want %d", tc, fns.Count, len(want))
+		}
+		if n := min(len(want), 2*topFunctions); len(fns.Name) > n || len(fns.Name) < min(len(want), topFunctions) {
+			t.Errorf("%+v: %d rows of %d functions", tc, len(fns.Name), len(want))
+		}
+		shown := map[string]bool{}
+		var minSelf, minTotal int64 = 1 << 62, 1 << 62
+		for i, s := range fns.Name {
+			name := fg.Strings[s]
+			shown[name] = true
+			if w := want[name]; w == nil || w.self != fns.Self[i] || w.total != fns.Total[i] {
+				t.Fatalf("%+v: %s self %d total %d, want %+v", tc, name, fns.Self[i], fns.Total[i], w)
+			}
+			if i > 0 && fns.Self[i] > fns.Self[i-1] {
+				t.Errorf("%+v: not sorted by self at row %d", tc, i)
+			}
+			minSelf, minTotal = min(minSelf, fns.Self[i]), min(minTotal, fns.Total[i])
+		}
+		// What is left out is smaller, by self and by total, than some rows.
+		selfAbove, totalAbove := 0, 0
+		for name, w := range want {
+			if shown[name] {
+				continue
+			}
+			for i := range fns.Name {
+				if fns.Self[i] >= w.self {
+					selfAbove++
+				}
+				if fns.Total[i] >= w.total {
+					totalAbove++
+				}
+			}
+			if selfAbove < topFunctions || totalAbove < topFunctions {
+				t.Fatalf("%+v: %s (%+v) left out, but fewer than %d rows are larger", tc, name, w, topFunctions)
+			}
+			selfAbove, totalAbove = 0, 0
+		}
+	}
+}
