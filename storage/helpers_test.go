@@ -34,6 +34,12 @@ func openTest(t testing.TB, opts Options) *Store {
 	if opts.freeBytes == nil {
 		opts.freeBytes = func(string) (int64, error) { return 1 << 40, nil }
 	}
+	if opts.now == nil {
+		// Retention runs on this clock: the wall clock would age the
+		// fixtures' fixed dates out of the store a week after they were
+		// written.
+		opts.now = func() time.Time { return t0.Add(24 * time.Hour) }
+	}
 	s, err := Open(opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
