@@ -53,6 +53,10 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 		return err
 	}
 
+	select { // the write may fill level 0: let compactLoop look
+	case s.compactNow <- struct{}{}:
+	default:
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -31,6 +31,49 @@ func (s *Store) maintain(ctx context.Context) {
 	}
 }
 
+// compactLoop compacts the LSM tree when Append signals compactNow, or
+// every maintenanceEvery, if Badger's levels ask for it. It takes no s.mu:
+// an Append stalled on level 0 holds it, and compacting is what unstalls it.
+func (s *Store) compactLoop(ctx context.Context) {
+	defer close(s.compacted)
+	t := time.NewTicker(s.opts.maintenanceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.compactNow:
+		case <-t.C:
+		}
+		if err := s.compactIfNeeded(); err != nil {
+			s.log.Error("compaction failed", slog.Any("error", err))
+		}
+	}
+}
+
+// compactIfNeeded compacts when level 0 holds more tables than Badger
+// lets it keep, or a level has outgrown its target size, as Badger's own
+// compactors would. Flatten moves the new tables down to the level that
+// holds the rest: keys grow with time and ids, so they rarely overlap the
+// older tables and the move is cheap.
+func (s *Store) compactIfNeeded() error {
+	need := false
+	for _, l := range s.db.Levels() {
+		if (l.Level == 0 && l.NumTables >= numLevelZeroTables) || (l.Level > 0 && l.Score >= 1) {
+			need = true
+		}
+	}
+	if !need {
+		return nil
+	}
+	s.lsmMu.Lock()
+	defer s.lsmMu.Unlock()
+	start := time.Now()
+	err := s.db.Flatten(1)
+	s.log.Debug("compacted", slog.Duration("took", time.Since(start)), slog.Any("error", err))
+	return err
+}
+
 // maintainOnce is one maintenance round; errors are logged, and the next
 // round tries again.
 func (s *Store) maintainOnce() {
@@ -106,7 +149,10 @@ func (s *Store) dropHours(hours []uint32) error {
 	for i, h := range hours {
 		prefixes[i] = hourPrefix(h)
 	}
-	if err := s.db.DropPrefix(prefixes...); err != nil {
+	s.lsmMu.Lock()
+	err := s.db.DropPrefix(prefixes...)
+	s.lsmMu.Unlock()
+	if err != nil {
 		return err
 	}
 	drop := make(map[uint32]bool, len(hours))
@@ -196,9 +242,9 @@ func (s *Store) collectValueLog() {
 // collects the value log. The benchmark uses it to measure size after GC.
 func (s *Store) compact() error {
 	s.maintainOnce()
-	s.mu.Lock()
+	s.lsmMu.Lock()
 	err := s.db.Flatten(2)
-	s.mu.Unlock()
+	s.lsmMu.Unlock()
 	if err := s.collectDictionary(); err != nil {
 		s.log.Error("dictionary garbage collection failed", slog.Any("error", err))
 	}
