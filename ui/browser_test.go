@@ -255,7 +255,7 @@ func TestBrowser(t *testing.T) {
 		b.waitFor(t, `!document.querySelector("#tooltip").hidden`)
 		var tip string
 		b.run(t, chromedp.Text("#tooltip", &tip))
-		for _, want := range []string{"api.hotLoop", "src/api.hotLoop.go", "/usr/bin/app", "native", fmt.Sprintf("(%.1f%%)", 100*k.hotShare)} {
+		for _, want := range []string{"api.hotLoop", "src/api.hotLoop.go:11", "/usr/bin/app", "native", fmt.Sprintf("(%.1f%%)", 100*k.hotShare)} {
 			if !strings.Contains(tip, want) {
 				t.Errorf("tooltip %q lacks %q", tip, want)
 			}
@@ -428,8 +428,34 @@ func TestBrowser(t *testing.T) {
 		if !strings.HasPrefix(hotColour, "hsl(0 ") || !strings.HasPrefix(coldColour, "hsl(217 ") {
 			t.Errorf("diff colours: hotter api.hotLoop %s (want red), colder db.scan %s (want blue)", hotColour, coldColour)
 		}
+		// db.vacuum ran only in the base: it is drawn, blue, half its old
+		// share wide (widths are the mean of both ranges' shares).
+		gone := b.box(t, "flame", "db.vacuum")
+		var goneColour string
+		var before, after float64
+		b.eval(t, fmt.Sprintf("__ember.flame.colourOf(%d, false)", gone.Node), &goneColour)
+		b.eval(t, fmt.Sprintf("__ember.flame.tree.before[%d]", gone.Node), &before)
+		b.eval(t, fmt.Sprintf("__ember.flame.tree.after[%d]", gone.Node), &after)
+		var width float64
+		b.eval(t, "__ember.flame.drawn.width", &width)
+		if !strings.HasPrefix(goneColour, "hsl(217 ") || after != 0 || before < 0.05 || math.Abs(gone.W-before/2*width) > 1.5 {
+			t.Errorf("db.vacuum, only in the base: colour %s, share %.3f -> %.3f, %.1f px wide of %.0f", goneColour, before, after, gone.W, width)
+		}
+		var top, left float64
+		b.eval(t, `__ember.flame.canvas.getBoundingClientRect().top`, &top)
+		b.eval(t, `__ember.flame.canvas.getBoundingClientRect().left`, &left)
+		b.run(t, chromedp.MouseEvent(input.MouseMoved, left+gone.X+gone.W/2, top+float64(gone.Depth)*18+9))
+		b.waitFor(t, `!document.querySelector("#tooltip").hidden`)
+		var tip string
+		b.run(t, chromedp.Text("#tooltip", &tip))
+		for _, want := range []string{"db.vacuum", "src/db.vacuum.go:9", "0.000%, base ", " pt"} {
+			if !strings.Contains(tip, want) {
+				t.Errorf("tooltip %q lacks %q", tip, want)
+			}
+		}
 		b.noErrors(t)
 		b.screenshot(t, "diff")
+		b.run(t, chromedp.MouseEvent(input.MouseMoved, 5, 5))
 	})
 
 	t.Run("range selection", func(t *testing.T) {
@@ -554,19 +580,24 @@ func TestBrowser(t *testing.T) {
 		b.open(t, base, target)
 		var got map[string]any
 		b.run(t, chromedp.Evaluate(`(async () => {
-			const { Tree, diffShares } = await import(new URL("ui/js/tree.js", location.href).href);
+			const { Tree, diffTree } = await import(new URL("ui/js/tree.js", location.href).href);
 			const { shortName } = await import(new URL("ui/js/format.js", location.href).href);
 			const strings = ["", "root", "a", "b", "c", "d"];
 			const t = new Tree(strings, [-1, 0, 1, 2, 3, 1, 0], [1, 2, 3, 2, 4, 4, 5], [0,0,0,0,0,0,0], [0,0,0,0,0,0,0],
 				[0, 0, 0, 0, 4, 6, 10], [20, 10, 4, 4, 4, 6, 10]);
 			const fns = Object.fromEntries(t.functions().map(f => [f.name, [f.self, f.total]]));
 			const sw = t.sandwich(2);
-			const base = new Tree(strings, [-1, 0, 1], [1, 2, 4], [0,0,0], [0,0,0], [0, 0, 10], [10, 10, 10]);
-			const d = diffShares(t, base);
+			// The base: root -> a -> c (self 10), root -> e (self 10), e only there.
+			strings.push("e");
+			const base = new Tree(strings, [-1, 0, 1, 0], [1, 2, 4, 6], [0,0,0,0], [0,0,0,0], [0, 0, 10, 10], [20, 10, 10, 10]);
+			const d = diffTree(t, base), at = (path) => d.findPath(path);
+			const r = (x) => Math.round(x * 1e6) / 1e6;
 			return {
 				fns, search: t.matches(s => s === "a").share, path: t.pathOf(4).join(";"), find: t.findPath(["a", "b", "x"]),
 				callers: sw.callers.n, callees: sw.callees.n, calleeTotal: sw.callees.grandTotal,
-				diffC: d.after[5] - d.before[5], diffD: d.after[6] - d.before[6],
+				diffC: r(d.after[at(["a", "c"])] - d.before[at(["a", "c"])]), diffD: r(d.after[at(["d"])] - d.before[at(["d"])]),
+				diffE: [d.pathOf(at(["e"])).join(";"), r(d.after[at(["e"])]), r(d.before[at(["e"])]), r(d.total[at(["e"])])],
+				diffNodes: d.n, diffRoot: d.total[0], diffSelfC: [r(d.afterSelf[at(["a", "c"])]), r(d.beforeSelf[at(["a", "c"])])],
 				short: [shortName("github.com/x/y/pkg.(*T).Method", 14), shortName("ns::Cls<int>::run(int, char)", 12),
 					shortName("std::vector<int>::push_back(int const&)", 9), shortName("abcdefghij", 5), shortName("x", 1)],
 			};
@@ -577,8 +608,10 @@ func TestBrowser(t *testing.T) {
 			"search": 0.5, "path": "a;b;a;c", "find": 2.0,
 			// Callers of a: a <- root only (outermost frames). Callees: a, b, a, c, c.
 			"callers": 1.0, "callees": 5.0, "calleeTotal": 10.0,
-			// root;a;c is 6/20 now and 10/10 before; root;d is new.
-			"diffC": 0.3 - 1.0, "diffD": 0.5,
+			// root;a;c is 6/20 now and 10/20 before; root;d is new; root;e is
+			// gone, and still a node, half its old share wide.
+			"diffC": -0.2, "diffD": 0.5, "diffE": []any{"e", 0.0, 0.5, 0.25},
+			"diffNodes": 8.0, "diffRoot": 1.0, "diffSelfC": []any{0.3, 0.5},
 			"short": []any{"(*T).Method", "run(…)", "push_back", "abcd…", "x"},
 		}
 		for k, w := range want {

@@ -29,7 +29,7 @@ export class FlameView {
     this.hover = -1;
     this.cursor = -1;   // the keyboard's node
     this.marks = null;  // search matches, or null
-    this.diff = null;   // diffShares(), or null
+    this.diff = null;   // the tree when it is a diffTree, or null
     this.drawn = null;  // what the last draw put on screen, for hit tests
     this.pending = 0;
     this.lastDrawMs = 0;
@@ -43,7 +43,7 @@ export class FlameView {
     this.hover = -1;
     this.cursor = -1;
     this.marks = null;
-    this.diff = null;
+    this.diff = tree && tree.after ? tree : null;
     this.colours = new Map();
     this.schedule();
   }
@@ -58,7 +58,6 @@ export class FlameView {
 
   setOrientation(o) { this.orientation = o; this.schedule(); }
   setMarks(marks) { this.marks = marks; this.schedule(); }
-  setDiff(diff) { this.diff = diff; this.schedule(); }
   setTheme() { this.colours = new Map(); this.schedule(); }
 
   schedule() {
@@ -240,8 +239,10 @@ export class FlameView {
   }
 
   announce(node) {
-    const t = this.tree;
-    this.canvas.setAttribute("aria-label", `${t.nameOf(node)}: ${formatShare(t.total[node] / (t.grandTotal || 1))} of all`);
+    const t = this.tree, d = this.diff;
+    this.canvas.setAttribute("aria-label", d
+      ? `${t.nameOf(node)}: ${formatShare(d.after[node])} of all, ${formatSignedShare(d.after[node] - d.before[node])} against the base`
+      : `${t.nameOf(node)}: ${formatShare(t.total[node] / (t.grandTotal || 1))} of all`);
   }
 
   showTooltip(node, cx, cy) {
@@ -249,18 +250,21 @@ export class FlameView {
     if (!tip) return;
     if (node < 0) { tip.hidden = true; return; }
     const t = this.tree, all = t.grandTotal || 1;
-    const name = t.nameOf(node), file = t.fileOf(node), binary = t.binaryOf(node);
+    const name = t.nameOf(node), place = t.placeOf(node), binary = t.binaryOf(node);
     const rows = [
       ["kind", kindLabels[frameKind(name, binary)]],
-      file ? ["file", file] : null,
+      place ? ["file", place] : null,
       binary ? ["binary", binary] : null,
-      ["self", `${formatValue(t.self[node], t.unit)} (${formatShare(t.self[node] / all)})`],
-      ["total", `${formatValue(t.total[node], t.unit)} (${formatShare(t.total[node] / all)})`],
     ];
-    if (this.focus > 0 && t.total[this.focus] > 0) rows.push(["of zoom", formatShare(t.total[node] / t.total[this.focus])]);
     if (this.diff) {
-      rows.push(["base", formatShare(this.diff.before[node])]);
-      rows.push(["change", formatSignedShare(this.diff.after[node] - this.diff.before[node])]);
+      // Shares of each range's own total: the values are not comparable.
+      const d = this.diff, change = (a, b) => `${formatShare(a)}, base ${formatShare(b)}, ${formatSignedShare(a - b)}`;
+      rows.push(["self", change(d.afterSelf[node], d.beforeSelf[node])]);
+      rows.push(["total", change(d.after[node], d.before[node])]);
+    } else {
+      rows.push(["self", `${formatValue(t.self[node], t.unit)} (${formatShare(t.self[node] / all)})`]);
+      rows.push(["total", `${formatValue(t.total[node], t.unit)} (${formatShare(t.total[node] / all)})`]);
+      if (this.focus > 0 && t.total[this.focus] > 0) rows.push(["of zoom", formatShare(t.total[node] / t.total[this.focus])]);
     }
     tip.innerHTML = `<div class="name">${escapeHTML(name)}</div><table>${rows.filter(Boolean)
       .map(([k, v]) => `<tr><td>${k}</td><td>${escapeHTML(v)}</td></tr>`).join("")}</table>`;

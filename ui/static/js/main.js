@@ -2,7 +2,7 @@
 // the view), data comes from the API, and each view renders from a Tree.
 
 import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment } from "./api.js";
-import { Tree, diffShares } from "./tree.js";
+import { Tree, diffTree } from "./tree.js";
 import { FlameView } from "./flame.js";
 import { Timeline } from "./timeline.js";
 import { SelectorInput, quoteValue, parseMatchers, formatSelector } from "./selector.js";
@@ -226,8 +226,8 @@ function askToken() {
 
 const flame = new FlameView($("flame"), {
   tooltip: $("tooltip"),
-  onFocus: (node) => update({ focus: node > 0 ? data.tree.pathOf(node).join(";") : "" }),
-  onSandwich: (node) => update({ view: "sandwich", fn: data.tree.nameOf(node) }),
+  onFocus: (node) => update({ focus: node > 0 ? flame.tree.pathOf(node).join(";") : "" }),
+  onSandwich: (node) => update({ view: "sandwich", fn: flame.tree.nameOf(node) }),
 });
 const callers = new FlameView($("callers"), { tooltip: $("tooltip"), orientation: "flame", label: "Callers of the function" });
 const callees = new FlameView($("callees"), { tooltip: $("tooltip"), orientation: "icicle", label: "Callees of the function" });
@@ -236,7 +236,7 @@ const timeline = new Timeline($("timeline"), $("brush"), $("timeline-readout"),
 const selector = new SelectorInput($("selector"), $("suggestions"), $("chips"),
   () => ({ from: state.from, to: state.to }), (sel) => update({ query: sel, focus: "" }));
 
-let shownTree = null, shownDiff = null, diffMemo = {};
+let diffMemo = {};
 
 function render() {
   if (!data.tree) return;
@@ -272,13 +272,14 @@ function render() {
 
   if (v === "sandwich") renderSandwich();
   else {
-    if (shownTree !== t) { flame.setTree(t); shownTree = t; shownDiff = undefined; }
+    // The diff view draws both ranges merged; a base without samples has
+    // nothing to compare with, so the range alone is drawn.
+    if (v === "diff" && data.base && data.base.grandTotal > 0 && (diffMemo.base !== data.base || diffMemo.target !== t)) {
+      diffMemo = { base: data.base, target: t, tree: diffTree(t, data.base) };
+    }
+    const shown = v === "diff" && diffMemo.target === t ? diffMemo.tree : t;
+    if (flame.tree !== shown) flame.setTree(shown);
     flame.setOrientation(state.orient);
-    // A base without samples has nothing to compare with: no colours.
-    if (v === "diff" && data.base && data.base.grandTotal > 0 && diffMemo.base !== data.base) diffMemo = { base: data.base, tree: t, shares: diffShares(t, data.base) };
-    const diff = v === "diff" && diffMemo.tree === t ? diffMemo.shares : null;
-    if (diff !== shownDiff) flame.setDiff(diff);
-    shownDiff = diff;
     applyFocus();
     applySearch();
     renderBreadcrumb();
@@ -299,7 +300,7 @@ function summary() {
 
 function applyFocus() {
   const path = state.focus ? state.focus.split(";") : [];
-  flame.setFocus(path.length ? data.tree.findPath(path) : 0);
+  flame.setFocus(path.length ? flame.tree.findPath(path) : 0);
 }
 
 function searchTest() {
@@ -319,16 +320,16 @@ function applySearch() {
     hook.search = null;
     return;
   }
-  const m = data.tree.matches(test);
+  const m = flame.tree.matches(test);
   flame.setMarks(m.marks);
-  $("search-share").textContent = m.count
+  $("search-share").textContent = !m.count ? "no match" : m.after === undefined
     ? `${formatCount(m.count)} frames, ${formatShare(m.share)} of total`
-    : "no match";
-  hook.search = { count: m.count, share: m.share };
+    : `${formatCount(m.count)} frames, ${formatShare(m.after)} of total, base ${formatShare(m.before)}`;
+  hook.search = { count: m.count, share: m.after ?? m.share };
 }
 
 function renderBreadcrumb() {
-  const t = data.tree, el = $("breadcrumb");
+  const t = flame.tree, el = $("breadcrumb");
   const chain = [];
   for (let i = flame.focus; i >= 0; i = t.parent[i]) chain.push(i);
   chain.reverse();
@@ -383,7 +384,7 @@ function renderDiff() {
   $("base-query").value = state.base_query;
   $("diff-totals").textContent = `base ${formatTime(d.base_from, true)} – ${formatTime(d.base_to, true)}: ` +
     (d.base_total ? `${formatValue(d.base_total, d.unit)}; shares of each range's total` +
-      (diffMemo.shares ? `, full colour at ${formatSignedShare(diffMemo.shares.maxAbs).slice(1)}` : "") :
+      (diffMemo.tree ? `, full colour at ${formatSignedShare(diffMemo.tree.maxAbs).slice(1)}; widths are the mean of both` : "") :
       "no samples, nothing to compare with: choose another base");
   const changed = d.frames.filter((f) => Math.abs(f.self_diff) >= 5e-5 || Math.abs(f.total_diff) >= 5e-5);
   $("diff-table").tBodies[0].innerHTML = changed.map((f) => `<tr tabindex="0" data-name="${escapeHTML(f.name)}">
@@ -497,7 +498,7 @@ function bind() {
   $("regex").onchange = () => update({ regex: $("regex").checked ? "1" : "" }, { push: false });
   $("breadcrumb").onclick = (e) => {
     const b = e.target.closest("[data-node]");
-    if (b) { const n = +b.dataset.node; update({ focus: n > 0 ? data.tree.pathOf(n).join(";") : "" }); }
+    if (b) { const n = +b.dataset.node; update({ focus: n > 0 ? flame.tree.pathOf(n).join(";") : "" }); }
   };
   $("table-filter").oninput = () => update({ tfilter: $("table-filter").value }, { push: false });
   $("top-table").tHead.onclick = (e) => {

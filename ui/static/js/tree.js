@@ -6,12 +6,14 @@
 export class Tree {
   // Nodes are in pre-order, parents before children, siblings largest
   // first: a node's subtree is the index range [i, end[i]).
-  constructor(strings, parent, name, file, binary, self, total, unit) {
+  // line is each node's source line (0 when unknown; all 0 if absent).
+  constructor(strings, parent, name, file, binary, self, total, unit, line) {
     this.strings = strings;
     this.n = parent.length;
     this.parent = Int32Array.from(parent);
     this.name = Int32Array.from(name);
     this.file = Int32Array.from(file);
+    this.line = line ? Int32Array.from(line) : new Int32Array(this.n);
     this.binary = Int32Array.from(binary);
     this.self = Float64Array.from(self);
     this.total = Float64Array.from(total);
@@ -24,7 +26,7 @@ export class Tree {
     if (!n.parent.length) {
       return new Tree(["", "root"], [-1], [1], [0], [0], [0], [0], fg.unit);
     }
-    return new Tree(fg.strings, n.parent, n.name, n.file, n.binary, n.self, n.total, fg.unit);
+    return new Tree(fg.strings, n.parent, n.name, n.file, n.binary, n.self, n.total, fg.unit, n.line);
   }
 
   // layout gives every node its depth, its offset from the left in value
@@ -53,6 +55,11 @@ export class Tree {
 
   nameOf(i) { return this.strings[this.name[i]]; }
   fileOf(i) { return this.strings[this.file[i]]; }
+  // placeOf is "file:line", the file alone, "line N", or "".
+  placeOf(i) {
+    const f = this.fileOf(i), l = this.line[i];
+    return l > 0 ? (f ? f + ":" + l : "line " + l) : f;
+  }
   binaryOf(i) { return this.strings[this.binary[i]]; }
   get grandTotal() { return this.total[0]; }
 
@@ -82,11 +89,11 @@ export class Tree {
 
   // matches marks the nodes whose name passes test, and returns with the
   // marks the share of all value under a marked node (nested matches count
-  // once).
+  // once). On a diffTree, after and before are the same shares in each range.
   matches(test) {
     const marks = new Uint8Array(this.n);
     const cache = new Map(); // by string index: names repeat
-    let covered = 0, value = 0, count = 0;
+    let covered = 0, value = 0, count = 0, after = 0, before = 0;
     for (let i = 1; i < this.n; i++) {
       const s = this.name[i];
       let m = cache.get(s);
@@ -94,9 +101,15 @@ export class Tree {
       if (!m) continue;
       marks[i] = 1;
       count++;
-      if (i >= covered) { value += this.total[i]; covered = this.end[i]; }
+      if (i >= covered) {
+        value += this.total[i];
+        covered = this.end[i];
+        if (this.after) { after += this.after[i]; before += this.before[i]; }
+      }
     }
-    return { marks, share: this.grandTotal ? value / this.grandTotal : 0, value, count };
+    const m = { marks, share: this.grandTotal ? value / this.grandTotal : 0, value, count };
+    if (this.after) { m.after = after; m.before = before; }
+    return m;
   }
 
   // functions sums self and total per function name. Total counts a
@@ -165,6 +178,7 @@ class TreeBuilder {
     this.src = src;
     this.nodeName = [src.name[rootNode]];
     this.nodeFile = [src.file[rootNode]];
+    this.nodeLine = [src.line[rootNode]];
     this.nodeBinary = [src.binary[rootNode]];
     this.self = [0];
     this.kids = [new Map()];
@@ -180,6 +194,7 @@ class TreeBuilder {
       this.kids.push(new Map());
       this.nodeName.push(key);
       this.nodeFile.push(this.src.file[j]);
+      this.nodeLine.push(this.src.line[j]);
       this.nodeBinary.push(this.src.binary[j]);
       this.self.push(0);
     }
@@ -201,52 +216,89 @@ class TreeBuilder {
     const parentOf = new Int32Array(n).fill(-1);
     for (let b = 0; b < n; b++) for (const c of this.kids[b].values()) parentOf[c] = b;
     for (let b = n - 1; b > 0; b--) total[parentOf[b]] += total[b];
-    const parent = [], name = [], file = [], binary = [], self = [], tot = [];
+    const parent = [], name = [], file = [], line = [], binary = [], self = [], tot = [];
     const stack = [[0, -1]];
     while (stack.length) {
       const [b, p] = stack.pop();
       const i = parent.length;
-      parent.push(p); name.push(this.nodeName[b]); file.push(this.nodeFile[b]); binary.push(this.nodeBinary[b]);
+      parent.push(p); name.push(this.nodeName[b]); file.push(this.nodeFile[b]); line.push(this.nodeLine[b]); binary.push(this.nodeBinary[b]);
       self.push(this.self[b]); tot.push(total[b]);
       const kids = [...this.kids[b].values()].sort((x, y) => total[x] - total[y]); // smallest pushed first
       for (const c of kids) stack.push([c, i]);
     }
-    return new Tree(this.src.strings, parent, name, file, binary, self, tot, this.src.unit);
+    return new Tree(this.src.strings, parent, name, file, binary, self, tot, this.src.unit, line);
   }
 }
 
-// diffShares matches target's nodes to base's by their path of frames
-// (function name and binary file name, so that a redeploy to a new folder
-// still matches) and returns, per target node, the share of the total the
-// same path had in the base and has in the target. Siblings that match the
-// same key (the same function from two builds of one binary) are summed on
-// both sides, so that each is compared like with like.
-export function diffShares(target, base) {
-  const ids = new Map();
-  const idsOf = (t) => {
-    const out = new Int32Array(t.n);
+// diffTree merges target and base into one tree of both ranges' frames,
+// those only in the base (which disappeared) included. Frames match by
+// their path (function name and binary file name, so that a redeploy to a
+// new folder still matches); siblings that match the same key (the same
+// function from two builds of one binary) are summed on both sides, so that
+// each is compared like with like.
+//
+// Values are shares of each range's own total, so that ranges of different
+// lengths or load compare: after[i] and before[i] are node i's total share
+// in the target and the base, afterSelf and beforeSelf its self shares. A
+// node's width (its total) is the mean of its two shares, which nests as
+// totals must (the mean of sums is the sum of means), and keeps a frame
+// that vanished as wide as half its old share. maxAbs is the largest change.
+export function diffTree(target, base) {
+  const strings = target.strings.slice();
+  const index = new Map(strings.map((s, i) => [s, i]));
+  const str = (s) => {
+    let i = index.get(s);
+    if (i === undefined) { i = strings.length; strings.push(s); index.set(s, i); }
+    return i;
+  };
+  // The union's nodes, in order of creation; kids by key under each.
+  const u = { parent: [-1], name: [target.name[0]], file: [0], line: [0], binary: [0],
+    after: [0], before: [0], afterSelf: [0], beforeSelf: [0], kids: [new Map()] };
+  const add = (t, total, self) => {
+    const all = t.grandTotal;
+    if (!all) return;
+    const of = new Int32Array(t.n); // union node of each of t's nodes
+    total[0] = 1;
     for (let i = 1; i < t.n; i++) {
-      const key = out[t.parent[i]] + "\u0000" + t.nameOf(i) + "\u0000" + t.binaryOf(i).split("/").pop();
-      let id = ids.get(key);
-      if (id === undefined) { id = ids.size + 1; ids.set(key, id); }
-      out[i] = id;
+      const p = of[t.parent[i]], name = t.nameOf(i), bin = t.binaryOf(i);
+      const key = name + "\u0000" + bin.slice(bin.lastIndexOf("/") + 1);
+      let k = u.kids[p].get(key);
+      if (k === undefined) {
+        k = u.parent.length;
+        u.kids[p].set(key, k);
+        u.parent.push(p); u.name.push(str(name)); u.file.push(str(t.fileOf(i))); u.line.push(t.line[i]);
+        u.binary.push(str(bin)); u.after.push(0); u.before.push(0); u.afterSelf.push(0); u.beforeSelf.push(0);
+        u.kids.push(new Map());
+      }
+      of[i] = k;
+      total[k] += t.total[i] / all;
+      self[k] += t.self[i] / all;
     }
-    return out;
   };
-  const sharesByID = (t, tids) => {
-    const m = new Map(), all = t.grandTotal || 1;
-    for (let i = 1; i < t.n; i++) m.set(tids[i], (m.get(tids[i]) || 0) + t.total[i] / all);
-    return m;
-  };
-  const baseIDs = idsOf(base), targetIDs = idsOf(target);
-  const baseShare = sharesByID(base, baseIDs), targetShare = sharesByID(target, targetIDs);
-  const before = new Float64Array(target.n), after = new Float64Array(target.n);
-  let maxAbs = 0;
-  before[0] = 1; after[0] = 1;
-  for (let i = 1; i < target.n; i++) {
-    after[i] = targetShare.get(targetIDs[i]);
-    before[i] = baseShare.get(targetIDs[i]) || 0;
-    maxAbs = Math.max(maxAbs, Math.abs(after[i] - before[i]));
+  add(target, u.after, u.afterSelf);
+  add(base, u.before, u.beforeSelf);
+  // Emit in pre-order, siblings widest first.
+  const width = (k) => (u.after[k] + u.before[k]) / 2;
+  const out = { parent: [], name: [], file: [], line: [], binary: [], self: [], total: [],
+    after: [], before: [], afterSelf: [], beforeSelf: [] };
+  const stack = [[0, -1]];
+  while (stack.length) {
+    const [k, p] = stack.pop();
+    const i = out.parent.length;
+    out.parent.push(p);
+    for (const f of ["name", "file", "line", "binary", "after", "before", "afterSelf", "beforeSelf"]) out[f].push(u[f][k]);
+    out.self.push((u.afterSelf[k] + u.beforeSelf[k]) / 2);
+    out.total.push(width(k));
+    const kids = [...u.kids[k].values()].sort((x, y) => width(x) - width(y) || y - x); // narrowest pushed first
+    for (const c of kids) stack.push([c, i]);
   }
-  return { before, after, maxAbs };
+  const t = new Tree(strings, out.parent, out.name, out.file, out.binary, out.self, out.total, "share", out.line);
+  t.after = Float64Array.from(out.after);
+  t.before = Float64Array.from(out.before);
+  t.afterSelf = Float64Array.from(out.afterSelf);
+  t.beforeSelf = Float64Array.from(out.beforeSelf);
+  let maxAbs = 0;
+  for (let i = 1; i < t.n; i++) maxAbs = Math.max(maxAbs, Math.abs(t.after[i] - t.before[i]));
+  t.maxAbs = maxAbs;
+  return t;
 }
