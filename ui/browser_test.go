@@ -238,6 +238,13 @@ func TestBrowser(t *testing.T) {
 		if math.Abs(hot.W-want) > 1.5 {
 			t.Errorf("api.hotLoop is %.1f px wide, want %.1f (%.1f%% of %.0f px)", hot.W, want, 100*k.hotShare, width)
 		}
+		// early.js asked for the flame graph before the modules ran, and the
+		// page used that answer instead of asking again.
+		var early struct{ Used, Asked []string }
+		b.eval(t, `({used: __ember.early.used, asked: performance.getEntriesByType("resource").map(e => e.name).filter(n => n.includes("/api/v1/flamegraph"))})`, &early)
+		if len(early.Used) != 1 || len(early.Asked) != 1 {
+			t.Errorf("early request used for %q; flame graphs asked for: %q", early.Used, early.Asked)
+		}
 		var root box = b.box(t, "flame", "root")
 		if root.W < width-1 {
 			t.Errorf("root is %.1f px wide, want the canvas's %.0f", root.W, width)

@@ -42,10 +42,26 @@ export function apiURL(path, params) {
   return "api/v1/" + path + (s ? "?" + s : "");
 }
 
+// answer is the response to url: early.js's, if it asked for the same,
+// or a new request.
+function answer(url, signal) {
+  const early = window.__emberEarly;
+  const prefetched = early && early.prefetched.get(url);
+  if (!prefetched) return fetch(url, { headers: headers(), signal });
+  early.prefetched.delete(url);
+  early.used.push(url);
+  if (!signal) return prefetched;
+  // It was started without this signal: abort the wait instead.
+  return Promise.race([prefetched, new Promise((_, reject) => {
+    const abort = () => reject(new DOMException("The request was aborted", "AbortError"));
+    if (signal.aborted) abort(); else signal.addEventListener("abort", abort, { once: true });
+  })]);
+}
+
 async function request(path, params, signal) {
   let res;
   try {
-    res = await fetch(apiURL(path, params), { headers: headers(), signal });
+    res = await answer(apiURL(path, params), signal);
   } catch (e) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, "Cannot reach the daemon at " + location.host + ": is it running?");

@@ -11,10 +11,8 @@ import { formatValue, formatCount, formatShare, formatSignedShare, formatTime, i
 const $ = (id) => document.getElementById(id);
 
 // defaults are the state an empty URL means; only differences are written.
-const defaults = {
-  from: "now-1h", to: "now", query: "", view: "flame", orient: "icicle", focus: "", search: "", regex: "",
-  fn: "", group: "comm", sort: "-self", tfilter: "", base_from: "", base_to: "", base_query: "", nodes: "16384",
-};
+// early.js holds them: it asks for the first flame graph before this runs.
+const defaults = window.__emberEarly.defaults;
 const dataKeys = ["from", "to", "query", "nodes", "group"];
 const diffKeys = ["base_from", "base_to", "base_query"];
 
@@ -22,7 +20,7 @@ let state = readState();
 let data = { tree: null, fg: null, base: null, diff: null, total: null, grouped: null };
 let loadedKey = "", diffKey = "";
 let controller = null;
-const hook = { ready: false, loads: 0, seriesLoads: 0, flameQueries: [], errors: [] };
+const hook = { ready: false, loads: 0, seriesLoads: 0, flameQueries: [], errors: [], early: window.__emberEarly };
 window.__ember = hook; // for the browser tests and the curious
 
 function readState() {
