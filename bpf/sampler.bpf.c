@@ -475,19 +475,19 @@ static __always_inline struct unwind_rule *find_rule(struct unwind_range *r, __u
 			return NULL;
 		row = table_word(rows + lo - 1);
 	} else {
-		// Invariant: row lo's pc <= off < row hi's (or hi ends the bucket).
+		// The last of rows [lo, lo + n) whose pc <= off; row lo's is.
+		// Branch-free steps: a branch per step multiplies the paths the
+		// verifier walks past its limit.
+		__u32 n = hi - lo;
 		for (int i = 0; i < BUCKET_ROW_STEPS; i++) {
-			if (hi - lo <= 1)
+			if (n <= 1)
 				break;
-			__u32 mid = lo + (hi - lo) / 2;
-			__u32 w = table_word(rows + mid);
-			if ((w & 0xffff) <= off) {
-				lo = mid;
-				row = w;
-			} else {
-				hi = mid;
-			}
+			__u32 half = n / 2;
+			__u32 w = table_word(rows + lo + half);
+			lo += half & -(((w & 0xffff) - off - 1) >> 31); // pc <= off: move up
+			n -= half;
 		}
+		row = table_word(rows + lo);
 	}
 	__u32 id = row >> 16;
 	return bpf_map_lookup_elem(&unwind_rules, &id);
