@@ -112,8 +112,8 @@ func TestStorageBenchmark(t *testing.T) {
 
 	r := rand.New(rand.NewSource(7))
 	for _, span := range []time.Duration{time.Hour, 24 * time.Hour} {
-		var lat, buildLat []time.Duration
-		var nSamples int
+		var lat, buildLat, writeLat []time.Duration
+		var nSamples, wrote int
 		for i := range 30 {
 			from := start
 			if span < benchHours*time.Hour {
@@ -134,9 +134,19 @@ func TestStorageBenchmark(t *testing.T) {
 				t.Fatal(err)
 			}
 			buildLat = append(buildLat, time.Since(t1)+lat[len(lat)-1])
+			// What the HTTP API serves: records encoded straight to pprof.
+			var w countingWriter
+			t2 := time.Now()
+			if err := s.WriteProfile(context.Background(), ProfileQuery{From: from, To: from.Add(span)}, &w); err != nil {
+				t.Fatal(err)
+			}
+			writeLat = append(writeLat, time.Since(t2))
+			wrote = int(w)
 		}
 		fmt.Printf("query %s: p50 %s p95 %s (merged profile, 30 queries at random offsets, ~%d samples); with pprof encoding p50 %s p95 %s\n",
 			span, pct(lat, 50), pct(lat, 95), nSamples, pct(buildLat, 50), pct(buildLat, 95))
+		fmt.Printf("WriteProfile %s (merged and encoded as pprof, as the API serves it): p50 %s p95 %s (%.1f MiB uncompressed)\n",
+			span, pct(writeLat, 50), pct(writeLat, 95), float64(wrote)/(1<<20))
 	}
 	var ms runtime.MemStats
 	runtime.GC()
@@ -145,6 +155,13 @@ func TestStorageBenchmark(t *testing.T) {
 }
 
 type discard struct{}
+
+type countingWriter int
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	*w += countingWriter(len(p))
+	return len(p), nil
+}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
