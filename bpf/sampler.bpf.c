@@ -80,9 +80,14 @@ struct unwind_rule {
 // the low 16 bits of its pc and a rule id.
 #define BUCKET_SHIFT 12
 #define BUCKET_ROW_STEPS 13 // log2(rows a bucket may hold, 4096) + 1
-// Tables live in chunks of CHUNK_WORDS words, allocated as tables load.
+// Tables live in chunks of CHUNK_WORDS words, allocated as tables load. A
+// chunk holds blocks of BLOCK_WORDS words, not single words: the kernel
+// rounds an array element up to 8 bytes, which would double a table.
 #define CHUNK_SHIFT 16
 #define CHUNK_WORDS (1 << CHUNK_SHIFT)
+#define BLOCK_SHIFT 10
+#define BLOCK_WORDS (1 << BLOCK_SHIFT)
+#define CHUNK_BLOCKS (CHUNK_WORDS / BLOCK_WORDS)
 #define MAX_RULES 65536
 
 enum range_kind {
@@ -266,11 +271,18 @@ struct {
 // chunks; user space creates a chunk when a table first needs it and drops
 // it when no table uses it, so memory follows what is loaded, up to the
 // budget (max_entries chunks, set by the loader).
+struct table_block {
+	__u32 words[BLOCK_WORDS];
+};
+
+// Keeps the block's size in BTF, where the inner map needs it.
+const struct table_block *unused_table_block __attribute__((unused));
+
 struct unwind_chunk {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CHUNK_WORDS);
+	__uint(max_entries, CHUNK_BLOCKS);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct table_block);
 };
 
 struct {
@@ -449,9 +461,9 @@ static __always_inline __u32 table_word(__u32 i)
 	void *chunk = bpf_map_lookup_elem(&unwind_chunks, &c);
 	if (!chunk)
 		return 0;
-	__u32 off = i & (CHUNK_WORDS - 1);
-	__u32 *w = bpf_map_lookup_elem(chunk, &off);
-	return w ? *w : 0;
+	__u32 blk = (i >> BLOCK_SHIFT) & (CHUNK_BLOCKS - 1);
+	struct table_block *b = bpf_map_lookup_elem(chunk, &blk);
+	return b ? b->words[i & (BLOCK_WORDS - 1)] : 0;
 }
 
 // find_rule returns the rule of the row holding a table-relative pc: two

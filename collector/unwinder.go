@@ -28,11 +28,15 @@ const wordBytes = 4
 
 // Tables live in BPF array maps of chunkWords words (256 KiB), created
 // when a table first needs one and dropped when none does: the budget
-// bounds the memory without paying for it up front. Must match CHUNK_SHIFT
-// in sampler.bpf.c.
+// bounds the memory without paying for it up front. A chunk's elements are
+// blocks of blockWords words, since the kernel rounds an element up to 8
+// bytes. Must match CHUNK_SHIFT and BLOCK_SHIFT in sampler.bpf.c.
 const (
-	chunkShift = 16
-	chunkWords = 1 << chunkShift
+	chunkShift  = 16
+	chunkWords  = 1 << chunkShift
+	blockShift  = 10
+	blockWords  = 1 << blockShift
+	chunkBlocks = chunkWords / blockWords
 )
 
 // chunksFor is the number of chunks that hold words.
@@ -557,22 +561,26 @@ func (u *unwindTables) loadTable(t *loadedTable, tbl *unwind.Table) error {
 	return nil
 }
 
-// writeWords writes words from word index start on, chunk by chunk. The
-// chunks exist: the shard holds references to them.
+// writeWords writes words from word index start on, block by block. The
+// chunks exist: the shard holds references to them. A block shared with a
+// neighbouring table is read first and only this table's words replaced;
+// tables are written by one goroutine (run), so nothing else writes it.
 func (u *unwindTables) writeWords(start uint32, words []uint32) error {
-	const batch = 1 << 14
-	keys := make([]uint32, 0, batch)
+	var block [blockWords]uint32
 	for len(words) > 0 {
 		u.mu.Lock()
 		m := u.chunkMaps[start>>chunkShift]
 		u.mu.Unlock()
-		off := start & (chunkWords - 1)
-		n := min(len(words), batch, int(chunkWords-off))
-		keys = keys[:0]
-		for i := range n {
-			keys = append(keys, off+uint32(i))
+		key := start >> blockShift & (chunkBlocks - 1)
+		off := start & (blockWords - 1)
+		n := min(len(words), int(blockWords-off))
+		if n < blockWords {
+			if err := m.Lookup(key, &block); err != nil {
+				return fmt.Errorf("read unwind table block: %w", err)
+			}
 		}
-		if _, err := m.BatchUpdate(keys, words[:n], nil); err != nil {
+		copy(block[off:], words[:n])
+		if err := m.Update(key, &block, ebpf.UpdateExist); err != nil {
 			return fmt.Errorf("load unwind table words: %w", err)
 		}
 		words, start = words[n:], start+uint32(n)
@@ -590,8 +598,8 @@ func (u *unwindTables) refChunks(s shard) error {
 				Name:       "unwind_chunk",
 				Type:       ebpf.Array,
 				KeySize:    4,
-				ValueSize:  4,
-				MaxEntries: chunkWords,
+				ValueSize:  blockWords * wordBytes,
+				MaxEntries: chunkBlocks,
 			})
 			if err == nil {
 				if err = u.chunks.Put(c, m); err != nil {
