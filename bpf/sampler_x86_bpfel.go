@@ -192,6 +192,7 @@ const (
 	SamplerVarUnusedRangeKind       = "unused_range_kind"
 	SamplerVarUnusedStack           = "unused_stack"
 	SamplerVarUnusedStat            = "unused_stat"
+	SamplerVarUnusedTableBlock      = "unused_table_block"
 	SamplerVarUnusedUnwindEnd       = "unused_unwind_end"
 	SamplerVarUnusedUnwindProc      = "unused_unwind_proc"
 	SamplerVarUnusedUnwindRange     = "unused_unwind_range"
@@ -279,6 +280,7 @@ type SamplerVariableSpecs struct {
 	UnusedRangeKind       *ebpf.VariableSpec `ebpf:"unused_range_kind"`
 	UnusedStack           *ebpf.VariableSpec `ebpf:"unused_stack"`
 	UnusedStat            *ebpf.VariableSpec `ebpf:"unused_stat"`
+	UnusedTableBlock      *ebpf.VariableSpec `ebpf:"unused_table_block"`
 	UnusedUnwindEnd       *ebpf.VariableSpec `ebpf:"unused_unwind_end"`
 	UnusedUnwindProc      *ebpf.VariableSpec `ebpf:"unused_unwind_proc"`
 	UnusedUnwindRange     *ebpf.VariableSpec `ebpf:"unused_unwind_range"`
@@ -353,6 +355,7 @@ type SamplerVariables struct {
 	UnusedRangeKind       *ebpf.Variable `ebpf:"unused_range_kind"`
 	UnusedStack           *ebpf.Variable `ebpf:"unused_stack"`
 	UnusedStat            *ebpf.Variable `ebpf:"unused_stat"`
+	UnusedTableBlock      *ebpf.Variable `ebpf:"unused_table_block"`
 	UnusedUnwindEnd       *ebpf.Variable `ebpf:"unused_unwind_end"`
 	UnusedUnwindProc      *ebpf.Variable `ebpf:"unused_unwind_proc"`
 	UnusedUnwindRange     *ebpf.Variable `ebpf:"unused_unwind_range"`
