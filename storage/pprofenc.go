@@ -16,39 +16,48 @@ import (
 // building and encoding them through profile.Profile took three times as
 // long as the merge; here each stack and each label set is encoded once and
 // copied into every sample that uses it.
+//
+// The profile reaches w in pieces of about writeChunkBytes as it is
+// encoded, so that a compressor behind w can work alongside (a day's
+// profile is over 30 MiB). After an error, w may hold part of a profile.
 func (s *Store) WriteProfile(ctx context.Context, q ProfileQuery, w io.Writer) error {
 	if err := checkRange(q.From, q.To); err != nil {
 		return err
 	}
-	body, err := s.encodeProfile(ctx, q)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(body)
-	return err
+	return s.encodeProfile(ctx, q, w)
 }
 
-func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery) ([]byte, error) {
+// writeChunkBytes is how much encoded profile WriteProfile gathers before
+// it writes.
+const writeChunkBytes = 1 << 20
+
+func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, errClosed
+		return errClosed
 	}
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	planned := s.index.plan(nil, q.From.UnixNano(), q.To.UnixNano(), s.maxLevel())
 	recs, period, err := s.mergePlanned(ctx, txn, planned, q.Selector)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	b := s.newProfileBuilder(&profile.Profile{})
 	e := pprofEncoder{strings: map[string]int64{"": 0}, stringTable: []string{""}}
-	// Samples are most of the bytes: a stack's location ids, two values
-	// and about six labels come to 100 to 150 bytes.
-	out := make([]byte, 0, 128*len(recs)+4096)
+	out := make([]byte, 0, writeChunkBytes+64<<10)
+	flush := func() error {
+		if len(out) < writeChunkBytes {
+			return nil
+		}
+		_, err := w.Write(out)
+		out = out[:0]
+		return err
+	}
 
 	out = e.appendValueType(out, 1, "samples", "count")
 	out = e.appendValueType(out, 1, "cpu", "nanoseconds")
@@ -61,26 +70,26 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery) ([]byte, erro
 	for i, r := range recs {
 		if i%4096 == 0 {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if int(r.stack) >= len(stackBytes) || int(r.labelSet) >= len(labelBytes) {
-			return nil, fmt.Errorf("storage: record of unknown stack %d or label set %d", r.stack, r.labelSet)
+			return fmt.Errorf("storage: record of unknown stack %d or label set %d", r.stack, r.labelSet)
 		}
 		locs := stackBytes[r.stack]
 		if locs == nil {
 			enc, known := s.dict.stacks.get(r.stack)
 			if !known {
-				return nil, fmt.Errorf("storage: unknown stack %d", r.stack)
+				return fmt.Errorf("storage: unknown stack %d", r.stack)
 			}
 			if ids, err = decodeStack(ids[:0], enc); err != nil {
-				return nil, fmt.Errorf("storage: stack %d: %w", r.stack, err)
+				return fmt.Errorf("storage: stack %d: %w", r.stack, err)
 			}
 			var packed []byte
 			for _, id := range ids {
 				loc, err := b.location(id)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				packed = binary.AppendUvarint(packed, loc.ID)
 			}
@@ -102,6 +111,9 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery) ([]byte, erro
 		out = append(out, locs...)
 		out = append(out, values...)
 		out = append(out, labels...)
+		if err := flush(); err != nil {
+			return err
+		}
 	}
 
 	var msg []byte
@@ -117,6 +129,9 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery) ([]byte, erro
 		msg = appendBoolField(msg, 9, m.HasLineNumbers)
 		msg = appendBoolField(msg, 10, m.HasInlineFrames)
 		out = appendBytesField(out, 3, msg)
+		if err := flush(); err != nil {
+			return err
+		}
 	}
 	var line []byte
 	for _, l := range b.p.Location {
@@ -136,6 +151,9 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery) ([]byte, erro
 		}
 		msg = appendBoolField(msg, 5, l.IsFolded)
 		out = appendBytesField(out, 4, msg)
+		if err := flush(); err != nil {
+			return err
+		}
 	}
 	for _, f := range b.p.Function {
 		msg = appendVarintField(msg[:0], 1, f.ID)
@@ -144,6 +162,9 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery) ([]byte, erro
 		msg = appendVarintField(msg, 4, uint64(e.str(f.Filename)))
 		msg = appendVarintField(msg, 5, uint64(f.StartLine))
 		out = appendBytesField(out, 5, msg)
+		if err := flush(); err != nil {
+			return err
+		}
 	}
 	out = appendVarintField(out, 9, uint64(q.From.UnixNano()))
 	out = appendVarintField(out, 10, uint64(q.To.Sub(q.From).Nanoseconds()))
@@ -151,9 +172,15 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery) ([]byte, erro
 	out = appendVarintField(out, 12, uint64(period))
 	// The string table last: every index above has been handed out by now.
 	for _, str := range e.stringTable {
-		out = appendBytesField(out, 6, []byte(str))
+		out = binary.AppendUvarint(out, 6<<3|2)
+		out = binary.AppendUvarint(out, uint64(len(str)))
+		out = append(out, str...)
+		if err := flush(); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	_, err = w.Write(out)
+	return err
 }
 
 // pprofEncoder holds a profile's string table while it is written.

@@ -102,21 +102,32 @@ func (s *Server) profile(c echo.Context) error {
 		return err
 	}
 	sel := q.Get("query")
-	raw, err := query(s, c, func(ctx context.Context) ([]byte, error) {
+	gz, err := query(s, c, func(ctx context.Context) ([]byte, error) {
 		var buf bytes.Buffer
-		err := s.store.WriteProfile(ctx, from, to, sel, &buf)
+		zw := newGzipBehind(&buf)
+		err := s.store.WriteProfile(ctx, from, to, sel, zw)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		if zw.written == 0 { // a store may write nothing for a range without samples
+			return nil, err
+		}
 		return buf.Bytes(), err
 	})
 	if err != nil {
 		return storeError(err, "query", "")
 	}
-	if len(raw) == 0 { // a store may write nothing for a range without samples
-		if raw, err = encodeProfile(emptyProfile(from, to)); err != nil {
+	if gz == nil {
+		raw, err := encodeProfile(emptyProfile(from, to))
+		if err != nil {
+			return err
+		}
+		if gz, err = gzipBytes(raw); err != nil {
 			return err
 		}
 	}
 	name := fmt.Sprintf("ember-%s-%s.pb.gz", from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
-	return sendProfile(c, raw, name)
+	return sendProfile(c, gz, name)
 }
 
 // GET /debug/pprof/profile?seconds=N&query=
@@ -152,7 +163,11 @@ func (s *Server) liveProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return sendProfile(c, raw, fmt.Sprintf("ember-live-%s-%ds.pb.gz", now.UTC().Format("20060102T150405Z"), seconds))
+	gz, err := gzipBytes(raw)
+	if err != nil {
+		return err
+	}
+	return sendProfile(c, gz, fmt.Sprintf("ember-live-%s-%ds.pb.gz", now.UTC().Format("20060102T150405Z"), seconds))
 }
 
 func encodeProfile(p *profile.Profile) ([]byte, error) {
@@ -163,22 +178,27 @@ func encodeProfile(p *profile.Profile) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// sendProfile gzips an encoded profile, as pprof files are, before sending
-// anything, so that an error is a clean 500 rather than a truncated body.
-// The fastest level: a day's profile is tens of megabytes, and pprof's own
-// default level took longer than the query.
-func sendProfile(c echo.Context, raw []byte, filename string) error {
+// gzipBytes gzips an encoded profile, as pprof files are. The fastest
+// level: a day's profile is tens of megabytes, and pprof's own default
+// level took longer than the query.
+func gzipBytes(raw []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(raw)/4 + 512)
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level: no error
 	if _, err := zw.Write(raw); err != nil {
-		return err
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
-		return err
+		return nil, err
 	}
+	return buf.Bytes(), nil
+}
+
+// sendProfile sends a gzipped profile whole, once it is complete, so that
+// an error is a clean 500 rather than a truncated body.
+func sendProfile(c echo.Context, gz []byte, filename string) error {
 	c.Response().Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
-	return c.Blob(http.StatusOK, "application/octet-stream", buf.Bytes())
+	return c.Blob(http.StatusOK, "application/octet-stream", gz)
 }
 
 // gzipMinBytes is the smallest JSON answer worth compressing.

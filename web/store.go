@@ -24,8 +24,8 @@ type Store interface {
 	// profile or nil.
 	Profile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error)
 	// WriteProfile writes the same merged profile, with every sample's
-	// labels, to w as uncompressed pprof protobuf. It writes nothing when it
-	// fails.
+	// labels, to w as uncompressed pprof protobuf. After an error, w may
+	// hold part of a profile, which the caller drops.
 	WriteProfile(ctx context.Context, from, to time.Time, selector string, w io.Writer) error
 	// Series is CPU use in cores over [from, to) in buckets of step, one
 	// series per value of the groupBy label ("" for a single series).
