@@ -38,41 +38,53 @@ func TestUILoadBenchmark(t *testing.T) {
 	base := serveStore(t, store, "")
 	b := newBrowser(t, chromium)
 
+	// A load's milestones, in ms since navigation began: the flame graph's
+	// request sent and answered, the modules running, the JSON parsed, the
+	// tree built, and the first draw's start and end.
 	type load struct {
-		pageMs, apiMs float64
-		nodes         int
-		bytes         float64
+		Page, Scripts, Sent, Answered, Modules, Parsed, Built, DrawStart, Drawn float64
+		Nodes                                                                   int
+		Bytes                                                                   float64
 	}
 	measure := func(from time.Time) load {
 		b.run(t, chromedp.Navigate("about:blank"))
 		b.run(t, chromedp.Navigate(base+"/?from="+rfc(from)+"&to="+rfc(from.Add(time.Hour))))
 		b.waitForWithin(t, "window.__ember && __ember.firstDrawAt > 0", 2*time.Minute)
-		var timings string
-		b.eval(t, `performance.getEntriesByType("resource").filter(e => e.name.includes("/api/")).map(e => e.name.replace(/^.*api.v1./, "").slice(0, 40) + " " + e.duration.toFixed(0) + " ms").join("; ")`, &timings)
-		var marks string
-		b.eval(t, `performance.getEntriesByType("mark").map(m => m.name + " " + m.startTime.toFixed(0)).join("; ") + "; drawn " + __ember.firstDrawAt.toFixed(0) + "; dom " + performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd.toFixed(0)`, &marks)
-		t.Logf("%s: %s; %s", from.Format(time.RFC3339), timings, marks)
-		var r struct {
-			Page, API, Bytes float64
-			Nodes            int
-		}
+		var l load
 		b.eval(t, `(() => {
-			const e = performance.getEntriesByType("resource").find(e => e.name.includes("/api/v1/flamegraph"));
-			return {page: __ember.firstDrawAt, api: e.duration, bytes: e.encodedBodySize, nodes: __ember.tree().n};
-		})()`, &r)
-		return load{r.Page, r.API, r.Nodes, r.Bytes}
+			const fg = performance.getEntriesByType("resource").find(e => e.name.includes("/api/v1/flamegraph"));
+			const mark = (name) => performance.getEntriesByName(name)[0].startTime;
+			const js = performance.getEntriesByType("resource").filter(e => e.name.endsWith(".js"));
+			return {page: performance.getEntriesByType("navigation")[0].responseEnd, scripts: Math.max(...js.map(e => e.responseEnd)), sent: fg.startTime, answered: fg.responseEnd, modules: mark("ember:start"), parsed: mark("ember:flamegraph-received"),
+				built: mark("ember:tree-built"), drawStart: mark("ember:first-draw-start"), drawn: __ember.firstDrawAt,
+				nodes: __ember.tree().n, bytes: fg.encodedBodySize};
+		})()`, &l)
+		t.Logf("%s: page %.0f, scripts %.0f; request sent %.0f, answered %.0f; modules run %.0f; JSON parsed %.0f; tree built %.0f; draw %.0f to %.0f ms",
+			from.Format(time.RFC3339), l.Page, l.Scripts, l.Sent, l.Answered, l.Modules, l.Parsed, l.Built, l.DrawStart, l.Drawn)
+		return l
+	}
+	p50 := func(loads []load, f func(load) float64) float64 {
+		v := make([]float64, len(loads))
+		for i, l := range loads {
+			v[i] = f(l)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
 	}
 	report := func(name string, loads []load) {
-		page := make([]float64, len(loads))
-		api := make([]float64, len(loads))
-		for i, l := range loads {
-			page[i], api[i] = l.pageMs, l.apiMs
+		drawn := func(l load) float64 { return l.Drawn }
+		maxDrawn := 0.0
+		for _, l := range loads {
+			maxDrawn = max(maxDrawn, l.Drawn)
 		}
-		slices.Sort(page)
-		slices.Sort(api)
 		fmt.Printf("ui load, 1 h range, %s: page load -> flame graph drawn p50 %.0f ms, max %.0f ms over %d loads "+
 			"(flamegraph request p50 %.0f ms; %d nodes, %.0f KiB gzipped)\n",
-			name, page[len(page)/2], page[len(page)-1], len(page), api[len(api)/2], loads[0].nodes, loads[0].bytes/1024)
+			name, p50(loads, drawn), maxDrawn, len(loads), p50(loads, func(l load) float64 { return l.Answered - l.Sent }), loads[0].Nodes, loads[0].Bytes/1024)
+		fmt.Printf("ui load, 1 h range, %s, steps p50: request sent at %.0f ms, modules run at %.0f ms; "+
+			"answer -> JSON parsed %.0f ms, tree built %.0f ms, first draw starts %.0f ms, draws %.0f ms\n",
+			name, p50(loads, func(l load) float64 { return l.Sent }), p50(loads, func(l load) float64 { return l.Modules }),
+			p50(loads, func(l load) float64 { return l.Parsed - l.Answered }), p50(loads, func(l load) float64 { return l.Built - l.Parsed }),
+			p50(loads, func(l load) float64 { return l.DrawStart - l.Built }), p50(loads, func(l load) float64 { return l.Drawn - l.DrawStart }))
 	}
 	measure(first) // warms the browser and the store's files; not counted
 	var cold, cached []load
