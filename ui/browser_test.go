@@ -578,6 +578,21 @@ func TestBrowser(t *testing.T) {
 		b.clickBox(t, b.box(t, "flame", "wide.stage0"))
 		b.waitFor(t, `__ember.state().focus === "main.main;wide.dispatch;wide.stage0"`)
 		b.noErrors(t)
+
+		// With a budget that prunes the leaves from the graph, the table
+		// still lists them, with the API's exact sums.
+		b.open(t, base, "from="+rfc(k.wideFrom)+"&to="+rfc(k.wideTo)+"&nodes=1000&view=table")
+		var rows []struct {
+			Name string
+			Self float64
+		}
+		b.eval(t, "__ember.table", &rows)
+		var count string
+		b.run(t, chromedp.Text("#table-count", &count))
+		if len(rows) == 0 || !strings.HasPrefix(rows[0].Name, "wide.leaf") || rows[0].Self != 13*10_101_010 || !strings.Contains(count, "the largest of") {
+			t.Errorf("table of a pruned graph: first row %+v, %q", rows[:min(len(rows), 1)], count)
+		}
+		b.noErrors(t)
 	})
 
 	t.Run("model", func(t *testing.T) {

@@ -336,10 +336,30 @@ function renderBreadcrumb() {
     `<button type="button" data-node="${i}" title="${escapeHTML(t.nameOf(i))}">${escapeHTML(k ? t.nameOf(i).split("/").pop() : "all")}</button>`).join("");
 }
 
+// functionRows is the API's table of functions, exact over the whole
+// profile whatever the node budget; without it (an older daemon), the
+// sums over the nodes shown.
+let functionMemo = { fg: null, rows: [], count: 0 };
+function functionRows() {
+  const fg = data.fg, f = fg.functions;
+  if (functionMemo.fg === fg) return functionMemo;
+  let rows, count;
+  if (f && f.name) {
+    rows = f.name.map((s, i) => ({ name: fg.strings[s], self: f.self[i], total: f.total[i] }));
+    count = f.count;
+  } else {
+    rows = data.tree.functions().filter((r) => r.name !== "(other)");
+    count = rows.length;
+  }
+  functionMemo = { fg, rows, count, exact: !!(f && f.name) };
+  return functionMemo;
+}
+
 let tableRows = [];
 function renderTable() {
   const t = data.tree, all = t.grandTotal || 1;
-  let rows = t.functions().filter((r) => r.name !== "(other)");
+  const fns = functionRows();
+  let rows = fns.rows.slice(); // sorted in place below
   if (state.tfilter) {
     const f = state.tfilter.toLowerCase();
     rows = rows.filter((r) => r.name.toLowerCase().includes(f));
@@ -352,7 +372,8 @@ function renderTable() {
     if (b) th.setAttribute("aria-sort", b.dataset.sort === col ? (desc ? "descending" : "ascending") : "none");
   }
   $("table-filter").value = state.tfilter;
-  $("table-count").textContent = `${formatCount(rows.length)} functions` + (data.fg.pruned.nodes ? " (of the nodes shown)" : "");
+  $("table-count").textContent = `${formatCount(rows.length)} functions` +
+    (!fns.exact ? (data.fg.pruned.nodes ? " (of the nodes shown)" : "") : fns.rows.length < fns.count ? ` (the largest of ${formatCount(fns.count)})` : "");
   tableRows = rows.slice(0, 500);
   const maxSelf = Math.max(...tableRows.map((r) => r.self), 1);
   $("top-table").tBodies[0].innerHTML = tableRows.map((r, i) => `<tr tabindex="0" data-i="${i}" aria-selected="${r.name === state.fn}">
@@ -368,8 +389,8 @@ function renderTable() {
 // smallest part of the graph that holds them all.
 function focusFunction(name) {
   const t = data.tree, idx = t.strings.indexOf(name);
-  if (idx < 0) return;
-  const node = t.commonAncestor(t.occurrences(idx));
+  // A function only in pruned nodes is not drawn: highlight without a zoom.
+  const node = idx < 0 ? 0 : t.commonAncestor(t.occurrences(idx));
   update({ fn: name, search: "^" + name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$", regex: "1",
     focus: node > 0 ? t.pathOf(node).join(";") : "" });
 }
