@@ -85,16 +85,21 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 		values  []bpf.SamplerSampleValue
 		samples []Sample
 	)
-	it := counts.Iterate()
-	for it.Next(&key, &value) {
-		keys = append(keys, key)
-		values = append(values, value)
-	}
-	if err := it.Err(); err != nil {
+	keys, values, err := takeAll(counts, keys, values)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		it := counts.Iterate()
+		for it.Next(&key, &value) {
+			keys = append(keys, key)
+			values = append(values, value)
+		}
+		if err := it.Err(); err != nil {
+			return nil, fmt.Errorf("read sample counts: %w", err)
+		}
+		if err := deleteKeys(counts, keys); err != nil {
+			return nil, fmt.Errorf("clear sample counts: %w", err)
+		}
+	} else if err != nil {
 		return nil, fmt.Errorf("read sample counts: %w", err)
-	}
-	if err := deleteKeys(counts, keys); err != nil {
-		return nil, fmt.Errorf("clear sample counts: %w", err)
 	}
 	stored, err := readStacks(stacks)
 	if err != nil {
@@ -158,14 +163,19 @@ func readStacks(stacks *ebpf.Map) (map[uint64]storedStack, error) {
 		raw  bpf.SamplerStack
 		keys []uint64
 	)
+	hashes, raws, err := takeAll[uint64, bpf.SamplerStack](stacks, nil, nil)
+	if err == nil {
+		for i, raw := range raws {
+			out[hashes[i]] = newStoredStack(&raw)
+		}
+		return out, nil
+	}
+	if !errors.Is(err, ebpf.ErrNotSupported) {
+		return nil, fmt.Errorf("read stacks: %w", err)
+	}
 	it := stacks.Iterate()
 	for it.Next(&hash, &raw) {
-		n := min(int(raw.Len), len(raw.Pcs))
-		end := UnwindEnd(raw.Status)
-		if end >= unwindEnds {
-			end = UnwindUnknown
-		}
-		out[hash] = storedStack{pcs: slices.Clone(raw.Pcs[:n]), end: end}
+		out[hash] = newStoredStack(&raw)
 		keys = append(keys, hash)
 	}
 	if err := it.Err(); err != nil {
@@ -185,6 +195,40 @@ func readStacks(stacks *ebpf.Map) (map[uint64]storedStack, error) {
 		}
 	}
 	return out, nil
+}
+
+func newStoredStack(raw *bpf.SamplerStack) storedStack {
+	n := min(int(raw.Len), len(raw.Pcs))
+	end := UnwindEnd(raw.Status)
+	if end >= unwindEnds {
+		end = UnwindUnknown
+	}
+	return storedStack{pcs: slices.Clone(raw.Pcs[:n]), end: end}
+}
+
+// takeBatch is how many entries takeAll moves per system call.
+const takeBatch = 256
+
+// takeAll appends every entry of the hash map m to keys and values and
+// deletes them, takeBatch at a time: iterating by key took two system
+// calls an entry (next key, lookup) and the deletes on top, which was most
+// of a drain's cost on a host with many distinct stacks. It returns an
+// error wrapping ebpf.ErrNotSupported, with nothing taken, where the
+// kernel has no batch operations.
+func takeAll[K, V any](m *ebpf.Map, keys []K, values []V) ([]K, []V, error) {
+	kbuf, vbuf := make([]K, takeBatch), make([]V, takeBatch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookupAndDelete(&cursor, kbuf, vbuf, nil)
+		keys = append(keys, kbuf[:n]...)
+		values = append(values, vbuf[:n]...)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return keys, values, nil // the last batch
+		}
+		if err != nil {
+			return keys, values, err
+		}
+	}
 }
 
 func lossReason(err int32) LossReason {
