@@ -35,7 +35,7 @@ day=${DAY_RANGE:-from=-25h&to=-1h}
 echo "== merged pprof profile, 1 h ($hour), 1 client"
 "$out/loadtest" -c 1 -n 20 -url "http://$addr/api/v1/profile?$hour"
 echo "== merged pprof profile, 24 h ($day), 1 client"
-"$out/loadtest" -c 1 -n 10 -url "http://$addr/api/v1/profile?$day"
+"$out/loadtest" -c 1 -n 20 -url "http://$addr/api/v1/profile?$day"
 echo "== flame graph, 1 h ($hour), 4 clients"
 "$out/loadtest" -c 4 -n 100 -url "http://$addr/api/v1/flamegraph?$hour"
 echo "== flame graph, 24 h ($day), 1 client"
