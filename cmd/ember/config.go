@@ -56,7 +56,7 @@ func defaultDaemonConfig() daemonConfig {
 		SymbolCacheSize:  48 << 20,
 		StackMapEntries:  8192,
 		Unwind:           collector.UnwindDWARF,
-		UnwindTableSize:  16 << 20,
+		UnwindTableSize:  64 << 20,
 		CountMapEntries:  16384,
 		DrainInterval:    time.Second,
 		ShutdownDeadline: 10 * time.Second,
@@ -84,7 +84,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.BoolVar(&cfg.IncludeIdle, "include-idle", cfg.IncludeIdle, "keep samples of the idle task")
 	fs.Uint32Var(&cfg.StackMapEntries, "stack-map-entries", cfg.StackMapEntries, "distinct stacks each of the two BPF stack maps holds per drain")
 	fs.StringVar(&cfg.Unwind, "unwind", cfg.Unwind, `how user stacks are walked: "dwarf" (.eh_frame tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
-	fs.Var(&cfg.UnwindTableSize, "unwind-table-size", "BPF memory for .eh_frame unwind tables (8 bytes a row); tables beyond it are reported and their stacks marked")
+	fs.Var(&cfg.UnwindTableSize, "unwind-table-size", "BPF memory for .eh_frame unwind tables (4 bytes a row, taken in 256KiB chunks as tables load); tables beyond it are reported and their stacks marked")
 	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")
 	fs.DurationVar(&cfg.DrainInterval, "drain-interval", cfg.DrainInterval, "how often the BPF maps are read and emptied")
 	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long the last flush may take at shutdown")

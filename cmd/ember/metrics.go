@@ -78,7 +78,7 @@ func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symb
 		}),
 		tables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ember_unwind_tables",
-			Help: "Unwind tables: rows loaded and row_capacity (8 bytes each), files loaded, frame_pointer_files, processes; since start: not_loaded (over --unwind-table-size), build_errors, cache_hits, cache_evictions, range_errors, installs_dropped.",
+			Help: "Unwind tables: rows loaded and row_capacity (table words, 4 bytes each), files loaded, frame_pointer_files, processes; since start: not_loaded (over --unwind-table-size), build_errors, cache_hits, cache_evictions, range_errors, installs_dropped.",
 		}, []string{"what"}),
 	}
 	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.tables)

@@ -60,8 +60,8 @@ and speedscope.`,
 	f.BoolVar(&opts.collector.IncludeIdle, "include-idle", false, "keep samples of the idle task")
 	f.Uint32Var(&opts.collector.StackMapEntries, "stack-map-entries", 8192, "distinct stacks each of the two BPF stack maps holds per drain")
 	f.StringVar(&opts.collector.Unwind, "unwind", collector.UnwindDWARF, `how user stacks are walked: "dwarf" (.eh_frame tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
-	opts.collector.UnwindTableBytes = 16 << 20
-	f.Var((*bytesize.Size)(&opts.collector.UnwindTableBytes), "unwind-table-size", "BPF memory for .eh_frame unwind tables (8 bytes a row); tables beyond it are reported and their stacks marked")
+	opts.collector.UnwindTableBytes = 64 << 20
+	f.Var((*bytesize.Size)(&opts.collector.UnwindTableBytes), "unwind-table-size", "BPF memory for .eh_frame unwind tables (4 bytes a row, taken in 256KiB chunks as tables load); tables beyond it are reported and their stacks marked")
 	f.StringVar(&opts.collector.UnwindCacheDir, "unwind-cache-dir", "", "keep built unwind tables here by build ID, so the next run does not rebuild them (default: none)")
 	f.Uint32Var(&opts.collector.CountMapEntries, "count-map-entries", 16384, "entries in each of the two BPF sample count maps")
 	f.DurationVar(&opts.drainInterval, "drain-interval", time.Second, "how often the BPF maps are read and emptied")
