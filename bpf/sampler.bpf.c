@@ -452,57 +452,100 @@ static __always_inline long store_stack(void *stacks, __u64 hash, struct stack *
 	return 0;
 }
 
-// table_word returns word i of the table space, or 0 when its chunk is not
-// there (a table being dropped): a row of rule 0, which user space reserves
-// for a gap, so the walk stops there.
-static __always_inline __u32 table_word(__u32 i)
+// table_block returns the block holding word i of the table space, or NULL
+// when its chunk is not there (a table being dropped).
+static __always_inline struct table_block *table_block(__u32 i)
 {
 	__u32 c = i >> CHUNK_SHIFT;
 	void *chunk = bpf_map_lookup_elem(&unwind_chunks, &c);
 	if (!chunk)
-		return 0;
+		return NULL;
 	__u32 blk = (i >> BLOCK_SHIFT) & (CHUNK_BLOCKS - 1);
-	struct table_block *b = bpf_map_lookup_elem(chunk, &blk);
+	return bpf_map_lookup_elem(chunk, &blk);
+}
+
+// table_word returns word i of the table space, or 0 when its chunk is not
+// there: a row of rule 0, which user space reserves for a gap, so the walk
+// stops there.
+static __always_inline __u32 table_word(__u32 i)
+{
+	struct table_block *b = table_block(i);
 	return b ? b->words[i & (BLOCK_WORDS - 1)] : 0;
+}
+
+// below is 1 when a row word's pc is at or below off, else 0. The search
+// steps move by it, not by a branch: a branch per step multiplies the
+// paths the verifier walks past its limit.
+static __always_inline __u32 below(__u32 row, __u32 off)
+{
+	return ((row & 0xffff) - off - 1) >> 31;
+}
+
+static __always_inline struct unwind_rule *rule_of(__u32 row)
+{
+	__u32 id = row >> 16;
+	return bpf_map_lookup_elem(&unwind_rules, &id);
 }
 
 // find_rule returns the rule of the row holding a table-relative pc: two
 // index words give the rows of its bucket, a binary search of those (about
-// 65 on average, a few cache lines) the row.
+// 65 on average, a few cache lines) the row. Words are read straight from
+// their 4 KiB block: a map lookup per block, not per word, as each lookup
+// in a chunk is a helper call.
 static __always_inline struct unwind_rule *find_rule(struct unwind_range *r, __u64 rel)
 {
 	__u64 b = rel >> BUCKET_SHIFT;
 	if (b >= r->buckets)
 		return NULL;
-	__u32 lo = table_word(r->table + b);
-	__u32 hi = table_word(r->table + b + 1);
+	__u32 ix = r->table + b;
+	struct table_block *blk = table_block(ix);
+	if (!blk)
+		return NULL;
+	__u32 lo = blk->words[ix & (BLOCK_WORDS - 1)];
+	__u32 next = (ix + 1) & (BLOCK_WORDS - 1); // 0: in the next block
+	__u32 hi = next ? blk->words[next] : table_word(ix + 1);
 	__u32 rows = r->table + r->buckets + 1;
 	__u32 off = rel & 0xffff;
 	if (lo > hi || hi - lo > (1 << BUCKET_SHIFT))
 		return NULL; // a table being replaced under the walk
-	__u32 row = 0;
-	if (lo == hi || ((row = table_word(rows + lo)) & 0xffff) > off) {
-		// The row holding pc starts before this bucket.
-		if (lo == 0)
+	// Find the last of rows [lo, hi) whose pc <= off, if row lo's is.
+	__u32 first = rows + lo, at = 0, n = hi - lo, row;
+	if (n == 0) {
+		row = 0;
+	} else if (first >> BLOCK_SHIFT == (rows + hi - 1) >> BLOCK_SHIFT) {
+		// The bucket's rows are in one block, as nearly always.
+		blk = table_block(first);
+		if (!blk)
 			return NULL;
-		row = table_word(rows + lo - 1);
-	} else {
-		// The last of rows [lo, lo + n) whose pc <= off; row lo's is.
-		// Branch-free steps: a branch per step multiplies the paths the
-		// verifier walks past its limit.
-		__u32 n = hi - lo;
-		for (int i = 0; i < BUCKET_ROW_STEPS; i++) {
-			if (n <= 1)
-				break;
-			__u32 half = n / 2;
-			__u32 w = table_word(rows + lo + half);
-			lo += half & -(((w & 0xffff) - off - 1) >> 31); // pc <= off: move up
-			n -= half;
+		__u32 base = first & (BLOCK_WORDS - 1);
+		row = blk->words[base];
+		if (below(row, off)) {
+			for (int i = 0; i < BUCKET_ROW_STEPS; i++) {
+				if (n <= 1)
+					break;
+				__u32 half = n / 2;
+				at += half & -below(blk->words[(base + at + half) & (BLOCK_WORDS - 1)], off);
+				n -= half;
+			}
+			return rule_of(blk->words[(base + at) & (BLOCK_WORDS - 1)]);
 		}
-		row = table_word(rows + lo);
+	} else {
+		row = table_word(first);
+		if (below(row, off)) {
+			for (int i = 0; i < BUCKET_ROW_STEPS; i++) {
+				if (n <= 1)
+					break;
+				__u32 half = n / 2;
+				at += half & -below(table_word(first + at + half), off);
+				n -= half;
+			}
+			return rule_of(table_word(first + at));
+		}
 	}
-	__u32 id = row >> 16;
-	return bpf_map_lookup_elem(&unwind_rules, &id);
+	// The row holding pc starts before this bucket.
+	if (lo == 0)
+		return NULL;
+	return rule_of(table_word(first - 1));
 }
 
 static __always_inline struct user_walk *unwind_scratch(void)
