@@ -24,10 +24,11 @@ import (
 )
 
 type result struct {
-	path string
-	rows int
-	fp   bool
-	dur  time.Duration
+	path  string
+	rows  int
+	words int // rows and bucket index, as loaded into BPF
+	fp    bool
+	dur   time.Duration
 }
 
 func main() {
@@ -47,6 +48,18 @@ func main() {
 		}
 	}
 	seen := map[string]bool{}
+	rules := map[unwind.Rule]uint16{}
+	ruleID := func(r unwind.Rule) (uint16, error) {
+		id, ok := rules[r]
+		if !ok {
+			if len(rules) >= 1<<16 {
+				return 0, unwind.ErrNoRuleID
+			}
+			id = uint16(len(rules))
+			rules[r] = id
+		}
+		return id, nil
+	}
 	var results []result
 	var errs, notELF int
 	start := time.Now()
@@ -76,12 +89,19 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", p, err)
 			continue
 		}
-		results = append(results, result{p, len(tbl.Rows), tbl.FramePointers, time.Since(t0)})
+		words, _, err := tbl.Words(ruleID)
+		if err != nil {
+			errs++
+			fmt.Fprintf(os.Stderr, "%s: %v\n", p, err)
+			continue
+		}
+		results = append(results, result{p, len(tbl.Rows), len(words), tbl.FramePointers, time.Since(t0)})
 	}
 	total := time.Since(start)
-	var rows, fp int
+	var rows, words, fp int
 	for _, r := range results {
 		rows += r.rows
+		words += r.words
 		if r.fp {
 			fp++
 		}
@@ -89,10 +109,18 @@ func main() {
 	slices.SortFunc(results, func(a, b result) int { return b.rows - a.rows })
 	fmt.Printf("files: %d paths, %d distinct ELF files (%d walked by frame pointers), %d not ELF, %d errors\n",
 		len(paths), len(results), fp, notELF, errs)
-	fmt.Printf("rows: %d = %.1f MiB of BPF array at 8 bytes a row; built in %.2f s\n", rows, float64(rows*8)/(1<<20), total.Seconds())
+	fmt.Printf("rows: %d, words with the bucket index: %d = %.1f MiB at %d bytes a word; %d distinct rules; built in %.2f s\n",
+		rows, words, mib(words), wordBytes, len(rules), total.Seconds())
 	for _, r := range results[:min(5, len(results))] {
-		fmt.Printf("  %9d rows %6.1f MiB %7.0f ms  %s\n", r.rows, float64(r.rows*8)/(1<<20), float64(r.dur.Microseconds())/1000, r.path)
+		fmt.Printf("  %9d rows %6.1f MiB %7.0f ms  %s\n", r.rows, mib(r.words), float64(r.dur.Microseconds())/1000, r.path)
 	}
+}
+
+// wordBytes is what a table word takes in BPF memory (collector/unwinder.go).
+const wordBytes = 4
+
+func mib(words int) float64 {
+	return float64(words*wordBytes) / (1 << 20)
 }
 
 // processFiles lists the files behind every executable mapping on the host,
