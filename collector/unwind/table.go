@@ -129,5 +129,12 @@ func (t *Table) Lookup(vaddr uint64) (Row, bool) {
 	return t.Rows[i], true
 }
 
-// SizeBytes is the memory the rows take in the BPF map.
-func (t *Table) SizeBytes() int { return len(t.Rows) * 8 }
+// SizeBytes is the memory the table takes in BPF: 4 bytes a row and an
+// index entry per BucketBytes of its range (see Words).
+func (t *Table) SizeBytes() int {
+	if len(t.Rows) == 0 {
+		return 0
+	}
+	buckets := int(t.Rows[len(t.Rows)-1].PC>>BucketShift) + 1
+	return (len(t.Rows) + buckets + 1) * 4
+}
