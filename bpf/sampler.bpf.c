@@ -16,6 +16,7 @@
 #define MAX_STACK_DEPTH 127
 #define TASK_COMM_LEN 16
 #define PF_KTHREAD 0x00200000
+#define PF_EXITING 0x00000004
 #define EEXIST 17
 #define ENOMEM 12
 #define EFAULT 14
@@ -25,6 +26,10 @@
 // threads, and processes past exit_mm on their way out.
 #define STACK_ID_KERNEL_THREAD (-1)
 #define STACK_ID_EXITING (-2)
+
+// The exec sequence of a sample taken after on_exit dropped its process's
+// state: its image is no longer known.
+#define EXEC_SEQ_EXITED 0xffffffff
 
 // Who walked a sample's user stack.
 enum user_stack_source {
@@ -389,6 +394,10 @@ static __always_inline __u32 current_image(__u32 buffer, struct task_struct *tas
 {
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
 	if (!st) {
+		// Past on_exit (do_exit still runs in the old address space): a
+		// fresh entry would claim the image before the first execve.
+		if (BPF_CORE_READ(task, flags) & PF_EXITING)
+			return EXEC_SEQ_EXITED;
 		struct proc_state fresh = {};
 		bpf_map_update_elem(&procs, &pid, &fresh, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&procs, &pid);
@@ -829,7 +838,7 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
 		count_stat(buffer, STAT_USER_KERNEL_THREAD);
 		key.user_stack_err = STACK_ID_KERNEL_THREAD;
-	} else if (!BPF_CORE_READ(task, mm)) {
+	} else if (!BPF_CORE_READ(task, mm) || exec_seq == EXEC_SEQ_EXITED) {
 		count_stat(buffer, STAT_USER_EXITING);
 		key.user_stack_err = STACK_ID_EXITING;
 	} else {
