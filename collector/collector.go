@@ -30,8 +30,9 @@ type Config struct {
 	FrequencyHz int      // samples per second per CPU; default 99
 	PIDs        []uint32 // sample only these processes; empty means all
 	IncludeIdle bool     // keep samples of the idle task
-	// StackMapEntries is the size of each of the two stack maps; too small
-	// and distinct stacks collide (counted, never silent). Default 16384.
+	// StackMapEntries is the size of each of the two stack maps, allocated
+	// up front at about 1 KiB an entry; a distinct stack beyond it in one
+	// drain is lost (counted, never silent). Default 4096.
 	StackMapEntries uint32
 	// CountMapEntries bounds distinct (pid, tid, stacks) per drain. Default 16384.
 	CountMapEntries uint32
@@ -65,7 +66,7 @@ func (c *Config) setDefaults() {
 		c.FrequencyHz = 99
 	}
 	if c.StackMapEntries == 0 {
-		c.StackMapEntries = 8192
+		c.StackMapEntries = 4096
 	}
 	if c.Unwind == "" {
 		c.Unwind = UnwindDWARF

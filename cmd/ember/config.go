@@ -54,7 +54,7 @@ func defaultDaemonConfig() daemonConfig {
 		MaxDisk:          2 << 30,
 		MinFreeDisk:      256 << 20,
 		SymbolCacheSize:  48 << 20,
-		StackMapEntries:  8192,
+		StackMapEntries:  4096,
 		Unwind:           collector.UnwindDWARF,
 		UnwindTableSize:  64 << 20,
 		CountMapEntries:  16384,
