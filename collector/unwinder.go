@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,7 +66,20 @@ type loadedTable struct {
 	framePointers bool
 	notLoaded     bool // has rows but did not fit the budget
 	refs          int
+	idleSince     time.Time // when refs fell to 0; zero while referenced
 }
+
+// Tables whose last process exited stay loaded for a while, so that a
+// program that runs again and again (cron jobs, a build's compilers, shell
+// pipelines) does not read, convert and write its table at every start:
+// that was 41% of the daemon's CPU on a host starting many processes.
+// They go after idleTableTTL, or sooner, oldest first, while the table
+// space is more than idleTableShare full, so that they never keep a new
+// table out.
+const (
+	idleTableTTL   = 10 * time.Minute
+	idleTableShare = 0.5
+)
 
 // installedProc is what one process image has in the BPF maps.
 type installedProc struct {
@@ -133,6 +147,10 @@ type UnwindTableStats struct {
 	InstallsDropped uint64
 	// Processes with ranges installed.
 	Processes uint64
+	// Idle tables are loaded (and counted in Tables and Words) though no
+	// process maps their file now; IdleReused counts installs that found
+	// their table idle since start.
+	Idle, IdleReused uint64
 }
 
 func newUnwindTables(objs *bpf.SamplerObjects, capacityWords uint32, cacheDir string, log *slog.Logger) (*unwindTables, error) {
@@ -275,7 +293,10 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 		if t == nil {
 			continue // only this goroutine adds tables, and unreferenced ones stay
 		}
-		t.refs++
+		if t.refs++; !t.idleSince.IsZero() {
+			t.idleSince = time.Time{}
+			u.stats.IdleReused++
+		}
 		r := bpf.SamplerUnwindRange{Start: mp.m.Start, Limit: mp.m.Limit, Table: t.start, Buckets: t.buckets}
 		switch {
 		case t.framePointers:
@@ -407,9 +428,43 @@ func (u *unwindTables) release(t *loadedTable) {
 	if t.refs--; t.refs > 0 {
 		return
 	}
+	if t.notLoaded {
+		delete(u.tables, t.id) // the next process to map it tries again
+		return
+	}
+	t.idleSince = time.Now()
+}
+
+// drop removes an idle table; its shard is freed at the next advance, after
+// any walk that read it has finished.
+func (u *unwindTables) drop(t *loadedTable) {
 	delete(u.tables, t.id)
-	if t.count > 0 && !t.notLoaded {
+	if t.count > 0 {
 		u.freeing = append(u.freeing, shard{t.start, t.count})
+	}
+}
+
+// dropIdle drops idle tables past idleTableTTL, then the oldest others
+// while the table space is more than idleTableShare full.
+func (u *unwindTables) dropIdle(now time.Time) {
+	var idle []*loadedTable
+	var used uint64
+	for _, t := range u.tables {
+		if !t.notLoaded {
+			used += uint64(t.count)
+		}
+		if t.refs == 0 && !t.idleSince.IsZero() {
+			idle = append(idle, t)
+		}
+	}
+	slices.SortFunc(idle, func(a, b *loadedTable) int { return a.idleSince.Compare(b.idleSince) })
+	limit := uint64(float64(u.stats.WordCapacity) * idleTableShare)
+	for _, t := range idle {
+		if now.Sub(t.idleSince) < idleTableTTL && used <= limit {
+			break
+		}
+		u.drop(t)
+		used -= uint64(t.count)
 	}
 }
 
@@ -423,8 +478,12 @@ func (u *unwindTables) advance() UnwindTableStats {
 		u.unrefChunks(s)
 	}
 	u.freeing = u.freeing[:0]
+	u.dropIdle(time.Now())
 	st := u.stats
 	for _, t := range u.tables {
+		if t.refs == 0 && !t.idleSince.IsZero() {
+			st.Idle++
+		}
 		switch {
 		case t.framePointers:
 			st.FramePointerFiles++

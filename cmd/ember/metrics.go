@@ -78,7 +78,7 @@ func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symb
 		}),
 		tables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ember_unwind_tables",
-			Help: "Unwind tables: rows loaded and row_capacity (table words, 4 bytes each), files loaded, frame_pointer_files, processes; since start: not_loaded (over --unwind-table-size), build_errors, cache_hits, cache_evictions, range_errors, installs_dropped.",
+			Help: "Unwind tables: rows loaded and row_capacity (table words, 4 bytes each), files loaded, frame_pointer_files, processes, idle_files (loaded, no process maps them now); since start: idle_reused, not_loaded (over --unwind-table-size), build_errors, cache_hits, cache_evictions, range_errors, installs_dropped.",
 		}, []string{"what"}),
 	}
 	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.tables)
@@ -126,7 +126,7 @@ func (m *daemonMetrics) observeBatch(s collector.Stats) {
 		"rows": t.Rows, "row_capacity": t.RowCapacity, "files": t.Tables, "frame_pointer_files": t.FramePointerFiles,
 		"not_loaded": t.NotLoaded, "build_errors": t.BuildErrors, "processes": t.Processes,
 		"cache_hits": t.CacheHits, "cache_evictions": t.CacheEvictions, "range_errors": t.RangeErrors,
-		"installs_dropped": t.InstallsDropped,
+		"installs_dropped": t.InstallsDropped, "idle_files": t.Idle, "idle_reused": t.IdleReused,
 	} {
 		m.unwind.tables.WithLabelValues(what).Set(float64(v))
 	}
