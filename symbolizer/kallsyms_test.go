@@ -138,6 +138,7 @@ func TestKallsymsReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.kallsymsMaxAge = 0
+	s.bpfPrograms = func() (uint64, bool) { return s.bpfSeen + 1, true } // a program was loaded
 	p, err := s.Profile(&collector.Batch{
 		PeriodNanos: 1,
 		Samples:     []collector.Sample{{PID: 1, TID: 1, Count: 1, Kernel: []uint64{0xffffffffa0002010, 0xffffffffa0001020}}},
@@ -155,5 +156,40 @@ func TestKallsymsReload(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// TestKallsymsNoRereadForKnownPrograms: an address in a BPF program that
+// kallsyms named rereads it only when programs were loaded or unloaded
+// since.
+func TestKallsymsNoRereadForKnownPrograms(t *testing.T) {
+	orig, err := os.ReadFile("testdata/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kallsyms")
+	write := func(name string) {
+		line := "ffffffffa0002000 t bpf_prog_0123456789abcdef_" + name + "\t[bpf]\n"
+		if err := os.WriteFile(path, append(slices.Clone(orig), line...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("before")
+	s, err := New(Options{KallsymsPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.kallsymsMaxAge = 0
+	programs := uint64(1)
+	s.bpfPrograms = func() (uint64, bool) { return programs, true }
+	s.bpfSeen = 1
+	write("after")
+	name := func() string { return s.kernelFrames(0xffffffffa0002010)[0].Function }
+	if got := name(); got != "bpf_prog_0123456789abcdef_before [bpf]" {
+		t.Errorf("same programs: %q, want the name read at start", got)
+	}
+	programs = 2
+	if got := name(); got != "bpf_prog_0123456789abcdef_after [bpf]" {
+		t.Errorf("programs changed: %q, want the reread name", got)
 	}
 }

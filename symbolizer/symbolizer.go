@@ -54,8 +54,12 @@ const (
 type Symbolizer struct {
 	mu sync.Mutex
 	// kernel is reread when stale (see kallsymsMaxAge).
-	kernel         *kallsyms
-	kernelRead     time.Time
+	kernel     *kallsyms
+	kernelRead time.Time
+	// bpfPrograms fingerprints the kernel's loaded BPF programs (ok false
+	// when it cannot tell); bpfSeen is its value when kallsyms was read.
+	bpfPrograms    func() (fingerprint uint64, ok bool)
+	bpfSeen        uint64
 	kallsymsPath   string
 	kallsymsMaxAge time.Duration
 	// files maps a file (by stat) to the key of its parsed tables, or the
@@ -171,6 +175,8 @@ func New(opts Options) (*Symbolizer, error) {
 	return &Symbolizer{
 		kernel:         k,
 		kernelRead:     time.Now(),
+		bpfPrograms:    loadedBPFPrograms,
+		bpfSeen:        fingerprintOrZero(loadedBPFPrograms),
 		kallsymsPath:   opts.KallsymsPath,
 		kallsymsMaxAge: kallsymsMaxAge,
 		files:          newLRU[fileKey, *fileEntry](opts.MaxCachedFiles),
@@ -421,13 +427,21 @@ func isJITMapping(m *collector.Mapping) bool {
 
 // kernelFrames names a kernel address (lookup as for userFrames). An
 // unknown address, or one in a BPF program (which are loaded and unloaded
-// all the time), rereads kallsyms when it is older than kallsymsMaxAge.
+// all the time), rereads kallsyms when it is older than kallsymsMaxAge;
+// for an address in a BPF program, only if the set of loaded programs has
+// changed since (a host that starts many processes runs Ember's exit hook
+// all the time, and rereading kallsyms costs tens of milliseconds).
 func (s *Symbolizer) kernelFrames(lookup uint64) []frame {
 	sym, ok := s.kernel.lookup(lookup)
 	if (!ok || sym.module == "bpf") && time.Since(s.kernelRead) > s.kallsymsMaxAge {
 		s.kernelRead = time.Now()
-		if k, err := readKallsyms(s.kallsymsPath); err == nil {
+		now, known := s.bpfPrograms()
+		reread := !ok || !known || now != s.bpfSeen
+		if !reread {
+			// The programs are the ones kallsyms named: nothing to reread.
+		} else if k, err := readKallsyms(s.kallsymsPath); err == nil {
 			s.kernel = k
+			s.bpfSeen = now
 			sym, ok = k.lookup(lookup)
 		} else if !errors.Is(err, errKernelAddressesHidden) {
 			s.log.Warn("cannot reread kernel symbols", slog.Any("err", err))
