@@ -15,39 +15,39 @@ import (
 // maintain runs retention, the disk limit and value-log GC every
 // maintenanceEvery until ctx ends.
 func (s *Store) maintain(ctx context.Context) {
-	defer close(s.done)
-	t := time.NewTicker(s.opts.maintenanceEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.maintainOnce()
-			if s.opts.afterMaintenance != nil {
-				s.opts.afterMaintenance()
-			}
+	every(ctx, s.opts.maintenanceEvery, nil, s.done, func() {
+		s.maintainOnce()
+		if s.opts.afterMaintenance != nil {
+			s.opts.afterMaintenance()
 		}
-	}
+	})
 }
 
 // compactLoop compacts the LSM tree when Append signals compactNow, or
 // every maintenanceEvery, if Badger's levels ask for it. It takes no s.mu:
 // an Append stalled on level 0 holds it, and compacting is what unstalls it.
 func (s *Store) compactLoop(ctx context.Context) {
-	defer close(s.compacted)
-	t := time.NewTicker(s.opts.maintenanceEvery)
+	every(ctx, s.opts.maintenanceEvery, s.compactNow, s.compacted, func() {
+		if err := s.compactIfNeeded(); err != nil {
+			s.log.Error("compaction failed", slog.Any("error", err))
+		}
+	})
+}
+
+// every calls fn every period and whenever wake fires (a nil wake never
+// does) until ctx ends, then closes done.
+func every(ctx context.Context, period time.Duration, wake <-chan struct{}, done chan<- struct{}, fn func()) {
+	defer close(done)
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.compactNow:
+		case <-wake:
 		case <-t.C:
 		}
-		if err := s.compactIfNeeded(); err != nil {
-			s.log.Error("compaction failed", slog.Any("error", err))
-		}
+		fn()
 	}
 }
 
