@@ -6,6 +6,9 @@
 # is read from /proc/PID/stat after a warm-up.
 # Run as root from the repository root:
 #   bench/daemon-churn.sh [measure-seconds] [warmup-seconds] [ember binary]
+# With CPUPROFILE=file, a -tags selfprof build is used instead and its Go CPU
+# profile over the measured seconds is written to file
+# (go tool pprof -top -cum bench/out/ember-selfprof file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-90}
@@ -13,7 +16,10 @@ warm=${2:-20}
 ember=${3:-}
 out=bench/out
 mkdir -p "$out"
-if [ -z "$ember" ]; then
+if [ -n "${CPUPROFILE:-}" ]; then
+  go build -tags selfprof -o "$out/ember-selfprof" ./cmd/ember
+  ember=$out/ember-selfprof
+elif [ -z "$ember" ]; then
   go build -o "$out/ember" ./cmd/ember
   ember=$out/ember
 fi
@@ -28,7 +34,11 @@ sleep "$warm"
 ticks() { awk '{print $14 + $15}' "/proc/$daemon/stat"; }
 t0=$(ticks)
 starts0=$(awk '/^processes/ {print $2}' /proc/stat)
-sleep "$secs"
+if [ -n "${CPUPROFILE:-}" ]; then
+  curl -s -o "$CPUPROFILE" "http://127.0.0.1:6061/debug/pprof/profile?seconds=$secs"
+else
+  sleep "$secs"
+fi
 t1=$(ticks)
 starts1=$(awk '/^processes/ {print $2}' /proc/stat)
 kill -TERM "$daemon"; wait "$daemon" || true

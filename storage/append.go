@@ -53,10 +53,7 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 		return err
 	}
 
-	select { // the write may fill level 0: let compactLoop look
-	case s.compactNow <- struct{}{}:
-	default:
-	}
+	s.wakeCompaction() // the write may fill level 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

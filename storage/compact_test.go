@@ -28,10 +28,7 @@ func TestCompactionUnstallsLevelZero(t *testing.T) {
 				done <- err
 				return
 			}
-			select { // as Append does
-			case s.compactNow <- struct{}{}:
-			default:
-			}
+			s.wakeCompaction() // as Append does
 		}
 		done <- nil
 	}()

@@ -34,6 +34,14 @@ func (s *Store) compactLoop(ctx context.Context) {
 	})
 }
 
+// wakeCompaction asks compactLoop to look at the levels, without waiting.
+func (s *Store) wakeCompaction() {
+	select {
+	case s.compactNow <- struct{}{}:
+	default:
+	}
+}
+
 // every calls fn every period and whenever wake fires (a nil wake never
 // does) until ctx ends, then closes done.
 func every(ctx context.Context, period time.Duration, wake <-chan struct{}, done chan<- struct{}, fn func()) {

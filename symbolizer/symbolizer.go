@@ -435,16 +435,15 @@ func (s *Symbolizer) kernelFrames(lookup uint64) []frame {
 	sym, ok := s.kernel.lookup(lookup)
 	if (!ok || sym.module == "bpf") && time.Since(s.kernelRead) > s.kallsymsMaxAge {
 		s.kernelRead = time.Now()
-		now, known := s.bpfPrograms()
-		reread := !ok || !known || now != s.bpfSeen
-		if !reread {
-			// The programs are the ones kallsyms named: nothing to reread.
-		} else if k, err := readKallsyms(s.kallsymsPath); err == nil {
-			s.kernel = k
-			s.bpfSeen = now
-			sym, ok = k.lookup(lookup)
-		} else if !errors.Is(err, errKernelAddressesHidden) {
-			s.log.Warn("cannot reread kernel symbols", slog.Any("err", err))
+		programs, known := s.bpfPrograms()
+		if !ok || !known || programs != s.bpfSeen {
+			if k, err := readKallsyms(s.kallsymsPath); err == nil {
+				s.kernel = k
+				s.bpfSeen = programs
+				sym, ok = k.lookup(lookup)
+			} else if !errors.Is(err, errKernelAddressesHidden) {
+				s.log.Warn("cannot reread kernel symbols", slog.Any("err", err))
+			}
 		}
 	}
 	if !ok {
