@@ -326,18 +326,38 @@ struct {
 	__type(value, struct unwind_proc);
 } unwind_procs SEC(".maps");
 
+// Ranges a walk keeps from its trie lookups: a stack goes back and forth
+// between a few files (the program, libc, ...), and a trie lookup walks
+// about ten nodes, each a likely cache miss at 99 Hz.
+#define WALK_RANGES 4
+
 struct user_walk {
 	__u64 pc, sp, bp;
 	__u64 hash; // of the frames so far, as hash_stack computes it
 	__u32 pid;
 	__u32 frames;
-	struct unwind_range range; // the last range looked up (limit 0: none)
+	__u32 next_range; // the slot the next trie lookup fills
+	__u32 pad;
+	struct unwind_range ranges[WALK_RANGES]; // limit 0: empty
 	struct stack stack;
+};
+
+// A stack this CPU stored in the stacks map of the current buffer: most
+// samples repeat a recent stack, and this saves the map lookup that would
+// find it there (a hashed 1 KiB element, cold at 99 Hz).
+#define RECENT_STACKS 32
+
+struct recent_stack {
+	__u64 hash;
+	__u64 first_pc, last_pc; // what store_stack compares to tell a collision
+	__u32 shape;		 // len | status << 8
+	__u32 generation;	 // active_generation + 1 when stored (0: empty)
 };
 
 struct scratch {
 	struct stack kernel;
 	struct user_walk user;
+	struct recent_stack recent[RECENT_STACKS];
 };
 
 struct {
@@ -352,8 +372,9 @@ const volatile bool filter_pids = false;
 // Walk user stacks with Ember's unwinder where ranges are installed.
 const volatile bool unwind_user = false;
 
-// Which set of maps the program writes into; flipped by user space.
-volatile __u32 active_buffer = 0;
+// Bumped by user space at each drain; its low bit is the set of maps the
+// program writes into, which user space then does not touch.
+volatile __u32 active_generation = 0;
 
 static __always_inline void count_stat(__u32 buffer, __u32 which)
 {
@@ -396,7 +417,7 @@ static __always_inline __u32 current_image(__u32 buffer, struct task_struct *tas
 	if (!st) {
 		// Past on_exit (do_exit still runs in the old address space): a
 		// fresh entry would claim the image before the first execve.
-		if (BPF_CORE_READ(task, flags) & PF_EXITING)
+		if (task->flags & PF_EXITING)
 			return EXEC_SEQ_EXITED;
 		struct proc_state fresh = {};
 		bpf_map_update_elem(&procs, &pid, &fresh, BPF_NOEXIST);
@@ -407,7 +428,7 @@ static __always_inline __u32 current_image(__u32 buffer, struct task_struct *tas
 	// Two threads sampled at once may both notify; user space dedupes.
 	// If the ring is full, the next sample tries again.
 	if (!st->notified) {
-		st->start_code = BPF_CORE_READ(task, mm, start_code);
+		st->start_code = task->mm ? task->mm->start_code : 0;
 		if (notify(buffer, EVENT_NEW_PROCESS, pid, st->exec_seq, st->start_code))
 			st->notified = 1;
 	}
@@ -441,23 +462,45 @@ static __always_inline __u64 hash_stack(struct stack *s)
 
 // store_stack puts a stack into the stacks map under its hash and returns 0,
 // or -EEXIST when a different stack has the same hash (a collision, counted),
-// or -ENOMEM when the map is full.
-static __always_inline long store_stack(void *stacks, __u64 hash, struct stack *s)
+// or -ENOMEM when the map is full. recent is this CPU's cache of stacks it
+// stored in this generation's map.
+static __always_inline long store_stack(void *stacks, __u64 hash, struct stack *s,
+					struct recent_stack *recent, __u32 generation)
 {
-	struct stack *old = bpf_map_lookup_elem(stacks, &hash);
-	if (old) {
-		// A 64-bit hash makes a real collision rare; compare what is cheap.
-		__u32 last = (s->len - 1) & (MAX_STACK_DEPTH - 1);
-		if (old->len != s->len || old->status != s->status || old->pcs[0] != s->pcs[0] ||
-		    (last < MAX_STACK_DEPTH && old->pcs[last] != s->pcs[last]))
+	// A 64-bit hash makes a real collision rare; compare what is cheap.
+	__u32 len = s->len;
+	__u64 last = (__u64)len - 1; // an empty stack: no last
+	// Keep the check on last itself, which the verifier needs to see.
+	asm volatile("" : "+r"(last));
+	__u64 first_pc = 0, last_pc = 0;
+	if (last < MAX_STACK_DEPTH) {
+		first_pc = s->pcs[0];
+		last_pc = s->pcs[last];
+	}
+	__u32 shape = len | s->status << 8;
+	struct recent_stack *seen = &recent[hash & (RECENT_STACKS - 1)];
+	if (seen->generation == generation + 1 && seen->hash == hash) {
+		if (seen->shape != shape || seen->first_pc != first_pc || seen->last_pc != last_pc)
 			return -EEXIST;
 		return 0;
 	}
-	long err = bpf_map_update_elem(stacks, &hash, s, BPF_NOEXIST);
-	if (err == -EEXIST)
-		return 0; // another CPU stored it first
-	if (err)
-		return -ENOMEM;
+	struct stack *old = bpf_map_lookup_elem(stacks, &hash);
+	if (old) {
+		if ((old->len | old->status << 8) != shape)
+			return -EEXIST;
+		if (last < MAX_STACK_DEPTH && (old->pcs[0] != first_pc || old->pcs[last] != last_pc))
+			return -EEXIST;
+	} else {
+		long err = bpf_map_update_elem(stacks, &hash, s, BPF_NOEXIST);
+		// -EEXIST: another CPU stored it first.
+		if (err && err != -EEXIST)
+			return -ENOMEM;
+	}
+	seen->hash = hash;
+	seen->first_pc = first_pc;
+	seen->last_pc = last_pc;
+	seen->shape = shape;
+	seen->generation = generation + 1;
 	return 0;
 }
 
@@ -584,8 +627,14 @@ static long unwind_step(__u32 index, void *ctx)
 
 	// A return address points after the call; the call is what matters.
 	__u64 lookup = n > 0 ? pc - 1 : pc;
-	struct unwind_range *r = &st->range;
-	if (lookup < r->start || lookup >= r->limit) {
+	struct unwind_range *r = NULL;
+	for (int i = 0; i < WALK_RANGES; i++) {
+		if (lookup >= st->ranges[i].start && lookup < st->ranges[i].limit) {
+			r = &st->ranges[i];
+			break;
+		}
+	}
+	if (!r) {
 		struct range_key key = {
 			.prefixlen = 96,
 			.pid_be = bpf_htonl(st->pid),
@@ -596,7 +645,8 @@ static long unwind_step(__u32 index, void *ctx)
 			st->stack.status = UNWIND_END_NO_MAPPING;
 			return 1;
 		}
-		st->range = *found;
+		r = &st->ranges[st->next_range++ & (WALK_RANGES - 1)];
+		*r = *found;
 	}
 
 	__u64 cfa, ra = 0, bp = st->bp;
@@ -615,11 +665,14 @@ static long unwind_step(__u32 index, void *ctx)
 			st->stack.status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}
-		if (bpf_probe_read_user(&bp, sizeof(bp), (void *)st->bp) ||
-		    bpf_probe_read_user(&ra, sizeof(ra), (void *)(st->bp + 8))) {
+		// The saved frame pointer and the return address, in one read.
+		__u64 frame[2];
+		if (bpf_probe_read_user(frame, sizeof(frame), (void *)st->bp)) {
 			st->stack.status = UNWIND_END_READ_FAILED;
 			return 1;
 		}
+		bp = frame[0];
+		ra = frame[1];
 		cfa = st->bp + 16;
 	} else {
 		__u64 rel = lookup - r->bias;
@@ -664,12 +717,24 @@ static long unwind_step(__u32 index, void *ctx)
 			st->stack.status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}
-		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8))) {
+		if ((kind >> 4) == RBP_AT_CFA && row->rbp_offset == -2) {
+			// RBP saved right below the return address (push %rbp first,
+			// as every frame-pointer prologue does): one read for both.
+			__u64 frame[2];
+			if (bpf_probe_read_user(frame, sizeof(frame), (void *)(cfa - 16))) {
+				st->stack.status = UNWIND_END_READ_FAILED;
+				return 1;
+			}
+			bp = frame[0];
+			ra = frame[1];
+		} else if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8))) {
 			st->stack.status = UNWIND_END_READ_FAILED;
 			return 1;
 		}
 		switch (kind >> 4) {
 		case RBP_AT_CFA:
+			if (row->rbp_offset == -2)
+				break; // read with the return address
 			if (bpf_probe_read_user(&bp, sizeof(bp), (void *)(cfa + (__s64)row->rbp_offset * 8))) {
 				st->stack.status = UNWIND_END_READ_FAILED;
 				return 1;
@@ -731,15 +796,17 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 	} else {
 		// In the kernel: the user registers were saved at its entry. The
 		// helper wants a trusted task pointer, which only the BTF variant gives.
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-		st->pc = BPF_CORE_READ(regs, ip);
-		st->sp = BPF_CORE_READ(regs, sp);
-		st->bp = BPF_CORE_READ(regs, bp);
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+		st->pc = regs->ip;
+		st->sp = regs->sp;
+		st->bp = regs->bp;
 	}
 	st->hash = HASH_BASIS;
 	st->pid = pid;
 	st->frames = 0;
-	st->range.limit = 0;
+	st->next_range = 0;
+	for (int i = 0; i < WALK_RANGES; i++)
+		st->ranges[i].limit = 0;
 	st->stack.len = 0;
 	st->stack.status = UNWIND_END_DEPTH;
 	bpf_loop(MAX_STACK_DEPTH + 1, unwind_step, NULL, 0);
@@ -796,13 +863,13 @@ static long check_frame(__u32 index, void *data)
 static __always_inline void cut_at_foreign_code(struct task_struct *task)
 {
 	struct code_range code = {
-		.start = BPF_CORE_READ(task, mm, start_code),
-		.end = BPF_CORE_READ(task, mm, end_code),
+		.start = task->mm->start_code,
+		.end = task->mm->end_code,
 	};
 	bpf_loop(MAX_STACK_DEPTH, check_frame, &code, 0);
 }
 
-static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer, void *counts,
+static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 generation, __u32 buffer, void *counts,
 				  void *stacks, struct task_struct *task, __u32 pid, __u32 tid,
 				  __u32 exec_seq)
 {
@@ -823,7 +890,7 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 		scr->kernel.len = (__u64)n / 8;
 		scr->kernel.status = UNWIND_END_UNKNOWN;
 		key.kernel_stack_hash = hash_stack(&scr->kernel);
-		long err = store_stack(stacks, key.kernel_stack_hash, &scr->kernel);
+		long err = store_stack(stacks, key.kernel_stack_hash, &scr->kernel, scr->recent, generation);
 		if (err)
 			stack_error_stat(buffer, err, STAT_KERNEL_COLLISION, STAT_KERNEL_MAP_FULL,
 					 STAT_KERNEL_OTHER);
@@ -835,10 +902,10 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 		key.kernel_stack_err = n;
 	}
 
-	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
+	if (task->flags & PF_KTHREAD) {
 		count_stat(buffer, STAT_USER_KERNEL_THREAD);
 		key.user_stack_err = STACK_ID_KERNEL_THREAD;
-	} else if (!BPF_CORE_READ(task, mm) || exec_seq == EXEC_SEQ_EXITED) {
+	} else if (!task->mm || exec_seq == EXEC_SEQ_EXITED) {
 		count_stat(buffer, STAT_USER_EXITING);
 		key.user_stack_err = STACK_ID_EXITING;
 	} else {
@@ -866,7 +933,7 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 buffer,
 			}
 		}
 		if (user) {
-			long err = store_stack(stacks, key.user_stack_hash, user);
+			long err = store_stack(stacks, key.user_stack_hash, user, scr->recent, generation);
 			if (err)
 				stack_error_stat(buffer, err, STAT_USER_COLLISION, STAT_USER_MAP_FULL,
 						 STAT_USER_OTHER);
@@ -898,10 +965,13 @@ SEC("perf_event")
 int sample(struct bpf_perf_event_data *ctx)
 {
 	// Read once: every count of this sample goes to the same buffer.
-	__u32 buffer = active_buffer & 1;
+	__u32 generation = active_generation;
+	__u32 buffer = generation & 1;
 	count_stat(buffer, STAT_TAKEN);
 
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	// A trusted pointer: its fields are read directly, not through a
+	// helper call each.
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;
 	__u32 tid = (__u32)id;
@@ -917,14 +987,14 @@ int sample(struct bpf_perf_event_data *ctx)
 			count_stat(buffer, STAT_FILTERED);
 			return 0;
 		}
-		if (!(BPF_CORE_READ(task, flags) & PF_KTHREAD))
+		if (!(task->flags & PF_KTHREAD))
 			exec_seq = current_image(buffer, task, pid);
 	}
 
 	// Each branch names its maps as constants, which the verifier requires.
 	if (buffer)
-		return record(ctx, 1, &counts_1, &stacks_1, task, pid, tid, exec_seq);
-	return record(ctx, 0, &counts_0, &stacks_0, task, pid, tid, exec_seq);
+		return record(ctx, generation, 1, &counts_1, &stacks_1, task, pid, tid, exec_seq);
+	return record(ctx, generation, 0, &counts_0, &stacks_0, task, pid, tid, exec_seq);
 }
 
 // A new program image replaces the address space: later samples belong to a
@@ -960,7 +1030,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	__u32 exec_seq = st->exec_seq;
 	bpf_map_delete_elem(&procs, &pid);
-	notify(active_buffer & 1, EVENT_EXIT, pid, exec_seq, 0);
+	notify(active_generation & 1, EVENT_EXIT, pid, exec_seq, 0);
 	return 0;
 }
 

@@ -97,15 +97,25 @@ type SamplerScratch struct {
 	_      structs.HostLayout
 	Kernel SamplerStack
 	User   struct {
-		_      structs.HostLayout
-		Pc     uint64
-		Sp     uint64
-		Bp     uint64
-		Hash   uint64
-		Pid    uint32
-		Frames uint32
-		Range  SamplerUnwindRange
-		Stack  SamplerStack
+		_         structs.HostLayout
+		Pc        uint64
+		Sp        uint64
+		Bp        uint64
+		Hash      uint64
+		Pid       uint32
+		Frames    uint32
+		NextRange uint32
+		Pad       uint32
+		Ranges    [4]SamplerUnwindRange
+		Stack     SamplerStack
+	}
+	Recent [32]struct {
+		_          structs.HostLayout
+		Hash       uint64
+		FirstPc    uint64
+		LastPc     uint64
+		Shape      uint32
+		Generation uint32
 	}
 }
 
@@ -183,7 +193,7 @@ const (
 	SamplerProgOnExec               = "on_exec"
 	SamplerProgOnExit               = "on_exit"
 	SamplerProgSample               = "sample"
-	SamplerVarActiveBuffer          = "active_buffer"
+	SamplerVarActiveGeneration      = "active_generation"
 	SamplerVarFilterPids            = "filter_pids"
 	SamplerVarIncludeIdle           = "include_idle"
 	SamplerVarUnusedEvent           = "unused_event"
@@ -271,7 +281,7 @@ type SamplerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SamplerVariableSpecs struct {
-	ActiveBuffer          *ebpf.VariableSpec `ebpf:"active_buffer"`
+	ActiveGeneration      *ebpf.VariableSpec `ebpf:"active_generation"`
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
@@ -346,7 +356,7 @@ func (m *SamplerMaps) Close() error {
 //
 // It can be passed to LoadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SamplerVariables struct {
-	ActiveBuffer          *ebpf.Variable `ebpf:"active_buffer"`
+	ActiveGeneration      *ebpf.Variable `ebpf:"active_generation"`
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`

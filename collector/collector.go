@@ -125,7 +125,7 @@ type Collector struct {
 	closeErr  error
 
 	drainMu      sync.Mutex
-	active       uint32
+	generation   uint32 // active_generation; its low bit is the buffer being written
 	lastDrain    time.Time
 	possibleCPUs int
 }

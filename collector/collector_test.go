@@ -215,6 +215,41 @@ func TestStackLossIsCounted(t *testing.T) {
 	}
 }
 
+// The sampler skips storing a stack it already stored in the current
+// generation's map (a per-CPU record); every drain must still find the
+// stacks of its samples, including the ones seen in earlier generations of
+// the same buffer.
+func TestStacksFoundAfterEveryDrain(t *testing.T) {
+	hot := startHotspot(t, "4")
+	c := newCollector(t, Config{PIDs: []uint32{uint32(hot.Process.Pid)}, FrequencyHz: 999})
+	if _, err := c.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	var withStack uint64
+	for i := range 8 {
+		time.Sleep(250 * time.Millisecond)
+		b, err := c.Drain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAccounting(t, b)
+		var n uint64
+		for _, s := range b.Samples {
+			if s.UserLost == LostDrained || s.KernelLost == LostDrained {
+				t.Errorf("drain %d: %d samples name a stack that is not in the map", i, s.Count)
+			}
+			if len(s.User) > 0 {
+				n += s.Count
+			}
+		}
+		if n == 0 {
+			t.Errorf("drain %d: no sample with a user stack", i)
+		}
+		withStack += n
+	}
+	t.Logf("%d samples with a user stack over 8 drains", withStack)
+}
+
 func TestNoSuchPID(t *testing.T) {
 	_, err := New(Config{PIDs: []uint32{4000000}})
 	if !errors.Is(err, ErrNoSuchProcess) {

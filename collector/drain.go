@@ -30,11 +30,14 @@ func (c *Collector) Drain() (*Batch, error) {
 	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
 
-	prev := c.active
-	if err := c.objs.ActiveBuffer.Set(prev ^ 1); err != nil {
+	// A new generation, not just the other buffer: the sampler's per-CPU
+	// record of stacks it stored is only good within one generation.
+	prevGen := c.generation
+	if err := c.objs.ActiveGeneration.Set(prevGen + 1); err != nil {
 		return nil, fmt.Errorf("switch sampler buffers: %w", err)
 	}
-	c.active = prev ^ 1
+	c.generation = prevGen + 1
+	prev := prevGen & 1
 	end := time.Now()
 	time.Sleep(inFlightGrace)
 
