@@ -11,6 +11,8 @@
 #  3. unwind tables for every running process's executable mappings, and
 #     the build time of libLLVM's table.
 # Run as root from anywhere: bench/unwind.sh [seconds-per-run] [cost-runs]
+# UNWIND_BENCH_BASELINE=BINARY adds, in part 2, a DWARF run of another ember
+# build right after each run of this one, for comparing two versions.
 # (about 5 + 3 * cost-runs runs of seconds-per-run, plus perf script time)
 # Needs: perf (linux-perf), bpftool, python3.
 set -euo pipefail
@@ -112,8 +114,8 @@ echo "== 2. BPF program cost per sample, ~32-frame stacks, both CPUs busy, ${sec
 # (run_time - filtered_runs * filtered_cost) / walked samples.
 prev=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -q kernel.bpf_stats_enabled=1
-cost() { # mode binary|sleep
-	local a b
+cost() { # mode binary|sleep [ember]
+	local a b ember=${3:-$ember}
 	bpftool prog show name sample --json >"$out/prog-before.json" 2>/dev/null || echo '[]' >"$out/prog-before.json"
 	if [ "$2" = sleep ]; then
 		sleep $((secs + 10)) &
@@ -167,6 +169,10 @@ PY
 for _ in $(seq "$runs"); do
 	cost dwarf sleep
 	cost dwarf chain-nofp
+	if [ -n "${UNWIND_BENCH_BASELINE:-}" ]; then
+		echo "baseline $UNWIND_BENCH_BASELINE:"
+		cost dwarf chain-nofp "$UNWIND_BENCH_BASELINE"
+	fi
 	cost fp chain-fp
 done
 sysctl -q kernel.bpf_stats_enabled="$prev"
