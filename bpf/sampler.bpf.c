@@ -326,19 +326,29 @@ struct {
 	__type(value, struct unwind_proc);
 } unwind_procs SEC(".maps");
 
-// Ranges a walk keeps from its trie lookups: a stack goes back and forth
-// between a few files (the program, libc, ...), and a trie lookup walks
-// about ten nodes, each a likely cache miss at 99 Hz.
+// Ranges a CPU keeps from its trie lookups, per process: a stack goes back
+// and forth between a few files (the program, libc, ...), the next sample
+// of the process usually needs the same ones, and a trie lookup walks about
+// ten nodes, each a likely cache miss at 99 Hz. They are good while
+// ranges_generation, which user space bumps at every change to
+// unwind_ranges or unwind_procs, stays what it was when they were kept.
 #define WALK_RANGES 4
+#define RANGE_CACHE_SLOTS 4 // processes, by pid
+
+struct range_cache {
+	__u32 pid, exec_seq;
+	__u32 generation; // ranges_generation + 1 when filled (0: empty)
+	__u32 next_range; // the slot the next trie lookup fills
+	struct unwind_range ranges[WALK_RANGES]; // limit 0: empty
+};
 
 struct user_walk {
 	__u64 pc, sp, bp;
 	__u64 hash; // of the frames so far, as hash_stack computes it
 	__u32 pid;
 	__u32 frames;
-	__u32 next_range; // the slot the next trie lookup fills
+	__u32 cache; // the process's slot of scratch.ranges
 	__u32 pad;
-	struct unwind_range ranges[WALK_RANGES]; // limit 0: empty
 	struct stack stack;
 };
 
@@ -358,6 +368,7 @@ struct scratch {
 	struct stack kernel;
 	struct user_walk user;
 	struct recent_stack recent[RECENT_STACKS];
+	struct range_cache ranges[RANGE_CACHE_SLOTS];
 };
 
 struct {
@@ -375,6 +386,8 @@ const volatile bool unwind_user = false;
 // Bumped by user space at each drain; its low bit is the set of maps the
 // program writes into, which user space then does not touch.
 volatile __u32 active_generation = 0;
+// Bumped by user space after it changes unwind_ranges or unwind_procs.
+volatile __u32 ranges_generation = 0;
 
 static __always_inline void count_stat(__u32 buffer, __u32 which)
 {
@@ -611,9 +624,12 @@ static __always_inline struct user_walk *unwind_scratch(void)
 // 1 (stop) with stack.status set when the walk ends.
 static long unwind_step(__u32 index, void *ctx)
 {
-	struct user_walk *st = unwind_scratch();
-	if (!st)
+	__u32 zero = 0;
+	struct scratch *scr = bpf_map_lookup_elem(&scratch, &zero);
+	if (!scr)
 		return 1;
+	struct user_walk *st = &scr->user;
+	struct range_cache *rc = &scr->ranges[st->cache & (RANGE_CACHE_SLOTS - 1)];
 	__u32 n = st->stack.len;
 	if (n >= MAX_STACK_DEPTH) {
 		st->stack.status = UNWIND_END_DEPTH;
@@ -629,8 +645,8 @@ static long unwind_step(__u32 index, void *ctx)
 	__u64 lookup = n > 0 ? pc - 1 : pc;
 	struct unwind_range *r = NULL;
 	for (int i = 0; i < WALK_RANGES; i++) {
-		if (lookup >= st->ranges[i].start && lookup < st->ranges[i].limit) {
-			r = &st->ranges[i];
+		if (lookup >= rc->ranges[i].start && lookup < rc->ranges[i].limit) {
+			r = &rc->ranges[i];
 			break;
 		}
 	}
@@ -645,7 +661,7 @@ static long unwind_step(__u32 index, void *ctx)
 			st->stack.status = UNWIND_END_NO_MAPPING;
 			return 1;
 		}
-		r = &st->ranges[st->next_range++ & (WALK_RANGES - 1)];
+		r = &rc->ranges[rc->next_range++ & (WALK_RANGES - 1)];
 		*r = *found;
 	}
 
@@ -783,12 +799,28 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 						       struct task_struct *task, __u32 pid,
 						       __u32 exec_seq)
 {
-	struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
-	if (!up || up->exec_seq != exec_seq)
+	// Read before the maps it vouches for: a change after this read makes
+	// the next walk drop what this one keeps.
+	__u32 ranges_gen = ranges_generation + 1;
+	__u32 zero = 0;
+	struct scratch *scr = bpf_map_lookup_elem(&scratch, &zero);
+	if (!scr)
 		return NULL;
-	struct user_walk *st = unwind_scratch();
-	if (!st)
-		return NULL;
+	struct user_walk *st = &scr->user;
+	__u32 slot = pid & (RANGE_CACHE_SLOTS - 1);
+	struct range_cache *rc = &scr->ranges[slot];
+	if (rc->generation != ranges_gen || rc->pid != pid || rc->exec_seq != exec_seq) {
+		// Installed for this image? (A cached slot says so without a lookup.)
+		struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
+		if (!up || up->exec_seq != exec_seq)
+			return NULL;
+		rc->pid = pid;
+		rc->exec_seq = exec_seq;
+		rc->generation = ranges_gen;
+		rc->next_range = 0;
+		for (int i = 0; i < WALK_RANGES; i++)
+			rc->ranges[i].limit = 0;
+	}
 	if (in_user_mode(ctx)) {
 		st->pc = ctx_reg(ctx, ip);
 		st->sp = ctx_reg(ctx, sp);
@@ -804,9 +836,7 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 	st->hash = HASH_BASIS;
 	st->pid = pid;
 	st->frames = 0;
-	st->next_range = 0;
-	for (int i = 0; i < WALK_RANGES; i++)
-		st->ranges[i].limit = 0;
+	st->cache = slot;
 	st->stack.len = 0;
 	st->stack.status = UNWIND_END_DEPTH;
 	bpf_loop(MAX_STACK_DEPTH + 1, unwind_step, NULL, 0);
@@ -817,7 +847,8 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 	if (end == UNWIND_END_NO_MAPPING) {
 		// Ask user space to read the mappings again, at most once a second.
 		__u64 now = bpf_ktime_get_ns();
-		if (now - up->miss_reported_ns > 1000000000ULL) {
+		struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
+		if (up && now - up->miss_reported_ns > 1000000000ULL) {
 			up->miss_reported_ns = now;
 			notify(buffer, EVENT_NEEDS_MAPPINGS, pid, exec_seq, 0);
 		}

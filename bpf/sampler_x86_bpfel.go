@@ -97,17 +97,16 @@ type SamplerScratch struct {
 	_      structs.HostLayout
 	Kernel SamplerStack
 	User   struct {
-		_         structs.HostLayout
-		Pc        uint64
-		Sp        uint64
-		Bp        uint64
-		Hash      uint64
-		Pid       uint32
-		Frames    uint32
-		NextRange uint32
-		Pad       uint32
-		Ranges    [4]SamplerUnwindRange
-		Stack     SamplerStack
+		_      structs.HostLayout
+		Pc     uint64
+		Sp     uint64
+		Bp     uint64
+		Hash   uint64
+		Pid    uint32
+		Frames uint32
+		Cache  uint32
+		Pad    uint32
+		Stack  SamplerStack
 	}
 	Recent [32]struct {
 		_          structs.HostLayout
@@ -116,6 +115,14 @@ type SamplerScratch struct {
 		LastPc     uint64
 		Shape      uint32
 		Generation uint32
+	}
+	Ranges [4]struct {
+		_          structs.HostLayout
+		Pid        uint32
+		ExecSeq    uint32
+		Generation uint32
+		NextRange  uint32
+		Ranges     [4]SamplerUnwindRange
 	}
 }
 
@@ -196,6 +203,7 @@ const (
 	SamplerVarActiveGeneration      = "active_generation"
 	SamplerVarFilterPids            = "filter_pids"
 	SamplerVarIncludeIdle           = "include_idle"
+	SamplerVarRangesGeneration      = "ranges_generation"
 	SamplerVarUnusedEvent           = "unused_event"
 	SamplerVarUnusedEventType       = "unused_event_type"
 	SamplerVarUnusedRangeKey        = "unused_range_key"
@@ -284,6 +292,7 @@ type SamplerVariableSpecs struct {
 	ActiveGeneration      *ebpf.VariableSpec `ebpf:"active_generation"`
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
+	RangesGeneration      *ebpf.VariableSpec `ebpf:"ranges_generation"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedRangeKey        *ebpf.VariableSpec `ebpf:"unused_range_key"`
@@ -359,6 +368,7 @@ type SamplerVariables struct {
 	ActiveGeneration      *ebpf.Variable `ebpf:"active_generation"`
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
+	RangesGeneration      *ebpf.Variable `ebpf:"ranges_generation"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedRangeKey        *ebpf.Variable `ebpf:"unused_range_key"`

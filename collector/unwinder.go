@@ -98,7 +98,12 @@ type unwindTables struct {
 	rules  *ebpf.Map
 	ranges *ebpf.Map
 	procs  *ebpf.Map
-	cache  *unwind.Cache // nil: no disk cache
+	// rangesGen is the sampler's ranges_generation: each CPU keeps the
+	// ranges it looked up per process until it changes, so every change to
+	// ranges or procs must bump it, after the change.
+	rangesGen *ebpf.Variable
+	rangesSeq uint32
+	cache     *unwind.Cache // nil: no disk cache
 
 	mu    sync.Mutex
 	alloc shardAllocator
@@ -160,6 +165,7 @@ func newUnwindTables(objs *bpf.SamplerObjects, capacityWords uint32, cacheDir st
 		rules:     objs.UnwindRules,
 		ranges:    objs.UnwindRanges,
 		procs:     objs.UnwindProcs,
+		rangesGen: objs.RangesGeneration,
 		alloc:     shardAllocator{free: []shard{{0, capacityWords}}},
 		chunkMaps: make(map[uint32]*ebpf.Map),
 		chunkRefs: make(map[uint32]int),
@@ -358,6 +364,7 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 	if err := u.procs.Put(p.PID, bpf.SamplerUnwindProc{ExecSeq: p.ExecSeq}); err != nil {
 		u.log.Debug("enable unwinding", slog.Int("pid", int(p.PID)), slog.Any("err", err))
 	}
+	u.rangesChangedLocked()
 	// An exit noticed while the tables were built found nothing to remove.
 	if !alive(p.PID, p.ExecSeq) {
 		u.removeLocked(p.PID)
@@ -422,6 +429,18 @@ func (u *unwindTables) removeLocked(pid uint32) {
 		}
 	}
 	delete(u.installs, pid)
+	u.rangesChangedLocked()
+}
+
+// rangesChangedLocked makes every CPU drop the ranges it keeps, so that its
+// next walk looks them up again.
+func (u *unwindTables) rangesChangedLocked() {
+	u.rangesSeq++
+	if err := u.rangesGen.Set(u.rangesSeq); err != nil {
+		// Only if the sampler's .bss cannot be written, which loading
+		// would have failed on already.
+		u.log.Error("invalidate cached unwind ranges", slog.Any("err", err))
+	}
 }
 
 func (u *unwindTables) release(t *loadedTable) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ember-profiler/ember/bpf"
 )
 
 func TestRangeKeysCoverExactly(t *testing.T) {
@@ -350,5 +352,75 @@ func TestUnwindCacheAcrossRestart(t *testing.T) {
 		if run == 1 && st.CacheHits < 2 {
 			t.Errorf("second run read %d tables from the cache: %+v", st.CacheHits, st)
 		}
+	}
+}
+
+// Each CPU keeps the ranges it looked up for a process across samples; a
+// change to them (here: the program's own table marked as not loaded, then
+// put back) must reach the very next walks, not wait for an exec.
+func TestCachedRangesFollowChanges(t *testing.T) {
+	path, _ := filepath.Abs("../testdata/unwind/chain-nofp")
+	cmd := exec.Command(path, "6")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := uint32(cmd.Process.Pid)
+	c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
+	ends := func() map[UnwindEnd]uint64 {
+		t.Helper()
+		if _, err := c.Drain(); err != nil { // what straddles the change
+			t.Fatal(err)
+		}
+		time.Sleep(700 * time.Millisecond)
+		b, err := c.Drain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[UnwindEnd]uint64{}
+		for _, s := range b.Samples {
+			if s.PID == pid && s.UserSource == SourceUnwinder {
+				out[s.UserEnd] += s.Count
+			}
+		}
+		return out
+	}
+	// setKind rewrites the kind of every range of the process whose kind
+	// is from, and returns how many it rewrote.
+	setKind := func(from, to uint32) int {
+		u := c.unwind
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		n := 0
+		for _, k := range u.installs[pid].keys {
+			var r bpf.SamplerUnwindRange
+			if err := u.ranges.Lookup(&k, &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Kind == from {
+				r.Kind = to
+				if err := u.ranges.Put(&k, &r); err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+		}
+		u.rangesChangedLocked()
+		return n
+	}
+	time.Sleep(time.Second)
+	if e := ends(); e[UnwindComplete] < 100 || e[UnwindNoTable] != 0 {
+		t.Fatalf("before the change: %v", e)
+	}
+	rows, noTable := uint32(bpf.SamplerRangeKindRANGE_ROWS), uint32(bpf.SamplerRangeKindRANGE_NO_TABLE)
+	if setKind(rows, noTable) == 0 {
+		t.Fatal("no ranges with rows")
+	}
+	if e := ends(); e[UnwindNoTable] < 100 || e[UnwindComplete] != 0 {
+		t.Errorf("after marking the tables as not loaded: %v; want every walk to end at \"no table\"", e)
+	}
+	setKind(noTable, rows)
+	if e := ends(); e[UnwindComplete] < 100 || e[UnwindNoTable] != 0 {
+		t.Errorf("after putting them back: %v", e)
 	}
 }

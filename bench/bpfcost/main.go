@@ -13,8 +13,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -24,11 +24,12 @@ import (
 func main() {
 	name := flag.String("name", "sample", "program name")
 	after := flag.Uint("after", 0, "only programs with a larger ID (loaded after this one)")
+	before := flag.Uint("before", 1<<32-1, "only programs with a smaller ID")
 	wait := flag.Duration("wait", 10*time.Second, "how long to wait for the program to appear")
 	span := flag.Duration("for", 15*time.Second, "how long to follow it")
 	every := flag.Duration("every", 500*time.Millisecond, "window length")
 	flag.Parse()
-	if err := run(*name, ebpf.ProgramID(*after), *wait, *span, *every); err != nil {
+	if err := run(*name, ebpf.ProgramID(*after), ebpf.ProgramID(*before), *wait, *span, *every); err != nil {
 		slog.Error("bpfcost", "err", err)
 		os.Exit(1)
 	}
@@ -39,8 +40,8 @@ type reading struct {
 	ns   time.Duration
 }
 
-func run(name string, after ebpf.ProgramID, wait, span, every time.Duration) error {
-	prog, err := find(name, after, wait)
+func run(name string, after, before ebpf.ProgramID, wait, span, every time.Duration) error {
+	prog, err := find(name, after, before, wait)
 	if err != nil {
 		return err
 	}
@@ -127,13 +128,13 @@ func fixedLoop() float64 {
 	return float64(b.Nano() - a.Nano())
 }
 
-// find returns the newest program called name with an ID above after.
-func find(name string, after ebpf.ProgramID, wait time.Duration) (*ebpf.Program, error) {
+// find returns the newest program called name with an ID in (after, before).
+func find(name string, after, before ebpf.ProgramID, wait time.Duration) (*ebpf.Program, error) {
 	for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
 		var best *ebpf.Program
 		for id := after; ; {
 			next, err := ebpf.ProgramGetNextID(id)
-			if err != nil {
+			if err != nil || next >= before {
 				break
 			}
 			id = next
@@ -154,7 +155,7 @@ func find(name string, after ebpf.ProgramID, wait time.Duration) (*ebpf.Program,
 			return best, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("no program %q with an ID above %d", name, after)
+			return nil, fmt.Errorf("no program %q with an ID in (%d, %d)", name, after, before)
 		}
 	}
 }
