@@ -13,7 +13,12 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
-#define MAX_STACK_DEPTH 127
+// A stack is stored in segments of STACK_SEGMENT frames, each a stacks-map
+// entry that names the next by its hash: the kernel's walks fill one (its
+// limit is 127), Ember's unwinder up to USER_SEGMENTS.
+#define STACK_SEGMENT 126
+#define USER_SEGMENTS 3
+#define MAX_USER_DEPTH (STACK_SEGMENT * USER_SEGMENTS)
 #define TASK_COMM_LEN 16
 #define PF_KTHREAD 0x00200000
 #define PF_EXITING 0x00000004
@@ -45,7 +50,7 @@ enum user_stack_source {
 enum unwind_end {
 	UNWIND_END_UNKNOWN = 0, // kernel FP walk: it does not say
 	UNWIND_END_COMPLETE,	// reached the outermost frame
-	UNWIND_END_DEPTH,	// MAX_STACK_DEPTH frames and still going
+	UNWIND_END_DEPTH,	// MAX_USER_DEPTH frames and still going
 	UNWIND_END_NO_MAPPING,	// a pc outside every known file (JIT, vdso, a new dlopen)
 	UNWIND_END_NO_ROW,	// a pc in a file but not covered by its CFI
 	UNWIND_END_UNSUPPORTED, // a CFI rule the unwinder cannot follow
@@ -149,11 +154,12 @@ struct sample_value {
 	char comm[TASK_COMM_LEN];
 };
 
-// A stack as stored, leaf first.
+// A segment of a stack as stored, leaf first.
 struct stack {
-	__u32 len;
-	__u32 status; // enum unwind_end
-	__u64 pcs[MAX_STACK_DEPTH];
+	__u32 len;    // frames in this segment
+	__u32 status; // enum unwind_end, of the whole stack
+	__u64 next;   // hash of the segment with the next (outer) frames; 0: none
+	__u64 pcs[STACK_SEGMENT];
 };
 
 enum sampler_stat {
@@ -346,10 +352,11 @@ struct user_walk {
 	__u64 pc, sp, bp;
 	__u64 hash; // of the frames so far, as hash_stack computes it
 	__u32 pid;
-	__u32 frames;
-	__u32 cache; // the process's slot of scratch.ranges
-	__u32 pad;
-	struct stack stack;
+	__u32 frames; // walked so far
+	__u32 cache;  // the process's slot of scratch.ranges
+	__u32 status; // how the walk ended
+	__u32 seg, at; // where the next frame goes in segs
+	struct stack segs[USER_SEGMENTS];
 };
 
 // A stack this CPU stored in the stacks map of the current buffer: most
@@ -457,20 +464,21 @@ static __always_inline __u64 hash_pc(__u64 h, __u64 pc)
 
 #define HASH_BASIS 0xcbf29ce484222325ULL
 
-static __always_inline __u64 hash_finish(__u64 h, struct stack *s)
+static __always_inline __u64 hash_finish(__u64 h, __u32 len, __u32 status)
 {
-	return hash_pc(h ^ s->len, s->status);
+	return hash_pc(h ^ len, status);
 }
 
+// hash_stack hashes a stack of one segment.
 static __always_inline __u64 hash_stack(struct stack *s)
 {
 	__u64 h = HASH_BASIS;
-	for (int i = 0; i < MAX_STACK_DEPTH; i++) {
+	for (int i = 0; i < STACK_SEGMENT; i++) {
 		if (i >= s->len)
 			break;
 		h = hash_pc(h, s->pcs[i]);
 	}
-	return hash_finish(h, s);
+	return hash_finish(h, s->len, s->status);
 }
 
 // store_stack puts a stack into the stacks map under its hash and returns 0,
@@ -486,7 +494,7 @@ static __always_inline long store_stack(void *stacks, __u64 hash, struct stack *
 	// Keep the check on last itself, which the verifier needs to see.
 	asm volatile("" : "+r"(last));
 	__u64 first_pc = 0, last_pc = 0;
-	if (last < MAX_STACK_DEPTH) {
+	if (last < STACK_SEGMENT) {
 		first_pc = s->pcs[0];
 		last_pc = s->pcs[last];
 	}
@@ -501,7 +509,7 @@ static __always_inline long store_stack(void *stacks, __u64 hash, struct stack *
 	if (old) {
 		if ((old->len | old->status << 8) != shape)
 			return -EEXIST;
-		if (last < MAX_STACK_DEPTH && (old->pcs[0] != first_pc || old->pcs[last] != last_pc))
+		if (last < STACK_SEGMENT && (old->pcs[0] != first_pc || old->pcs[last] != last_pc))
 			return -EEXIST;
 	} else {
 		long err = bpf_map_update_elem(stacks, &hash, s, BPF_NOEXIST);
@@ -613,6 +621,19 @@ static __always_inline struct unwind_rule *find_rule(struct unwind_range *r, __u
 	return rule_of(table_word(first - 1));
 }
 
+// user_stack_hash is the hash a walked stack is stored under: of all its
+// frames, their number and how the walk ended.
+static __always_inline __u64 user_stack_hash(struct user_walk *st)
+{
+	return hash_finish(st->hash, st->frames, st->status);
+}
+
+// segment_hash is the hash segment k > 0 of a stack is stored under.
+static __always_inline __u64 segment_hash(__u64 stack_hash, __u32 k)
+{
+	return hash_pc(stack_hash, k);
+}
+
 static __always_inline struct user_walk *unwind_scratch(void)
 {
 	__u32 zero = 0;
@@ -630,15 +651,25 @@ static long unwind_step(__u32 index, void *ctx)
 		return 1;
 	struct user_walk *st = &scr->user;
 	struct range_cache *rc = &scr->ranges[st->cache & (RANGE_CACHE_SLOTS - 1)];
-	__u32 n = st->stack.len;
-	if (n >= MAX_STACK_DEPTH) {
-		st->stack.status = UNWIND_END_DEPTH;
+	__u32 n = st->frames;
+	if (n >= MAX_USER_DEPTH) {
+		st->status = UNWIND_END_DEPTH;
 		return 1;
 	}
 	__u64 pc = st->pc;
-	st->stack.pcs[n] = pc;
-	st->stack.len = n + 1;
-	st->frames++;
+	// Where frame n goes, kept as the walk goes rather than divided out,
+	// which the verifier would not follow.
+	__u32 seg = st->seg, at = st->at;
+	if (seg >= USER_SEGMENTS || at >= STACK_SEGMENT)
+		return 1;
+	st->segs[seg].pcs[at] = pc;
+	st->frames = n + 1;
+	if (at + 1 < STACK_SEGMENT) {
+		st->at = at + 1;
+	} else {
+		st->at = 0;
+		st->seg = seg + 1;
+	}
 	st->hash = hash_pc(st->hash, pc);
 
 	// A return address points after the call; the call is what matters.
@@ -658,7 +689,7 @@ static long unwind_step(__u32 index, void *ctx)
 		};
 		struct unwind_range *found = bpf_map_lookup_elem(&unwind_ranges, &key);
 		if (!found) {
-			st->stack.status = UNWIND_END_NO_MAPPING;
+			st->status = UNWIND_END_NO_MAPPING;
 			return 1;
 		}
 		r = &rc->ranges[rc->next_range++ & (WALK_RANGES - 1)];
@@ -667,24 +698,24 @@ static long unwind_step(__u32 index, void *ctx)
 
 	__u64 cfa, ra = 0, bp = st->bp;
 	if (r->kind == RANGE_NO_TABLE) {
-		st->stack.status = UNWIND_END_NO_TABLE;
+		st->status = UNWIND_END_NO_TABLE;
 		return 1;
 	}
 	if (r->kind == RANGE_FP) {
 		if (st->bp == 0) {
-			st->stack.status = UNWIND_END_COMPLETE; // the outermost frame
+			st->status = UNWIND_END_COMPLETE; // the outermost frame
 			return 1;
 		}
 		// A frame pointer below the stack pointer, or a frame of more than
 		// 8 MiB, is not one: code without them keeps other values in RBP.
 		if (st->bp < st->sp || st->bp - st->sp > (8 << 20)) {
-			st->stack.status = UNWIND_END_BAD_FRAME;
+			st->status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}
 		// The saved frame pointer and the return address, in one read.
 		__u64 frame[2];
 		if (bpf_probe_read_user(frame, sizeof(frame), (void *)st->bp)) {
-			st->stack.status = UNWIND_END_READ_FAILED;
+			st->status = UNWIND_END_READ_FAILED;
 			return 1;
 		}
 		bp = frame[0];
@@ -693,12 +724,12 @@ static long unwind_step(__u32 index, void *ctx)
 	} else {
 		__u64 rel = lookup - r->bias;
 		if (rel > 0xffffffffULL) {
-			st->stack.status = UNWIND_END_NO_ROW;
+			st->status = UNWIND_END_NO_ROW;
 			return 1;
 		}
 		struct unwind_rule *row = find_rule(r, rel);
 		if (!row) {
-			st->stack.status = UNWIND_END_NO_ROW;
+			st->status = UNWIND_END_NO_ROW;
 			return 1;
 		}
 		__u8 kind = row->kind;
@@ -708,7 +739,7 @@ static long unwind_step(__u32 index, void *ctx)
 			break;
 		case CFA_FP:
 			if (st->bp == 0) {
-				st->stack.status = UNWIND_END_BAD_FRAME;
+				st->status = UNWIND_END_BAD_FRAME;
 				return 1;
 			}
 			cfa = st->bp + row->cfa_offset;
@@ -720,17 +751,17 @@ static long unwind_step(__u32 index, void *ctx)
 			cfa = st->sp + 8 + ((pc & 15) >= 10 ? 8 : 0);
 			break;
 		case CFA_END:
-			st->stack.status = UNWIND_END_COMPLETE;
+			st->status = UNWIND_END_COMPLETE;
 			return 1;
 		case CFA_GAP:
-			st->stack.status = UNWIND_END_NO_ROW;
+			st->status = UNWIND_END_NO_ROW;
 			return 1;
 		default:
-			st->stack.status = UNWIND_END_UNSUPPORTED;
+			st->status = UNWIND_END_UNSUPPORTED;
 			return 1;
 		}
 		if (cfa <= st->sp) {
-			st->stack.status = UNWIND_END_BAD_FRAME;
+			st->status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}
 		if ((kind >> 4) == RBP_AT_CFA && row->rbp_offset == -2) {
@@ -738,13 +769,13 @@ static long unwind_step(__u32 index, void *ctx)
 			// as every frame-pointer prologue does): one read for both.
 			__u64 frame[2];
 			if (bpf_probe_read_user(frame, sizeof(frame), (void *)(cfa - 16))) {
-				st->stack.status = UNWIND_END_READ_FAILED;
+				st->status = UNWIND_END_READ_FAILED;
 				return 1;
 			}
 			bp = frame[0];
 			ra = frame[1];
 		} else if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8))) {
-			st->stack.status = UNWIND_END_READ_FAILED;
+			st->status = UNWIND_END_READ_FAILED;
 			return 1;
 		}
 		switch (kind >> 4) {
@@ -752,7 +783,7 @@ static long unwind_step(__u32 index, void *ctx)
 			if (row->rbp_offset == -2)
 				break; // read with the return address
 			if (bpf_probe_read_user(&bp, sizeof(bp), (void *)(cfa + (__s64)row->rbp_offset * 8))) {
-				st->stack.status = UNWIND_END_READ_FAILED;
+				st->status = UNWIND_END_READ_FAILED;
 				return 1;
 			}
 			break;
@@ -762,7 +793,7 @@ static long unwind_step(__u32 index, void *ctx)
 		}
 	}
 	if (ra == 0) {
-		st->stack.status = UNWIND_END_COMPLETE; // thread entry points end with a zero return address
+		st->status = UNWIND_END_COMPLETE; // thread entry points end with a zero return address
 		return 1;
 	}
 	st->pc = ra;
@@ -837,11 +868,24 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 	st->pid = pid;
 	st->frames = 0;
 	st->cache = slot;
-	st->stack.len = 0;
-	st->stack.status = UNWIND_END_DEPTH;
-	bpf_loop(MAX_STACK_DEPTH + 1, unwind_step, NULL, 0);
-	add_stat(buffer, STAT_UNWIND_FRAMES, st->frames);
-	__u32 end = st->stack.status;
+	st->seg = 0;
+	st->at = 0;
+	st->status = UNWIND_END_DEPTH;
+	bpf_loop(MAX_USER_DEPTH + 1, unwind_step, NULL, 0);
+	__u32 frames = st->frames;
+	add_stat(buffer, STAT_UNWIND_FRAMES, frames);
+	__u32 end = st->status;
+	// Segments: each names the next by the hash record() stores it under.
+	__u64 hash = user_stack_hash(st);
+	for (int k = 0; k < USER_SEGMENTS; k++) {
+		__u32 first = k * STACK_SEGMENT;
+		if (k > 0 && frames <= first)
+			break; // not used: leave its cache lines alone
+		__u32 len = frames > first ? frames - first : 0;
+		st->segs[k].len = len < STACK_SEGMENT ? len : STACK_SEGMENT;
+		st->segs[k].status = end;
+		st->segs[k].next = len > STACK_SEGMENT ? segment_hash(hash, k + 1) : 0;
+	}
 	if (end < UNWIND_END_MAX)
 		count_stat(buffer, STAT_UNWIND_END_BASE + end);
 	if (end == UNWIND_END_NO_MAPPING) {
@@ -853,7 +897,7 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 			notify(buffer, EVENT_NEEDS_MAPPINGS, pid, exec_seq, 0);
 		}
 	}
-	return &st->stack;
+	return &st->segs[0];
 }
 
 // The program's own code, where a frame-pointer walk is believed.
@@ -870,17 +914,17 @@ static long check_frame(__u32 index, void *data)
 	if (!w)
 		return 1;
 	__u32 i = index + 1;
-	if (i >= w->stack.len)
+	if (i >= w->segs[0].len)
 		return 1;
 	// Keep the compiler from folding the bound into the check above,
 	// which would hide it from the verifier.
 	asm volatile("" : "+r"(i));
-	if (i >= MAX_STACK_DEPTH)
+	if (i >= STACK_SEGMENT)
 		return 1;
-	__u64 pc = w->stack.pcs[i];
+	__u64 pc = w->segs[0].pcs[i];
 	if (pc < code->start || pc >= code->end) {
-		w->stack.len = i;
-		w->stack.status = UNWIND_END_NO_MAPPING;
+		w->segs[0].len = i;
+		w->segs[0].status = UNWIND_END_NO_MAPPING;
 		return 1;
 	}
 	return 0;
@@ -897,7 +941,7 @@ static __always_inline void cut_at_foreign_code(struct task_struct *task)
 		.start = task->mm->start_code,
 		.end = task->mm->end_code,
 	};
-	bpf_loop(MAX_STACK_DEPTH, check_frame, &code, 0);
+	bpf_loop(STACK_SEGMENT, check_frame, &code, 0);
 }
 
 static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 generation, __u32 buffer, void *counts,
@@ -920,6 +964,7 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 generat
 	if (n > 0) {
 		scr->kernel.len = (__u64)n / 8;
 		scr->kernel.status = UNWIND_END_UNKNOWN;
+		scr->kernel.next = 0;
 		key.kernel_stack_hash = hash_stack(&scr->kernel);
 		long err = store_stack(stacks, key.kernel_stack_hash, &scr->kernel, scr->recent, generation);
 		if (err)
@@ -945,12 +990,13 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 generat
 			user = unwind_user_stack(buffer, ctx, task, pid, exec_seq);
 		if (user) {
 			key.user_stack_source = USER_STACK_UNWOUND;
-			key.user_stack_hash = hash_finish(scr->user.hash, user);
+			key.user_stack_hash = user_stack_hash(&scr->user);
 		} else {
-			user = &scr->user.stack;
+			user = &scr->user.segs[0];
 			long m = bpf_get_stack(ctx, user->pcs, sizeof(user->pcs), BPF_F_USER_STACK);
 			user->len = m > 0 ? (__u64)m / 8 : 0;
 			user->status = UNWIND_END_UNKNOWN;
+			user->next = 0;
 			if (unwind_user) {
 				count_stat(buffer, STAT_USER_KERNEL_FP);
 				cut_at_foreign_code(task);
@@ -965,6 +1011,14 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 generat
 		}
 		if (user) {
 			long err = store_stack(stacks, key.user_stack_hash, user, scr->recent, generation);
+			// A deep walk's outer segments, each under the hash the one
+			// before names.
+			for (int k = 1; k < USER_SEGMENTS && !err; k++) {
+				__u64 next = scr->user.segs[k - 1].next;
+				if (!next)
+					break;
+				err = store_stack(stacks, next, &scr->user.segs[k], scr->recent, generation);
+			}
 			if (err)
 				stack_error_stat(buffer, err, STAT_USER_COLLISION, STAT_USER_MAP_FULL,
 						 STAT_USER_OTHER);

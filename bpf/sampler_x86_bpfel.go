@@ -105,8 +105,10 @@ type SamplerScratch struct {
 		Pid    uint32
 		Frames uint32
 		Cache  uint32
-		Pad    uint32
-		Stack  SamplerStack
+		Status uint32
+		Seg    uint32
+		At     uint32
+		Segs   [3]SamplerStack
 	}
 	Recent [32]struct {
 		_          structs.HostLayout
@@ -130,7 +132,8 @@ type SamplerStack struct {
 	_      structs.HostLayout
 	Len    uint32
 	Status uint32
-	Pcs    [127]uint64
+	Next   uint64
+	Pcs    [126]uint64
 }
 
 type SamplerUnwindEnd uint32

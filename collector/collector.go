@@ -357,7 +357,7 @@ func (c *Collector) close() error {
 // maxStackDepth is the depth at which the kernel cuts stacks: a stack this
 // deep is treated as truncated.
 func maxStackDepth() int {
-	const mapDepth = 127 // MAX_STACK_DEPTH in sampler.bpf.c
+	const mapDepth = 126 // STACK_SEGMENT in sampler.bpf.c: what bpf_get_stack fills
 	raw, err := os.ReadFile("/proc/sys/kernel/perf_event_max_stack")
 	if err != nil {
 		return mapDepth

@@ -287,8 +287,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// A stack deeper than the kernel's limit comes out cut at the limit and
-// marked truncated, and counted as such.
+// A stack deeper than the kernel's limit, walked by the kernel, comes out
+// cut at the limit and marked truncated, and counted as such.
 func TestTruncatedStack(t *testing.T) {
 	cmd := exec.Command("../testdata/hotspot/deep", "4")
 	if err := cmd.Start(); err != nil {
@@ -296,7 +296,7 @@ func TestTruncatedStack(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	pid := uint32(cmd.Process.Pid)
-	c := newCollector(t, Config{PIDs: []uint32{pid}})
+	c := newCollector(t, Config{PIDs: []uint32{pid}, Unwind: UnwindFP})
 	time.Sleep(1500 * time.Millisecond)
 	b, err := c.Drain()
 	if err != nil {

@@ -125,7 +125,7 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 		}
 		switch err := k.UserStackErr; {
 		case err == 0:
-			st, ok := stored[k.UserStackHash]
+			st, ok := userStack(stored, k.UserStackHash)
 			if !ok {
 				s.UserLost = LostDrained
 				break
@@ -153,8 +153,36 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 }
 
 type storedStack struct {
-	pcs []uint64
-	end UnwindEnd
+	pcs  []uint64
+	end  UnwindEnd
+	next uint64 // hash of the segment with the outer frames; 0: none
+}
+
+// userSegments is USER_SEGMENTS in sampler.bpf.c: the most segments a
+// stack is stored in.
+const userSegments = 3
+
+// userStack joins a stack's segments, from the one stored under hash, and
+// keeps the joined stack there. A
+// segment missing from the drain loses the stack, as a missing first one
+// does: the program stores them in the same buffer, so that would be a bug.
+func userStack(stored map[uint64]storedStack, hash uint64) (storedStack, bool) {
+	st, ok := stored[hash]
+	if !ok || st.next == 0 {
+		return st, ok
+	}
+	out := storedStack{pcs: slices.Clone(st.pcs), end: st.end}
+	for range userSegments - 1 {
+		if st.next == 0 {
+			break
+		}
+		if st, ok = stored[st.next]; !ok {
+			return storedStack{}, false
+		}
+		out.pcs = append(out.pcs, st.pcs...)
+	}
+	stored[hash] = out // joined once for every sample of the stack
+	return out, true
 }
 
 // readStacks reads every stack of a drained buffer by hash and empties it;
@@ -206,7 +234,7 @@ func newStoredStack(raw *bpf.SamplerStack) storedStack {
 	if end >= unwindEnds {
 		end = UnwindUnknown
 	}
-	return storedStack{pcs: slices.Clone(raw.Pcs[:n]), end: end}
+	return storedStack{pcs: slices.Clone(raw.Pcs[:n]), end: end, next: raw.Next}
 }
 
 // takeBatch is how many entries takeAll moves per system call.

@@ -424,3 +424,60 @@ func TestCachedRangesFollowChanges(t *testing.T) {
 		t.Errorf("after putting them back: %v", e)
 	}
 }
+
+// Ember's unwinder goes past the kernel's 127 frames: a 200-level recursion
+// comes out whole, to _start; one of 500 levels is cut at its limit of 378
+// frames (three stored segments) and marked.
+func TestUnwindDeepStacks(t *testing.T) {
+	path, _ := filepath.Abs("../testdata/hotspot/deep")
+	syms := loadExeSymbols(t, path)
+	for _, levels := range []int{200, 500} {
+		t.Run(fmt.Sprint(levels), func(t *testing.T) {
+			cmd := exec.Command(path, "3", fmt.Sprint(levels))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			pid := uint32(cmd.Process.Pid)
+			c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
+			time.Sleep(1500 * time.Millisecond)
+			b, err := c.Drain()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAccounting(t, b)
+			var walked, good uint64
+			var bad []string
+			for _, s := range b.Samples {
+				if s.PID != pid || s.UserLost != LostNone || s.UserSource != SourceUnwinder {
+					continue
+				}
+				walked += s.Count
+				names := syms.names(b.Processes[s.Key()], s.User)
+				descents := 0
+				for _, n := range names {
+					if strings.Contains(n, "descend") {
+						descents++
+					}
+				}
+				var ok bool
+				if levels < 300 {
+					// bottom, descend x levels+1, main, libc's two, _start.
+					ok = s.UserEnd == UnwindComplete && !s.UserTruncated && descents == levels+1 &&
+						strings.Contains(names[0], "bottom") && endsInRoot(names, cRoots)
+				} else {
+					ok = s.UserEnd == UnwindDepth && s.UserTruncated && len(s.User) == 378 && descents >= 376
+				}
+				if ok {
+					good += s.Count
+				} else if len(bad) < 3 {
+					bad = append(bad, fmt.Sprintf("%s, truncated %v, %d frames, %d descend", s.UserEnd, s.UserTruncated, len(s.User), descents))
+				}
+			}
+			t.Logf("%d levels: %d of %d unwound samples as expected", levels, good, walked)
+			if walked < 100 || good*100 < walked*99 {
+				t.Errorf("%d of %d samples as expected; some that are not:\n%s", good, walked, strings.Join(bad, "\n"))
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,10 +22,10 @@ import (
 )
 
 // recordFixture runs a hotspot fixture and records it with --pid for seconds.
-func recordFixture(t *testing.T, fixture string, seconds int, format string) (string, *exec.Cmd) {
+func recordFixture(t *testing.T, fixture string, seconds int, format string, args ...string) (string, *exec.Cmd) {
 	t.Helper()
 	testenv.RequireBPF(t)
-	hot := exec.Command(fixture, strconv.Itoa(seconds+3))
+	hot := exec.Command(fixture, append([]string{strconv.Itoa(seconds + 3)}, args...)...)
 	if err := hot.Start(); err != nil {
 		t.Fatalf("start %s: %v", fixture, err)
 	}
@@ -436,22 +437,35 @@ func TestRecordShortLived(t *testing.T) {
 	t.Logf("%d samples of ten short-lived processes (%s of CPU), %d in main;run;", n, cpu, named)
 }
 
+// A recursion of 200 levels comes out whole, beyond the kernel's 127
+// frames; one of 500 is cut at the unwinder's 378 and marked [truncated].
 func TestRecordTruncatedMarker(t *testing.T) {
-	out, _ := recordFixture(t, "../../testdata/hotspot/deep", 2, "pprof")
-	p := readProfile(t, out)
-	var n, marked int64
-	for _, s := range p.Sample {
-		chain := userChain(s)
-		if len(chain) == 0 || strings.HasPrefix(chain[0], "[user stack lost") {
-			continue
-		}
-		n += s.Value[0]
-		if chain[0] == "[truncated]" {
-			marked += s.Value[0]
-		}
-	}
-	if n < 10 || marked < n*9/10 {
-		t.Errorf("%d of %d samples of a 200-deep recursion end in [truncated]", marked, n)
+	for _, levels := range []int{200, 500} {
+		t.Run(strconv.Itoa(levels), func(t *testing.T) {
+			out, _ := recordFixture(t, "../../testdata/hotspot/deep", 2, "pprof", strconv.Itoa(levels))
+			p := readProfile(t, out)
+			var n, marked, whole int64
+			for _, s := range p.Sample {
+				chain := userChain(s)
+				if len(chain) == 0 || strings.HasPrefix(chain[0], "[user stack lost") {
+					continue
+				}
+				n += s.Value[0]
+				if chain[0] == "[truncated]" {
+					marked += s.Value[0]
+				}
+				if slices.Contains(chain, "main") && strings.Count(strings.Join(chain, ";"), "descend") == levels+1 {
+					whole += s.Value[0]
+				}
+			}
+			t.Logf("%d levels: %d samples, %d whole, %d marked [truncated]", levels, n, whole, marked)
+			if levels < 300 && (n < 10 || whole < n*9/10 || marked > n/10) {
+				t.Errorf("%d of %d samples of a %d-deep recursion whole, %d marked [truncated]", whole, n, levels, marked)
+			}
+			if levels > 300 && (n < 10 || marked < n*9/10) {
+				t.Errorf("%d of %d samples of a %d-deep recursion end in [truncated]", marked, n, levels)
+			}
+		})
 	}
 }
 

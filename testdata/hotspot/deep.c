@@ -1,8 +1,10 @@
-// deep recurses 200 levels, deeper than the kernel's 127-frame stack limit,
-// then burns CPU at the bottom, so every sample's user stack is cut at the
-// limit and must be reported as truncated.
+// deep recurses 200 levels (or as many as asked), deeper than the kernel's
+// 127-frame stack limit, then burns CPU at the bottom: every sample's user
+// stack walked by the kernel is cut at the limit and must be reported as
+// truncated; Ember's unwinder must reach main through all of them, or mark
+// the stack where its own, larger limit cuts it.
 //
-// Usage: deep [seconds]   (default 10)
+// Usage: deep [seconds] [levels]   (defaults 10, 200)
 //
 // Build (see build.sh):
 //   gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls -o deep deep.c
@@ -40,11 +42,12 @@ __attribute__((noinline)) void descend(int depth, int64_t end) {
 
 int main(int argc, char **argv) {
 	double seconds = argc > 1 ? strtod(argv[1], NULL) : 10;
-	if (seconds <= 0) {
-		fprintf(stderr, "usage: %s [seconds]\n", argv[0]);
+	int levels = argc > 2 ? atoi(argv[2]) : 200;
+	if (seconds <= 0 || levels < 0) {
+		fprintf(stderr, "usage: %s [seconds] [levels]\n", argv[0]);
 		return 2;
 	}
-	descend(200, now_nanos() + (int64_t)(seconds * 1e9));
+	descend(levels, now_nanos() + (int64_t)(seconds * 1e9));
 	printf("%llu\n", (unsigned long long)sink);
 	return 0;
 }
