@@ -175,7 +175,7 @@ for p in progs:
     if "median_ns" in w and walked:
         share = walked / n
         fix = lambda x: (float(x) - (1 - share) * filtered_ns) / share / 1000
-        print(f"    per walked sample in {w['windows']} half-second windows: median {fix(w['median_ns']):.2f} us, p10 {fix(w['p10_ns']):.2f}, p90 {fix(w['p90_ns']):.2f}, max {fix(w['max_ns']):.2f}; a fixed loop took {w['loop_us']} us of CPU")
+        print(f"    per walked sample in {w['windows']} half-second windows: median {fix(w['median_ns']):.2f} us, p10 {fix(w['p10_ns']):.2f}, p90 {fix(w['p90_ns']):.2f}, max {fix(w['max_ns']):.2f}; a fixed loop took {w['loop_us']} us of CPU, a memory step {w['chase_ns']} ns")
 PY
 	[ "$2" = sleep ] || tail -1 "$out/cost.log" | sed 's/^/            /'
 }

@@ -51,6 +51,10 @@ func run(name string, after, before ebpf.ProgramID, wait, span, every time.Durat
 		return err
 	}
 	first := prev
+	var verified uint32
+	if info, err := prog.Info(); err == nil {
+		verified, _ = info.VerifiedInstructions()
+	}
 	var perRun []float64 // ns per run, one per window with runs
 	var loop []float64   // CPU time of a fixed loop, one per window
 	var chase []float64  // CPU time of a fixed walk through memory
@@ -78,8 +82,8 @@ func run(name string, after, before ebpf.ProgramID, wait, span, every time.Durat
 	slices.Sort(loop)
 	slices.Sort(chase)
 	q := func(p float64) float64 { return perRun[int(p*float64(len(perRun)-1))] }
-	fmt.Printf("runs %d mean_ns %.0f windows %d p10_ns %.0f median_ns %.0f p90_ns %.0f max_ns %.0f loop_us %.0f chase_ns %.0f\n",
-		total, mean, len(perRun), q(0.1), q(0.5), q(0.9), perRun[len(perRun)-1], loop[len(loop)/2]/1000, chase[len(chase)/2])
+	fmt.Printf("runs %d mean_ns %.0f windows %d p10_ns %.0f median_ns %.0f p90_ns %.0f max_ns %.0f loop_us %.0f chase_ns %.0f verified_insns %d\n",
+		total, mean, len(perRun), q(0.1), q(0.5), q(0.9), perRun[len(perRun)-1], loop[len(loop)/2]/1000, chase[len(chase)/2], verified)
 	return nil
 }
 
