@@ -12,7 +12,9 @@
 #     the build time of libLLVM's table.
 # Run as root from anywhere: bench/unwind.sh [seconds-per-run] [cost-runs]
 # UNWIND_BENCH_BASELINE=BINARY adds, in part 2, a DWARF run of another ember
-# build right after each run of this one, for comparing two versions.
+# build right after each run of this one, for comparing two versions;
+# UNWIND_BENCH_DEPTHS="8 100" adds runs on testdata/hotspot/deep at those
+# depths (levels of recursion), both walks.
 # (about 5 + 3 * cost-runs runs of seconds-per-run, plus perf script time)
 # Needs: perf (linux-perf), bpftool, python3.
 set -euo pipefail
@@ -127,6 +129,11 @@ cost() { # mode binary|sleep [ember]
 		sleep $((secs + 10)) &
 		a=$!
 		b=$a
+	elif [[ $2 == deep:* ]]; then # testdata/hotspot/deep at that many levels
+		testdata/hotspot/deep $((secs + 10)) "${2#deep:}" &
+		a=$!
+		testdata/hotspot/deep $((secs + 10)) "${2#deep:}" &
+		b=$!
 	else
 		"testdata/unwind/$2" $((secs + 10)) &
 		a=$!
@@ -187,6 +194,12 @@ for _ in $(seq "$runs"); do
 		cost dwarf chain-nofp "$UNWIND_BENCH_BASELINE"
 	fi
 	cost fp chain-fp
+	# UNWIND_BENCH_DEPTHS="8 100": the same at other depths (deep has frame
+	# pointers and CFI, so both walks follow it), for the cost of a frame.
+	for d in ${UNWIND_BENCH_DEPTHS:-}; do
+		cost dwarf "deep:$d"
+		cost fp "deep:$d"
+	done
 done
 sysctl -q kernel.bpf_stats_enabled="$prev"
 
