@@ -320,3 +320,46 @@ func TestTruncatedStack(t *testing.T) {
 		t.Errorf("stats say %d truncated, samples %d", b.Stats.Truncated, truncated)
 	}
 }
+
+// Samples after an execve belong to the new image, at once: each CPU keeps
+// the image it last saw for a process, and an exec anywhere must make it
+// look again. A sample read against the wrong image would have its leaf
+// outside that image's mappings.
+func TestExecKeepsImagesApart(t *testing.T) {
+	c := newCollector(t, Config{FrequencyHz: 499})
+	hot, _ := filepath.Abs(hotspotC)
+	// A shell busy in its own code, then the same process as the hotspot.
+	cmd := exec.Command("/bin/sh", "-c", `i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; exec "$0" 0.5`, hot)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	time.Sleep(200 * time.Millisecond)
+	b, err := c.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	perImage := map[string]uint64{}
+	var n, inside uint64
+	for _, s := range b.Samples {
+		if s.PID != pid || len(s.User) == 0 {
+			continue
+		}
+		p := b.Processes[s.Key()]
+		if p == nil {
+			continue
+		}
+		n += s.Count
+		perImage[filepath.Base(p.Exe)] += s.Count
+		if p.FindMapping(s.User[0]) != nil {
+			inside += s.Count
+		}
+	}
+	t.Logf("%d samples by image %v, %d with the leaf in their image's mappings", n, perImage, inside)
+	if perImage["dash"]+perImage["sh"] < 5 || perImage[filepath.Base(hot)] < 20 {
+		t.Fatalf("want samples of the shell and of %s: %v", filepath.Base(hot), perImage)
+	}
+	if inside*100 < n*99 {
+		t.Errorf("%d of %d samples have their leaf outside the mappings of the image they are counted in", n-inside, n)
+	}
+}
