@@ -14,7 +14,9 @@
 # UNWIND_BENCH_BASELINE=BINARY adds, in part 2, a DWARF run of another ember
 # build right after each run of this one, for comparing two versions;
 # UNWIND_BENCH_DEPTHS="8 100" adds runs on testdata/hotspot/deep at those
-# depths (levels of recursion), both walks.
+# depths (levels of recursion), both walks. Beside each run, bench/bpffloor
+# samples with the cheapest programs (return at once; bump a counter) at the
+# same rate, a reference through the same seconds (UNWIND_BENCH_FLOOR=0: not).
 # (about 5 + 3 * cost-runs runs of seconds-per-run, plus perf script time)
 # Needs: perf (linux-perf), bpftool, python3.
 set -euo pipefail
@@ -27,6 +29,7 @@ out=bench/out/unwind
 mkdir -p "$out"
 go build -o bench/out/ember ./cmd/ember
 go build -o bench/out/bpfcost ./bench/bpfcost
+go build -o bench/out/bpffloor ./bench/bpffloor
 ember=bench/out/ember
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 
@@ -142,10 +145,17 @@ cost() { # mode binary|sleep [ember]
 	fi
 	"$ember" record --unwind "$1" -p "$a,$b" -F "$hz" -d "${secs}s" -o /dev/null 2>"$out/cost.log" &
 	local rec=$!
+	# The cheapest programs, sampling beside it through the same seconds.
+	local floor=
+	if [ "$2" != sleep ] && [ "${UNWIND_BENCH_FLOOR:-1}" = 1 ]; then
+		(sleep 2 && bench/out/bpffloor -hz "$hz" -for $((secs - 6))s >"$out/floor.txt" 2>&1) &
+		floor=$!
+	fi
 	sleep $((secs - 3))
 	bpftool prog show name sample --json >"$out/prog.json"
 	bpftool map show --json >"$out/maps.json"
 	wait "$follow" || true
+	[ -z "$floor" ] || wait "$floor" || true
 	wait "$rec" || true
 	kill "$a" "$b" 2>/dev/null || true
 	wait "$a" "$b" 2>/dev/null || true
@@ -185,8 +195,22 @@ for p in progs:
         print(f"    per walked sample in {w['windows']} half-second windows: median {fix(w['median_ns']):.2f} us, p10 {fix(w['p10_ns']):.2f}, p90 {fix(w['p90_ns']):.2f}, max {fix(w['max_ns']):.2f}; a fixed loop took {w['loop_us']} us of CPU, a memory step {w['chase_ns']} ns")
 PY
 	[ "$2" = sleep ] || tail -1 "$out/cost.log" | sed 's/^/            /'
+	[ -z "$floor" ] || awk '/ns_per_run/ { printf "%s%s %.2f us per run", (n++ ? ", " : "    beside it: "), $1, $5 / 1000 } END { if (n) print "" }' "$out/floor.txt"
+}
+# The cheapest programs alone, sampling the same two busy processes.
+floor_alone() {
+	testdata/unwind/chain-nofp $((secs + 5)) &
+	local a=$!
+	testdata/unwind/chain-nofp $((secs + 5)) &
+	local b=$!
+	sleep 2
+	bench/out/bpffloor -hz "$hz" -for $((secs - 6))s |
+		awk '/ns_per_run/ { printf "%s%s %.2f us per run", (n++ ? ", " : "alone: "), $1, $5 / 1000 } END { if (n) print "" }'
+	kill "$a" "$b" 2>/dev/null || true
+	wait "$a" "$b" 2>/dev/null || true
 }
 for _ in $(seq "$runs"); do
+	[ "${UNWIND_BENCH_FLOOR:-1}" != 1 ] || floor_alone
 	cost dwarf sleep
 	cost dwarf chain-nofp
 	if [ -n "${UNWIND_BENCH_BASELINE:-}" ]; then
