@@ -1,7 +1,7 @@
 // Command bpffloor measures what the cheapest BPF programs cost per run on
 // this machine, sampled the way Ember's sampler is: attached to a cpu-clock
-// perf event on every CPU at the same rate. One returns at once; the other
-// bumps a per-CPU counter, one map access. Run beside `ember record`, it
+// perf event on every CPU at the same rate. One returns at once, one bumps
+// a per-CPU counter (one map access), one runs 4 KiB of straight-line code. Run beside `ember record`, it
 // shows how much of a sample's cost any program pays there (kernel BPF
 // stats; needs kernel.bpf_stats_enabled=1 and root).
 //
@@ -61,6 +61,17 @@ func run(hz int, span time.Duration) error {
 			asm.Return(),
 		}},
 	}
+	// 4 KiB of straight-line code once jitted (an x86 add is 4 bytes): what
+	// code that is cold at every sample costs.
+	straight := asm.Instructions{asm.Mov.Imm(asm.R0, 0)}
+	for range 1024 {
+		straight = append(straight, asm.Add.Imm(asm.R0, 1))
+	}
+	straight = append(straight, asm.Mov.Imm(asm.R0, 0), asm.Return())
+	progs = append(progs, struct {
+		name  string
+		insns asm.Instructions
+	}{"floor_4k_code", straight})
 	cpus := runtimeCPUs()
 	var loaded []*ebpf.Program
 	for _, p := range progs {
