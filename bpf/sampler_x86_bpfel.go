@@ -97,18 +97,20 @@ type SamplerScratch struct {
 	_      structs.HostLayout
 	Kernel SamplerStack
 	User   struct {
-		_      structs.HostLayout
-		Pc     uint64
-		Sp     uint64
-		Bp     uint64
-		Hash   uint64
-		Pid    uint32
-		Frames uint32
-		Cache  uint32
-		Status uint32
-		Seg    uint32
-		At     uint32
-		Segs   [3]SamplerStack
+		_          structs.HostLayout
+		Pc         uint64
+		Sp         uint64
+		Bp         uint64
+		Hash       uint64
+		Pid        uint32
+		Frames     uint32
+		Cache      uint32
+		Status     uint32
+		Seg        uint32
+		At         uint32
+		Generation uint32
+		Pad        uint32
+		Segs       [3]SamplerStack
 	}
 	Recent [32]struct {
 		_          structs.HostLayout
@@ -125,6 +127,18 @@ type SamplerScratch struct {
 		Generation uint32
 		NextRange  uint32
 		Ranges     [4]SamplerUnwindRange
+	}
+	Memo [256]struct {
+		_   structs.HostLayout
+		Way [2]struct {
+			_          structs.HostLayout
+			Pc         uint64
+			Pid        uint32
+			Generation uint32
+			Rule       SamplerUnwindRule
+			Kind       uint32
+			Pad        uint64
+		}
 	}
 }
 

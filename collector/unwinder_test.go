@@ -355,9 +355,11 @@ func TestUnwindCacheAcrossRestart(t *testing.T) {
 	}
 }
 
-// Each CPU keeps the ranges it looked up for a process across samples; a
-// change to them (here: the program's own table marked as not loaded, then
-// put back) must reach the very next walks, not wait for an exec.
+// Each CPU keeps the ranges it looked up for a process across samples, and
+// the rule it found at each return address; a change to the ranges (here:
+// the program's own table marked as not loaded, then put back) must reach
+// the very next walks, not wait for an exec. (With the rules kept by address
+// alone, walks went on completing after the change.)
 func TestCachedRangesFollowChanges(t *testing.T) {
 	path, _ := filepath.Abs("../testdata/unwind/chain-nofp")
 	cmd := exec.Command(path, "6")
