@@ -363,7 +363,7 @@ struct rule_memo {
 	__u32 generation; // ranges_generation + 1 when filled (0: empty)
 	struct unwind_rule rule;
 	__u32 kind; // RANGE_ROWS (rule) or RANGE_FP
-	__u64 pad;
+	__u64 pad;  // 32 bytes: a set is one cache line
 };
 
 struct rule_memo_set {
