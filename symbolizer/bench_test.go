@@ -22,12 +22,12 @@ func BenchmarkLookupWarm(b *testing.B) {
 	}
 	v, _ := fixtureSymbol(b, "prog-pie", "ember_middle")
 	addr := pieBase - fixtureFirstLoad(b, "prog-pie") + v + 4
-	if f, _ := s.userFrames(key, nil, m, addr, addr-1); f[0].Function != "ember_middle" {
+	if f, _ := s.userFrames(key, nil, nil, m, addr, addr-1); f[0].Function != "ember_middle" {
 		b.Fatalf("warm-up named %q", f[0].Function)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		s.userFrames(key, nil, m, addr, addr-1)
+		s.userFrames(key, nil, nil, m, addr, addr-1)
 	}
 }
 
@@ -172,7 +172,7 @@ func BenchmarkWarmLargeBinary(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		a := addrs[i%len(addrs)]
-		s.userFrames(key, nil, m, a, a)
+		s.userFrames(key, nil, nil, m, a, a)
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")

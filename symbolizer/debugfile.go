@@ -10,10 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 
 	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
 )
 
 // Caps on separate debug data: MiniDebugInfo inflates to a symbol table
@@ -59,8 +58,8 @@ func parseDebugLink(data []byte, littleEndian bool) (debugLink, bool) {
 		return debugLink{}, false
 	}
 	name := string(data[:end])
-	if strings.Contains(name, "/") || name == "." || name == ".." {
-		return debugLink{}, false // a base name, never a path
+	if !validDebugLinkName(name) {
+		return debugLink{}, false
 	}
 	c := data[crcOff : crcOff+4]
 	crc := uint32(c[0]) | uint32(c[1])<<8 | uint32(c[2])<<16 | uint32(c[3])<<24
@@ -70,65 +69,113 @@ func parseDebugLink(data []byte, littleEndian bool) (debugLink, bool) {
 	return debugLink{name: name, crc: crc}, true
 }
 
+// maxDebugLinkNameBytes is NAME_MAX: a .gnu_debuglink name is one file
+// name, never a path.
+const maxDebugLinkNameBytes = 255
+
+// validDebugLinkName reports whether a .gnu_debuglink name, which the
+// traced process chose, is a plain file name: no directory, no "..", no
+// control characters, at most NAME_MAX bytes.
+func validDebugLinkName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > maxDebugLinkNameBytes {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '/' || c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // debugFileCandidates lists where the debug file of an object may be, in
 // the order gdb searches: by build ID under each debug root, then by
 // .gnu_debuglink next to the object, in its .debug folder and under each
 // root, then the object's own path under each root. path is the object's
-// path as its process sees it; debug files are looked up on the host.
+// path as its process sees it: it and the link name are chosen by that
+// process, so they only ever select a file inside a root (see
+// debugCandidate), never a host path of their own.
 func debugFileCandidates(roots []string, buildID string, link debugLink, hasLink bool, path string) []debugCandidate {
 	var out []debugCandidate
-	if len(buildID) > 2 {
+	if isHexString(buildID) && len(buildID) > 2 {
 		for _, root := range roots {
 			out = append(out, debugCandidate{
-				path: filepath.Join(root, ".build-id", buildID[:2], buildID[2:]+".debug"),
-				by:   "build ID",
+				root: root,
+				path: filepath.Join(".build-id", buildID[:2], buildID[2:]+".debug"),
+				by:   "build ID", trusted: true,
 			})
 		}
 	}
-	// Mapping paths come from the kernel and are absolute and clean;
-	// cleaning again keeps a path with ".." from leaving the debug roots.
-	abs := filepath.IsAbs(path)
-	path = filepath.Clean("/" + path)
+	if !filepath.IsAbs(path) {
+		return out
+	}
+	// Cleaned so that no ".." is left for the kernel to resolve.
+	path = filepath.Clean(path)
 	dir := filepath.Dir(path)
-	if hasLink && abs {
+	if hasLink && validDebugLinkName(link.name) {
 		out = append(out,
 			debugCandidate{path: filepath.Join(dir, link.name), by: "debuglink"},
 			debugCandidate{path: filepath.Join(dir, ".debug", link.name), by: "debuglink"},
 		)
 		for _, root := range roots {
-			out = append(out, debugCandidate{path: filepath.Join(root, dir, link.name), by: "debuglink"})
+			out = append(out, debugCandidate{root: root, path: filepath.Join(dir, link.name), by: "debuglink"})
 		}
 	}
-	if abs {
-		for _, root := range roots {
-			out = append(out,
-				debugCandidate{path: filepath.Join(root, path), by: "path"},
-				debugCandidate{path: filepath.Join(root, path+".debug"), by: "path"},
-			)
-		}
+	for _, root := range roots {
+		out = append(out,
+			debugCandidate{root: root, path: path, by: "path"},
+			debugCandidate{root: root, path: path + ".debug", by: "path"},
+		)
 	}
 	return out
 }
 
+func isHexString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// debugCandidate is one place a debug file may be: path resolved inside
+// root, a trusted host debug directory, or inside the traced process's
+// own root directory when root is "". Only paths built from nothing but
+// the build ID are trusted to follow symlinks out of their root (distros'
+// .build-id links do); the others resolve with RESOLVE_IN_ROOT.
 type debugCandidate struct {
+	root    string
+	path    string
+	by      string // "build ID", "debuglink" or "path": what must match
+	trusted bool
+}
+
+// debugObject is what a debug file is looked up for.
+type debugObject struct {
+	buildID string
+	link    debugLink
+	hasLink bool
+	// path is the object's path as its process sees it; self its stat
+	// (a stripped object is not its own debug file, and a debug file in
+	// the process's root must have the same owner).
 	path string
-	by   string // "build ID", "debuglink" or "path": what must match
+	self *unix.Stat_t
 }
 
 // openDebugFile finds and opens the separate debug file of an object and
 // checks it belongs to it: the same build ID (when both have one) and, for
 // a file found through .gnu_debuglink, the CRC. It returns nil when there
-// is none. The object's own path is skipped: a stripped object is not its
-// own debug file.
-func openDebugFile(roots []string, buildID string, link debugLink, hasLink bool, objPath string, self os.FileInfo) (*os.File, elfImage, string) {
-	for _, c := range debugFileCandidates(roots, buildID, link, hasLink, objPath) {
-		f, err := os.OpenFile(c.path, os.O_RDONLY|openNonBlock, 0)
-		if err != nil {
+// is none. processRoot is the traced process's root directory (nil when
+// the process is gone); the object's own directory is searched only
+// through it.
+func openDebugFile(roots []string, processRoot *os.File, obj debugObject) (*os.File, elfImage, string) {
+	for _, c := range debugFileCandidates(roots, obj.buildID, obj.link, obj.hasLink, obj.path) {
+		if c.root == "" && processRoot == nil {
 			continue
 		}
-		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxDebugFileBytes || (self != nil && os.SameFile(fi, self)) {
-			f.Close()
+		f, err := openDebugCandidate(c, processRoot, obj.self)
+		if err != nil {
 			continue
 		}
 		ef, err := openELF(f)
@@ -138,13 +185,13 @@ func openDebugFile(roots []string, buildID string, link debugLink, hasLink bool,
 		}
 		id := readBuildID(ef.File)
 		switch {
-		case buildID != "" && id != "" && id != buildID:
+		case obj.buildID != "" && id != "" && id != obj.buildID:
 			// Another build's debug file: its addresses would be wrong.
-		case c.by == "debuglink" && !crcMatches(f, link.crc):
-		case c.by == "path" && (buildID == "" || id == "") && !(hasLink && crcMatches(f, link.crc)):
+		case c.by == "debuglink" && !crcMatches(f, obj.link.crc):
+		case c.by == "path" && (obj.buildID == "" || id == "") && !(obj.hasLink && crcMatches(f, obj.link.crc)):
 			// Nothing ties it to the object.
 		default:
-			return f, ef, c.path
+			return f, ef, f.Name()
 		}
 		f.Close()
 	}
@@ -210,7 +257,3 @@ func parseMiniDebugInfo(compressed []byte) ([]elfSymbol, error) {
 	}
 	return syms, nil
 }
-
-// openNonBlock keeps a FIFO planted where a debug file is looked for from
-// blocking the open.
-const openNonBlock = syscall.O_NONBLOCK

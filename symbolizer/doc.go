@@ -11,7 +11,8 @@
 //
 //   - dwarfResolver: DWARF from the file, or from its separate debug file
 //     (debugfile.go: by build ID, .gnu_debuglink with its CRC, or path,
-//     under Options.DebugDirs and /usr/lib/debug): function, file, line
+//     under Options.DebugDirs and /usr/lib/debug, and by .gnu_debuglink
+//     beside the object inside the process's root): function, file, line
 //     and inlined calls (delve's reader.InlineStack).
 //   - goResolver: Go's .gopclntab, for Go binaries without DWARF, with
 //     the calls the Go compiler inlined (goinline.go).
@@ -20,7 +21,10 @@
 // C++ and Rust names are demangled as a pass over the frames (demangle.go).
 // Anonymous executable memory is named from the process's JIT perf map
 // (perfmap.go). Files are read only through the *os.File the collector
-// holds open, never by path; debug files are host paths.
+// holds open, never by path. Debug files are found by path, partly chosen
+// by the traced process, so they are resolved inside a debug root or the
+// process's root and checked to be regular files before they are opened
+// (debugopen.go).
 //
 // Everything read from a file is bounded (section sizes, compression
 // ratios, line table headers checked before parsing, DIE walks, parse

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"testing"
 
 	"github.com/ember-profiler/ember/collector"
@@ -20,7 +21,25 @@ func newTestSymbolizer(t testing.TB) *Symbolizer {
 		t.Fatal(err)
 	}
 	s.log = slog.New(slog.DiscardHandler)
+	s.procRoot = hostProcRoot(t, 1)
 	return s
+}
+
+// hostProcRoot lays out a fake /proc in which each of pids has the host's
+// root as its root directory, as for a process outside any container.
+func hostProcRoot(t testing.TB, pids ...int) string {
+	t.Helper()
+	procRoot := t.TempDir()
+	for _, pid := range pids {
+		dir := filepath.Join(procRoot, strconv.Itoa(pid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/", filepath.Join(dir, "root")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return procRoot
 }
 
 // openFixture opens an ELF fixture the way the collector holds files: open

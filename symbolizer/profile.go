@@ -266,7 +266,7 @@ func (pb *profileBuilder) userLocation(proc *collector.Process, pid uint32, addr
 	}
 	if !jit {
 		key := pb.fileKey(cm)
-		frames, buildID = pb.s.userFrames(key.key, key.err, cm, addr, lookupAddress(addr, isReturn))
+		frames, buildID = pb.s.userFrames(key.key, key.err, proc, cm, addr, lookupAddress(addr, isReturn))
 	}
 	m, ok := pb.mappings[mk]
 	if !ok {

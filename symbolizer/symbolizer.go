@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ember-profiler/ember/collector"
 )
 
@@ -215,7 +217,7 @@ func statKey(f *os.File) (fileKey, error) {
 // cache when this file, or another with the same build ID, was parsed
 // before. A file that fails to parse is remembered as failed and logged
 // once.
-func (s *Symbolizer) file(key fileKey, m *collector.Mapping) (*elfFile, tableKey, error) {
+func (s *Symbolizer) file(key fileKey, m *collector.Mapping, proc *collector.Process) (*elfFile, tableKey, error) {
 	if e, ok := s.files.get(key); ok {
 		if e.err != nil {
 			return nil, tableKey{}, e.err
@@ -226,7 +228,7 @@ func (s *Symbolizer) file(key fileKey, m *collector.Mapping) (*elfFile, tableKey
 		}
 		// Evicted for the budget: parse again.
 	}
-	tk, ef, err := s.parseFile(key, m)
+	tk, ef, err := s.parseFile(key, m, proc)
 	if err != nil {
 		err = fmt.Errorf("symbols of %s: %w", m.Path, err)
 		s.log.Warn("cannot read symbols; its frames stay unnamed",
@@ -239,8 +241,10 @@ func (s *Symbolizer) file(key fileKey, m *collector.Mapping) (*elfFile, tableKey
 }
 
 // parseFile reads the build ID of a mapping's file and parses its tables
-// unless a file with that build ID is already cached.
-func (s *Symbolizer) parseFile(key fileKey, m *collector.Mapping) (tableKey, *elfFile, error) {
+// unless a file with that build ID is already cached. proc is the process
+// the mapping belongs to (nil when unknown), whose root directory is
+// searched for a debug file beside the object.
+func (s *Symbolizer) parseFile(key fileKey, m *collector.Mapping, proc *collector.Process) (tableKey, *elfFile, error) {
 	f, err := newELF(m.File)
 	if err != nil {
 		return tableKey{}, nil, fmt.Errorf("parse ELF: %w", err)
@@ -260,7 +264,7 @@ func (s *Symbolizer) parseFile(key fileKey, m *collector.Mapping) (tableKey, *el
 		return tableKey{}, nil, err
 	}
 	if !ef.hasDWARF {
-		skipped = append(skipped, s.addDebugFile(ef, m)...)
+		skipped = append(skipped, s.addDebugFile(ef, m, proc)...)
 	}
 	for _, err := range skipped {
 		s.log.Info("a symbol source of a file is unusable; using the next",
@@ -281,9 +285,22 @@ func (s *Symbolizer) parseFile(key fileKey, m *collector.Mapping) (tableKey, *el
 
 // addDebugFile looks for the separate debug file of ef and puts its DWARF
 // and symbols in front of ef's own symbol tables.
-func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping) []error {
-	self, _ := m.File.Stat()
-	f, df, path := openDebugFile(s.debugDirs, ef.buildID, ef.link, ef.hasLink, m.Path, self)
+func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping, proc *collector.Process) []error {
+	obj := debugObject{buildID: ef.buildID, link: ef.link, hasLink: ef.hasLink, path: m.Path}
+	var self unix.Stat_t
+	if err := unix.Fstat(int(m.File.Fd()), &self); err == nil {
+		obj.self = &self
+	}
+	var processRoot *os.File
+	if ef.hasLink && obj.self != nil {
+		// Only a debuglink is looked for beside the object; without the
+		// object's stat, nothing found there could be checked.
+		if r, err := openProcessRoot(s.procRoot, proc); err == nil {
+			processRoot = r
+			defer r.Close()
+		}
+	}
+	f, df, path := openDebugFile(s.debugDirs, processRoot, obj)
 	if f == nil {
 		return nil
 	}
@@ -322,11 +339,12 @@ func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping) []error {
 	return errs
 }
 
-// userFrames names the address addr of mapping m. lookup is the address
-// to look up: addr itself for a leaf, addr-1 for a return address, so the
-// lookup lands inside the call instruction rather than on whatever
-// follows it (the next function, after a call that does not return).
-func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping, addr, lookup uint64) (frames []frame, buildID string) {
+// userFrames names the address addr of mapping m of process proc (nil when
+// unknown). lookup is the address to look up: addr itself for a leaf,
+// addr-1 for a return address, so the lookup lands inside the call
+// instruction rather than on whatever follows it (the next function, after
+// a call that does not return).
+func (s *Symbolizer) userFrames(key fileKey, keyErr error, proc *collector.Process, m *collector.Mapping, addr, lookup uint64) (frames []frame, buildID string) {
 	fallback := func() []frame {
 		name := unknownIn(m, addr)
 		switch m.Path {
@@ -359,7 +377,7 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, m *collector.Mapping,
 			}
 		}
 	}
-	ef, tk, err := s.file(key, m)
+	ef, tk, err := s.file(key, m, proc)
 	if err != nil {
 		return fallback(), ""
 	}

@@ -94,14 +94,14 @@ func firstLoad(t testing.TB, path string) uint64 {
 	return 0
 }
 
-// framesAt names one leaf address of a mapping.
+// framesAt names one leaf address of a mapping of process 1.
 func framesAt(t testing.TB, s *Symbolizer, m *collector.Mapping, addr uint64) []frame {
 	t.Helper()
 	key, err := statKey(m.File)
 	if err != nil {
 		t.Fatal(err)
 	}
-	frames, _ := s.userFrames(key, nil, m, addr, addr)
+	frames, _ := s.userFrames(key, nil, process(1), m, addr, addr)
 	return frames
 }
 
