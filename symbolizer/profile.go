@@ -14,6 +14,9 @@ import (
 const (
 	kernelMappingFile = "[kernel.kallsyms]"
 	anonMappingFile   = "[anon]"
+	// deletedSuffix ends the mapping path of a deleted file, as in
+	// /proc/PID/maps.
+	deletedSuffix = " (deleted)"
 )
 
 // Profile names every address of a batch and returns it as a pprof
@@ -270,16 +273,24 @@ func (pb *profileBuilder) userLocation(proc *collector.Process, pid uint32, addr
 	}
 	m, ok := pb.mappings[mk]
 	if !ok {
-		file := cm.Path
-		if file == "" {
+		file, mappingBuildID := cm.Path, buildID
+		switch {
+		case file == "":
 			file = anonMappingFile // pprof takes a nameless mapping for the main binary
+		case cm.Deleted:
+			// pprof's Merge takes mappings with one build ID for one
+			// file, and would show a deleted file under the path of a
+			// live copy: without it the path, as the kernel shows it,
+			// identifies the mapping. Its tables are still shared by
+			// build ID.
+			file, mappingBuildID = file+deletedSuffix, ""
 		}
 		m = pb.addMapping(mk, &profile.Mapping{
 			Start:        cm.Start,
 			Limit:        cm.Limit,
 			Offset:       cm.Offset,
 			File:         file,
-			BuildID:      buildID,
+			BuildID:      mappingBuildID,
 			HasFunctions: true,
 		})
 	}
@@ -368,6 +379,7 @@ func orderMappings(p *profile.Profile, b *collector.Batch) {
 	for _, proc := range b.Processes {
 		if proc.Exe != "" {
 			exes[proc.Exe] = true
+			exes[proc.Exe+deletedSuffix] = true
 		}
 	}
 	rank := func(m *profile.Mapping) int {
