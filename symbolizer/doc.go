@@ -32,8 +32,9 @@
 // error for that source and the next resolver is tried.
 //
 // Parsed files are cached by build ID (else by device, inode, size and
-// times) within a memory budget (Options.MaxCacheBytes), and results per
-// (file, address); Stats reports the counters.
+// times), and results per (file, address) and JIT perf maps per process,
+// all within one memory budget (Options.MaxCacheBytes); Stats reports the
+// counters.
 //
 // Frames that cannot be named are never blank: they carry a bracketed
 // marker saying why (see the marker constants and unknownIn).

@@ -73,6 +73,12 @@ func (c *lru[K, V]) resize(k K, n int64) {
 	c.trim()
 }
 
+// setMaxBytes changes the byte bound (n > 0) and evicts down to it.
+func (c *lru[K, V]) setMaxBytes(n int64) {
+	c.maxBytes = max(n, 1)
+	c.trim()
+}
+
 func (c *lru[K, V]) trim() {
 	for c.order.Len() > c.max || (c.maxBytes > 0 && c.bytes > c.maxBytes && c.order.Len() > 1) {
 		oldest := c.order.Back()

@@ -183,6 +183,7 @@ func (s *Symbolizer) perfMapFor(pid uint32, checked map[uint32]*perfMap) *perfMa
 	}
 	m.size, m.mtimeNanos = fi.Size(), mtime
 	s.perfMaps.addSized(pid, m, m.sizeBytes())
+	s.fitTables()
 	checked[pid] = m
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -22,11 +23,13 @@ type Options struct {
 	// MaxCachedFiles bounds how many files' parses are remembered (least
 	// recently used are dropped); default 512.
 	MaxCachedFiles int
-	// MaxCacheBytes is the memory budget of the parsed files (symbol
-	// tables, DWARF sections and indexes, Go line tables), approximate;
-	// the least recently used are dropped past it. JIT perf maps get a
-	// quarter of it on top, and DWARF larger than it is not read (the
-	// symbol tables name those frames). Default 256 MiB.
+	// MaxCacheBytes is the memory budget of the caches, approximate:
+	// parsed files (symbol tables, DWARF sections and indexes, Go line
+	// tables), JIT perf maps and named addresses together; the least
+	// recently used are dropped past it. Perf maps and named addresses
+	// take at most an eighth of it each, parsed files the rest, and DWARF
+	// larger than three quarters of it is not read (the symbol tables
+	// name those frames). Default 256 MiB.
 	MaxCacheBytes int64
 	// DebugDirs are searched for separate debug files before
 	// /usr/lib/debug, laid out the same way: .build-id/xx/rest.debug,
@@ -45,9 +48,12 @@ const (
 	// kallsymsMaxAge is how often at most kallsyms is reread when a kernel
 	// address is unknown or in a BPF program, which come and go.
 	kallsymsMaxAge = 10 * time.Second
-	// addrEntryBytes is what one address cache entry costs besides its
-	// frames' strings, which the tables hold.
-	addrEntryBytes = 96
+	// addrEntryBytes and frameBytes are what an address cache entry and
+	// each of its frames cost besides the frames' strings: its map slot,
+	// list element and entry (243 bytes measured in a heap profile of
+	// TestCacheKeepsBudgetOnHostFiles), and the frames' backing array.
+	addrEntryBytes = 256
+	frameBytes     = 64
 )
 
 // A Symbolizer names the addresses of collector batches. It keeps parsed
@@ -73,9 +79,11 @@ type Symbolizer struct {
 	touched map[*mappedFile]struct{}
 	addrs   *lru[addrKey, addrResult]
 	// tableGens and nextTableID number parses for the address cache.
-	tableGens     *lru[tableKey, tableGen]
-	nextTableID   uint64
-	perfMaps      *lru[uint32, *perfMap]
+	tableGens   *lru[tableKey, tableGen]
+	nextTableID uint64
+	perfMaps    *lru[uint32, *perfMap]
+	// maxCacheBytes is the budget tables, addrs and perfMaps share.
+	maxCacheBytes int64
 	debugDirs     []string
 	maxDWARFBytes int64
 	// procRoot is /proc; tests point it at a fake tree.
@@ -183,11 +191,12 @@ func New(opts Options) (*Symbolizer, error) {
 		kallsymsMaxAge: kallsymsMaxAge,
 		files:          newLRU[fileKey, *fileEntry](opts.MaxCachedFiles),
 		tables:         newSizedLRU[tableKey, *elfFile](opts.MaxCachedFiles, opts.MaxCacheBytes),
-		addrs:          newLRU[addrKey, addrResult](maxCachedAddresses),
+		addrs:          newSizedLRU[addrKey, addrResult](maxCachedAddresses, max(opts.MaxCacheBytes/8, 1)),
 		tableGens:      newLRU[tableKey, tableGen](2 * opts.MaxCachedFiles),
-		perfMaps:       newSizedLRU[uint32, *perfMap](opts.MaxCachedFiles, opts.MaxCacheBytes/4),
+		perfMaps:       newSizedLRU[uint32, *perfMap](opts.MaxCachedFiles, max(opts.MaxCacheBytes/8, 1)),
+		maxCacheBytes:  opts.MaxCacheBytes,
 		debugDirs:      append(slices.Clone(opts.DebugDirs), defaultDebugDir),
-		maxDWARFBytes:  min(opts.MaxCacheBytes, defaultMaxDWARFBytes),
+		maxDWARFBytes:  min(opts.MaxCacheBytes-opts.MaxCacheBytes/4, defaultMaxDWARFBytes),
 		procRoot:       "/proc",
 		touched:        make(map[*mappedFile]struct{}),
 		log:            slog.Default(),
@@ -405,11 +414,32 @@ func (s *Symbolizer) userFrames(key fileKey, keyErr error, proc *collector.Proce
 	// nil is cached too: the file does not know this address. The
 	// fallback name is not cached, since it depends on the mapping's
 	// path and the unadjusted address.
-	s.addrs.addSized(ak, addrResult{frames: frames, buildID: ef.buildID}, addrEntryBytes+int64(len(frames))*48)
+	s.addrs.addSized(ak, addrResult{frames: frames, buildID: ef.buildID}, addrResultBytes(frames))
+	s.fitTables()
 	if frames == nil {
 		return fallback(), ef.buildID
 	}
 	return frames, ef.buildID
+}
+
+// addrResultBytes is what caching frames costs. Their strings are
+// counted although the tables may share them: they outlive a table's
+// eviction.
+func addrResultBytes(frames []frame) int64 {
+	n := int64(addrEntryBytes)
+	for _, f := range frames {
+		n += frameBytes + int64(len(f.Function)+len(f.File))
+		if unsafe.StringData(f.SystemName) != unsafe.StringData(f.Function) {
+			n += int64(len(f.SystemName))
+		}
+	}
+	return n
+}
+
+// fitTables gives the parsed files what the budget leaves after the
+// address cache and perf maps, evicting down to it.
+func (s *Symbolizer) fitTables() {
+	s.tables.setMaxBytes(s.maxCacheBytes - s.addrs.bytes - s.perfMaps.bytes)
 }
 
 // jitFrames names an address of anonymous executable memory from the
