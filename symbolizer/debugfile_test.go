@@ -2,7 +2,9 @@ package symbolizer
 
 import (
 	"bytes"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ember-profiler/ember/internal/testenv"
 )
 
 // containerProcess lays out a fake /proc holding process pid whose root
@@ -253,5 +257,73 @@ func mkdirIn(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDebugLinkInMountNamespace runs a process in a mount namespace of its
+// own, where a tmpfs over a directory holds the debug file of an object
+// the process maps from that directory, while on the host the same
+// directory holds a FIFO by that name. The debug file must be found
+// through the process's root in /proc, and the host's FIFO never opened;
+// with the wrong start time (a reused PID) nothing is found.
+func TestDebugLinkInMountNamespace(t *testing.T) {
+	testenv.RequireRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1)")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "inline.debug"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `mount -t tmpfs none "$1" && cp "$2" "$1/inline.debug" && echo ready && exec sleep 60`
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script, "sh", dir, symbolsFixture(t, "inline.debug"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line := make([]byte, 6)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "ready\n" {
+		t.Skipf("cannot mount in a new mount namespace here: %q %v", line, err)
+	}
+	pid := cmd.Process.Pid
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	startTicks, err := strconv.ParseUint(fields[22-3], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	opens := inotifyOpens(t, dir)
+	start, _ := symbolRange(t, symbolsFixture(t, "inline"), "alpha")
+	objPath := symbolsFixture(t, "inline-debuglink")
+	addr := start + pieBase - firstLoad(t, objPath)
+	for _, tt := range []struct {
+		startTicks uint64
+		want       string
+	}{
+		{startTicks + 1, "[unknown in inline-debuglink+"},
+		{startTicks, "alpha"},
+	} {
+		s := newTestSymbolizer(t)
+		s.procRoot = "/proc"
+		proc := process(uint32(pid), loadPathAt(t, objPath, filepath.Join(dir, "inline-debuglink"), pieBase))
+		proc.StartTicks = tt.startTicks
+		if got := userNames(t, s, proc, addr); !strings.HasPrefix(got[0], tt.want) {
+			t.Errorf("start time %d (the process's: %d): %q, want %s", tt.startTicks, startTicks, got[0], tt.want)
+		}
+	}
+	if o := opens(); len(o) > 0 {
+		t.Errorf("opened on the host: %v", o)
 	}
 }
