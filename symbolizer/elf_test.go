@@ -134,6 +134,11 @@ func TestUnknownFrames(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+	// Read after it exited: /proc/PID/maps of a zombie is empty.
+	zombie := process(2)
+	if got := userNames(t, s, zombie, 0x401000); got[0] != markerExited {
+		t.Errorf("process with no mappings: %q, want %q", got[0], markerExited)
+	}
 }
 
 func TestBuildID(t *testing.T) {

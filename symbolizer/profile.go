@@ -250,7 +250,10 @@ func (pb *profileBuilder) userLocation(proc *collector.Process, pid uint32, addr
 		switch {
 		case proc == nil:
 			name = markerNoProcess
-		case proc.Exited || proc.SnapshotErr != nil:
+		case proc.Exited || proc.SnapshotErr != nil || len(proc.Mappings) == 0:
+			// A snapshot without a single executable mapping was read
+			// after the process released its memory (a zombie shows
+			// empty maps): every process that runs user code has some.
 			name = markerExited
 		}
 		return pb.addLocation(lk, nil, addr, []frame{{Function: name, SystemName: name}})
