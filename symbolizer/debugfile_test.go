@@ -327,3 +327,37 @@ func TestDebugLinkInMountNamespace(t *testing.T) {
 		t.Errorf("opened on the host: %v", o)
 	}
 }
+
+// TestDebugFileByPathUnderRoot checks the lookup by the object's path
+// under a debug root, resolved inside that root: a symlink there cannot
+// lead out of it.
+func TestDebugFileByPathUnderRoot(t *testing.T) {
+	debug, err := os.ReadFile(symbolsFixture(t, "inline.debug"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objPath := symbolsFixture(t, "inline-buildid")
+	start, _ := symbolRange(t, symbolsFixture(t, "inline"), "alpha")
+	addr := start + pieBase - firstLoad(t, objPath)
+	outside := filepath.Join(t.TempDir(), "inline.debug")
+	writeIn(t, outside, debug)
+	for _, tt := range []struct {
+		name  string
+		plant func(root string)
+		want  string
+	}{
+		{"file", func(root string) { writeIn(t, filepath.Join(root, "srv/app/inline-buildid.debug"), debug) }, "alpha"},
+		{"symlink out", func(root string) { symlinkIn(t, outside, filepath.Join(root, "srv/app/inline-buildid.debug")) }, "[unknown in inline-buildid+"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			tt.plant(root)
+			s := newTestSymbolizer(t)
+			s.debugDirs = append([]string{root}, s.debugDirs...)
+			proc := process(1, loadPathAt(t, objPath, "/srv/app/inline-buildid", pieBase))
+			if got := userNames(t, s, proc, addr); !strings.HasPrefix(got[0], tt.want) {
+				t.Errorf("%q, want %s", got[0], tt.want)
+			}
+		})
+	}
+}
