@@ -126,7 +126,8 @@ duty="5 100"
 "$bin/ll-go" $duty &
 "$bin/ll-py" "$src/burn.py" $duty &
 # A perf map names the JIT frames of the long-lived Node program.
-"$bin/ll-node" --perf-basic-prof "$src/burn.js" $duty &
+# Run from $tmp: with it, node also writes a V8 log to its working folder.
+(cd "$tmp" && exec "$here/$bin/ll-node" --perf-basic-prof "$here/$src/burn.js" $duty) &
 node_ll=$!
 "$bin/ll-java" -XX:+PreserveFramePointer -cp "$bin" Burn $duty &
 
