@@ -60,6 +60,7 @@ trap 'exit 130' INT
 # The BPF programs' own run time, as bench/record-overhead.sh reads it.
 sysctl -q kernel.bpf_stats_enabled=1
 
+: >"$out/soak-busyhost.log" # before the start, so no earlier run's "ready" is read
 bench/busyhost.sh >"$out/soak-busyhost.log" 2>&1 &
 busy=$!
 for _ in $(seq 600); do
@@ -218,7 +219,7 @@ done
 echo "== the soak's last hour (/api/v1/profile?from=-1h), stack by stack"
 "$out/soakstat" "$out/soak-last-hour.pb.gz"
 echo "store: $(du -sh "$data" | cut -f1) in $data"
-grep -c 'level=ERROR' "$out/soak-daemon.log" | xargs echo "daemon errors logged:"
+echo "daemon errors logged: $(grep -c 'level=ERROR' "$out/soak-daemon.log" || true)"
 "$out/plot-soak" "$csv" >"$out/soak.svg"
 
 if [ "${SOAK_REFERENCE:-1}" = 1 ]; then

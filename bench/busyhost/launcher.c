@@ -6,13 +6,17 @@
 // a start that would pass it is skipped and counted, so an overloaded host
 // degrades to a lower rate instead of an ever-growing run queue.
 //
-// Usage: launcher RATE MAX FILE
+// Usage: launcher RATE MAX FILE [CHILD-NICE]
+// Children run at CHILD-NICE (default 0) whatever the launcher's own nice
+// value: busyhost.sh raises the launcher so that a loaded host, which is
+// the point, does not starve the rate.
 // Every 10 s it prints to stdout: started, skipped, running.
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,13 +54,14 @@ static void add_nanos(struct timespec *t, long ns) {
 }
 
 int main(int argc, char **argv) {
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s RATE MAX FILE\n", argv[0]);
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: %s RATE MAX FILE [CHILD-NICE]\n", argv[0]);
 		return 2;
 	}
 	double rate = atof(argv[1]);
 	long max = atol(argv[2]);
 	int n = load(argv[3]);
+	int child_nice = argc == 5 ? atoi(argv[4]) : 0;
 	if (rate <= 0 || max <= 0 || n == 0) {
 		fprintf(stderr, "launcher: need a positive rate and limit and at least one command\n");
 		return 2;
@@ -90,6 +95,9 @@ int main(int argc, char **argv) {
 			// holds the rate down.
 			pid_t pid = fork();
 			if (pid == 0) {
+				// The launcher may run at a raised priority to hold its
+				// rate; what it starts competes like anything else.
+				setpriority(PRIO_PROCESS, 0, child_nice);
 				execv(cmds[i][0], cmds[i]);
 				_exit(127);
 			}
