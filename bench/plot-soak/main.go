@@ -103,7 +103,7 @@ func panel(b *strings.Builder, y0 int, title string, x []float64, lines []series
 			}
 		}
 		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", s.color, strings.TrimSpace(pts.String()))
-		lx := width - right - 170
+		lx := left + 12
 		ly := y0 + 16 + 16*i
 		fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="3"/><text x="%d" y="%d">%s</text>`+"\n", lx, lx+20, ly-4, ly-4, s.color, lx+26, ly, s.name)
 	}
