@@ -347,8 +347,8 @@ func TestClearErrors(t *testing.T) {
 		{[]string{"record", "--duration", "-1s"}, 2, "--duration must be positive"},
 		{[]string{"record", "--pid", "abc"}, 2, "invalid argument"},
 		{[]string{"record", "--frequency", "0"}, 2, "--frequency must be positive"},
-		{[]string{"record", "--frequency", "20000", "-d", "1s", "-o", "/dev/null"}, 1, "frequency: 20000 Hz is out of range"},
-		{[]string{"record", "-o", "/nonexistent/dir/x.pb.gz"}, 1, "create output"},
+		{[]string{"record", "--frequency", "20000", "-d", "1s", "-o", "/dev/null"}, 2, "--frequency: 20000 Hz is out of range"},
+		{[]string{"record", "-o", "/nonexistent/dir/x.pb.gz"}, 2, "--output: cannot create a file in /nonexistent/dir"},
 	}
 	for _, tt := range tests {
 		out, code := runEmber(t, nil, tt.args...)
@@ -361,7 +361,7 @@ func TestClearErrors(t *testing.T) {
 func TestClearErrorsPrivileged(t *testing.T) {
 	testenv.RequireRoot(t)
 	out, code := runEmber(t, nil, "record", "--pid", "4000000", "-d", "1s", "-o", "/dev/null")
-	if code != 1 || !strings.Contains(out, "pid 4000000: no such process") {
+	if code != 2 || !strings.Contains(out, "--pid 4000000: no such process") {
 		t.Errorf("missing pid: exit %d, %q", code, out)
 	}
 	out, code = runEmber(t, &syscall.Credential{Uid: 65534, Gid: 65534}, "record", "-d", "1s", "-o", "/dev/null")
