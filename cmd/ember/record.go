@@ -33,6 +33,7 @@ type recordOptions struct {
 	command       []string // `record -- CMD args...`
 	collector     collector.Config
 	symbols       symbolizer.Options
+	onSampling    func() // called once sampling runs; for tests
 }
 
 func newRecordCommand() *cobra.Command {
@@ -209,6 +210,9 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 		defer timer.Stop()
 	}
 	defer context.AfterFunc(ctx, stop)()
+	if opts.onSampling != nil {
+		opts.onSampling()
+	}
 	var child *childCommand
 	if len(opts.command) > 0 {
 		if child, err = startChild(opts.command); err != nil {

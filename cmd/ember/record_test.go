@@ -383,12 +383,22 @@ func TestMain(m *testing.M) {
 func TestRecordShortLived(t *testing.T) {
 	testenv.RequireBPF(t)
 	out := filepath.Join(t.TempDir(), "out.pb.gz")
+	// Recording ends once the ten have exited: sampling stops at its end,
+	// however long they take on a busy host.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
+	sampling := make(chan struct{})
 	go func() {
-		done <- record(context.Background(), recordOptions{duration: 3 * time.Second, drainInterval: time.Second,
-			output: out, format: "pprof", collector: collector.Config{FrequencyHz: 99}}, new(bytes.Buffer))
+		done <- record(ctx, recordOptions{duration: time.Minute, drainInterval: time.Second,
+			output: out, format: "pprof", collector: collector.Config{FrequencyHz: 99},
+			onSampling: func() { close(sampling) }}, new(bytes.Buffer))
 	}()
-	time.Sleep(500 * time.Millisecond) // let the sampler start
+	select {
+	case <-sampling:
+	case err := <-done:
+		t.Fatal(err)
+	}
 	pids := map[int64]bool{}
 	var cpu time.Duration // what the kernel charged the ten
 	for range 10 {
@@ -399,6 +409,7 @@ func TestRecordShortLived(t *testing.T) {
 		pids[int64(cmd.Process.Pid)] = true
 		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
+	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
