@@ -4,12 +4,16 @@
 // whole run: parent_burn, child_burn, grandchild_burn. The parent exits
 // after both descendants.
 //
-// Usage: forker [seconds]   (default 2)
+// Usage: forker [seconds [pidfile]]   (default 2 s; each process appends
+// "role pid" to pidfile, so a test knows the tree)
 //
 // Build (see build.sh):
 //   gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o forker forker.c
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,8 +43,25 @@ __attribute__((noinline)) void parent_burn(int64_t deadline) { BURN_UNTIL(deadli
 __attribute__((noinline)) void child_burn(int64_t deadline) { BURN_UNTIL(deadline); }
 __attribute__((noinline)) void grandchild_burn(int64_t deadline) { BURN_UNTIL(deadline); }
 
+static const char *pidfile;
+
+static void note(const char *role) {
+	if (!pidfile)
+		return;
+	char line[64];
+	int n = snprintf(line, sizeof line, "%s %d\n", role, (int)getpid());
+	int fd = open(pidfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (fd >= 0) {
+		if (write(fd, line, n) != n)
+			exit(1);
+		close(fd);
+	}
+}
+
 int main(int argc, char **argv) {
 	double seconds = argc > 1 ? atof(argv[1]) : 2;
+	pidfile = argc > 2 ? argv[2] : NULL;
+	note("parent");
 	int64_t deadline = now_nanos() + (int64_t)(seconds * 1e9);
 	pid_t child = fork();
 	if (child < 0)
@@ -50,9 +71,11 @@ int main(int argc, char **argv) {
 		if (grandchild < 0)
 			return 1;
 		if (grandchild == 0) {
+			note("grandchild");
 			grandchild_burn(deadline);
 			return 0;
 		}
+		note("child");
 		child_burn(deadline);
 		waitpid(grandchild, NULL, 0);
 		return 0;
