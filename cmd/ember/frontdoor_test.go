@@ -10,10 +10,13 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ember-profiler/ember/internal/testenv"
 )
@@ -244,5 +247,50 @@ func TestDaemonLogsStartAndStop(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(log, "\n"), "ember daemon stopped") {
 		t.Errorf("no stop line at the default log level: %v", log)
+	}
+}
+
+// The capabilities the README and deploy/ember.service give are enough to
+// record as another user; without CAP_SYSLOG the error says what is
+// missing. And a writable output in a directory Ember cannot write is
+// rewritten in place, only once the profile is whole.
+func TestRecordWithDocumentedCapabilities(t *testing.T) {
+	testenv.RequireBPF(t)
+	dir, err := os.MkdirTemp("", "ember-output")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	out := filepath.Join(dir, "ember.pb.gz")
+	os.WriteFile(out, []byte("old"), 0o666)
+	os.Chmod(out, 0o666)
+	os.Chmod(dir, 0o755) // root's: nobody can create files here
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	documented := []uintptr{unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_SYSLOG, unix.CAP_SYS_PTRACE,
+		unix.CAP_DAC_READ_SEARCH, unix.CAP_CHECKPOINT_RESTORE}
+	raw, _ := os.ReadFile("/proc/sys/kernel/perf_event_paranoid")
+	if paranoid, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil && paranoid >= 2 {
+		// Here kernel addresses need CAP_SYSLOG.
+		msg, code := runEmberWith(t, &syscall.SysProcAttr{Credential: nobody,
+			AmbientCaps: []uintptr{unix.CAP_BPF, unix.CAP_PERFMON}}, "record", "-d", "1s", "-o", out)
+		if code != 1 || !strings.Contains(msg, "CAP_SYSLOG") {
+			t.Errorf("without CAP_SYSLOG: exit %d: %s", code, msg)
+		}
+		if raw, _ := os.ReadFile(out); string(raw) != "old" {
+			t.Errorf("a failed run changed the output to %q", raw)
+		}
+	}
+	msg, code := runEmberWith(t, &syscall.SysProcAttr{Credential: nobody, AmbientCaps: documented},
+		"record", "-d", "1s", "-o", out)
+	if code != 0 {
+		t.Fatalf("with the documented capabilities: exit %d: %s", code, msg)
+	}
+	p := readProfile(t, out)
+	var kernelNamed bool
+	for _, f := range p.Function {
+		kernelNamed = kernelNamed || f.Name == "entry_SYSCALL_64" || strings.HasPrefix(f.Name, "asm_sysvec_")
+	}
+	if !kernelNamed {
+		t.Errorf("no kernel frame named in a whole-host profile: %s", msg)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // output is where a recording goes. A regular file is written under a
@@ -17,8 +19,8 @@ import (
 // leaves the target empty or half written, and an existing file survives.
 type output struct {
 	target string   // what the user named
-	tmp    *os.File // nil for standard output and for devices, FIFOs
-	direct bool     // write to target itself (not a regular file)
+	tmp    *os.File // nil for standard output and when direct
+	direct bool     // write to target itself: a device, a FIFO, or a file in a directory Ember cannot write
 	done   bool
 }
 
@@ -43,6 +45,11 @@ func openOutput(path string) (*output, error) {
 	}
 	dir := filepath.Dir(target)
 	tmp, err := createTemp(dir, "."+filepath.Base(target)+".tmp-")
+	if errors.Is(err, fs.ErrPermission) && unix.Access(target, unix.W_OK) == nil {
+		// A writable file in a directory that is not: rewritten in place,
+		// still only once the profile is whole.
+		return &output{target: target, direct: true}, nil
+	}
 	if err != nil {
 		var pathErr *fs.PathError
 		if errors.As(err, &pathErr) {
@@ -77,7 +84,8 @@ func (o *output) commit(write func(io.Writer) error) error {
 	case o.target == "-":
 		return write(os.Stdout)
 	case o.direct:
-		f, err := os.OpenFile(o.target, os.O_WRONLY, 0)
+		// O_TRUNC: a no-op on devices and FIFOs, needed for a regular file.
+		f, err := os.OpenFile(o.target, os.O_WRONLY|os.O_TRUNC, 0)
 		if err != nil {
 			return err
 		}

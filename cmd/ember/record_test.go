@@ -299,6 +299,21 @@ func TestRecordInterrupted(t *testing.T) {
 // runEmber runs this test binary as the ember command.
 func runEmber(t *testing.T, cred *syscall.Credential, args ...string) (string, int) {
 	t.Helper()
+	var attr *syscall.SysProcAttr
+	if cred != nil {
+		attr = &syscall.SysProcAttr{Credential: cred}
+	}
+	return runEmberWith(t, attr, args...)
+}
+
+// runEmberWith runs this test binary as the ember command with attr; with
+// a Credential, from a copy another user can run.
+func runEmberWith(t *testing.T, attr *syscall.SysProcAttr, args ...string) (string, int) {
+	t.Helper()
+	var cred *syscall.Credential
+	if attr != nil {
+		cred = attr.Credential
+	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -324,9 +339,7 @@ func runEmber(t *testing.T, cred *syscall.Credential, args ...string) (string, i
 	cmd := exec.Command(self, args...)
 	cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
 	cmd.Dir = os.TempDir()
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
+	cmd.SysProcAttr = attr
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
