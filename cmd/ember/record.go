@@ -252,7 +252,11 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 
 	tick := time.NewTicker(opts.drainInterval)
 	defer tick.Stop()
-	slog.Info("recording", slog.Duration("duration", opts.duration), slog.Int("hz", opts.collector.FrequencyHz))
+	if opts.untilExit {
+		slog.Info("recording until the command exits", slog.Int("hz", opts.collector.FrequencyHz))
+	} else {
+		slog.Info("recording", slog.Duration("duration", opts.duration), slog.Int("hz", opts.collector.FrequencyHz))
+	}
 sampling:
 	for {
 		select {
