@@ -179,6 +179,7 @@ enum sampler_stat {
 	STAT_EVENTS_LOST,
 	STAT_USER_KERNEL_FP, // user stacks walked by the kernel (not ready yet)
 	STAT_UNWIND_FRAMES,  // frames unwound by Ember's unwinder
+	STAT_FORK_UNFOLLOWED, // children not followed: pid_filter was full
 	STAT_UNWIND_END_BASE,
 	STAT_MAX = STAT_UNWIND_END_BASE + UNWIND_END_MAX,
 };
@@ -255,10 +256,15 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-// Processes to sample when filtering by PID (tgid -> 1).
+// Processes to sample when filtering by PID: tgid -> PID_SAMPLE, or
+// PID_PARENT_ONLY for a process whose children are followed but which is
+// not sampled itself (Ember, starting the command of `record -- CMD`).
+// Followed children leave at exit, so it holds the live tree only.
+#define PID_SAMPLE 1
+#define PID_PARENT_ONLY 2
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, __u8);
 } pid_filter SEC(".maps");
@@ -412,6 +418,8 @@ struct {
 
 const volatile bool include_idle = false;
 const volatile bool filter_pids = false;
+// Add the children of filtered processes to the filter as they fork.
+const volatile bool follow_forks = false;
 // Walk user stacks with Ember's unwinder where ranges are installed.
 const volatile bool unwind_user = false;
 
@@ -1131,9 +1139,12 @@ int sample(struct bpf_perf_event_data *ctx)
 			return 0;
 		}
 	} else {
-		if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid)) {
-			count_stat(buffer, STAT_FILTERED);
-			return 0;
+		if (filter_pids) {
+			__u8 *want = bpf_map_lookup_elem(&pid_filter, &pid);
+			if (!want || *want != PID_SAMPLE) {
+				count_stat(buffer, STAT_FILTERED);
+				return 0;
+			}
 		}
 		if (!(task->flags & PF_KTHREAD))
 			exec_seq = current_image(buffer, task, pid);
@@ -1163,6 +1174,26 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+// A child forked by a followed process is followed from its first
+// instruction, before it can exec or fork again; threads share their
+// process's entry.
+SEC("raw_tracepoint/sched_process_fork")
+int on_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (!follow_forks)
+		return 0;
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u32 parent_pid = BPF_CORE_READ(parent, tgid);
+	__u32 child_pid = BPF_CORE_READ(child, tgid);
+	if (child_pid == parent_pid || !bpf_map_lookup_elem(&pid_filter, &parent_pid))
+		return 0;
+	__u8 sample = PID_SAMPLE;
+	if (bpf_map_update_elem(&pid_filter, &child_pid, &sample, BPF_ANY))
+		count_stat(active_generation & 1, STAT_FORK_UNFOLLOWED);
+	return 0;
+}
+
 // The last thread of a process is gone when signal->live drops to zero, which
 // do_exit does before this tracepoint on every kernel (only recent ones pass
 // group_dead as an argument).
@@ -1173,6 +1204,8 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (follow_forks)
+		bpf_map_delete_elem(&pid_filter, &pid); // its PID may be reused outside the tree
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
 	if (!st)
 		return 0;

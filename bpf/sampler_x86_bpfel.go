@@ -89,8 +89,9 @@ const (
 	SamplerSamplerStatSTAT_EVENTS_LOST        SamplerSamplerStat = 13
 	SamplerSamplerStatSTAT_USER_KERNEL_FP     SamplerSamplerStat = 14
 	SamplerSamplerStatSTAT_UNWIND_FRAMES      SamplerSamplerStat = 15
-	SamplerSamplerStatSTAT_UNWIND_END_BASE    SamplerSamplerStat = 16
-	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 25
+	SamplerSamplerStatSTAT_FORK_UNFOLLOWED    SamplerSamplerStat = 16
+	SamplerSamplerStatSTAT_UNWIND_END_BASE    SamplerSamplerStat = 17
+	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 26
 )
 
 type SamplerScratch struct {
@@ -216,9 +217,11 @@ const (
 	SamplerMapUnwindRules           = "unwind_rules"
 	SamplerProgOnExec               = "on_exec"
 	SamplerProgOnExit               = "on_exit"
+	SamplerProgOnFork               = "on_fork"
 	SamplerProgSample               = "sample"
 	SamplerVarActiveGeneration      = "active_generation"
 	SamplerVarFilterPids            = "filter_pids"
+	SamplerVarFollowForks           = "follow_forks"
 	SamplerVarIncludeIdle           = "include_idle"
 	SamplerVarRangesGeneration      = "ranges_generation"
 	SamplerVarUnusedEvent           = "unused_event"
@@ -280,6 +283,7 @@ type SamplerSpecs struct {
 type SamplerProgramSpecs struct {
 	OnExec *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnFork *ebpf.ProgramSpec `ebpf:"on_fork"`
 	Sample *ebpf.ProgramSpec `ebpf:"sample"`
 }
 
@@ -308,6 +312,7 @@ type SamplerMapSpecs struct {
 type SamplerVariableSpecs struct {
 	ActiveGeneration      *ebpf.VariableSpec `ebpf:"active_generation"`
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FollowForks           *ebpf.VariableSpec `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
 	RangesGeneration      *ebpf.VariableSpec `ebpf:"ranges_generation"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
@@ -384,6 +389,7 @@ func (m *SamplerMaps) Close() error {
 type SamplerVariables struct {
 	ActiveGeneration      *ebpf.Variable `ebpf:"active_generation"`
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
+	FollowForks           *ebpf.Variable `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
 	RangesGeneration      *ebpf.Variable `ebpf:"ranges_generation"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
@@ -407,6 +413,7 @@ type SamplerVariables struct {
 type SamplerPrograms struct {
 	OnExec *ebpf.Program `ebpf:"on_exec"`
 	OnExit *ebpf.Program `ebpf:"on_exit"`
+	OnFork *ebpf.Program `ebpf:"on_fork"`
 	Sample *ebpf.Program `ebpf:"sample"`
 }
 
@@ -414,6 +421,7 @@ func (p *SamplerPrograms) Close() error {
 	return _SamplerClose(
 		p.OnExec,
 		p.OnExit,
+		p.OnFork,
 		p.Sample,
 	)
 }

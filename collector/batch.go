@@ -226,6 +226,9 @@ type Stats struct {
 	// EventsLost counts new-process notifications the ring buffer could not
 	// take; such processes are read at drain time instead, if still alive.
 	EventsLost uint64
+	// ForksUnfollowed counts children of followed processes (Config.ForkParent)
+	// left out because the PID filter was full.
+	ForksUnfollowed uint64
 	// Truncated counts samples with a stack cut at the depth limit, or a
 	// user stack the unwinder could not finish.
 	Truncated uint64

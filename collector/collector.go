@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,14 @@ import (
 type Config struct {
 	FrequencyHz int      // samples per second per CPU; default 99
 	PIDs        []uint32 // sample only these processes; empty means all
-	IncludeIdle bool     // keep samples of the idle task
+	// ForkParent, when set, samples every process it forks after New and
+	// their descendants (threads included), from their fork on, but not
+	// ForkParent itself: `ember record -- CMD` passes its own PID, so CMD
+	// is followed before its first instruction. Processes in PIDs are
+	// followed into their children too. A followed process leaves the
+	// filter when it exits.
+	ForkParent  uint32
+	IncludeIdle bool // keep samples of the idle task
 	// StackMapEntries is the size of each of the two stack maps, allocated
 	// up front at about 1 KiB an entry; a distinct stack beyond it in one
 	// drain is lost (counted, never silent). Default 4096.
@@ -107,6 +115,16 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// Validate checks the configuration as New would, without loading
+// anything, so that a caller can reject a bad setting before doing work.
+func (c Config) Validate() error {
+	c.setDefaults()
+	return c.validate()
+}
+
+// filtering reports whether only some processes are sampled.
+func (c *Config) filtering() bool { return len(c.PIDs) > 0 || c.ForkParent != 0 }
+
 // Collector owns the loaded programs, the perf events and the process tracker.
 type Collector struct {
 	cfg      Config
@@ -123,6 +141,11 @@ type Collector struct {
 	done      sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+
+	// stopMu guards events against Stop running while Close does, and
+	// stoppedAt, when Stop ended sampling.
+	stopMu    sync.Mutex
+	stoppedAt time.Time
 
 	drainMu      sync.Mutex
 	generation   uint32 // active_generation; its low bit is the buffer being written
@@ -221,8 +244,11 @@ func (c *Collector) load() error {
 	if err := spec.Variables["include_idle"].Set(c.cfg.IncludeIdle); err != nil {
 		return fmt.Errorf("set include_idle: %w", err)
 	}
-	if err := spec.Variables["filter_pids"].Set(len(c.cfg.PIDs) > 0); err != nil {
+	if err := spec.Variables["filter_pids"].Set(c.cfg.filtering()); err != nil {
 		return fmt.Errorf("set filter_pids: %w", err)
+	}
+	if err := spec.Variables["follow_forks"].Set(c.cfg.ForkParent != 0); err != nil {
+		return fmt.Errorf("set follow_forks: %w", err)
 	}
 	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
@@ -234,9 +260,15 @@ func (c *Collector) load() error {
 		}
 		return fmt.Errorf("load eBPF programs: %w", err)
 	}
-	one := uint8(1)
+	// Values as in sampler.bpf.c: sample, or only follow the children.
+	const sample, parentOnly = uint8(1), uint8(2)
 	for _, pid := range c.cfg.PIDs {
-		if err := c.objs.PidFilter.Put(pid, one); err != nil {
+		if err := c.objs.PidFilter.Put(pid, sample); err != nil {
+			return fmt.Errorf("add pid %d to the filter: %w", pid, err)
+		}
+	}
+	if pid := c.cfg.ForkParent; pid != 0 && !slices.Contains(c.cfg.PIDs, pid) {
+		if err := c.objs.PidFilter.Put(pid, parentOnly); err != nil {
 			return fmt.Errorf("add pid %d to the filter: %w", pid, err)
 		}
 	}
@@ -247,7 +279,7 @@ func (c *Collector) attach() error {
 	for _, tp := range []struct {
 		name string
 		prog *ebpf.Program
-	}{{"sched_process_exec", c.objs.OnExec}, {"sched_process_exit", c.objs.OnExit}} {
+	}{{"sched_process_exec", c.objs.OnExec}, {"sched_process_exit", c.objs.OnExit}, {"sched_process_fork", c.objs.OnFork}} {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
 		if err != nil {
 			return fmt.Errorf("attach to tracepoint %s: %w", tp.name, err)
@@ -329,11 +361,38 @@ func (c *Collector) Close() error {
 	return c.closeErr
 }
 
+// Stop ends sampling at once and keeps everything else, so that the
+// samples taken so far can still be drained and named: the next Drain ends
+// at the moment of Stop, however late it runs. It is safe to call while a
+// Drain runs, and again.
+func (c *Collector) Stop() error {
+	c.stopMu.Lock()
+	defer c.stopMu.Unlock()
+	if !c.stoppedAt.IsZero() {
+		return nil
+	}
+	c.stoppedAt = time.Now()
+	var errs []error
+	for _, ev := range c.events {
+		errs = append(errs, ev.disable())
+	}
+	return errors.Join(errs...)
+}
+
+// stopTime is when Stop ended sampling, or zero.
+func (c *Collector) stopTime() time.Time {
+	c.stopMu.Lock()
+	defer c.stopMu.Unlock()
+	return c.stoppedAt
+}
+
 func (c *Collector) close() error {
+	c.stopMu.Lock()
 	for _, ev := range c.events {
 		ev.close()
 	}
 	c.events = nil
+	c.stopMu.Unlock()
 	for _, l := range c.links {
 		l.Close()
 	}

@@ -39,6 +39,9 @@ func (c *Collector) Drain() (*Batch, error) {
 	c.generation = prevGen + 1
 	prev := prevGen & 1
 	end := time.Now()
+	if stopped := c.stopTime(); !stopped.IsZero() && stopped.Before(end) {
+		end = stopped // nothing was sampled since
+	}
 	time.Sleep(inFlightGrace)
 
 	counts, stacks := c.objs.Counts0, c.objs.Stacks0
@@ -313,6 +316,7 @@ func (c *Collector) readStats(buffer uint32, st *Stats) error {
 	st.Recorded = d(bpf.SamplerSamplerStatSTAT_RECORDED)
 	st.CountMapFull = d(bpf.SamplerSamplerStatSTAT_COUNT_MAP_FULL)
 	st.EventsLost = d(bpf.SamplerSamplerStatSTAT_EVENTS_LOST)
+	st.ForksUnfollowed = d(bpf.SamplerSamplerStatSTAT_FORK_UNFOLLOWED)
 	st.Unwind.Frames = d(bpf.SamplerSamplerStatSTAT_UNWIND_FRAMES)
 	st.Unwind.KernelFP = d(bpf.SamplerSamplerStatSTAT_USER_KERNEL_FP)
 	st.Unwind.Ends = map[UnwindEnd]uint64{}

@@ -51,6 +51,14 @@ func openCPUClock(cpu, frequencyHz int, prog *ebpf.Program) (*perfEvent, error) 
 	return ev, nil
 }
 
+// disable stops the event's samples; the event stays open.
+func (ev *perfEvent) disable() error {
+	if err := unix.IoctlSetInt(ev.fd, unix.PERF_EVENT_IOC_DISABLE, 0); err != nil {
+		return fmt.Errorf("disable perf event on cpu %d: %w", ev.cpu, err)
+	}
+	return nil
+}
+
 func (ev *perfEvent) close() {
 	if ev.link != nil {
 		ev.link.Close()

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/internal/mainmapping"
 )
 
 // WriteProfile writes the merged profile of q to w as uncompressed pprof
@@ -66,6 +68,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	// the time.
 	stackBytes := make([][]byte, s.dict.stacks.last+1)
 	labelBytes := make([][]byte, s.dict.labelSets.last+1)
+	var programs mainmapping.Programs // which mapping goes first
 	var ids []uint32
 	for i, r := range recs {
 		if i%4096 == 0 {
@@ -100,6 +103,13 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		if labels == nil {
 			ls, _ := s.dict.labelSets.get(r.labelSet) // unknown: no labels, as in Query
 			labels = e.labelSet(ls)
+			exe := ""
+			for _, pair := range ls {
+				if pair.name == "exe" {
+					exe = pair.value
+				}
+			}
+			programs.Add(exe)
 			labelBytes[r.labelSet] = labels
 		}
 		var buf [2 + 2*binary.MaxVarintLen64]byte
@@ -116,6 +126,10 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		}
 	}
 
+	// Samples refer to locations only: mappings can still be renumbered.
+	if len(recs) > 0 {
+		b.p.Mapping = mainmapping.Order(b.p.Mapping, programs)
+	}
 	var msg []byte
 	for _, m := range b.p.Mapping {
 		msg = appendVarintField(msg[:0], 1, m.ID)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/internal/mainmapping"
 )
 
 // TestWriteProfileIsQuery checks that the direct pprof encoding decodes to
@@ -100,6 +102,47 @@ func TestStackProfileSumsLabelSets(t *testing.T) {
 		}
 		if len(stacks.Sample) >= len(full.Sample) {
 			t.Errorf("%d stack samples for %d labelled ones: nothing was summed", len(stacks.Sample), len(full.Sample))
+		}
+	}
+}
+
+// A stored profile of several programs is titled as the host's in pprof;
+// one of a single program, by its executable.
+func TestStoredProfileFirstMapping(t *testing.T) {
+	s := openTest(t, Options{})
+	appendRange(t, s, smallGenerator(), t0, 10*time.Second, 3, nil)
+	whole := ProfileQuery{From: t0, To: t0.Add(time.Hour)}
+	want, err := s.Query(context.Background(), whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := want.Sample[0].Label["exe"][0]
+	sel, err := ParseSelector(`{exe="` + exe + `"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		q    ProfileQuery
+		want string
+	}{
+		{whole, mainmapping.HostFile},
+		{ProfileQuery{From: t0, To: t0.Add(time.Hour), Selector: sel}, exe},
+	} {
+		p, err := s.Query(context.Background(), tt.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := s.WriteProfile(context.Background(), tt.q, &buf); err != nil {
+			t.Fatal(err)
+		}
+		written, err := profile.Parse(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Mapping[0].File != tt.want || written.Mapping[0].File != tt.want {
+			t.Errorf("%v: first mapping %q from Query, %q from WriteProfile; want %q",
+				tt.q.Selector, p.Mapping[0].File, written.Mapping[0].File, tt.want)
 		}
 	}
 }

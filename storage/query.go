@@ -11,6 +11,8 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/internal/mainmapping"
 )
 
 // ProfileQuery asks for the merged profile of the samples in [From, To)
@@ -264,6 +266,9 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, wi
 			smp.Label, smp.NumLabel = l.str, l.num
 		}
 		p.Sample[i] = smp
+	}
+	if withLabels {
+		mainmapping.Place(p)
 	}
 	return p, nil
 }

@@ -12,10 +12,34 @@ import (
 	"strings"
 )
 
-// errKernelAddressesHidden is returned when kallsyms lists only zero
-// addresses, which is what the kernel shows to readers without CAP_SYSLOG
-// when kernel.kptr_restrict is set.
-var errKernelAddressesHidden = errors.New("kernel addresses are hidden (all zero): run as root or with CAP_SYSLOG, or set kernel.kptr_restrict=0")
+// errKernelAddressesHidden is returned, with hiddenAdvice, when kallsyms
+// lists only zero addresses.
+var errKernelAddressesHidden = errors.New("kernel addresses are hidden (all zero)")
+
+// hiddenAdvice says what would show this process the kernel's addresses,
+// given the two sysctls that decide it (kallsyms_show_value in the
+// kernel): with kptr_restrict 0, perf_event_paranoid 1 or less or
+// CAP_SYSLOG; with 1, CAP_SYSLOG only; with 2, nothing.
+func hiddenAdvice(kptrRestrict, perfParanoid string) string {
+	switch kptrRestrict {
+	case "0":
+		return fmt.Sprintf("run as root or with CAP_SYSLOG, or set kernel.perf_event_paranoid to 1 or less "+
+			"(it is %s; kernel.kptr_restrict is 0 already)", perfParanoid)
+	case "1":
+		return "run as root or with CAP_SYSLOG, or set kernel.kptr_restrict=0 and kernel.perf_event_paranoid to 1 or less"
+	case "2":
+		return "kernel.kptr_restrict=2 hides them even from root: set it to 1 (then run as root or with CAP_SYSLOG) or 0"
+	}
+	return "run as root or with CAP_SYSLOG"
+}
+
+func readSysctl(name string) string {
+	raw, err := os.ReadFile("/proc/sys/kernel/" + name)
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(raw))
+}
 
 // maxKernelSymbolBytes bounds how far past its start an address is still
 // taken to be inside a kernel symbol. kallsyms gives no sizes, so a symbol
@@ -149,7 +173,8 @@ func parseKallsyms(r io.Reader) (*kallsyms, error) {
 		}
 	}
 	if line > 0 && !sawNonZero {
-		return nil, errKernelAddressesHidden
+		return nil, fmt.Errorf("%w: %s", errKernelAddressesHidden,
+			hiddenAdvice(readSysctl("kptr_restrict"), readSysctl("perf_event_paranoid")))
 	}
 	if len(syms) == 0 {
 		return nil, errors.New("no text symbols")

@@ -64,9 +64,23 @@ func TestKallsymsHidden(t *testing.T) {
 	if err == nil {
 		t.Fatal("New with hidden kernel addresses succeeded")
 	}
-	for _, want := range []string{"hidden", "root", "kptr_restrict"} {
+	for _, want := range []string{"hidden", "root", "CAP_SYSLOG"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+// The advice never asks for a setting that is already made.
+func TestHiddenAdvice(t *testing.T) {
+	for _, tt := range []struct{ kptr, paranoid, want, not string }{
+		{"0", "2", "set kernel.perf_event_paranoid to 1 or less (it is 2; kernel.kptr_restrict is 0 already)", "kptr_restrict=0"},
+		{"1", "2", "CAP_SYSLOG, or set kernel.kptr_restrict=0 and kernel.perf_event_paranoid to 1 or less", "it is"},
+		{"2", "1", "kernel.kptr_restrict=2 hides them even from root", "perf_event_paranoid"},
+	} {
+		got := hiddenAdvice(tt.kptr, tt.paranoid)
+		if !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) {
+			t.Errorf("kptr_restrict=%s perf_event_paranoid=%s: %q", tt.kptr, tt.paranoid, got)
 		}
 	}
 }

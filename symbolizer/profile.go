@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/ember-profiler/ember/internal/mainmapping"
+
 	"github.com/ember-profiler/ember/collector"
 )
 
@@ -66,6 +68,7 @@ func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
 		pb.addSample(smp, periodNanos)
 	}
 	orderMappings(pb.p, b)
+	mainmapping.Place(pb.p)
 	if err := pb.p.CheckValid(); err != nil {
 		// A bug here, not bad input: every ID is assigned by the builder.
 		return nil, err

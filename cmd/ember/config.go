@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -19,7 +21,8 @@ import (
 
 // daemonConfig is everything `ember daemon` can be told, with its defaults.
 // A YAML file mirrors the flags (same names, dashes as in the flags); flags
-// given on the command line win over the file.
+// given on the command line win over the file. Repeatable flags are lists
+// in the file, except label, which is a map of names to values.
 type daemonConfig struct {
 	DataDir          string            `yaml:"data-dir"`
 	Listen           string            `yaml:"listen"`
@@ -33,8 +36,9 @@ type daemonConfig struct {
 	MinFreeDisk      bytesize.Size     `yaml:"min-free-disk"`
 	SymbolCacheSize  bytesize.Size     `yaml:"symbol-cache-size"`
 	MemoryLimit      bytesize.Size     `yaml:"memory-limit"`
-	DebugDirs        []string          `yaml:"debug-dirs"`
-	Labels           map[string]string `yaml:"labels"`
+	DebugDirs        []string          `yaml:"debug-dir"`
+	Labels           map[string]string `yaml:"label"`
+	AllowedHosts     []string          `yaml:"allowed-host"`
 	IncludeIdle      bool              `yaml:"include-idle"`
 	StackMapEntries  uint32            `yaml:"stack-map-entries"`
 	Unwind           string            `yaml:"unwind"`
@@ -81,6 +85,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.Var(&cfg.MemoryLimit, "memory-limit", "soft limit of the Go heap (GOMEMLIMIT); 0 for none. Below the live heap it costs CPU, not memory")
 	fs.StringArrayVar(&cfg.DebugDirs, "debug-dir", nil, "also look for separate debug files under this folder, laid out like /usr/lib/debug (repeatable)")
 	fs.StringArrayVar(labels, "label", nil, "host label key=value added to every sample (repeatable)")
+	fs.StringArrayVar(&cfg.AllowedHosts, "allowed-host", nil, "a further Host header name the API accepts on a loopback address, besides localhost and the listen address (repeatable)")
 	fs.BoolVar(&cfg.IncludeIdle, "include-idle", cfg.IncludeIdle, "keep samples of the idle task")
 	fs.Uint32Var(&cfg.StackMapEntries, "stack-map-entries", cfg.StackMapEntries, "distinct stacks each of the two BPF stack maps holds per drain")
 	fs.StringVar(&cfg.Unwind, "unwind", cfg.Unwind, `how user stacks are walked: "dwarf" (.eh_frame tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
@@ -99,9 +104,7 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 		if err != nil {
 			return cfg, fmt.Errorf("--config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		if err := decodeConfigFile(raw, &cfg); err != nil {
 			return cfg, fmt.Errorf("--config %s: %w", path, err)
 		}
 	}
@@ -120,6 +123,7 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 		"symbol-cache-size": func() { cfg.SymbolCacheSize = fromFlags.SymbolCacheSize },
 		"memory-limit":      func() { cfg.MemoryLimit = fromFlags.MemoryLimit },
 		"debug-dir":         func() { cfg.DebugDirs = fromFlags.DebugDirs },
+		"allowed-host":      func() { cfg.AllowedHosts = fromFlags.AllowedHosts },
 		"include-idle":      func() { cfg.IncludeIdle = fromFlags.IncludeIdle },
 		"stack-map-entries": func() { cfg.StackMapEntries = fromFlags.StackMapEntries },
 		"unwind":            func() { cfg.Unwind = fromFlags.Unwind },
@@ -151,7 +155,44 @@ var labelNamePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // reservedLabels are set by Ember on every sample; a host label must not hide them.
 var reservedLabels = map[string]bool{"comm": true, "pid": true, "tid": true, "exe": true, "cgroup": true, "container": true}
 
+// configFile is the YAML file: the settings, plus the names of the first
+// releases (labels, debug-dirs), still read.
+type configFile struct {
+	daemonConfig `yaml:",inline"`
+	OldDebugDirs []string          `yaml:"debug-dirs"`
+	OldLabels    map[string]string `yaml:"labels"`
+}
+
+func decodeConfigFile(raw []byte, cfg *daemonConfig) error {
+	file := configFile{daemonConfig: *cfg}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if file.OldDebugDirs != nil {
+		if file.DebugDirs != nil {
+			return errors.New("debug-dir and debug-dirs (its old name): give one")
+		}
+		file.DebugDirs = file.OldDebugDirs
+	}
+	if file.OldLabels != nil {
+		if file.Labels != nil {
+			return errors.New("label and labels (its old name): give one")
+		}
+		file.Labels = file.OldLabels
+	}
+	*cfg = file.daemonConfig
+	return nil
+}
+
 func (c *daemonConfig) validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls-cert and tls-key: give both or neither")
+	}
 	switch {
 	case c.DataDir == "":
 		return errors.New("data-dir: must not be empty")
@@ -178,12 +219,34 @@ func (c *daemonConfig) validate() error {
 	case c.UnwindTableSize < 1<<20:
 		return fmt.Errorf("unwind-table-size: %s is below the minimum of 1MiB", c.UnwindTableSize)
 	}
+	// What the sampler would refuse once the store is open: refused here,
+	// as a mistake in the settings.
+	sampler := collector.Config{FrequencyHz: c.FrequencyHz, StackMapEntries: c.StackMapEntries,
+		CountMapEntries: c.CountMapEntries, Unwind: c.Unwind, UnwindTableBytes: int64(c.UnwindTableSize)}
+	if err := sampler.Validate(); err != nil {
+		return errors.New(strings.TrimPrefix(flagError(err).Error(), "--"))
+	}
 	for key := range c.Labels {
 		if !labelNamePattern.MatchString(key) {
 			return fmt.Errorf("label %q: names are letters, digits and underscores, not starting with a digit", key)
 		}
 		if reservedLabels[key] {
 			return fmt.Errorf("label %q: reserved for Ember's own labels", key)
+		}
+	}
+	return nil
+}
+
+// checkFiles reads the files the settings name (token, certificate), so a
+// wrong path or a bad file is refused as a mistake in the settings before
+// the store opens. The daemon reads them again when it starts.
+func (c *daemonConfig) checkFiles() error {
+	if _, err := readToken(c.AuthTokenFile); err != nil {
+		return err
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("tls-cert/tls-key: %w", err)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,88 @@ func TestShippedConfigLoads(t *testing.T) {
 	}
 	if cfg.DataDir != "/var/lib/ember" || cfg.MinFreeDisk != 256<<20 {
 		t.Errorf("got %+v", cfg)
+	}
+}
+
+// The settings shown commented out in deploy/ember.yaml load too.
+func TestShippedConfigExamplesLoad(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/ember.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	settings := false // past the header comment
+	for _, line := range strings.Split(string(raw), "\n") {
+		settings = settings || line != "" && !strings.HasPrefix(line, "#")
+		if settings {
+			line = strings.TrimPrefix(line, "# ")
+		}
+		lines = append(lines, line)
+	}
+	path := filepath.Join(t.TempDir(), "ember.yaml")
+	os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644)
+	cfg, err := parseDaemonArgs(t, "--config", path)
+	if err != nil {
+		t.Fatalf("%v in:\n%s", err, strings.Join(lines, "\n"))
+	}
+	if cfg.Labels["host"] != "web-1" || len(cfg.DebugDirs) != 1 || len(cfg.AllowedHosts) != 1 {
+		t.Errorf("got %+v", cfg)
+	}
+}
+
+// Every key of the file is the name of a flag, and every flag but --config
+// has a key.
+func TestDaemonConfigKeysAreFlagNames(t *testing.T) {
+	fs := pflag.NewFlagSet("daemon", pflag.ContinueOnError)
+	cfg := defaultDaemonConfig()
+	var labels []string
+	var configPath string
+	bindDaemonFlags(fs, &cfg, &labels, &configPath)
+	keys := map[string]bool{}
+	fields := reflect.TypeOf(cfg)
+	for i := range fields.NumField() {
+		keys[fields.Field(i).Tag.Get("yaml")] = true
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "config" && !keys[f.Name] {
+			t.Errorf("flag --%s has no key in the file", f.Name)
+		}
+		delete(keys, f.Name)
+	})
+	for key := range keys {
+		t.Errorf("key %s is not the name of a flag", key)
+	}
+}
+
+// label, debug-dir and allowed-host as the flags name them; labels and
+// debug-dirs, the first names, still read.
+func TestDaemonConfigRepeatableKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(text), 0o644)
+		return path
+	}
+	current := write("current.yaml", "label:\n  host: web-1\ndebug-dir: [/srv/debug]\nallowed-host: [ember.example]\n")
+	old := write("old.yaml", "labels:\n  host: web-2\ndebug-dirs: [/srv/old]\n")
+	both := write("both.yaml", "labels:\n  host: a\nlabel:\n  host: b\n")
+	cfg, err := parseDaemonArgs(t, "--config", current)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Labels["host"] != "web-1" || len(cfg.DebugDirs) != 1 || cfg.DebugDirs[0] != "/srv/debug" ||
+		len(cfg.AllowedHosts) != 1 || cfg.AllowedHosts[0] != "ember.example" {
+		t.Errorf("current keys: %+v", cfg)
+	}
+	cfg, err = parseDaemonArgs(t, "--config", current, "--allowed-host", "a.example", "--allowed-host", "b.example")
+	if err != nil || len(cfg.AllowedHosts) != 2 || cfg.AllowedHosts[1] != "b.example" {
+		t.Errorf("--allowed-host over the file: %v %+v", err, cfg.AllowedHosts)
+	}
+	cfg, err = parseDaemonArgs(t, "--config", old)
+	if err != nil || cfg.Labels["host"] != "web-2" || len(cfg.DebugDirs) != 1 || cfg.DebugDirs[0] != "/srv/old" {
+		t.Errorf("old keys: %v %+v", err, cfg)
+	}
+	if _, err := parseDaemonArgs(t, "--config", both); err == nil || !strings.Contains(err.Error(), "label and labels") {
+		t.Errorf("both names: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -36,9 +37,12 @@ func newDaemonCommand() *cobra.Command {
 interval in an embedded store under --data-dir, keeping --retention of history
 within --max-disk. SIGTERM or SIGINT flush the current interval and close the
 store; a restart continues on the same data.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadDaemonConfig(configPath, flags, labels, cmd.Flags())
+			if err == nil {
+				err = cfg.checkFiles()
+			}
 			if err != nil {
 				return &usageError{err}
 			}
@@ -121,7 +125,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d := &daemon{cfg: cfg, log: log, collector: col, symbolizer: sym, store: store,
 		metrics: newDaemonMetrics(registry, store, sym), live: newLiveFeed()}
-	var allowedHosts []string
+	allowedHosts := slices.Clone(cfg.AllowedHosts)
 	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && host != "" {
 		allowedHosts = append(allowedHosts, host)
 	}

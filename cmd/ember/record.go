@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
-	"slices"
-	"sort"
-	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,40 +19,59 @@ import (
 	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/internal/bytesize"
 	"github.com/ember-profiler/ember/internal/folded"
+	"github.com/ember-profiler/ember/internal/mainmapping"
 	"github.com/ember-profiler/ember/symbolizer"
 )
 
 type recordOptions struct {
 	duration      time.Duration
+	untilExit     bool // with a command and no --duration: until it exits
 	drainInterval time.Duration
 	output        string
 	format        string
 	pids          []uint
+	command       []string // `record -- CMD args...`
 	collector     collector.Config
 	symbols       symbolizer.Options
+	onSampling    func() // called once sampling runs; for tests
 }
 
 func newRecordCommand() *cobra.Command {
 	var opts recordOptions
 	cmd := &cobra.Command{
-		Use:   "record",
-		Short: "Profile the whole host for a while and write a pprof or folded-stack file",
+		Use:   "record [flags] [-- COMMAND [ARGS...]]",
+		Short: "Profile the whole host, or a command, for a while and write a pprof or folded-stack file",
 		Long: `Samples the kernel and user stacks of every CPU at a fixed frequency for the
 given duration (Ctrl-C ends early and still writes the file), then writes a
 gzipped pprof profile for 'go tool pprof', or folded stacks for flamegraph.pl
-and speedscope.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := opts.validate(cmd); err != nil {
+and speedscope.
+
+With a command after the flags, Ember starts it and profiles it and every
+process it forks until it exits (or --duration ends). Signals sent to Ember
+are passed on to it; Ctrl-C at a terminal reaches it directly. Ember exits
+0 once the profile is written and prints the command's exit status.
+
+The output is written under a temporary name and renamed into place at the
+end: on any error an existing file of the same name is kept.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.command = args
+			opts.untilExit = len(args) > 0 && !cmd.Flags().Changed("duration")
+			if err := opts.validate(); err != nil {
 				return &usageError{err}
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			ctx := cmd.Context()
+			if len(opts.command) == 0 {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+			}
 			return record(ctx, opts, cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVarP(&opts.duration, "duration", "d", 30*time.Second, "how long to sample")
+	// Flags after the command's name are the command's.
+	f.SetInterspersed(false)
+	f.DurationVarP(&opts.duration, "duration", "d", 30*time.Second, "how long to sample (with a command: until it exits)")
 	f.IntVarP(&opts.collector.FrequencyHz, "frequency", "F", 99, "samples per second on each CPU")
 	f.UintSliceVarP(&opts.pids, "pid", "p", nil, "sample only these processes (repeat the flag or separate with commas)")
 	f.StringVarP(&opts.output, "output", "o", "", `file to write, "-" for standard output (default "ember.pb.gz", or "ember.folded" with --format folded)`)
@@ -71,7 +90,9 @@ and speedscope.`,
 	return cmd
 }
 
-func (o *recordOptions) validate(cmd *cobra.Command) error {
+// validate checks every setting before anything is opened or loaded, so a
+// mistake costs nothing and names its flag.
+func (o *recordOptions) validate() error {
 	if o.duration <= 0 {
 		return fmt.Errorf("--duration must be positive, got %s", o.duration)
 	}
@@ -92,13 +113,41 @@ func (o *recordOptions) validate(cmd *cobra.Command) error {
 			o.output = "ember.folded"
 		}
 	}
+	if len(o.command) > 0 && len(o.pids) > 0 {
+		return errors.New("--pid and a command: give one or the other")
+	}
+	o.collector.PIDs = nil
 	for _, pid := range o.pids {
 		if pid == 0 || pid > 1<<22 {
 			return fmt.Errorf("--pid %d is not a valid process ID", pid)
 		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			return fmt.Errorf("--pid %d: %w", pid, collector.ErrNoSuchProcess)
+		}
 		o.collector.PIDs = append(o.collector.PIDs, uint32(pid))
 	}
+	if err := o.collector.Validate(); err != nil {
+		return flagError(err)
+	}
+	if len(o.command) > 0 {
+		if _, err := exec.LookPath(o.command[0]); err != nil {
+			return fmt.Errorf("command %s: %w", o.command[0], err)
+		}
+	}
 	return nil
+}
+
+// flagError names the flag behind a collector setting.
+func flagError(err error) error {
+	var ce *collector.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	name := ce.Field
+	if name == "unwind-table-bytes" {
+		name = "unwind-table-size"
+	}
+	return fmt.Errorf("--%s: %s", name, ce.Msg)
 }
 
 // recordTotals adds up what every batch said, for the summary line.
@@ -119,26 +168,61 @@ func (t *recordTotals) add(b *collector.Batch) {
 }
 
 func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
-	// Open the output first: a typo in its path should not cost a 30 s run.
-	out, err := createOutput(opts.output)
+	// Before any work: an unwritable place should not cost a 30 s run.
+	// Nothing is written to the output itself until the profile is whole.
+	out, err := openOutput(opts.output)
 	if err != nil {
-		return err
+		return &usageError{fmt.Errorf("--output: %w", err)}
 	}
-	defer out.Close()
+	defer out.abort()
 
 	// The collector first: its errors (privileges, kernel features) are the
-	// ones a user must fix before anything else matters. Sampling starts
-	// here, so the deadline counts from here too.
-	deadline := time.NewTimer(opts.duration)
-	defer deadline.Stop()
+	// ones a user must fix before anything else matters.
+	if len(opts.command) > 0 {
+		opts.collector.ForkParent = uint32(os.Getpid())
+	}
 	col, err := collector.New(opts.collector)
 	if err != nil {
 		return err
 	}
 	defer col.Close()
+	// Sampling runs from here: loading the programs can take seconds on a
+	// busy host, and --duration is the time sampled, not the time waited.
+	sampling := time.Now()
 	sym, err := symbolizer.New(opts.symbols)
 	if err != nil {
 		return err
+	}
+	// Sampling stops at the deadline itself, even while a slow drain (cold
+	// symbol caches) holds up the loop below.
+	stopped := make(chan struct{})
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			if err := col.Stop(); err != nil {
+				slog.Warn("stop sampling", slog.Any("err", err))
+			}
+			close(stopped)
+		})
+	}
+	if !opts.untilExit {
+		timer := time.AfterFunc(time.Until(sampling.Add(opts.duration)), stop)
+		defer timer.Stop()
+	}
+	defer context.AfterFunc(ctx, stop)()
+	if opts.onSampling != nil {
+		opts.onSampling()
+	}
+	var child *childCommand
+	if len(opts.command) > 0 {
+		if child, err = startChild(opts.command); err != nil {
+			return err
+		}
+		defer child.stopForwarding()
+		go func() {
+			<-child.exited
+			stop()
+		}()
 	}
 
 	var first, last time.Time
@@ -168,13 +252,15 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 
 	tick := time.NewTicker(opts.drainInterval)
 	defer tick.Stop()
-	slog.Info("recording", slog.Duration("duration", opts.duration), slog.Int("hz", opts.collector.FrequencyHz))
+	if opts.untilExit {
+		slog.Info("recording until the command exits", slog.Int("hz", opts.collector.FrequencyHz))
+	} else {
+		slog.Info("recording", slog.Duration("duration", opts.duration), slog.Int("hz", opts.collector.FrequencyHz))
+	}
 sampling:
 	for {
 		select {
-		case <-ctx.Done():
-			break sampling
-		case <-deadline.C:
+		case <-stopped:
 			break sampling
 		case <-tick.C:
 			if err := drain(); err != nil {
@@ -185,118 +271,33 @@ sampling:
 	if err := drain(); err != nil {
 		return err
 	}
+	col.Close()
 	elapsed := last.Sub(first)
 	merged.TimeNanos = first.UnixNano()
 	merged.DurationNanos = elapsed.Nanoseconds()
+	mainmapping.Place(merged)
 
-	if opts.format == "folded" {
-		err = folded.Write(out, merged)
-	} else {
-		err = merged.Write(out)
-	}
-	if err == nil {
-		err = out.Close()
-	}
+	err = out.commit(func(w io.Writer) error {
+		if opts.format == "folded" {
+			return folded.Write(w, merged)
+		}
+		return merged.Write(w)
+	})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", opts.output, err)
 	}
-	fmt.Fprintln(stderr, summary(totals, elapsed, opts))
+	line := summary(totals, elapsed, opts)
+	if child != nil {
+		select {
+		case <-child.exited:
+		default:
+			// --duration ended first: the profile is written, and the
+			// command runs on to its end, as it would without Ember.
+			fmt.Fprintln(stderr, line+"; waiting for "+child.cmd.Args[0]+" to exit")
+			line = "ember:"
+		}
+		line += "; " + child.wait()
+	}
+	fmt.Fprintln(stderr, line)
 	return nil
-}
-
-// createOutput opens the output file, or standard output for "-".
-func createOutput(path string) (io.WriteCloser, error) {
-	if path == "-" {
-		return nopCloser{os.Stdout}, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("create output: %w", err)
-	}
-	return f, nil
-}
-
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }
-
-// summary is the one line a user reads after a recording.
-func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
-	s := t.stats
-	var b strings.Builder
-	fmt.Fprintf(&b, "ember: %d samples in %.1fs at %d Hz", s.Recorded, elapsed.Seconds(), opts.collector.FrequencyHz)
-	var left []string
-	if s.Idle > 0 {
-		left = append(left, fmt.Sprintf("%d idle", s.Idle))
-	}
-	if s.Filtered > 0 {
-		left = append(left, fmt.Sprintf("%d of other processes", s.Filtered))
-	}
-	if len(left) > 0 {
-		fmt.Fprintf(&b, " (%d taken; left out: %s)", s.Taken, strings.Join(left, ", "))
-	}
-	lost := lossList("user stack", s.UserLost, collector.LostKernelThread, collector.LostExiting)
-	lost = append(lost, lossList("kernel stack", s.KernelLost)...)
-	if s.CountMapFull > 0 {
-		lost = append(lost, fmt.Sprintf("%d samples (count map full)", s.CountMapFull))
-	}
-	if len(lost) == 0 {
-		b.WriteString("; lost: none")
-	} else {
-		fmt.Fprintf(&b, "; lost: %s", strings.Join(lost, ", "))
-	}
-	if s.Truncated > 0 {
-		fmt.Fprintf(&b, "; %d stacks truncated at the depth limit or where unwinding stopped", s.Truncated)
-	}
-	if u := unwindSummary(s.Unwind); u != "" {
-		b.WriteString("; " + u)
-	}
-	fmt.Fprintf(&b, "; %d processes", len(t.processes))
-	if n := len(t.unread); n > 0 {
-		fmt.Fprintf(&b, " (%d program images gone before they could be read)", n)
-	}
-	if s.EventsLost > 0 {
-		fmt.Fprintf(&b, "; %d process notifications dropped", s.EventsLost)
-	}
-	fmt.Fprintf(&b, "; wrote %s (%s)", opts.output, opts.format)
-	return b.String()
-}
-
-// unwindSummary says how the .eh_frame unwinder did: walks ended by
-// reason, and tables that did not fit.
-func unwindSummary(u collector.UnwindStats) string {
-	var walks uint64
-	for _, n := range u.Ends {
-		walks += n
-	}
-	if walks == 0 {
-		return ""
-	}
-	s := fmt.Sprintf("unwinder: %d walks, %.1f%% complete", walks, 100*float64(u.Ends[collector.UnwindComplete])/float64(walks))
-	var ends []string
-	for e, n := range u.Ends {
-		if e != collector.UnwindComplete && n > 0 {
-			ends = append(ends, fmt.Sprintf("%d %s", n, e))
-		}
-	}
-	slices.Sort(ends)
-	if len(ends) > 0 {
-		s += " (" + strings.Join(ends, ", ") + ")"
-	}
-	if t := u.Tables; t.NotLoaded > 0 {
-		s += fmt.Sprintf(", %d tables over --unwind-table-size", t.NotLoaded)
-	}
-	return s
-}
-
-func lossList(what string, byReason map[collector.LossReason]uint64, skip ...collector.LossReason) []string {
-	var out []string
-	for r, n := range byReason {
-		if n == 0 || slices.Contains(skip, r) {
-			continue
-		}
-		out = append(out, fmt.Sprintf("%d %ss (%s)", n, what, r))
-	}
-	sort.Strings(out)
-	return out
 }

@@ -299,6 +299,21 @@ func TestRecordInterrupted(t *testing.T) {
 // runEmber runs this test binary as the ember command.
 func runEmber(t *testing.T, cred *syscall.Credential, args ...string) (string, int) {
 	t.Helper()
+	var attr *syscall.SysProcAttr
+	if cred != nil {
+		attr = &syscall.SysProcAttr{Credential: cred}
+	}
+	return runEmberWith(t, attr, args...)
+}
+
+// runEmberWith runs this test binary as the ember command with attr; with
+// a Credential, from a copy another user can run.
+func runEmberWith(t *testing.T, attr *syscall.SysProcAttr, args ...string) (string, int) {
+	t.Helper()
+	var cred *syscall.Credential
+	if attr != nil {
+		cred = attr.Credential
+	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -324,9 +339,7 @@ func runEmber(t *testing.T, cred *syscall.Credential, args ...string) (string, i
 	cmd := exec.Command(self, args...)
 	cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
 	cmd.Dir = os.TempDir()
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
+	cmd.SysProcAttr = attr
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -347,8 +360,8 @@ func TestClearErrors(t *testing.T) {
 		{[]string{"record", "--duration", "-1s"}, 2, "--duration must be positive"},
 		{[]string{"record", "--pid", "abc"}, 2, "invalid argument"},
 		{[]string{"record", "--frequency", "0"}, 2, "--frequency must be positive"},
-		{[]string{"record", "--frequency", "20000", "-d", "1s", "-o", "/dev/null"}, 1, "frequency: 20000 Hz is out of range"},
-		{[]string{"record", "-o", "/nonexistent/dir/x.pb.gz"}, 1, "create output"},
+		{[]string{"record", "--frequency", "20000", "-d", "1s", "-o", "/dev/null"}, 2, "--frequency: 20000 Hz is out of range"},
+		{[]string{"record", "-o", "/nonexistent/dir/x.pb.gz"}, 2, "--output: cannot create a file in /nonexistent/dir"},
 	}
 	for _, tt := range tests {
 		out, code := runEmber(t, nil, tt.args...)
@@ -361,7 +374,7 @@ func TestClearErrors(t *testing.T) {
 func TestClearErrorsPrivileged(t *testing.T) {
 	testenv.RequireRoot(t)
 	out, code := runEmber(t, nil, "record", "--pid", "4000000", "-d", "1s", "-o", "/dev/null")
-	if code != 1 || !strings.Contains(out, "pid 4000000: no such process") {
+	if code != 2 || !strings.Contains(out, "--pid 4000000: no such process") {
 		t.Errorf("missing pid: exit %d, %q", code, out)
 	}
 	out, code = runEmber(t, &syscall.Credential{Uid: 65534, Gid: 65534}, "record", "-d", "1s", "-o", "/dev/null")
@@ -383,12 +396,22 @@ func TestMain(m *testing.M) {
 func TestRecordShortLived(t *testing.T) {
 	testenv.RequireBPF(t)
 	out := filepath.Join(t.TempDir(), "out.pb.gz")
+	// Recording ends once the ten have exited: sampling stops at its end,
+	// however long they take on a busy host.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
+	sampling := make(chan struct{})
 	go func() {
-		done <- record(context.Background(), recordOptions{duration: 3 * time.Second, drainInterval: time.Second,
-			output: out, format: "pprof", collector: collector.Config{FrequencyHz: 99}}, new(bytes.Buffer))
+		done <- record(ctx, recordOptions{duration: time.Minute, drainInterval: time.Second,
+			output: out, format: "pprof", collector: collector.Config{FrequencyHz: 99},
+			onSampling: func() { close(sampling) }}, new(bytes.Buffer))
 	}()
-	time.Sleep(500 * time.Millisecond) // let the sampler start
+	select {
+	case <-sampling:
+	case err := <-done:
+		t.Fatal(err)
+	}
 	pids := map[int64]bool{}
 	var cpu time.Duration // what the kernel charged the ten
 	for range 10 {
@@ -399,6 +422,7 @@ func TestRecordShortLived(t *testing.T) {
 		pids[int64(cmd.Process.Pid)] = true
 		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
+	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/ember-profiler/ember/internal/mainmapping"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/web"
 )
@@ -83,6 +84,8 @@ func (f *liveFeed) Profile(ctx context.Context, d time.Duration, selector string
 		return nil, err
 	}
 	merged.TimeNanos, merged.DurationNanos = start.UnixNano(), time.Since(start).Nanoseconds()
+	// The first drain's first mapping is no guide to what the selector kept.
+	mainmapping.Place(merged)
 	return merged, nil
 }
 

@@ -10,6 +10,7 @@ func addStats(total *collector.Stats, s collector.Stats) {
 	total.Recorded += s.Recorded
 	total.CountMapFull += s.CountMapFull
 	total.EventsLost += s.EventsLost
+	total.ForksUnfollowed += s.ForksUnfollowed
 	total.Truncated += s.Truncated
 	if total.UserLost == nil {
 		total.UserLost, total.KernelLost = map[collector.LossReason]uint64{}, map[collector.LossReason]uint64{}

@@ -16,6 +16,8 @@ run gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer \
 	-o testdata/hotspot/hotspot testdata/hotspot/hotspot.c
 run gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls \
 	-o testdata/hotspot/deep testdata/hotspot/deep.c
+run gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer \
+	-o testdata/hotspot/forker testdata/hotspot/forker.c
 run go build -buildvcs=false -trimpath \
 	-o testdata/hotspot/hotspot-go ./testdata/hotspot/gosrc
 

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ember-profiler/ember/collector"
+)
+
+// summary is the one line a user reads after a recording.
+func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
+	s := t.stats
+	var b strings.Builder
+	fmt.Fprintf(&b, "ember: %d samples in %.1fs at %d Hz", s.Recorded, elapsed.Seconds(), opts.collector.FrequencyHz)
+	var left []string
+	if s.Idle > 0 {
+		left = append(left, fmt.Sprintf("%d idle", s.Idle))
+	}
+	if s.Filtered > 0 {
+		left = append(left, fmt.Sprintf("%d of other processes", s.Filtered))
+	}
+	if len(left) > 0 {
+		fmt.Fprintf(&b, " (%d taken; left out: %s)", s.Taken, strings.Join(left, ", "))
+	}
+	lost := lossList("user stack", s.UserLost, collector.LostKernelThread, collector.LostExiting)
+	lost = append(lost, lossList("kernel stack", s.KernelLost)...)
+	if s.CountMapFull > 0 {
+		lost = append(lost, fmt.Sprintf("%d samples (count map full)", s.CountMapFull))
+	}
+	if len(lost) == 0 {
+		b.WriteString("; lost: none")
+	} else {
+		fmt.Fprintf(&b, "; lost: %s", strings.Join(lost, ", "))
+	}
+	if s.Truncated > 0 {
+		fmt.Fprintf(&b, "; %d stacks truncated at the depth limit or where unwinding stopped", s.Truncated)
+	}
+	if u := unwindSummary(s.Unwind); u != "" {
+		b.WriteString("; " + u)
+	}
+	fmt.Fprintf(&b, "; %d processes", len(t.processes))
+	if n := len(t.unread); n > 0 {
+		fmt.Fprintf(&b, " (%d program images gone before they could be read)", n)
+	}
+	if s.ForksUnfollowed > 0 {
+		fmt.Fprintf(&b, "; %d forked processes not followed (PID filter full)", s.ForksUnfollowed)
+	}
+	if s.EventsLost > 0 {
+		fmt.Fprintf(&b, "; %d process notifications dropped", s.EventsLost)
+	}
+	fmt.Fprintf(&b, "; wrote %s (%s)", opts.output, opts.format)
+	return b.String()
+}
+
+// unwindSummary says how the .eh_frame unwinder did: walks ended by
+// reason, and tables that did not fit.
+func unwindSummary(u collector.UnwindStats) string {
+	var walks uint64
+	for _, n := range u.Ends {
+		walks += n
+	}
+	if walks == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("unwinder: %d walks, %.1f%% complete", walks, 100*float64(u.Ends[collector.UnwindComplete])/float64(walks))
+	var ends []string
+	for e, n := range u.Ends {
+		if e != collector.UnwindComplete && n > 0 {
+			ends = append(ends, fmt.Sprintf("%d %s", n, e))
+		}
+	}
+	slices.Sort(ends)
+	if len(ends) > 0 {
+		s += " (" + strings.Join(ends, ", ") + ")"
+	}
+	if t := u.Tables; t.NotLoaded > 0 {
+		s += fmt.Sprintf(", %d tables over --unwind-table-size", t.NotLoaded)
+	}
+	return s
+}
+
+func lossList(what string, byReason map[collector.LossReason]uint64, skip ...collector.LossReason) []string {
+	var out []string
+	for r, n := range byReason {
+		if n == 0 || slices.Contains(skip, r) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%d %ss (%s)", n, what, r))
+	}
+	sort.Strings(out)
+	return out
+}

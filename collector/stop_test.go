@@ -1,0 +1,67 @@
+package collector
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// After Stop nothing more is sampled, and the drain that follows, however
+// late, ends at the stop.
+func TestStopEndsSampling(t *testing.T) {
+	hot := startHotspot(t, "4")
+	c := newCollector(t, Config{PIDs: []uint32{uint32(hot.Process.Pid)}})
+	time.Sleep(500 * time.Millisecond)
+	before := time.Now()
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	time.Sleep(700 * time.Millisecond) // a slow drain
+	b, err := c.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.End.Before(before) || b.End.After(after) {
+		t.Errorf("the drain after Stop ends at %s, Stop ran from %s to %s", b.End, before, after)
+	}
+	if b.Stats.Recorded == 0 {
+		t.Errorf("nothing recorded before Stop: %+v", b.Stats)
+	}
+	time.Sleep(300 * time.Millisecond)
+	b, err = c.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Stats.Taken != 0 || len(b.Samples) != 0 {
+		t.Errorf("sampled after Stop: %+v", b.Stats)
+	}
+	if err := c.Stop(); err != nil {
+		t.Errorf("a second Stop: %v", err)
+	}
+}
+
+// With ForkParent set, only the processes it forks are sampled, not
+// itself: here, this test process.
+func TestForkParentIsNotSampled(t *testing.T) {
+	c := newCollector(t, Config{ForkParent: uint32(os.Getpid())})
+	hot := startHotspot(t, "2")
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	// Burn in this process too: it must not show.
+	for x := uint64(1); time.Now().Before(deadline); x = x*6364136223846793005 + 1 {
+	}
+	b, err := c.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var child uint64
+	for _, s := range b.Samples {
+		if s.PID != uint32(hot.Process.Pid) {
+			t.Fatalf("a sample of pid %d (%s), not of the child %d", s.PID, s.Comm, hot.Process.Pid)
+		}
+		child += s.Count
+	}
+	if child == 0 {
+		t.Errorf("no samples of the child: %+v", b.Stats)
+	}
+}
