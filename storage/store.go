@@ -227,6 +227,12 @@ func prepareDir(dir string) error {
 		}
 		return writeMarker(dir)
 	}
+	return checkMarker(dir, entries)
+}
+
+// checkMarker checks the marker of an existing store, and that its Badger
+// directory is there.
+func checkMarker(dir string, entries []fs.DirEntry) error {
 	data, err := os.ReadFile(filepath.Join(dir, markerFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		names := make([]string, 0, 3)

@@ -46,5 +46,6 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	root.AddCommand(newRecordCommand(), newDaemonCommand())
+	root.AddCommand(newStoreCommand())
 	return root
 }
