@@ -57,7 +57,7 @@ stored() {
   local r
   r=$("$ember" store check --data-dir "$1" 2>&1)
   if [ $? -ne 0 ]; then
-    echo "refused: $(echo "$r" | tail -1 | sed 's/^ember: //; s|/tmp/ember-faults[^ :]*|DIR|g' | cut -c1-110)"
+    echo "refused: $(echo "$r" | tail -1 | sed 's/^ember: storage: [^ ]*: //; s/^the store is damaged: //' | cut -c1-60)"
   elif echo "$r" | grep -q "history:     empty"; then
     echo "0 intervals, 0 samples"
   else
@@ -72,20 +72,32 @@ rand() { awk -v lo="$1" -v hi="$2" -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2
 
 line case before after outcome
 
-# kill -9 at a random point, rounds times: history must only grow.
+# acked LOG: intervals the running daemon has stored, from its /metrics.
+acked() {
+  local api
+  api=$(sed -n 's/.*ember daemon sampling.* api=\([0-9.:]*\).*/\1/p' "$1" | tail -1)
+  curl -s --max-time 5 "http://$api/metrics" | awk '/^ember_intervals_total\{outcome="stored"\}/ { print $2 + 0; found = 1 } END { if (!found) print 0 }'
+}
+
+# kill -9 at a random point, rounds times: every interval the daemon had
+# acknowledged (its /metrics, read just before the kill) must be stored.
 d=$mnt/kill9 log=$work/kill9.log
-prev=0 shrank=0 refusals=0
+prev=0 lost=0 acks=0 refusals=0
 for _ in $(seq "$rounds"); do
+  : >"$log"
   start "$d" "$log"
   ready "$log" || { refusals=$((refusals + 1)); stop KILL; continue; }
   sleep "$(rand 3 9)"
+  a=$(acked "$log")
   stop KILL
   now=$(stored "$d")
   case $now in refused*) refusals=$((refusals + 1)); continue ;; esac
-  [ "$(intervals "$now")" -lt "$prev" ] && shrank=$((shrank + 1))
-  prev=$(intervals "$now")
+  n=$(intervals "$now")
+  [ $((prev + a)) -gt "$n" ] && lost=$((lost + prev + a - n))
+  acks=$((acks + a))
+  prev=$n
 done
-line "kill -9 x$rounds" "0 intervals" "$now" "reopened $((rounds - refusals))/$rounds; history shrank $shrank times"
+line "kill -9 x$rounds" "0 intervals" "$now" "reopened $((rounds - refusals))/$rounds; acknowledged $acks, lost $lost"
 rm -rf "$d"
 
 # SIGTERM at a random point, rounds times: what the daemon says it wrote
@@ -179,13 +191,13 @@ damage() {
     after=$(stored "$c")
     w=$(sed -n 's/.*ember daemon stopped" intervals_written=\([0-9]*\).*/\1/p' "$log")
     outcome="started, wrote ${w:-0}; lost $(($(intervals "$before") + ${w:-0} - $(intervals "$after"))) intervals"
-    case $after in refused*) outcome="started; check refuses after" ;; esac
+    case $after in refused*) outcome="started, wrote ${w:-0}; the history does not read" ;; esac
   else
     stop KILL
     after="(daemon refused)"
     unchanged=changed
     [ "$(fingerprint "$c")" = "$fp" ] && unchanged="nothing changed"
-    outcome="refused, $unchanged: $(grep '^ember: ' "$log" | tail -1 | sed 's/^ember: //; s|/tmp/ember-faults[^ :;]*|DIR|g' | cut -c1-90)"
+    outcome="refused, $unchanged: $(grep '^ember: ' "$log" | tail -1 | sed 's/^ember: storage: [^ ]*: //; s/^the store is damaged: //' | cut -c1-100)"
     grep -q SIGBUS "$log" && outcome="crashed: SIGBUS"
     grep -q '^panic' "$log" && outcome="crashed: $(grep -m1 '^panic' "$log" | cut -c1-80)"
   fi
