@@ -26,12 +26,12 @@ var ErrDamaged = errors.New("the store is damaged")
 
 // recoveryHint ends every refusal for damage: what to do, and that nothing
 // was changed.
-const recoveryHint = "nothing was changed; run `ember store check --data-dir %s` for details and see " +
-	"docs/storage.md (\"Recovering a damaged store\"): restore the directory from a backup, or keep it " +
-	"aside and start with an empty one"
+const recoveryHint = "nothing was changed; `ember store check --data-dir %s` says more, and " +
+	"`ember store repair --data-dir %s --to NEW-DIR` copies what reads into a new store; or restore a " +
+	"backup (docs/storage.md, \"Recovering a damaged store\")"
 
 func damaged(dataDir, what string, args ...any) error {
-	return fmt.Errorf("storage: %s: %w: %s; "+recoveryHint, dataDir, ErrDamaged, fmt.Sprintf(what, args...), dataDir)
+	return fmt.Errorf("storage: %s: %w: %s; "+recoveryHint, dataDir, ErrDamaged, fmt.Sprintf(what, args...), dataDir, dataDir)
 }
 
 // badgerFiles lists what a Badger directory holds, by kind.

@@ -19,7 +19,7 @@ func newStoreCommand() *cobra.Command {
 		Short: "Inspect the daemon's profile store",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newStoreCheckCommand())
+	cmd.AddCommand(newStoreCheckCommand(), newStoreRepairCommand())
 	return cmd
 }
 
@@ -44,6 +44,41 @@ docs/storage.md for what to do with a damaged store.`,
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", dataDir, "the daemon's data directory")
+	return cmd
+}
+
+func newStoreRepairCommand() *cobra.Command {
+	dataDir := defaultDaemonConfig().DataDir
+	var to string
+	cmd := &cobra.Command{
+		Use:   "repair",
+		Short: "Copy what reads of a damaged store into a new one",
+		Long: `Copies every table of the store under --data-dir whose index and blocks read,
+with its write-ahead and value logs, into a new store in --to, under a new
+MANIFEST; drops the blocks that then do not read back whole; and checks the
+result. The store under --data-dir is never changed. Start the daemon with
+--data-dir set to the new store once it looks right. See docs/storage.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if to == "" {
+				return &usageError{errors.New("--to: give a new directory for the repaired store")}
+			}
+			rep, err := storage.Repair(cmd.Context(), dataDir, to, slog.Default())
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "tables kept: %d; left out: %d\n", rep.TablesKept, len(rep.TablesSkipped))
+			for _, t := range rep.TablesSkipped {
+				fmt.Fprintf(w, "  left out %s\n", t)
+			}
+			fmt.Fprintf(w, "blocks dropped as unreadable: %d\n", rep.BlocksDropped)
+			if err != nil {
+				return err
+			}
+			printCheckReport(w, to, rep.Check)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", dataDir, "the damaged store's data directory (read only)")
+	cmd.Flags().StringVar(&to, "to", "", "a new directory for the repaired store")
 	return cmd
 }
 

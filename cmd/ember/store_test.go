@@ -78,6 +78,11 @@ func TestStoreCheckCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "history:     empty") || !strings.HasSuffix(out, "ok\n") {
 		t.Errorf("check of an empty store: %v\n%s", err, out)
 	}
+	repaired := filepath.Join(t.TempDir(), "repaired")
+	out, err = runStoreCommand(t, "store", "repair", "--data-dir", dir, "--to", repaired)
+	if err != nil || !strings.Contains(out, "tables kept: ") || !strings.HasSuffix(out, "ok\n") {
+		t.Errorf("repair of an empty store: %v\n%s", err, out)
+	}
 	if err := os.RemoveAll(filepath.Join(dir, "badger")); err != nil {
 		t.Fatal(err)
 	}
