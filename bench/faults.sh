@@ -197,10 +197,19 @@ damage() {
     after="(daemon refused)"
     unchanged=changed
     [ "$(fingerprint "$c")" = "$fp" ] && unchanged="nothing changed"
-    outcome="refused, $unchanged: $(grep '^ember: ' "$log" | tail -1 | sed 's/^ember: storage: [^ ]*: //; s/^the store is damaged: //' | cut -c1-100)"
+    outcome="refused, $unchanged: $(grep '^ember: ' "$log" | tail -1 | sed 's/^ember: storage: [^ ]*: //; s/^the store is damaged: //' | cut -c1-80)"
     grep -q SIGBUS "$log" && outcome="crashed: SIGBUS"
     grep -q '^panic' "$log" && outcome="crashed: $(grep -m1 '^panic' "$log" | cut -c1-80)"
   fi
+  case $outcome in
+    refused*|*"does not read"*)
+      if "$ember" store repair --data-dir "$c" --to "$c.repaired" >"$c.repair.log" 2>&1; then
+        outcome="$outcome; repair keeps $(intervals "$(stored "$c.repaired")")"
+      else
+        outcome="$outcome; repair: $(tail -1 "$c.repair.log" | sed 's/^ember: storage: [^ ]*: //' | cut -c1-60)"
+      fi
+      ;;
+  esac
   line "$name" "$before" "$after" "$outcome"
 }
 damage "MANIFEST missing" "$base" 'rm badger/MANIFEST'
