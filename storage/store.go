@@ -102,10 +102,12 @@ type Stats struct {
 
 // Open opens or creates a store. A directory that is not an Ember store
 // (non-empty without Ember's marker file), a store of an unknown format
-// version, or a corrupt store is refused with an error that says what was
-// found and what to do; it is never wiped. Open starts the store's
-// maintenance goroutine (retention, max-disk, value-log GC), stopped by
-// Close.
+// version, or a damaged store (wrapping ErrDamaged) is refused with an
+// error that says what was found and what to do; it is never wiped. So is
+// a store another process holds, and one on a disk too full for Badger to
+// open it (wrapping ErrDiskFull: retry once there is room). Open starts
+// the store's maintenance goroutine (retention, max-disk, value-log GC),
+// stopped by Close.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("storage: no data directory given")
