@@ -7,6 +7,8 @@
 # --unwind fp (the store's behaviour does not depend on the unwinder, and
 # fp keeps the unwind cache off the small filesystem).
 # Run as root from the repository root:  bench/faults.sh [rounds]
+# EMBER_DAEMON=path runs that binary as the daemon (an older build, to
+# compare), while this tree's build checks and repairs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-10}
@@ -14,6 +16,7 @@ out=bench/out
 mkdir -p "$out"
 go build -o "$out/ember" ./cmd/ember || exit 1
 ember=$PWD/$out/ember
+daemon_bin=${EMBER_DAEMON:-$ember}
 work=$(mktemp -d /tmp/ember-faults.XXXXXX)
 mnt=$work/mnt
 mkdir "$mnt"
@@ -29,7 +32,7 @@ flags=(--listen 127.0.0.1:0 --interval 2s --drain-interval 1s --min-free-disk 24
 
 # start DIR LOG: start the daemon in the background; pid is its process id.
 start() {
-  "$ember" daemon --data-dir "$1" "${flags[@]}" >>"$2" 2>&1 &
+  "$daemon_bin" daemon --data-dir "$1" "${flags[@]}" >>"$2" 2>&1 &
   pid=$!
 }
 
