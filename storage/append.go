@@ -108,14 +108,14 @@ func (s *Store) checkFreeSpace() error {
 		s.writeErrors.Add(1)
 		return fmt.Errorf("storage: check free space: %w", err)
 	}
-	if free < s.opts.MinFreeDiskBytes {
+	if floor := s.writeFloor(); free < floor {
 		s.diskFullRejections.Add(1)
 		if !s.diskFull.Swap(true) {
 			s.log.Error("disk nearly full: not writing until space returns",
-				slog.Int64("free_bytes", free), slog.Int64("min_free_bytes", s.opts.MinFreeDiskBytes))
+				slog.Int64("free_bytes", free), slog.Int64("min_free_bytes", floor))
 		}
 		return fmt.Errorf("storage: %d bytes free in %s, less than the %d kept free: %w",
-			free, s.opts.Dir, s.opts.MinFreeDiskBytes, ErrDiskFull)
+			free, s.opts.Dir, floor, ErrDiskFull)
 	}
 	if s.diskFull.Swap(false) {
 		s.log.Info("disk space returned: writing again", slog.Int64("free_bytes", free))

@@ -297,7 +297,7 @@ func TestRefusesForeignAndCorruptDirectories(t *testing.T) {
 		{"corrupt manifest", func(dir string) {
 			copyDir(t, good, dir)
 			os.WriteFile(filepath.Join(dir, badgerDir, "MANIFEST"), []byte("not a manifest at all, just text"), 0o600)
-		}, "may be corrupt"},
+		}, "MANIFEST does not read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -71,7 +71,7 @@ func (s *Store) compactIfNeeded() error {
 			need = true
 		}
 	}
-	if !need {
+	if !need || !s.roomToMaintain() {
 		return nil
 	}
 	s.lsmMu.Lock()
@@ -85,6 +85,9 @@ func (s *Store) compactIfNeeded() error {
 // maintainOnce is one maintenance round; errors are logged, and the next
 // round tries again.
 func (s *Store) maintainOnce() {
+	if !s.roomToMaintain() {
+		return
+	}
 	if err := s.applyRetention(); err != nil {
 		s.log.Error("retention failed", slog.Any("error", err))
 	}
@@ -98,6 +101,24 @@ func (s *Store) maintainOnce() {
 	if n, err := s.opts.diskBytes(s.opts.Dir); err == nil {
 		s.diskBytes.Store(n)
 	}
+}
+
+// roomToMaintain reports whether the filesystem has room for maintenance,
+// which writes (deletions, compacted tables) through Badger's mmapped files
+// and so would die with SIGBUS on a full disk.
+func (s *Store) roomToMaintain() bool {
+	free, err := s.opts.freeBytes(s.opts.Dir)
+	if err != nil || free < s.writeFloor() {
+		s.log.Debug("maintenance skipped: too little free space", slog.Int64("free_bytes", free), slog.Any("error", err))
+		return false
+	}
+	return true
+}
+
+// writeFloor is the free space below which the store writes nothing: the
+// configured minimum, but never less than a memtable flush needs.
+func (s *Store) writeFloor() int64 {
+	return max(s.opts.MinFreeDiskBytes, badgerHeadroomBytes)
 }
 
 // applyRetention removes blocks that start before now - Retention. Whole

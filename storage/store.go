@@ -16,7 +16,6 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
-	"golang.org/x/sys/unix"
 )
 
 // Options configures a Store. Zero fields take the defaults.
@@ -59,6 +58,7 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 	db   *badger.DB
+	lock *dirLock // held from Open to Close
 
 	// mu guards the dictionary, the index and the roll-up state. Append
 	// and maintenance take it for writing, queries for reading.
@@ -102,10 +102,12 @@ type Stats struct {
 
 // Open opens or creates a store. A directory that is not an Ember store
 // (non-empty without Ember's marker file), a store of an unknown format
-// version, or a corrupt store is refused with an error that says what was
-// found and what to do; it is never wiped. Open starts the store's
-// maintenance goroutine (retention, max-disk, value-log GC), stopped by
-// Close.
+// version, or a damaged store (wrapping ErrDamaged) is refused with an
+// error that says what was found and what to do; it is never wiped. So is
+// a store another process holds, and one on a disk too full for Badger to
+// open it (wrapping ErrDiskFull: retry once there is room). Open starts
+// the store's maintenance goroutine (retention, max-disk, value-log GC),
+// stopped by Close.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("storage: no data directory given")
@@ -132,26 +134,22 @@ func Open(opts Options) (*Store, error) {
 		opts.freeBytes = filesystemFreeBytes
 	}
 	if opts.diskBytes == nil {
-		opts.diskBytes = directoryBytes
+		opts.diskBytes = storeBytes
 	}
 	if opts.maintenanceEvery == 0 {
 		opts.maintenanceEvery = defaultMaintenanceEvery
 	}
-	if err := prepareDir(opts.Dir); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("storage: create data directory: %w", err)
+	}
+	lock, err := lockDir(opts.Dir, false)
+	if err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, log: opts.Logger.With(slog.String("component", "storage")), dict: newDictionary()}
-	db, err := badger.Open(badgerOptions(filepath.Join(opts.Dir, badgerDir), s.log))
+	s, err := open(opts, lock)
 	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: the Badger database in it does not open (%w); "+
-			"it may be corrupt or held by another process: stop other users, or move the directory "+
-			"away and start with an empty one (it was not deleted)", opts.Dir, err)
-	}
-	s.db = db
-	if err := s.load(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("storage: open %s: %w; the store may be corrupt: move the directory away "+
-			"and start with an empty one (it was not deleted)", opts.Dir, err)
+		lock.release()
+		return nil, err
 	}
 	if n, err := opts.diskBytes(opts.Dir); err == nil {
 		s.diskBytes.Store(n)
@@ -167,21 +165,76 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// open checks the locked directory and opens Badger in it: nothing that
+// Badger would answer by dropping data or crashing reaches badger.Open.
+func open(opts Options, lock *dirLock) (*Store, error) {
+	if err := prepareDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	s := &Store{opts: opts, log: opts.Logger.With(slog.String("component", "storage")), dict: newDictionary(), lock: lock}
+	if _, err := verifyBadgerFiles(opts.Dir, verifyIndexes, s.log); err != nil {
+		return nil, err
+	}
+	if err := checkRoomToOpen(opts); err != nil {
+		return nil, err
+	}
+	db, err := badger.Open(badgerOptions(filepath.Join(opts.Dir, badgerDir), s.log))
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("%w: %s/%s is held by another process: stop it (nothing was changed)",
+				errInUse, opts.Dir, badgerDir)
+		}
+		return nil, fmt.Errorf("storage: open %s: the Badger database in it does not open (%w); "+
+			"it may be corrupt: run `ember store check --data-dir %s`, and see docs/storage.md "+
+			"(it was not deleted)", opts.Dir, err, opts.Dir)
+	}
+	s.db = db
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: open %s: %w; the store may be corrupt: run `ember store check "+
+			"--data-dir %s`, and see docs/storage.md (it was not deleted)", opts.Dir, err, opts.Dir)
+	}
+	return s, nil
+}
+
+// checkRoomToOpen refuses to open Badger without the space it writes at
+// once: it flushes the write-ahead logs it replays and starts a new one.
+func checkRoomToOpen(opts Options) error {
+	free, err := opts.freeBytes(opts.Dir)
+	if err != nil {
+		return fmt.Errorf("storage: check free space: %w", err)
+	}
+	mems, _ := filepath.Glob(filepath.Join(opts.Dir, badgerDir, "*.mem"))
+	need := badgerHeadroomBytes + fileBytes(mems)
+	if free < need {
+		return fmt.Errorf("storage: open %s: %w: %d bytes free, and opening needs %d (to replay and flush "+
+			"the write-ahead log); free space on that filesystem, the store opens once it has room "+
+			"(nothing was changed)", opts.Dir, ErrDiskFull, free, need)
+	}
+	return nil
+}
+
 // prepareDir creates the directory and marker for a new store, or checks
 // an existing one, without changing anything in a directory it refuses.
 func prepareDir(dir string) error {
 	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return fmt.Errorf("storage: create data directory: %w", err)
-		}
-	case err != nil:
+	if err != nil {
 		return fmt.Errorf("storage: read data directory: %w", err)
 	}
-	if len(entries) == 0 {
+	if unfinishedNewStore(dir, entries) {
+		// The Badger directory comes before the marker, so that a marker
+		// without it means the database was removed.
+		if err := os.MkdirAll(filepath.Join(dir, badgerDir), 0o750); err != nil {
+			return fmt.Errorf("storage: create %s: %w", badgerDir, err)
+		}
 		return writeMarker(dir)
 	}
+	return checkMarker(dir, entries)
+}
+
+// checkMarker checks the marker of an existing store, and that its Badger
+// directory is there.
+func checkMarker(dir string, entries []fs.DirEntry) error {
 	data, err := os.ReadFile(filepath.Join(dir, markerFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		names := make([]string, 0, 3)
@@ -206,7 +259,24 @@ func prepareDir(dir string) error {
 			"run a matching Ember, or move the directory away and start with an empty one (nothing was changed)",
 			dir, version, formatVersion)
 	}
+	if st, err := os.Stat(filepath.Join(dir, badgerDir)); err != nil || !st.IsDir() {
+		return damaged(dir, "it has its %s marker but no %s/ directory: the database was removed or moved; "+
+			"put it back", markerFile, badgerDir)
+	}
 	return nil
+}
+
+// unfinishedNewStore reports a directory that is empty, or holds only the
+// empty Badger directory that creating a store makes before its marker.
+func unfinishedNewStore(dir string, entries []fs.DirEntry) bool {
+	switch {
+	case len(entries) == 0:
+		return true
+	case len(entries) == 1 && entries[0].Name() == badgerDir && entries[0].IsDir():
+		inside, err := os.ReadDir(filepath.Join(dir, badgerDir))
+		return err == nil && len(inside) == 0
+	}
+	return false
 }
 
 const markerPrefix = "ember store format "
@@ -248,7 +318,7 @@ func truncate(s string, n int) string {
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{log}).
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(memTableBytes).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(numLevelZeroTables).
 		WithNumLevelZeroTablesStall(8).
@@ -367,7 +437,11 @@ func (s *Store) Stats() Stats {
 }
 
 // Close stops maintenance, flushes and closes the store. Calls after the
-// first return its result.
+// first return its result. On a disk too full for Badger to flush its
+// memtable (which would die with SIGBUS), Close leaves Badger open and
+// returns a wrapped ErrDiskFull: every acknowledged Append is already in
+// the write-ahead log, which the next Open replays as after a crash. The
+// process is expected to exit then.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stop()
@@ -376,46 +450,21 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.closed = true
+		defer s.lock.release()
+		if free, err := s.opts.freeBytes(s.opts.Dir); err == nil && free < badgerHeadroomBytes {
+			s.closeErr = fmt.Errorf("storage: close: %w: %d bytes free, less than the %d a flush needs: "+
+				"left the write-ahead log to be replayed at the next start (nothing acknowledged is lost)",
+				ErrDiskFull, free, badgerHeadroomBytes)
+			s.log.Warn("disk too full to flush the store at close: its write-ahead log is replayed at the next start",
+				slog.Int64("free_bytes", free), slog.Int64("needed_bytes", badgerHeadroomBytes))
+			return
+		}
 		s.closeErr = s.db.Close()
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("storage: close: %w", s.closeErr)
 		}
 	})
 	return s.closeErr
-}
-
-// filesystemFreeBytes is the space an unprivileged writer may still use on
-// the filesystem holding dir.
-func filesystemFreeBytes(dir string) (int64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
-}
-
-// directoryBytes is what du reports for dir: allocated blocks, so sparse
-// preallocated files count for what they hold.
-func directoryBytes(dir string) (int64, error) {
-	var total int64
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // Badger removed it meanwhile
-			}
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(path, &st); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				return nil
-			}
-			return err
-		}
-		total += st.Blocks * 512
-		return nil
-	})
-	return total, err
 }
 
 // badgerLogger sends Badger's logs to slog; its info lines are debug here.

@@ -72,17 +72,20 @@ type profileStore interface {
 // daemonGCPercent is the daemon's GOGC unless the environment sets one.
 const daemonGCPercent = 50
 
+// storeOpenRetry is how often a daemon waiting for disk space tries again.
+const storeOpenRetry = 30 * time.Second
+
 // runDaemon samples until ctx ends, then flushes what it holds.
 func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
-	store, err := storage.Open(storage.Options{
+	store, err := openStore(ctx, storage.Options{
 		Dir:              cfg.DataDir,
 		Retention:        cfg.Retention,
 		MaxDiskBytes:     int64(cfg.MaxDisk),
 		MinFreeDiskBytes: int64(cfg.MinFreeDisk),
 		Logger:           log,
-	})
-	if err != nil {
-		return err
+	}, log, storeOpenRetry, storage.Open)
+	if err != nil || store == nil {
+		return err // nil: stopped while waiting for disk space
 	}
 	defer func() {
 		if err := store.Close(); err != nil {

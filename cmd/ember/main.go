@@ -51,7 +51,7 @@ func newRootCommand() *cobra.Command {
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "", "log level: debug, info, warn or error (default info for daemon, warn otherwise)")
-	root.AddCommand(newRecordCommand(), newDaemonCommand(), newVersionCommand())
+	root.AddCommand(newRecordCommand(), newDaemonCommand(), newVersionCommand(), newStoreCommand())
 	return root
 }
 
