@@ -16,6 +16,8 @@ import (
 	"github.com/google/pprof/profile"
 	"github.com/klauspost/compress/gzip"
 	"github.com/labstack/echo/v4"
+
+	"github.com/ember-profiler/ember/storage"
 )
 
 // bounded runs fn, the costly part of a request, under a concurrency bound
@@ -421,7 +423,8 @@ func baseRange(q map[string][]string, from, to, now time.Time, maxRange time.Dur
 // GET /api/v1/series?from=&to=&query=&step=&group_by=&limit=
 //
 // CPU use in cores over time, one series per value of group_by, the busiest
-// first.
+// first, and the rest summed into "other". limit is lowered so that the
+// answer holds at most storage.MaxSeriesValues points.
 func (s *Server) series(c echo.Context) error {
 	q := c.QueryParams()
 	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
@@ -442,9 +445,11 @@ func (s *Server) series(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	points := int((to.Sub(from) + step - 1) / step)
+	limit = min(limit, storage.SeriesLimit(points))
 	sel := q.Get("query")
 	series, err := query(s, c, func(ctx context.Context) ([]Series, error) {
-		return s.store.Series(ctx, from, to, step, sel, groupBy)
+		return s.store.Series(ctx, from, to, step, sel, groupBy, limit)
 	})
 	if err != nil {
 		return storeError(err, "query", "group_by")
@@ -470,7 +475,8 @@ func (s *Server) stepParam(v string, length time.Duration) (time.Duration, error
 		return 0, badParam("step", "step: %s is below the minimum of %s", step, minStep)
 	}
 	if points := int64((length + step - 1) / step); points > int64(s.limits.MaxPoints) {
-		least := (length/time.Duration(s.limits.MaxPoints) + time.Second - 1).Truncate(time.Second)
+		exact := (length + time.Duration(s.limits.MaxPoints) - 1) / time.Duration(s.limits.MaxPoints)
+		least := max(minStep, (exact + time.Second - 1).Truncate(time.Second))
 		return 0, badParam("step", "step: %s is too small for the range: %d points, at most %d; use a step of at least %s",
 			step, points, s.limits.MaxPoints, least)
 	}
@@ -485,8 +491,10 @@ type SeriesResponse struct {
 	Unit        string       `json:"unit"` // always "cores"
 	GroupBy     string       `json:"group_by,omitempty"`
 	Series      []SeriesJSON `json:"series"`
-	// Truncated counts the series left out past limit, the least busy.
-	Truncated int `json:"truncated"`
+	// Truncated counts the groups left out past limit, the least busy;
+	// Other sums them (absent when none is left out).
+	Truncated int         `json:"truncated"`
+	Other     *SeriesJSON `json:"other,omitempty"`
 }
 
 // SeriesJSON is one series: its labels and its points as [unix_seconds,
@@ -503,17 +511,17 @@ func seriesResponse(in []Series, from, to time.Time, step time.Duration, groupBy
 		key string
 	}
 	all := make([]ranked, 0, len(in))
+	var other *SeriesJSON
+	folded := 0
 	for _, sr := range in {
-		r := ranked{s: SeriesJSON{Labels: sr.Labels, Points: make([][2]float64, 0, len(sr.Points))}}
-		if r.s.Labels == nil {
-			r.s.Labels = map[string]string{}
+		r := ranked{s: seriesJSON(sr)}
+		for _, pt := range r.s.Points {
+			r.sum += pt[1]
 		}
-		for _, pt := range sr.Points {
-			if math.IsNaN(pt.Cores) || math.IsInf(pt.Cores, 0) {
-				continue // JSON has no NaN; a gap is the honest rendering
-			}
-			r.s.Points = append(r.s.Points, [2]float64{float64(pt.Time.UnixMilli()) / 1e3, pt.Cores})
-			r.sum += pt.Cores
+		if sr.Folded > 0 { // the store's sum of the groups past limit
+			folded += sr.Folded
+			other = addSeries(other, r.s)
+			continue
 		}
 		r.key = labelsKey(r.s.Labels)
 		all = append(all, r)
@@ -524,13 +532,50 @@ func seriesResponse(in []Series, from, to time.Time, step time.Duration, groupBy
 	out := SeriesResponse{From: from.UTC(), To: to.UTC(), StepSeconds: step.Seconds(), Unit: "cores",
 		GroupBy: groupBy, Series: []SeriesJSON{}}
 	for i, r := range all {
-		if i == limit {
-			out.Truncated = len(all) - limit
-			break
+		if i >= limit {
+			folded++
+			other = addSeries(other, r.s)
+			continue
 		}
 		out.Series = append(out.Series, r.s)
 	}
+	out.Truncated, out.Other = folded, other
 	return out
+}
+
+// seriesJSON converts a series' points to [unix_seconds, cores] pairs.
+func seriesJSON(sr Series) SeriesJSON {
+	out := SeriesJSON{Labels: sr.Labels, Points: make([][2]float64, 0, len(sr.Points))}
+	if out.Labels == nil || sr.Folded > 0 {
+		out.Labels = map[string]string{}
+	}
+	for _, pt := range sr.Points {
+		if math.IsNaN(pt.Cores) || math.IsInf(pt.Cores, 0) {
+			continue // JSON has no NaN; a gap is the honest rendering
+		}
+		out.Points = append(out.Points, [2]float64{float64(pt.Time.UnixMilli()) / 1e3, pt.Cores})
+	}
+	return out
+}
+
+// addSeries adds s's points to sum's, matched by time.
+func addSeries(sum *SeriesJSON, s SeriesJSON) *SeriesJSON {
+	if sum == nil {
+		return &SeriesJSON{Labels: map[string]string{}, Points: slices.Clone(s.Points)}
+	}
+	at := make(map[float64]int, len(sum.Points))
+	for i, pt := range sum.Points {
+		at[pt[0]] = i
+	}
+	for _, pt := range s.Points {
+		if i, ok := at[pt[0]]; ok {
+			sum.Points[i][1] += pt[1]
+		} else {
+			sum.Points = append(sum.Points, pt)
+		}
+	}
+	slices.SortFunc(sum.Points, func(a, b [2]float64) int { return cmp.Compare(a[0], b[0]) })
+	return sum
 }
 
 func labelsKey(l map[string]string) string {
