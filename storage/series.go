@@ -68,10 +68,11 @@ const seriesLookback = int64(time.Hour)
 // the selection, or one per value of GroupBy (the busiest Limit of them,
 // sorted by value, then one summing the rest), each with a point per step.
 //
-// Grouped, it reads the blocks twice when there are more groups than the
-// limit: first for each group's total, then for the points of the busiest
-// ones. Memory is O(groups) for the totals and O(limit × points) for the
-// points, never O(groups × points).
+// Grouped, it reads the range twice: first each group's total, from the
+// coarsest blocks (an hour's roll-up is as good as its intervals for a
+// total), then the points of the busiest groups from blocks no coarser than
+// the step. Memory is O(groups) for the totals and O(limit × points) for
+// the points, never O(groups × points).
 func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 	if err := checkRange(q.From, q.To); err != nil {
 		return nil, err
@@ -96,26 +97,24 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 	defer txn.Discard()
 
 	g := stepGrid{from: q.From.UnixNano(), to: q.To.UnixNano(), step: q.Step.Nanoseconds(), n: int(steps)}
-	planned := s.seriesPlan(g)
 	limit := SeriesLimit(g.n)
 	if q.Limit > 0 {
 		limit = min(limit, q.Limit)
 	}
-	if q.GroupBy == "" {
-		limit = 1
-	}
-	acc := newGroupAccumulator(g, limit)
-	if err := s.readSpread(ctx, txn, planned, q.Selector, q.GroupBy, acc); err != nil {
-		return nil, err
-	}
-	if len(acc.values) > limit {
-		// Too many groups to keep all their points: keep the busiest.
-		acc.keepTop(limit)
-		if err := s.readSpread(ctx, txn, planned, q.Selector, q.GroupBy, acc); err != nil {
+	acc := &seriesAccumulator{g: g, limit: limit, groupBy: q.GroupBy}
+	if q.GroupBy != "" {
+		planned := s.index.plan(nil, g.from, g.to, s.maxLevel())
+		if err := s.groupTotals(ctx, txn, planned, q.Selector, acc); err != nil {
 			return nil, err
 		}
+		acc.keepTop()
+	} else {
+		acc.limit = 1
 	}
-	return acc.series(q.GroupBy), nil
+	if err := s.readSpread(ctx, txn, s.seriesPlan(g), q.Selector, acc); err != nil {
+		return nil, err
+	}
+	return acc.series(), nil
 }
 
 // stepGrid is a series' time axis, in nanoseconds.
@@ -148,177 +147,153 @@ func (s *Store) seriesPlan(g stepGrid) []plannedBlock {
 	return s.index.plan(planned, g.from, g.to, level)
 }
 
-// spread adds cpu, spent evenly over [start, end), to the steps it overlaps
-// (nil points: to none) and returns the part that falls in the range. A
-// block without a span counts at its start.
-func (g stepGrid) spread(points []float64, start, end int64, cpu float64) float64 {
+// spread adds cpu, spent evenly over [start, end), to the steps it overlaps.
+// A block without a span counts at its start.
+func (g stepGrid) spread(points []float64, start, end int64, cpu float64) {
 	if end <= start {
-		if start < g.from || start >= g.to {
-			return 0
-		}
-		if points != nil {
+		if start >= g.from && start < g.to {
 			points[(start-g.from)/g.step] += cpu
 		}
-		return cpu
+		return
 	}
 	lo, hi := max(start, g.from), min(end, g.to)
 	if lo >= hi {
-		return 0
+		return
 	}
 	perNano := cpu / float64(end-start)
-	if points != nil {
-		for i := (lo - g.from) / g.step; i < int64(g.n); i++ {
-			stepStart := g.from + i*g.step
-			if stepStart >= hi {
-				break
-			}
-			points[i] += perNano * float64(min(hi, stepStart+g.step)-max(lo, stepStart))
+	for i := (lo - g.from) / g.step; i < int64(g.n); i++ {
+		stepStart := g.from + i*g.step
+		if stepStart >= hi {
+			break
 		}
+		points[i] += perNano * float64(min(hi, stepStart+g.step)-max(lo, stepStart))
 	}
-	return perNano * float64(hi-lo)
 }
 
-// groupAccumulator sums CPU per group while blocks are read. In its first
-// pass it keeps every group's total, and points too while there are no
-// more groups than the limit; keepTop prepares a second pass that keeps
-// points for the busiest groups (slots 0..limit-1) and one more slot for
-// the rest.
-type groupAccumulator struct {
-	g      stepGrid
-	limit  int
-	values []string       // per group
-	index  map[string]int // group value -> group
-	totals []float64      // per group: CPU nanoseconds in the range
+// seriesAccumulator gathers a series query's answer: first each group's
+// total, then points for the groups that keepTop chose (a slot each) and
+// one more slot, other, for the rest.
+type seriesAccumulator struct {
+	g       stepGrid
+	limit   int
+	groupBy string
+
+	groups map[string]int // group value -> index in totals (first pass)
+	totals []float64
+
+	slotOf map[string]int // group value -> slot
+	values []string       // per slot
 	points [][]float64    // per slot: CPU nanoseconds per step
-	// dropped: the first pass found more groups than the limit and stopped
-	// keeping points.
-	dropped bool
-	second  bool
-	slotOf  []int    // per group, in the second pass: its slot
-	kept    []string // per slot but the last, in the second pass: its group's value
+	other  []float64      // the groups past the limit, summed; nil if none
+	folded int            // how many groups other sums
 
-	block   []float64 // per slot: CPU of the block being read
-	touched []int     // slots with CPU in the block being read
+	block   []float64 // per slot (-1: other, last): CPU of the block being read
+	touched []int
 }
 
-func newGroupAccumulator(g stepGrid, limit int) *groupAccumulator {
-	return &groupAccumulator{g: g, limit: limit, index: make(map[string]int)}
-}
-
-// group returns a value's group, adding it on first sight (first pass only).
-func (a *groupAccumulator) group(value string) int {
-	if gi, ok := a.index[value]; ok {
-		return gi
+// keepTop gives the limit busiest groups of the first pass a slot each,
+// and sends the rest to other.
+func (a *seriesAccumulator) keepTop() {
+	values := make([]string, 0, len(a.groups))
+	for v := range a.groups {
+		values = append(values, v)
 	}
-	gi := len(a.values)
-	a.index[value] = gi
+	slices.SortFunc(values, func(x, y string) int {
+		return cmp.Or(cmp.Compare(a.totals[a.groups[y]], a.totals[a.groups[x]]), cmp.Compare(x, y))
+	})
+	k := min(a.limit, len(values))
+	for _, v := range values[:k] {
+		a.newSlot(v)
+	}
+	for _, v := range values[k:] {
+		a.slotOf[v] = -1
+	}
+	a.folded = len(values) - k
+	a.groups, a.totals = nil, nil
+}
+
+func (a *seriesAccumulator) newSlot(value string) int {
+	if a.slotOf == nil {
+		a.slotOf = make(map[string]int)
+	}
+	a.slotOf[value] = len(a.values)
 	a.values = append(a.values, value)
-	a.totals = append(a.totals, 0)
-	if !a.dropped {
-		if gi < a.limit {
-			a.points = append(a.points, make([]float64, a.g.n))
-		} else {
-			a.points, a.dropped = nil, true // the points come in a second pass
-		}
-	}
-	return gi
+	a.points = append(a.points, make([]float64, a.g.n))
+	return len(a.values) - 1
 }
 
-// slot is where a group's CPU goes in the current pass; a group the first
-// pass did not see (gi < 0) goes with the rest.
-func (a *groupAccumulator) slot(gi int) int {
-	switch {
-	case !a.second:
-		return gi
-	case gi < 0:
-		return a.limit
+// slot returns where a group's points go: its slot, or -1 for other. A
+// group the first pass did not see (its interval started before the
+// range, or there was no first pass) gets a slot while there is room.
+func (a *seriesAccumulator) slot(value string) int {
+	if i, ok := a.slotOf[value]; ok {
+		return i
 	}
-	return a.slotOf[gi]
+	if len(a.values) < a.limit {
+		return a.newSlot(value)
+	}
+	a.slotOf[value] = -1
+	a.folded++
+	return -1
 }
 
-func (a *groupAccumulator) add(slot int, cpuNanos int64) {
+// add counts a record's CPU in the block being read.
+func (a *seriesAccumulator) add(slot int, cpuNanos int64) {
 	if cpuNanos <= 0 {
 		return
 	}
-	for slot >= len(a.block) {
+	i := slot + 1 // other at 0
+	for i >= len(a.block) {
 		a.block = append(a.block, 0)
 	}
-	if a.block[slot] == 0 {
-		a.touched = append(a.touched, slot)
+	if a.block[i] == 0 {
+		a.touched = append(a.touched, i)
 	}
-	a.block[slot] += float64(cpuNanos)
+	a.block[i] += float64(cpuNanos)
 }
 
 // endBlock spreads the block's CPU, per slot, over the time it spans.
-func (a *groupAccumulator) endBlock(start, end int64) {
-	for _, slot := range a.touched {
-		cpu := a.block[slot]
-		a.block[slot] = 0
-		var pts []float64
-		if a.points != nil {
-			pts = a.points[slot]
+func (a *seriesAccumulator) endBlock(start, end int64) {
+	for _, i := range a.touched {
+		pts := a.other
+		if i > 0 {
+			pts = a.points[i-1]
+		} else if pts == nil {
+			a.other = make([]float64, a.g.n)
+			pts = a.other
 		}
-		inRange := a.g.spread(pts, start, end, cpu)
-		if !a.second {
-			a.totals[slot] += inRange
-		}
+		a.g.spread(pts, start, end, a.block[i])
+		a.block[i] = 0
 	}
 	a.touched = a.touched[:0]
 }
 
-// keepTop picks the limit busiest groups (ties by value) for the second
-// pass, and one slot for all the others.
-func (a *groupAccumulator) keepTop(limit int) {
+// series returns the points as series sorted by group value, then other.
+func (a *seriesAccumulator) series() []Series {
 	order := make([]int, len(a.values))
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(x, y int) int {
-		return cmp.Or(cmp.Compare(a.totals[y], a.totals[x]), cmp.Compare(a.values[x], a.values[y]))
-	})
-	a.slotOf = make([]int, len(a.values))
-	kept := make([]string, limit)
-	for rank, gi := range order {
-		a.slotOf[gi] = min(rank, limit)
-		if rank < limit {
-			kept[rank] = a.values[gi]
-		}
-	}
-	a.points = make([][]float64, limit+1)
-	for i := range a.points {
-		a.points[i] = make([]float64, a.g.n)
-	}
-	a.second, a.kept, a.dropped = true, kept, false
-}
-
-// series returns the accumulated points as series sorted by group value,
-// then the one that sums the groups past the limit.
-func (a *groupAccumulator) series(groupBy string) []Series {
-	values := a.values
-	if a.second {
-		values = a.kept
-	}
-	order := make([]int, len(values))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(values[x], values[y]) })
+	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(a.values[x], a.values[y]) })
 	var out []Series
 	for _, slot := range order {
 		ser := Series{Labels: map[string]string{}, Points: a.seriesPoints(a.points[slot])}
-		if groupBy != "" && values[slot] != "" {
-			ser.Labels[groupBy] = values[slot]
+		if a.groupBy != "" && a.values[slot] != "" {
+			ser.Labels[a.groupBy] = a.values[slot]
 		}
 		out = append(out, ser)
 	}
-	if a.second {
-		out = append(out, Series{Labels: map[string]string{}, Points: a.seriesPoints(a.points[len(values)]),
-			Folded: len(a.values) - len(values)})
+	if a.folded > 0 {
+		other := a.other
+		if other == nil { // the groups past the limit spent nothing in the range
+			other = make([]float64, a.g.n)
+		}
+		out = append(out, Series{Labels: map[string]string{}, Points: a.seriesPoints(other), Folded: a.folded})
 	}
 	return out
 }
 
-func (a *groupAccumulator) seriesPoints(cpu []float64) []Point {
+func (a *seriesAccumulator) seriesPoints(cpu []float64) []Point {
 	pts := make([]Point, a.g.n)
 	for i := range pts {
 		start := a.g.from + int64(i)*a.g.step
@@ -328,27 +303,41 @@ func (a *groupAccumulator) seriesPoints(cpu []float64) []Point {
 	return pts
 }
 
-// readSpread reads planned blocks into acc, one group per value of groupBy
-// ("": one group), spreading each block's CPU over its span.
-func (s *Store) readSpread(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, groupBy string, acc *groupAccumulator) error {
-	groupOf := make(map[uint32]int) // label set -> group, for those sel matches
-	visitLabelSet := func(id uint32) {
-		v := ""
-		if groupBy != "" {
-			ls, _ := s.dict.labelSets.get(id)
-			v = ls.get(groupBy)
-		}
-		if acc.second {
-			gi, ok := acc.index[v] // the same snapshot: seen in the first pass
-			if !ok {
-				gi = -1
-			}
-			groupOf[id] = gi
-			return
-		}
-		groupOf[id] = acc.group(v)
+// groupValue is a label set's value of groupBy ("" when ungrouped).
+func (s *Store) groupValue(id uint32, groupBy string) string {
+	if groupBy == "" {
+		return ""
 	}
-	want := s.labelSetFilter(sel, visitLabelSet)
+	ls, _ := s.dict.labelSets.get(id)
+	return ls.get(groupBy)
+}
+
+// groupTotals sums the CPU of each group in planned blocks: the first pass.
+func (s *Store) groupTotals(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, acc *seriesAccumulator) error {
+	acc.groups = make(map[string]int)
+	groupOf := make(map[uint32]int) // label set -> index in totals
+	_, err := s.scanPlanned(ctx, txn, planned, sel, func(id uint32) {
+		v := s.groupValue(id, acc.groupBy)
+		gi, ok := acc.groups[v]
+		if !ok {
+			gi = len(acc.totals)
+			acc.groups[v] = gi
+			acc.totals = append(acc.totals, 0)
+		}
+		groupOf[id] = gi
+	}, func(r record) {
+		acc.totals[groupOf[r.labelSet]] += float64(r.cpuNanos)
+	})
+	return err
+}
+
+// readSpread reads planned blocks into acc's slots, spreading each block's
+// CPU over the time it spans: the second pass.
+func (s *Store) readSpread(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, acc *seriesAccumulator) error {
+	slotOf := make(map[uint32]int) // label set -> slot
+	want := s.labelSetFilter(sel, func(id uint32) {
+		slotOf[id] = acc.slot(s.groupValue(id, acc.groupBy))
+	})
 	for i, pb := range planned {
 		if i%8 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -356,7 +345,7 @@ func (s *Store) readSpread(ctx context.Context, txn *badger.Txn, planned []plann
 			}
 		}
 		h, err := readBlock(txn, pb, want, func(r record) {
-			acc.add(acc.slot(groupOf[r.labelSet]), r.cpuNanos)
+			acc.add(slotOf[r.labelSet], r.cpuNanos)
 		})
 		if err != nil {
 			return fmt.Errorf("storage: read: %w", err)

@@ -139,7 +139,7 @@ func TestSeriesTopGroups(t *testing.T) {
 	g := backfill.New(backfill.Config{Seed: 5, Processes: 40, StacksPerProgram: 30, CPUs: 2, FrequencyHz: 20, TransientPerMin: 30})
 	appendRange(t, s, g, t0, 10*time.Second, 30, nil)
 	ctx := context.Background()
-	q := SeriesQuery{From: t0.Add(5 * time.Second), To: t0.Add(5 * time.Minute), Step: 7 * time.Second, GroupBy: "pid"}
+	q := SeriesQuery{From: t0, To: t0.Add(5 * time.Minute), Step: 7 * time.Second, GroupBy: "pid"}
 	all, err := s.Series(ctx, q)
 	if err != nil {
 		t.Fatal(err)
