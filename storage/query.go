@@ -85,7 +85,9 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 		}
 		period = max(period, h.periodNanos)
 		if n := len(recs) + len(block); cap(merged) < n {
-			merged = make([]record, 0, 2*n) // room for the next few blocks too
+			// Room for the next blocks' new keys too, but not twice the
+			// size: this buffer and the last merge's are both alive here.
+			merged = make([]record, 0, n+n/4)
 		}
 		merged = mergeRecords(merged[:0], recs, block)
 		recs, merged = merged, recs

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,8 +105,8 @@ func (s *Server) profile(c echo.Context) error {
 		return err
 	}
 	sel := q.Get("query")
-	gz, err := query(s, c, func(ctx context.Context) ([]byte, error) {
-		var buf bytes.Buffer
+	gz, err := query(s, c, func(ctx context.Context) (*chunkBuffer, error) {
+		var buf chunkBuffer
 		zw := newGzipBehind(&buf)
 		err := s.store.WriteProfile(ctx, from, to, sel, zw)
 		if cerr := zw.Close(); err == nil {
@@ -114,22 +115,24 @@ func (s *Server) profile(c echo.Context) error {
 		if zw.written == 0 { // a store may write nothing for a range without samples
 			return nil, err
 		}
-		return buf.Bytes(), err
+		return &buf, err
 	})
 	if err != nil {
 		return storeError(err, "query", "")
 	}
+	name := fmt.Sprintf("ember-%s-%s.pb.gz", from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
 	if gz == nil {
 		raw, err := encodeProfile(emptyProfile(from, to))
 		if err != nil {
 			return err
 		}
-		if gz, err = gzipBytes(raw); err != nil {
+		empty, err := gzipBytes(raw)
+		if err != nil {
 			return err
 		}
+		return sendProfile(c, bytes.NewReader(empty), len(empty), name)
 	}
-	name := fmt.Sprintf("ember-%s-%s.pb.gz", from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
-	return sendProfile(c, gz, name)
+	return sendProfile(c, gz, gz.Len(), name)
 }
 
 // GET /debug/pprof/profile?seconds=N&query=
@@ -169,7 +172,7 @@ func (s *Server) liveProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return sendProfile(c, gz, fmt.Sprintf("ember-live-%s-%ds.pb.gz", now.UTC().Format("20060102T150405Z"), seconds))
+	return sendProfile(c, bytes.NewReader(gz), len(gz), fmt.Sprintf("ember-live-%s-%ds.pb.gz", now.UTC().Format("20060102T150405Z"), seconds))
 }
 
 func encodeProfile(p *profile.Profile) ([]byte, error) {
@@ -198,9 +201,14 @@ func gzipBytes(raw []byte) ([]byte, error) {
 
 // sendProfile sends a gzipped profile whole, once it is complete, so that
 // an error is a clean 500 rather than a truncated body.
-func sendProfile(c echo.Context, gz []byte, filename string) error {
-	c.Response().Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
-	return c.Blob(http.StatusOK, "application/octet-stream", gz)
+func sendProfile(c echo.Context, gz io.WriterTo, size int, filename string) error {
+	h := c.Response().Header()
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
+	h.Set(echo.HeaderContentType, "application/octet-stream")
+	h.Set(echo.HeaderContentLength, strconv.Itoa(size))
+	c.Response().WriteHeader(http.StatusOK)
+	_, err := gz.WriteTo(c.Response())
+	return err
 }
 
 // gzipMinBytes is the smallest JSON answer worth compressing.
