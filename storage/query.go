@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"time"
 
@@ -22,32 +21,6 @@ type ProfileQuery struct {
 	From, To time.Time
 	Selector Selector
 }
-
-// SeriesQuery asks for CPU use over [From, To) in steps of Step, one series,
-// or one per value of the label GroupBy. Each interval counts in the step
-// that holds its start.
-type SeriesQuery struct {
-	From, To time.Time
-	Step     time.Duration
-	Selector Selector
-	GroupBy  string
-}
-
-// Point is CPU use over one step, in cores: cpu nanoseconds / step nanoseconds.
-type Point struct {
-	Time  time.Time
-	Cores float64
-}
-
-// Series is CPU use over time for one label set: empty for the whole
-// selection, or {GroupBy: value}; samples without the label have value "".
-type Series struct {
-	Labels map[string]string
-	Points []Point
-}
-
-// maxSeriesPoints bounds a series query's steps.
-const maxSeriesPoints = 10_000
 
 func checkRange(from, to time.Time) error {
 	if from.IsZero() || to.IsZero() {
@@ -114,7 +87,9 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 		}
 		period = max(period, h.periodNanos)
 		if n := len(recs) + len(block); cap(merged) < n {
-			merged = make([]record, 0, 2*n) // room for the next few blocks too
+			// Room for the next blocks' new keys too, but not twice the
+			// size: this buffer and the last merge's are both alive here.
+			merged = make([]record, 0, n+n/4)
 		}
 		merged = mergeRecords(merged[:0], recs, block)
 		recs, merged = merged, recs
@@ -386,89 +361,6 @@ func (b *profileBuilder) mapping(id uint32) (*profile.Mapping, error) {
 	b.p.Mapping = append(b.p.Mapping, m)
 	b.mappings[id] = m
 	return m, nil
-}
-
-// Series returns CPU use in cores per step over [From, To): one series for
-// the selection, or one per value of GroupBy, each with a point per step.
-func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
-	if err := checkRange(q.From, q.To); err != nil {
-		return nil, err
-	}
-	if q.Step <= 0 {
-		return nil, fmt.Errorf("storage: series step must be positive, got %s", q.Step)
-	}
-	steps := (q.To.Sub(q.From) + q.Step - 1) / q.Step
-	if steps > maxSeriesPoints {
-		return nil, fmt.Errorf("storage: series of %s in steps of %s has %d points, more than %d: use a longer step",
-			q.To.Sub(q.From), q.Step, steps, maxSeriesPoints)
-	}
-	if q.GroupBy != "" && !validLabelName(q.GroupBy) {
-		return nil, fmt.Errorf("storage: group by %q: not a label name", q.GroupBy)
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, errClosed
-	}
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-
-	from, to, step := q.From.UnixNano(), q.To.UnixNano(), q.Step.Nanoseconds()
-	groupOf := make(map[uint32]int) // label set id -> group index
-	var groupValues []string
-	groupIndex := make(map[string]int)
-	var cpu [][]int64 // per group, per step
-	n := int(steps)
-	visitLabelSet := func(id uint32) {
-		v := ""
-		if q.GroupBy != "" {
-			ls, _ := s.dict.labelSets.get(id)
-			v = ls.get(q.GroupBy)
-		}
-		g, ok := groupIndex[v]
-		if !ok {
-			g = len(groupValues)
-			groupIndex[v] = g
-			groupValues = append(groupValues, v)
-			cpu = append(cpu, make([]int64, n))
-		}
-		groupOf[id] = g
-	}
-	maxLevel := numLevels - 1
-	if s.opts.noRollups {
-		maxLevel = 0
-	}
-	for i := 0; i < n; i++ {
-		lo := from + int64(i)*step
-		hi := min(lo+step, to)
-		planned := s.index.plan(nil, lo, hi, maxLevel)
-		if len(planned) == 0 {
-			continue
-		}
-		_, err := s.scanPlanned(ctx, txn, planned, q.Selector, visitLabelSet, func(r record) {
-			cpu[groupOf[r.labelSet]][i] += r.cpuNanos
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	order := make([]int, len(groupValues))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return groupValues[order[a]] < groupValues[order[b]] })
-	var out []Series
-	for _, g := range order {
-		ser := Series{Labels: map[string]string{}, Points: make([]Point, n)}
-		if q.GroupBy != "" && groupValues[g] != "" {
-			ser.Labels[q.GroupBy] = groupValues[g]
-		}
-		for i := range n {
-			ser.Points[i] = Point{Time: time.Unix(0, from+int64(i)*step), Cores: float64(cpu[g][i]) / float64(step)}
-		}
-		out = append(out, ser)
-	}
-	return out, nil
 }
 
 // labelSetsIn returns the label sets with samples in [from, to).

@@ -122,6 +122,7 @@ type seriesCall struct {
 	from, to        time.Time
 	step            time.Duration
 	selector, group string
+	limit           int
 }
 
 func newFakeStore() *fakeStore {
@@ -191,9 +192,9 @@ func (f *fakeStore) calls() []profileCall {
 	return append([]profileCall(nil), f.profiles...)
 }
 
-func (f *fakeStore) Series(ctx context.Context, from, to time.Time, step time.Duration, sel, groupBy string) ([]Series, error) {
+func (f *fakeStore) Series(ctx context.Context, from, to time.Time, step time.Duration, sel, groupBy string, limit int) ([]Series, error) {
 	f.mu.Lock()
-	f.seriesCalls = append(f.seriesCalls, seriesCall{from, to, step, sel, groupBy})
+	f.seriesCalls = append(f.seriesCalls, seriesCall{from, to, step, sel, groupBy, limit})
 	f.mu.Unlock()
 	if err := checkSelector(sel); err != nil {
 		return nil, err

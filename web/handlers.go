@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,8 +102,8 @@ func (s *Server) profile(c echo.Context) error {
 		return err
 	}
 	sel := q.Get("query")
-	gz, err := query(s, c, func(ctx context.Context) ([]byte, error) {
-		var buf bytes.Buffer
+	gz, err := query(s, c, func(ctx context.Context) (*chunkBuffer, error) {
+		var buf chunkBuffer
 		zw := newGzipBehind(&buf)
 		err := s.store.WriteProfile(ctx, from, to, sel, zw)
 		if cerr := zw.Close(); err == nil {
@@ -112,22 +112,24 @@ func (s *Server) profile(c echo.Context) error {
 		if zw.written == 0 { // a store may write nothing for a range without samples
 			return nil, err
 		}
-		return buf.Bytes(), err
+		return &buf, err
 	})
 	if err != nil {
 		return storeError(err, "query", "")
 	}
+	name := fmt.Sprintf("ember-%s-%s.pb.gz", from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
 	if gz == nil {
 		raw, err := encodeProfile(emptyProfile(from, to))
 		if err != nil {
 			return err
 		}
-		if gz, err = gzipBytes(raw); err != nil {
+		empty, err := gzipBytes(raw)
+		if err != nil {
 			return err
 		}
+		return sendProfile(c, bytes.NewReader(empty), len(empty), name)
 	}
-	name := fmt.Sprintf("ember-%s-%s.pb.gz", from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
-	return sendProfile(c, gz, name)
+	return sendProfile(c, gz, gz.Len(), name)
 }
 
 // GET /debug/pprof/profile?seconds=N&query=
@@ -167,7 +169,7 @@ func (s *Server) liveProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return sendProfile(c, gz, fmt.Sprintf("ember-live-%s-%ds.pb.gz", now.UTC().Format("20060102T150405Z"), seconds))
+	return sendProfile(c, bytes.NewReader(gz), len(gz), fmt.Sprintf("ember-live-%s-%ds.pb.gz", now.UTC().Format("20060102T150405Z"), seconds))
 }
 
 func encodeProfile(p *profile.Profile) ([]byte, error) {
@@ -196,9 +198,14 @@ func gzipBytes(raw []byte) ([]byte, error) {
 
 // sendProfile sends a gzipped profile whole, once it is complete, so that
 // an error is a clean 500 rather than a truncated body.
-func sendProfile(c echo.Context, gz []byte, filename string) error {
-	c.Response().Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
-	return c.Blob(http.StatusOK, "application/octet-stream", gz)
+func sendProfile(c echo.Context, gz io.WriterTo, size int, filename string) error {
+	h := c.Response().Header()
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
+	h.Set(echo.HeaderContentType, "application/octet-stream")
+	h.Set(echo.HeaderContentLength, strconv.Itoa(size))
+	c.Response().WriteHeader(http.StatusOK)
+	_, err := gz.WriteTo(c.Response())
+	return err
 }
 
 // gzipMinBytes is the smallest JSON answer worth compressing.
@@ -416,134 +423,6 @@ func baseRange(q map[string][]string, from, to, now time.Time, maxRange time.Dur
 	default:
 		return timeRange(q, "base_from", "base_to", now, maxRange)
 	}
-}
-
-// GET /api/v1/series?from=&to=&query=&step=&group_by=&limit=
-//
-// CPU use in cores over time, one series per value of group_by, the busiest
-// first.
-func (s *Server) series(c echo.Context) error {
-	q := c.QueryParams()
-	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
-	if err != nil {
-		return err
-	}
-	step, err := s.stepParam(q.Get("step"), to.Sub(from))
-	if err != nil {
-		return err
-	}
-	groupBy := q.Get("group_by")
-	if groupBy != "" {
-		if err := labelNameParam("group_by", groupBy); err != nil {
-			return err
-		}
-	}
-	limit, err := intParam(q, "limit", s.limits.MaxSeries, 1, s.limits.MaxSeries)
-	if err != nil {
-		return err
-	}
-	sel := q.Get("query")
-	series, err := query(s, c, func(ctx context.Context) ([]Series, error) {
-		return s.store.Series(ctx, from, to, step, sel, groupBy)
-	})
-	if err != nil {
-		return storeError(err, "query", "group_by")
-	}
-	return writeJSON(c, seriesResponse(series, from, to, step, groupBy, limit))
-}
-
-// minStep is the finest step a series may have: the daemon drains samples
-// about once a second, so finer buckets would only show the drain's rhythm.
-const minStep = time.Second
-
-// stepParam reads step, defaulting to about 240 points over the range.
-func (s *Server) stepParam(v string, length time.Duration) (time.Duration, error) {
-	if v == "" {
-		step := (length/240 + time.Second - 1).Truncate(time.Second)
-		return max(step, minStep), nil
-	}
-	step, err := parseDuration(v)
-	if err != nil {
-		return 0, badParam("step", "step: cannot parse %q: %v", v, err)
-	}
-	if step < minStep {
-		return 0, badParam("step", "step: %s is below the minimum of %s", step, minStep)
-	}
-	if points := int64((length + step - 1) / step); points > int64(s.limits.MaxPoints) {
-		least := (length/time.Duration(s.limits.MaxPoints) + time.Second - 1).Truncate(time.Second)
-		return 0, badParam("step", "step: %s is too small for the range: %d points, at most %d; use a step of at least %s",
-			step, points, s.limits.MaxPoints, least)
-	}
-	return step, nil
-}
-
-// SeriesResponse is the JSON of /api/v1/series.
-type SeriesResponse struct {
-	From        time.Time    `json:"from"`
-	To          time.Time    `json:"to"`
-	StepSeconds float64      `json:"step_seconds"`
-	Unit        string       `json:"unit"` // always "cores"
-	GroupBy     string       `json:"group_by,omitempty"`
-	Series      []SeriesJSON `json:"series"`
-	// Truncated counts the series left out past limit, the least busy.
-	Truncated int `json:"truncated"`
-}
-
-// SeriesJSON is one series: its labels and its points as [unix_seconds,
-// cores] pairs in time order.
-type SeriesJSON struct {
-	Labels map[string]string `json:"labels"`
-	Points [][2]float64      `json:"points"`
-}
-
-func seriesResponse(in []Series, from, to time.Time, step time.Duration, groupBy string, limit int) SeriesResponse {
-	type ranked struct {
-		s   SeriesJSON
-		sum float64
-		key string
-	}
-	all := make([]ranked, 0, len(in))
-	for _, sr := range in {
-		r := ranked{s: SeriesJSON{Labels: sr.Labels, Points: make([][2]float64, 0, len(sr.Points))}}
-		if r.s.Labels == nil {
-			r.s.Labels = map[string]string{}
-		}
-		for _, pt := range sr.Points {
-			if math.IsNaN(pt.Cores) || math.IsInf(pt.Cores, 0) {
-				continue // JSON has no NaN; a gap is the honest rendering
-			}
-			r.s.Points = append(r.s.Points, [2]float64{float64(pt.Time.UnixMilli()) / 1e3, pt.Cores})
-			r.sum += pt.Cores
-		}
-		r.key = labelsKey(r.s.Labels)
-		all = append(all, r)
-	}
-	slices.SortFunc(all, func(a, b ranked) int {
-		return cmp.Or(cmp.Compare(b.sum, a.sum), strings.Compare(a.key, b.key))
-	})
-	out := SeriesResponse{From: from.UTC(), To: to.UTC(), StepSeconds: step.Seconds(), Unit: "cores",
-		GroupBy: groupBy, Series: []SeriesJSON{}}
-	for i, r := range all {
-		if i == limit {
-			out.Truncated = len(all) - limit
-			break
-		}
-		out.Series = append(out.Series, r.s)
-	}
-	return out
-}
-
-func labelsKey(l map[string]string) string {
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k + "=" + l[k] + "\x00")
-	}
-	return b.String()
 }
 
 // GET /api/v1/labels?from=&to=

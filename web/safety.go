@@ -8,11 +8,13 @@ import (
 
 // CheckListenSafety returns a warning for the daemon to log loudly at start
 // when addr (host:port, as given to ListenAndServe) is reachable from other
-// hosts and no bearer token guards it, and "" when it is safe: a loopback
-// address, or any address with a token. An empty host (":7070"), 0.0.0.0,
-// :: and any name but localhost count as reachable; names are not resolved.
-func CheckListenSafety(addr string, hasToken bool) (warning string) {
-	if hasToken {
+// hosts and either no bearer token guards it, or one does but without TLS
+// (the token, and every profile, crosses the network in clear); and "" when
+// it is safe: a loopback address, or any address with a token over TLS. An
+// empty host (":7070"), 0.0.0.0, :: and any name but localhost count as
+// reachable; names are not resolved.
+func CheckListenSafety(addr string, hasToken, hasTLS bool) (warning string) {
+	if hasToken && hasTLS {
 		return ""
 	}
 	host, _, err := net.SplitHostPort(addr)
@@ -29,6 +31,11 @@ func CheckListenSafety(addr string, hasToken bool) (warning string) {
 	where := "every interface"
 	if h != "" && !net.ParseIP(h).IsUnspecified() {
 		where = host
+	}
+	if hasToken {
+		return fmt.Sprintf("the HTTP API listens on %s (%s) with an auth token but without TLS: the token and every profile "+
+			"travel in clear, and anyone who sees the traffic can replay the token; set --tls-cert and --tls-key, "+
+			"or listen on 127.0.0.1", addr, where)
 	}
 	return fmt.Sprintf("the HTTP API listens on %s (%s) without an auth token: anyone who can reach it can read every profile "+
 		"and its process names, command paths and container IDs, and start live profiles; set --auth-token-file (and "+

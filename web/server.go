@@ -42,8 +42,10 @@
 //
 // sample_type picks a profile value ("cpu", the default, or "samples").
 // step is a duration (15s, 1m) or seconds, at least 1s and at most
-// Limits.MaxPoints (11,000) points over the range; by default about 240
-// points. The diff's base defaults to the same selector over the window of
+// Limits.MaxPoints (storage.MaxSeriesPoints, 10,000) points over the range;
+// by default about 240 points. A series answer holds at most
+// storage.MaxSeriesValues (250,000) points in all, which may lower limit:
+// the groups left out are summed into one series, "other". The diff's base defaults to the same selector over the window of
 // the same length just before from; given only base_from or base_to, the
 // other follows from the target's length.
 //
@@ -87,6 +89,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ember-profiler/ember/storage"
 )
 
 // Options configure a Server. Store is required; the rest have defaults.
@@ -133,7 +137,7 @@ type Limits struct {
 	MaxLiveSeconds       int           // longest live profile: 300 s
 	DefaultMaxNodes      int           // flame graph node budget: 8192
 	MaxNodes             int           // largest max_nodes a client may ask: 100,000
-	MaxPoints            int           // most points per series: 11,000
+	MaxPoints            int           // most points per series: storage.MaxSeriesPoints (10,000), which it may not exceed
 	MaxSeries            int           // most series per response: 1,000
 	MaxDiffFrames        int           // most frames a diff may return: 10,000
 	FlameCacheBytes      int           // gzipped flame graphs kept for ranges in the past: 32 MiB; negative: none
@@ -171,7 +175,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxLiveSeconds, 300)
 	def(&l.DefaultMaxNodes, 8192)
 	def(&l.MaxNodes, 100_000)
-	def(&l.MaxPoints, 11_000)
+	def(&l.MaxPoints, storage.MaxSeriesPoints)
 	def(&l.MaxSeries, 1000)
 	def(&l.MaxDiffFrames, 10_000)
 	def(&l.FlameCacheBytes, 32<<20)
@@ -204,6 +208,9 @@ func (l Limits) validate() error {
 		if f.v < 0 {
 			return fmt.Errorf("web: Limits.%s is negative", f.name)
 		}
+	}
+	if l.MaxPoints > storage.MaxSeriesPoints {
+		return fmt.Errorf("web: Limits.MaxPoints %d is above the store's %d points per series", l.MaxPoints, storage.MaxSeriesPoints)
 	}
 	if l.DefaultMaxNodes < minNodes || l.DefaultMaxNodes > l.MaxNodes {
 		return fmt.Errorf("web: Limits.DefaultMaxNodes %d is outside [%d, MaxNodes %d]", l.DefaultMaxNodes, minNodes, l.MaxNodes)

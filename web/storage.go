@@ -45,7 +45,7 @@ func (a storageAdapter) WriteProfile(ctx context.Context, from, to time.Time, se
 	return a.store.WriteProfile(ctx, storage.ProfileQuery{From: from, To: to, Selector: sel}, w)
 }
 
-func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string) ([]Series, error) {
+func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string, limit int) ([]Series, error) {
 	sel, err := ParseSelector(selector)
 	if err != nil {
 		return nil, err
@@ -59,7 +59,7 @@ func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step tim
 			return nil, fmt.Errorf("%w: no sample in the range has the label %q", ErrUnknownLabel, groupBy)
 		}
 	}
-	series, err := a.store.Series(ctx, storage.SeriesQuery{From: from, To: to, Step: step, Selector: sel, GroupBy: groupBy})
+	series, err := a.store.Series(ctx, storage.SeriesQuery{From: from, To: to, Step: step, Selector: sel, GroupBy: groupBy, Limit: limit})
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step tim
 		for j, p := range s.Points {
 			points[j] = Point{Time: p.Time, Cores: p.Cores}
 		}
-		out[i] = Series{Labels: s.Labels, Points: points}
+		out[i] = Series{Labels: s.Labels, Points: points, Folded: s.Folded}
 	}
 	return out, nil
 }

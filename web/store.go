@@ -28,8 +28,11 @@ type Store interface {
 	// hold part of a profile, which the caller drops.
 	WriteProfile(ctx context.Context, from, to time.Time, selector string, w io.Writer) error
 	// Series is CPU use in cores over [from, to) in buckets of step, one
-	// series per value of the groupBy label ("" for a single series).
-	Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string) ([]Series, error)
+	// series per value of the groupBy label ("" for a single series). With
+	// more groups than limit, it returns the limit busiest and may sum the
+	// rest into one more series (Series.Folded), so that its memory is
+	// bounded by limit × points rather than by how many groups there are.
+	Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string, limit int) ([]Series, error)
 	// LabelNames lists the label names that samples in [from, to) carry.
 	LabelNames(ctx context.Context, from, to time.Time) ([]string, error)
 	// LabelValues lists the values of label name in [from, to); none for a
@@ -46,10 +49,12 @@ type LiveProfiler interface {
 }
 
 // Series is one line of a CPU-use chart: the labels it was grouped by and
-// its points in time order.
+// its points in time order. A series with Folded > 0 sums that many groups,
+// the least busy, and has no labels of its own.
 type Series struct {
 	Labels map[string]string
 	Points []Point
+	Folded int
 }
 
 // Point is the average CPU use, in cores, of the step that starts at Time.

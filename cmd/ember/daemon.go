@@ -101,7 +101,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		return err
 	}
 	defer listener.Close()
-	if warning := web.CheckListenSafety(cfg.Listen, token != ""); warning != "" {
+	if warning := web.CheckListenSafety(cfg.Listen, token != "", cfg.TLSCert != ""); warning != "" {
 		log.Warn(warning)
 	}
 	col, err := collector.New(collector.Config{

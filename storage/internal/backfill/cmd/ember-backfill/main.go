@@ -22,6 +22,7 @@ func main() {
 	dir := flag.String("dir", "", "store directory to create")
 	hours := flag.Int("hours", 2, "hours of history to write")
 	seed := flag.Int64("seed", 42, "generator seed")
+	transient := flag.Float64("transient-per-min", 0, "short-lived processes started per minute, each a new pid (0: the generator's default of 2)")
 	flag.Parse()
 	if *dir == "" {
 		log.Fatal("-dir is required")
@@ -36,7 +37,7 @@ func main() {
 	const interval = 10 * time.Second
 	end := time.Now().UTC().Truncate(time.Hour)
 	start := end.Add(-time.Duration(*hours) * time.Hour)
-	g := backfill.New(backfill.Config{Seed: *seed})
+	g := backfill.New(backfill.Config{Seed: *seed, TransientPerMin: *transient})
 	n := int(end.Sub(start) / interval)
 	began := time.Now()
 	for i := range n {
