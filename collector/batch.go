@@ -18,7 +18,22 @@ type Batch struct {
 	// this batch.
 	Processes map[ProcessKey]*Process
 	Stats     Stats
+	// held keeps the mapped files open until Release (Config.HoldBatchFiles).
+	held interface{ Release() }
 }
+
+// Release lets go of the mapped files the batch holds open for naming (see
+// Config.HoldBatchFiles). Call it once the batch is named, or dropped
+// unnamed. It may be called more than once, and on any batch.
+func (b *Batch) Release() {
+	if b.held != nil {
+		b.held.Release()
+	}
+}
+
+// HoldUntilRelease makes Release call release, for batches built outside
+// the collector (tests, replays) whose resources must outlive naming too.
+func (b *Batch) HoldUntilRelease(release interface{ Release() }) { b.held = release }
 
 // A Sample is one distinct (process, thread, user stack, kernel stack) and how
 // often it was seen. Addresses are leaf first, as the kernel reports them.
