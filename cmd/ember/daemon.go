@@ -192,8 +192,8 @@ const (
 // boundary (aligned to the wall clock, so intervals line up across
 // restarts). Draining, naming and storing are three goroutines joined by
 // bounded queues, so a slow symbolizer or store never delays draining (a
-// late drain loses stacks to full BPF maps): a full queue drops work and
-// counts it. When ctx ends, the interval in progress is drained, named and
+// late drain loses stacks to full BPF maps): a full naming queue folds new
+// batches into the last one waiting, and past that drops work and counts it. When ctx ends, the interval in progress is drained, named and
 // stored within the shutdown deadline.
 func (d *daemon) run(ctx context.Context) error {
 	// Naming and storing outlive ctx until the shutdown deadline: the last
@@ -203,15 +203,16 @@ func (d *daemon) run(ctx context.Context) error {
 	stopDeadline := context.AfterFunc(ctx, func() { time.AfterFunc(d.cfg.ShutdownDeadline, cancelFinish) })
 	defer stopDeadline()
 
-	batches := make(chan *collector.Batch, namingQueueBatches)
+	// A folded batch holds at most what one drain can.
+	queue := newBatchQueue(namingQueueBatches, int(d.cfg.CountMapEntries), d.cfg.Interval)
 	intervals := make(chan *intervalProfile, storeQueueIntervals)
 	stored := make(chan struct{})
-	go d.nameBatches(finish, batches, intervals)
+	go d.nameBatches(finish, queue, intervals)
 	go func() {
 		defer close(stored)
 		d.storeIntervals(finish, intervals)
 	}()
-	d.drainOnSchedule(ctx, finish, batches)
+	d.drainOnSchedule(ctx, queue)
 
 	select {
 	case <-stored:

@@ -22,6 +22,7 @@ type daemonMetrics struct {
 	// The pipeline after draining: lateness, queue and what it dropped.
 	drainLateness  prometheus.Histogram
 	namingQueue    prometheus.Gauge
+	batchesFolded  prometheus.Counter
 	batchesDropped *prometheus.CounterVec
 	samplesDropped *prometheus.CounterVec
 }
@@ -80,9 +81,13 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 		namingQueue: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ember_naming_queue_batches", Help: "Drained batches waiting to be named.",
 		}),
+		batchesFolded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ember_batches_folded_total",
+			Help: "Drained batches added to one still waiting to be named, because naming was behind; nothing is lost.",
+		}),
 		batchesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_batches_dropped_total",
-			Help: "Drained batches dropped unnamed, by reason: naming_behind (the naming queue was full), shutdown (--shutdown-timeout passed first).",
+			Help: "Drained batches dropped unnamed, by reason: naming_behind (the naming queue was full and its newest batch could not take more), shutdown (--shutdown-timeout passed first).",
 		}, []string{"reason"}),
 		samplesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_samples_dropped_total",
@@ -90,7 +95,7 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.drain, m.symbolize, m.intervals, m.storeAppend,
-		m.drainLateness, m.namingQueue, m.batchesDropped, m.samplesDropped)
+		m.drainLateness, m.namingQueue, m.batchesFolded, m.batchesDropped, m.samplesDropped)
 	m.unwind = unwindMetrics{
 		walks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_unwind_walks_total",

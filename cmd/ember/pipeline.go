@@ -18,29 +18,22 @@ import (
 
 // drainOnSchedule reads the BPF maps every DrainInterval until ctx ends,
 // then once more for the interval in progress, and hands each batch to the
-// naming stage without waiting for it. It closes batches when done.
-func (d *daemon) drainOnSchedule(ctx, finish context.Context, batches chan<- *collector.Batch) {
-	defer close(batches)
+// naming stage without waiting for it. It closes the queue when done.
+func (d *daemon) drainOnSchedule(ctx context.Context, queue *batchQueue) {
+	defer queue.close()
 	tick := time.NewTicker(d.cfg.DrainInterval)
 	defer tick.Stop()
 	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
-			b := d.drain(&last)
-			if b == nil {
-				return
-			}
-			// The last batch waits for room, as long as the deadline allows.
-			select {
-			case batches <- b:
-			case <-finish.Done():
-				d.dropBatch(b, "shutdown")
+			if b := d.drain(&last); b != nil {
+				queue.pushLast(b)
 			}
 			return
 		case <-tick.C:
 			if b := d.drain(&last); b != nil {
-				d.enqueue(batches, b)
+				d.enqueue(queue, b)
 			}
 		}
 	}
@@ -64,24 +57,27 @@ func (d *daemon) drain(last *time.Time) *collector.Batch {
 	return batch
 }
 
-// enqueue hands a batch to the naming stage, or drops it if that stage is
-// namingQueueBatches behind: draining on time matters more than any one batch.
-func (d *daemon) enqueue(batches chan<- *collector.Batch, b *collector.Batch) {
-	select {
-	case batches <- b:
-		d.metrics.namingQueue.Set(float64(len(batches)))
+// enqueue hands a batch to the naming stage. When that stage is behind,
+// the batch is folded into one waiting, or dropped if that cannot be done:
+// draining on time matters more than any one batch.
+func (d *daemon) enqueue(queue *batchQueue, b *collector.Batch) {
+	switch queue.push(b) {
+	case pushQueued:
 		if d.namingBehind {
 			d.log.Info("naming caught up with draining")
 		}
 		d.namingBehind = false
-	default:
+	case pushFolded:
+		d.metrics.batchesFolded.Inc()
+	case pushRefused:
 		d.dropBatch(b, "naming_behind")
 		if !d.namingBehind && len(b.Samples) > 0 {
 			d.log.Warn("naming is behind draining: drained batches are dropped until it catches up (ember_batches_dropped_total)",
-				slog.Int("queue_batches", cap(batches)))
+				slog.Int("queue_batches", queue.maxBatches))
 			d.namingBehind = true
 		}
 	}
+	d.metrics.namingQueue.Set(float64(queue.waiting()))
 }
 
 // dropBatch counts a batch left unnamed and closes the files it holds.
@@ -101,12 +97,16 @@ func (d *daemon) dropBatch(b *collector.Batch, reason string) {
 // nameBatches names each batch, publishes it to live profiles and adds it
 // to its interval; at each interval boundary it hands the interval to the
 // store stage. It closes intervals when batches is closed and done.
-func (d *daemon) nameBatches(finish context.Context, batches <-chan *collector.Batch, intervals chan<- *intervalProfile) {
+func (d *daemon) nameBatches(finish context.Context, queue *batchQueue, intervals chan<- *intervalProfile) {
 	defer close(intervals)
 	iv := &intervalProfile{}
 	end := nextBoundary(time.Now(), d.cfg.Interval)
-	for b := range batches {
-		d.metrics.namingQueue.Set(float64(len(batches)))
+	for {
+		b, ok := queue.pop()
+		if !ok {
+			break
+		}
+		d.metrics.namingQueue.Set(float64(queue.waiting()))
 		if finish.Err() != nil {
 			d.dropBatch(b, "shutdown")
 			continue

@@ -173,36 +173,55 @@ func runInBackground(d *daemon) (stop func() error) {
 }
 
 // A naming stage that blocks does not stop draining: the maps are read on
-// schedule, what the naming queue cannot take is dropped and counted, and
-// every batch's files are released, dropped or named.
+// schedule; batches the naming queue cannot take are folded into the newest
+// one waiting, or, when that one is full, dropped and counted; every
+// batch's files are released, named or dropped; and every sample drained
+// is stored or counted as dropped.
 func TestDrainingDoesNotWaitForNaming(t *testing.T) {
-	dr := newFakeDrainer()
-	namer := &fakeNamer{gate: make(chan struct{})}
-	store := &fakeStore{}
-	d := testDaemon(dr, namer, store, time.Hour, 5*time.Millisecond)
-	stop := runInBackground(d)
+	for _, tc := range []struct {
+		name string
+		// samplesPerBatch bounds a folded batch (one sample a drain here).
+		samplesPerBatch uint32
+	}{
+		{"fold", 1 << 14},
+		{"drop", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dr := newFakeDrainer()
+			namer := &fakeNamer{gate: make(chan struct{})}
+			store := &fakeStore{}
+			d := testDaemon(dr, namer, store, time.Hour, 5*time.Millisecond)
+			d.cfg.CountMapEntries = tc.samplesPerBatch
+			stop := runInBackground(d)
 
-	const drains = namingQueueBatches + 20
-	dr.waitDrains(t, drains+1) // the next drain starts once a batch is queued or dropped
-	// One batch is in the namer and namingQueueBatches wait: the rest were dropped.
-	if got := droppedBatches(d, "naming_behind"); got < drains-namingQueueBatches-1 {
-		t.Errorf("%d batches counted as dropped after %d drains with naming blocked, want at least %d",
-			got, drains, drains-namingQueueBatches-1)
-	}
-	if released := dr.released.Load(); released < drains-namingQueueBatches-1 {
-		t.Errorf("%d batches released after %d drains with naming blocked: dropped batches keep their files", released, drains)
-	}
-	close(namer.gate)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	drained := int64(dr.count())
-	if released := dr.released.Load(); released != drained {
-		t.Errorf("%d of %d batches released after the daemon stopped", released, drained)
-	}
-	dropped := int64(counterValue(d.metrics.samplesDropped.WithLabelValues("naming_behind")))
-	if stored := store.samples(); stored+dropped != drained {
-		t.Errorf("%d samples stored + %d counted as dropped, want the %d drained", stored, dropped, drained)
+			const drains = namingQueueBatches + 20
+			dr.waitDrains(t, drains+1) // the next drain starts once a batch is queued, folded or dropped
+			// One batch is in the namer (or about to be) and namingQueueBatches wait.
+			beyond := int64(drains - namingQueueBatches - 1)
+			dropped, folded := droppedBatches(d, "naming_behind"), int64(counterValue(d.metrics.batchesFolded))
+			if tc.samplesPerBatch == 1 && dropped < beyond {
+				t.Errorf("%d batches counted as dropped after %d drains with naming blocked, want at least %d", dropped, drains, beyond)
+			}
+			if tc.samplesPerBatch > 1 && (dropped != 0 || folded < beyond) {
+				t.Errorf("%d batches dropped and %d folded after %d drains with naming blocked, want none dropped and at least %d folded",
+					dropped, folded, drains, beyond)
+			}
+			if released := dr.released.Load(); tc.samplesPerBatch == 1 && released < beyond {
+				t.Errorf("%d batches released after %d drains with naming blocked: dropped batches keep their files", released, drains)
+			}
+			close(namer.gate)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			drained := int64(dr.count())
+			if released := dr.released.Load(); released != drained {
+				t.Errorf("%d of %d batches released after the daemon stopped", released, drained)
+			}
+			lost := int64(counterValue(d.metrics.samplesDropped.WithLabelValues("naming_behind")))
+			if stored := store.samples(); stored+lost != drained {
+				t.Errorf("%d samples stored + %d counted as dropped, want the %d drained", stored, lost, drained)
+			}
+		})
 	}
 }
 
