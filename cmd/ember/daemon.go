@@ -183,8 +183,13 @@ type daemon struct {
 
 // Bounds on the work the stages after draining may hold. A batch holds its
 // samples and the files of its processes open; an interval, its profile.
+// Batches are usually far smaller than the maps allow, so the naming queue
+// holds many (half a minute at the default drain interval: the first
+// batches, named with every file parsed cold, take seconds each on a busy
+// host), but never more samples than namingQueueDrains full drains.
 const (
-	namingQueueBatches  = 4
+	namingQueueBatches  = 32
+	namingQueueDrains   = 2
 	storeQueueIntervals = 1
 )
 
@@ -204,7 +209,7 @@ func (d *daemon) run(ctx context.Context) error {
 	defer stopDeadline()
 
 	// A folded batch holds at most what one drain can.
-	queue := newBatchQueue(namingQueueBatches, int(d.cfg.CountMapEntries), d.cfg.Interval)
+	queue := newBatchQueue(namingQueueBatches, namingQueueDrains*int(d.cfg.CountMapEntries), int(d.cfg.CountMapEntries), d.cfg.Interval)
 	intervals := make(chan *intervalProfile, storeQueueIntervals)
 	stored := make(chan struct{})
 	go d.nameBatches(finish, queue, intervals)

@@ -8,24 +8,29 @@ import (
 )
 
 // batchQueue holds drained batches for the naming stage, bounded in
-// batches. When it is full, a new batch is folded into the newest one
-// waiting (raw stacks, no naming), as long as that one stays within one
-// drain's worth of samples and does not end an interval; otherwise the new
-// batch is refused. One producer and one consumer.
+// batches and in samples. When it holds its most batches, a new batch is
+// folded into the newest one waiting (raw stacks, no naming), as long as
+// that one stays within one drain's worth of samples and does not end an
+// interval; otherwise, or past its most samples, the new batch is refused.
+// One producer and one consumer.
 type batchQueue struct {
 	maxBatches int
-	// maxSamples bounds a folded batch: what one drain can hold at most.
+	// maxSamples bounds the samples waiting, the queue's memory.
 	maxSamples int
-	interval   time.Duration
+	// maxBatchSamples bounds a folded batch: what one drain can hold at most.
+	maxBatchSamples int
+	interval        time.Duration
 
 	mu      sync.Mutex
 	batches []*collector.Batch
+	samples int
 	closed  bool
 	ready   chan struct{} // a batch was pushed or the queue closed
 }
 
-func newBatchQueue(maxBatches, maxSamples int, interval time.Duration) *batchQueue {
-	return &batchQueue{maxBatches: maxBatches, maxSamples: maxSamples, interval: interval, ready: make(chan struct{}, 1)}
+func newBatchQueue(maxBatches, maxSamples, maxBatchSamples int, interval time.Duration) *batchQueue {
+	return &batchQueue{maxBatches: maxBatches, maxSamples: maxSamples, maxBatchSamples: maxBatchSamples,
+		interval: interval, ready: make(chan struct{}, 1)}
 }
 
 // pushOutcome says what push did with a batch.
@@ -40,6 +45,9 @@ const (
 func (q *batchQueue) push(b *collector.Batch) pushOutcome {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.samples+len(b.Samples) > q.maxSamples {
+		return pushRefused
+	}
 	outcome := pushQueued
 	if len(q.batches) < q.maxBatches {
 		q.batches = append(q.batches, b)
@@ -47,12 +55,13 @@ func (q *batchQueue) push(b *collector.Batch) pushOutcome {
 		newest := q.batches[len(q.batches)-1]
 		// A batch that reached a boundary ends its interval: nothing is added to it.
 		endsInterval := !newest.End.Before(nextBoundary(newest.Start, q.interval))
-		if endsInterval || len(newest.Samples)+len(b.Samples) > q.maxSamples {
+		if endsInterval || len(newest.Samples)+len(b.Samples) > q.maxBatchSamples {
 			return pushRefused
 		}
 		newest.Absorb(b)
 		outcome = pushFolded
 	}
+	q.samples += len(b.Samples)
 	select {
 	case q.ready <- struct{}{}:
 	default:
@@ -65,6 +74,7 @@ func (q *batchQueue) push(b *collector.Batch) pushOutcome {
 func (q *batchQueue) pushLast(b *collector.Batch) {
 	q.mu.Lock()
 	q.batches = append(q.batches, b)
+	q.samples += len(b.Samples)
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
@@ -80,6 +90,7 @@ func (q *batchQueue) pop() (b *collector.Batch, ok bool) {
 			b = q.batches[0]
 			q.batches[0] = nil
 			q.batches = q.batches[1:]
+			q.samples -= len(b.Samples)
 			q.mu.Unlock()
 			return b, true
 		}
