@@ -280,3 +280,23 @@ func TestStopAtIntervalBoundaryStoresEverything(t *testing.T) {
 		}
 	}
 }
+
+// A live profile in progress answers at once when the daemon stops, so it
+// does not hold the HTTP server's shutdown for its whole duration.
+func TestLiveProfileEndsAtStop(t *testing.T) {
+	f := newLiveFeed()
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Profile(context.Background(), time.Hour, "")
+		done <- err
+	}()
+	f.stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("live profile at stop: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a live profile kept waiting after the daemon stopped")
+	}
+}
