@@ -188,7 +188,7 @@ func (d *daemon) takeLosses() collector.Stats {
 }
 
 // storeIntervals stores each finished interval with ctx, which outlives the
-// daemon's own until the shutdown deadline.
+// daemon's own until the shutdown deadline (then run logs the loss).
 func (d *daemon) storeIntervals(ctx context.Context, intervals <-chan *intervalProfile) {
 	for iv := range intervals {
 		d.flush(ctx, iv)
@@ -217,6 +217,9 @@ func (d *daemon) flush(ctx context.Context, iv *intervalProfile) {
 				slog.String("data_dir", d.cfg.DataDir), slog.Any("err", err))
 		}
 		d.diskFull = true
+	case err != nil && ctx.Err() != nil:
+		d.intervalsDropped.Add(1)
+		d.metrics.intervals.WithLabelValues("dropped_shutdown").Inc()
 	case err != nil:
 		d.intervalsDropped.Add(1)
 		d.metrics.intervals.WithLabelValues("dropped_error").Inc()

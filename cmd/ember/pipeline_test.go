@@ -300,3 +300,22 @@ func TestLiveProfileEndsAtStop(t *testing.T) {
 		t.Fatal("a live profile kept waiting after the daemon stopped")
 	}
 }
+
+// A store that never answers does not hold the daemon past its shutdown
+// timeout.
+func TestStopIsBoundedByTheShutdownTimeout(t *testing.T) {
+	store := &fakeStore{gate: make(chan struct{})}
+	defer close(store.gate)
+	d := testDaemon(newFakeDrainer(), &fakeNamer{}, store, time.Hour, 5*time.Millisecond)
+	d.cfg.ShutdownDeadline = 100 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the daemon waited for a store that never answered")
+	}
+}
