@@ -204,8 +204,9 @@ const (
 // restarts). Draining, naming and storing are three goroutines joined by
 // bounded queues, so a slow symbolizer or store never delays draining (a
 // late drain loses stacks to full BPF maps): a full naming queue folds new
-// batches into the last one waiting, and past that drops work and counts it. When ctx ends, the interval in progress is drained, named and
-// stored within the shutdown deadline.
+// batches into the last one waiting, and past that drops work and counts
+// it. When ctx ends, the interval in progress is drained, named and stored
+// within the shutdown deadline.
 func (d *daemon) run(ctx context.Context) error {
 	// Naming and storing outlive ctx until the shutdown deadline: the last
 	// interval is stored with this context, never with the cancelled one.
