@@ -18,7 +18,53 @@ type Batch struct {
 	// this batch.
 	Processes map[ProcessKey]*Process
 	Stats     Stats
+	// held keeps the mapped files open until Release (Config.HoldBatchFiles).
+	held interface{ Release() }
 }
+
+// Release lets go of the mapped files the batch holds open for naming (see
+// Config.HoldBatchFiles). Call it once the batch is named, or dropped
+// unnamed. It may be called more than once, and on any batch.
+func (b *Batch) Release() {
+	if b.held != nil {
+		b.held.Release()
+	}
+}
+
+// Absorb folds a later batch into b, without naming either: b then spans
+// both drains, holds both's samples and processes, and its Release lets go
+// of both's files. A consumer that falls behind can queue one batch for
+// several drains this way. b.Stats stay b's own: the counters are per drain
+// and were read when it happened. other must not be used afterwards.
+func (b *Batch) Absorb(other *Batch) {
+	b.Samples = append(b.Samples, other.Samples...)
+	if b.Processes == nil {
+		b.Processes = make(map[ProcessKey]*Process, len(other.Processes))
+	}
+	for k, p := range other.Processes {
+		b.Processes[k] = p // the later snapshot has any mappings added since
+	}
+	b.End = other.End
+	switch {
+	case other.held == nil:
+	case b.held == nil:
+		b.held = other.held
+	default:
+		b.held = releaseBoth{b.held, other.held}
+	}
+	other.held = nil
+}
+
+type releaseBoth [2]interface{ Release() }
+
+func (r releaseBoth) Release() {
+	r[0].Release()
+	r[1].Release()
+}
+
+// HoldUntilRelease makes Release call release, for batches built outside
+// the collector (tests, replays) whose resources must outlive naming too.
+func (b *Batch) HoldUntilRelease(release interface{ Release() }) { b.held = release }
 
 // A Sample is one distinct (process, thread, user stack, kernel stack) and how
 // often it was seen. Addresses are leaf first, as the kernel reports them.

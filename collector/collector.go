@@ -60,6 +60,12 @@ type Config struct {
 	// UnwindCacheDir keeps built tables on disk by build ID; empty means
 	// no disk cache.
 	UnwindCacheDir string
+	// HoldBatchFiles keeps each batch's mapped files open until the batch
+	// is released (Batch.Release), for callers that name batches out of
+	// step with draining. Without it a batch's files close two drains
+	// later, and a batch not named by then loses the files of processes
+	// that have exited.
+	HoldBatchFiles bool
 	Logger         *slog.Logger
 }
 

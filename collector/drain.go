@@ -74,7 +74,11 @@ func (c *Collector) Drain() (*Batch, error) {
 			batch.Stats.KernelLost[LostDrained] += s.Count
 		}
 	}
-	batch.Processes = c.tracker.processesFor(batch.Samples)
+	var hold *fileHold
+	batch.Processes, hold = c.tracker.processesFor(batch.Samples, c.cfg.HoldBatchFiles)
+	if hold != nil {
+		batch.held = hold
+	}
 	c.tracker.advance()
 	if c.unwind != nil {
 		c.unwind.retain(c.tracker.alive)

@@ -140,10 +140,14 @@ func (t *processTracker) markExitedLocked(tp *trackedProcess) {
 // processesFor returns snapshots for the process images of a batch. An
 // image never seen is read now; one whose samples fall outside its known
 // mappings (a library loaded since) is read again, once.
-func (t *processTracker) processesFor(samples []Sample) map[ProcessKey]*Process {
+//
+// With hold set, the files of the snapshots returned stay open until the
+// returned fileHold is released, however many drains that takes.
+func (t *processTracker) processesFor(samples []Sample, hold bool) (map[ProcessKey]*Process, *fileHold) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make(map[ProcessKey]*Process)
+	files := make(map[ProcessKey][]fileKey)
 	for i := range samples {
 		key := samples[i].Key()
 		if _, done := out[key]; done {
@@ -153,7 +157,7 @@ func (t *processTracker) processesFor(samples []Sample) map[ProcessKey]*Process 
 		if tp == nil {
 			tp = t.observeLocked(key, 0)
 		}
-		out[key] = tp.snapshot
+		out[key], files[key] = tp.snapshot, tp.files
 	}
 	refreshed := make(map[ProcessKey]bool)
 	for i := range samples {
@@ -165,7 +169,7 @@ func (t *processTracker) processesFor(samples []Sample) map[ProcessKey]*Process 
 		refreshed[key] = true
 		tp := t.observeLocked(key, 0)
 		if tp.snapshot.SnapshotErr == nil {
-			out[key] = tp.snapshot
+			out[key], files[key] = tp.snapshot, tp.files
 		}
 	}
 	for key, p := range out {
@@ -173,7 +177,36 @@ func (t *processTracker) processesFor(samples []Sample) map[ProcessKey]*Process 
 			p.Comm = commOf(samples, key)
 		}
 	}
-	return out
+	if !hold {
+		return out, nil
+	}
+	h := &fileHold{tracker: t}
+	for _, keys := range files {
+		for _, k := range keys {
+			if f := t.files[k]; f != nil {
+				f.refs++
+				h.files = append(h.files, k)
+			}
+		}
+	}
+	return out, h
+}
+
+// A fileHold keeps one batch's mapped files open until released.
+type fileHold struct {
+	tracker *processTracker
+	files   []fileKey
+	once    sync.Once
+}
+
+// Release closes the files nothing else holds. After the tracker is closed
+// its files are gone already and this does nothing.
+func (h *fileHold) Release() {
+	h.once.Do(func() {
+		h.tracker.mu.Lock()
+		defer h.tracker.mu.Unlock()
+		h.tracker.release(h.files)
+	})
 }
 
 func covered(p *Process, addrs []uint64) bool {

@@ -205,3 +205,37 @@ func TestContainerID(t *testing.T) {
 		}
 	}
 }
+
+// A held batch keeps the files of a process that exited open for as many
+// drains as its naming takes, and lets them go when released.
+func TestHeldBatchKeepsFilesUntilReleased(t *testing.T) {
+	tr := newProcessTracker("/proc", 100, nil, nil)
+	defer tr.close()
+	self := uint32(os.Getpid())
+	procs, hold := tr.processesFor([]Sample{{PID: self, TID: self, Count: 1}}, true)
+	if hold == nil || len(hold.files) == 0 {
+		t.Fatal("no files held for this process")
+	}
+	var file *os.File
+	for _, m := range procs[ProcessKey{PID: self}].Mappings {
+		if m.File != nil {
+			file = m.File
+			break
+		}
+	}
+	tr.exited(self)
+	for range 10 { // a naming stage ten drains behind
+		tr.advance()
+	}
+	if _, err := file.Stat(); err != nil {
+		t.Fatalf("a held batch's file was closed before release: %v", err)
+	}
+	hold.Release()
+	hold.Release() // twice is harmless
+	if len(tr.files) != 0 {
+		t.Errorf("%d files still open after the batch was released", len(tr.files))
+	}
+	if _, err := file.Stat(); err == nil {
+		t.Error("a released file is still open")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ember-profiler/ember/collector"
 )
@@ -190,5 +191,23 @@ func TestRicherCopyReplacesTable(t *testing.T) {
 	}
 	if st := s.Stats(); st.Files != 1 {
 		t.Errorf("%d parses kept, want the full one only", st.Files)
+	}
+}
+
+// Stats answers while a batch is being named: /metrics must not wait for
+// naming, which takes seconds on a busy host.
+func TestStatsDoNotWaitForNaming(t *testing.T) {
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock() // as Profile holds it for a whole batch
+	defer s.mu.Unlock()
+	done := make(chan CacheStats, 1)
+	go func() { done <- s.Stats() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Stats waited for the batch being named")
 	}
 }

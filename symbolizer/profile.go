@@ -35,6 +35,7 @@ func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
 	// and the fault must become a panic the readers recover from, not a
 	// crash of the daemon.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.publishStats() // after releaseTouched, which frees memory
 	defer s.releaseTouched()
 
 	periodNanos := b.PeriodNanos

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -89,7 +90,10 @@ type Symbolizer struct {
 	// procRoot is /proc; tests point it at a fake tree.
 	procRoot string
 	stats    CacheStats
-	log      *slog.Logger
+	// published is a copy of the stats as of the last batch, readable while
+	// a batch is being named (which can take seconds on a busy host).
+	published atomic.Pointer[CacheStats]
+	log       *slog.Logger
 }
 
 // CacheStats describe the symbolizer's caches, for metrics.
@@ -109,15 +113,22 @@ type CacheStats struct {
 	Files int
 }
 
-// Stats returns the current cache counters.
+// Stats returns the cache counters as of the last batch named. It never
+// waits for the batch being named, so metrics answer at once.
 func (s *Symbolizer) Stats() CacheStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if st := s.published.Load(); st != nil {
+		return *st
+	}
+	return CacheStats{}
+}
+
+// publishStats copies the counters for Stats; s.mu is held.
+func (s *Symbolizer) publishStats() {
 	st := s.stats
 	st.Evictions = s.tables.evicted
 	st.Bytes = s.tables.bytes + s.addrs.bytes + s.perfMaps.bytes
 	st.Files = s.tables.len()
-	return st
+	s.published.Store(&st)
 }
 
 // fileKey identifies a file's contents well enough to reuse its parse: the

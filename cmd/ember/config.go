@@ -92,7 +92,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.Var(&cfg.UnwindTableSize, "unwind-table-size", "BPF memory for .eh_frame unwind tables (4 bytes a row, taken in 256KiB chunks as tables load); tables beyond it are reported and their stacks marked")
 	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")
 	fs.DurationVar(&cfg.DrainInterval, "drain-interval", cfg.DrainInterval, "how often the BPF maps are read and emptied")
-	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long the last flush may take at shutdown")
+	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long stopping may take: naming and storing the last interval, open requests, closing")
 }
 
 // loadDaemonConfig returns the defaults, overlaid by the file at path (if

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -11,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -113,7 +113,9 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		// Built tables survive restarts next to the store.
 		UnwindTableBytes: int64(cfg.UnwindTableSize),
 		UnwindCacheDir:   filepath.Join(cfg.DataDir, "unwind-cache"),
-		Logger:           log,
+		// Batches are named out of step with draining (see daemon.run).
+		HoldBatchFiles: true,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -136,7 +138,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		Store: web.FromStorage(store), Live: d.live, Registry: registry, AuthToken: token,
 		AllowedHosts: allowedHosts, Logger: log, UI: ui.FS(),
 		// A range is final once its last interval is written.
-		Limits: web.Limits{FlameCacheSettle: cfg.Interval + time.Minute},
+		Limits: web.Limits{FlameCacheSettle: cfg.Interval + time.Minute, ShutdownTimeout: shutdownWorkTime(cfg)},
 	})
 	if err != nil {
 		return err
@@ -173,140 +175,77 @@ type daemon struct {
 	metrics    *daemonMetrics
 	live       *liveFeed
 
-	// pending holds the symbolized drains of the interval in progress.
-	pending []*profile.Profile
-	stats   collector.Stats
-	// diskFull is set while the store refuses writes for lack of space, so
-	// the condition is logged when it starts and ends, not every interval.
-	diskFull bool
-	// Counters over the daemon's life, for logs now and metrics later.
-	intervalsWritten, intervalsDropped uint64
+	// losses adds up the sampler's counters since the last interval ended:
+	// the drain stage adds every batch's, dropped or not, and the naming
+	// stage takes them at each boundary.
+	lossesMu sync.Mutex
+	losses   collector.Stats
+	// namingBehind (drain stage), storeBehind (naming stage) and diskFull
+	// (store stage) are set while a stage refuses work, so that each episode
+	// is logged when it starts and ends, not at every drop.
+	namingBehind, storeBehind, diskFull bool
+	// Counters over the daemon's life, for the stop log.
+	intervalsWritten, intervalsDropped atomic.Uint64
 }
+
+// shutdownWorkTime is how long after a stop signal the last interval may
+// take to be named and stored, and requests in flight to finish. The rest of
+// --shutdown-timeout is for closing the collector and the store (0.03 s and
+// 1 s measured on a busy host, bench/daemon-busy.sh).
+func shutdownWorkTime(cfg daemonConfig) time.Duration { return cfg.ShutdownDeadline * 3 / 4 }
+
+// Bounds on the work the stages after draining may hold. A batch holds its
+// samples and the files of its processes open; an interval, its profile.
+// Batches are usually far smaller than the maps allow, so the naming queue
+// holds many (half a minute at the default drain interval: the first
+// batches, named with every file parsed cold, take seconds each on a busy
+// host), but never more samples than namingQueueDrains full drains.
+const (
+	namingQueueBatches  = 32
+	namingQueueDrains   = 2
+	storeQueueIntervals = 1
+)
 
 // run drains every DrainInterval and stores a profile at every interval
-// boundary (aligned to the wall clock, so intervals line up across restarts).
+// boundary (aligned to the wall clock, so intervals line up across
+// restarts). Draining, naming and storing are three goroutines joined by
+// bounded queues, so a slow symbolizer or store never delays draining (a
+// late drain loses stacks to full BPF maps): a full naming queue folds new
+// batches into the last one waiting, and past that drops work and counts
+// it. When ctx ends, the interval in progress is drained, named and stored
+// within the shutdown deadline.
 func (d *daemon) run(ctx context.Context) error {
-	tick := time.NewTicker(d.cfg.DrainInterval)
-	defer tick.Stop()
-	boundary := time.Now().Truncate(d.cfg.Interval).Add(d.cfg.Interval)
-	for {
+	// Naming and storing outlive ctx until the shutdown deadline: the last
+	// interval is stored with this context, never with the cancelled one.
+	finish, cancelFinish := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelFinish()
+	stopDeadline := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownWorkTime(d.cfg), cancelFinish) })
+	defer stopDeadline()
+	// Live profiles end with the last drain named.
+	defer d.live.stop()
+
+	// A folded batch holds at most what one drain can.
+	queue := newBatchQueue(namingQueueBatches, namingQueueDrains*int(d.cfg.CountMapEntries), int(d.cfg.CountMapEntries), d.cfg.Interval)
+	intervals := make(chan *intervalProfile, storeQueueIntervals)
+	stored := make(chan struct{})
+	go d.nameBatches(finish, queue, intervals)
+	go func() {
+		defer close(stored)
+		d.storeIntervals(finish, intervals)
+	}()
+	d.drainOnSchedule(ctx, queue)
+
+	select {
+	case <-stored:
+	case <-finish.Done():
 		select {
-		case <-ctx.Done():
-			d.drain()
-			flushCtx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownDeadline)
-			defer cancel()
-			d.flush(flushCtx)
-			d.log.Info("ember daemon stopped", slog.Uint64("intervals_written", d.intervalsWritten),
-				slog.Uint64("intervals_dropped", d.intervalsDropped))
-			return nil
-		case now := <-tick.C:
-			d.drain()
-			if now.Before(boundary) {
-				continue
-			}
-			d.flush(ctx)
-			for !now.Before(boundary) {
-				boundary = boundary.Add(d.cfg.Interval)
-			}
+		case <-stored:
+		default:
+			d.log.Error("the last interval was not stored in time and is lost; a larger --shutdown-timeout gives it longer",
+				slog.Duration("shutdown_timeout", d.cfg.ShutdownDeadline))
 		}
 	}
-}
-
-// drain reads the sampler and names the batch at once, while the files of
-// processes that exited are still held.
-func (d *daemon) drain() {
-	start := time.Now()
-	batch, err := d.collector.Drain()
-	if err != nil {
-		d.log.Error("drain the sampler", slog.Any("err", err))
-		return
-	}
-	drained := time.Now()
-	d.metrics.drain.Observe(drained.Sub(start).Seconds())
-	d.metrics.observeBatch(batch.Stats)
-	addStats(&d.stats, batch.Stats)
-	if len(batch.Samples) == 0 {
-		return
-	}
-	p, err := d.symbolizer.Profile(batch)
-	if err != nil {
-		d.log.Error("symbolize", slog.Any("err", err))
-		return
-	}
-	d.metrics.symbolize.Observe(time.Since(drained).Seconds())
-	d.pending = append(d.pending, p)
-	d.live.publish(p)
-}
-
-// flush stores the interval's profile. A store error loses this interval
-// only: sampling goes on and the next interval is tried afresh.
-func (d *daemon) flush(ctx context.Context) {
-	pending, stats := d.pending, d.stats
-	d.pending, d.stats = nil, collector.Stats{}
-	d.logLosses(stats)
-	if len(pending) == 0 {
-		return
-	}
-	merged, err := mergeInterval(pending)
-	if err != nil {
-		d.intervalsDropped++
-		d.metrics.intervals.WithLabelValues("dropped_error").Inc()
-		d.log.Error("merge the interval's profiles", slog.Any("err", err))
-		return
-	}
-	start := time.Now()
-	err = d.store.Append(ctx, merged, d.cfg.Labels)
-	d.metrics.storeAppend.Observe(time.Since(start).Seconds())
-	switch {
-	case errors.Is(err, storage.ErrDiskFull):
-		d.intervalsDropped++
-		d.metrics.intervals.WithLabelValues("dropped_disk_full").Inc()
-		if !d.diskFull {
-			d.log.Error("the disk is nearly full: profiles are not stored until space returns; sampling goes on",
-				slog.String("data_dir", d.cfg.DataDir), slog.Any("err", err))
-		}
-		d.diskFull = true
-	case err != nil:
-		d.intervalsDropped++
-		d.metrics.intervals.WithLabelValues("dropped_error").Inc()
-		d.log.Error("store the interval's profile", slog.Any("err", err))
-	default:
-		d.metrics.intervals.WithLabelValues("stored").Inc()
-		if d.diskFull {
-			d.log.Info("disk space is back: storing profiles again")
-		}
-		d.diskFull = false
-		d.intervalsWritten++
-	}
-}
-
-// mergeInterval merges an interval's drains into one profile spanning them.
-func mergeInterval(parts []*profile.Profile) (*profile.Profile, error) {
-	merged, err := profile.Merge(parts)
-	if err != nil {
-		return nil, err
-	}
-	first, last := parts[0], parts[len(parts)-1]
-	merged.TimeNanos = first.TimeNanos
-	merged.DurationNanos = last.TimeNanos + last.DurationNanos - first.TimeNanos
-	return merged, nil
-}
-
-// logLosses warns when more than 1% of an interval's samples lost a stack.
-func (d *daemon) logLosses(s collector.Stats) {
-	var lost uint64
-	for r, n := range s.UserLost {
-		if r != collector.LostKernelThread && r != collector.LostExiting {
-			lost += n
-		}
-	}
-	for _, n := range s.KernelLost {
-		lost += n
-	}
-	lost += s.CountMapFull
-	if s.Recorded > 0 && lost*100 > s.Recorded {
-		d.log.Warn("stacks lost in the last interval; consider larger --stack-map-entries or a shorter --drain-interval",
-			slog.Uint64("recorded", s.Recorded), slog.Uint64("lost", lost),
-			slog.String("user_lost", fmt.Sprint(s.UserLost)), slog.Uint64("count_map_full", s.CountMapFull))
-	}
+	d.log.Info("ember daemon stopped", slog.Uint64("intervals_written", d.intervalsWritten.Load()),
+		slog.Uint64("intervals_dropped", d.intervalsDropped.Load()))
+	return nil
 }

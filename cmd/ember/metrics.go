@@ -19,7 +19,18 @@ type daemonMetrics struct {
 	intervals   *prometheus.CounterVec
 	storeAppend prometheus.Histogram
 	unwind      unwindMetrics
+	// The pipeline after draining: lateness, queue and what it dropped.
+	drainLateness  prometheus.Histogram
+	namingQueue    prometheus.Gauge
+	batchesFolded  prometheus.Counter
+	batchesDropped *prometheus.CounterVec
+	samplesDropped *prometheus.CounterVec
 }
+
+// storeCounters and symbolCounters are what metrics read of the store and
+// the symbolizer; neither may wait for a write, a query or a naming.
+type storeCounters interface{ Counters() storage.Stats }
+type symbolCounters interface{ Stats() symbolizer.CacheStats }
 
 // unwindMetrics describe the .eh_frame unwinder: walks by how they ended,
 // and the loaded tables (gauges of the latest drain).
@@ -30,7 +41,7 @@ type unwindMetrics struct {
 	tables   *prometheus.GaugeVec
 }
 
-func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symbolizer.Symbolizer) *daemonMetrics {
+func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbolCounters) *daemonMetrics {
 	buckets := prometheus.ExponentialBuckets(0.0005, 2, 14) // 0.5 ms .. 4 s
 	m := &daemonMetrics{
 		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -57,13 +68,34 @@ func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symb
 		}),
 		intervals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_intervals_total",
-			Help: "Intervals by outcome: stored, dropped_disk_full, dropped_error.",
+			Help: "Intervals by outcome: stored, dropped_disk_full, dropped_error, dropped_store_behind (the store was still writing the one before), dropped_shutdown (not stored within --shutdown-timeout).",
 		}, []string{"outcome"}),
 		storeAppend: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ember_store_append_seconds", Help: "Time to store one interval.", Buckets: buckets,
 		}),
+		drainLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ember_drain_lateness_seconds",
+			Help:    "How late each drain started, against --drain-interval after the one before; late drains lose stacks to full maps.",
+			Buckets: buckets,
+		}),
+		namingQueue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ember_naming_queue_batches", Help: "Drained batches waiting to be named.",
+		}),
+		batchesFolded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ember_batches_folded_total",
+			Help: "Drained batches added to one still waiting to be named, because naming was behind; nothing is lost.",
+		}),
+		batchesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_batches_dropped_total",
+			Help: "Drained batches dropped unnamed, by reason: naming_behind (the naming queue was full and its newest batch could not take more), shutdown (--shutdown-timeout passed first).",
+		}, []string{"reason"}),
+		samplesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_samples_dropped_total",
+			Help: "Samples in the batches counted by ember_batches_dropped_total, by the same reasons.",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.drain, m.symbolize, m.intervals, m.storeAppend)
+	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.drain, m.symbolize, m.intervals, m.storeAppend,
+		m.drainLateness, m.namingQueue, m.batchesFolded, m.batchesDropped, m.samplesDropped)
 	m.unwind = unwindMetrics{
 		walks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_unwind_walks_total",
@@ -89,11 +121,11 @@ func newDaemonMetrics(reg prometheus.Registerer, store *storage.Store, sym *symb
 	counter := func(name, help string, value func() float64) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, value))
 	}
-	gauge("ember_store_disk_bytes", "Disk used by the profile store.", func() float64 { return float64(store.Stats().DiskBytes) })
-	counter("ember_store_samples_written_total", "Samples written to the store.", func() float64 { return float64(store.Stats().SamplesWritten) })
-	counter("ember_store_write_errors_total", "Failed writes to the store.", func() float64 { return float64(store.Stats().WriteErrors) })
+	gauge("ember_store_disk_bytes", "Disk used by the profile store.", func() float64 { return float64(store.Counters().DiskBytes) })
+	counter("ember_store_samples_written_total", "Samples written to the store.", func() float64 { return float64(store.Counters().SamplesWritten) })
+	counter("ember_store_write_errors_total", "Failed writes to the store.", func() float64 { return float64(store.Counters().WriteErrors) })
 	counter("ember_store_disk_full_rejections_total", "Intervals refused because free disk space was below --min-free-disk.",
-		func() float64 { return float64(store.Stats().DiskFullRejections) })
+		func() float64 { return float64(store.Counters().DiskFullRejections) })
 	gauge("ember_symbol_cache_bytes", "Approximate memory held by the symbolizer's caches.", func() float64 { return float64(sym.Stats().Bytes) })
 	gauge("ember_symbol_cache_files", "Parsed files held by the symbolizer.", func() float64 { return float64(sym.Stats().Files) })
 	counter("ember_symbol_cache_hits_total", "Address lookups answered from the cache.", func() float64 { return float64(sym.Stats().Hits) })

@@ -24,11 +24,18 @@ import (
 type liveFeed struct {
 	mu   sync.Mutex
 	subs map[chan *profile.Profile]struct{}
+	// stopped is closed when the daemon stops sampling: requests answer
+	// with what they have rather than hold the HTTP server's shutdown.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 func newLiveFeed() *liveFeed {
-	return &liveFeed{subs: make(map[chan *profile.Profile]struct{})}
+	return &liveFeed{subs: make(map[chan *profile.Profile]struct{}), stopped: make(chan struct{})}
 }
+
+// stop ends every live profile in progress, and any asked for later, at once.
+func (f *liveFeed) stop() { f.stopOnce.Do(func() { close(f.stopped) }) }
 
 // publish offers p to every waiting request. Profiles are shared and never
 // modified after publishing; a request too slow to take one misses it.
@@ -73,6 +80,7 @@ func (f *liveFeed) Profile(ctx context.Context, d time.Duration, selector string
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
+		case <-f.stopped:
 		}
 		break
 	}
