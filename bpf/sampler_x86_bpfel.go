@@ -216,10 +216,12 @@ const (
 	SamplerMapUnwindRules           = "unwind_rules"
 	SamplerProgOnExec               = "on_exec"
 	SamplerProgOnExit               = "on_exit"
+	SamplerProgOnLibsLoaded         = "on_libs_loaded"
 	SamplerProgSample               = "sample"
 	SamplerVarActiveGeneration      = "active_generation"
 	SamplerVarFilterPids            = "filter_pids"
 	SamplerVarIncludeIdle           = "include_idle"
+	SamplerVarR_debugFromProbe      = "r_debug_from_probe"
 	SamplerVarRangesGeneration      = "ranges_generation"
 	SamplerVarUnusedEvent           = "unused_event"
 	SamplerVarUnusedEventType       = "unused_event_type"
@@ -278,9 +280,10 @@ type SamplerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SamplerProgramSpecs struct {
-	OnExec *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit *ebpf.ProgramSpec `ebpf:"on_exit"`
-	Sample *ebpf.ProgramSpec `ebpf:"sample"`
+	OnExec       *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit       *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnLibsLoaded *ebpf.ProgramSpec `ebpf:"on_libs_loaded"`
+	Sample       *ebpf.ProgramSpec `ebpf:"sample"`
 }
 
 // SamplerMapSpecs contains maps before they are loaded into the kernel.
@@ -309,6 +312,7 @@ type SamplerVariableSpecs struct {
 	ActiveGeneration      *ebpf.VariableSpec `ebpf:"active_generation"`
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
+	R_debugFromProbe      *ebpf.VariableSpec `ebpf:"r_debug_from_probe"`
 	RangesGeneration      *ebpf.VariableSpec `ebpf:"ranges_generation"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
@@ -385,6 +389,7 @@ type SamplerVariables struct {
 	ActiveGeneration      *ebpf.Variable `ebpf:"active_generation"`
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
+	R_debugFromProbe      *ebpf.Variable `ebpf:"r_debug_from_probe"`
 	RangesGeneration      *ebpf.Variable `ebpf:"ranges_generation"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
@@ -405,15 +410,17 @@ type SamplerVariables struct {
 //
 // It can be passed to LoadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SamplerPrograms struct {
-	OnExec *ebpf.Program `ebpf:"on_exec"`
-	OnExit *ebpf.Program `ebpf:"on_exit"`
-	Sample *ebpf.Program `ebpf:"sample"`
+	OnExec       *ebpf.Program `ebpf:"on_exec"`
+	OnExit       *ebpf.Program `ebpf:"on_exit"`
+	OnLibsLoaded *ebpf.Program `ebpf:"on_libs_loaded"`
+	Sample       *ebpf.Program `ebpf:"sample"`
 }
 
 func (p *SamplerPrograms) Close() error {
 	return _SamplerClose(
 		p.OnExec,
 		p.OnExit,
+		p.OnLibsLoaded,
 		p.Sample,
 	)
 }

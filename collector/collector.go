@@ -119,6 +119,10 @@ type Collector struct {
 	unwind   *unwindTables // nil when Unwind is "fp"
 	maxDepth int
 
+	// loaderProbe is where new images are heard of once their libraries
+	// are mapped; empty when not found.
+	loaderProbe loaderProbe
+
 	cancel    context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -224,6 +228,16 @@ func (c *Collector) load() error {
 	if err := spec.Variables["filter_pids"].Set(len(c.cfg.PIDs) > 0); err != nil {
 		return fmt.Errorf("set filter_pids: %w", err)
 	}
+	if c.cfg.Unwind == UnwindDWARF {
+		probe, err := findLoaderProbe(dynamicLoader)
+		if err != nil {
+			c.log.Info("new processes are unwound from their first sample on, not before", slog.Any("err", err))
+		} else if err := spec.Variables["r_debug_from_probe"].Set(probe.rDebugFromProbe); err != nil {
+			return fmt.Errorf("set r_debug_from_probe: %w", err)
+		} else {
+			c.loaderProbe = probe
+		}
+	}
 	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			return fmt.Errorf("load eBPF programs: %w", ErrNotPermitted)
@@ -254,6 +268,7 @@ func (c *Collector) attach() error {
 		}
 		c.links = append(c.links, l)
 	}
+	c.attachLoaderProbe(c.loaderProbe)
 	var err error
 	if c.ring, err = ringbuf.NewReader(c.objs.Events); err != nil {
 		return fmt.Errorf("open event ring buffer: %w", err)
