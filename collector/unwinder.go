@@ -123,6 +123,10 @@ type unwindTables struct {
 	// vdso is the kernel's vDSO image, the same in every process; it has
 	// no file to open, so it is read once from this process's memory.
 	vdso []byte
+	// fileIDs are the files identified so far, and buildFailed the IDs
+	// whose table could not be built: neither is redone per process.
+	fileIDs     fileIDs
+	buildFailed map[string]bool
 }
 
 // UnwindTableStats describe the loaded unwind tables at a drain.
@@ -174,6 +178,7 @@ func newUnwindTables(objs *bpf.SamplerObjects, capacityWords uint32, cacheDir st
 		installs:  make(map[uint32]*installedProc),
 		queue:     make(chan *Process, installQueue),
 	}
+	u.buildFailed = make(map[string]bool)
 	u.stats.WordCapacity = uint64(capacityWords)
 	u.stats.RowCapacity = u.stats.WordCapacity
 	// Rule 0 is a gap: what a walk reads from a chunk dropped under it.
@@ -249,17 +254,25 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 	for i := range p.Mappings {
 		m := &p.Mappings[i]
 		var file io.ReaderAt = m.File
+		var ident identified
 		if m.File == nil {
 			if m.Path != "[vdso]" || u.vdso == nil {
 				continue
 			}
 			file = bytes.NewReader(u.vdso)
+			ident = u.fileIDs.identifyVDSO(file)
+		} else {
+			ident = u.fileIDs.identifyFile(m.File)
 		}
-		id, loads, cfiBytes, err := identify(file)
-		if err != nil {
+		if ident.err != nil {
 			continue // not ELF: nothing to unwind with
 		}
+		id, loads, cfiBytes := ident.id, ident.loads, ident.cfiBytes
 		u.mu.Lock()
+		if u.buildFailed[id] {
+			u.mu.Unlock()
+			continue // tried once: the file will not give a table
+		}
 		known := u.tables[id] != nil
 		hopeless := !known && cfiBytes/minCFIBytesPerRow > uint64(u.alloc.largest())
 		if hopeless {
@@ -277,6 +290,10 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 			if err != nil {
 				u.mu.Lock()
 				u.stats.BuildErrors++
+				if len(u.buildFailed) >= maxFileIDs {
+					clear(u.buildFailed)
+				}
+				u.buildFailed[id] = true
 				u.mu.Unlock()
 				u.log.Debug("no unwind table", slog.String("path", m.Path), slog.Any("err", err))
 				continue
