@@ -422,6 +422,9 @@ const volatile bool filter_pids = false;
 const volatile bool follow_forks = false;
 // Walk user stacks with Ember's unwinder where ranges are installed.
 const volatile bool unwind_user = false;
+// Where the dynamic loader's struct r_debug (_r_debug) lies from its
+// _dl_debug_state, the function on_libs_loaded is attached to.
+const volatile __s64 r_debug_from_probe = 0;
 
 // Bumped by user space at each drain; its low bit is the set of maps the
 // program writes into, which user space then does not touch.
@@ -1191,6 +1194,27 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 	__u8 sample = PID_SAMPLE;
 	if (bpf_map_update_elem(&pid_filter, &child_pid, &sample, BPF_ANY))
 		count_stat(active_generation & 1, STAT_FORK_UNFOLLOWED);
+	return 0;
+}
+
+// The dynamic loader calls _dl_debug_state once it has mapped a program's
+// libraries (r_state RT_CONSISTENT), before main. Telling user space about
+// the image then, rather than at its first sample, lets it install the
+// image's ranges before the samples come: a process living a fraction of a
+// second is unwound from its first sample instead of losing them to the
+// kernel's walk. Later calls (dlopen) are left to EVENT_NEEDS_MAPPINGS.
+#define RT_CONSISTENT 0
+SEC("uprobe")
+int on_libs_loaded(struct pt_regs *ctx)
+{
+	__s32 state = -1;
+	__u64 r_state = ctx->ip + r_debug_from_probe + 24; // r_version, r_map, r_brk
+	if (bpf_probe_read_user(&state, sizeof(state), (void *)r_state) || state != RT_CONSISTENT)
+		return 0;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid))
+		return 0;
+	current_image(active_generation & 1, bpf_get_current_task_btf(), pid);
 	return 0;
 }
 

@@ -218,11 +218,13 @@ const (
 	SamplerProgOnExec               = "on_exec"
 	SamplerProgOnExit               = "on_exit"
 	SamplerProgOnFork               = "on_fork"
+	SamplerProgOnLibsLoaded         = "on_libs_loaded"
 	SamplerProgSample               = "sample"
 	SamplerVarActiveGeneration      = "active_generation"
 	SamplerVarFilterPids            = "filter_pids"
 	SamplerVarFollowForks           = "follow_forks"
 	SamplerVarIncludeIdle           = "include_idle"
+	SamplerVarR_debugFromProbe      = "r_debug_from_probe"
 	SamplerVarRangesGeneration      = "ranges_generation"
 	SamplerVarUnusedEvent           = "unused_event"
 	SamplerVarUnusedEventType       = "unused_event_type"
@@ -281,10 +283,11 @@ type SamplerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SamplerProgramSpecs struct {
-	OnExec *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit *ebpf.ProgramSpec `ebpf:"on_exit"`
-	OnFork *ebpf.ProgramSpec `ebpf:"on_fork"`
-	Sample *ebpf.ProgramSpec `ebpf:"sample"`
+	OnExec       *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit       *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnFork       *ebpf.ProgramSpec `ebpf:"on_fork"`
+	OnLibsLoaded *ebpf.ProgramSpec `ebpf:"on_libs_loaded"`
+	Sample       *ebpf.ProgramSpec `ebpf:"sample"`
 }
 
 // SamplerMapSpecs contains maps before they are loaded into the kernel.
@@ -314,6 +317,7 @@ type SamplerVariableSpecs struct {
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FollowForks           *ebpf.VariableSpec `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
+	R_debugFromProbe      *ebpf.VariableSpec `ebpf:"r_debug_from_probe"`
 	RangesGeneration      *ebpf.VariableSpec `ebpf:"ranges_generation"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
@@ -391,6 +395,7 @@ type SamplerVariables struct {
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
 	FollowForks           *ebpf.Variable `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
+	R_debugFromProbe      *ebpf.Variable `ebpf:"r_debug_from_probe"`
 	RangesGeneration      *ebpf.Variable `ebpf:"ranges_generation"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
@@ -411,10 +416,11 @@ type SamplerVariables struct {
 //
 // It can be passed to LoadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SamplerPrograms struct {
-	OnExec *ebpf.Program `ebpf:"on_exec"`
-	OnExit *ebpf.Program `ebpf:"on_exit"`
-	OnFork *ebpf.Program `ebpf:"on_fork"`
-	Sample *ebpf.Program `ebpf:"sample"`
+	OnExec       *ebpf.Program `ebpf:"on_exec"`
+	OnExit       *ebpf.Program `ebpf:"on_exit"`
+	OnFork       *ebpf.Program `ebpf:"on_fork"`
+	OnLibsLoaded *ebpf.Program `ebpf:"on_libs_loaded"`
+	Sample       *ebpf.Program `ebpf:"sample"`
 }
 
 func (p *SamplerPrograms) Close() error {
@@ -422,6 +428,7 @@ func (p *SamplerPrograms) Close() error {
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
+		p.OnLibsLoaded,
 		p.Sample,
 	)
 }

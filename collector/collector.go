@@ -143,6 +143,10 @@ type Collector struct {
 	unwind   *unwindTables // nil when Unwind is "fp"
 	maxDepth int
 
+	// loaderProbe is where new images are heard of once their libraries
+	// are mapped; empty when not found.
+	loaderProbe loaderProbe
+
 	cancel    context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -256,6 +260,16 @@ func (c *Collector) load() error {
 	if err := spec.Variables["follow_forks"].Set(c.cfg.ForkParent != 0); err != nil {
 		return fmt.Errorf("set follow_forks: %w", err)
 	}
+	if c.cfg.Unwind == UnwindDWARF {
+		probe, err := findLoaderProbe(dynamicLoader)
+		if err != nil {
+			c.log.Info("new processes are unwound from their first sample on, not before", slog.Any("err", err))
+		} else if err := spec.Variables["r_debug_from_probe"].Set(probe.rDebugFromProbe); err != nil {
+			return fmt.Errorf("set r_debug_from_probe: %w", err)
+		} else {
+			c.loaderProbe = probe
+		}
+	}
 	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			return fmt.Errorf("load eBPF programs: %w", ErrNotPermitted)
@@ -292,6 +306,7 @@ func (c *Collector) attach() error {
 		}
 		c.links = append(c.links, l)
 	}
+	c.attachLoaderProbe(c.loaderProbe)
 	var err error
 	if c.ring, err = ringbuf.NewReader(c.objs.Events); err != nil {
 		return fmt.Errorf("open event ring buffer: %w", err)

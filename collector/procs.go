@@ -97,7 +97,14 @@ func (t *processTracker) alive(pid, execSeq uint32) bool {
 
 func (t *processTracker) observeLocked(key ProcessKey, startCode uint64) *trackedProcess {
 	proc, files := t.snapshot(key, startCode)
-	if old := t.procs[key]; old != nil {
+	old := t.procs[key]
+	if old != nil && proc.SnapshotErr != nil && old.snapshot.SnapshotErr == nil {
+		// A re-read that failed (exited, exec'd since) says the image ended;
+		// its earlier mappings still resolve the samples taken before.
+		t.markExitedLocked(old)
+		return old
+	}
+	if old != nil {
 		t.releaseLater(old.files)
 	}
 	tp := &trackedProcess{snapshot: proc, files: files}
@@ -311,6 +318,9 @@ func (t *processTracker) close() {
 // errImageReplaced: the process ran execve before its image could be read.
 var errImageReplaced = errors.New("the process replaced its program (execve) before this image could be read")
 
+// errExited: the process was a zombie (or exiting) when read, its mappings gone.
+var errExited = errors.New("the process exited before its mappings could be read")
+
 // snapshot reads a process image's metadata and executable mappings from
 // /proc and holds its mapped files open. The mappings are read before the
 // start of code in stat, so that a matching startCode proves they belong to
@@ -344,6 +354,12 @@ func (t *processTracker) snapshot(key ProcessKey, startCode uint64) (*Process, [
 		return p, nil
 	}
 	p.Comm, p.StartTicks = st.comm, st.startTicks
+	// A zombie, or a process past exit_mm, shows no mappings and a start of
+	// code of 0: that is no image to symbolize with, and not a kernel thread's.
+	if st.state == 'Z' || st.state == 'X' || (len(bytes.TrimSpace(raw)) == 0 && st.flags&pfKthread == 0) {
+		p.SnapshotErr = fmt.Errorf("process %d: %w", pid, errExited)
+		return p, nil
+	}
 	// stat shows 0 when the code range is hidden; then there is nothing to check.
 	if startCode != 0 && st.startCode != 0 && st.startCode != startCode {
 		p.SnapshotErr = errImageReplaced
@@ -443,9 +459,14 @@ func checkRegular(f *os.File, m *Mapping, matchIdentity bool) error {
 
 type procStat struct {
 	comm       string
+	state      byte   // field 3: 'Z' for a zombie
+	flags      uint64 // field 9: PF_* flags
 	startTicks uint64 // field 22: tells a reused PID apart
 	startCode  uint64 // field 26: where the current image's code starts
 }
+
+// pfKthread is PF_KTHREAD: kernel threads have no mappings, and are alive.
+const pfKthread = 0x00200000
 
 // parseStat reads /proc/PID/stat. comm may hold spaces and parentheses, so
 // fields are counted after the last ')'.
@@ -461,7 +482,11 @@ func parseStat(raw []byte) (procStat, error) {
 	if len(fields) < 24 {
 		return procStat{}, errors.New("malformed stat: too few fields")
 	}
+	st.state = fields[0][0]
 	var err error
+	if st.flags, err = strconv.ParseUint(fields[9-3], 10, 64); err != nil {
+		return procStat{}, fmt.Errorf("malformed stat flags: %w", err)
+	}
 	if st.startTicks, err = strconv.ParseUint(fields[22-3], 10, 64); err != nil {
 		return procStat{}, fmt.Errorf("malformed stat start time: %w", err)
 	}

@@ -1,8 +1,13 @@
 package collector
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -237,5 +242,84 @@ func TestHeldBatchKeepsFilesUntilReleased(t *testing.T) {
 	}
 	if _, err := file.Stat(); err == nil {
 		t.Error("a released file is still open")
+	}
+}
+
+// A zombie's maps are empty and its start of code 0: reading it must say
+// the process exited, not hand out an image with no mappings.
+func TestSnapshotZombie(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start true: %v", err)
+	}
+	defer cmd.Wait()
+	pid := uint32(cmd.Process.Pid)
+	// Not waited for, it stays a zombie once it has exited.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := parseStat(raw); err == nil && st.state == 'Z' {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("child never became a zombie")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tr := newProcessTracker("/proc", 100, nil, nil)
+	defer tr.close()
+	p, files := tr.snapshot(ProcessKey{PID: pid}, 0)
+	if !errors.Is(p.SnapshotErr, errExited) || len(files) != 0 {
+		t.Fatalf("zombie snapshot: err %v, %d files, %d mappings", p.SnapshotErr, len(files), len(p.Mappings))
+	}
+}
+
+// writeFakeProc writes the /proc files snapshot reads for one process.
+func writeFakeProc(t *testing.T, root string, pid uint32, state byte, maps string) {
+	t.Helper()
+	dir := filepath.Join(root, fmt.Sprint(pid))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stat := fmt.Sprintf("%d (burner) %c 1 1 1 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 4242 1000 100 18446744073709551615 0 0 0\n", pid, state)
+	for name, body := range map[string]string{"stat": stat, "maps": maps, "cmdline": "burner\x00"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A batch whose samples leave the known mappings reads them again; when the
+// process has become a zombie meanwhile, the good snapshot must stay, or
+// every frame of the batch would be "in no mapping".
+func TestRefreshKeepsMappingsOfZombie(t *testing.T) {
+	root := t.TempDir()
+	const pid = 4242
+	writeFakeProc(t, root, pid, 'R', "400000-401000 r-xp 00000000 fd:01 77 /usr/bin/burner\n")
+	tr := newProcessTracker(root, 100, nil, nil)
+	defer tr.close()
+	key := ProcessKey{PID: pid, ExecSeq: 1}
+	if p := tr.observe(key, 0); p.SnapshotErr != nil || len(p.Mappings) != 1 {
+		t.Fatalf("first snapshot: %+v", p)
+	}
+	for _, state := range []byte{'Z', 'R'} { // a zombie, then one past exit_mm
+		writeFakeProc(t, root, pid, state, "")
+		samples := []Sample{
+			{PID: pid, TID: pid, ExecSeq: 1, Count: 1, User: []uint64{0x400100}},
+			{PID: pid, TID: pid, ExecSeq: 1, Count: 1, User: []uint64{0x7f0000001000, 0x400200}},
+		}
+		procs, _ := tr.processesFor(samples, false)
+		p := procs[key]
+		if p == nil || len(p.Mappings) != 1 || p.FindMapping(0x400200) == nil {
+			t.Fatalf("state %c: snapshot after the refresh: %+v", state, p)
+		}
+		if !p.Exited {
+			t.Errorf("state %c: the re-read found the process gone, but it is not marked exited", state)
+		}
+		tr.procs[key].exitedAt = 0 // alive again for the next round
+		tr.procs[key].snapshot.Exited = false
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -87,7 +88,8 @@ type installedProc struct {
 	keys      []bpf.SamplerRangeKey
 	tables    []string
 	installed time.Time
-	refreshes int // mapping re-reads asked for so far
+	refreshes int    // mapping re-reads asked for so far
+	seq       uint64 // of the snapshot installed
 }
 
 // unwindTables loads unwind tables and per-process ranges into the sampler's
@@ -119,10 +121,17 @@ type unwindTables struct {
 	// drain so that a sample walking them now finishes first.
 	freeing []shard
 	stats   UnwindTableStats
-	queue   chan *Process
+	// queue holds snapshots to install, builds those that need a table
+	// built first.
+	queue, builds chan queuedInstall
+	snapshotSeq   atomic.Uint64
 	// vdso is the kernel's vDSO image, the same in every process; it has
 	// no file to open, so it is read once from this process's memory.
 	vdso []byte
+	// fileIDs are the files identified so far, and buildFailed the IDs
+	// whose table could not be built: neither is redone per process.
+	fileIDs     fileIDs
+	buildFailed map[string]bool
 }
 
 // UnwindTableStats describe the loaded unwind tables at a drain.
@@ -172,8 +181,9 @@ func newUnwindTables(objs *bpf.SamplerObjects, capacityWords uint32, cacheDir st
 		ruleIDs:   make(map[unwind.Rule]uint16),
 		tables:    make(map[string]*loadedTable),
 		installs:  make(map[uint32]*installedProc),
-		queue:     make(chan *Process, installQueue),
 	}
+	u.queue, u.builds = make(chan queuedInstall, installQueue), make(chan queuedInstall, installQueue)
+	u.buildFailed = make(map[string]bool)
 	u.stats.WordCapacity = uint64(capacityWords)
 	u.stats.RowCapacity = u.stats.WordCapacity
 	// Rule 0 is a gap: what a walk reads from a chunk dropped under it.
@@ -200,13 +210,24 @@ func newUnwindTables(objs *bpf.SamplerObjects, capacityWords uint32, cacheDir st
 // processes keep the kernel's frame-pointer walk until their next execve.
 const installQueue = 4096
 
-// enqueue hands a snapshot to the installer goroutine.
+// queuedInstall is a snapshot waiting for its ranges; seq orders the
+// snapshots, so that an older one installed late does not undo a newer one.
+type queuedInstall struct {
+	p   *Process
+	seq uint64
+}
+
+// enqueue hands a snapshot to the installer goroutines.
 func (u *unwindTables) enqueue(p *Process) {
 	if p == nil || p.SnapshotErr != nil {
 		return
 	}
+	u.send(u.queue, queuedInstall{p, u.snapshotSeq.Add(1)})
+}
+
+func (u *unwindTables) send(queue chan queuedInstall, q queuedInstall) {
 	select {
-	case u.queue <- p:
+	case queue <- q:
 	default:
 		u.mu.Lock()
 		u.stats.InstallsDropped++
@@ -215,14 +236,29 @@ func (u *unwindTables) enqueue(p *Process) {
 }
 
 // run installs queued processes until ctx ends, skipping those gone by then.
+// Processes whose tables are all loaded get their ranges at once; those
+// that need a table built wait in a second queue, so that a new large
+// program (a compiler on a build host) does not hold up every short-lived
+// process behind it.
 func (u *unwindTables) run(ctx context.Context, alive func(pid, execSeq uint32) bool) {
+	var builder sync.WaitGroup
+	builder.Add(1)
+	go func() {
+		defer builder.Done()
+		u.drainQueue(ctx, u.builds, alive, true)
+	}()
+	u.drainQueue(ctx, u.queue, alive, false)
+	builder.Wait()
+}
+
+func (u *unwindTables) drainQueue(ctx context.Context, queue chan queuedInstall, alive func(pid, execSeq uint32) bool, mayBuild bool) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case p := <-u.queue:
-			if alive(p.PID, p.ExecSeq) {
-				u.install(p, alive)
+		case q := <-queue:
+			if alive(q.p.PID, q.p.ExecSeq) && !u.installFrom(q, alive, mayBuild) {
+				u.send(u.builds, q)
 			}
 		}
 	}
@@ -231,8 +267,16 @@ func (u *unwindTables) run(ctx context.Context, alive func(pid, execSeq uint32) 
 // install gives a process image its ranges, loading the tables of its files
 // as needed. Called again for the same image (new mappings), it replaces them.
 func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool) {
+	u.installFrom(queuedInstall{p, u.snapshotSeq.Add(1)}, alive, true)
+}
+
+// installFrom is install for a queued snapshot. Unless mayBuild, it stops
+// at the first table that would have to be built, having changed nothing,
+// and returns false.
+func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint32) bool, mayBuild bool) bool {
+	p := q.p
 	if p == nil || p.SnapshotErr != nil || p.Exited {
-		return
+		return true
 	}
 	start := time.Now()
 	defer func() {
@@ -249,17 +293,25 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 	for i := range p.Mappings {
 		m := &p.Mappings[i]
 		var file io.ReaderAt = m.File
+		var ident identified
 		if m.File == nil {
 			if m.Path != "[vdso]" || u.vdso == nil {
 				continue
 			}
 			file = bytes.NewReader(u.vdso)
+			ident = u.fileIDs.identifyVDSO(file)
+		} else {
+			ident = u.fileIDs.identifyFile(m.File)
 		}
-		id, loads, cfiBytes, err := identify(file)
-		if err != nil {
+		if ident.err != nil {
 			continue // not ELF: nothing to unwind with
 		}
+		id, loads, cfiBytes := ident.id, ident.loads, ident.cfiBytes
 		u.mu.Lock()
+		if u.buildFailed[id] {
+			u.mu.Unlock()
+			continue // tried once: the file will not give a table
+		}
 		known := u.tables[id] != nil
 		hopeless := !known && cfiBytes/minCFIBytesPerRow > uint64(u.alloc.largest())
 		if hopeless {
@@ -272,11 +324,18 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 		if hopeless {
 			u.log.Info("unwind table does not fit", slog.String("file", m.Path), slog.Uint64("cfi_bytes", cfiBytes))
 		}
+		if !known && !hopeless && !mayBuild {
+			return false
+		}
 		if !known && !hopeless {
 			tbl, err := u.buildOrLoad(id, file)
 			if err != nil {
 				u.mu.Lock()
 				u.stats.BuildErrors++
+				if len(u.buildFailed) >= maxFileIDs {
+					clear(u.buildFailed)
+				}
+				u.buildFailed[id] = true
 				u.mu.Unlock()
 				u.log.Debug("no unwind table", slog.String("path", m.Path), slog.Any("err", err))
 				continue
@@ -290,7 +349,10 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	old := u.installs[p.PID]
-	next := &installedProc{execSeq: p.ExecSeq, installed: time.Now()}
+	if old != nil && old.execSeq == p.ExecSeq && old.seq > q.seq {
+		return true // a newer snapshot of this image is in already
+	}
+	next := &installedProc{execSeq: p.ExecSeq, installed: time.Now(), seq: q.seq}
 	if old != nil && old.execSeq == p.ExecSeq {
 		next.refreshes = old.refreshes
 	}
@@ -369,6 +431,7 @@ func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool)
 	if !alive(p.PID, p.ExecSeq) {
 		u.removeLocked(p.PID)
 	}
+	return true
 }
 
 // retain drops the ranges of processes alive says are gone (an exit

@@ -1,0 +1,200 @@
+package collector
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// shortLivedRun is what TestShortLivedUnwound measured.
+type shortLivedRun struct {
+	started          int
+	latencies        []time.Duration // exec to ranges installed, of those installed
+	samples, unwound uint64          // by Ember's unwinder, complete
+	kernelFP, cut    uint64          // walked by the kernel (tables not in); unwound but cut
+	beforeExec       uint64          // of the child before its execve, left out
+}
+
+// Programs that live 300 ms must be unwound from their first samples: their
+// tables are ready by then. Five start a second; EMBER_SHORTLIVED_SECONDS
+// sets how many seconds (default 6) for a longer measurement.
+func TestShortLivedUnwound(t *testing.T) {
+	burst, _ := filepath.Abs("../testdata/unwind/burst")
+	secs := 6
+	if s, err := strconv.Atoi(os.Getenv("EMBER_SHORTLIVED_SECONDS")); err == nil && s > 0 {
+		secs = s
+	}
+	c := newCollector(t, Config{})
+	// The interpreter itself, not a launcher script (pyenv's shims exec
+	// through several shells).
+	python := "python3"
+	if out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output(); err == nil {
+		python = strings.TrimSpace(string(out))
+	}
+	programs := []struct {
+		name string
+		argv func(ms int) []string
+	}{
+		{"c", func(ms int) []string { return []string{burst, strconv.Itoa(ms)} }},
+		{"python", func(ms int) []string {
+			return []string{python, "-c", "import time\ne = time.process_time() + " + strconv.Itoa(ms) + "/1000\nwhile time.process_time() < e: pass"}
+		}},
+	}
+	for _, prog := range programs {
+		t.Run(prog.name, func(t *testing.T) {
+			if _, err := exec.LookPath(prog.argv(0)[0]); err != nil {
+				t.Skip(err)
+			}
+			// Warm: the first start builds the tables of the program and
+			// its libraries, which later starts share (the daemon keeps
+			// them on disk); the measure is of the starts after that.
+			warm := prog.argv(60000)
+			cmd := exec.Command(warm[0], warm[1:]...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			go func() { cmd.Wait(); close(exited) }()
+			_, ok := waitInstalled(c, uint32(cmd.Process.Pid), time.Now(), exited)
+			cmd.Process.Kill()
+			<-exited
+			if !ok {
+				t.Fatal("the warm-up process exited before its tables were in")
+			}
+			run := measureShortLived(t, c, prog.argv(300), secs)
+			slices.Sort(run.latencies)
+			pct := func(q float64) time.Duration {
+				if len(run.latencies) == 0 {
+					return 0
+				}
+				return run.latencies[int(q*float64(len(run.latencies)-1))]
+			}
+			share := func(n uint64) float64 { return 100 * float64(n) / float64(max(run.samples, 1)) }
+			t.Logf("%d starts, %d installed; exec to ranges installed: p50 %v, p90 %v, max %v", run.started, len(run.latencies), pct(0.5), pct(0.9), pct(1))
+			t.Logf("%d samples: %.2f%% unwound complete, %.2f%% walked by the kernel (truncated), %.2f%% unwound but cut (and %d before the execve, left out)",
+				run.samples, share(run.unwound), share(run.kernelFP), share(run.cut), run.beforeExec)
+			if run.samples < 50 {
+				t.Skipf("only %d samples of the short-lived programs: the machine starved them", run.samples)
+			}
+			if run.kernelFP*10 > run.samples {
+				t.Errorf("%.2f%% of the samples were taken before the tables were in (want at most 10%%)", share(run.kernelFP))
+			}
+		})
+	}
+}
+
+func measureShortLived(t *testing.T, c *Collector, argv []string, secs int) shortLivedRun {
+	var (
+		mu      sync.Mutex
+		run     shortLivedRun
+		pids    = map[uint32]bool{}
+		wg      sync.WaitGroup
+		stop    = make(chan struct{})
+		drained = make(chan struct{})
+	)
+	self := filepath.Base(os.Args[0])
+	if len(self) > 15 {
+		self = self[:15] // comm's length
+	}
+	tally := func(b *Batch) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range b.Samples {
+			if !pids[s.PID] || s.UserLost != LostNone {
+				continue
+			}
+			if s.Comm == self {
+				// The forked test binary before its execve: not the program.
+				run.beforeExec += s.Count
+				continue
+			}
+			run.samples += s.Count
+			switch {
+			case s.UserSource != SourceUnwinder:
+				run.kernelFP += s.Count
+			case s.UserTruncated:
+				run.cut += s.Count
+			default:
+				run.unwound += s.Count
+			}
+		}
+	}
+	go func() {
+		defer close(drained)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			b, err := c.Drain()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			tally(b)
+		}
+	}()
+	tick := time.NewTicker(200 * time.Millisecond)
+	for range secs * 5 {
+		<-tick.C
+		cmd := exec.Command(argv[0], argv[1:]...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		execed := time.Now()
+		pid := uint32(cmd.Process.Pid)
+		mu.Lock()
+		pids[pid] = true
+		run.started++
+		mu.Unlock()
+		wg.Add(2)
+		exited := make(chan struct{})
+		go func() { defer wg.Done(); cmd.Wait(); close(exited) }()
+		go func() {
+			defer wg.Done()
+			if d, ok := waitInstalled(c, pid, execed, exited); ok {
+				mu.Lock()
+				run.latencies = append(run.latencies, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	tick.Stop()
+	wg.Wait()
+	time.Sleep(1500 * time.Millisecond) // the last samples reach a drain
+	close(stop)
+	<-drained
+	b, err := c.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tally(b)
+	return run
+}
+
+// waitInstalled polls until pid has ranges, and says how long after
+// execed, or gives up when it exits first.
+func waitInstalled(c *Collector, pid uint32, execed time.Time, exited <-chan struct{}) (time.Duration, bool) {
+	for {
+		c.unwind.mu.Lock()
+		in := c.unwind.installs[pid]
+		c.unwind.mu.Unlock()
+		if in != nil {
+			return time.Since(execed), true
+		}
+		select {
+		case <-exited:
+			return 0, false
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
+}
