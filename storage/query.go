@@ -73,7 +73,7 @@ func (s *Store) maxLevel() int {
 }
 
 func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record)) (period int64, err error) {
-	want := s.labelSetFilter(sel, visitLabelSet)
+	want := s.labelSetFilter(txn, sel, visitLabelSet)
 	for i, pb := range planned {
 		if i%8 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -92,7 +92,7 @@ func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plan
 // mergePlanned reads blocks and merges their records (of the label sets
 // that sel matches), sorted by (label set, stack).
 func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector) (recs []record, period int64, err error) {
-	want := s.labelSetFilter(sel, nil)
+	want := s.labelSetFilter(txn, sel, nil)
 	var block, merged []record
 	for _, pb := range planned {
 		if err := ctx.Err(); err != nil {
@@ -122,14 +122,23 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 
 // labelSetFilter returns a function that says whether a label set matches
 // sel, evaluating each label set once, and calls visitLabelSet (if not nil)
-// the first time it sees one that matches.
-func (s *Store) labelSetFilter(sel Selector, visitLabelSet func(uint32)) func(uint32) bool {
+// the first time it sees one that matches. The empty selector matches
+// every label set without reading it.
+func (s *Store) labelSetFilter(txn *badger.Txn, sel Selector, visitLabelSet func(uint32)) func(uint32) bool {
+	if len(sel.matchers) == 0 && visitLabelSet == nil {
+		return func(uint32) bool { return true }
+	}
 	matched := make(map[uint32]bool)
 	return func(id uint32) bool {
 		ok, seen := matched[id]
 		if !seen {
-			ls, known := s.dict.labelSets.get(id)
-			ok = known && sel.matchesLabels(ls)
+			ok = len(sel.matchers) == 0
+			if !ok {
+				_ = s.dict.fetch(txn, kindLabelSet, []uint32{id}, func(_ uint32, enc string) {
+					ls, err := decodeLabelSet([]byte(enc))
+					ok = err == nil && sel.matchesLabels(ls)
+				}) // an unreadable label set matches nothing
+			}
 			matched[id] = ok
 			if ok && visitLabelSet != nil {
 				visitLabelSet(id)
@@ -162,7 +171,7 @@ func (s *Store) Query(ctx context.Context, q ProfileQuery) (*profile.Profile, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return s.buildProfile(recs, period, q.From, q.To, true)
+	return s.buildProfile(txn, recs, period, q.From, q.To, true)
 }
 
 // StackProfile is Query without sample labels: one sample per distinct
@@ -211,12 +220,12 @@ func (s *Store) StackProfile(ctx context.Context, q ProfileQuery) (*profile.Prof
 	for i, id := range seen {
 		recs[i] = record{stack: id, count: sums[id].count, cpuNanos: sums[id].cpuNanos}
 	}
-	return s.buildProfile(recs, period, q.From, q.To, false)
+	return s.buildProfile(txn, recs, period, q.From, q.To, false)
 }
 
 // buildProfile turns records into a pprof profile, creating each location,
 // function and mapping once.
-func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, withLabels bool) (*profile.Profile, error) {
+func (s *Store) buildProfile(txn *badger.Txn, recs []record, period int64, from, to time.Time, withLabels bool) (*profile.Profile, error) {
 	p := &profile.Profile{
 		SampleType: []*profile.ValueType{
 			{Type: "samples", Unit: "count"},
@@ -227,7 +236,10 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, wi
 		TimeNanos:     from.UnixNano(),
 		DurationNanos: to.Sub(from).Nanoseconds(),
 	}
-	b := s.newProfileBuilder(p)
+	b, err := s.newProfileBuilder(txn, p, recs, withLabels)
+	if err != nil {
+		return nil, err
+	}
 	// One allocation each for samples and values; samples of the same
 	// stack share its location slice (pprof does not modify them).
 	p.Sample = make([]*profile.Sample, len(recs))
@@ -239,7 +251,7 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, wi
 		locs, ok := stacks[r.stack]
 		if !ok {
 			var err error
-			enc, known := s.dict.stacks.get(r.stack)
+			enc, known := b.dict.stacks[r.stack]
 			if !known {
 				return nil, fmt.Errorf("storage: unknown stack %d", r.stack)
 			}
@@ -268,19 +280,25 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, wi
 	return p, nil
 }
 
-func (s *Store) newProfileBuilder(p *profile.Profile) profileBuilder {
+// newProfileBuilder reads the dictionary entries that records need.
+func (s *Store) newProfileBuilder(txn *badger.Txn, p *profile.Profile, recs []record, withLabels bool) (profileBuilder, error) {
+	stacks, labelSets := recordIDs(recs, withLabels)
+	qd, err := s.loadQueryDict(txn, stacks, labelSets)
+	if err != nil {
+		return profileBuilder{}, fmt.Errorf("storage: read dictionary: %w", err)
+	}
 	return profileBuilder{
-		s: s, p: p,
+		dict: qd, p: p,
 		locations: make([]*profile.Location, s.dict.locations.last+1),
 		functions: make([]*profile.Function, s.dict.functions.last+1),
 		mappings:  make(map[uint32]*profile.Mapping),
 		labels:    make(map[uint32]sampleLabels),
-	}
+	}, nil
 }
 
 type profileBuilder struct {
-	s *Store
-	p *profile.Profile
+	dict *queryDict
+	p    *profile.Profile
 	// locations and functions are indexed by dictionary id: a query looks
 	// them up per frame of every stack, and map probes were a third of a
 	// 1-hour query's profile building.
@@ -302,7 +320,7 @@ func (b *profileBuilder) sampleLabels(id uint32) sampleLabels {
 		return l
 	}
 	l := sampleLabels{str: make(map[string][]string)}
-	ls, _ := b.s.dict.labelSets.get(id)
+	ls := b.dict.labelSets[id]
 	for _, pair := range ls {
 		if pair.name == "pid" {
 			if pid, err := strconv.ParseInt(pair.value, 10, 64); err == nil {
@@ -320,14 +338,11 @@ func (b *profileBuilder) location(id uint32) (*profile.Location, error) {
 	if int(id) < len(b.locations) && b.locations[id] != nil {
 		return b.locations[id], nil
 	}
-	enc, ok := b.s.dict.locations.get(id)
+	l, ok := b.dict.locations[id]
 	if !ok {
-		return nil, fmt.Errorf("storage: unknown location %d", id)
+		return nil, fmt.Errorf("storage: unknown or unreadable location %d", id)
 	}
-	l, err := decodeLocation(enc)
-	if err != nil {
-		return nil, fmt.Errorf("storage: location %d: %w", id, err)
-	}
+	var err error
 	loc := &profile.Location{ID: uint64(len(b.p.Location) + 1), Address: l.address, IsFolded: l.folded}
 	if l.mappingID != 0 {
 		m, err := b.mapping(l.mappingID)
@@ -356,7 +371,7 @@ func (b *profileBuilder) function(id uint32) (*profile.Function, error) {
 	if int(id) < len(b.functions) && b.functions[id] != nil {
 		return b.functions[id], nil
 	}
-	f, ok := b.s.dict.functions.get(id)
+	f, ok := b.dict.functions[id]
 	if !ok {
 		return nil, fmt.Errorf("storage: unknown function %d", id)
 	}
@@ -370,7 +385,7 @@ func (b *profileBuilder) mapping(id uint32) (*profile.Mapping, error) {
 	if m, ok := b.mappings[id]; ok {
 		return m, nil
 	}
-	sm, ok := b.s.dict.mappings.get(id)
+	sm, ok := b.dict.mappings[id]
 	if !ok {
 		return nil, fmt.Errorf("storage: unknown mapping %d", id)
 	}
