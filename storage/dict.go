@@ -348,6 +348,24 @@ func (d *dictionary) labelSet(ls labelSet) uint32 {
 	return d.add(kindLabelSet, enc, enc)
 }
 
+// DictionaryStats describe the dictionary: entries on disk, and the memory
+// that holds the recently used ones, within BudgetBytes.
+type DictionaryStats struct {
+	Stacks, LabelSets                 int
+	MemoryBytes, BudgetBytes          int64
+	CacheHits, CacheMisses, Evictions uint64
+}
+
+// stats are the dictionary's figures. The caller holds the store's lock.
+func (d *dictionary) stats() DictionaryStats {
+	c := d.cache.stats()
+	return DictionaryStats{
+		Stacks: d.stacks.count, LabelSets: d.labelSets.count,
+		MemoryBytes: d.memoryBytes(), BudgetBytes: c.budget + int64(d.used.max)*usedMemoEntryBytes,
+		CacheHits: c.hits, CacheMisses: c.misses, Evictions: c.evictions,
+	}
+}
+
 // memoryBytes is the dictionary's heap use as the cache and the used-id
 // memo count it.
 func (d *dictionary) memoryBytes() int64 {

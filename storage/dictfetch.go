@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -12,7 +13,9 @@ import (
 // exists, from the cache or else the disk. Misses are read with one
 // iterator in id order: the ids of a result are mostly runs of neighbours,
 // which the iterator reaches with Next instead of a lookup each. What comes
-// from disk enters the cache unreferenced, first to leave again.
+// from disk enters the cache unreferenced, first to leave again, unless it
+// would fill much of it: a day-long query would only push out what appends
+// use, and pay for the inserts.
 func (d *dictionary) fetch(txn *badger.Txn, kind byte, ids []uint32, fn func(id uint32, enc string)) error {
 	var misses []uint32
 	type hit struct {
@@ -65,8 +68,13 @@ func (d *dictionary) fetch(txn *badger.Txn, kind byte, ids []uint32, fn func(id 
 			it.Next()
 		}
 	}
+	var readBytes int64
 	for _, h := range read {
 		fn(h.id, h.enc)
+		readBytes += int64(len(h.enc)) + cacheSlotOverhead
+	}
+	if readBytes > d.cache.budget/4 {
+		return nil
 	}
 	d.cache.mu.Lock()
 	defer d.cache.mu.Unlock()
@@ -75,6 +83,31 @@ func (d *dictionary) fetch(txn *badger.Txn, kind byte, ids []uint32, fn func(id 
 		if err == nil {
 			d.cache.addLocked(kind, h.id, h.enc, key, false)
 		}
+	}
+	return nil
+}
+
+// readAhead calls fn with the encoding of the entry id and of up to n-1
+// entries of the same kind after it, in id order, without caching them:
+// the label sets a query meets are read in runs this way, where a lookup
+// each cost a few microseconds.
+func (d *dictionary) readAhead(txn *badger.Txn, kind byte, id uint32, n int, fn func(id uint32, enc string)) error {
+	if enc, ok := d.cache.get(kind, id); ok {
+		fn(id, enc)
+		return nil
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDict, kind}, PrefetchValues: false})
+	defer it.Close()
+	for it.Seek(dictKey(kind, id)); it.Valid() && n > 0; it.Next() {
+		item := it.Item()
+		err := item.Value(func(v []byte) error {
+			fn(binary.BigEndian.Uint32(item.Key()[2:]), string(v))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read dictionary entry %x: %w", item.Key(), err)
+		}
+		n--
 	}
 	return nil
 }

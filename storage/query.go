@@ -123,30 +123,42 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 // labelSetFilter returns a function that says whether a label set matches
 // sel, evaluating each label set once, and calls visitLabelSet (if not nil)
 // the first time it sees one that matches. The empty selector matches
-// every label set without reading it.
+// every label set without reading it; others read label sets in runs of
+// neighbouring ids (see readAhead).
 func (s *Store) labelSetFilter(txn *badger.Txn, sel Selector, visitLabelSet func(uint32)) func(uint32) bool {
 	if len(sel.matchers) == 0 && visitLabelSet == nil {
 		return func(uint32) bool { return true }
 	}
-	matched := make(map[uint32]bool)
+	type state struct{ matches, seen bool }
+	evaluated := make(map[uint32]state)
 	return func(id uint32) bool {
-		ok, seen := matched[id]
-		if !seen {
-			ok = len(sel.matchers) == 0
-			if !ok {
-				_ = s.dict.fetch(txn, kindLabelSet, []uint32{id}, func(_ uint32, enc string) {
-					ls, err := decodeLabelSet([]byte(enc))
-					ok = err == nil && sel.matchesLabels(ls)
+		st, ok := evaluated[id]
+		if st.seen {
+			return st.matches
+		}
+		if !ok {
+			st.matches = len(sel.matchers) == 0
+			if !st.matches {
+				_ = s.dict.readAhead(txn, kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
+					if _, done := evaluated[lid]; !done {
+						ls, err := decodeLabelSet([]byte(enc))
+						evaluated[lid] = state{matches: err == nil && sel.matchesLabels(ls)}
+					}
 				}) // an unreadable label set matches nothing
-			}
-			matched[id] = ok
-			if ok && visitLabelSet != nil {
-				visitLabelSet(id)
+				st = evaluated[id]
 			}
 		}
-		return ok
+		st.seen = true
+		evaluated[id] = st
+		if st.matches && visitLabelSet != nil {
+			visitLabelSet(id)
+		}
+		return st.matches
 	}
 }
+
+// labelSetReadAhead is how many label sets a selector reads at a time.
+const labelSetReadAhead = 256
 
 // Query returns the merged profile of the samples in [From, To) matching
 // the selector: a valid pprof profile with sample types samples/count and

@@ -103,6 +103,7 @@ type Stats struct {
 	DiskBytes                                                         int64
 	SamplesWritten, IntervalsWritten, WriteErrors, DiskFullRejections uint64
 	OldestData, NewestData                                            time.Time
+	Dictionary                                                        DictionaryStats
 }
 
 // Open opens or creates a store. A directory that is not an Ember store
@@ -352,6 +353,7 @@ func (s *Store) Stats() Stats {
 		DiskFullRejections: s.diskFullRejections.Load(),
 	}
 	s.mu.RLock()
+	st.Dictionary = s.dict.stats()
 	defer s.mu.RUnlock()
 	oldest, newest := int64(0), int64(0)
 	for level := range numLevels {
