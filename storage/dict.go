@@ -59,8 +59,10 @@ func (m mapping) key() mappingKey {
 	return mappingKey{size: m.limit - m.start, offset: m.offset, file: m.file, buildID: m.buildID}
 }
 
-func (k mappingKey) encode() []byte {
-	b := binary.AppendUvarint(nil, k.size)
+func (k mappingKey) encode() []byte { return k.appendTo(nil) }
+
+func (k mappingKey) appendTo(b []byte) []byte {
+	b = binary.AppendUvarint(b, k.size)
 	b = binary.AppendUvarint(b, k.offset)
 	b = appendString(b, k.file)
 	return appendString(b, k.buildID)
@@ -92,13 +94,12 @@ func (ls labelSet) get(name string) string {
 	return ""
 }
 
-func (ls labelSet) encode() string {
-	var b []byte
+func (ls labelSet) appendTo(b []byte) []byte {
 	for _, p := range ls {
 		b = appendString(b, p.name)
 		b = appendString(b, p.value)
 	}
-	return string(b)
+	return b
 }
 
 func decodeLabelSet(b []byte) (labelSet, error) {
@@ -133,6 +134,7 @@ type dictionary struct {
 	err          error       // the first failed read since the last mark
 	used         usedMemo
 	keyBuf       []byte
+	encBuf       []byte // an entry encoded for lookup; copied when added
 }
 
 // dictTable is one kind of entry.
@@ -305,23 +307,24 @@ func (d *dictionary) add(kind byte, value, key []byte) uint32 {
 }
 
 func (d *dictionary) function(f function) uint32 {
-	enc := encodeFunction(f)
-	if id, _, ok := d.find(kindFunction, enc); ok {
+	d.encBuf = appendFunction(d.encBuf[:0], f)
+	if id, _, ok := d.find(kindFunction, d.encBuf); ok {
 		return id
 	}
+	enc := []byte(string(d.encBuf))
 	return d.add(kindFunction, enc, enc)
 }
 
 // mapping returns the id of m's pprof identity; the first mapping seen with
 // that identity sets the start address that query results show.
 func (d *dictionary) mapping(m mapping) (uint32, mapping) {
-	key := m.key().encode()
-	if id, enc, ok := d.find(kindMapping, key); ok {
+	d.encBuf = m.key().appendTo(d.encBuf[:0])
+	if id, enc, ok := d.find(kindMapping, d.encBuf); ok {
 		if stored, err := decodeMapping([]byte(enc)); err == nil {
 			return id, stored
 		}
 	}
-	return d.add(kindMapping, encodeMapping(m), key), m
+	return d.add(kindMapping, encodeMapping(m), []byte(string(d.encBuf))), m
 }
 
 func (d *dictionary) location(enc []byte) uint32 {
@@ -341,10 +344,11 @@ func (d *dictionary) stack(enc []byte) uint32 {
 }
 
 func (d *dictionary) labelSet(ls labelSet) uint32 {
-	enc := []byte(ls.encode())
-	if id, _, ok := d.find(kindLabelSet, enc); ok {
+	d.encBuf = ls.appendTo(d.encBuf[:0])
+	if id, _, ok := d.find(kindLabelSet, d.encBuf); ok {
 		return id
 	}
+	enc := []byte(string(d.encBuf))
 	return d.add(kindLabelSet, enc, enc)
 }
 
@@ -372,8 +376,8 @@ func (d *dictionary) memoryBytes() int64 {
 	return d.cache.stats().bytes + int64(len(d.used.ids))*usedMemoEntryBytes
 }
 
-func encodeFunction(f function) []byte {
-	b := appendString(nil, f.name)
+func appendFunction(b []byte, f function) []byte {
+	b = appendString(b, f.name)
 	b = appendString(b, f.systemName)
 	b = appendString(b, f.filename)
 	return binary.AppendVarint(b, f.startLine)
