@@ -126,15 +126,13 @@ type dictionary struct {
 	labelSets dictTable[labelSet]
 
 	// pending holds entries added since the last mark, to be written with
-	// the block that first uses them; pendingByKey finds them by kind and
-	// value key.
-	pending      []dictEntry
-	pendingByKey map[string]int
-	txn          *badger.Txn // reads of the append in progress
-	err          error       // the first failed read since the last mark
-	used         usedMemo
-	keyBuf       []byte
-	encBuf       []byte // an entry encoded for lookup; copied when added
+	// the block that first uses them. They are pinned in the cache until
+	// then, where lookups find them.
+	pending []dictEntry
+	txn     *badger.Txn // reads of the append in progress
+	err     error       // the first failed read since the last mark
+	used    usedMemo
+	encBuf  []byte // an entry encoded for lookup; copied when added
 }
 
 // dictTable is one kind of entry.
@@ -182,7 +180,7 @@ const defaultDictionaryCacheBytes = 32 << 20
 // newDictionary makes an empty dictionary; load gives it the database and
 // its budget.
 func newDictionary() *dictionary {
-	d := &dictionary{pendingByKey: make(map[string]int)}
+	d := &dictionary{}
 	d.functions = dictTable[function]{d: d, kind: kindFunction, decode: func(s string) (function, error) { return decodeFunction([]byte(s)) }}
 	d.mappings = dictTable[mapping]{d: d, kind: kindMapping, decode: func(s string) (mapping, error) { return decodeMapping([]byte(s)) }}
 	d.locations = dictTable[string]{d: d, kind: kindLocation, decode: func(s string) (string, error) { return s, nil }}
@@ -248,20 +246,22 @@ func (d *dictionary) rollback(m dictMark) {
 		last, count := d.counters(k)
 		*last, *count = m.last[i], m.count[i]
 	}
+	for _, e := range d.pending {
+		d.cache.remove(e.kind, e.id)
+	}
 	d.discardPending()
 }
 
-// committed moves the entries written with a block into the cache.
+// committed unpins the entries written with a block.
 func (d *dictionary) committed() {
 	for _, e := range d.pending {
-		d.cache.add(e.kind, e.id, string(e.value), e.key, true)
+		d.cache.unpin(e.kind, e.id)
 	}
 	d.discardPending()
 }
 
 func (d *dictionary) discardPending() {
 	d.pending = d.pending[:0]
-	clear(d.pendingByKey)
 	if d.txn != nil {
 		d.txn.Discard()
 		d.txn = nil
@@ -269,13 +269,9 @@ func (d *dictionary) discardPending() {
 	d.err = nil
 }
 
-// find returns the id and encoding of the entry with a value key: pending,
-// cached, or on disk.
+// find returns the id and encoding of the entry with a value key: cached
+// (pending ones are), or on disk.
 func (d *dictionary) find(kind byte, key []byte) (uint32, string, bool) {
-	d.keyBuf = append(append(d.keyBuf[:0], kind), key...)
-	if i, ok := d.pendingByKey[string(d.keyBuf)]; ok {
-		return d.pending[i].id, string(d.pending[i].value), true
-	}
 	if id, value, ok := d.cache.lookup(kind, key); ok {
 		return id, value, true
 	}
@@ -301,8 +297,8 @@ func (d *dictionary) add(kind byte, value, key []byte) uint32 {
 	*last++
 	*count++
 	e := dictEntry{kind: kind, id: *last, value: value, key: key}
-	d.pendingByKey[string(kind)+string(key)] = len(d.pending)
 	d.pending = append(d.pending, e)
+	d.cache.addPinned(kind, e.id, string(value), key)
 	return e.id
 }
 

@@ -11,15 +11,16 @@ import "sync"
 // It has its own lock: queries share the store's lock for reading and
 // still fill the cache.
 type entryCache struct {
-	mu      sync.Mutex
-	budget  int64
-	bytes   int64
-	byID    map[entryID]int32 // slot
-	byValue map[string]int32  // slot, by kind + value key
+	mu     sync.Mutex
+	budget int64
+	bytes  int64
+	// Maps per kind, from id and from value key (see valueKey) to slot:
+	// smaller maps than one for all kinds, and faster to probe.
+	byID    [numKinds]map[uint32]int32
+	byValue [numKinds]map[string]int32
 	slots   []cacheSlot
 	free    []int32
 	hand    int
-	scratch []byte
 
 	hits, misses, evictions uint64
 }
@@ -31,10 +32,11 @@ type entryID struct {
 
 type cacheSlot struct {
 	entryID
-	value string // the encoded entry
-	key   string // kind + value key (see valueKey)
-	ref   bool
-	live  bool
+	value  string // the encoded entry
+	key    string // its value key: the same string but for mappings
+	ref    bool
+	live   bool
+	pinned bool // not yet on disk: never evicted
 }
 
 // cacheSlotOverhead approximates what an entry costs besides its strings:
@@ -42,15 +44,38 @@ type cacheSlot struct {
 const cacheSlotOverhead = 120
 
 func (c *cacheSlot) size() int64 {
-	n := int64(len(c.key)) + cacheSlotOverhead
-	if len(c.value)+1 != len(c.key) || c.key[1:] != c.value {
-		n += int64(len(c.value)) // not shared with the key
+	n := int64(len(c.value)) + cacheSlotOverhead
+	if c.kind == kindMapping {
+		n += int64(len(c.key))
 	}
 	return n
 }
 
+const numKinds = 5
+
+// kindIndex numbers the kinds from 0.
+func kindIndex(kind byte) int {
+	switch kind {
+	case kindFunction:
+		return 0
+	case kindMapping:
+		return 1
+	case kindLocation:
+		return 2
+	case kindStack:
+		return 3
+	default:
+		return 4
+	}
+}
+
 func newEntryCache(budget int64) *entryCache {
-	return &entryCache{budget: budget, byID: make(map[entryID]int32), byValue: make(map[string]int32)}
+	c := &entryCache{budget: budget}
+	for i := range numKinds {
+		c.byID[i] = make(map[uint32]int32)
+		c.byValue[i] = make(map[string]int32)
+	}
+	return c
 }
 
 // get returns the encoded entry of an id.
@@ -61,7 +86,7 @@ func (c *entryCache) get(kind byte, id uint32) (string, bool) {
 }
 
 func (c *entryCache) getLocked(kind byte, id uint32) (string, bool) {
-	i, ok := c.byID[entryID{kind, id}]
+	i, ok := c.byID[kindIndex(kind)][id]
 	if !ok {
 		c.misses++
 		return "", false
@@ -75,8 +100,7 @@ func (c *entryCache) getLocked(kind byte, id uint32) (string, bool) {
 func (c *entryCache) lookup(kind byte, key []byte) (uint32, string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.scratch = append(append(c.scratch[:0], kind), key...)
-	i, ok := c.byValue[string(c.scratch)]
+	i, ok := c.byValue[kindIndex(kind)][string(key)]
 	if !ok {
 		c.misses++
 		return 0, "", false
@@ -94,30 +118,44 @@ func (c *entryCache) add(kind byte, id uint32, value string, key []byte, referen
 	c.addLocked(kind, id, value, key, referenced)
 }
 
-func (c *entryCache) addLocked(kind byte, id uint32, value string, key []byte, referenced bool) {
+// addPinned caches an entry that is not on disk yet, until unpin or
+// remove; it may take the cache over its budget for that long.
+func (c *entryCache) addPinned(kind byte, id uint32, value string, key []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := c.addLocked(kind, id, value, key, true); i >= 0 {
+		c.slots[i].pinned = true
+	}
+}
+
+func (c *entryCache) unpin(kind byte, id uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i, ok := c.byID[kindIndex(kind)][id]; ok {
+		c.slots[i].pinned = false
+	}
+}
+
+// addLocked caches an entry and returns its slot, or -1 if it was not
+// added (already there, or another id has the same value).
+func (c *entryCache) addLocked(kind byte, id uint32, value string, key []byte, referenced bool) int32 {
 	eid := entryID{kind, id}
-	if _, ok := c.byID[eid]; ok {
-		return
+	ki := kindIndex(kind)
+	if _, ok := c.byID[ki][id]; ok {
+		return -1
 	}
-	var k string
-	if string(key) == value {
-		k = string(kind) + value // the value is then k[1:], one allocation
-		value = k[1:]
-	} else {
-		k = string(append([]byte{kind}, key...))
+	k := value
+	if kind == kindMapping {
+		k = string(key)
 	}
-	if _, ok := c.byValue[k]; ok {
+	if _, ok := c.byValue[ki][k]; ok {
 		// Another id for the same value (a duplicate written when the
 		// first had left the cache): keep the one cached.
-		return
+		return -1
 	}
 	slot := cacheSlot{entryID: eid, value: value, key: k, ref: referenced, live: true}
 	size := slot.size()
-	if size > c.budget {
-		return
-	}
-	for c.bytes+size > c.budget {
-		c.evictOne()
+	for c.bytes+size > c.budget && c.evictOne() {
 	}
 	var i int32
 	if n := len(c.free); n > 0 {
@@ -128,21 +166,23 @@ func (c *entryCache) addLocked(kind byte, id uint32, value string, key []byte, r
 		i = int32(len(c.slots))
 		c.slots = append(c.slots, slot)
 	}
-	c.byID[eid] = i
-	c.byValue[k] = i
+	c.byID[ki][id] = i
+	c.byValue[ki][k] = i
 	c.bytes += size
+	return i
 }
 
 // evictOne moves the hand to the first unreferenced entry, clearing the
-// reference bits it passes, and evicts it.
-func (c *entryCache) evictOne() {
-	for {
+// reference bits it passes, and evicts it. It reports false if there is
+// nothing it may evict.
+func (c *entryCache) evictOne() bool {
+	for range 2 * len(c.slots) {
 		if c.hand >= len(c.slots) {
 			c.hand = 0
 		}
 		s := &c.slots[c.hand]
 		c.hand++
-		if !s.live {
+		if !s.live || s.pinned {
 			continue
 		}
 		if s.ref {
@@ -151,15 +191,16 @@ func (c *entryCache) evictOne() {
 		}
 		c.evictions++
 		c.drop(int32(c.hand - 1))
-		return
+		return true
 	}
+	return false
 }
 
 func (c *entryCache) drop(i int32) {
 	s := &c.slots[i]
 	c.bytes -= s.size()
-	delete(c.byID, s.entryID)
-	delete(c.byValue, s.key)
+	delete(c.byID[kindIndex(s.kind)], s.id)
+	delete(c.byValue[kindIndex(s.kind)], s.key)
 	*s = cacheSlot{}
 	c.free = append(c.free, i)
 }
@@ -168,7 +209,7 @@ func (c *entryCache) drop(i int32) {
 func (c *entryCache) remove(kind byte, id uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if i, ok := c.byID[entryID{kind, id}]; ok {
+	if i, ok := c.byID[kindIndex(kind)][id]; ok {
 		c.drop(i)
 	}
 }
@@ -183,5 +224,9 @@ type cacheStats struct {
 func (c *entryCache) stats() cacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return cacheStats{bytes: c.bytes, budget: c.budget, entries: len(c.byID), hits: c.hits, misses: c.misses, evictions: c.evictions}
+	entries := 0
+	for _, m := range c.byID {
+		entries += len(m)
+	}
+	return cacheStats{bytes: c.bytes, budget: c.budget, entries: entries, hits: c.hits, misses: c.misses, evictions: c.evictions}
 }
