@@ -75,3 +75,32 @@ func TestDictionaryRollback(t *testing.T) {
 		t.Errorf("next stack has id %d, want the rolled-back id %d again", again, id)
 	}
 }
+
+func TestSortedIDs(t *testing.T) {
+	for _, ids := range [][]uint32{
+		nil,
+		{5, 3, 5, 1},
+		append(make([]uint32, 0, 200), func() []uint32 {
+			var v []uint32
+			for i := range 200 {
+				v = append(v, uint32((i*37)%90+1))
+			}
+			return v
+		}()...),
+	} {
+		want := map[uint32]bool{}
+		for _, id := range ids {
+			want[id] = true
+		}
+		got := sortedIDs(append([]uint32(nil), ids...))
+		if len(got) != len(want) {
+			t.Errorf("%d ids, want %d", len(got), len(want))
+		}
+		for i, id := range got {
+			if !want[id] || i > 0 && got[i-1] >= id {
+				t.Errorf("not sorted and distinct at %d: %v", i, got)
+				break
+			}
+		}
+	}
+}

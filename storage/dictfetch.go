@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	mathbits "math/bits"
 	"slices"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -54,6 +55,10 @@ func (d *dictionary) fetch(txn *badger.Txn, kind byte, ids []uint32, fn func(id 
 		defer it.Close()
 		for _, id := range misses {
 			key := dictKey(kind, id)
+			// A few steps forward cost less than a seek.
+			for step := 0; step < 16 && it.Valid() && bytes.Compare(it.Item().Key(), key) < 0; step++ {
+				it.Next()
+			}
 			if !it.Valid() || bytes.Compare(it.Item().Key(), key) < 0 {
 				it.Seek(key)
 			}
@@ -187,9 +192,29 @@ func (s *Store) loadQueryDict(txn *badger.Txn, stackIDs, labelSetIDs []uint32) (
 	return q, err
 }
 
+// sortedIDs returns ids in order without repeats, in place. A result's
+// records repeat their stacks many times over: a bit per id and one pass
+// beat sorting them all (a fifth of a 1 h query's time).
 func sortedIDs(ids []uint32) []uint32 {
-	slices.Sort(ids)
-	return slices.Compact(ids)
+	var top uint32
+	for _, id := range ids {
+		top = max(top, id)
+	}
+	if len(ids) < 64 || int(top/64) > 4*len(ids) {
+		slices.Sort(ids)
+		return slices.Compact(ids)
+	}
+	set := newIDSet(top)
+	for _, id := range ids {
+		set.add(id)
+	}
+	out := ids[:0]
+	for w, bits := range set {
+		for ; bits != 0; bits &= bits - 1 {
+			out = append(out, uint32(w*64+mathbits.TrailingZeros64(bits)))
+		}
+	}
+	return out
 }
 
 // recordIDs returns the stack and label set ids of records.
