@@ -162,3 +162,37 @@ func TestDictionaryFromOlderStore(t *testing.T) {
 		t.Error("after collection: the data left is not the merge of its intervals")
 	}
 }
+
+// TestUnknownLabelSetsDropped: records of a label set missing from the
+// dictionary (a damaged store) are left out of labelled results, as when
+// the dictionary was held in memory and the selector skipped them.
+func TestUnknownLabelSetsDropped(t *testing.T) {
+	s := openTest(t, Options{})
+	appendRange(t, s, smallGenerator(), t0, 10*time.Second, 3, nil)
+	q := ProfileQuery{From: t0, To: t0.Add(time.Minute)}
+	whole, err := s.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, labelSets := blockIDs(t, s)
+	var gone uint32
+	for id := range labelSets {
+		gone = max(gone, id)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(dictKey(kindLabelSet, gone)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.dict.cache.remove(kindLabelSet, gone)
+	p, err := s.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Sample) == 0 || len(p.Sample) >= len(whole.Sample) {
+		t.Errorf("%d samples with label set %d gone, %d before", len(p.Sample), gone, len(whole.Sample))
+	}
+	for _, smp := range p.Sample {
+		if len(smp.Label) == 0 {
+			t.Fatal("a sample without labels: its label set is not in the dictionary")
+		}
+	}
+}

@@ -51,6 +51,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	if err != nil {
 		return err
 	}
+	recs = b.knownLabelSets(recs)
 	e := pprofEncoder{strings: map[string]int64{"": 0}, stringTable: []string{""}}
 	out := make([]byte, 0, writeChunkBytes+64<<10)
 	flush := func() error {

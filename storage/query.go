@@ -183,7 +183,7 @@ func (s *Store) Query(ctx context.Context, q ProfileQuery) (*profile.Profile, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return s.buildProfile(txn, recs, period, q.From, q.To, true)
+	return s.buildProfile(recs, period, q.From, q.To, true)
 }
 
 // StackProfile is Query without sample labels: one sample per distinct
@@ -232,12 +232,14 @@ func (s *Store) StackProfile(ctx context.Context, q ProfileQuery) (*profile.Prof
 	for i, id := range seen {
 		recs[i] = record{stack: id, count: sums[id].count, cpuNanos: sums[id].cpuNanos}
 	}
-	return s.buildProfile(txn, recs, period, q.From, q.To, false)
+	return s.buildProfile(recs, period, q.From, q.To, false)
 }
 
 // buildProfile turns records into a pprof profile, creating each location,
-// function and mapping once.
-func (s *Store) buildProfile(txn *badger.Txn, recs []record, period int64, from, to time.Time, withLabels bool) (*profile.Profile, error) {
+// function and mapping once. The caller holds s.mu for reading.
+func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, withLabels bool) (*profile.Profile, error) {
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
 	p := &profile.Profile{
 		SampleType: []*profile.ValueType{
 			{Type: "samples", Unit: "count"},
@@ -251,6 +253,9 @@ func (s *Store) buildProfile(txn *badger.Txn, recs []record, period int64, from,
 	b, err := s.newProfileBuilder(txn, p, recs, withLabels)
 	if err != nil {
 		return nil, err
+	}
+	if withLabels {
+		recs = b.knownLabelSets(recs)
 	}
 	// One allocation each for samples and values; samples of the same
 	// stack share its location slice (pprof does not modify them).
@@ -306,6 +311,26 @@ func (s *Store) newProfileBuilder(txn *badger.Txn, p *profile.Profile, recs []re
 		mappings:  make(map[uint32]*profile.Mapping),
 		labels:    make(map[uint32]sampleLabels),
 	}, nil
+}
+
+// knownLabelSets drops the records of label sets that the dictionary does
+// not hold (a damaged or repaired store can have them), as the selector
+// did while the dictionary was held in memory whole. It needs the label
+// sets read (withLabels).
+func (b *profileBuilder) knownLabelSets(recs []record) []record {
+	for i, r := range recs {
+		if _, ok := b.dict.labelSets[r.labelSet]; ok {
+			continue
+		}
+		kept := slices.Clone(recs[:i])
+		for _, r := range recs[i+1:] {
+			if _, ok := b.dict.labelSets[r.labelSet]; ok {
+				kept = append(kept, r)
+			}
+		}
+		return kept
+	}
+	return recs
 }
 
 type profileBuilder struct {
