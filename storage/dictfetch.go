@@ -96,25 +96,27 @@ func (d *dictionary) fetch(txn *badger.Txn, kind byte, ids []uint32, fn func(id 
 // entries of the same kind after it, in id order, without caching them:
 // the label sets a query meets are read in runs this way, where a lookup
 // each cost a few microseconds.
-func (d *dictionary) readAhead(txn *badger.Txn, kind byte, id uint32, n int, fn func(id uint32, enc string)) error {
+func (d *dictionary) readAhead(kind byte, id uint32, n int, fn func(id uint32, enc string)) error {
 	if enc, ok := d.cache.get(kind, id); ok {
 		fn(id, enc)
 		return nil
 	}
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDict, kind}, PrefetchValues: false})
-	defer it.Close()
-	for it.Seek(dictKey(kind, id)); it.Valid() && n > 0; it.Next() {
-		item := it.Item()
-		err := item.Value(func(v []byte) error {
-			fn(binary.BigEndian.Uint32(item.Key()[2:]), string(v))
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read dictionary entry %x: %w", item.Key(), err)
+	return d.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDict, kind}, PrefetchValues: false})
+		defer it.Close()
+		for it.Seek(dictKey(kind, id)); it.Valid() && n > 0; it.Next() {
+			item := it.Item()
+			err := item.Value(func(v []byte) error {
+				fn(binary.BigEndian.Uint32(item.Key()[2:]), string(v))
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("read dictionary entry %x: %w", item.Key(), err)
+			}
+			n--
 		}
-		n--
-	}
-	return nil
+		return nil
+	})
 }
 
 // queryDict holds the dictionary entries one query's result needs, read

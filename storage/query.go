@@ -73,7 +73,7 @@ func (s *Store) maxLevel() int {
 }
 
 func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record)) (period int64, err error) {
-	want := s.labelSetFilter(txn, sel, visitLabelSet)
+	want := s.labelSetFilter(sel, visitLabelSet)
 	for i, pb := range planned {
 		if i%8 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -92,7 +92,7 @@ func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plan
 // mergePlanned reads blocks and merges their records (of the label sets
 // that sel matches), sorted by (label set, stack).
 func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector) (recs []record, period int64, err error) {
-	want := s.labelSetFilter(txn, sel, nil)
+	want := s.labelSetFilter(sel, nil)
 	var block, merged []record
 	for _, pb := range planned {
 		if err := ctx.Err(); err != nil {
@@ -125,7 +125,7 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 // the first time it sees one that matches. The empty selector matches
 // every label set without reading it; others read label sets in runs of
 // neighbouring ids (see readAhead).
-func (s *Store) labelSetFilter(txn *badger.Txn, sel Selector, visitLabelSet func(uint32)) func(uint32) bool {
+func (s *Store) labelSetFilter(sel Selector, visitLabelSet func(uint32)) func(uint32) bool {
 	if len(sel.matchers) == 0 && visitLabelSet == nil {
 		return func(uint32) bool { return true }
 	}
@@ -139,7 +139,7 @@ func (s *Store) labelSetFilter(txn *badger.Txn, sel Selector, visitLabelSet func
 		if !ok {
 			st.matches = len(sel.matchers) == 0
 			if !st.matches {
-				_ = s.dict.readAhead(txn, kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
+				_ = s.dict.readAhead(kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
 					if _, done := evaluated[lid]; !done {
 						ls, err := decodeLabelSet([]byte(enc))
 						evaluated[lid] = state{matches: err == nil && sel.matchesLabels(ls)}
