@@ -56,6 +56,7 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 	s.wakeCompaction() // the write may fill level 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publishDictStats() // runs before the unlock
 	if s.closed {
 		return errClosed
 	}
@@ -71,6 +72,11 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 		acc.add(record{labelSet: enc.labelSet(smp), stack: enc.stack(smp), count: count, cpuNanos: cpu})
 		samples += count
 	}
+	if err := s.dict.err; err != nil {
+		s.dict.rollback(mark)
+		s.writeErrors.Add(1)
+		return fmt.Errorf("storage: append interval at %s: %w", time.Unix(0, p.TimeNanos).UTC().Format(time.RFC3339), err)
+	}
 	start := p.TimeNanos
 	for {
 		if _, taken := s.index.find(0, start); !taken {
@@ -81,14 +87,14 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 	h := blockHeader{startNanos: start, durationNanos: p.DurationNanos, periodNanos: periodOf(p)}
 	records := acc.records()
 	parts := encodeBlock(h, records)
-	if err := s.write(s.dict.pending, 0, start, parts, 0); err != nil {
+	dictWrites, used := s.dict.blockWrites(start, records)
+	if err := s.write(dictWrites, 0, start, parts, 0); err != nil {
 		s.dict.rollback(mark)
 		s.writeErrors.Add(1)
 		return fmt.Errorf("storage: append interval at %s: %w", time.Unix(0, p.TimeNanos).UTC().Format(time.RFC3339), err)
 	}
-	for _, r := range records {
-		s.dict.used(r.stack, r.labelSet, hourOf(start))
-	}
+	s.dict.committed()
+	s.dict.used.recorded(hourOf(start), used)
 	s.samplesWritten.Add(uint64(samples))
 	s.intervalsWritten.Add(1)
 	s.newestRaw = max(s.newestRaw, start)
@@ -123,15 +129,16 @@ func (s *Store) checkFreeSpace() error {
 	return nil
 }
 
-// write stores new dictionary entries and a block's parts, removing parts
-// of an older version of the block beyond the new count.
-func (s *Store) write(entries []dictEntry, level int, start int64, parts [][]byte, oldParts uint16) error {
+// write stores new dictionary keys (entries, their index, the ids the
+// block uses) and a block's parts, removing parts of an older version of
+// the block beyond the new count.
+func (s *Store) write(dictWrites []keyValue, level int, start int64, parts [][]byte, oldParts uint16) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	// Dictionary entries first: a crash between batches leaves unused
+	// Dictionary keys first: a crash between batches leaves unused
 	// entries, never a block that refers to missing ones.
-	for _, e := range entries {
-		if err := wb.Set(dictKey(e.kind, e.id), e.value); err != nil {
+	for _, kv := range dictWrites {
+		if err := wb.Set(kv.key, kv.value); err != nil {
 			return err
 		}
 	}
@@ -288,11 +295,7 @@ func (e *intervalEncoder) newLabelSet(smp *profile.Sample) uint32 {
 	}
 	sort.Slice(ls, func(i, j int) bool { return ls[i].name < ls[j].name })
 	e.labels = ls
-	enc := ls.encode()
-	if id, ok := e.dict.labelSetIDs[enc]; ok {
-		return id
-	}
-	return e.dict.labelSet(append(labelSet(nil), ls...))
+	return e.dict.labelSet(ls)
 }
 
 func (e *intervalEncoder) stack(smp *profile.Sample) uint32 {

@@ -107,7 +107,7 @@ func TestStorageBenchmark(t *testing.T) {
 	fmt.Printf("files: %s\n", fileSummary(dir))
 	fmt.Printf("dictionary: %d functions, %d mappings, %d locations, %d stacks, %d label sets, ~%.1f MiB in memory\n",
 		s.dict.functions.len(), s.dict.mappings.len(), s.dict.locations.len(), s.dict.stacks.len(), s.dict.labelSets.len(),
-		float64(s.dict.memoryBytes())/(1<<20))
+		float64(s.dict.memoryBytes())/(1<<20)) // the cache as the queries left it
 	fmt.Printf("blocks: %d raw, %d 1m, %d 10m, %d 1h\n", len(s.index[0]), len(s.index[1]), len(s.index[2]), len(s.index[3]))
 
 	r := rand.New(rand.NewSource(7))

@@ -6,14 +6,23 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 // The dictionary holds everything that repeats across intervals, each
 // written once under an id: functions, mappings, locations, stacks (a list
 // of location ids, leaf first) and label sets. Blocks of samples refer to
 // stacks and label sets by id. Ids count from 1 in the order entries are
-// first seen; the whole dictionary is kept in memory (a few MiB for tens of
-// thousands of stacks) to deduplicate on write and to decode queries.
+// first seen.
+//
+// Entries live on disk. Memory holds a cache of recently used entries
+// within a byte budget (Options.DictionaryCacheBytes), so that the daemon's
+// memory depends neither on the retention nor on how many processes have
+// ever run (every pid is a label set). Appends find an entry by value in
+// the cache, else through a hash index on disk; queries read the entries
+// of their result in batches (dictfetch.go); collection finds unused
+// entries from per-block records of the ids each block uses (dictgc.go).
 //
 // Locations are stored relative to their mapping, and mappings are keyed
 // by what pprof's Merge keys them on (file, build id, size, offset), so the
@@ -50,6 +59,28 @@ func (m mapping) key() mappingKey {
 	return mappingKey{size: m.limit - m.start, offset: m.offset, file: m.file, buildID: m.buildID}
 }
 
+func (k mappingKey) encode() []byte { return k.appendTo(nil) }
+
+func (k mappingKey) appendTo(b []byte) []byte {
+	b = binary.AppendUvarint(b, k.size)
+	b = binary.AppendUvarint(b, k.offset)
+	b = appendString(b, k.file)
+	return appendString(b, k.buildID)
+}
+
+// valueKey is what identifies an encoded entry for deduplication: the
+// encoding itself, except for mappings (see mappingKey).
+func valueKey(kind byte, value string) ([]byte, error) {
+	if kind != kindMapping {
+		return []byte(value), nil
+	}
+	m, err := decodeMapping([]byte(value))
+	if err != nil {
+		return nil, err
+	}
+	return m.key().encode(), nil
+}
+
 // labelPair is one label; a labelSet is sorted by name.
 type labelPair struct{ name, value string }
 
@@ -63,13 +94,12 @@ func (ls labelSet) get(name string) string {
 	return ""
 }
 
-func (ls labelSet) encode() string {
-	var b []byte
+func (ls labelSet) appendTo(b []byte) []byte {
 	for _, p := range ls {
 		b = appendString(b, p.name)
 		b = appendString(b, p.value)
 	}
-	return string(b)
+	return b
 }
 
 func decodeLabelSet(b []byte) (labelSet, error) {
@@ -82,94 +112,109 @@ func decodeLabelSet(b []byte) (labelSet, error) {
 	return ls, r.err
 }
 
-// dictionary is the in-memory copy of every dictionary entry. Encoded
-// locations, stacks and label sets double as their own map keys.
-//
-// Entries are held by id in maps, not slices: the garbage collection in
-// collect removes entries no stored block refers to any more (processes
-// come and go, and every pid is a label set), and a slice indexed by id
-// would keep a slot for every entry ever written.
+// dictionary finds and adds entries. Its write side (the pending entries,
+// the read transaction of the append in progress, the used-id memo) is
+// guarded by the store's lock held for writing; the cache has its own.
 type dictionary struct {
-	functions   dictTable[function]
-	functionIDs map[function]uint32
-	mappings    dictTable[mapping]
-	mappingIDs  map[mappingKey]uint32
-	locations   dictTable[string] // encoded: mapping id, relative address, folded, lines
-	locationIDs map[string]uint32
-	stacks      dictTable[string] // encoded: location ids, leaf first
-	stackIDs    map[string]uint32
-	labelSets   dictTable[labelSet]
-	labelSetIDs map[string]uint32
+	db    *badger.DB
+	cache *entryCache
 
-	// lastUsed is, for stacks and label sets, the newest hour of a block
-	// that refers to them. Entries loaded at Open without one count as used
-	// in loadedHour, the newest hour stored then.
-	stackUsed, labelSetUsed map[uint32]uint32
-	loadedHour              uint32
+	functions dictTable[function]
+	mappings  dictTable[mapping]
+	locations dictTable[string] // encoded: mapping id, relative address, folded, lines
+	stacks    dictTable[string] // encoded: location ids, leaf first
+	labelSets dictTable[labelSet]
 
 	// pending holds entries added since the last mark, to be written with
-	// the block that first uses them.
+	// the block that first uses them. They are pinned in the cache until
+	// then, where lookups find them.
 	pending []dictEntry
+	txn     *badger.Txn // reads of the append in progress
+	err     error       // the first failed read since the last mark
+	used    usedMemo
+	encBuf  []byte // an entry encoded for lookup; copied when added
 }
 
-// dictTable holds one kind of entry by id. Ids count from 1 in the order
-// entries are added.
+// dictTable is one kind of entry.
 type dictTable[V any] struct {
-	byID map[uint32]V
-	last uint32 // the highest id given out
+	d      *dictionary
+	kind   byte
+	decode func(string) (V, error)
+	last   uint32 // the highest id given out
+	count  int    // entries on disk
 }
 
+// get returns the entry of an id, from the cache or the disk. Queries that
+// need many read them in batches instead (dictionary.fetch).
 func (t *dictTable[V]) get(id uint32) (V, bool) {
-	v, ok := t.byID[id]
-	return v, ok
-}
-
-func (t *dictTable[V]) add(v V) uint32 {
-	t.last++
-	t.byID[t.last] = v
-	return t.last
-}
-
-func (t *dictTable[V]) put(id uint32, v V) {
-	t.byID[id] = v
-	t.last = max(t.last, id)
-}
-
-func (t *dictTable[V]) len() int { return len(t.byID) }
-
-// truncate removes the entries after id last, which never reached the disk.
-func (t *dictTable[V]) truncate(last uint32, forget func(V)) {
-	for id := last + 1; id <= t.last; id++ {
-		if v, ok := t.byID[id]; ok {
-			forget(v)
-			delete(t.byID, id)
+	var zero V
+	enc, ok := t.d.cache.get(t.kind, id)
+	if !ok {
+		err := t.d.db.View(func(txn *badger.Txn) error {
+			var err error
+			enc, ok, err = t.d.readEntry(txn, t.kind, id)
+			return err
+		})
+		if err != nil || !ok {
+			return zero, false
 		}
 	}
-	t.last = last
+	v, err := t.decode(enc)
+	if err != nil {
+		return zero, false
+	}
+	return v, true
 }
+
+func (t *dictTable[V]) len() int { return t.count }
 
 type dictEntry struct {
 	kind  byte
 	id    uint32
 	value []byte
+	key   []byte // value key
 }
 
+const defaultDictionaryCacheBytes = 32 << 20
+
+// newDictionary makes an empty dictionary; load gives it the database and
+// its budget.
 func newDictionary() *dictionary {
-	return &dictionary{
-		functions:    dictTable[function]{byID: make(map[uint32]function)},
-		functionIDs:  make(map[function]uint32),
-		mappings:     dictTable[mapping]{byID: make(map[uint32]mapping)},
-		mappingIDs:   make(map[mappingKey]uint32),
-		locations:    dictTable[string]{byID: make(map[uint32]string)},
-		locationIDs:  make(map[string]uint32),
-		stacks:       dictTable[string]{byID: make(map[uint32]string)},
-		stackIDs:     make(map[string]uint32),
-		labelSets:    dictTable[labelSet]{byID: make(map[uint32]labelSet)},
-		labelSetIDs:  make(map[string]uint32),
-		stackUsed:    make(map[uint32]uint32),
-		labelSetUsed: make(map[uint32]uint32),
-	}
+	d := &dictionary{}
+	d.functions = dictTable[function]{d: d, kind: kindFunction, decode: func(s string) (function, error) { return decodeFunction([]byte(s)) }}
+	d.mappings = dictTable[mapping]{d: d, kind: kindMapping, decode: func(s string) (mapping, error) { return decodeMapping([]byte(s)) }}
+	d.locations = dictTable[string]{d: d, kind: kindLocation, decode: func(s string) (string, error) { return s, nil }}
+	d.stacks = dictTable[string]{d: d, kind: kindStack, decode: func(s string) (string, error) { return s, nil }}
+	d.labelSets = dictTable[labelSet]{d: d, kind: kindLabelSet, decode: func(s string) (labelSet, error) { return decodeLabelSet([]byte(s)) }}
+	return d
 }
+
+// open gives the dictionary its database and memory budget: seven eighths
+// for the entry cache, an eighth for the used-id memo.
+func (d *dictionary) open(db *badger.DB, budgetBytes int64) {
+	d.db = db
+	d.cache = newEntryCache(budgetBytes - budgetBytes/8)
+	d.used.max = int(budgetBytes / 8 / usedMemoEntryBytes)
+}
+
+// counters returns the last id and the count of a kind.
+func (d *dictionary) counters(kind byte) (last *uint32, count *int) {
+	switch kind {
+	case kindFunction:
+		return &d.functions.last, &d.functions.count
+	case kindMapping:
+		return &d.mappings.last, &d.mappings.count
+	case kindLocation:
+		return &d.locations.last, &d.locations.count
+	case kindStack:
+		return &d.stacks.last, &d.stacks.count
+	case kindLabelSet:
+		return &d.labelSets.last, &d.labelSets.count
+	}
+	return nil, nil
+}
+
+var dictKinds = []byte{kindFunction, kindMapping, kindLocation, kindStack, kindLabelSet}
 
 func dictKey(kind byte, id uint32) []byte {
 	k := []byte{prefixDict, kind, 0, 0, 0, 0}
@@ -177,246 +222,158 @@ func dictKey(kind byte, id uint32) []byte {
 	return k
 }
 
-// dictMark is the last id of each table, to roll back entries whose write
-// failed.
-type dictMark struct{ functions, mappings, locations, stacks, labelSets uint32 }
+// dictMark is the last id and count of each kind, to roll back entries
+// whose write failed.
+type dictMark struct {
+	last  [5]uint32
+	count [5]int
+}
 
 func (d *dictionary) mark() dictMark {
-	d.pending = d.pending[:0]
-	return dictMark{d.functions.last, d.mappings.last, d.locations.last, d.stacks.last, d.labelSets.last}
+	d.discardPending()
+	var m dictMark
+	for i, k := range dictKinds {
+		last, count := d.counters(k)
+		m.last[i], m.count[i] = *last, *count
+	}
+	return m
 }
 
 // rollback forgets entries added since m, so that ids which never reached
 // the disk are not referred to.
 func (d *dictionary) rollback(m dictMark) {
-	d.functions.truncate(m.functions, func(f function) { delete(d.functionIDs, f) })
-	d.mappings.truncate(m.mappings, func(mp mapping) { delete(d.mappingIDs, mp.key()) })
-	d.locations.truncate(m.locations, func(l string) { delete(d.locationIDs, l) })
-	d.stacks.truncate(m.stacks, func(s string) { delete(d.stackIDs, s) })
-	d.labelSets.truncate(m.labelSets, func(ls labelSet) { delete(d.labelSetIDs, ls.encode()) })
+	for i, k := range dictKinds {
+		last, count := d.counters(k)
+		*last, *count = m.last[i], m.count[i]
+	}
+	for _, e := range d.pending {
+		d.cache.remove(e.kind, e.id)
+	}
+	d.discardPending()
+}
+
+// committed unpins the entries written with a block.
+func (d *dictionary) committed() {
+	for _, e := range d.pending {
+		d.cache.unpin(e.kind, e.id)
+	}
+	d.discardPending()
+}
+
+func (d *dictionary) discardPending() {
 	d.pending = d.pending[:0]
+	if d.txn != nil {
+		d.txn.Discard()
+		d.txn = nil
+	}
+	d.err = nil
 }
 
-// used records that a block starting in hour refers to a stack and a
-// label set.
-func (d *dictionary) used(stack, labelSet, hour uint32) {
-	if d.stackUsed[stack] < hour {
-		d.stackUsed[stack] = hour
+// find returns the id and encoding of the entry with a value key: cached
+// (pending ones are), or on disk.
+func (d *dictionary) find(kind byte, key []byte) (uint32, string, bool) {
+	if id, value, ok := d.cache.lookup(kind, key); ok {
+		return id, value, true
 	}
-	if d.labelSetUsed[labelSet] < hour {
-		d.labelSetUsed[labelSet] = hour
+	if d.txn == nil {
+		d.txn = d.db.NewTransaction(false)
 	}
+	id, value, ok, err := d.findOnDisk(d.txn, kind, key)
+	if err != nil {
+		if d.err == nil {
+			d.err = fmt.Errorf("dictionary lookup: %w", err)
+		}
+		return 0, "", false
+	}
+	if ok {
+		d.cache.add(kind, id, value, key, true)
+	}
+	return id, value, ok
 }
 
-// unreferenced returns the entries that no block starting in oldestHour
-// or later can refer to (see Store.collectDictionary); their values are
-// left out.
-func (d *dictionary) unreferenced(oldestHour uint32) []dictEntry {
-	lastUsed := func(used map[uint32]uint32, id uint32) uint32 {
-		if h, ok := used[id]; ok {
-			return h
-		}
-		return d.loadedHour
-	}
-	var dead []dictEntry
-	liveLocations := make(map[uint32]bool)
-	var ids []uint32
-	for id, enc := range d.stacks.byID {
-		if lastUsed(d.stackUsed, id) < oldestHour {
-			dead = append(dead, dictEntry{kind: kindStack, id: id})
-			continue
-		}
-		ids, _ = decodeStack(ids[:0], enc)
-		for _, loc := range ids {
-			liveLocations[loc] = true
-		}
-	}
-	for id := range d.labelSets.byID {
-		if lastUsed(d.labelSetUsed, id) < oldestHour {
-			dead = append(dead, dictEntry{kind: kindLabelSet, id: id})
-		}
-	}
-	liveFunctions, liveMappings := make(map[uint32]bool), make(map[uint32]bool)
-	for id, enc := range d.locations.byID {
-		if !liveLocations[id] {
-			dead = append(dead, dictEntry{kind: kindLocation, id: id})
-			continue
-		}
-		l, err := decodeLocation(enc)
-		if err != nil {
-			continue // unreadable: leave what it may refer to
-		}
-		liveMappings[l.mappingID] = true
-		for _, ln := range l.lines {
-			liveFunctions[ln.functionID] = true
-		}
-	}
-	for id := range d.functions.byID {
-		if !liveFunctions[id] {
-			dead = append(dead, dictEntry{kind: kindFunction, id: id})
-		}
-	}
-	for id := range d.mappings.byID {
-		if !liveMappings[id] {
-			dead = append(dead, dictEntry{kind: kindMapping, id: id})
-		}
-	}
-	return dead
-}
-
-// remove forgets entries, by id and by value.
-func (d *dictionary) remove(entries []dictEntry) {
-	for _, e := range entries {
-		switch e.kind {
-		case kindFunction:
-			if f, ok := d.functions.get(e.id); ok {
-				delete(d.functionIDs, f)
-				delete(d.functions.byID, e.id)
-			}
-		case kindMapping:
-			if m, ok := d.mappings.get(e.id); ok {
-				delete(d.mappingIDs, m.key())
-				delete(d.mappings.byID, e.id)
-			}
-		case kindLocation:
-			if l, ok := d.locations.get(e.id); ok {
-				delete(d.locationIDs, l)
-				delete(d.locations.byID, e.id)
-			}
-		case kindStack:
-			if st, ok := d.stacks.get(e.id); ok {
-				delete(d.stackIDs, st)
-				delete(d.stacks.byID, e.id)
-				delete(d.stackUsed, e.id)
-			}
-		case kindLabelSet:
-			if ls, ok := d.labelSets.get(e.id); ok {
-				delete(d.labelSetIDs, ls.encode())
-				delete(d.labelSets.byID, e.id)
-				delete(d.labelSetUsed, e.id)
-			}
-		}
-	}
+// add gives a new entry the next id of its kind.
+func (d *dictionary) add(kind byte, value, key []byte) uint32 {
+	last, count := d.counters(kind)
+	*last++
+	*count++
+	e := dictEntry{kind: kind, id: *last, value: value, key: key}
+	d.pending = append(d.pending, e)
+	d.cache.addPinned(kind, e.id, string(value), key)
+	return e.id
 }
 
 func (d *dictionary) function(f function) uint32 {
-	if id, ok := d.functionIDs[f]; ok {
+	d.encBuf = appendFunction(d.encBuf[:0], f)
+	if id, _, ok := d.find(kindFunction, d.encBuf); ok {
 		return id
 	}
-	id := d.functions.add(f)
-	d.functionIDs[f] = id
-	d.pending = append(d.pending, dictEntry{kindFunction, id, encodeFunction(f)})
-	return id
+	enc := []byte(string(d.encBuf))
+	return d.add(kindFunction, enc, enc)
 }
 
 // mapping returns the id of m's pprof identity; the first mapping seen with
 // that identity sets the start address that query results show.
 func (d *dictionary) mapping(m mapping) (uint32, mapping) {
-	k := m.key()
-	if id, ok := d.mappingIDs[k]; ok {
-		stored, _ := d.mappings.get(id)
-		return id, stored
+	d.encBuf = m.key().appendTo(d.encBuf[:0])
+	if id, enc, ok := d.find(kindMapping, d.encBuf); ok {
+		if stored, err := decodeMapping([]byte(enc)); err == nil {
+			return id, stored
+		}
 	}
-	id := d.mappings.add(m)
-	d.mappingIDs[k] = id
-	d.pending = append(d.pending, dictEntry{kindMapping, id, encodeMapping(m)})
-	return id, m
+	return d.add(kindMapping, encodeMapping(m), []byte(string(d.encBuf))), m
 }
 
 func (d *dictionary) location(enc []byte) uint32 {
-	if id, ok := d.locationIDs[string(enc)]; ok {
+	if id, _, ok := d.find(kindLocation, enc); ok {
 		return id
 	}
-	s := string(enc)
-	id := d.locations.add(s)
-	d.locationIDs[s] = id
-	d.pending = append(d.pending, dictEntry{kindLocation, id, []byte(s)})
-	return id
+	b := []byte(string(enc)) // enc is the caller's buffer
+	return d.add(kindLocation, b, b)
 }
 
 func (d *dictionary) stack(enc []byte) uint32 {
-	if id, ok := d.stackIDs[string(enc)]; ok {
+	if id, _, ok := d.find(kindStack, enc); ok {
 		return id
 	}
-	s := string(enc)
-	id := d.stacks.add(s)
-	d.stackIDs[s] = id
-	d.pending = append(d.pending, dictEntry{kindStack, id, []byte(s)}) // enc is the caller's buffer
-	return id
+	b := []byte(string(enc))
+	return d.add(kindStack, b, b)
 }
 
 func (d *dictionary) labelSet(ls labelSet) uint32 {
-	enc := ls.encode()
-	if id, ok := d.labelSetIDs[enc]; ok {
+	d.encBuf = ls.appendTo(d.encBuf[:0])
+	if id, _, ok := d.find(kindLabelSet, d.encBuf); ok {
 		return id
 	}
-	id := d.labelSets.add(ls)
-	d.labelSetIDs[enc] = id
-	d.pending = append(d.pending, dictEntry{kindLabelSet, id, []byte(enc)})
-	return id
+	enc := []byte(string(d.encBuf))
+	return d.add(kindLabelSet, enc, enc)
 }
 
-// load adds one stored entry.
-func (d *dictionary) load(kind byte, id uint32, value []byte) error {
-	if id == 0 {
-		return errors.New("dictionary entry with id 0")
-	}
-	switch kind {
-	case kindFunction:
-		f, err := decodeFunction(value)
-		if err != nil {
-			return err
-		}
-		d.functions.put(id, f)
-		d.functionIDs[f] = id
-	case kindMapping:
-		m, err := decodeMapping(value)
-		if err != nil {
-			return err
-		}
-		d.mappings.put(id, m)
-		d.mappingIDs[m.key()] = id
-	case kindLocation:
-		s := string(value)
-		d.locations.put(id, s)
-		d.locationIDs[s] = id
-	case kindStack:
-		s := string(value)
-		d.stacks.put(id, s)
-		d.stackIDs[s] = id
-	case kindLabelSet:
-		ls, err := decodeLabelSet(value)
-		if err != nil {
-			return err
-		}
-		d.labelSets.put(id, ls)
-		d.labelSetIDs[string(value)] = id
-	default:
-		return fmt.Errorf("unknown dictionary entry kind %q", kind)
-	}
-	return nil
+// DictionaryStats describe the dictionary: entries on disk, and the memory
+// that holds the recently used ones, within BudgetBytes.
+type DictionaryStats struct {
+	Stacks, LabelSets                 int
+	MemoryBytes, BudgetBytes          int64
+	CacheHits, CacheMisses, Evictions uint64
 }
 
-// memoryBytes estimates the dictionary's heap use, for logs and tests.
-func (d *dictionary) memoryBytes() int {
-	n := 0
-	for _, f := range d.functions.byID {
-		n += len(f.name) + len(f.systemName) + len(f.filename) + 120
+// stats are the dictionary's figures. The caller holds the store's lock.
+func (d *dictionary) stats() DictionaryStats {
+	c := d.cache.stats()
+	return DictionaryStats{
+		Stacks: d.stacks.count, LabelSets: d.labelSets.count,
+		MemoryBytes: d.memoryBytes(), BudgetBytes: c.budget + int64(d.used.max)*usedMemoEntryBytes,
+		CacheHits: c.hits, CacheMisses: c.misses, Evictions: c.evictions,
 	}
-	for _, l := range d.locations.byID {
-		n += len(l) + 64
-	}
-	for _, s := range d.stacks.byID {
-		n += len(s) + 80
-	}
-	for _, ls := range d.labelSets.byID {
-		n += len(ls.encode()) + 110
-	}
-	return n
 }
 
-func encodeFunction(f function) []byte {
-	b := appendString(nil, f.name)
+// memoryBytes is the dictionary's heap use as the cache and the used-id
+// memo count it.
+func (d *dictionary) memoryBytes() int64 {
+	return d.cache.stats().bytes + int64(len(d.used.ids))*usedMemoEntryBytes
+}
+
+func appendFunction(b []byte, f function) []byte {
+	b = appendString(b, f.name)
 	b = appendString(b, f.systemName)
 	b = appendString(b, f.filename)
 	return binary.AppendVarint(b, f.startLine)

@@ -31,10 +31,11 @@ func TestDictionaryCollection(t *testing.T) {
 	if stacks >= full {
 		t.Fatalf("%d stacks before retention, %d after: nothing collected", full, stacks)
 	}
-	for id := range s.dict.stacks.byID {
-		if h := s.dict.stackUsed[id]; h < hourOf(later.UnixNano()) {
-			t.Errorf("stack %d last used in hour %d, before the oldest block left", id, h)
-		}
+	// Exactly the entries that the blocks left use are left.
+	usedStacks, usedLabelSets := blockIDs(t, s)
+	if stacks != len(usedStacks) || labelSets != len(usedLabelSets) {
+		t.Errorf("%d stacks and %d label sets left; the blocks left use %d and %d",
+			stacks, labelSets, len(usedStacks), len(usedLabelSets))
 	}
 	want := mergeCanonical(t, kept, nil)
 	check := func(s *Store, when string) {

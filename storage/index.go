@@ -19,10 +19,15 @@ const numLevels = len(levelDurations)
 //
 //	'b' hour(4) level(1) start ns(8) part(2)   a block part
 //	'd' kind(1) id(4)                          a dictionary entry
+//	'h' kind(1) hash(8)                        the id of an entry, by value (dictdisk.go)
+//	'u' start ns(8) level(1)                   the dictionary ids a block uses (dictdisk.go)
 //	'M' "format"                               the format version
+//	'M' "dictidx"                              the ids the hash index covers
 const (
 	prefixBlock = 'b'
 	prefixDict  = 'd'
+	prefixHash  = 'h'
+	prefixUsed  = 'u'
 	prefixMeta  = 'M'
 )
 

@@ -129,6 +129,7 @@ func (s *Store) applyRetention() error {
 	cutoff := s.opts.now().Add(-s.opts.Retention).UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publishDictStats() // runs before the unlock
 	var hours []uint32
 	var partial []plannedBlock
 	cutoffHour := hourOf(cutoff)
@@ -214,6 +215,7 @@ func (s *Store) applyDiskLimit() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publishDictStats() // runs before the unlock
 	perHour := make(map[uint32]int64)
 	var total int64
 	var newest uint32
@@ -286,15 +288,15 @@ func (s *Store) compact() error {
 
 // collectDictionary removes the dictionary entries that no stored block
 // refers to any more, once retention or the disk limit has removed the
-// oldest blocks: stacks and label sets last used in an hour older than the
-// oldest block left, then the locations only they used, and the functions
-// and mappings only those used. Without it the dictionary, held in memory
-// whole, would grow for as long as the daemon runs (every new pid is a new
-// label set). It runs when the oldest stored hour has moved since the
-// last collection.
+// oldest blocks: stacks and label sets that no block of the hours left
+// uses, then the locations only they used, and the functions and mappings
+// only those used (see dictgc.go). Without it the dictionary on disk would
+// grow for as long as the daemon runs (every new pid is a new label set).
+// It runs when the oldest stored hour has moved since the last collection.
 func (s *Store) collectDictionary() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publishDictStats()           // runs before the unlock
 	oldestHour := uint32(math.MaxUint32) // no blocks: nothing is referred to
 	if oldest, ok := s.index.oldest(); ok {
 		oldestHour = hourOf(oldest)
@@ -302,24 +304,23 @@ func (s *Store) collectDictionary() error {
 	if oldestHour == s.collectedBefore {
 		return nil
 	}
-	dead := s.dict.unreferenced(oldestHour)
-	if len(dead) == 0 {
+	began := time.Now()
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	g, err := s.findGarbage(txn, oldestHour)
+	if err != nil {
+		return err
+	}
+	if len(g.entries) == 0 && len(g.records) == 0 {
 		s.collectedBefore = oldestHour
 		return nil
 	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, e := range dead {
-		if err := wb.Delete(dictKey(e.kind, e.id)); err != nil {
-			return err
-		}
-	}
-	if err := wb.Flush(); err != nil {
+	if err := s.deleteGarbage(txn, g); err != nil {
 		return err
 	}
-	s.dict.remove(dead)
 	s.collectedBefore = oldestHour
-	s.log.Info("dictionary entries no longer referred to removed", slog.Int("entries", len(dead)),
-		slog.Int("stacks_left", s.dict.stacks.len()), slog.Int("label_sets_left", s.dict.labelSets.len()))
+	s.log.Info("dictionary entries no longer referred to removed", slog.Int("entries", len(g.entries)),
+		slog.Int("stacks_left", s.dict.stacks.len()), slog.Int("label_sets_left", s.dict.labelSets.len()),
+		slog.Duration("took", time.Since(began)))
 	return nil
 }

@@ -49,7 +49,11 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b := s.newProfileBuilder(&profile.Profile{})
+	b, err := s.newProfileBuilder(txn, &profile.Profile{}, recs, true)
+	if err != nil {
+		return err
+	}
+	recs = b.knownLabelSets(recs)
 	e := pprofEncoder{strings: map[string]int64{"": 0}, stringTable: []string{""}}
 	out := make([]byte, 0, writeChunkBytes+64<<10)
 	flush := func() error {
@@ -81,7 +85,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		}
 		locs := stackBytes[r.stack]
 		if locs == nil {
-			enc, known := s.dict.stacks.get(r.stack)
+			enc, known := b.dict.stacks[r.stack]
 			if !known {
 				return fmt.Errorf("storage: unknown stack %d", r.stack)
 			}
@@ -101,7 +105,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		}
 		labels := labelBytes[r.labelSet]
 		if labels == nil {
-			ls, _ := s.dict.labelSets.get(r.labelSet) // unknown: no labels, as in Query
+			ls := b.dict.labelSets[r.labelSet] // unknown: no labels, as in Query
 			labels = e.labelSet(ls)
 			exe := ""
 			for _, pair := range ls {

@@ -99,22 +99,43 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 
 // labelSetFilter returns a function that says whether a label set matches
 // sel, evaluating each label set once, and calls visitLabelSet (if not nil)
-// the first time it sees one that matches.
+// the first time it sees one that matches. The empty selector matches
+// every label set without reading it; others read label sets in runs of
+// neighbouring ids (see readAhead).
 func (s *Store) labelSetFilter(sel Selector, visitLabelSet func(uint32)) func(uint32) bool {
-	matched := make(map[uint32]bool)
+	if len(sel.matchers) == 0 && visitLabelSet == nil {
+		return func(uint32) bool { return true }
+	}
+	type state struct{ matches, seen bool }
+	evaluated := make(map[uint32]state)
 	return func(id uint32) bool {
-		ok, seen := matched[id]
-		if !seen {
-			ls, known := s.dict.labelSets.get(id)
-			ok = known && sel.matchesLabels(ls)
-			matched[id] = ok
-			if ok && visitLabelSet != nil {
-				visitLabelSet(id)
+		st, ok := evaluated[id]
+		if st.seen {
+			return st.matches
+		}
+		if !ok {
+			st.matches = len(sel.matchers) == 0
+			if !st.matches {
+				_ = s.dict.readAhead(kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
+					if _, done := evaluated[lid]; !done {
+						ls, err := decodeLabelSet([]byte(enc))
+						evaluated[lid] = state{matches: err == nil && sel.matchesLabels(ls)}
+					}
+				}) // an unreadable label set matches nothing
+				st = evaluated[id]
 			}
 		}
-		return ok
+		st.seen = true
+		evaluated[id] = st
+		if st.matches && visitLabelSet != nil {
+			visitLabelSet(id)
+		}
+		return st.matches
 	}
 }
+
+// labelSetReadAhead is how many label sets a selector reads at a time.
+const labelSetReadAhead = 256
 
 // Query returns the merged profile of the samples in [From, To) matching
 // the selector: a valid pprof profile with sample types samples/count and
@@ -192,8 +213,10 @@ func (s *Store) StackProfile(ctx context.Context, q ProfileQuery) (*profile.Prof
 }
 
 // buildProfile turns records into a pprof profile, creating each location,
-// function and mapping once.
+// function and mapping once. The caller holds s.mu for reading.
 func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, withLabels bool) (*profile.Profile, error) {
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
 	p := &profile.Profile{
 		SampleType: []*profile.ValueType{
 			{Type: "samples", Unit: "count"},
@@ -204,7 +227,13 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, wi
 		TimeNanos:     from.UnixNano(),
 		DurationNanos: to.Sub(from).Nanoseconds(),
 	}
-	b := s.newProfileBuilder(p)
+	b, err := s.newProfileBuilder(txn, p, recs, withLabels)
+	if err != nil {
+		return nil, err
+	}
+	if withLabels {
+		recs = b.knownLabelSets(recs)
+	}
 	// One allocation each for samples and values; samples of the same
 	// stack share its location slice (pprof does not modify them).
 	p.Sample = make([]*profile.Sample, len(recs))
@@ -216,7 +245,7 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, wi
 		locs, ok := stacks[r.stack]
 		if !ok {
 			var err error
-			enc, known := s.dict.stacks.get(r.stack)
+			enc, known := b.dict.stacks[r.stack]
 			if !known {
 				return nil, fmt.Errorf("storage: unknown stack %d", r.stack)
 			}
@@ -248,19 +277,45 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, wi
 	return p, nil
 }
 
-func (s *Store) newProfileBuilder(p *profile.Profile) profileBuilder {
+// newProfileBuilder reads the dictionary entries that records need.
+func (s *Store) newProfileBuilder(txn *badger.Txn, p *profile.Profile, recs []record, withLabels bool) (profileBuilder, error) {
+	stacks, labelSets := recordIDs(recs, withLabels)
+	qd, err := s.loadQueryDict(txn, stacks, labelSets)
+	if err != nil {
+		return profileBuilder{}, fmt.Errorf("storage: read dictionary: %w", err)
+	}
 	return profileBuilder{
-		s: s, p: p,
+		dict: qd, p: p,
 		locations: make([]*profile.Location, s.dict.locations.last+1),
 		functions: make([]*profile.Function, s.dict.functions.last+1),
 		mappings:  make(map[uint32]*profile.Mapping),
 		labels:    make(map[uint32]sampleLabels),
+	}, nil
+}
+
+// knownLabelSets drops the records of label sets that the dictionary does
+// not hold (a damaged or repaired store can have them), as the selector
+// did while the dictionary was held in memory whole. It needs the label
+// sets read (withLabels).
+func (b *profileBuilder) knownLabelSets(recs []record) []record {
+	for i, r := range recs {
+		if _, ok := b.dict.labelSets[r.labelSet]; ok {
+			continue
+		}
+		kept := slices.Clone(recs[:i])
+		for _, r := range recs[i+1:] {
+			if _, ok := b.dict.labelSets[r.labelSet]; ok {
+				kept = append(kept, r)
+			}
+		}
+		return kept
 	}
+	return recs
 }
 
 type profileBuilder struct {
-	s *Store
-	p *profile.Profile
+	dict *queryDict
+	p    *profile.Profile
 	// locations and functions are indexed by dictionary id: a query looks
 	// them up per frame of every stack, and map probes were a third of a
 	// 1-hour query's profile building.
@@ -282,7 +337,7 @@ func (b *profileBuilder) sampleLabels(id uint32) sampleLabels {
 		return l
 	}
 	l := sampleLabels{str: make(map[string][]string)}
-	ls, _ := b.s.dict.labelSets.get(id)
+	ls := b.dict.labelSets[id]
 	for _, pair := range ls {
 		if pair.name == "pid" {
 			if pid, err := strconv.ParseInt(pair.value, 10, 64); err == nil {
@@ -300,14 +355,11 @@ func (b *profileBuilder) location(id uint32) (*profile.Location, error) {
 	if int(id) < len(b.locations) && b.locations[id] != nil {
 		return b.locations[id], nil
 	}
-	enc, ok := b.s.dict.locations.get(id)
+	l, ok := b.dict.locations[id]
 	if !ok {
-		return nil, fmt.Errorf("storage: unknown location %d", id)
+		return nil, fmt.Errorf("storage: unknown or unreadable location %d", id)
 	}
-	l, err := decodeLocation(enc)
-	if err != nil {
-		return nil, fmt.Errorf("storage: location %d: %w", id, err)
-	}
+	var err error
 	loc := &profile.Location{ID: uint64(len(b.p.Location) + 1), Address: l.address, IsFolded: l.folded}
 	if l.mappingID != 0 {
 		m, err := b.mapping(l.mappingID)
@@ -336,7 +388,7 @@ func (b *profileBuilder) function(id uint32) (*profile.Function, error) {
 	if int(id) < len(b.functions) && b.functions[id] != nil {
 		return b.functions[id], nil
 	}
-	f, ok := b.s.dict.functions.get(id)
+	f, ok := b.dict.functions[id]
 	if !ok {
 		return nil, fmt.Errorf("storage: unknown function %d", id)
 	}
@@ -350,7 +402,7 @@ func (b *profileBuilder) mapping(id uint32) (*profile.Mapping, error) {
 	if m, ok := b.mappings[id]; ok {
 		return m, nil
 	}
-	sm, ok := b.s.dict.mappings.get(id)
+	sm, ok := b.dict.mappings[id]
 	if !ok {
 		return nil, fmt.Errorf("storage: unknown mapping %d", id)
 	}

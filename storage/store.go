@@ -25,6 +25,11 @@ type Options struct {
 	MaxDiskBytes     int64         // default 2 GiB; past it, the oldest data goes
 	MinFreeDiskBytes int64         // default 256 MiB: stop writing when the filesystem has less free
 	Logger           *slog.Logger  // default slog.Default()
+	// DictionaryCacheBytes bounds the memory that holds dictionary entries
+	// (stacks, locations, functions, label sets) for deduplicating writes
+	// and decoding queries; the dictionary itself stays on disk. Zero or
+	// less takes the default, 32 MiB.
+	DictionaryCacheBytes int64
 
 	// For tests.
 	now              func() time.Time                // the clock retention runs on
@@ -75,6 +80,7 @@ type Store struct {
 	samplesWritten, intervalsWritten, writeErrors, diskFullRejections atomic.Uint64
 	diskBytes                                                         atomic.Int64
 	diskFull                                                          atomic.Bool
+	dictStats                                                         atomic.Pointer[DictionaryStats] // published by publishDictStats
 
 	// lsmMu serialises what stops Badger's compactions for a while
 	// (Flatten, DropPrefix): two at once would restart them twice.
@@ -98,6 +104,7 @@ type Stats struct {
 	DiskBytes                                                         int64
 	SamplesWritten, IntervalsWritten, WriteErrors, DiskFullRejections uint64
 	OldestData, NewestData                                            time.Time
+	Dictionary                                                        DictionaryStats
 }
 
 // Open opens or creates a store. A directory that is not an Ember store
@@ -194,6 +201,7 @@ func open(opts Options, lock *dirLock) (*Store, error) {
 		return nil, fmt.Errorf("storage: open %s: %w; the store may be corrupt: run `ember store check "+
 			"--data-dir %s`, and see docs/storage.md (it was not deleted)", opts.Dir, err, opts.Dir)
 	}
+	s.publishDictStats()
 	return s, nil
 }
 
@@ -340,9 +348,16 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithMetricsEnabled(false)
 }
 
-// load checks the format key and reads the dictionary and the block index.
+// load checks the format key, counts the dictionary entries (which stay
+// on disk), reads the block index, and brings the dictionary's indexes up
+// to date with what an older Ember wrote.
 func (s *Store) load() error {
-	return s.db.Update(func(txn *badger.Txn) error {
+	budget := s.opts.DictionaryCacheBytes
+	if budget <= 0 {
+		budget = defaultDictionaryCacheBytes
+	}
+	s.dict.open(s.db, budget)
+	err := s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(metaFormatKey)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
@@ -361,23 +376,11 @@ func (s *Store) load() error {
 			}
 		}
 
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDict}, PrefetchValues: false})
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) != 6 {
-				it.Close()
-				return fmt.Errorf("bad dictionary key %x", k)
-			}
-			id := uint32(k[2])<<24 | uint32(k[3])<<16 | uint32(k[4])<<8 | uint32(k[5])
-			err := it.Item().Value(func(v []byte) error { return s.dict.load(k[1], id, v) })
-			if err != nil {
-				it.Close()
-				return fmt.Errorf("dictionary entry %x: %w", k, err)
-			}
+		if err := s.dict.scanDictionary(txn); err != nil {
+			return err
 		}
-		it.Close()
 
-		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixBlock}, PrefetchValues: false})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixBlock}, PrefetchValues: false})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			level, start, part, ok := parseBlockKey(it.Item().Key())
@@ -393,9 +396,6 @@ func (s *Store) load() error {
 		if n := len(s.index[0]); n > 0 {
 			s.newestRaw = s.index[0][n-1].startNanos
 		}
-		if newest, ok := s.index.newest(); ok {
-			s.dict.loadedHour = hourOf(newest)
-		}
 		for level := 1; level < numLevels; level++ {
 			if n := len(s.index[level]); n > 0 {
 				s.rolledThrough[level] = s.index[level][n-1].startNanos + int64(levelDurations[level])
@@ -403,6 +403,16 @@ func (s *Store) load() error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := s.buildHashIndex(); err != nil {
+		return fmt.Errorf("index the dictionary: %w", err)
+	}
+	if err := s.recordUsedIDs(); err != nil {
+		return fmt.Errorf("record the dictionary ids that blocks use: %w", err)
+	}
+	return nil
 }
 
 // Stats returns the store's counters and extent.
@@ -415,6 +425,7 @@ func (s *Store) Stats() Stats {
 		DiskFullRejections: s.diskFullRejections.Load(),
 	}
 	s.mu.RLock()
+	st.Dictionary = s.dict.stats()
 	defer s.mu.RUnlock()
 	oldest, newest := int64(0), int64(0)
 	for level := range numLevels {

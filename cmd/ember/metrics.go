@@ -126,6 +126,14 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 	counter("ember_store_write_errors_total", "Failed writes to the store.", func() float64 { return float64(store.Counters().WriteErrors) })
 	counter("ember_store_disk_full_rejections_total", "Intervals refused because free disk space was below --min-free-disk.",
 		func() float64 { return float64(store.Counters().DiskFullRejections) })
+	gauge("ember_store_dictionary_bytes", "Memory held by the store's dictionary cache (recently used stacks, locations, functions, label sets).",
+		func() float64 { return float64(store.Counters().Dictionary.MemoryBytes) })
+	gauge("ember_store_dictionary_budget_bytes", "The bound on ember_store_dictionary_bytes.",
+		func() float64 { return float64(store.Counters().Dictionary.BudgetBytes) })
+	counter("ember_store_dictionary_misses_total", "Dictionary lookups that read the disk.",
+		func() float64 { return float64(store.Counters().Dictionary.CacheMisses) })
+	counter("ember_store_dictionary_evictions_total", "Dictionary entries dropped from memory to stay within the budget.",
+		func() float64 { return float64(store.Counters().Dictionary.Evictions) })
 	gauge("ember_symbol_cache_bytes", "Approximate memory held by the symbolizer's caches.", func() float64 { return float64(sym.Stats().Bytes) })
 	gauge("ember_symbol_cache_files", "Parsed files held by the symbolizer.", func() float64 { return float64(sym.Stats().Files) })
 	counter("ember_symbol_cache_hits_total", "Address lookups answered from the cache.", func() float64 { return float64(sym.Stats().Hits) })
