@@ -59,20 +59,26 @@ func queryStore(t *testing.T, dir, selector string) *profile.Profile {
 // with the right split and labels.
 func TestDaemonStoresProfiles(t *testing.T) {
 	testenv.RequireBPF(t)
-	hot := exec.Command("../../testdata/hotspot/hotspot", "8")
+	hot := exec.Command("../../testdata/hotspot/hotspot", untilKilled)
 	if err := hot.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
+	testenv.Stop(t, hot.Process.Pid)
 
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5500*time.Millisecond)
-	defer cancel()
-	if err := runDaemon(ctx, testDaemonConfig(dir), slog.Default()); err != nil {
+	var cpu time.Duration
+	err := whileSampling(t, func(ctx context.Context) error { return runDaemon(ctx, testDaemonConfig(dir), slog.Default()) },
+		func() { cpu, _ = runFor(t, hot.Process.Pid, 5*time.Second) })
+	if err != nil {
 		t.Fatalf("daemon: %v", err)
 	}
 
 	p := queryStore(t, dir, `{comm="hotspot", pid="`+strconv.Itoa(hot.Process.Pid)+`"}`)
+	// Everything sampled was stored, the interval in progress at the stop too.
+	if err := testenv.SamplesAgree(total(p), time.Duration(p.Period), cpu); err != nil {
+		t.Error(err)
+	}
 	checkSplit(t, p, []leafWant{
 		{"alpha", 0.5, []string{"main", "run", "alpha"}},
 		{"beta", 0.3, []string{"main", "run", "work_b", "beta"}},
@@ -114,41 +120,46 @@ func TestDaemonLifecycle(t *testing.T) {
 				t.Logf("daemon output:\n%s", out.String())
 			}
 		})
+		if err := testenv.WaitSampling(context.Background(), cmd.Process.Pid); err != nil {
+			t.Fatalf("%v; daemon output:\n%s", err, out.String())
+		}
 		return cmd
 	}
-	hot := exec.Command("../../testdata/hotspot/hotspot", "20")
+	hot := exec.Command("../../testdata/hotspot/hotspot", untilKilled)
 	if err := hot.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
-	sel := `{comm="hotspot"}`
+	testenv.Stop(t, hot.Process.Pid)
+	// This hotspot only: other tests on the host may run one too.
+	sel := `{comm="hotspot", pid="` + strconv.Itoa(hot.Process.Pid) + `"}`
 
 	// With a 1 h interval nothing is stored before shutdown: what is there
-	// after SIGTERM was flushed by it.
+	// after SIGTERM was flushed by it, all of it.
 	d := start()
-	time.Sleep(3 * time.Second)
+	cpu, _ := runFor(t, hot.Process.Pid, 2*time.Second)
 	d.Process.Signal(syscall.SIGTERM)
 	if err := d.Wait(); err != nil {
 		t.Fatalf("daemon exit after SIGTERM: %v", err)
 	}
 	first := total(queryStore(t, dir, sel))
-	if first < 100 {
-		t.Fatalf("%d samples stored after SIGTERM, want about 250", first)
+	if err := testenv.SamplesAgree(first, time.Second/99, cpu); err != nil {
+		t.Fatalf("stored after SIGTERM: %v", err)
 	}
 
 	d = start()
-	time.Sleep(3 * time.Second)
+	cpu, _ = runFor(t, hot.Process.Pid, 2*time.Second)
 	d.Process.Signal(syscall.SIGTERM)
 	if err := d.Wait(); err != nil {
 		t.Fatalf("restarted daemon exit: %v", err)
 	}
 	second := total(queryStore(t, dir, sel))
-	if second < first+100 {
-		t.Errorf("after a restart the store holds %d samples, before %d: the restart did not add to the same data", second, first)
+	if err := testenv.SamplesAgree(second-first, time.Second/99, cpu); err != nil {
+		t.Errorf("after a restart the store holds %d samples, before %d: the restart did not add to the same data: %v", second, first, err)
 	}
 
 	d = start()
-	time.Sleep(2 * time.Second)
+	runFor(t, hot.Process.Pid, time.Second)
 	d.Process.Kill()
 	d.Wait()
 	if after := total(queryStore(t, dir, sel)); after < second {
@@ -197,11 +208,12 @@ func TestDaemonHTTP(t *testing.T) {
 	if err != nil {
 		goTool = "/usr/local/go/bin/go"
 	}
-	hot := exec.Command("../../testdata/hotspot/hotspot", "12")
+	hot := exec.Command("../../testdata/hotspot/hotspot", untilKilled)
 	if err := hot.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
+	testenv.Stop(t, hot.Process.Pid)
 
 	cfg := testDaemonConfig(t.TempDir())
 	cfg.Listen = freePort(t)
@@ -215,14 +227,22 @@ func TestDaemonHTTP(t *testing.T) {
 		}
 	}()
 	base := "http://" + cfg.Listen
-	time.Sleep(5 * time.Second) // two 2 s intervals stored
+	if err := testenv.WaitSampling(context.Background(), os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	cpu, share := runFor(t, hot.Process.Pid, 5*time.Second)
+	// The interval in progress when the hotspot stopped, and the next.
+	waitIntervals(t, base, 2)
 
 	httpGet(t, base+"/healthz")
-	query := url.QueryEscape(`{comm="hotspot"}`)
+	query := url.QueryEscape(`{comm="hotspot", pid="` + strconv.Itoa(hot.Process.Pid) + `"}`)
 	profileURL := base + "/api/v1/profile?from=-5m&query=" + query
 	p, err := profile.ParseData(httpGet(t, profileURL))
 	if err != nil {
 		t.Fatalf("parse the stored profile: %v", err)
+	}
+	if err := testenv.SamplesAgree(total(p), time.Duration(p.Period), cpu); err != nil {
+		t.Errorf("stored: %v", err)
 	}
 	checkSplit(t, p, []leafWant{
 		{"alpha", 0.5, []string{"main", "run", "alpha"}},
@@ -235,12 +255,15 @@ func TestDaemonHTTP(t *testing.T) {
 		t.Errorf("go tool pprof -top %s: %v\n%s", profileURL, err, top)
 	}
 
-	live, err := profile.ParseData(httpGet(t, base+"/debug/pprof/profile?seconds=2&query="+query))
+	// Long enough for the hotspot to get about 300 ms of CPU: 30 samples.
+	secs := secondsFor(300*time.Millisecond, share, 2)
+	testenv.Continue(t, hot.Process.Pid)
+	live, err := profile.ParseData(httpGet(t, base+"/debug/pprof/profile?seconds="+strconv.Itoa(secs)+"&query="+query))
 	if err != nil {
 		t.Fatalf("parse the live profile: %v", err)
 	}
-	if n := total(live); n < 20 {
-		t.Errorf("%d samples of hotspot in a 2 s live profile", n)
+	if n := total(live); n == 0 {
+		t.Errorf("no samples of hotspot in a %d s live profile", secs)
 	}
 
 	metrics := string(httpGet(t, base+"/metrics"))
