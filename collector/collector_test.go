@@ -306,6 +306,7 @@ func TestExecKeepsImagesApart(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	pid := uint32(cmd.Process.Pid)
+	stop := drainInBackground(t, c)
 	waitObserved(t, c, pid, func(p *Process) bool { return strings.Contains(filepath.Base(p.Exe), "sh") })
 	next.Write([]byte("\n"))
 	waitObserved(t, c, pid, func(p *Process) bool { return p.Exe == hot })
@@ -313,24 +314,22 @@ func TestExecKeepsImagesApart(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	waitExitSeen(t, c, pid)
-	b, err := c.Drain()
-	if err != nil {
-		t.Fatal(err)
-	}
 	perImage := map[string]uint64{}
 	var n, inside uint64
-	for _, s := range b.Samples {
-		if s.PID != pid || len(s.User) == 0 {
-			continue
-		}
-		p := b.Processes[s.Key()]
-		if p == nil {
-			continue
-		}
-		n += s.Count
-		perImage[filepath.Base(p.Exe)] += s.Count
-		if p.FindMapping(s.User[0]) != nil {
-			inside += s.Count
+	for _, b := range stop() {
+		for _, s := range b.Samples {
+			if s.PID != pid || len(s.User) == 0 {
+				continue
+			}
+			p := b.Processes[s.Key()]
+			if p == nil {
+				continue
+			}
+			n += s.Count
+			perImage[filepath.Base(p.Exe)] += s.Count
+			if p.FindMapping(s.User[0]) != nil {
+				inside += s.Count
+			}
 		}
 	}
 	t.Logf("%d samples by image %v, %d with the leaf in their image's mappings", n, perImage, inside)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,5 +177,52 @@ func waitExitSeen(t *testing.T, c *Collector, pid uint32) {
 			t.Fatalf("the collector has not seen pid %d exit after %s (%d of its %d images ended)", pid, testenv.CPUTimeout, ended, images)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// drainInBackground drains c every 250 ms until the returned function is
+// called, which drains once more and returns every batch: for tests that
+// wait on something else while a whole-host collector's maps, undrained,
+// would fill with the rest of a busy machine's stacks.
+func drainInBackground(t *testing.T, c *Collector) func() []*Batch {
+	t.Helper()
+	var (
+		mu      sync.Mutex
+		batches []*Batch
+		errs    []error
+	)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			b, err := c.Drain()
+			mu.Lock()
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				batches = append(batches, b)
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() []*Batch {
+		t.Helper()
+		close(stop)
+		<-done
+		b, err := c.Drain()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, err := range errs {
+			t.Error(err)
+		}
+		return append(batches, b)
 	}
 }
