@@ -1,10 +1,13 @@
 package collector
 
 import (
-	"os/exec"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/ember-profiler/ember/internal/testenv"
 )
 
 // TestDropIdleTables: idle tables stay while young and while the table
@@ -82,27 +85,74 @@ func TestReleaseKeepsTablesIdle(t *testing.T) {
 func TestUnwindTableIdleReuse(t *testing.T) {
 	c := newCollector(t, Config{}) // whole host: processes are found at their first sample
 	path, _ := filepath.Abs("../testdata/unwind/chain-nofp")
-	var reused uint64
+	var first *loadedTable
 	for run := range 2 {
-		cmd := exec.Command(path, "1")
-		if err := cmd.Run(); err != nil {
-			t.Fatal(err)
+		// The process runs until its table is in, however long that takes
+		// on a loaded machine, then exits.
+		cmd := startFixture(t, path, untilKilled)
+		pid := uint32(cmd.Process.Pid)
+		tables, st := waitInstalled(t, c, pid)
+		tbl := programTable(t, c, tables, path)
+		t.Logf("run %d: %d tables, %d idle, %d reused since start", run, st.Tables, st.Idle, st.IdleReused)
+		if run == 1 && tbl != first {
+			t.Error("the second run installed its table again instead of reusing the idle one")
 		}
-		// Two drains: the first sees the exit, the next lets the table go idle.
-		for range 2 {
-			b, err := c.Drain()
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := b.Stats.Unwind.Tables
-			t.Logf("run %d: %d tables, %d idle, %d reused since start", run, st.Tables, st.Idle, st.IdleReused)
-			reused = st.IdleReused
-			if run == 0 && st.Idle == 0 {
-				t.Error("no table idle after the program exited")
-			}
+		if run == 1 && st.IdleReused == 0 {
+			t.Error("no reuse of an idle table counted")
+		}
+		first = tbl
+		cmd.Process.Kill()
+		cmd.Wait()
+		if st := waitIdle(t, c, tbl); st.Idle == 0 {
+			t.Errorf("run %d: the program's table is idle, the stats say none is: %+v", run, st)
 		}
 	}
-	if reused == 0 {
-		t.Error("the second run installed its table again instead of reusing the idle one")
+}
+
+// programTable finds, among a process's tables, the one of the program at path.
+func programTable(t *testing.T, c *Collector, tables []string, path string) *loadedTable {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	id, _, _, err := identify(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(tables, id) {
+		t.Fatalf("the process's tables %v lack its program's %s", tables, id)
+	}
+	c.unwind.mu.Lock()
+	defer c.unwind.mu.Unlock()
+	return c.unwind.tables[id]
+}
+
+// waitIdle drains c until the exit of tbl's last process is seen and tbl
+// is left loaded and idle, and returns the stats of the last drain.
+func waitIdle(t *testing.T, c *Collector, tbl *loadedTable) UnwindTableStats {
+	t.Helper()
+	deadline := time.Now().Add(testenv.CPUTimeout)
+	for {
+		b, err := c.Drain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.unwind.mu.Lock()
+		kept := c.unwind.tables[tbl.id] == tbl
+		refs := tbl.refs
+		idle := refs == 0 && !tbl.idleSince.IsZero()
+		c.unwind.mu.Unlock()
+		if !kept {
+			t.Fatalf("table %s was dropped instead of kept idle", tbl.id)
+		}
+		if idle {
+			return b.Stats.Unwind.Tables
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("table %s still has %d references %s after its process exited", tbl.id, refs, testenv.CPUTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -3,7 +3,6 @@ package collector
 import (
 	"debug/elf"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -163,21 +162,15 @@ func TestUnwindFullChains(t *testing.T) {
 		t.Run(tc.bin, func(t *testing.T) {
 			path, _ := filepath.Abs(filepath.Join("../testdata/unwind", tc.bin))
 			syms := loadExeSymbols(t, path)
-			cmd := exec.Command(path, "4")
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			cmd := startFixture(t, path, untilKilled)
 			pid := uint32(cmd.Process.Pid)
 			c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
 			var walked, good, kernelFP, hot uint64
 			var bad []string
-			for range 2 {
-				time.Sleep(1500 * time.Millisecond)
-				b, err := c.Drain()
-				if err != nil {
-					t.Fatal(err)
-				}
+			// About 750 samples, and the samples the kernel walks while
+			// the tables are built stay few: building takes CPU time,
+			// and the fixture gets about as much meanwhile, loaded or not.
+			drainUntilCPU(t, c, pid, 1500*time.Millisecond, func(b *Batch) {
 				checkAccounting(t, b)
 				for _, s := range b.Samples {
 					if s.PID != pid || s.UserLost != LostNone {
@@ -199,7 +192,7 @@ func TestUnwindFullChains(t *testing.T) {
 						bad = append(bad, fmt.Sprintf("%s %d frames: %s", s.UserEnd, len(s.User), strings.Join(names, ";")))
 					}
 				}
-			}
+			})
 			t.Logf("%s: %d of %d unwound samples complete with the chain (%.2f%%), %d in the hot function; %d walked by the kernel before the tables were in",
 				tc.bin, good, walked, 100*float64(good)/float64(max(walked, 1)), hot, kernelFP)
 			if walked < 100 {
@@ -245,30 +238,28 @@ func endsInRoot(names, roots []string) bool {
 // stacks leave the known ranges, and unwound through from then on.
 func TestUnwindAfterDlopen(t *testing.T) {
 	path, _ := filepath.Abs("../testdata/unwind/dlopen-main")
-	cmd := exec.Command(path, "4")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd := startFixture(t, path, untilKilled)
 	pid := uint32(cmd.Process.Pid)
 	c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
-	// The library is loaded half a second in; give the re-read a moment.
-	time.Sleep(1500 * time.Millisecond)
-	if _, err := c.Drain(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	b, err := c.Drain()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The library is loaded half a second (of wall-clock time) in; then
+	// the re-read of the mappings gets a moment, in the fixture's CPU time.
+	waitMapped(t, int(pid), "libplugin.so")
+	drainUntilCPU(t, c, pid, 300*time.Millisecond, func(*Batch) {})
 	var walked, complete uint64
 	ends := map[UnwindEnd]uint64{}
+	drainUntilCPU(t, c, pid, 500*time.Millisecond, func(b *Batch) { countDlopened(b, pid, &walked, &complete, ends) })
+	t.Logf("%d of %d samples complete with the leaf in the dlopened library; ends %v", complete, walked, ends)
+	if walked < 100 || complete*100 < walked*95 {
+		t.Errorf("%d of %d samples complete through the dlopened library; ends %v", complete, walked, ends)
+	}
+}
+
+func countDlopened(b *Batch, pid uint32, walked, complete *uint64, ends map[UnwindEnd]uint64) {
 	for _, s := range b.Samples {
 		if s.PID != pid || s.UserSource != SourceUnwinder {
 			continue
 		}
-		walked += s.Count
+		*walked += s.Count
 		ends[s.UserEnd] += s.Count
 		p := b.Processes[s.Key()]
 		if s.UserEnd != UnwindComplete || len(s.User) < 6 {
@@ -276,12 +267,8 @@ func TestUnwindAfterDlopen(t *testing.T) {
 		}
 		// main -> call_plugin -> plugin_work (library) -> host_callback -> plugin_spin (library)
 		if m := p.FindMapping(s.User[0]); m != nil && strings.HasSuffix(m.Path, "libplugin.so") {
-			complete += s.Count
+			*complete += s.Count
 		}
-	}
-	t.Logf("%d of %d samples complete with the leaf in the dlopened library; ends %v", complete, walked, ends)
-	if walked < 100 || complete*100 < walked*95 {
-		t.Errorf("%d of %d samples complete through the dlopened library; ends %v", complete, walked, ends)
 	}
 }
 
@@ -289,35 +276,30 @@ func TestUnwindAfterDlopen(t *testing.T) {
 // them end marked instead of guessed.
 func TestUnwindBudget(t *testing.T) {
 	path, _ := filepath.Abs("../testdata/unwind/qsort-nofp")
-	cmd := exec.Command(path, "3")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd := startFixture(t, path, untilKilled)
 	pid := uint32(cmd.Process.Pid)
 	// Room for the program's own rows, not for libc's 28,000.
 	c := newCollector(t, Config{PIDs: []uint32{pid}, UnwindTableBytes: 8 * 2000, FrequencyHz: 499})
-	time.Sleep(1500 * time.Millisecond)
-	b, err := c.Drain()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkAccounting(t, b)
-	if b.Stats.Unwind.Tables.NotLoaded == 0 {
-		t.Errorf("no table reported as over the budget: %+v", b.Stats.Unwind.Tables)
-	}
 	var walked, noTable, truncated uint64
-	for _, s := range b.Samples {
-		if s.PID != pid || s.UserSource != SourceUnwinder {
-			continue
+	var tables UnwindTableStats
+	drainUntilCPU(t, c, pid, 300*time.Millisecond, func(b *Batch) {
+		checkAccounting(t, b)
+		tables = b.Stats.Unwind.Tables
+		for _, s := range b.Samples {
+			if s.PID != pid || s.UserSource != SourceUnwinder {
+				continue
+			}
+			walked += s.Count
+			if s.UserEnd == UnwindNoTable {
+				noTable += s.Count
+			}
+			if s.UserTruncated {
+				truncated += s.Count
+			}
 		}
-		walked += s.Count
-		if s.UserEnd == UnwindNoTable {
-			noTable += s.Count
-		}
-		if s.UserTruncated {
-			truncated += s.Count
-		}
+	})
+	if tables.NotLoaded == 0 {
+		t.Errorf("no table reported as over the budget: %+v", tables)
 	}
 	// Nearly every sample is in cmp_items, called from libc's qsort.
 	if walked < 20 || noTable*10 < walked*9 || truncated < noTable {
@@ -329,22 +311,14 @@ func TestUnwindBudget(t *testing.T) {
 // cache instead of parsing the files again.
 func TestUnwindCacheAcrossRestart(t *testing.T) {
 	path, _ := filepath.Abs("../testdata/unwind/qsort-nofp")
-	cmd := exec.Command(path, "4")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd := startFixture(t, path, untilKilled)
 	pid := uint32(cmd.Process.Pid)
 	dir := t.TempDir()
 	for run := range 2 {
 		c := newCollector(t, Config{PIDs: []uint32{pid}, UnwindCacheDir: dir})
-		time.Sleep(300 * time.Millisecond)
-		b, err := c.Drain()
-		if err != nil {
-			t.Fatal(err)
-		}
+		// However long the tables take on a loaded machine.
+		_, st := waitInstalled(t, c, pid)
 		c.Close()
-		st := b.Stats.Unwind.Tables
 		if run == 0 && (st.CacheHits != 0 || st.Tables == 0) {
 			t.Errorf("first run: %+v", st)
 		}
@@ -362,11 +336,7 @@ func TestUnwindCacheAcrossRestart(t *testing.T) {
 // alone, walks went on completing after the change.)
 func TestCachedRangesFollowChanges(t *testing.T) {
 	path, _ := filepath.Abs("../testdata/unwind/chain-nofp")
-	cmd := exec.Command(path, "6")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd := startFixture(t, path, untilKilled)
 	pid := uint32(cmd.Process.Pid)
 	c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
 	ends := func() map[UnwindEnd]uint64 {
@@ -374,17 +344,14 @@ func TestCachedRangesFollowChanges(t *testing.T) {
 		if _, err := c.Drain(); err != nil { // what straddles the change
 			t.Fatal(err)
 		}
-		time.Sleep(700 * time.Millisecond)
-		b, err := c.Drain()
-		if err != nil {
-			t.Fatal(err)
-		}
 		out := map[UnwindEnd]uint64{}
-		for _, s := range b.Samples {
-			if s.PID == pid && s.UserSource == SourceUnwinder {
-				out[s.UserEnd] += s.Count
+		drainUntilCPU(t, c, pid, 400*time.Millisecond, func(b *Batch) {
+			for _, s := range b.Samples {
+				if s.PID == pid && s.UserSource == SourceUnwinder {
+					out[s.UserEnd] += s.Count
+				}
 			}
-		}
+		})
 		return out
 	}
 	// setKind rewrites the kind of every range of the process whose kind
@@ -410,7 +377,7 @@ func TestCachedRangesFollowChanges(t *testing.T) {
 		u.rangesChangedLocked()
 		return n
 	}
-	time.Sleep(time.Second)
+	waitInstalled(t, c, pid)
 	if e := ends(); e[UnwindComplete] < 100 || e[UnwindNoTable] != 0 {
 		t.Fatalf("before the change: %v", e)
 	}
@@ -435,47 +402,40 @@ func TestUnwindDeepStacks(t *testing.T) {
 	syms := loadExeSymbols(t, path)
 	for _, levels := range []int{200, 500} {
 		t.Run(fmt.Sprint(levels), func(t *testing.T) {
-			cmd := exec.Command(path, "3", fmt.Sprint(levels))
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			cmd := startFixture(t, path, untilKilled, fmt.Sprint(levels))
 			pid := uint32(cmd.Process.Pid)
 			c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
-			time.Sleep(1500 * time.Millisecond)
-			b, err := c.Drain()
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkAccounting(t, b)
 			var walked, good uint64
 			var bad []string
-			for _, s := range b.Samples {
-				if s.PID != pid || s.UserLost != LostNone || s.UserSource != SourceUnwinder {
-					continue
-				}
-				walked += s.Count
-				names := syms.names(b.Processes[s.Key()], s.User)
-				descents := 0
-				for _, n := range names {
-					if strings.Contains(n, "descend") {
-						descents++
+			drainUntilCPU(t, c, pid, 500*time.Millisecond, func(b *Batch) {
+				checkAccounting(t, b)
+				for _, s := range b.Samples {
+					if s.PID != pid || s.UserLost != LostNone || s.UserSource != SourceUnwinder {
+						continue
+					}
+					walked += s.Count
+					names := syms.names(b.Processes[s.Key()], s.User)
+					descents := 0
+					for _, n := range names {
+						if strings.Contains(n, "descend") {
+							descents++
+						}
+					}
+					var ok bool
+					if levels < 300 {
+						// bottom, descend x levels+1, main, libc's two, _start.
+						ok = s.UserEnd == UnwindComplete && !s.UserTruncated && descents == levels+1 &&
+							strings.Contains(names[0], "bottom") && endsInRoot(names, cRoots)
+					} else {
+						ok = s.UserEnd == UnwindDepth && s.UserTruncated && len(s.User) == 378 && descents >= 376
+					}
+					if ok {
+						good += s.Count
+					} else if len(bad) < 3 {
+						bad = append(bad, fmt.Sprintf("%s, truncated %v, %d frames, %d descend", s.UserEnd, s.UserTruncated, len(s.User), descents))
 					}
 				}
-				var ok bool
-				if levels < 300 {
-					// bottom, descend x levels+1, main, libc's two, _start.
-					ok = s.UserEnd == UnwindComplete && !s.UserTruncated && descents == levels+1 &&
-						strings.Contains(names[0], "bottom") && endsInRoot(names, cRoots)
-				} else {
-					ok = s.UserEnd == UnwindDepth && s.UserTruncated && len(s.User) == 378 && descents >= 376
-				}
-				if ok {
-					good += s.Count
-				} else if len(bad) < 3 {
-					bad = append(bad, fmt.Sprintf("%s, truncated %v, %d frames, %d descend", s.UserEnd, s.UserTruncated, len(s.User), descents))
-				}
-			}
+			})
 			t.Logf("%d levels: %d of %d unwound samples as expected", levels, good, walked)
 			if walked < 100 || good*100 < walked*99 {
 				t.Errorf("%d of %d samples as expected; some that are not:\n%s", good, walked, strings.Join(bad, "\n"))

@@ -39,6 +39,8 @@ func newBrowser(t *testing.T, chromium string) *browser {
 		chromedp.WindowSize(1440, 900),
 		chromedp.Flag("force-device-scale-factor", "1"),
 		chromedp.Flag("hide-scrollbars", true),
+		// Starting Chromium takes a minute on a loaded machine.
+		chromedp.WSURLReadTimeout(3*time.Minute),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	// This chromedp predates some of Chromium's protocol events; it reports
@@ -48,7 +50,9 @@ func newBrowser(t *testing.T, chromium string) *browser {
 			t.Logf("chromedp: %s", msg)
 		}
 	}))
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	// Limits here and in waitFor only catch a page that is stuck: a loaded
+	// machine makes everything several times slower.
+	ctx, cancelTimeout := context.WithTimeout(ctx, 20*time.Minute)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	b := &browser{ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
@@ -115,7 +119,7 @@ func (b *browser) waitLoads(t *testing.T, n int) {
 // waitFor polls cond in the page; on timeout it reports the page's state.
 func (b *browser) waitFor(t *testing.T, cond string) {
 	t.Helper()
-	b.waitForWithin(t, cond, 10*time.Second)
+	b.waitForWithin(t, cond, time.Minute)
 }
 
 func (b *browser) waitForWithin(t *testing.T, cond string, d time.Duration) {
@@ -564,16 +568,20 @@ func TestBrowser(t *testing.T) {
 		if nodes != k.wideNodes || nodes < 50_000 {
 			t.Fatalf("tree of %d nodes, want %d", nodes, k.wideNodes)
 		}
-		// Redraws with every node in view: hover is one each.
+		// Redraws with every node in view: hover is one each. What they
+		// cost is the browser's CPU time: on a loaded machine the wall
+		// clock also counts the time other processes had the CPU.
 		var ms float64
+		cpuBefore := b.browserCPU(t)
 		b.eval(t, `(() => {
 			const f = __ember.flame, t0 = performance.now();
 			for (let i = 0; i < 10; i++) { f.draw(); }
 			return (performance.now() - t0) / 10;
 		})()`, &ms)
-		t.Logf("%d nodes: %.1f ms per full redraw, %d boxes drawn", nodes, ms, len(mustBoxes(t, b)))
-		if ms > 100 {
-			t.Errorf("a redraw of %d nodes takes %.1f ms, want under 100", nodes, ms)
+		cpu := (b.browserCPU(t) - cpuBefore) / 10
+		t.Logf("%d nodes: %s of CPU (%.1f ms of wall-clock time) per full redraw, %d boxes drawn", nodes, cpu, ms, len(mustBoxes(t, b)))
+		if cpu > 100*time.Millisecond {
+			t.Errorf("a redraw of %d nodes takes %s of CPU, want under 100ms", nodes, cpu)
 		}
 		b.clickBox(t, b.box(t, "flame", "wide.stage0"))
 		b.waitFor(t, `__ember.state().focus === "main.main;wide.dispatch;wide.stage0"`)

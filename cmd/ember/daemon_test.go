@@ -60,20 +60,26 @@ func queryStore(t *testing.T, dir, selector string) *profile.Profile {
 // with the right split and labels.
 func TestDaemonStoresProfiles(t *testing.T) {
 	testenv.RequireBPF(t)
-	hot := exec.Command("../../testdata/hotspot/hotspot", "8")
+	hot := exec.Command("../../testdata/hotspot/hotspot", untilKilled)
 	if err := hot.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
+	testenv.Stop(t, hot.Process.Pid)
 
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5500*time.Millisecond)
-	defer cancel()
-	if err := runDaemon(ctx, testDaemonConfig(dir), slog.Default()); err != nil {
+	var cpu time.Duration
+	err := whileSampling(t, func(ctx context.Context) error { return runDaemon(ctx, testDaemonConfig(dir), slog.Default()) },
+		func() { cpu, _ = runFor(t, hot.Process.Pid, 5*time.Second) })
+	if err != nil {
 		t.Fatalf("daemon: %v", err)
 	}
 
 	p := queryStore(t, dir, `{comm="hotspot", pid="`+strconv.Itoa(hot.Process.Pid)+`"}`)
+	// Everything sampled was stored, the interval in progress at the stop too.
+	if err := testenv.SamplesAgree(total(p), time.Duration(p.Period), cpu); err != nil {
+		t.Error(err)
+	}
 	checkSplit(t, p, []leafWant{
 		{"alpha", 0.5, []string{"main", "run", "alpha"}},
 		{"beta", 0.3, []string{"main", "run", "work_b", "beta"}},
@@ -104,7 +110,7 @@ func TestDaemonLifecycle(t *testing.T) {
 		cmd := exec.Command(self, "daemon", "--data-dir", dir, "--interval", "1h", "--drain-interval", "500ms", "--listen", "127.0.0.1:0",
 			"--min-free-disk", "1MiB", "--max-disk", "64MiB", "--log-level", "info")
 		cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
-		out := &daemonOutput{sampling: make(chan struct{})}
+		out := &daemonOutput{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -115,48 +121,47 @@ func TestDaemonLifecycle(t *testing.T) {
 				t.Logf("daemon output:\n%s", out.String())
 			}
 		})
-		// Loading the sampler takes seconds on a busy host: time from when it samples.
-		select {
-		case <-out.sampling:
-		case <-time.After(time.Minute):
-			t.Fatal("the daemon did not start sampling within a minute")
+		if err := testenv.WaitSampling(context.Background(), cmd.Process.Pid); err != nil {
+			t.Fatalf("%v; daemon output:\n%s", err, out.String())
 		}
 		return cmd
 	}
-	hot := exec.Command("../../testdata/hotspot/hotspot", "20")
+	hot := exec.Command("../../testdata/hotspot/hotspot", untilKilled)
 	if err := hot.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
-	sel := `{comm="hotspot"}`
+	testenv.Stop(t, hot.Process.Pid)
+	// This hotspot only: other tests on the host may run one too.
+	sel := `{comm="hotspot", pid="` + strconv.Itoa(hot.Process.Pid) + `"}`
 
 	// With a 1 h interval nothing is stored before shutdown: what is there
-	// after SIGTERM was flushed by it.
+	// after SIGTERM was flushed by it, all of it.
 	d := start()
-	time.Sleep(3 * time.Second)
+	cpu, _ := runFor(t, hot.Process.Pid, 2*time.Second)
 	d.Process.Signal(syscall.SIGTERM)
 	if err := d.Wait(); err != nil {
 		t.Fatalf("daemon exit after SIGTERM: %v", err)
 	}
 	// About 250 on an idle machine; far fewer when other work shares the CPUs.
 	first := total(queryStore(t, dir, sel))
-	if first == 0 {
-		t.Fatal("nothing stored after SIGTERM")
+	if err := testenv.SamplesAgree(first, time.Second/99, cpu); err != nil {
+		t.Fatalf("stored after SIGTERM: %v", err)
 	}
 
 	d = start()
-	time.Sleep(3 * time.Second)
+	cpu, _ = runFor(t, hot.Process.Pid, 2*time.Second)
 	d.Process.Signal(syscall.SIGTERM)
 	if err := d.Wait(); err != nil {
 		t.Fatalf("restarted daemon exit: %v", err)
 	}
 	second := total(queryStore(t, dir, sel))
-	if second <= first {
-		t.Errorf("after a restart the store holds %d samples, before %d: the restart did not add to the same data", second, first)
+	if err := testenv.SamplesAgree(second-first, time.Second/99, cpu); err != nil {
+		t.Errorf("after a restart the store holds %d samples, before %d: the restart did not add to the same data: %v", second, first, err)
 	}
 
 	d = start()
-	time.Sleep(2 * time.Second)
+	runFor(t, hot.Process.Pid, time.Second)
 	d.Process.Kill()
 	d.Wait()
 	if after := total(queryStore(t, dir, sel)); after < second {
@@ -164,23 +169,16 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 }
 
-// daemonOutput collects a daemon's output and notices when it starts sampling.
+// daemonOutput collects a daemon's output, written and read from different goroutines.
 type daemonOutput struct {
-	mu       sync.Mutex
-	text     strings.Builder
-	sampling chan struct{}
-	seen     bool
+	mu   sync.Mutex
+	text strings.Builder
 }
 
 func (o *daemonOutput) Write(b []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.text.Write(b)
-	if !o.seen && strings.Contains(o.text.String(), "ember daemon sampling") {
-		o.seen = true
-		close(o.sampling)
-	}
-	return len(b), nil
+	return o.text.Write(b)
 }
 
 func (o *daemonOutput) String() string {
@@ -222,27 +220,6 @@ func httpGet(t *testing.T, url string) []byte {
 	return body
 }
 
-// waitIntervalsStored waits until the daemon at base has stored n intervals.
-func waitIntervalsStored(t *testing.T, base string, n int) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		if resp, err := http.Get(base + "/metrics"); err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			for _, line := range strings.Split(string(body), "\n") {
-				if v, ok := strings.CutPrefix(line, `ember_intervals_total{outcome="stored"} `); ok {
-					if stored, _ := strconv.Atoi(v); stored >= n {
-						return
-					}
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon did not store %d intervals within a minute", n)
-		}
-	}
-}
-
 // The daemon serves what it stores: go tool pprof reads the history over
 // HTTP, a live profile comes from the running sampler, metrics count it.
 func TestDaemonHTTP(t *testing.T) {
@@ -251,11 +228,12 @@ func TestDaemonHTTP(t *testing.T) {
 	if err != nil {
 		goTool = "/usr/local/go/bin/go"
 	}
-	hot := exec.Command("../../testdata/hotspot/hotspot", "12")
+	hot := exec.Command("../../testdata/hotspot/hotspot", untilKilled)
 	if err := hot.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hot.Process.Kill(); hot.Wait() })
+	testenv.Stop(t, hot.Process.Pid)
 
 	cfg := testDaemonConfig(t.TempDir())
 	cfg.Listen = freePort(t)
@@ -269,16 +247,22 @@ func TestDaemonHTTP(t *testing.T) {
 		}
 	}()
 	base := "http://" + cfg.Listen
-	// Two 2 s intervals stored after sampling starts (loading the sampler
-	// takes seconds on a busy host, naming the first batch too).
-	waitIntervalsStored(t, base, 2)
+	if err := testenv.WaitSampling(context.Background(), os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	cpu, share := runFor(t, hot.Process.Pid, 5*time.Second)
+	// The interval in progress when the hotspot stopped, and the next.
+	waitIntervals(t, base, 2)
 
 	httpGet(t, base+"/healthz")
-	query := url.QueryEscape(`{comm="hotspot"}`)
+	query := url.QueryEscape(`{comm="hotspot", pid="` + strconv.Itoa(hot.Process.Pid) + `"}`)
 	profileURL := base + "/api/v1/profile?from=-5m&query=" + query
 	p, err := profile.ParseData(httpGet(t, profileURL))
 	if err != nil {
 		t.Fatalf("parse the stored profile: %v", err)
+	}
+	if err := testenv.SamplesAgree(total(p), time.Duration(p.Period), cpu); err != nil {
+		t.Errorf("stored: %v", err)
 	}
 	checkSplit(t, p, []leafWant{
 		{"alpha", 0.5, []string{"main", "run", "alpha"}},
@@ -291,12 +275,15 @@ func TestDaemonHTTP(t *testing.T) {
 		t.Errorf("go tool pprof -top %s: %v\n%s", profileURL, err, top)
 	}
 
-	live, err := profile.ParseData(httpGet(t, base+"/debug/pprof/profile?seconds=2&query="+query))
+	// Long enough for the hotspot to get about 300 ms of CPU: 30 samples.
+	secs := secondsFor(300*time.Millisecond, share, 2)
+	testenv.Continue(t, hot.Process.Pid)
+	live, err := profile.ParseData(httpGet(t, base+"/debug/pprof/profile?seconds="+strconv.Itoa(secs)+"&query="+query))
 	if err != nil {
 		t.Fatalf("parse the live profile: %v", err)
 	}
-	if n := total(live); n < 20 {
-		t.Errorf("%d samples of hotspot in a 2 s live profile", n)
+	if n := total(live); n == 0 {
+		t.Errorf("no samples of hotspot in a %d s live profile", secs)
 	}
 
 	metrics := string(httpGet(t, base+"/metrics"))

@@ -21,6 +21,8 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // checkEvery is how many rounds of arithmetic run between clock reads, so
@@ -35,7 +37,7 @@ var sink uint64
 // from frame-pointer stacks; the array guarantees a real frame.
 
 //go:noinline
-func alpha(deadline time.Time) {
+func alpha(deadline time.Duration) {
 	var state [16]uint64
 	state[0] = sink ^ 0x9e3779b97f4a7c15
 	for {
@@ -46,7 +48,7 @@ func alpha(deadline time.Time) {
 			x ^= x << 17
 			state[(i+1)&15] = x
 		}
-		if !time.Now().Before(deadline) {
+		if threadCPU() >= deadline {
 			break
 		}
 	}
@@ -54,7 +56,7 @@ func alpha(deadline time.Time) {
 }
 
 //go:noinline
-func beta(deadline time.Time) {
+func beta(deadline time.Duration) {
 	var state [16]uint64
 	state[0] = sink ^ 0xbf58476d1ce4e5b9
 	for {
@@ -65,7 +67,7 @@ func beta(deadline time.Time) {
 			x ^= x << 17
 			state[(i+1)&15] = x
 		}
-		if !time.Now().Before(deadline) {
+		if threadCPU() >= deadline {
 			break
 		}
 	}
@@ -73,7 +75,7 @@ func beta(deadline time.Time) {
 }
 
 //go:noinline
-func gamma(deadline time.Time) {
+func gamma(deadline time.Duration) {
 	var state [16]uint64
 	state[0] = sink ^ 0x94d049bb133111eb
 	for {
@@ -84,7 +86,7 @@ func gamma(deadline time.Time) {
 			x ^= x << 17
 			state[(i+1)&15] = x
 		}
-		if !time.Now().Before(deadline) {
+		if threadCPU() >= deadline {
 			break
 		}
 	}
@@ -94,18 +96,31 @@ func gamma(deadline time.Time) {
 // workB adds a level so one chain is deeper than main -> run -> leaf.
 //
 //go:noinline
-func workB(deadline time.Time) {
+func workB(deadline time.Duration) {
 	beta(deadline)
 	sink++
+}
+
+// threadCPU is the CPU time of this (locked) thread. The leaves split CPU
+// time, not wall-clock time: on a loaded machine the program waits long
+// between its turns on a CPU, and with wall-clock slices each turn would
+// find the last slice over and start a new cycle in alpha.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		panic(err)
+	}
+	return time.Duration(ts.Nano())
 }
 
 //go:noinline
 func run(d time.Duration) {
 	end := time.Now().Add(d)
-	for t := time.Now(); t.Before(end); t = time.Now() {
-		alpha(t.Add(50 * time.Millisecond))
-		workB(t.Add(80 * time.Millisecond))
-		gamma(t.Add(100 * time.Millisecond))
+	for time.Now().Before(end) {
+		t := threadCPU()
+		alpha(t + 50*time.Millisecond)
+		workB(t + 80*time.Millisecond)
+		gamma(t + 100*time.Millisecond)
 	}
 }
 
