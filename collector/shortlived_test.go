@@ -61,7 +61,7 @@ func TestShortLivedUnwound(t *testing.T) {
 			}
 			exited := make(chan struct{})
 			go func() { cmd.Wait(); close(exited) }()
-			_, ok := waitInstalled(c, uint32(cmd.Process.Pid), time.Now(), exited)
+			_, ok := timeToInstall(c, uint32(cmd.Process.Pid), time.Now(), exited)
 			cmd.Process.Kill()
 			<-exited
 			if !ok {
@@ -161,7 +161,7 @@ func measureShortLived(t *testing.T, c *Collector, argv []string, secs int) shor
 		go func() { defer wg.Done(); cmd.Wait(); close(exited) }()
 		go func() {
 			defer wg.Done()
-			if d, ok := waitInstalled(c, pid, execed, exited); ok {
+			if d, ok := timeToInstall(c, pid, execed, exited); ok {
 				mu.Lock()
 				run.latencies = append(run.latencies, d)
 				mu.Unlock()
@@ -181,9 +181,9 @@ func measureShortLived(t *testing.T, c *Collector, argv []string, secs int) shor
 	return run
 }
 
-// waitInstalled polls until pid has ranges, and says how long after
+// timeToInstall polls until pid has ranges, and says how long after
 // execed, or gives up when it exits first.
-func waitInstalled(c *Collector, pid uint32, execed time.Time, exited <-chan struct{}) (time.Duration, bool) {
+func timeToInstall(c *Collector, pid uint32, execed time.Time, exited <-chan struct{}) (time.Duration, bool) {
 	for {
 		c.unwind.mu.Lock()
 		in := c.unwind.installs[pid]

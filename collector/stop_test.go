@@ -4,14 +4,17 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/ember-profiler/ember/internal/testenv"
 )
 
 // After Stop nothing more is sampled, and the drain that follows, however
 // late, ends at the stop.
 func TestStopEndsSampling(t *testing.T) {
-	hot := startHotspot(t, "4")
+	hot := startHotspot(t)
 	c := newCollector(t, Config{PIDs: []uint32{uint32(hot.Process.Pid)}})
-	time.Sleep(500 * time.Millisecond)
+	// Some CPU while sampled, however long a loaded machine takes to give it.
+	testenv.WaitCPU(t, hot.Process.Pid, testenv.CPU(t, hot.Process.Pid)+200*time.Millisecond)
 	before := time.Now()
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
@@ -45,10 +48,13 @@ func TestStopEndsSampling(t *testing.T) {
 // itself: here, this test process.
 func TestForkParentIsNotSampled(t *testing.T) {
 	c := newCollector(t, Config{ForkParent: uint32(os.Getpid())})
-	hot := startHotspot(t, "2")
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	// Burn in this process too: it must not show.
-	for x := uint64(1); time.Now().Before(deadline); x = x*6364136223846793005 + 1 {
+	hot := startHotspot(t)
+	// Burn in this process too, until the child has had some CPU: it must not show.
+	until := testenv.CPU(t, hot.Process.Pid) + 200*time.Millisecond
+	for x := uint64(1); testenv.CPU(t, hot.Process.Pid) < until; x = x*6364136223846793005 + 1 {
+		for range 1 << 16 {
+			x = x*6364136223846793005 + 1
+		}
 	}
 	b, err := c.Drain()
 	if err != nil {
