@@ -21,13 +21,15 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// checkEvery is how many rounds of arithmetic run between clock reads, so
-// time spent outside the leaf's own code is negligible.
-const checkEvery = 100_000
+// checkEvery is how many rounds of arithmetic run between clock reads
+// (about a millisecond), so time spent outside the leaf's own code is
+// negligible.
+const checkEvery = 1_000_000
 
 // sink keeps the arithmetic observable so the compiler cannot drop it.
 var sink uint64
@@ -105,10 +107,14 @@ func workB(deadline time.Duration) {
 // time, not wall-clock time: on a loaded machine the program waits long
 // between its turns on a CPU, and with wall-clock slices each turn would
 // find the last slice over and start a new cycle in alpha.
+// A raw system call: clock_gettime never blocks, and the runtime's
+// entersyscall/exitsyscall would put samples on the g0 stack, whose walk
+// stops at runtime.systemstack (issue 20), in a fixture about user code.
 func threadCPU() time.Duration {
 	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic(err)
+	_, _, errno := unix.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_THREAD_CPUTIME_ID, uintptr(unsafe.Pointer(&ts)), 0)
+	if errno != 0 {
+		panic(errno)
 	}
 	return time.Duration(ts.Nano())
 }
