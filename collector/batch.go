@@ -272,6 +272,8 @@ type Stats struct {
 	// EventsLost counts new-process notifications the ring buffer could not
 	// take; such processes are read at drain time instead, if still alive.
 	EventsLost uint64
+	// ImageReads: what became of the /proc reads of new process images.
+	ImageReads ImageReads
 	// ForksUnfollowed counts children of followed processes (Config.ForkParent)
 	// left out because the PID filter was full.
 	ForksUnfollowed uint64

@@ -143,6 +143,11 @@ type Collector struct {
 	unwind   *unwindTables // nil when Unwind is "fp"
 	maxDepth int
 
+	// images queues the /proc reads of new images; imageReadsBefore is
+	// its total at the previous drain.
+	images           *imageQueue
+	imageReadsBefore ImageReads
+
 	// loaderProbe is where new images are heard of once their libraries
 	// are mapped; empty when not found.
 	loaderProbe loaderProbe
@@ -199,6 +204,7 @@ func New(cfg Config) (*Collector, error) {
 		return nil, err
 	}
 	c.tracker = newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger, c.currentImage)
+	c.images = newImageQueue()
 	if cfg.Unwind == UnwindDWARF {
 		if c.unwind, err = newUnwindTables(&c.objs, c.wordCapacity(), cfg.UnwindCacheDir, cfg.Logger); err != nil {
 			c.objs.Close()
@@ -221,6 +227,13 @@ func New(cfg Config) (*Collector, error) {
 		defer c.done.Done()
 		c.readEvents(ctx)
 	}()
+	for range imageReaders {
+		c.done.Add(1)
+		go func() {
+			defer c.done.Done()
+			c.readImages(ctx)
+		}()
+	}
 	if c.unwind != nil {
 		// Tables are built off the event loop, which must snapshot new
 		// processes before they exit.
@@ -326,7 +339,9 @@ func (c *Collector) attach() error {
 	return nil
 }
 
-// readEvents handles process notifications until ctx ends or the ring closes.
+// readEvents handles process notifications until ctx ends or the ring
+// closes. It only queues the /proc reads (images.go), so that it keeps up
+// with the ring and sees exits before the reads they make needless.
 func (c *Collector) readEvents(ctx context.Context) {
 	var ev bpf.SamplerEvent
 	for ctx.Err() == nil {
@@ -344,16 +359,14 @@ func (c *Collector) readEvents(ctx context.Context) {
 		ev = *(*bpf.SamplerEvent)(unsafe.Pointer(&rec.RawSample[0]))
 		switch bpf.SamplerEventType(ev.Type) {
 		case bpf.SamplerEventTypeEVENT_NEW_PROCESS:
-			p := c.tracker.observe(ProcessKey{ev.Pid, ev.ExecSeq}, ev.StartCode)
-			if c.unwind != nil {
-				c.unwind.enqueue(p)
-			}
+			c.images.push(imageRead{key: ProcessKey{ev.Pid, ev.ExecSeq}, startCode: ev.StartCode})
 		case bpf.SamplerEventTypeEVENT_NEEDS_MAPPINGS:
 			// A library loaded since the snapshot (dlopen), or code without a file.
 			if c.unwind != nil && c.unwind.needsRefresh(ev.Pid, ev.ExecSeq) {
-				c.unwind.enqueue(c.tracker.observe(ProcessKey{ev.Pid, ev.ExecSeq}, 0))
+				c.images.push(imageRead{key: ProcessKey{ev.Pid, ev.ExecSeq}, refresh: true})
 			}
 		case bpf.SamplerEventTypeEVENT_EXIT:
+			c.images.cancel(ev.Pid)
 			c.tracker.exited(ev.Pid)
 			if c.unwind != nil {
 				c.unwind.remove(ev.Pid)

@@ -74,6 +74,9 @@ func (c *Collector) Drain() (*Batch, error) {
 			batch.Stats.KernelLost[LostDrained] += s.Count
 		}
 	}
+	reads := c.images.total()
+	batch.Stats.ImageReads = reads.minus(c.imageReadsBefore)
+	c.imageReadsBefore = reads
 	var hold *fileHold
 	batch.Processes, hold = c.tracker.processesFor(batch.Samples, c.cfg.HoldBatchFiles)
 	if hold != nil {

@@ -80,11 +80,13 @@ func newProcessTracker(procRoot string, maxOpenFiles int, log *slog.Logger, curr
 
 // observe records a process image at its first sample. startCode is the
 // image's mm->start_code, which the snapshot is checked against.
-// It returns the snapshot taken.
+// It returns the snapshot taken. /proc is read without holding the lock,
+// so drains and other reads do not wait behind a slow one.
 func (t *processTracker) observe(key ProcessKey, startCode uint64) *Process {
+	proc, files := t.snapshot(key, startCode)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.observeLocked(key, startCode).snapshot
+	return t.recordLocked(key, proc, files).snapshot
 }
 
 // alive reports whether a process image is tracked and has not ended.
@@ -95,12 +97,13 @@ func (t *processTracker) alive(pid, execSeq uint32) bool {
 	return tp != nil && tp.exitedAt == 0
 }
 
-func (t *processTracker) observeLocked(key ProcessKey, startCode uint64) *trackedProcess {
-	proc, files := t.snapshot(key, startCode)
+// recordLocked keeps a snapshot just taken, which holds files.
+func (t *processTracker) recordLocked(key ProcessKey, proc *Process, files []fileKey) *trackedProcess {
 	old := t.procs[key]
 	if old != nil && proc.SnapshotErr != nil && old.snapshot.SnapshotErr == nil {
 		// A re-read that failed (exited, exec'd since) says the image ended;
 		// its earlier mappings still resolve the samples taken before.
+		t.release(files)
 		t.markExitedLocked(old)
 		return old
 	}
@@ -151,19 +154,25 @@ func (t *processTracker) markExitedLocked(tp *trackedProcess) {
 // With hold set, the files of the snapshots returned stay open until the
 // returned fileHold is released, however many drains that takes.
 func (t *processTracker) processesFor(samples []Sample, hold bool) (map[ProcessKey]*Process, *fileHold) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	out := make(map[ProcessKey]*Process)
 	files := make(map[ProcessKey][]fileKey)
+	var unseen []ProcessKey
+	t.mu.Lock()
 	for i := range samples {
 		key := samples[i].Key()
 		if _, done := out[key]; done {
 			continue
 		}
-		tp := t.procs[key]
-		if tp == nil {
-			tp = t.observeLocked(key, 0)
+		if tp := t.procs[key]; tp != nil {
+			out[key], files[key] = tp.snapshot, tp.files
+		} else {
+			out[key] = nil
+			unseen = append(unseen, key)
 		}
+	}
+	t.mu.Unlock()
+	for _, key := range unseen {
+		tp := t.observeTracked(key)
 		out[key], files[key] = tp.snapshot, tp.files
 	}
 	refreshed := make(map[ProcessKey]bool)
@@ -174,8 +183,7 @@ func (t *processTracker) processesFor(samples []Sample, hold bool) (map[ProcessK
 			continue
 		}
 		refreshed[key] = true
-		tp := t.observeLocked(key, 0)
-		if tp.snapshot.SnapshotErr == nil {
+		if tp := t.observeTracked(key); tp.snapshot.SnapshotErr == nil {
 			out[key], files[key] = tp.snapshot, tp.files
 		}
 	}
@@ -187,6 +195,8 @@ func (t *processTracker) processesFor(samples []Sample, hold bool) (map[ProcessK
 	if !hold {
 		return out, nil
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	h := &fileHold{tracker: t}
 	for _, keys := range files {
 		for _, k := range keys {
@@ -197,6 +207,15 @@ func (t *processTracker) processesFor(samples []Sample, hold bool) (map[ProcessK
 		}
 	}
 	return out, h
+}
+
+// observeTracked is observe returning the tracked entry, whose files stay
+// open at least until the next advance.
+func (t *processTracker) observeTracked(key ProcessKey) *trackedProcess {
+	proc, files := t.snapshot(key, 0)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.recordLocked(key, proc, files)
 }
 
 // A fileHold keeps one batch's mapped files open until released.
@@ -379,7 +398,16 @@ func (t *processTracker) snapshot(key ProcessKey, startCode uint64) (*Process, [
 		p.SnapshotErr = fmt.Errorf("process %d: %w", pid, err)
 		return p, nil
 	}
+	return p, t.holdFiles(dir, p)
+}
+
+// holdFiles opens the files of a snapshot's mappings, or takes a reference
+// to those already open, and returns their keys. The opens run outside the
+// lock; a file another read opened meanwhile is shared, the second copy closed.
+func (t *processTracker) holdFiles(dir string, p *Process) []fileKey {
 	var files []fileKey
+	var missing []int
+	t.mu.Lock()
 	for i := range p.Mappings {
 		m := &p.Mappings[i]
 		if m.Inode == 0 || !strings.HasPrefix(m.Path, "/") {
@@ -392,21 +420,53 @@ func (t *processTracker) snapshot(key ProcessKey, startCode uint64) (*Process, [
 			files = append(files, key)
 			continue
 		}
-		if len(t.files) >= t.maxOpenFiles {
-			t.filesNotHeld++
-			continue
-		}
+		missing = append(missing, i)
+	}
+	t.mu.Unlock()
+	if len(missing) == 0 {
+		return files
+	}
+	opened := make([]*os.File, len(missing))
+	var openErrs []error
+	for j, i := range missing {
+		m := &p.Mappings[i]
 		f, err := openMappedFile(dir, m)
 		if err != nil {
+			openErrs = append(openErrs, err)
+			continue
+		}
+		opened[j] = f
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.filesNotHeld += uint64(len(openErrs))
+	for j, i := range missing {
+		f := opened[j]
+		if f == nil {
+			continue
+		}
+		m := &p.Mappings[i]
+		key := fileKey{m.Dev, m.Inode}
+		if h := t.files[key]; h != nil {
+			f.Close()
+			h.refs++
+			m.File = h.file
+			files = append(files, key)
+			continue
+		}
+		if len(t.files) >= t.maxOpenFiles {
+			f.Close()
 			t.filesNotHeld++
-			t.log.Debug("cannot open mapped file", slog.Int("pid", int(pid)), slog.String("path", m.Path), slog.Any("err", err))
 			continue
 		}
 		t.files[key] = &heldFile{file: f, refs: 1}
 		m.File = f
 		files = append(files, key)
 	}
-	return p, files
+	for _, err := range openErrs {
+		t.log.Debug("cannot open mapped file", slog.Int("pid", int(p.PID)), slog.Any("err", err))
+	}
+	return files
 }
 
 // openMappedFile opens the file behind a mapping as the process sees it. The

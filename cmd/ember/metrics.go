@@ -13,6 +13,7 @@ type daemonMetrics struct {
 	samples     *prometheus.CounterVec
 	stacksLost  *prometheus.CounterVec
 	eventsLost  prometheus.Counter
+	imageReads  *prometheus.CounterVec
 	truncated   prometheus.Counter
 	drain       prometheus.Histogram
 	symbolize   prometheus.Histogram
@@ -94,6 +95,11 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 			Help: "Samples in the batches counted by ember_batches_dropped_total, by the same reasons.",
 		}, []string{"reason"}),
 	}
+	m.imageReads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ember_process_reads_total",
+		Help: "New process images to read from /proc, by outcome: read; dropped (too many pending, the oldest first); cancelled (exited before their turn).",
+	}, []string{"outcome"})
+	reg.MustRegister(m.imageReads)
 	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.drain, m.symbolize, m.intervals, m.storeAppend,
 		m.drainLateness, m.namingQueue, m.batchesFolded, m.batchesDropped, m.samplesDropped)
 	m.unwind = unwindMetrics{
@@ -155,6 +161,9 @@ func (m *daemonMetrics) observeBatch(s collector.Stats) {
 		m.stacksLost.WithLabelValues("kernel", r.String()).Add(float64(n))
 	}
 	m.eventsLost.Add(float64(s.EventsLost))
+	m.imageReads.WithLabelValues("read").Add(float64(s.ImageReads.Read))
+	m.imageReads.WithLabelValues("dropped").Add(float64(s.ImageReads.Dropped))
+	m.imageReads.WithLabelValues("cancelled").Add(float64(s.ImageReads.Cancelled))
 	m.truncated.Add(float64(s.Truncated))
 	for e, n := range s.Unwind.Ends {
 		m.unwind.walks.WithLabelValues(e.String()).Add(float64(n))
