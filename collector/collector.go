@@ -344,14 +344,14 @@ func (c *Collector) readEvents(ctx context.Context) {
 		ev = *(*bpf.SamplerEvent)(unsafe.Pointer(&rec.RawSample[0]))
 		switch bpf.SamplerEventType(ev.Type) {
 		case bpf.SamplerEventTypeEVENT_NEW_PROCESS:
-			p := c.tracker.observe(ProcessKey{ev.Pid, ev.ExecSeq}, ev.StartCode)
+			p := c.tracker.observe(ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, ev.StartCode)
 			if c.unwind != nil {
 				c.unwind.enqueue(p)
 			}
 		case bpf.SamplerEventTypeEVENT_NEEDS_MAPPINGS:
 			// A library loaded since the snapshot (dlopen), or code without a file.
 			if c.unwind != nil && c.unwind.needsRefresh(ev.Pid, ev.ExecSeq) {
-				c.unwind.enqueue(c.tracker.observe(ProcessKey{ev.Pid, ev.ExecSeq}, 0))
+				c.unwind.enqueue(c.tracker.observe(ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, 0))
 			}
 		case bpf.SamplerEventTypeEVENT_EXIT:
 			c.tracker.exited(ev.Pid)

@@ -1,4 +1,4 @@
-// Package symbolizer turns the collector's raw stacks (a *collector.Batch of
+// Package symbolizer turns the collector's raw stacks (a *model.Batch of
 // addresses and process snapshots) into a named pprof profile
 // (*profile.Profile), which the storage and web stages consume.
 //
