@@ -11,6 +11,12 @@ type Sample struct {
 	// Kernel and User are return addresses except for the first (leaf) one.
 	Kernel []uint64
 	User   []uint64
+	// UserFrames, when not nil, is the user stack in place of User, leaf
+	// first: an unwinder that walks an interpreter's or a JIT's own frames
+	// hands them over named, with the native frames around them as
+	// FrameNative. Stacks of native code alone leave it nil and stay plain
+	// addresses.
+	UserFrames []Frame
 	// KernelTruncated and UserTruncated mean the stack hit the depth limit and
 	// its root end is missing.
 	KernelTruncated, UserTruncated bool
@@ -23,6 +29,15 @@ type Sample struct {
 	UserSource UserStackSource
 	UserEnd    UnwindEnd
 	Count      uint64
+}
+
+// UserDepth is the number of user frames: of UserFrames when set, else of
+// User.
+func (s *Sample) UserDepth() int {
+	if s.UserFrames != nil {
+		return len(s.UserFrames)
+	}
+	return len(s.User)
 }
 
 // UserStackSource says who walked a user stack.

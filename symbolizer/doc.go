@@ -18,6 +18,10 @@
 //     the calls the Go compiler inlined (goinline.go).
 //   - symtabResolver: .symtab, .dynsym, and MiniDebugInfo (.gnu_debugdata).
 //
+// Frames an unwinder hands over already named (model.Sample.UserFrames:
+// interpreted functions with their file and line, JIT symbols) become
+// locations without a mapping, named as given (profile.go).
+//
 // C++ and Rust names are demangled as a pass over the frames (demangle.go).
 // Anonymous executable memory is named from the process's JIT perf map
 // (perfmap.go). Files are read only through the *os.File the collector

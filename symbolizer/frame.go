@@ -55,6 +55,12 @@ func kernelLost(r model.LossReason) string {
 	return "[kernel stack lost: " + r.String() + "]"
 }
 
+// unnamedFrame stands in for the name of an interpreted or JIT frame whose
+// unwinder could not read it: "[unknown interpreted frame]".
+func unnamedFrame(kind model.FrameKind) string {
+	return "[unknown " + kind.String() + " frame]"
+}
+
 // unknownIn names an address of a mapping that no resolver could name.
 //
 // For file-backed mappings it is "[unknown in BASENAME+0xOFF]" where OFF is

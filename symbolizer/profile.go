@@ -25,6 +25,8 @@ const (
 // profile: samples/count and cpu/nanoseconds per sample, each sample's
 // locations leaf first (kernel frames, then user frames), labelled with
 // comm, pid and tid, in a deterministic order (pid, tid, then stack).
+// Frames an unwinder already named (Sample.UserFrames) are kept as named
+// (see userFrameLocation).
 //
 // Files are read through the *os.File values in the batch's mappings,
 // which must stay open for the duration of the call.
@@ -49,6 +51,7 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 		mappings:  make(map[mappingKey]*profile.Mapping),
 		locations: make(map[locationKey]*profile.Location),
 		markers:   make(map[string]*profile.Location),
+		named:     make(map[model.Frame]*profile.Location),
 		functions: make(map[frame]*profile.Function),
 		perfMaps:  make(map[uint32]*perfMap),
 		p: &profile.Profile{
@@ -91,6 +94,7 @@ func sortedSamples(in []model.Sample) []*model.Sample {
 			cmp.Compare(a.TID, b.TID),
 			slices.Compare(a.Kernel, b.Kernel),
 			slices.Compare(a.User, b.User),
+			slices.CompareFunc(a.UserFrames, b.UserFrames, compareFrames),
 			cmp.Compare(a.KernelLost, b.KernelLost),
 			cmp.Compare(a.UserLost, b.UserLost),
 			compareBool(a.KernelTruncated, b.KernelTruncated),
@@ -99,6 +103,16 @@ func sortedSamples(in []model.Sample) []*model.Sample {
 		)
 	})
 	return out
+}
+
+func compareFrames(a, b model.Frame) int {
+	return cmp.Or(
+		cmp.Compare(a.Kind, b.Kind),
+		cmp.Compare(a.Addr, b.Addr),
+		cmp.Compare(a.Function, b.Function),
+		cmp.Compare(a.File, b.File),
+		cmp.Compare(a.Line, b.Line),
+	)
 }
 
 func compareBool(a, b bool) int {
@@ -121,6 +135,9 @@ type profileBuilder struct {
 	mappings  map[mappingKey]*profile.Mapping
 	locations map[locationKey]*profile.Location
 	markers   map[string]*profile.Location
+	// named holds the locations of frames unwinders named (interpreted,
+	// JIT), by the frame itself.
+	named     map[model.Frame]*profile.Location
 	functions map[frame]*profile.Function
 	// perfMaps holds the JIT perf maps already looked at in this call.
 	perfMaps map[uint32]*perfMap
@@ -179,10 +196,16 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 		// Kernel threads and processes past releasing their memory have no
 		// user stack to lose: no user frames and no marker.
 		proc := pb.batch.Processes[smp.Key()]
-		for i, addr := range smp.User {
-			locs = append(locs, pb.userLocation(proc, smp.PID, addr, i > 0))
+		if smp.UserFrames != nil {
+			for i, f := range smp.UserFrames {
+				locs = append(locs, pb.userFrameLocation(proc, smp.PID, f, i > 0))
+			}
+		} else {
+			for i, addr := range smp.User {
+				locs = append(locs, pb.userLocation(proc, smp.PID, addr, i > 0))
+			}
 		}
-		if smp.UserTruncated && len(smp.User) > 0 {
+		if smp.UserTruncated && smp.UserDepth() > 0 {
 			locs = append(locs, pb.markerLocation(markerTruncated))
 		}
 	default:
@@ -302,6 +325,31 @@ func (pb *profileBuilder) userLocation(proc *model.Process, pid uint32, addr uin
 		})
 	}
 	return pb.addLocation(lk, m, addr, frames)
+}
+
+// userFrameLocation is the location of a frame an unwinder handed over.
+// A native one is an address like those of Sample.User. Interpreted and
+// JIT frames arrive named, and their location has no mapping: their code
+// is in no file a pprof mapping could describe (bytecode, a JIT's heap),
+// and the function's file name says where it came from. A JIT frame keeps
+// its address; an interpreted one has none.
+func (pb *profileBuilder) userFrameLocation(proc *model.Process, pid uint32, f model.Frame, isReturn bool) *profile.Location {
+	if f.Kind == model.FrameNative {
+		return pb.userLocation(proc, pid, f.Addr, isReturn)
+	}
+	if f.Kind == model.FrameInterpreted {
+		f.Addr = 0
+	}
+	if loc, ok := pb.named[f]; ok {
+		return loc
+	}
+	name := f.Function
+	if name == "" {
+		name = unnamedFrame(f.Kind)
+	}
+	loc := pb.newLocation(nil, f.Addr, []frame{{Function: name, SystemName: name, File: f.File, Line: f.Line}})
+	pb.named[f] = loc
+	return loc
 }
 
 func (pb *profileBuilder) fileKey(m *model.Mapping) fileKeyResult {
