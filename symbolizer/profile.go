@@ -51,7 +51,6 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 		mappings:  make(map[mappingKey]*profile.Mapping),
 		locations: make(map[locationKey]*profile.Location),
 		markers:   make(map[string]*profile.Location),
-		named:     make(map[model.Frame]*profile.Location),
 		functions: make(map[frame]*profile.Function),
 		perfMaps:  make(map[uint32]*perfMap),
 		p: &profile.Profile{
@@ -136,7 +135,8 @@ type profileBuilder struct {
 	locations map[locationKey]*profile.Location
 	markers   map[string]*profile.Location
 	// named holds the locations of frames unwinders named (interpreted,
-	// JIT), by the frame itself.
+	// JIT), by the frame itself; made at the first, so that batches of
+	// native stacks cost nothing more.
 	named     map[model.Frame]*profile.Location
 	functions map[frame]*profile.Function
 	// perfMaps holds the JIT perf maps already looked at in this call.
@@ -348,6 +348,9 @@ func (pb *profileBuilder) userFrameLocation(proc *model.Process, pid uint32, f m
 		name = unnamedFrame(f.Kind)
 	}
 	loc := pb.newLocation(nil, f.Addr, []frame{{Function: name, SystemName: name, File: f.File, Line: f.Line}})
+	if pb.named == nil {
+		pb.named = make(map[model.Frame]*profile.Location)
+	}
 	pb.named[f] = loc
 	return loc
 }
