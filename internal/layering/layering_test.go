@@ -146,7 +146,7 @@ func TestSymbolizerLinksNoBPF(t *testing.T) {
 		}
 		if len(linked) > 0 {
 			// Deps are sorted: the first is f itself when it is linked.
-			t.Errorf("symbolizer links %s (%d packages): %s", f, len(linked), g.chain(sym.ImportPath, linked[0]))
+			t.Errorf("symbolizer links %s (%d of its packages): %s", f, len(linked), g.chain(sym.ImportPath, linked[0]))
 		}
 	}
 }
