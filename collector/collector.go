@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ember-profiler/ember/bpf"
+	"github.com/ember-profiler/ember/model"
 )
 
 // Config says what to sample. The zero value of a field means its default.
@@ -146,7 +147,7 @@ type Collector struct {
 	// images queues the /proc reads of new images; imageReadsBefore is
 	// its total at the previous drain.
 	images           *imageQueue
-	imageReadsBefore ImageReads
+	imageReadsBefore model.ImageReads
 
 	// loaderProbe is where new images are heard of once their libraries
 	// are mapped; empty when not found.
@@ -359,11 +360,11 @@ func (c *Collector) readEvents(ctx context.Context) {
 		ev = *(*bpf.SamplerEvent)(unsafe.Pointer(&rec.RawSample[0]))
 		switch bpf.SamplerEventType(ev.Type) {
 		case bpf.SamplerEventTypeEVENT_NEW_PROCESS:
-			c.images.push(imageRead{key: ProcessKey{ev.Pid, ev.ExecSeq}, startCode: ev.StartCode})
+			c.images.push(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
 		case bpf.SamplerEventTypeEVENT_NEEDS_MAPPINGS:
 			// A library loaded since the snapshot (dlopen), or code without a file.
 			if c.unwind != nil && c.unwind.needsRefresh(ev.Pid, ev.ExecSeq) {
-				c.images.push(imageRead{key: ProcessKey{ev.Pid, ev.ExecSeq}, refresh: true})
+				c.images.push(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, refresh: true})
 			}
 		case bpf.SamplerEventTypeEVENT_EXIT:
 			c.images.cancel(ev.Pid)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/model"
 )
 
 const hotspotC = "../testdata/hotspot/hotspot"
@@ -33,14 +34,14 @@ func newCollector(t *testing.T, cfg Config) *Collector {
 
 // checkAccounting asserts that every sample the program took is accounted
 // for: recorded in a count, or counted as left out or lost.
-func checkAccounting(t *testing.T, b *Batch) {
+func checkAccounting(t *testing.T, b *model.Batch) {
 	t.Helper()
 	st := b.Stats
 	if got := st.Idle + st.Filtered + st.Recorded + st.CountMapFull; got != st.Taken {
 		t.Errorf("taken %d != idle %d + filtered %d + recorded %d + count map full %d", st.Taken, st.Idle, st.Filtered, st.Recorded, st.CountMapFull)
 	}
 	var sum uint64
-	userLost := map[LossReason]uint64{}
+	userLost := map[model.LossReason]uint64{}
 	for _, s := range b.Samples {
 		sum += s.Count
 		userLost[s.UserLost] += s.Count
@@ -48,7 +49,7 @@ func checkAccounting(t *testing.T, b *Batch) {
 	if sum != st.Recorded {
 		t.Errorf("samples add up to %d, stats say %d recorded", sum, st.Recorded)
 	}
-	for _, r := range []LossReason{LostCollision, LostMapFull, LostKernelThread, LostExiting, LostOther} {
+	for _, r := range []model.LossReason{model.LostCollision, model.LostMapFull, model.LostKernelThread, model.LostExiting, model.LostOther} {
 		if userLost[r] != st.UserLost[r] {
 			t.Errorf("user stacks lost to %s: samples say %d, stats say %d", r, userLost[r], st.UserLost[r])
 		}
@@ -69,7 +70,7 @@ func TestSamplesOneProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	var periodNanos int64
-	cpu := drainUntilCPU(t, c, pid, 1500*time.Millisecond, func(b *Batch) {
+	cpu := drainUntilCPU(t, c, pid, 1500*time.Millisecond, func(b *model.Batch) {
 		periodNanos = b.PeriodNanos
 		checkAccounting(t, b)
 		for _, s := range b.Samples {
@@ -144,7 +145,7 @@ func TestShortLivedProcess(t *testing.T) {
 	}
 	// The samples after the execve belong to the hotspot's own image.
 	exe, _ := filepath.Abs(hotspotC)
-	var p *Process
+	var p *model.Process
 	for key, image := range b.Processes {
 		if key.PID == pid && image.Exe == exe {
 			p = image
@@ -183,9 +184,9 @@ func TestStackLossIsCounted(t *testing.T) {
 	qs := startFixture(t, "../testdata/unwind/qsort-nofp", untilKilled)
 	c := newCollector(t, Config{StackMapEntries: 64, FrequencyHz: 499})
 	var lost uint64
-	drainUntilCPU(t, c, uint32(qs.Process.Pid), 500*time.Millisecond, func(b *Batch) {
+	drainUntilCPU(t, c, uint32(qs.Process.Pid), 500*time.Millisecond, func(b *model.Batch) {
 		checkAccounting(t, b)
-		for _, r := range []LossReason{LostCollision, LostMapFull} {
+		for _, r := range []model.LossReason{model.LostCollision, model.LostMapFull} {
 			lost += b.Stats.UserLost[r] + b.Stats.KernelLost[r]
 		}
 	})
@@ -216,7 +217,7 @@ func TestStacksFoundAfterEveryDrain(t *testing.T) {
 		checkAccounting(t, b)
 		var n uint64
 		for _, s := range b.Samples {
-			if s.UserLost == LostDrained || s.KernelLost == LostDrained {
+			if s.UserLost == model.LostDrained || s.KernelLost == model.LostDrained {
 				t.Errorf("drain %d: %d samples name a stack that is not in the map", i, s.Count)
 			}
 			if len(s.User) > 0 {
@@ -263,7 +264,7 @@ func TestTruncatedStack(t *testing.T) {
 	c := newCollector(t, Config{PIDs: []uint32{pid}, Unwind: UnwindFP, FrequencyHz: 499})
 	var n, truncated, statsTruncated uint64
 	var periodNanos int64
-	cpu := drainUntilCPU(t, c, pid, 300*time.Millisecond, func(b *Batch) {
+	cpu := drainUntilCPU(t, c, pid, 300*time.Millisecond, func(b *model.Batch) {
 		checkAccounting(t, b)
 		periodNanos = b.PeriodNanos
 		statsTruncated += b.Stats.Truncated
@@ -310,9 +311,9 @@ func TestExecKeepsImagesApart(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	pid := uint32(cmd.Process.Pid)
 	stop := drainInBackground(t, c)
-	waitObserved(t, c, pid, func(p *Process) bool { return strings.Contains(filepath.Base(p.Exe), "sh") })
+	waitObserved(t, c, pid, func(p *model.Process) bool { return strings.Contains(filepath.Base(p.Exe), "sh") })
 	next.Write([]byte("\n"))
-	waitObserved(t, c, pid, func(p *Process) bool { return p.Exe == hot })
+	waitObserved(t, c, pid, func(p *model.Process) bool { return p.Exe == hot })
 	testenv.WaitCPU(t, int(pid), waitExec(t, int(pid), hot)+150*time.Millisecond)
 	cmd.Process.Kill()
 	cmd.Wait()

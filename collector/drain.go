@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ember-profiler/ember/bpf"
+	"github.com/ember-profiler/ember/model"
 )
 
 // Mirrors of STACK_ID_KERNEL_THREAD and STACK_ID_EXITING in sampler.bpf.c.
@@ -26,7 +27,7 @@ const inFlightGrace = 2 * time.Millisecond
 // previous set collected since the last drain, and empties it. Call it
 // regularly (every second or so): stack maps fill up with distinct stacks.
 // Drain and Close must not be called concurrently.
-func (c *Collector) Drain() (*Batch, error) {
+func (c *Collector) Drain() (*model.Batch, error) {
 	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
 
@@ -48,7 +49,7 @@ func (c *Collector) Drain() (*Batch, error) {
 	if prev == 1 {
 		counts, stacks = c.objs.Counts1, c.objs.Stacks1
 	}
-	batch := &Batch{
+	batch := &model.Batch{
 		Start:       c.lastDrain,
 		End:         end,
 		FrequencyHz: c.cfg.FrequencyHz,
@@ -67,20 +68,20 @@ func (c *Collector) Drain() (*Batch, error) {
 		if s.KernelTruncated || s.UserTruncated {
 			batch.Stats.Truncated += s.Count
 		}
-		if s.UserLost == LostDrained {
-			batch.Stats.UserLost[LostDrained] += s.Count
+		if s.UserLost == model.LostDrained {
+			batch.Stats.UserLost[model.LostDrained] += s.Count
 		}
-		if s.KernelLost == LostDrained {
-			batch.Stats.KernelLost[LostDrained] += s.Count
+		if s.KernelLost == model.LostDrained {
+			batch.Stats.KernelLost[model.LostDrained] += s.Count
 		}
 	}
 	reads := c.images.total()
-	batch.Stats.ImageReads = reads.minus(c.imageReadsBefore)
+	batch.Stats.ImageReads = reads.Minus(c.imageReadsBefore)
 	c.imageReadsBefore = reads
 	var hold *fileHold
 	batch.Processes, hold = c.tracker.processesFor(batch.Samples, c.cfg.HoldBatchFiles)
 	if hold != nil {
-		batch.held = hold
+		batch.HoldUntilRelease(hold)
 	}
 	c.tracker.advance()
 	if c.unwind != nil {
@@ -90,13 +91,13 @@ func (c *Collector) Drain() (*Batch, error) {
 	return batch, nil
 }
 
-func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
+func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]model.Sample, error) {
 	var (
 		key     bpf.SamplerSampleKey
 		value   bpf.SamplerSampleValue
 		keys    []bpf.SamplerSampleKey
 		values  []bpf.SamplerSampleValue
-		samples []Sample
+		samples []model.Sample
 	)
 	keys, values, err := takeAll(counts, keys, values)
 	if errors.Is(err, ebpf.ErrNotSupported) {
@@ -120,14 +121,14 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 	}
 
 	for i, k := range keys {
-		s := Sample{PID: k.Pid, TID: k.Tid, ExecSeq: k.ExecSeq, Comm: commString(values[i].Comm), Count: values[i].Count}
+		s := model.Sample{PID: k.Pid, TID: k.Tid, ExecSeq: k.ExecSeq, Comm: commString(values[i].Comm), Count: values[i].Count}
 		switch err := k.KernelStackErr; {
 		case err == 0:
 			if st, ok := stored[k.KernelStackHash]; ok {
 				s.Kernel = st.pcs
 				s.KernelTruncated = len(st.pcs) >= c.maxDepth
 			} else {
-				s.KernelLost = LostDrained
+				s.KernelLost = model.LostDrained
 			}
 		case err == -int32(unix.EFAULT): // sampled in user mode
 		default:
@@ -137,23 +138,23 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 		case err == 0:
 			st, ok := userStack(stored, k.UserStackHash)
 			if !ok {
-				s.UserLost = LostDrained
+				s.UserLost = model.LostDrained
 				break
 			}
 			s.User = st.pcs
 			if k.UserStackSource == uint32(bpf.SamplerUserStackSourceUSER_STACK_UNWOUND) {
-				s.UserSource = SourceUnwinder
+				s.UserSource = model.SourceUnwinder
 				s.UserEnd = st.end
-				s.UserTruncated = st.end != UnwindComplete
+				s.UserTruncated = st.end != model.UnwindComplete
 			} else {
 				// Cut where the walk left executable memory, or at the limit.
 				s.UserEnd = st.end
-				s.UserTruncated = len(st.pcs) >= c.maxDepth || st.end == UnwindNoMapping
+				s.UserTruncated = len(st.pcs) >= c.maxDepth || st.end == model.UnwindNoMapping
 			}
 		case err == stackIDKernelThread:
-			s.UserLost = LostKernelThread
+			s.UserLost = model.LostKernelThread
 		case err == stackIDExiting:
-			s.UserLost = LostExiting
+			s.UserLost = model.LostExiting
 		default:
 			s.UserLost = lossReason(err)
 		}
@@ -164,7 +165,7 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]Sample, error) {
 
 type storedStack struct {
 	pcs  []uint64
-	end  UnwindEnd
+	end  model.UnwindEnd
 	next uint64 // hash of the segment with the outer frames; 0: none
 }
 
@@ -240,9 +241,9 @@ func readStacks(stacks *ebpf.Map) (map[uint64]storedStack, error) {
 
 func newStoredStack(raw *bpf.SamplerStack) storedStack {
 	n := min(int(raw.Len), len(raw.Pcs))
-	end := UnwindEnd(raw.Status)
-	if end >= unwindEnds {
-		end = UnwindUnknown
+	end := model.UnwindEnd(raw.Status)
+	if !end.Valid() {
+		end = model.UnwindUnknown
 	}
 	return storedStack{pcs: slices.Clone(raw.Pcs[:n]), end: end, next: raw.Next}
 }
@@ -272,14 +273,14 @@ func takeAll[K, V any](m *ebpf.Map, keys []K, values []V) ([]K, []V, error) {
 	}
 }
 
-func lossReason(err int32) LossReason {
+func lossReason(err int32) model.LossReason {
 	switch -err {
 	case int32(unix.EEXIST):
-		return LostCollision
+		return model.LostCollision
 	case int32(unix.ENOMEM):
-		return LostMapFull
+		return model.LostMapFull
 	}
-	return LostOther
+	return model.LostOther
 }
 
 func deleteKeys(m *ebpf.Map, keys []bpf.SamplerSampleKey) error {
@@ -300,7 +301,7 @@ func deleteKeys(m *ebpf.Map, keys []bpf.SamplerSampleKey) error {
 }
 
 // readStats sums and zeroes the per-CPU counters of the drained buffer.
-func (c *Collector) readStats(buffer uint32, st *Stats) error {
+func (c *Collector) readStats(buffer uint32, st *model.Stats) error {
 	var now [bpf.SamplerSamplerStatSTAT_MAX]uint64
 	var perCPU []uint64
 	zeros := make([]uint64, c.possibleCPUs)
@@ -326,23 +327,23 @@ func (c *Collector) readStats(buffer uint32, st *Stats) error {
 	st.ForksUnfollowed = d(bpf.SamplerSamplerStatSTAT_FORK_UNFOLLOWED)
 	st.Unwind.Frames = d(bpf.SamplerSamplerStatSTAT_UNWIND_FRAMES)
 	st.Unwind.KernelFP = d(bpf.SamplerSamplerStatSTAT_USER_KERNEL_FP)
-	st.Unwind.Ends = map[UnwindEnd]uint64{}
-	for e := UnwindComplete; e < unwindEnds; e++ {
+	st.Unwind.Ends = map[model.UnwindEnd]uint64{}
+	for e := model.UnwindComplete; e.Valid(); e++ {
 		if n := now[int(bpf.SamplerSamplerStatSTAT_UNWIND_END_BASE)+int(e)]; n > 0 {
 			st.Unwind.Ends[e] = n
 		}
 	}
-	st.UserLost = map[LossReason]uint64{
-		LostCollision:    d(bpf.SamplerSamplerStatSTAT_USER_COLLISION),
-		LostMapFull:      d(bpf.SamplerSamplerStatSTAT_USER_MAP_FULL),
-		LostKernelThread: d(bpf.SamplerSamplerStatSTAT_USER_KERNEL_THREAD),
-		LostExiting:      d(bpf.SamplerSamplerStatSTAT_USER_EXITING),
-		LostOther:        d(bpf.SamplerSamplerStatSTAT_USER_OTHER),
+	st.UserLost = map[model.LossReason]uint64{
+		model.LostCollision:    d(bpf.SamplerSamplerStatSTAT_USER_COLLISION),
+		model.LostMapFull:      d(bpf.SamplerSamplerStatSTAT_USER_MAP_FULL),
+		model.LostKernelThread: d(bpf.SamplerSamplerStatSTAT_USER_KERNEL_THREAD),
+		model.LostExiting:      d(bpf.SamplerSamplerStatSTAT_USER_EXITING),
+		model.LostOther:        d(bpf.SamplerSamplerStatSTAT_USER_OTHER),
 	}
-	st.KernelLost = map[LossReason]uint64{
-		LostCollision: d(bpf.SamplerSamplerStatSTAT_KERNEL_COLLISION),
-		LostMapFull:   d(bpf.SamplerSamplerStatSTAT_KERNEL_MAP_FULL),
-		LostOther:     d(bpf.SamplerSamplerStatSTAT_KERNEL_OTHER),
+	st.KernelLost = map[model.LossReason]uint64{
+		model.LostCollision: d(bpf.SamplerSamplerStatSTAT_KERNEL_COLLISION),
+		model.LostMapFull:   d(bpf.SamplerSamplerStatSTAT_KERNEL_MAP_FULL),
+		model.LostOther:     d(bpf.SamplerSamplerStatSTAT_KERNEL_OTHER),
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package collector
 import (
 	"context"
 	"sync"
+
+	"github.com/ember-profiler/ember/model"
 )
 
 // A host that starts fifty programs a second, most of them gone within a
@@ -32,18 +34,7 @@ type imageQueue struct {
 	mu      sync.Mutex
 	pending []imageRead // arrival order
 	ready   chan struct{}
-	counts  ImageReads
-}
-
-// ImageReads count what became of new-process images to read from /proc.
-type ImageReads struct {
-	// Read: taken by a reader. Dropped: left out at the queue's bound,
-	// the oldest first. Cancelled: the process exited before its turn.
-	Read, Dropped, Cancelled uint64
-}
-
-func (r ImageReads) minus(o ImageReads) ImageReads {
-	return ImageReads{r.Read - o.Read, r.Dropped - o.Dropped, r.Cancelled - o.Cancelled}
+	counts  model.ImageReads
 }
 
 func newImageQueue() *imageQueue {
@@ -109,7 +100,7 @@ func (q *imageQueue) take(ctx context.Context) (imageRead, bool) {
 }
 
 // total returns the counts since start.
-func (q *imageQueue) total() ImageReads {
+func (q *imageQueue) total() model.ImageReads {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.counts

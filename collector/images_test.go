@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/ember-profiler/ember/model"
 )
 
 func TestImageQueueNewestFirstExitCancels(t *testing.T) {
@@ -24,7 +26,7 @@ func TestImageQueueNewestFirstExitCancels(t *testing.T) {
 	if want := []uint32{4, 2, 1}; !equalPIDs(got, want) {
 		t.Errorf("read order %v, want the newest first %v", got, want)
 	}
-	if c := q.total(); c != (ImageReads{Read: 3, Cancelled: 1}) {
+	if c := q.total(); c != (model.ImageReads{Read: 3, Cancelled: 1}) {
 		t.Errorf("counts %+v", c)
 	}
 }

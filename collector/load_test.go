@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/model"
 )
 
 // The tests here run on loaded machines too (CI runners are shared): they
@@ -37,7 +38,7 @@ func startFixture(t *testing.T, path string, args ...string) *exec.Cmd {
 // kernel has charged pid cpu more than when it was called, and returns what
 // it charged from the call to the last drain: the CPU time those batches'
 // samples of pid stand for.
-func drainUntilCPU(t *testing.T, c *Collector, pid uint32, cpu time.Duration, each func(*Batch)) time.Duration {
+func drainUntilCPU(t *testing.T, c *Collector, pid uint32, cpu time.Duration, each func(*model.Batch)) time.Duration {
 	t.Helper()
 	before := testenv.CPU(t, int(pid))
 	deadline := time.Now().Add(testenv.CPUTimeout)
@@ -100,7 +101,7 @@ func waitMapped(t *testing.T, pid int, suffix string) {
 // waitInstalled drains c until process pid has its unwind ranges installed
 // (its tables are built on a goroutine of their own, slowly on a loaded
 // machine), and returns the tables it uses and the stats of that drain.
-func waitInstalled(t *testing.T, c *Collector, pid uint32) ([]string, UnwindTableStats) {
+func waitInstalled(t *testing.T, c *Collector, pid uint32) ([]string, model.UnwindTableStats) {
 	t.Helper()
 	deadline := time.Now().Add(testenv.CPUTimeout)
 	for {
@@ -132,7 +133,7 @@ func waitInstalled(t *testing.T, c *Collector, pid uint32) ([]string, UnwindTabl
 
 // waitObserved waits until the collector has read pid's notification of a
 // new image for which match holds (a snapshot taken while it ran).
-func waitObserved(t *testing.T, c *Collector, pid uint32, match func(*Process) bool) {
+func waitObserved(t *testing.T, c *Collector, pid uint32, match func(*model.Process) bool) {
 	t.Helper()
 	deadline := time.Now().Add(testenv.CPUTimeout)
 	for {
@@ -184,11 +185,11 @@ func waitExitSeen(t *testing.T, c *Collector, pid uint32) {
 // called, which drains once more and returns every batch: for tests that
 // wait on something else while a whole-host collector's maps, undrained,
 // would fill with the rest of a busy machine's stacks.
-func drainInBackground(t *testing.T, c *Collector) func() []*Batch {
+func drainInBackground(t *testing.T, c *Collector) func() []*model.Batch {
 	t.Helper()
 	var (
 		mu      sync.Mutex
-		batches []*Batch
+		batches []*model.Batch
 		errs    []error
 	)
 	stop, done := make(chan struct{}), make(chan struct{})
@@ -212,7 +213,7 @@ func drainInBackground(t *testing.T, c *Collector) func() []*Batch {
 			mu.Unlock()
 		}
 	}()
-	return func() []*Batch {
+	return func() []*model.Batch {
 		t.Helper()
 		close(stop)
 		<-done

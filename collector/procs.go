@@ -93,7 +93,7 @@ func (t *processTracker) observe(key ProcessKey, startCode uint64) *Process {
 func (t *processTracker) alive(pid, execSeq uint32) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tp := t.procs[ProcessKey{pid, execSeq}]
+	tp := t.procs[ProcessKey{PID: pid, ExecSeq: execSeq}]
 	return tp != nil && tp.exitedAt == 0
 }
 

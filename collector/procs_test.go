@@ -10,32 +10,34 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ember-profiler/ember/model"
 )
 
 func TestParseMapsLine(t *testing.T) {
 	tests := []struct {
 		line string
-		want Mapping
+		want model.Mapping
 		exec bool
 	}{
 		{
 			line: "55d0c8a00000-55d0c8a21000 r-xp 00002000 fd:01 1835030                    /usr/bin/yes",
-			want: Mapping{Start: 0x55d0c8a00000, Limit: 0x55d0c8a21000, Offset: 0x2000, Dev: unix.Mkdev(0xfd, 1), Inode: 1835030, Path: "/usr/bin/yes"},
+			want: model.Mapping{Start: 0x55d0c8a00000, Limit: 0x55d0c8a21000, Offset: 0x2000, Dev: unix.Mkdev(0xfd, 1), Inode: 1835030, Path: "/usr/bin/yes"},
 			exec: true,
 		},
 		{
 			line: "7f0000000000-7f0000001000 r-xp 00000000 08:02 42 /tmp/my lib.so (deleted)",
-			want: Mapping{Start: 0x7f0000000000, Limit: 0x7f0000001000, Dev: unix.Mkdev(8, 2), Inode: 42, Path: "/tmp/my lib.so", Deleted: true},
+			want: model.Mapping{Start: 0x7f0000000000, Limit: 0x7f0000001000, Dev: unix.Mkdev(8, 2), Inode: 42, Path: "/tmp/my lib.so", Deleted: true},
 			exec: true,
 		},
 		{
 			line: "7ffd1e5f2000-7ffd1e5f4000 r-xp 00000000 00:00 0                          [vdso]",
-			want: Mapping{Start: 0x7ffd1e5f2000, Limit: 0x7ffd1e5f4000, Path: "[vdso]"},
+			want: model.Mapping{Start: 0x7ffd1e5f2000, Limit: 0x7ffd1e5f4000, Path: "[vdso]"},
 			exec: true,
 		},
 		{
 			line: "7f1c2a600000-7f1c2a800000 rw-p 00000000 00:00 0 ",
-			want: Mapping{Start: 0x7f1c2a600000, Limit: 0x7f1c2a800000},
+			want: model.Mapping{Start: 0x7f1c2a600000, Limit: 0x7f1c2a800000},
 		},
 	}
 	for _, tt := range tests {
@@ -97,7 +99,7 @@ func TestParseCgroup(t *testing.T) {
 func TestSnapshotSelf(t *testing.T) {
 	tr := newProcessTracker("/proc", 100, nil, nil)
 	defer tr.close()
-	p, files := tr.snapshot(ProcessKey{PID: uint32(os.Getpid())}, 0)
+	p, files := tr.snapshot(model.ProcessKey{PID: uint32(os.Getpid())}, 0)
 	if p.SnapshotErr != nil {
 		t.Fatal(p.SnapshotErr)
 	}
@@ -122,7 +124,7 @@ func TestSnapshotSelf(t *testing.T) {
 
 func TestSnapshotGoneProcess(t *testing.T) {
 	tr := newProcessTracker("/proc", 100, nil, nil)
-	p, _ := tr.snapshot(ProcessKey{PID: 4000000}, 0)
+	p, _ := tr.snapshot(model.ProcessKey{PID: 4000000}, 0)
 	if p.SnapshotErr == nil {
 		t.Fatal("no error for a process that does not exist")
 	}
@@ -134,16 +136,16 @@ func TestTrackerForgetsDeadProcesses(t *testing.T) {
 	tr := newProcessTracker("/proc", 100, nil, nil)
 	defer tr.close()
 	self := uint32(os.Getpid())
-	tr.observe(ProcessKey{PID: self}, 0)
-	gone := ProcessKey{PID: 4000000}
-	tr.procs[gone] = &trackedProcess{snapshot: &Process{PID: 4000000, StartTicks: 1}}
+	tr.observe(model.ProcessKey{PID: self}, 0)
+	gone := model.ProcessKey{PID: 4000000}
+	tr.procs[gone] = &trackedProcess{snapshot: &model.Process{PID: 4000000, StartTicks: 1}}
 	for range 2*sweepEvery + 3 {
 		tr.advance()
 	}
 	if tr.procs[gone] != nil {
 		t.Error("a process that no longer exists is still tracked")
 	}
-	if tr.procs[ProcessKey{PID: self}] == nil {
+	if tr.procs[model.ProcessKey{PID: self}] == nil {
 		t.Error("a live process was forgotten")
 	}
 	tr.exited(self)
@@ -161,7 +163,7 @@ func TestTrackerForgetsDeadProcesses(t *testing.T) {
 func TestSnapshotRejectsReplacedImage(t *testing.T) {
 	tr := newProcessTracker("/proc", 100, nil, nil)
 	defer tr.close()
-	self := ProcessKey{PID: uint32(os.Getpid())}
+	self := model.ProcessKey{PID: uint32(os.Getpid())}
 	p, _ := tr.snapshot(self, 0x1234) // not this image's start of code
 	if p.SnapshotErr != errImageReplaced {
 		t.Fatalf("got %v, want errImageReplaced", p.SnapshotErr)
@@ -169,10 +171,10 @@ func TestSnapshotRejectsReplacedImage(t *testing.T) {
 	lookup := func(uint32) (uint32, uint64, bool) { return 7, 0, true }
 	tr = newProcessTracker("/proc", 100, nil, lookup)
 	defer tr.close()
-	if p, _ := tr.snapshot(ProcessKey{PID: self.PID, ExecSeq: 6}, 0); p.SnapshotErr != errImageReplaced {
+	if p, _ := tr.snapshot(model.ProcessKey{PID: self.PID, ExecSeq: 6}, 0); p.SnapshotErr != errImageReplaced {
 		t.Fatalf("older image: got %v, want errImageReplaced", p.SnapshotErr)
 	}
-	if p, _ := tr.snapshot(ProcessKey{PID: self.PID, ExecSeq: 7}, 0); p.SnapshotErr != nil {
+	if p, _ := tr.snapshot(model.ProcessKey{PID: self.PID, ExecSeq: 7}, 0); p.SnapshotErr != nil {
 		t.Fatalf("current image: %v", p.SnapshotErr)
 	}
 }
@@ -183,13 +185,13 @@ func TestNewImageEndsOld(t *testing.T) {
 	tr := newProcessTracker("/proc", 100, nil, nil)
 	defer tr.close()
 	pid := uint32(os.Getpid())
-	tr.observe(ProcessKey{PID: pid, ExecSeq: 0}, 0)
-	tr.observe(ProcessKey{PID: pid, ExecSeq: 1}, 0)
-	old := tr.procs[ProcessKey{PID: pid, ExecSeq: 0}]
+	tr.observe(model.ProcessKey{PID: pid, ExecSeq: 0}, 0)
+	tr.observe(model.ProcessKey{PID: pid, ExecSeq: 1}, 0)
+	old := tr.procs[model.ProcessKey{PID: pid, ExecSeq: 0}]
 	if old == nil || !old.snapshot.Exited || len(old.snapshot.Mappings) == 0 {
 		t.Fatalf("old image: %+v", old)
 	}
-	if tr.procs[ProcessKey{PID: pid, ExecSeq: 1}].snapshot.Exited {
+	if tr.procs[model.ProcessKey{PID: pid, ExecSeq: 1}].snapshot.Exited {
 		t.Error("new image marked exited")
 	}
 }
@@ -217,12 +219,12 @@ func TestHeldBatchKeepsFilesUntilReleased(t *testing.T) {
 	tr := newProcessTracker("/proc", 100, nil, nil)
 	defer tr.close()
 	self := uint32(os.Getpid())
-	procs, hold := tr.processesFor([]Sample{{PID: self, TID: self, Count: 1}}, true)
+	procs, hold := tr.processesFor([]model.Sample{{PID: self, TID: self, Count: 1}}, true)
 	if hold == nil || len(hold.files) == 0 {
 		t.Fatal("no files held for this process")
 	}
 	var file *os.File
-	for _, m := range procs[ProcessKey{PID: self}].Mappings {
+	for _, m := range procs[model.ProcessKey{PID: self}].Mappings {
 		if m.File != nil {
 			file = m.File
 			break
@@ -271,7 +273,7 @@ func TestSnapshotZombie(t *testing.T) {
 	}
 	tr := newProcessTracker("/proc", 100, nil, nil)
 	defer tr.close()
-	p, files := tr.snapshot(ProcessKey{PID: pid}, 0)
+	p, files := tr.snapshot(model.ProcessKey{PID: pid}, 0)
 	if !errors.Is(p.SnapshotErr, errExited) || len(files) != 0 {
 		t.Fatalf("zombie snapshot: err %v, %d files, %d mappings", p.SnapshotErr, len(files), len(p.Mappings))
 	}
@@ -301,13 +303,13 @@ func TestRefreshKeepsMappingsOfZombie(t *testing.T) {
 	writeFakeProc(t, root, pid, 'R', "400000-401000 r-xp 00000000 fd:01 77 /usr/bin/burner\n")
 	tr := newProcessTracker(root, 100, nil, nil)
 	defer tr.close()
-	key := ProcessKey{PID: pid, ExecSeq: 1}
+	key := model.ProcessKey{PID: pid, ExecSeq: 1}
 	if p := tr.observe(key, 0); p.SnapshotErr != nil || len(p.Mappings) != 1 {
 		t.Fatalf("first snapshot: %+v", p)
 	}
 	for _, state := range []byte{'Z', 'R'} { // a zombie, then one past exit_mm
 		writeFakeProc(t, root, pid, state, "")
-		samples := []Sample{
+		samples := []model.Sample{
 			{PID: pid, TID: pid, ExecSeq: 1, Count: 1, User: []uint64{0x400100}},
 			{PID: pid, TID: pid, ExecSeq: 1, Count: 1, User: []uint64{0x7f0000001000, 0x400200}},
 		}

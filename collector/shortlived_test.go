@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ember-profiler/ember/model"
 )
 
 // shortLivedRun is what TestShortLivedUnwound measured.
@@ -122,11 +124,11 @@ func measureShortLived(t *testing.T, c *Collector, argv []string, secs, flood in
 	if len(self) > 15 {
 		self = self[:15] // comm's length
 	}
-	tally := func(b *Batch) {
+	tally := func(b *model.Batch) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, s := range b.Samples {
-			if !pids[s.PID] || s.UserLost != LostNone {
+			if !pids[s.PID] || s.UserLost != model.LostNone {
 				continue
 			}
 			if s.Comm == self {
@@ -139,7 +141,7 @@ func measureShortLived(t *testing.T, c *Collector, argv []string, secs, flood in
 				run.unread += s.Count
 			}
 			switch {
-			case s.UserSource != SourceUnwinder:
+			case s.UserSource != model.SourceUnwinder:
 				run.kernelFP += s.Count
 			case s.UserTruncated:
 				run.cut += s.Count

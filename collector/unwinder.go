@@ -134,39 +134,6 @@ type unwindTables struct {
 	buildFailed map[string]bool
 }
 
-// UnwindTableStats describe the loaded unwind tables at a drain.
-type UnwindTableStats struct {
-	// Tables and Rows loaded in BPF. Words is what they take in 4-byte
-	// words (rows and index entries), of WordCapacity, the budget, and
-	// ChunkBytes the memory of the chunks allocated to hold them.
-	Tables, Rows, Words, WordCapacity, ChunkBytes uint64
-	// RowCapacity is WordCapacity, under the name cmd/ember's metrics
-	// still read.
-	RowCapacity uint64
-	// Rules in the shared rule table.
-	Rules uint64
-	// FramePointerFiles are mapped files walked by frame pointers (Go, no CFI).
-	FramePointerFiles uint64
-	// NotLoaded counts tables that did not fit the budget since start, and
-	// NotLoadedRows their rows: their code ends stacks with a marked frame.
-	NotLoaded, NotLoadedRows uint64
-	// BuildErrors counts files whose CFI could not be read.
-	BuildErrors uint64
-	// CacheHits counts tables read from the disk cache instead of built,
-	// CacheEvictions files removed from it to stay within its size bound.
-	CacheHits, CacheEvictions uint64
-	// RangeErrors counts ranges the BPF trie refused (full).
-	RangeErrors uint64
-	// InstallsDropped counts processes the install queue had no room for.
-	InstallsDropped uint64
-	// Processes with ranges installed.
-	Processes uint64
-	// Idle tables are loaded (and counted in Tables and Words) though no
-	// process maps their file now; IdleReused counts installs that found
-	// their table idle since start.
-	Idle, IdleReused uint64
-}
-
 func newUnwindTables(objs *bpf.SamplerObjects, capacityWords uint32, cacheDir string, log *slog.Logger) (*unwindTables, error) {
 	u := &unwindTables{
 		log:       log,

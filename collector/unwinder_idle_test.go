@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/model"
 )
 
 // TestDropIdleTables: idle tables stay while young and while the table
@@ -131,7 +132,7 @@ func programTable(t *testing.T, c *Collector, tables []string, path string) *loa
 
 // waitIdle drains c until the exit of tbl's last process is seen and tbl
 // is left loaded and idle, and returns the stats of the last drain.
-func waitIdle(t *testing.T, c *Collector, tbl *loadedTable) UnwindTableStats {
+func waitIdle(t *testing.T, c *Collector, tbl *loadedTable) model.UnwindTableStats {
 	t.Helper()
 	deadline := time.Now().Add(testenv.CPUTimeout)
 	for {

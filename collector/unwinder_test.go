@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ember-profiler/ember/bpf"
+	"github.com/ember-profiler/ember/model"
 )
 
 func TestRangeKeysCoverExactly(t *testing.T) {
@@ -93,7 +94,7 @@ func loadExeSymbols(t *testing.T, path string) *exeSymbols {
 
 // names returns the function of every frame in the fixture's executable,
 // leaf first; frames elsewhere (libc) are left out.
-func (e *exeSymbols) names(p *Process, pcs []uint64) []string {
+func (e *exeSymbols) names(p *model.Process, pcs []uint64) []string {
 	var out []string
 	for i, pc := range pcs {
 		if i > 0 {
@@ -172,13 +173,13 @@ func TestUnwindFullChains(t *testing.T) {
 			// About 750 samples, and the samples the kernel walks while
 			// the tables are built stay few: building takes CPU time,
 			// and the fixture gets about as much meanwhile, loaded or not.
-			drainUntilCPU(t, c, pid, 1500*time.Millisecond, func(b *Batch) {
+			drainUntilCPU(t, c, pid, 1500*time.Millisecond, func(b *model.Batch) {
 				checkAccounting(t, b)
 				for _, s := range b.Samples {
-					if s.PID != pid || s.UserLost != LostNone {
+					if s.PID != pid || s.UserLost != model.LostNone {
 						continue
 					}
-					if s.UserSource != SourceUnwinder {
+					if s.UserSource != model.SourceUnwinder {
 						kernelFP += s.Count
 						continue
 					}
@@ -188,7 +189,7 @@ func TestUnwindFullChains(t *testing.T) {
 					if isHot {
 						hot += s.Count
 					}
-					if s.UserEnd == UnwindComplete && endsInRoot(names, tc.roots) && (!isHot || hasChain(names, tc.chain)) {
+					if s.UserEnd == model.UnwindComplete && endsInRoot(names, tc.roots) && (!isHot || hasChain(names, tc.chain)) {
 						good += s.Count
 					} else if len(bad) < 5 {
 						bad = append(bad, fmt.Sprintf("%s %d frames: %s", s.UserEnd, len(s.User), strings.Join(names, ";")))
@@ -246,25 +247,25 @@ func TestUnwindAfterDlopen(t *testing.T) {
 	// The library is loaded half a second (of wall-clock time) in; then
 	// the re-read of the mappings gets a moment, in the fixture's CPU time.
 	waitMapped(t, int(pid), "libplugin.so")
-	drainUntilCPU(t, c, pid, 300*time.Millisecond, func(*Batch) {})
+	drainUntilCPU(t, c, pid, 300*time.Millisecond, func(*model.Batch) {})
 	var walked, complete uint64
-	ends := map[UnwindEnd]uint64{}
-	drainUntilCPU(t, c, pid, 500*time.Millisecond, func(b *Batch) { countDlopened(b, pid, &walked, &complete, ends) })
+	ends := map[model.UnwindEnd]uint64{}
+	drainUntilCPU(t, c, pid, 500*time.Millisecond, func(b *model.Batch) { countDlopened(b, pid, &walked, &complete, ends) })
 	t.Logf("%d of %d samples complete with the leaf in the dlopened library; ends %v", complete, walked, ends)
 	if walked < 100 || complete*100 < walked*95 {
 		t.Errorf("%d of %d samples complete through the dlopened library; ends %v", complete, walked, ends)
 	}
 }
 
-func countDlopened(b *Batch, pid uint32, walked, complete *uint64, ends map[UnwindEnd]uint64) {
+func countDlopened(b *model.Batch, pid uint32, walked, complete *uint64, ends map[model.UnwindEnd]uint64) {
 	for _, s := range b.Samples {
-		if s.PID != pid || s.UserSource != SourceUnwinder {
+		if s.PID != pid || s.UserSource != model.SourceUnwinder {
 			continue
 		}
 		*walked += s.Count
 		ends[s.UserEnd] += s.Count
 		p := b.Processes[s.Key()]
-		if s.UserEnd != UnwindComplete || len(s.User) < 6 {
+		if s.UserEnd != model.UnwindComplete || len(s.User) < 6 {
 			continue
 		}
 		// main -> call_plugin -> plugin_work (library) -> host_callback -> plugin_spin (library)
@@ -283,16 +284,16 @@ func TestUnwindBudget(t *testing.T) {
 	// Room for the program's own rows, not for libc's 28,000.
 	c := newCollector(t, Config{PIDs: []uint32{pid}, UnwindTableBytes: 8 * 2000, FrequencyHz: 499})
 	var walked, noTable, truncated uint64
-	var tables UnwindTableStats
-	drainUntilCPU(t, c, pid, 300*time.Millisecond, func(b *Batch) {
+	var tables model.UnwindTableStats
+	drainUntilCPU(t, c, pid, 300*time.Millisecond, func(b *model.Batch) {
 		checkAccounting(t, b)
 		tables = b.Stats.Unwind.Tables
 		for _, s := range b.Samples {
-			if s.PID != pid || s.UserSource != SourceUnwinder {
+			if s.PID != pid || s.UserSource != model.SourceUnwinder {
 				continue
 			}
 			walked += s.Count
-			if s.UserEnd == UnwindNoTable {
+			if s.UserEnd == model.UnwindNoTable {
 				noTable += s.Count
 			}
 			if s.UserTruncated {
@@ -341,15 +342,15 @@ func TestCachedRangesFollowChanges(t *testing.T) {
 	cmd := startFixture(t, path, untilKilled)
 	pid := uint32(cmd.Process.Pid)
 	c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
-	ends := func() map[UnwindEnd]uint64 {
+	ends := func() map[model.UnwindEnd]uint64 {
 		t.Helper()
 		if _, err := c.Drain(); err != nil { // what straddles the change
 			t.Fatal(err)
 		}
-		out := map[UnwindEnd]uint64{}
-		drainUntilCPU(t, c, pid, 400*time.Millisecond, func(b *Batch) {
+		out := map[model.UnwindEnd]uint64{}
+		drainUntilCPU(t, c, pid, 400*time.Millisecond, func(b *model.Batch) {
 			for _, s := range b.Samples {
-				if s.PID == pid && s.UserSource == SourceUnwinder {
+				if s.PID == pid && s.UserSource == model.SourceUnwinder {
 					out[s.UserEnd] += s.Count
 				}
 			}
@@ -380,18 +381,18 @@ func TestCachedRangesFollowChanges(t *testing.T) {
 		return n
 	}
 	waitInstalled(t, c, pid)
-	if e := ends(); e[UnwindComplete] < 100 || e[UnwindNoTable] != 0 {
+	if e := ends(); e[model.UnwindComplete] < 100 || e[model.UnwindNoTable] != 0 {
 		t.Fatalf("before the change: %v", e)
 	}
 	rows, noTable := uint32(bpf.SamplerRangeKindRANGE_ROWS), uint32(bpf.SamplerRangeKindRANGE_NO_TABLE)
 	if setKind(rows, noTable) == 0 {
 		t.Fatal("no ranges with rows")
 	}
-	if e := ends(); e[UnwindNoTable] < 100 || e[UnwindComplete] != 0 {
+	if e := ends(); e[model.UnwindNoTable] < 100 || e[model.UnwindComplete] != 0 {
 		t.Errorf("after marking the tables as not loaded: %v; want every walk to end at \"no table\"", e)
 	}
 	setKind(noTable, rows)
-	if e := ends(); e[UnwindComplete] < 100 || e[UnwindNoTable] != 0 {
+	if e := ends(); e[model.UnwindComplete] < 100 || e[model.UnwindNoTable] != 0 {
 		t.Errorf("after putting them back: %v", e)
 	}
 }
@@ -409,10 +410,10 @@ func TestUnwindDeepStacks(t *testing.T) {
 			c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
 			var walked, good uint64
 			var bad []string
-			drainUntilCPU(t, c, pid, 500*time.Millisecond, func(b *Batch) {
+			drainUntilCPU(t, c, pid, 500*time.Millisecond, func(b *model.Batch) {
 				checkAccounting(t, b)
 				for _, s := range b.Samples {
-					if s.PID != pid || s.UserLost != LostNone || s.UserSource != SourceUnwinder {
+					if s.PID != pid || s.UserLost != model.LostNone || s.UserSource != model.SourceUnwinder {
 						continue
 					}
 					walked += s.Count
@@ -426,10 +427,10 @@ func TestUnwindDeepStacks(t *testing.T) {
 					var ok bool
 					if levels < 300 {
 						// bottom, descend x levels+1, main, libc's two, _start.
-						ok = s.UserEnd == UnwindComplete && !s.UserTruncated && descents == levels+1 &&
+						ok = s.UserEnd == model.UnwindComplete && !s.UserTruncated && descents == levels+1 &&
 							strings.Contains(names[0], "bottom") && endsInRoot(names, cRoots)
 					} else {
-						ok = s.UserEnd == UnwindDepth && s.UserTruncated && len(s.User) == 378 && descents >= 376
+						ok = s.UserEnd == model.UnwindDepth && s.UserTruncated && len(s.User) == 378 && descents >= 376
 					}
 					if ok {
 						good += s.Count

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // BenchmarkLookupWarm measures naming one user address whose file is
@@ -38,7 +38,7 @@ func BenchmarkProfile(b *testing.B) {
 	pie := loadAt(b, "prog-pie", pieBase)
 	lib := loadAt(b, "libember.so", libBase)
 	proc := process(100, pie, lib)
-	var samples []collector.Sample
+	var samples []model.Sample
 	for i := range 1000 {
 		var user []uint64
 		for j := range 9 {
@@ -48,16 +48,16 @@ func BenchmarkProfile(b *testing.B) {
 			}
 			user = append(user, m.Start+uint64((i*7+j*13)%0x160))
 		}
-		samples = append(samples, collector.Sample{
+		samples = append(samples, model.Sample{
 			PID: 100, TID: uint32(100 + i%8), Comm: "prog", Count: uint64(1 + i%5),
 			Kernel: []uint64{0xffffffff81004104 + uint64(i%16), 0xffffffff81004010, 0xffffffff81003020},
 			User:   user,
 		})
 	}
-	batch := &collector.Batch{
+	batch := &model.Batch{
 		PeriodNanos: 10101010,
 		Samples:     samples,
-		Processes:   map[collector.ProcessKey]*collector.Process{{PID: 100}: proc},
+		Processes:   map[model.ProcessKey]*model.Process{{PID: 100}: proc},
 	}
 	if _, err := s.Profile(batch); err != nil {
 		b.Fatal(err)
@@ -77,7 +77,7 @@ const largeBinary = "/usr/lib/x86_64-linux-gnu/libLLVM-14.so.1"
 
 // largeBinaryBatch maps largeBinary at libBase and returns a batch of 1,000
 // one-frame samples over its .text, and the mapping.
-func largeBinaryBatch(b *testing.B) (*collector.Batch, *collector.Mapping) {
+func largeBinaryBatch(b *testing.B) (*model.Batch, *model.Mapping) {
 	b.Helper()
 	if _, err := os.Stat(largeBinary); err != nil {
 		b.Skipf("needs %s (Debian's libllvm14, installed with clang-14): %v", largeBinary, err)
@@ -87,7 +87,7 @@ func largeBinaryBatch(b *testing.B) (*collector.Batch, *collector.Mapping) {
 
 // spreadBatch maps a file at base and returns a batch of 1,000 one-frame
 // samples spread evenly over its .text, and the mapping.
-func spreadBatch(b *testing.B, path string, base uint64) (*collector.Batch, *collector.Mapping) {
+func spreadBatch(b *testing.B, path string, base uint64) (*model.Batch, *model.Mapping) {
 	b.Helper()
 	ms := loadPathAt(b, path, path, base)
 	ef, err := elf.Open(path)
@@ -101,20 +101,20 @@ func spreadBatch(b *testing.B, path string, base uint64) (*collector.Batch, *col
 		bias = 0
 	}
 	proc := process(100, ms)
-	var samples []collector.Sample
+	var samples []model.Sample
 	const n = 1000
 	for i := range n {
 		addr := bias + text.Addr + uint64(i)*(text.Size/n)
-		samples = append(samples, collector.Sample{PID: 100, TID: 100, Comm: "bench", Count: 1, User: []uint64{addr}})
+		samples = append(samples, model.Sample{PID: 100, TID: 100, Comm: "bench", Count: 1, User: []uint64{addr}})
 	}
 	m := proc.FindMapping(samples[0].User[0])
 	if m == nil {
 		b.Fatal("text not mapped")
 	}
-	return &collector.Batch{
+	return &model.Batch{
 		PeriodNanos: 10101010,
 		Samples:     samples,
-		Processes:   map[collector.ProcessKey]*collector.Process{{PID: 100}: proc},
+		Processes:   map[model.ProcessKey]*model.Process{{PID: 100}: proc},
 	}, m
 }
 

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // hostELFFiles lists up to max regular ELF files of the host's program and
@@ -71,7 +71,7 @@ func symbolizeHostFiles(t testing.TB, s *Symbolizer, paths []string, addrsPerFil
 	t.Helper()
 	const batchFiles = 16
 	for i := 0; i < len(paths); i += batchFiles {
-		b := &collector.Batch{PeriodNanos: 1, Processes: map[collector.ProcessKey]*collector.Process{}}
+		b := &model.Batch{PeriodNanos: 1, Processes: map[model.ProcessKey]*model.Process{}}
 		var open []*os.File
 		for j, path := range paths[i:min(i+batchFiles, len(paths))] {
 			ms, f := mapForBudget(path)
@@ -81,11 +81,11 @@ func symbolizeHostFiles(t testing.TB, s *Symbolizer, paths []string, addrsPerFil
 			open = append(open, f)
 			pid := uint32(1000 + i + j)
 			proc := process(pid, ms)
-			b.Processes[collector.ProcessKey{PID: pid}] = proc
+			b.Processes[model.ProcessKey{PID: pid}] = proc
 			for _, m := range ms {
 				step := max((m.Limit-m.Start)/uint64(addrsPerFile), 1)
 				for a := m.Start; a < m.Limit; a += step {
-					b.Samples = append(b.Samples, collector.Sample{PID: pid, TID: pid, User: []uint64{a}, Count: 1})
+					b.Samples = append(b.Samples, model.Sample{PID: pid, TID: pid, User: []uint64{a}, Count: 1})
 				}
 			}
 		}
@@ -100,7 +100,7 @@ func symbolizeHostFiles(t testing.TB, s *Symbolizer, paths []string, addrsPerFil
 
 // mapForBudget is loadPathAt without a test's cleanup: the file is closed
 // by the caller, as the collector does after a batch.
-func mapForBudget(path string) ([]collector.Mapping, *os.File) {
+func mapForBudget(path string) ([]model.Mapping, *os.File) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil
@@ -110,7 +110,7 @@ func mapForBudget(path string) ([]collector.Mapping, *os.File) {
 		f.Close()
 		return nil, nil
 	}
-	var ms []collector.Mapping
+	var ms []model.Mapping
 	var bias uint64
 	first := true
 	for _, p := range ef.Progs {
@@ -124,7 +124,7 @@ func mapForBudget(path string) ([]collector.Mapping, *os.File) {
 		if p.Flags&elf.PF_X == 0 || p.Memsz == 0 {
 			continue
 		}
-		ms = append(ms, collector.Mapping{
+		ms = append(ms, model.Mapping{
 			Start:  bias + p.Vaddr&^(pageSize-1),
 			Limit:  bias + (p.Vaddr+p.Memsz+pageSize-1)&^(pageSize-1),
 			Offset: p.Off &^ (pageSize - 1),

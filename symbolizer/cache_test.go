@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // TestUnknownNamesNotShared checks that the address cache, shared by every
@@ -45,9 +45,9 @@ func TestUnknownNamesNotShared(t *testing.T) {
 // up at addr-1: a return to the first byte of ksys_read comes from a call
 // at the end of __x64_sys_read.
 func TestKernelReturnAddress(t *testing.T) {
-	p, err := newTestSymbolizer(t).Profile(&collector.Batch{
+	p, err := newTestSymbolizer(t).Profile(&model.Batch{
 		PeriodNanos: 1,
-		Samples: []collector.Sample{
+		Samples: []model.Sample{
 			{PID: 1, TID: 1, Count: 1, Kernel: []uint64{0xffffffff81010000, 0xffffffff81004100}},
 		},
 	})
@@ -91,7 +91,7 @@ func TestBadFileLoggedOnce(t *testing.T) {
 	s := newTestSymbolizer(t)
 	h := &countingHandler{}
 	s.log = slog.New(h)
-	proc := process(1, []collector.Mapping{{Start: 0x400000, Limit: 0x401000, Path: "/lib/libbad.so", File: f}})
+	proc := process(1, []model.Mapping{{Start: 0x400000, Limit: 0x401000, Path: "/lib/libbad.so", File: f}})
 	for range 3 {
 		got := userNames(t, s, proc, 0x400010, 0x400020, 0x400030)
 		if got[0] != "[unknown in libbad.so+0x10]" {
@@ -120,7 +120,7 @@ func TestTablesSharedByBuildID(t *testing.T) {
 	container := loadPathAt(t, copyPath, "/app/prog-pie", pieBase)
 	v, _ := fixtureSymbol(t, "prog-pie", "ember_leaf")
 	addr := pieBase - fixtureFirstLoad(t, "prog-pie") + v
-	for _, proc := range []*collector.Process{process(1, host), process(2, container), process(1, host)} {
+	for _, proc := range []*model.Process{process(1, host), process(2, container), process(1, host)} {
 		if got := userNames(t, s, proc, addr); got[0] != "ember_leaf" {
 			t.Fatalf("pid %d: %q", proc.PID, got[0])
 		}
@@ -184,7 +184,7 @@ func TestRicherCopyReplacesTable(t *testing.T) {
 	if got := userNames(t, s, stripped, addr); !strings.HasPrefix(got[0], "[unknown in prog-stripped") {
 		t.Fatalf("stripped copy first: %q", got[0])
 	}
-	for _, proc := range []*collector.Process{full, stripped} {
+	for _, proc := range []*model.Process{full, stripped} {
 		if got := userNames(t, s, proc, addr); got[0] != "ember_leaf" {
 			t.Errorf("pid %d: %q, want ember_leaf", proc.PID, got[0])
 		}

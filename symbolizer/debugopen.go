@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // Debug files are looked for as root at paths that traced processes partly
@@ -98,7 +98,7 @@ func checkDebugFileStat(st, self *unix.Stat_t, inProcessRoot bool) error {
 // they do for it. The start time in procRoot/PID/stat must be the
 // snapshot's, read through the same directory handle after opening root,
 // so a reused PID is not taken for the process sampled.
-func openProcessRoot(procRoot string, proc *collector.Process) (*os.File, error) {
+func openProcessRoot(procRoot string, proc *model.Process) (*os.File, error) {
 	if proc == nil || proc.Exited || proc.SnapshotErr != nil {
 		return nil, errors.New("the process is gone")
 	}

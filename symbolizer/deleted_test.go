@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // TestDeletedExecutableKeepsItsPath checks that a deleted executable with
@@ -36,13 +36,13 @@ func TestDeletedExecutableKeepsItsPath(t *testing.T) {
 	addr := pieBase - fixtureFirstLoad(t, "prog-pie") + v
 
 	s := newTestSymbolizer(t)
-	p, err := s.Profile(&collector.Batch{
+	p, err := s.Profile(&model.Batch{
 		PeriodNanos: 1,
-		Samples: []collector.Sample{
+		Samples: []model.Sample{
 			{PID: 1, TID: 1, User: []uint64{addr}, Count: 1},
 			{PID: 2, TID: 2, User: []uint64{addr}, Count: 1},
 		},
-		Processes: map[collector.ProcessKey]*collector.Process{{PID: 1}: live, {PID: 2}: deleted},
+		Processes: map[model.ProcessKey]*model.Process{{PID: 1}: live, {PID: 2}: deleted},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-// Package symbolizer turns the collector's raw stacks (a *collector.Batch of
+// Package symbolizer turns the collector's raw stacks (a *model.Batch of
 // addresses and process snapshots) into a named pprof profile
 // (*profile.Profile), which the storage and web stages consume.
 //
@@ -17,6 +17,10 @@
 //   - goResolver: Go's .gopclntab, for Go binaries without DWARF, with
 //     the calls the Go compiler inlined (goinline.go).
 //   - symtabResolver: .symtab, .dynsym, and MiniDebugInfo (.gnu_debugdata).
+//
+// Frames an unwinder hands over already named (model.Sample.UserFrames:
+// interpreted functions with their file and line, JIT symbols) become
+// locations without a mapping, named as given (profile.go).
 //
 // C++ and Rust names are demangled as a pass over the frames (demangle.go).
 // Anonymous executable memory is named from the process's JIT perf map

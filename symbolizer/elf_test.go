@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // TestNormalize checks runtime-to-ELF address translation for each kind of
@@ -109,7 +109,7 @@ func TestUnknownFrames(t *testing.T) {
 	for i := range nofile {
 		nofile[i].File = nil // the collector could not open it
 	}
-	special := []collector.Mapping{
+	special := []model.Mapping{
 		{Start: 0x7ffff7fc1000, Limit: 0x7ffff7fc3000, Path: "[vdso]"},
 		{Start: 0x7e0000000000, Limit: 0x7e0000010000},
 		{Start: 0x7d0000000000, Limit: 0x7d0000010000, Path: "[anon:jit]"},
@@ -199,7 +199,7 @@ func TestMalformedELF(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			proc := process(1, []collector.Mapping{{
+			proc := process(1, []model.Mapping{{
 				Start: 0x400000, Limit: 0x500000, Offset: 0x1000, Path: "/opt/bad/libbad.so", File: f,
 			}})
 			got := userNames(t, newTestSymbolizer(t), proc, 0x401234)
@@ -316,14 +316,14 @@ func TestLiveProcess(t *testing.T) {
 // readMaps is a minimal /proc/PID/maps reader for tests: executable
 // file-backed mappings, with files opened by path (the collector uses
 // map_files instead).
-func readMaps(t testing.TB, pid int) *collector.Process {
+func readMaps(t testing.TB, pid int) *model.Process {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	proc := &collector.Process{PID: uint32(pid), Comm: "uselib"}
+	proc := &model.Process{PID: uint32(pid), Comm: "uselib"}
 	data, err := io.ReadAll(f)
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +343,7 @@ func readMaps(t testing.TB, pid int) *collector.Process {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { file.Close() })
-		proc.Mappings = append(proc.Mappings, collector.Mapping{
+		proc.Mappings = append(proc.Mappings, model.Mapping{
 			Start: start, Limit: limit, Offset: off, Path: fields[5], File: file,
 		})
 	}

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // A frame is one named function call at an address. A resolver returns a
@@ -47,12 +47,18 @@ const (
 
 // userLost and kernelLost name the single frame that stands in for a stack
 // the sampler lost.
-func userLost(r collector.LossReason) string {
+func userLost(r model.LossReason) string {
 	return "[user stack lost: " + r.String() + "]"
 }
 
-func kernelLost(r collector.LossReason) string {
+func kernelLost(r model.LossReason) string {
 	return "[kernel stack lost: " + r.String() + "]"
+}
+
+// unnamedFrame stands in for the name of an interpreted or JIT frame whose
+// unwinder could not read it: "[unknown interpreted frame]".
+func unnamedFrame(kind model.FrameKind) string {
+	return "[unknown " + kind.String() + " frame]"
 }
 
 // unknownIn names an address of a mapping that no resolver could name.
@@ -63,7 +69,7 @@ func kernelLost(r collector.LossReason) string {
 // and `objdump -d -F` or `addr2line` after converting it work from it. For
 // anonymous memory it is "[unknown in [anon]]" (or the kernel's pseudo
 // path, e.g. "[unknown in [heap]]").
-func unknownIn(m *collector.Mapping, addr uint64) string {
+func unknownIn(m *model.Mapping, addr uint64) string {
 	switch {
 	case m.Path == "":
 		return "[unknown in [anon]]"

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 const fixtureDir = "../testdata/elf"
@@ -59,13 +59,13 @@ const pageSize = 0x1000
 // loadAt returns the executable mappings the dynamic loader would create
 // for a fixture whose first PT_LOAD lands at base. base 0 keeps the file's
 // own addresses, as for a non-PIE executable.
-func loadAt(t testing.TB, name string, base uint64) []collector.Mapping {
+func loadAt(t testing.TB, name string, base uint64) []model.Mapping {
 	t.Helper()
 	return loadPathAt(t, filepath.Join(fixtureDir, name), "/opt/fixture/"+name, base)
 }
 
 // loadPathAt is loadAt for any file, mapped under the path mapPath.
-func loadPathAt(t testing.TB, path, mapPath string, base uint64) []collector.Mapping {
+func loadPathAt(t testing.TB, path, mapPath string, base uint64) []model.Mapping {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -77,7 +77,7 @@ func loadPathAt(t testing.TB, path, mapPath string, base uint64) []collector.Map
 		t.Fatal(err)
 	}
 	var bias uint64
-	var ms []collector.Mapping
+	var ms []model.Mapping
 	for _, p := range ef.Progs {
 		if p.Type != elf.PT_LOAD {
 			continue
@@ -86,12 +86,12 @@ func loadPathAt(t testing.TB, path, mapPath string, base uint64) []collector.Map
 			bias = base - p.Vaddr&^(pageSize-1)
 		}
 		if ms == nil {
-			ms = []collector.Mapping{} // the first segment sets the bias
+			ms = []model.Mapping{} // the first segment sets the bias
 		}
 		if p.Flags&elf.PF_X == 0 {
 			continue
 		}
-		ms = append(ms, collector.Mapping{
+		ms = append(ms, model.Mapping{
 			Start:  bias + p.Vaddr&^(pageSize-1),
 			Limit:  bias + (p.Vaddr+p.Memsz+pageSize-1)&^(pageSize-1),
 			Offset: p.Off &^ (pageSize - 1),
@@ -123,8 +123,8 @@ func fixtureSymbol(t testing.TB, name, symbol string) (addr, size uint64) {
 }
 
 // process builds a live process from mapping lists.
-func process(pid uint32, mappings ...[]collector.Mapping) *collector.Process {
-	p := &collector.Process{PID: pid, Comm: "test"}
+func process(pid uint32, mappings ...[]model.Mapping) *model.Process {
+	p := &model.Process{PID: pid, Comm: "test"}
 	for _, ms := range mappings {
 		p.Mappings = append(p.Mappings, ms...)
 	}
@@ -134,12 +134,12 @@ func process(pid uint32, mappings ...[]collector.Mapping) *collector.Process {
 
 // userNames symbolizes one user stack (leaf first) of proc and returns its
 // function names and the profile.
-func userNames(t testing.TB, s *Symbolizer, proc *collector.Process, user ...uint64) []string {
+func userNames(t testing.TB, s *Symbolizer, proc *model.Process, user ...uint64) []string {
 	t.Helper()
-	b := &collector.Batch{
+	b := &model.Batch{
 		PeriodNanos: 1,
-		Samples:     []collector.Sample{{PID: proc.PID, TID: proc.PID, User: user, Count: 1}},
-		Processes:   map[collector.ProcessKey]*collector.Process{{PID: proc.PID}: proc},
+		Samples:     []model.Sample{{PID: proc.PID, TID: proc.PID, User: user, Count: 1}},
+		Processes:   map[model.ProcessKey]*model.Process{{PID: proc.PID}: proc},
 	}
 	p, err := s.Profile(b)
 	if err != nil {

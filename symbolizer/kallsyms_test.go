@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/model"
 )
 
 func TestKallsymsFixture(t *testing.T) {
@@ -153,9 +153,9 @@ func TestKallsymsReload(t *testing.T) {
 	}
 	s.kallsymsMaxAge = 0
 	s.bpfPrograms = func() (uint64, bool) { return s.bpfSeen + 1, true } // a program was loaded
-	p, err := s.Profile(&collector.Batch{
+	p, err := s.Profile(&model.Batch{
 		PeriodNanos: 1,
-		Samples:     []collector.Sample{{PID: 1, TID: 1, Count: 1, Kernel: []uint64{0xffffffffa0002010, 0xffffffffa0001020}}},
+		Samples:     []model.Sample{{PID: 1, TID: 1, Count: 1, Kernel: []uint64{0xffffffffa0002010, 0xffffffffa0001020}}},
 	})
 	if err != nil {
 		t.Fatal(err)

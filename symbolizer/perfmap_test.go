@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // fakeProc lays out procRoot/PID/status (with NSpid) and
@@ -46,7 +46,7 @@ func TestPerfMap(t *testing.T) {
 	s := newTestSymbolizer(t)
 	s.procRoot = procRoot
 	const jit = 0x7f3a10000000
-	proc := process(4242, []collector.Mapping{{Start: jit, Limit: jit + 0x10000}})
+	proc := process(4242, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
 	// A leaf, then return addresses, looked up one byte back.
 	got := userNames(t, s, proc, jit+0x10, jit+0x41, jit+0xc1, jit+0x101, jit+0x201)
 	want := []string{
@@ -99,7 +99,7 @@ func TestPerfMapStaysInRoot(t *testing.T) {
 	s.procRoot = procRoot
 	const jit = 0x7f3a10000000
 	for _, pid := range []uint32{10, 11} {
-		proc := process(pid, []collector.Mapping{{Start: jit, Limit: jit + 0x10000}})
+		proc := process(pid, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
 		if got := userNames(t, s, proc, jit+0x10); got[0] != "[unknown in [anon]]" {
 			t.Errorf("pid %d: %q, want the perf map refused", pid, got[0])
 		}

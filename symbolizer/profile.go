@@ -10,7 +10,7 @@ import (
 
 	"github.com/ember-profiler/ember/internal/mainmapping"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 const (
@@ -25,10 +25,12 @@ const (
 // profile: samples/count and cpu/nanoseconds per sample, each sample's
 // locations leaf first (kernel frames, then user frames), labelled with
 // comm, pid and tid, in a deterministic order (pid, tid, then stack).
+// Frames an unwinder already named (Sample.UserFrames) are kept as named
+// (see userFrameLocation).
 //
 // Files are read through the *os.File values in the batch's mappings,
 // which must stay open for the duration of the call.
-func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
+func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Tables are read from mapped files: one truncated meanwhile faults,
@@ -45,7 +47,7 @@ func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
 	pb := &profileBuilder{
 		s:         s,
 		batch:     b,
-		fileKeys:  make(map[*collector.Mapping]fileKeyResult),
+		fileKeys:  make(map[*model.Mapping]fileKeyResult),
 		mappings:  make(map[mappingKey]*profile.Mapping),
 		locations: make(map[locationKey]*profile.Location),
 		markers:   make(map[string]*profile.Location),
@@ -80,17 +82,18 @@ func (s *Symbolizer) Profile(b *collector.Batch) (*profile.Profile, error) {
 // sortedSamples orders samples by pid, tid, then stack, so that location,
 // function and mapping IDs (assigned in first-use order) and the sample list
 // are the same for the same batch.
-func sortedSamples(in []collector.Sample) []*collector.Sample {
-	out := make([]*collector.Sample, len(in))
+func sortedSamples(in []model.Sample) []*model.Sample {
+	out := make([]*model.Sample, len(in))
 	for i := range in {
 		out[i] = &in[i]
 	}
-	slices.SortStableFunc(out, func(a, b *collector.Sample) int {
+	slices.SortStableFunc(out, func(a, b *model.Sample) int {
 		return cmp.Or(
 			cmp.Compare(a.PID, b.PID),
 			cmp.Compare(a.TID, b.TID),
 			slices.Compare(a.Kernel, b.Kernel),
 			slices.Compare(a.User, b.User),
+			slices.CompareFunc(a.UserFrames, b.UserFrames, compareFrames),
 			cmp.Compare(a.KernelLost, b.KernelLost),
 			cmp.Compare(a.UserLost, b.UserLost),
 			compareBool(a.KernelTruncated, b.KernelTruncated),
@@ -99,6 +102,16 @@ func sortedSamples(in []collector.Sample) []*collector.Sample {
 		)
 	})
 	return out
+}
+
+func compareFrames(a, b model.Frame) int {
+	return cmp.Or(
+		cmp.Compare(a.Kind, b.Kind),
+		cmp.Compare(a.Addr, b.Addr),
+		cmp.Compare(a.Function, b.Function),
+		cmp.Compare(a.File, b.File),
+		cmp.Compare(a.Line, b.Line),
+	)
 }
 
 func compareBool(a, b bool) int {
@@ -115,12 +128,16 @@ func compareBool(a, b bool) int {
 // locations and functions.
 type profileBuilder struct {
 	s     *Symbolizer
-	batch *collector.Batch
+	batch *model.Batch
 	// fileKeys caches one stat per mapping per call.
-	fileKeys  map[*collector.Mapping]fileKeyResult
+	fileKeys  map[*model.Mapping]fileKeyResult
 	mappings  map[mappingKey]*profile.Mapping
 	locations map[locationKey]*profile.Location
 	markers   map[string]*profile.Location
+	// named holds the locations of frames unwinders named (interpreted,
+	// JIT), by the frame itself; made at the first, so that batches of
+	// native stacks cost nothing more.
+	named     map[model.Frame]*profile.Location
 	functions map[frame]*profile.Function
 	// perfMaps holds the JIT perf maps already looked at in this call.
 	perfMaps map[uint32]*perfMap
@@ -161,10 +178,10 @@ type locationKey struct {
 	addr    uint64
 }
 
-func (pb *profileBuilder) addSample(smp *collector.Sample, periodNanos int64) {
+func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 	var locs []*profile.Location
 	switch smp.KernelLost {
-	case collector.LostNone, collector.LostKernelThread:
+	case model.LostNone, model.LostKernelThread:
 		for i, addr := range smp.Kernel {
 			locs = append(locs, pb.kernelLocation(addr, i > 0))
 		}
@@ -175,14 +192,20 @@ func (pb *profileBuilder) addSample(smp *collector.Sample, periodNanos int64) {
 		locs = append(locs, pb.markerLocation(kernelLost(smp.KernelLost)))
 	}
 	switch smp.UserLost {
-	case collector.LostNone, collector.LostKernelThread, collector.LostExiting:
+	case model.LostNone, model.LostKernelThread, model.LostExiting:
 		// Kernel threads and processes past releasing their memory have no
 		// user stack to lose: no user frames and no marker.
 		proc := pb.batch.Processes[smp.Key()]
-		for i, addr := range smp.User {
-			locs = append(locs, pb.userLocation(proc, smp.PID, addr, i > 0))
+		if smp.UserFrames != nil {
+			for i, f := range smp.UserFrames {
+				locs = append(locs, pb.userFrameLocation(proc, smp.PID, f, i > 0))
+			}
+		} else {
+			for i, addr := range smp.User {
+				locs = append(locs, pb.userLocation(proc, smp.PID, addr, i > 0))
+			}
 		}
-		if smp.UserTruncated && len(smp.User) > 0 {
+		if smp.UserTruncated && smp.UserDepth() > 0 {
 			locs = append(locs, pb.markerLocation(markerTruncated))
 		}
 	default:
@@ -199,7 +222,7 @@ func (pb *profileBuilder) addSample(smp *collector.Sample, periodNanos int64) {
 
 // sampleLabels are the string labels of a sample: comm always, and the
 // executable, cgroup and container where the process snapshot has them.
-func sampleLabels(smp *collector.Sample, proc *collector.Process) map[string][]string {
+func sampleLabels(smp *model.Sample, proc *model.Process) map[string][]string {
 	labels := map[string][]string{"comm": {smp.Comm}}
 	if proc == nil {
 		return labels
@@ -240,8 +263,8 @@ func (pb *profileBuilder) kernelLocation(addr uint64, isReturn bool) *profile.Lo
 	return pb.addLocation(lk, m, addr, pb.s.kernelFrames(lookupAddress(addr, isReturn)))
 }
 
-func (pb *profileBuilder) userLocation(proc *collector.Process, pid uint32, addr uint64, isReturn bool) *profile.Location {
-	var cm *collector.Mapping
+func (pb *profileBuilder) userLocation(proc *model.Process, pid uint32, addr uint64, isReturn bool) *profile.Location {
+	var cm *model.Mapping
 	if proc != nil {
 		cm = proc.FindMapping(addr)
 	}
@@ -304,7 +327,35 @@ func (pb *profileBuilder) userLocation(proc *collector.Process, pid uint32, addr
 	return pb.addLocation(lk, m, addr, frames)
 }
 
-func (pb *profileBuilder) fileKey(m *collector.Mapping) fileKeyResult {
+// userFrameLocation is the location of a frame an unwinder handed over.
+// A native one is an address like those of Sample.User. Interpreted and
+// JIT frames arrive named, and their location has no mapping: their code
+// is in no file a pprof mapping could describe (bytecode, a JIT's heap),
+// and the function's file name says where it came from. A JIT frame keeps
+// its address; an interpreted one has none.
+func (pb *profileBuilder) userFrameLocation(proc *model.Process, pid uint32, f model.Frame, isReturn bool) *profile.Location {
+	if f.Kind == model.FrameNative {
+		return pb.userLocation(proc, pid, f.Addr, isReturn)
+	}
+	if f.Kind == model.FrameInterpreted {
+		f.Addr = 0
+	}
+	if loc, ok := pb.named[f]; ok {
+		return loc
+	}
+	name := f.Function
+	if name == "" {
+		name = unnamedFrame(f.Kind)
+	}
+	loc := pb.newLocation(nil, f.Addr, []frame{{Function: name, SystemName: name, File: f.File, Line: f.Line}})
+	if pb.named == nil {
+		pb.named = make(map[model.Frame]*profile.Location)
+	}
+	pb.named[f] = loc
+	return loc
+}
+
+func (pb *profileBuilder) fileKey(m *model.Mapping) fileKeyResult {
 	if m.File == nil {
 		return fileKeyResult{}
 	}
@@ -381,7 +432,7 @@ func (pb *profileBuilder) function(f frame) *profile.Function {
 // orderMappings puts executables first, then other files, then pseudo
 // mappings such as [vdso], and the kernel last: pprof presents the first mapping as the profile's main binary, which
 // for a profile of one process should be its executable.
-func orderMappings(p *profile.Profile, b *collector.Batch) {
+func orderMappings(p *profile.Profile, b *model.Batch) {
 	exes := make(map[string]bool)
 	for _, proc := range b.Processes {
 		if proc.Exe != "" {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -29,7 +29,7 @@ const (
 
 // goldenBatch is a hand-built batch with one of each case the symbolizer
 // must handle, built on the ELF fixtures.
-func goldenBatch(t testing.TB) *collector.Batch {
+func goldenBatch(t testing.TB) *model.Batch {
 	t.Helper()
 	pie := loadAt(t, "prog-pie", pieBase)
 	lib := loadAt(t, "libember.so", libBase)
@@ -46,9 +46,9 @@ func goldenBatch(t testing.TB) *collector.Batch {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { badFile.Close() })
-	badMapping := []collector.Mapping{{Start: 0x7f2000000000, Limit: 0x7f2000001000, Offset: 0x1000, Path: "/opt/fixture/libbad.so", File: badFile}}
+	badMapping := []model.Mapping{{Start: 0x7f2000000000, Limit: 0x7f2000001000, Offset: 0x1000, Path: "/opt/fixture/libbad.so", File: badFile}}
 
-	special := []collector.Mapping{
+	special := []model.Mapping{
 		{Start: vdso, Limit: vdso + 0x2000, Path: "[vdso]"},
 		{Start: anon, Limit: anon + 0x10000},
 	}
@@ -72,19 +72,19 @@ func goldenBatch(t testing.TB) *collector.Batch {
 	libCompute := sym("libember.so", "ember_lib_compute", libBias, 8)
 	libEntryRet := sym("libember.so", "ember_lib_entry", libBias, 10)
 
-	return &collector.Batch{
+	return &model.Batch{
 		Start:       time.Unix(1700000000, 0),
 		End:         time.Unix(1700000010, 0),
 		FrequencyHz: 99,
 		PeriodNanos: int64(time.Second) / 99,
-		Processes: map[collector.ProcessKey]*collector.Process{
+		Processes: map[model.ProcessKey]*model.Process{
 			{PID: 100}: p100,
 			{PID: 200}: p200,
 			{PID: 300}: {PID: 300, Comm: "gone", SnapshotErr: errors.New("open /proc/300/maps: no such file or directory")},
 			// 400 is missing: the snapshot lost it.
 		},
 		// Deliberately out of order: Profile sorts by pid, tid, stack.
-		Samples: []collector.Sample{
+		Samples: []model.Sample{
 			{ // in a syscall, full user stack
 				PID: 100, TID: 101, Comm: "prog", Count: 5,
 				Kernel: []uint64{0xffffffff81004104, 0xffffffff81004010, 0xffffffff81003020},
@@ -97,7 +97,7 @@ func goldenBatch(t testing.TB) *collector.Batch {
 			{ // user stack lost, kernel stack present
 				PID: 100, TID: 100, Comm: "prog", Count: 1,
 				Kernel:   []uint64{0xffffffff81010010},
-				UserLost: collector.LostCollision,
+				UserLost: model.LostCollision,
 			},
 			{ // both stacks cut at the depth limit
 				PID: 100, TID: 102, Comm: "prog-worker", Count: 1,
@@ -106,7 +106,7 @@ func goldenBatch(t testing.TB) *collector.Batch {
 			},
 			{ // kernel stack lost; user code in a stripped and an unreadable file
 				PID: 100, TID: 103, Comm: "prog", Count: 1,
-				KernelLost: collector.LostMapFull,
+				KernelLost: model.LostMapFull,
 				User:       []uint64{stripped[0].Start + 0x10, 0x7f2000000100},
 			},
 			{ // exited process: mapped addresses still resolve, others say why
@@ -124,17 +124,17 @@ func goldenBatch(t testing.TB) *collector.Batch {
 			{ // kernel thread in a module and a BPF program
 				PID: 2, TID: 2, Comm: "kworker/0:1", Count: 4,
 				Kernel:   []uint64{0xffffffffa0000010, 0xffffffffc0a00008, 0xffffffff81001044},
-				UserLost: collector.LostKernelThread,
+				UserLost: model.LostKernelThread,
 			},
 			{ // exiting process: its memory is gone, so no user frames and no marker
 				PID: 100, TID: 105, Comm: "prog", Count: 1,
 				Kernel:   []uint64{0xffffffff81010010, 0xffffffff81003040},
-				UserLost: collector.LostExiting,
+				UserLost: model.LostExiting,
 			},
 			{ // drained stack: user lost at drain, idle kernel
 				PID: 100, TID: 104, Comm: "prog", Count: 1,
 				Kernel:   []uint64{0xffffffff81001000},
-				UserLost: collector.LostDrained,
+				UserLost: model.LostDrained,
 			},
 		},
 	}

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // Options configure a Symbolizer. The zero value is usable.
@@ -237,7 +237,7 @@ func statKey(f *os.File) (fileKey, error) {
 // cache when this file, or another with the same build ID, was parsed
 // before. A file that fails to parse is remembered as failed and logged
 // once.
-func (s *Symbolizer) file(key fileKey, m *collector.Mapping, proc *collector.Process) (*elfFile, tableKey, error) {
+func (s *Symbolizer) file(key fileKey, m *model.Mapping, proc *model.Process) (*elfFile, tableKey, error) {
 	if e, ok := s.files.get(key); ok {
 		if e.err != nil {
 			return nil, tableKey{}, e.err
@@ -264,7 +264,7 @@ func (s *Symbolizer) file(key fileKey, m *collector.Mapping, proc *collector.Pro
 // unless a file with that build ID is already cached. proc is the process
 // the mapping belongs to (nil when unknown), whose root directory is
 // searched for a debug file beside the object.
-func (s *Symbolizer) parseFile(key fileKey, m *collector.Mapping, proc *collector.Process) (tableKey, *elfFile, error) {
+func (s *Symbolizer) parseFile(key fileKey, m *model.Mapping, proc *model.Process) (tableKey, *elfFile, error) {
 	f, err := newELF(m.File)
 	if err != nil {
 		return tableKey{}, nil, fmt.Errorf("parse ELF: %w", err)
@@ -305,7 +305,7 @@ func (s *Symbolizer) parseFile(key fileKey, m *collector.Mapping, proc *collecto
 
 // addDebugFile looks for the separate debug file of ef and puts its DWARF
 // and symbols in front of ef's own symbol tables.
-func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping, proc *collector.Process) []error {
+func (s *Symbolizer) addDebugFile(ef *elfFile, m *model.Mapping, proc *model.Process) []error {
 	obj := debugObject{buildID: ef.buildID, link: ef.link, hasLink: ef.hasLink, path: m.Path}
 	var self unix.Stat_t
 	if err := unix.Fstat(int(m.File.Fd()), &self); err == nil {
@@ -364,7 +364,7 @@ func (s *Symbolizer) addDebugFile(ef *elfFile, m *collector.Mapping, proc *colle
 // addr-1 for a return address, so the lookup lands inside the call
 // instruction rather than on whatever follows it (the next function, after
 // a call that does not return).
-func (s *Symbolizer) userFrames(key fileKey, keyErr error, proc *collector.Process, m *collector.Mapping, addr, lookup uint64) (frames []frame, buildID string) {
+func (s *Symbolizer) userFrames(key fileKey, keyErr error, proc *model.Process, m *model.Mapping, addr, lookup uint64) (frames []frame, buildID string) {
 	fallback := func() []frame {
 		name := unknownIn(m, addr)
 		switch m.Path {
@@ -455,7 +455,7 @@ func (s *Symbolizer) fitTables() {
 
 // jitFrames names an address of anonymous executable memory from the
 // process's perf map, if it has one.
-func (s *Symbolizer) jitFrames(proc *collector.Process, addr uint64, checked map[uint32]*perfMap) ([]frame, bool) {
+func (s *Symbolizer) jitFrames(proc *model.Process, addr uint64, checked map[uint32]*perfMap) ([]frame, bool) {
 	if proc == nil || proc.Exited || proc.SnapshotErr != nil {
 		return nil, false // its perf map is gone, or belongs to a reused PID
 	}
@@ -472,7 +472,7 @@ func (s *Symbolizer) jitFrames(proc *collector.Process, addr uint64, checked map
 
 // isJITMapping reports whether a mapping may hold JIT code that a perf
 // map names: anonymous memory, named anonymous memory and memfd files.
-func isJITMapping(m *collector.Mapping) bool {
+func isJITMapping(m *model.Mapping) bool {
 	switch {
 	case m.Path == "":
 		return true

@@ -16,7 +16,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // symbolsDir holds the fixtures of testdata/symbols/build.sh, compiled
@@ -71,7 +71,7 @@ func symbolRange(t testing.TB, path, symbol string) (start, end uint64) {
 // mappedFixture maps a testdata/symbols fixture at pieBase, under its real
 // absolute path (so that .gnu_debuglink finds the debug file beside it),
 // and returns the mapping and the bias from ELF to runtime addresses.
-func mappedFixture(t testing.TB, name string) (*collector.Mapping, uint64) {
+func mappedFixture(t testing.TB, name string) (*model.Mapping, uint64) {
 	t.Helper()
 	path := symbolsFixture(t, name)
 	ms := loadPathAt(t, path, path, pieBase)
@@ -95,7 +95,7 @@ func firstLoad(t testing.TB, path string) uint64 {
 }
 
 // framesAt names one leaf address of a mapping of process 1.
-func framesAt(t testing.TB, s *Symbolizer, m *collector.Mapping, addr uint64) []frame {
+func framesAt(t testing.TB, s *Symbolizer, m *model.Mapping, addr uint64) []frame {
 	t.Helper()
 	key, err := statKey(m.File)
 	if err != nil {
@@ -107,7 +107,7 @@ func framesAt(t testing.TB, s *Symbolizer, m *collector.Mapping, addr uint64) []
 
 // findFrames looks through the ELF range [start, end) of a mapped file for
 // an address named exactly want, and returns its runtime address.
-func findFrames(t testing.TB, s *Symbolizer, m *collector.Mapping, bias, start, end uint64, want []frame) uint64 {
+func findFrames(t testing.TB, s *Symbolizer, m *model.Mapping, bias, start, end uint64, want []frame) uint64 {
 	t.Helper()
 	seen := map[string]bool{}
 	for a := start; a < end; a++ {
@@ -155,7 +155,7 @@ func TestInlinedFrames(t *testing.T) {
 				return
 			}
 			// The same through a whole profile: one location, two lines.
-			p := profileOf(t, s, process(1, []collector.Mapping{*m}), addr)
+			p := profileOf(t, s, process(1, []model.Mapping{*m}), addr)
 			loc := p.Sample[0].Location[0]
 			var got []string
 			for _, l := range loc.Line {
@@ -354,12 +354,12 @@ func TestGoInlineMatchesDWARF(t *testing.T) {
 }
 
 // profileOf symbolizes one user stack of proc.
-func profileOf(t testing.TB, s *Symbolizer, proc *collector.Process, user ...uint64) *profile.Profile {
+func profileOf(t testing.TB, s *Symbolizer, proc *model.Process, user ...uint64) *profile.Profile {
 	t.Helper()
-	p, err := s.Profile(&collector.Batch{
+	p, err := s.Profile(&model.Batch{
 		PeriodNanos: 1,
-		Samples:     []collector.Sample{{PID: proc.PID, TID: proc.PID, User: user, Count: 1}},
-		Processes:   map[collector.ProcessKey]*collector.Process{{PID: proc.PID}: proc},
+		Samples:     []model.Sample{{PID: proc.PID, TID: proc.PID, User: user, Count: 1}},
+		Processes:   map[model.ProcessKey]*model.Process{{PID: proc.PID}: proc},
 	})
 	if err != nil {
 		t.Fatal(err)

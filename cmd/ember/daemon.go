@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/symbolizer"
 	"github.com/ember-profiler/ember/ui"
@@ -159,11 +160,11 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 
 // drainer and namer are the collector and symbolizer as the daemon uses them.
 type drainer interface {
-	Drain() (*collector.Batch, error)
+	Drain() (*model.Batch, error)
 }
 
 type namer interface {
-	Profile(*collector.Batch) (*profile.Profile, error)
+	Profile(*model.Batch) (*profile.Profile, error)
 }
 
 type daemon struct {
@@ -179,7 +180,7 @@ type daemon struct {
 	// the drain stage adds every batch's, dropped or not, and the naming
 	// stage takes them at each boundary.
 	lossesMu sync.Mutex
-	losses   collector.Stats
+	losses   model.Stats
 	// namingBehind (drain stage), storeBehind (naming stage) and diskFull
 	// (store stage) are set while a stage refuses work, so that each episode
 	// is logged when it starts and ends, not at every drop.

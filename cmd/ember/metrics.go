@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/symbolizer"
 )
@@ -149,7 +149,7 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 }
 
 // observeBatch counts one drain's sampler statistics.
-func (m *daemonMetrics) observeBatch(s collector.Stats) {
+func (m *daemonMetrics) observeBatch(s model.Stats) {
 	m.samples.WithLabelValues("recorded").Add(float64(s.Recorded))
 	m.samples.WithLabelValues("idle").Add(float64(s.Idle))
 	m.samples.WithLabelValues("filtered").Add(float64(s.Filtered))

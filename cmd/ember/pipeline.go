@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 	"github.com/ember-profiler/ember/storage"
 )
 
@@ -40,7 +40,7 @@ func (d *daemon) drainOnSchedule(ctx context.Context, queue *batchQueue) {
 }
 
 // drain reads the sampler once; last is when the previous drain started.
-func (d *daemon) drain(last *time.Time) *collector.Batch {
+func (d *daemon) drain(last *time.Time) *model.Batch {
 	start := time.Now()
 	d.metrics.drainLateness.Observe(max(0, start.Sub(last.Add(d.cfg.DrainInterval)).Seconds()))
 	*last = start
@@ -60,7 +60,7 @@ func (d *daemon) drain(last *time.Time) *collector.Batch {
 // enqueue hands a batch to the naming stage. When that stage is behind,
 // the batch is folded into one waiting, or dropped if that cannot be done:
 // draining on time matters more than any one batch.
-func (d *daemon) enqueue(queue *batchQueue, b *collector.Batch) {
+func (d *daemon) enqueue(queue *batchQueue, b *model.Batch) {
 	switch queue.push(b) {
 	case pushQueued:
 		if d.namingBehind {
@@ -81,7 +81,7 @@ func (d *daemon) enqueue(queue *batchQueue, b *collector.Batch) {
 }
 
 // dropBatch counts a batch left unnamed and closes the files it holds.
-func (d *daemon) dropBatch(b *collector.Batch, reason string) {
+func (d *daemon) dropBatch(b *model.Batch, reason string) {
 	defer b.Release()
 	if len(b.Samples) == 0 {
 		return // nothing lost
@@ -140,7 +140,7 @@ func nextBoundary(t time.Time, interval time.Duration) time.Time {
 	return t.Truncate(interval).Add(interval)
 }
 
-func (d *daemon) name(b *collector.Batch, iv *intervalProfile) {
+func (d *daemon) name(b *model.Batch, iv *intervalProfile) {
 	defer b.Release()
 	if len(b.Samples) == 0 {
 		return
@@ -179,11 +179,11 @@ func (d *daemon) endInterval(iv *intervalProfile, intervals chan<- *intervalProf
 	}
 }
 
-func (d *daemon) takeLosses() collector.Stats {
+func (d *daemon) takeLosses() model.Stats {
 	d.lossesMu.Lock()
 	defer d.lossesMu.Unlock()
 	s := d.losses
-	d.losses = collector.Stats{}
+	d.losses = model.Stats{}
 	return s
 }
 
@@ -278,10 +278,10 @@ func (iv *intervalProfile) profile() (*profile.Profile, error) {
 }
 
 // logLosses warns when more than 1% of an interval's samples lost a stack.
-func (d *daemon) logLosses(s collector.Stats) {
+func (d *daemon) logLosses(s model.Stats) {
 	var lost uint64
 	for r, n := range s.UserLost {
-		if r != collector.LostKernelThread && r != collector.LostExiting {
+		if r != model.LostKernelThread && r != model.LostExiting {
 			lost += n
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/symbolizer"
 )
@@ -40,7 +40,7 @@ func newFakeDrainer() *fakeDrainer {
 	return &fakeDrainer{last: time.Now(), calls: make(chan int, 1000)}
 }
 
-func (f *fakeDrainer) Drain() (*collector.Batch, error) {
+func (f *fakeDrainer) Drain() (*model.Batch, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
@@ -48,8 +48,8 @@ func (f *fakeDrainer) Drain() (*collector.Batch, error) {
 	if f.onDrain != nil {
 		f.onDrain(f.drained, now)
 	}
-	b := &collector.Batch{Start: f.last, End: now, FrequencyHz: 100, PeriodNanos: 1e7,
-		Samples: []collector.Sample{{PID: 1, TID: 1, Comm: "work", User: []uint64{0x1000}, Count: 1}}}
+	b := &model.Batch{Start: f.last, End: now, FrequencyHz: 100, PeriodNanos: 1e7,
+		Samples: []model.Sample{{PID: 1, TID: 1, Comm: "work", User: []uint64{0x1000}, Count: 1}}}
 	b.HoldUntilRelease(&countRelease{n: &f.released})
 	f.last = now
 	select {
@@ -86,7 +86,7 @@ func (f *fakeDrainer) waitDrains(t *testing.T, n int) {
 // it waits for the gate to close first.
 type fakeNamer struct{ gate chan struct{} }
 
-func (n *fakeNamer) Profile(b *collector.Batch) (*profile.Profile, error) {
+func (n *fakeNamer) Profile(b *model.Batch) (*profile.Profile, error) {
 	if n.gate != nil {
 		<-n.gate
 	}

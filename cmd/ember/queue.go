@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // batchQueue holds drained batches for the naming stage, bounded in
@@ -22,7 +22,7 @@ type batchQueue struct {
 	interval        time.Duration
 
 	mu      sync.Mutex
-	batches []*collector.Batch
+	batches []*model.Batch
 	samples int
 	closed  bool
 	ready   chan struct{} // a batch was pushed or the queue closed
@@ -42,7 +42,7 @@ const (
 	pushRefused // the caller still owns the batch
 )
 
-func (q *batchQueue) push(b *collector.Batch) pushOutcome {
+func (q *batchQueue) push(b *model.Batch) pushOutcome {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.samples+len(b.Samples) > q.maxSamples {
@@ -71,7 +71,7 @@ func (q *batchQueue) push(b *collector.Batch) pushOutcome {
 
 // pushLast queues the last batch whatever the queue holds: it ends the
 // interval stored at shutdown.
-func (q *batchQueue) pushLast(b *collector.Batch) {
+func (q *batchQueue) pushLast(b *model.Batch) {
 	q.mu.Lock()
 	q.batches = append(q.batches, b)
 	q.samples += len(b.Samples)
@@ -83,7 +83,7 @@ func (q *batchQueue) pushLast(b *collector.Batch) {
 }
 
 // pop waits for the oldest batch; ok is false once the queue is closed and empty.
-func (q *batchQueue) pop() (b *collector.Batch, ok bool) {
+func (q *batchQueue) pop() (b *model.Batch, ok bool) {
 	for {
 		q.mu.Lock()
 		if len(q.batches) > 0 {

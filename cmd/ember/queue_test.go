@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // A full queue folds a batch into the newest waiting one only within one
@@ -12,8 +12,8 @@ import (
 // no more samples than its bound.
 func TestBatchQueueFoldsWithinBounds(t *testing.T) {
 	t0 := time.Unix(1000, 0) // on a 10 s boundary
-	batch := func(from, to time.Duration, samples int) *collector.Batch {
-		return &collector.Batch{Start: t0.Add(from), End: t0.Add(to), Samples: make([]collector.Sample, samples)}
+	batch := func(from, to time.Duration, samples int) *model.Batch {
+		return &model.Batch{Start: t0.Add(from), End: t0.Add(to), Samples: make([]model.Sample, samples)}
 	}
 	q := newBatchQueue(1, 100, 5, 10*time.Second)
 	if got := q.push(batch(0, time.Second, 2)); got != pushQueued {

@@ -20,6 +20,7 @@ import (
 	"github.com/ember-profiler/ember/internal/bytesize"
 	"github.com/ember-profiler/ember/internal/folded"
 	"github.com/ember-profiler/ember/internal/mainmapping"
+	"github.com/ember-profiler/ember/model"
 	"github.com/ember-profiler/ember/symbolizer"
 )
 
@@ -152,12 +153,12 @@ func flagError(err error) error {
 
 // recordTotals adds up what every batch said, for the summary line.
 type recordTotals struct {
-	stats     collector.Stats
+	stats     model.Stats
 	processes map[uint32]string
-	unread    map[collector.ProcessKey]bool
+	unread    map[model.ProcessKey]bool
 }
 
-func (t *recordTotals) add(b *collector.Batch) {
+func (t *recordTotals) add(b *model.Batch) {
 	addStats(&t.stats, b.Stats)
 	for key, p := range b.Processes {
 		t.processes[key.PID] = p.Comm
@@ -226,7 +227,7 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 	}
 
 	var first, last time.Time
-	totals := recordTotals{processes: map[uint32]string{}, unread: map[collector.ProcessKey]bool{}}
+	totals := recordTotals{processes: map[uint32]string{}, unread: map[model.ProcessKey]bool{}}
 	var merged *profile.Profile
 	drain := func() error {
 		batch, err := col.Drain()

@@ -1,9 +1,11 @@
 package main
 
-import "github.com/ember-profiler/ember/collector"
+import (
+	"github.com/ember-profiler/ember/model"
+)
 
 // addStats adds one batch's sampler counters to a running total.
-func addStats(total *collector.Stats, s collector.Stats) {
+func addStats(total *model.Stats, s model.Stats) {
 	total.Taken += s.Taken
 	total.Idle += s.Idle
 	total.Filtered += s.Filtered
@@ -13,7 +15,7 @@ func addStats(total *collector.Stats, s collector.Stats) {
 	total.ForksUnfollowed += s.ForksUnfollowed
 	total.Truncated += s.Truncated
 	if total.UserLost == nil {
-		total.UserLost, total.KernelLost = map[collector.LossReason]uint64{}, map[collector.LossReason]uint64{}
+		total.UserLost, total.KernelLost = map[model.LossReason]uint64{}, map[model.LossReason]uint64{}
 	}
 	for r, n := range s.UserLost {
 		total.UserLost[r] += n
@@ -24,7 +26,7 @@ func addStats(total *collector.Stats, s collector.Stats) {
 	total.Unwind.Frames += s.Unwind.Frames
 	total.Unwind.KernelFP += s.Unwind.KernelFP
 	if total.Unwind.Ends == nil {
-		total.Unwind.Ends = map[collector.UnwindEnd]uint64{}
+		total.Unwind.Ends = map[model.UnwindEnd]uint64{}
 	}
 	for e, n := range s.Unwind.Ends {
 		total.Unwind.Ends[e] += n

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/model"
 )
 
 // summary is the one line a user reads after a recording.
@@ -25,7 +25,7 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 	if len(left) > 0 {
 		fmt.Fprintf(&b, " (%d taken; left out: %s)", s.Taken, strings.Join(left, ", "))
 	}
-	lost := lossList("user stack", s.UserLost, collector.LostKernelThread, collector.LostExiting)
+	lost := lossList("user stack", s.UserLost, model.LostKernelThread, model.LostExiting)
 	lost = append(lost, lossList("kernel stack", s.KernelLost)...)
 	if s.CountMapFull > 0 {
 		lost = append(lost, fmt.Sprintf("%d samples (count map full)", s.CountMapFull))
@@ -57,7 +57,7 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 
 // unwindSummary says how the .eh_frame unwinder did: walks ended by
 // reason, and tables that did not fit.
-func unwindSummary(u collector.UnwindStats) string {
+func unwindSummary(u model.UnwindStats) string {
 	var walks uint64
 	for _, n := range u.Ends {
 		walks += n
@@ -65,10 +65,10 @@ func unwindSummary(u collector.UnwindStats) string {
 	if walks == 0 {
 		return ""
 	}
-	s := fmt.Sprintf("unwinder: %d walks, %.1f%% complete", walks, 100*float64(u.Ends[collector.UnwindComplete])/float64(walks))
+	s := fmt.Sprintf("unwinder: %d walks, %.1f%% complete", walks, 100*float64(u.Ends[model.UnwindComplete])/float64(walks))
 	var ends []string
 	for e, n := range u.Ends {
-		if e != collector.UnwindComplete && n > 0 {
+		if e != model.UnwindComplete && n > 0 {
 			ends = append(ends, fmt.Sprintf("%d %s", n, e))
 		}
 	}
@@ -82,7 +82,7 @@ func unwindSummary(u collector.UnwindStats) string {
 	return s
 }
 
-func lossList(what string, byReason map[collector.LossReason]uint64, skip ...collector.LossReason) []string {
+func lossList(what string, byReason map[model.LossReason]uint64, skip ...model.LossReason) []string {
 	var out []string
 	for r, n := range byReason {
 		if n == 0 || slices.Contains(skip, r) {

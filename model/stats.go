@@ -1,0 +1,90 @@
+package model
+
+// Stats are the sampler's counters over one batch.
+type Stats struct {
+	// Taken is every time the sampling program ran.
+	Taken uint64
+	// Idle samples landed in the idle task and were left out.
+	Idle uint64
+	// Filtered samples belonged to processes outside the PID filter.
+	Filtered uint64
+	// Recorded samples made it into the counts map.
+	Recorded uint64
+	// CountMapFull samples were lost entirely because the counts map was full.
+	CountMapFull uint64
+	// User and kernel stacks that are missing, by reason. The sample itself
+	// is still counted.
+	UserLost   map[LossReason]uint64
+	KernelLost map[LossReason]uint64
+	// EventsLost counts new-process notifications the ring buffer could not
+	// take; such processes are read at drain time instead, if still alive.
+	EventsLost uint64
+	// ImageReads: what became of the /proc reads of new process images.
+	ImageReads ImageReads
+	// ForksUnfollowed counts children of followed processes (the
+	// collector's Config.ForkParent) left out because the PID filter was full.
+	ForksUnfollowed uint64
+	// Truncated counts samples with a stack cut at the depth limit, or a
+	// user stack the unwinder could not finish.
+	Truncated uint64
+	// Unwind describes Ember's user-stack unwinder over the batch.
+	Unwind UnwindStats
+}
+
+// UnwindStats count what the unwinder did.
+type UnwindStats struct {
+	// Frames unwound, over all samples it walked.
+	Frames uint64
+	// Ends counts the samples it walked by how each ended.
+	Ends map[UnwindEnd]uint64
+	// KernelFP counts user stacks left to the kernel's frame-pointer walk
+	// because the process's ranges were not installed yet.
+	KernelFP uint64
+	// Tables are the loaded tables at the drain.
+	Tables UnwindTableStats
+}
+
+// UnwindTableStats describe the loaded unwind tables at a drain.
+type UnwindTableStats struct {
+	// Tables and Rows loaded in BPF. Words is what they take in 4-byte
+	// words (rows and index entries), of WordCapacity, the budget, and
+	// ChunkBytes the memory of the chunks allocated to hold them.
+	Tables, Rows, Words, WordCapacity, ChunkBytes uint64
+	// RowCapacity is WordCapacity, under the name cmd/ember's metrics
+	// still read.
+	RowCapacity uint64
+	// Rules in the shared rule table.
+	Rules uint64
+	// FramePointerFiles are mapped files walked by frame pointers (Go, no CFI).
+	FramePointerFiles uint64
+	// NotLoaded counts tables that did not fit the budget since start, and
+	// NotLoadedRows their rows: their code ends stacks with a marked frame.
+	NotLoaded, NotLoadedRows uint64
+	// BuildErrors counts files whose CFI could not be read.
+	BuildErrors uint64
+	// CacheHits counts tables read from the disk cache instead of built,
+	// CacheEvictions files removed from it to stay within its size bound.
+	CacheHits, CacheEvictions uint64
+	// RangeErrors counts ranges the BPF trie refused (full).
+	RangeErrors uint64
+	// InstallsDropped counts processes the install queue had no room for.
+	InstallsDropped uint64
+	// Processes with ranges installed.
+	Processes uint64
+	// Idle tables are loaded (and counted in Tables and Words) though no
+	// process maps their file now; IdleReused counts installs that found
+	// their table idle since start.
+	Idle, IdleReused uint64
+}
+
+// ImageReads count what became of new process images to read from /proc.
+type ImageReads struct {
+	// Read: taken by a reader. Dropped: left out at the queue's bound,
+	// the oldest first. Cancelled: the process exited before its turn.
+	Read, Dropped, Cancelled uint64
+}
+
+// Minus returns the counts since o was taken.
+func (r ImageReads) Minus(o ImageReads) ImageReads {
+	return ImageReads{r.Read - o.Read, r.Dropped - o.Dropped, r.Cancelled - o.Cancelled}
+}
