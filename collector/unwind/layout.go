@@ -3,6 +3,8 @@ package unwind
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ember-profiler/ember/bpf"
 )
 
 // The BPF unwinder reads a table as 4-byte words: an index with one entry
@@ -18,7 +20,7 @@ import (
 // search over the whole table. A row that starts before the bucket and
 // holds into it is the one before the bucket's first.
 const (
-	BucketShift = 12
+	BucketShift = int(bpf.SamplerUnwindLayoutBUCKET_SHIFT) // sampler.bpf.c's
 	BucketBytes = 1 << BucketShift
 	// MaxBucketRows bounds a bucket's rows (distinct PCs): the BPF search
 	// takes log2(MaxBucketRows)+1 steps.
