@@ -365,12 +365,12 @@ func TestCachedRangesFollowChanges(t *testing.T) {
 		n := 0
 		for _, k := range u.installs[pid].keys {
 			var r bpf.SamplerUnwindRange
-			if err := u.ranges.Lookup(&k, &r); err != nil {
+			if err := c.objs.UnwindRanges.Lookup(&k, &r); err != nil {
 				t.Fatal(err)
 			}
 			if r.Kind == from {
 				r.Kind = to
-				if err := u.ranges.Put(&k, &r); err != nil {
+				if err := c.objs.UnwindRanges.Put(&k, &r); err != nil {
 					t.Fatal(err)
 				}
 				n++
