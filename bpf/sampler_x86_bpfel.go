@@ -210,10 +210,12 @@ const (
 type SamplerUnwindLayout uint32
 
 const (
-	SamplerUnwindLayoutBUCKET_SHIFT SamplerUnwindLayout = 12
-	SamplerUnwindLayoutCHUNK_SHIFT  SamplerUnwindLayout = 16
-	SamplerUnwindLayoutBLOCK_SHIFT  SamplerUnwindLayout = 10
-	SamplerUnwindLayoutMAX_RULES    SamplerUnwindLayout = 65536
+	SamplerUnwindLayoutBUCKET_SHIFT   SamplerUnwindLayout = 12
+	SamplerUnwindLayoutROW_PC_BITS    SamplerUnwindLayout = 16
+	SamplerUnwindLayoutMAX_RULES      SamplerUnwindLayout = 65536
+	SamplerUnwindLayoutRBP_KIND_SHIFT SamplerUnwindLayout = 4
+	SamplerUnwindLayoutCHUNK_SHIFT    SamplerUnwindLayout = 16
+	SamplerUnwindLayoutBLOCK_SHIFT    SamplerUnwindLayout = 10
 )
 
 type SamplerUnwindProc struct {

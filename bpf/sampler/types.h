@@ -84,7 +84,7 @@ enum rbp_kind {
 struct unwind_rule {
 	__s16 cfa_offset;
 	__s8 rbp_offset; // in units of 8 bytes
-	__u8 kind;	 // cfa_kind | rbp_kind << 4
+	__u8 kind;	 // cfa_kind | rbp_kind << RBP_KIND_SHIFT
 };
 
 // A file's table is a run of 4-byte words in unwind_chunks (unwind.Table.Words):
@@ -96,11 +96,17 @@ struct unwind_rule {
 // rounds an array element up to 8 bytes, which would double a table.
 enum unwind_layout {
 	BUCKET_SHIFT = 12,
+	// A row word is the low ROW_PC_BITS of its pc and its rule's id above.
+	ROW_PC_BITS = 16,
+	MAX_RULES = 1 << (32 - ROW_PC_BITS),
+	// unwind_rule.kind is cfa_kind | rbp_kind << RBP_KIND_SHIFT.
+	RBP_KIND_SHIFT = 4,
 	CHUNK_SHIFT = 16,
 	BLOCK_SHIFT = 10,
-	MAX_RULES = 65536,
 };
-#define BUCKET_ROW_STEPS 13 // log2(rows a bucket may hold, 4096) + 1
+#define ROW_PC_MASK ((1 << ROW_PC_BITS) - 1)
+// A bucket holds at most one row per byte of its address range.
+#define BUCKET_ROW_STEPS (BUCKET_SHIFT + 1) // log2(rows a bucket may hold) + 1
 #define CHUNK_WORDS (1 << CHUNK_SHIFT)
 #define BLOCK_WORDS (1 << BLOCK_SHIFT)
 #define CHUNK_BLOCKS (CHUNK_WORDS / BLOCK_WORDS)

@@ -35,12 +35,12 @@ static __always_inline __u32 table_word(__u32 i)
 // paths the verifier walks past its limit.
 static __always_inline __u32 below(__u32 row, __u32 off)
 {
-	return ((row & 0xffff) - off - 1) >> 31;
+	return ((row & ROW_PC_MASK) - off - 1) >> 31;
 }
 
 static __always_inline struct unwind_rule *rule_of(__u32 row)
 {
-	__u32 id = row >> 16;
+	__u32 id = row >> ROW_PC_BITS;
 	return bpf_map_lookup_elem(&unwind_rules, &id);
 }
 
@@ -62,7 +62,7 @@ static __always_inline struct unwind_rule *find_rule(struct unwind_range *r, __u
 	__u32 next = (ix + 1) & (BLOCK_WORDS - 1); // 0: in the next block
 	__u32 hi = next ? blk->words[next] : table_word(ix + 1);
 	__u32 rows = r->table + r->buckets + 1;
-	__u32 off = rel & 0xffff;
+	__u32 off = rel & ROW_PC_MASK;
 	if (lo > hi || hi - lo > (1 << BUCKET_SHIFT))
 		return NULL; // a table being replaced under the walk
 	// Find the last of rows [lo, hi) whose pc <= off, if row lo's is.
@@ -254,7 +254,7 @@ static long unwind_step(__u32 index, void *ctx)
 		cfa = st->bp + 16;
 	} else {
 		__u8 how = rule.kind;
-		switch (how & 0x0f) {
+		switch (how & ((1 << RBP_KIND_SHIFT) - 1)) {
 		case CFA_SP:
 			cfa = st->sp + rule.cfa_offset;
 			break;
@@ -285,7 +285,7 @@ static long unwind_step(__u32 index, void *ctx)
 			st->status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}
-		if ((how >> 4) == RBP_AT_CFA && rule.rbp_offset == -2) {
+		if ((how >> RBP_KIND_SHIFT) == RBP_AT_CFA && rule.rbp_offset == -2) {
 			// RBP saved right below the return address (push %rbp first,
 			// as every frame-pointer prologue does): one read for both.
 			__u64 frame[2];
@@ -299,7 +299,7 @@ static long unwind_step(__u32 index, void *ctx)
 			st->status = UNWIND_END_READ_FAILED;
 			return 1;
 		}
-		switch (how >> 4) {
+		switch (how >> RBP_KIND_SHIFT) {
 		case RBP_AT_CFA:
 			if (rule.rbp_offset == -2)
 				break; // read with the return address

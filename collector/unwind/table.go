@@ -55,6 +55,9 @@ func (k CFAKind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
+// rbpKindShift is where a row's Kind keeps its RBPKind (sampler.bpf.c's).
+const rbpKindShift = uint8(bpf.SamplerUnwindLayoutRBP_KIND_SHIFT)
+
 // RBPKind says where the caller's RBP is (sampler.bpf.c's enum rbp_kind).
 type RBPKind uint8
 
@@ -76,18 +79,18 @@ type Row struct {
 	CFAOffset int16
 	// RBPOffset is in units of 8 bytes (saved registers are 8-aligned).
 	RBPOffset int8
-	// Kind packs CFAKind (low 4 bits) and RBPKind (high 4 bits).
+	// Kind packs CFAKind (low bits) and RBPKind (from bit rbpKindShift).
 	Kind uint8
 }
 
 // CFA returns how the row finds the CFA.
-func (r Row) CFA() CFAKind { return CFAKind(r.Kind & 0x0f) }
+func (r Row) CFA() CFAKind { return CFAKind(r.Kind & (1<<rbpKindShift - 1)) }
 
 // RBP returns where the row finds the caller's RBP.
-func (r Row) RBP() RBPKind { return RBPKind(r.Kind >> 4) }
+func (r Row) RBP() RBPKind { return RBPKind(r.Kind >> rbpKindShift) }
 
 func makeRow(pc uint32, cfa CFAKind, cfaOff int16, rbp RBPKind, rbpOff int8) Row {
-	return Row{PC: pc, CFAOffset: cfaOff, RBPOffset: rbpOff, Kind: uint8(cfa) | uint8(rbp)<<4}
+	return Row{PC: pc, CFAOffset: cfaOff, RBPOffset: rbpOff, Kind: uint8(cfa) | uint8(rbp)<<rbpKindShift}
 }
 
 // A Table is the unwind information of one ELF file. Runtime addresses map
