@@ -192,6 +192,11 @@ const (
 	SamplerStackLayoutUSER_SEGMENTS SamplerStackLayout = 3
 )
 
+type SamplerTableBlock struct {
+	_     structs.HostLayout
+	Words [1024]uint32
+}
+
 type SamplerUnwindEnd uint32
 
 const (

@@ -7,6 +7,7 @@ package collector
 import (
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 
@@ -28,6 +29,13 @@ const (
 	blockShift  = uint32(bpf.SamplerUnwindLayoutBLOCK_SHIFT)
 	blockWords  = 1 << blockShift
 	chunkBlocks = chunkWords / blockWords
+)
+
+// Blocks and words as the sampler declares them: these fail to compile
+// when a size differs.
+var (
+	_ = [1]struct{}{}[len(bpf.SamplerTableBlock{}.Words)-blockWords]
+	_ = [1]struct{}{}[unsafe.Sizeof(bpf.SamplerTableBlock{}.Words[0])-wordBytes]
 )
 
 // chunksFor is the number of chunks that hold words.
