@@ -13,6 +13,18 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type SamplerCfaKind uint32
+
+const (
+	SamplerCfaKindCFA_GAP         SamplerCfaKind = 0
+	SamplerCfaKindCFA_SP          SamplerCfaKind = 1
+	SamplerCfaKindCFA_FP          SamplerCfaKind = 2
+	SamplerCfaKindCFA_PLT11       SamplerCfaKind = 3
+	SamplerCfaKindCFA_PLT10       SamplerCfaKind = 4
+	SamplerCfaKindCFA_END         SamplerCfaKind = 5
+	SamplerCfaKindCFA_UNSUPPORTED SamplerCfaKind = 6
+)
+
 type SamplerEvent struct {
 	_         structs.HostLayout
 	StartCode uint64
@@ -28,6 +40,20 @@ const (
 	SamplerEventTypeEVENT_NEW_PROCESS    SamplerEventType = 1
 	SamplerEventTypeEVENT_EXIT           SamplerEventType = 2
 	SamplerEventTypeEVENT_NEEDS_MAPPINGS SamplerEventType = 3
+)
+
+type SamplerNoUserStack uint32
+
+const (
+	SamplerNoUserStackNO_USER_STACK_KERNEL_THREAD SamplerNoUserStack = 1
+	SamplerNoUserStackNO_USER_STACK_EXITING       SamplerNoUserStack = 2
+)
+
+type SamplerPidFilterValue uint32
+
+const (
+	SamplerPidFilterValuePID_SAMPLE      SamplerPidFilterValue = 1
+	SamplerPidFilterValuePID_PARENT_ONLY SamplerPidFilterValue = 2
 )
 
 type SamplerProcState struct {
@@ -50,6 +76,14 @@ const (
 	SamplerRangeKindRANGE_ROWS     SamplerRangeKind = 0
 	SamplerRangeKindRANGE_FP       SamplerRangeKind = 1
 	SamplerRangeKindRANGE_NO_TABLE SamplerRangeKind = 2
+)
+
+type SamplerRbpKind uint32
+
+const (
+	SamplerRbpKindRBP_SAME    SamplerRbpKind = 0
+	SamplerRbpKindRBP_AT_CFA  SamplerRbpKind = 1
+	SamplerRbpKindRBP_UNKNOWN SamplerRbpKind = 2
 )
 
 type SamplerSampleKey struct {
@@ -151,6 +185,18 @@ type SamplerStack struct {
 	Pcs    [126]uint64
 }
 
+type SamplerStackLayout uint32
+
+const (
+	SamplerStackLayoutSTACK_SEGMENT SamplerStackLayout = 126
+	SamplerStackLayoutUSER_SEGMENTS SamplerStackLayout = 3
+)
+
+type SamplerTableBlock struct {
+	_     structs.HostLayout
+	Words [1024]uint32
+}
+
 type SamplerUnwindEnd uint32
 
 const (
@@ -164,6 +210,17 @@ const (
 	SamplerUnwindEndUNWIND_END_BAD_FRAME   SamplerUnwindEnd = 7
 	SamplerUnwindEndUNWIND_END_NO_TABLE    SamplerUnwindEnd = 8
 	SamplerUnwindEndUNWIND_END_MAX         SamplerUnwindEnd = 9
+)
+
+type SamplerUnwindLayout uint32
+
+const (
+	SamplerUnwindLayoutBUCKET_SHIFT   SamplerUnwindLayout = 12
+	SamplerUnwindLayoutROW_PC_BITS    SamplerUnwindLayout = 16
+	SamplerUnwindLayoutMAX_RULES      SamplerUnwindLayout = 65536
+	SamplerUnwindLayoutRBP_KIND_SHIFT SamplerUnwindLayout = 4
+	SamplerUnwindLayoutCHUNK_SHIFT    SamplerUnwindLayout = 16
+	SamplerUnwindLayoutBLOCK_SHIFT    SamplerUnwindLayout = 10
 )
 
 type SamplerUnwindProc struct {
@@ -226,14 +283,20 @@ const (
 	SamplerVarIncludeIdle           = "include_idle"
 	SamplerVarR_debugFromProbe      = "r_debug_from_probe"
 	SamplerVarRangesGeneration      = "ranges_generation"
+	SamplerVarUnusedCfaKind         = "unused_cfa_kind"
 	SamplerVarUnusedEvent           = "unused_event"
 	SamplerVarUnusedEventType       = "unused_event_type"
+	SamplerVarUnusedNoUserStack     = "unused_no_user_stack"
+	SamplerVarUnusedPidFilterValue  = "unused_pid_filter_value"
 	SamplerVarUnusedRangeKey        = "unused_range_key"
 	SamplerVarUnusedRangeKind       = "unused_range_kind"
+	SamplerVarUnusedRbpKind         = "unused_rbp_kind"
 	SamplerVarUnusedStack           = "unused_stack"
+	SamplerVarUnusedStackLayout     = "unused_stack_layout"
 	SamplerVarUnusedStat            = "unused_stat"
 	SamplerVarUnusedTableBlock      = "unused_table_block"
 	SamplerVarUnusedUnwindEnd       = "unused_unwind_end"
+	SamplerVarUnusedUnwindLayout    = "unused_unwind_layout"
 	SamplerVarUnusedUnwindProc      = "unused_unwind_proc"
 	SamplerVarUnusedUnwindRange     = "unused_unwind_range"
 	SamplerVarUnusedUnwindRule      = "unused_unwind_rule"
@@ -319,14 +382,20 @@ type SamplerVariableSpecs struct {
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
 	R_debugFromProbe      *ebpf.VariableSpec `ebpf:"r_debug_from_probe"`
 	RangesGeneration      *ebpf.VariableSpec `ebpf:"ranges_generation"`
+	UnusedCfaKind         *ebpf.VariableSpec `ebpf:"unused_cfa_kind"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedNoUserStack     *ebpf.VariableSpec `ebpf:"unused_no_user_stack"`
+	UnusedPidFilterValue  *ebpf.VariableSpec `ebpf:"unused_pid_filter_value"`
 	UnusedRangeKey        *ebpf.VariableSpec `ebpf:"unused_range_key"`
 	UnusedRangeKind       *ebpf.VariableSpec `ebpf:"unused_range_kind"`
+	UnusedRbpKind         *ebpf.VariableSpec `ebpf:"unused_rbp_kind"`
 	UnusedStack           *ebpf.VariableSpec `ebpf:"unused_stack"`
+	UnusedStackLayout     *ebpf.VariableSpec `ebpf:"unused_stack_layout"`
 	UnusedStat            *ebpf.VariableSpec `ebpf:"unused_stat"`
 	UnusedTableBlock      *ebpf.VariableSpec `ebpf:"unused_table_block"`
 	UnusedUnwindEnd       *ebpf.VariableSpec `ebpf:"unused_unwind_end"`
+	UnusedUnwindLayout    *ebpf.VariableSpec `ebpf:"unused_unwind_layout"`
 	UnusedUnwindProc      *ebpf.VariableSpec `ebpf:"unused_unwind_proc"`
 	UnusedUnwindRange     *ebpf.VariableSpec `ebpf:"unused_unwind_range"`
 	UnusedUnwindRule      *ebpf.VariableSpec `ebpf:"unused_unwind_rule"`
@@ -397,14 +466,20 @@ type SamplerVariables struct {
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
 	R_debugFromProbe      *ebpf.Variable `ebpf:"r_debug_from_probe"`
 	RangesGeneration      *ebpf.Variable `ebpf:"ranges_generation"`
+	UnusedCfaKind         *ebpf.Variable `ebpf:"unused_cfa_kind"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedNoUserStack     *ebpf.Variable `ebpf:"unused_no_user_stack"`
+	UnusedPidFilterValue  *ebpf.Variable `ebpf:"unused_pid_filter_value"`
 	UnusedRangeKey        *ebpf.Variable `ebpf:"unused_range_key"`
 	UnusedRangeKind       *ebpf.Variable `ebpf:"unused_range_kind"`
+	UnusedRbpKind         *ebpf.Variable `ebpf:"unused_rbp_kind"`
 	UnusedStack           *ebpf.Variable `ebpf:"unused_stack"`
+	UnusedStackLayout     *ebpf.Variable `ebpf:"unused_stack_layout"`
 	UnusedStat            *ebpf.Variable `ebpf:"unused_stat"`
 	UnusedTableBlock      *ebpf.Variable `ebpf:"unused_table_block"`
 	UnusedUnwindEnd       *ebpf.Variable `ebpf:"unused_unwind_end"`
+	UnusedUnwindLayout    *ebpf.Variable `ebpf:"unused_unwind_layout"`
 	UnusedUnwindProc      *ebpf.Variable `ebpf:"unused_unwind_proc"`
 	UnusedUnwindRange     *ebpf.Variable `ebpf:"unused_unwind_range"`
 	UnusedUnwindRule      *ebpf.Variable `ebpf:"unused_unwind_rule"`

@@ -295,7 +295,7 @@ func (c *Collector) load() error {
 		return fmt.Errorf("load eBPF programs: %w", err)
 	}
 	// Values as in sampler.bpf.c: sample, or only follow the children.
-	const sample, parentOnly = uint8(1), uint8(2)
+	const sample, parentOnly = uint8(bpf.SamplerPidFilterValuePID_SAMPLE), uint8(bpf.SamplerPidFilterValuePID_PARENT_ONLY)
 	for _, pid := range c.cfg.PIDs {
 		if err := c.objs.PidFilter.Put(pid, sample); err != nil {
 			return fmt.Errorf("add pid %d to the filter: %w", pid, err)
@@ -451,7 +451,7 @@ func (c *Collector) close() error {
 // maxStackDepth is the depth at which the kernel cuts stacks: a stack this
 // deep is treated as truncated.
 func maxStackDepth() int {
-	const mapDepth = 126 // STACK_SEGMENT in sampler.bpf.c: what bpf_get_stack fills
+	const mapDepth = int(bpf.SamplerStackLayoutSTACK_SEGMENT) // what bpf_get_stack fills
 	raw, err := os.ReadFile("/proc/sys/kernel/perf_event_max_stack")
 	if err != nil {
 		return mapDepth

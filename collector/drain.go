@@ -13,10 +13,11 @@ import (
 	"github.com/ember-profiler/ember/model"
 )
 
-// Mirrors of STACK_ID_KERNEL_THREAD and STACK_ID_EXITING in sampler.bpf.c.
+// The user_stack_err of tasks without a user stack, as sampler.bpf.c
+// stores them: negated, as an errno is.
 const (
-	stackIDKernelThread = -1
-	stackIDExiting      = -2
+	stackIDKernelThread = -int32(bpf.SamplerNoUserStackNO_USER_STACK_KERNEL_THREAD)
+	stackIDExiting      = -int32(bpf.SamplerNoUserStackNO_USER_STACK_EXITING)
 )
 
 // inFlightGrace is how long a sampling program that read the old buffer index
@@ -169,9 +170,8 @@ type storedStack struct {
 	next uint64 // hash of the segment with the outer frames; 0: none
 }
 
-// userSegments is USER_SEGMENTS in sampler.bpf.c: the most segments a
-// stack is stored in.
-const userSegments = 3
+// userSegments is the most segments a stack is stored in.
+const userSegments = int(bpf.SamplerStackLayoutUSER_SEGMENTS)
 
 // userStack joins a stack's segments, from the one stored under hash, and
 // keeps the joined stack there. A

@@ -97,6 +97,9 @@ func (e UnwindEnd) String() string {
 // over a value this build does not know.
 func (e UnwindEnd) Valid() bool { return e < unwindEnds }
 
+// UnwindEndCount is how many ends there are, for checking a producer's list.
+const UnwindEndCount = int(unwindEnds)
+
 // LossReason says why a stack is missing from a sample.
 type LossReason uint8
 

@@ -116,7 +116,7 @@ func main() {
 	}
 }
 
-// wordBytes is what a table word takes in BPF memory (collector/unwinder.go).
+// wordBytes is what a table word takes in BPF memory (collector/unwinder_maps.go).
 const wordBytes = 4
 
 func mib(words int) float64 {

@@ -3,6 +3,9 @@ package unwind
 import (
 	"errors"
 	"fmt"
+	"math"
+
+	"github.com/ember-profiler/ember/bpf"
 )
 
 // The BPF unwinder reads a table as 4-byte words: an index with one entry
@@ -18,12 +21,20 @@ import (
 // search over the whole table. A row that starts before the bucket and
 // holds into it is the one before the bucket's first.
 const (
-	BucketShift = 12
+	BucketShift = int(bpf.SamplerUnwindLayoutBUCKET_SHIFT) // sampler.bpf.c's
 	BucketBytes = 1 << BucketShift
 	// MaxBucketRows bounds a bucket's rows (distinct PCs): the BPF search
 	// takes log2(MaxBucketRows)+1 steps.
 	MaxBucketRows = BucketBytes
+
+	// A row word is the low rowPCBits of its PC and its rule ID above.
+	rowPCBits = int(bpf.SamplerUnwindLayoutROW_PC_BITS)
+	rowPCMask = 1<<rowPCBits - 1
 )
+
+// Rule IDs are uint16: this fails to compile unless the sampler's rule
+// table holds exactly as many.
+var _ = [1]struct{}{}[int(bpf.SamplerUnwindLayoutMAX_RULES)-(math.MaxUint16+1)]
 
 // A Rule is how a row unwinds, without its address: the value of struct
 // unwind_rule in sampler.bpf.c (CFA offset, saved-RBP offset, kind).
@@ -59,7 +70,7 @@ func (t *Table) Words(ruleID func(Rule) (uint16, error)) (words []uint32, bucket
 		if err != nil {
 			return nil, 0, err
 		}
-		rows[i] = r.PC&0xffff | uint32(id)<<16
+		rows[i] = r.PC&rowPCMask | uint32(id)<<rowPCBits
 	}
 	for ; b <= buckets; b++ {
 		index[b] = uint32(len(t.Rows))
@@ -87,22 +98,22 @@ func LookupWords(words []uint32, buckets uint32, pc uint32) (uint16, bool) {
 	if hi > uint32(len(rows)) || lo > hi {
 		return 0, false
 	}
-	off := pc & 0xffff
-	if lo == hi || rows[lo]&0xffff > off {
+	off := pc & rowPCMask
+	if lo == hi || rows[lo]&rowPCMask > off {
 		// The row holding pc starts before this bucket.
 		if lo == 0 {
 			return 0, false
 		}
-		return uint16(rows[lo-1] >> 16), true
+		return uint16(rows[lo-1] >> rowPCBits), true
 	}
 	// Invariant: rows[lo] <= off < rows[hi] (or hi is the bucket's end).
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		if rows[mid]&0xffff <= off {
+		if rows[mid]&rowPCMask <= off {
 			lo = mid
 		} else {
 			hi = mid
 		}
 	}
-	return uint16(rows[lo] >> 16), true
+	return uint16(rows[lo] >> rowPCBits), true
 }

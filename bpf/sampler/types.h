@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: GPL-2.0
+// Constants and types the sampler shares with user space. bpf2go turns
+// each enum and struct named by a -type flag in bpf.go into a Go type and
+// constants, so Go never copies a value by hand: a value Go needs goes in
+// an enum here, not in a #define.
+#ifndef EMBER_SAMPLER_TYPES_H
+#define EMBER_SAMPLER_TYPES_H
+
+// Kernel values that vmlinux.h lacks (macros are not in BTF). User space
+// takes the errno values from its own headers: they are the kernel's ABI.
+#define TASK_COMM_LEN 16
+#define PF_KTHREAD 0x00200000
+#define PF_EXITING 0x00000004
+#define EEXIST 17
+#define ENOMEM 12
+#define EFAULT 14
+#define E2BIG 7
+
+// A stack is stored in segments of STACK_SEGMENT frames, each a stacks-map
+// entry that names the next by its hash: the kernel's walks fill one (its
+// limit is 127), Ember's unwinder up to USER_SEGMENTS.
+enum stack_layout {
+	STACK_SEGMENT = 126,
+	USER_SEGMENTS = 3,
+};
+#define MAX_USER_DEPTH (STACK_SEGMENT * USER_SEGMENTS)
+
+// Why a task has no user stack to read: a kernel thread, or a process past
+// exit_mm on its way out. user_stack_err holds the value negated, as it does
+// an errno. (Positive, because BTF records this clang's enums as unsigned.)
+enum no_user_stack {
+	NO_USER_STACK_KERNEL_THREAD = 1,
+	NO_USER_STACK_EXITING = 2,
+};
+#define STACK_ID_KERNEL_THREAD (-NO_USER_STACK_KERNEL_THREAD)
+#define STACK_ID_EXITING (-NO_USER_STACK_EXITING)
+
+// The exec sequence of a sample taken after on_exit dropped its process's
+// state: its image is no longer known.
+#define EXEC_SEQ_EXITED 0xffffffff
+
+// Who walked a sample's user stack.
+enum user_stack_source {
+	// The kernel's frame-pointer walk (bpf_get_stack): the process has no
+	// unwind ranges installed yet, or unwinding is off.
+	USER_STACK_KERNEL_FP = 0,
+	// Ember's unwinder: .eh_frame rows, or frame pointers where a file has
+	// no rows (Go). stack.status says how the walk ended.
+	USER_STACK_UNWOUND = 1,
+};
+
+// How a walk ended (stack.status).
+enum unwind_end {
+	UNWIND_END_UNKNOWN = 0, // kernel FP walk: it does not say
+	UNWIND_END_COMPLETE,	// reached the outermost frame
+	UNWIND_END_DEPTH,	// MAX_USER_DEPTH frames and still going
+	UNWIND_END_NO_MAPPING,	// a pc outside every known file (JIT, vdso, a new dlopen)
+	UNWIND_END_NO_ROW,	// a pc in a file but not covered by its CFI
+	UNWIND_END_UNSUPPORTED, // a CFI rule the unwinder cannot follow
+	UNWIND_END_READ_FAILED, // the stack could not be read
+	UNWIND_END_BAD_FRAME,	// the walk went backwards: a corrupt stack or table
+	UNWIND_END_NO_TABLE,	// a file whose table did not fit the memory budget
+	UNWIND_END_MAX,
+};
+
+// Must match unwind.CFAKind and unwind.RBPKind.
+enum cfa_kind {
+	CFA_GAP = 0,
+	CFA_SP,
+	CFA_FP,
+	CFA_PLT11,
+	CFA_PLT10,
+	CFA_END,
+	CFA_UNSUPPORTED,
+};
+enum rbp_kind {
+	RBP_SAME = 0,
+	RBP_AT_CFA,
+	RBP_UNKNOWN,
+};
+
+// How to unwind at an address (unwind.Rule): rows name one by its index in
+// unwind_rules, which holds every distinct rule once.
+struct unwind_rule {
+	__s16 cfa_offset;
+	__s8 rbp_offset; // in units of 8 bytes
+	__u8 kind;	 // cfa_kind | rbp_kind << RBP_KIND_SHIFT
+};
+
+// A file's table is a run of 4-byte words in unwind_chunks (unwind.Table.Words):
+// an index of buckets + 1 entries, one per BUCKET_BYTES of the table's
+// address range (the number of rows before the bucket), then the rows, each
+// the low 16 bits of its pc and a rule id.
+// Tables live in chunks of CHUNK_WORDS words, allocated as tables load. A
+// chunk holds blocks of BLOCK_WORDS words, not single words: the kernel
+// rounds an array element up to 8 bytes, which would double a table.
+enum unwind_layout {
+	BUCKET_SHIFT = 12,
+	// A row word is the low ROW_PC_BITS of its pc and its rule's id above.
+	ROW_PC_BITS = 16,
+	MAX_RULES = 1 << (32 - ROW_PC_BITS),
+	// unwind_rule.kind is cfa_kind | rbp_kind << RBP_KIND_SHIFT.
+	RBP_KIND_SHIFT = 4,
+	CHUNK_SHIFT = 16,
+	BLOCK_SHIFT = 10,
+};
+#define ROW_PC_MASK ((1 << ROW_PC_BITS) - 1)
+// A bucket holds at most one row per byte of its address range.
+#define BUCKET_ROW_STEPS (BUCKET_SHIFT + 1) // log2(rows a bucket may hold) + 1
+#define CHUNK_WORDS (1 << CHUNK_SHIFT)
+#define BLOCK_WORDS (1 << BLOCK_SHIFT)
+#define CHUNK_BLOCKS (CHUNK_WORDS / BLOCK_WORDS)
+
+enum range_kind {
+	RANGE_ROWS = 0, // unwind with rows [row_start, row_start + row_count)
+	RANGE_FP = 1,	// walk frame pointers (Go, files without CFI, JIT code)
+	RANGE_NO_TABLE = 2, // the file has CFI but its table is not loaded
+};
+
+// What an executable range of a process unwinds with.
+struct unwind_range {
+	// The whole mapping, so that the walk looks the trie up once per
+	// mapping it enters, not once per frame.
+	__u64 start, limit;
+	__u64 bias;	  // runtime pc - bias = row pc
+	__u32 table;	  // the table's first word
+	__u32 buckets;	  // entries of its index, less one
+	__u32 kind;
+	__u32 pad;
+};
+
+// LPM trie key: the pid and address are big-endian so that a prefix of the
+// key is a prefix of (pid, address).
+struct range_key {
+	__u32 prefixlen;
+	__u32 pid_be;
+	__u64 addr_be;
+};
+
+// A process whose ranges user space has installed, for one image.
+struct unwind_proc {
+	__u32 exec_seq;
+	__u32 pad;
+	__u64 miss_reported_ns; // last NEEDS_MAPPINGS event, to rate-limit them
+};
+
+struct sample_key {
+	__u32 pid; // tgid
+	__u32 tid;
+	// Which program image of the process the sample is from: samples taken
+	// before and after an execve must be read against different mappings.
+	__u32 exec_seq;
+	// 0 when the stack is in the stacks map under its hash, otherwise a
+	// negative errno (-EFAULT for "no kernel stack": sampled in user mode)
+	// or STACK_ID_*.
+	__s32 kernel_stack_err;
+	__s32 user_stack_err;
+	__u32 user_stack_source;
+	__u64 kernel_stack_hash;
+	__u64 user_stack_hash;
+};
+
+struct sample_value {
+	__u64 count;
+	char comm[TASK_COMM_LEN];
+};
+
+// A segment of a stack as stored, leaf first.
+struct stack {
+	__u32 len;    // frames in this segment
+	__u32 status; // enum unwind_end, of the whole stack
+	__u64 next;   // hash of the segment with the next (outer) frames; 0: none
+	__u64 pcs[STACK_SEGMENT];
+};
+
+enum sampler_stat {
+	STAT_TAKEN,
+	STAT_IDLE,
+	STAT_FILTERED,
+	STAT_RECORDED,
+	STAT_COUNT_MAP_FULL,
+	STAT_USER_COLLISION,
+	STAT_USER_MAP_FULL,
+	STAT_USER_KERNEL_THREAD,
+	STAT_USER_EXITING,
+	STAT_USER_OTHER,
+	STAT_KERNEL_COLLISION,
+	STAT_KERNEL_MAP_FULL,
+	STAT_KERNEL_OTHER,
+	STAT_EVENTS_LOST,
+	STAT_USER_KERNEL_FP, // user stacks walked by the kernel (not ready yet)
+	STAT_UNWIND_FRAMES,  // frames unwound by Ember's unwinder
+	STAT_FORK_UNFOLLOWED, // children not followed: pid_filter was full
+	STAT_UNWIND_END_BASE,
+	STAT_MAX = STAT_UNWIND_END_BASE + UNWIND_END_MAX,
+};
+
+enum event_type {
+	EVENT_NEW_PROCESS = 1,
+	EVENT_EXIT = 2,
+	// A pc fell outside the process's known ranges: its mappings changed
+	// (dlopen) or hold code without a file.
+	EVENT_NEEDS_MAPPINGS = 3,
+};
+
+struct event {
+	// mm->start_code of the image at its first sample: lets user space check
+	// that the mappings it read are still this image's.
+	__u64 start_code;
+	__u32 type;
+	__u32 pid;
+	__u32 exec_seq;
+	__u32 pad;
+};
+
+struct proc_state {
+	__u64 start_code; // of the current image, set at its first sample
+	__u32 exec_seq;	  // bumped by every execve
+	__u32 notified;	  // user space was told about this image
+};
+
+// Values of pid_filter: sample the process, or only follow its children
+// (Ember itself, starting the command of `record -- CMD`).
+enum pid_filter_value {
+	PID_SAMPLE = 1,
+	PID_PARENT_ONLY = 2,
+};
+
+// Force the generator to emit Go types for these.
+const struct event *unused_event __attribute__((unused));
+const enum sampler_stat *unused_stat __attribute__((unused));
+const enum event_type *unused_event_type __attribute__((unused));
+const enum user_stack_source *unused_user_stack_source __attribute__((unused));
+const enum unwind_end *unused_unwind_end __attribute__((unused));
+const enum range_kind *unused_range_kind __attribute__((unused));
+const struct unwind_rule *unused_unwind_rule __attribute__((unused));
+const struct unwind_range *unused_unwind_range __attribute__((unused));
+const struct range_key *unused_range_key __attribute__((unused));
+const struct unwind_proc *unused_unwind_proc __attribute__((unused));
+const struct stack *unused_stack __attribute__((unused));
+const enum cfa_kind *unused_cfa_kind __attribute__((unused));
+const enum rbp_kind *unused_rbp_kind __attribute__((unused));
+const enum stack_layout *unused_stack_layout __attribute__((unused));
+const enum no_user_stack *unused_no_user_stack __attribute__((unused));
+const enum unwind_layout *unused_unwind_layout __attribute__((unused));
+const enum pid_filter_value *unused_pid_filter_value __attribute__((unused));
+
+// Every loaded file's table, each a contiguous run of words in a space of
+// chunks; user space creates a chunk when a table first needs it and drops
+// it when no table uses it, so memory follows what is loaded, up to the
+// budget (max_entries chunks, set by the loader).
+struct table_block {
+	__u32 words[BLOCK_WORDS];
+};
+
+// Keeps the block's size in BTF, where the inner map needs it.
+const struct table_block *unused_table_block __attribute__((unused));
+
+#endif // EMBER_SAMPLER_TYPES_H
