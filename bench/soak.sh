@@ -13,6 +13,10 @@
 # bench/out/soak-data; bench/out/soak.svg plots RSS and CPU.
 # Busy-host settings pass through (BUSY_STARTS_PER_SEC, BUSY_COMPILE, QUIET...);
 # SOAK_WARMUP (60 s, left out of the CPU figure), SOAK_REFERENCE=0 skips bpftrace.
+# SOAK_BASELINE=BINARY runs a second daemon (another build, e.g. the commit
+# before a change) beside the first on the same host, with its own store and
+# its own query client, and prints its figures too: a side-by-side in one run,
+# where both pay for the other's presence alike.
 # Run as root from the repository root:
 #   bench/soak.sh [minutes] [ember binary]
 set -euo pipefail
@@ -36,7 +40,12 @@ csv=$out/soak.csv
 qcsv=$out/soak-queries.csv
 rm -rf "$data"
 tmp=$(mktemp -d)
-busy='' daemon='' client='' bt=''
+busy='' daemon='' client='' bt='' base='' base_client=''
+baseline=${SOAK_BASELINE:-}
+base_addr=${SOAK_BASE_ADDR:-127.0.0.1:7080}
+base_data=$out/soak-base-data
+base_csv=$out/soak-base.csv
+rm -rf "$base_data"
 prev_stats=$(sysctl -n kernel.bpf_stats_enabled)
 
 stop() { # pid: TERM, then KILL after 15 s
@@ -48,6 +57,8 @@ stop() { # pid: TERM, then KILL after 15 s
 }
 cleanup() {
   if [ -n "$client" ]; then pkill -P "$client" 2>/dev/null || true; stop "$client"; fi
+  if [ -n "$base_client" ]; then pkill -P "$base_client" 2>/dev/null || true; stop "$base_client"; fi
+  stop "$base"
   stop "$bt"
   stop "$daemon"
   stop "$busy" # its own trap kills its process group
@@ -78,17 +89,30 @@ for _ in $(seq 120); do
   kill -0 "$daemon" 2>/dev/null || { cat "$out/soak-daemon.log" >&2; exit 1; }
   sleep 1
 done
+if [ -n "$baseline" ]; then
+  "$baseline" daemon --data-dir "$base_data" --listen "$base_addr" --frequency 99 --log-level warn >"$out/soak-base-daemon.log" 2>&1 &
+  base=$!
+  for _ in $(seq 120); do
+    curl -sf -o /dev/null "http://$base_addr/readyz" && break
+    kill -0 "$base" 2>/dev/null || { cat "$out/soak-base-daemon.log" >&2; exit 1; }
+    sleep 1
+  done
+  echo "soak: baseline $baseline, pid $base on $base_addr"
+fi
 echo "soak: $minutes min, daemon pid $daemon on $addr, started $(date -u +%FT%TZ)"
 
-# query NAME PATH appends one request's seconds, status and size to $qcsv.
+# query NAME PATH appends one request's seconds, status and size to $qcsv;
+# qaddr and qprefix say which daemon is asked.
 query() {
   local r
-  r=$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{size_download}' --max-time 120 "http://$addr$2") || true
+  r=$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{size_download}' --max-time 120 "http://$qaddr$2") || true
   read -r code secs size <<<"${r:-000 0 0}"
-  echo "$(($(date +%s) - start)),$1,$code,$secs,$size" >>"$qcsv"
+  echo "$(($(date +%s) - start)),$qprefix$1,$code,$secs,$size" >>"$qcsv"
 }
 echo "t_s,query,status,seconds,bytes" >"$qcsv"
-(
+# client QADDR QPREFIX asks one daemon every endpoint in turn, forever.
+client() (
+  qaddr=$1 qprefix=$2
   sleep 20 # the first stored interval, so early requests do not fail for want of data
   while :; do
     t0=$(date +%s)
@@ -106,8 +130,13 @@ echo "t_s,query,status,seconds,bytes" >"$qcsv"
     left=$((t0 + every - $(date +%s)))
     if [ "$left" -gt 0 ]; then sleep "$left"; fi
   done
-) &
+)
+client "$addr" '' &
 client=$!
+if [ -n "$base" ]; then
+  client "$base_addr" base: &
+  base_client=$!
+fi
 
 # bpf_fds PID prints the memlock bytes of the BPF maps and the run time (ns)
 # of the BPF programs PID holds, each map or program counted once by id.
@@ -135,12 +164,14 @@ quantile() {
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-echo "t_s,rss_kib,bpf_maps_kib,heap_inuse_mib,goroutines,fds,cpu_ticks,cpu_pct,bpf_run_ns,bpf_cpu_pct,load1,samples_recorded,stacks_lost,samples_truncated,metrics_ms,host_forks,forks_per_s" >"$csv"
-end=$((start + minutes * 60))
-prev=''
-while [ "$(date +%s)" -lt "$end" ]; do
-  sleep 10
-  kill -0 "$daemon" 2>/dev/null || { echo "soak: the daemon died" >&2; tail "$out/soak-daemon.log" >&2; exit 1; }
+header="t_s,rss_kib,bpf_maps_kib,heap_inuse_mib,goroutines,fds,cpu_ticks,cpu_pct,bpf_run_ns,bpf_cpu_pct,load1,samples_recorded,stacks_lost,samples_truncated,metrics_ms,host_forks,forks_per_s"
+echo "$header" >"$csv"
+if [ -n "$base" ]; then echo "$header" >"$base_csv"; fi
+# sample_daemon PID ADDR CSV appends one row about a daemon to CSV; its
+# previous reading is kept in prev_PID.
+sample_daemon() {
+  local daemon=$1 addr=$2 csv=$3 now rss maps runns fds cpu load forks msecs heap gor rec lost trunc row t cpct rn bpct hf fps ms
+  local -n prev=prev_$1
   now=$(date +%s.%N)
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$daemon/status")
   read -r maps runns < <(bpf_fds "$daemon")
@@ -167,18 +198,37 @@ while [ "$(date +%s)" -lt "$end" ]; do
   IFS=, read -r t cpct rn bpct hf fps <<<"$row"
   ms=$(awk -v s="$msecs" 'BEGIN { if (s == "") print ""; else printf "%.1f", s * 1000 }')
   echo "$t,$rss,$((maps / 1024)),$heap,$gor,$fds,$cpu,$cpct,$rn,$bpct,$load,$rec,$lost,$trunc,$ms,$hf,$fps" >>"$csv"
+}
+end=$((start + minutes * 60))
+declare "prev_$daemon="
+if [ -n "$base" ]; then declare "prev_$base="; fi
+while [ "$(date +%s)" -lt "$end" ]; do
+  sleep 10
+  kill -0 "$daemon" 2>/dev/null || { echo "soak: the daemon died" >&2; tail "$out/soak-daemon.log" >&2; exit 1; }
+  sample_daemon "$daemon" "$addr" "$csv"
+  if [ -n "$base" ]; then
+    kill -0 "$base" 2>/dev/null || { echo "soak: the baseline daemon died" >&2; tail "$out/soak-base-daemon.log" >&2; exit 1; }
+    sample_daemon "$base" "$base_addr" "$base_csv"
+  fi
 done
 
 # The last hour of the soak, as the UI's default view asks for it.
 curl -s -o "$out/soak-last-hour.pb.gz" --max-time 300 "http://$addr/api/v1/profile?from=-1h"
 curl -s -o "$out/soak-metrics.txt" "http://$addr/metrics"
-pkill -P "$client" 2>/dev/null || true
-stop "$client"
-client=''
+if [ -n "$base" ]; then
+  curl -s -o "$out/soak-base-last-hour.pb.gz" --max-time 300 "http://$base_addr/api/v1/profile?from=-1h"
+  curl -s -o "$out/soak-base-metrics.txt" "http://$base_addr/metrics"
+fi
+for c in "$client" "$base_client"; do
+  if [ -n "$c" ]; then pkill -P "$c" 2>/dev/null || true; stop "$c"; fi
+done
+client='' base_client=''
 stop "$daemon"
 daemon=''
+stop "$base"
 
-echo "== ember daemon, $minutes min on the busy host ($(grep '^busy host ready' "$out/soak-busyhost.log" | cut -d: -f2-))"
+# summarize CSV prints the figures of one daemon's samples.
+summarize() {
 awk -F, -v warm="$warm" -v hz="$hz" -v minutes="$minutes" 'NR == 1 { next } {
     n++; t[n] = $1; rss[n] = $2 / 1024; tot = $2 / 1024 + $3 / 1024
     if (tot > peak) { peak = tot; peakrss = $2 / 1024; peakmaps = $3 / 1024 }
@@ -201,14 +251,21 @@ awk -F, -v warm="$warm" -v hz="$hz" -v minutes="$minutes" 'NR == 1 { next } {
     d = (l1 - l0 > 0) ? l1 - l0 : 1
     printf "stacks and samples lost: %.2f%% of %d samples recorded after the warm-up; truncated (metric): %.2f%%\n", 100 * (lo1 - lo0) / d, l1 - l0, 100 * (tr1 - tr0) / d
     printf "host process starts: %.1f a second (all of the host, /proc/stat)\n", (h1 - h0) / el
-  }' "$csv"
-metrics_ms=$(tail -n +2 "$csv" | cut -d, -f15 | grep -v '^$' || true)
+  }' "$1"
+metrics_ms=$(tail -n +2 "$1" | cut -d, -f15 | grep -v '^$' || true)
 echo "/metrics latency: p50 $(quantile 0.5 <<<"$metrics_ms") ms, p99 $(quantile 0.99 <<<"$metrics_ms") ms, max $(quantile 1 <<<"$metrics_ms") ms ($(grep -c . <<<"$metrics_ms") requests, one every 10 s)"
+}
+echo "== ember daemon, $minutes min on the busy host ($(grep '^busy host ready' "$out/soak-busyhost.log" | cut -d: -f2-))"
+summarize "$csv"
+if [ -n "$baseline" ]; then
+  echo "== baseline daemon ($baseline), beside it in the same run"
+  summarize "$base_csv"
+fi
 loads=$(tail -n +2 "$csv" | cut -d, -f11)
 echo "load average (1 min): min $(quantile 0 <<<"$loads"), median $(quantile 0.5 <<<"$loads"), max $(quantile 1 <<<"$loads")"
 grep '^launcher:' "$out/soak-busyhost.log" | tail -1 | sed 's/^/churn /' || true
 echo "== stacks lost by reason, whole soak (ember_stacks_lost_total, ember_samples_total)"
-grep -E '^ember_(stacks_lost_total|samples_total)\{' "$out/soak-metrics.txt" | sed 's/^/  /'
+grep -E '^ember_(stacks_lost_total|samples_total|process_events_lost_total|process_reads_total)' "$out/soak-metrics.txt" | sed 's/^/  /'
 echo "== API latency over the soak (live ranges, so never cached; status 200 only)"
 for q in $(tail -n +2 "$qcsv" | cut -d, -f2 | sort -u); do
   ok=$(awk -F, -v q="$q" '$2 == q && $3 == 200 { print $4 * 1000 }' "$qcsv")
@@ -218,6 +275,13 @@ for q in $(tail -n +2 "$qcsv" | cut -d, -f2 | sort -u); do
 done
 echo "== the soak's last hour (/api/v1/profile?from=-1h), stack by stack"
 "$out/soakstat" "$out/soak-last-hour.pb.gz"
+if [ -n "$baseline" ]; then
+  echo "== the baseline's last hour, stack by stack"
+  "$out/soakstat" "$out/soak-base-last-hour.pb.gz"
+  echo "== baseline: stacks lost and process events lost, whole soak"
+  grep -E '^ember_(stacks_lost_total|samples_total|process_events_lost_total)' "$out/soak-base-metrics.txt" | sed 's/^/  /'
+  "$out/plot-soak" "$base_csv" >"$out/soak-base.svg"
+fi
 echo "store: $(du -sh "$data" | cut -f1) in $data"
 echo "daemon errors logged: $(grep -c 'level=ERROR' "$out/soak-daemon.log" || true)"
 "$out/plot-soak" "$csv" >"$out/soak.svg"
