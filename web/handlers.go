@@ -85,9 +85,9 @@ func (s *Server) acquire(ctx context.Context, sem chan struct{}, kind string, qu
 		Message: fmt.Sprintf("too many %s requests at once (limit %d); retry shortly", kind, cap(sem))}
 }
 
-// query runs an expensive store query: bounded by MaxConcurrentQueries
+// runQuery runs an expensive store query: bounded by MaxConcurrentQueries
 // (after QueueWait) and RequestTimeout.
-func query[T any](s *Server, c echo.Context, fn func(context.Context) (T, error)) (T, error) {
+func runQuery[T any](s *Server, c echo.Context, fn func(context.Context) (T, error)) (T, error) {
 	return bounded(s, c, s.queries, kindQuery, s.limits.QueueWait, s.limits.RequestTimeout, fn)
 }
 
@@ -102,7 +102,7 @@ func (s *Server) profile(c echo.Context) error {
 		return err
 	}
 	sel := q.Get("query")
-	gz, err := query(s, c, func(ctx context.Context) (*chunkBuffer, error) {
+	gz, err := runQuery(s, c, func(ctx context.Context) (*chunkBuffer, error) {
 		var buf chunkBuffer
 		zw := newGzipBehind(&buf)
 		err := s.store.WriteProfile(ctx, from, to, sel, zw)
@@ -291,7 +291,7 @@ func (s *Server) flamegraph(c echo.Context) error {
 	} else {
 		s.metrics.cache.WithLabelValues("bypass").Inc()
 	}
-	fg, err := query(s, c, func(ctx context.Context) (*FlameGraph, error) {
+	fg, err := runQuery(s, c, func(ctx context.Context) (*FlameGraph, error) {
 		p, err := s.store.Profile(ctx, from, to, sel)
 		if err != nil {
 			return nil, err
@@ -375,7 +375,7 @@ func (s *Server) diff(c echo.Context) error {
 		return err
 	}
 	sampleType := q.Get("sample_type")
-	d, err := query(s, c, func(ctx context.Context) (*Diff, error) {
+	d, err := runQuery(s, c, func(ctx context.Context) (*Diff, error) {
 		target, err := s.store.Profile(ctx, from, to, sel)
 		if err != nil {
 			return nil, err
