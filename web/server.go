@@ -13,9 +13,11 @@
 // daemon's sampling loop in. Selectors travel as unparsed strings; the
 // adapter parses them (query.ParseSelector) and wraps a failure in
 // ErrBadSelector, which the API answers with a 400 naming the parameter;
-// likewise ErrUnknownLabel. The daemon passes its Prometheus registry in Options.Registry and a readiness
-// check in Options.Ready, then runs ListenAndServe(ctx, addr, cert, key) and
-// logs CheckListenSafety's warning, if any, at start.
+// likewise ErrUnknownLabel. Package report computes call trees, flame
+// graphs and diffs; this one bounds, caches and encodes them. The daemon
+// passes its Prometheus registry in Options.Registry and a readiness check
+// in Options.Ready, then runs ListenAndServe(ctx, addr, cert, key) and logs
+// CheckListenSafety's warning, if any, at start.
 //
 // # Endpoints
 //

@@ -18,8 +18,8 @@ import (
 
 	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/internal/bytesize"
-	"github.com/ember-profiler/ember/internal/folded"
 	"github.com/ember-profiler/ember/internal/mainmapping"
+	"github.com/ember-profiler/ember/report"
 	"github.com/ember-profiler/ember/symbolizer"
 )
 
@@ -279,7 +279,7 @@ sampling:
 
 	err = out.commit(func(w io.Writer) error {
 		if opts.format == "folded" {
-			return folded.Write(w, merged)
+			return report.WriteFolded(w, merged)
 		}
 		return merged.Write(w)
 	})
