@@ -12,6 +12,8 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/storage/query"
 )
 
 // sampleLabelNames are the sample labels kept; tid is dropped (too many values).
@@ -44,7 +46,7 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 	}
 	host := make(labelSet, 0, len(hostLabels))
 	for name, value := range hostLabels {
-		if reservedLabel(name) || !validLabelName(name) {
+		if reservedLabel(name) || !query.ValidLabelName(name) {
 			return fmt.Errorf("storage: append: host label %q: not a valid label name or the name of a sample label", name)
 		}
 		host = append(host, labelPair{name, value})
@@ -200,18 +202,6 @@ func periodOf(p *profile.Profile) int64 {
 		return p.Period
 	}
 	return 0
-}
-
-func validLabelName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if !isLabelChar(name[i], i == 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // intervalEncoder turns one profile's samples into dictionary ids, caching

@@ -14,14 +14,6 @@ import (
 	"github.com/ember-profiler/ember/internal/mainmapping"
 )
 
-// ProfileQuery asks for the merged profile of the samples in [From, To)
-// whose labels match Selector. An interval counts as in the range when its
-// start is.
-type ProfileQuery struct {
-	From, To time.Time
-	Selector Selector
-}
-
 func checkRange(from, to time.Time) error {
 	if from.IsZero() || to.IsZero() {
 		return errors.New("storage: query range needs both a start and an end")
@@ -103,7 +95,7 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 // every label set without reading it; others read label sets in runs of
 // neighbouring ids (see readAhead).
 func (s *Store) labelSetFilter(sel Selector, visitLabelSet func(uint32)) func(uint32) bool {
-	if len(sel.matchers) == 0 && visitLabelSet == nil {
+	if sel.MatchesAll() && visitLabelSet == nil {
 		return func(uint32) bool { return true }
 	}
 	type state struct{ matches, seen bool }
@@ -114,12 +106,12 @@ func (s *Store) labelSetFilter(sel Selector, visitLabelSet func(uint32)) func(ui
 			return st.matches
 		}
 		if !ok {
-			st.matches = len(sel.matchers) == 0
+			st.matches = sel.MatchesAll()
 			if !st.matches {
 				_ = s.dict.readAhead(kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
 					if _, done := evaluated[lid]; !done {
 						ls, err := decodeLabelSet([]byte(enc))
-						evaluated[lid] = state{matches: err == nil && sel.matchesLabels(ls)}
+						evaluated[lid] = state{matches: err == nil && selectorMatches(sel, ls)}
 					}
 				}) // an unreadable label set matches nothing
 				st = evaluated[id]

@@ -8,56 +8,9 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/ember-profiler/ember/storage/query"
 )
-
-// SeriesQuery asks for CPU use over [From, To) in steps of Step, one series,
-// or one per value of the label GroupBy. Each stored block's CPU is spread
-// evenly over the time it spans, and each step gets the share it overlaps:
-// an interval longer than the step (the first one after a start, or any at a
-// fine step) is not piled into the step that holds its start.
-type SeriesQuery struct {
-	From, To time.Time
-	Step     time.Duration
-	Selector Selector
-	GroupBy  string
-	// Limit is how many groups get a series of their own, the busiest over
-	// the range; the rest are summed into one series (Series.Folded). Zero
-	// or more than the value budget allows means as many as it allows.
-	Limit int
-}
-
-// Point is CPU use over one step, in cores: cpu nanoseconds / the step's
-// nanoseconds (the last step's length within the range, if it is shorter).
-type Point struct {
-	Time  time.Time
-	Cores float64
-}
-
-// Series is CPU use over time for one label set: empty for the whole
-// selection, or {GroupBy: value}; samples without the label have value "".
-// A series with Folded > 0 has no labels: it sums that many groups, the
-// least busy ones past the query's Limit.
-type Series struct {
-	Labels map[string]string
-	Points []Point
-	Folded int
-}
-
-// MaxSeriesPoints bounds a series' steps. The web API's point limit is this
-// one, so that every step it accepts the store can answer.
-const MaxSeriesPoints = 10_000
-
-// MaxSeriesValues bounds the points of one series answer, all series
-// together: what a query holds in memory is this many float64s however many
-// groups the range has (a day of a churning host has tens of thousands of
-// pids), and the JSON answer stays a few megabytes.
-const MaxSeriesValues = 250_000
-
-// SeriesLimit is how many groups may have their own series at a given
-// number of points, besides the one that sums the rest.
-func SeriesLimit(points int) int {
-	return max(1, MaxSeriesValues/max(points, 1)-1)
-}
 
 // seriesLookback is how far before From a query looks for an interval that
 // started earlier but reaches into the range: the longest interval the
@@ -85,7 +38,7 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 		return nil, fmt.Errorf("storage: series of %s in steps of %s has %d points, more than %d: use a longer step",
 			q.To.Sub(q.From), q.Step, steps, MaxSeriesPoints)
 	}
-	if q.GroupBy != "" && !validLabelName(q.GroupBy) {
+	if q.GroupBy != "" && !query.ValidLabelName(q.GroupBy) {
 		return nil, fmt.Errorf("storage: group by %q: not a label name", q.GroupBy)
 	}
 	s.mu.RLock()

@@ -16,6 +16,8 @@ import (
 	"github.com/google/pprof/profile"
 	"github.com/klauspost/compress/gzip"
 	"github.com/labstack/echo/v4"
+
+	"github.com/ember-profiler/ember/report"
 )
 
 // bounded runs fn, the costly part of a request, under a concurrency bound
@@ -85,9 +87,9 @@ func (s *Server) acquire(ctx context.Context, sem chan struct{}, kind string, qu
 		Message: fmt.Sprintf("too many %s requests at once (limit %d); retry shortly", kind, cap(sem))}
 }
 
-// query runs an expensive store query: bounded by MaxConcurrentQueries
+// runQuery runs an expensive store query: bounded by MaxConcurrentQueries
 // (after QueueWait) and RequestTimeout.
-func query[T any](s *Server, c echo.Context, fn func(context.Context) (T, error)) (T, error) {
+func runQuery[T any](s *Server, c echo.Context, fn func(context.Context) (T, error)) (T, error) {
 	return bounded(s, c, s.queries, kindQuery, s.limits.QueueWait, s.limits.RequestTimeout, fn)
 }
 
@@ -102,7 +104,7 @@ func (s *Server) profile(c echo.Context) error {
 		return err
 	}
 	sel := q.Get("query")
-	gz, err := query(s, c, func(ctx context.Context) (*chunkBuffer, error) {
+	gz, err := runQuery(s, c, func(ctx context.Context) (*chunkBuffer, error) {
 		var buf chunkBuffer
 		zw := newGzipBehind(&buf)
 		err := s.store.WriteProfile(ctx, from, to, sel, zw)
@@ -119,7 +121,7 @@ func (s *Server) profile(c echo.Context) error {
 	}
 	name := fmt.Sprintf("ember-%s-%s.pb.gz", from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"))
 	if gz == nil {
-		raw, err := encodeProfile(emptyProfile(from, to))
+		raw, err := encodeProfile(report.EmptyProfile(from, to))
 		if err != nil {
 			return err
 		}
@@ -159,7 +161,7 @@ func (s *Server) liveProfile(c echo.Context) error {
 	}
 	now := s.now()
 	if p == nil {
-		p = emptyProfile(now.Add(-d), now)
+		p = report.EmptyProfile(now.Add(-d), now)
 	}
 	raw, err := encodeProfile(p)
 	if err != nil {
@@ -251,20 +253,6 @@ func acceptsGzip(values []string) bool {
 	return false
 }
 
-// emptyProfile is what a range without samples returns: valid pprof with
-// Ember's sample types and no samples.
-func emptyProfile(from, to time.Time) *profile.Profile {
-	return &profile.Profile{
-		SampleType: []*profile.ValueType{
-			{Type: "samples", Unit: "count"},
-			{Type: "cpu", Unit: "nanoseconds"},
-		},
-		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
-		TimeNanos:     from.UnixNano(),
-		DurationNanos: to.Sub(from).Nanoseconds(),
-	}
-}
-
 // GET /api/v1/flamegraph?from=&to=&query=&max_nodes=&sample_type=
 //
 // The merged call tree as compact JSON (see FlameGraph).
@@ -291,12 +279,16 @@ func (s *Server) flamegraph(c echo.Context) error {
 	} else {
 		s.metrics.cache.WithLabelValues("bypass").Inc()
 	}
-	fg, err := query(s, c, func(ctx context.Context) (*FlameGraph, error) {
+	fg, err := runQuery(s, c, func(ctx context.Context) (*FlameGraph, error) {
 		p, err := s.store.Profile(ctx, from, to, sel)
 		if err != nil {
 			return nil, err
 		}
-		return buildFlameGraph(ctx, p, sampleType, maxNodes)
+		graph, err := report.NewFlameGraph(ctx, p, sampleType, maxNodes)
+		if err != nil {
+			return nil, reportError(err)
+		}
+		return &FlameGraph{FlameGraph: graph}, nil
 	})
 	if err != nil {
 		return storeError(err, "query", "")
@@ -375,7 +367,7 @@ func (s *Server) diff(c echo.Context) error {
 		return err
 	}
 	sampleType := q.Get("sample_type")
-	d, err := query(s, c, func(ctx context.Context) (*Diff, error) {
+	d, err := runQuery(s, c, func(ctx context.Context) (*Diff, error) {
 		target, err := s.store.Profile(ctx, from, to, sel)
 		if err != nil {
 			return nil, err
@@ -384,7 +376,11 @@ func (s *Server) diff(c echo.Context) error {
 		if err != nil {
 			return nil, storeError(err, "base_query", "") // name the base's selector, not query
 		}
-		return buildDiff(ctx, target, base, sampleType, orderBy, limit)
+		d, err := report.NewDiff(ctx, target, base, report.DiffOptions{SampleType: sampleType, OrderBy: orderBy, Limit: limit})
+		if err != nil {
+			return nil, reportError(err)
+		}
+		return &Diff{Diff: d}, nil
 	})
 	if err != nil {
 		return storeError(err, "query", "")

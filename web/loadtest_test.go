@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/ember-profiler/ember/report"
 	"github.com/ember-profiler/ember/web/internal/httpload"
 )
 
@@ -74,11 +75,12 @@ func (s *staticStore) Profile(ctx context.Context, from, to time.Time, sel strin
 //	go test -run '^$' -bench FlamegraphConcurrent -benchtime 100x ./web
 func BenchmarkFlamegraphConcurrent(b *testing.B) {
 	store := &staticStore{fakeStore: *newFakeStore(), p: hostProfile(7, 20_000, 3000)}
-	tree, err := buildCallTree(context.Background(), store.p, 1)
+	full, err := report.NewFlameGraph(context.Background(), store.p, "", report.MinNodes)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("profile: %d samples, %d call-tree nodes", len(store.p.Sample), len(tree.frameOf))
+	// Pruned to the root and one "(other)": every other node is counted as pruned.
+	b.Logf("profile: %d samples, %d call-tree nodes", len(store.p.Sample), 1+full.Pruned.Nodes)
 	ts := newTestServer(b, func(o *Options) { o.Store = store })
 	base := serveBench(b, ts)
 	for _, concurrency := range []int{1, 2, 8} {

@@ -10,14 +10,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/ember-profiler/ember/storage"
+	"github.com/ember-profiler/ember/storage/query"
 )
 
 // GET /api/v1/series?from=&to=&query=&step=&group_by=&limit=
 //
 // CPU use in cores over time, one series per value of group_by, the busiest
 // first, and the rest summed into "other". limit is lowered so that the
-// answer holds at most storage.MaxSeriesValues points.
+// answer holds at most query.MaxSeriesValues points.
 func (s *Server) series(c echo.Context) error {
 	q := c.QueryParams()
 	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
@@ -39,9 +39,9 @@ func (s *Server) series(c echo.Context) error {
 		return err
 	}
 	points := int((to.Sub(from) + step - 1) / step)
-	limit = min(limit, storage.SeriesLimit(points))
+	limit = min(limit, query.SeriesLimit(points))
 	sel := q.Get("query")
-	series, err := query(s, c, func(ctx context.Context) ([]Series, error) {
+	series, err := runQuery(s, c, func(ctx context.Context) ([]Series, error) {
 		return s.store.Series(ctx, from, to, step, sel, groupBy, limit)
 	})
 	if err != nil {

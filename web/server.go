@@ -4,16 +4,19 @@
 //
 // # Neighbours
 //
-// It sits between storage and the UI and imports neither storage nor
-// collector. Its seam is two small interfaces defined here: Store (the
-// history: merged profiles, CPU series, label names and values) and
-// LiveProfiler (the sampler's next N seconds), which cmd/ember adapts from
-// storage.Store and the daemon's sampling loop. Selectors travel as
-// unparsed strings; the adapter parses them (storage.ParseSelector) and
-// wraps a failure in ErrBadSelector, which the API answers with a 400
-// naming the parameter; likewise ErrUnknownLabel. The daemon passes its
-// Prometheus registry in Options.Registry and a readiness check in
-// Options.Ready, then runs ListenAndServe(ctx, addr, cert, key) and logs
+// It sits between storage and the UI and links neither storage nor
+// collector, nor Badger. Its seam is two small interfaces defined here: Store
+// (the history: merged profiles, CPU series, label names and values) and
+// LiveProfiler (the sampler's next N seconds). FromStorage makes a Store of
+// the store's read side (Querier, in the Badger-free types of
+// storage/query, which storage.Store implements); cmd/ember wires it and the
+// daemon's sampling loop in. Selectors travel as unparsed strings; the
+// adapter parses them (query.ParseSelector) and wraps a failure in
+// ErrBadSelector, which the API answers with a 400 naming the parameter;
+// likewise ErrUnknownLabel. Package report computes call trees, flame
+// graphs and diffs; this one bounds, caches and encodes them. The daemon
+// passes its Prometheus registry in Options.Registry and a readiness check
+// in Options.Ready, then runs ListenAndServe(ctx, addr, cert, key) and logs
 // CheckListenSafety's warning, if any, at start.
 //
 // # Endpoints
@@ -42,9 +45,9 @@
 //
 // sample_type picks a profile value ("cpu", the default, or "samples").
 // step is a duration (15s, 1m) or seconds, at least 1s and at most
-// Limits.MaxPoints (storage.MaxSeriesPoints, 10,000) points over the range;
+// Limits.MaxPoints (query.MaxSeriesPoints, 10,000) points over the range;
 // by default about 240 points. A series answer holds at most
-// storage.MaxSeriesValues (250,000) points in all, which may lower limit:
+// query.MaxSeriesValues (250,000) points in all, which may lower limit:
 // the groups left out are summed into one series, "other". The diff's base defaults to the same selector over the window of
 // the same length just before from; given only base_from or base_to, the
 // other follows from the target's length.
@@ -90,7 +93,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ember-profiler/ember/storage"
+	"github.com/ember-profiler/ember/storage/query"
 )
 
 // Options configure a Server. Store is required; the rest have defaults.
@@ -137,7 +140,7 @@ type Limits struct {
 	MaxLiveSeconds       int           // longest live profile: 300 s
 	DefaultMaxNodes      int           // flame graph node budget: 8192
 	MaxNodes             int           // largest max_nodes a client may ask: 100,000
-	MaxPoints            int           // most points per series: storage.MaxSeriesPoints (10,000), which it may not exceed
+	MaxPoints            int           // most points per series: query.MaxSeriesPoints (10,000), which it may not exceed
 	MaxSeries            int           // most series per response: 1,000
 	MaxDiffFrames        int           // most frames a diff may return: 10,000
 	FlameCacheBytes      int           // gzipped flame graphs kept for ranges in the past: 32 MiB; negative: none
@@ -175,7 +178,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxLiveSeconds, 300)
 	def(&l.DefaultMaxNodes, 8192)
 	def(&l.MaxNodes, 100_000)
-	def(&l.MaxPoints, storage.MaxSeriesPoints)
+	def(&l.MaxPoints, query.MaxSeriesPoints)
 	def(&l.MaxSeries, 1000)
 	def(&l.MaxDiffFrames, 10_000)
 	def(&l.FlameCacheBytes, 32<<20)
@@ -209,8 +212,8 @@ func (l Limits) validate() error {
 			return fmt.Errorf("web: Limits.%s is negative", f.name)
 		}
 	}
-	if l.MaxPoints > storage.MaxSeriesPoints {
-		return fmt.Errorf("web: Limits.MaxPoints %d is above the store's %d points per series", l.MaxPoints, storage.MaxSeriesPoints)
+	if l.MaxPoints > query.MaxSeriesPoints {
+		return fmt.Errorf("web: Limits.MaxPoints %d is above the store's %d points per series", l.MaxPoints, query.MaxSeriesPoints)
 	}
 	if l.DefaultMaxNodes < minNodes || l.DefaultMaxNodes > l.MaxNodes {
 		return fmt.Errorf("web: Limits.DefaultMaxNodes %d is outside [%d, MaxNodes %d]", l.DefaultMaxNodes, minNodes, l.MaxNodes)

@@ -9,9 +9,50 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/google/pprof/profile"
 	"golang.org/x/sys/unix"
+
+	"github.com/ember-profiler/ember/report"
 )
+
+// recordFormat is one value of ember record's --format: how a recording is
+// written, and where when --output is not given.
+type recordFormat struct {
+	name          string
+	defaultOutput string
+	write         func(io.Writer, *profile.Profile) error
+}
+
+// recordFormats are --format's values, the default first. What a format
+// computes from the profile comes from package report, which the web API
+// shares.
+func recordFormats() []recordFormat {
+	return []recordFormat{
+		{"pprof", "ember.pb.gz", func(w io.Writer, p *profile.Profile) error { return p.Write(w) }},
+		{"folded", "ember.folded", report.WriteFolded},
+	}
+}
+
+// findRecordFormat is the format named name.
+func findRecordFormat(name string) (recordFormat, bool) {
+	for _, f := range recordFormats() {
+		if f.name == name {
+			return f, true
+		}
+	}
+	return recordFormat{}, false
+}
+
+// recordFormatNames lists the formats for help and errors: "pprof or folded".
+func recordFormatNames() string {
+	var names []string
+	for _, f := range recordFormats() {
+		names = append(names, f.name)
+	}
+	return strings.Join(names, " or ")
+}
 
 // output is where a recording goes. A regular file is written under a
 // temporary name in the same directory and renamed over the target only

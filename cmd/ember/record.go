@@ -18,7 +18,6 @@ import (
 
 	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/internal/bytesize"
-	"github.com/ember-profiler/ember/internal/folded"
 	"github.com/ember-profiler/ember/internal/mainmapping"
 	"github.com/ember-profiler/ember/model"
 	"github.com/ember-profiler/ember/symbolizer"
@@ -76,7 +75,7 @@ end: on any error an existing file of the same name is kept.`,
 	f.IntVarP(&opts.collector.FrequencyHz, "frequency", "F", 99, "samples per second on each CPU")
 	f.UintSliceVarP(&opts.pids, "pid", "p", nil, "sample only these processes (repeat the flag or separate with commas)")
 	f.StringVarP(&opts.output, "output", "o", "", `file to write, "-" for standard output (default "ember.pb.gz", or "ember.folded" with --format folded)`)
-	f.StringVar(&opts.format, "format", "pprof", "output format: pprof or folded")
+	f.StringVar(&opts.format, "format", recordFormats()[0].name, "output format: "+recordFormatNames())
 	f.BoolVar(&opts.collector.IncludeIdle, "include-idle", false, "keep samples of the idle task")
 	f.Uint32Var(&opts.collector.StackMapEntries, "stack-map-entries", 4096, "distinct stacks each of the two BPF stack maps holds per drain")
 	f.StringVar(&opts.collector.Unwind, "unwind", collector.UnwindDWARF, `how user stacks are walked: "dwarf" (.eh_frame tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
@@ -103,16 +102,12 @@ func (o *recordOptions) validate() error {
 	if o.drainInterval < 100*time.Millisecond || o.drainInterval > time.Minute {
 		return fmt.Errorf("--drain-interval must be between 100ms and 1m, got %s", o.drainInterval)
 	}
-	switch o.format {
-	case "pprof", "folded":
-	default:
-		return fmt.Errorf("--format must be pprof or folded, got %q", o.format)
+	format, ok := findRecordFormat(o.format)
+	if !ok {
+		return fmt.Errorf("--format must be %s, got %q", recordFormatNames(), o.format)
 	}
 	if o.output == "" {
-		o.output = "ember.pb.gz"
-		if o.format == "folded" {
-			o.output = "ember.folded"
-		}
+		o.output = format.defaultOutput
 	}
 	if len(o.command) > 0 && len(o.pids) > 0 {
 		return errors.New("--pid and a command: give one or the other")
@@ -169,6 +164,10 @@ func (t *recordTotals) add(b *model.Batch) {
 }
 
 func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
+	format, ok := findRecordFormat(opts.format)
+	if !ok {
+		return &usageError{fmt.Errorf("--format must be %s, got %q", recordFormatNames(), opts.format)}
+	}
 	// Before any work: an unwritable place should not cost a 30 s run.
 	// Nothing is written to the output itself until the profile is whole.
 	out, err := openOutput(opts.output)
@@ -278,12 +277,7 @@ sampling:
 	merged.DurationNanos = elapsed.Nanoseconds()
 	mainmapping.Place(merged)
 
-	err = out.commit(func(w io.Writer) error {
-		if opts.format == "folded" {
-			return folded.Write(w, merged)
-		}
-		return merged.Write(w)
-	})
+	err = out.commit(func(w io.Writer) error { return format.write(w, merged) })
 	if err != nil {
 		return fmt.Errorf("write %s: %w", opts.output, err)
 	}

@@ -15,7 +15,8 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/internal/mainmapping"
-	"github.com/ember-profiler/ember/storage"
+	"github.com/ember-profiler/ember/report"
+	"github.com/ember-profiler/ember/storage/query"
 	"github.com/ember-profiler/ember/web"
 )
 
@@ -85,7 +86,7 @@ func (f *liveFeed) Profile(ctx context.Context, d time.Duration, selector string
 		break
 	}
 	if len(parts) == 0 {
-		return emptyProfile(start, time.Since(start)), nil
+		return report.EmptyProfile(start, time.Now()), nil
 	}
 	merged, err := profile.Merge(parts)
 	if err != nil {
@@ -99,7 +100,7 @@ func (f *liveFeed) Profile(ctx context.Context, d time.Duration, selector string
 
 // keepMatching returns a view of p with only the samples sel selects. It
 // shares p's locations and functions, which are not modified.
-func keepMatching(p *profile.Profile, sel storage.Selector) *profile.Profile {
+func keepMatching(p *profile.Profile, sel query.Selector) *profile.Profile {
 	view := &profile.Profile{
 		SampleType:    p.SampleType,
 		PeriodType:    p.PeriodType,
@@ -130,15 +131,6 @@ func sampleLabels(s *profile.Sample) map[string]string {
 		labels["pid"] = strconv.FormatInt(pid[0], 10)
 	}
 	return labels
-}
-
-func emptyProfile(start time.Time, d time.Duration) *profile.Profile {
-	return &profile.Profile{
-		SampleType:    []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
-		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
-		TimeNanos:     start.UnixNano(),
-		DurationNanos: d.Nanoseconds(),
-	}
 }
 
 // listen opens the API's socket before sampling starts, so a taken port or a

@@ -1,8 +1,7 @@
-package folded
+package report
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/google/pprof/profile"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // handBuilt returns a profile with two processes, kernel and user frames, an
 // inlined call, a location with no lines, a name that needs escaping, and two
@@ -94,10 +91,10 @@ func TestWriteGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got bytes.Buffer
-			if err := Write(&got, tc.p); err != nil {
+			if err := WriteFolded(&got, tc.p); err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", tc.name+".golden")
+			golden := filepath.Join("testdata", "folded", tc.name+".golden")
 			if *update {
 				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
 					t.Fatal(err)
@@ -118,7 +115,7 @@ func TestWriteGolden(t *testing.T) {
 func TestWriteParses(t *testing.T) {
 	p := handBuilt()
 	var out bytes.Buffer
-	if err := Write(&out, p); err != nil {
+	if err := WriteFolded(&out, p); err != nil {
 		t.Fatal(err)
 	}
 	line := regexp.MustCompile(`^([^;\n]+(?:;[^;\n]+)*) ([1-9][0-9]*)$`)
@@ -147,7 +144,7 @@ func TestWriteParses(t *testing.T) {
 }
 
 func TestWriteNoSampleTypes(t *testing.T) {
-	if err := Write(&bytes.Buffer{}, &profile.Profile{}); err == nil {
+	if err := WriteFolded(&bytes.Buffer{}, &profile.Profile{}); err == nil {
 		t.Error("Write of a profile without sample types succeeded, want an error")
 	}
 }
@@ -190,13 +187,13 @@ func benchProfile(n int) *profile.Profile {
 	return p
 }
 
-func BenchmarkWrite(b *testing.B) {
+func BenchmarkWriteFolded(b *testing.B) {
 	p := benchProfile(10_000)
 	var out bytes.Buffer
 	b.ReportAllocs()
 	for b.Loop() {
 		out.Reset()
-		if err := Write(&out, p); err != nil {
+		if err := WriteFolded(&out, p); err != nil {
 			b.Fatal(err)
 		}
 	}

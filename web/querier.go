@@ -9,18 +9,34 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/ember-profiler/ember/storage"
+	"github.com/ember-profiler/ember/storage/query"
 )
 
-// FromStorage adapts Ember's store to what the API asks of it.
-func FromStorage(s *storage.Store) Store { return storageAdapter{s} }
+// Querier is the read side of Ember's store, which storage.Store
+// implements, in the Badger-free types of storage/query: what FromStorage
+// needs to answer the API.
+type Querier interface {
+	// StackProfile is the merged profile of a query's samples summed by
+	// stack, without sample labels.
+	StackProfile(ctx context.Context, q query.ProfileQuery) (*profile.Profile, error)
+	// WriteProfile writes the merged profile, with labels, as uncompressed
+	// pprof protobuf.
+	WriteProfile(ctx context.Context, q query.ProfileQuery, w io.Writer) error
+	Series(ctx context.Context, q query.SeriesQuery) ([]query.Series, error)
+	LabelNames(ctx context.Context, from, to time.Time) ([]string, error)
+	LabelValues(ctx context.Context, name string, from, to time.Time) ([]string, error)
+}
 
-type storageAdapter struct{ store *storage.Store }
+// FromStorage adapts Ember's store (or anything with its read side) to what
+// the API asks of it: it parses selectors and checks group_by's label.
+func FromStorage(q Querier) Store { return storageAdapter{q} }
+
+type storageAdapter struct{ store Querier }
 
 // ParseSelector parses a label selector as the store does, marking a
 // malformed one with ErrBadSelector so that the API answers 400.
-func ParseSelector(s string) (storage.Selector, error) {
-	sel, err := storage.ParseSelector(s)
+func ParseSelector(s string) (query.Selector, error) {
+	sel, err := query.ParseSelector(s)
 	if err != nil {
 		return sel, fmt.Errorf("%w: %w", ErrBadSelector, err)
 	}
@@ -34,7 +50,7 @@ func (a storageAdapter) Profile(ctx context.Context, from, to time.Time, selecto
 	if err != nil {
 		return nil, err
 	}
-	return a.store.StackProfile(ctx, storage.ProfileQuery{From: from, To: to, Selector: sel})
+	return a.store.StackProfile(ctx, query.ProfileQuery{From: from, To: to, Selector: sel})
 }
 
 func (a storageAdapter) WriteProfile(ctx context.Context, from, to time.Time, selector string, w io.Writer) error {
@@ -42,7 +58,7 @@ func (a storageAdapter) WriteProfile(ctx context.Context, from, to time.Time, se
 	if err != nil {
 		return err
 	}
-	return a.store.WriteProfile(ctx, storage.ProfileQuery{From: from, To: to, Selector: sel}, w)
+	return a.store.WriteProfile(ctx, query.ProfileQuery{From: from, To: to, Selector: sel}, w)
 }
 
 func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string, limit int) ([]Series, error) {
@@ -59,7 +75,7 @@ func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step tim
 			return nil, fmt.Errorf("%w: no sample in the range has the label %q", ErrUnknownLabel, groupBy)
 		}
 	}
-	series, err := a.store.Series(ctx, storage.SeriesQuery{From: from, To: to, Step: step, Selector: sel, GroupBy: groupBy, Limit: limit})
+	series, err := a.store.Series(ctx, query.SeriesQuery{From: from, To: to, Step: step, Selector: sel, GroupBy: groupBy, Limit: limit})
 	if err != nil {
 		return nil, err
 	}

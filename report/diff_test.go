@@ -1,4 +1,4 @@
-package web
+package report
 
 import (
 	"context"
@@ -15,7 +15,7 @@ func TestDiff(t *testing.T) {
 	base.add(40, "work", "main")
 	base.add(60, "idle", "main")
 	base.add(40, "gone", "main")
-	d, err := buildDiff(context.Background(), fixture(2), base.p, "", "self", 100)
+	d, err := NewDiff(context.Background(), fixture(2), base.p, DiffOptions{OrderBy: "self", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestDiff(t *testing.T) {
 	if want := []string{"hot", "gone", "idle", "main", "work"}; !equal(order, want) {
 		t.Errorf("order by self: %v, want %v", order, want)
 	}
-	byTotal, _ := buildDiff(context.Background(), fixture(2), base.p, "", "total", 2)
+	byTotal, _ := NewDiff(context.Background(), fixture(2), base.p, DiffOptions{OrderBy: "total", Limit: 2})
 	// hot and work both gained 0.3 of total share (up to rounding), ahead of the rest.
 	if len(byTotal.Frames) != 2 || byTotal.Truncated != 3 ||
 		byTotal.Frames[0].Name+byTotal.Frames[1].Name != "hotwork" && byTotal.Frames[0].Name+byTotal.Frames[1].Name != "workhot" {
@@ -67,7 +67,7 @@ func TestDiff(t *testing.T) {
 func TestDiffRecursionCountsOnce(t *testing.T) {
 	b := newProfileBuilder()
 	b.add(10, "rec", "rec", "rec", "main")
-	d, err := buildDiff(context.Background(), b.p, nil, "", "self", 10)
+	d, err := NewDiff(context.Background(), b.p, nil, DiffOptions{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

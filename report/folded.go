@@ -1,9 +1,8 @@
-// Package folded writes a symbolized profile as Brendan Gregg's folded
-// stacks, the input of flamegraph.pl and most flame-graph tools: one line per
-// distinct stack, frames root first and joined by ';', then a space and a
-// count. It reads the *profile.Profile the symbolizer produces and knows
-// nothing of how it was collected.
-package folded
+// Folded stacks (Brendan Gregg's format), the input of flamegraph.pl and
+// most flame-graph tools: one line per distinct stack, frames root first and
+// joined by ';', then a space and a count.
+
+package report
 
 import (
 	"bufio"
@@ -29,16 +28,16 @@ const (
 	countType = "samples"
 )
 
-// Write writes p as folded stacks to w: `comm;root;...;leaf count` per line,
+// WriteFolded writes p as folded stacks to w: `comm;root;...;leaf count` per line,
 // with identical stacks summed and lines sorted so output is deterministic.
 // The count is the "samples" value, or the first value if p has no sample
 // type of that name. Samples with a count of zero or less, or with neither a
 // comm label nor a location, are left out: they have nothing to draw.
-func Write(w io.Writer, p *profile.Profile) error {
+func WriteFolded(w io.Writer, p *profile.Profile) error {
 	if len(p.SampleType) == 0 {
 		return fmt.Errorf("write folded stacks: profile has no sample types")
 	}
-	valueIndex := sampleIndex(p)
+	valueIndex := foldedValueIndex(p)
 	counts := stackCounts(p, valueIndex)
 	slices.SortFunc(counts, func(a, b stackCount) int { return strings.Compare(a.stack, b.stack) })
 
@@ -57,8 +56,8 @@ func Write(w io.Writer, p *profile.Profile) error {
 	return nil
 }
 
-// sampleIndex returns the index of the "samples" value, or 0.
-func sampleIndex(p *profile.Profile) int {
+// foldedValueIndex returns the index of the "samples" value, or 0.
+func foldedValueIndex(p *profile.Profile) int {
 	for i, st := range p.SampleType {
 		if st.Type == countType {
 			return i
@@ -89,13 +88,13 @@ func stackCounts(p *profile.Profile, valueIndex int) []stackCount {
 		}
 		stack = stack[:0]
 		if comm := s.Label[commLabel]; len(comm) > 0 {
-			stack = append(stack, frameName(comm[0])...)
+			stack = append(stack, foldedName(comm[0])...)
 		}
 		for i := len(s.Location) - 1; i >= 0; i-- {
 			loc := s.Location[i]
 			f, ok := frames[loc]
 			if !ok {
-				f = locationFrames(loc)
+				f = foldedFrames(loc)
 				frames[loc] = f
 			}
 			if len(stack) > 0 {
@@ -117,10 +116,10 @@ func stackCounts(p *profile.Profile, valueIndex int) []stackCount {
 	return counts
 }
 
-// locationFrames returns the frames of one location, outermost first and
+// foldedFrames returns the frames of one location, outermost first and
 // joined by ';'. pprof lists a location's lines innermost first: inlined
 // callees before the function they were inlined into.
-func locationFrames(loc *profile.Location) string {
+func foldedFrames(loc *profile.Location) string {
 	suffix := ""
 	if loc.Mapping != nil && loc.Mapping.File == kernelFile {
 		suffix = kernelSuffix
@@ -135,7 +134,7 @@ func locationFrames(loc *profile.Location) string {
 		}
 		name := ""
 		if fn := loc.Line[i].Function; fn != nil {
-			name = frameName(fn.Name)
+			name = foldedName(fn.Name)
 		}
 		if name == "" {
 			name = "0x" + strconv.FormatUint(loc.Address, 16)
@@ -146,12 +145,12 @@ func locationFrames(loc *profile.Location) string {
 	return b.String()
 }
 
-// frameNameReplacer keeps a name from splitting a frame (';') or a line.
-var frameNameReplacer = strings.NewReplacer(";", ":", "\n", " ", "\r", " ")
+// foldedNameReplacer keeps a name from splitting a frame (';') or a line.
+var foldedNameReplacer = strings.NewReplacer(";", ":", "\n", " ", "\r", " ")
 
-func frameName(name string) string {
+func foldedName(name string) string {
 	if !strings.ContainsAny(name, ";\n\r") {
 		return name
 	}
-	return frameNameReplacer.Replace(name)
+	return foldedNameReplacer.Replace(name)
 }

@@ -1,4 +1,4 @@
-package storage
+package query
 
 import (
 	"fmt"
@@ -60,10 +60,15 @@ func (s Selector) String() string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
-// matchesLabels reports whether a label set (sorted pairs) satisfies every matcher.
-func (s Selector) matchesLabels(ls labelSet) bool {
+// MatchesAll reports whether the selector has no matchers, so that a store
+// can skip reading labels at all.
+func (s Selector) MatchesAll() bool { return len(s.matchers) == 0 }
+
+// MatchesFunc is Matches over labels that value looks up (the empty value
+// for a missing name), for a store whose label sets are not maps.
+func (s Selector) MatchesFunc(value func(name string) string) bool {
 	for _, m := range s.matchers {
-		if !m.matches(ls.get(m.name)) {
+		if !m.matches(value(m.name)) {
 			return false
 		}
 	}
@@ -190,6 +195,20 @@ func (p *selectorParser) matcher() (matcher, error) {
 		m.re = re
 	}
 	return m, nil
+}
+
+// ValidLabelName reports whether name is a label name a selector can
+// match: letters, digits and _, not starting with a digit.
+func ValidLabelName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !isLabelChar(name[i], i == 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func isLabelChar(c byte, first bool) bool {

@@ -1,4 +1,4 @@
-package storage
+package query
 
 import (
 	"strings"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestParseSelector(t *testing.T) {
-	ls := labelSet{{"comm", "postgres"}, {"exe", "/usr/bin/python3.12"}, {"pid", "42"}}
+	ls := map[string]string{"comm": "postgres", "exe": "/usr/bin/python3.12", "pid": "42"}
 	tests := []struct {
 		in    string
 		match bool
@@ -38,15 +38,11 @@ func TestParseSelector(t *testing.T) {
 			t.Errorf("ParseSelector(%q): %v", tt.in, err)
 			continue
 		}
-		if got := sel.matchesLabels(ls); got != tt.match {
-			t.Errorf("ParseSelector(%q) matches %v = %v, want %v", tt.in, ls, got, tt.match)
+		if got := sel.MatchesFunc(func(name string) string { return ls[name] }); got != tt.match {
+			t.Errorf("ParseSelector(%q).MatchesFunc over %v = %v, want %v", tt.in, ls, got, tt.match)
 		}
-		m := map[string]string{}
-		for _, p := range ls {
-			m[p.name] = p.value
-		}
-		if got := sel.Matches(m); got != tt.match {
-			t.Errorf("ParseSelector(%q).Matches(%v) = %v, want %v", tt.in, m, got, tt.match)
+		if got := sel.Matches(ls); got != tt.match {
+			t.Errorf("ParseSelector(%q).Matches(%v) = %v, want %v", tt.in, ls, got, tt.match)
 		}
 		// String renders something that parses to the same selector.
 		again, err := ParseSelector(sel.String())
@@ -83,7 +79,7 @@ func FuzzParseSelector(f *testing.F) {
 		"{x=`raw`}", `{comm="x"`, `{comm=~"("}`, `{container=""}`} {
 		f.Add(s)
 	}
-	ls := labelSet{{"comm", "postgres"}, {"pid", "42"}}
+	ls := map[string]string{"comm": "postgres", "pid": "42"}
 	f.Fuzz(func(t *testing.T, in string) {
 		sel, err := ParseSelector(in)
 		if err != nil {
@@ -92,7 +88,7 @@ func FuzzParseSelector(f *testing.F) {
 			}
 			return
 		}
-		sel.matchesLabels(ls)
+		sel.Matches(ls)
 		again, err := ParseSelector(sel.String())
 		if err != nil {
 			t.Fatalf("String() of %q = %q does not parse: %v", in, sel.String(), err)

@@ -1,4 +1,4 @@
-package web
+package report
 
 import (
 	"cmp"
@@ -6,14 +6,14 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/pprof/profile"
 )
 
-// Diff is the JSON of /api/v1/diff: two profiles compared per function
-// (frames are matched by function name alone, so that a function is
-// compared with itself across a redeploy that moved its binary).
+// Diff is two profiles compared per function (frames are matched by
+// function name alone, so that a function is compared with itself across a
+// redeploy that moved its binary). Its JSON is the body of the web API's
+// /api/v1/diff.
 //
 // A frame's Self is the value of samples whose innermost frame it is, its
 // Total that of samples it appears in at all (once per sample, however deep
@@ -24,10 +24,6 @@ import (
 // Frames come sorted by the absolute difference named by OrderBy, largest
 // first, then by name; past the limit, Truncated counts what was left out.
 type Diff struct {
-	From       time.Time   `json:"from"`
-	To         time.Time   `json:"to"`
-	BaseFrom   time.Time   `json:"base_from"`
-	BaseTo     time.Time   `json:"base_to"`
 	SampleType string      `json:"sample_type"`
 	Unit       string      `json:"unit"`
 	Total      int64       `json:"total"`      // the target profile's total value
@@ -105,12 +101,24 @@ func functionValues(ctx context.Context, p *profile.Profile, vi int) (map[string
 	return out, total, nil
 }
 
-// buildDiff compares target with base per function for sampleType ("" for
-// the target's default), ordered by the absolute difference of orderBy
-// ("self" or "total") shares, at most limit frames.
-func buildDiff(ctx context.Context, target, base *profile.Profile, sampleType, orderBy string, limit int) (*Diff, error) {
+// DiffOptions choose what a Diff compares and how it orders frames.
+type DiffOptions struct {
+	SampleType string // "" for the target's default
+	OrderBy    string // "self" (the default) or "total": whose share difference orders frames
+	Limit      int    // most frames; 0 for all
+}
+
+// NewDiff compares target with base per function. A nil profile is an empty
+// one; a base without the target's sample type counts as empty. It reads
+// both profiles without changing them, and stops with ctx's error when ctx
+// ends.
+func NewDiff(ctx context.Context, target, base *profile.Profile, opts DiffOptions) (*Diff, error) {
+	orderBy := opts.OrderBy
+	if orderBy != "total" {
+		orderBy = "self"
+	}
 	target, base = orEmpty(target), orEmpty(base)
-	vi, err := sampleIndex(target, sampleType)
+	vi, err := sampleIndex(target, opts.SampleType)
 	if err != nil {
 		return nil, err
 	}
@@ -166,8 +174,8 @@ func buildDiff(ctx context.Context, target, base *profile.Profile, sampleType, o
 		return cmp.Or(cmp.Compare(key(b), key(a)), strings.Compare(a.Name, b.Name))
 	})
 	d := &Diff{SampleType: st.Type, Unit: st.Unit, Total: total, BaseTotal: baseTotal, OrderBy: orderBy, Frames: frames}
-	if len(frames) > limit {
-		d.Frames, d.Truncated = frames[:limit], len(frames)-limit
+	if opts.Limit > 0 && len(frames) > opts.Limit {
+		d.Frames, d.Truncated = frames[:opts.Limit], len(frames)-opts.Limit
 	}
 	return d, nil
 }

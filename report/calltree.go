@@ -1,0 +1,351 @@
+package report
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/pprof/profile"
+)
+
+// frame is one function in a call path; tree nodes with the same parent and
+// frame are one node.
+type frame struct {
+	name, file, binary string
+}
+
+// callTree is the unpruned merged call tree, node 0 the root. Nodes are
+// numbered in pre-order, parents before children.
+type callTree struct {
+	frames    []frame  // by frame ID, interned: the root's is 0
+	frameName []int32  // function-name ID of each frame
+	names     []string // by function-name ID
+	frameOf   []int32  // by node
+	parent    []int32
+	self      []int64
+	total     []int64
+	// end[i] is the end of node i's subtree, which is [i, end[i]): its
+	// first child is i+1 (if end[i] > i+1) and a child c's next sibling is
+	// end[c].
+	end []int32
+	// The sorted stacks the tree was built from, and each frame's source
+	// line beside its frame ID in arena, for hottestLines.
+	arena, lines []int32
+	stacks       []stack
+}
+
+// stack is one sample's root-first path: frame IDs arena[start:end].
+type stack struct {
+	start, end int32
+	value      int64
+}
+
+// buildCallTree merges the samples of p, taking value index vi, into a tree
+// rooted at node 0. pprof lists locations leaf first and a location's lines
+// (inlined calls) innermost first, so both are walked backwards.
+//
+// Rather than look every frame up in a map of children (a cache miss per
+// frame once the tree is large), it sorts the samples' root-first paths
+// and builds the tree in one pass, each path sharing the nodes of the
+// common prefix with the one before. Nodes come out in pre-order, parents
+// before children, so totals are summed bottom-up in a second pass.
+func buildCallTree(ctx context.Context, p *profile.Profile, vi int) (*callTree, error) {
+	t := &callTree{frames: []frame{{name: "root"}}, frameName: []int32{0}, names: []string{"root"},
+		frameOf: []int32{0}, parent: []int32{-1}, self: []int64{0}}
+	frameIDs := map[frame]int32{t.frames[0]: 0}
+	nameIDs := map[string]int32{}
+	frameID := func(f frame) int32 {
+		id, ok := frameIDs[f]
+		if !ok {
+			id = int32(len(t.frames))
+			frameIDs[f] = id
+			t.frames = append(t.frames, f)
+			nameID, ok := nameIDs[f.name]
+			if !ok {
+				nameID = int32(len(t.names))
+				nameIDs[f.name] = nameID
+				t.names = append(t.names, f.name)
+			}
+			t.frameName = append(t.frameName, nameID)
+		}
+		return id
+	}
+	// Frames by function and mapping first: hashing two pointers is much
+	// cheaper than hashing a frame's three strings.
+	type functionKey struct {
+		function *profile.Function
+		mapping  *profile.Mapping
+	}
+	frameOfFunction := map[functionKey]int32{}
+	// Each location's root-first frame IDs and lines, as a range of
+	// locFrames and locLines, found by location ID: IDs are dense from 1 in
+	// the profiles pprof and the store make, so a slice serves; a map takes
+	// any other.
+	type span struct{ start, end int32 }
+	spanByID := make([]span, len(p.Location)+1)
+	var spanOf map[*profile.Location]span
+	var locFrames, locLines []int32
+	path := func(loc *profile.Location) span {
+		dense := loc.ID > 0 && loc.ID < uint64(len(spanByID))
+		if dense && spanByID[loc.ID].end > 0 {
+			return spanByID[loc.ID]
+		}
+		if sp, ok := spanOf[loc]; ok {
+			return sp
+		}
+		start := int32(len(locFrames))
+		if len(loc.Line) == 0 {
+			locFrames = append(locFrames, frameID(locationFrames(loc)[0]))
+			locLines = append(locLines, 0)
+		}
+		for i := len(loc.Line) - 1; i >= 0; i-- {
+			key := functionKey{loc.Line[i].Function, loc.Mapping}
+			id, ok := frameOfFunction[key]
+			if !ok {
+				id = frameID(lineFrame(loc, i))
+				frameOfFunction[key] = id
+			}
+			locFrames = append(locFrames, id)
+			locLines = append(locLines, int32(min(max(loc.Line[i].Line, 0), 1<<31-1)))
+		}
+		sp := span{start, int32(len(locFrames))}
+		if dense {
+			spanByID[loc.ID] = sp
+		} else {
+			if spanOf == nil {
+				spanOf = make(map[*profile.Location]span)
+			}
+			spanOf[loc] = sp
+		}
+		return sp
+	}
+	frames := 0
+	for _, s := range p.Sample {
+		frames += len(s.Location)
+	}
+	// Every sample's root-first path, back to back (inlined frames add some).
+	t.arena = make([]int32, 0, frames+frames/8)
+	t.lines = make([]int32, 0, cap(t.arena))
+	t.stacks = make([]stack, 0, len(p.Sample))
+	for si, s := range p.Sample {
+		if si%4096 == 4095 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if vi >= len(s.Value) || s.Value[vi] <= 0 {
+			continue
+		}
+		start := int32(len(t.arena))
+		for li := len(s.Location) - 1; li >= 0; li-- {
+			loc := s.Location[li]
+			var sp span
+			if loc.ID > 0 && loc.ID < uint64(len(spanByID)) && spanByID[loc.ID].end > 0 {
+				sp = spanByID[loc.ID] // seen before: path's first step, inlined
+			} else {
+				sp = path(loc)
+			}
+			if sp.end-sp.start == 1 { // the usual case, without inlined calls
+				t.arena = append(t.arena, locFrames[sp.start])
+				t.lines = append(t.lines, locLines[sp.start])
+				continue
+			}
+			t.arena = append(t.arena, locFrames[sp.start:sp.end]...)
+			t.lines = append(t.lines, locLines[sp.start:sp.end]...)
+		}
+		t.stacks = append(t.stacks, stack{start, int32(len(t.arena)), s.Value[vi]})
+	}
+	arena := t.arena
+	slices.SortFunc(t.stacks, func(a, b stack) int {
+		return slices.Compare(arena[a.start:a.end], arena[b.start:b.end])
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Count the nodes first (each path adds those past its common prefix
+	// with the one before), so the node arrays are allocated once, exactly.
+	maxNodes := 1
+	var prev []int32
+	for _, st := range t.stacks {
+		path := arena[st.start:st.end]
+		maxNodes += len(path) - commonPrefix(path, prev)
+		prev = path
+	}
+	t.frameOf = slices.Grow(t.frameOf, maxNodes)
+	t.parent = slices.Grow(t.parent, maxNodes)
+	t.self = slices.Grow(t.self, maxNodes)
+	prev = nil
+	open := []int32{0} // open[d] is the node at depth d of the previous path
+	for _, st := range t.stacks {
+		path := arena[st.start:st.end]
+		common := commonPrefix(path, prev)
+		open = open[:common+1]
+		for _, id := range path[common:] {
+			child := int32(len(t.frameOf))
+			t.frameOf = append(t.frameOf, id)
+			t.parent = append(t.parent, open[len(open)-1])
+			t.self = append(t.self, 0)
+			open = append(open, child)
+		}
+		t.self[open[len(open)-1]] += st.value
+		prev = path
+	}
+	t.total = slices.Clone(t.self)
+	for n := len(t.total) - 1; n > 0; n-- {
+		t.total[t.parent[n]] += t.total[n]
+	}
+	t.end = make([]int32, len(t.frameOf))
+	for n := range t.end {
+		t.end[n] = int32(n + 1)
+	}
+	for n := len(t.end) - 1; n > 0; n-- {
+		t.end[t.parent[n]] = max(t.end[t.parent[n]], t.end[n])
+	}
+	return t, nil
+}
+
+// commonPrefix is the length of the longest common prefix of a and b.
+func commonPrefix(a, b []int32) int {
+	n := min(len(a), len(b))
+	i := 0
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// locationFrames are a location's frames, outermost (caller) first.
+func locationFrames(loc *profile.Location) []frame {
+	if len(loc.Line) == 0 {
+		binary := ""
+		if loc.Mapping != nil {
+			binary = loc.Mapping.File
+		}
+		return []frame{{name: fmt.Sprintf("0x%x", loc.Address), binary: binary}}
+	}
+	out := make([]frame, 0, len(loc.Line))
+	for i := len(loc.Line) - 1; i >= 0; i-- {
+		out = append(out, lineFrame(loc, i))
+	}
+	return out
+}
+
+// lineFrame is the frame of loc's line i.
+func lineFrame(loc *profile.Location, i int) frame {
+	f := frame{name: "?"}
+	if loc.Mapping != nil {
+		f.binary = loc.Mapping.File
+	}
+	if fn := loc.Line[i].Function; fn != nil {
+		f.name, f.file = cmp.Or(fn.Name, fn.SystemName, "?"), fn.Filename
+	}
+	return f
+}
+
+// sortNodes sorts nodes by total, largest first, then by name, file and
+// binary, so that output does not depend on sample order.
+func sortNodes(t *callTree, nodes []int32) {
+	slices.SortFunc(nodes, func(a, b int32) int {
+		fa, fb := t.frames[t.frameOf[a]], t.frames[t.frameOf[b]]
+		return cmp.Or(cmp.Compare(t.total[b], t.total[a]),
+			strings.Compare(fa.name, fb.name), strings.Compare(fa.file, fb.file), strings.Compare(fa.binary, fb.binary))
+	})
+}
+
+// keep chooses the nodes to show within budget, largest total first among
+// the children of nodes already kept. A kept node with unkept children costs
+// one more node, its "(other)" child; a node that does not fit is pruned with
+// its subtree and the choice goes on with smaller ones, which may. It
+// returns, per node, -1 if it is not kept and the number of its children
+// not kept if it is, and the number of nodes kept.
+func (t *callTree) keep(budget int) ([]int32, int) {
+	kept := make([]int32, len(t.frameOf))
+	for i := range kept {
+		kept[i] = -1
+	}
+	h := nodeHeap{t: t}
+	// keepNode marks n kept with all its children not (yet) kept, which
+	// become candidates.
+	keepNode := func(n int32) {
+		kept[n] = 0
+		for c := n + 1; c < t.end[n]; c = t.end[c] {
+			kept[n]++
+			h.push(c)
+		}
+	}
+	keepNode(0)
+	count, used := 1, 1
+	if kept[0] > 0 {
+		used++
+	}
+	for len(h.nodes) > 0 {
+		c := h.pop()
+		cost := 1
+		if kept[t.parent[c]] == 1 { // the parent's "(other)" goes away
+			cost--
+		}
+		if t.end[c] > c+1 { // c gets an "(other)" until its children are in
+			cost++
+		}
+		if used+cost > budget {
+			continue
+		}
+		used += cost
+		count++
+		kept[t.parent[c]]--
+		keepNode(c)
+	}
+	return kept, count
+}
+
+// nodeHeap is a binary heap of candidate nodes, largest total first, then
+// lowest node index (creation order) for a stable choice among equals.
+// (container/heap would box every node in an interface: an allocation each.)
+type nodeHeap struct {
+	t     *callTree
+	nodes []int32
+}
+
+func (h *nodeHeap) less(i, j int) bool {
+	a, b := h.nodes[i], h.nodes[j]
+	if h.t.total[a] != h.t.total[b] {
+		return h.t.total[a] > h.t.total[b]
+	}
+	return a < b
+}
+
+func (h *nodeHeap) push(n int32) {
+	h.nodes = append(h.nodes, n)
+	for i := len(h.nodes) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		h.nodes[i], h.nodes[p] = h.nodes[p], h.nodes[i]
+		i = p
+	}
+}
+
+func (h *nodeHeap) pop() int32 {
+	top := h.nodes[0]
+	last := len(h.nodes) - 1
+	h.nodes[0] = h.nodes[last]
+	h.nodes = h.nodes[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && h.less(l, m) {
+			m = l
+		}
+		if r < last && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h.nodes[i], h.nodes[m] = h.nodes[m], h.nodes[i]
+		i = m
+	}
+	return top
+}

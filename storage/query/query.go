@@ -1,0 +1,64 @@
+// Package query holds what a reader of Ember's history asks the store and
+// gets back: label selectors, profile and series queries, series, and the
+// bounds of a series answer. It is plain data with no database behind it,
+// so that the web layer can speak to storage without linking Badger.
+package query
+
+import "time"
+
+// ProfileQuery asks for the merged profile of the samples in [From, To)
+// whose labels match Selector. An interval counts as in the range when its
+// start is.
+type ProfileQuery struct {
+	From, To time.Time
+	Selector Selector
+}
+
+// SeriesQuery asks for CPU use over [From, To) in steps of Step, one series,
+// or one per value of the label GroupBy. Each stored block's CPU is spread
+// evenly over the time it spans, and each step gets the share it overlaps:
+// an interval longer than the step (the first one after a start, or any at a
+// fine step) is not piled into the step that holds its start.
+type SeriesQuery struct {
+	From, To time.Time
+	Step     time.Duration
+	Selector Selector
+	GroupBy  string
+	// Limit is how many groups get a series of their own, the busiest over
+	// the range; the rest are summed into one series (Series.Folded). Zero
+	// or more than the value budget allows means as many as it allows.
+	Limit int
+}
+
+// Point is CPU use over one step, in cores: cpu nanoseconds / the step's
+// nanoseconds (the last step's length within the range, if it is shorter).
+type Point struct {
+	Time  time.Time
+	Cores float64
+}
+
+// Series is CPU use over time for one label set: empty for the whole
+// selection, or {GroupBy: value}; samples without the label have value "".
+// A series with Folded > 0 has no labels: it sums that many groups, the
+// least busy ones past the query's Limit.
+type Series struct {
+	Labels map[string]string
+	Points []Point
+	Folded int
+}
+
+// MaxSeriesPoints bounds a series' steps. The web API's point limit is this
+// one, so that every step it accepts the store can answer.
+const MaxSeriesPoints = 10_000
+
+// MaxSeriesValues bounds the points of one series answer, all series
+// together: what a query holds in memory is this many float64s however many
+// groups the range has (a day of a churning host has tens of thousands of
+// pids), and the JSON answer stays a few megabytes.
+const MaxSeriesValues = 250_000
+
+// SeriesLimit is how many groups may have their own series at a given
+// number of points, besides the one that sums the rest.
+func SeriesLimit(points int) int {
+	return max(1, MaxSeriesValues/max(points, 1)-1)
+}
