@@ -30,7 +30,7 @@ var layers = map[string]int{
 	"collector":  2,
 	"symbolizer": 3,
 	"storage":    4,
-	"report":     5, // issue 17: the sinks' formats, shared by cmd and web
+	"report":     5, // pure computations over profiles, shared by cmd and web
 	"web":        6,
 	"cmd":        7,
 	"bench":      7,
@@ -208,7 +208,6 @@ func rankOf(path string) (rank int, ok bool) {
 // TestWebLinksNoBadger: web reaches history through storage's query seam,
 // not Badger itself.
 func TestWebLinksNoBadger(t *testing.T) {
-	t.Skip("issue 17: web still links Badger through web/storage.go; the report/web helper removes it")
 	g := moduleGraph(t)
 	web := g.pkg(t, "web")
 	const badger = "github.com/dgraph-io/badger/v4"
