@@ -154,7 +154,7 @@ int sample(struct bpf_perf_event_data *ctx)
 			}
 		}
 		if (!(task->flags & PF_KTHREAD))
-			exec_seq = current_image(buffer, task, pid);
+			exec_seq = current_image(buffer, task, pid, true);
 	}
 
 	// Each branch names its maps as constants, which the verifier requires.

@@ -40,6 +40,7 @@ const (
 	SamplerEventTypeEVENT_NEW_PROCESS    SamplerEventType = 1
 	SamplerEventTypeEVENT_EXIT           SamplerEventType = 2
 	SamplerEventTypeEVENT_NEEDS_MAPPINGS SamplerEventType = 3
+	SamplerEventTypeEVENT_SAMPLED        SamplerEventType = 4
 )
 
 type SamplerNoUserStack uint32

@@ -360,11 +360,17 @@ func (c *Collector) readEvents(ctx context.Context) {
 		ev = *(*bpf.SamplerEvent)(unsafe.Pointer(&rec.RawSample[0]))
 		switch bpf.SamplerEventType(ev.Type) {
 		case bpf.SamplerEventTypeEVENT_NEW_PROCESS:
-			c.images.push(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
+			// Its libraries are loaded. If a sample came first, it was read
+			// before they were mapped; this reads it again.
+			c.images.pushLoaded(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
+		case bpf.SamplerEventTypeEVENT_SAMPLED:
+			if !c.tracker.alive(ev.Pid, ev.ExecSeq) {
+				c.images.pushSampled(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
+			}
 		case bpf.SamplerEventTypeEVENT_NEEDS_MAPPINGS:
 			// A library loaded since the snapshot (dlopen), or code without a file.
 			if c.unwind != nil && c.unwind.needsRefresh(ev.Pid, ev.ExecSeq) {
-				c.images.push(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, refresh: true})
+				c.images.pushSampled(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, refresh: true})
 			}
 		case bpf.SamplerEventTypeEVENT_EXIT:
 			c.images.cancel(ev.Pid)

@@ -3,52 +3,84 @@ package collector
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/ember-profiler/ember/model"
 )
 
 // A host that starts fifty programs a second, most of them gone within a
-// millisecond (/bin/true, shells), asks for as many /proc reads. Read one at
-// a time in arrival order, the reads of programs that live long enough to be
-// sampled wait behind those of programs already gone, and arrive too late.
-// So the ring is only read into imageQueue; a few readers take the newest
-// image first (the likeliest to be alive), an exit cancels its pending read,
+// millisecond (/bin/true, shells), hears of each from the loader probe. At a
+// load average of 100 the /proc reads cannot keep up with that: the 2026-12-06
+// soak read 21 images a second of 64 started. So the ring is only read into
+// imageQueue, which has two lanes. Images being sampled come first: the
+// sampler tells of an image's first sample, and those reads decide whether
+// its samples are named. Images the loader told of are read with what time
+// is left, once they have lived a moment (loaderSettle), so that the many
+// that exit at once cost nothing. Within a lane the newest goes first (the
+// likeliest to be alive), an exit cancels the pending reads of its process,
 // and past the bound the oldest are dropped and counted.
 
 // imageRead is one process image to read from /proc.
 type imageRead struct {
 	key       ProcessKey
 	startCode uint64
-	// refresh: a library appeared since the image was read (dlopen).
+	// refresh: read again though read before (a library appeared since).
 	refresh bool
+	queued  time.Time
 }
 
 // imageReaders is how many /proc reads run at once.
 const imageReaders = 2
 
-// imageQueueLimit bounds the pending reads: at 100 starts a second, ten
-// seconds of backlog, by when the oldest are almost surely gone.
+// imageQueueLimit bounds each lane: at 100 starts a second, ten seconds of
+// backlog, by when the oldest are almost surely gone.
 const imageQueueLimit = 1024
+
+// loaderSettle is how long an image the loader told of waits before it is
+// read, unless sampled first: programs that exit within it are never read.
+const loaderSettle = 20 * time.Millisecond
 
 type imageQueue struct {
 	mu      sync.Mutex
-	pending []imageRead // arrival order
+	sampled []imageRead // arrival order
+	loaded  []imageRead
 	ready   chan struct{}
 	counts  model.ImageReads
+	now     func() time.Time
 }
 
 func newImageQueue() *imageQueue {
-	return &imageQueue{ready: make(chan struct{}, 1)}
+	return &imageQueue{ready: make(chan struct{}, 1), now: time.Now}
 }
 
-func (q *imageQueue) push(r imageRead) {
+// pushSampled queues the read of an image just sampled, ahead of every
+// image the loader told of; a pending loader read of it is taken over.
+func (q *imageQueue) pushSampled(r imageRead) {
 	q.mu.Lock()
-	if len(q.pending) >= imageQueueLimit {
-		q.pending = append(q.pending[:0], q.pending[1:]...)
+	q.loaded = without(q.loaded, func(o imageRead) bool { return o.key == r.key })
+	q.sampled = q.pushLocked(q.sampled, r)
+	q.mu.Unlock()
+	q.wake()
+}
+
+// pushLoaded queues the read of an image whose libraries are loaded.
+func (q *imageQueue) pushLoaded(r imageRead) {
+	q.mu.Lock()
+	q.loaded = q.pushLocked(q.loaded, r)
+	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *imageQueue) pushLocked(lane []imageRead, r imageRead) []imageRead {
+	if len(lane) >= imageQueueLimit {
+		lane = append(lane[:0], lane[1:]...)
 		q.counts.Dropped++
 	}
-	q.pending = append(q.pending, r)
-	q.mu.Unlock()
+	r.queued = q.now()
+	return append(lane, r)
+}
+
+func (q *imageQueue) wake() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
@@ -59,43 +91,86 @@ func (q *imageQueue) push(r imageRead) {
 func (q *imageQueue) cancel(pid uint32) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	keep := q.pending[:0]
-	for _, r := range q.pending {
-		if r.key.PID == pid {
-			q.counts.Cancelled++
-			continue
-		}
-		keep = append(keep, r)
-	}
-	clear(q.pending[len(keep):])
-	q.pending = keep
+	gone := func(r imageRead) bool { return r.key.PID == pid }
+	before := len(q.sampled) + len(q.loaded)
+	q.sampled = without(q.sampled, gone)
+	q.loaded = without(q.loaded, gone)
+	q.counts.Cancelled += uint64(before - len(q.sampled) - len(q.loaded))
 }
 
-// take returns the newest pending read, waiting for one until ctx ends.
+func without(lane []imageRead, drop func(imageRead) bool) []imageRead {
+	keep := lane[:0]
+	for _, r := range lane {
+		if !drop(r) {
+			keep = append(keep, r)
+		}
+	}
+	clear(lane[len(keep):])
+	return keep
+}
+
+// take returns the next read, waiting for one until ctx ends: the newest
+// sampled image, else the newest loader-told image that has settled.
 func (q *imageQueue) take(ctx context.Context) (imageRead, bool) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
-		q.mu.Lock()
-		if n := len(q.pending); n > 0 {
-			r := q.pending[n-1]
-			q.pending = q.pending[:n-1]
-			q.counts.Read++
-			more := n > 1
-			q.mu.Unlock()
-			if more {
-				// Wake another reader for the rest.
-				select {
-				case q.ready <- struct{}{}:
-				default:
-				}
-			}
+		r, ok, wait := q.next()
+		if ok {
 			return r, true
 		}
-		q.mu.Unlock()
+		var settled <-chan time.Time
+		if wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			settled = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return imageRead{}, false
 		case <-q.ready:
+		case <-settled:
 		}
+	}
+}
+
+// next takes a read that may go now, or says how long until one may.
+func (q *imageQueue) next() (imageRead, bool, time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if n := len(q.sampled); n > 0 {
+		r := q.sampled[n-1]
+		q.sampled = q.sampled[:n-1]
+		q.tookLocked()
+		return r, true, 0
+	}
+	now := q.now()
+	for i := len(q.loaded) - 1; i >= 0; i-- {
+		if age := now.Sub(q.loaded[i].queued); age >= loaderSettle {
+			r := q.loaded[i]
+			q.loaded = append(q.loaded[:i], q.loaded[i+1:]...)
+			q.tookLocked()
+			return r, true, 0
+		}
+	}
+	if len(q.loaded) > 0 {
+		// The newest settles last; the oldest of those waiting settles first.
+		return imageRead{}, false, loaderSettle - now.Sub(q.loaded[0].queued)
+	}
+	return imageRead{}, false, 0
+}
+
+func (q *imageQueue) tookLocked() {
+	q.counts.Read++
+	if len(q.sampled)+len(q.loaded) > 0 {
+		q.wake() // another reader for the rest
 	}
 }
 

@@ -25,8 +25,11 @@ static __always_inline bool notify(__u32 buffer, __u32 type, __u32 pid, __u32 ex
 }
 
 // current_image returns the process's exec sequence number, telling user
-// space about the image at its first sample.
-static __always_inline __u32 current_image(__u32 buffer, struct task_struct *task, __u32 pid)
+// space about the image: once when its libraries are loaded (sampled
+// false, from the loader probe) and once at its first sample, so user
+// space can read first the images that are being sampled.
+static __always_inline __u32 current_image(__u32 buffer, struct task_struct *task, __u32 pid,
+					   bool sampled)
 {
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
 	if (!st) {
@@ -42,10 +45,13 @@ static __always_inline __u32 current_image(__u32 buffer, struct task_struct *tas
 	}
 	// Two threads sampled at once may both notify; user space dedupes.
 	// If the ring is full, the next sample tries again.
-	if (!st->notified) {
-		st->start_code = task->mm ? task->mm->start_code : 0;
-		if (notify(buffer, EVENT_NEW_PROCESS, pid, st->exec_seq, st->start_code))
-			st->notified = 1;
+	__u32 bit = sampled ? NOTIFIED_SAMPLED : NOTIFIED_LOADED;
+	if (!(st->notified & bit)) {
+		if (!st->notified)
+			st->start_code = task->mm ? task->mm->start_code : 0;
+		if (notify(buffer, sampled ? EVENT_SAMPLED : EVENT_NEW_PROCESS, pid, st->exec_seq,
+			   st->start_code))
+			st->notified |= bit;
 	}
 	return st->exec_seq;
 }
@@ -105,7 +111,7 @@ int on_libs_loaded(struct pt_regs *ctx)
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid))
 		return 0;
-	current_image(active_generation & 1, bpf_get_current_task_btf(), pid);
+	current_image(active_generation & 1, bpf_get_current_task_btf(), pid, false);
 	return 0;
 }
 

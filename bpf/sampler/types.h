@@ -201,6 +201,15 @@ enum event_type {
 	// A pc fell outside the process's known ranges: its mappings changed
 	// (dlopen) or hold code without a file.
 	EVENT_NEEDS_MAPPINGS = 3,
+	// The image's first sample: its mappings matter now. EVENT_NEW_PROCESS
+	// (from the loader) came before it for a dynamically linked program.
+	EVENT_SAMPLED = 4,
+};
+
+// Bits of proc_state.notified: which events user space had for the image.
+enum notified_bit {
+	NOTIFIED_LOADED = 1,
+	NOTIFIED_SAMPLED = 2,
 };
 
 struct event {
@@ -216,7 +225,7 @@ struct event {
 struct proc_state {
 	__u64 start_code; // of the current image, set at its first sample
 	__u32 exec_seq;	  // bumped by every execve
-	__u32 notified;	  // user space was told about this image
+	__u32 notified;	  // enum notified_bit: what user space was told of the image
 };
 
 // Values of pid_filter: sample the process, or only follow its children
