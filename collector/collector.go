@@ -214,7 +214,7 @@ func New(cfg Config) (*Collector, error) {
 		// Processes named up front get their tables before sampling starts,
 		// so even their first samples are unwound.
 		for _, pid := range cfg.PIDs {
-			c.unwind.install(c.tracker.observe(ProcessKey{PID: pid}, 0), c.tracker.alive)
+			c.unwind.install(c.tracker.observe(model.ProcessKey{PID: pid}, 0), c.tracker.alive)
 		}
 	}
 	if err := c.attach(); err != nil {
@@ -362,15 +362,15 @@ func (c *Collector) readEvents(ctx context.Context) {
 		case bpf.SamplerEventTypeEVENT_NEW_PROCESS:
 			// Its libraries are loaded. If a sample came first, it was read
 			// before they were mapped; this reads it again.
-			c.images.pushLoaded(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
+			c.images.pushLoaded(imageRead{key: model.ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
 		case bpf.SamplerEventTypeEVENT_SAMPLED:
 			if !c.tracker.alive(ev.Pid, ev.ExecSeq) {
-				c.images.pushSampled(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
+				c.images.pushSampled(imageRead{key: model.ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
 			}
 		case bpf.SamplerEventTypeEVENT_NEEDS_MAPPINGS:
 			// A library loaded since the snapshot (dlopen), or code without a file.
 			if c.unwind != nil && c.unwind.needsRefresh(ev.Pid, ev.ExecSeq) {
-				c.images.pushSampled(imageRead{key: ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, refresh: true})
+				c.images.pushSampled(imageRead{key: model.ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, refresh: true})
 			}
 		case bpf.SamplerEventTypeEVENT_EXIT:
 			c.images.cancel(ev.Pid)

@@ -22,7 +22,7 @@ import (
 
 // imageRead is one process image to read from /proc.
 type imageRead struct {
-	key       ProcessKey
+	key       model.ProcessKey
 	startCode uint64
 	// refresh: read again though read before (a library appeared since).
 	refresh bool

@@ -20,7 +20,7 @@ func queueAt(clock *fakeClock) *imageQueue {
 	return q
 }
 
-func read(pid uint32) imageRead { return imageRead{key: ProcessKey{PID: pid}} }
+func read(pid uint32) imageRead { return imageRead{key: model.ProcessKey{PID: pid}} }
 
 // takeNow takes every read that may go now.
 func takeNow(q *imageQueue) []uint32 {

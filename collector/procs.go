@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ember-profiler/ember/model"
 )
 
 // fileKey identifies a mapped file host-wide, so each file is opened once
@@ -27,7 +29,7 @@ type heldFile struct {
 }
 
 type trackedProcess struct {
-	snapshot *Process
+	snapshot *model.Process
 	files    []fileKey
 	// exitedAt is the drain generation in which the exit (or the execve that
 	// replaced this image) was noticed; 0 while alive.
@@ -56,7 +58,7 @@ type processTracker struct {
 
 	mu         sync.Mutex
 	generation uint64 // drains so far
-	procs      map[ProcessKey]*trackedProcess
+	procs      map[model.ProcessKey]*trackedProcess
 	files      map[fileKey]*heldFile
 	pending    []pendingRelease
 	// filesNotHeld counts mappings whose file could not be opened or was over the limit.
@@ -73,7 +75,7 @@ func newProcessTracker(procRoot string, maxOpenFiles int, log *slog.Logger, curr
 		log:          log,
 		currentImage: currentImage,
 		generation:   1,
-		procs:        make(map[ProcessKey]*trackedProcess),
+		procs:        make(map[model.ProcessKey]*trackedProcess),
 		files:        make(map[fileKey]*heldFile),
 	}
 }
@@ -82,7 +84,7 @@ func newProcessTracker(procRoot string, maxOpenFiles int, log *slog.Logger, curr
 // image's mm->start_code, which the snapshot is checked against.
 // It returns the snapshot taken. /proc is read without holding the lock,
 // so drains and other reads do not wait behind a slow one.
-func (t *processTracker) observe(key ProcessKey, startCode uint64) *Process {
+func (t *processTracker) observe(key model.ProcessKey, startCode uint64) *model.Process {
 	proc, files := t.snapshot(key, startCode)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -93,12 +95,12 @@ func (t *processTracker) observe(key ProcessKey, startCode uint64) *Process {
 func (t *processTracker) alive(pid, execSeq uint32) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tp := t.procs[ProcessKey{PID: pid, ExecSeq: execSeq}]
+	tp := t.procs[model.ProcessKey{PID: pid, ExecSeq: execSeq}]
 	return tp != nil && tp.exitedAt == 0
 }
 
 // recordLocked keeps a snapshot just taken, which holds files.
-func (t *processTracker) recordLocked(key ProcessKey, proc *Process, files []fileKey) *trackedProcess {
+func (t *processTracker) recordLocked(key model.ProcessKey, proc *model.Process, files []fileKey) *trackedProcess {
 	old := t.procs[key]
 	if old != nil && proc.SnapshotErr != nil && old.snapshot.SnapshotErr == nil {
 		// A re-read that failed (exited, exec'd since) says the image ended;
@@ -153,10 +155,10 @@ func (t *processTracker) markExitedLocked(tp *trackedProcess) {
 //
 // With hold set, the files of the snapshots returned stay open until the
 // returned fileHold is released, however many drains that takes.
-func (t *processTracker) processesFor(samples []Sample, hold bool) (map[ProcessKey]*Process, *fileHold) {
-	out := make(map[ProcessKey]*Process)
-	files := make(map[ProcessKey][]fileKey)
-	var unseen []ProcessKey
+func (t *processTracker) processesFor(samples []model.Sample, hold bool) (map[model.ProcessKey]*model.Process, *fileHold) {
+	out := make(map[model.ProcessKey]*model.Process)
+	files := make(map[model.ProcessKey][]fileKey)
+	var unseen []model.ProcessKey
 	t.mu.Lock()
 	for i := range samples {
 		key := samples[i].Key()
@@ -175,7 +177,7 @@ func (t *processTracker) processesFor(samples []Sample, hold bool) (map[ProcessK
 		tp := t.observeTracked(key)
 		out[key], files[key] = tp.snapshot, tp.files
 	}
-	refreshed := make(map[ProcessKey]bool)
+	refreshed := make(map[model.ProcessKey]bool)
 	for i := range samples {
 		key := samples[i].Key()
 		p := out[key]
@@ -211,7 +213,7 @@ func (t *processTracker) processesFor(samples []Sample, hold bool) (map[ProcessK
 
 // observeTracked is observe returning the tracked entry, whose files stay
 // open at least until the next advance.
-func (t *processTracker) observeTracked(key ProcessKey) *trackedProcess {
+func (t *processTracker) observeTracked(key model.ProcessKey) *trackedProcess {
 	proc, files := t.snapshot(key, 0)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -235,7 +237,7 @@ func (h *fileHold) Release() {
 	})
 }
 
-func covered(p *Process, addrs []uint64) bool {
+func covered(p *model.Process, addrs []uint64) bool {
 	for _, a := range addrs {
 		if p.FindMapping(a) == nil {
 			return false
@@ -244,7 +246,7 @@ func covered(p *Process, addrs []uint64) bool {
 	return true
 }
 
-func commOf(samples []Sample, key ProcessKey) string {
+func commOf(samples []model.Sample, key model.ProcessKey) string {
 	for i := range samples {
 		if samples[i].Key() == key && samples[i].PID == samples[i].TID {
 			return samples[i].Comm
@@ -330,7 +332,7 @@ func (t *processTracker) close() {
 		h.file.Close()
 		delete(t.files, k)
 	}
-	t.procs = map[ProcessKey]*trackedProcess{}
+	t.procs = map[model.ProcessKey]*trackedProcess{}
 	t.pending = nil
 }
 
@@ -345,10 +347,10 @@ var errExited = errors.New("the process exited before its mappings could be read
 // start of code in stat, so that a matching startCode proves they belong to
 // the image sampled, not to one an execve put in its place; startCode 0
 // means it is not known and the kernel side is asked.
-func (t *processTracker) snapshot(key ProcessKey, startCode uint64) (*Process, []fileKey) {
+func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*model.Process, []fileKey) {
 	pid := key.PID
 	dir := filepath.Join(t.procRoot, strconv.FormatUint(uint64(pid), 10))
-	p := &Process{PID: pid, ExecSeq: key.ExecSeq}
+	p := &model.Process{PID: pid, ExecSeq: key.ExecSeq}
 	if startCode == 0 && t.currentImage != nil {
 		seq, code, ok := t.currentImage(pid)
 		if ok && seq != key.ExecSeq {
@@ -404,7 +406,7 @@ func (t *processTracker) snapshot(key ProcessKey, startCode uint64) (*Process, [
 // holdFiles opens the files of a snapshot's mappings, or takes a reference
 // to those already open, and returns their keys. The opens run outside the
 // lock; a file another read opened meanwhile is shared, the second copy closed.
-func (t *processTracker) holdFiles(dir string, p *Process) []fileKey {
+func (t *processTracker) holdFiles(dir string, p *model.Process) []fileKey {
 	var files []fileKey
 	var missing []int
 	t.mu.Lock()
@@ -473,7 +475,7 @@ func (t *processTracker) holdFiles(dir string, p *Process) []fileKey {
 // map_files link reaches the exact file even when deleted or inside another
 // mount namespace; the fallback resolves the path inside the process's root so
 // a symlink planted in a container cannot lead out of it.
-func openMappedFile(procDir string, m *Mapping) (*os.File, error) {
+func openMappedFile(procDir string, m *model.Mapping) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(procDir, "map_files", fmt.Sprintf("%x-%x", m.Start, m.Limit)), os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err == nil {
 		if err := checkRegular(f, m, false); err != nil {
@@ -503,7 +505,7 @@ func openMappedFile(procDir string, m *Mapping) (*os.File, error) {
 	return f, nil
 }
 
-func checkRegular(f *os.File, m *Mapping, matchIdentity bool) error {
+func checkRegular(f *os.File, m *model.Mapping, matchIdentity bool) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return fmt.Errorf("stat %s: %w", m.Path, err)
@@ -594,8 +596,8 @@ func containerID(cgroup string) string {
 }
 
 // parseMaps keeps executable mappings, the only ones stack addresses fall in.
-func parseMaps(raw []byte) ([]Mapping, error) {
-	var out []Mapping
+func parseMaps(raw []byte) ([]model.Mapping, error) {
+	var out []model.Mapping
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
@@ -611,7 +613,7 @@ func parseMaps(raw []byte) ([]Mapping, error) {
 }
 
 // parseMapsLine parses "start-end perms offset major:minor inode   path".
-func parseMapsLine(line string) (m Mapping, exec bool, err error) {
+func parseMapsLine(line string) (m model.Mapping, exec bool, err error) {
 	fields := strings.SplitN(line, " ", 6)
 	if len(fields) < 5 {
 		return m, false, fmt.Errorf("malformed maps line %q", line)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ember-profiler/ember/bpf"
 	"github.com/ember-profiler/ember/collector/unwind"
+	"github.com/ember-profiler/ember/model"
 )
 
 // unwindTables loads unwind tables and per-process ranges into the sampler's
@@ -40,7 +41,7 @@ type unwindTables struct {
 	// freeing holds shards of tables no process uses, freed at the next
 	// drain so that a sample walking them now finishes first.
 	freeing []shard
-	stats   UnwindTableStats
+	stats   model.UnwindTableStats
 	// queue holds snapshots to install, builds those that need a table
 	// built first.
 	queue, builds chan queuedInstall
@@ -101,12 +102,12 @@ const installQueue = 4096
 // queuedInstall is a snapshot waiting for its ranges; seq orders the
 // snapshots, so that an older one installed late does not undo a newer one.
 type queuedInstall struct {
-	p   *Process
+	p   *model.Process
 	seq uint64
 }
 
 // enqueue hands a snapshot to the installer goroutines.
-func (u *unwindTables) enqueue(p *Process) {
+func (u *unwindTables) enqueue(p *model.Process) {
 	if p == nil || p.SnapshotErr != nil {
 		return
 	}

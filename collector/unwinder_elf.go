@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ember-profiler/ember/collector/unwind"
+	"github.com/ember-profiler/ember/model"
 )
 
 type progLoad struct{ off, vaddr, filesz uint64 }
@@ -52,7 +53,7 @@ func identify(f io.ReaderAt) (id string, loads []progLoad, cfiBytes uint64, err 
 // file's virtual address, from the PT_LOAD segment m maps. A segment's
 // mapping starts at its page-aligned offset; with lld's layouts that page
 // also ends the previous segment, so an exact start wins over containment.
-func loadBias(m *Mapping, loads []progLoad) (uint64, bool) {
+func loadBias(m *model.Mapping, loads []progLoad) (uint64, bool) {
 	bias := func(p progLoad) uint64 { return m.Start - m.Offset + p.off - p.vaddr }
 	for _, p := range loads {
 		if p.off&^0xfff == m.Offset {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ember-profiler/ember/bpf"
+	"github.com/ember-profiler/ember/model"
 )
 
 // A process whose stacks leave its known ranges has its mappings read
@@ -34,7 +35,7 @@ type installedProc struct {
 
 // install gives a process image its ranges, loading the tables of its files
 // as needed. Called again for the same image (new mappings), it replaces them.
-func (u *unwindTables) install(p *Process, alive func(pid, execSeq uint32) bool) {
+func (u *unwindTables) install(p *model.Process, alive func(pid, execSeq uint32) bool) {
 	u.installFrom(queuedInstall{p, u.snapshotSeq.Add(1)}, alive, true)
 }
 
@@ -53,7 +54,7 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 	// Identify and build outside the lock: a large library takes a while,
 	// and drains must not wait for it.
 	type mapped struct {
-		m     *Mapping
+		m     *model.Mapping
 		id    string
 		loads []progLoad
 	}

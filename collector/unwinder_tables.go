@@ -15,6 +15,7 @@ import (
 
 	"github.com/ember-profiler/ember/bpf"
 	"github.com/ember-profiler/ember/collector/unwind"
+	"github.com/ember-profiler/ember/model"
 )
 
 // loadedTable is one file's words in the BPF table space, shared by every
@@ -89,7 +90,7 @@ func (u *unwindTables) dropIdle(now time.Time) {
 
 // advance frees the shards of tables dropped before the previous drain,
 // and the chunks no table uses any more, and returns the current figures.
-func (u *unwindTables) advance() UnwindTableStats {
+func (u *unwindTables) advance() model.UnwindTableStats {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, s := range u.freeing {

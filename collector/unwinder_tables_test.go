@@ -18,6 +18,7 @@ import (
 
 	"github.com/ember-profiler/ember/bpf"
 	"github.com/ember-profiler/ember/collector/unwind"
+	"github.com/ember-profiler/ember/model"
 )
 
 func unwindFixture(t *testing.T, name string) string {
@@ -31,7 +32,7 @@ func unwindFixture(t *testing.T, name string) string {
 
 // mapFile maps path's executable segments at base (0 for a non-PIE
 // program), as the dynamic loader would, with the file open.
-func mapFile(t *testing.T, path string, base uint64) []Mapping {
+func mapFile(t *testing.T, path string, base uint64) []model.Mapping {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -49,12 +50,12 @@ func mapFile(t *testing.T, path string, base uint64) []Mapping {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ms []Mapping
+	var ms []model.Mapping
 	for _, p := range ef.Progs {
 		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_X == 0 {
 			continue
 		}
-		ms = append(ms, Mapping{
+		ms = append(ms, model.Mapping{
 			Start:  base + p.Vaddr&^0xfff,
 			Limit:  base + (p.Vaddr+p.Memsz+0xfff)&^0xfff,
 			Offset: p.Off &^ 0xfff,
@@ -69,8 +70,8 @@ func mapFile(t *testing.T, path string, base uint64) []Mapping {
 	return ms
 }
 
-func newProcess(pid, execSeq uint32, mappings ...[]Mapping) *Process {
-	p := &Process{PID: pid, ExecSeq: execSeq}
+func newProcess(pid, execSeq uint32, mappings ...[]model.Mapping) *model.Process {
+	p := &model.Process{PID: pid, ExecSeq: execSeq}
 	for _, ms := range mappings {
 		p.Mappings = append(p.Mappings, ms...)
 	}
@@ -136,7 +137,7 @@ func tableWords(maps *fakeUnwindMaps, r bpf.SamplerUnwindRange, n int) []uint32 
 // mappings', that each points at its file's table with the right bias,
 // and that the table resolves the file's functions to their rules. It
 // returns each mapping's range, by path.
-func checkInstalled(t *testing.T, maps *fakeUnwindMaps, p *Process) map[string]bpf.SamplerUnwindRange {
+func checkInstalled(t *testing.T, maps *fakeUnwindMaps, p *model.Process) map[string]bpf.SamplerUnwindRange {
 	t.Helper()
 	maps.mu.Lock()
 	proc, ok := maps.procs[p.PID]
