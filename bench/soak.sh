@@ -12,7 +12,8 @@
 # on the same busy host as the reference. The store stays in
 # bench/out/soak-data; bench/out/soak.svg plots RSS and CPU.
 # Busy-host settings pass through (BUSY_STARTS_PER_SEC, BUSY_COMPILE, QUIET...);
-# SOAK_WARMUP (60 s, left out of the CPU figure), SOAK_REFERENCE=0 skips bpftrace.
+# SOAK_WARMUP (60 s, left out of the CPU figure), SOAK_REFERENCE=0 skips bpftrace,
+# SOAK_QUERIES=0 leaves out the query client (for the daemon's own cost).
 # SOAK_BASELINE=BINARY runs a second daemon (another build, e.g. the commit
 # before a change) beside the first on the same host, with its own store and
 # its own query client, and prints its figures too: a side-by-side in one run,
@@ -131,11 +132,13 @@ client() (
     if [ "$left" -gt 0 ]; then sleep "$left"; fi
   done
 )
-client "$addr" '' &
-client=$!
-if [ -n "$base" ]; then
-  client "$base_addr" base: &
-  base_client=$!
+if [ "${SOAK_QUERIES:-1}" = 1 ]; then
+  client "$addr" '' &
+  client=$!
+  if [ -n "$base" ]; then
+    client "$base_addr" base: &
+    base_client=$!
+  fi
 fi
 
 # bpf_fds PID prints the memlock bytes of the BPF maps and the run time (ns)
