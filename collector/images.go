@@ -29,8 +29,14 @@ type imageRead struct {
 	queued  time.Time
 }
 
-// imageReaders is how many /proc reads run at once.
-const imageReaders = 2
+// imageReaders is how many /proc reads run at once. Reads mostly wait
+// rather than work: reading /proc/PID/maps takes the process's mmap lock,
+// which a program starting up holds while it maps its libraries, and at a
+// load average of 150 it holds it for as long as it waits for a CPU. With
+// two readers, both were found waiting there most of the time (the
+// 2026-12-06 soak read 7 images a second); more readers keep reading the
+// images that are not locked.
+const imageReaders = 8
 
 // imageQueueLimit bounds each lane: at 100 starts a second, ten seconds of
 // backlog, by when the oldest are almost surely gone.
