@@ -8,6 +8,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/ember-profiler/ember/schema"
 )
 
 // SeriesQuery asks for CPU use over [From, To) in steps of Step, one series,
@@ -85,7 +87,7 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 		return nil, fmt.Errorf("storage: series of %s in steps of %s has %d points, more than %d: use a longer step",
 			q.To.Sub(q.From), q.Step, steps, MaxSeriesPoints)
 	}
-	if q.GroupBy != "" && !validLabelName(q.GroupBy) {
+	if q.GroupBy != "" && !schema.ValidLabelName(q.GroupBy) {
 		return nil, fmt.Errorf("storage: group by %q: not a label name", q.GroupBy)
 	}
 	s.mu.RLock()
@@ -326,7 +328,7 @@ func (s *Store) groupTotals(ctx context.Context, txn *badger.Txn, planned []plan
 		}
 		groupOf[id] = gi
 	}, func(r record) {
-		acc.totals[groupOf[r.labelSet]] += float64(r.cpuNanos)
+		acc.totals[groupOf[r.labelSet]] += float64(r.cpuNanos())
 	})
 	return err
 }
@@ -345,7 +347,7 @@ func (s *Store) readSpread(ctx context.Context, txn *badger.Txn, planned []plann
 			}
 		}
 		h, err := readBlock(txn, pb, want, func(r record) {
-			acc.add(slotOf[r.labelSet], r.cpuNanos)
+			acc.add(slotOf[r.labelSet], r.cpuNanos())
 		})
 		if err != nil {
 			return fmt.Errorf("storage: read: %w", err)
