@@ -59,7 +59,7 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 		var r record
 		var nonZero bool
 		for i, v := range smp.Value {
-			r.values[valueIdx[i]] = v
+			r.setValue(valueIdx[i], v)
 			nonZero = nonZero || v != 0
 		}
 		if !nonZero {

@@ -75,18 +75,58 @@ func (t typeSet) indexes() []int {
 	return out
 }
 
+// A record's values are those of schema.Known, by position. The count and
+// the CPU time (positions 0 and 1) are inline; the other types sit behind
+// a pointer, nil while they are zero, so that records of CPU samples,
+// which a day's merge holds by the hundred thousand, stay small.
 type record struct {
 	labelSet, stack uint32
-	values          [numValues]int64 // by position in schema.Known
+	cpu             [2]int64
+	more            *[numValues - 2]int64
 }
 
-func (r *record) count() int64 { return r.values[schema.SamplesIndex] }
+func (r *record) value(i int) int64 {
+	if i < len(r.cpu) {
+		return r.cpu[i]
+	}
+	if r.more == nil {
+		return 0
+	}
+	return r.more[i-len(r.cpu)]
+}
 
-func (r *record) cpuNanos() int64 { return r.values[schema.CPUIndex] }
+func (r *record) setValue(i int, v int64) {
+	if i < len(r.cpu) {
+		r.cpu[i] = v
+		return
+	}
+	if r.more == nil {
+		if v == 0 {
+			return
+		}
+		r.more = new([numValues - 2]int64)
+	}
+	r.more[i-len(r.cpu)] = v
+}
 
+func (r *record) count() int64 { return r.cpu[schema.SamplesIndex] }
+
+func (r *record) cpuNanos() int64 { return r.cpu[schema.CPUIndex] }
+
+// add adds o's values to r's. Records are copied by value, so r.more may
+// be another record's too: it is replaced, never changed.
 func (r *record) add(o *record) {
-	for i := range r.values {
-		r.values[i] += o.values[i]
+	r.cpu[0] += o.cpu[0]
+	r.cpu[1] += o.cpu[1]
+	if o.more != nil {
+		var m [numValues - 2]int64
+		if r.more != nil {
+			m = *r.more
+		}
+		for i := range m {
+			m[i] += o.more[i]
+		}
+		r.more = &m
 	}
 }
 
@@ -113,13 +153,10 @@ func (h blockHeader) appendTo(b []byte) []byte {
 // appendValues encodes a record's values of the types idx (in order).
 func appendValues(b []byte, r *record, idx []int, periodNanos int64) []byte {
 	for _, i := range idx {
-		switch i {
-		case schema.SamplesIndex:
-			b = binary.AppendUvarint(b, uint64(r.values[i]))
-		case schema.CPUIndex:
-			b = binary.AppendVarint(b, r.values[i]-r.count()*periodNanos)
-		default:
-			b = binary.AppendUvarint(b, uint64(r.values[i]))
+		if i == schema.CPUIndex {
+			b = binary.AppendVarint(b, r.cpuNanos()-r.count()*periodNanos)
+		} else {
+			b = binary.AppendUvarint(b, uint64(r.value(i)))
 		}
 	}
 	return b
@@ -200,13 +237,10 @@ func decodeBlock(b []byte, wantGroup func(labelSet uint32) bool, visit func(r re
 			stack += uint32(gr.uvarint())
 			rec := record{labelSet: labelSetID, stack: stack}
 			for _, t := range idx {
-				switch t {
-				case schema.SamplesIndex:
-					rec.values[t] = int64(gr.uvarint())
-				case schema.CPUIndex:
-					rec.values[t] = gr.varint() + rec.count()*h.periodNanos
-				default:
-					rec.values[t] = int64(gr.uvarint())
+				if t == schema.CPUIndex {
+					rec.cpu[t] = gr.varint() + rec.count()*h.periodNanos
+				} else {
+					rec.setValue(t, int64(gr.uvarint()))
 				}
 			}
 			if gr.err == nil {

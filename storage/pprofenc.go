@@ -123,7 +123,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		var buf [2 + numValues*binary.MaxVarintLen64]byte
 		values := buf[:2]
 		for _, t := range idx {
-			values = binary.AppendUvarint(values, uint64(r.values[t]))
+			values = binary.AppendUvarint(values, uint64(r.value(t)))
 		}
 		buf[0], buf[1] = 2<<3|2, byte(len(values)-2) // field 2, packed; under 128 bytes
 		out = binary.AppendUvarint(out, 2<<3|2)

@@ -221,7 +221,8 @@ func (s *Store) StackProfile(ctx context.Context, q ProfileQuery) (*profile.Prof
 	slices.Sort(seen)
 	recs := make([]record, len(seen))
 	for i, id := range seen {
-		recs[i] = record{stack: id, values: sums[id].rec.values}
+		recs[i] = sums[id].rec
+		recs[i].labelSet, recs[i].stack = 0, id
 	}
 	return s.buildProfile(recs, vals, q.From, q.To, false)
 }
@@ -279,7 +280,7 @@ func (s *Store) buildProfile(recs []record, vals blockValues, from, to time.Time
 		smp.Location = locs
 		smp.Value = values[n*i : n*i+n : n*i+n]
 		for j, t := range idx {
-			smp.Value[j] = r.values[t]
+			smp.Value[j] = r.value(t)
 		}
 		if withLabels {
 			l := b.sampleLabels(r.labelSet)
