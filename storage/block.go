@@ -64,6 +64,16 @@ func (t typeSet) sampleTypes() []schema.SampleType {
 	return out
 }
 
+// defaultType is the type a viewer should show first: cpu when the set
+// holds it beside others, or "" (pprof then takes the last) for the CPU
+// pair alone, whose answers stay as they were.
+func (t typeSet) defaultType() string {
+	if t != cpuTypes && t.has(schema.CPUIndex) {
+		return schema.CPU.Type
+	}
+	return ""
+}
+
 // indexes returns the positions in Known of t's types.
 func (t typeSet) indexes() []int {
 	var out []int

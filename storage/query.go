@@ -235,11 +235,12 @@ func (s *Store) buildProfile(recs []record, vals blockValues, from, to time.Time
 	types := vals.types.orCPU()
 	idx := types.indexes()
 	p := &profile.Profile{
-		SampleType:    schema.ValueTypes(types.sampleTypes()...),
-		PeriodType:    schema.PeriodType.ValueType(),
-		Period:        vals.periodNanos,
-		TimeNanos:     from.UnixNano(),
-		DurationNanos: to.Sub(from).Nanoseconds(),
+		SampleType:        schema.ValueTypes(types.sampleTypes()...),
+		DefaultSampleType: types.defaultType(),
+		PeriodType:        schema.PeriodType.ValueType(),
+		Period:            vals.periodNanos,
+		TimeNanos:         from.UnixNano(),
+		DurationNanos:     to.Sub(from).Nanoseconds(),
 	}
 	b, err := s.newProfileBuilder(txn, p, recs, withLabels)
 	if err != nil {

@@ -231,6 +231,9 @@ func TestWallTimeRoundTrip(t *testing.T) {
 	if !sameTypes(p, schema.Samples, schema.CPU, schema.Wall) {
 		t.Fatalf("Query: sample types %v", p.SampleType)
 	}
+	if p.DefaultSampleType != "cpu" {
+		t.Errorf("Query: default sample type %q, want cpu (pprof would take the last, wall)", p.DefaultSampleType)
+	}
 	if err := p.CheckValid(); err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +251,9 @@ func TestWallTimeRoundTrip(t *testing.T) {
 	}
 	if got := canonicalValues(parsed, nil); got != want {
 		t.Errorf("WriteProfile differs from the merge of the intervals\n%s", firstDiff(got, want))
+	}
+	if parsed.DefaultSampleType != "cpu" {
+		t.Errorf("WriteProfile: default sample type %q, want cpu", parsed.DefaultSampleType)
 	}
 
 	sp, err := s.StackProfile(ctx, q)
