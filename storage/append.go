@@ -13,41 +13,30 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/google/pprof/profile"
 
-	"github.com/ember-profiler/ember/storage/query"
+	"github.com/ember-profiler/ember/schema"
 )
 
-// sampleLabelNames are the sample labels kept; tid is dropped (too many values).
-var sampleLabelNames = []string{"comm", "exe", "cgroup", "container"}
-
-// reservedLabel reports whether a host label would clash with a sample label.
-func reservedLabel(name string) bool {
-	switch name {
-	case "comm", "pid", "tid", "exe", "cgroup", "container":
-		return true
-	}
-	return false
-}
-
 // Append writes one interval: p is a symbolized pprof profile of the
-// interval (TimeNanos and DurationNanos set; sample types samples/count and
-// cpu/nanoseconds; sample string labels comm, exe, cgroup, container;
-// numeric labels pid and tid). hostLabels (e.g. host=web-1) apply to every
-// sample. Each sample is stored under its label set (comm, pid as a string,
-// exe, cgroup, container, and the host labels) and its stack. When the
+// interval (TimeNanos and DurationNanos set; sample types any of
+// schema.Known, at least one; sample string labels comm, exe, cgroup,
+// container; numeric labels pid and tid). hostLabels (e.g. host=web-1)
+// apply to every sample. Each sample is stored under its label set
+// (schema.StoredStringLabels, pid as a string, and the host labels), its
+// stack and the values of its sample types. When the
 // filesystem has less free space than MinFreeDiskBytes, Append returns an
 // error wrapping ErrDiskFull without writing.
 func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[string]string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	countIdx, cpuIdx, err := checkProfile(p)
+	valueIdx, types, err := checkProfile(p)
 	if err != nil {
 		return fmt.Errorf("storage: append: %w", err)
 	}
 	host := make(labelSet, 0, len(hostLabels))
 	for name, value := range hostLabels {
-		if reservedLabel(name) || !query.ValidLabelName(name) {
-			return fmt.Errorf("storage: append: host label %q: not a valid label name or the name of a sample label", name)
+		if err := schema.CheckHostLabel(name); err != nil {
+			return fmt.Errorf("storage: append: host %w", err)
 		}
 		host = append(host, labelPair{name, value})
 	}
@@ -67,12 +56,18 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 	acc := make(sums)
 	var samples int64
 	for _, smp := range p.Sample {
-		count, cpu := smp.Value[countIdx], smp.Value[cpuIdx]
-		if count == 0 && cpu == 0 {
+		var r record
+		var nonZero bool
+		for i, v := range smp.Value {
+			r.setValue(valueIdx[i], v)
+			nonZero = nonZero || v != 0
+		}
+		if !nonZero {
 			continue
 		}
-		acc.add(record{labelSet: enc.labelSet(smp), stack: enc.stack(smp), count: count, cpuNanos: cpu})
-		samples += count
+		r.labelSet, r.stack = enc.labelSet(smp), enc.stack(smp)
+		acc.add(r)
+		samples += r.count()
 	}
 	if err := s.dict.err; err != nil {
 		s.dict.rollback(mark)
@@ -86,7 +81,7 @@ func (s *Store) Append(ctx context.Context, p *profile.Profile, hostLabels map[s
 		}
 		start++ // two intervals starting in the same nanosecond: keep both
 	}
-	h := blockHeader{startNanos: start, durationNanos: p.DurationNanos, periodNanos: periodOf(p)}
+	h := blockHeader{startNanos: start, durationNanos: p.DurationNanos, periodNanos: periodOf(p), types: types}
 	records := acc.records()
 	parts := encodeBlock(h, records)
 	dictWrites, used := s.dict.blockWrites(start, records)
@@ -163,42 +158,41 @@ func (s *Store) write(dictWrites []keyValue, level int, start int64, parts [][]b
 	return nil
 }
 
-// checkProfile finds the two sample types and checks what Append relies on.
-func checkProfile(p *profile.Profile) (countIdx, cpuIdx int, err error) {
+// checkProfile checks what Append relies on, and returns where each of the
+// profile's values goes in a record, and the set of its types.
+func checkProfile(p *profile.Profile) (valueIdx []int, types typeSet, err error) {
 	if p == nil {
-		return 0, 0, errors.New("nil profile")
+		return nil, 0, errors.New("nil profile")
 	}
 	if p.TimeNanos <= 0 {
-		return 0, 0, errors.New("profile has no TimeNanos")
+		return nil, 0, errors.New("profile has no TimeNanos")
 	}
 	if p.DurationNanos < 0 {
-		return 0, 0, errors.New("profile has a negative DurationNanos")
+		return nil, 0, errors.New("profile has a negative DurationNanos")
 	}
-	countIdx, cpuIdx = -1, -1
+	if err := schema.CheckSampleTypes(p.SampleType); err != nil {
+		return nil, 0, err
+	}
+	valueIdx = make([]int, len(p.SampleType))
 	for i, st := range p.SampleType {
-		switch {
-		case st.Type == "samples" && st.Unit == "count":
-			countIdx = i
-		case st.Type == "cpu" && st.Unit == "nanoseconds":
-			cpuIdx = i
-		}
-	}
-	if countIdx < 0 || cpuIdx < 0 {
-		return 0, 0, errors.New("profile lacks sample type samples/count or cpu/nanoseconds")
+		valueIdx[i] = schema.Index(schema.Of(st))
+		types |= 1 << valueIdx[i]
 	}
 	for i, smp := range p.Sample {
 		if len(smp.Value) != len(p.SampleType) {
-			return 0, 0, fmt.Errorf("sample %d has %d values for %d sample types", i, len(smp.Value), len(p.SampleType))
+			return nil, 0, fmt.Errorf("sample %d has %d values for %d sample types", i, len(smp.Value), len(p.SampleType))
 		}
-		if smp.Value[countIdx] < 0 || smp.Value[cpuIdx] < 0 {
-			return 0, 0, fmt.Errorf("sample %d has a negative value", i)
+		for _, v := range smp.Value {
+			if v < 0 {
+				return nil, 0, fmt.Errorf("sample %d has a negative value", i)
+			}
 		}
 	}
-	return countIdx, cpuIdx, nil
+	return valueIdx, types, nil
 }
 
 func periodOf(p *profile.Profile) int64 {
-	if p.PeriodType != nil && p.PeriodType.Type == "cpu" && p.PeriodType.Unit == "nanoseconds" && p.Period > 0 {
+	if schema.Of(p.PeriodType) == schema.PeriodType && p.Period > 0 {
 		return p.Period
 	}
 	return 0
@@ -252,16 +246,16 @@ func (e *intervalEncoder) labelSet(smp *profile.Sample) uint32 {
 
 // sameLabels reports whether two samples have the same kept labels.
 func sameLabels(a, b *profile.Sample) bool {
-	for _, name := range sampleLabelNames {
+	for _, name := range schema.StoredStringLabels {
 		if first(a.Label[name]) != first(b.Label[name]) {
 			return false
 		}
 	}
-	ap, bp := a.NumLabel["pid"], b.NumLabel["pid"]
+	ap, bp := a.NumLabel[schema.LabelPID], b.NumLabel[schema.LabelPID]
 	if len(ap) != len(bp) || len(ap) > 0 && ap[0] != bp[0] {
 		return false
 	}
-	return first(a.Label["pid"]) == first(b.Label["pid"])
+	return first(a.Label[schema.LabelPID]) == first(b.Label[schema.LabelPID])
 }
 
 func first(v []string) string {
@@ -273,15 +267,15 @@ func first(v []string) string {
 
 func (e *intervalEncoder) newLabelSet(smp *profile.Sample) uint32 {
 	ls := append(e.labels[:0], e.host...)
-	for _, name := range sampleLabelNames {
+	for _, name := range schema.StoredStringLabels {
 		if v := smp.Label[name]; len(v) > 0 && v[0] != "" {
 			ls = append(ls, labelPair{name, v[0]})
 		}
 	}
-	if v := smp.NumLabel["pid"]; len(v) > 0 {
-		ls = append(ls, labelPair{"pid", strconv.FormatInt(v[0], 10)})
-	} else if v := smp.Label["pid"]; len(v) > 0 && v[0] != "" {
-		ls = append(ls, labelPair{"pid", v[0]})
+	if v := smp.NumLabel[schema.LabelPID]; len(v) > 0 {
+		ls = append(ls, labelPair{schema.LabelPID, strconv.FormatInt(v[0], 10)})
+	} else if v := smp.Label[schema.LabelPID]; len(v) > 0 && v[0] != "" {
+		ls = append(ls, labelPair{schema.LabelPID, v[0]})
 	}
 	sort.Slice(ls, func(i, j int) bool { return ls[i].name < ls[j].name })
 	e.labels = ls
@@ -417,11 +411,11 @@ func (s *Store) buildRollup(level int, bucket int64) error {
 	}
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
-	recs, period, err := s.mergePlanned(context.Background(), txn, planned, Selector{})
+	recs, vals, err := s.mergePlanned(context.Background(), txn, planned, Selector{})
 	if err != nil {
 		return err
 	}
-	h := blockHeader{startNanos: bucket, durationNanos: d, periodNanos: period}
+	h := blockHeader{startNanos: bucket, durationNanos: d, periodNanos: vals.periodNanos, types: vals.types}
 	return s.write(nil, level, bucket, encodeBlock(h, recs), old.parts)
 }
 

@@ -212,7 +212,7 @@ func (s *Store) countSamples(t testing.TB, from, to time.Time) (samples, records
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	_, err := s.scanPlanned(context.Background(), txn, s.index.plan(nil, from.UnixNano(), to.UnixNano(), 0), Selector{}, nil, func(r record) {
-		samples += r.count
+		samples += r.count()
 		records++
 	})
 	if err != nil {

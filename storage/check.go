@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/schema"
 )
 
 // CheckReport is what Check found in a store.
@@ -94,8 +98,11 @@ func Check(ctx context.Context, dir string, log *slog.Logger) (CheckReport, erro
 	if err != nil {
 		return rep, damaged(dir, "the history does not read (%v)", err)
 	}
-	for _, sample := range p.Sample {
-		rep.Samples += sample.Value[0]
+	// The samples/count value, which a store of other types may lack.
+	if i := slices.IndexFunc(p.SampleType, func(vt *profile.ValueType) bool { return schema.Of(vt) == schema.Samples }); i >= 0 {
+		for _, sample := range p.Sample {
+			rep.Samples += sample.Value[i]
+		}
 	}
 	return rep, nil
 }

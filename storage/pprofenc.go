@@ -10,6 +10,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/internal/mainmapping"
+	"github.com/ember-profiler/ember/schema"
 )
 
 // WriteProfile writes the merged profile of q to w as uncompressed pprof
@@ -42,7 +43,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	planned := s.index.plan(nil, q.From.UnixNano(), q.To.UnixNano(), s.maxLevel())
-	recs, period, err := s.mergePlanned(ctx, txn, planned, q.Selector)
+	recs, vals, err := s.mergePlanned(ctx, txn, planned, q.Selector)
 	if err != nil {
 		return err
 	}
@@ -65,8 +66,11 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		return err
 	}
 
-	out = e.appendValueType(out, 1, "samples", "count")
-	out = e.appendValueType(out, 1, "cpu", "nanoseconds")
+	types := vals.types.orCPU()
+	idx := types.indexes()
+	for _, st := range types.sampleTypes() {
+		out = e.appendValueType(out, 1, st.Type, st.Unit)
+	}
 
 	// Indexed by dictionary id, which is dense: map probes were a tenth of
 	// the time.
@@ -109,16 +113,18 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 			labels = e.labelSet(ls)
 			exe := ""
 			for _, pair := range ls {
-				if pair.name == "exe" {
+				if pair.name == schema.LabelExe {
 					exe = pair.value
 				}
 			}
 			programs.Add(exe)
 			labelBytes[r.labelSet] = labels
 		}
-		var buf [2 + 2*binary.MaxVarintLen64]byte
-		values := binary.AppendUvarint(buf[:2], uint64(r.count))
-		values = binary.AppendUvarint(values, uint64(r.cpuNanos))
+		var buf [2 + numValues*binary.MaxVarintLen64]byte
+		values := buf[:2]
+		for _, t := range idx {
+			values = binary.AppendUvarint(values, uint64(r.value(t)))
+		}
 		buf[0], buf[1] = 2<<3|2, byte(len(values)-2) // field 2, packed; under 128 bytes
 		out = binary.AppendUvarint(out, 2<<3|2)
 		out = binary.AppendUvarint(out, uint64(len(locs)+len(values)+len(labels)))
@@ -186,8 +192,11 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	}
 	out = appendVarintField(out, 9, uint64(q.From.UnixNano()))
 	out = appendVarintField(out, 10, uint64(q.To.Sub(q.From).Nanoseconds()))
-	out = e.appendValueType(out, 11, "cpu", "nanoseconds")
-	out = appendVarintField(out, 12, uint64(period))
+	out = e.appendValueType(out, 11, schema.PeriodType.Type, schema.PeriodType.Unit)
+	out = appendVarintField(out, 12, uint64(vals.periodNanos))
+	if def := types.defaultType(); def != "" {
+		out = appendVarintField(out, 14, uint64(e.str(def)))
+	}
 	// The string table last: every index above has been handed out by now.
 	for _, str := range e.stringTable {
 		out = binary.AppendUvarint(out, 6<<3|2)
@@ -230,7 +239,7 @@ func (e *pprofEncoder) labelSet(ls labelSet) []byte {
 	var out, msg []byte
 	pid, hasPid := int64(0), false
 	for _, pair := range ls {
-		if pair.name == "pid" {
+		if pair.name == schema.LabelPID {
 			if n, err := strconv.ParseInt(pair.value, 10, 64); err == nil {
 				pid, hasPid = n, true
 				continue
@@ -241,7 +250,7 @@ func (e *pprofEncoder) labelSet(ls labelSet) []byte {
 		out = appendBytesField(out, 3, msg)
 	}
 	if hasPid {
-		msg = appendVarintField(msg[:0], 1, uint64(e.str("pid")))
+		msg = appendVarintField(msg[:0], 1, uint64(e.str(schema.LabelPID)))
 		msg = appendVarintField(msg, 3, uint64(pid))
 		out = appendBytesField(out, 3, msg)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/internal/mainmapping"
+	"github.com/ember-profiler/ember/schema"
 )
 
 func checkRange(from, to time.Time) error {
@@ -24,10 +25,22 @@ func checkRange(from, to time.Time) error {
 	return nil
 }
 
+// blockValues is what a read learns of the values of the blocks it read:
+// the longest period, and every sample type any of them holds.
+type blockValues struct {
+	periodNanos int64
+	types       typeSet
+}
+
+func (v *blockValues) add(h blockHeader) {
+	v.periodNanos = max(v.periodNanos, h.periodNanos)
+	v.types |= h.types
+}
+
 // scan reads the blocks covering [from, to) and passes the records of the
 // label sets that match sel to visit (or only the label set ids, if visit
 // is nil). The caller holds s.mu for reading.
-func (s *Store) scan(ctx context.Context, txn *badger.Txn, from, to int64, sel Selector, visitLabelSet func(uint32), visit func(record)) (period int64, err error) {
+func (s *Store) scan(ctx context.Context, txn *badger.Txn, from, to int64, sel Selector, visitLabelSet func(uint32), visit func(record)) (blockValues, error) {
 	return s.scanPlanned(ctx, txn, s.index.plan(nil, from, to, s.maxLevel()), sel, visitLabelSet, visit)
 }
 
@@ -39,36 +52,37 @@ func (s *Store) maxLevel() int {
 	return numLevels - 1
 }
 
-func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record)) (period int64, err error) {
+func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record)) (blockValues, error) {
 	want := s.labelSetFilter(sel, visitLabelSet)
+	var vals blockValues
 	for i, pb := range planned {
 		if i%8 == 0 {
 			if err := ctx.Err(); err != nil {
-				return 0, err
+				return vals, err
 			}
 		}
 		h, err := readBlock(txn, pb, want, visit)
 		if err != nil {
-			return 0, fmt.Errorf("storage: read: %w", err)
+			return vals, fmt.Errorf("storage: read: %w", err)
 		}
-		period = max(period, h.periodNanos)
+		vals.add(h)
 	}
-	return period, nil
+	return vals, nil
 }
 
 // mergePlanned reads blocks and merges their records (of the label sets
 // that sel matches), sorted by (label set, stack).
-func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector) (recs []record, period int64, err error) {
+func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector) (recs []record, vals blockValues, err error) {
 	want := s.labelSetFilter(sel, nil)
 	var block, merged []record
 	for _, pb := range planned {
 		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+			return nil, vals, err
 		}
 		block = block[:0]
 		h, err := readBlock(txn, pb, want, func(r record) { block = append(block, r) })
 		if err != nil {
-			return nil, 0, fmt.Errorf("storage: read: %w", err)
+			return nil, vals, fmt.Errorf("storage: read: %w", err)
 		}
 		if !isSorted(block) { // blocks are written sorted; never trust it blindly
 			acc := make(sums)
@@ -77,7 +91,7 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 			}
 			block = acc.records()
 		}
-		period = max(period, h.periodNanos)
+		vals.add(h)
 		if n := len(recs) + len(block); cap(merged) < n {
 			// Room for the next blocks' new keys too, but not twice the
 			// size: this buffer and the last merge's are both alive here.
@@ -86,7 +100,7 @@ func (s *Store) mergePlanned(ctx context.Context, txn *badger.Txn, planned []pla
 		merged = mergeRecords(merged[:0], recs, block)
 		recs, merged = merged, recs
 	}
-	return recs, period, nil
+	return recs, vals, nil
 }
 
 // labelSetFilter returns a function that says whether a label set matches
@@ -130,9 +144,10 @@ func (s *Store) labelSetFilter(sel Selector, visitLabelSet func(uint32)) func(ui
 const labelSetReadAhead = 256
 
 // Query returns the merged profile of the samples in [From, To) matching
-// the selector: a valid pprof profile with sample types samples/count and
-// cpu/nanoseconds, its samples labelled comm, pid (numeric), exe, cgroup,
-// container and the host labels.
+// the selector: a valid pprof profile with the sample types the blocks
+// read hold, in schema.Known order (samples/count and cpu/nanoseconds for
+// CPU profiles, and when nothing was read), its samples labelled comm, pid
+// (numeric), exe, cgroup, container and the host labels.
 func (s *Store) Query(ctx context.Context, q ProfileQuery) (*profile.Profile, error) {
 	if err := checkRange(q.From, q.To); err != nil {
 		return nil, err
@@ -145,14 +160,14 @@ func (s *Store) Query(ctx context.Context, q ProfileQuery) (*profile.Profile, er
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	planned := s.index.plan(nil, q.From.UnixNano(), q.To.UnixNano(), s.maxLevel())
-	recs, period, err := s.mergePlanned(ctx, txn, planned, q.Selector)
+	recs, vals, err := s.mergePlanned(ctx, txn, planned, q.Selector)
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return s.buildProfile(recs, period, q.From, q.To, true)
+	return s.buildProfile(recs, vals, q.From, q.To, true)
 }
 
 // StackProfile is Query without sample labels: one sample per distinct
@@ -173,12 +188,12 @@ func (s *Store) StackProfile(ctx context.Context, q ProfileQuery) (*profile.Prof
 	defer txn.Discard()
 	// Stack ids are dense, so sums indexed by id beat a map.
 	type sum struct {
-		count, cpuNanos int64
-		seen            bool
+		rec  record
+		seen bool
 	}
 	sums := make([]sum, s.dict.stacks.last+1)
 	var seen []uint32
-	period, err := s.scan(ctx, txn, q.From.UnixNano(), q.To.UnixNano(), q.Selector, nil, func(r record) {
+	vals, err := s.scan(ctx, txn, q.From.UnixNano(), q.To.UnixNano(), q.Selector, nil, func(r record) {
 		if int(r.stack) >= len(sums) { // not in the dictionary: buildProfile says so
 			sums = append(sums, make([]sum, int(r.stack)+1-len(sums))...)
 		}
@@ -187,8 +202,7 @@ func (s *Store) StackProfile(ctx context.Context, q ProfileQuery) (*profile.Prof
 			acc.seen = true
 			seen = append(seen, r.stack)
 		}
-		acc.count += r.count
-		acc.cpuNanos += r.cpuNanos
+		acc.rec.add(&r)
 	})
 	if err != nil {
 		return nil, err
@@ -199,25 +213,26 @@ func (s *Store) StackProfile(ctx context.Context, q ProfileQuery) (*profile.Prof
 	slices.Sort(seen)
 	recs := make([]record, len(seen))
 	for i, id := range seen {
-		recs[i] = record{stack: id, count: sums[id].count, cpuNanos: sums[id].cpuNanos}
+		recs[i] = sums[id].rec
+		recs[i].labelSet, recs[i].stack = 0, id
 	}
-	return s.buildProfile(recs, period, q.From, q.To, false)
+	return s.buildProfile(recs, vals, q.From, q.To, false)
 }
 
 // buildProfile turns records into a pprof profile, creating each location,
 // function and mapping once. The caller holds s.mu for reading.
-func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, withLabels bool) (*profile.Profile, error) {
+func (s *Store) buildProfile(recs []record, vals blockValues, from, to time.Time, withLabels bool) (*profile.Profile, error) {
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
+	types := vals.types.orCPU()
+	idx := types.indexes()
 	p := &profile.Profile{
-		SampleType: []*profile.ValueType{
-			{Type: "samples", Unit: "count"},
-			{Type: "cpu", Unit: "nanoseconds"},
-		},
-		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
-		Period:        period,
-		TimeNanos:     from.UnixNano(),
-		DurationNanos: to.Sub(from).Nanoseconds(),
+		SampleType:        schema.ValueTypes(types.sampleTypes()...),
+		DefaultSampleType: types.defaultType(),
+		PeriodType:        schema.PeriodType.ValueType(),
+		Period:            vals.periodNanos,
+		TimeNanos:         from.UnixNano(),
+		DurationNanos:     to.Sub(from).Nanoseconds(),
 	}
 	b, err := s.newProfileBuilder(txn, p, recs, withLabels)
 	if err != nil {
@@ -230,7 +245,8 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, wi
 	// stack share its location slice (pprof does not modify them).
 	p.Sample = make([]*profile.Sample, len(recs))
 	samples := make([]profile.Sample, len(recs))
-	values := make([]int64, 2*len(recs))
+	n := len(idx)
+	values := make([]int64, n*len(recs))
 	stacks := make(map[uint32][]*profile.Location)
 	var ids []uint32
 	for i, r := range recs {
@@ -255,8 +271,10 @@ func (s *Store) buildProfile(recs []record, period int64, from, to time.Time, wi
 		}
 		smp := &samples[i]
 		smp.Location = locs
-		smp.Value = values[2*i : 2*i+2 : 2*i+2]
-		smp.Value[0], smp.Value[1] = r.count, r.cpuNanos
+		smp.Value = values[n*i : n*i+n : n*i+n]
+		for j, t := range idx {
+			smp.Value[j] = r.value(t)
+		}
 		if withLabels {
 			l := b.sampleLabels(r.labelSet)
 			smp.Label, smp.NumLabel = l.str, l.num
@@ -331,9 +349,9 @@ func (b *profileBuilder) sampleLabels(id uint32) sampleLabels {
 	l := sampleLabels{str: make(map[string][]string)}
 	ls := b.dict.labelSets[id]
 	for _, pair := range ls {
-		if pair.name == "pid" {
+		if pair.name == schema.LabelPID {
 			if pid, err := strconv.ParseInt(pair.value, 10, 64); err == nil {
-				l.num = map[string][]int64{"pid": {pid}}
+				l.num = map[string][]int64{schema.LabelPID: {pid}}
 				continue
 			}
 		}

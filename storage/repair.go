@@ -127,11 +127,11 @@ func (s *Store) dropUnreadable(ctx context.Context) (int, error) {
 	for level := range numLevels {
 		for _, ref := range s.index[level] {
 			b := plannedBlock{level, ref}
-			recs, period, err := s.mergePlanned(ctx, txn, []plannedBlock{b}, Selector{})
+			recs, vals, err := s.mergePlanned(ctx, txn, []plannedBlock{b}, Selector{})
 			if err == nil {
 				from := time.Unix(0, ref.startNanos)
 				var p *profile.Profile
-				p, err = s.buildProfile(recs, period, from, from.Add(max(levelDurations[level], time.Second)), true)
+				p, err = s.buildProfile(recs, vals, from, from.Add(max(levelDurations[level], time.Second)), true)
 				// Records of label sets no longer in the dictionary are
 				// skipped as not matching; a stored block is never empty.
 				if err == nil && len(p.Sample) == 0 {

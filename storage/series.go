@@ -9,7 +9,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 
-	"github.com/ember-profiler/ember/storage/query"
+	"github.com/ember-profiler/ember/schema"
 )
 
 // seriesLookback is how far before From a query looks for an interval that
@@ -38,7 +38,7 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 		return nil, fmt.Errorf("storage: series of %s in steps of %s has %d points, more than %d: use a longer step",
 			q.To.Sub(q.From), q.Step, steps, MaxSeriesPoints)
 	}
-	if q.GroupBy != "" && !query.ValidLabelName(q.GroupBy) {
+	if q.GroupBy != "" && !schema.ValidLabelName(q.GroupBy) {
 		return nil, fmt.Errorf("storage: group by %q: not a label name", q.GroupBy)
 	}
 	s.mu.RLock()
@@ -279,7 +279,7 @@ func (s *Store) groupTotals(ctx context.Context, txn *badger.Txn, planned []plan
 		}
 		groupOf[id] = gi
 	}, func(r record) {
-		acc.totals[groupOf[r.labelSet]] += float64(r.cpuNanos)
+		acc.totals[groupOf[r.labelSet]] += float64(r.cpuNanos())
 	})
 	return err
 }
@@ -298,7 +298,7 @@ func (s *Store) readSpread(ctx context.Context, txn *badger.Txn, planned []plann
 			}
 		}
 		h, err := readBlock(txn, pb, want, func(r record) {
-			acc.add(slotOf[r.labelSet], r.cpuNanos)
+			acc.add(slotOf[r.labelSet], r.cpuNanos())
 		})
 		if err != nil {
 			return fmt.Errorf("storage: read: %w", err)

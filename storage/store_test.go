@@ -257,12 +257,13 @@ func TestBadQueries(t *testing.T) {
 	if err := s.Append(ctx, p, map[string]string{"comm": "x"}); err == nil {
 		t.Error("host label comm: no error")
 	}
-	p.SampleType = p.SampleType[:1]
-	for _, smp := range p.Sample {
-		smp.Value = smp.Value[:1]
-	}
+	p.SampleType[1] = &profile.ValueType{Type: "alloc_space", Unit: "bytes"}
 	if err := s.Append(ctx, p, nil); err == nil {
-		t.Error("profile without cpu/nanoseconds: no error")
+		t.Error("profile of an unknown sample type: no error")
+	}
+	p.SampleType, p.Sample = nil, nil
+	if err := s.Append(ctx, p, nil); err == nil {
+		t.Error("profile without sample types: no error")
 	}
 	if err := s.Append(ctx, nil, nil); err == nil {
 		t.Error("nil profile: no error")

@@ -11,6 +11,7 @@ import (
 	"github.com/ember-profiler/ember/internal/mainmapping"
 
 	"github.com/ember-profiler/ember/model"
+	"github.com/ember-profiler/ember/schema"
 )
 
 const (
@@ -54,11 +55,8 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 		functions: make(map[frame]*profile.Function),
 		perfMaps:  make(map[uint32]*perfMap),
 		p: &profile.Profile{
-			SampleType: []*profile.ValueType{
-				{Type: "samples", Unit: "count"},
-				{Type: "cpu", Unit: "nanoseconds"},
-			},
-			PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+			SampleType:    schema.CPUSampleTypes(),
+			PeriodType:    schema.PeriodType.ValueType(),
 			Period:        periodNanos,
 			TimeNanos:     b.Start.UnixNano(),
 			DurationNanos: b.End.Sub(b.Start).Nanoseconds(),
@@ -216,18 +214,18 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 		Location: locs,
 		Value:    []int64{count, count * periodNanos},
 		Label:    sampleLabels(smp, pb.batch.Processes[smp.Key()]),
-		NumLabel: map[string][]int64{"pid": {int64(smp.PID)}, "tid": {int64(smp.TID)}},
+		NumLabel: map[string][]int64{schema.LabelPID: {int64(smp.PID)}, schema.LabelTID: {int64(smp.TID)}},
 	})
 }
 
 // sampleLabels are the string labels of a sample: comm always, and the
 // executable, cgroup and container where the process snapshot has them.
 func sampleLabels(smp *model.Sample, proc *model.Process) map[string][]string {
-	labels := map[string][]string{"comm": {smp.Comm}}
+	labels := map[string][]string{schema.LabelComm: {smp.Comm}}
 	if proc == nil {
 		return labels
 	}
-	for name, value := range map[string]string{"exe": proc.Exe, "cgroup": proc.Cgroup, "container": proc.ContainerID} {
+	for name, value := range map[string]string{schema.LabelExe: proc.Exe, schema.LabelCgroup: proc.Cgroup, schema.LabelContainer: proc.ContainerID} {
 		if value != "" {
 			labels[name] = []string{value}
 		}

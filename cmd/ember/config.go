@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/internal/bytesize"
+	"github.com/ember-profiler/ember/schema"
 )
 
 // daemonConfig is everything `ember daemon` can be told, with its defaults.
@@ -150,11 +150,6 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 	return cfg, cfg.validate()
 }
 
-var labelNamePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
-// reservedLabels are set by Ember on every sample; a host label must not hide them.
-var reservedLabels = map[string]bool{"comm": true, "pid": true, "tid": true, "exe": true, "cgroup": true, "container": true}
-
 // configFile is the YAML file: the settings, plus the names of the first
 // releases (labels, debug-dirs), still read.
 type configFile struct {
@@ -227,11 +222,8 @@ func (c *daemonConfig) validate() error {
 		return errors.New(strings.TrimPrefix(flagError(err).Error(), "--"))
 	}
 	for key := range c.Labels {
-		if !labelNamePattern.MatchString(key) {
-			return fmt.Errorf("label %q: names are letters, digits and underscores, not starting with a digit", key)
-		}
-		if reservedLabels[key] {
-			return fmt.Errorf("label %q: reserved for Ember's own labels", key)
+		if err := schema.CheckHostLabel(key); err != nil {
+			return err
 		}
 	}
 	return nil

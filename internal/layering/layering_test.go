@@ -24,6 +24,7 @@ const module = "github.com/ember-profiler/ember"
 // must be given a place here.
 var layers = map[string]int{
 	"model":      0,
+	"schema":     0, // the profile's sample types and labels, shared by every stage
 	"internal":   0,
 	"ui":         0,
 	"bpf":        1,

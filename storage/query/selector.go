@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ember-profiler/ember/schema"
 )
 
 // matchOp is a label matcher's operator.
@@ -160,7 +162,7 @@ func (p *selectorParser) consume(tok string) bool {
 func (p *selectorParser) matcher() (matcher, error) {
 	var m matcher
 	start := p.pos
-	for p.pos < len(p.in) && isLabelChar(p.in[p.pos], p.pos == start) {
+	for p.pos < len(p.in) && schema.IsLabelChar(p.in[p.pos], p.pos == start) {
 		p.pos++
 	}
 	if p.pos == start {
@@ -195,24 +197,6 @@ func (p *selectorParser) matcher() (matcher, error) {
 		m.re = re
 	}
 	return m, nil
-}
-
-// ValidLabelName reports whether name is a label name a selector can
-// match: letters, digits and _, not starting with a digit.
-func ValidLabelName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if !isLabelChar(name[i], i == 0) {
-			return false
-		}
-	}
-	return true
-}
-
-func isLabelChar(c byte, first bool) bool {
-	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || !first && c >= '0' && c <= '9'
 }
 
 // quoted reads a "", ” or “ quoted string.

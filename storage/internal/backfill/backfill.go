@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/schema"
 )
 
 // Config sets the shape of the history. Zero fields take the defaults.
@@ -172,11 +174,8 @@ func (g *Generator) Interval(start time.Time, d time.Duration) *profile.Profile 
 	period := int64(time.Second) / int64(g.cfg.FrequencyHz)
 	b := &builder{
 		p: &profile.Profile{
-			SampleType: []*profile.ValueType{
-				{Type: "samples", Unit: "count"},
-				{Type: "cpu", Unit: "nanoseconds"},
-			},
-			PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+			SampleType:    schema.CPUSampleTypes(),
+			PeriodType:    schema.PeriodType.ValueType(),
 			Period:        period,
 			TimeNanos:     start.UnixNano(),
 			DurationNanos: d.Nanoseconds(),
@@ -291,11 +290,11 @@ func (b *builder) add(k sampleKey, period int64, kp *kernelPool) {
 	s := &profile.Sample{
 		Location: locs,
 		Value:    []int64{1, period},
-		Label:    map[string][]string{"comm": {prog.comm}, "exe": {prog.exe}, "cgroup": {k.proc.cgroup}},
-		NumLabel: map[string][]int64{"pid": {int64(k.proc.pid)}, "tid": {int64(k.tid)}},
+		Label:    map[string][]string{schema.LabelComm: {prog.comm}, schema.LabelExe: {prog.exe}, schema.LabelCgroup: {k.proc.cgroup}},
+		NumLabel: map[string][]int64{schema.LabelPID: {int64(k.proc.pid)}, schema.LabelTID: {int64(k.tid)}},
 	}
 	if k.proc.container != "" {
-		s.Label["container"] = []string{k.proc.container}
+		s.Label[schema.LabelContainer] = []string{k.proc.container}
 	}
 	b.samples[k] = s
 	b.p.Sample = append(b.p.Sample, s)
