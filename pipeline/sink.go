@@ -27,8 +27,9 @@ type SinkConfig struct {
 	// one it is writing; a new interval finding the queue full is dropped
 	// and counted (dropped_behind). Default 1.
 	QueueIntervals int
-	// CountOutcome, if set, is also told every interval's outcome: for
-	// metrics older than sinks (the store's ember_intervals_total).
+	// CountOutcome, if set, is also told every interval's outcome, from
+	// more than one goroutine: for metrics older than sinks (the store's
+	// ember_intervals_total).
 	CountOutcome func(outcome string)
 }
 
