@@ -20,7 +20,9 @@ func TestBlockedSinkDoesNotHoldTheOthers(t *testing.T) {
 	defer close(blocked.gate)
 	good := &fakeSink{name: "good"}
 	cfg := testConfig(dr, &fakeNamer{}, 20*time.Millisecond, 5*time.Millisecond, blocked, good)
-	cfg.ShutdownTimeout = 200 * time.Millisecond
+	// Long enough for the good sink on a loaded host; Run waits it out
+	// for the blocked one.
+	cfg.ShutdownTimeout = 5 * time.Second
 	// Room for every interval: a loaded host may hold the good sink's
 	// goroutine for longer than an interval, which is not what is tested.
 	cfg.Sinks[1].QueueIntervals = 1000
@@ -78,7 +80,8 @@ func TestStopFlushesEverySink(t *testing.T) {
 	}
 	drained := int64(dr.count())
 	for _, s := range []*fakeSink{fast, &slow.fakeSink} {
-		if got := s.samples(); got != drained || s.intervals() != 1 {
+		// One interval, or two should the test straddle the hour.
+		if got := s.samples(); got != drained || s.intervals() < 1 || s.intervals() > 2 {
 			t.Errorf("sink %s got %d samples in %d intervals at stop, want the %d drained in one", s.name, got, s.intervals(), drained)
 		}
 	}
@@ -86,8 +89,8 @@ func TestStopFlushesEverySink(t *testing.T) {
 		t.Error("two sinks share one profile: either may change it under the other")
 	}
 	for _, tot := range p.Totals() {
-		if tot.Written != 1 || tot.Dropped != 0 {
-			t.Errorf("sink %s totals %+v, want one written", tot.Name, tot)
+		if tot.Written != uint64(fast.intervals()) || tot.Dropped != 0 {
+			t.Errorf("sink %s totals %+v, want %d written", tot.Name, tot, fast.intervals())
 		}
 	}
 }
@@ -159,8 +162,14 @@ func TestDropErrorCountsItsReason(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if n := sinkOutcomes(p, "refusing", "dropped_disk_full"); n != 1 || len(outcomes) != 1 || outcomes[0] != "dropped_disk_full" {
-		t.Errorf("dropped_disk_full counted %d times, outcomes told %v; want once", n, outcomes)
+	n := sinkOutcomes(p, "refusing", "dropped_disk_full")
+	if n < 1 || int(n) != len(outcomes) {
+		t.Errorf("dropped_disk_full counted %d times, outcomes told %v", n, outcomes)
+	}
+	for _, o := range outcomes {
+		if o != "dropped_disk_full" {
+			t.Errorf("outcome %q told for a sink that refuses every interval as disk_full", o)
+		}
 	}
 	if strings.Contains(logs.String(), "no space") {
 		t.Errorf("the pipeline logged a refusal the sink reports itself:\n%s", logs.String())
