@@ -34,7 +34,7 @@ for round in $(seq "$rounds"); do
   wait "$pid" || true
   took=$(echo "$(date +%s.%N) - $t0" | bc)
   line=$(grep 'ember daemon stopped' "$data/log" | sed 's/.*intervals_written/intervals_written/' || true)
-  dropped=$(grep -c "context canceled\|not stored in time" "$data/log" || true)
+  dropped=$(grep -c "context canceled\|not stored in time\|not written in time" "$data/log" || true)
   [ "$dropped" -gt 0 ] && lost=$((lost + 1))
   [ "$(echo "$took > $slowest" | bc)" = 1 ] && slowest=$took
   echo "round $round: stop $took s, $line, interval lost: $dropped"

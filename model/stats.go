@@ -88,3 +88,34 @@ type ImageReads struct {
 func (r ImageReads) Minus(o ImageReads) ImageReads {
 	return ImageReads{r.Read - o.Read, r.Dropped - o.Dropped, r.Cancelled - o.Cancelled}
 }
+
+// Add adds a later batch's counters to s, a running total. The unwind
+// tables are a gauge: s takes o's.
+func (s *Stats) Add(o Stats) {
+	s.Taken += o.Taken
+	s.Idle += o.Idle
+	s.Filtered += o.Filtered
+	s.Recorded += o.Recorded
+	s.CountMapFull += o.CountMapFull
+	s.EventsLost += o.EventsLost
+	s.ForksUnfollowed += o.ForksUnfollowed
+	s.Truncated += o.Truncated
+	if s.UserLost == nil {
+		s.UserLost, s.KernelLost = map[LossReason]uint64{}, map[LossReason]uint64{}
+	}
+	for r, n := range o.UserLost {
+		s.UserLost[r] += n
+	}
+	for r, n := range o.KernelLost {
+		s.KernelLost[r] += n
+	}
+	s.Unwind.Frames += o.Unwind.Frames
+	s.Unwind.KernelFP += o.Unwind.KernelFP
+	if s.Unwind.Ends == nil {
+		s.Unwind.Ends = map[UnwindEnd]uint64{}
+	}
+	for e, n := range o.Unwind.Ends {
+		s.Unwind.Ends[e] += n
+	}
+	s.Unwind.Tables = o.Unwind.Tables
+}

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ember-profiler/ember/collector"
-	"github.com/ember-profiler/ember/model"
+	"github.com/ember-profiler/ember/pipeline"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/symbolizer"
 	"github.com/ember-profiler/ember/ui"
@@ -114,7 +112,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		// Built tables survive restarts next to the store.
 		UnwindTableBytes: int64(cfg.UnwindTableSize),
 		UnwindCacheDir:   filepath.Join(cfg.DataDir, "unwind-cache"),
-		// Batches are named out of step with draining (see daemon.run).
+		// Batches are named out of step with draining (see pipeline.Run).
 		HoldBatchFiles: true,
 		Logger:         log,
 	})
@@ -158,35 +156,14 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 	return runErr
 }
 
-// drainer and namer are the collector and symbolizer as the daemon uses them.
-type drainer interface {
-	Drain() (*model.Batch, error)
-}
-
-type namer interface {
-	Profile(*model.Batch) (*profile.Profile, error)
-}
-
 type daemon struct {
 	cfg        daemonConfig
 	log        *slog.Logger
-	collector  drainer
-	symbolizer namer
+	collector  pipeline.Source
+	symbolizer pipeline.Namer
 	store      profileStore
 	metrics    *daemonMetrics
 	live       *liveFeed
-
-	// losses adds up the sampler's counters since the last interval ended:
-	// the drain stage adds every batch's, dropped or not, and the naming
-	// stage takes them at each boundary.
-	lossesMu sync.Mutex
-	losses   model.Stats
-	// namingBehind (drain stage), storeBehind (naming stage) and diskFull
-	// (store stage) are set while a stage refuses work, so that each episode
-	// is logged when it starts and ends, not at every drop.
-	namingBehind, storeBehind, diskFull bool
-	// Counters over the daemon's life, for the stop log.
-	intervalsWritten, intervalsDropped atomic.Uint64
 }
 
 // shutdownWorkTime is how long after a stop signal the last interval may
@@ -195,58 +172,38 @@ type daemon struct {
 // 1 s measured on a busy host, bench/daemon-busy.sh).
 func shutdownWorkTime(cfg daemonConfig) time.Duration { return cfg.ShutdownDeadline * 3 / 4 }
 
-// Bounds on the work the stages after draining may hold. A batch holds its
-// samples and the files of its processes open; an interval, its profile.
-// Batches are usually far smaller than the maps allow, so the naming queue
-// holds many (half a minute at the default drain interval: the first
-// batches, named with every file parsed cold, take seconds each on a busy
-// host), but never more samples than namingQueueDrains full drains.
-const (
-	namingQueueBatches  = 32
-	namingQueueDrains   = 2
-	storeQueueIntervals = 1
-)
+// storeQueueIntervals bounds the intervals waiting for the store beside
+// the one it writes.
+const storeQueueIntervals = 1
 
 // run drains every DrainInterval and stores a profile at every interval
-// boundary (aligned to the wall clock, so intervals line up across
-// restarts). Draining, naming and storing are three goroutines joined by
-// bounded queues, so a slow symbolizer or store never delays draining (a
-// late drain loses stacks to full BPF maps): a full naming queue folds new
-// batches into the last one waiting, and past that drops work and counts
-// it. When ctx ends, the interval in progress is drained, named and stored
-// within the shutdown deadline.
+// boundary (see pipeline.Run) until ctx ends, then stores the interval in
+// progress within the shutdown deadline.
 func (d *daemon) run(ctx context.Context) error {
-	// Naming and storing outlive ctx until the shutdown deadline: the last
-	// interval is stored with this context, never with the cancelled one.
-	finish, cancelFinish := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelFinish()
-	stopDeadline := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownWorkTime(d.cfg), cancelFinish) })
-	defer stopDeadline()
 	// Live profiles end with the last drain named.
 	defer d.live.stop()
-
-	// A folded batch holds at most what one drain can.
-	queue := newBatchQueue(namingQueueBatches, namingQueueDrains*int(d.cfg.CountMapEntries), int(d.cfg.CountMapEntries), d.cfg.Interval)
-	intervals := make(chan *intervalProfile, storeQueueIntervals)
-	stored := make(chan struct{})
-	go d.nameBatches(finish, queue, intervals)
-	go func() {
-		defer close(stored)
-		d.storeIntervals(finish, intervals)
-	}()
-	d.drainOnSchedule(ctx, queue)
-
-	select {
-	case <-stored:
-	case <-finish.Done():
-		select {
-		case <-stored:
-		default:
-			d.log.Error("the last interval was not stored in time and is lost; a larger --shutdown-timeout gives it longer",
-				slog.Duration("shutdown_timeout", d.cfg.ShutdownDeadline))
-		}
+	store := &storeSink{store: d.store, labels: d.cfg.Labels, dataDir: d.cfg.DataDir, log: d.log, appendSeconds: d.metrics.storeAppend}
+	p, err := pipeline.New(pipeline.Config{
+		Source: observedSource{d.collector, d.metrics},
+		Namer:  liveNamer{d.symbolizer, d.live},
+		Sinks: []pipeline.SinkConfig{{Sink: store, QueueIntervals: storeQueueIntervals,
+			CountOutcome: d.metrics.countStoreInterval}},
+		DrainInterval: d.cfg.DrainInterval,
+		Interval:      d.cfg.Interval,
+		// A folded batch holds at most what one drain can.
+		MaxBatchSamples: int(d.cfg.CountMapEntries),
+		ShutdownTimeout: shutdownWorkTime(d.cfg),
+		Metrics:         d.metrics.pipeline,
+		Logger:          d.log,
+	})
+	if err != nil {
+		return err
 	}
-	d.log.Info("ember daemon stopped", slog.Uint64("intervals_written", d.intervalsWritten.Load()),
-		slog.Uint64("intervals_dropped", d.intervalsDropped.Load()))
-	return nil
+	err = p.Run(ctx)
+	var written, dropped uint64
+	for _, t := range p.Totals() {
+		written, dropped = written+t.Written, dropped+t.Dropped
+	}
+	d.log.Info("ember daemon stopped", slog.Uint64("intervals_written", written), slog.Uint64("intervals_dropped", dropped))
+	return err
 }

@@ -4,28 +4,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ember-profiler/ember/model"
+	"github.com/ember-profiler/ember/pipeline"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/symbolizer"
 )
 
 // daemonMetrics are Ember's own Prometheus metrics: every loss has a name.
 type daemonMetrics struct {
-	samples     *prometheus.CounterVec
-	stacksLost  *prometheus.CounterVec
-	eventsLost  prometheus.Counter
-	imageReads  *prometheus.CounterVec
-	truncated   prometheus.Counter
-	drain       prometheus.Histogram
-	symbolize   prometheus.Histogram
+	samples    *prometheus.CounterVec
+	stacksLost *prometheus.CounterVec
+	eventsLost prometheus.Counter
+	imageReads *prometheus.CounterVec
+	truncated  prometheus.Counter
+	// intervals and storeAppend are the store sink's, named before sinks.
 	intervals   *prometheus.CounterVec
 	storeAppend prometheus.Histogram
 	unwind      unwindMetrics
-	// The pipeline after draining: lateness, queue and what it dropped.
-	drainLateness  prometheus.Histogram
-	namingQueue    prometheus.Gauge
-	batchesFolded  prometheus.Counter
-	batchesDropped *prometheus.CounterVec
-	samplesDropped *prometheus.CounterVec
+	// The pipeline's: drain and naming times, lateness, queues and what
+	// it dropped, by sink.
+	pipeline *pipeline.Metrics
 }
 
 // storeCounters and symbolCounters are what metrics read of the store and
@@ -61,47 +58,21 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 			Name: "ember_stacks_truncated_total",
 			Help: "Samples with a stack cut at the depth limit, or a user stack the unwinder could not finish.",
 		}),
-		drain: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "ember_drain_seconds", Help: "Time to read and empty the BPF maps.", Buckets: buckets,
-		}),
-		symbolize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "ember_symbolize_seconds", Help: "Time to name one drained batch.", Buckets: buckets,
-		}),
 		intervals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_intervals_total",
-			Help: "Intervals by outcome: stored, dropped_disk_full, dropped_error, dropped_store_behind (the store was still writing the one before), dropped_shutdown (not stored within --shutdown-timeout).",
+			Help: "Intervals at the store by outcome (ember_sink_intervals_total counts every sink): stored, dropped_disk_full, dropped_error, dropped_store_behind (the store was still writing the one before), dropped_shutdown (not stored within --shutdown-timeout).",
 		}, []string{"outcome"}),
 		storeAppend: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ember_store_append_seconds", Help: "Time to store one interval.", Buckets: buckets,
 		}),
-		drainLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "ember_drain_lateness_seconds",
-			Help:    "How late each drain started, against --drain-interval after the one before; late drains lose stacks to full maps.",
-			Buckets: buckets,
-		}),
-		namingQueue: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ember_naming_queue_batches", Help: "Drained batches waiting to be named.",
-		}),
-		batchesFolded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ember_batches_folded_total",
-			Help: "Drained batches added to one still waiting to be named, because naming was behind; nothing is lost.",
-		}),
-		batchesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ember_batches_dropped_total",
-			Help: "Drained batches dropped unnamed, by reason: naming_behind (the naming queue was full and its newest batch could not take more), shutdown (--shutdown-timeout passed first).",
-		}, []string{"reason"}),
-		samplesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ember_samples_dropped_total",
-			Help: "Samples in the batches counted by ember_batches_dropped_total, by the same reasons.",
-		}, []string{"reason"}),
 	}
 	m.imageReads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ember_process_reads_total",
 		Help: "New process images to read from /proc, by outcome: read; dropped (too many pending, the oldest first); cancelled (exited before their turn).",
 	}, []string{"outcome"})
 	reg.MustRegister(m.imageReads)
-	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.drain, m.symbolize, m.intervals, m.storeAppend,
-		m.drainLateness, m.namingQueue, m.batchesFolded, m.batchesDropped, m.samplesDropped)
+	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.intervals, m.storeAppend)
+	m.pipeline = pipeline.NewMetrics(reg)
 	m.unwind = unwindMetrics{
 		walks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_unwind_walks_total",
@@ -146,6 +117,18 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 	counter("ember_symbol_cache_misses_total", "Address lookups resolved from the symbol tables.", func() float64 { return float64(sym.Stats().Misses) })
 	counter("ember_symbol_cache_evictions_total", "Parsed files dropped to stay within the cache budget.", func() float64 { return float64(sym.Stats().Evictions) })
 	return m
+}
+
+// countStoreInterval counts an interval's outcome at the store under the
+// names ember_intervals_total had before sinks.
+func (m *daemonMetrics) countStoreInterval(outcome string) {
+	switch outcome {
+	case pipeline.OutcomeWritten:
+		outcome = "stored"
+	case pipeline.OutcomeBehind:
+		outcome = "dropped_store_behind"
+	}
+	m.intervals.WithLabelValues(outcome).Inc()
 }
 
 // observeBatch counts one drain's sampler statistics.

@@ -13,13 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/pprof/profile"
 	"github.com/spf13/cobra"
 
 	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/internal/bytesize"
-	"github.com/ember-profiler/ember/internal/mainmapping"
 	"github.com/ember-profiler/ember/model"
+	"github.com/ember-profiler/ember/pipeline"
 	"github.com/ember-profiler/ember/symbolizer"
 )
 
@@ -153,8 +152,22 @@ type recordTotals struct {
 	unread    map[model.ProcessKey]bool
 }
 
+// totalingSource adds every batch drained to the totals.
+type totalingSource struct {
+	pipeline.Source
+	totals *recordTotals
+}
+
+func (s totalingSource) Drain() (*model.Batch, error) {
+	b, err := s.Source.Drain()
+	if err == nil {
+		s.totals.add(b)
+	}
+	return b, err
+}
+
 func (t *recordTotals) add(b *model.Batch) {
-	addStats(&t.stats, b.Stats)
+	t.stats.Add(b.Stats)
 	for key, p := range b.Processes {
 		t.processes[key.PID] = p.Comm
 		if p.SnapshotErr != nil {
@@ -181,6 +194,8 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 	if len(opts.command) > 0 {
 		opts.collector.ForkParent = uint32(os.Getpid())
 	}
+	// Batches are named out of step with draining (see pipeline.Run).
+	opts.collector.HoldBatchFiles = true
 	col, err := collector.New(opts.collector)
 	if err != nil {
 		return err
@@ -193,16 +208,18 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Sampling stops at the deadline itself, even while a slow drain (cold
-	// symbol caches) holds up the loop below.
-	stopped := make(chan struct{})
+	// Sampling stops at the deadline itself, even while a slow drain or
+	// naming (cold symbol caches) holds up the pipeline; sampled then ends,
+	// and the pipeline drains the last of it and writes the file.
+	sampled, stopped := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopped()
 	var stopOnce sync.Once
 	stop := func() {
 		stopOnce.Do(func() {
 			if err := col.Stop(); err != nil {
 				slog.Warn("stop sampling", slog.Any("err", err))
 			}
-			close(stopped)
+			stopped()
 		})
 	}
 	if !opts.untilExit {
@@ -225,62 +242,27 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 		}()
 	}
 
-	var first, last time.Time
 	totals := recordTotals{processes: map[uint32]string{}, unread: map[model.ProcessKey]bool{}}
-	var merged *profile.Profile
-	drain := func() error {
-		batch, err := col.Drain()
-		if err != nil {
-			return err
-		}
-		totals.add(batch)
-		if first.IsZero() {
-			first = batch.Start
-		}
-		last = batch.End
-		p, err := sym.Profile(batch)
-		if err != nil {
-			return fmt.Errorf("symbolize: %w", err)
-		}
-		if merged == nil {
-			merged = p
-			return nil
-		}
-		merged, err = profile.Merge([]*profile.Profile{merged, p})
+	file := &fileSink{out: out, name: opts.output, encode: format.write}
+	// The whole recording is one interval, written when sampling stops;
+	// every sample drawn is kept, and any error ends the run.
+	pipe, err := pipeline.New(pipeline.Config{
+		Source: totalingSource{col, &totals}, Namer: sym, Sinks: []pipeline.SinkConfig{{Sink: file}},
+		DrainInterval: opts.drainInterval, MaxBatchSamples: int(opts.collector.CountMapEntries),
+		WaitWhenBehind: true, FailFast: true, Logger: slog.Default(),
+	})
+	if err != nil {
 		return err
 	}
-
-	tick := time.NewTicker(opts.drainInterval)
-	defer tick.Stop()
 	if opts.untilExit {
 		slog.Info("recording until the command exits", slog.Int("hz", opts.collector.FrequencyHz))
 	} else {
 		slog.Info("recording", slog.Duration("duration", opts.duration), slog.Int("hz", opts.collector.FrequencyHz))
 	}
-sampling:
-	for {
-		select {
-		case <-stopped:
-			break sampling
-		case <-tick.C:
-			if err := drain(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := drain(); err != nil {
+	if err := pipe.Run(sampled); err != nil {
 		return err
 	}
-	col.Close()
-	elapsed := last.Sub(first)
-	merged.TimeNanos = first.UnixNano()
-	merged.DurationNanos = elapsed.Nanoseconds()
-	mainmapping.Place(merged)
-
-	err = out.commit(func(w io.Writer) error { return format.write(w, merged) })
-	if err != nil {
-		return fmt.Errorf("write %s: %w", opts.output, err)
-	}
+	elapsed := file.elapsed
 	line := summary(totals, elapsed, opts)
 	if child != nil {
 		select {

@@ -32,6 +32,7 @@ var layers = map[string]int{
 	"symbolizer": 3,
 	"storage":    4,
 	"report":     5, // pure computations over profiles, shared by cmd and web
+	"pipeline":   5, // drain, name, interval, sinks; for record and daemon
 	"web":        6,
 	"cmd":        7,
 	"bench":      7,
@@ -204,6 +205,22 @@ func rankOf(path string) (rank int, ok bool) {
 		return -1, true
 	}
 	return rank, true
+}
+
+// TestPipelineLinksNoStage: the pipeline meets the collector, the
+// symbolizer and its sinks through small interfaces, so its loop is tested
+// with fakes and links none of them (nor web, which comes after it).
+func TestPipelineLinksNoStage(t *testing.T) {
+	g := moduleGraph(t)
+	p := g.pkg(t, "pipeline")
+	for _, stage := range []string{"bpf", "collector", "symbolizer", "storage", "web"} {
+		for _, dep := range p.Deps {
+			if under(dep, module+"/"+stage) {
+				t.Errorf("pipeline links %s: %s", stage, g.chain(p.ImportPath, dep))
+				break
+			}
+		}
+	}
 }
 
 // TestWebLinksNoBadger: web reaches history through storage's query seam,

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"sync"
@@ -26,11 +26,12 @@ type batchQueue struct {
 	samples int
 	closed  bool
 	ready   chan struct{} // a batch was pushed or the queue closed
+	room    chan struct{} // a batch was popped
 }
 
 func newBatchQueue(maxBatches, maxSamples, maxBatchSamples int, interval time.Duration) *batchQueue {
 	return &batchQueue{maxBatches: maxBatches, maxSamples: maxSamples, maxBatchSamples: maxBatchSamples,
-		interval: interval, ready: make(chan struct{}, 1)}
+		interval: interval, ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 }
 
 // pushOutcome says what push did with a batch.
@@ -69,6 +70,21 @@ func (q *batchQueue) push(b *model.Batch) pushOutcome {
 	return outcome
 }
 
+// pushWait queues or folds b, waiting for the consumer to make room if
+// need be. A batch larger than the queue's bound is taken once it is empty.
+func (q *batchQueue) pushWait(b *model.Batch) pushOutcome {
+	for {
+		if outcome := q.push(b); outcome != pushRefused {
+			return outcome
+		}
+		if q.waiting() == 0 {
+			q.pushLast(b)
+			return pushQueued
+		}
+		<-q.room
+	}
+}
+
 // pushLast queues the last batch whatever the queue holds: it ends the
 // interval stored at shutdown.
 func (q *batchQueue) pushLast(b *model.Batch) {
@@ -92,6 +108,10 @@ func (q *batchQueue) pop() (b *model.Batch, ok bool) {
 			q.batches = q.batches[1:]
 			q.samples -= len(b.Samples)
 			q.mu.Unlock()
+			select {
+			case q.room <- struct{}{}:
+			default:
+			}
 			return b, true
 		}
 		closed := q.closed

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -14,8 +14,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ember-profiler/ember/model"
-	"github.com/ember-profiler/ember/storage"
-	"github.com/ember-profiler/ember/symbolizer"
 )
 
 // fakeDrainer hands out batches of one sample each, every one holding a
@@ -108,16 +106,19 @@ func (n *fakeNamer) Profile(b *model.Batch) (*profile.Profile, error) {
 	return p, nil
 }
 
-// fakeStore keeps what it is given, refuses with a cancelled context as
+// fakeSink keeps what it is given, refuses with a cancelled context as
 // the real store does, and waits for gate first while gate is set.
-type fakeStore struct {
+type fakeSink struct {
+	name    string
 	gate    chan struct{}
 	mu      sync.Mutex
-	stored  []*profile.Profile
+	stored  []Interval
 	refused []error
 }
 
-func (s *fakeStore) Append(ctx context.Context, p *profile.Profile, _ map[string]string) error {
+func (s *fakeSink) Name() string { return s.name }
+
+func (s *fakeSink) Write(ctx context.Context, iv Interval) error {
 	if s.gate != nil {
 		<-s.gate
 	}
@@ -127,27 +128,42 @@ func (s *fakeStore) Append(ctx context.Context, p *profile.Profile, _ map[string
 		s.refused = append(s.refused, err)
 		return err
 	}
-	s.stored = append(s.stored, p)
+	s.stored = append(s.stored, iv)
 	return nil
 }
 
-func (s *fakeStore) samples() int64 {
+func (s *fakeSink) samples() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n int64
-	for _, p := range s.stored {
-		n += total(p)
+	for _, iv := range s.stored {
+		n += total(iv.Profile)
 	}
 	return n
 }
 
-type noCounters struct{}
+func (s *fakeSink) intervals() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.stored)
+}
 
-func (noCounters) Counters() storage.Stats      { return storage.Stats{} }
-func (noCounters) Stats() symbolizer.CacheStats { return symbolizer.CacheStats{} }
-func quietLog() *slog.Logger                    { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func droppedBatches(d *daemon, reason string) int64 {
-	return int64(counterValue(d.metrics.batchesDropped.WithLabelValues(reason)))
+func total(p *profile.Profile) int64 {
+	var n int64
+	for _, s := range p.Sample {
+		n += s.Value[0]
+	}
+	return n
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func droppedBatches(p *Pipeline, reason string) int64 {
+	return int64(counterValue(p.metrics.batchesDropped.WithLabelValues(reason)))
+}
+
+func sinkOutcomes(p *Pipeline, sink, outcome string) int64 {
+	return int64(counterValue(p.metrics.sinkIntervals.WithLabelValues(sink, outcome)))
 }
 
 func counterValue(c prometheus.Counter) float64 {
@@ -158,17 +174,30 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-func testDaemon(dr drainer, n namer, st profileStore, interval, drainInterval time.Duration) *daemon {
-	cfg := defaultDaemonConfig()
-	cfg.Interval, cfg.DrainInterval, cfg.ShutdownDeadline = interval, drainInterval, time.Minute
-	return &daemon{cfg: cfg, log: quietLog(), collector: dr, symbolizer: n, store: st,
-		metrics: newDaemonMetrics(prometheus.NewRegistry(), noCounters{}, noCounters{}), live: newLiveFeed()}
+// testConfig is the daemon's setup with fakes: a sink queue of one, a
+// minute to stop.
+func testConfig(src Source, n Namer, interval, drainInterval time.Duration, sinks ...Sink) Config {
+	cfg := Config{Source: src, Namer: n, DrainInterval: drainInterval, Interval: interval,
+		MaxBatchSamples: 1 << 14, ShutdownTimeout: time.Minute, Metrics: NewMetrics(prometheus.NewRegistry()), Logger: quietLog()}
+	for _, s := range sinks {
+		cfg.Sinks = append(cfg.Sinks, SinkConfig{Sink: s, QueueIntervals: 1})
+	}
+	return cfg
 }
 
-func runInBackground(d *daemon) (stop func() error) {
+func mustNew(t *testing.T, cfg Config) *Pipeline {
+	t.Helper()
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runInBackground(p *Pipeline) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
+	go func() { done <- p.Run(ctx) }()
 	return func() error { cancel(); return <-done }
 }
 
@@ -189,16 +218,17 @@ func TestDrainingDoesNotWaitForNaming(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dr := newFakeDrainer()
 			namer := &fakeNamer{gate: make(chan struct{})}
-			store := &fakeStore{}
-			d := testDaemon(dr, namer, store, time.Hour, 5*time.Millisecond)
-			d.cfg.CountMapEntries = tc.samplesPerBatch
-			stop := runInBackground(d)
+			store := &fakeSink{name: "store"}
+			cfg := testConfig(dr, namer, time.Hour, 5*time.Millisecond, store)
+			cfg.MaxBatchSamples = int(tc.samplesPerBatch)
+			p := mustNew(t, cfg)
+			stop := runInBackground(p)
 
 			const drains = namingQueueBatches + 20
 			dr.waitDrains(t, drains+1) // the next drain starts once a batch is queued, folded or dropped
 			// One batch is in the namer (or about to be) and namingQueueBatches wait.
 			beyond := int64(drains - namingQueueBatches - 1)
-			dropped, folded := droppedBatches(d, "naming_behind"), int64(counterValue(d.metrics.batchesFolded))
+			dropped, folded := droppedBatches(p, "naming_behind"), int64(counterValue(p.metrics.batchesFolded))
 			if tc.samplesPerBatch == 1 && dropped < beyond {
 				t.Errorf("%d batches counted as dropped after %d drains with naming blocked, want at least %d", dropped, drains, beyond)
 			}
@@ -215,9 +245,9 @@ func TestDrainingDoesNotWaitForNaming(t *testing.T) {
 			}
 			drained := int64(dr.count())
 			if released := dr.released.Load(); released != drained {
-				t.Errorf("%d of %d batches released after the daemon stopped", released, drained)
+				t.Errorf("%d of %d batches released after the pipeline stopped", released, drained)
 			}
-			lost := int64(counterValue(d.metrics.samplesDropped.WithLabelValues("naming_behind")))
+			lost := int64(counterValue(p.metrics.samplesDropped.WithLabelValues("naming_behind")))
 			if stored := store.samples(); stored+lost != drained {
 				t.Errorf("%d samples stored + %d counted as dropped, want the %d drained", stored, lost, drained)
 			}
@@ -225,16 +255,16 @@ func TestDrainingDoesNotWaitForNaming(t *testing.T) {
 	}
 }
 
-// A store that blocks does not stop draining or naming: intervals the store
+// A sink that blocks does not stop draining or naming: intervals the sink
 // cannot take are dropped and counted.
-func TestDrainingDoesNotWaitForStoring(t *testing.T) {
+func TestDrainingDoesNotWaitForASink(t *testing.T) {
 	dr := newFakeDrainer()
-	store := &fakeStore{gate: make(chan struct{})}
-	d := testDaemon(dr, &fakeNamer{}, store, 20*time.Millisecond, 5*time.Millisecond)
-	stop := runInBackground(d)
+	store := &fakeSink{name: "store", gate: make(chan struct{})}
+	p := mustNew(t, testConfig(dr, &fakeNamer{}, 20*time.Millisecond, 5*time.Millisecond, store))
+	stop := runInBackground(p)
 
 	dr.waitDrains(t, 40) // ten intervals or so
-	dropped := d.metrics.intervals.WithLabelValues("dropped_store_behind")
+	dropped := p.metrics.sinkIntervals.WithLabelValues("store", OutcomeBehind)
 	for deadline := time.Now().Add(time.Minute); counterValue(dropped) < 1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no interval counted as dropped while the store was blocked")
@@ -244,8 +274,8 @@ func TestDrainingDoesNotWaitForStoring(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(store.stored); n < storeQueueIntervals+1 {
-		t.Errorf("%d intervals stored, want at least the one being written and the %d queued", n, storeQueueIntervals)
+	if n := store.intervals(); n < 2 {
+		t.Errorf("%d intervals stored, want at least the one being written and the one queued", n)
 	}
 }
 
@@ -256,8 +286,8 @@ func TestStopAtIntervalBoundaryStoresEverything(t *testing.T) {
 	const interval, drainInterval = 40 * time.Millisecond, 5 * time.Millisecond
 	for round := range 12 {
 		dr := newFakeDrainer()
-		store := &fakeStore{}
-		d := testDaemon(dr, &fakeNamer{}, store, interval, drainInterval)
+		store := &fakeSink{name: "store"}
+		p := mustNew(t, testConfig(dr, &fakeNamer{}, interval, drainInterval, store))
 		ctx, cancel := context.WithCancel(context.Background())
 		// The signal comes in the first drain well past a boundary (so the
 		// ticker's time is past it too), in the first or a later interval.
@@ -270,7 +300,7 @@ func TestStopAtIntervalBoundaryStoresEverything(t *testing.T) {
 				cancel()
 			}
 		}
-		if err := d.run(ctx); err != nil {
+		if err := p.Run(ctx); err != nil {
 			t.Fatal(err)
 		}
 		cancel()
@@ -281,41 +311,22 @@ func TestStopAtIntervalBoundaryStoresEverything(t *testing.T) {
 	}
 }
 
-// A live profile in progress answers at once when the daemon stops, so it
-// does not hold the HTTP server's shutdown for its whole duration.
-func TestLiveProfileEndsAtStop(t *testing.T) {
-	f := newLiveFeed()
-	done := make(chan error, 1)
-	go func() {
-		_, err := f.Profile(context.Background(), time.Hour, "")
-		done <- err
-	}()
-	f.stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("live profile at stop: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("a live profile kept waiting after the daemon stopped")
-	}
-}
-
-// A store that never answers does not hold the daemon past its shutdown
+// A sink that never answers does not hold the pipeline past its shutdown
 // timeout.
 func TestStopIsBoundedByTheShutdownTimeout(t *testing.T) {
-	store := &fakeStore{gate: make(chan struct{})}
+	store := &fakeSink{name: "store", gate: make(chan struct{})}
 	defer close(store.gate)
-	d := testDaemon(newFakeDrainer(), &fakeNamer{}, store, time.Hour, 5*time.Millisecond)
-	d.cfg.ShutdownDeadline = 100 * time.Millisecond
+	cfg := testConfig(newFakeDrainer(), &fakeNamer{}, time.Hour, 5*time.Millisecond, store)
+	cfg.ShutdownTimeout = 75 * time.Millisecond
+	p := mustNew(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
+	go func() { done <- p.Run(ctx) }()
 	time.Sleep(20 * time.Millisecond)
 	cancel()
 	select {
 	case <-done:
 	case <-time.After(time.Minute):
-		t.Fatal("the daemon waited for a store that never answered")
+		t.Fatal("the pipeline waited for a sink that never answered")
 	}
 }
