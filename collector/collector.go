@@ -226,14 +226,14 @@ func New(cfg Config) (*Collector, error) {
 	c.done.Add(1)
 	go func() {
 		defer c.done.Done()
-		keepUp(c.log)
+		defer keepUp(c.log)()
 		c.readEvents(ctx)
 	}()
 	for range imageReaders {
 		c.done.Add(1)
 		go func() {
 			defer c.done.Done()
-			keepUp(c.log)
+			defer keepUp(c.log)()
 			c.readImages(ctx)
 		}()
 	}

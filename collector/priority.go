@@ -18,16 +18,27 @@ const keepUpNice = -10
 
 var keepUpWarned sync.Once
 
-// keepUp gives the calling goroutine a thread of its own at keepUpNice. It
-// never unlocks the thread, so the runtime discards it when the goroutine
-// ends rather than lend the raised priority to other work. Without
-// CAP_SYS_NICE it logs once and carries on at the usual priority.
-func keepUp(log *slog.Logger) {
+// keepUp gives the calling goroutine a thread of its own at keepUpNice,
+// until the returned function, deferred by the caller, puts the thread back
+// at its old priority. The thread stays locked, so the runtime discards it
+// when the goroutine ends; the priority goes back first because the runtime
+// may start a replacement thread from the exiting one, which would inherit
+// it. Without CAP_SYS_NICE it logs once and carries on at the usual
+// priority.
+func keepUp(log *slog.Logger) (restore func()) {
 	runtime.LockOSThread()
-	if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), keepUpNice); err != nil {
+	tid := unix.Gettid()
+	// Linux's getpriority returns 20 - nice.
+	prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err == nil {
+		err = unix.Setpriority(unix.PRIO_PROCESS, tid, keepUpNice)
+	}
+	if err != nil {
 		keepUpWarned.Do(func() {
 			log.Info("cannot raise the priority of the threads that read new processes; on a busy host, short-lived programs may exit before they are read (grant CAP_SYS_NICE)",
 				slog.Int("nice", keepUpNice), slog.Any("err", err))
 		})
+		return func() {}
 	}
+	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, 20-prio) }
 }

@@ -136,7 +136,7 @@ func (u *unwindTables) run(ctx context.Context, alive func(pid, execSeq uint32) 
 		defer builder.Done()
 		u.drainQueue(ctx, u.builds, alive, true)
 	}()
-	keepUp(u.log)
+	defer keepUp(u.log)()
 	u.drainQueue(ctx, u.queue, alive, false)
 	builder.Wait()
 }
