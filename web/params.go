@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ember-profiler/ember/schema"
 )
 
 // unixMillisThreshold tells Unix seconds from milliseconds: 1e11 seconds is
@@ -174,13 +175,9 @@ func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// labelNamePattern is the Prometheus label name syntax, which Ember's labels
-// (comm, pid, exe, cgroup, ...) follow.
-var labelNamePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
 // labelNameParam checks a label name given as parameter param.
 func labelNameParam(param, name string) error {
-	if len(name) > 128 || !labelNamePattern.MatchString(name) {
+	if len(name) > schema.MaxLabelNameBytes || !schema.ValidLabelName(name) {
 		return badParam(param, "%s: %q is not a label name (want letters, digits and _, not starting with a digit)", param, name)
 	}
 	return nil
