@@ -5,17 +5,19 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+
+	"github.com/ember-profiler/ember/internal/profiletest"
 )
 
 func TestDiff(t *testing.T) {
 	// Target: the fixture at scale 2 (total 200). Base: total 200 too, but
 	// hot has half its share, idle more, and "gone" is only in the base.
-	base := newProfileBuilder()
-	base.add(60, "hot", "work", "main")
-	base.add(40, "work", "main")
-	base.add(60, "idle", "main")
-	base.add(40, "gone", "main")
-	d, err := NewDiff(context.Background(), fixture(2), base.p, DiffOptions{OrderBy: "self", Limit: 100})
+	base := profiletest.NewBuilder()
+	base.Add(60, "hot", "work", "main")
+	base.Add(40, "work", "main")
+	base.Add(60, "idle", "main")
+	base.Add(40, "gone", "main")
+	d, err := NewDiff(context.Background(), profiletest.Fixture(2), base.P, DiffOptions{OrderBy: "self", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func TestDiff(t *testing.T) {
 	if want := []string{"hot", "gone", "idle", "main", "work"}; !equal(order, want) {
 		t.Errorf("order by self: %v, want %v", order, want)
 	}
-	byTotal, _ := NewDiff(context.Background(), fixture(2), base.p, DiffOptions{OrderBy: "total", Limit: 2})
+	byTotal, _ := NewDiff(context.Background(), profiletest.Fixture(2), base.P, DiffOptions{OrderBy: "total", Limit: 2})
 	// hot and work both gained 0.3 of total share (up to rounding), ahead of the rest.
 	if len(byTotal.Frames) != 2 || byTotal.Truncated != 3 ||
 		byTotal.Frames[0].Name+byTotal.Frames[1].Name != "hotwork" && byTotal.Frames[0].Name+byTotal.Frames[1].Name != "workhot" {
@@ -65,9 +67,9 @@ func TestDiff(t *testing.T) {
 }
 
 func TestDiffRecursionCountsOnce(t *testing.T) {
-	b := newProfileBuilder()
-	b.add(10, "rec", "rec", "rec", "main")
-	d, err := NewDiff(context.Background(), b.p, nil, DiffOptions{Limit: 10})
+	b := profiletest.NewBuilder()
+	b.Add(10, "rec", "rec", "rec", "main")
+	d, err := NewDiff(context.Background(), b.P, nil, DiffOptions{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

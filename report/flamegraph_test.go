@@ -7,12 +7,13 @@ import (
 	"flag"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/internal/profiletest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the current output")
@@ -20,19 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ f
 // golden compares got with testdata/name, or rewrites it under -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./report -run %s -update to create it)", err, t.Name())
-	}
-	if string(got) != string(want) {
-		t.Errorf("output differs from %s (review, then rerun with -update):\n got: %s\nwant: %s", path, got, want)
-	}
+	profiletest.Golden(t, name, got, *update)
 }
 
 // names renders nodes as "parent>name self/total" lines in order.
@@ -94,7 +83,7 @@ func checkInvariants(t *testing.T, fg *FlameGraph, budget int) {
 }
 
 func TestFlameGraphFixture(t *testing.T) {
-	fg, err := NewFlameGraph(context.Background(), fixture(1), "", 100)
+	fg, err := NewFlameGraph(context.Background(), profiletest.Fixture(1), "", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +101,12 @@ func TestFlameGraphFixture(t *testing.T) {
 	}
 	golden(t, "flamegraph.golden.json", append(out, '\n'))
 
-	counts, err := NewFlameGraph(context.Background(), fixture(1), "samples", 100)
+	counts, err := NewFlameGraph(context.Background(), profiletest.Fixture(1), "samples", 100)
 	if err != nil || counts.Total != 20 || counts.Unit != "count" {
 		t.Errorf("sample_type=samples: total %d unit %q err %v, want 20 count", counts.Total, counts.Unit, err)
 	}
 	var typeErr *SampleTypeError
-	if _, err := NewFlameGraph(context.Background(), fixture(1), "alloc_space", 100); !errors.As(err, &typeErr) ||
+	if _, err := NewFlameGraph(context.Background(), profiletest.Fixture(1), "alloc_space", 100); !errors.As(err, &typeErr) ||
 		typeErr.Type != "alloc_space" || strings.Join(typeErr.Have, ",") != "samples,cpu" {
 		t.Errorf("unknown sample type: err %v, want a SampleTypeError naming alloc_space and the profile's types", err)
 	}
@@ -137,7 +126,7 @@ func TestFlameGraphPruning(t *testing.T) {
 		// Then hot replaces work's (other) and idle main's, at no cost.
 		{5, []string{"->root 0/100", "root>main 5/100", "main>work 20/80", "work>hot 60/60", "main>idle 15/15"}, Pruned{}},
 	} {
-		fg, err := NewFlameGraph(context.Background(), fixture(1), "", tc.budget)
+		fg, err := NewFlameGraph(context.Background(), profiletest.Fixture(1), "", tc.budget)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,24 +172,24 @@ func TestFlameGraphPruningRandom(t *testing.T) {
 // randomProfile has samples stacks of up to depth frames drawn from funcs
 // functions, with skewed values.
 func randomProfile(rng *rand.Rand, samples, depth, funcs int) *profile.Profile {
-	b := newProfileBuilder()
+	b := profiletest.NewBuilder()
 	for range samples {
 		stack := make([]string, 1+rng.IntN(depth))
 		for i := range stack {
 			stack[i] = "f" + itoa(int64(rng.IntN(funcs)))
 		}
-		b.add(int64(1+rng.IntN(100)*rng.IntN(100)), stack...)
+		b.Add(int64(1+rng.IntN(100)*rng.IntN(100)), stack...)
 	}
-	return b.p
+	return b.P
 }
 
 func TestFlameGraphInlinedAndUnsymbolized(t *testing.T) {
-	b := newProfileBuilder()
+	b := profiletest.NewBuilder()
 	// One location holding an inlined call: inner is inlined into outer.
-	b.add(10, "inner+outer", "main")
-	b.p.Sample[0].Location = append([]*profile.Location{{ID: 99, Address: 0xdead, Mapping: b.p.Mapping[0]}}, b.p.Sample[0].Location...)
-	b.p.Location = append(b.p.Location, b.p.Sample[0].Location[0])
-	fg, err := NewFlameGraph(context.Background(), b.p, "", 100)
+	b.Add(10, "inner+outer", "main")
+	b.P.Sample[0].Location = append([]*profile.Location{{ID: 99, Address: 0xdead, Mapping: b.P.Mapping[0]}}, b.P.Sample[0].Location...)
+	b.P.Location = append(b.P.Location, b.P.Sample[0].Location[0])
+	fg, err := NewFlameGraph(context.Background(), b.P, "", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,11 +255,11 @@ func BenchmarkFlameGraphFile(b *testing.B) {
 // TestFlameGraphLines checks that a node's line is the one most of its
 // value passed through, summed over samples that are not consecutive.
 func TestFlameGraphLines(t *testing.T) {
-	b := newProfileBuilder()
+	b := profiletest.NewBuilder()
 	at := func(name string, line int64) *profile.Location {
-		l := &profile.Location{ID: uint64(len(b.p.Location) + 1), Mapping: b.p.Mapping[0], Address: 0x2000 + uint64(len(b.p.Location))*16,
-			Line: []profile.Line{{Function: b.function(name), Line: line}}}
-		b.p.Location = append(b.p.Location, l)
+		l := &profile.Location{ID: uint64(len(b.P.Location) + 1), Mapping: b.P.Mapping[0], Address: 0x2000 + uint64(len(b.P.Location))*16,
+			Line: []profile.Line{{Function: b.Function(name), Line: line}}}
+		b.P.Location = append(b.P.Location, l)
 		return l
 	}
 	main, work10, work20, work30, hot := at("main", 5), at("work", 10), at("work", 20), at("work", 30), at("hot", 7)
@@ -284,9 +273,9 @@ func TestFlameGraphLines(t *testing.T) {
 		{45, []*profile.Location{hot, work30, main}},
 		{10, []*profile.Location{work10, main}},
 	} {
-		b.p.Sample = append(b.p.Sample, &profile.Sample{Value: []int64{s.v / 5, s.v}, Location: s.locs})
+		b.P.Sample = append(b.P.Sample, &profile.Sample{Value: []int64{s.v / 5, s.v}, Location: s.locs})
 	}
-	fg, err := NewFlameGraph(context.Background(), b.p, "", 100)
+	fg, err := NewFlameGraph(context.Background(), b.P, "", 100)
 	if err != nil {
 		t.Fatal(err)
 	}

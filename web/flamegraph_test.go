@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/report"
+
+	"github.com/ember-profiler/ember/internal/profiletest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the current output")
@@ -18,25 +19,13 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ f
 // golden compares got with testdata/name, or rewrites it under -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./web -run %s -update to create it)", err, t.Name())
-	}
-	if string(got) != string(want) {
-		t.Errorf("output differs from %s (review, then rerun with -update):\n got: %s\nwant: %s", path, got, want)
-	}
+	profiletest.Golden(t, name, got, *update)
 }
 
 // TestFlameGraphJSON pins the flame graph's JSON, report's fields after the
 // range, as the API has always sent it.
 func TestFlameGraphJSON(t *testing.T) {
-	fg, err := report.NewFlameGraph(context.Background(), fixture(1), "", 100)
+	fg, err := report.NewFlameGraph(context.Background(), profiletest.Fixture(1), "", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,12 +38,12 @@ func TestFlameGraphJSON(t *testing.T) {
 
 // TestDiffJSON pins the diff's JSON likewise.
 func TestDiffJSON(t *testing.T) {
-	base := newProfileBuilder()
-	base.add(60, "hot", "work", "main")
-	base.add(40, "work", "main")
-	base.add(60, "idle", "main")
-	base.add(40, "gone", "main")
-	d, err := report.NewDiff(context.Background(), fixture(2), base.p, report.DiffOptions{OrderBy: "self", Limit: 100})
+	base := profiletest.NewBuilder()
+	base.Add(60, "hot", "work", "main")
+	base.Add(40, "work", "main")
+	base.Add(60, "idle", "main")
+	base.Add(40, "gone", "main")
+	d, err := report.NewDiff(context.Background(), profiletest.Fixture(2), base.P, report.DiffOptions{OrderBy: "self", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

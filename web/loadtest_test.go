@@ -12,6 +12,8 @@ import (
 
 	"github.com/ember-profiler/ember/report"
 	"github.com/ember-profiler/ember/web/internal/httpload"
+
+	"github.com/ember-profiler/ember/internal/profiletest"
 )
 
 // hostProfile is a whole-host-like profile: samples stacks random walks
@@ -26,7 +28,7 @@ func hostProfile(seed uint64, samples, funcs int) *profile.Profile {
 			callees[i] = append(callees[i], rng.IntN(funcs))
 		}
 	}
-	b := newProfileBuilder()
+	b := profiletest.NewBuilder()
 	for range samples {
 		depth := 8 + rng.IntN(33)
 		stack := make([]string, depth)
@@ -35,9 +37,9 @@ func hostProfile(seed uint64, samples, funcs int) *profile.Profile {
 			stack[i] = "pkg.Function" + strconv.Itoa(f)
 			f = callees[f][skewed(rng)]
 		}
-		b.add(int64(1+rng.IntN(20))*10_101_010, stack...)
+		b.Add(int64(1+rng.IntN(20))*10_101_010, stack...)
 	}
-	return b.p
+	return b.P
 }
 
 // skewed picks a callee: the first 60% of the time, then 25, 10, 5%.

@@ -15,6 +15,8 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/internal/testenv"
+
+	"github.com/ember-profiler/ember/internal/profiletest"
 )
 
 // serve starts ts on a real loopback listener and returns its base URL; the
@@ -192,7 +194,7 @@ type sleepingLive struct{}
 func (sleepingLive) Profile(ctx context.Context, d time.Duration, sel string) (*profile.Profile, error) {
 	select {
 	case <-time.After(d):
-		return fixture(1), nil
+		return profiletest.Fixture(1), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
