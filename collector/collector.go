@@ -372,7 +372,7 @@ func (c *Collector) readEvents(ctx context.Context) {
 		case bpf.SamplerEventTypeEVENT_NEEDS_MAPPINGS:
 			// A library loaded since the snapshot (dlopen), or code without a file.
 			if c.unwind != nil && c.unwind.needsRefresh(ev.Pid, ev.ExecSeq) {
-				c.images.pushSampled(imageRead{key: model.ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, refresh: true})
+				c.images.pushSampled(imageRead{key: model.ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}})
 			}
 		case bpf.SamplerEventTypeEVENT_EXIT:
 			c.images.cancel(ev.Pid)

@@ -22,11 +22,11 @@ import (
 
 // imageRead is one process image to read from /proc.
 type imageRead struct {
-	key       model.ProcessKey
+	key model.ProcessKey
+	// startCode is the image's start of code, checked against the
+	// mappings read; 0 when not known (a re-read after a dlopen).
 	startCode uint64
-	// refresh: read again though read before (a library appeared since).
-	refresh bool
-	queued  time.Time
+	queued    time.Time
 }
 
 // imageReaders is how many /proc reads run at once. Reads mostly wait
@@ -195,11 +195,7 @@ func (c *Collector) readImages(ctx context.Context) {
 		if !ok {
 			return
 		}
-		start := r.startCode
-		if r.refresh {
-			start = 0
-		}
-		p := c.tracker.observe(r.key, start)
+		p := c.tracker.observe(r.key, r.startCode)
 		if c.unwind != nil {
 			c.unwind.enqueue(p)
 		}

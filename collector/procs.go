@@ -104,8 +104,8 @@ func (t *processTracker) recordLocked(key model.ProcessKey, proc *model.Process,
 	old := t.procs[key]
 	if old != nil && proc.SnapshotErr != nil && old.snapshot.SnapshotErr == nil {
 		// A re-read that failed (exited, exec'd since) says the image ended;
-		// its earlier mappings still resolve the samples taken before.
-		t.release(files)
+		// its earlier mappings still resolve the samples taken before. (A
+		// failed read holds no files.)
 		t.markExitedLocked(old)
 		return old
 	}
