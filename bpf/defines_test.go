@@ -25,7 +25,7 @@ func TestDefinesAreTied(t *testing.T) {
 		"TASK_COMM_LEN": int64(len(SamplerSampleValue{}.Comm)),
 	}
 	derived := map[string]bool{ // from generated enums, in C
-		"MAX_USER_DEPTH": true, "STACK_ID_KERNEL_THREAD": true, "STACK_ID_EXITING": true,
+		"MAX_USER_DEPTH": true, "STACK_ID_KERNEL_THREAD": true, "STACK_ID_EXITING": true, "STACK_ID_EXECVE": true,
 		"ROW_PC_MASK": true, "BUCKET_ROW_STEPS": true,
 		"CHUNK_WORDS": true, "BLOCK_WORDS": true, "CHUNK_BLOCKS": true,
 	}

@@ -62,6 +62,9 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 generat
 	} else if (!task->mm || exec_seq == EXEC_SEQ_EXITED) {
 		count_stat(buffer, STAT_USER_EXITING);
 		key.user_stack_err = STACK_ID_EXITING;
+	} else if (in_execve(task)) {
+		count_stat(buffer, STAT_USER_EXECVE);
+		key.user_stack_err = STACK_ID_EXECVE;
 	} else {
 		struct stack *user = NULL;
 		if (unwind_user)

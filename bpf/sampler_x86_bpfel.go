@@ -48,6 +48,7 @@ type SamplerNoUserStack uint32
 const (
 	SamplerNoUserStackNO_USER_STACK_KERNEL_THREAD SamplerNoUserStack = 1
 	SamplerNoUserStackNO_USER_STACK_EXITING       SamplerNoUserStack = 2
+	SamplerNoUserStackNO_USER_STACK_EXECVE        SamplerNoUserStack = 3
 )
 
 type SamplerPidFilterValue uint32
@@ -125,8 +126,9 @@ const (
 	SamplerSamplerStatSTAT_USER_KERNEL_FP     SamplerSamplerStat = 14
 	SamplerSamplerStatSTAT_UNWIND_FRAMES      SamplerSamplerStat = 15
 	SamplerSamplerStatSTAT_FORK_UNFOLLOWED    SamplerSamplerStat = 16
-	SamplerSamplerStatSTAT_UNWIND_END_BASE    SamplerSamplerStat = 17
-	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 26
+	SamplerSamplerStatSTAT_USER_EXECVE        SamplerSamplerStat = 17
+	SamplerSamplerStatSTAT_UNWIND_END_BASE    SamplerSamplerStat = 18
+	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 27
 )
 
 type SamplerScratch struct {

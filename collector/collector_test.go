@@ -49,7 +49,7 @@ func checkAccounting(t *testing.T, b *model.Batch) {
 	if sum != st.Recorded {
 		t.Errorf("samples add up to %d, stats say %d recorded", sum, st.Recorded)
 	}
-	for _, r := range []model.LossReason{model.LostCollision, model.LostMapFull, model.LostKernelThread, model.LostExiting, model.LostOther} {
+	for _, r := range []model.LossReason{model.LostCollision, model.LostMapFull, model.LostKernelThread, model.LostExiting, model.LostExecve, model.LostOther} {
 		if userLost[r] != st.UserLost[r] {
 			t.Errorf("user stacks lost to %s: samples say %d, stats say %d", r, userLost[r], st.UserLost[r])
 		}
@@ -333,6 +333,8 @@ func TestExecKeepsImagesApart(t *testing.T) {
 			perImage[filepath.Base(p.Exe)] += s.Count
 			if p.FindMapping(s.User[0]) != nil {
 				inside += s.Count
+			} else {
+				t.Logf("outside: image %+v (%s, read error %v), leaf %#x, kernel stack %x", s.Key(), p.Exe, p.SnapshotErr, s.User[0], s.Kernel)
 			}
 		}
 	}

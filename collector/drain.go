@@ -18,6 +18,7 @@ import (
 const (
 	stackIDKernelThread = -int32(bpf.SamplerNoUserStackNO_USER_STACK_KERNEL_THREAD)
 	stackIDExiting      = -int32(bpf.SamplerNoUserStackNO_USER_STACK_EXITING)
+	stackIDExecve       = -int32(bpf.SamplerNoUserStackNO_USER_STACK_EXECVE)
 )
 
 // inFlightGrace is how long a sampling program that read the old buffer index
@@ -156,6 +157,8 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]model.Sample, error
 			s.UserLost = model.LostKernelThread
 		case err == stackIDExiting:
 			s.UserLost = model.LostExiting
+		case err == stackIDExecve:
+			s.UserLost = model.LostExecve
 		default:
 			s.UserLost = lossReason(err)
 		}
@@ -338,6 +341,7 @@ func (c *Collector) readStats(buffer uint32, st *model.Stats) error {
 		model.LostMapFull:      d(bpf.SamplerSamplerStatSTAT_USER_MAP_FULL),
 		model.LostKernelThread: d(bpf.SamplerSamplerStatSTAT_USER_KERNEL_THREAD),
 		model.LostExiting:      d(bpf.SamplerSamplerStatSTAT_USER_EXITING),
+		model.LostExecve:       d(bpf.SamplerSamplerStatSTAT_USER_EXECVE),
 		model.LostOther:        d(bpf.SamplerSamplerStatSTAT_USER_OTHER),
 	}
 	st.KernelLost = map[model.LossReason]uint64{

@@ -119,7 +119,18 @@ const (
 	LostOther
 	// LostDrained: the stack id was valid but its stack was gone when read.
 	LostDrained
+	// LostExecve: the process was inside execve, replacing its program, when
+	// its registers and memory may belong to different images. Not a loss,
+	// reported like kernel threads.
+	LostExecve
 )
+
+// NoUserStack reports whether the reason is one where the task had no user
+// stack to take (a kernel thread, a process exiting or inside execve), not
+// a stack that was lost.
+func (r LossReason) NoUserStack() bool {
+	return r == LostKernelThread || r == LostExiting || r == LostExecve
+}
 
 func (r LossReason) String() string {
 	switch r {
@@ -137,6 +148,8 @@ func (r LossReason) String() string {
 		return "stack error"
 	case LostDrained:
 		return "stack missing at drain"
+	case LostExecve:
+		return "process in execve"
 	}
 	return "unknown"
 }

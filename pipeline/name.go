@@ -135,7 +135,7 @@ func (p *Pipeline) takeLosses() model.Stats {
 func (p *Pipeline) logLosses(s model.Stats) {
 	var lost uint64
 	for r, n := range s.UserLost {
-		if r != model.LostKernelThread && r != model.LostExiting {
+		if !r.NoUserStack() {
 			lost += n
 		}
 	}

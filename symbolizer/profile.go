@@ -190,7 +190,7 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 		locs = append(locs, pb.markerLocation(kernelLost(smp.KernelLost)))
 	}
 	switch smp.UserLost {
-	case model.LostNone, model.LostKernelThread, model.LostExiting:
+	case model.LostNone, model.LostKernelThread, model.LostExiting, model.LostExecve:
 		// Kernel threads and processes past releasing their memory have no
 		// user stack to lose: no user frames and no marker.
 		proc := pb.batch.Processes[smp.Key()]

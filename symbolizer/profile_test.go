@@ -131,6 +131,11 @@ func goldenBatch(t testing.TB) *model.Batch {
 				Kernel:   []uint64{0xffffffff81010010, 0xffffffff81003040},
 				UserLost: model.LostExiting,
 			},
+			{ // inside execve: registers and memory of two images, so no user frames
+				PID: 100, TID: 106, Comm: "prog", Count: 1,
+				Kernel:   []uint64{0xffffffff81003040},
+				UserLost: model.LostExecve,
+			},
 			{ // drained stack: user lost at drain, idle kernel
 				PID: 100, TID: 104, Comm: "prog", Count: 1,
 				Kernel:   []uint64{0xffffffff81001000},

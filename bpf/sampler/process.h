@@ -7,6 +7,19 @@
 
 #include "maps.h"
 
+// in_execve: the task is inside execve. From the moment the new address
+// space replaces the old one until sched_process_exec bumps the exec
+// sequence, the registers hold the old image's addresses, the memory is
+// the new image's, and the sequence still names the old one: a stack read
+// then would mix two programs, and mappings read then would be the wrong
+// image's. Kernels without the flag are read as before.
+static __always_inline bool in_execve(struct task_struct *task)
+{
+	if (bpf_core_field_exists(task->in_execve))
+		return BPF_CORE_READ_BITFIELD(task, in_execve);
+	return false;
+}
+
 static __always_inline bool notify(__u32 buffer, __u32 type, __u32 pid, __u32 exec_seq,
 				   __u64 start_code)
 {
@@ -43,6 +56,10 @@ static __always_inline __u32 current_image(__u32 buffer, struct task_struct *tas
 		if (!st)
 			return 0;
 	}
+	// Inside execve the image is changing hands: tell user space about
+	// neither, a later sample will.
+	if (in_execve(task))
+		return st->exec_seq;
 	// Two threads sampled at once may both notify; user space dedupes.
 	// If the ring is full, the next sample tries again.
 	__u32 bit = sampled ? NOTIFIED_SAMPLED : NOTIFIED_LOADED;

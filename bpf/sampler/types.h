@@ -25,15 +25,19 @@ enum stack_layout {
 };
 #define MAX_USER_DEPTH (STACK_SEGMENT * USER_SEGMENTS)
 
-// Why a task has no user stack to read: a kernel thread, or a process past
-// exit_mm on its way out. user_stack_err holds the value negated, as it does
-// an errno. (Positive, because BTF records this clang's enums as unsigned.)
+// Why a task has no user stack to read: a kernel thread, a process past
+// exit_mm on its way out, or one inside execve, whose registers and memory
+// may belong to different images. user_stack_err holds the value negated,
+// as it does an errno. (Positive, because BTF records this clang's enums as
+// unsigned.)
 enum no_user_stack {
 	NO_USER_STACK_KERNEL_THREAD = 1,
 	NO_USER_STACK_EXITING = 2,
+	NO_USER_STACK_EXECVE = 3,
 };
 #define STACK_ID_KERNEL_THREAD (-NO_USER_STACK_KERNEL_THREAD)
 #define STACK_ID_EXITING (-NO_USER_STACK_EXITING)
+#define STACK_ID_EXECVE (-NO_USER_STACK_EXECVE)
 
 // The exec sequence of a sample taken after on_exit dropped its process's
 // state: its image is no longer known.
@@ -191,6 +195,7 @@ enum sampler_stat {
 	STAT_USER_KERNEL_FP, // user stacks walked by the kernel (not ready yet)
 	STAT_UNWIND_FRAMES,  // frames unwound by Ember's unwinder
 	STAT_FORK_UNFOLLOWED, // children not followed: pid_filter was full
+	STAT_USER_EXECVE,     // sampled inside execve: no user stack taken
 	STAT_UNWIND_END_BASE,
 	STAT_MAX = STAT_UNWIND_END_BASE + UNWIND_END_MAX,
 };

@@ -25,7 +25,7 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 	if len(left) > 0 {
 		fmt.Fprintf(&b, " (%d taken; left out: %s)", s.Taken, strings.Join(left, ", "))
 	}
-	lost := lossList("user stack", s.UserLost, model.LostKernelThread, model.LostExiting)
+	lost := lossList("user stack", s.UserLost, model.LostKernelThread, model.LostExiting, model.LostExecve)
 	lost = append(lost, lossList("kernel stack", s.KernelLost)...)
 	if s.CountMapFull > 0 {
 		lost = append(lost, fmt.Sprintf("%d samples (count map full)", s.CountMapFull))
