@@ -118,7 +118,12 @@ func (t *processTracker) recordLocked(key model.ProcessKey, proc *model.Process,
 		tp.exitedAt = t.generation
 	}
 	t.procs[key] = tp
-	// A new image ends the older ones of the same process.
+	if proc.SnapshotErr != nil {
+		// A failed read of an image that execve replaced says nothing of
+		// the image that replaced it, which may be tracked and alive.
+		return tp
+	}
+	// An image read is the process's current one: it ends the others.
 	for k, other := range t.procs {
 		if k.PID == key.PID && k.ExecSeq != key.ExecSeq {
 			t.markExitedLocked(other)

@@ -196,6 +196,23 @@ func TestNewImageEndsOld(t *testing.T) {
 	}
 }
 
+// Samples of an image seen only after execve replaced it (taken inside the
+// execve) are read at the drain, after the new image: that failed read
+// must not end the new image, whose ranges would be dropped with it.
+func TestReplacedImageReadLeavesNewOne(t *testing.T) {
+	pid := uint32(os.Getpid())
+	lookup := func(uint32) (uint32, uint64, bool) { return 1, 0, true }
+	tr := newProcessTracker("/proc", 100, nil, lookup)
+	defer tr.close()
+	tr.observe(model.ProcessKey{PID: pid, ExecSeq: 1}, 0)
+	if p := tr.observe(model.ProcessKey{PID: pid, ExecSeq: 0}, 0); p.SnapshotErr != errImageReplaced {
+		t.Fatalf("older image: got %v, want errImageReplaced", p.SnapshotErr)
+	}
+	if !tr.alive(pid, 1) {
+		t.Error("the current image was marked exited by a failed read of the one before it")
+	}
+}
+
 func TestContainerID(t *testing.T) {
 	id := "4f1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
 	for cgroup, want := range map[string]string{
