@@ -1,6 +1,9 @@
 package model
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // A Batch is what one drain of the BPF maps yields: raw stacks with counts,
 // and a snapshot of every process they came from. It is a plain value the
@@ -11,6 +14,9 @@ type Batch struct {
 	// PeriodNanos is the CPU time one sample stands for (1e9 / FrequencyHz).
 	PeriodNanos int64
 	Samples     []Sample
+	// ValueTypes names what each sample's Values hold, beside its count:
+	// empty for CPU samples alone.
+	ValueTypes []ValueType
 	// Processes holds a snapshot of every process image with samples in
 	// this batch.
 	Processes map[ProcessKey]*Process
@@ -35,6 +41,16 @@ func (b *Batch) Release() {
 // several drains this way. b.Stats stay b's own: the counters are per drain
 // and were read when it happened. other must not be used afterwards.
 func (b *Batch) Absorb(other *Batch) {
+	if !slices.Equal(b.ValueTypes, other.ValueTypes) {
+		union := slices.Clone(b.ValueTypes)
+		for _, vt := range other.ValueTypes {
+			if !slices.Contains(union, vt) {
+				union = append(union, vt)
+			}
+		}
+		b.retype(union)
+		other.retype(union)
+	}
 	b.Samples = append(b.Samples, other.Samples...)
 	if b.Processes == nil {
 		b.Processes = make(map[ProcessKey]*Process, len(other.Processes))
@@ -51,6 +67,36 @@ func (b *Batch) Absorb(other *Batch) {
 		b.held = releaseBoth{b.held, other.held}
 	}
 	other.held = nil
+}
+
+// A ValueType names one kind of value samples carry beside their count, as
+// a profile's sample type does: "off_cpu" in "nanoseconds".
+type ValueType struct {
+	Type, Unit string
+}
+
+// retype gives b the value types to, which hold all of b's: each sample's
+// values move to their type's place, and the types b lacked are zero.
+func (b *Batch) retype(to []ValueType) {
+	if slices.Equal(b.ValueTypes, to) {
+		return
+	}
+	place := make([]int, len(b.ValueTypes))
+	for i, vt := range b.ValueTypes {
+		place[i] = slices.Index(to, vt)
+	}
+	for i := range b.Samples {
+		s := &b.Samples[i]
+		if s.Values == nil {
+			continue
+		}
+		values := make([]int64, len(to))
+		for j, v := range s.Values[:min(len(s.Values), len(place))] {
+			values[place[j]] = v
+		}
+		s.Values = values
+	}
+	b.ValueTypes = to
 }
 
 type releaseBoth [2]interface{ Release() }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -31,5 +32,25 @@ func TestAbsorbSpansBothBatches(t *testing.T) {
 	a.Release()
 	if released != 2 {
 		t.Errorf("%d holds released, want both", released)
+	}
+}
+
+// Batches with different value types absorb into one whose samples hold
+// every type, each value at its type's place and zero where it had none.
+func TestAbsorbAlignsValueTypes(t *testing.T) {
+	wall, offCPU := ValueType{"wall", "nanoseconds"}, ValueType{"off_cpu", "nanoseconds"}
+	a := &Batch{Samples: []Sample{{PID: 1, Count: 1}}}
+	b := &Batch{ValueTypes: []ValueType{offCPU, wall}, Samples: []Sample{{PID: 2, Values: []int64{5, 7}}}}
+	c := &Batch{ValueTypes: []ValueType{wall}, Samples: []Sample{{PID: 3, Values: []int64{9}}}}
+	a.Absorb(b)
+	a.Absorb(c)
+	if len(a.ValueTypes) != 2 || a.ValueTypes[0] != offCPU || a.ValueTypes[1] != wall {
+		t.Fatalf("value types %v", a.ValueTypes)
+	}
+	want := map[uint32][]int64{1: nil, 2: {5, 7}, 3: {0, 9}}
+	for _, s := range a.Samples {
+		if fmt.Sprint(s.Values) != fmt.Sprint(want[s.PID]) {
+			t.Errorf("pid %d: values %v, want %v", s.PID, s.Values, want[s.PID])
+		}
 	}
 }

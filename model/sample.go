@@ -28,7 +28,13 @@ type Sample struct {
 	// so the stack ends in a marked frame rather than a guess.
 	UserSource UserStackSource
 	UserEnd    UnwindEnd
-	Count      uint64
+	// Count is how often the stack was sampled on the CPU; it stands for
+	// Count periods of CPU time.
+	Count uint64
+	// Values holds the values of the batch's ValueTypes, in order, for a
+	// source that measures more than CPU samples (time off the CPU, waits).
+	// nil means all zero.
+	Values []int64
 }
 
 // UserDepth is the number of user frames: of UserFrames when set, else of

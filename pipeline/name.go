@@ -10,6 +10,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/model"
+	"github.com/ember-profiler/ember/schema"
 )
 
 // nameBatches names each batch and adds it to its interval; at each
@@ -190,7 +191,7 @@ func (iv *intervalProfile) add(p *profile.Profile) {
 	iv.endNanos = p.TimeNanos + p.DurationNanos
 	iv.parts = append(iv.parts, p)
 	if len(iv.parts) >= mergeEvery {
-		merged, err := profile.Merge(iv.parts)
+		merged, err := schema.Merge(iv.parts)
 		iv.parts, iv.err = []*profile.Profile{merged}, err
 	}
 }
@@ -201,7 +202,7 @@ func (iv *intervalProfile) profile() (*profile.Profile, error) {
 	if iv.err != nil {
 		return nil, iv.err
 	}
-	merged, err := profile.Merge(iv.parts)
+	merged, err := schema.Merge(iv.parts)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package schema
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/pprof/profile"
@@ -109,3 +110,98 @@ func ValueTypes(ts ...SampleType) []*profile.ValueType {
 // CPUSampleTypes returns the sample types of a CPU profile, as the
 // symbolizer writes them and a query of CPU samples returns them.
 func CPUSampleTypes() []*profile.ValueType { return ValueTypes(Samples, CPU) }
+
+// Union returns the sample types of a and b, each once: the known ones in
+// the schema's order (Known), others after them as first seen. Profiles
+// of one interval are widened to it before they are merged.
+func Union(a, b []*profile.ValueType) []*profile.ValueType {
+	var known [len(Known)]bool
+	var out, other []*profile.ValueType
+	for _, vt := range slices.Concat(a, b) {
+		if i := Index(Of(vt)); i >= 0 {
+			known[i] = true
+		} else if !slices.ContainsFunc(other, func(o *profile.ValueType) bool { return Of(o) == Of(vt) }) {
+			other = append(other, vt)
+		}
+	}
+	for i, seen := range known {
+		if seen {
+			out = append(out, Known[i].ValueType())
+		}
+	}
+	for _, vt := range other {
+		out = append(out, &profile.ValueType{Type: vt.Type, Unit: vt.Unit})
+	}
+	return out
+}
+
+// SameSampleTypes reports whether a and b list the same types in the same order.
+func SameSampleTypes(a, b []*profile.ValueType) bool {
+	return slices.EqualFunc(a, b, func(x, y *profile.ValueType) bool { return Of(x) == Of(y) })
+}
+
+// Widen gives p the sample types to, which must hold all of p's: each
+// sample's values move to their type's place, the types p lacked are zero.
+func Widen(p *profile.Profile, to []*profile.ValueType) error {
+	if SameSampleTypes(p.SampleType, to) {
+		return nil
+	}
+	place := make([]int, len(p.SampleType))
+	for i, vt := range p.SampleType {
+		place[i] = slices.IndexFunc(to, func(t *profile.ValueType) bool { return Of(t) == Of(vt) })
+		if place[i] < 0 {
+			return fmt.Errorf("sample type %s missing from %s", Of(vt), typeList(to))
+		}
+	}
+	for _, s := range p.Sample {
+		values := make([]int64, len(to))
+		for j, v := range s.Value[:min(len(s.Value), len(place))] {
+			values[place[j]] = v
+		}
+		s.Value = values
+	}
+	p.SampleType = make([]*profile.ValueType, len(to))
+	for i, vt := range to {
+		p.SampleType[i] = &profile.ValueType{Type: vt.Type, Unit: vt.Unit}
+	}
+	return nil
+}
+
+func typeList(vts []*profile.ValueType) string {
+	names := make([]string, len(vts))
+	for i, vt := range vts {
+		names[i] = Of(vt).String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// Merge merges profiles as pprof's Merge does, after widening those with
+// fewer sample types to the union of all (a drain from before a source began
+// measuring time off the CPU beside one from after). The profiles given are
+// not changed: those widened are copied first.
+func Merge(parts []*profile.Profile) (*profile.Profile, error) {
+	if len(parts) == 0 {
+		return profile.Merge(parts)
+	}
+	to := parts[0].SampleType
+	for _, p := range parts[1:] {
+		if !SameSampleTypes(p.SampleType, to) {
+			to = Union(to, p.SampleType)
+		}
+	}
+	widened := parts
+	for i, p := range parts {
+		if SameSampleTypes(p.SampleType, to) {
+			continue
+		}
+		if &widened[0] == &parts[0] {
+			widened = slices.Clone(parts)
+		}
+		c := p.Copy()
+		if err := Widen(c, to); err != nil {
+			return nil, err
+		}
+		widened[i] = c
+	}
+	return profile.Merge(widened)
+}

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/pprof/profile"
@@ -71,5 +72,37 @@ func TestCheckHostLabel(t *testing.T) {
 		if !Reserved(name) {
 			t.Errorf("stored label %q is not reserved: a host label could hide it", name)
 		}
+	}
+}
+
+// Profiles with different sample types merge into one with every type in
+// the schema's order; the profiles given stay as they were.
+func TestMergeWidensSampleTypes(t *testing.T) {
+	fn := &profile.Function{ID: 1, Name: "f"}
+	loc := &profile.Location{ID: 1, Line: []profile.Line{{Function: fn}}}
+	part := func(types []*profile.ValueType, values ...int64) *profile.Profile {
+		return &profile.Profile{
+			SampleType: types, PeriodType: PeriodType.ValueType(), Period: 10,
+			Sample:   []*profile.Sample{{Location: []*profile.Location{loc}, Value: values}},
+			Location: []*profile.Location{loc}, Function: []*profile.Function{fn},
+		}
+	}
+	cpuOnly := part(CPUSampleTypes(), 2, 20)
+	withWall := part(ValueTypes(Samples, Wall, CPU), 1, 50, 10) // out of the usual order
+	merged, err := Merge([]*profile.Profile{cpuOnly, withWall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := typeList(merged.SampleType); got != "samples/count, cpu/nanoseconds, wall/nanoseconds" {
+		t.Fatalf("merged sample types %s", got)
+	}
+	if len(merged.Sample) != 1 || fmt.Sprint(merged.Sample[0].Value) != "[3 30 50]" {
+		t.Errorf("merged values %v, want [3 30 50]", merged.Sample[0].Value)
+	}
+	if len(cpuOnly.SampleType) != 2 || fmt.Sprint(withWall.Sample[0].Value) != "[1 50 10]" {
+		t.Error("Merge changed a profile it was given")
+	}
+	if err := Widen(withWall.Copy(), CPUSampleTypes()); err == nil {
+		t.Error("widening to fewer types than a profile has: no error")
 	}
 }

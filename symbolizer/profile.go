@@ -2,6 +2,7 @@ package symbolizer
 
 import (
 	"cmp"
+	"fmt"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -55,7 +56,7 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 		functions: make(map[frame]*profile.Function),
 		perfMaps:  make(map[uint32]*perfMap),
 		p: &profile.Profile{
-			SampleType:    schema.CPUSampleTypes(),
+			SampleType:    sampleTypes(b),
 			PeriodType:    schema.PeriodType.ValueType(),
 			Period:        periodNanos,
 			TimeNanos:     b.Start.UnixNano(),
@@ -64,6 +65,9 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 	}
 	if b.Start.IsZero() {
 		pb.p.TimeNanos = 0
+	}
+	if err := schema.CheckSampleTypes(pb.p.SampleType); err != nil {
+		return nil, fmt.Errorf("batch values: %w", err)
 	}
 	for _, smp := range sortedSamples(b.Samples) {
 		pb.addSample(smp, periodNanos)
@@ -210,12 +214,24 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 		locs = append(locs, pb.markerLocation(userLost(smp.UserLost)))
 	}
 	count := int64(smp.Count)
+	values := make([]int64, len(pb.p.SampleType))
+	values[0], values[1] = count, count*periodNanos
+	copy(values[2:], smp.Values)
 	pb.p.Sample = append(pb.p.Sample, &profile.Sample{
 		Location: locs,
-		Value:    []int64{count, count * periodNanos},
+		Value:    values,
 		Label:    sampleLabels(smp, pb.batch.Processes[smp.Key()]),
 		NumLabel: map[string][]int64{schema.LabelPID: {int64(smp.PID)}, schema.LabelTID: {int64(smp.TID)}},
 	})
+}
+
+// sampleTypes are a CPU profile's, then the batch's own value types.
+func sampleTypes(b *model.Batch) []*profile.ValueType {
+	types := schema.CPUSampleTypes()
+	for _, vt := range b.ValueTypes {
+		types = append(types, &profile.ValueType{Type: vt.Type, Unit: vt.Unit})
+	}
+	return types
 }
 
 // sampleLabels are the string labels of a sample: comm always, and the

@@ -313,3 +313,37 @@ func renderProfile(p *profile.Profile) string {
 	fmt.Fprintf(&b, "\n%d locations, %d functions\n", len(p.Location), len(p.Function))
 	return b.String()
 }
+
+// A batch's own value types follow the CPU ones in the profile, each
+// sample's values in place; a type the schema does not know is refused.
+func TestProfileCarriesBatchValues(t *testing.T) {
+	s := newTestSymbolizer(t)
+	frames := []model.Frame{{Kind: model.FrameInterpreted, Function: "wait", File: "app.py", Line: 3}}
+	b := &model.Batch{PeriodNanos: 10, ValueTypes: []model.ValueType{{Type: "wall", Unit: "nanoseconds"}},
+		Samples: []model.Sample{
+			{PID: 7, TID: 7, Comm: "app", UserFrames: frames, Count: 2, Values: []int64{100}},
+			{PID: 7, TID: 8, Comm: "app", UserFrames: frames},
+		}}
+	p, err := s.Profile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, st := range p.SampleType {
+		types = append(types, st.Type)
+	}
+	if fmt.Sprint(types) != "[samples cpu wall]" {
+		t.Fatalf("sample types %v", types)
+	}
+	var values []string
+	for _, smp := range p.Sample {
+		values = append(values, fmt.Sprint(smp.Value))
+	}
+	if got := strings.Join(values, " "); got != "[2 20 100] [0 0 0]" {
+		t.Errorf("values %s, want [2 20 100] [0 0 0]", got)
+	}
+	b.ValueTypes[0].Type = "heap"
+	if _, err := s.Profile(b); err == nil {
+		t.Error("a value type the schema does not know was written")
+	}
+}

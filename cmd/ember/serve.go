@@ -16,6 +16,7 @@ import (
 
 	"github.com/ember-profiler/ember/internal/mainmapping"
 	"github.com/ember-profiler/ember/report"
+	"github.com/ember-profiler/ember/schema"
 	"github.com/ember-profiler/ember/storage/query"
 	"github.com/ember-profiler/ember/web"
 )
@@ -88,7 +89,7 @@ func (f *liveFeed) Profile(ctx context.Context, d time.Duration, selector string
 	if len(parts) == 0 {
 		return report.EmptyProfile(start, time.Now()), nil
 	}
-	merged, err := profile.Merge(parts)
+	merged, err := schema.Merge(parts)
 	if err != nil {
 		return nil, err
 	}
