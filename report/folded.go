@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/schema"
 )
 
 const (
@@ -23,10 +25,11 @@ const (
 	kernelSuffix = "_[k]"
 	// commLabel is the sample label holding the process name, written as
 	// the root of every stack.
-	commLabel = "comm"
-	// countType names the sample value written as the count.
-	countType = "samples"
+	commLabel = schema.LabelComm
 )
+
+// countType names the sample value written as the count.
+var countType = schema.Samples.Type
 
 // WriteFolded writes p as folded stacks to w: `comm;root;...;leaf count` per line,
 // with identical stacks summed and lines sorted so output is deterministic.

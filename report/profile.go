@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/schema"
 )
 
 // sampleIndex finds the value index of sampleType in p; "" picks the
@@ -54,11 +56,8 @@ func orEmpty(p *profile.Profile) *profile.Profile {
 // sample types: what a range without samples is, still valid pprof.
 func EmptyProfile(from, to time.Time) *profile.Profile {
 	return &profile.Profile{
-		SampleType: []*profile.ValueType{
-			{Type: "samples", Unit: "count"},
-			{Type: "cpu", Unit: "nanoseconds"},
-		},
-		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		SampleType:    schema.CPUSampleTypes(),
+		PeriodType:    schema.PeriodType.ValueType(),
 		TimeNanos:     from.UnixNano(),
 		DurationNanos: to.Sub(from).Nanoseconds(),
 	}

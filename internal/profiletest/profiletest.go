@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/schema"
 )
 
 // Fixture builds a small profile of known shape, values in cpu nanoseconds
@@ -38,8 +40,8 @@ type Builder struct {
 func NewBuilder() *Builder {
 	return &Builder{
 		P: &profile.Profile{
-			SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
-			PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+			SampleType: schema.CPUSampleTypes(),
+			PeriodType: schema.PeriodType.ValueType(),
 			Period:     5,
 			// Symbolized, as Ember's profiles are, so pprof does not try again.
 			Mapping: []*profile.Mapping{{ID: 1, Start: 0x1000, Limit: 0x100000, File: "/bin/app",
