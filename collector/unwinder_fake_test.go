@@ -45,20 +45,26 @@ func (f *fakeUnwindMaps) putRule(id uint32, r *bpf.SamplerUnwindRule) error {
 	return nil
 }
 
-func (f *fakeUnwindMaps) putRange(k *bpf.SamplerRangeKey, r *bpf.SamplerUnwindRange) error {
+func (f *fakeUnwindMaps) putRanges(keys []bpf.SamplerRangeKey, ranges []bpf.SamplerUnwindRange) []bpf.SamplerRangeKey {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.ranges[*k]; !ok && f.maxRanges > 0 && len(f.ranges) >= f.maxRanges {
-		return fmt.Errorf("ranges full")
+	var stored []bpf.SamplerRangeKey
+	for i, k := range keys {
+		if _, ok := f.ranges[k]; !ok && f.maxRanges > 0 && len(f.ranges) >= f.maxRanges {
+			continue // full
+		}
+		f.ranges[k] = ranges[i]
+		stored = append(stored, k)
 	}
-	f.ranges[*k] = *r
-	return nil
+	return stored
 }
 
-func (f *fakeUnwindMaps) deleteRange(k *bpf.SamplerRangeKey) {
+func (f *fakeUnwindMaps) deleteRanges(keys []bpf.SamplerRangeKey) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.ranges, *k)
+	for _, k := range keys {
+		delete(f.ranges, k)
+	}
 }
 
 func (f *fakeUnwindMaps) putProc(pid uint32, p *bpf.SamplerUnwindProc) error {

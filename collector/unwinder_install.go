@@ -125,6 +125,10 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 	if old != nil && old.execSeq == p.ExecSeq {
 		next.refreshes = old.refreshes
 	}
+	var (
+		keys   []bpf.SamplerRangeKey
+		ranges []bpf.SamplerUnwindRange
+	)
 	for _, mp := range todo {
 		t := u.tables[mp.id]
 		if t == nil {
@@ -151,11 +155,7 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 		}
 		next.tables = append(next.tables, t.id)
 		for _, k := range rangeKeys(p.PID, mp.m.Start, mp.m.Limit) {
-			if err := u.maps.putRange(&k, &r); err != nil {
-				u.stats.RangeErrors++
-				continue
-			}
-			next.keys = append(next.keys, k)
+			keys, ranges = append(keys, k), append(ranges, r)
 		}
 	}
 	// Executable memory without a file (JIT compilers) has no table: walk
@@ -167,24 +167,24 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 		}
 		r := bpf.SamplerUnwindRange{Start: m.Start, Limit: m.Limit, Kind: uint32(bpf.SamplerRangeKindRANGE_FP)}
 		for _, k := range rangeKeys(p.PID, m.Start, m.Limit) {
-			if err := u.maps.putRange(&k, &r); err != nil {
-				u.stats.RangeErrors++
-				continue
-			}
-			next.keys = append(next.keys, k)
+			keys, ranges = append(keys, k), append(ranges, r)
 		}
 	}
+	next.keys = u.maps.putRanges(keys, ranges)
+	u.stats.RangeErrors += uint64(len(keys) - len(next.keys))
 	// Keys the new set overwrote stay; the rest of the old ones go.
 	if old != nil {
 		kept := make(map[bpf.SamplerRangeKey]bool, len(next.keys))
 		for _, k := range next.keys {
 			kept[k] = true
 		}
+		var gone []bpf.SamplerRangeKey
 		for _, k := range old.keys {
 			if !kept[k] {
-				u.maps.deleteRange(&k)
+				gone = append(gone, k)
 			}
 		}
+		u.maps.deleteRanges(gone)
 		for _, id := range old.tables {
 			if t := u.tables[id]; t != nil {
 				u.release(t)
@@ -252,9 +252,7 @@ func (u *unwindTables) removeLocked(pid uint32) {
 		return
 	}
 	u.maps.deleteProc(pid)
-	for _, k := range in.keys {
-		u.maps.deleteRange(&k)
-	}
+	u.maps.deleteRanges(in.keys)
 	for _, id := range in.tables {
 		if t := u.tables[id]; t != nil {
 			u.release(t)

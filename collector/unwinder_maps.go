@@ -5,8 +5,11 @@ package collector
 // eviction, refresh) is tested with an in-memory fake, without root.
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -50,8 +53,11 @@ const maxRules = int(bpf.SamplerUnwindLayoutMAX_RULES)
 // blockWords words; a chunk must be added before its blocks are used.
 type unwindMaps interface {
 	putRule(id uint32, r *bpf.SamplerUnwindRule) error
-	putRange(k *bpf.SamplerRangeKey, r *bpf.SamplerUnwindRange) error
-	deleteRange(k *bpf.SamplerRangeKey)
+	// putRanges stores ranges[i] under keys[i], as many as it can, and
+	// returns the keys stored.
+	putRanges(keys []bpf.SamplerRangeKey, ranges []bpf.SamplerUnwindRange) []bpf.SamplerRangeKey
+	// deleteRanges deletes the ranges under keys; missing ones are skipped.
+	deleteRanges(keys []bpf.SamplerRangeKey)
 	putProc(pid uint32, p *bpf.SamplerUnwindProc) error
 	deleteProc(pid uint32)
 	// setRangesGeneration makes every CPU drop the ranges it keeps.
@@ -77,6 +83,9 @@ type samplerUnwindMaps struct {
 
 	mu        sync.Mutex
 	chunkMaps map[uint32]*ebpf.Map
+	// oneByOne is set once the kernel refused a batch operation on the
+	// ranges (older than 5.6).
+	oneByOne atomic.Bool
 }
 
 func newSamplerUnwindMaps(objs *bpf.SamplerObjects) *samplerUnwindMaps {
@@ -94,11 +103,49 @@ func (s *samplerUnwindMaps) putRule(id uint32, r *bpf.SamplerUnwindRule) error {
 	return s.rules.Put(id, r)
 }
 
-func (s *samplerUnwindMaps) putRange(k *bpf.SamplerRangeKey, r *bpf.SamplerUnwindRange) error {
-	return s.ranges.Put(k, r)
+// A process's ranges go in and out in one system call each way: one by one,
+// the calls were a quarter of the daemon's CPU under process churn
+// (docs/benchmarks.md), and a batch costs a sixth to a third as much per key.
+// What follows a key the kernel refused goes one by one.
+func (s *samplerUnwindMaps) putRanges(keys []bpf.SamplerRangeKey, ranges []bpf.SamplerUnwindRange) []bpf.SamplerRangeKey {
+	done := 0
+	if len(keys) > 1 && !s.oneByOne.Load() {
+		n, err := s.ranges.BatchUpdate(keys, ranges, nil)
+		if err == nil {
+			return keys
+		}
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			s.oneByOne.Store(true)
+		} else {
+			done = n
+		}
+	}
+	stored := slices.Clone(keys[:done])
+	for i := done; i < len(keys); i++ {
+		if s.ranges.Put(&keys[i], &ranges[i]) == nil {
+			stored = append(stored, keys[i])
+		}
+	}
+	return stored
 }
 
-func (s *samplerUnwindMaps) deleteRange(k *bpf.SamplerRangeKey) { s.ranges.Delete(k) }
+func (s *samplerUnwindMaps) deleteRanges(keys []bpf.SamplerRangeKey) {
+	done := 0
+	if len(keys) > 1 && !s.oneByOne.Load() {
+		n, err := s.ranges.BatchDelete(keys, nil)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			s.oneByOne.Store(true)
+		} else {
+			done = n
+		}
+	}
+	for i := done; i < len(keys); i++ {
+		s.ranges.Delete(&keys[i])
+	}
+}
 
 func (s *samplerUnwindMaps) putProc(pid uint32, p *bpf.SamplerUnwindProc) error {
 	return s.procs.Put(pid, p)
