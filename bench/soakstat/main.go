@@ -3,7 +3,7 @@
 // stacks are: the share of samples carrying a [truncated] frame and the
 // share of frames with a name, overall and per group of programs (by comm:
 // churn-* short-lived, ll-* long-lived, hotspot busy loops, the rest), and
-// the unnamed frames seen most.
+// the unnamed frames seen most, and the comms with the most truncated stacks.
 //
 //	go run ./bench/soakstat bench/out/soak-last-hour.pb.gz
 package main
@@ -38,6 +38,7 @@ func main() {
 		os.Exit(1)
 	}
 	groups := map[string]*tally{}
+	byComm := map[string]*tally{} // of truncated stacks, for where they come from
 	unnamed := map[string]int64{}
 	for _, s := range p.Sample {
 		if len(s.Value) == 0 {
@@ -72,6 +73,15 @@ func main() {
 		if cut {
 			g.truncated += n
 		}
+		c := byComm[comm(s)]
+		if c == nil {
+			c = &tally{}
+			byComm[comm(s)] = c
+		}
+		c.samples += n
+		if cut {
+			c.truncated += n
+		}
 	}
 	var all tally
 	names := make([]string, 0, len(groups))
@@ -97,6 +107,17 @@ func main() {
 	for _, k := range kinds[:min(len(kinds), 8)] {
 		fmt.Printf("  %-60s %d\n", k, unnamed[k])
 	}
+	comms := make([]string, 0, len(byComm))
+	for c := range byComm {
+		comms = append(comms, c)
+	}
+	slices.SortFunc(comms, func(a, b string) int { return cmp.Compare(byComm[b].truncated, byComm[a].truncated) })
+	fmt.Println("truncated samples by comm, most first:")
+	for _, c := range comms[:min(len(comms), 10)] {
+		if t := byComm[c]; t.truncated > 0 {
+			fmt.Printf("  %-22s %7d of %7d (%.1f%%)\n", c, t.truncated, t.samples, pct(t.truncated, t.samples))
+		}
+	}
 }
 
 func printRow(name string, t *tally) {
@@ -110,20 +131,24 @@ func pct(a, b int64) float64 {
 	return 100 * float64(a) / float64(b)
 }
 
+func comm(s *profile.Sample) string {
+	if c := s.Label["comm"]; len(c) > 0 {
+		return c[0]
+	}
+	return ""
+}
+
 // group names the kind of program a sample belongs to, from its comm.
 func group(s *profile.Sample) string {
-	comm := ""
-	if c := s.Label["comm"]; len(c) > 0 {
-		comm = c[0]
-	}
+	name := comm(s)
 	switch {
-	case strings.HasPrefix(comm, "churn-"):
-		return "short-lived " + comm
-	case strings.HasPrefix(comm, "ll-"):
-		return "long-lived " + comm
-	case comm == "hotspot":
+	case strings.HasPrefix(name, "churn-"):
+		return "short-lived " + name
+	case strings.HasPrefix(name, "ll-"):
+		return "long-lived " + name
+	case name == "hotspot":
 		return "busy loop (hotspot)"
-	case comm == "cc1" || comm == "as" || comm == "gcc" || comm == "collect2" || comm == "ld":
+	case name == "cc1" || name == "as" || name == "gcc" || name == "collect2" || name == "ld":
 		return "compile loop"
 	default:
 		return "other"
