@@ -20,6 +20,18 @@ import (
 	"github.com/ember-profiler/ember/report"
 )
 
+// raised runs a request's handler under Options.RaiseQuery: encoding and
+// compressing a large answer is part of what a user waits for.
+func (s *Server) raised(next echo.HandlerFunc) echo.HandlerFunc {
+	if s.raiseQuery == nil {
+		return next
+	}
+	return func(c echo.Context) error {
+		defer s.raiseQuery()()
+		return next(c)
+	}
+}
+
 // bounded runs fn, the costly part of a request, under a concurrency bound
 // (sem; nil for none) and a time limit. Past the bound it waits up to
 // queueWait for a slot, then answers 429. Past the time limit it answers at
@@ -42,6 +54,9 @@ func bounded[T any](s *Server, c echo.Context, sem chan struct{}, kind string, q
 	}
 	done := make(chan result, 1)
 	go func() {
+		if s.raiseQuery != nil {
+			defer s.raiseQuery()()
+		}
 		var r result
 		defer func() {
 			if p := recover(); p != nil {

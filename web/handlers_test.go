@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,5 +314,29 @@ func TestAcceptsGzip(t *testing.T) {
 		if got := acceptsGzip([]string{v}); got != want {
 			t.Errorf("acceptsGzip(%q) = %v", v, got)
 		}
+	}
+}
+
+// The daemon's RaiseQuery hook runs around each expensive query, on the
+// goroutine that computes it, and its restore once the query is done.
+func TestRaiseQueryWrapsExpensiveQueries(t *testing.T) {
+	var raised, restored atomic.Int32
+	ts := newTestServer(t, func(o *Options) {
+		o.RaiseQuery = func() func() {
+			raised.Add(1)
+			return func() { restored.Add(1) }
+		}
+	})
+	if rec := ts.get("/api/v1/flamegraph?from=-1h"); rec.Code != http.StatusOK {
+		t.Fatalf("flame graph: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.get("/api/v1/labels"); rec.Code != http.StatusOK {
+		t.Fatalf("labels: %d %s", rec.Code, rec.Body)
+	}
+	for deadline := time.Now().Add(5 * time.Second); restored.Load() < raised.Load() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if raised.Load() == 0 || restored.Load() != raised.Load() {
+		t.Errorf("raised %d times, restored %d", raised.Load(), restored.Load())
 	}
 }

@@ -126,6 +126,11 @@ type Options struct {
 	// UI holds the web UI's files (index.html at its root), served at / and
 	// /ui/; nil serves no UI. cmd/ember passes ui.FS.
 	UI fs.FS
+	// RaiseQuery, if set, is called on the goroutine that runs an expensive
+	// query, and the function it returns when the query ends: the daemon
+	// raises the thread's priority so that a loaded host, when a profile is
+	// most wanted, still answers in a second.
+	RaiseQuery func() (restore func())
 }
 
 // Limits bound what one request may cost. A zero field takes the default
@@ -232,6 +237,8 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *httpMetrics
+	// raiseQuery is Options.RaiseQuery.
+	raiseQuery func() (restore func())
 
 	tokenHash [sha256.Size]byte // of Options.AuthToken; compared in constant time
 	hasToken  bool
@@ -258,16 +265,17 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		store:    opts.Store,
-		live:     opts.Live,
-		ready:    opts.Ready,
-		registry: opts.Registry,
-		limits:   limits,
-		log:      opts.Logger,
-		now:      opts.Now,
-		queries:  make(chan struct{}, limits.MaxConcurrentQueries),
-		lives:    make(chan struct{}, limits.MaxLiveProfiles),
-		hosts:    make(map[string]bool),
+		store:      opts.Store,
+		live:       opts.Live,
+		ready:      opts.Ready,
+		registry:   opts.Registry,
+		limits:     limits,
+		log:        opts.Logger,
+		now:        opts.Now,
+		raiseQuery: opts.RaiseQuery,
+		queries:    make(chan struct{}, limits.MaxConcurrentQueries),
+		lives:      make(chan struct{}, limits.MaxLiveProfiles),
+		hosts:      make(map[string]bool),
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
@@ -322,10 +330,11 @@ func (s *Server) routes() http.Handler {
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 	})))
 	e.GET("/debug/pprof/profile", s.liveProfile)
-	e.GET("/api/v1/profile", s.profile)
-	e.GET("/api/v1/flamegraph", s.flamegraph)
-	e.GET("/api/v1/diff", s.diff)
-	e.GET("/api/v1/series", s.series)
+	// The views the UI waits for: their encoding runs raised too.
+	e.GET("/api/v1/profile", s.profile, s.raised)
+	e.GET("/api/v1/flamegraph", s.flamegraph, s.raised)
+	e.GET("/api/v1/diff", s.diff, s.raised)
+	e.GET("/api/v1/series", s.series, s.raised)
 	e.GET("/api/v1/labels", s.labelNames)
 	e.GET("/api/v1/labels/:name/values", s.labelValues)
 	if s.ui != nil {

@@ -46,6 +46,7 @@ type daemonConfig struct {
 	CountMapEntries  uint32            `yaml:"count-map-entries"`
 	DrainInterval    time.Duration     `yaml:"drain-interval"`
 	ShutdownDeadline time.Duration     `yaml:"shutdown-timeout"`
+	QueryNice        int               `yaml:"query-nice"`
 }
 
 func defaultDaemonConfig() daemonConfig {
@@ -64,6 +65,7 @@ func defaultDaemonConfig() daemonConfig {
 		CountMapEntries:  16384,
 		DrainInterval:    time.Second,
 		ShutdownDeadline: 10 * time.Second,
+		QueryNice:        -5,
 	}
 }
 
@@ -93,6 +95,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")
 	fs.DurationVar(&cfg.DrainInterval, "drain-interval", cfg.DrainInterval, "how often the BPF maps are read and emptied")
 	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long stopping may take: naming and storing the last interval, open requests, closing")
+	fs.IntVar(&cfg.QueryNice, "query-nice", cfg.QueryNice, "nice value of the threads that answer profile, flame graph, diff and series requests, so a loaded host still answers (below 0 needs CAP_SYS_NICE; 0: the daemon's own)")
 }
 
 // loadDaemonConfig returns the defaults, overlaid by the file at path (if
@@ -131,6 +134,7 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 		"count-map-entries": func() { cfg.CountMapEntries = fromFlags.CountMapEntries },
 		"drain-interval":    func() { cfg.DrainInterval = fromFlags.DrainInterval },
 		"shutdown-timeout":  func() { cfg.ShutdownDeadline = fromFlags.ShutdownDeadline },
+		"query-nice":        func() { cfg.QueryNice = fromFlags.QueryNice },
 	}
 	fs.Visit(func(f *pflag.Flag) {
 		if apply, ok := overlays[f.Name]; ok {
@@ -209,6 +213,8 @@ func (c *daemonConfig) validate() error {
 		return fmt.Errorf("symbol-cache-size: %s is below the minimum of 4MiB", c.SymbolCacheSize)
 	case c.ShutdownDeadline <= 0:
 		return errors.New("shutdown-timeout: must be positive")
+	case c.QueryNice < -20 || c.QueryNice > 19:
+		return fmt.Errorf("query-nice: %d is not a nice value (-20 to 19)", c.QueryNice)
 	case c.Unwind != collector.UnwindDWARF && c.Unwind != collector.UnwindFP:
 		return fmt.Errorf("unwind: %q is not dwarf or fp", c.Unwind)
 	case c.UnwindTableSize < 1<<20:

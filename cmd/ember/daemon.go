@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/internal/threadprio"
 	"github.com/ember-profiler/ember/pipeline"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/symbolizer"
@@ -135,7 +137,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 	}
 	api, err := web.New(web.Options{
 		Store: web.FromStorage(store), Live: d.live, Registry: registry, AuthToken: token,
-		AllowedHosts: allowedHosts, Logger: log, UI: ui.FS(),
+		AllowedHosts: allowedHosts, Logger: log, UI: ui.FS(), RaiseQuery: raiseQueries(cfg.QueryNice, log),
 		// A range is final once its last interval is written.
 		Limits: web.Limits{FlameCacheSettle: cfg.Interval + time.Minute, ShutdownTimeout: shutdownWorkTime(cfg)},
 	})
@@ -206,4 +208,23 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	d.log.Info("ember daemon stopped", slog.Uint64("intervals_written", written), slog.Uint64("intervals_dropped", dropped))
 	return err
+}
+
+// raiseQueries returns web's RaiseQuery hook for nice, nil for 0. Without
+// CAP_SYS_NICE it says so once, and queries run at the daemon's priority.
+func raiseQueries(nice int, log *slog.Logger) func() (restore func()) {
+	if nice == 0 {
+		return nil
+	}
+	var warned sync.Once
+	return func() func() {
+		restore, err := threadprio.Raise(nice)
+		if err != nil {
+			warned.Do(func() {
+				log.Info("cannot raise the priority of the threads that answer queries; on a busy host the UI answers late (grant CAP_SYS_NICE, or --query-nice 0)",
+					slog.Int("nice", nice), slog.Any("err", err))
+			})
+		}
+		return restore
+	}
 }
