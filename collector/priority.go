@@ -2,10 +2,9 @@ package collector
 
 import (
 	"log/slog"
-	"runtime"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/ember-profiler/ember/internal/threadprio"
 )
 
 // keepUpNice is the nice value of the threads that must keep up with the
@@ -20,25 +19,15 @@ var keepUpWarned sync.Once
 
 // keepUp gives the calling goroutine a thread of its own at keepUpNice,
 // until the returned function, deferred by the caller, puts the thread back
-// at its old priority. The thread stays locked, so the runtime discards it
-// when the goroutine ends; the priority goes back first because the runtime
-// may start a replacement thread from the exiting one, which would inherit
-// it. Without CAP_SYS_NICE it logs once and carries on at the usual
-// priority.
+// at its old priority and lets it go. Without CAP_SYS_NICE it logs once and
+// carries on at the usual priority.
 func keepUp(log *slog.Logger) (restore func()) {
-	runtime.LockOSThread()
-	tid := unix.Gettid()
-	// Linux's getpriority returns 20 - nice.
-	prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
-	if err == nil {
-		err = unix.Setpriority(unix.PRIO_PROCESS, tid, keepUpNice)
-	}
+	restore, err := threadprio.Raise(keepUpNice)
 	if err != nil {
 		keepUpWarned.Do(func() {
 			log.Info("cannot raise the priority of the threads that read new processes; on a busy host, short-lived programs may exit before they are read (grant CAP_SYS_NICE)",
 				slog.Int("nice", keepUpNice), slog.Any("err", err))
 		})
-		return func() {}
 	}
-	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, 20-prio) }
+	return restore
 }
