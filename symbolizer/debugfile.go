@@ -220,7 +220,7 @@ func newELF(r io.ReaderAt) (f *elf.File, err error) {
 // section (MiniDebugInfo, as Fedora and RHEL ship binaries): an
 // xz-compressed ELF file holding a .symtab of the functions .dynsym
 // lacks. (nil, nil) when there is no such section.
-func readMiniDebugInfo(f *elf.File) ([]elfSymbol, error) {
+func readMiniDebugInfo(f *elf.File, names *symbolNames) ([]rawSymbol, error) {
 	s := f.Section(".gnu_debugdata")
 	if s == nil {
 		return nil, nil
@@ -229,10 +229,12 @@ func readMiniDebugInfo(f *elf.File) ([]elfSymbol, error) {
 	if err != nil {
 		return nil, fmt.Errorf("MiniDebugInfo: %w", err)
 	}
-	return parseMiniDebugInfo(data)
+	return parseMiniDebugInfo(data, names)
 }
 
-func parseMiniDebugInfo(compressed []byte) ([]elfSymbol, error) {
+// parseMiniDebugInfo reads the symbols of the xz-compressed ELF file in
+// compressed; their names are copied to the heap (inner is not kept).
+func parseMiniDebugInfo(compressed []byte, names *symbolNames) ([]rawSymbol, error) {
 	zr, err := xz.ReaderConfig{SingleStream: true}.NewReader(bytes.NewReader(compressed))
 	if err != nil {
 		return nil, fmt.Errorf("MiniDebugInfo: %w", err)
@@ -248,7 +250,7 @@ func parseMiniDebugInfo(compressed []byte) ([]elfSymbol, error) {
 	if err != nil {
 		return nil, fmt.Errorf("MiniDebugInfo: %w", err)
 	}
-	syms, err := readFunctionSymbols(ef)
+	syms, _, err := readFunctionSymbols(elfImage{File: ef}, names)
 	if err != nil {
 		return nil, fmt.Errorf("MiniDebugInfo: %w", err)
 	}

@@ -145,12 +145,13 @@ func parseELFWith(r io.ReaderAt, maxDWARFBytes int64) (ef *elfFile, skipped []er
 	}
 	ef.buildID = readBuildID(f.File)
 	ef.link, ef.hasLink = readDebugLink(f.File)
-	syms, raw, err := readFunctionSymbolsRaw(f.File)
+	names := &symbolNames{}
+	syms, pcln, err := readFunctionSymbols(f, names)
 	if err != nil {
 		return nil, skipped, err
 	}
 	ef.hasSymtab = hasFullSymtab(f.File, syms)
-	goNames, err := newGoResolver(f, raw)
+	goNames, err := newGoResolver(f, pcln)
 	if err != nil {
 		skipped = append(skipped, err)
 	}
@@ -162,7 +163,7 @@ func parseELFWith(r io.ReaderAt, maxDWARFBytes int64) (ef *elfFile, skipped []er
 		// The symbol table repeats every Go function; keep only what the
 		// line table does not name (cgo's C code), which for a large Go
 		// program saves megabytes of names.
-		syms = slices.DeleteFunc(syms, func(sym elfSymbol) bool {
+		syms = slices.DeleteFunc(syms, func(sym rawSymbol) bool {
 			_, ok := goNames.pcln.funcAt(sym.start)
 			return ok
 		})
@@ -178,20 +179,20 @@ func parseELFWith(r io.ReaderAt, maxDWARFBytes int64) (ef *elfFile, skipped []er
 			ef.resolvers = append(ef.resolvers, d)
 		}
 	}
-	if mini, err := readMiniDebugInfo(f.File); err != nil {
+	if mini, err := readMiniDebugInfo(f.File, names); err != nil {
 		skipped = append(skipped, err)
 	} else {
 		syms = append(syms, mini...)
 	}
 	if len(syms) > 0 {
-		ef.resolvers = append(ef.resolvers, newSymtabResolver(syms))
+		ef.resolvers = append(ef.resolvers, newSymtabResolver(syms, names))
 	}
 	return ef, skipped, nil
 }
 
 // hasFullSymtab reports whether f has a .symtab that gave function
 // symbols (not only .dynsym's exports).
-func hasFullSymtab(f *elf.File, syms []elfSymbol) bool {
+func hasFullSymtab(f *elf.File, syms []rawSymbol) bool {
 	return len(syms) > 0 && f.SectionByType(elf.SHT_SYMTAB) != nil
 }
 
@@ -200,98 +201,6 @@ func hasFullSymtab(f *elf.File, syms []elfSymbol) bool {
 func richerThan(f *elf.File, ef *elfFile) bool {
 	return (f.Section(".debug_info") != nil && !ef.anyDWARF) ||
 		(f.SectionByType(elf.SHT_SYMTAB) != nil && !ef.hasSymtab)
-}
-
-// readFunctionSymbols merges .symtab and .dynsym. A file with neither is
-// fine (stripped); a table that cannot be read is an error unless the other
-// one gave symbols.
-func readFunctionSymbols(f *elf.File) ([]elfSymbol, error) {
-	syms, _, err := readFunctionSymbolsRaw(f)
-	return syms, err
-}
-
-// readFunctionSymbolsRaw is readFunctionSymbols also returning every
-// symbol read (the Go resolver looks for runtime.pclntab among them).
-func readFunctionSymbolsRaw(f *elf.File) ([]elfSymbol, []elf.Symbol, error) {
-	var syms []elfSymbol
-	var all []elf.Symbol
-	var errs []error
-	for _, table := range []struct {
-		typ  elf.SectionType
-		read func() ([]elf.Symbol, error)
-	}{
-		{elf.SHT_SYMTAB, f.Symbols},
-		{elf.SHT_DYNSYM, f.DynamicSymbols},
-	} {
-		s := f.SectionByType(table.typ)
-		if s == nil {
-			continue
-		}
-		if err := checkSymbolTableSize(f, s); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		raw, err := table.read()
-		if err != nil {
-			if !errors.Is(err, elf.ErrNoSymbols) {
-				errs = append(errs, fmt.Errorf("read %s: %w", s.Name, err))
-			}
-			continue
-		}
-		syms = appendFunctionSymbols(syms, f, raw)
-		all = append(all, raw...)
-	}
-	if len(syms) == 0 && len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
-	}
-	return syms, all, nil
-}
-
-func checkSymbolTableSize(f *elf.File, s *elf.Section) error {
-	if s.Size > maxSymbolTableBytes {
-		return fmt.Errorf("symbol table %s is %d bytes, over the %d byte limit", s.Name, s.Size, maxSymbolTableBytes)
-	}
-	if int(s.Link) < len(f.Sections) {
-		if strtab := f.Sections[s.Link]; strtab.Size > maxSymbolTableBytes {
-			return fmt.Errorf("string table %s is %d bytes, over the %d byte limit", strtab.Name, strtab.Size, maxSymbolTableBytes)
-		}
-	}
-	return nil
-}
-
-// appendFunctionSymbols keeps what can hold code: STT_FUNC and
-// STT_GNU_IFUNC symbols, and untyped symbols in executable sections (hand
-// written assembly often has no type).
-func appendFunctionSymbols(dst []elfSymbol, f *elf.File, raw []elf.Symbol) []elfSymbol {
-	for _, s := range raw {
-		if s.Name == "" || s.Value == 0 || s.Section == elf.SHN_UNDEF {
-			continue
-		}
-		var sect *elf.Section
-		if int(s.Section) < len(f.Sections) {
-			sect = f.Sections[s.Section]
-		}
-		switch elf.ST_TYPE(s.Info) {
-		case elf.STT_FUNC, elf.STT_GNU_IFUNC:
-		case elf.STT_NOTYPE:
-			if sect == nil || sect.Flags&elf.SHF_EXECINSTR == 0 {
-				continue
-			}
-		default:
-			continue
-		}
-		sym := elfSymbol{
-			start: s.Value,
-			size:  s.Size,
-			name:  s.Name,
-			bind:  elf.ST_BIND(s.Info),
-		}
-		if sect != nil && sect.Flags&elf.SHF_ALLOC != 0 {
-			sym.sectionEnd = sect.Addr + sect.Size
-		}
-		dst = append(dst, sym)
-	}
-	return dst
 }
 
 // readBuildID returns the hex GNU build ID from .note.gnu.build-id, or from

@@ -179,7 +179,7 @@ func FuzzMiniDebugInfo(f *testing.F) {
 	f.Add(real[:len(real)/2])
 	f.Add([]byte("\xfd7zXZ\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		syms, err := parseMiniDebugInfo(data)
+		syms, err := parseMiniDebugInfo(data, &symbolNames{})
 		if err == nil && len(syms) == 0 {
 			t.Error("no error and no symbols")
 		}

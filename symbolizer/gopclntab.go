@@ -30,7 +30,7 @@ type goResolver struct {
 // section, else the runtime.pclntab symbol's bytes, else a header found in
 // .data.rel.ro (PIE and externally linked binaries keep it there). It
 // returns (nil, nil) for a file that is not Go.
-func newGoResolver(f elfImage, syms []elf.Symbol) (r *goResolver, err error) {
+func newGoResolver(f elfImage, syms pclnSymbols) (r *goResolver, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r, err = nil, fmt.Errorf("parse .gopclntab: panic: %v", p)
@@ -292,22 +292,14 @@ func checkPclntabHeader(b []byte) error {
 
 // findPclntab returns the pclntab's bytes, its address, and how many of
 // its bytes are on the heap.
-func findPclntab(f elfImage, syms []elf.Symbol) ([]byte, uint64, int64, error) {
+func findPclntab(f elfImage, syms pclnSymbols) ([]byte, uint64, int64, error) {
 	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
 		if s := f.Section(name); s != nil {
 			data, heap, err := f.sectionData(s, maxPclntabBytes)
 			return data, s.Addr, heap, err
 		}
 	}
-	var start, end uint64
-	for _, s := range syms {
-		switch s.Name {
-		case "runtime.pclntab":
-			start = s.Value
-		case "runtime.epclntab":
-			end = s.Value
-		}
-	}
+	start, end := syms.start, syms.end
 	for _, name := range []string{".data.rel.ro", ".rodata"} {
 		s := f.Section(name)
 		if s == nil || s.Type == elf.SHT_NOBITS || s.Size > maxPclntabBytes*2 {

@@ -347,12 +347,13 @@ func (s *Symbolizer) addDebugFile(ef *elfFile, m *model.Mapping, proc *model.Pro
 			rest = append(rest, r)
 		}
 	}
-	syms, err := readFunctionSymbols(df.File)
+	names := &symbolNames{}
+	syms, _, err := readFunctionSymbols(df, names)
 	switch {
 	case err != nil:
 		errs = append(errs, fmt.Errorf("debug file %s: %w", path, err))
 	case len(syms) > 0:
-		front = append(front, newSymtabResolver(syms))
+		front = append(front, newSymtabResolver(syms, names))
 		ef.hasSymtab = ef.hasSymtab || hasFullSymtab(df.File, syms)
 	}
 	ef.resolvers = append(front, rest...)

@@ -321,7 +321,7 @@ func TestGoInlineMatchesDWARF(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	g, err := newGoResolver(elfImage{File: f}, nil)
+	g, err := newGoResolver(elfImage{File: f}, pclnSymbols{})
 	if err != nil || g == nil || g.inline == nil {
 		t.Fatalf("Go resolver %v (inline tables found: %v), %v", g, g != nil && g.inline != nil, err)
 	}

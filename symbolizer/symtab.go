@@ -1,84 +1,81 @@
 package symbolizer
 
 import (
+	"bytes"
 	"cmp"
 	"debug/elf"
 	"slices"
 	"sort"
-	"strings"
 	"unsafe"
 )
 
-// elfSymbol is a function symbol from .symtab or .dynsym.
+// elfSymbol is a function symbol of a symtabResolver: 24 bytes, its name
+// left in the string table.
 type elfSymbol struct {
-	start, size uint64
-	name        string
-	bind        elf.SymBind
-	// sectionEnd bounds an unsized symbol that is the last of its file; 0
-	// when unknown.
-	sectionEnd uint64
-	// end is computed by newSymtabResolver: start+size when sized,
-	// otherwise the next symbol's start.
-	end uint64
+	start, end uint64
+	name       symName
 }
 
 // symtabResolver names addresses from ELF symbol tables: the function
 // whose [start, end) holds the address. It knows no inlining or lines.
 type symtabResolver struct {
 	syms  []elfSymbol // sorted by start, one per start
-	bytes int64       // approximate memory held, computed once
+	names *symbolNames
+	bytes int64 // approximate heap held, computed once
 }
 
-func newSymtabResolver(syms []elfSymbol) *symtabResolver {
-	slices.SortStableFunc(syms, func(a, b elfSymbol) int { return cmp.Compare(a.start, b.start) })
-	out := syms[:0]
+// newSymtabResolver sorts syms, keeps one symbol per address and gives
+// each its end: start+size when sized, otherwise the next symbol's start.
+func newSymtabResolver(syms []rawSymbol, names *symbolNames) *symtabResolver {
+	// Not a stable sort (in place, it took half of a large parse):
+	// betterELFSymbol's choice among aliases does not depend on order.
+	slices.SortFunc(syms, func(a, b rawSymbol) int { return cmp.Compare(a.start, b.start) })
+	kept := syms[:0]
 	for _, s := range syms {
-		if n := len(out); n > 0 && out[n-1].start == s.start {
-			if betterELFSymbol(s, out[n-1]) {
-				out[n-1] = s
+		if n := len(kept); n > 0 && kept[n-1].start == s.start {
+			if betterELFSymbol(s, kept[n-1], names) {
+				kept[n-1] = s
 			}
 			continue
 		}
-		out = append(out, s)
+		kept = append(kept, s)
 	}
-	for i := range out {
-		s := &out[i]
+	out := make([]elfSymbol, len(kept))
+	for i, s := range kept {
+		end := s.start + 1 // the symbol's own address, nothing after it
 		switch {
 		case s.size > 0:
-			s.end = s.start + s.size
-		case i+1 < len(out):
-			s.end = out[i+1].start
+			end = s.start + s.size
+		case i+1 < len(kept):
+			end = kept[i+1].start
 		case s.sectionEnd > s.start:
-			s.end = s.sectionEnd
-		default:
-			s.end = s.start + 1 // the symbol's own address, nothing after it
+			end = s.sectionEnd
 		}
+		out[i] = elfSymbol{start: s.start, end: end, name: s.name}
 	}
-	r := &symtabResolver{syms: out, bytes: int64(cap(out)) * int64(unsafe.Sizeof(elfSymbol{}))}
-	for _, s := range out {
-		r.bytes += int64(len(s.name))
-	}
-	return r
+	bytes := int64(len(out))*int64(unsafe.Sizeof(elfSymbol{})) + names.heap + int64(unsafe.Sizeof(symbolNames{}))
+	return &symtabResolver{syms: out, names: names, bytes: bytes}
 }
 
 // betterELFSymbol chooses among aliases at one address (glibc has many):
 // sized over unsized, global over weak over local, fewer leading
 // underscores, shorter, then alphabetical, so the choice never depends on
 // table order.
-func betterELFSymbol(a, b elfSymbol) bool {
+func betterELFSymbol(a, b rawSymbol, names *symbolNames) bool {
 	if (a.size > 0) != (b.size > 0) {
 		return a.size > 0
 	}
 	if ra, rb := elfBindRank(a.bind), elfBindRank(b.bind); ra != rb {
 		return ra > rb
 	}
-	if ua, ub := leadingUnderscores(a.name), leadingUnderscores(b.name); ua != ub {
+	an, bn := names.bytes(a.name), names.bytes(b.name)
+	if ua, ub := leadingUnderscores(an), leadingUnderscores(bn); ua != ub {
 		return ua < ub
 	}
-	if len(a.name) != len(b.name) {
-		return len(a.name) < len(b.name)
+	if len(an) != len(bn) {
+		return len(an) < len(bn)
 	}
-	return strings.Compare(a.name, b.name) < 0
+	return bytes.Compare(an, bn) < 0
 }
 
 func elfBindRank(b elf.SymBind) int {
@@ -98,6 +95,9 @@ func (r *symtabResolver) resolve(addr uint64) ([]frame, bool) {
 	if i < 0 || addr >= r.syms[i].end {
 		return nil, false
 	}
-	name := r.syms[i].name
+	name := r.names.string(r.syms[i].name)
+	if name == "" {
+		return nil, false
+	}
 	return []frame{{Function: name, SystemName: name}}, true
 }
