@@ -433,9 +433,9 @@ func (s *Store) labelSetsIn(ctx context.Context, from, to time.Time) ([]labelSet
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	var sets []labelSet
+	labels := s.dict.newLabelSetReader()
 	_, err := s.scan(ctx, txn, from.UnixNano(), to.UnixNano(), Selector{}, func(id uint32) {
-		ls, _ := s.dict.labelSets.get(id)
-		sets = append(sets, ls)
+		sets = append(sets, labels.get(id))
 	}, nil)
 	return sets, err
 }

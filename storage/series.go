@@ -54,7 +54,7 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 	if q.Limit > 0 {
 		limit = min(limit, q.Limit)
 	}
-	acc := &seriesAccumulator{g: g, limit: limit, groupBy: q.GroupBy}
+	acc := &seriesAccumulator{g: g, limit: limit, groupBy: q.GroupBy, labels: s.dict.newLabelSetReader()}
 	if q.GroupBy != "" {
 		planned := s.index.plan(nil, g.from, g.to, s.maxLevel())
 		if err := s.groupTotals(ctx, txn, planned, q.Selector, acc); err != nil {
@@ -130,6 +130,7 @@ type seriesAccumulator struct {
 	g       stepGrid
 	limit   int
 	groupBy string
+	labels  *labelSetReader
 
 	groups map[string]int // group value -> index in totals (first pass)
 	totals []float64
@@ -256,13 +257,13 @@ func (a *seriesAccumulator) seriesPoints(cpu []float64) []Point {
 	return pts
 }
 
-// groupValue is a label set's value of groupBy ("" when ungrouped).
-func (s *Store) groupValue(id uint32, groupBy string) string {
-	if groupBy == "" {
+// groupValue is a label set's value of the grouping label ("" when
+// ungrouped).
+func (a *seriesAccumulator) groupValue(id uint32) string {
+	if a.groupBy == "" {
 		return ""
 	}
-	ls, _ := s.dict.labelSets.get(id)
-	return ls.get(groupBy)
+	return a.labels.get(id).get(a.groupBy)
 }
 
 // groupTotals sums the CPU of each group in planned blocks: the first pass.
@@ -270,7 +271,7 @@ func (s *Store) groupTotals(ctx context.Context, txn *badger.Txn, planned []plan
 	acc.groups = make(map[string]int)
 	groupOf := make(map[uint32]int) // label set -> index in totals
 	_, err := s.scanPlanned(ctx, txn, planned, sel, func(id uint32) {
-		v := s.groupValue(id, acc.groupBy)
+		v := acc.groupValue(id)
 		gi, ok := acc.groups[v]
 		if !ok {
 			gi = len(acc.totals)
@@ -289,7 +290,7 @@ func (s *Store) groupTotals(ctx context.Context, txn *badger.Txn, planned []plan
 func (s *Store) readSpread(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, acc *seriesAccumulator) error {
 	slotOf := make(map[uint32]int) // label set -> slot
 	want := s.labelSetFilter(sel, func(id uint32) {
-		slotOf[id] = acc.slot(s.groupValue(id, acc.groupBy))
+		slotOf[id] = acc.slot(acc.groupValue(id))
 	})
 	for i, pb := range planned {
 		if i%8 == 0 {
