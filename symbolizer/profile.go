@@ -178,6 +178,7 @@ type mappingKey struct {
 type locationKey struct {
 	mapping mappingKey
 	addr    uint64
+	marker  string // the frame of an address without a process
 }
 
 func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
@@ -204,7 +205,11 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 			}
 		} else {
 			for i, addr := range smp.User {
-				locs = append(locs, pb.userLocation(proc, smp.PID, addr, i > 0))
+				loc := pb.userLocation(proc, smp.PID, addr, i > 0)
+				if n := len(locs); n > 0 && loc == locs[n-1] && loc.Address == 0 && loc.Mapping == nil {
+					continue // one box for all frames of a process that is gone
+				}
+				locs = append(locs, loc)
 			}
 		}
 		if smp.UserTruncated && smp.UserDepth() > 0 {
@@ -283,11 +288,8 @@ func (pb *profileBuilder) userLocation(proc *model.Process, pid uint32, addr uin
 		cm = proc.FindMapping(addr)
 	}
 	if cm == nil {
-		lk := locationKey{mapping: mappingKey{kind: kindUnmapped, pid: pid}, addr: addr}
-		if loc, ok := pb.locations[lk]; ok {
-			return loc
-		}
 		name := markerNoMapping
+		lk := locationKey{mapping: mappingKey{kind: kindUnmapped, pid: pid}, addr: addr}
 		switch {
 		case proc == nil:
 			name = markerNoProcess
@@ -296,6 +298,17 @@ func (pb *profileBuilder) userLocation(proc *model.Process, pid uint32, addr uin
 			// after the process released its memory (a zombie shows
 			// empty maps): every process that runs user code has some.
 			name = markerExited
+		}
+		if name != markerNoMapping {
+			// One location for all: the address of a process that is gone
+			// names nothing, and kept it made a new location (and stack) in
+			// the store for every address of every short-lived process,
+			// a third of the soak's locations.
+			lk = locationKey{mapping: mappingKey{kind: kindUnmapped}, marker: name}
+			addr = 0
+		}
+		if loc, ok := pb.locations[lk]; ok {
+			return loc
 		}
 		return pb.addLocation(lk, nil, addr, []frame{{Function: name, SystemName: name}})
 	}

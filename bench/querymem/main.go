@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,7 @@ func main() {
 	path := flag.String("url", "", "request path and query, e.g. /api/v1/flamegraph?from=-24h")
 	parallel := flag.Int("parallel", 1, "requests sent at once")
 	out := flag.String("out", "", "file to write the (last) answer's body to, as sent (gzipped if the server chose to)")
+	allocProfile := flag.String("allocprofile", "", "file to write a heap profile to after the request (its alloc_space is mostly the request's)")
 	flag.Parse()
 	if *dir == "" || *path == "" {
 		log.Fatal("-dir and -url are required")
@@ -128,6 +130,16 @@ func main() {
 	close(stopSampling)
 	<-sampled
 	peak := status("VmHWM")
+	if *allocProfile != "" {
+		f, err := os.Create(*allocProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			log.Fatal(err)
+		}
+		f.Close()
+	}
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
 	fmt.Printf("%s x%d: status %v, %.1f MB of body (gzipped), %s; RSS fresh %.1f MiB, settled %.1f MiB, peak %.1f MiB: +%.1f MiB over settled (+%.1f over fresh); live heap peak +%.1f MiB; Go allocated %.1f MiB\n",

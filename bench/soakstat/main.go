@@ -1,7 +1,8 @@
 // Command soakstat reads a merged Ember profile (a file, or a URL of the
 // daemon's /api/v1/profile) and prints, for bench/soak.sh, how whole its
 // stacks are: the share of samples carrying a [truncated] frame and the
-// share of frames with a name, overall and per group of programs (by comm:
+// share of frames with a name and of samples with every frame named, overall
+// and per group of programs (by comm:
 // churn-* short-lived, ll-* long-lived, hotspot busy loops, the rest), and
 // the unnamed frames seen most, and the comms with the most truncated stacks.
 //
@@ -25,6 +26,10 @@ import (
 type tally struct {
 	samples, truncated int64
 	frames, named      int64
+	// allNamed counts samples without an unnamed frame: unlike the frame
+	// share it does not change when the symbolizer folds a gone process's
+	// frames into one.
+	allNamed int64
 }
 
 func main() {
@@ -51,7 +56,7 @@ func main() {
 			groups[group(s)] = g
 		}
 		g.samples += n
-		cut := false
+		cut, whole := false, true
 		for _, loc := range s.Location {
 			for _, line := range loc.Line {
 				name := ""
@@ -67,11 +72,15 @@ func main() {
 					g.named += n
 				} else {
 					unnamed[unnamedKind(name)] += n
+					whole = false
 				}
 			}
 		}
 		if cut {
 			g.truncated += n
+		}
+		if whole {
+			g.allNamed += n
 		}
 		c := byComm[comm(s)]
 		if c == nil {
@@ -91,9 +100,10 @@ func main() {
 		all.truncated += g.truncated
 		all.frames += g.frames
 		all.named += g.named
+		all.allNamed += g.allNamed
 	}
 	slices.Sort(names)
-	fmt.Printf("%-22s %9s %11s %13s\n", "programs", "samples", "truncated", "frames named")
+	fmt.Printf("%-22s %9s %11s %13s %13s\n", "programs", "samples", "truncated", "frames named", "samples named")
 	for _, name := range names {
 		printRow(name, groups[name])
 	}
@@ -121,7 +131,7 @@ func main() {
 }
 
 func printRow(name string, t *tally) {
-	fmt.Printf("%-22s %9d %10.2f%% %12.2f%%\n", name, t.samples, pct(t.truncated, t.samples), pct(t.named, t.frames))
+	fmt.Printf("%-22s %9d %10.2f%% %12.2f%% %12.2f%%\n", name, t.samples, pct(t.truncated, t.samples), pct(t.named, t.frames), pct(t.allNamed, t.samples))
 }
 
 func pct(a, b int64) float64 {
