@@ -31,7 +31,10 @@ import (
 const (
 	blockVersionCPU   = 1 // types implied: samples/count, cpu/nanoseconds
 	blockVersionTyped = 2 // types in the header
-	maxPartBytes      = 256 << 10
+	// maxPartBytes keeps each part, and so each table block Badger
+	// compresses, under zstd's 128 KiB block: past it the encoder keeps a
+	// 16 MiB history window per CPU for the life of the process.
+	maxPartBytes = 64 << 10
 
 	// numValues is how many sample types a record has room for.
 	numValues = len(schema.Known)

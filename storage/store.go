@@ -333,7 +333,7 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithBaseTableSize(4 << 20).
 		WithBaseLevelSize(16 << 20).
 		WithValueLogFileSize(16 << 20).
-		WithValueThreshold(512 << 10). // block parts (<= 256 KiB) stay in the LSM tree, compressed
+		WithValueThreshold(512 << 10). // block parts (<= 64 KiB) stay in the LSM tree, compressed
 		WithBlockSize(32 << 10).
 		WithBlockCacheSize(2 << 20).
 		WithIndexCacheSize(1 << 20).
