@@ -330,3 +330,44 @@ func TestStopIsBoundedByTheShutdownTimeout(t *testing.T) {
 		t.Fatal("the pipeline waited for a sink that never answered")
 	}
 }
+
+// After the stop, naming and every sink run the last interval on raised
+// threads (RaiseAtStop), each restored when its stage ends; before the
+// stop nothing is raised.
+func TestStagesAreRaisedAtStop(t *testing.T) {
+	dr := newFakeDrainer()
+	store, export := &fakeSink{name: "store"}, &fakeSink{name: "export"}
+	cfg := testConfig(dr, &fakeNamer{}, time.Hour, 5*time.Millisecond, store, export)
+	var mu sync.Mutex
+	raised, restored := 0, 0
+	cfg.RaiseAtStop = func() func() {
+		mu.Lock()
+		defer mu.Unlock()
+		raised++
+		return func() {
+			mu.Lock()
+			defer mu.Unlock()
+			restored++
+		}
+	}
+	p := mustNew(t, cfg)
+	stop := runInBackground(p)
+	dr.waitDrains(t, 5)
+	mu.Lock()
+	before := raised
+	mu.Unlock()
+	if before != 0 {
+		t.Errorf("%d stages raised before the stop", before)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if raised != 3 || restored != 3 {
+		t.Errorf("raised %d and restored %d stages at stop, want 3 and 3 (naming and two sinks)", raised, restored)
+	}
+	if store.samples() != int64(dr.count()) || export.samples() != int64(dr.count()) {
+		t.Errorf("stored %d and exported %d of %d samples", store.samples(), export.samples(), dr.count())
+	}
+}
