@@ -20,13 +20,11 @@ import (
 func (p *Pipeline) nameBatches(finish context.Context, queue *batchQueue) {
 	iv := &intervalProfile{}
 	end := nextBoundary(time.Now(), p.cfg.Interval)
-	raised := atStop{p: p}
 	for {
 		b, ok := queue.pop()
 		if !ok {
 			break
 		}
-		raised.check()
 		p.metrics.namingQueue.Set(float64(queue.waiting()))
 		if finish.Err() != nil || p.hasFailed() {
 			p.dropBatch(b, "shutdown")
@@ -44,7 +42,6 @@ func (p *Pipeline) nameBatches(finish context.Context, queue *batchQueue) {
 			iv, end = &intervalProfile{}, nextBoundary(b.End, p.cfg.Interval)
 		}
 	}
-	raised.check()
 	var last *profile.Profile
 	if p.cfg.Interval > 0 {
 		p.logLosses(p.takeLosses())
@@ -56,7 +53,6 @@ func (p *Pipeline) nameBatches(finish context.Context, queue *batchQueue) {
 	if !iv.empty() && !p.hasFailed() {
 		last = p.merge(iv)
 	}
-	raised.done() // before the sinks close, after which Run may return
 	for i, w := range p.sinks {
 		var ivl *Interval
 		if last != nil {

@@ -62,11 +62,6 @@ type Config struct {
 	// merge or a sink, hands nothing more to the sinks, and makes Run
 	// return that error without logging it.
 	FailFast bool
-	// RaiseAtStop, if set, raises the priority of the calling thread until
-	// restore: naming and each sink call it once Run's ctx ends, so that
-	// the last interval is written within ShutdownTimeout on a host whose
-	// load would otherwise starve them (it was lost at load 210 on 2 CPUs).
-	RaiseAtStop func() (restore func())
 	// Metrics, if set, count what the pipeline does (see NewMetrics).
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -101,9 +96,6 @@ type Pipeline struct {
 	// namingBehind is set by the drain stage while the naming queue
 	// refuses batches, so that each episode is logged once.
 	namingBehind bool
-
-	// stopped is Run's ctx.Done(), set before the stages start.
-	stopped <-chan struct{}
 
 	// failed is closed at the first error under FailFast; err holds it.
 	failOnce sync.Once
@@ -168,7 +160,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		maxSamples, maxBatchSamples = namingQueueDrains*p.cfg.MaxBatchSamples, p.cfg.MaxBatchSamples
 	}
 	queue := newBatchQueue(namingQueueBatches, maxSamples, maxBatchSamples, p.cfg.Interval)
-	p.stopped = ctx.Done()
 	for _, w := range p.sinks {
 		go w.run(finish)
 	}
@@ -193,31 +184,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return p.err
 	default:
 		return nil
-	}
-}
-
-// atStop is for a stage's goroutine: once Run's ctx has ended it raises
-// the goroutine's thread (RaiseAtStop), once, and returns the restore to
-// defer; before that, or without the hook, it does nothing.
-type atStop struct {
-	p       *Pipeline
-	restore func()
-}
-
-func (a *atStop) check() {
-	if a.restore != nil || a.p.cfg.RaiseAtStop == nil {
-		return
-	}
-	select {
-	case <-a.p.stopped:
-		a.restore = a.p.cfg.RaiseAtStop()
-	default:
-	}
-}
-
-func (a *atStop) done() {
-	if a.restore != nil {
-		a.restore()
 	}
 }
 

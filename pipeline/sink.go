@@ -110,14 +110,10 @@ func (w *sinkWorker) close(last *Interval) {
 // outlives the pipeline's ctx until the shutdown deadline.
 func (w *sinkWorker) run(finish context.Context) {
 	defer close(w.done)
-	raised := atStop{p: w.p}
-	defer raised.done()
 	for iv := range w.queue {
 		w.p.metrics.sinkQueue.WithLabelValues(w.name).Set(float64(len(w.queue)))
-		raised.check()
 		w.write(finish, iv)
 	}
-	raised.check()
 	if w.last != nil {
 		w.write(finish, w.last)
 	}

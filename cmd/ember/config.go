@@ -95,7 +95,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")
 	fs.DurationVar(&cfg.DrainInterval, "drain-interval", cfg.DrainInterval, "how often the BPF maps are read and emptied")
 	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long stopping may take: naming and storing the last interval, open requests, closing")
-	fs.IntVar(&cfg.QueryNice, "query-nice", cfg.QueryNice, "nice value of the threads that answer profile, flame graph, diff and series requests, so a loaded host still answers, and of those that store the last interval at stop (below 0 needs CAP_SYS_NICE; 0: the daemon's own)")
+	fs.IntVar(&cfg.QueryNice, "query-nice", cfg.QueryNice, "nice value of the threads that answer profile, flame graph, diff and series requests, so a loaded host still answers (below 0 needs CAP_SYS_NICE; 0: the daemon's own)")
 }
 
 // loadDaemonConfig returns the defaults, overlaid by the file at path (if

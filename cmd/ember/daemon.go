@@ -137,7 +137,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 	}
 	api, err := web.New(web.Options{
 		Store: web.FromStorage(store), Live: d.live, Registry: registry, AuthToken: token,
-		AllowedHosts: allowedHosts, Logger: log, UI: ui.FS(), RaiseQuery: raiseThreads(cfg.QueryNice, "answer queries", "the UI answers late", log),
+		AllowedHosts: allowedHosts, Logger: log, UI: ui.FS(), RaiseQuery: raiseQueries(cfg.QueryNice, log),
 		// A range is final once its last interval is written.
 		Limits: web.Limits{FlameCacheSettle: cfg.Interval + time.Minute, ShutdownTimeout: shutdownWorkTime(cfg)},
 	})
@@ -186,9 +186,8 @@ func (d *daemon) run(ctx context.Context) error {
 	defer d.live.stop()
 	store := &storeSink{store: d.store, labels: d.cfg.Labels, dataDir: d.cfg.DataDir, log: d.log, appendSeconds: d.metrics.storeAppend}
 	p, err := pipeline.New(pipeline.Config{
-		RaiseAtStop: raiseThreads(d.cfg.QueryNice, "store the last interval at stop", "it may not be stored in time", d.log),
-		Source:      observedSource{d.collector, d.metrics},
-		Namer:       liveNamer{d.symbolizer, d.live},
+		Source: observedSource{d.collector, d.metrics},
+		Namer:  liveNamer{d.symbolizer, d.live},
 		Sinks: []pipeline.SinkConfig{{Sink: store, QueueIntervals: storeQueueIntervals,
 			CountOutcome: d.metrics.countStoreInterval}},
 		DrainInterval: d.cfg.DrainInterval,
@@ -211,10 +210,9 @@ func (d *daemon) run(ctx context.Context) error {
 	return err
 }
 
-// raiseThreads returns a hook that raises the calling thread to nice (web's
-// RaiseQuery, the pipeline's RaiseAtStop), nil for 0. Without CAP_SYS_NICE
-// it says once that the threads doing what run at the daemon's priority.
-func raiseThreads(nice int, what, consequence string, log *slog.Logger) func() (restore func()) {
+// raiseQueries returns web's RaiseQuery hook for nice, nil for 0. Without
+// CAP_SYS_NICE it says so once, and queries run at the daemon's priority.
+func raiseQueries(nice int, log *slog.Logger) func() (restore func()) {
 	if nice == 0 {
 		return nil
 	}
@@ -223,7 +221,7 @@ func raiseThreads(nice int, what, consequence string, log *slog.Logger) func() (
 		restore, err := threadprio.Raise(nice)
 		if err != nil {
 			warned.Do(func() {
-				log.Info("cannot raise the priority of the threads that "+what+"; on a busy host "+consequence+" (grant CAP_SYS_NICE, or --query-nice 0)",
+				log.Info("cannot raise the priority of the threads that answer queries; on a busy host the UI answers late (grant CAP_SYS_NICE, or --query-nice 0)",
 					slog.Int("nice", nice), slog.Any("err", err))
 			})
 		}
