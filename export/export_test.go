@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ember-profiler/ember/export/exporttest"
 	"github.com/ember-profiler/ember/schema"
 	"github.com/ember-profiler/ember/storage"
 )
@@ -149,17 +150,17 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 // intervalsIn groups received samples by interval start.
-func intervalsIn(reqs []received) map[int64][]decodedSample {
-	m := map[int64][]decodedSample{}
+func intervalsIn(reqs []exporttest.Request) map[int64][]exporttest.Sample {
+	m := map[int64][]exporttest.Sample{}
 	for _, r := range reqs {
-		m[r.timeNanos] = append(m[r.timeNanos], r.samples...)
+		m[r.TimeNanos] = append(m[r.TimeNanos], r.Samples...)
 	}
 	return m
 }
 
 // checkSameAsStore compares each stored interval with what the receiver
 // decoded: the same cpu per service and stack, nothing else.
-func checkSameAsStore(t *testing.T, s *storage.Store, reqs []received, service func(decodedSample) string) {
+func checkSameAsStore(t *testing.T, s *storage.Store, reqs []exporttest.Request, service func(exporttest.Sample) string) {
 	t.Helper()
 	got := intervalsIn(reqs)
 	refs, _ := s.IntervalsAfter(0, 1000)
@@ -173,10 +174,10 @@ func checkSameAsStore(t *testing.T, s *storage.Store, reqs []received, service f
 		}
 		want := map[string]int64{}
 		for _, smp := range p.Sample {
-			want[smp.Label["comm"][0]+" "+pprofStack(smp)] += smp.Value[1]
+			want[smp.Label["comm"][0]+" "+exporttest.PprofStack(smp)] += smp.Value[1]
 		}
-		have := cpuBy(got[ref.Key], func(d decodedSample) string { return service(d) + " " + d.stack })
-		if d := diffMaps(have, want); d != "" {
+		have := exporttest.CPUBy(got[ref.Key], func(d exporttest.Sample) string { return service(d) + " " + d.Stack })
+		if d := exporttest.DiffMaps(have, want); d != "" {
 			t.Errorf("interval %s differs from the store:\n%s", ref.Start(), d)
 		}
 	}
@@ -188,36 +189,36 @@ var t0 = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 // with its labels, profile type, credentials and tenant, over TLS.
 func TestPyroscopeGetsEveryInterval(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	rec, srv := startPyroscope(t, true, nil)
+	rec, srv := exporttest.StartPyroscope(t, true, nil)
 	ca := writeFile(t, "ca.pem", certPEM(srv.Certificate().Raw))
 	token := writeFile(t, "token", "s3cret-token\n")
 	reg := prometheus.NewRegistry()
 	ex := newExporter(t, "pyroscope="+srv.URL+",tenant=team-a,token-file="+token+",ca-file="+ca, s, reg)
 	run(t, ex)
 	appendIntervals(t, s, t0, 4, ex)
-	waitFor(t, "4 intervals", func() bool { return len(intervalsIn(rec.requests())) == 4 })
+	waitFor(t, "4 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 4 })
 
-	reqs := rec.requests()
-	checkSameAsStore(t, s, reqs, func(d decodedSample) string { return d.labels["service_name"] })
+	reqs := rec.Requests()
+	checkSameAsStore(t, s, reqs, func(d exporttest.Sample) string { return d.Labels["service_name"] })
 	ids := map[string]bool{}
 	for _, r := range reqs {
-		if got := r.header.Get("Authorization"); got != "Bearer s3cret-token" {
+		if got := r.Header.Get("Authorization"); got != "Bearer s3cret-token" {
 			t.Errorf("Authorization %q", got)
 		}
-		if got := r.header.Get("X-Scope-OrgID"); got != "team-a" {
+		if got := r.Header.Get("X-Scope-OrgID"); got != "team-a" {
 			t.Errorf("X-Scope-OrgID %q", got)
 		}
-		if want := []string{"samples/count", "cpu/nanoseconds", "cpu/nanoseconds"}; !slices.Equal(r.types, want) {
-			t.Errorf("types %v, want %v (process_cpu:cpu:nanoseconds:cpu:nanoseconds)", r.types, want)
+		if want := []string{"samples/count", "cpu/nanoseconds", "cpu/nanoseconds"}; !slices.Equal(r.Types, want) {
+			t.Errorf("types %v, want %v (process_cpu:cpu:nanoseconds:cpu:nanoseconds)", r.Types, want)
 		}
-		for _, id := range r.ids {
+		for _, id := range r.IDs {
 			if ids[id] {
 				t.Errorf("dedupe ID %s used twice", id)
 			}
 			ids[id] = true
 		}
-		for _, smp := range r.samples {
-			l := smp.labels
+		for _, smp := range r.Samples {
+			l := smp.Labels
 			if l["__name__"] != PyroscopeProfileName || l["host"] != "web-1" || l["exe"] != "/usr/bin/"+l["service_name"] {
 				t.Fatalf("labels %v", l)
 			}
@@ -243,14 +244,14 @@ func TestPyroscopeGetsEveryInterval(t *testing.T) {
 // The pid label goes out when the target asks for it.
 func TestPyroscopeKeepsPIDWhenAsked(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	rec, srv := startPyroscope(t, false, nil)
+	rec, srv := exporttest.StartPyroscope(t, false, nil)
 	ex := newExporter(t, "pyroscope="+srv.URL+",pid=true,service-name={comm}-svc", s, nil)
 	run(t, ex)
 	appendIntervals(t, s, t0, 1, ex)
-	waitFor(t, "an interval", func() bool { return len(rec.requests()) == 1 })
+	waitFor(t, "an interval", func() bool { return len(rec.Requests()) == 1 })
 	series := map[string]bool{}
-	for _, smp := range rec.requests()[0].samples {
-		series[smp.labels["service_name"]+"/"+smp.labels["pid"]] = true
+	for _, smp := range rec.Requests()[0].Samples {
+		series[smp.Labels["service_name"]+"/"+smp.Labels["pid"]] = true
 	}
 	if want := map[string]bool{"app-a-svc/100": true, "app-b-svc/200": true, "app-b-svc/201": true}; !mapsEqual(series, want) {
 		t.Errorf("series %v, want %v", series, want)
@@ -273,26 +274,26 @@ func mapsEqual(a, b map[string]bool) bool {
 // the store has it, with semantic-convention attributes.
 func TestOTLPGetsEveryInterval(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	rec, addr := startOTLP(t)
+	rec, addr := exporttest.StartOTLP(t)
 	basic := writeFile(t, "basic", "ember:pa55word")
 	ex := newExporter(t, "otlp=http://"+addr+",basic-auth-file="+basic+",tenant=team-b,pid=true", s, nil)
 	run(t, ex)
 	appendIntervals(t, s, t0, 3, ex)
-	waitFor(t, "3 intervals", func() bool { return len(intervalsIn(rec.requests())) == 3 })
-	reqs := rec.requests()
-	checkSameAsStore(t, s, reqs, func(d decodedSample) string { return d.labels["service.name"] })
+	waitFor(t, "3 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 3 })
+	reqs := rec.Requests()
+	checkSameAsStore(t, s, reqs, func(d exporttest.Sample) string { return d.Labels["service.name"] })
 	for _, r := range reqs {
-		if got := r.header.Get("Authorization"); !strings.HasPrefix(got, "Basic ") {
+		if got := r.Header.Get("Authorization"); !strings.HasPrefix(got, "Basic ") {
 			t.Errorf("Authorization %q", got)
 		}
-		if got := r.header.Get("X-Scope-Orgid"); got != "team-b" {
+		if got := r.Header.Get("X-Scope-Orgid"); got != "team-b" {
 			t.Errorf("X-Scope-OrgID %q", got)
 		}
-		if want := []string{"samples/count", "cpu/nanoseconds"}; !slices.Equal(slices.Compact(slices.Sorted(slices.Values(r.types))), slices.Sorted(slices.Values(want))) {
-			t.Errorf("types %v", r.types)
+		if want := []string{"samples/count", "cpu/nanoseconds"}; !slices.Equal(slices.Compact(slices.Sorted(slices.Values(r.Types))), slices.Sorted(slices.Values(want))) {
+			t.Errorf("types %v", r.Types)
 		}
-		for _, smp := range r.samples {
-			l := smp.labels
+		for _, smp := range r.Samples {
+			l := smp.Labels
 			if l["host.name"] != "web-1" || l["process.executable.path"] != "/usr/bin/"+l["service.name"] || l["process.pid"] == "" {
 				t.Fatalf("attributes %v", l)
 			}
@@ -303,10 +304,10 @@ func TestOTLPGetsEveryInterval(t *testing.T) {
 // A backend that is not there, then is: nothing is missing, in order.
 func TestBackendDownThenBack(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	rec, srv := startPyroscope(t, false, nil)
+	rec, srv := exporttest.StartPyroscope(t, false, nil)
 	var down sync.Mutex
 	isDown := true
-	rec.fail = func(int) error {
+	rec.Fail = func(int) error {
 		down.Lock()
 		defer down.Unlock()
 		if isDown {
@@ -327,12 +328,12 @@ func TestBackendDownThenBack(t *testing.T) {
 	down.Lock()
 	isDown = false
 	down.Unlock()
-	waitFor(t, "5 intervals", func() bool { return len(intervalsIn(rec.requests())) == 5 })
-	reqs := rec.requests()
-	checkSameAsStore(t, s, reqs, func(d decodedSample) string { return d.labels["service_name"] })
+	waitFor(t, "5 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 5 })
+	reqs := rec.Requests()
+	checkSameAsStore(t, s, reqs, func(d exporttest.Sample) string { return d.Labels["service_name"] })
 	for i := 1; i < len(reqs); i++ {
-		if reqs[i].timeNanos <= reqs[i-1].timeNanos {
-			t.Errorf("out of order: %d after %d", reqs[i].timeNanos, reqs[i-1].timeNanos)
+		if reqs[i].TimeNanos <= reqs[i-1].TimeNanos {
+			t.Errorf("out of order: %d after %d", reqs[i].TimeNanos, reqs[i-1].TimeNanos)
 		}
 	}
 }
@@ -343,7 +344,7 @@ func TestRateLimitAndServerErrorsBackOff(t *testing.T) {
 	var mu sync.Mutex
 	var tries []time.Time
 	inFlight, most := 0, 0
-	rec, srv := startPyroscope(t, false, func(next httpHandler) httpHandler {
+	rec, srv := exporttest.StartPyroscope(t, false, func(next httpHandler) httpHandler {
 		return handlerFunc(func(w responseWriter, r *request) {
 			mu.Lock()
 			tries = append(tries, time.Now())
@@ -366,7 +367,7 @@ func TestRateLimitAndServerErrorsBackOff(t *testing.T) {
 	ex := newExporter(t, "pyroscope="+srv.URL, s, reg)
 	run(t, ex)
 	appendIntervals(t, s, t0, 2, ex)
-	waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.requests())) == 2 })
+	waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 2 })
 	mu.Lock()
 	defer mu.Unlock()
 	if most != 1 {
@@ -390,8 +391,8 @@ func TestRateLimitAndServerErrorsBackOff(t *testing.T) {
 // A backend slower than the timeout: the try is abandoned and repeated.
 func TestSlowBackendTimesOut(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	rec, srv := startPyroscope(t, false, nil)
-	rec.fail = func(n int) error {
+	rec, srv := exporttest.StartPyroscope(t, false, nil)
+	rec.Fail = func(n int) error {
 		if n == 0 {
 			time.Sleep(time.Second)
 		}
@@ -401,7 +402,7 @@ func TestSlowBackendTimesOut(t *testing.T) {
 	ex := newExporter(t, "pyroscope="+srv.URL+",timeout=200ms", s, reg)
 	run(t, ex)
 	appendIntervals(t, s, t0, 2, ex)
-	waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.requests())) == 2 })
+	waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 2 })
 	if got := testutil.ToFloat64(ex.opts.Metrics.failures.WithLabelValues("pyroscope", "timeout")); got < 1 {
 		t.Errorf("timeouts counted: %v", got)
 	}
@@ -410,8 +411,8 @@ func TestSlowBackendTimesOut(t *testing.T) {
 // A refused interval is counted and passed over; the next goes on.
 func TestRejectedIntervalIsSkipped(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	rec, srv := startPyroscope(t, false, nil)
-	rec.fail = func(n int) error {
+	rec, srv := exporttest.StartPyroscope(t, false, nil)
+	rec.Fail = func(n int) error {
 		if n == 0 {
 			return connect.NewError(connect.CodeInvalidArgument, errors.New("profile too old"))
 		}
@@ -421,7 +422,7 @@ func TestRejectedIntervalIsSkipped(t *testing.T) {
 	ex := newExporter(t, "pyroscope="+srv.URL, s, reg)
 	run(t, ex)
 	appendIntervals(t, s, t0, 3, ex)
-	waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.requests())) == 2 })
+	waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 2 })
 	if got := testutil.ToFloat64(ex.opts.Metrics.skips.WithLabelValues("pyroscope", "rejected")); got != 1 {
 		t.Errorf("skipped %v, want 1", got)
 	}
@@ -432,11 +433,11 @@ func TestRejectedIntervalIsSkipped(t *testing.T) {
 func TestRestartResumesFromCursor(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
-	rec, srv := startPyroscope(t, false, nil)
+	rec, srv := exporttest.StartPyroscope(t, false, nil)
 	ex := newExporter(t, "pyroscope="+srv.URL, s, nil)
 	stop := run(t, ex)
 	appendIntervals(t, s, t0, 3, ex)
-	waitFor(t, "3 intervals", func() bool { return len(intervalsIn(rec.requests())) == 3 })
+	waitFor(t, "3 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 3 })
 	// Stopped mid-request, the interval would be sent again after the
 	// restart, under the same dedupe IDs; stopped caught up, none is.
 	waitFor(t, "caught up", func() bool { return ex.Status().State == "caught_up" })
@@ -448,26 +449,26 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	s = openStore(t, dir)
 	ex = newExporter(t, "pyroscope="+srv.URL, s, nil)
 	run(t, ex)
-	waitFor(t, "6 intervals", func() bool { return len(intervalsIn(rec.requests())) == 6 })
+	waitFor(t, "6 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 6 })
 	time.Sleep(100 * time.Millisecond)
-	reqs := rec.requests()
+	reqs := rec.Requests()
 	if len(reqs) != 6 {
 		t.Errorf("%d requests for 6 intervals: some sent twice", len(reqs))
 	}
-	checkSameAsStore(t, s, reqs, func(d decodedSample) string { return d.labels["service_name"] })
+	checkSameAsStore(t, s, reqs, func(d exporttest.Sample) string { return d.Labels["service_name"] })
 }
 
 // A target added to a daemon with history starts at the newest interval.
 func TestNewTargetStartsAtNewest(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	appendIntervals(t, s, t0, 3)
-	rec, srv := startPyroscope(t, false, nil)
+	rec, srv := exporttest.StartPyroscope(t, false, nil)
 	ex := newExporter(t, "pyroscope="+srv.URL, s, nil)
 	run(t, ex)
 	waitFor(t, "caught up", func() bool { return ex.Status().State == "caught_up" })
 	appendIntervals(t, s, t0.Add(time.Minute), 1, ex)
-	waitFor(t, "1 interval", func() bool { return len(rec.requests()) == 1 })
-	if got := rec.requests()[0].timeNanos; got != t0.Add(time.Minute).UnixNano() {
+	waitFor(t, "1 interval", func() bool { return len(rec.Requests()) == 1 })
+	if got := rec.Requests()[0].TimeNanos; got != t0.Add(time.Minute).UnixNano() {
 		t.Errorf("sent the interval at %s first", time.Unix(0, got).UTC())
 	}
 }

@@ -1,4 +1,8 @@
-package export
+// Package exporttest runs receivers of Ember's exports for tests, built on
+// the backends' own API modules: Pyroscope's Connect push handler and the
+// OpenTelemetry Collector's pdata OTLP profiles gRPC server. Each reduces
+// what it decoded to plain samples that tests compare with the store.
+package exporttest
 
 import (
 	"context"
@@ -20,42 +24,38 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// The receivers decode with the backends' own API modules: Pyroscope's
-// Connect handler for push.v1, the Collector's pdata gRPC server for OTLP
-// profiles. Each reduces what it got to decoded samples.
-
-// A decodedSample is one sample as a backend sees it.
-type decodedSample struct {
-	labels map[string]string // series or resource and sample attributes
-	stack  string            // function names, root first, joined by ";"
-	cpu    int64             // cpu nanoseconds
-	count  int64             // samples
+// A Sample is one sample as a backend sees it.
+type Sample struct {
+	Labels map[string]string // series or resource and sample attributes
+	Stack  string            // function names, root first, joined by ";"
+	CPU    int64             // cpu nanoseconds
+	Count  int64             // samples
 }
 
-// A request as received.
-type received struct {
-	header    http.Header // or gRPC metadata
-	timeNanos int64
-	types     []string // "type/unit", and the period type last
-	ids       []string // dedupe IDs (Pyroscope) or profile IDs (OTLP)
-	samples   []decodedSample
+// A request as Request.
+type Request struct {
+	Header    http.Header // or gRPC metadata
+	TimeNanos int64
+	Types     []string // "type/unit", and the period type last
+	IDs       []string // dedupe IDs (Pyroscope) or profile IDs (OTLP)
+	Samples   []Sample
 }
 
-// receiver collects requests; fail, when set, answers a request instead.
-type receiver struct {
+// Receiver collects requests; fail, when set, answers a request instead.
+type Receiver struct {
 	mu   sync.Mutex
-	got  []received
-	fail func(n int) error // n counts requests from 0
+	got  []Request
+	Fail func(n int) error // n counts requests from 0
 	n    int
 }
 
-func (r *receiver) take(rec received) error {
+func (r *Receiver) take(rec Request) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.n
 	r.n++
-	if r.fail != nil {
-		if err := r.fail(n); err != nil {
+	if r.Fail != nil {
+		if err := r.Fail(n); err != nil {
 			return err
 		}
 	}
@@ -63,51 +63,51 @@ func (r *receiver) take(rec received) error {
 	return nil
 }
 
-func (r *receiver) requests() []received {
+func (r *Receiver) Requests() []Request {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]received(nil), r.got...)
+	return append([]Request(nil), r.got...)
 }
 
-func (r *receiver) tries() int {
+func (r *Receiver) Tries() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n
 }
 
-// pyroscopeReceiver serves push.v1.PusherService.
-type pyroscopeReceiver struct {
+// Pyroscope serves push.v1.PusherService.
+type Pyroscope struct {
 	pushv1connect.UnimplementedPusherServiceHandler
-	receiver
+	Receiver
 	t *testing.T
 }
 
-func (p *pyroscopeReceiver) Push(_ context.Context, req *connect.Request[pushv1.PushRequest]) (*connect.Response[pushv1.PushResponse], error) {
-	rec := received{header: req.Header()}
+func (p *Pyroscope) Push(_ context.Context, req *connect.Request[pushv1.PushRequest]) (*connect.Response[pushv1.PushResponse], error) {
+	rec := Request{Header: req.Header()}
 	for _, s := range req.Msg.Series {
 		labels := map[string]string{}
 		for _, l := range s.Labels {
 			labels[l.Name] = l.Value
 		}
 		for _, raw := range s.Samples {
-			rec.ids = append(rec.ids, raw.ID)
+			rec.IDs = append(rec.IDs, raw.ID)
 			prof, err := profile.ParseData(raw.RawProfile)
 			if err != nil {
-				p.t.Errorf("pyroscope receiver: %v", err)
+				p.t.Errorf("pyroscope Receiver: %v", err)
 				return nil, connect.NewError(connect.CodeInvalidArgument, err)
 			}
-			rec.timeNanos = prof.TimeNanos
-			rec.types = nil
+			rec.TimeNanos = prof.TimeNanos
+			rec.Types = nil
 			for _, st := range prof.SampleType {
-				rec.types = append(rec.types, st.Type+"/"+st.Unit)
+				rec.Types = append(rec.Types, st.Type+"/"+st.Unit)
 			}
-			rec.types = append(rec.types, prof.PeriodType.Type+"/"+prof.PeriodType.Unit)
+			rec.Types = append(rec.Types, prof.PeriodType.Type+"/"+prof.PeriodType.Unit)
 			for _, smp := range prof.Sample {
 				if len(smp.Label)+len(smp.NumLabel) > 0 {
 					p.t.Errorf("sample labels sent to Pyroscope: %v %v", smp.Label, smp.NumLabel)
 				}
-				rec.samples = append(rec.samples, decodedSample{labels: labels, stack: pprofStack(smp),
-					count: smp.Value[0], cpu: smp.Value[1]})
+				rec.Samples = append(rec.Samples, Sample{Labels: labels, Stack: PprofStack(smp),
+					Count: smp.Value[0], CPU: smp.Value[1]})
 			}
 		}
 	}
@@ -117,7 +117,7 @@ func (p *pyroscopeReceiver) Push(_ context.Context, req *connect.Request[pushv1.
 	return connect.NewResponse(&pushv1.PushResponse{}), nil
 }
 
-func pprofStack(smp *profile.Sample) string {
+func PprofStack(smp *profile.Sample) string {
 	var names []string
 	for i := len(smp.Location) - 1; i >= 0; i-- {
 		for j := len(smp.Location[i].Line) - 1; j >= 0; j-- {
@@ -127,10 +127,10 @@ func pprofStack(smp *profile.Sample) string {
 	return strings.Join(names, ";")
 }
 
-// startPyroscope serves a receiver over TLS (the test server's own CA) or
+// StartPyroscope serves a Receiver over TLS (the test server's own CA) or
 // plain HTTP; wrap, if set, sits in front of the Connect handler.
-func startPyroscope(t *testing.T, tlsOn bool, wrap func(http.Handler) http.Handler) (*pyroscopeReceiver, *httptest.Server) {
-	r := &pyroscopeReceiver{t: t}
+func StartPyroscope(t *testing.T, tlsOn bool, wrap func(http.Handler) http.Handler) (*Pyroscope, *httptest.Server) {
+	r := &Pyroscope{t: t}
 	path, h := pushv1connect.NewPusherServiceHandler(r)
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
@@ -149,17 +149,17 @@ func startPyroscope(t *testing.T, tlsOn bool, wrap func(http.Handler) http.Handl
 	return r, srv
 }
 
-// otlpReceiver serves the Collector's OTLP profiles gRPC service.
-type otlpReceiver struct {
+// OTLP serves the Collector's OTLP profiles gRPC service.
+type OTLP struct {
 	pprofileotlp.UnimplementedGRPCServer
-	receiver
+	Receiver
 }
 
-func (o *otlpReceiver) Export(ctx context.Context, req pprofileotlp.ExportRequest) (pprofileotlp.ExportResponse, error) {
+func (o *OTLP) Export(ctx context.Context, req pprofileotlp.ExportRequest) (pprofileotlp.ExportResponse, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	rec := received{header: http.Header{}}
+	rec := Request{Header: http.Header{}}
 	for k, v := range md {
-		rec.header[http.CanonicalHeaderKey(k)] = v
+		rec.Header[http.CanonicalHeaderKey(k)] = v
 	}
 	ps := req.Profiles()
 	dict := ps.Dictionary()
@@ -171,10 +171,10 @@ func (o *otlpReceiver) Export(ctx context.Context, req pprofileotlp.ExportReques
 		}
 		for _, sp := range rp.ScopeProfiles().All() {
 			for _, prof := range sp.Profiles().All() {
-				rec.timeNanos = int64(prof.Time())
+				rec.TimeNanos = int64(prof.Time())
 				st := str(prof.SampleType().TypeStrindex()) + "/" + str(prof.SampleType().UnitStrindex())
-				rec.types = append(rec.types, st)
-				rec.ids = append(rec.ids, prof.ProfileID().String())
+				rec.Types = append(rec.Types, st)
+				rec.IDs = append(rec.IDs, prof.ProfileID().String())
 				for _, smp := range prof.Samples().All() {
 					labels := map[string]string{}
 					for k, v := range resLabels {
@@ -192,14 +192,14 @@ func (o *otlpReceiver) Export(ctx context.Context, req pprofileotlp.ExportReques
 							names = append(names, str(dict.FunctionTable().At(int(lines.At(j).FunctionIndex())).NameStrindex()))
 						}
 					}
-					d := decodedSample{labels: labels, stack: strings.Join(names, ";")}
+					d := Sample{Labels: labels, Stack: strings.Join(names, ";")}
 					v := smp.Values().At(0)
 					if st == "cpu/nanoseconds" {
-						d.cpu = v
+						d.CPU = v
 					} else {
-						d.count = v
+						d.Count = v
 					}
-					rec.samples = append(rec.samples, d)
+					rec.Samples = append(rec.Samples, d)
 				}
 			}
 		}
@@ -210,8 +210,8 @@ func (o *otlpReceiver) Export(ctx context.Context, req pprofileotlp.ExportReques
 	return pprofileotlp.NewExportResponse(), nil
 }
 
-func startOTLP(t *testing.T) (*otlpReceiver, string) {
-	r := &otlpReceiver{}
+func StartOTLP(t *testing.T) (*OTLP, string) {
+	r := &OTLP{}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -223,11 +223,11 @@ func startOTLP(t *testing.T) (*otlpReceiver, string) {
 	return r, lis.Addr().String()
 }
 
-// cpuBy sums cpu nanoseconds by a key of each sample.
-func cpuBy(samples []decodedSample, key func(decodedSample) string) map[string]int64 {
+// CPUBy sums cpu nanoseconds by a key of each sample.
+func CPUBy(samples []Sample, key func(Sample) string) map[string]int64 {
 	m := map[string]int64{}
 	for _, s := range samples {
-		m[key(s)] += s.cpu
+		m[key(s)] += s.CPU
 	}
 	return m
 }
@@ -241,7 +241,7 @@ func sortedKeys(m map[string]int64) []string {
 	return keys
 }
 
-func diffMaps(got, want map[string]int64) string {
+func DiffMaps(got, want map[string]int64) string {
 	var b strings.Builder
 	for _, k := range sortedKeys(want) {
 		if got[k] != want[k] {
@@ -254,4 +254,22 @@ func diffMaps(got, want map[string]int64) string {
 		}
 	}
 	return b.String()
+}
+
+// Unique drops requests that repeat one received before, as a backend
+// deduplicating by ID would: at-least-once delivery resends a request whose
+// answer was lost, under the same IDs. It also returns how many it dropped.
+func Unique(reqs []Request) (unique []Request, repeats int) {
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		if len(r.IDs) > 0 && seen[r.IDs[0]] {
+			repeats++
+			continue
+		}
+		for _, id := range r.IDs {
+			seen[id] = true
+		}
+		unique = append(unique, r)
+	}
+	return unique, repeats
 }
