@@ -471,6 +471,11 @@ func TestNewTargetStartsAtNewest(t *testing.T) {
 	if got := rec.Requests()[0].TimeNanos; got != t0.Add(time.Minute).UnixNano() {
 		t.Errorf("sent the interval at %s first", time.Unix(0, got).UTC())
 	}
+
+	// One that asks for the history gets all of it.
+	hist := newExporter(t, "pyroscope="+srv.URL+",name=all,history=true", s, nil)
+	run(t, hist)
+	waitFor(t, "the history", func() bool { return len(rec.Requests()) == 1+4 })
 }
 
 func TestParseTarget(t *testing.T) {

@@ -231,7 +231,7 @@ func (e *Exporter) Flush(ctx context.Context) error {
 
 // startCursor is the stored cursor; a new target starts at the newest
 // stored interval, so that adding a backend does not send it the whole
-// retention at once.
+// retention at once, unless it asks for the history.
 func (e *Exporter) startCursor() (int64, error) {
 	name := e.target.cursorName()
 	cursor, ok, err := e.opts.History.Cursor(name)
@@ -240,8 +240,11 @@ func (e *Exporter) startCursor() (int64, error) {
 	}
 	// Kept at once, even at 0 (an empty store): a restart must not
 	// move a cursor that has not sent anything yet.
-	newest, _ := e.opts.History.NewestInterval()
-	return newest, e.opts.History.SetCursor(name, newest)
+	start, _ := e.opts.History.NewestInterval()
+	if e.target.History {
+		start = 0
+	}
+	return start, e.opts.History.SetCursor(name, start)
 }
 
 // deliver sends one interval, retrying with backoff until it is taken or

@@ -1,12 +1,14 @@
 package export
 
 import (
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/google/pprof/profile"
 	collectorpb "go.opentelemetry.io/proto/slim/otlp/collector/profiles/v1development"
@@ -48,6 +50,10 @@ var otlpSampleAttrs = map[string]string{
 	"pid": otlpAttrPID, "comm": otlpAttrComm, "exe": otlpAttrExe, "container": otlpAttrContainer,
 }
 
+// setGzipLevel sets the level of gRPC's gzip compressor, which is
+// process-wide, once.
+var setGzipLevel sync.Once
+
 // otlp sends ExportProfilesServiceRequests over gRPC.
 type otlp struct {
 	conn     *grpc.ClientConn
@@ -71,6 +77,8 @@ func newOTLP(t Target, creds credentials, tlsCfg *tls.Config) (*otlp, error) {
 	}
 	o := &otlp{conn: conn, md: md, callOpts: []grpc.CallOption{grpc.MaxCallRecvMsgSize(otlpMaxRecvMessage)}, log: slog.Default()}
 	if t.Gzip {
+		// Profiles are sent every interval, not read back: speed over ratio.
+		setGzipLevel.Do(func() { gzip.SetLevel(flate.BestSpeed) })
 		o.callOpts = append(o.callOpts, grpc.UseCompressor(gzip.Name))
 	}
 	return o, nil

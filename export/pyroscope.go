@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -16,6 +17,7 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"github.com/klauspost/compress/gzip"
 )
 
 // PyroscopeProfileName is the __name__ of Ember's series: with the sample
@@ -34,6 +36,10 @@ const maxPushBytes = 2 << 20
 type pyroscope struct {
 	client pushv1connect.PusherServiceClient
 	idle   func()
+	gzip   bool
+	// zw is reused for every series: a gzip writer allocates about a
+	// megabyte, more than most series' profiles.
+	zw *gzip.Writer
 }
 
 func newPyroscope(t Target, creds credentials, tlsCfg *tls.Config) *pyroscope {
@@ -48,12 +54,10 @@ func newPyroscope(t Target, creds credentials, tlsCfg *tls.Config) *pyroscope {
 		ForceAttemptHTTP2:     true,
 	}
 	client := &http.Client{Transport: withHeaders{transport, creds.headers()}, Timeout: t.Timeout}
-	var opts []connect.ClientOption
-	if t.Gzip {
-		opts = append(opts, connect.WithSendGzip())
-	}
-	return &pyroscope{client: pushv1connect.NewPusherServiceClient(client, t.URL.String(), opts...),
-		idle: transport.CloseIdleConnections}
+	// The pprof bytes are gzipped (the pprof format) or not (gzip=false);
+	// the request itself is not compressed again.
+	return &pyroscope{client: pushv1connect.NewPusherServiceClient(client, t.URL.String()),
+		idle: transport.CloseIdleConnections, gzip: t.Gzip}
 }
 
 // withHeaders adds the credentials' headers to each request.
@@ -78,7 +82,7 @@ func (p *pyroscope) send(ctx context.Context, iv *interval, done func(profiles, 
 		size := 0
 		for i := iv.sent; i < len(iv.series) && size < maxPushBytes; i++ {
 			s := iv.series[i]
-			raw, err := encodeSeries(iv.p, s)
+			raw, err := p.encodeSeries(iv.p, s)
 			if err != nil {
 				return fmt.Errorf("encode the profile of %s: %w", s.Get(LabelServiceName), err)
 			}
@@ -107,11 +111,38 @@ func (p *pyroscope) close() error {
 	return nil
 }
 
-// encodeSeries writes the samples of one series as a gzipped pprof
-// profile: the interval's types, period and span, the locations the
-// samples use, no sample labels (the series' labels say them, and
-// Pyroscope would make more series of labels left on samples).
-func encodeSeries(p *profile.Profile, s Series) ([]byte, error) {
+// encodeSeries writes the samples of one series as a pprof profile,
+// gzipped at the fastest level unless gzip is off: the interval's types,
+// period and span, the locations the samples use, no sample labels (the
+// series' labels say them, and Pyroscope would make more series of labels
+// left on samples).
+func (p *pyroscope) encodeSeries(iv *profile.Profile, s Series) ([]byte, error) {
+	sub := seriesProfile(iv, s)
+	// pprof's encoder writes index fields into the locations and functions,
+	// which the series of an interval, and exporters sharing it, share.
+	encodeMu.Lock()
+	defer encodeMu.Unlock()
+	var buf bytes.Buffer
+	if !p.gzip {
+		err := sub.WriteUncompressed(&buf)
+		return buf.Bytes(), err
+	}
+	if p.zw == nil {
+		p.zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	} else {
+		p.zw.Reset(&buf)
+	}
+	if err := sub.WriteUncompressed(p.zw); err != nil {
+		return nil, err
+	}
+	if err := p.zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// seriesProfile is the profile of one series' samples.
+func seriesProfile(p *profile.Profile, s Series) *profile.Profile {
 	sub := &profile.Profile{
 		SampleType: p.SampleType, DefaultSampleType: p.DefaultSampleType,
 		PeriodType: p.PeriodType, Period: p.Period,
@@ -141,12 +172,10 @@ func encodeSeries(p *profile.Profile, s Series) ([]byte, error) {
 			}
 		}
 	}
-	var buf bytes.Buffer
-	if err := sub.Write(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return sub
 }
+
+var encodeMu sync.Mutex
 
 // dedupeID names one series of one interval the same way at every try and
 // after every restart, so that a backend that deduplicates by it keeps one

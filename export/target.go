@@ -22,7 +22,8 @@ const (
 //	otlp=host:4317[,option=value...]   (TLS; http://host:4317 for plaintext)
 //
 // Options: name, tenant, token-file, basic-auth-file (user:password),
-// ca-file, service-name, pid (true/false), timeout, gzip (true/false).
+// ca-file, service-name, pid (true/false), timeout, gzip (true/false),
+// history (true/false).
 // Secrets are only ever read from files, so they never sit in a process
 // listing, a config dump or a log line.
 type Target struct {
@@ -45,6 +46,9 @@ type Target struct {
 	// Timeout bounds one request.
 	Timeout time.Duration
 	Gzip    bool
+	// History makes a new target start at the oldest stored interval
+	// rather than the newest: the host's retained history is sent too.
+	History bool
 }
 
 // DefaultServiceName is the service_name template unless a target sets one.
@@ -113,13 +117,15 @@ func (t *Target) setOption(opt string) error {
 		t.KeepPID, err = strconv.ParseBool(value)
 	case "gzip":
 		t.Gzip, err = strconv.ParseBool(value)
+	case "history":
+		t.History, err = strconv.ParseBool(value)
 	case "timeout":
 		t.Timeout, err = time.ParseDuration(value)
 		if err == nil && t.Timeout <= 0 {
 			err = errors.New("must be positive")
 		}
 	default:
-		return fmt.Errorf("unknown option %q (name, tenant, token-file, basic-auth-file, ca-file, service-name, pid, timeout, gzip)", key)
+		return fmt.Errorf("unknown option %q (name, tenant, token-file, basic-auth-file, ca-file, service-name, pid, timeout, gzip, history)", key)
 	}
 	if err != nil {
 		return fmt.Errorf("option %s: %w", key, err)

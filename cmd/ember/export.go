@@ -45,6 +45,7 @@ func newExporters(values []string, history export.History, reg prometheus.Regist
 		return nil, err
 	}
 	metrics := export.NewMetrics(reg)
+	history = export.Share(history)
 	e := &exporters{log: log}
 	for _, t := range targets {
 		ex, err := export.New(t, export.Options{History: history, Metrics: metrics, Logger: log})
