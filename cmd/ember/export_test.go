@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,4 +146,89 @@ func topLeaves(byStack map[string]int64) []string {
 		return strings.Compare(a, b)
 	})
 	return leaves[:min(3, len(leaves))]
+}
+
+// A daemon killed with -9 while its exporter has a request in flight loses
+// nothing: after a restart every stored interval has reached the backend,
+// and whatever was sent twice was sent under the same IDs.
+func TestDaemonKilledMidExport(t *testing.T) {
+	testenv.RequireBPF(t)
+	pyro, srv := exporttest.StartPyroscope(t, false, nil)
+	pyro.Fail = func(int) error {
+		time.Sleep(200 * time.Millisecond) // so that a kill often finds a request in flight
+		return nil
+	}
+	dir := t.TempDir()
+	start := func() *exec.Cmd {
+		self, _ := os.Executable()
+		cmd := exec.Command(self, "daemon", "--data-dir", dir, "--interval", "1s", "--drain-interval", "500ms", "--listen", "127.0.0.1:0",
+			"--min-free-disk", "1MiB", "--max-disk", "64MiB", "--export", "pyroscope="+srv.URL+",timeout=10s")
+		cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
+		out := &daemonOutput{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			if t.Failed() {
+				t.Logf("daemon output:\n%s", out.String())
+			}
+		})
+		return cmd
+	}
+	intervals := func() int {
+		seen := map[int64]bool{}
+		for _, r := range pyro.Requests() {
+			seen[r.TimeNanos] = true
+		}
+		return len(seen)
+	}
+	waitIntervals := func(n int) {
+		deadline := time.Now().Add(testenv.CPUTimeout)
+		for intervals() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("the backend has %d intervals, want %d", intervals(), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	d := start()
+	waitIntervals(3)
+	d.Process.Kill()
+	d.Wait()
+	atKill := intervals()
+	d = start()
+	waitIntervals(atKill + 3)
+	d.Process.Signal(syscall.SIGTERM)
+	if err := d.Wait(); err != nil {
+		t.Fatalf("daemon exit after SIGTERM: %v", err)
+	}
+
+	store, err := storage.Open(storage.Options{Dir: dir, MinFreeDiskBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	idsOf := map[int64]string{}
+	for _, r := range pyro.Requests() {
+		ids := strings.Join(slices.Sorted(slices.Values(r.IDs)), ",")
+		if prev, ok := idsOf[r.TimeNanos]; ok && prev != ids {
+			t.Errorf("the interval at %s was sent twice under different IDs", time.Unix(0, r.TimeNanos).UTC())
+		}
+		idsOf[r.TimeNanos] = ids
+	}
+	refs, _ := store.IntervalsAfter(0, 100000)
+	for _, ref := range refs {
+		p, err := store.ReadInterval(context.Background(), ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := idsOf[p.TimeNanos]; !ok && len(p.Sample) > 0 {
+			t.Errorf("the interval at %s was stored but never reached the backend", time.Unix(0, p.TimeNanos).UTC())
+		}
+	}
+	_, repeats := exporttest.Unique(pyro.Requests())
+	t.Logf("%d intervals stored, %d requests, %d of them repeats", len(refs), len(pyro.Requests()), repeats)
 }
