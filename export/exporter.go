@@ -123,7 +123,7 @@ func New(t Target, opts Options) (*Exporter, error) {
 	case KindPyroscope:
 		b = newPyroscope(t, creds, tlsCfg)
 	case KindOTLP:
-		b, err = newOTLP(t, creds, tlsCfg)
+		b, err = newOTLP(t, creds, tlsCfg, opts.Logger.With(slog.String("sink", t.Name)))
 	default:
 		err = fmt.Errorf("unknown kind %q", t.Kind)
 	}

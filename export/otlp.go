@@ -62,7 +62,7 @@ type otlp struct {
 	log      *slog.Logger
 }
 
-func newOTLP(t Target, creds credentials, tlsCfg *tls.Config) (*otlp, error) {
+func newOTLP(t Target, creds credentials, tlsCfg *tls.Config, log *slog.Logger) (*otlp, error) {
 	transport := insecure.NewCredentials()
 	if t.URL.Scheme == "https" {
 		transport = grpccreds.NewTLS(tlsCfg)
@@ -75,7 +75,7 @@ func newOTLP(t Target, creds credentials, tlsCfg *tls.Config) (*otlp, error) {
 	for k, v := range creds.headers() {
 		md.Set(k, v)
 	}
-	o := &otlp{conn: conn, md: md, callOpts: []grpc.CallOption{grpc.MaxCallRecvMsgSize(otlpMaxRecvMessage)}, log: slog.Default()}
+	o := &otlp{conn: conn, md: md, callOpts: []grpc.CallOption{grpc.MaxCallRecvMsgSize(otlpMaxRecvMessage)}, log: log}
 	if t.Gzip {
 		// Profiles are sent every interval, not read back: speed over ratio.
 		setGzipLevel.Do(func() { gzip.SetLevel(flate.BestSpeed) })
