@@ -510,12 +510,17 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// GET /readyz: the store is open and queries can be answered.
+// GET /readyz: the store is open and queries can be answered; with
+// exporters, their state as "sinks".
 func (s *Server) readyz(c echo.Context) error {
 	if s.ready != nil {
 		if err := s.ready(); err != nil {
 			return &apiError{Status: http.StatusServiceUnavailable, Message: "not ready: " + err.Error(), Cause: err}
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	if s.sinks != nil {
+		body["sinks"] = s.sinks()
+	}
+	return c.JSON(http.StatusOK, body)
 }

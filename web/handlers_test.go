@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -338,5 +339,28 @@ func TestRaiseQueryWrapsExpensiveQueries(t *testing.T) {
 	}
 	if raised.Load() == 0 || restored.Load() != raised.Load() {
 		t.Errorf("raised %d times, restored %d", raised.Load(), restored.Load())
+	}
+}
+
+// /readyz shows the exporters' state, and stays ready while one is behind.
+func TestReadyzShowsSinks(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Sinks = func() any {
+			return []map[string]any{{"name": "pyroscope", "state": "retrying", "backlog_intervals": 7}}
+		}
+	})
+	rec := ts.get("/readyz")
+	if rec.Code != 200 {
+		t.Fatalf("readyz %d", rec.Code)
+	}
+	var body struct {
+		Status string           `json:"status"`
+		Sinks  []map[string]any `json:"sinks"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Status != "ready" || len(body.Sinks) != 1 || body.Sinks[0]["state"] != "retrying" || body.Sinks[0]["backlog_intervals"] != 7.0 {
+		t.Errorf("readyz %s", rec.Body)
 	}
 }

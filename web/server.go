@@ -105,6 +105,10 @@ type Options struct {
 	// Ready reports whether the store is open and the daemon can answer
 	// queries, for /readyz; nil means always ready.
 	Ready func() error
+	// Sinks, if set, says the state of each exporter (a JSON value), shown
+	// in /readyz as "sinks". An exporter behind does not make the daemon
+	// unready: the store keeps what waits.
+	Sinks func() any
 	// Registry is served on /metrics and receives the API's own metrics;
 	// the daemon registers its collectors on it. Nil makes a new one.
 	Registry *prometheus.Registry
@@ -232,6 +236,7 @@ type Server struct {
 	store    Store
 	live     LiveProfiler
 	ready    func() error
+	sinks    func() any
 	registry *prometheus.Registry
 	limits   Limits
 	log      *slog.Logger
@@ -268,6 +273,7 @@ func New(opts Options) (*Server, error) {
 		store:      opts.Store,
 		live:       opts.Live,
 		ready:      opts.Ready,
+		sinks:      opts.Sinks,
 		registry:   opts.Registry,
 		limits:     limits,
 		log:        opts.Logger,

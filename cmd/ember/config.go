@@ -47,6 +47,7 @@ type daemonConfig struct {
 	DrainInterval    time.Duration     `yaml:"drain-interval"`
 	ShutdownDeadline time.Duration     `yaml:"shutdown-timeout"`
 	QueryNice        int               `yaml:"query-nice"`
+	Export           []string          `yaml:"export"`
 }
 
 func defaultDaemonConfig() daemonConfig {
@@ -95,6 +96,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")
 	fs.DurationVar(&cfg.DrainInterval, "drain-interval", cfg.DrainInterval, "how often the BPF maps are read and emptied")
 	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long stopping may take: naming and storing the last interval, open requests, closing")
+	fs.StringArrayVar(&cfg.Export, "export", nil, "send every stored profile to a fleet backend: pyroscope=https://host:4040 or otlp=host:4317 (TLS; http://host:4317 for plaintext), options after commas (tenant=, token-file=, basic-auth-file=, ca-file=, service-name={comm}, pid=true, timeout=, gzip=, name=); repeatable")
 	fs.IntVar(&cfg.QueryNice, "query-nice", cfg.QueryNice, "nice value of the threads that answer profile, flame graph, diff and series requests, so a loaded host still answers (below 0 needs CAP_SYS_NICE; 0: the daemon's own)")
 }
 
@@ -135,6 +137,7 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 		"drain-interval":    func() { cfg.DrainInterval = fromFlags.DrainInterval },
 		"shutdown-timeout":  func() { cfg.ShutdownDeadline = fromFlags.ShutdownDeadline },
 		"query-nice":        func() { cfg.QueryNice = fromFlags.QueryNice },
+		"export":            func() { cfg.Export = fromFlags.Export },
 	}
 	fs.Visit(func(f *pflag.Flag) {
 		if apply, ok := overlays[f.Name]; ok {
@@ -232,7 +235,8 @@ func (c *daemonConfig) validate() error {
 			return err
 		}
 	}
-	return nil
+	_, err := parseExportTargets(c.Export)
+	return err
 }
 
 // checkFiles reads the files the settings name (token, certificate), so a
@@ -247,5 +251,11 @@ func (c *daemonConfig) checkFiles() error {
 			return fmt.Errorf("tls-cert/tls-key: %w", err)
 		}
 	}
-	return nil
+	targets, err := parseExportTargets(c.Export)
+	for _, t := range targets {
+		if err := t.Check(); err != nil {
+			return fmt.Errorf("export %s: %w", t.Name, err)
+		}
+	}
+	return err
 }

@@ -183,3 +183,41 @@ func TestDaemonConfigRepeatableKeys(t *testing.T) {
 		t.Errorf("both names: %v", err)
 	}
 }
+
+// --export is repeatable, lives in the file as a list, and is checked at
+// start: a bad target, two of one name, or a missing secret file are
+// mistakes in the settings.
+func TestDaemonConfigExport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ember.yaml")
+	os.WriteFile(path, []byte(`
+export:
+  - pyroscope=https://pyroscope.example:4040,tenant=team-a
+  - otlp=collector.example:4317
+`), 0o644)
+	cfg, err := parseDaemonArgs(t, "--config", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Export) != 2 || !strings.HasPrefix(cfg.Export[1], "otlp=") {
+		t.Errorf("from the file: %v", cfg.Export)
+	}
+	cfg, err = parseDaemonArgs(t, "--config", path, "--export", "otlp=http://127.0.0.1:4317")
+	if err != nil || len(cfg.Export) != 1 {
+		t.Errorf("flags win over the file: %v %v", cfg.Export, err)
+	}
+	for _, args := range [][]string{
+		{"--export", "zipkin=http://x"},
+		{"--export", "otlp=c:4317", "--export", "otlp=d:4317"},
+	} {
+		if _, err := parseDaemonArgs(t, args...); err == nil || !strings.Contains(err.Error(), "export") {
+			t.Errorf("%v: %v, want an export error", args, err)
+		}
+	}
+	cfg, err = parseDaemonArgs(t, "--export", "otlp=c:4317,token-file=/nonexistent/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.checkFiles(); err == nil || !strings.Contains(err.Error(), "token-file") {
+		t.Errorf("missing token file: %v", err)
+	}
+}

@@ -129,15 +129,24 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	exps, err := newExporters(cfg.Export, store, registry, log)
+	if err != nil {
+		return err
+	}
+	defer exps.close()
 	d := &daemon{cfg: cfg, log: log, collector: col, symbolizer: sym, store: store,
-		metrics: newDaemonMetrics(registry, store, sym), live: newLiveFeed()}
+		metrics: newDaemonMetrics(registry, store, sym), live: newLiveFeed(), exporters: exps}
+	var sinks func() any
+	if exps != nil {
+		sinks = exps.statuses
+	}
 	allowedHosts := slices.Clone(cfg.AllowedHosts)
 	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && host != "" {
 		allowedHosts = append(allowedHosts, host)
 	}
 	api, err := web.New(web.Options{
 		Store: web.FromStorage(store), Live: d.live, Registry: registry, AuthToken: token,
-		AllowedHosts: allowedHosts, Logger: log, UI: ui.FS(), RaiseQuery: raiseQueries(cfg.QueryNice, log),
+		AllowedHosts: allowedHosts, Logger: log, UI: ui.FS(), RaiseQuery: raiseQueries(cfg.QueryNice, log), Sinks: sinks,
 		// A range is final once its last interval is written.
 		Limits: web.Limits{FlameCacheSettle: cfg.Interval + time.Minute, ShutdownTimeout: shutdownWorkTime(cfg)},
 	})
@@ -166,6 +175,7 @@ type daemon struct {
 	store      profileStore
 	metrics    *daemonMetrics
 	live       *liveFeed
+	exporters  *exporters // nil without --export
 }
 
 // shutdownWorkTime is how long after a stop signal the last interval may
@@ -173,6 +183,10 @@ type daemon struct {
 // --shutdown-timeout is for closing the collector and the store (0.03 s and
 // 1 s measured on a busy host, bench/daemon-busy.sh).
 func shutdownWorkTime(cfg daemonConfig) time.Duration { return cfg.ShutdownDeadline * 3 / 4 }
+
+// exportFlushTime is how long exporters may take at stop to send the
+// intervals stored last; what they do not send goes at the next start.
+func exportFlushTime(cfg daemonConfig) time.Duration { return cfg.ShutdownDeadline / 5 }
 
 // storeQueueIntervals bounds the intervals waiting for the store beside
 // the one it writes.
@@ -184,7 +198,13 @@ const storeQueueIntervals = 1
 func (d *daemon) run(ctx context.Context) error {
 	// Live profiles end with the last drain named.
 	defer d.live.stop()
-	store := &storeSink{store: d.store, labels: d.cfg.Labels, dataDir: d.cfg.DataDir, log: d.log, appendSeconds: d.metrics.storeAppend}
+	store := &storeSink{store: d.store, labels: d.cfg.Labels, dataDir: d.cfg.DataDir, log: d.log, appendSeconds: d.metrics.storeAppend,
+		stored: d.exporters.wake}
+	// Exporters follow the store; they stop with ctx and then send what
+	// the last intervals stored left (see exporters.finish).
+	exportCtx, stopExport := context.WithCancel(ctx)
+	defer stopExport()
+	d.exporters.start(exportCtx)
 	p, err := pipeline.New(pipeline.Config{
 		Source: observedSource{d.collector, d.metrics},
 		Namer:  liveNamer{d.symbolizer, d.live},
@@ -202,6 +222,8 @@ func (d *daemon) run(ctx context.Context) error {
 		return err
 	}
 	err = p.Run(ctx)
+	stopExport()
+	d.exporters.finish(exportFlushTime(d.cfg))
 	var written, dropped uint64
 	for _, t := range p.Totals() {
 		written, dropped = written+t.Written, dropped+t.Dropped

@@ -55,6 +55,9 @@ type storeSink struct {
 	dataDir       string
 	log           *slog.Logger
 	appendSeconds prometheus.Histogram
+	// stored, if set, is told after each interval is stored: exporters
+	// send only what the store holds.
+	stored func()
 	// diskFull is set while the disk is too full, so that each episode
 	// is logged when it starts and ends.
 	diskFull bool
@@ -82,6 +85,9 @@ func (s *storeSink) Write(ctx context.Context, iv pipeline.Interval) error {
 	}
 	if err != nil {
 		return fmt.Errorf("store the interval's profile: %w", err)
+	}
+	if s.stored != nil {
+		s.stored()
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ var layers = map[string]int{
 	"storage":    4,
 	"report":     5, // pure computations over profiles, shared by cmd and web
 	"pipeline":   5, // drain, name, interval, sinks; for record and daemon
+	"export":     5, // reads the store, sends to Pyroscope and OTLP; for the daemon
 	"web":        6,
 	"cmd":        7,
 	"bench":      7,

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# What --export costs, for docs/benchmarks.md: two daemons side by side at
+# 99 Hz and a 10 s interval, one without export and one exporting to both a
+# Pyroscope and an OTLP receiver (bench/exportsink, a separate process), with
+# their CPU time and peak RSS over the same minutes. Run as root from the
+# repository root:
+#   bench/export-overhead.sh [measure-seconds] [warmup-seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-300}
+warm=${2:-30}
+out=bench/out
+mkdir -p "$out"
+go build -o "$out/ember" ./cmd/ember
+go build -o "$out/exportsink" ./bench/exportsink
+off=$(mktemp -d)
+on=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$off" "$on"' EXIT
+
+"$out/exportsink" -pyroscope 127.0.0.1:14040 -otlp 127.0.0.1:14317 >"$out/exportsink.log" 2>&1 &
+sink=$!
+"$out/ember" daemon --data-dir "$off" --listen 127.0.0.1:17071 --interval 10s --log-level info >"$out/export-off.log" 2>&1 &
+a=$!
+"$out/ember" daemon --data-dir "$on" --listen 127.0.0.1:17072 --interval 10s --log-level info \
+  --export pyroscope=http://127.0.0.1:14040 --export otlp=http://127.0.0.1:14317 >"$out/export-on.log" 2>&1 &
+b=$!
+sleep "$warm"
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+a0=$(ticks $a); b0=$(ticks $b)
+amax=0; bmax=0
+for _ in $(seq "$((secs / 5))"); do
+  sleep 5
+  r=$(awk '/^VmRSS/ {print $2}' "/proc/$a/status"); [ "$r" -gt "$amax" ] && amax=$r
+  r=$(awk '/^VmRSS/ {print $2}' "/proc/$b/status"); [ "$r" -gt "$bmax" ] && bmax=$r
+done
+a1=$(ticks $a); b1=$(ticks $b)
+curl -s http://127.0.0.1:17072/metrics | grep '^ember_export_' >"$out/export-metrics.txt" || true
+curl -s http://127.0.0.1:17072/readyz >"$out/export-readyz.json" || true
+kill -TERM "$a" "$b"; wait "$a" "$b" || true
+kill -TERM "$sink"; wait "$sink" || true
+
+awk -v a0="$a0" -v a1="$a1" -v b0="$b0" -v b1="$b1" -v hz="$hz" -v s="$secs" -v am="$amax" -v bm="$bmax" 'BEGIN {
+  ca = (a1 - a0) / hz; cb = (b1 - b0) / hz
+  printf "export off: CPU %.2f s over %d s = %.3f%% of one core, peak RSS %.1f MiB\n", ca, s, 100 * ca / s, am / 1024
+  printf "export on:  CPU %.2f s over %d s = %.3f%% of one core, peak RSS %.1f MiB\n", cb, s, 100 * cb / s, bm / 1024
+  printf "difference: %+.3f%% of one core, %+.1f MiB\n", 100 * (cb - ca) / s, (bm - am) / 1024
+}'
+cat "$out/exportsink.log"
+grep -E 'sent_total|failures|skipped|backlog|lag' "$out/export-metrics.txt" || true
+grep -c "level=ERROR" "$out/export-on.log" | xargs echo "errors logged (export on):" || true

@@ -1,0 +1,304 @@
+package export
+
+import (
+	"compress/flate"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/google/pprof/profile"
+	collectorpb "go.opentelemetry.io/proto/slim/otlp/collector/profiles/v1development"
+	commonpb "go.opentelemetry.io/proto/slim/otlp/common/v1"
+	profilespb "go.opentelemetry.io/proto/slim/otlp/profiles/v1development"
+	resourcepb "go.opentelemetry.io/proto/slim/otlp/resource/v1"
+	"google.golang.org/grpc"
+	grpccreds "google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+)
+
+// OTLP profiles are still a development signal. Ember speaks the schema of
+// go.opentelemetry.io/proto/slim/otlp/profiles/v1development v0.4.1
+// (opentelemetry-proto-go v1.11.1), which the Collector's pdata v1.71.0 /
+// pprofile v0.165.0 decodes as development version 1. The slim modules are
+// the same messages without the registry clashes of the full ones; the
+// method name below is the full service's.
+const (
+	otlpExportMethod   = "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+	otlpVersionHeader  = "otlp-profiles-development-version"
+	otlpVersion        = "1"
+	otlpScopeName      = "github.com/ember-profiler/ember"
+	otlpAttrHost       = "host.name"
+	otlpAttrService    = "service.name"
+	otlpAttrPID        = "process.pid"
+	otlpAttrComm       = "process.executable.name"
+	otlpAttrExe        = "process.executable.path"
+	otlpAttrContainer  = "container.id"
+	otlpMaxRecvMessage = 4 << 20
+)
+
+// otlpSampleAttrs maps Ember's process labels to OpenTelemetry semantic
+// conventions; they go on samples. Other labels (the host's, from --label)
+// go on the resource, host as host.name.
+var otlpSampleAttrs = map[string]string{
+	"pid": otlpAttrPID, "comm": otlpAttrComm, "exe": otlpAttrExe, "container": otlpAttrContainer,
+}
+
+// setGzipLevel sets the level of gRPC's gzip compressor, which is
+// process-wide, once.
+var setGzipLevel sync.Once
+
+// otlp sends ExportProfilesServiceRequests over gRPC.
+type otlp struct {
+	conn     *grpc.ClientConn
+	md       metadata.MD
+	callOpts []grpc.CallOption
+	log      *slog.Logger
+}
+
+func newOTLP(t Target, creds credentials, tlsCfg *tls.Config, log *slog.Logger) (*otlp, error) {
+	transport := insecure.NewCredentials()
+	if t.URL.Scheme == "https" {
+		transport = grpccreds.NewTLS(tlsCfg)
+	}
+	conn, err := grpc.NewClient(t.URL.Host, grpc.WithTransportCredentials(transport))
+	if err != nil {
+		return nil, err
+	}
+	md := metadata.Pairs(otlpVersionHeader, otlpVersion)
+	for k, v := range creds.headers() {
+		md.Set(k, v)
+	}
+	o := &otlp{conn: conn, md: md, callOpts: []grpc.CallOption{grpc.MaxCallRecvMsgSize(otlpMaxRecvMessage)}, log: log}
+	if t.Gzip {
+		// Profiles are sent every interval, not read back: speed over ratio.
+		setGzipLevel.Do(func() { gzip.SetLevel(flate.BestSpeed) })
+		o.callOpts = append(o.callOpts, grpc.UseCompressor(gzip.Name))
+	}
+	return o, nil
+}
+
+func (o *otlp) send(ctx context.Context, iv *interval, done func(profiles, bytes int)) error {
+	req := otlpRequest(iv)
+	var resp collectorpb.ExportProfilesServiceResponse
+	ctx = metadata.NewOutgoingContext(ctx, o.md)
+	if err := o.conn.Invoke(ctx, otlpExportMethod, req, &resp, o.callOpts...); err != nil {
+		return err
+	}
+	if ps := resp.GetPartialSuccess(); ps != nil && ps.GetRejectedProfiles() > 0 {
+		// Retrying what the receiver rejected would be rejected again.
+		o.log.Warn("the OTLP receiver rejected some profiles", slog.Int64("rejected", ps.GetRejectedProfiles()),
+			slog.String("message", ps.GetErrorMessage()))
+	}
+	iv.sent = len(iv.series)
+	done(len(req.ResourceProfiles), proto.Size(req))
+	return nil
+}
+
+func (o *otlp) close() error { return o.conn.Close() }
+
+// otlpRequest builds one request for an interval: a resource per service
+// and host labels, with a profile per sample type, over one dictionary.
+func otlpRequest(iv *interval) *collectorpb.ExportProfilesServiceRequest {
+	d := newOTLPDictionary()
+	req := &collectorpb.ExportProfilesServiceRequest{Dictionary: d.dict}
+	period := d.valueType(iv.p.PeriodType)
+	resources := make(map[string]*profilespb.ResourceProfiles)
+	for _, s := range iv.series {
+		var resAttrs []*commonpb.KeyValue
+		var sampleIdx []int32
+		key := ""
+		for _, l := range s.Labels {
+			switch {
+			case l.Name == LabelServiceName:
+				resAttrs = append(resAttrs, stringKV(otlpAttrService, l.Value))
+				key += l.Value + "\x00"
+			case otlpSampleAttrs[l.Name] != "":
+				sampleIdx = append(sampleIdx, d.attribute(otlpSampleAttrs[l.Name], l.Value))
+			default:
+				name := l.Name
+				if name == "host" {
+					name = otlpAttrHost
+				}
+				resAttrs = append(resAttrs, stringKV(name, l.Value))
+				key += l.Name + "=" + l.Value + "\x00"
+			}
+		}
+		rp := resources[key]
+		if rp == nil {
+			rp = &profilespb.ResourceProfiles{
+				Resource: &resourcepb.Resource{Attributes: resAttrs},
+				ScopeProfiles: []*profilespb.ScopeProfiles{{
+					Scope: &commonpb.InstrumentationScope{Name: otlpScopeName},
+				}},
+			}
+			for i, st := range iv.p.SampleType {
+				rp.ScopeProfiles[0].Profiles = append(rp.ScopeProfiles[0].Profiles, &profilespb.Profile{
+					SampleType:   d.valueType(st),
+					TimeUnixNano: uint64(iv.p.TimeNanos), DurationNano: uint64(iv.p.DurationNanos),
+					PeriodType: period, Period: iv.p.Period,
+					ProfileId: profileID(iv.ref.Key, key, i),
+				})
+			}
+			resources[key] = rp
+			req.ResourceProfiles = append(req.ResourceProfiles, rp)
+		}
+		for _, smp := range s.Samples {
+			stack := d.stack(smp.Location)
+			for i, prof := range rp.ScopeProfiles[0].Profiles {
+				if smp.Value[i] == 0 {
+					continue
+				}
+				prof.Samples = append(prof.Samples, &profilespb.Sample{
+					StackIndex: stack, AttributeIndices: sampleIdx, Values: []int64{smp.Value[i]},
+				})
+			}
+		}
+	}
+	return req
+}
+
+// profileID names one profile of one interval the same at every try: the
+// receiver can tell a resent profile from a new one.
+func profileID(key int64, resource string, sampleType int) []byte {
+	h := sha256.New()
+	binary.Write(h, binary.BigEndian, key)
+	h.Write([]byte(resource))
+	binary.Write(h, binary.BigEndian, int32(sampleType))
+	return h.Sum(nil)[:16]
+}
+
+func stringKV(key, value string) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: key, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: value}}}
+}
+
+// otlpDictionary fills the request's shared tables. Index 0 of every table
+// is the empty entry, as the profiles schema requires.
+type otlpDictionary struct {
+	dict      *profilespb.ProfilesDictionary
+	strings   map[string]int32
+	functions map[*profile.Function]int32
+	locations map[*profile.Location]int32
+	mappings  map[*profile.Mapping]int32
+	stacks    map[string]int32
+	attrs     map[[2]string]int32
+}
+
+func newOTLPDictionary() *otlpDictionary {
+	return &otlpDictionary{
+		dict: &profilespb.ProfilesDictionary{
+			MappingTable: []*profilespb.Mapping{{}}, LocationTable: []*profilespb.Location{{}},
+			FunctionTable: []*profilespb.Function{{}}, LinkTable: []*profilespb.Link{{}},
+			StringTable: []string{""}, AttributeTable: []*profilespb.KeyValueAndUnit{{}},
+			StackTable: []*profilespb.Stack{{}},
+		},
+		strings: map[string]int32{"": 0}, functions: map[*profile.Function]int32{},
+		locations: map[*profile.Location]int32{}, mappings: map[*profile.Mapping]int32{},
+		stacks: map[string]int32{}, attrs: map[[2]string]int32{},
+	}
+}
+
+func (d *otlpDictionary) str(s string) int32 {
+	if i, ok := d.strings[s]; ok {
+		return i
+	}
+	i := int32(len(d.dict.StringTable))
+	d.dict.StringTable = append(d.dict.StringTable, s)
+	d.strings[s] = i
+	return i
+}
+
+func (d *otlpDictionary) valueType(vt *profile.ValueType) *profilespb.ValueType {
+	if vt == nil {
+		return nil
+	}
+	return &profilespb.ValueType{TypeStrindex: d.str(vt.Type), UnitStrindex: d.str(vt.Unit)}
+}
+
+func (d *otlpDictionary) attribute(key, value string) int32 {
+	k := [2]string{key, value}
+	if i, ok := d.attrs[k]; ok {
+		return i
+	}
+	i := int32(len(d.dict.AttributeTable))
+	kv := &profilespb.KeyValueAndUnit{KeyStrindex: d.str(key)}
+	if key == otlpAttrPID {
+		var pid int64
+		fmt.Sscan(value, &pid)
+		kv.Value = &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: pid}}
+	} else {
+		kv.Value = &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: value}}
+	}
+	d.dict.AttributeTable = append(d.dict.AttributeTable, kv)
+	d.attrs[k] = i
+	return i
+}
+
+func (d *otlpDictionary) stack(locs []*profile.Location) int32 {
+	ids := make([]int32, len(locs))
+	key := make([]byte, 0, 4*len(locs))
+	for i, loc := range locs {
+		ids[i] = d.location(loc)
+		key = binary.LittleEndian.AppendUint32(key, uint32(ids[i]))
+	}
+	if i, ok := d.stacks[string(key)]; ok {
+		return i
+	}
+	i := int32(len(d.dict.StackTable))
+	d.dict.StackTable = append(d.dict.StackTable, &profilespb.Stack{LocationIndices: ids})
+	d.stacks[string(key)] = i
+	return i
+}
+
+func (d *otlpDictionary) location(loc *profile.Location) int32 {
+	if i, ok := d.locations[loc]; ok {
+		return i
+	}
+	l := &profilespb.Location{Address: loc.Address}
+	if loc.Mapping != nil {
+		l.MappingIndex = d.mapping(loc.Mapping)
+	}
+	for _, line := range loc.Line {
+		l.Lines = append(l.Lines, &profilespb.Line{FunctionIndex: d.function(line.Function), Line: line.Line, Column: line.Column})
+	}
+	i := int32(len(d.dict.LocationTable))
+	d.dict.LocationTable = append(d.dict.LocationTable, l)
+	d.locations[loc] = i
+	return i
+}
+
+func (d *otlpDictionary) function(f *profile.Function) int32 {
+	if f == nil {
+		return 0
+	}
+	if i, ok := d.functions[f]; ok {
+		return i
+	}
+	i := int32(len(d.dict.FunctionTable))
+	d.dict.FunctionTable = append(d.dict.FunctionTable, &profilespb.Function{
+		NameStrindex: d.str(f.Name), SystemNameStrindex: d.str(f.SystemName),
+		FilenameStrindex: d.str(f.Filename), StartLine: f.StartLine,
+	})
+	d.functions[f] = i
+	return i
+}
+
+func (d *otlpDictionary) mapping(m *profile.Mapping) int32 {
+	if i, ok := d.mappings[m]; ok {
+		return i
+	}
+	mp := &profilespb.Mapping{MemoryStart: m.Start, MemoryLimit: m.Limit, FileOffset: m.Offset, FilenameStrindex: d.str(m.File)}
+	if m.BuildID != "" {
+		mp.AttributeIndices = []int32{d.attribute("process.executable.build_id.gnu", m.BuildID)}
+	}
+	i := int32(len(d.dict.MappingTable))
+	d.dict.MappingTable = append(d.dict.MappingTable, mp)
+	d.mappings[m] = i
+	return i
+}

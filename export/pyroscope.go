@@ -1,0 +1,197 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/pprof/profile"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"github.com/klauspost/compress/gzip"
+)
+
+// PyroscopeProfileName is the __name__ of Ember's series: with the sample
+// types of the pprof sent (samples/count, cpu/nanoseconds; period
+// cpu/nanoseconds), Pyroscope names the profile types
+// process_cpu:cpu:nanoseconds:cpu:nanoseconds and
+// process_cpu:samples:count:cpu:nanoseconds, as for Grafana Alloy's eBPF
+// profiler.
+const PyroscopeProfileName = "process_cpu"
+
+// maxPushBytes bounds one push request's pprof bytes: an interval of a
+// busy host is sent in several requests rather than one Pyroscope refuses.
+const maxPushBytes = 2 << 20
+
+// pyroscope sends to push.v1.PusherService/Push over Connect.
+type pyroscope struct {
+	client pushv1connect.PusherServiceClient
+	idle   func()
+	gzip   bool
+	// zw is reused for every series: a gzip writer allocates about a
+	// megabyte, more than most series' profiles.
+	zw *gzip.Writer
+}
+
+func newPyroscope(t Target, creds credentials, tlsCfg *tls.Config) *pyroscope {
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: t.Timeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   1, // one request in flight per sink
+		ForceAttemptHTTP2:     true,
+	}
+	client := &http.Client{Transport: withHeaders{transport, creds.headers()}, Timeout: t.Timeout}
+	// The pprof bytes are gzipped (the pprof format) or not (gzip=false);
+	// the request itself is not compressed again.
+	return &pyroscope{client: pushv1connect.NewPusherServiceClient(client, t.URL.String()),
+		idle: transport.CloseIdleConnections, gzip: t.Gzip}
+}
+
+// withHeaders adds the credentials' headers to each request.
+type withHeaders struct {
+	next    http.RoundTripper
+	headers map[string]string
+}
+
+func (w withHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
+	if len(w.headers) > 0 {
+		r = r.Clone(r.Context())
+		for k, v := range w.headers {
+			r.Header.Set(k, v)
+		}
+	}
+	return w.next.RoundTrip(r)
+}
+
+func (p *pyroscope) send(ctx context.Context, iv *interval, done func(profiles, bytes int)) error {
+	for iv.sent < len(iv.series) {
+		req := &pushv1.PushRequest{}
+		size := 0
+		for i := iv.sent; i < len(iv.series) && size < maxPushBytes; i++ {
+			s := iv.series[i]
+			raw, err := p.encodeSeries(iv.p, s)
+			if err != nil {
+				return fmt.Errorf("encode the profile of %s: %w", s.Get(LabelServiceName), err)
+			}
+			size += len(raw)
+			labels := make([]*typesv1.LabelPair, 0, len(s.Labels)+1)
+			labels = append(labels, &typesv1.LabelPair{Name: "__name__", Value: PyroscopeProfileName})
+			for _, l := range s.Labels {
+				labels = append(labels, &typesv1.LabelPair{Name: l.Name, Value: l.Value})
+			}
+			req.Series = append(req.Series, &pushv1.RawProfileSeries{
+				Labels:  labels,
+				Samples: []*pushv1.RawSample{{RawProfile: raw, ID: dedupeID(iv.ref.Key, s.Labels)}},
+			})
+		}
+		if _, err := p.client.Push(ctx, connect.NewRequest(req)); err != nil {
+			return err
+		}
+		iv.sent += len(req.Series)
+		done(len(req.Series), size)
+	}
+	return nil
+}
+
+func (p *pyroscope) close() error {
+	p.idle()
+	return nil
+}
+
+// encodeSeries writes the samples of one series as a pprof profile,
+// gzipped at the fastest level unless gzip is off: the interval's types,
+// period and span, the locations the samples use, no sample labels (the
+// series' labels say them, and Pyroscope would make more series of labels
+// left on samples).
+func (p *pyroscope) encodeSeries(iv *profile.Profile, s Series) ([]byte, error) {
+	sub := seriesProfile(iv, s)
+	// pprof's encoder writes index fields into the locations and functions,
+	// which the series of an interval, and exporters sharing it, share.
+	encodeMu.Lock()
+	defer encodeMu.Unlock()
+	var buf bytes.Buffer
+	if !p.gzip {
+		err := sub.WriteUncompressed(&buf)
+		return buf.Bytes(), err
+	}
+	if p.zw == nil {
+		p.zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	} else {
+		p.zw.Reset(&buf)
+	}
+	if err := sub.WriteUncompressed(p.zw); err != nil {
+		return nil, err
+	}
+	if err := p.zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// seriesProfile is the profile of one series' samples.
+func seriesProfile(p *profile.Profile, s Series) *profile.Profile {
+	sub := &profile.Profile{
+		SampleType: p.SampleType, DefaultSampleType: p.DefaultSampleType,
+		PeriodType: p.PeriodType, Period: p.Period,
+		TimeNanos: p.TimeNanos, DurationNanos: p.DurationNanos,
+		Sample: make([]*profile.Sample, len(s.Samples)),
+	}
+	locs := make(map[*profile.Location]bool)
+	funcs := make(map[*profile.Function]bool)
+	maps := make(map[*profile.Mapping]bool)
+	for i, smp := range s.Samples {
+		sub.Sample[i] = &profile.Sample{Location: smp.Location, Value: smp.Value}
+		for _, loc := range smp.Location {
+			if locs[loc] {
+				continue
+			}
+			locs[loc] = true
+			sub.Location = append(sub.Location, loc)
+			if m := loc.Mapping; m != nil && !maps[m] {
+				maps[m] = true
+				sub.Mapping = append(sub.Mapping, m)
+			}
+			for _, line := range loc.Line {
+				if f := line.Function; f != nil && !funcs[f] {
+					funcs[f] = true
+					sub.Function = append(sub.Function, f)
+				}
+			}
+		}
+	}
+	return sub
+}
+
+var encodeMu sync.Mutex
+
+// dedupeID names one series of one interval the same way at every try and
+// after every restart, so that a backend that deduplicates by it keeps one
+// copy of what at-least-once delivery sent twice. It is formatted as a UUID.
+func dedupeID(key int64, labels []Label) string {
+	h := sha256.New()
+	binary.Write(h, binary.BigEndian, key)
+	for _, l := range labels {
+		h.Write([]byte(l.Name))
+		h.Write([]byte{0})
+		h.Write([]byte(l.Value))
+		h.Write([]byte{0})
+	}
+	var id [16]byte
+	copy(id[:], h.Sum(nil))
+	id[6] = id[6]&0x0f | 0x80 // version 8: a name-based UUID of our own
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
+}

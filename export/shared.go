@@ -1,0 +1,53 @@
+package export
+
+import (
+	"context"
+	"sync"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/storage"
+)
+
+// SharedHistory lets the exporters of one daemon read each interval from
+// the store once: they follow the same intervals, usually within moments
+// of each other, and reading one back costs more than sending it. It holds
+// the last few intervals read; exporters only read the profiles they get.
+type SharedHistory struct {
+	History
+	mu     sync.Mutex
+	recent []sharedInterval // newest last
+}
+
+type sharedInterval struct {
+	key int64
+	p   *profile.Profile
+}
+
+// sharedIntervals bounds the profiles held: one per exporter a step behind
+// another is enough; an exporter further behind reads for itself.
+const sharedIntervals = 2
+
+// Share wraps h so that exporters given the result read each interval once.
+func Share(h History) *SharedHistory { return &SharedHistory{History: h} }
+
+// ReadInterval returns the interval from the recent ones, or from the store.
+func (s *SharedHistory) ReadInterval(ctx context.Context, ref storage.IntervalRef) (*profile.Profile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock() // one read at a time: the second exporter waits for the first's
+	for _, r := range s.recent {
+		if r.key == ref.Key {
+			return r.p, nil
+		}
+	}
+	p, err := s.History.ReadInterval(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.recent) == sharedIntervals {
+		copy(s.recent, s.recent[1:])
+		s.recent = s.recent[:sharedIntervals-1]
+	}
+	s.recent = append(s.recent, sharedInterval{ref.Key, p})
+	return p, nil
+}
