@@ -28,6 +28,7 @@ type flameKey struct {
 	fromNanos, toNanos int64
 	query, sampleType  string
 	maxNodes           int
+	groupBy            string
 }
 
 type flameEntry struct {

@@ -54,6 +54,21 @@ func TestDiffJSON(t *testing.T) {
 	golden(t, "diff.golden.json", append(out, '\n'))
 }
 
+// TestFlameGraphGroupBy: group_by reaches the report, and the answer
+// names it.
+func TestFlameGraphGroupBy(t *testing.T) {
+	ts := newTestServer(t, nil)
+	fg := decode[FlameGraph](t, ts.get("/api/v1/flamegraph?group_by=comm"))
+	if fg.GroupBy != "comm" || len(fg.Groups) == 0 {
+		t.Fatalf("group_by %q, groups %+v", fg.GroupBy, fg.Groups)
+	}
+	for i, p := range fg.Nodes.Parent {
+		if p == 0 && fg.Strings[fg.Nodes.Name[i]] != fg.Groups[0].Value && len(fg.Groups) == 1 {
+			t.Errorf("first level %q, want the group %q", fg.Strings[fg.Nodes.Name[i]], fg.Groups[0].Value)
+		}
+	}
+}
+
 func TestUnknownSampleType(t *testing.T) {
 	ts := newTestServer(t, nil)
 	for _, target := range []string{"/api/v1/flamegraph?sample_type=alloc_space", "/api/v1/diff?sample_type=alloc_space"} {

@@ -53,6 +53,28 @@ func (a storageAdapter) Profile(ctx context.Context, from, to time.Time, selecto
 	return a.store.StackProfile(ctx, query.ProfileQuery{From: from, To: to, Selector: sel})
 }
 
+// LabelledProfiler is a Store that also gives profiles with their sample
+// labels (comm, pid, exe...), which a flame graph grouped by a label
+// needs; a Store without it groups every sample under "(none)".
+type LabelledProfiler interface {
+	LabelledProfile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error)
+}
+
+// LabelledProfile is the store's labelled Query when it has one.
+func (a storageAdapter) LabelledProfile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error) {
+	lq, ok := a.store.(interface {
+		Query(ctx context.Context, q query.ProfileQuery) (*profile.Profile, error)
+	})
+	if !ok {
+		return a.Profile(ctx, from, to, selector)
+	}
+	sel, err := ParseSelector(selector)
+	if err != nil {
+		return nil, err
+	}
+	return lq.Query(ctx, query.ProfileQuery{From: from, To: to, Selector: sel})
+}
+
 func (a storageAdapter) WriteProfile(ctx context.Context, from, to time.Time, selector string, w io.Writer) error {
 	sel, err := ParseSelector(selector)
 	if err != nil {

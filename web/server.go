@@ -30,8 +30,9 @@
 //
 //	/api/v1/profile?from&to&query        merged pprof, gzipped protobuf, as an attachment
 //	/debug/pprof/profile?seconds&query   live profile of the next seconds (default 30, max 300)
-//	/api/v1/flamegraph?from&to&query&max_nodes&sample_type
-//	                                     call tree as JSON, see FlameGraph (max_nodes default 8192, 2..100000)
+//	/api/v1/flamegraph?from&to&query&max_nodes&sample_type&group_by
+//	                                     call tree as JSON, see FlameGraph (max_nodes default 8192, 2..100000);
+//	                                     group_by=comm puts each comm's stacks under a node of its own
 //	/api/v1/diff?from&to&query&base_from&base_to&base_query&order_by&limit&sample_type
 //	                                     per-function comparison, see Diff
 //	/api/v1/series?from&to&query&step&group_by&limit
@@ -77,6 +78,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -131,6 +133,9 @@ type Options struct {
 	// raises the thread's priority so that a loaded host, when a profile is
 	// most wanted, still answers in a second.
 	RaiseQuery func() (restore func())
+	// HostCPUs is the profiled host's CPU count, which series answers
+	// carry so that a UI can tell impossible values; 0 uses runtime.NumCPU.
+	HostCPUs int
 }
 
 // Limits bound what one request may cost. A zero field takes the default
@@ -239,6 +244,7 @@ type Server struct {
 	metrics  *httpMetrics
 	// raiseQuery is Options.RaiseQuery.
 	raiseQuery func() (restore func())
+	hostCPUs   int
 
 	tokenHash [sha256.Size]byte // of Options.AuthToken; compared in constant time
 	hasToken  bool
@@ -273,6 +279,7 @@ func New(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		now:        opts.Now,
 		raiseQuery: opts.RaiseQuery,
+		hostCPUs:   cmp.Or(opts.HostCPUs, runtime.NumCPU()),
 		queries:    make(chan struct{}, limits.MaxConcurrentQueries),
 		lives:      make(chan struct{}, limits.MaxLiveProfiles),
 		hosts:      make(map[string]bool),

@@ -2,18 +2,19 @@
 // the view), data comes from the API, and each view renders from a Tree.
 
 import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment } from "./api.js";
-import { Tree, diffTree } from "./tree.js";
+import { Tree, diffTree, splitKey, functionKey } from "./tree.js";
 import { FlameView } from "./flame.js";
 import { Timeline } from "./timeline.js";
 import { SelectorInput, quoteValue, parseMatchers, formatSelector } from "./selector.js";
-import { formatValue, formatCount, formatShare, formatSignedShare, formatTime, isoSeconds, escapeHTML, seriesColour } from "./format.js";
+import { formatValue, formatCount, formatShare, formatSignedShare, formatTime, isoSeconds, escapeHTML, seriesColour, kindColour, kindLabels, docsURL } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
 // defaults are the state an empty URL means; only differences are written.
 // early.js holds them: it asks for the first flame graph before this runs.
 const defaults = window.__emberEarly.defaults;
-const dataKeys = ["from", "to", "query", "nodes", "group"];
+// The flame graph's: "group" is the timeline's alone, and does not reload it.
+const dataKeys = ["from", "to", "query", "nodes", "by"];
 const diffKeys = ["base_from", "base_to", "base_query"];
 
 let state = readState();
@@ -60,7 +61,7 @@ async function load({ force = false } = {}) {
   const range = { from: state.from, to: state.to, query: state.query };
   try {
     const reuse = !force && want === loadedKey;
-    const fgParams = { ...range, max_nodes: state.nodes };
+    const fgParams = { ...range, max_nodes: state.nodes, group_by: groupBy() };
     let fgJob = data.fg;
     if (!reuse) {
       hook.flameQueries.push(fgParams);
@@ -78,7 +79,7 @@ async function load({ force = false } = {}) {
     if (wantDiff) {
       // The base's flame graph over exactly the range the diff resolved.
       baseFG = await getJSON("flamegraph", { from: diff.base_from, to: diff.base_to,
-        query: state.base_query || state.query, max_nodes: state.nodes }, signal);
+        query: state.base_query || state.query, max_nodes: state.nodes, group_by: groupBy() }, signal);
     }
     clearTimeout(slow);
     if (!reuse) {
@@ -143,6 +144,9 @@ function rangeMs() {
   const d = rel(state.to) - rel(state.from);
   return d > 0 ? d : 0;
 }
+
+// groupBy is the flame graph's group_by: "" for none.
+function groupBy() { return state.by === "none" ? "" : state.by; }
 
 function baseParams() {
   const p = {};
@@ -225,7 +229,7 @@ function askToken() {
 const flame = new FlameView($("flame"), {
   tooltip: $("tooltip"),
   onFocus: (node) => update({ focus: node > 0 ? flame.tree.pathOf(node).join(";") : "" }),
-  onSandwich: (node) => update({ view: "sandwich", fn: flame.tree.nameOf(node) }),
+  onSandwich: (node) => update({ view: "sandwich", fn: flame.tree.keyOf(node) }),
 });
 const callers = new FlameView($("callers"), { tooltip: $("tooltip"), orientation: "flame", label: "Callers of the function" });
 const callees = new FlameView($("callees"), { tooltip: $("tooltip"), orientation: "icicle", label: "Callees of the function" });
@@ -248,6 +252,7 @@ function render() {
   $("from").value = state.from;
   $("to").value = state.to;
   $("group-by").value = state.group;
+  setSelect($("flame-by"), state.by);
   if (document.activeElement !== $("selector")) selector.set(state.query);
   $("search").value = state.search;
   $("regex").checked = state.regex === "1";
@@ -276,7 +281,7 @@ function render() {
       diffMemo = { base: data.base, target: t, tree: diffTree(t, data.base) };
     }
     const shown = v === "diff" && diffMemo.target === t ? diffMemo.tree : t;
-    if (flame.tree !== shown) flame.setTree(shown);
+    if (flame.tree !== shown) { flame.setTree(shown); renderKinds(); }
     flame.setOrientation(state.orient);
     applyFocus();
     applySearch();
@@ -312,6 +317,14 @@ function searchTest() {
 
 function applySearch() {
   const test = searchTest();
+  if (!test && state.fn && state.view !== "sandwich") {
+    // A function chosen in the table: its frames, in its binary only.
+    const m = flame.tree.matchesKey(state.fn);
+    flame.setMarks(m.marks);
+    $("search-share").textContent = m.count ? `${splitKey(state.fn)[0]}: ${formatShare(m.share)} of total` : "";
+    hook.search = { count: m.count, share: m.share };
+    return;
+  }
   if (!test) {
     flame.setMarks(null);
     $("search-share").textContent = state.search && state.regex === "1" ? "invalid regular expression" : "";
@@ -345,7 +358,10 @@ function functionRows() {
   if (functionMemo.fg === fg) return functionMemo;
   let rows, count;
   if (f && f.name) {
-    rows = f.name.map((s, i) => ({ name: fg.strings[s], self: f.self[i], total: f.total[i] }));
+    rows = f.name.map((s, i) => {
+      const name = fg.strings[s], binary = f.binary ? fg.strings[f.binary[i]] : "";
+      return { key: functionKey(name, binary), name, binary, self: f.self[i], total: f.total[i] };
+    });
     count = f.count;
   } else {
     rows = data.tree.functions().filter((r) => r.name !== "(other)");
@@ -362,11 +378,11 @@ function renderTable() {
   let rows = fns.rows.slice(); // sorted in place below
   if (state.tfilter) {
     const f = state.tfilter.toLowerCase();
-    rows = rows.filter((r) => r.name.toLowerCase().includes(f));
+    rows = rows.filter((r) => r.key.toLowerCase().includes(f));
   }
   const desc = state.sort.startsWith("-"), col = state.sort.replace(/^-/, "");
   const sign = desc ? -1 : 1;
-  rows.sort((a, b) => sign * (col === "name" ? a.name.localeCompare(b.name) : a[col] - b[col]) || b.total - a.total);
+  rows.sort((a, b) => sign * (col === "name" ? a.key.localeCompare(b.key) : a[col] - b[col]) || b.total - a.total);
   for (const th of document.querySelectorAll("#top-table th")) {
     const b = th.querySelector("[data-sort]");
     if (b) th.setAttribute("aria-sort", b.dataset.sort === col ? (desc ? "descending" : "ascending") : "none");
@@ -376,23 +392,25 @@ function renderTable() {
     (!fns.exact ? (data.fg.pruned.nodes ? " (of the nodes shown)" : "") : fns.rows.length < fns.count ? ` (the largest of ${formatCount(fns.count)})` : "");
   tableRows = rows.slice(0, 500);
   const maxSelf = Math.max(...tableRows.map((r) => r.self), 1);
-  $("top-table").tBodies[0].innerHTML = tableRows.map((r, i) => `<tr tabindex="0" data-i="${i}" aria-selected="${r.name === state.fn}">
-    <td class="fn" title="${escapeHTML(r.name)}">${escapeHTML(r.name)}<span class="bar-cell" data-w="${(r.self / maxSelf).toFixed(3)}"></span></td>
+  // A row is a function in one binary: main of two programs is two rows.
+  $("top-table").tBodies[0].innerHTML = tableRows.map((r, i) => `<tr tabindex="0" data-i="${i}" aria-selected="${r.key === state.fn}">
+    <td class="fn" title="${escapeHTML(r.name + (r.binary ? " in " + r.binary : ""))}">${escapeHTML(r.name)}` +
+    (r.binary ? `<span class="bin">${escapeHTML(r.binary.slice(r.binary.lastIndexOf("/") + 1))}</span>` : "") +
+    `<span class="bar-cell" data-w="${(r.self / maxSelf).toFixed(3)}"></span></td>
     <td class="num" title="${formatValue(r.self, t.unit)}">${formatShare(r.self / all)}</td>
     <td class="num" title="${formatValue(r.total, t.unit)}">${formatShare(r.total / all)}</td>
     <td><button type="button" data-sandwich="${i}" title="Callers and callees">sandwich</button></td></tr>`).join("");
   for (const bar of document.querySelectorAll("#top-table .bar-cell")) bar.style.width = (+bar.dataset.w * 100) + "%";
-  hook.table = tableRows.map((r) => ({ name: r.name, self: r.self, total: r.total }));
+  hook.table = tableRows.map((r) => ({ name: r.name, binary: r.binary, key: r.key, self: r.self, total: r.total }));
 }
 
-// focusFunction highlights every frame of a function and zooms to the
-// smallest part of the graph that holds them all.
-function focusFunction(name) {
-  const t = data.tree, idx = t.strings.indexOf(name);
+// focusFunction highlights every frame of a function (name and binary)
+// and zooms to the smallest part of the graph that holds them all.
+function focusFunction(fnKey) {
+  const t = data.tree;
   // A function only in pruned nodes is not drawn: highlight without a zoom.
-  const node = idx < 0 ? 0 : t.commonAncestor(t.occurrences(idx));
-  update({ fn: name, search: "^" + name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$", regex: "1",
-    focus: node > 0 ? t.pathOf(node).join(";") : "" });
+  const node = t.commonAncestor(t.occurrences(fnKey));
+  update({ fn: fnKey, search: "", regex: "", focus: node > 0 ? t.pathOf(node).join(";") : "" });
 }
 
 function renderDiff() {
@@ -416,11 +434,12 @@ function renderDiff() {
 function renderSandwich() {
   const t = data.tree;
   const names = t.functions().sort((a, b) => b.total - a.total).slice(0, 300);
-  $("fn-names").innerHTML = names.map((r) => `<option value="${escapeHTML(r.name)}">`).join("");
-  const fn = state.fn || (names[0] && names[0].name) || "";
+  $("fn-names").innerHTML = names.map((r) => `<option value="${escapeHTML(r.key)}">`).join("");
+  const fn = state.fn || (names[0] && names[0].key) || "";
   $("sandwich-fn").value = fn;
-  const idx = t.strings.indexOf(fn);
-  const sw = idx >= 0 ? t.sandwich(idx) : null;
+  // An older link names the function alone: take its largest binary.
+  const key = names.some((r) => r.key === fn) || fn.includes(" @") ? fn : (names.find((r) => r.name === fn) || { key: fn }).key;
+  const sw = key ? t.sandwich(key) : null;
   if (!sw) {
     $("sandwich-info").textContent = fn ? "no such function in this range" : "";
     callers.setTree(null); callees.setTree(null);
@@ -443,6 +462,32 @@ function renderLegend() {
       `<span class="swatch" data-colour="${i}"></span>${escapeHTML(v || "(none)")}</button>`;
   }).join("") + (g.truncated ? `<span class="muted">+${g.truncated} more</span>` : "");
   for (const sw of document.querySelectorAll("#legend .swatch")) sw.style.background = seriesColour("", +sw.dataset.colour);
+}
+
+// setSelect shows value in a select, adding it as an option if missing
+// (a link's group_by label that the list does not have).
+function setSelect(el, value) {
+  if (![...el.options].some((o) => o.value === value)) el.add(new Option(value, value));
+  el.value = value;
+}
+
+// addLabelOptions offers every label of the range for the flame graph's
+// grouping, besides the built-in ones.
+async function addLabelOptions() {
+  try {
+    for (const name of await selector.labelNames()) {
+      if (![...$("flame-by").options].some((o) => o.value === name)) $("flame-by").add(new Option(name, name));
+    }
+  } catch { /* the built-in ones remain */ }
+}
+
+// renderKinds is the colour key of the flame graph: each kind of frame.
+function renderKinds() {
+  const dark = getComputedStyle(document.documentElement).getPropertyValue("color-scheme").trim() === "dark";
+  const kinds = Object.keys(kindLabels).filter((k) => k !== "process" || flame.tree?.groupBy);
+  $("kinds").innerHTML = kinds.map((k) => `<span class="kind"><span class="swatch" data-kind="${k}"></span>${escapeHTML(kindLabels[k])}` +
+    (k === "marker" ? ` <a href="${docsURL}" target="_blank" rel="noopener" title="What the frames in brackets mean">(what are these?)</a>` : "") + "</span>").join("");
+  for (const sw of document.querySelectorAll("#kinds .swatch")) sw.style.background = kindColour(sw.dataset.kind, dark);
 }
 
 // ---- downloads and links
@@ -483,6 +528,7 @@ function applyTheme(name) {
   $("theme").textContent = "Theme: " + name;
   localStorage.setItem("ember-theme", name);
   for (const v of [flame, callers, callees]) v.setTheme();
+  renderKinds();
   timeline.draw();
 }
 
@@ -504,6 +550,8 @@ function bind() {
   $("theme").onclick = () => applyTheme(themes[(themes.indexOf(localStorage.getItem("ember-theme") || "auto") + 1) % 3]);
   $("help-button").onclick = () => $("help").showModal();
   $("group-by").onchange = () => update({ group: $("group-by").value });
+  $("flame-by").onchange = () => update({ by: $("flame-by").value, focus: "" });
+  $("flame-by").onfocus = addLabelOptions;
   for (const b of document.querySelectorAll("[role=tab]")) {
     b.onclick = () => update({ view: b.dataset.view });
     b.onkeydown = (e) => {
@@ -530,15 +578,15 @@ function bind() {
   const tbody = $("top-table").tBodies[0];
   tbody.onclick = (e) => {
     const sw = e.target.closest("[data-sandwich]");
-    if (sw) { update({ view: "sandwich", fn: tableRows[+sw.dataset.sandwich].name }); return; }
+    if (sw) { update({ view: "sandwich", fn: tableRows[+sw.dataset.sandwich].key }); return; }
     const tr = e.target.closest("tr");
-    if (tr) focusFunction(tableRows[+tr.dataset.i].name);
+    if (tr) focusFunction(tableRows[+tr.dataset.i].key);
   };
   tbody.onkeydown = (e) => {
     const tr = e.target.closest("tr");
     if (!tr) return;
-    if (e.key === "Enter") focusFunction(tableRows[+tr.dataset.i].name);
-    else if (e.key === "s") update({ view: "sandwich", fn: tableRows[+tr.dataset.i].name });
+    if (e.key === "Enter") focusFunction(tableRows[+tr.dataset.i].key);
+    else if (e.key === "s") update({ view: "sandwich", fn: tableRows[+tr.dataset.i].key });
     else if (e.key === "ArrowDown") tr.nextElementSibling?.focus();
     else if (e.key === "ArrowUp") tr.previousElementSibling?.focus();
     else return;

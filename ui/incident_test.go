@@ -1,0 +1,186 @@
+package ui_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+
+	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/web"
+)
+
+// TestBrowserIncident checks the page against issue 21's findings on a
+// small busy host (incidentProcs): process identity, zoom and clicks that
+// land where the user clicked, colours by kind, markers explained, and
+// numbers that cannot exceed the host.
+func TestBrowserIncident(t *testing.T) {
+	chromium := testenv.RequireChromium(t)
+	store := openStore(t, t.TempDir())
+	r := fillIncident(t, store)
+	var sw switchable
+	base := sw.serve(t, web.FromStorage(store), web.Limits{})
+	b := newBrowser(t, chromium)
+	rng := "from=" + rfc(r.from) + "&to=" + rfc(r.to)
+
+	// firstLevel is the names under the drawn root, left to right.
+	firstLevel := func(t *testing.T) []string {
+		var names []string
+		b.eval(t, `__ember.flame.boxes().filter(b => b.depth === 1).map(b => b.name)`, &names)
+		return names
+	}
+	// binaryOf is the binary of the drawn box named name at depth.
+	boxWhere := func(t *testing.T, name, binary string) box {
+		t.Helper()
+		var bx *box
+		b.eval(t, fmt.Sprintf(`(() => { const f = __ember.flame; return f.boxes().find(b => b.name === %q && f.tree.binaryOf(b.node) === %q) || null; })()`, name, binary), &bx)
+		if bx == nil {
+			t.Fatalf("no box %s in %s drawn", name, binary)
+		}
+		return *bx
+	}
+	focusBinary := func(t *testing.T) string {
+		var bin string
+		b.eval(t, `__ember.flame.tree.binaryOf(__ember.flame.focus)`, &bin)
+		return bin
+	}
+	hover := func(t *testing.T, bx box) string {
+		t.Helper()
+		var c struct{ Left, Top float64 }
+		b.eval(t, `(() => { const r = __ember.flame.canvas.getBoundingClientRect(); return {left: r.left, top: r.top}; })()`, &c)
+		b.run(t, chromedp.MouseEvent(input.MouseMoved, c.Left+bx.X+bx.W/2, c.Top+float64(bx.Depth)*18+9))
+		b.waitFor(t, `!document.querySelector("#tooltip").hidden`)
+		var tip string
+		b.run(t, chromedp.Text("#tooltip", &tip))
+		b.run(t, chromedp.MouseEvent(input.MouseMoved, 2, 2))
+		return tip
+	}
+
+	t.Run("processes first", func(t *testing.T) {
+		b.open(t, base, rng)
+		got := strings.Join(firstLevel(t), ",")
+		if got != "server,python3,node,deep" {
+			t.Errorf("first level %s, want the processes server,python3,node,deep", got)
+		}
+		tip := hover(t, b.box(t, "flame", "server"))
+		for _, want := range []string{"process", "comm", "server", "pid", "10, 11", "/usr/sbin/server"} {
+			if !strings.Contains(tip, want) {
+				t.Errorf("the process's tooltip %q lacks %q", tip, want)
+			}
+		}
+		var kinds string
+		b.run(t, chromedp.Text("#kinds", &kinds))
+		for _, want := range []string{"process", "native", "JIT", "marker"} {
+			if !strings.Contains(kinds, want) {
+				t.Errorf("colour key %q lacks %q", kinds, want)
+			}
+		}
+		// Switched off: the programs' own roots, as the stacks have them.
+		b.run(t, chromedp.SetValue("#flame-by", "none", chromedp.ByQuery),
+			chromedp.Evaluate(`document.querySelector("#flame-by").dispatchEvent(new Event("change"))`, nil))
+		b.waitFor(t, `__ember.state().by === "none" && __ember.ready && __ember.flame.tree.groupBy === ""`)
+		b.run(t, chromedp.Sleep(50*time.Millisecond))
+		if got := strings.Join(firstLevel(t), ","); !strings.HasPrefix(got, "_start,_start,") {
+			t.Errorf("ungrouped first level %s, want the programs' _start frames", got)
+		}
+		b.noErrors(t)
+	})
+
+	t.Run("zoom lands where clicked", func(t *testing.T) {
+		// Without grouping, four _start frames are siblings: clicking
+		// python's must zoom into python's, in a link and after Back too.
+		b.open(t, base, rng+"&by=none")
+		b.clickBox(t, boxWhere(t, "_start", "/usr/bin/python3.11"))
+		b.waitFor(t, `__ember.state().focus === "_start @python3.11"`)
+		if bin := focusBinary(t); bin != "/usr/bin/python3.11" {
+			t.Errorf("zoomed into _start of %s, want python's", bin)
+		}
+		b.clickBox(t, boxWhere(t, "main", "/usr/bin/python3.11"))
+		b.waitFor(t, `__ember.state().focus === "_start @python3.11;main @python3.11"`)
+		var loc string
+		b.eval(t, "location.search", &loc)
+		b.open(t, base, strings.TrimPrefix(loc, "?")) // the link
+		if bin := focusBinary(t); bin != "/usr/bin/python3.11" {
+			t.Errorf("the link zooms into main of %s, want python's", bin)
+		}
+		b.run(t, chromedp.NavigateBack())
+		b.waitFor(t, `__ember.state().focus === "_start @python3.11" && __ember.ready`)
+		b.run(t, chromedp.Sleep(50*time.Millisecond))
+		if bin := focusBinary(t); bin != "/usr/bin/python3.11" {
+			t.Errorf("Back zooms into _start of %s, want python's", bin)
+		}
+		b.noErrors(t)
+	})
+
+	t.Run("table rows by function and binary", func(t *testing.T) {
+		b.open(t, base, rng+"&view=table")
+		var mains []string
+		b.eval(t, `__ember.table.filter(r => r.name === "main").map(r => r.binary)`, &mains)
+		if len(mains) != 3 {
+			t.Errorf("main rows for %q, want one per program with a main (3)", mains)
+		}
+		// Clicking python's main row zooms into python's main, and marks
+		// no other program's.
+		b.eval(t, `(() => { const i = __ember.table.findIndex(r => r.key === "main @python3.11"); document.querySelector('#top-table tr[data-i="' + i + '"] td').click(); return i; })()`, nil)
+		b.waitFor(t, `__ember.state().fn === "main @python3.11" && __ember.ready`)
+		b.run(t, chromedp.Sleep(50*time.Millisecond))
+		if bin := focusBinary(t); bin != "/usr/bin/python3.11" {
+			t.Errorf("the row zoomed into main of %q, want python's", bin)
+		}
+		var marked []string
+		b.eval(t, `(() => { const f = __ember.flame, t = f.tree, out = []; for (let i = 0; i < t.n; i++) if (f.marks && f.marks[i]) out.push(t.keyOf(i)); return out; })()`, &marked)
+		if strings.Join(marked, ",") != "main @python3.11" {
+			t.Errorf("marked %q, want python's main only", marked)
+		}
+		// The sandwich of node's main: run in node and run in JIT code are
+		// two callees.
+		b.open(t, base, rng+"&view=sandwich&fn="+strings.ReplaceAll("main @node", " ", "+"))
+		var callees []string
+		b.eval(t, `(() => { const t = __ember.callees.tree, out = []; for (let i = 1; i < t.n; i++) out.push(t.keyOf(i)); return out.sort(); })()`, &callees)
+		if strings.Join(callees, ",") != "run @anon,run @node" {
+			t.Errorf("callees of node's main %q, want run (JIT) and run @node", callees)
+		}
+		b.noErrors(t)
+	})
+
+	t.Run("colours by kind", func(t *testing.T) {
+		b.open(t, base, rng+"&by=none")
+		var kinds []string
+		b.eval(t, `(() => { const f = __ember.flame, t = f.tree, out = []; for (let i = 1; i < t.n; i++) if (t.nameOf(i) === "run") out.push(f.kindOf(i) + " " + f.colourOf(i, false)); return out.sort(); })()`, &kinds)
+		if len(kinds) != 2 || !strings.HasPrefix(kinds[0], "jit ") || !strings.HasPrefix(kinds[1], "native ") {
+			t.Errorf("run in JIT code and in node: %q, want a JIT and a native colour", kinds)
+		}
+		b.noErrors(t)
+	})
+
+	t.Run("markers explained", func(t *testing.T) {
+		b.open(t, base, rng+"&by=none")
+		tip := hover(t, b.box(t, "flame", "[truncated]"))
+		if !strings.Contains(tip, "stack walk stopped") {
+			t.Errorf("[truncated]'s tooltip %q does not say what it is", tip)
+		}
+		var href string
+		b.eval(t, `document.querySelector("#kinds a").href`, &href)
+		if !strings.Contains(href, "docs/markers.md") {
+			t.Errorf("the colour key links to %q, want the markers' docs", href)
+		}
+		b.noErrors(t)
+	})
+
+	t.Run("flame mode shows the roots", func(t *testing.T) {
+		b.open(t, base, rng)
+		b.run(t, chromedp.Focus("#flame canvas", chromedp.ByQuery), chromedp.KeyEvent("o"))
+		b.waitFor(t, `__ember.state().orient === "flame"`)
+		b.run(t, chromedp.Sleep(100*time.Millisecond))
+		var visible bool
+		b.eval(t, `(() => { const f = __ember.flame, c = f.container.getBoundingClientRect(), cv = f.canvas.getBoundingClientRect();
+			const rootY = cv.top + f.drawn.yOf(0); return rootY >= c.top && rootY + 18 <= c.bottom + 1; })()`, &visible)
+		if !visible {
+			t.Error("in flame mode the root is drawn outside the panel's view")
+		}
+		b.noErrors(t)
+	})
+}
