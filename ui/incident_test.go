@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/internal/testenv"
 	"github.com/ember-profiler/ember/web"
@@ -183,4 +185,127 @@ func TestBrowserIncident(t *testing.T) {
 		}
 		b.noErrors(t)
 	})
+	t.Run("timeline by keeps the flame graph", func(t *testing.T) {
+		b.open(t, base, rng)
+		var asked, series int
+		b.eval(t, `__ember.flameQueries.length`, &asked)
+		b.eval(t, `__ember.seriesLoads`, &series)
+		b.run(t, chromedp.SetValue("#group-by", "pid", chromedp.ByQuery),
+			chromedp.Evaluate(`document.querySelector("#group-by").dispatchEvent(new Event("change"))`, nil))
+		b.waitFor(t, fmt.Sprintf(`__ember.seriesLoads > %d && __ember.ready`, series))
+		var after int
+		b.eval(t, `__ember.flameQueries.length`, &after)
+		if after != asked {
+			t.Errorf("changing the timeline's grouping asked for %d flame graphs", after-asked)
+		}
+		b.noErrors(t)
+	})
+
+	t.Run("timeline within the host", func(t *testing.T) {
+		// An hour, half of it empty: 2.00 cores flat where there is data.
+		b.open(t, base, "from="+rfc(r.emptyFrom)+"&to="+rfc(r.to))
+		b.waitFor(t, `__ember.timeline.total && __ember.timeline.total.series.length > 0`)
+		var got struct {
+			CPUs     int
+			Max, Min float64
+		}
+		b.eval(t, `(() => { const tl = __ember.timeline, pts = tl.total.series[0].points.map(p => p[1]).filter(v => v > 0);
+			return {cpus: tl.total.cpus || 0, max: Math.max(...pts), min: Math.min(...pts)}; })()`, &got)
+		if got.CPUs != 2 || got.Max > 2.001 || got.Min < 1.999 {
+			t.Errorf("2 busy CPUs drawn as %.2f to %.2f cores (host CPUs %d), want 2.00", got.Min, got.Max, got.CPUs)
+		}
+		// Whatever the series says, the plot stays within the host and
+		// says why a step was cut.
+		var drawn struct {
+			Top  float64
+			Note string
+		}
+		b.eval(t, `(() => { const tl = __ember.timeline, s = structuredClone(tl.total);
+			s.series[0].points[3][1] = 15.6; tl.set(s, null);
+			return {top: tl.maxY, note: document.querySelector("#timeline-note").textContent}; })()`, &drawn)
+		if drawn.Top > 2.5 || !strings.Contains(drawn.Note, "above the host's 2 CPUs") {
+			t.Errorf("a 15.6-core step: axis to %.1f, note %q", drawn.Top, drawn.Note)
+		}
+		b.noErrors(t)
+	})
+
+	t.Run("empty range", func(t *testing.T) {
+		// Before any data: no 400 for the grouped timeline, and an axis
+		// at the host's scale.
+		b.open(t, base, "from="+rfc(r.emptyFrom.Add(-time.Hour))+"&to="+rfc(r.emptyFrom)+"&group=comm")
+		b.waitFor(t, `__ember.seriesLoads > 0`)
+		var top float64
+		b.eval(t, `__ember.timeline.maxY`, &top)
+		if top != 2 {
+			t.Errorf("an empty range's axis goes to %v, want the host's 2 CPUs", top)
+		}
+		b.noErrors(t)
+	})
+
+	t.Run("failures keep the view and recover", func(t *testing.T) {
+		b.open(t, base, rng)
+		n := b.loads(t)
+		sw.down.Store(true)
+		b.run(t, chromedp.KeyEvent("r"))
+		b.waitFor(t, `!document.querySelector("#banner").hidden && document.querySelector("#banner").textContent.includes("does not answer")`)
+		var drawn int
+		b.eval(t, `document.querySelector("#flame-panel").hidden ? 0 : __ember.flame.boxes().length`, &drawn)
+		if drawn == 0 {
+			t.Error("the flame graph went away when the daemon stopped answering")
+		}
+		sw.down.Store(false)
+		// Nothing pressed: the page tries again by itself.
+		b.waitFor(t, fmt.Sprintf(`__ember.loads > %d && document.querySelector("#banner").hidden`, n))
+		b.takeErrors() // the failed loads
+	})
+
+	t.Run("a failed first load keeps the range", func(t *testing.T) {
+		sw.down.Store(true)
+		b.run(t, chromedp.Navigate(base+"/?from=now-3h"))
+		b.waitFor(t, `__ember.retrying === true`)
+		var from, to string
+		b.eval(t, `document.querySelector("#from").value`, &from)
+		b.eval(t, `document.querySelector("#to").value`, &to)
+		if from != "now-3h" || to != "now" {
+			t.Errorf("after a failed first load From/To read %q/%q", from, to)
+		}
+		sw.down.Store(false)
+		b.waitLoads(t, 0)
+		b.takeErrors()
+	})
+
+	t.Run("within the daemon's two queries", func(t *testing.T) {
+		// Each query takes a while and a third at once is turned away:
+		// the page's own requests must never be.
+		var busy switchable
+		slowBase := busy.serve(t, slowQueries{web.FromStorage(store), 300 * time.Millisecond}, web.Limits{MaxConcurrentQueries: 2, QueueWait: -1})
+		b.open(t, slowBase, rng+"&view=diff&group=comm")
+		b.waitFor(t, `__ember.diff && __ember.seriesLoads > 0`)
+		if n := busy.tooMany.Load(); n > 0 {
+			t.Errorf("the page's own requests got %d 429s", n)
+		}
+		b.noErrors(t)
+	})
+}
+
+// slowQueries takes delay over every profile and series, inside the
+// daemon's bound on concurrent queries.
+type slowQueries struct {
+	web.Store
+	delay time.Duration
+}
+
+func (s slowQueries) Profile(ctx context.Context, from, to time.Time, sel string) (*profile.Profile, error) {
+	time.Sleep(s.delay)
+	return s.Store.Profile(ctx, from, to, sel)
+}
+
+func (s slowQueries) LabelledProfile(ctx context.Context, from, to time.Time, sel string) (*profile.Profile, error) {
+	time.Sleep(s.delay)
+	return s.Store.(web.LabelledProfiler).LabelledProfile(ctx, from, to, sel)
+}
+
+func (s slowQueries) Series(ctx context.Context, from, to time.Time, step time.Duration, sel, groupBy string, limit int) ([]web.Series, error) {
+	time.Sleep(s.delay)
+	return s.Store.Series(ctx, from, to, step, sel, groupBy, limit)
 }

@@ -1,7 +1,7 @@
 // The page: its state lives in the URL's query string (so a link reproduces
 // the view), data comes from the API, and each view renders from a Tree.
 
-import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment } from "./api.js";
+import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment, apiStats } from "./api.js";
 import { Tree, diffTree, splitKey, functionKey } from "./tree.js";
 import { FlameView } from "./flame.js";
 import { Timeline } from "./timeline.js";
@@ -48,8 +48,13 @@ function update(changes, { push = true } = {}) {
 // ---- loading
 
 function key(keys) { return keys.map((k) => state[k]).join("\u0001"); }
+const seriesKeys = ["from", "to", "query", "group"];
+let seriesKey = "", seriesController = null;
 
 async function load({ force = false } = {}) {
+  syncControls(); // the range and filter show what is asked, answered or not
+  const wantSeries = key(seriesKeys);
+  if (force || wantSeries !== seriesKey) loadSeries();
   const want = key(dataKeys);
   const wantDiff = state.view === "diff" ? want + key(diffKeys) : "";
   if (!force && want === loadedKey && (!wantDiff || wantDiff === diffKey)) { render(); return; }
@@ -57,7 +62,11 @@ async function load({ force = false } = {}) {
   controller = new AbortController();
   const signal = controller.signal;
   hook.ready = false;
-  const slow = setTimeout(() => showStatus("loading", "Loading…", `Profiles ${describeRange()}${state.query ? " matching " + state.query : ""}.`), 150);
+  // With a view on screen, a banner says what is loading; without, the panel.
+  const slow = setTimeout(() => {
+    if (data.tree) showBanner("loading", `Loading profiles ${describeRange()}…`);
+    else showStatus("loading", "Loading…", `Profiles ${describeRange()}${state.query ? " matching " + state.query : ""}.`);
+  }, 150);
   const range = { from: state.from, to: state.to, query: state.query };
   try {
     const reuse = !force && want === loadedKey;
@@ -66,11 +75,6 @@ async function load({ force = false } = {}) {
     if (!reuse) {
       hook.flameQueries.push(fgParams);
       fgJob = getJSON("flamegraph", fgParams, signal);
-      // The timeline's queries start once the flame graph's is answered:
-      // on a busy host, queries in parallel slow the one that matters most.
-      // After a 4xx (token, selector, range) they would fail alike.
-      fgJob.then(() => loadSeries(range, signal),
-        (e) => { if (!(e instanceof ApiError && e.status >= 400 && e.status < 500)) loadSeries(range, signal); });
     }
     const diffJob = wantDiff ? getJSON("diff", { ...range, ...baseParams(), limit: 200 }, signal) : null;
     const [fg, diff] = await Promise.all([fgJob, diffJob]);
@@ -90,7 +94,7 @@ async function load({ force = false } = {}) {
     }
     if (wantDiff) { data.base = Tree.fromAPI(baseFG); data.diff = diff; diffKey = wantDiff; }
     loadedKey = want;
-    retries = 0;
+    recovered();
     hook.loads++;
     hideStatus();
     render();
@@ -102,13 +106,30 @@ async function load({ force = false } = {}) {
   }
 }
 
-// loadSeries fetches and draws the timeline: the total and, when grouped,
-// the busiest groups (an extra: without them the timeline shows the total).
-async function loadSeries(range, signal) {
-  const series = { ...range, step: seriesStep() };
+// loadSeries fetches and draws the timeline in one request: grouped, the
+// total is the sum of the groups and "other". It runs beside the flame
+// graph's (api.js keeps the page within the daemon's two queries), so
+// the timeline follows a new range at once.
+async function loadSeries() {
+  if (seriesController) seriesController.abort();
+  seriesController = new AbortController();
+  const signal = seriesController.signal;
+  seriesKey = key(seriesKeys);
+  const params = { from: state.from, to: state.to, query: state.query, step: seriesStep() };
+  timeline.set(null, null); // not the old range's while the new one loads
+  $("timeline-readout").textContent = "Loading CPU use…";
   try {
-    const [total, grouped] = await Promise.all([getJSON("series", series, signal),
-      state.group ? getJSON("series", { ...series, group_by: state.group, limit: 8 }, signal).catch(() => null) : null]);
+    let total = null, grouped = null;
+    if (state.group) {
+      try {
+        grouped = await getJSON("series", { ...params, group_by: state.group, limit: 8 }, signal);
+        total = totalOf(grouped);
+      } catch (e) {
+        // No sample of the range has the label (an empty range): the total.
+        if (!(e instanceof ApiError && e.status === 400 && e.parameter === "group_by")) throw e;
+      }
+    }
+    if (!total) total = await getJSON("series", params, signal);
     data.total = total;
     data.grouped = grouped;
     timeline.set(total, grouped);
@@ -117,18 +138,30 @@ async function loadSeries(range, signal) {
     hook.seriesLoads = (hook.seriesLoads || 0) + 1;
   } catch (e) {
     if (e.name === "AbortError") return;
+    seriesKey = ""; // try again with the next load
     timeline.set(null, null);
     $("legend").innerHTML = "";
     $("timeline-readout").textContent = "CPU series unavailable: " + e.message;
   }
 }
 
-// seriesStep asks for about 240 points, but none finer than the daemon's
-// default interval (10 s): each stored interval counts in the step holding
-// its start, so finer steps would show the interval's rhythm, not the load.
+// totalOf sums a grouped series answer (its groups and "other") into the
+// total series the timeline draws as its line.
+function totalOf(g) {
+  const sum = new Map();
+  for (const s of [...g.series, ...(g.other ? [g.other] : [])]) {
+    for (const [ts, v] of s.points) sum.set(ts, (sum.get(ts) || 0) + v);
+  }
+  const points = [...sum].sort((a, b) => a[0] - b[0]);
+  return { ...g, group_by: "", series: points.length ? [{ labels: {}, points }] : [], truncated: 0, other: undefined };
+}
+
+// seriesStep asks for about 240 points in a whole number of the daemon's
+// default interval (10 s): a step of 15 s over 10 s intervals holds one or
+// two of them by turns, and draws a flat 2 cores as 1.3 and 2.7.
 function seriesStep() {
   const ms = rangeMs();
-  return ms ? Math.max(10, Math.ceil(ms / 240 / 1000)) + "s" : "";
+  return ms ? Math.max(1, Math.ceil(ms / 240 / 10e3)) * 10 + "s" : "";
 }
 
 // rangeMs is the length of the range when the page can tell it without
@@ -173,7 +206,36 @@ function showStatus(kind, title, text, html) {
 
 function hideStatus() { $("status").hidden = true; }
 
-let retries = 0;
+// showBanner says what went wrong (or is loading) above the view, which
+// stays as it was: during an incident the last good graph beats none.
+function showBanner(kind, text) {
+  const el = $("banner");
+  el.className = "banner " + kind;
+  el.textContent = text;
+  el.hidden = false;
+}
+
+// Failures the daemon recovers from by itself (not running, busy, slow)
+// are retried, sooner first, until a load succeeds.
+let retries = 0, retryTimer = 0;
+function retryLater(e, what) {
+  const delay = Math.min(15, 2 ** retries) * 1000;
+  retries++;
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(() => load({ force: true }), delay);
+  const msg = `${what}: ${e.message}. Trying again in ${delay / 1000} s (r to try now).`;
+  if (data.tree) showBanner("error", msg + " Showing the last loaded view.");
+  else showStatus("error", what, msg);
+  hook.retrying = true;
+}
+
+function recovered() {
+  retries = 0;
+  clearTimeout(retryTimer);
+  hook.retrying = false;
+  $("banner").hidden = true;
+}
+
 function showError(e) {
   hook.errors.push(String(e.message));
   if (!(e instanceof ApiError)) { showStatus("error", "Something went wrong", String(e)); return; }
@@ -185,16 +247,11 @@ function showError(e) {
       askToken();
       return;
     case 429:
-      if (retries++ < 3) {
-        showStatus("loading", "The daemon is busy", `Other queries are running; trying again in ${e.retryAfter || 1} s.`);
-        setTimeout(() => load({ force: true }), (e.retryAfter || 1) * 1000);
-        return;
-      }
-      showStatus("error", "The daemon is busy", "It is answering other queries. Refresh in a moment.");
+      retryLater(e, "The daemon is busy");
       return;
     case 503:
       if (/time limit/.test(e.message)) showStatus("error", "The query was too large", e.message + ".");
-      else showStatus("error", "The daemon cannot answer yet", e.message + ". If it has just started, try again in a moment.");
+      else retryLater(e, "The daemon cannot answer yet");
       return;
     case 414:
       showStatus("error", "The query was too large", e.message);
@@ -203,8 +260,8 @@ function showError(e) {
       showStatus("error", `The ${e.parameter || "request"} is not valid`, e.message);
       if (e.parameter === "query") $("selector").focus();
       return;
-    case 0:
-      showStatus("error", "The daemon does not answer", e.message);
+    case 0: case 502: case 504:
+      retryLater(e, "The daemon does not answer");
       return;
     default:
       showStatus("error", `The daemon answered ${e.status}`, e.message);
@@ -234,11 +291,20 @@ const flame = new FlameView($("flame"), {
 const callers = new FlameView($("callers"), { tooltip: $("tooltip"), orientation: "flame", label: "Callers of the function" });
 const callees = new FlameView($("callees"), { tooltip: $("tooltip"), orientation: "icicle", label: "Callees of the function" });
 const timeline = new Timeline($("timeline"), $("brush"), $("timeline-readout"),
-  (a, b) => update({ from: isoSeconds(new Date(a)), to: isoSeconds(new Date(b)), focus: "" }));
+  (a, b) => update({ from: isoSeconds(new Date(a)), to: isoSeconds(new Date(b)), focus: "" }), $("timeline-note"));
 const selector = new SelectorInput($("selector"), $("suggestions"), $("chips"),
   () => ({ from: state.from, to: state.to }), (sel) => update({ query: sel, focus: "" }));
 
 let diffMemo = {};
+
+// syncControls shows the state in the controls, data or not.
+function syncControls() {
+  $("from").value = state.from;
+  $("to").value = state.to;
+  $("group-by").value = state.group;
+  setSelect($("flame-by"), state.by);
+  if (document.activeElement !== $("selector")) selector.set(state.query);
+}
 
 function render() {
   if (!data.tree) return;
@@ -249,11 +315,7 @@ function render() {
     b.tabIndex = b.dataset.view === v ? 0 : -1;
   }
   for (const b of document.querySelectorAll("[data-orient]")) b.setAttribute("aria-pressed", String(b.dataset.orient === state.orient));
-  $("from").value = state.from;
-  $("to").value = state.to;
-  $("group-by").value = state.group;
-  setSelect($("flame-by"), state.by);
-  if (document.activeElement !== $("selector")) selector.set(state.query);
+  syncControls();
   $("search").value = state.search;
   $("regex").checked = state.regex === "1";
   $("summary").textContent = summary();
@@ -642,5 +704,6 @@ hook.flame = flame;
 hook.callers = callers;
 hook.callees = callees;
 hook.timeline = timeline;
+hook.api = apiStats;
 hook.tree = () => data.tree;
 load();
