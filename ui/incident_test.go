@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/google/pprof/profile"
 
@@ -284,6 +286,79 @@ func TestBrowserIncident(t *testing.T) {
 		if n := busy.tooMany.Load(); n > 0 {
 			t.Errorf("the page's own requests got %d 429s", n)
 		}
+		b.noErrors(t)
+	})
+
+	t.Run("contrast", func(t *testing.T) {
+		// WCAG AA (4.5:1) for every box's label, dimmed ones (a search
+		// that does not match them) included, and the page's own text.
+		b.open(t, base, rng)
+		for _, theme := range []string{"light", "dark"} {
+			b.run(t, chromedp.Evaluate(`localStorage.setItem("ember-theme", "`+theme+`")`, nil))
+			b.open(t, base, rng+"&search=serve")
+			var worst struct {
+				Ratio float64
+				What  string
+			}
+			b.eval(t, `(() => {
+				const c = document.createElement("canvas").getContext("2d");
+				const rgb = (col) => { c.fillStyle = "#000"; c.fillStyle = col; const h = c.fillStyle; return [1, 3, 5].map(i => parseInt(h.slice(i, i + 2), 16) / 255); };
+				const lum = (col) => rgb(col).map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4).reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+				const ratio = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+				const css = (v) => getComputedStyle(document.documentElement).getPropertyValue(v).trim();
+				const f = __ember.flame, pairs = [];
+				for (const b of f.boxes()) {
+					const dimmed = f.marks && !f.marks[b.node];
+					pairs.push([b.name, dimmed ? css("--dim") : f.colourOf(b.node, css("color-scheme") === "dark"), dimmed ? css("--dim-text") : css("--box-text")]);
+				}
+				for (const [fg, bg] of [["--fg", "--bg"], ["--muted", "--bg"], ["--muted", "--bg2"], ["--error", "--bg2"], ["--focus", "--bg"], ["--accent-fg", "--accent"]]) pairs.push([fg + " on " + bg, css(bg), css(fg)]);
+				let worst = {ratio: 99, what: ""};
+				for (const [what, bg, fg] of pairs) { const r = ratio(bg, fg); if (r < worst.ratio) worst = {ratio: r, what: what + " " + bg + "/" + fg}; }
+				return worst;
+			})()`, &worst)
+			if worst.Ratio < 4.5 {
+				t.Errorf("%s theme: %s has contrast %.2f:1, want at least 4.5:1", theme, worst.What, worst.Ratio)
+			}
+		}
+		b.run(t, chromedp.Evaluate(`localStorage.removeItem("ember-theme")`, nil))
+		b.noErrors(t)
+	})
+
+	t.Run("diff colours show small changes", func(t *testing.T) {
+		// One frame grew by 40 points, another by 2: the small change is
+		// still clearly red, not grey.
+		b.open(t, base, rng)
+		var sat float64
+		b.run(t, chromedp.Evaluate(`(async () => {
+			const { Tree, diffTree } = await import(new URL("ui/js/tree.js", location.href).href);
+			const s = ["", "root", "big", "small", "rest"];
+			const after = new Tree(s, [-1, 0, 0, 0], [1, 2, 3, 4], [0, 0, 0, 0], [0, 0, 0, 0], [0, 60, 12, 28], [100, 60, 12, 28]);
+			const before = new Tree(s, [-1, 0, 0, 0], [1, 2, 3, 4], [0, 0, 0, 0], [0, 0, 0, 0], [0, 20, 10, 70], [100, 20, 10, 70]);
+			const d = diffTree(after, before), f = __ember.flame, saved = f.tree;
+			f.setTree(d);
+			const c = f.colourOf(d.findPath(["small"]), false);
+			f.setTree(saved);
+			return +c.split(" ")[1].replace("%", "");
+		})()`, &sat, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		if sat < 40 {
+			t.Errorf("a +2 pt change beside a +40 pt one is drawn at %.0f%% saturation, want it visible (40%% or more)", sat)
+		}
+	})
+
+	t.Run("phone", func(t *testing.T) {
+		b.run(t, emulation.SetDeviceMetricsOverride(390, 844, 3, true))
+		b.open(t, base, rng)
+		var fit struct {
+			Scroll, Client int
+			ApplyRight     float64
+		}
+		b.eval(t, `({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,
+			applyRight: document.querySelector("#custom-range button").getBoundingClientRect().right})`, &fit)
+		if fit.Scroll > fit.Client || fit.ApplyRight > 390 {
+			t.Errorf("at 390 px the page is %d px wide, Apply ends at %.0f px", fit.Scroll, fit.ApplyRight)
+		}
+		b.screenshot(t, "phone")
+		b.run(t, emulation.ClearDeviceMetricsOverride())
 		b.noErrors(t)
 	})
 }

@@ -68,8 +68,11 @@ export class FlameView {
   colourOf(i, dark) {
     const t = this.tree;
     if (this.diff) {
-      const d = this.diff.after[i] - this.diff.before[i];
-      return diffColour(this.diff.maxAbs > 0 ? d / this.diff.maxAbs : 0, dark);
+      const d = this.diff.after[i] - this.diff.before[i], scale = this.diff.colourScale;
+      // A change of 0.1 pt or more starts at 30% colour and grows with the
+      // square root: small changes beside a large one stay visible.
+      const m = Math.abs(d), a = m < 1e-3 ? (m / 1e-3) * 0.3 : 0.3 + 0.7 * Math.sqrt(Math.min(1, m / scale));
+      return diffColour(scale > 0 ? Math.sign(d) * a : 0, dark);
     }
     if (i === 0 && t.nameOf(0) === "root") return dark ? "hsl(220 8% 55%)" : "hsl(220 8% 80%)"; // all, of no kind
     // By function and binary: _start of two programs may be of two kinds.

@@ -104,16 +104,18 @@ const palettes = {
 };
 
 // kindColour is a kind's colour for the legend: the middle of its range.
-export function kindColour(kind, dark) {
+export function kindColour(kind) {
   const [h0, h1, s, l] = palettes[kind] || palettes.native;
-  return `hsl(${((h0 + h1) / 2).toFixed(0)} ${s}% ${l - (dark ? 10 : 0)}%)`;
+  return `hsl(${((h0 + h1) / 2).toFixed(0)} ${s}% ${l}%)`;
 }
 
 export function frameColour(name, kind, dark) {
   const [h0, h1, s, l] = palettes[kind] || palettes.native;
   const h = hash(name);
   const hue = h0 + ((h & 0xff) / 255) * (h1 - h0);
-  const light = l - (dark ? 10 : 0) + (((h >>> 8) & 0xff) / 255) * 10 - 5;
+  // The same in both themes: box labels are dark on every box, and
+  // darker boxes would fall below WCAG AA's 4.5:1 for them.
+  const light = l + (((h >>> 8) & 0xff) / 255) * 10 - 5;
   return `hsl(${hue.toFixed(0)} ${s}% ${light.toFixed(0)}%)`;
 }
 
@@ -121,7 +123,7 @@ export function frameColour(name, kind, dark) {
 // t is in [-1, 1].
 export function diffColour(t, dark) {
   const a = Math.min(1, Math.abs(t));
-  const grey = dark ? 62 : 82;
+  const grey = 82; // in both themes: dark labels stay legible (WCAG AA)
   if (t > 0) return `hsl(0 ${(20 + 65 * a).toFixed(0)}% ${(grey - 22 * a).toFixed(0)}%)`;
   if (t < 0) return `hsl(217 ${(20 + 65 * a).toFixed(0)}% ${(grey - 20 * a).toFixed(0)}%)`;
   return `hsl(220 8% ${grey}%)`;

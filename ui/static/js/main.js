@@ -483,7 +483,7 @@ function renderDiff() {
   $("base-query").value = state.base_query;
   $("diff-totals").textContent = `base ${formatTime(d.base_from, true)} – ${formatTime(d.base_to, true)}: ` +
     (d.base_total ? `${formatValue(d.base_total, d.unit)}; shares of each range's total` +
-      (diffMemo.tree ? `, full colour at ${formatSignedShare(diffMemo.tree.maxAbs).slice(1)}; widths are the mean of both` : "") :
+      (diffMemo.tree ? `, full colour at ${formatSignedShare(diffMemo.tree.colourScale).slice(1)} (the largest: ${formatSignedShare(diffMemo.tree.maxAbs).slice(1)}); widths are the mean of both` : "") :
       "no samples, nothing to compare with: choose another base");
   const changed = d.frames.filter((f) => Math.abs(f.self_diff) >= 5e-5 || Math.abs(f.total_diff) >= 5e-5);
   $("diff-table").tBodies[0].innerHTML = changed.map((f) => `<tr tabindex="0" data-name="${escapeHTML(f.name)}">
@@ -545,11 +545,10 @@ async function addLabelOptions() {
 
 // renderKinds is the colour key of the flame graph: each kind of frame.
 function renderKinds() {
-  const dark = getComputedStyle(document.documentElement).getPropertyValue("color-scheme").trim() === "dark";
   const kinds = Object.keys(kindLabels).filter((k) => k !== "process" || flame.tree?.groupBy);
   $("kinds").innerHTML = kinds.map((k) => `<span class="kind"><span class="swatch" data-kind="${k}"></span>${escapeHTML(kindLabels[k])}` +
     (k === "marker" ? ` <a href="${docsURL}" target="_blank" rel="noopener" title="What the frames in brackets mean">(what are these?)</a>` : "") + "</span>").join("");
-  for (const sw of document.querySelectorAll("#kinds .swatch")) sw.style.background = kindColour(sw.dataset.kind, dark);
+  for (const sw of document.querySelectorAll("#kinds .swatch")) sw.style.background = kindColour(sw.dataset.kind);
 }
 
 // ---- downloads and links

@@ -342,6 +342,12 @@ export function diffTree(target, base) {
   let maxAbs = 0;
   for (let i = 1; i < t.n; i++) maxAbs = Math.max(maxAbs, Math.abs(t.after[i] - t.before[i]));
   t.maxAbs = maxAbs;
+  // Full colour at the 90th percentile of the changes, not the largest:
+  // one big change no longer greys out every other.
+  const changes = [];
+  for (let i = 1; i < t.n; i++) { const d = Math.abs(t.after[i] - t.before[i]); if (d >= 1e-4) changes.push(d); }
+  changes.sort((a, b) => a - b);
+  t.colourScale = changes.length ? Math.max(changes[Math.floor(changes.length * 0.9)], 0.002) : 0;
   t.setGroups(target.groupBy || base.groupBy, [...(target.groups || new Map()).values()]);
   return t;
 }
