@@ -191,6 +191,18 @@ func (t *callTree) flameGraph(kept []int32, keptCount int) *FlameGraph {
 	return fg
 }
 
+// prunedValue is the value a keep choice leaves out: the totals of the
+// children not kept of every kept node.
+func (t *callTree) prunedValue(kept []int32) int64 {
+	var v int64
+	for n := int32(1); n < int32(len(kept)); n++ {
+		if kept[n] < 0 && kept[t.parent[n]] >= 0 {
+			v += t.total[n]
+		}
+	}
+	return v
+}
+
 // hottestLines finds, for each shown node, the source line of its function
 // that most of the node's value passed through: the sum, per line, of the
 // stacks through the node that had that line in the node's frame. It walks
@@ -342,7 +354,13 @@ func NewFlameGraphWith(ctx context.Context, p *profile.Profile, o FlameOptions) 
 	if err != nil {
 		return nil, err
 	}
-	fg := t.flameGraph(t.keep(maxNodes))
+	kept, count := t.keep(maxNodes)
+	for o.MaxOtherShare > 0 && maxNodes < o.NodeCap &&
+		float64(t.prunedValue(kept)) > o.MaxOtherShare*float64(t.total[0]) {
+		maxNodes = min(o.NodeCap, 2*maxNodes)
+		kept, count = t.keep(maxNodes)
+	}
+	fg := t.flameGraph(kept, count)
 	fg.SampleType, fg.Unit = p.SampleType[vi].Type, p.SampleType[vi].Unit
 	fg.MaxNodes = maxNodes
 	if o.GroupBy != "" {

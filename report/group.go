@@ -17,6 +17,12 @@ type FlameOptions struct {
 	// that the processes (or containers...) are told apart before their
 	// functions are merged. A sample without the label goes under NoGroup.
 	GroupBy string
+	// MaxOtherShare, when above 0, grows the budget past MaxNodes (by
+	// doubling, up to NodeCap) until the pruned "(other)" nodes hold at
+	// most this share of the total: a flat profile of many processes can
+	// leave 40% in grey boxes at a fixed budget.
+	MaxOtherShare float64
+	NodeCap       int
 }
 
 // NoGroup is the group of samples without the GroupBy label.

@@ -80,3 +80,31 @@ func TestFlameGraphGroupByPID(t *testing.T) {
 		t.Errorf("first level %s", got)
 	}
 }
+
+// TestFlameGraphMaxOtherShare: a budget too small for a flat profile grows
+// until "(other)" holds at most the share asked for, within the cap.
+func TestFlameGraphMaxOtherShare(t *testing.T) {
+	b := profiletest.NewBuilder()
+	for i := range 100 {
+		b.Add(10, "leaf"+itoa(int64(i)), "main")
+	}
+	small, err := NewFlameGraphWith(context.Background(), b.P, FlameOptions{MaxNodes: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if share := float64(small.Pruned.Value) / float64(small.Total); share < 0.5 {
+		t.Fatalf("12 nodes leave %.2f in (other); the test wants a flat profile", share)
+	}
+	fg, err := NewFlameGraphWith(context.Background(), b.P, FlameOptions{MaxNodes: 12, MaxOtherShare: 0.1, NodeCap: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, fg, fg.MaxNodes)
+	if share := float64(fg.Pruned.Value) / float64(fg.Total); share > 0.1 || fg.MaxNodes != 96 {
+		t.Errorf("budget %d leaves %.2f in (other), want 96 and at most 0.10", fg.MaxNodes, share)
+	}
+	capped, _ := NewFlameGraphWith(context.Background(), b.P, FlameOptions{MaxNodes: 12, MaxOtherShare: 0.1, NodeCap: 30})
+	if capped.MaxNodes != 30 {
+		t.Errorf("budget %d, want the cap, 30", capped.MaxNodes)
+	}
+}

@@ -600,6 +600,13 @@ func TestBrowser(t *testing.T) {
 		if len(rows) == 0 || !strings.HasPrefix(rows[0].Name, "wide.leaf") || rows[0].Self != 13*10_101_010 || !strings.Contains(count, "the largest of") {
 			t.Errorf("table of a pruned graph: first row %+v, %q", rows[:min(len(rows), 1)], count)
 		}
+		// The page asks the daemon to grow the budget until (other) holds
+		// at most 10% (issue 21: 40% of a busy host was grey).
+		var other float64
+		b.eval(t, `(() => { const t = __ember.tree(); let v = 0; for (let i = 0; i < t.n; i++) if (t.nameOf(i) === "(other)") v += t.total[i]; return v / t.grandTotal; })()`, &other)
+		if other > 0.1 {
+			t.Errorf("(other) holds %.1f%% with nodes=1000, want at most 10%%", 100*other)
+		}
 		b.noErrors(t)
 	})
 

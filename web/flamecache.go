@@ -29,6 +29,7 @@ type flameKey struct {
 	query, sampleType  string
 	maxNodes           int
 	groupBy            string
+	maxOther           float64
 }
 
 type flameEntry struct {

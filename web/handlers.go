@@ -268,10 +268,12 @@ func acceptsGzip(values []string) bool {
 	return false
 }
 
-// GET /api/v1/flamegraph?from=&to=&query=&max_nodes=&sample_type=&group_by=
+// GET /api/v1/flamegraph?from=&to=&query=&max_nodes=&sample_type=&group_by=&max_other=
 //
 // The merged call tree as compact JSON (see FlameGraph), its first level
-// the values of label group_by when given.
+// the values of label group_by when given. max_other (a share, 0 to 1)
+// grows the node budget past max_nodes, up to Limits.MaxNodes, until the
+// pruned "(other)" boxes hold at most that share.
 func (s *Server) flamegraph(c echo.Context) error {
 	q := c.QueryParams()
 	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
@@ -288,8 +290,12 @@ func (s *Server) flamegraph(c echo.Context) error {
 			return err
 		}
 	}
+	maxOther, err := shareParam(q, "max_other")
+	if err != nil {
+		return err
+	}
 	key := newFlameKey(from, to, sel, sampleType, maxNodes)
-	key.groupBy = groupBy
+	key.groupBy, key.maxOther = groupBy, maxOther
 	// A range that ended a while ago no longer changes: its answer can be kept.
 	cacheable := s.flames != nil && !to.After(s.now().Add(-s.limits.FlameCacheSettle))
 	if cacheable {
@@ -310,7 +316,8 @@ func (s *Server) flamegraph(c echo.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		graph, err := report.NewFlameGraphWith(ctx, p, report.FlameOptions{SampleType: sampleType, MaxNodes: maxNodes, GroupBy: groupBy})
+		graph, err := report.NewFlameGraphWith(ctx, p, report.FlameOptions{SampleType: sampleType, MaxNodes: maxNodes, GroupBy: groupBy,
+			MaxOtherShare: maxOther, NodeCap: s.limits.MaxNodes})
 		if err != nil {
 			return nil, reportError(err)
 		}

@@ -81,6 +81,8 @@ func TestBadRequests(t *testing.T) {
 		{"/api/v1/flamegraph?max_nodes=100001", 400, "max_nodes"},
 		{"/api/v1/flamegraph?sample_type=alloc_space", 400, "sample_type"},
 		{"/api/v1/flamegraph?group_by=no-such", 400, "group_by"},
+		{"/api/v1/flamegraph?max_other=2", 400, "max_other"},
+		{"/api/v1/flamegraph?max_other=NaN", 400, "max_other"},
 		{"/api/v1/flamegraph?query=" + bad, 400, "query"},
 		{"/api/v1/flamegraph?from=-1h&to=-1h", 400, "to"},
 		{"/api/v1/diff?query=" + bad, 400, "query"},

@@ -30,9 +30,10 @@
 //
 //	/api/v1/profile?from&to&query        merged pprof, gzipped protobuf, as an attachment
 //	/debug/pprof/profile?seconds&query   live profile of the next seconds (default 30, max 300)
-//	/api/v1/flamegraph?from&to&query&max_nodes&sample_type&group_by
+//	/api/v1/flamegraph?from&to&query&max_nodes&sample_type&group_by&max_other
 //	                                     call tree as JSON, see FlameGraph (max_nodes default 8192, 2..100000);
-//	                                     group_by=comm puts each comm's stacks under a node of its own
+//	                                     group_by=comm puts each comm's stacks under a node of its own;
+//	                                     max_other=0.1 grows the budget until (other) holds at most 10%
 //	/api/v1/diff?from&to&query&base_from&base_to&base_query&order_by&limit&sample_type
 //	                                     per-function comparison, see Diff
 //	/api/v1/series?from&to&query&step&group_by&limit

@@ -24,7 +24,7 @@
     // The parameters in the order main.js's load passes them to apiURL.
     const params = new URLSearchParams();
     const by = get("by") === "none" ? "" : get("by");
-    for (const [k, v] of [["from", get("from")], ["to", get("to")], ["query", get("query")], ["max_nodes", get("nodes")], ["group_by", by]]) {
+    for (const [k, v] of [["from", get("from")], ["to", get("to")], ["query", get("query")], ["max_nodes", get("nodes")], ["group_by", by], ["max_other", "0.1"]]) {
       if (v) params.set(k, v);
     }
     const url = "api/v1/flamegraph?" + params;

@@ -70,7 +70,8 @@ async function load({ force = false } = {}) {
   const range = { from: state.from, to: state.to, query: state.query };
   try {
     const reuse = !force && want === loadedKey;
-    const fgParams = { ...range, max_nodes: state.nodes, group_by: groupBy() };
+    // max_other: the daemon grows the budget until (other) is at most 10%.
+    const fgParams = { ...range, max_nodes: state.nodes, group_by: groupBy(), max_other: maxOther };
     let fgJob = data.fg;
     if (!reuse) {
       hook.flameQueries.push(fgParams);
@@ -83,7 +84,7 @@ async function load({ force = false } = {}) {
     if (wantDiff) {
       // The base's flame graph over exactly the range the diff resolved.
       baseFG = await getJSON("flamegraph", { from: diff.base_from, to: diff.base_to,
-        query: state.base_query || state.query, max_nodes: state.nodes, group_by: groupBy() }, signal);
+        query: state.base_query || state.query, max_nodes: state.nodes, group_by: groupBy(), max_other: maxOther }, signal);
     }
     clearTimeout(slow);
     if (!reuse) {
@@ -177,6 +178,8 @@ function rangeMs() {
   const d = rel(state.to) - rel(state.from);
   return d > 0 ? d : 0;
 }
+
+const maxOther = "0.1";
 
 // groupBy is the flame graph's group_by: "" for none.
 function groupBy() { return state.by === "none" ? "" : state.by; }
