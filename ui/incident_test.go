@@ -3,6 +3,7 @@ package ui_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -359,6 +360,26 @@ func TestBrowserIncident(t *testing.T) {
 		}
 		b.screenshot(t, "phone")
 		b.run(t, emulation.ClearDeviceMetricsOverride())
+		b.noErrors(t)
+	})
+
+	t.Run("label explorer", func(t *testing.T) {
+		b.open(t, base, rng+"&view=labels")
+		b.waitFor(t, `__ember.labels && __ember.labels.length > 0`)
+		var rows []struct {
+			Value string
+			Share float64
+		}
+		b.eval(t, `__ember.labels`, &rows)
+		got := map[string]float64{}
+		for _, r := range rows {
+			got[r.Value] = r.Share
+		}
+		if math.Abs(got["server"]-0.55) > 0.01 || math.Abs(got["python3"]-0.30) > 0.01 {
+			t.Errorf("shares %v, want server 0.55 and python3 0.30", got)
+		}
+		b.run(t, chromedp.Click(`#labels-table tr[data-i="0"]`, chromedp.ByQuery))
+		b.waitFor(t, `__ember.state().query === '{comm="server"}' && __ember.ready`)
 		b.noErrors(t)
 	})
 }

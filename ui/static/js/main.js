@@ -5,6 +5,7 @@ import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment, apiStats }
 import { Tree, diffTree, splitKey, functionKey } from "./tree.js";
 import { FlameView } from "./flame.js";
 import { Timeline } from "./timeline.js";
+import { LabelExplorer } from "./labels.js";
 import { SelectorInput, quoteValue, parseMatchers, formatSelector } from "./selector.js";
 import { formatValue, formatCount, formatShare, formatSignedShare, formatTime, isoSeconds, escapeHTML, seriesColour, kindColour, kindLabels, docsURL } from "./format.js";
 
@@ -336,6 +337,7 @@ function render() {
   $("flame-panel").hidden = v === "sandwich";
   $("table-panel").hidden = v !== "table";
   $("diff-panel").hidden = v !== "diff";
+  $("labels-panel").hidden = v !== "labels";
   $("sandwich-panel").hidden = v !== "sandwich";
 
   if (v === "sandwich") renderSandwich();
@@ -353,6 +355,7 @@ function render() {
     renderBreadcrumb();
     if (v === "table") renderTable();
     if (v === "diff") renderDiff();
+    if (v === "labels") showLabels();
   }
   hook.ready = true;
 }
@@ -554,6 +557,24 @@ function renderKinds() {
   for (const sw of document.querySelectorAll("#kinds .swatch")) sw.style.background = kindColour(sw.dataset.kind);
 }
 
+// ---- the label explorer
+
+const explorer = new LabelExplorer($("explore-label"), $("labels-table"), $("labels-info"),
+  (label, value) => {
+    const ms = parseMatchers(state.query).filter((m) => m.name !== label);
+    ms.push({ name: label, op: "=", value: quoteValue(value) });
+    update({ query: formatSelector(ms), focus: "", view: "flame" });
+  },
+  (label) => update({ xlabel: label }, { push: false }));
+
+async function showLabels() {
+  let names = [];
+  try { names = await selector.labelNames(); } catch { /* the current one remains */ }
+  hook.labels = null;
+  await explorer.show({ from: state.from, to: state.to, query: state.query, step: seriesStep() }, state.xlabel || state.group || "comm", names);
+  hook.labels = explorer.rows;
+}
+
 // ---- downloads and links
 
 async function download() {
@@ -677,7 +698,7 @@ function bind() {
   window.addEventListener("keydown", (e) => {
     const typing = e.target.closest("input, textarea, select, dialog");
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
-    const views = { 1: "flame", 2: "table", 3: "sandwich", 4: "diff" };
+    const views = { 1: "flame", 2: "table", 3: "sandwich", 4: "diff", 5: "labels" };
     if (views[e.key]) update({ view: views[e.key] });
     else if (e.key === "/") { $("search").focus(); e.preventDefault(); }
     else if (e.key === "f") { $("selector").focus(); e.preventDefault(); }
