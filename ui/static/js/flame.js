@@ -4,7 +4,7 @@
 // its value shown by its parent), and draws are coalesced into one per
 // animation frame.
 
-import { formatValue, formatShare, formatSignedShare, frameKind, frameColour, diffColour, kindLabels, markerHelp, shortName, escapeHTML } from "./format.js";
+import { formatValue, formatShare, formatSignedShare, frameKind, frameColour, diffColour, kindLabels, kindColour, docsURL, markerHelp, shortName, escapeHTML } from "./format.js";
 
 const rowPx = 18;
 const minPx = 0.5;
@@ -305,4 +305,12 @@ export class FlameView {
     if (!d) return [];
     return d.node.map((node, k) => ({ node, name: this.tree.nameOf(node), x: d.x[k], w: d.w[k], depth: this.tree.depth[node] }));
   }
+}
+
+// renderKinds is the colour key of the flame graph: each kind of frame.
+export function renderKinds(el, tree) {
+  const kinds = Object.keys(kindLabels).filter((k) => k !== "process" || tree?.groupBy);
+  el.innerHTML = kinds.map((k) => `<span class="kind"><span class="swatch" data-kind="${k}"></span>${escapeHTML(kindLabels[k])}` +
+    (k === "marker" ? ` <a href="${docsURL}" target="_blank" rel="noopener" title="What the frames in brackets mean">(what are these?)</a>` : "") + "</span>").join("");
+  for (const sw of el.querySelectorAll(".swatch")) sw.style.background = kindColour(sw.dataset.kind);
 }

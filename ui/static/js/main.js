@@ -2,12 +2,13 @@
 // the view), data comes from the API, and each view renders from a Tree.
 
 import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment, apiStats } from "./api.js";
-import { Tree, diffTree, splitKey, functionKey } from "./tree.js";
-import { FlameView } from "./flame.js";
-import { Timeline } from "./timeline.js";
+import { Tree, diffTree, splitKey } from "./tree.js";
+import { FlameView, renderKinds } from "./flame.js";
+import { Timeline, totalOf } from "./timeline.js";
 import { LabelExplorer } from "./labels.js";
+import { renderTable, renderDiff, renderSandwich } from "./tables.js";
 import { SelectorInput, quoteValue, parseMatchers, formatSelector } from "./selector.js";
-import { formatValue, formatCount, formatShare, formatSignedShare, formatTime, isoSeconds, escapeHTML, seriesColour, kindColour, kindLabels, docsURL } from "./format.js";
+import { formatValue, formatCount, formatShare, formatTime, isoSeconds, escapeHTML, seriesColour, seriesStep } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -15,7 +16,7 @@ const $ = (id) => document.getElementById(id);
 // early.js holds them: it asks for the first flame graph before this runs.
 const defaults = window.__emberEarly.defaults;
 // The flame graph's: "group" is the timeline's alone, and does not reload it.
-const dataKeys = ["from", "to", "query", "nodes", "by"];
+const dataKeys = ["from", "to", "query", "nodes", "by", "other"];
 const diffKeys = ["base_from", "base_to", "base_query"];
 
 let state = readState();
@@ -71,8 +72,9 @@ async function load({ force = false } = {}) {
   const range = { from: state.from, to: state.to, query: state.query };
   try {
     const reuse = !force && want === loadedKey;
-    // max_other: the daemon grows the budget until (other) is at most 10%.
-    const fgParams = { ...range, max_nodes: state.nodes, group_by: groupBy(), max_other: maxOther };
+    // max_other: the daemon grows the budget until (other) is at most 10%
+    // (&other= in the address changes the share; 0 keeps the budget fixed).
+    const fgParams = { ...range, max_nodes: state.nodes, group_by: groupBy(), max_other: state.other };
     let fgJob = data.fg;
     if (!reuse) {
       hook.flameQueries.push(fgParams);
@@ -85,7 +87,7 @@ async function load({ force = false } = {}) {
     if (wantDiff) {
       // The base's flame graph over exactly the range the diff resolved.
       baseFG = await getJSON("flamegraph", { from: diff.base_from, to: diff.base_to,
-        query: state.base_query || state.query, max_nodes: state.nodes, group_by: groupBy(), max_other: maxOther }, signal);
+        query: state.base_query || state.query, max_nodes: state.nodes, group_by: groupBy(), max_other: state.other }, signal);
     }
     clearTimeout(slow);
     if (!reuse) {
@@ -117,7 +119,7 @@ async function loadSeries() {
   seriesController = new AbortController();
   const signal = seriesController.signal;
   seriesKey = key(seriesKeys);
-  const params = { from: state.from, to: state.to, query: state.query, step: seriesStep() };
+  const params = { from: state.from, to: state.to, query: state.query, step: seriesStep(state.from, state.to) };
   timeline.set(null, null); // not the old range's while the new one loads
   $("timeline-readout").textContent = "Loading CPU use…";
   try {
@@ -146,41 +148,6 @@ async function loadSeries() {
     $("timeline-readout").textContent = "CPU series unavailable: " + e.message;
   }
 }
-
-// totalOf sums a grouped series answer (its groups and "other") into the
-// total series the timeline draws as its line.
-function totalOf(g) {
-  const sum = new Map();
-  for (const s of [...g.series, ...(g.other ? [g.other] : [])]) {
-    for (const [ts, v] of s.points) sum.set(ts, (sum.get(ts) || 0) + v);
-  }
-  const points = [...sum].sort((a, b) => a[0] - b[0]);
-  return { ...g, group_by: "", series: points.length ? [{ labels: {}, points }] : [], truncated: 0, other: undefined };
-}
-
-// seriesStep asks for about 240 points in a whole number of the daemon's
-// default interval (10 s): a step of 15 s over 10 s intervals holds one or
-// two of them by turns, and draws a flat 2 cores as 1.3 and 2.7.
-function seriesStep() {
-  const ms = rangeMs();
-  return ms ? Math.max(1, Math.ceil(ms / 240 / 10e3)) * 10 + "s" : "";
-}
-
-// rangeMs is the length of the range when the page can tell it without
-// asking: relative ranges like now-1h, and absolute RFC 3339 ones.
-function rangeMs() {
-  const rel = (v) => {
-    if (v === "now") return Date.now();
-    const m = v.match(/^(?:now)?-(\d+)([smhdw])$/);
-    if (m) return Date.now() - m[1] * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[m[2]];
-    const t = Date.parse(v);
-    return isNaN(t) ? NaN : t;
-  };
-  const d = rel(state.to) - rel(state.from);
-  return d > 0 ? d : 0;
-}
-
-const maxOther = "0.1";
 
 // groupBy is the flame graph's group_by: "" for none.
 function groupBy() { return state.by === "none" ? "" : state.by; }
@@ -300,6 +267,7 @@ const selector = new SelectorInput($("selector"), $("suggestions"), $("chips"),
   () => ({ from: state.from, to: state.to }), (sel) => update({ query: sel, focus: "" }));
 
 let diffMemo = {};
+let tableRows = []; // the top table's rows shown, which clicks address by index
 
 // syncControls shows the state in the controls, data or not.
 function syncControls() {
@@ -340,7 +308,7 @@ function render() {
   $("labels-panel").hidden = v !== "labels";
   $("sandwich-panel").hidden = v !== "sandwich";
 
-  if (v === "sandwich") renderSandwich();
+  if (v === "sandwich") renderSandwich(data, state, callers, callees, hook);
   else {
     // The diff view draws both ranges merged; a base without samples has
     // nothing to compare with, so the range alone is drawn.
@@ -348,13 +316,13 @@ function render() {
       diffMemo = { base: data.base, target: t, tree: diffTree(t, data.base) };
     }
     const shown = v === "diff" && diffMemo.target === t ? diffMemo.tree : t;
-    if (flame.tree !== shown) { flame.setTree(shown); renderKinds(); }
+    if (flame.tree !== shown) { flame.setTree(shown); renderKinds($("kinds"), flame.tree); }
     flame.setOrientation(state.orient);
     applyFocus();
     applySearch();
     renderBreadcrumb();
-    if (v === "table") renderTable();
-    if (v === "diff") renderDiff();
+    if (v === "table") tableRows = renderTable(data, state, hook);
+    if (v === "diff") renderDiff(data, state, diffMemo.tree, hook);
     if (v === "labels") showLabels();
   }
   hook.ready = true;
@@ -417,61 +385,6 @@ function renderBreadcrumb() {
     `<button type="button" data-node="${i}" title="${escapeHTML(t.nameOf(i))}">${escapeHTML(k ? t.nameOf(i).split("/").pop() : "all")}</button>`).join("");
 }
 
-// functionRows is the API's table of functions, exact over the whole
-// profile whatever the node budget; without it (an older daemon), the
-// sums over the nodes shown.
-let functionMemo = { fg: null, rows: [], count: 0 };
-function functionRows() {
-  const fg = data.fg, f = fg.functions;
-  if (functionMemo.fg === fg) return functionMemo;
-  let rows, count;
-  if (f && f.name) {
-    rows = f.name.map((s, i) => {
-      const name = fg.strings[s], binary = f.binary ? fg.strings[f.binary[i]] : "";
-      return { key: functionKey(name, binary), name, binary, self: f.self[i], total: f.total[i] };
-    });
-    count = f.count;
-  } else {
-    rows = data.tree.functions().filter((r) => r.name !== "(other)");
-    count = rows.length;
-  }
-  functionMemo = { fg, rows, count, exact: !!(f && f.name) };
-  return functionMemo;
-}
-
-let tableRows = [];
-function renderTable() {
-  const t = data.tree, all = t.grandTotal || 1;
-  const fns = functionRows();
-  let rows = fns.rows.slice(); // sorted in place below
-  if (state.tfilter) {
-    const f = state.tfilter.toLowerCase();
-    rows = rows.filter((r) => r.key.toLowerCase().includes(f));
-  }
-  const desc = state.sort.startsWith("-"), col = state.sort.replace(/^-/, "");
-  const sign = desc ? -1 : 1;
-  rows.sort((a, b) => sign * (col === "name" ? a.key.localeCompare(b.key) : a[col] - b[col]) || b.total - a.total);
-  for (const th of document.querySelectorAll("#top-table th")) {
-    const b = th.querySelector("[data-sort]");
-    if (b) th.setAttribute("aria-sort", b.dataset.sort === col ? (desc ? "descending" : "ascending") : "none");
-  }
-  $("table-filter").value = state.tfilter;
-  $("table-count").textContent = `${formatCount(rows.length)} functions` +
-    (!fns.exact ? (data.fg.pruned.nodes ? " (of the nodes shown)" : "") : fns.rows.length < fns.count ? ` (the largest of ${formatCount(fns.count)})` : "");
-  tableRows = rows.slice(0, 500);
-  const maxSelf = Math.max(...tableRows.map((r) => r.self), 1);
-  // A row is a function in one binary: main of two programs is two rows.
-  $("top-table").tBodies[0].innerHTML = tableRows.map((r, i) => `<tr tabindex="0" data-i="${i}" aria-selected="${r.key === state.fn}">
-    <td class="fn" title="${escapeHTML(r.name + (r.binary ? " in " + r.binary : ""))}">${escapeHTML(r.name)}` +
-    (r.binary ? `<span class="bin">${escapeHTML(r.binary.slice(r.binary.lastIndexOf("/") + 1))}</span>` : "") +
-    `<span class="bar-cell" data-w="${(r.self / maxSelf).toFixed(3)}"></span></td>
-    <td class="num" title="${formatValue(r.self, t.unit)}">${formatShare(r.self / all)}</td>
-    <td class="num" title="${formatValue(r.total, t.unit)}">${formatShare(r.total / all)}</td>
-    <td><button type="button" data-sandwich="${i}" title="Callers and callees">sandwich</button></td></tr>`).join("");
-  for (const bar of document.querySelectorAll("#top-table .bar-cell")) bar.style.width = (+bar.dataset.w * 100) + "%";
-  hook.table = tableRows.map((r) => ({ name: r.name, binary: r.binary, key: r.key, self: r.self, total: r.total }));
-}
-
 // focusFunction highlights every frame of a function (name and binary)
 // and zooms to the smallest part of the graph that holds them all.
 function focusFunction(fnKey) {
@@ -479,46 +392,6 @@ function focusFunction(fnKey) {
   // A function only in pruned nodes is not drawn: highlight without a zoom.
   const node = t.commonAncestor(t.occurrences(fnKey));
   update({ fn: fnKey, search: "", regex: "", focus: node > 0 ? t.pathOf(node).join(";") : "" });
-}
-
-function renderDiff() {
-  const d = data.diff;
-  if (!d) return;
-  $("base-from").value = state.base_from;
-  $("base-to").value = state.base_to;
-  $("base-query").value = state.base_query;
-  $("diff-totals").textContent = `base ${formatTime(d.base_from, true)} – ${formatTime(d.base_to, true)}: ` +
-    (d.base_total ? `${formatValue(d.base_total, d.unit)}; shares of each range's total` +
-      (diffMemo.tree ? `, full colour at ${formatSignedShare(diffMemo.tree.colourScale).slice(1)} (the largest: ${formatSignedShare(diffMemo.tree.maxAbs).slice(1)}); widths are the mean of both` : "") :
-      "no samples, nothing to compare with: choose another base");
-  const changed = d.frames.filter((f) => Math.abs(f.self_diff) >= 5e-5 || Math.abs(f.total_diff) >= 5e-5);
-  $("diff-table").tBodies[0].innerHTML = changed.map((f) => `<tr tabindex="0" data-name="${escapeHTML(f.name)}">
-    <td class="fn" title="${escapeHTML(f.name)}">${escapeHTML(f.name)}</td>
-    <td class="num">${formatShare(f.base_self_share)}</td><td class="num">${formatShare(f.self_share)}</td>
-    <td class="num ${f.self_diff > 0 ? "up" : f.self_diff < 0 ? "down" : ""}">${formatSignedShare(f.self_diff)}</td></tr>`).join("");
-  hook.diff = changed.map((f) => ({ name: f.name, self_diff: f.self_diff }));
-}
-
-function renderSandwich() {
-  const t = data.tree;
-  const names = t.functions().sort((a, b) => b.total - a.total).slice(0, 300);
-  $("fn-names").innerHTML = names.map((r) => `<option value="${escapeHTML(r.key)}">`).join("");
-  const fn = state.fn || (names[0] && names[0].key) || "";
-  $("sandwich-fn").value = fn;
-  // An older link names the function alone: take its largest binary.
-  const key = names.some((r) => r.key === fn) || fn.includes(" @") ? fn : (names.find((r) => r.name === fn) || { key: fn }).key;
-  const sw = key ? t.sandwich(key) : null;
-  if (!sw) {
-    $("sandwich-info").textContent = fn ? "no such function in this range" : "";
-    callers.setTree(null); callees.setTree(null);
-    hook.sandwich = null;
-    return;
-  }
-  const all = t.grandTotal || 1;
-  $("sandwich-info").textContent = `total ${formatShare(sw.callees.grandTotal / all)}, self ${formatShare(sw.callees.self[0] / all)}`;
-  callers.setTree(sw.callers);
-  callees.setTree(sw.callees);
-  hook.sandwich = { fn, callers: sw.callers.n, callees: sw.callees.n, total: sw.callees.grandTotal };
 }
 
 function renderLegend() {
@@ -549,14 +422,6 @@ async function addLabelOptions() {
   } catch { /* the built-in ones remain */ }
 }
 
-// renderKinds is the colour key of the flame graph: each kind of frame.
-function renderKinds() {
-  const kinds = Object.keys(kindLabels).filter((k) => k !== "process" || flame.tree?.groupBy);
-  $("kinds").innerHTML = kinds.map((k) => `<span class="kind"><span class="swatch" data-kind="${k}"></span>${escapeHTML(kindLabels[k])}` +
-    (k === "marker" ? ` <a href="${docsURL}" target="_blank" rel="noopener" title="What the frames in brackets mean">(what are these?)</a>` : "") + "</span>").join("");
-  for (const sw of document.querySelectorAll("#kinds .swatch")) sw.style.background = kindColour(sw.dataset.kind);
-}
-
 // ---- the label explorer
 
 const explorer = new LabelExplorer($("explore-label"), $("labels-table"), $("labels-info"),
@@ -571,7 +436,7 @@ async function showLabels() {
   let names = [];
   try { names = await selector.labelNames(); } catch { /* the current one remains */ }
   hook.labels = null;
-  await explorer.show({ from: state.from, to: state.to, query: state.query, step: seriesStep() }, state.xlabel || state.group || "comm", names);
+  await explorer.show({ from: state.from, to: state.to, query: state.query, step: seriesStep(state.from, state.to) }, state.xlabel || state.group || "comm", names);
   hook.labels = explorer.rows;
 }
 
@@ -613,7 +478,7 @@ function applyTheme(name) {
   $("theme").textContent = "Theme: " + name;
   localStorage.setItem("ember-theme", name);
   for (const v of [flame, callers, callees]) v.setTheme();
-  renderKinds();
+  renderKinds($("kinds"), flame.tree);
   timeline.draw();
 }
 

@@ -174,3 +174,14 @@ function pickTick(spanMs, px) {
   for (const m of [1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080]) if (m * 60e3 >= want) return m * 60e3;
   return 10080 * 60e3;
 }
+
+// totalOf sums a grouped series answer (its groups and "other") into the
+// total series the timeline draws as its line.
+export function totalOf(g) {
+  const sum = new Map();
+  for (const s of [...g.series, ...(g.other ? [g.other] : [])]) {
+    for (const [ts, v] of s.points) sum.set(ts, (sum.get(ts) || 0) + v);
+  }
+  const points = [...sum].sort((a, b) => a[0] - b[0]);
+  return { ...g, group_by: "", series: points.length ? [{ labels: {}, points }] : [], truncated: 0, other: undefined };
+}
