@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -380,6 +381,27 @@ func TestBrowserIncident(t *testing.T) {
 		}
 		b.run(t, chromedp.Click(`#labels-table tr[data-i="0"]`, chromedp.ByQuery))
 		b.waitFor(t, `__ember.state().query === '{comm="server"}' && __ember.ready`)
+		b.noErrors(t)
+	})
+
+	t.Run("focus and ignore", func(t *testing.T) {
+		b.open(t, base, rng+"&ffocus="+url.QueryEscape("^_PyEval"))
+		if got := strings.Join(firstLevel(t), ","); got != "python3" {
+			t.Errorf("focus on _PyEval: first level %s, want python3 alone", got)
+		}
+		b.open(t, base, rng+"&fignore="+url.QueryEscape("^serve$"))
+		var names []string
+		b.eval(t, `__ember.flame.boxes().map(b => b.name)`, &names)
+		for _, n := range names {
+			if n == "serve" {
+				t.Error("serve drawn though ignored")
+			}
+		}
+		var share float64
+		b.eval(t, `__ember.flame.tree.grandTotal / __ember.tree().grandTotal`, &share)
+		if math.Abs(share-0.45) > 0.01 {
+			t.Errorf("ignoring serve leaves %.2f of the total, want 0.45", share)
+		}
 		b.noErrors(t)
 	})
 }

@@ -315,7 +315,7 @@ function render() {
     if (v === "diff" && data.base && data.base.grandTotal > 0 && (diffMemo.base !== data.base || diffMemo.target !== t)) {
       diffMemo = { base: data.base, target: t, tree: diffTree(t, data.base) };
     }
-    const shown = v === "diff" && diffMemo.target === t ? diffMemo.tree : t;
+    const shown = frameFilter(v === "diff" && diffMemo.target === t ? diffMemo.tree : t);
     if (flame.tree !== shown) { flame.setTree(shown); renderKinds($("kinds"), flame.tree); }
     flame.setOrientation(state.orient);
     applyFocus();
@@ -328,11 +328,29 @@ function render() {
   hook.ready = true;
 }
 
+// frameFilter applies the focus and ignore expressions (pprof's -focus
+// and -ignore) to the tree drawn, once per tree and expressions.
+let filterMemo = {};
+function frameFilter(t) {
+  const re = (v) => { if (!v) return null; try { const r = new RegExp(v); return (s) => r.test(s); } catch { return null; } };
+  const f = re(state.ffocus), i = re(state.fignore);
+  $("frame-focus").value = state.ffocus;
+  $("frame-ignore").value = state.fignore;
+  if (!f && !i || t.after) return t; // a diff is drawn whole
+  if (filterMemo.t !== t || filterMemo.f !== state.ffocus || filterMemo.i !== state.fignore) {
+    filterMemo = { t, f: state.ffocus, i: state.fignore, out: t.filtered(f, i) };
+  }
+  return filterMemo.out;
+}
+
 function summary() {
   const fg = data.fg;
   const span = (Date.parse(fg.to) - Date.parse(fg.from)) / 1e9;
   let s = `${formatTime(fg.from, true)} – ${formatTime(fg.to, true)} · ${formatValue(fg.total, fg.unit)} CPU`;
   if (fg.unit === "nanoseconds" && span > 0) s += ` (${(fg.total / 1e9 / (span * 1e6)).toFixed(2)} cores avg)`;
+  if (flame.tree && flame.tree !== data.tree && !flame.tree.after && data.tree.grandTotal) {
+    s += ` · focus/ignore: ${formatShare(flame.tree.grandTotal / data.tree.grandTotal)} of it shown`;
+  }
   if (fg.pruned.nodes) s += ` · ${formatCount(fg.nodes.parent.length)} nodes shown, ${formatShare(fg.pruned.value / (fg.total || 1))} in (other)`;
   return s;
 }
@@ -512,6 +530,8 @@ function bind() {
   }
   for (const b of document.querySelectorAll("[data-orient]")) b.onclick = () => update({ orient: b.dataset.orient }, { push: false });
   $("search").oninput = () => update({ search: $("search").value, fn: "" }, { push: false });
+  $("frame-focus").onchange = () => update({ ffocus: $("frame-focus").value, focus: "" });
+  $("frame-ignore").onchange = () => update({ fignore: $("frame-ignore").value, focus: "" });
   $("regex").onchange = () => update({ regex: $("regex").checked ? "1" : "" }, { push: false });
   $("breadcrumb").onclick = (e) => {
     const b = e.target.closest("[data-node]");

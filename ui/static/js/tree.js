@@ -190,6 +190,30 @@ export class Tree {
     return a;
   }
 
+  // filtered keeps what pprof's -focus and -ignore would: with focus, the
+  // stacks through a frame it matches; without ignore's frames and all
+  // they called. Tests take a function name; either may be null. Totals
+  // are recomputed; nodes left with nothing go.
+  filtered(focus, ignore) {
+    const n = this.n, self = new Float64Array(n), total = new Float64Array(n);
+    const under = new Uint8Array(n), dropped = new Uint8Array(n);
+    for (let i = 1; i < n; i++) {
+      const p = this.parent[i], name = this.nameOf(i), group = this.isGroup(i);
+      under[i] = !focus || under[p] || (!group && focus(name)) ? 1 : 0;
+      dropped[i] = dropped[p] || (ignore && !group && ignore(name)) ? 1 : 0;
+      self[i] = under[i] && !dropped[i] ? this.self[i] : 0;
+    }
+    for (let i = 0; i < n; i++) total[i] = self[i];
+    for (let i = n - 1; i > 0; i--) total[this.parent[i]] += total[i];
+    const keep = [], newIndex = new Int32Array(n).fill(-1);
+    for (let i = 0; i < n; i++) if (i === 0 || total[i] > 0) { newIndex[i] = keep.length; keep.push(i); }
+    const pick = (arr) => keep.map((i) => arr[i]);
+    const t = new Tree(this.strings, keep.map((i) => (i === 0 ? -1 : newIndex[this.parent[i]])), pick(this.name), pick(this.file),
+      pick(this.binary), pick(self), pick(total), this.unit, pick(this.line));
+    t.setGroups(this.groupBy, [...(this.groups || new Map()).values()]);
+    return t;
+  }
+
   // sandwich builds the trees of a function's callers (the function at the
   // root, its callers as children) and callees (all its outermost frames'
   // subtrees merged).
