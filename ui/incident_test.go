@@ -404,6 +404,19 @@ func TestBrowserIncident(t *testing.T) {
 		}
 		b.noErrors(t)
 	})
+
+	t.Run("side by side", func(t *testing.T) {
+		half := r.from.Add(15 * time.Minute)
+		b.open(t, base, "from="+rfc(half)+"&to="+rfc(r.to)+"&view=diff&sbs=1&base_from="+rfc(r.from)+"&base_to="+rfc(half))
+		b.waitFor(t, `__ember.diff && __ember.baseFlame.tree && __ember.ready`)
+		b.run(t, chromedp.Sleep(100*time.Millisecond))
+		var got struct{ Target, Base, Diff int }
+		b.eval(t, `({target: __ember.flame.boxes().length, base: __ember.baseFlame.boxes().length, diff: __ember.flame.diff ? 1 : 0})`, &got)
+		if got.Target == 0 || got.Base == 0 || got.Diff != 0 {
+			t.Errorf("side by side: %d and %d boxes drawn, merged diff %d; want two graphs of their own", got.Target, got.Base, got.Diff)
+		}
+		b.noErrors(t)
+	})
 }
 
 // slowQueries takes delay over every profile and series, inside the

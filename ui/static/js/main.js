@@ -259,6 +259,8 @@ const flame = new FlameView($("flame"), {
   onFocus: (node) => update({ focus: node > 0 ? flame.tree.pathOf(node).join(";") : "" }),
   onSandwich: (node) => update({ view: "sandwich", fn: flame.tree.keyOf(node) }),
 });
+// The base range's own graph, beside the range's in the diff's side-by-side mode.
+const baseFlame = new FlameView($("flame-base"), { tooltip: $("tooltip"), label: "Flame graph of the base range" });
 const callers = new FlameView($("callers"), { tooltip: $("tooltip"), orientation: "flame", label: "Callers of the function" });
 const callees = new FlameView($("callees"), { tooltip: $("tooltip"), orientation: "icicle", label: "Callees of the function" });
 const timeline = new Timeline($("timeline"), $("brush"), $("timeline-readout"),
@@ -315,7 +317,14 @@ function render() {
     if (v === "diff" && data.base && data.base.grandTotal > 0 && (diffMemo.base !== data.base || diffMemo.target !== t)) {
       diffMemo = { base: data.base, target: t, tree: diffTree(t, data.base) };
     }
-    const shown = frameFilter(v === "diff" && diffMemo.target === t ? diffMemo.tree : t);
+    // Side by side: each range's own graph, in its own colours, instead
+    // of the merged one.
+    const sbs = v === "diff" && state.sbs === "1" && data.base && data.base.grandTotal > 0;
+    $("side-by-side").checked = state.sbs === "1";
+    $("flames").classList.toggle("sbs", !!sbs);
+    $("flame-base").hidden = !sbs;
+    if (sbs && baseFlame.tree !== data.base) baseFlame.setTree(data.base);
+    const shown = frameFilter(v === "diff" && !sbs && diffMemo.target === t ? diffMemo.tree : t);
     if (flame.tree !== shown) { flame.setTree(shown); renderKinds($("kinds"), flame.tree); }
     flame.setOrientation(state.orient);
     applyFocus();
@@ -495,7 +504,7 @@ function applyTheme(name) {
   else document.documentElement.dataset.theme = name;
   $("theme").textContent = "Theme: " + name;
   localStorage.setItem("ember-theme", name);
-  for (const v of [flame, callers, callees]) v.setTheme();
+  for (const v of [flame, baseFlame, callers, callees]) v.setTheme();
   renderKinds($("kinds"), flame.tree);
   timeline.draw();
 }
@@ -530,6 +539,7 @@ function bind() {
   }
   for (const b of document.querySelectorAll("[data-orient]")) b.onclick = () => update({ orient: b.dataset.orient }, { push: false });
   $("search").oninput = () => update({ search: $("search").value, fn: "" }, { push: false });
+  $("side-by-side").onchange = () => update({ sbs: $("side-by-side").checked ? "1" : "" }, { push: false });
   $("frame-focus").onchange = () => update({ ffocus: $("frame-focus").value, focus: "" });
   $("frame-ignore").onchange = () => update({ fignore: $("frame-ignore").value, focus: "" });
   $("regex").onchange = () => update({ regex: $("regex").checked ? "1" : "" }, { push: false });
@@ -610,6 +620,7 @@ applyTheme(localStorage.getItem("ember-theme") || "auto");
 hook.state = () => ({ ...state });
 hook.flame = flame;
 hook.callers = callers;
+hook.baseFlame = baseFlame;
 hook.callees = callees;
 hook.timeline = timeline;
 hook.api = apiStats;
