@@ -417,6 +417,18 @@ func TestBrowserIncident(t *testing.T) {
 		}
 		b.noErrors(t)
 	})
+
+	t.Run("source lines", func(t *testing.T) {
+		b.open(t, base, rng+"&view=sandwich&fn="+url.QueryEscape("serve @server"))
+		b.waitFor(t, `__ember.lines && __ember.lines.length > 0`)
+		var lines []struct{ Line, Self, Total float64 }
+		b.eval(t, `__ember.lines`, &lines)
+		// Every frame of the fixture is at line 1: all of serve's time.
+		if len(lines) != 1 || lines[0].Line != 1 || lines[0].Self != lines[0].Total {
+			t.Errorf("serve's lines %+v, want line 1 with all of its time, self", lines)
+		}
+		b.noErrors(t)
+	})
 }
 
 // slowQueries takes delay over every profile and series, inside the

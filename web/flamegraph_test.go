@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net/url"
 	"os"
 	"testing"
 
@@ -66,6 +67,18 @@ func TestFlameGraphGroupBy(t *testing.T) {
 		if p == 0 && fg.Strings[fg.Nodes.Name[i]] != fg.Groups[0].Value && len(fg.Groups) == 1 {
 			t.Errorf("first level %q, want the group %q", fg.Strings[fg.Nodes.Name[i]], fg.Groups[0].Value)
 		}
+	}
+}
+
+// TestSourceEndpoint: one function's lines, and a 400 without a function.
+func TestSourceEndpoint(t *testing.T) {
+	ts := newTestServer(t, nil)
+	wantError(t, ts.get("/api/v1/source"), 400, "function")
+	fg := decode[FlameGraph](t, ts.get("/api/v1/flamegraph"))
+	name := fg.Strings[fg.Nodes.Name[1]]
+	src := decode[SourceLines](t, ts.get("/api/v1/source?function="+url.QueryEscape(name)))
+	if src.Function != name || src.Total != fg.Nodes.Total[1] || len(src.Lines) == 0 {
+		t.Errorf("source of %s: %+v, want its total %d over some lines", name, src.SourceLines, fg.Nodes.Total[1])
 	}
 }
 

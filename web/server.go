@@ -38,6 +38,8 @@
 //	                                     per-function comparison, see Diff
 //	/api/v1/series?from&to&query&step&group_by&limit
 //	                                     CPU cores over time, see SeriesResponse
+//	/api/v1/source?from&to&query&function&binary&sample_type
+//	                                     one function's cost per source line, see SourceLines
 //	/api/v1/labels?from&to               label names, see LabelNamesResponse
 //	/api/v1/labels/{name}/values?from&to label values; 404 for a name no sample in the range has
 //	/metrics                             Prometheus: the daemon's registry and ember_http_*
@@ -343,6 +345,7 @@ func (s *Server) routes() http.Handler {
 	e.GET("/api/v1/flamegraph", s.flamegraph, s.raised)
 	e.GET("/api/v1/diff", s.diff, s.raised)
 	e.GET("/api/v1/series", s.series, s.raised)
+	e.GET("/api/v1/source", s.source, s.raised)
 	e.GET("/api/v1/labels", s.labelNames)
 	e.GET("/api/v1/labels/:name/values", s.labelValues)
 	if s.ui != nil {

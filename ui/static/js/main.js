@@ -7,6 +7,7 @@ import { FlameView, renderKinds } from "./flame.js";
 import { Timeline, totalOf } from "./timeline.js";
 import { LabelExplorer } from "./labels.js";
 import { renderTable, renderDiff, renderSandwich } from "./tables.js";
+import { SourceView } from "./source.js";
 import { SelectorInput, quoteValue, parseMatchers, formatSelector } from "./selector.js";
 import { formatValue, formatCount, formatShare, formatTime, isoSeconds, escapeHTML, seriesColour, seriesStep } from "./format.js";
 
@@ -269,6 +270,7 @@ const selector = new SelectorInput($("selector"), $("suggestions"), $("chips"),
   () => ({ from: state.from, to: state.to }), (sel) => update({ query: sel, focus: "" }));
 
 let diffMemo = {};
+const sourceView = new SourceView($("lines-table"), $("lines-info"));
 let tableRows = []; // the top table's rows shown, which clicks address by index
 
 // syncControls shows the state in the controls, data or not.
@@ -310,7 +312,13 @@ function render() {
   $("labels-panel").hidden = v !== "labels";
   $("sandwich-panel").hidden = v !== "sandwich";
 
-  if (v === "sandwich") renderSandwich(data, state, callers, callees, hook);
+  if (v === "sandwich") {
+    renderSandwich(data, state, callers, callees, hook);
+    if (hook.sandwich) {
+      hook.lines = null;
+      sourceView.show({ from: state.from, to: state.to, query: state.query }, hook.sandwich.key).then(() => { hook.lines = sourceView.rows; });
+    }
+  }
   else {
     // The diff view draws both ranges merged; a base without samples has
     // nothing to compare with, so the range alone is drawn.

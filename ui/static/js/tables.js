@@ -103,6 +103,6 @@ export function renderSandwich(data, state, callers, callees, hook) {
   $("sandwich-info").textContent = `total ${formatShare(sw.callees.grandTotal / all)}, self ${formatShare(sw.callees.self[0] / all)}`;
   callers.setTree(sw.callers);
   callees.setTree(sw.callees);
-  hook.sandwich = { fn, callers: sw.callers.n, callees: sw.callees.n, total: sw.callees.grandTotal };
+  hook.sandwich = { fn, key, callers: sw.callers.n, callees: sw.callees.n, total: sw.callees.grandTotal };
 }
 
