@@ -21,7 +21,7 @@ export class LabelExplorer {
   // show loads label's values for params (from, to, query, step) unless
   // they are what is shown.
   async show(params, label, names, signal) {
-    for (const n of names) if (![...this.select.options].some((o) => o.value === n)) this.select.add(new Option(n, n));
+    addOptions(this.select, names);
     this.select.value = label;
     const key = JSON.stringify([params, label]);
     if (key === this.key) return;
@@ -53,4 +53,17 @@ export class LabelExplorer {
     for (const bar of this.table.querySelectorAll(".bar-cell")) bar.style.width = (+bar.dataset.w * 100) + "%";
     this.info.textContent = `${this.rows.length} values` + (g.truncated ? `, ${g.truncated} smaller ones (${formatShare(sum(g.other) / all)}) left out` : "");
   }
+}
+
+// setSelect shows value in a select, adding it as an option if missing
+// (a link's group_by label that the list does not have).
+export function setSelect(el, value) {
+  if (![...el.options].some((o) => o.value === value)) el.add(new Option(value, value));
+  el.value = value;
+}
+
+// addOptions offers names in a select besides the options it has (every
+// label of the range for the flame graph's grouping).
+export function addOptions(el, names) {
+  for (const name of names) if (![...el.options].some((o) => o.value === name)) el.add(new Option(name, name));
 }

@@ -2,10 +2,10 @@
 // the view), data comes from the API, and each view renders from a Tree.
 
 import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment, apiStats } from "./api.js";
-import { Tree, diffTree, splitKey } from "./tree.js";
+import { Tree, diffTree, splitKey, filterFrames } from "./tree.js";
 import { FlameView, renderKinds } from "./flame.js";
 import { Timeline, totalOf } from "./timeline.js";
-import { LabelExplorer } from "./labels.js";
+import { LabelExplorer, setSelect, addOptions } from "./labels.js";
 import { renderTable, renderDiff, renderSandwich } from "./tables.js";
 import { SourceView } from "./source.js";
 import { SelectorInput, quoteValue, parseMatchers, formatSelector } from "./selector.js";
@@ -332,7 +332,9 @@ function render() {
     $("flames").classList.toggle("sbs", !!sbs);
     $("flame-base").hidden = !sbs;
     if (sbs && baseFlame.tree !== data.base) baseFlame.setTree(data.base);
-    const shown = frameFilter(v === "diff" && !sbs && diffMemo.target === t ? diffMemo.tree : t);
+    $("frame-focus").value = state.ffocus;
+    $("frame-ignore").value = state.fignore;
+    const shown = filterFrames(v === "diff" && !sbs && diffMemo.target === t ? diffMemo.tree : t, state.ffocus, state.fignore);
     if (flame.tree !== shown) { flame.setTree(shown); renderKinds($("kinds"), flame.tree); }
     flame.setOrientation(state.orient);
     applyFocus();
@@ -343,21 +345,6 @@ function render() {
     if (v === "labels") showLabels();
   }
   hook.ready = true;
-}
-
-// frameFilter applies the focus and ignore expressions (pprof's -focus
-// and -ignore) to the tree drawn, once per tree and expressions.
-let filterMemo = {};
-function frameFilter(t) {
-  const re = (v) => { if (!v) return null; try { const r = new RegExp(v); return (s) => r.test(s); } catch { return null; } };
-  const f = re(state.ffocus), i = re(state.fignore);
-  $("frame-focus").value = state.ffocus;
-  $("frame-ignore").value = state.fignore;
-  if (!f && !i || t.after) return t; // a diff is drawn whole
-  if (filterMemo.t !== t || filterMemo.f !== state.ffocus || filterMemo.i !== state.fignore) {
-    filterMemo = { t, f: state.ffocus, i: state.fignore, out: t.filtered(f, i) };
-  }
-  return filterMemo.out;
 }
 
 function summary() {
@@ -440,23 +427,6 @@ function renderLegend() {
   for (const sw of document.querySelectorAll("#legend .swatch")) sw.style.background = seriesColour("", +sw.dataset.colour);
 }
 
-// setSelect shows value in a select, adding it as an option if missing
-// (a link's group_by label that the list does not have).
-function setSelect(el, value) {
-  if (![...el.options].some((o) => o.value === value)) el.add(new Option(value, value));
-  el.value = value;
-}
-
-// addLabelOptions offers every label of the range for the flame graph's
-// grouping, besides the built-in ones.
-async function addLabelOptions() {
-  try {
-    for (const name of await selector.labelNames()) {
-      if (![...$("flame-by").options].some((o) => o.value === name)) $("flame-by").add(new Option(name, name));
-    }
-  } catch { /* the built-in ones remain */ }
-}
-
 // ---- the label explorer
 
 const explorer = new LabelExplorer($("explore-label"), $("labels-table"), $("labels-info"),
@@ -536,7 +506,7 @@ function bind() {
   $("help-button").onclick = () => $("help").showModal();
   $("group-by").onchange = () => update({ group: $("group-by").value });
   $("flame-by").onchange = () => update({ by: $("flame-by").value, focus: "" });
-  $("flame-by").onfocus = addLabelOptions;
+  $("flame-by").onfocus = () => selector.labelNames().then((names) => addOptions($("flame-by"), names), () => {});
   for (const b of document.querySelectorAll("[role=tab]")) {
     b.onclick = () => update({ view: b.dataset.view });
     b.onkeydown = (e) => {

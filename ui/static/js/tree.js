@@ -387,3 +387,17 @@ export function splitKey(key) {
   const at = key.lastIndexOf(" @");
   return at < 0 ? [key, ""] : [key.slice(0, at), key.slice(at + 2)];
 }
+
+// filterFrames is t with focus and ignore (regular expressions over
+// function names, pprof's -focus and -ignore; "" for none) applied,
+// computed once per tree and expressions. A diff is drawn whole.
+let filterMemo = {};
+export function filterFrames(t, focus, ignore) {
+  const re = (v) => { if (!v) return null; try { const r = new RegExp(v); return (s) => r.test(s); } catch { return null; } };
+  const f = re(focus), i = re(ignore);
+  if ((!f && !i) || t.after) return t;
+  if (filterMemo.t !== t || filterMemo.f !== focus || filterMemo.i !== ignore) {
+    filterMemo = { t, f: focus, i: ignore, out: t.filtered(f, i) };
+  }
+  return filterMemo.out;
+}
