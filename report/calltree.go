@@ -14,15 +14,22 @@ import (
 // frame are one node.
 type frame struct {
 	name, file, binary string
+	// group marks the synthetic first frame of a grouped tree: a label's
+	// value, not a function (see FlameOptions.GroupBy).
+	group bool
 }
+
+// function is what the function table sums by: a name in one binary, so
+// that main of every program is a row of its own.
+type function struct{ name, binary string }
 
 // callTree is the unpruned merged call tree, node 0 the root. Nodes are
 // numbered in pre-order, parents before children.
 type callTree struct {
-	frames    []frame  // by frame ID, interned: the root's is 0
-	frameName []int32  // function-name ID of each frame
-	names     []string // by function-name ID
-	frameOf   []int32  // by node
+	frames    []frame    // by frame ID, interned: the root's is 0
+	frameFunc []int32    // function ID of each frame, -1 for group frames
+	functions []function // by function ID
+	frameOf   []int32    // by node
 	parent    []int32
 	self      []int64
 	total     []int64
@@ -43,7 +50,8 @@ type stack struct {
 }
 
 // buildCallTree merges the samples of p, taking value index vi, into a tree
-// rooted at node 0. pprof lists locations leaf first and a location's lines
+// rooted at node 0, each path under a frame for the sample's groupBy label
+// when groupBy is not "". pprof lists locations leaf first and a location's lines
 // (inlined calls) innermost first, so both are walked backwards.
 //
 // Rather than look every frame up in a map of children (a cache miss per
@@ -51,27 +59,33 @@ type stack struct {
 // and builds the tree in one pass, each path sharing the nodes of the
 // common prefix with the one before. Nodes come out in pre-order, parents
 // before children, so totals are summed bottom-up in a second pass.
-func buildCallTree(ctx context.Context, p *profile.Profile, vi int) (*callTree, error) {
-	t := &callTree{frames: []frame{{name: "root"}}, frameName: []int32{0}, names: []string{"root"},
+func buildCallTree(ctx context.Context, p *profile.Profile, vi int, groupBy string) (*callTree, error) {
+	t := &callTree{frames: []frame{{name: "root"}}, frameFunc: []int32{0}, functions: []function{{name: "root"}},
 		frameOf: []int32{0}, parent: []int32{-1}, self: []int64{0}}
 	frameIDs := map[frame]int32{t.frames[0]: 0}
-	nameIDs := map[string]int32{}
+	funcIDs := map[function]int32{}
 	frameID := func(f frame) int32 {
 		id, ok := frameIDs[f]
 		if !ok {
 			id = int32(len(t.frames))
 			frameIDs[f] = id
 			t.frames = append(t.frames, f)
-			nameID, ok := nameIDs[f.name]
-			if !ok {
-				nameID = int32(len(t.names))
-				nameIDs[f.name] = nameID
-				t.names = append(t.names, f.name)
+			if f.group {
+				t.frameFunc = append(t.frameFunc, -1)
+				return id
 			}
-			t.frameName = append(t.frameName, nameID)
+			key := function{f.name, f.binary}
+			funcID, ok := funcIDs[key]
+			if !ok {
+				funcID = int32(len(t.functions))
+				funcIDs[key] = funcID
+				t.functions = append(t.functions, key)
+			}
+			t.frameFunc = append(t.frameFunc, funcID)
 		}
 		return id
 	}
+	groupFrame := map[string]int32{} // by label value
 	// Frames by function and mapping first: hashing two pointers is much
 	// cheaper than hashing a frame's three strings.
 	type functionKey struct {
@@ -139,6 +153,16 @@ func buildCallTree(ctx context.Context, p *profile.Profile, vi int) (*callTree, 
 			continue
 		}
 		start := int32(len(t.arena))
+		if groupBy != "" {
+			v := groupValue(s, groupBy)
+			id, ok := groupFrame[v]
+			if !ok {
+				id = frameID(frame{name: v, group: true})
+				groupFrame[v] = id
+			}
+			t.arena = append(t.arena, id)
+			t.lines = append(t.lines, 0)
+		}
 		for li := len(s.Location) - 1; li >= 0; li-- {
 			loc := s.Location[li]
 			var sp span

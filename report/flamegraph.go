@@ -56,6 +56,10 @@ type FlameGraph struct {
 	Strings    []string       `json:"strings"` // Strings[0] is ""
 	Nodes      FlameNodes     `json:"nodes"`
 	Functions  FlameFunctions `json:"functions"`
+	// GroupBy is the label whose values are the first level under the
+	// root ("" when not grouped); Groups describe those values.
+	GroupBy string       `json:"group_by,omitempty"`
+	Groups  []FlameGroup `json:"groups,omitempty"`
 }
 
 // Pruned accounts for what a node budget left out of a FlameGraph.
@@ -78,16 +82,19 @@ type FlameNodes struct {
 // FlameFunctions is the top table of a FlameGraph, as parallel arrays:
 // function Strings[Name[i]] has Self[i] (samples whose innermost frame it
 // is) and Total[i] (samples it appears in at all, once however deep the
-// recursion), summed by name over every sample, before pruning. Rows come
+// recursion), summed by function over every sample, before pruning. A
+// function is a name in a binary (Strings[Binary[i]]): main of two programs
+// is two rows. Rows come
 // by self, largest first, then by name. Count is the number of distinct
 // functions in the profile; when it is larger than the table, the table
 // holds the topFunctions largest by self and the topFunctions largest by
 // total.
 type FlameFunctions struct {
-	Count int     `json:"count"`
-	Name  []int32 `json:"name"`
-	Self  []int64 `json:"self"`
-	Total []int64 `json:"total"`
+	Count  int     `json:"count"`
+	Name   []int32 `json:"name"`
+	Binary []int32 `json:"binary"`
+	Self   []int64 `json:"self"`
+	Total  []int64 `json:"total"`
 }
 
 // stringTable interns a FlameGraph's strings.
@@ -184,6 +191,18 @@ func (t *callTree) flameGraph(kept []int32, keptCount int) *FlameGraph {
 	return fg
 }
 
+// prunedValue is the value a keep choice leaves out: the totals of the
+// children not kept of every kept node.
+func (t *callTree) prunedValue(kept []int32) int64 {
+	var v int64
+	for n := int32(1); n < int32(len(kept)); n++ {
+		if kept[n] < 0 && kept[t.parent[n]] >= 0 {
+			v += t.total[n]
+		}
+	}
+	return v
+}
+
 // hottestLines finds, for each shown node, the source line of its function
 // that most of the node's value passed through: the sum, per line, of the
 // stacks through the node that had that line in the node's frame. It walks
@@ -252,40 +271,49 @@ func (t *callTree) hottestLines(outOf []int32, n int) []int32 {
 	return lines
 }
 
-// functionTable sums self and total per function name over the whole
-// tree, a function's total counting only its outermost frames on each
-// path, and keeps the largest (see FlameFunctions).
+// functionTable sums self and total per function (name and binary) over
+// the whole tree, a function's total counting only its outermost frames on
+// each path, and keeps the largest (see FlameFunctions). Group frames are
+// not functions.
 func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
-	self := make([]int64, len(t.names))
-	total := make([]int64, len(t.names))
-	onStack := make([]int32, len(t.names)) // frames of each name on the path to the current node
-	var path []int32                       // the current node's ancestors and itself
+	self := make([]int64, len(t.functions))
+	total := make([]int64, len(t.functions))
+	onStack := make([]int32, len(t.functions)) // frames of each function on the path to the current node
+	var path []int32                           // the current node's ancestors and itself
 	for n := int32(1); n < int32(len(t.frameOf)); n++ {
 		p := t.parent[n]
 		for len(path) > 0 && path[len(path)-1] != p {
-			onStack[t.frameName[t.frameOf[path[len(path)-1]]]]--
+			if id := t.frameFunc[t.frameOf[path[len(path)-1]]]; id >= 0 {
+				onStack[id]--
+			}
 			path = path[:len(path)-1]
 		}
-		id := t.frameName[t.frameOf[n]]
+		path = append(path, n)
+		id := t.frameFunc[t.frameOf[n]]
+		if id < 0 {
+			continue
+		}
 		self[id] += t.self[n]
 		if onStack[id] == 0 {
 			total[id] += t.total[n]
 		}
 		onStack[id]++
-		path = append(path, n)
 	}
 	var ids []int32
-	for id := range t.names {
+	for id := range t.functions {
 		if total[id] > 0 {
 			ids = append(ids, int32(id))
 		}
 	}
-	byName := func(a, b int32) int { return strings.Compare(t.names[a], t.names[b]) }
+	byName := func(a, b int32) int {
+		fa, fb := t.functions[a], t.functions[b]
+		return cmp.Or(strings.Compare(fa.name, fb.name), strings.Compare(fa.binary, fb.binary))
+	}
 	bySelf := func(a, b int32) int { return cmp.Or(cmp.Compare(self[b], self[a]), byName(a, b)) }
 	fns := FlameFunctions{Count: len(ids)}
 	if len(ids) > topFunctions {
 		slices.SortFunc(ids, func(a, b int32) int { return cmp.Or(cmp.Compare(total[b], total[a]), byName(a, b)) })
-		chosen := make([]bool, len(t.names))
+		chosen := make([]bool, len(t.functions))
 		for _, id := range ids[:topFunctions] {
 			chosen[id] = true
 		}
@@ -298,7 +326,8 @@ func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
 		slices.SortFunc(ids, bySelf)
 	}
 	for _, id := range ids {
-		fns.Name = append(fns.Name, strs.intern(t.names[id]))
+		fns.Name = append(fns.Name, strs.intern(t.functions[id].name))
+		fns.Binary = append(fns.Binary, strs.intern(t.functions[id].binary))
 		fns.Self = append(fns.Self, self[id])
 		fns.Total = append(fns.Total, total[id])
 	}
@@ -310,18 +339,33 @@ func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
 // A nil p is an empty profile. It reads p without changing it, and stops
 // with ctx's error when ctx ends.
 func NewFlameGraph(ctx context.Context, p *profile.Profile, sampleType string, maxNodes int) (*FlameGraph, error) {
-	maxNodes = max(maxNodes, MinNodes)
+	return NewFlameGraphWith(ctx, p, FlameOptions{SampleType: sampleType, MaxNodes: maxNodes})
+}
+
+// NewFlameGraphWith is NewFlameGraph with every option.
+func NewFlameGraphWith(ctx context.Context, p *profile.Profile, o FlameOptions) (*FlameGraph, error) {
+	maxNodes := max(o.MaxNodes, MinNodes)
 	p = orEmpty(p)
-	vi, err := sampleIndex(p, sampleType)
+	vi, err := sampleIndex(p, o.SampleType)
 	if err != nil {
 		return nil, err
 	}
-	t, err := buildCallTree(ctx, p, vi)
+	t, err := buildCallTree(ctx, p, vi, o.GroupBy)
 	if err != nil {
 		return nil, err
 	}
-	fg := t.flameGraph(t.keep(maxNodes))
+	kept, count := t.keep(maxNodes)
+	for o.MaxOtherShare > 0 && maxNodes < o.NodeCap &&
+		float64(t.prunedValue(kept)) > o.MaxOtherShare*float64(t.total[0]) {
+		maxNodes = min(o.NodeCap, 2*maxNodes)
+		kept, count = t.keep(maxNodes)
+	}
+	fg := t.flameGraph(kept, count)
 	fg.SampleType, fg.Unit = p.SampleType[vi].Type, p.SampleType[vi].Unit
 	fg.MaxNodes = maxNodes
+	if o.GroupBy != "" {
+		fg.GroupBy = o.GroupBy
+		fg.Groups = groups(p, vi, o.GroupBy)
+	}
 	return fg, nil
 }

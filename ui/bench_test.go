@@ -24,6 +24,7 @@ import (
 // Cold loads ask for ranges the server has not seen (each shifted by 3
 // minutes), so the store answers; cached loads repeat one range, which the
 // flame-graph cache answers. Each load is a fresh page.
+// EMBER_UI_BENCH_QUERY adds to each page's address (&by=none&other=0).
 func TestUILoadBenchmark(t *testing.T) {
 	dir := os.Getenv("EMBER_UI_BENCH_DIR")
 	if dir == "" {
@@ -48,7 +49,7 @@ func TestUILoadBenchmark(t *testing.T) {
 	}
 	measure := func(from time.Time) load {
 		b.run(t, chromedp.Navigate("about:blank"))
-		b.run(t, chromedp.Navigate(base+"/?from="+rfc(from)+"&to="+rfc(from.Add(time.Hour))))
+		b.run(t, chromedp.Navigate(base+"/?from="+rfc(from)+"&to="+rfc(from.Add(time.Hour))+os.Getenv("EMBER_UI_BENCH_QUERY")))
 		b.waitForWithin(t, "window.__ember && __ember.firstDrawAt > 0", 2*time.Minute)
 		var l load
 		b.eval(t, `(() => {
@@ -77,9 +78,9 @@ func TestUILoadBenchmark(t *testing.T) {
 		for _, l := range loads {
 			maxDrawn = max(maxDrawn, l.Drawn)
 		}
-		fmt.Printf("ui load, 1 h range, %s: page load -> flame graph drawn p50 %.0f ms, max %.0f ms over %d loads "+
+		fmt.Printf("ui load, 1 h range%s, %s: page load -> flame graph drawn p50 %.0f ms, max %.0f ms over %d loads "+
 			"(flamegraph request p50 %.0f ms; %d nodes, %.0f KiB gzipped)\n",
-			name, p50(loads, drawn), maxDrawn, len(loads), p50(loads, func(l load) float64 { return l.Answered - l.Sent }), loads[0].Nodes, loads[0].Bytes/1024)
+			os.Getenv("EMBER_UI_BENCH_QUERY"), name, p50(loads, drawn), maxDrawn, len(loads), p50(loads, func(l load) float64 { return l.Answered - l.Sent }), loads[0].Nodes, loads[0].Bytes/1024)
 		fmt.Printf("ui load, 1 h range, %s, steps p50: request sent at %.0f ms, modules run at %.0f ms; "+
 			"answer -> JSON parsed %.0f ms, tree built %.0f ms, first draw starts %.0f ms, draws %.0f ms\n",
 			name, p50(loads, func(l load) float64 { return l.Sent }), p50(loads, func(l load) float64 { return l.Modules }),

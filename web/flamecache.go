@@ -28,6 +28,8 @@ type flameKey struct {
 	fromNanos, toNanos int64
 	query, sampleType  string
 	maxNodes           int
+	groupBy            string
+	maxOther           float64
 }
 
 type flameEntry struct {

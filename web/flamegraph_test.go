@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net/url"
 	"os"
 	"testing"
 
@@ -52,6 +53,33 @@ func TestDiffJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "diff.golden.json", append(out, '\n'))
+}
+
+// TestFlameGraphGroupBy: group_by reaches the report, and the answer
+// names it.
+func TestFlameGraphGroupBy(t *testing.T) {
+	ts := newTestServer(t, nil)
+	fg := decode[FlameGraph](t, ts.get("/api/v1/flamegraph?group_by=comm"))
+	if fg.GroupBy != "comm" || len(fg.Groups) == 0 {
+		t.Fatalf("group_by %q, groups %+v", fg.GroupBy, fg.Groups)
+	}
+	for i, p := range fg.Nodes.Parent {
+		if p == 0 && fg.Strings[fg.Nodes.Name[i]] != fg.Groups[0].Value && len(fg.Groups) == 1 {
+			t.Errorf("first level %q, want the group %q", fg.Strings[fg.Nodes.Name[i]], fg.Groups[0].Value)
+		}
+	}
+}
+
+// TestSourceEndpoint: one function's lines, and a 400 without a function.
+func TestSourceEndpoint(t *testing.T) {
+	ts := newTestServer(t, nil)
+	wantError(t, ts.get("/api/v1/source"), 400, "function")
+	fg := decode[FlameGraph](t, ts.get("/api/v1/flamegraph"))
+	name := fg.Strings[fg.Nodes.Name[1]]
+	src := decode[SourceLines](t, ts.get("/api/v1/source?function="+url.QueryEscape(name)))
+	if src.Function != name || src.Total != fg.Nodes.Total[1] || len(src.Lines) == 0 {
+		t.Errorf("source of %s: %+v, want its total %d over some lines", name, src.SourceLines, fg.Nodes.Total[1])
+	}
 }
 
 func TestUnknownSampleType(t *testing.T) {

@@ -268,9 +268,12 @@ func acceptsGzip(values []string) bool {
 	return false
 }
 
-// GET /api/v1/flamegraph?from=&to=&query=&max_nodes=&sample_type=
+// GET /api/v1/flamegraph?from=&to=&query=&max_nodes=&sample_type=&group_by=&max_other=
 //
-// The merged call tree as compact JSON (see FlameGraph).
+// The merged call tree as compact JSON (see FlameGraph), its first level
+// the values of label group_by when given. max_other (a share, 0 to 1)
+// grows the node budget past max_nodes, up to Limits.MaxNodes, until the
+// pruned "(other)" boxes hold at most that share.
 func (s *Server) flamegraph(c echo.Context) error {
 	q := c.QueryParams()
 	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
@@ -281,8 +284,18 @@ func (s *Server) flamegraph(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sel, sampleType := q.Get("query"), q.Get("sample_type")
+	sel, sampleType, groupBy := q.Get("query"), q.Get("sample_type"), q.Get("group_by")
+	if groupBy != "" {
+		if err := labelNameParam("group_by", groupBy); err != nil {
+			return err
+		}
+	}
+	maxOther, err := shareParam(q, "max_other")
+	if err != nil {
+		return err
+	}
 	key := newFlameKey(from, to, sel, sampleType, maxNodes)
+	key.groupBy, key.maxOther = groupBy, maxOther
 	// A range that ended a while ago no longer changes: its answer can be kept.
 	cacheable := s.flames != nil && !to.After(s.now().Add(-s.limits.FlameCacheSettle))
 	if cacheable {
@@ -295,11 +308,16 @@ func (s *Server) flamegraph(c echo.Context) error {
 		s.metrics.cache.WithLabelValues("bypass").Inc()
 	}
 	fg, err := runQuery(s, c, func(ctx context.Context) (*FlameGraph, error) {
-		p, err := s.store.Profile(ctx, from, to, sel)
+		profileOf := s.store.Profile
+		if lp, ok := s.store.(LabelledProfiler); ok && groupBy != "" {
+			profileOf = lp.LabelledProfile
+		}
+		p, err := profileOf(ctx, from, to, sel)
 		if err != nil {
 			return nil, err
 		}
-		graph, err := report.NewFlameGraph(ctx, p, sampleType, maxNodes)
+		graph, err := report.NewFlameGraphWith(ctx, p, report.FlameOptions{SampleType: sampleType, MaxNodes: maxNodes, GroupBy: groupBy,
+			MaxOtherShare: maxOther, NodeCap: s.limits.MaxNodes})
 		if err != nil {
 			return nil, reportError(err)
 		}

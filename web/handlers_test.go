@@ -81,6 +81,9 @@ func TestBadRequests(t *testing.T) {
 		{"/api/v1/flamegraph?max_nodes=1", 400, "max_nodes"},
 		{"/api/v1/flamegraph?max_nodes=100001", 400, "max_nodes"},
 		{"/api/v1/flamegraph?sample_type=alloc_space", 400, "sample_type"},
+		{"/api/v1/flamegraph?group_by=no-such", 400, "group_by"},
+		{"/api/v1/flamegraph?max_other=2", 400, "max_other"},
+		{"/api/v1/flamegraph?max_other=NaN", 400, "max_other"},
 		{"/api/v1/flamegraph?query=" + bad, 400, "query"},
 		{"/api/v1/flamegraph?from=-1h&to=-1h", 400, "to"},
 		{"/api/v1/diff?query=" + bad, 400, "query"},
@@ -177,7 +180,7 @@ func TestDiffEndpoint(t *testing.T) {
 }
 
 func TestSeriesEndpoint(t *testing.T) {
-	ts := newTestServer(t, nil)
+	ts := newTestServer(t, func(o *Options) { o.HostCPUs = 2 })
 	at := func(m int) time.Time { return testNow.Add(time.Duration(m-60) * time.Minute) }
 	ts.store.series = []Series{
 		{Labels: map[string]string{"comm": "idle"}, Points: []Point{{at(0), 0.1}, {at(1), 0.1}}},

@@ -175,6 +175,19 @@ func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// shareParam reads an optional share in [0, 1], 0 when absent.
+func shareParam(q url.Values, name string) (float64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(v >= 0 && v <= 1) {
+		return 0, badParam(name, "%s: %q is not a share between 0 and 1", name, s)
+	}
+	return v, nil
+}
+
 // labelNameParam checks a label name given as parameter param.
 func labelNameParam(param, name string) error {
 	if len(name) > schema.MaxLabelNameBytes || !schema.ValidLabelName(name) {

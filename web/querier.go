@@ -53,6 +53,28 @@ func (a storageAdapter) Profile(ctx context.Context, from, to time.Time, selecto
 	return a.store.StackProfile(ctx, query.ProfileQuery{From: from, To: to, Selector: sel})
 }
 
+// LabelledProfiler is a Store that also gives profiles with their sample
+// labels (comm, pid, exe...), which a flame graph grouped by a label
+// needs; a Store without it groups every sample under "(none)".
+type LabelledProfiler interface {
+	LabelledProfile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error)
+}
+
+// LabelledProfile is the store's labelled Query when it has one.
+func (a storageAdapter) LabelledProfile(ctx context.Context, from, to time.Time, selector string) (*profile.Profile, error) {
+	lq, ok := a.store.(interface {
+		Query(ctx context.Context, q query.ProfileQuery) (*profile.Profile, error)
+	})
+	if !ok {
+		return a.Profile(ctx, from, to, selector)
+	}
+	sel, err := ParseSelector(selector)
+	if err != nil {
+		return nil, err
+	}
+	return lq.Query(ctx, query.ProfileQuery{From: from, To: to, Selector: sel})
+}
+
 func (a storageAdapter) WriteProfile(ctx context.Context, from, to time.Time, selector string, w io.Writer) error {
 	sel, err := ParseSelector(selector)
 	if err != nil {
@@ -70,6 +92,11 @@ func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step tim
 		names, err := a.store.LabelNames(ctx, from, to)
 		if err != nil {
 			return nil, err
+		}
+		// A range without samples has no labels at all: its series are
+		// empty, not an error (a UI asks for an empty range's timeline).
+		if len(names) == 0 {
+			return nil, nil
 		}
 		if !slices.Contains(names, groupBy) {
 			return nil, fmt.Errorf("%w: no sample in the range has the label %q", ErrUnknownLabel, groupBy)

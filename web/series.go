@@ -47,7 +47,9 @@ func (s *Server) series(c echo.Context) error {
 	if err != nil {
 		return storeError(err, "query", "group_by")
 	}
-	return writeJSON(c, seriesResponse(series, from, to, step, groupBy, limit))
+	out := seriesResponse(series, from, to, step, groupBy, limit)
+	out.CPUs = s.hostCPUs
+	return writeJSON(c, out)
 }
 
 // minStep is the finest step a series may have: the daemon drains samples
@@ -78,12 +80,14 @@ func (s *Server) stepParam(v string, length time.Duration) (time.Duration, error
 
 // SeriesResponse is the JSON of /api/v1/series.
 type SeriesResponse struct {
-	From        time.Time    `json:"from"`
-	To          time.Time    `json:"to"`
-	StepSeconds float64      `json:"step_seconds"`
-	Unit        string       `json:"unit"` // always "cores"
-	GroupBy     string       `json:"group_by,omitempty"`
-	Series      []SeriesJSON `json:"series"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	StepSeconds float64   `json:"step_seconds"`
+	Unit        string    `json:"unit"` // always "cores"
+	// CPUs is the host's CPU count: no point can honestly exceed it.
+	CPUs    int          `json:"cpus,omitempty"`
+	GroupBy string       `json:"group_by,omitempty"`
+	Series  []SeriesJSON `json:"series"`
 	// Truncated counts the groups left out past limit, the least busy;
 	// Other sums them (absent when none is left out).
 	Truncated int         `json:"truncated"`

@@ -26,6 +26,10 @@ func TestSeriesPointLimitAgreesWithStore(t *testing.T) {
 	decode[SeriesResponse](t, ts.get("/api/v1/series?from=-3h&step=2s"))
 	decode[SeriesResponse](t, ts.get("/api/v1/series?from=-10000s&step=1s"))
 	wantError(t, ts.get("/api/v1/series?from=-10001s&step=1s"), 400, "step")
+	// An empty range has no labels: grouped, its series are empty, not a 400.
+	if resp := decode[SeriesResponse](t, ts.get("/api/v1/series?from=-1h&group_by=comm")); len(resp.Series) != 0 {
+		t.Errorf("an empty range's series: %+v", resp.Series)
+	}
 
 	if _, err := New(Options{Store: newFakeStore(), Limits: Limits{MaxPoints: storage.MaxSeriesPoints + 1}}); err == nil || !strings.Contains(err.Error(), "MaxPoints") {
 		t.Errorf("more points than the store answers: %v", err)

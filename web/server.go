@@ -30,12 +30,16 @@
 //
 //	/api/v1/profile?from&to&query        merged pprof, gzipped protobuf, as an attachment
 //	/debug/pprof/profile?seconds&query   live profile of the next seconds (default 30, max 300)
-//	/api/v1/flamegraph?from&to&query&max_nodes&sample_type
-//	                                     call tree as JSON, see FlameGraph (max_nodes default 8192, 2..100000)
+//	/api/v1/flamegraph?from&to&query&max_nodes&sample_type&group_by&max_other
+//	                                     call tree as JSON, see FlameGraph (max_nodes default 8192, 2..100000);
+//	                                     group_by=comm puts each comm's stacks under a node of its own;
+//	                                     max_other=0.1 grows the budget until (other) holds at most 10%
 //	/api/v1/diff?from&to&query&base_from&base_to&base_query&order_by&limit&sample_type
 //	                                     per-function comparison, see Diff
 //	/api/v1/series?from&to&query&step&group_by&limit
 //	                                     CPU cores over time, see SeriesResponse
+//	/api/v1/source?from&to&query&function&binary&sample_type
+//	                                     one function's cost per source line, see SourceLines
 //	/api/v1/labels?from&to               label names, see LabelNamesResponse
 //	/api/v1/labels/{name}/values?from&to label values; 404 for a name no sample in the range has
 //	/metrics                             Prometheus: the daemon's registry and ember_http_*
@@ -77,6 +81,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -135,6 +140,9 @@ type Options struct {
 	// raises the thread's priority so that a loaded host, when a profile is
 	// most wanted, still answers in a second.
 	RaiseQuery func() (restore func())
+	// HostCPUs is the profiled host's CPU count, which series answers
+	// carry so that a UI can tell impossible values; 0 uses runtime.NumCPU.
+	HostCPUs int
 }
 
 // Limits bound what one request may cost. A zero field takes the default
@@ -244,6 +252,7 @@ type Server struct {
 	metrics  *httpMetrics
 	// raiseQuery is Options.RaiseQuery.
 	raiseQuery func() (restore func())
+	hostCPUs   int
 
 	tokenHash [sha256.Size]byte // of Options.AuthToken; compared in constant time
 	hasToken  bool
@@ -279,6 +288,7 @@ func New(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		now:        opts.Now,
 		raiseQuery: opts.RaiseQuery,
+		hostCPUs:   cmp.Or(opts.HostCPUs, runtime.NumCPU()),
 		queries:    make(chan struct{}, limits.MaxConcurrentQueries),
 		lives:      make(chan struct{}, limits.MaxLiveProfiles),
 		hosts:      make(map[string]bool),
@@ -341,6 +351,7 @@ func (s *Server) routes() http.Handler {
 	e.GET("/api/v1/flamegraph", s.flamegraph, s.raised)
 	e.GET("/api/v1/diff", s.diff, s.raised)
 	e.GET("/api/v1/series", s.series, s.raised)
+	e.GET("/api/v1/source", s.source, s.raised)
 	e.GET("/api/v1/labels", s.labelNames)
 	e.GET("/api/v1/labels/:name/values", s.labelValues)
 	if s.ui != nil {

@@ -58,14 +58,70 @@ function answer(url, signal) {
   })]);
 }
 
+// The daemon answers two expensive queries at once and turns the rest
+// away with 429: the page never has more than two in flight (the early
+// flame-graph request counts as one) and queues the others in order.
+const expensive = new Set(["flamegraph", "series", "diff", "profile"]);
+const maxInFlight = 2;
+let inFlight = 0;
+const waiting = [];
+// early.js's request holds a slot until it is answered.
+for (const p of (window.__emberEarly ? window.__emberEarly.prefetched.values() : [])) {
+  inFlight++;
+  p.then(release, release);
+}
+
+function acquire(signal) {
+  if (inFlight < maxInFlight) { inFlight++; return Promise.resolve(); }
+  return new Promise((resolve, reject) => {
+    const w = { resolve };
+    waiting.push(w);
+    if (signal) signal.addEventListener("abort", () => {
+      const i = waiting.indexOf(w);
+      if (i >= 0) { waiting.splice(i, 1); reject(new DOMException("The request was aborted", "AbortError")); }
+    }, { once: true });
+  });
+}
+
+function release() {
+  const next = waiting.shift();
+  if (next) next.resolve(); else inFlight--;
+}
+
+export const apiStats = { maxInFlight: 0, retried429: 0 };
+
 async function request(path, params, signal) {
-  let res;
-  try {
-    res = await answer(apiURL(path, params), signal);
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new ApiError(0, "Cannot reach the daemon at " + location.host + ": is it running?");
+  const url = apiURL(path, params);
+  const early = window.__emberEarly;
+  const isEarly = !!(early && early.prefetched.has(url));
+  const bounded = expensive.has(path.split("/")[0]);
+  for (let attempt = 0; ; attempt++) {
+    // The early request holds a slot of its own (above).
+    const slot = bounded && !(isEarly && attempt === 0);
+    if (slot) await acquire(signal);
+    apiStats.maxInFlight = Math.max(apiStats.maxInFlight, inFlight);
+    let res;
+    try {
+      res = await answer(url, signal);
+    } catch (e) {
+      if (slot) release();
+      if (e.name === "AbortError") throw e;
+      throw new ApiError(0, "Cannot reach the daemon at " + location.host + ": is it running?");
+    }
+    if (slot) release();
+    // Busy with other clients' queries: wait as it asks, a few times.
+    if (res.status === 429 && attempt < 4) {
+      apiStats.retried429++;
+      const wait = Math.min(parseInt(res.headers.get("Retry-After") || "1", 10) || 1, 10) * 1000 * (attempt + 1);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (signal && signal.aborted) throw new DOMException("The request was aborted", "AbortError");
+      continue;
+    }
+    return check(res);
   }
+}
+
+async function check(res) {
   if (!res.ok) {
     let body = {};
     try { body = await res.json(); } catch { /* not JSON: a proxy's page */ }

@@ -4,7 +4,7 @@
 // its value shown by its parent), and draws are coalesced into one per
 // animation frame.
 
-import { formatValue, formatShare, formatSignedShare, frameKind, frameColour, diffColour, kindLabels, shortName, escapeHTML } from "./format.js";
+import { formatValue, formatShare, formatSignedShare, frameKind, frameColour, diffColour, kindLabels, kindColour, docsURL, markerHelp, shortName, escapeHTML } from "./format.js";
 
 const rowPx = 18;
 const minPx = 0.5;
@@ -68,19 +68,25 @@ export class FlameView {
   colourOf(i, dark) {
     const t = this.tree;
     if (this.diff) {
-      const d = this.diff.after[i] - this.diff.before[i];
-      return diffColour(this.diff.maxAbs > 0 ? d / this.diff.maxAbs : 0, dark);
+      const d = this.diff.after[i] - this.diff.before[i], scale = this.diff.colourScale;
+      // A change of 0.1 pt or more starts at 30% colour and grows with the
+      // square root: small changes beside a large one stay visible.
+      const m = Math.abs(d), a = m < 1e-3 ? (m / 1e-3) * 0.3 : 0.3 + 0.7 * Math.sqrt(Math.min(1, m / scale));
+      return diffColour(scale > 0 ? Math.sign(d) * a : 0, dark);
     }
     if (i === 0 && t.nameOf(0) === "root") return dark ? "hsl(220 8% 55%)" : "hsl(220 8% 80%)"; // all, of no kind
-    const s = t.name[i];
-    let c = this.colours.get(s);
+    // By function and binary: _start of two programs may be of two kinds.
+    const group = t.isGroup(i), key = group ? -1 - t.name[i] : t.name[i] * 4194304 + t.binary[i];
+    let c = this.colours.get(key);
     if (c === undefined) {
-      const name = t.strings[s];
-      c = frameColour(name, frameKind(name, t.binaryOf(i)), dark);
-      this.colours.set(s, c);
+      const name = t.nameOf(i);
+      c = frameColour(name, this.kindOf(i), dark);
+      this.colours.set(key, c);
     }
     return c;
   }
+
+  kindOf(i) { return this.tree.isGroup(i) ? "process" : frameKind(this.tree.nameOf(i), this.tree.binaryOf(i)); }
 
   draw() {
     const start = performance.now();
@@ -100,10 +106,19 @@ export class FlameView {
       this.canvas.style.width = width + "px";
       this.canvas.style.height = height + "px";
     }
+    // Flame mode puts the roots at the bottom of a canvas that may be far
+    // taller than its panel: show them when the graph or the mode changes.
+    const view = this.orientation + ":" + f;
+    if (this.shownView !== view || this.shownTree !== t) {
+      this.shownView = view;
+      this.shownTree = t;
+      this.container.scrollTop = this.orientation === "flame" ? this.container.scrollHeight : 0;
+    }
     const style = getComputedStyle(document.documentElement);
     const dark = style.getPropertyValue("color-scheme").trim() === "dark";
     const bg = style.getPropertyValue("--bg").trim(), dim = style.getPropertyValue("--dim").trim();
     const text = style.getPropertyValue("--box-text").trim(), match = style.getPropertyValue("--match").trim();
+    const dimText = style.getPropertyValue("--dim-text").trim() || text;
     const focusRing = style.getPropertyValue("--focus").trim();
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = bg;
@@ -121,9 +136,10 @@ export class FlameView {
     const box = (i, px, pw, faded) => {
       const y = yOf(t.depth[i]);
       const w = pw > 3 ? pw - 1 : Math.max(pw, minPx);
-      let fill = this.colourOf(i, dark);
-      if (this.marks && !this.marks[i]) fill = dim;
-      ctx.globalAlpha = faded ? 0.55 : 1;
+      // Dimmed (not matched) and faded (above the zoom) boxes take the dim
+      // colour and its own text colour, so that their labels stay legible.
+      const dimmed = faded || (this.marks && !this.marks[i]);
+      const fill = dimmed ? dim : this.colourOf(i, dark);
       ctx.fillStyle = fill;
       ctx.fillRect(px, y, w, rowPx - 1);
       if (this.marks && this.marks[i] && w > 2) {
@@ -134,11 +150,10 @@ export class FlameView {
       if (pw > charPx * 3 + 6) {
         const label = shortName(t.nameOf(i), Math.floor((pw - 6) / charPx));
         if (label) {
-          ctx.fillStyle = text;
+          ctx.fillStyle = dimmed ? dimText : text;
           ctx.fillText(label, px + 3, y + rowPx / 2);
         }
       }
-      ctx.globalAlpha = 1;
       const k = drawnNode.length;
       drawnNode.push(i); drawnX.push(px); drawnW.push(pw);
       byRow[t.depth[i]].push(k);
@@ -251,11 +266,19 @@ export class FlameView {
     if (node < 0) { tip.hidden = true; return; }
     const t = this.tree, all = t.grandTotal || 1;
     const name = t.nameOf(node), place = t.placeOf(node), binary = t.binaryOf(node);
-    const rows = [
-      ["kind", kindLabels[frameKind(name, binary)]],
-      place ? ["file", place] : null,
-      binary ? ["binary", binary] : null,
-    ];
+    const kind = node === 0 ? "" : this.kindOf(node);
+    const rows = [kind ? ["kind", kindLabels[kind]] : null];
+    if (kind === "process") {
+      // A group: the label's value, and the processes it holds.
+      const g = t.groups.get(name);
+      rows.push([t.groupBy, name]);
+      for (const [label, v] of Object.entries((g && g.labels) || {})) {
+        rows.push([label, v.values.join(", ") + (v.count > v.values.length ? ` (+${v.count - v.values.length} more)` : "")]);
+      }
+    } else {
+      if (place) rows.push(["file", place]);
+      if (binary) rows.push(["binary", binary]);
+    }
     if (this.diff) {
       // Shares of each range's own total: the values are not comparable.
       const d = this.diff, change = (a, b) => `${formatShare(a)}, base ${formatShare(b)}, ${formatSignedShare(a - b)}`;
@@ -266,8 +289,10 @@ export class FlameView {
       rows.push(["total", `${formatValue(t.total[node], t.unit)} (${formatShare(t.total[node] / all)})`]);
       if (this.focus > 0 && t.total[this.focus] > 0) rows.push(["of zoom", formatShare(t.total[node] / t.total[this.focus])]);
     }
-    tip.innerHTML = `<div class="name">${escapeHTML(name)}</div><table>${rows.filter(Boolean)
-      .map(([k, v]) => `<tr><td>${k}</td><td>${escapeHTML(v)}</td></tr>`).join("")}</table>`;
+    const help = markerHelp(name);
+    tip.innerHTML = `<div class="name">${escapeHTML(name)}</div>` +
+      (help ? `<p class="help">${escapeHTML(help)} <span class="muted">More under “markers” in the colour key.</span></p>` : "") +
+      `<table>${rows.filter(Boolean).map(([k, v]) => `<tr><td>${escapeHTML(k)}</td><td>${escapeHTML(v)}</td></tr>`).join("")}</table>`;
     tip.hidden = false;
     const r = tip.getBoundingClientRect();
     tip.style.left = Math.min(cx + 14, window.innerWidth - r.width - 8) + "px";
@@ -280,4 +305,12 @@ export class FlameView {
     if (!d) return [];
     return d.node.map((node, k) => ({ node, name: this.tree.nameOf(node), x: d.x[k], w: d.w[k], depth: this.tree.depth[node] }));
   }
+}
+
+// renderKinds is the colour key of the flame graph: each kind of frame.
+export function renderKinds(el, tree) {
+  const kinds = Object.keys(kindLabels).filter((k) => k !== "process" || tree?.groupBy);
+  el.innerHTML = kinds.map((k) => `<span class="kind"><span class="swatch" data-kind="${k}"></span>${escapeHTML(kindLabels[k])}` +
+    (k === "marker" ? ` <a href="${docsURL}" target="_blank" rel="noopener" title="What the frames in brackets mean">(what are these?)</a>` : "") + "</span>").join("");
+  for (const sw of el.querySelectorAll(".swatch")) sw.style.background = kindColour(sw.dataset.kind);
 }

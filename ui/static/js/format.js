@@ -57,7 +57,9 @@ export function hash(s) {
   return h >>> 0;
 }
 
-// frameKind sorts a frame into the families the colours tell apart.
+// frameKind sorts a frame into the families the colours tell apart: by
+// its binary (kernel, a Go runtime, JIT code in anonymous memory, native
+// code), never by a name seen elsewhere.
 export function frameKind(name, binary) {
   if (name === "(other)") return "other";
   if (binary === "[kernel.kallsyms]" || name.startsWith("[kernel ") || name === "[unknown kernel address]") return "kernel";
@@ -68,11 +70,31 @@ export function frameKind(name, binary) {
   return "native";
 }
 
-export const kindLabels = { kernel: "kernel", go: "Go runtime", jit: "JIT", native: "native", marker: "marker", other: "pruned" };
+export const kindLabels = { process: "process", native: "native", kernel: "kernel", go: "Go runtime", jit: "JIT", marker: "marker", other: "pruned" };
+
+// docsURL is where the frames Ember makes up are explained.
+export const docsURL = "https://github.com/ember-profiler/ember/blob/main/docs/markers.md";
+
+// markerHelp says what a marker frame (a name in brackets that no program
+// has) stands for, in a line; "" for other frames.
+export function markerHelp(name) {
+  if (name === "(other)") return "Frames too small to draw within the node budget, summed (raise it with &nodes= in the address).";
+  if (!name.startsWith("[")) return "";
+  if (name === "[truncated]") return "The stack walk stopped here: the stack was deeper than the unwinder's limit, or it left code it had no unwind tables for yet (a process's first samples, signal frames). The callers are unknown, not absent.";
+  if (name.startsWith("[unknown in ")) return "An address in this file that no symbol table names (stripped, or not readable): the offset in the name is for objdump or addr2line.";
+  if (name.startsWith("[unknown: process exited")) return "The process exited before its memory map was read: its frames could not be named.";
+  if (name.startsWith("[unknown: ")) return "The address could not be tied to a mapped file.";
+  if (name === "[unknown kernel address]") return "A kernel address that kallsyms does not list (a module loaded or unloaded since).";
+  if (name.startsWith("[user stack lost") || name.startsWith("[kernel stack lost")) return "The sampler lost this stack (the reason follows the colon); the sample's CPU time still counts.";
+  if (name === "[vdso]" || name === "[vsyscall]") return "Code the kernel maps into every process for fast system calls (clock_gettime).";
+  if (/^\[unknown .* frame\]$/.test(name)) return "An interpreted or JIT frame whose name the unwinder could not read.";
+  return "A frame Ember made up where no function could be named.";
+}
 
 // Hue ranges per kind; lightness and hue within the range come from the
 // name's hash, so a function keeps its colour across reloads and views.
 const palettes = {
+  process: [180, 180, 22, 72],
   native: [8, 46, 78, 60],
   kernel: [195, 215, 55, 66],
   go: [262, 285, 48, 70],
@@ -81,11 +103,19 @@ const palettes = {
   other: [0, 0, 0, 80],
 };
 
+// kindColour is a kind's colour for the legend: the middle of its range.
+export function kindColour(kind) {
+  const [h0, h1, s, l] = palettes[kind] || palettes.native;
+  return `hsl(${((h0 + h1) / 2).toFixed(0)} ${s}% ${l}%)`;
+}
+
 export function frameColour(name, kind, dark) {
   const [h0, h1, s, l] = palettes[kind] || palettes.native;
   const h = hash(name);
   const hue = h0 + ((h & 0xff) / 255) * (h1 - h0);
-  const light = l - (dark ? 10 : 0) + (((h >>> 8) & 0xff) / 255) * 10 - 5;
+  // The same in both themes: box labels are dark on every box, and
+  // darker boxes would fall below WCAG AA's 4.5:1 for them.
+  const light = l + (((h >>> 8) & 0xff) / 255) * 10 - 5;
   return `hsl(${hue.toFixed(0)} ${s}% ${light.toFixed(0)}%)`;
 }
 
@@ -93,7 +123,7 @@ export function frameColour(name, kind, dark) {
 // t is in [-1, 1].
 export function diffColour(t, dark) {
   const a = Math.min(1, Math.abs(t));
-  const grey = dark ? 62 : 82;
+  const grey = 82; // in both themes: dark labels stay legible (WCAG AA)
   if (t > 0) return `hsl(0 ${(20 + 65 * a).toFixed(0)}% ${(grey - 22 * a).toFixed(0)}%)`;
   if (t < 0) return `hsl(217 ${(20 + 65 * a).toFixed(0)}% ${(grey - 20 * a).toFixed(0)}%)`;
   return `hsl(220 8% ${grey}%)`;
@@ -152,4 +182,26 @@ function stripBalanced(s, open, close) {
     } else if (depth === 0) out += c;
   }
   return out;
+}
+
+// seriesStep asks for about 240 points in a whole number of the daemon's
+// default interval (10 s): a step of 15 s over 10 s intervals holds one or
+// two of them by turns, and draws a flat 2 cores as 1.3 and 2.7.
+export function seriesStep(from, to) {
+  const ms = rangeMs(from, to);
+  return ms ? Math.max(1, Math.ceil(ms / 240 / 10e3)) * 10 + "s" : "";
+}
+
+// rangeMs is the length of the range when the page can tell it without
+// asking: relative ranges like now-1h, and absolute RFC 3339 ones.
+export function rangeMs(from, to) {
+  const rel = (v) => {
+    if (v === "now") return Date.now();
+    const m = v.match(/^(?:now)?-(\d+)([smhdw])$/);
+    if (m) return Date.now() - m[1] * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[m[2]];
+    const t = Date.parse(v);
+    return isNaN(t) ? NaN : t;
+  };
+  const d = rel(to) - rel(from);
+  return d > 0 ? d : 0;
 }

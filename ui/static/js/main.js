@@ -1,19 +1,23 @@
 // The page: its state lives in the URL's query string (so a link reproduces
 // the view), data comes from the API, and each view renders from a Tree.
 
-import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment } from "./api.js";
-import { Tree, diffTree } from "./tree.js";
-import { FlameView } from "./flame.js";
-import { Timeline } from "./timeline.js";
+import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment, apiStats } from "./api.js";
+import { Tree, diffTree, splitKey, filterFrames } from "./tree.js";
+import { FlameView, renderKinds } from "./flame.js";
+import { Timeline, totalOf } from "./timeline.js";
+import { LabelExplorer, setSelect, addOptions } from "./labels.js";
+import { renderTable, renderDiff, renderSandwich } from "./tables.js";
+import { SourceView } from "./source.js";
 import { SelectorInput, quoteValue, parseMatchers, formatSelector } from "./selector.js";
-import { formatValue, formatCount, formatShare, formatSignedShare, formatTime, isoSeconds, escapeHTML, seriesColour } from "./format.js";
+import { formatValue, formatCount, formatShare, formatTime, isoSeconds, escapeHTML, seriesColour, seriesStep } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
 // defaults are the state an empty URL means; only differences are written.
 // early.js holds them: it asks for the first flame graph before this runs.
 const defaults = window.__emberEarly.defaults;
-const dataKeys = ["from", "to", "query", "nodes", "group"];
+// The flame graph's: "group" is the timeline's alone, and does not reload it.
+const dataKeys = ["from", "to", "query", "nodes", "by", "other"];
 const diffKeys = ["base_from", "base_to", "base_query"];
 
 let state = readState();
@@ -47,8 +51,13 @@ function update(changes, { push = true } = {}) {
 // ---- loading
 
 function key(keys) { return keys.map((k) => state[k]).join("\u0001"); }
+const seriesKeys = ["from", "to", "query", "group"];
+let seriesKey = "", seriesController = null;
 
 async function load({ force = false } = {}) {
+  syncControls(); // the range and filter show what is asked, answered or not
+  const wantSeries = key(seriesKeys);
+  if (force || wantSeries !== seriesKey) loadSeries();
   const want = key(dataKeys);
   const wantDiff = state.view === "diff" ? want + key(diffKeys) : "";
   if (!force && want === loadedKey && (!wantDiff || wantDiff === diffKey)) { render(); return; }
@@ -56,20 +65,21 @@ async function load({ force = false } = {}) {
   controller = new AbortController();
   const signal = controller.signal;
   hook.ready = false;
-  const slow = setTimeout(() => showStatus("loading", "Loading…", `Profiles ${describeRange()}${state.query ? " matching " + state.query : ""}.`), 150);
+  // With a view on screen, a banner says what is loading; without, the panel.
+  const slow = setTimeout(() => {
+    if (data.tree) showBanner("loading", `Loading profiles ${describeRange()}…`);
+    else showStatus("loading", "Loading…", `Profiles ${describeRange()}${state.query ? " matching " + state.query : ""}.`);
+  }, 150);
   const range = { from: state.from, to: state.to, query: state.query };
   try {
     const reuse = !force && want === loadedKey;
-    const fgParams = { ...range, max_nodes: state.nodes };
+    // max_other: the daemon grows the budget until (other) is at most 10%
+    // (&other= in the address changes the share; 0 keeps the budget fixed).
+    const fgParams = { ...range, max_nodes: state.nodes, group_by: groupBy(), max_other: state.other };
     let fgJob = data.fg;
     if (!reuse) {
       hook.flameQueries.push(fgParams);
       fgJob = getJSON("flamegraph", fgParams, signal);
-      // The timeline's queries start once the flame graph's is answered:
-      // on a busy host, queries in parallel slow the one that matters most.
-      // After a 4xx (token, selector, range) they would fail alike.
-      fgJob.then(() => loadSeries(range, signal),
-        (e) => { if (!(e instanceof ApiError && e.status >= 400 && e.status < 500)) loadSeries(range, signal); });
     }
     const diffJob = wantDiff ? getJSON("diff", { ...range, ...baseParams(), limit: 200 }, signal) : null;
     const [fg, diff] = await Promise.all([fgJob, diffJob]);
@@ -78,7 +88,7 @@ async function load({ force = false } = {}) {
     if (wantDiff) {
       // The base's flame graph over exactly the range the diff resolved.
       baseFG = await getJSON("flamegraph", { from: diff.base_from, to: diff.base_to,
-        query: state.base_query || state.query, max_nodes: state.nodes }, signal);
+        query: state.base_query || state.query, max_nodes: state.nodes, group_by: groupBy(), max_other: state.other }, signal);
     }
     clearTimeout(slow);
     if (!reuse) {
@@ -89,7 +99,7 @@ async function load({ force = false } = {}) {
     }
     if (wantDiff) { data.base = Tree.fromAPI(baseFG); data.diff = diff; diffKey = wantDiff; }
     loadedKey = want;
-    retries = 0;
+    recovered();
     hook.loads++;
     hideStatus();
     render();
@@ -101,13 +111,30 @@ async function load({ force = false } = {}) {
   }
 }
 
-// loadSeries fetches and draws the timeline: the total and, when grouped,
-// the busiest groups (an extra: without them the timeline shows the total).
-async function loadSeries(range, signal) {
-  const series = { ...range, step: seriesStep() };
+// loadSeries fetches and draws the timeline in one request: grouped, the
+// total is the sum of the groups and "other". It runs beside the flame
+// graph's (api.js keeps the page within the daemon's two queries), so
+// the timeline follows a new range at once.
+async function loadSeries() {
+  if (seriesController) seriesController.abort();
+  seriesController = new AbortController();
+  const signal = seriesController.signal;
+  seriesKey = key(seriesKeys);
+  const params = { from: state.from, to: state.to, query: state.query, step: seriesStep(state.from, state.to) };
+  timeline.set(null, null); // not the old range's while the new one loads
+  $("timeline-readout").textContent = "Loading CPU use…";
   try {
-    const [total, grouped] = await Promise.all([getJSON("series", series, signal),
-      state.group ? getJSON("series", { ...series, group_by: state.group, limit: 8 }, signal).catch(() => null) : null]);
+    let total = null, grouped = null;
+    if (state.group) {
+      try {
+        grouped = await getJSON("series", { ...params, group_by: state.group, limit: 8 }, signal);
+        total = totalOf(grouped);
+      } catch (e) {
+        // No sample of the range has the label (an empty range): the total.
+        if (!(e instanceof ApiError && e.status === 400 && e.parameter === "group_by")) throw e;
+      }
+    }
+    if (!total) total = await getJSON("series", params, signal);
     data.total = total;
     data.grouped = grouped;
     timeline.set(total, grouped);
@@ -116,33 +143,15 @@ async function loadSeries(range, signal) {
     hook.seriesLoads = (hook.seriesLoads || 0) + 1;
   } catch (e) {
     if (e.name === "AbortError") return;
+    seriesKey = ""; // try again with the next load
     timeline.set(null, null);
     $("legend").innerHTML = "";
     $("timeline-readout").textContent = "CPU series unavailable: " + e.message;
   }
 }
 
-// seriesStep asks for about 240 points, but none finer than the daemon's
-// default interval (10 s): each stored interval counts in the step holding
-// its start, so finer steps would show the interval's rhythm, not the load.
-function seriesStep() {
-  const ms = rangeMs();
-  return ms ? Math.max(10, Math.ceil(ms / 240 / 1000)) + "s" : "";
-}
-
-// rangeMs is the length of the range when the page can tell it without
-// asking: relative ranges like now-1h, and absolute RFC 3339 ones.
-function rangeMs() {
-  const rel = (v) => {
-    if (v === "now") return Date.now();
-    const m = v.match(/^(?:now)?-(\d+)([smhdw])$/);
-    if (m) return Date.now() - m[1] * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[m[2]];
-    const t = Date.parse(v);
-    return isNaN(t) ? NaN : t;
-  };
-  const d = rel(state.to) - rel(state.from);
-  return d > 0 ? d : 0;
-}
+// groupBy is the flame graph's group_by: "" for none.
+function groupBy() { return state.by === "none" ? "" : state.by; }
 
 function baseParams() {
   const p = {};
@@ -169,7 +178,36 @@ function showStatus(kind, title, text, html) {
 
 function hideStatus() { $("status").hidden = true; }
 
-let retries = 0;
+// showBanner says what went wrong (or is loading) above the view, which
+// stays as it was: during an incident the last good graph beats none.
+function showBanner(kind, text) {
+  const el = $("banner");
+  el.className = "banner " + kind;
+  el.textContent = text;
+  el.hidden = false;
+}
+
+// Failures the daemon recovers from by itself (not running, busy, slow)
+// are retried, sooner first, until a load succeeds.
+let retries = 0, retryTimer = 0;
+function retryLater(e, what) {
+  const delay = Math.min(15, 2 ** retries) * 1000;
+  retries++;
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(() => load({ force: true }), delay);
+  const msg = `${what}: ${e.message}. Trying again in ${delay / 1000} s (r to try now).`;
+  if (data.tree) showBanner("error", msg + " Showing the last loaded view.");
+  else showStatus("error", what, msg);
+  hook.retrying = true;
+}
+
+function recovered() {
+  retries = 0;
+  clearTimeout(retryTimer);
+  hook.retrying = false;
+  $("banner").hidden = true;
+}
+
 function showError(e) {
   hook.errors.push(String(e.message));
   if (!(e instanceof ApiError)) { showStatus("error", "Something went wrong", String(e)); return; }
@@ -181,16 +219,11 @@ function showError(e) {
       askToken();
       return;
     case 429:
-      if (retries++ < 3) {
-        showStatus("loading", "The daemon is busy", `Other queries are running; trying again in ${e.retryAfter || 1} s.`);
-        setTimeout(() => load({ force: true }), (e.retryAfter || 1) * 1000);
-        return;
-      }
-      showStatus("error", "The daemon is busy", "It is answering other queries. Refresh in a moment.");
+      retryLater(e, "The daemon is busy");
       return;
     case 503:
       if (/time limit/.test(e.message)) showStatus("error", "The query was too large", e.message + ".");
-      else showStatus("error", "The daemon cannot answer yet", e.message + ". If it has just started, try again in a moment.");
+      else retryLater(e, "The daemon cannot answer yet");
       return;
     case 414:
       showStatus("error", "The query was too large", e.message);
@@ -199,8 +232,8 @@ function showError(e) {
       showStatus("error", `The ${e.parameter || "request"} is not valid`, e.message);
       if (e.parameter === "query") $("selector").focus();
       return;
-    case 0:
-      showStatus("error", "The daemon does not answer", e.message);
+    case 0: case 502: case 504:
+      retryLater(e, "The daemon does not answer");
       return;
     default:
       showStatus("error", `The daemon answered ${e.status}`, e.message);
@@ -225,16 +258,29 @@ function askToken() {
 const flame = new FlameView($("flame"), {
   tooltip: $("tooltip"),
   onFocus: (node) => update({ focus: node > 0 ? flame.tree.pathOf(node).join(";") : "" }),
-  onSandwich: (node) => update({ view: "sandwich", fn: flame.tree.nameOf(node) }),
+  onSandwich: (node) => update({ view: "sandwich", fn: flame.tree.keyOf(node) }),
 });
+// The base range's own graph, beside the range's in the diff's side-by-side mode.
+const baseFlame = new FlameView($("flame-base"), { tooltip: $("tooltip"), label: "Flame graph of the base range" });
 const callers = new FlameView($("callers"), { tooltip: $("tooltip"), orientation: "flame", label: "Callers of the function" });
 const callees = new FlameView($("callees"), { tooltip: $("tooltip"), orientation: "icicle", label: "Callees of the function" });
 const timeline = new Timeline($("timeline"), $("brush"), $("timeline-readout"),
-  (a, b) => update({ from: isoSeconds(new Date(a)), to: isoSeconds(new Date(b)), focus: "" }));
+  (a, b) => update({ from: isoSeconds(new Date(a)), to: isoSeconds(new Date(b)), focus: "" }), $("timeline-note"));
 const selector = new SelectorInput($("selector"), $("suggestions"), $("chips"),
   () => ({ from: state.from, to: state.to }), (sel) => update({ query: sel, focus: "" }));
 
 let diffMemo = {};
+const sourceView = new SourceView($("lines-table"), $("lines-info"));
+let tableRows = []; // the top table's rows shown, which clicks address by index
+
+// syncControls shows the state in the controls, data or not.
+function syncControls() {
+  $("from").value = state.from;
+  $("to").value = state.to;
+  $("group-by").value = state.group;
+  setSelect($("flame-by"), state.by);
+  if (document.activeElement !== $("selector")) selector.set(state.query);
+}
 
 function render() {
   if (!data.tree) return;
@@ -245,10 +291,7 @@ function render() {
     b.tabIndex = b.dataset.view === v ? 0 : -1;
   }
   for (const b of document.querySelectorAll("[data-orient]")) b.setAttribute("aria-pressed", String(b.dataset.orient === state.orient));
-  $("from").value = state.from;
-  $("to").value = state.to;
-  $("group-by").value = state.group;
-  if (document.activeElement !== $("selector")) selector.set(state.query);
+  syncControls();
   $("search").value = state.search;
   $("regex").checked = state.regex === "1";
   $("summary").textContent = summary();
@@ -266,23 +309,40 @@ function render() {
   $("flame-panel").hidden = v === "sandwich";
   $("table-panel").hidden = v !== "table";
   $("diff-panel").hidden = v !== "diff";
+  $("labels-panel").hidden = v !== "labels";
   $("sandwich-panel").hidden = v !== "sandwich";
 
-  if (v === "sandwich") renderSandwich();
+  if (v === "sandwich") {
+    renderSandwich(data, state, callers, callees, hook);
+    if (hook.sandwich) {
+      hook.lines = null;
+      sourceView.show({ from: state.from, to: state.to, query: state.query }, hook.sandwich.key).then(() => { hook.lines = sourceView.rows; });
+    }
+  }
   else {
     // The diff view draws both ranges merged; a base without samples has
     // nothing to compare with, so the range alone is drawn.
     if (v === "diff" && data.base && data.base.grandTotal > 0 && (diffMemo.base !== data.base || diffMemo.target !== t)) {
       diffMemo = { base: data.base, target: t, tree: diffTree(t, data.base) };
     }
-    const shown = v === "diff" && diffMemo.target === t ? diffMemo.tree : t;
-    if (flame.tree !== shown) flame.setTree(shown);
+    // Side by side: each range's own graph, in its own colours, instead
+    // of the merged one.
+    const sbs = v === "diff" && state.sbs === "1" && data.base && data.base.grandTotal > 0;
+    $("side-by-side").checked = state.sbs === "1";
+    $("flames").classList.toggle("sbs", !!sbs);
+    $("flame-base").hidden = !sbs;
+    if (sbs && baseFlame.tree !== data.base) baseFlame.setTree(data.base);
+    $("frame-focus").value = state.ffocus;
+    $("frame-ignore").value = state.fignore;
+    const shown = filterFrames(v === "diff" && !sbs && diffMemo.target === t ? diffMemo.tree : t, state.ffocus, state.fignore);
+    if (flame.tree !== shown) { flame.setTree(shown); renderKinds($("kinds"), flame.tree); }
     flame.setOrientation(state.orient);
     applyFocus();
     applySearch();
     renderBreadcrumb();
-    if (v === "table") renderTable();
-    if (v === "diff") renderDiff();
+    if (v === "table") tableRows = renderTable(data, state, hook);
+    if (v === "diff") renderDiff(data, state, diffMemo.tree, hook);
+    if (v === "labels") showLabels();
   }
   hook.ready = true;
 }
@@ -292,6 +352,9 @@ function summary() {
   const span = (Date.parse(fg.to) - Date.parse(fg.from)) / 1e9;
   let s = `${formatTime(fg.from, true)} – ${formatTime(fg.to, true)} · ${formatValue(fg.total, fg.unit)} CPU`;
   if (fg.unit === "nanoseconds" && span > 0) s += ` (${(fg.total / 1e9 / (span * 1e6)).toFixed(2)} cores avg)`;
+  if (flame.tree && flame.tree !== data.tree && !flame.tree.after && data.tree.grandTotal) {
+    s += ` · focus/ignore: ${formatShare(flame.tree.grandTotal / data.tree.grandTotal)} of it shown`;
+  }
   if (fg.pruned.nodes) s += ` · ${formatCount(fg.nodes.parent.length)} nodes shown, ${formatShare(fg.pruned.value / (fg.total || 1))} in (other)`;
   return s;
 }
@@ -312,6 +375,14 @@ function searchTest() {
 
 function applySearch() {
   const test = searchTest();
+  if (!test && state.fn && state.view !== "sandwich") {
+    // A function chosen in the table: its frames, in its binary only.
+    const m = flame.tree.matchesKey(state.fn);
+    flame.setMarks(m.marks);
+    $("search-share").textContent = m.count ? `${splitKey(state.fn)[0]}: ${formatShare(m.share)} of total` : "";
+    hook.search = { count: m.count, share: m.share };
+    return;
+  }
   if (!test) {
     flame.setMarks(null);
     $("search-share").textContent = state.search && state.regex === "1" ? "invalid regular expression" : "";
@@ -336,102 +407,13 @@ function renderBreadcrumb() {
     `<button type="button" data-node="${i}" title="${escapeHTML(t.nameOf(i))}">${escapeHTML(k ? t.nameOf(i).split("/").pop() : "all")}</button>`).join("");
 }
 
-// functionRows is the API's table of functions, exact over the whole
-// profile whatever the node budget; without it (an older daemon), the
-// sums over the nodes shown.
-let functionMemo = { fg: null, rows: [], count: 0 };
-function functionRows() {
-  const fg = data.fg, f = fg.functions;
-  if (functionMemo.fg === fg) return functionMemo;
-  let rows, count;
-  if (f && f.name) {
-    rows = f.name.map((s, i) => ({ name: fg.strings[s], self: f.self[i], total: f.total[i] }));
-    count = f.count;
-  } else {
-    rows = data.tree.functions().filter((r) => r.name !== "(other)");
-    count = rows.length;
-  }
-  functionMemo = { fg, rows, count, exact: !!(f && f.name) };
-  return functionMemo;
-}
-
-let tableRows = [];
-function renderTable() {
-  const t = data.tree, all = t.grandTotal || 1;
-  const fns = functionRows();
-  let rows = fns.rows.slice(); // sorted in place below
-  if (state.tfilter) {
-    const f = state.tfilter.toLowerCase();
-    rows = rows.filter((r) => r.name.toLowerCase().includes(f));
-  }
-  const desc = state.sort.startsWith("-"), col = state.sort.replace(/^-/, "");
-  const sign = desc ? -1 : 1;
-  rows.sort((a, b) => sign * (col === "name" ? a.name.localeCompare(b.name) : a[col] - b[col]) || b.total - a.total);
-  for (const th of document.querySelectorAll("#top-table th")) {
-    const b = th.querySelector("[data-sort]");
-    if (b) th.setAttribute("aria-sort", b.dataset.sort === col ? (desc ? "descending" : "ascending") : "none");
-  }
-  $("table-filter").value = state.tfilter;
-  $("table-count").textContent = `${formatCount(rows.length)} functions` +
-    (!fns.exact ? (data.fg.pruned.nodes ? " (of the nodes shown)" : "") : fns.rows.length < fns.count ? ` (the largest of ${formatCount(fns.count)})` : "");
-  tableRows = rows.slice(0, 500);
-  const maxSelf = Math.max(...tableRows.map((r) => r.self), 1);
-  $("top-table").tBodies[0].innerHTML = tableRows.map((r, i) => `<tr tabindex="0" data-i="${i}" aria-selected="${r.name === state.fn}">
-    <td class="fn" title="${escapeHTML(r.name)}">${escapeHTML(r.name)}<span class="bar-cell" data-w="${(r.self / maxSelf).toFixed(3)}"></span></td>
-    <td class="num" title="${formatValue(r.self, t.unit)}">${formatShare(r.self / all)}</td>
-    <td class="num" title="${formatValue(r.total, t.unit)}">${formatShare(r.total / all)}</td>
-    <td><button type="button" data-sandwich="${i}" title="Callers and callees">sandwich</button></td></tr>`).join("");
-  for (const bar of document.querySelectorAll("#top-table .bar-cell")) bar.style.width = (+bar.dataset.w * 100) + "%";
-  hook.table = tableRows.map((r) => ({ name: r.name, self: r.self, total: r.total }));
-}
-
-// focusFunction highlights every frame of a function and zooms to the
-// smallest part of the graph that holds them all.
-function focusFunction(name) {
-  const t = data.tree, idx = t.strings.indexOf(name);
-  // A function only in pruned nodes is not drawn: highlight without a zoom.
-  const node = idx < 0 ? 0 : t.commonAncestor(t.occurrences(idx));
-  update({ fn: name, search: "^" + name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$", regex: "1",
-    focus: node > 0 ? t.pathOf(node).join(";") : "" });
-}
-
-function renderDiff() {
-  const d = data.diff;
-  if (!d) return;
-  $("base-from").value = state.base_from;
-  $("base-to").value = state.base_to;
-  $("base-query").value = state.base_query;
-  $("diff-totals").textContent = `base ${formatTime(d.base_from, true)} – ${formatTime(d.base_to, true)}: ` +
-    (d.base_total ? `${formatValue(d.base_total, d.unit)}; shares of each range's total` +
-      (diffMemo.tree ? `, full colour at ${formatSignedShare(diffMemo.tree.maxAbs).slice(1)}; widths are the mean of both` : "") :
-      "no samples, nothing to compare with: choose another base");
-  const changed = d.frames.filter((f) => Math.abs(f.self_diff) >= 5e-5 || Math.abs(f.total_diff) >= 5e-5);
-  $("diff-table").tBodies[0].innerHTML = changed.map((f) => `<tr tabindex="0" data-name="${escapeHTML(f.name)}">
-    <td class="fn" title="${escapeHTML(f.name)}">${escapeHTML(f.name)}</td>
-    <td class="num">${formatShare(f.base_self_share)}</td><td class="num">${formatShare(f.self_share)}</td>
-    <td class="num ${f.self_diff > 0 ? "up" : f.self_diff < 0 ? "down" : ""}">${formatSignedShare(f.self_diff)}</td></tr>`).join("");
-  hook.diff = changed.map((f) => ({ name: f.name, self_diff: f.self_diff }));
-}
-
-function renderSandwich() {
+// focusFunction highlights every frame of a function (name and binary)
+// and zooms to the smallest part of the graph that holds them all.
+function focusFunction(fnKey) {
   const t = data.tree;
-  const names = t.functions().sort((a, b) => b.total - a.total).slice(0, 300);
-  $("fn-names").innerHTML = names.map((r) => `<option value="${escapeHTML(r.name)}">`).join("");
-  const fn = state.fn || (names[0] && names[0].name) || "";
-  $("sandwich-fn").value = fn;
-  const idx = t.strings.indexOf(fn);
-  const sw = idx >= 0 ? t.sandwich(idx) : null;
-  if (!sw) {
-    $("sandwich-info").textContent = fn ? "no such function in this range" : "";
-    callers.setTree(null); callees.setTree(null);
-    hook.sandwich = null;
-    return;
-  }
-  const all = t.grandTotal || 1;
-  $("sandwich-info").textContent = `total ${formatShare(sw.callees.grandTotal / all)}, self ${formatShare(sw.callees.self[0] / all)}`;
-  callers.setTree(sw.callers);
-  callees.setTree(sw.callees);
-  hook.sandwich = { fn, callers: sw.callers.n, callees: sw.callees.n, total: sw.callees.grandTotal };
+  // A function only in pruned nodes is not drawn: highlight without a zoom.
+  const node = t.commonAncestor(t.occurrences(fnKey));
+  update({ fn: fnKey, search: "", regex: "", focus: node > 0 ? t.pathOf(node).join(";") : "" });
 }
 
 function renderLegend() {
@@ -443,6 +425,24 @@ function renderLegend() {
       `<span class="swatch" data-colour="${i}"></span>${escapeHTML(v || "(none)")}</button>`;
   }).join("") + (g.truncated ? `<span class="muted">+${g.truncated} more</span>` : "");
   for (const sw of document.querySelectorAll("#legend .swatch")) sw.style.background = seriesColour("", +sw.dataset.colour);
+}
+
+// ---- the label explorer
+
+const explorer = new LabelExplorer($("explore-label"), $("labels-table"), $("labels-info"),
+  (label, value) => {
+    const ms = parseMatchers(state.query).filter((m) => m.name !== label);
+    ms.push({ name: label, op: "=", value: quoteValue(value) });
+    update({ query: formatSelector(ms), focus: "", view: "flame" });
+  },
+  (label) => update({ xlabel: label }, { push: false }));
+
+async function showLabels() {
+  let names = [];
+  try { names = await selector.labelNames(); } catch { /* the current one remains */ }
+  hook.labels = null;
+  await explorer.show({ from: state.from, to: state.to, query: state.query, step: seriesStep(state.from, state.to) }, state.xlabel || state.group || "comm", names);
+  hook.labels = explorer.rows;
 }
 
 // ---- downloads and links
@@ -482,7 +482,8 @@ function applyTheme(name) {
   else document.documentElement.dataset.theme = name;
   $("theme").textContent = "Theme: " + name;
   localStorage.setItem("ember-theme", name);
-  for (const v of [flame, callers, callees]) v.setTheme();
+  for (const v of [flame, baseFlame, callers, callees]) v.setTheme();
+  renderKinds($("kinds"), flame.tree);
   timeline.draw();
 }
 
@@ -504,6 +505,8 @@ function bind() {
   $("theme").onclick = () => applyTheme(themes[(themes.indexOf(localStorage.getItem("ember-theme") || "auto") + 1) % 3]);
   $("help-button").onclick = () => $("help").showModal();
   $("group-by").onchange = () => update({ group: $("group-by").value });
+  $("flame-by").onchange = () => update({ by: $("flame-by").value, focus: "" });
+  $("flame-by").onfocus = () => selector.labelNames().then((names) => addOptions($("flame-by"), names), () => {});
   for (const b of document.querySelectorAll("[role=tab]")) {
     b.onclick = () => update({ view: b.dataset.view });
     b.onkeydown = (e) => {
@@ -514,6 +517,9 @@ function bind() {
   }
   for (const b of document.querySelectorAll("[data-orient]")) b.onclick = () => update({ orient: b.dataset.orient }, { push: false });
   $("search").oninput = () => update({ search: $("search").value, fn: "" }, { push: false });
+  $("side-by-side").onchange = () => update({ sbs: $("side-by-side").checked ? "1" : "" }, { push: false });
+  $("frame-focus").onchange = () => update({ ffocus: $("frame-focus").value, focus: "" });
+  $("frame-ignore").onchange = () => update({ fignore: $("frame-ignore").value, focus: "" });
   $("regex").onchange = () => update({ regex: $("regex").checked ? "1" : "" }, { push: false });
   $("breadcrumb").onclick = (e) => {
     const b = e.target.closest("[data-node]");
@@ -530,15 +536,15 @@ function bind() {
   const tbody = $("top-table").tBodies[0];
   tbody.onclick = (e) => {
     const sw = e.target.closest("[data-sandwich]");
-    if (sw) { update({ view: "sandwich", fn: tableRows[+sw.dataset.sandwich].name }); return; }
+    if (sw) { update({ view: "sandwich", fn: tableRows[+sw.dataset.sandwich].key }); return; }
     const tr = e.target.closest("tr");
-    if (tr) focusFunction(tableRows[+tr.dataset.i].name);
+    if (tr) focusFunction(tableRows[+tr.dataset.i].key);
   };
   tbody.onkeydown = (e) => {
     const tr = e.target.closest("tr");
     if (!tr) return;
-    if (e.key === "Enter") focusFunction(tableRows[+tr.dataset.i].name);
-    else if (e.key === "s") update({ view: "sandwich", fn: tableRows[+tr.dataset.i].name });
+    if (e.key === "Enter") focusFunction(tableRows[+tr.dataset.i].key);
+    else if (e.key === "s") update({ view: "sandwich", fn: tableRows[+tr.dataset.i].key });
     else if (e.key === "ArrowDown") tr.nextElementSibling?.focus();
     else if (e.key === "ArrowUp") tr.previousElementSibling?.focus();
     else return;
@@ -565,7 +571,7 @@ function bind() {
   window.addEventListener("keydown", (e) => {
     const typing = e.target.closest("input, textarea, select, dialog");
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
-    const views = { 1: "flame", 2: "table", 3: "sandwich", 4: "diff" };
+    const views = { 1: "flame", 2: "table", 3: "sandwich", 4: "diff", 5: "labels" };
     if (views[e.key]) update({ view: views[e.key] });
     else if (e.key === "/") { $("search").focus(); e.preventDefault(); }
     else if (e.key === "f") { $("selector").focus(); e.preventDefault(); }
@@ -592,7 +598,9 @@ applyTheme(localStorage.getItem("ember-theme") || "auto");
 hook.state = () => ({ ...state });
 hook.flame = flame;
 hook.callers = callers;
+hook.baseFlame = baseFlame;
 hook.callees = callees;
 hook.timeline = timeline;
+hook.api = apiStats;
 hook.tree = () => data.tree;
 load();

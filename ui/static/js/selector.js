@@ -44,6 +44,9 @@ export class SelectorInput {
   forget() { this.names = null; this.values.clear(); }
 
   async complete() {
+    // Answers can come back out of order (the focus's before the typing's):
+    // only the latest call may show its list.
+    const seq = this.seq = (this.seq || 0) + 1;
     const text = this.input.value, caret = this.input.selectionStart ?? text.length;
     const before = text.slice(0, caret);
     const valueCtx = before.match(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)$/);
@@ -65,6 +68,7 @@ export class SelectorInput {
     } catch {
       items = []; // completion is a help; the API's error shows on apply
     }
+    if (seq !== this.seq) return;
     if (this.input !== document.activeElement) items = [];
     this.show(items);
   }

@@ -7,7 +7,8 @@ import { formatTime, seriesColour } from "./format.js";
 const pad = { left: 44, right: 8, top: 8, bottom: 18 };
 
 export class Timeline {
-  constructor(canvas, brush, readout, onSelect) {
+  constructor(canvas, brush, readout, onSelect, note) {
+    this.note = note;
     this.canvas = canvas;
     this.brush = brush;
     this.readout = readout;
@@ -41,14 +42,30 @@ export class Timeline {
     const fg = style.getPropertyValue("--muted").trim(), line = style.getPropertyValue("--line").trim();
     const plot = style.getPropertyValue("--plot").trim();
     ctx.clearRect(0, 0, w, h);
+    if (this.note) this.note.textContent = "";
     if (!this.total) return;
     const points = this.total.series.length ? this.total.series[0].points : [];
-    let maxY = 0;
-    for (const [, v] of points) maxY = Math.max(maxY, v);
-    const tickY = niceCeil(Math.max(maxY, 0.01) / 4); // four gridlines at round values
-    maxY = tickY * 4;
+    const cpus = this.total.cpus || 0;
+    let dataMax = 0, over = 0;
+    for (const [, v] of points) {
+      dataMax = Math.max(dataMax, v);
+      if (cpus && v > cpus * 1.01) over++;
+    }
+    // The host cannot use more than its CPUs: a step above that is an
+    // artifact of how the series was counted, cut at the CPU count and
+    // said so, not drawn as a spike that never happened.
+    let top = cpus && over ? cpus : dataMax;
+    if (!points.length) top = cpus || 1; // an empty range: the host's scale
+    const tickY = niceCeil(Math.max(top, 0.2) / 4); // four gridlines at round values
+    const maxY = tickY * 4;
+    this.maxY = maxY;
+    if (over && this.note) {
+      this.note.textContent = `${over} step${over > 1 ? "s" : ""} above the host's ${cpus} CPUs, cut at ${cpus}: ` +
+        "the series counted more CPU time in a step than the host has (stored intervals that straddle steps).";
+    }
+    const clip = (v) => (cpus && over ? Math.min(v, cpus) : v);
     const ph = h - pad.top - pad.bottom;
-    const yOf = (v) => pad.top + ph - (v / maxY) * ph;
+    const yOf = (v) => pad.top + ph - (clip(v) / maxY) * ph;
     const step = this.total.step_seconds * 1000;
 
     ctx.font = "11px system-ui, sans-serif";
@@ -150,10 +167,21 @@ function niceCeil(v) {
   return 10 * p;
 }
 
-function trimNum(v) { return v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1).replace(/\.0$/, "") : v.toFixed(2); }
+function trimNum(v) { return v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1).replace(/\.0$/, "") : String(+v.toFixed(3)); }
 
 function pickTick(spanMs, px) {
   const want = spanMs / Math.max(2, px / 90);
   for (const m of [1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080]) if (m * 60e3 >= want) return m * 60e3;
   return 10080 * 60e3;
+}
+
+// totalOf sums a grouped series answer (its groups and "other") into the
+// total series the timeline draws as its line.
+export function totalOf(g) {
+  const sum = new Map();
+  for (const s of [...g.series, ...(g.other ? [g.other] : [])]) {
+    for (const [ts, v] of s.points) sum.set(ts, (sum.get(ts) || 0) + v);
+  }
+  const points = [...sum].sort((a, b) => a[0] - b[0]);
+  return { ...g, group_by: "", series: points.length ? [{ labels: {}, points }] : [], truncated: 0, other: undefined };
 }

@@ -26,8 +26,21 @@ export class Tree {
     if (!n.parent.length) {
       return new Tree(["", "root"], [-1], [1], [0], [0], [0], [0], fg.unit);
     }
-    return new Tree(fg.strings, n.parent, n.name, n.file, n.binary, n.self, n.total, fg.unit, n.line);
+    const t = new Tree(fg.strings, n.parent, n.name, n.file, n.binary, n.self, n.total, fg.unit, n.line);
+    t.setGroups(fg.group_by, fg.groups);
+    return t;
   }
+
+  // setGroups marks the first level as the values of label groupBy (the
+  // API's group_by), described by groups.
+  setGroups(groupBy, groups) {
+    this.groupBy = groupBy || "";
+    this.groups = new Map((groups || []).map((g) => [g.value, g]));
+  }
+
+  // isGroup says whether node i is a group (a process, a container...)
+  // rather than a function.
+  isGroup(i) { return !!this.groupBy && this.depth[i] === 1 && this.nameOf(i) !== "(other)"; }
 
   // layout gives every node its depth, its offset from the left in value
   // units, and the end of its subtree.
@@ -63,22 +76,31 @@ export class Tree {
   binaryOf(i) { return this.strings[this.binary[i]]; }
   get grandTotal() { return this.total[0]; }
 
-  // pathOf lists the names from the root's first child down to i.
+  // keyOf is node i's identity among its siblings: the function and the
+  // binary it is in ("main @app"), so that main of two programs, or _start
+  // of two processes, are never taken for one another.
+  keyOf(i) { return functionKey(this.nameOf(i), this.binaryOf(i)); }
+
+  // pathOf lists the keys from the root's first child down to i.
   pathOf(i) {
     const out = [];
-    for (; i > 0; i = this.parent[i]) out.push(this.nameOf(i));
+    for (; i > 0; i = this.parent[i]) out.push(this.keyOf(i));
     return out.reverse();
   }
 
-  // findPath follows names from the root; it returns the deepest node
+  // findPath follows keys from the root; it returns the deepest node
   // reached, so a path that no longer exists still lands near its place.
-  findPath(names) {
+  // A step without a binary (an older link) matches by name when no key
+  // does.
+  findPath(keys) {
     let node = 0;
-    for (const want of names) {
-      let found = -1;
+    for (const want of keys) {
+      let found = -1, byName = -1;
       for (let c = node + 1; c < this.end[node]; c = this.end[c]) {
-        if (this.nameOf(c) === want) { found = c; break; }
+        if (this.keyOf(c) === want) { found = c; break; }
+        if (byName < 0 && this.nameOf(c) === want) byName = c;
       }
+      if (found < 0) found = byName;
       if (found < 0) break;
       node = found;
     }
@@ -112,33 +134,52 @@ export class Tree {
     return m;
   }
 
-  // functions sums self and total per function name. Total counts a
-  // recursive function once per stack: only its outermost frames add.
+  // functions sums self and total per function (name and binary). Total
+  // counts a recursive function once per stack: only its outermost frames
+  // add. Groups are not functions.
   functions() {
-    const self = new Map(), total = new Map();
-    const onStack = new Int32Array(this.strings.length);
+    const self = new Map(), total = new Map(), onStack = new Map(), first = new Map();
     const stack = [];
+    const id = (i) => (this.isGroup(i) ? -1 - this.name[i] : this.name[i] * 4194304 + this.binary[i]);
     for (let i = 1; i < this.n; i++) {
       const p = this.parent[i];
-      while (stack.length && stack[stack.length - 1] !== p) onStack[this.name[stack.pop()]]--;
-      const s = this.name[i];
-      self.set(s, (self.get(s) || 0) + this.self[i]);
-      if (onStack[s] === 0) total.set(s, (total.get(s) || 0) + this.total[i]);
-      onStack[s]++;
+      while (stack.length && stack[stack.length - 1] !== p) { const k = id(stack.pop()); onStack.set(k, onStack.get(k) - 1); }
       stack.push(i);
+      const k = id(i);
+      if (k < 0) { onStack.set(k, (onStack.get(k) || 0) + 1); continue; }
+      if (!first.has(k)) first.set(k, i);
+      self.set(k, (self.get(k) || 0) + this.self[i]);
+      if (!onStack.get(k)) total.set(k, (total.get(k) || 0) + this.total[i]);
+      onStack.set(k, (onStack.get(k) || 0) + 1);
     }
     const out = [];
-    for (const [s, t] of total) out.push({ nameIndex: s, name: this.strings[s], self: self.get(s) || 0, total: t });
+    for (const [k, t] of total) {
+      const i = first.get(k);
+      out.push({ key: this.keyOf(i), name: this.nameOf(i), binary: this.binaryOf(i), self: self.get(k) || 0, total: t });
+    }
     return out;
   }
 
-  // occurrences lists the outermost nodes named nameIndex.
-  occurrences(nameIndex) {
+  // occurrences lists the outermost nodes of function key (see keyOf).
+  occurrences(key) {
     const out = [];
     for (let i = 1; i < this.n; i++) {
-      if (this.name[i] === nameIndex) { out.push(i); i = this.end[i] - 1; }
+      if (!this.isGroup(i) && this.keyOf(i) === key) { out.push(i); i = this.end[i] - 1; }
     }
     return out;
+  }
+
+  // matchesKey marks every frame of function key, as matches does.
+  matchesKey(key) {
+    const marks = new Uint8Array(this.n);
+    let covered = 0, value = 0, count = 0;
+    for (let i = 1; i < this.n; i++) {
+      if (this.isGroup(i) || this.keyOf(i) !== key) continue;
+      marks[i] = 1;
+      count++;
+      if (i >= covered) { value += this.total[i]; covered = this.end[i]; }
+    }
+    return { marks, share: this.grandTotal ? value / this.grandTotal : 0, value, count };
   }
 
   // commonAncestor is the deepest node holding all of nodes.
@@ -149,11 +190,35 @@ export class Tree {
     return a;
   }
 
+  // filtered keeps what pprof's -focus and -ignore would: with focus, the
+  // stacks through a frame it matches; without ignore's frames and all
+  // they called. Tests take a function name; either may be null. Totals
+  // are recomputed; nodes left with nothing go.
+  filtered(focus, ignore) {
+    const n = this.n, self = new Float64Array(n), total = new Float64Array(n);
+    const under = new Uint8Array(n), dropped = new Uint8Array(n);
+    for (let i = 1; i < n; i++) {
+      const p = this.parent[i], name = this.nameOf(i), group = this.isGroup(i);
+      under[i] = !focus || under[p] || (!group && focus(name)) ? 1 : 0;
+      dropped[i] = dropped[p] || (ignore && !group && ignore(name)) ? 1 : 0;
+      self[i] = under[i] && !dropped[i] ? this.self[i] : 0;
+    }
+    for (let i = 0; i < n; i++) total[i] = self[i];
+    for (let i = n - 1; i > 0; i--) total[this.parent[i]] += total[i];
+    const keep = [], newIndex = new Int32Array(n).fill(-1);
+    for (let i = 0; i < n; i++) if (i === 0 || total[i] > 0) { newIndex[i] = keep.length; keep.push(i); }
+    const pick = (arr) => keep.map((i) => arr[i]);
+    const t = new Tree(this.strings, keep.map((i) => (i === 0 ? -1 : newIndex[this.parent[i]])), pick(this.name), pick(this.file),
+      pick(this.binary), pick(self), pick(total), this.unit, pick(this.line));
+    t.setGroups(this.groupBy, [...(this.groups || new Map()).values()]);
+    return t;
+  }
+
   // sandwich builds the trees of a function's callers (the function at the
   // root, its callers as children) and callees (all its outermost frames'
   // subtrees merged).
-  sandwich(nameIndex) {
-    const occs = this.occurrences(nameIndex);
+  sandwich(key) {
+    const occs = this.occurrences(key);
     if (!occs.length) return null;
     const callers = new TreeBuilder(this, occs[0]), callees = new TreeBuilder(this, occs[0]);
     for (const occ of occs) {
@@ -184,15 +249,16 @@ class TreeBuilder {
     this.kids = [new Map()];
   }
 
-  // child is the builder node under b for source node j.
+  // child is the builder node under b for source node j: one per function
+  // (name and binary).
   child(b, j) {
-    const key = this.src.name[j];
+    const key = this.src.name[j] * 4194304 + this.src.binary[j];
     let c = this.kids[b].get(key);
     if (c === undefined) {
       c = this.self.length;
       this.kids[b].set(key, c);
       this.kids.push(new Map());
-      this.nodeName.push(key);
+      this.nodeName.push(this.src.name[j]);
       this.nodeFile.push(this.src.file[j]);
       this.nodeLine.push(this.src.line[j]);
       this.nodeBinary.push(this.src.binary[j]);
@@ -300,5 +366,38 @@ export function diffTree(target, base) {
   let maxAbs = 0;
   for (let i = 1; i < t.n; i++) maxAbs = Math.max(maxAbs, Math.abs(t.after[i] - t.before[i]));
   t.maxAbs = maxAbs;
+  // Full colour at the 90th percentile of the changes, not the largest:
+  // one big change no longer greys out every other.
+  const changes = [];
+  for (let i = 1; i < t.n; i++) { const d = Math.abs(t.after[i] - t.before[i]); if (d >= 1e-4) changes.push(d); }
+  changes.sort((a, b) => a - b);
+  t.colourScale = changes.length ? Math.max(changes[Math.floor(changes.length * 0.9)], 0.002) : 0;
+  t.setGroups(target.groupBy || base.groupBy, [...(target.groups || new Map()).values()]);
   return t;
+}
+
+// functionKey is how the page names a function in links and state: its
+// name and its binary's file name, "main @app" ("main" when unknown).
+export function functionKey(name, binary) {
+  return binary ? name + " @" + binary.slice(binary.lastIndexOf("/") + 1) : name;
+}
+
+// splitKey undoes functionKey: [name, binary file name].
+export function splitKey(key) {
+  const at = key.lastIndexOf(" @");
+  return at < 0 ? [key, ""] : [key.slice(0, at), key.slice(at + 2)];
+}
+
+// filterFrames is t with focus and ignore (regular expressions over
+// function names, pprof's -focus and -ignore; "" for none) applied,
+// computed once per tree and expressions. A diff is drawn whole.
+let filterMemo = {};
+export function filterFrames(t, focus, ignore) {
+  const re = (v) => { if (!v) return null; try { const r = new RegExp(v); return (s) => r.test(s); } catch { return null; } };
+  const f = re(focus), i = re(ignore);
+  if ((!f && !i) || t.after) return t;
+  if (filterMemo.t !== t || filterMemo.f !== focus || filterMemo.i !== ignore) {
+    filterMemo = { t, f: focus, i: ignore, out: t.filtered(f, i) };
+  }
+  return filterMemo.out;
 }
