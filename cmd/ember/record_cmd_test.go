@@ -34,8 +34,11 @@ func TestRecordDurationCountsFromSampling(t *testing.T) {
 	took := time.Since(start)
 	got := time.Duration(readProfile(t, out).DurationNanos)
 	t.Logf("--duration %s: profile covers %s, the run took %s; %s", want, got, took, stderr.String())
-	// A drain ends a few milliseconds after the deadline, never before it.
-	if got < want || got > want+500*time.Millisecond {
+	// A drain ends a few milliseconds after the deadline, never before it;
+	// on a starved host (CI's loaded run) it may run seconds late, but far
+	// less late than loading the sampler took, which must not count.
+	late, loading := got-want, took-got
+	if got < want || (late > 500*time.Millisecond && late > loading/2) {
 		t.Errorf("profile covers %s for --duration %s (the run took %s)", got, want, took)
 	}
 	if !strings.Contains(stderr.String(), " samples in 2.") {
