@@ -52,19 +52,19 @@ type daemonConfig struct {
 
 func defaultDaemonConfig() daemonConfig {
 	return daemonConfig{
-		DataDir:          "/var/lib/ember",
-		Listen:           "127.0.0.1:7070",
-		FrequencyHz:      99,
-		Interval:         10 * time.Second,
-		Retention:        168 * time.Hour,
-		MaxDisk:          2 << 30,
-		MinFreeDisk:      256 << 20,
-		SymbolCacheSize:  48 << 20,
-		StackMapEntries:  4096,
-		Unwind:           collector.UnwindDWARF,
-		UnwindTableSize:  64 << 20,
-		CountMapEntries:  16384,
-		DrainInterval:    time.Second,
+		DataDir:         "/var/lib/ember",
+		Listen:          "127.0.0.1:7070",
+		FrequencyHz:     99,
+		Interval:        10 * time.Second,
+		Retention:       168 * time.Hour,
+		MaxDisk:         2 << 30,
+		MinFreeDisk:     256 << 20,
+		SymbolCacheSize: 48 << 20,
+		StackMapEntries: 4096,
+		Unwind:          collector.UnwindDWARF,
+		UnwindTableSize: 64 << 20,
+		CountMapEntries: 16384,
+		DrainInterval:   time.Second,
 		// Long enough for a host at load 30 on 2 CPUs (CI's loaded tests,
 		// the busy-host soak), where naming and storing the last interval
 		// took over the 7.5 s a 10 s timeout gave them and it was lost.
