@@ -102,25 +102,34 @@ func TestDaemonStoresProfiles(t *testing.T) {
 // SIGTERM flushes the interval in progress and closes the store cleanly; a
 // restart continues on the same data; kill -9 loses at most the interval in
 // flight and the store reopens.
+// startDaemonProcess runs `ember daemon` (this test binary as main) with
+// the test setup's flags and then args, kills it at cleanup, and logs its
+// output if the test failed.
+func startDaemonProcess(t *testing.T, args ...string) (*exec.Cmd, *daemonOutput) {
+	t.Helper()
+	self, _ := os.Executable()
+	cmd := exec.Command(self, append([]string{"daemon", "--drain-interval", "500ms", "--listen", "127.0.0.1:0",
+		"--min-free-disk", "1MiB", "--max-disk", "64MiB"}, args...)...)
+	cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
+	out := &daemonOutput{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", out.String())
+		}
+	})
+	return cmd, out
+}
+
 func TestDaemonLifecycle(t *testing.T) {
 	testenv.RequireBPF(t)
 	dir := t.TempDir()
 	start := func() *exec.Cmd {
-		self, _ := os.Executable()
-		cmd := exec.Command(self, "daemon", "--data-dir", dir, "--interval", "1h", "--drain-interval", "500ms", "--listen", "127.0.0.1:0",
-			"--min-free-disk", "1MiB", "--max-disk", "64MiB", "--log-level", "info")
-		cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
-		out := &daemonOutput{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			if t.Failed() {
-				t.Logf("daemon output:\n%s", out.String())
-			}
-		})
+		cmd, out := startDaemonProcess(t, "--data-dir", dir, "--interval", "1h", "--log-level", "info")
 		if err := testenv.WaitSampling(context.Background(), cmd.Process.Pid); err != nil {
 			t.Fatalf("%v; daemon output:\n%s", err, out.String())
 		}

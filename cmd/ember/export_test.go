@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -160,21 +159,7 @@ func TestDaemonKilledMidExport(t *testing.T) {
 	}
 	dir := t.TempDir()
 	start := func() *exec.Cmd {
-		self, _ := os.Executable()
-		cmd := exec.Command(self, "daemon", "--data-dir", dir, "--interval", "1s", "--drain-interval", "500ms", "--listen", "127.0.0.1:0",
-			"--min-free-disk", "1MiB", "--max-disk", "64MiB", "--export", "pyroscope="+srv.URL+",timeout=10s")
-		cmd.Env = append(os.Environ(), "EMBER_TEST_RUN_MAIN=1")
-		out := &daemonOutput{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			if t.Failed() {
-				t.Logf("daemon output:\n%s", out.String())
-			}
-		})
+		cmd, _ := startDaemonProcess(t, "--data-dir", dir, "--interval", "1s", "--export", "pyroscope="+srv.URL+",timeout=10s")
 		return cmd
 	}
 	intervals := func() int {
