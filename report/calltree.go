@@ -60,32 +60,8 @@ type stack struct {
 // common prefix with the one before. Nodes come out in pre-order, parents
 // before children, so totals are summed bottom-up in a second pass.
 func buildCallTree(ctx context.Context, p *profile.Profile, vi int, groupBy string) (*callTree, error) {
-	t := &callTree{frames: []frame{{name: "root"}}, frameFunc: []int32{0}, functions: []function{{name: "root"}},
-		frameOf: []int32{0}, parent: []int32{-1}, self: []int64{0}}
-	frameIDs := map[frame]int32{t.frames[0]: 0}
-	funcIDs := map[function]int32{}
-	frameID := func(f frame) int32 {
-		id, ok := frameIDs[f]
-		if !ok {
-			id = int32(len(t.frames))
-			frameIDs[f] = id
-			t.frames = append(t.frames, f)
-			if f.group {
-				t.frameFunc = append(t.frameFunc, -1)
-				return id
-			}
-			key := function{f.name, f.binary}
-			funcID, ok := funcIDs[key]
-			if !ok {
-				funcID = int32(len(t.functions))
-				funcIDs[key] = funcID
-				t.functions = append(t.functions, key)
-			}
-			t.frameFunc = append(t.frameFunc, funcID)
-		}
-		return id
-	}
-	groupFrame := map[string]int32{} // by label value
+	b := newTreeBuilder(len(p.Function))
+	t, frameID := b.t, b.frameID
 	// Frames by function and mapping first: hashing two pointers is much
 	// cheaper than hashing a frame's three strings.
 	type functionKey struct {
@@ -154,13 +130,7 @@ func buildCallTree(ctx context.Context, p *profile.Profile, vi int, groupBy stri
 		}
 		start := int32(len(t.arena))
 		if groupBy != "" {
-			v := groupValue(s, groupBy)
-			id, ok := groupFrame[v]
-			if !ok {
-				id = frameID(frame{name: v, group: true})
-				groupFrame[v] = id
-			}
-			t.arena = append(t.arena, id)
+			t.arena = append(t.arena, b.groupID(groupValue(s, groupBy)))
 			t.lines = append(t.lines, 0)
 		}
 		for li := len(s.Location) - 1; li >= 0; li-- {
@@ -181,12 +151,75 @@ func buildCallTree(ctx context.Context, p *profile.Profile, vi int, groupBy stri
 		}
 		t.stacks = append(t.stacks, stack{start, int32(len(t.arena)), s.Value[vi]})
 	}
+	if err := t.grow(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// treeBuilder interns the frames and functions of a call tree being built.
+type treeBuilder struct {
+	t          *callTree
+	frameIDs   map[frame]int32
+	funcIDs    map[function]int32
+	groupFrame map[string]int32 // by label value
+}
+
+// newTreeBuilder starts a tree of about frames distinct frames.
+func newTreeBuilder(frames int) *treeBuilder {
+	t := &callTree{frames: make([]frame, 1, frames+1), frameFunc: make([]int32, 1, frames+1), functions: []function{{name: "root"}},
+		frameOf: []int32{0}, parent: []int32{-1}, self: []int64{0}}
+	t.frames[0] = frame{name: "root"}
+	b := &treeBuilder{t: t, frameIDs: make(map[frame]int32, frames+1), funcIDs: make(map[function]int32, frames), groupFrame: map[string]int32{}}
+	b.frameIDs[t.frames[0]] = 0
+	return b
+}
+
+// frameID is the ID of frame f, interned.
+func (b *treeBuilder) frameID(f frame) int32 {
+	t := b.t
+	id, ok := b.frameIDs[f]
+	if ok {
+		return id
+	}
+	id = int32(len(t.frames))
+	b.frameIDs[f] = id
+	t.frames = append(t.frames, f)
+	if f.group {
+		t.frameFunc = append(t.frameFunc, -1)
+		return id
+	}
+	key := function{f.name, f.binary}
+	funcID, ok := b.funcIDs[key]
+	if !ok {
+		funcID = int32(len(t.functions))
+		b.funcIDs[key] = funcID
+		t.functions = append(t.functions, key)
+	}
+	t.frameFunc = append(t.frameFunc, funcID)
+	return id
+}
+
+// groupID is the ID of the group frame of label value v.
+func (b *treeBuilder) groupID(v string) int32 {
+	id, ok := b.groupFrame[v]
+	if !ok {
+		id = b.frameID(frame{name: v, group: true})
+		b.groupFrame[v] = id
+	}
+	return id
+}
+
+// grow builds the tree from t.stacks, the samples' root-first paths in
+// t.arena.
+func (t *callTree) grow(ctx context.Context) error {
+	t.canonicalFrames()
 	arena := t.arena
 	slices.SortFunc(t.stacks, func(a, b stack) int {
 		return slices.Compare(arena[a.start:a.end], arena[b.start:b.end])
 	})
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	// Count the nodes first (each path adds those past its common prefix
 	// with the one before), so the node arrays are allocated once, exactly.
@@ -227,7 +260,39 @@ func buildCallTree(ctx context.Context, p *profile.Profile, vi int, groupBy stri
 	for n := len(t.end) - 1; n > 0; n-- {
 		t.end[t.parent[n]] = max(t.end[t.parent[n]], t.end[n])
 	}
-	return t, nil
+	return nil
+}
+
+// canonicalFrames numbers frames in the order of their names rather than
+// the order they were first seen in, so that node numbers, which break
+// ties, do not depend on the order samples came in.
+func (t *callTree) canonicalFrames() {
+	order := make([]int32, len(t.frames)-1)
+	for i := range order {
+		order[i] = int32(i + 1) // the root stays 0
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		fa, fb := t.frames[a], t.frames[b]
+		if fa.group != fb.group {
+			if fa.group {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(strings.Compare(fa.name, fb.name), strings.Compare(fa.file, fb.file), strings.Compare(fa.binary, fb.binary))
+	})
+	newID := make([]int32, len(t.frames))
+	frames := make([]frame, len(t.frames))
+	frameFunc := make([]int32, len(t.frames))
+	frames[0], frameFunc[0] = t.frames[0], t.frameFunc[0]
+	for i, old := range order {
+		newID[old] = int32(i + 1)
+		frames[i+1], frameFunc[i+1] = t.frames[old], t.frameFunc[old]
+	}
+	for i, id := range t.arena {
+		t.arena[i] = newID[id]
+	}
+	t.frames, t.frameFunc = frames, frameFunc
 }
 
 // commonPrefix is the length of the longest common prefix of a and b.
@@ -336,6 +401,12 @@ func (h *nodeHeap) less(i, j int) bool {
 	a, b := h.nodes[i], h.nodes[j]
 	if h.t.total[a] != h.t.total[b] {
 		return h.t.total[a] > h.t.total[b]
+	}
+	// Ties by name, not by node number, which follows the order frames
+	// were first seen in: the same data read another way keeps the same.
+	fa, fb := h.t.frames[h.t.frameOf[a]], h.t.frames[h.t.frameOf[b]]
+	if c := cmp.Or(strings.Compare(fa.name, fb.name), strings.Compare(fa.file, fb.file), strings.Compare(fa.binary, fb.binary)); c != 0 {
+		return c < 0
 	}
 	return a < b
 }

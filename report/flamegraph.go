@@ -50,7 +50,7 @@ type FlameGraph struct {
 	SampleType string         `json:"sample_type"` // e.g. "cpu"
 	Unit       string         `json:"unit"`        // e.g. "nanoseconds"
 	Total      int64          `json:"total"`       // the root's total: all samples' value
-	Samples    int            `json:"samples"`     // pprof samples (distinct stacks and labels) merged
+	Samples    int            `json:"samples"`     // samples merged: distinct (stack, label set) of a profile, (stack, group) of the store's stacks
 	MaxNodes   int            `json:"max_nodes"`   // the node budget applied
 	Pruned     Pruned         `json:"pruned"`
 	Strings    []string       `json:"strings"` // Strings[0] is ""
@@ -334,6 +334,21 @@ func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
 	return fns
 }
 
+// flameGraphWithin is the flame graph of t within o's node budget, grown
+// as o allows until "(other)" holds at most its share.
+func (t *callTree) flameGraphWithin(o FlameOptions) *FlameGraph {
+	maxNodes := max(o.MaxNodes, MinNodes)
+	kept, count := t.keep(maxNodes)
+	for o.MaxOtherShare > 0 && maxNodes < o.NodeCap &&
+		float64(t.prunedValue(kept)) > o.MaxOtherShare*float64(t.total[0]) {
+		maxNodes = min(o.NodeCap, 2*maxNodes)
+		kept, count = t.keep(maxNodes)
+	}
+	fg := t.flameGraph(kept, count)
+	fg.MaxNodes = maxNodes
+	return fg
+}
+
 // NewFlameGraph is the flame graph of p for sampleType ("" for the
 // profile's default) within a budget of maxNodes nodes (at least MinNodes).
 // A nil p is an empty profile. It reads p without changing it, and stops
@@ -344,7 +359,6 @@ func NewFlameGraph(ctx context.Context, p *profile.Profile, sampleType string, m
 
 // NewFlameGraphWith is NewFlameGraph with every option.
 func NewFlameGraphWith(ctx context.Context, p *profile.Profile, o FlameOptions) (*FlameGraph, error) {
-	maxNodes := max(o.MaxNodes, MinNodes)
 	p = orEmpty(p)
 	vi, err := sampleIndex(p, o.SampleType)
 	if err != nil {
@@ -354,15 +368,8 @@ func NewFlameGraphWith(ctx context.Context, p *profile.Profile, o FlameOptions) 
 	if err != nil {
 		return nil, err
 	}
-	kept, count := t.keep(maxNodes)
-	for o.MaxOtherShare > 0 && maxNodes < o.NodeCap &&
-		float64(t.prunedValue(kept)) > o.MaxOtherShare*float64(t.total[0]) {
-		maxNodes = min(o.NodeCap, 2*maxNodes)
-		kept, count = t.keep(maxNodes)
-	}
-	fg := t.flameGraph(kept, count)
+	fg := t.flameGraphWithin(o)
 	fg.SampleType, fg.Unit = p.SampleType[vi].Type, p.SampleType[vi].Unit
-	fg.MaxNodes = maxNodes
 	if o.GroupBy != "" {
 		fg.GroupBy = o.GroupBy
 		fg.Groups = groups(p, vi, o.GroupBy)

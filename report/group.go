@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/storage/query"
 )
 
 // FlameOptions choose what NewFlameGraphWith draws.
@@ -28,8 +30,8 @@ type FlameOptions struct {
 // NoGroup is the group of samples without the GroupBy label.
 const NoGroup = "(none)"
 
-// groupDetails are the labels a group's hover lists besides its own.
-var groupDetails = []string{"comm", "pid", "exe", "container"}
+// GroupDetailLabels are the labels a group's hover lists besides its own.
+var GroupDetailLabels = query.GroupDetailLabels
 
 // maxGroupValues bounds the values of each detail label listed per group.
 const maxGroupValues = 5
@@ -64,39 +66,59 @@ func groupValue(s *profile.Sample, name string) string {
 
 // groups describes each value of label groupBy in p, the largest first.
 func groups(p *profile.Profile, vi int, groupBy string) []FlameGroup {
-	type detail map[string]int64 // value of a detail label -> its value sum
-	type group struct {
-		total   int64
-		details map[string]detail
-	}
-	byValue := map[string]*group{}
+	acc := newGroupSums(groupBy)
 	for _, s := range p.Sample {
 		if vi >= len(s.Value) || s.Value[vi] <= 0 {
 			continue
 		}
-		v := groupValue(s, groupBy)
-		g := byValue[v]
-		if g == nil {
-			g = &group{details: map[string]detail{}}
-			byValue[v] = g
-		}
-		g.total += s.Value[vi]
-		for _, name := range groupDetails {
-			if name == groupBy {
-				continue
-			}
-			dv := groupValue(s, name)
-			if dv == NoGroup {
-				continue
-			}
-			if g.details[name] == nil {
-				g.details[name] = detail{}
-			}
-			g.details[name][dv] += s.Value[vi]
-		}
+		acc.add(groupValue(s, groupBy), s.Value[vi], func(name string) string { return groupValue(s, name) })
 	}
-	out := make([]FlameGroup, 0, len(byValue))
-	for v, g := range byValue {
+	return acc.groups()
+}
+
+// groupSums sums values per group, and per value of each detail label
+// within a group.
+type groupSums struct {
+	groupBy string
+	byValue map[string]*groupSum
+}
+
+type groupSum struct {
+	total   int64
+	details map[string]map[string]int64 // detail label -> its value -> sum
+}
+
+func newGroupSums(groupBy string) *groupSums {
+	return &groupSums{groupBy: groupBy, byValue: map[string]*groupSum{}}
+}
+
+// add counts value v in group g; label gives the sample's value of a detail
+// label, NoGroup when it has none.
+func (a *groupSums) add(g string, v int64, label func(name string) string) {
+	sum := a.byValue[g]
+	if sum == nil {
+		sum = &groupSum{details: map[string]map[string]int64{}}
+		a.byValue[g] = sum
+	}
+	sum.total += v
+	for _, name := range GroupDetailLabels {
+		if name == a.groupBy {
+			continue
+		}
+		dv := label(name)
+		if dv == NoGroup {
+			continue
+		}
+		if sum.details[name] == nil {
+			sum.details[name] = map[string]int64{}
+		}
+		sum.details[name][dv] += v
+	}
+}
+
+func (a *groupSums) groups() []FlameGroup {
+	out := make([]FlameGroup, 0, len(a.byValue))
+	for v, g := range a.byValue {
 		fg := FlameGroup{Value: v, Total: g.total, Labels: map[string]GroupLabel{}}
 		for name, d := range g.details {
 			values := make([]string, 0, len(d))

@@ -2,12 +2,15 @@ package storage
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/ember-profiler/ember/storage/internal/backfill"
+	"github.com/ember-profiler/ember/storage/query"
 )
 
 // blockIDs returns the stack and label set ids that the stored blocks of
@@ -194,5 +197,56 @@ func TestUnknownLabelSetsDropped(t *testing.T) {
 		if len(smp.Label) == 0 {
 			t.Fatal("a sample without labels: its label set is not in the dictionary")
 		}
+	}
+}
+
+// TestFlameStacksOnDamagedDictionary: flame stacks leave out the records
+// of a label set the dictionary lost, as Query does, and a lost stack is
+// an error that names it, not a panic or a silent gap.
+func TestFlameStacksOnDamagedDictionary(t *testing.T) {
+	s := openTest(t, Options{})
+	appendRange(t, s, smallGenerator(), t0, 10*time.Second, 3, nil)
+	q := ProfileQuery{From: t0, To: t0.Add(time.Minute)}
+	ctx := context.Background()
+	total := func(st *query.Stacks) (v int64) {
+		for i := range st.Samples {
+			v += st.Values[i*len(st.SampleTypes)]
+		}
+		return v
+	}
+	whole, err := s.FlameStacks(ctx, q, "comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	usedStacks, labelSets := blockIDs(t, s)
+	var gone uint32
+	for id := range labelSets {
+		gone = max(gone, id)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(dictKey(kindLabelSet, gone)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.dict.cache.remove(kindLabelSet, gone)
+	st, err := s.FlameStacks(ctx, q, "comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, before := total(st), total(whole); got == 0 || got >= before {
+		t.Errorf("%d samples with label set %d gone, %d before", got, gone, before)
+	}
+	if ungrouped, err := s.FlameStacks(ctx, q, ""); err != nil || total(ungrouped) != total(whole) {
+		t.Errorf("not grouped, no label set is read: %v", err)
+	}
+
+	var lost uint32
+	for id := range usedStacks {
+		lost = max(lost, id)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(dictKey(kindStack, lost)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.dict.cache.remove(kindStack, lost)
+	if _, err := s.FlameStacks(ctx, q, ""); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("unknown stack %d", lost)) {
+		t.Errorf("stack %d lost: error %v", lost, err)
 	}
 }

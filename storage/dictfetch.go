@@ -134,21 +134,31 @@ func (d *dictionary) newLabelSetReader() *labelSetReader {
 }
 
 func (r *labelSetReader) get(id uint32) labelSet {
+	ls, _ := r.lookup(id)
+	return ls
+}
+
+// lookup returns label set id and whether it is stored and readable.
+func (r *labelSetReader) lookup(id uint32) (labelSet, bool) {
 	if ls, ok := r.sets[id]; ok {
-		return ls
+		return ls, ls != nil
 	}
 	_ = r.d.readAhead(kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
 		if _, ok := r.sets[lid]; !ok {
 			if ls, err := decodeLabelSet([]byte(enc)); err == nil {
+				if ls == nil {
+					ls = labelSet{} // stored, without labels: not nil, which means unknown
+				}
 				r.sets[lid] = ls
 			}
 		}
 	}) // an unreadable label set is an empty one
 	ls, ok := r.sets[id]
-	if !ok {
+	if !ok || ls == nil {
 		r.sets[id] = nil
+		return nil, false
 	}
-	return ls
+	return ls, true
 }
 
 // queryDict holds the dictionary entries one query's result needs, read

@@ -106,7 +106,8 @@ func TestStoreMemory(t *testing.T) {
 	}
 	kinds := []kind{
 		{"merged profile", func(q ProfileQuery) error { _, err := s.Query(ctx, q); return err }},
-		{"per-stack profile (flame graph)", func(q ProfileQuery) error { _, err := s.StackProfile(ctx, q); return err }},
+		{"per-stack profile (diff)", func(q ProfileQuery) error { _, err := s.StackProfile(ctx, q); return err }},
+		{"flame stacks by comm (flame graph)", func(q ProfileQuery) error { _, err := s.FlameStacks(ctx, q, "comm"); return err }},
 	}
 	for _, span := range []time.Duration{time.Hour, 24 * time.Hour} {
 		for _, k := range kinds {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -308,6 +309,21 @@ func (s *Server) flamegraph(c echo.Context) error {
 		s.metrics.cache.WithLabelValues("bypass").Inc()
 	}
 	fg, err := runQuery(s, c, func(ctx context.Context) (*FlameGraph, error) {
+		opts := report.FlameOptions{SampleType: sampleType, MaxNodes: maxNodes, GroupBy: groupBy,
+			MaxOtherShare: maxOther, NodeCap: s.limits.MaxNodes}
+		if st, ok := s.store.(Stacker); ok {
+			stacks, err := st.FlameStacks(ctx, from, to, sel, groupBy)
+			if err == nil {
+				graph, err := report.NewFlameGraphFromStacks(ctx, stacks, opts)
+				if err != nil {
+					return nil, reportError(err)
+				}
+				return &FlameGraph{FlameGraph: graph}, nil
+			}
+			if !errors.Is(err, errNoStacks) {
+				return nil, err
+			}
+		}
 		profileOf := s.store.Profile
 		if lp, ok := s.store.(LabelledProfiler); ok && groupBy != "" {
 			profileOf = lp.LabelledProfile
@@ -316,8 +332,7 @@ func (s *Server) flamegraph(c echo.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		graph, err := report.NewFlameGraphWith(ctx, p, report.FlameOptions{SampleType: sampleType, MaxNodes: maxNodes, GroupBy: groupBy,
-			MaxOtherShare: maxOther, NodeCap: s.limits.MaxNodes})
+		graph, err := report.NewFlameGraphWith(ctx, p, opts)
 		if err != nil {
 			return nil, reportError(err)
 		}

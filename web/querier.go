@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -52,6 +53,31 @@ func (a storageAdapter) Profile(ctx context.Context, from, to time.Time, selecto
 	}
 	return a.store.StackProfile(ctx, query.ProfileQuery{From: from, To: to, Selector: sel})
 }
+
+// Stacker is a Store that gives a flame graph's input without building a
+// profile (query.Stacks), summed per stack and per value of groupBy: for a
+// day of a churning host, a fraction of the memory and time of a profile.
+type Stacker interface {
+	FlameStacks(ctx context.Context, from, to time.Time, selector, groupBy string) (*query.Stacks, error)
+}
+
+// FlameStacks is the store's FlameStacks, or errNoStacks when it has none.
+func (a storageAdapter) FlameStacks(ctx context.Context, from, to time.Time, selector, groupBy string) (*query.Stacks, error) {
+	fs, ok := a.store.(interface {
+		FlameStacks(ctx context.Context, q query.ProfileQuery, groupBy string) (*query.Stacks, error)
+	})
+	if !ok {
+		return nil, errNoStacks
+	}
+	sel, err := ParseSelector(selector)
+	if err != nil {
+		return nil, err
+	}
+	return fs.FlameStacks(ctx, query.ProfileQuery{From: from, To: to, Selector: sel}, groupBy)
+}
+
+// errNoStacks says a store has no FlameStacks: the profile serves instead.
+var errNoStacks = errors.New("web: the store gives no flame stacks")
 
 // LabelledProfiler is a Store that also gives profiles with their sample
 // labels (comm, pid, exe...), which a flame graph grouped by a label

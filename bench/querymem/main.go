@@ -43,6 +43,7 @@ func main() {
 	parallel := flag.Int("parallel", 1, "requests sent at once")
 	out := flag.String("out", "", "file to write the (last) answer's body to, as sent (gzipped if the server chose to)")
 	allocProfile := flag.String("allocprofile", "", "file to write a heap profile to after the request (its alloc_space is mostly the request's)")
+	warm := flag.String("warm", "", "request sent before settling, e.g. the pprof profile of the same range: fills the dictionary cache to its budget, as a running daemon's is")
 	flag.Parse()
 	if *dir == "" || *path == "" {
 		log.Fatal("-dir and -url are required")
@@ -73,6 +74,11 @@ func main() {
 	// its own garbage (settled), so that the figure is the request's alone.
 	if _, _, err := get(base+"/api/v1/labels?from=-5m", ""); err != nil {
 		log.Fatal(err)
+	}
+	if *warm != "" {
+		if _, _, err := get(base+*warm, ""); err != nil {
+			log.Fatal(err)
+		}
 	}
 	runtime.GC()
 	debug.FreeOSMemory()

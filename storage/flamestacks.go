@@ -1,0 +1,259 @@
+package storage
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/ember-profiler/ember/storage/query"
+)
+
+// FlameStacks is what a flame graph of q needs, without a pprof profile:
+// the matching samples summed per stack, and per value of label groupBy
+// when it is not "", with each distinct frame named once. A profile holds
+// a location, function and label map per distinct one and a sample per
+// (process, stack); on a churning host's store that was most of a flame
+// graph request's memory.
+func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string) (*query.Stacks, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+
+	sums := newStackSums(s.dict, groupBy)
+	vals, err := s.scan(ctx, txn, q.From.UnixNano(), q.To.UnixNano(), q.Selector, nil, sums.add)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	types := vals.types.orCPU()
+	out := &query.Stacks{DefaultSampleType: types.defaultType(), Groups: sums.groups}
+	for _, st := range types.sampleTypes() {
+		out.SampleTypes = append(out.SampleTypes, query.ValueType{Type: st.Type, Unit: st.Unit})
+	}
+	idx := types.indexes()
+	values := func(r *record) []int64 {
+		v := make([]int64, len(idx))
+		for j, t := range idx {
+			v[j] = r.value(t)
+		}
+		return v
+	}
+	for _, d := range sums.details {
+		out.Details = append(out.Details, query.GroupDetail{Group: d.group, Labels: d.labels, Values: values(&d.rec)})
+	}
+	if err := s.namePaths(txn, sums, out); err != nil {
+		return nil, err
+	}
+	out.Values = make([]int64, 0, len(idx)*len(sums.recs))
+	for i := range sums.recs {
+		for _, t := range idx {
+			out.Values = append(out.Values, sums.recs[i].value(t))
+		}
+	}
+	return out, nil
+}
+
+// stackSums sums records per (group, stack) as a scan reads them.
+type stackSums struct {
+	groupBy string
+	labels  *labelSetReader
+	// recs are the sums, recGroup each one's group; index finds them by
+	// group+1 << 32 | stack.
+	recs     []record
+	recGroup []int32
+	index    map[uint64]int32
+	groups   []string
+	groupIDs map[string]int32
+	// byLabelSet is each label set's group (-1: none, -2: not stored, its
+	// records left out as Query leaves them out) and detail.
+	byLabelSet map[uint32]labelSetSum
+	details    []*groupDetail
+}
+
+type labelSetSum struct {
+	group  int32
+	detail *groupDetail
+}
+
+type groupDetail struct {
+	group  int32
+	labels []string
+	rec    record
+}
+
+func newStackSums(d *dictionary, groupBy string) *stackSums {
+	return &stackSums{groupBy: groupBy, labels: d.newLabelSetReader(), index: make(map[uint64]int32),
+		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]labelSetSum)}
+}
+
+func (a *stackSums) add(r record) {
+	group := int32(-1)
+	if a.groupBy != "" {
+		ls, ok := a.byLabelSet[r.labelSet]
+		if !ok {
+			ls = a.labelSet(r.labelSet)
+			a.byLabelSet[r.labelSet] = ls
+		}
+		if ls.group == -2 {
+			return
+		}
+		group = ls.group
+		ls.detail.rec.add(&r)
+	}
+	key := uint64(group+1)<<32 | uint64(r.stack)
+	i, ok := a.index[key]
+	if !ok {
+		i = int32(len(a.recs))
+		a.index[key] = i
+		a.recs = append(a.recs, record{stack: r.stack})
+		a.recGroup = append(a.recGroup, group)
+	}
+	a.recs[i].add(&r)
+}
+
+// labelSet reads label set id: its group and the detail its records add to.
+func (a *stackSums) labelSet(id uint32) labelSetSum {
+	ls, ok := a.labels.lookup(id)
+	if !ok {
+		return labelSetSum{group: -2}
+	}
+	group := int32(-1)
+	if v := ls.get(a.groupBy); v != "" {
+		g, ok := a.groupIDs[v]
+		if !ok {
+			g = int32(len(a.groups))
+			a.groupIDs[v] = g
+			a.groups = append(a.groups, v)
+		}
+		group = g
+	}
+	d := &groupDetail{group: group, labels: make([]string, len(query.GroupDetailLabels))}
+	for i, name := range query.GroupDetailLabels {
+		d.labels[i] = ls.get(name)
+	}
+	a.details = append(a.details, d)
+	return labelSetSum{group: group, detail: d}
+}
+
+// namePaths reads the stacks of sums from the dictionary and writes each
+// sample's root-first frames to out, each distinct frame once.
+func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) error {
+	stackIDs := make([]uint32, len(sums.recs))
+	for i := range sums.recs {
+		stackIDs[i] = sums.recs[i].stack
+	}
+	qd, err := s.loadQueryDict(txn, stackIDs, nil)
+	if err != nil {
+		return fmt.Errorf("storage: read dictionary: %w", err)
+	}
+	// Room for every sample's frames: about one per location, more where
+	// calls were inlined.
+	total := 0
+	for i := range sums.recs {
+		total += len(qd.stacks[sums.recs[i].stack]) // about a byte per location
+	}
+	out.Paths = make([]int32, 0, total+total/8)
+	out.Lines = make([]int32, 0, cap(out.Paths))
+	out.Samples = make([]query.StackSample, 0, len(sums.recs))
+	out.Frames = make([]query.Frame, 0, len(qd.functions)+len(qd.locations)/8)
+	names := frameNamer{dict: qd, byFunction: make(map[[2]uint32]int32), bySpan: make(map[uint32]frameSpan), out: out}
+	var frames, lines []int32
+	var ids []uint32
+	for i := range sums.recs {
+		r := &sums.recs[i]
+		enc, known := qd.stacks[r.stack]
+		if !known {
+			return fmt.Errorf("storage: unknown stack %d", r.stack)
+		}
+		if ids, err = decodeStack(ids[:0], enc); err != nil {
+			return fmt.Errorf("storage: stack %d: %w", r.stack, err)
+		}
+		start := int32(len(out.Paths))
+		for j := len(ids) - 1; j >= 0; j-- {
+			if frames, lines, err = names.location(ids[j], frames[:0], lines[:0]); err != nil {
+				return err
+			}
+			out.Paths = append(out.Paths, frames...)
+			out.Lines = append(out.Lines, lines...)
+		}
+		out.Samples = append(out.Samples, query.StackSample{Start: start, End: int32(len(out.Paths)), Group: sums.recGroup[i]})
+	}
+	return nil
+}
+
+// frameNamer names locations as report names a profile's: a frame per
+// line (inlined calls), by function and mapping, or the address when a
+// location has no lines.
+type frameNamer struct {
+	dict       *queryDict
+	byFunction map[[2]uint32]int32 // (function, mapping) -> frame
+	bySpan     map[uint32]frameSpan
+	// spans of locations named so far, in frameArena and lineArena.
+	frameArena, lineArena []int32
+	out                   *query.Stacks
+}
+
+type frameSpan struct{ start, end int32 }
+
+// location appends location id's frames, caller first, and their lines.
+func (n *frameNamer) location(id uint32, frames, lines []int32) ([]int32, []int32, error) {
+	if sp, ok := n.bySpan[id]; ok {
+		return append(frames, n.frameArena[sp.start:sp.end]...), append(lines, n.lineArena[sp.start:sp.end]...), nil
+	}
+	l, ok := n.dict.locations[id]
+	if !ok {
+		return nil, nil, fmt.Errorf("storage: unknown or unreadable location %d", id)
+	}
+	binary := ""
+	var m mapping
+	if l.mappingID != 0 {
+		if m, ok = n.dict.mappings[l.mappingID]; !ok {
+			return nil, nil, fmt.Errorf("storage: unknown mapping %d", l.mappingID)
+		}
+		binary = m.file
+	}
+	start := int32(len(n.frameArena))
+	if len(l.lines) == 0 {
+		n.frameArena = append(n.frameArena, n.frame(query.Frame{Name: fmt.Sprintf("0x%x", l.address+m.start), Binary: binary}))
+		n.lineArena = append(n.lineArena, 0)
+	}
+	for i := len(l.lines) - 1; i >= 0; i-- {
+		ln := l.lines[i]
+		key := [2]uint32{ln.functionID, l.mappingID}
+		f, ok := n.byFunction[key]
+		if !ok {
+			fr := query.Frame{Name: "?", Binary: binary}
+			if ln.functionID != 0 {
+				fn, ok := n.dict.functions[ln.functionID]
+				if !ok {
+					return nil, nil, fmt.Errorf("storage: unknown function %d", ln.functionID)
+				}
+				fr.Name, fr.File = cmp.Or(fn.name, fn.systemName, "?"), fn.filename
+			}
+			f = n.frame(fr)
+			n.byFunction[key] = f
+		}
+		n.frameArena = append(n.frameArena, f)
+		n.lineArena = append(n.lineArena, int32(min(max(ln.line, 0), 1<<31-1)))
+	}
+	sp := frameSpan{start, int32(len(n.frameArena))}
+	n.bySpan[id] = sp
+	return append(frames, n.frameArena[sp.start:sp.end]...), append(lines, n.lineArena[sp.start:sp.end]...), nil
+}
+
+// frame adds a frame to the output's table.
+func (n *frameNamer) frame(f query.Frame) int32 {
+	n.out.Frames = append(n.out.Frames, f)
+	return int32(len(n.out.Frames) - 1)
+}
