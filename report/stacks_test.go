@@ -12,6 +12,7 @@ import (
 
 	"github.com/ember-profiler/ember/report"
 	"github.com/ember-profiler/ember/storage"
+	"github.com/ember-profiler/ember/storage/query"
 )
 
 // The store's lean flame-graph input must give exactly the flame graph of
@@ -55,15 +56,15 @@ func TestFlameGraphFromStacksMatchesProfile(t *testing.T) {
 			t.Fatalf("%d samples: the fixture profiles did not load", len(p.Sample))
 		}
 		for _, groupBy := range []string{"", "comm", "pid", "exe", "nolabel"} {
-			stacks, err := s.FlameStacks(ctx, q, groupBy)
-			if err != nil {
-				t.Fatal(err)
-			}
 			for _, o := range []report.FlameOptions{
 				{GroupBy: groupBy, MaxNodes: 100000},
 				{GroupBy: groupBy, MaxNodes: report.MinNodes, SampleType: "samples"},
 				{GroupBy: groupBy, MaxNodes: report.MinNodes, MaxOtherShare: 0.01, NodeCap: 1 << 12},
 			} {
+				stacks, err := s.FlameStacks(ctx, q, groupBy) // taken over by the flame graph
+				if err != nil {
+					t.Fatal(err)
+				}
 				want, err := report.NewFlameGraphWith(ctx, p, o)
 				if err != nil {
 					t.Fatal(err)
@@ -83,5 +84,64 @@ func TestFlameGraphFromStacksMatchesProfile(t *testing.T) {
 	}
 	if _, err := report.NewFlameGraphFromStacks(ctx, nil, report.FlameOptions{}); err != nil {
 		t.Errorf("no stacks: %v", err)
+	}
+}
+
+// Stacks with a slot before each path for its group's frame, rewritten in
+// place, and stacks without, copied, give the same grouped flame graph;
+// paths out of range are an error, not a panic.
+func TestFlameGraphFromStacksSlots(t *testing.T) {
+	build := func(slots bool) *query.Stacks {
+		s := &query.Stacks{
+			SampleTypes: []query.ValueType{{Type: "samples", Unit: "count"}},
+			Frames:      []query.Frame{{Name: "main", Binary: "/bin/a"}, {Name: "work"}, {Name: "main", Binary: "/bin/b"}},
+			Groups:      []string{"a", "b"},
+			GroupSlots:  slots,
+			Values:      []int64{3, 2, 1},
+			Details: []query.GroupDetail{{Group: 0, Labels: []string{"a", "1", "/bin/a", ""}, Values: []int64{3}},
+				{Group: 1, Labels: []string{"b", "2", "/bin/b", ""}, Values: []int64{2}}, {Group: -1, Labels: make([]string, 4), Values: []int64{1}}},
+		}
+		for _, smp := range []struct {
+			frames []int32
+			group  int32
+		}{{[]int32{0, 1}, 0}, {[]int32{2, 1}, 1}, {[]int32{0}, -1}} {
+			if slots {
+				s.Paths, s.Lines = append(s.Paths, -1), append(s.Lines, 0)
+			}
+			start := int32(len(s.Paths))
+			s.Paths = append(s.Paths, smp.frames...)
+			s.Lines = append(s.Lines, make([]int32, len(smp.frames))...)
+			s.Samples = append(s.Samples, query.StackSample{Start: start, End: int32(len(s.Paths)), Group: smp.group})
+		}
+		return s
+	}
+	ctx := context.Background()
+	o := report.FlameOptions{GroupBy: "comm", MaxNodes: 100}
+	var answers []string
+	for _, slots := range []bool{true, false} {
+		fg, err := report.NewFlameGraphFromStacks(ctx, build(slots), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(fg)
+		answers = append(answers, string(b))
+		if fg.Total != 6 || len(fg.Groups) != 3 {
+			t.Errorf("slots %v: total %d, %d groups: want 6 and 3 (a, b, %s)", slots, fg.Total, len(fg.Groups), report.NoGroup)
+		}
+	}
+	if answers[0] != answers[1] {
+		t.Errorf("with slots:\n%s\nwithout:\n%s", answers[0], answers[1])
+	}
+	for _, slots := range []bool{true, false} {
+		bad := build(slots)
+		bad.Samples[1].End = int32(len(bad.Paths) + 5)
+		if _, err := report.NewFlameGraphFromStacks(ctx, bad, o); err == nil {
+			t.Errorf("slots %v: a path past the end: no error", slots)
+		}
+		bad = build(slots)
+		bad.Paths[len(bad.Paths)-1] = 99
+		if _, err := report.NewFlameGraphFromStacks(ctx, bad, o); err == nil {
+			t.Errorf("slots %v: a frame ID out of range: no error", slots)
+		}
 	}
 }

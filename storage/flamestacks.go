@@ -37,7 +37,7 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 		return nil, err
 	}
 	types := vals.types.orCPU()
-	out := &query.Stacks{DefaultSampleType: types.defaultType(), Groups: sums.groups}
+	out := &query.Stacks{DefaultSampleType: types.defaultType(), Groups: sums.groups, GroupSlots: groupBy != ""}
 	for _, st := range types.sampleTypes() {
 		out.SampleTypes = append(out.SampleTypes, query.ValueType{Type: st.Type, Unit: st.Unit})
 	}
@@ -67,7 +67,7 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 // stackSums sums records per (group, stack) as a scan reads them.
 type stackSums struct {
 	groupBy string
-	labels  *labelSetReader
+	dict    *dictionary
 	// recs are the sums, recGroup each one's group; index finds them by
 	// group+1 << 32 | stack.
 	recs     []record
@@ -75,15 +75,20 @@ type stackSums struct {
 	index    map[uint64]int32
 	groups   []string
 	groupIDs map[string]int32
-	// byLabelSet is each label set's group (-1: none, -2: not stored, its
-	// records left out as Query leaves them out) and detail.
-	byLabelSet map[uint32]labelSetSum
+	// byLabelSet is what each label set's records add to; nil for a label
+	// set not stored, whose records are left out as Query leaves them out.
+	byLabelSet map[uint32]*labelSetSum
 	details    []*groupDetail
+	strings    map[string]string
 }
 
+// labelSetSum is a label set as a grouped sum reads it: its value of the
+// grouping label and of the detail labels, and, once a record of it is
+// read, its group and detail.
 type labelSetSum struct {
-	group  int32
-	detail *groupDetail
+	value, labels []string // value: one or none
+	group         int32
+	detail        *groupDetail
 }
 
 type groupDetail struct {
@@ -93,8 +98,9 @@ type groupDetail struct {
 }
 
 func newStackSums(d *dictionary, groupBy string) *stackSums {
-	return &stackSums{groupBy: groupBy, labels: d.newLabelSetReader(), index: make(map[uint64]int32),
-		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]labelSetSum)}
+	return &stackSums{groupBy: groupBy, dict: d, index: make(map[uint64]int32),
+		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]*labelSetSum),
+		strings: make(map[string]string)}
 }
 
 func (a *stackSums) add(r record) {
@@ -103,10 +109,12 @@ func (a *stackSums) add(r record) {
 		ls, ok := a.byLabelSet[r.labelSet]
 		if !ok {
 			ls = a.labelSet(r.labelSet)
-			a.byLabelSet[r.labelSet] = ls
 		}
-		if ls.group == -2 {
+		if ls == nil {
 			return
+		}
+		if ls.detail == nil {
+			a.first(ls)
 		}
 		group = ls.group
 		ls.detail.rec.add(&r)
@@ -122,28 +130,58 @@ func (a *stackSums) add(r record) {
 	a.recs[i].add(&r)
 }
 
-// labelSet reads label set id: its group and the detail its records add to.
-func (a *stackSums) labelSet(id uint32) labelSetSum {
-	ls, ok := a.labels.lookup(id)
+// labelSet reads label set id, and the ones after it in a run (records
+// come in label set order), keeping of each only the labels a grouped
+// flame graph shows: the label sets of a day of a churning host, kept
+// whole, were the largest part of such a query's memory. It returns nil
+// for a label set not stored or unreadable.
+func (a *stackSums) labelSet(id uint32) *labelSetSum {
+	_ = a.dict.readAhead(kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
+		if _, done := a.byLabelSet[lid]; done {
+			return
+		}
+		if ls, err := decodeLabelSet([]byte(enc)); err == nil {
+			sum := &labelSetSum{labels: make([]string, len(query.GroupDetailLabels))}
+			if v := ls.get(a.groupBy); v != "" {
+				sum.value = []string{a.intern(v)}
+			}
+			for i, name := range query.GroupDetailLabels {
+				sum.labels[i] = a.intern(ls.get(name))
+			}
+			a.byLabelSet[lid] = sum
+		}
+	}) // an error reads as a label set not stored
+	ls, ok := a.byLabelSet[id]
 	if !ok {
-		return labelSetSum{group: -2}
+		a.byLabelSet[id] = nil
 	}
-	group := int32(-1)
-	if v := ls.get(a.groupBy); v != "" {
-		g, ok := a.groupIDs[v]
+	return ls
+}
+
+// intern returns v, or the copy of it read before: a day's label sets
+// repeat each comm and exe thousands of times.
+func (a *stackSums) intern(v string) string {
+	if w, ok := a.strings[v]; ok {
+		return w
+	}
+	a.strings[v] = v
+	return v
+}
+
+// first gives label set ls, at its first record, its group and detail.
+func (a *stackSums) first(ls *labelSetSum) {
+	ls.group = -1
+	if len(ls.value) > 0 {
+		g, ok := a.groupIDs[ls.value[0]]
 		if !ok {
 			g = int32(len(a.groups))
-			a.groupIDs[v] = g
-			a.groups = append(a.groups, v)
+			a.groupIDs[ls.value[0]] = g
+			a.groups = append(a.groups, ls.value[0])
 		}
-		group = g
+		ls.group = g
 	}
-	d := &groupDetail{group: group, labels: make([]string, len(query.GroupDetailLabels))}
-	for i, name := range query.GroupDetailLabels {
-		d.labels[i] = ls.get(name)
-	}
-	a.details = append(a.details, d)
-	return labelSetSum{group: group, detail: d}
+	ls.detail = &groupDetail{group: ls.group, labels: ls.labels}
+	a.details = append(a.details, ls.detail)
 }
 
 // namePaths reads the stacks of sums from the dictionary and writes each
@@ -163,6 +201,9 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 	for i := range sums.recs {
 		total += len(qd.stacks[sums.recs[i].stack]) // about a byte per location
 	}
+	if out.GroupSlots {
+		total += len(sums.recs)
+	}
 	out.Paths = make([]int32, 0, total+total/8)
 	out.Lines = make([]int32, 0, cap(out.Paths))
 	out.Samples = make([]query.StackSample, 0, len(sums.recs))
@@ -178,6 +219,10 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 		}
 		if ids, err = decodeStack(ids[:0], enc); err != nil {
 			return fmt.Errorf("storage: stack %d: %w", r.stack, err)
+		}
+		if out.GroupSlots {
+			out.Paths = append(out.Paths, -1)
+			out.Lines = append(out.Lines, 0)
 		}
 		start := int32(len(out.Paths))
 		for j := len(ids) - 1; j >= 0; j-- {

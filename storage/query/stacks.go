@@ -11,7 +11,10 @@ type Stacks struct {
 	// Paths holds every sample's frame IDs root first, back to back, and
 	// Lines each frame's source line beside it (0: unknown).
 	Paths, Lines []int32
-	Samples      []StackSample
+	// GroupSlots says that each sample's Paths[Start-1] is free, for the
+	// frame of its group: the flame graph's paths are then these ones.
+	GroupSlots bool
+	Samples    []StackSample
 	// Values holds len(SampleTypes) values per sample, in sample order.
 	Values []int64
 	// Groups are the values of the grouping label that samples refer to.
