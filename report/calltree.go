@@ -402,11 +402,10 @@ func (h *nodeHeap) less(i, j int) bool {
 	if h.t.total[a] != h.t.total[b] {
 		return h.t.total[a] > h.t.total[b]
 	}
-	// Ties by name, not by node number, which follows the order frames
-	// were first seen in: the same data read another way keeps the same.
-	fa, fb := h.t.frames[h.t.frameOf[a]], h.t.frames[h.t.frameOf[b]]
-	if c := cmp.Or(strings.Compare(fa.name, fb.name), strings.Compare(fa.file, fb.file), strings.Compare(fa.binary, fb.binary)); c != 0 {
-		return c < 0
+	// Ties by frame, numbered in name order (canonicalFrames), before node
+	// number: the same data read another way keeps the same nodes.
+	if fa, fb := h.t.frameOf[a], h.t.frameOf[b]; fa != fb {
+		return fa < fb
 	}
 	return a < b
 }
