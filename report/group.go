@@ -95,25 +95,37 @@ func newGroupSums(groupBy string) *groupSums {
 // add counts value v in group g; label gives the sample's value of a detail
 // label, NoGroup when it has none.
 func (a *groupSums) add(g string, v int64, label func(name string) string) {
+	a.addTotal(g, v)
+	for _, name := range GroupDetailLabels {
+		if dv := label(name); dv != NoGroup {
+			a.addDetail(g, name, dv, v)
+		}
+	}
+}
+
+func (a *groupSums) group(g string) *groupSum {
 	sum := a.byValue[g]
 	if sum == nil {
 		sum = &groupSum{details: map[string]map[string]int64{}}
 		a.byValue[g] = sum
 	}
-	sum.total += v
-	for _, name := range GroupDetailLabels {
-		if name == a.groupBy {
-			continue
-		}
-		dv := label(name)
-		if dv == NoGroup {
-			continue
-		}
-		if sum.details[name] == nil {
-			sum.details[name] = map[string]int64{}
-		}
-		sum.details[name][dv] += v
+	return sum
+}
+
+// addTotal counts value v in group g.
+func (a *groupSums) addTotal(g string, v int64) { a.group(g).total += v }
+
+// addDetail counts value v for the value dv of detail label name in group
+// g; the grouping label itself is not a detail.
+func (a *groupSums) addDetail(g, name, dv string, v int64) {
+	if name == a.groupBy {
+		return
 	}
+	sum := a.group(g)
+	if sum.details[name] == nil {
+		sum.details[name] = map[string]int64{}
+	}
+	sum.details[name][dv] += v
 }
 
 func (a *groupSums) groups() []FlameGroup {

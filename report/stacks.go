@@ -122,14 +122,12 @@ func NewFlameGraphFromStacks(ctx context.Context, s *query.Stacks, o FlameOption
 			if d.Group >= 0 && int(d.Group) < len(s.Groups) {
 				g = s.Groups[d.Group]
 			}
-			acc.add(g, d.Values[vi], func(name string) string {
-				for i, l := range query.GroupDetailLabels {
-					if l == name && i < len(d.Labels) && d.Labels[i] != "" {
-						return d.Labels[i]
-					}
-				}
-				return NoGroup
-			})
+			switch {
+			case d.Label == -1:
+				acc.addTotal(g, d.Values[vi])
+			case d.Label >= 0 && int(d.Label) < len(query.GroupDetailLabels):
+				acc.addDetail(g, query.GroupDetailLabels[d.Label], d.Value, d.Values[vi])
+			}
 		}
 		fg.Groups = acc.groups()
 	}

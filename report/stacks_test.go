@@ -98,8 +98,8 @@ func TestFlameGraphFromStacksSlots(t *testing.T) {
 			Groups:      []string{"a", "b"},
 			GroupSlots:  slots,
 			Values:      []int64{3, 2, 1},
-			Details: []query.GroupDetail{{Group: 0, Labels: []string{"a", "1", "/bin/a", ""}, Values: []int64{3}},
-				{Group: 1, Labels: []string{"b", "2", "/bin/b", ""}, Values: []int64{2}}, {Group: -1, Labels: make([]string, 4), Values: []int64{1}}},
+			Details: []query.GroupDetail{{Group: 0, Label: -1, Values: []int64{3}}, {Group: 0, Label: 1, Value: "1", Values: []int64{3}},
+				{Group: 1, Label: -1, Values: []int64{2}}, {Group: -1, Label: -1, Values: []int64{1}}},
 		}
 		for _, smp := range []struct {
 			frames []int32

@@ -49,9 +49,10 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 		}
 		return v
 	}
-	for _, d := range sums.details {
-		out.Details = append(out.Details, query.GroupDetail{Group: d.group, Labels: d.labels, Values: values(&d.rec)})
-	}
+	out.Details = sums.detailRows(values)
+	// The label sets' sums are in the rows: free them before the stacks
+	// are named, which is when a day's query holds the most.
+	sums.details, sums.byLabelSet, sums.index = nil, nil, nil
 	if err := s.namePaths(txn, sums, out); err != nil {
 		return nil, err
 	}
@@ -182,6 +183,41 @@ func (a *stackSums) first(ls *labelSetSum) {
 	}
 	ls.detail = &groupDetail{group: ls.group, labels: ls.labels}
 	a.details = append(a.details, ls.detail)
+}
+
+// detailRows sums the label sets' records into a row per group and per
+// (group, detail label, value): a label set's own labels repeat across
+// thousands of processes, its pid does not, and a row each is what the
+// hover needs.
+func (a *stackSums) detailRows(values func(*record) []int64) []query.GroupDetail {
+	type key struct {
+		group, label int32
+		value        string
+	}
+	sums := make(map[key]*record)
+	var keys []key
+	add := func(k key, r *record) {
+		acc, ok := sums[k]
+		if !ok {
+			acc = &record{}
+			sums[k] = acc
+			keys = append(keys, k)
+		}
+		acc.add(r)
+	}
+	for _, d := range a.details {
+		add(key{d.group, -1, ""}, &d.rec)
+		for i, v := range d.labels {
+			if v != "" && query.GroupDetailLabels[i] != a.groupBy {
+				add(key{d.group, int32(i), v}, &d.rec)
+			}
+		}
+	}
+	rows := make([]query.GroupDetail, len(keys))
+	for i, k := range keys {
+		rows[i] = query.GroupDetail{Group: k.group, Label: k.label, Value: k.value, Values: values(sums[k])}
+	}
+	return rows
 }
 
 // namePaths reads the stacks of sums from the dictionary and writes each

@@ -19,8 +19,8 @@ type Stacks struct {
 	Values []int64
 	// Groups are the values of the grouping label that samples refer to.
 	Groups []string
-	// Details are the value sums of each label set (when grouped), for the
-	// hover of its group: what its samples add up to, without their stacks.
+	// Details are the sums behind each group's hover (when grouped): the
+	// group's total and its values of GroupDetailLabels, without stacks.
 	Details []GroupDetail
 }
 
@@ -42,11 +42,11 @@ type StackSample struct {
 // (those of the grouping label itself aside).
 var GroupDetailLabels = []string{"comm", "pid", "exe", "container"}
 
-// GroupDetail is what one label set adds to its group's hover: its group
-// (-1: none), its values of GroupDetailLabels ("" for none) and its values,
-// one per sample type.
+// GroupDetail is a row of a group's hover: the sum of the samples of group
+// Group (-1: none) whose label GroupDetailLabels[Label] is Value, or, with
+// Label -1, of all its samples; one value per sample type.
 type GroupDetail struct {
-	Group  int32
-	Labels []string
-	Values []int64
+	Group, Label int32
+	Value        string
+	Values       []int64
 }
