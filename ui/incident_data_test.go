@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,9 @@ func newIncidentProfile(start time.Time, d time.Duration) *incidentBuilder {
 	}
 }
 
+// serveSource is the file the fixture's serve function is in: this one.
+var serveSource, _ = filepath.Abs("incident_data_test.go")
+
 func (b *incidentBuilder) location(frame string) *profile.Location {
 	if l, ok := b.locs[frame]; ok {
 		return l
@@ -80,6 +84,9 @@ func (b *incidentBuilder) location(frame string) *profile.Location {
 		b.p.Mapping = append(b.p.Mapping, m)
 	}
 	f := &profile.Function{ID: uint64(len(b.p.Function) + 1), Name: name, SystemName: name}
+	if name == "serve" {
+		f.Filename = serveSource // a source file on this host, for the source view's text
+	}
 	b.p.Function = append(b.p.Function, f)
 	l := &profile.Location{ID: uint64(len(b.p.Location) + 1), Mapping: m, Address: m.Start + uint64(len(b.p.Location))*16,
 		Line: []profile.Line{{Function: f, Line: 1}}}

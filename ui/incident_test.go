@@ -418,6 +418,48 @@ func TestBrowserIncident(t *testing.T) {
 		b.noErrors(t)
 	})
 
+	t.Run("sibling order", func(t *testing.T) {
+		// The first level's boxes left to right: heaviest first by default
+		// (left heavy), by name with order=name or the n key.
+		firstLevel := `(() => { const t = __ember.flame.tree, out = [];
+			for (let c = 1; c < t.end[0]; c = t.end[c]) out.push(c);
+			return out.sort((a, b) => t.x[a] - t.x[b]).map((c) => [t.nameOf(c), t.total[c]]); })()`
+		type box struct {
+			Name  string
+			Total float64
+		}
+		read := func() []box {
+			var raw [][2]any
+			b.eval(t, firstLevel, &raw)
+			out := make([]box, len(raw))
+			for i, r := range raw {
+				out[i] = box{r[0].(string), r[1].(float64)}
+			}
+			return out
+		}
+		b.open(t, base, rng)
+		b.waitFor(t, `__ember.flame.tree && __ember.ready`)
+		heavy := read()
+		for i := 1; i < len(heavy); i++ {
+			if heavy[i].Total > heavy[i-1].Total {
+				t.Fatalf("left heavy: %v is right of the lighter %v", heavy[i], heavy[i-1])
+			}
+		}
+		b.run(t, chromedp.KeyEvent("n"))
+		b.waitFor(t, `__ember.state().order === "name"`)
+		b.run(t, chromedp.Sleep(100*time.Millisecond))
+		byName := read()
+		if len(byName) != len(heavy) || len(byName) < 3 {
+			t.Fatalf("by name: %v, heaviest first: %v", byName, heavy)
+		}
+		for i := 1; i < len(byName); i++ {
+			if byName[i].Name != "(other)" && byName[i].Name < byName[i-1].Name {
+				t.Errorf("by name: %q is right of %q", byName[i].Name, byName[i-1].Name)
+			}
+		}
+		b.noErrors(t)
+	})
+
 	t.Run("source lines", func(t *testing.T) {
 		b.open(t, base, rng+"&view=sandwich&fn="+url.QueryEscape("serve @server"))
 		b.waitFor(t, `__ember.lines && __ember.lines.length > 0`)
@@ -426,6 +468,12 @@ func TestBrowserIncident(t *testing.T) {
 		// Every frame of the fixture is at line 1: all of serve's time.
 		if len(lines) != 1 || lines[0].Line != 1 || lines[0].Self != lines[0].Total {
 			t.Errorf("serve's lines %+v, want line 1 with all of its time, self", lines)
+		}
+		// Its file is on this host: the text is shown beside the costs.
+		var rows []string
+		b.eval(t, `[...document.querySelectorAll("#lines-table tbody tr")].map(r => r.cells[0].textContent + "|" + r.cells[4].textContent)`, &rows)
+		if len(rows) < 2 || rows[0] != "1|package ui_test" {
+			t.Errorf("source rows %q, want line 1 reading %q and the lines after it", rows, "package ui_test")
 		}
 		b.noErrors(t)
 	})

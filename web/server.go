@@ -163,6 +163,7 @@ type Limits struct {
 	FlameCacheBytes      int           // gzipped flame graphs kept for ranges in the past: 32 MiB; negative: none
 	FlameCacheSettle     time.Duration // how far in the past a range must end to be cached: 2 min (longer than the daemon's interval)
 	FlameCacheTTL        time.Duration // how long a cached flame graph is kept: 1 h
+	MaxSourceBytes       int           // largest source file whose text the source view shows: 4 MiB; negative: none
 
 	ReadHeaderTimeout time.Duration // 5 s
 	ReadTimeout       time.Duration // 10 s
@@ -185,6 +186,7 @@ func (l Limits) withDefaults() Limits {
 		}
 	}
 	defDur(&l.MaxRange, 31*24*time.Hour)
+	def(&l.MaxSourceBytes, 4<<20)
 	def(&l.MaxQueryBytes, 8<<10)
 	defDur(&l.RequestTimeout, 30*time.Second)
 	// Each query can keep a CPU busy; half of them leaves the rest to the

@@ -15,13 +15,18 @@ type SourceLines struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
 	*report.SourceLines
+	// Text is the source around the function's lines, when its file is on
+	// the host; otherwise NoText says why.
+	Text   *SourceText `json:"text,omitempty"`
+	NoText string      `json:"no_text,omitempty"`
 }
 
 // GET /api/v1/source?from=&to=&query=&function=&binary=&sample_type=
 //
 // One function's cost per source line (binary: its binary's file name,
-// optional), from the lines the profile holds. Source text is not served:
-// the API reads no file of the host on a client's say.
+// optional), from the lines the profile holds, and the text of those lines
+// when the file the profile names for it is a source file on the host (a
+// client names a function, never a file).
 func (s *Server) source(c echo.Context) error {
 	q := c.QueryParams()
 	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
@@ -43,5 +48,13 @@ func (s *Server) source(c echo.Context) error {
 	if err != nil {
 		return storeError(err, "query", "")
 	}
-	return writeJSON(c, SourceLines{From: from.UTC(), To: to.UTC(), SourceLines: src})
+	out := SourceLines{From: from.UTC(), To: to.UTC(), SourceLines: src}
+	if len(src.Lines) > 0 {
+		text, err := readSourceText(src.File, src.Lines, int64(s.limits.MaxSourceBytes))
+		if err != nil {
+			out.NoText = err.Error()
+		}
+		out.Text = text
+	}
+	return writeJSON(c, out)
 }

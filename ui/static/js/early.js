@@ -8,7 +8,7 @@
 "use strict";
 (() => {
   const defaults = {
-    from: "now-1h", to: "now", query: "", view: "flame", orient: "icicle", focus: "", search: "", regex: "",
+    from: "now-1h", to: "now", query: "", view: "flame", orient: "icicle", order: "weight", focus: "", search: "", regex: "",
     fn: "", group: "comm", by: "comm", xlabel: "", other: "0.1", ffocus: "", fignore: "", sbs: "", sort: "-self", tfilter: "", base_from: "", base_to: "", base_query: "", nodes: "16384",
   };
   const early = { defaults, prefetched: new Map(), used: [] };

@@ -226,11 +226,11 @@ export class FlameView {
     let c = this.cursor >= 0 ? this.cursor : this.focus;
     const up = this.orientation === "flame" ? "ArrowDown" : "ArrowUp";
     const down = this.orientation === "flame" ? "ArrowUp" : "ArrowDown";
-    const siblings = () => {
+    const siblings = () => { // left to right as drawn
       const p = t.parent[c], out = [];
       if (p < 0) return [c];
       for (let s = p + 1; s < t.end[p]; s = t.end[s]) out.push(s);
-      return out;
+      return out.sort((a, b) => t.x[a] - t.x[b]);
     };
     switch (e.key) {
       case up: if (t.parent[c] >= 0) c = t.parent[c]; break;

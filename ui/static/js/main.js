@@ -2,7 +2,7 @@
 // the view), data comes from the API, and each view renders from a Tree.
 
 import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment, apiStats } from "./api.js";
-import { Tree, diffTree, splitKey, filterFrames } from "./tree.js";
+import { Tree, diffTree, splitKey, filterFrames, setSiblingOrder } from "./tree.js";
 import { FlameView, renderKinds } from "./flame.js";
 import { Timeline, totalOf } from "./timeline.js";
 import { LabelExplorer, setSelect, addOptions } from "./labels.js";
@@ -291,6 +291,7 @@ function render() {
     b.tabIndex = b.dataset.view === v ? 0 : -1;
   }
   for (const b of document.querySelectorAll("[data-orient]")) b.setAttribute("aria-pressed", String(b.dataset.orient === state.orient));
+  for (const b of document.querySelectorAll("[data-order]")) b.setAttribute("aria-pressed", String(b.dataset.order === state.order));
   syncControls();
   $("search").value = state.search;
   $("regex").checked = state.regex === "1";
@@ -335,7 +336,10 @@ function render() {
     $("frame-focus").value = state.ffocus;
     $("frame-ignore").value = state.fignore;
     const shown = filterFrames(v === "diff" && !sbs && diffMemo.target === t ? diffMemo.tree : t, state.ffocus, state.fignore);
+    setSiblingOrder(state.order);
+    for (const tr of [shown, data.base]) tr?.relayout();
     if (flame.tree !== shown) { flame.setTree(shown); renderKinds($("kinds"), flame.tree); }
+    if (sbs) baseFlame.schedule();
     flame.setOrientation(state.orient);
     applyFocus();
     applySearch();
@@ -516,6 +520,7 @@ function bind() {
     };
   }
   for (const b of document.querySelectorAll("[data-orient]")) b.onclick = () => update({ orient: b.dataset.orient }, { push: false });
+  for (const b of document.querySelectorAll("[data-order]")) b.onclick = () => update({ order: b.dataset.order }, { push: false });
   $("search").oninput = () => update({ search: $("search").value, fn: "" }, { push: false });
   $("side-by-side").onchange = () => update({ sbs: $("side-by-side").checked ? "1" : "" }, { push: false });
   $("frame-focus").onchange = () => update({ ffocus: $("frame-focus").value, focus: "" });
@@ -576,6 +581,7 @@ function bind() {
     else if (e.key === "/") { $("search").focus(); e.preventDefault(); }
     else if (e.key === "f") { $("selector").focus(); e.preventDefault(); }
     else if (e.key === "o") update({ orient: state.orient === "flame" ? "icicle" : "flame" }, { push: false });
+    else if (e.key === "n") update({ order: state.order === "name" ? "weight" : "name" }, { push: false });
     else if (e.key === "r") load({ force: true });
     else if (e.key === "?") $("help").showModal();
     else if (e.key === "[") shiftRange(-1);

@@ -1,5 +1,6 @@
 // SourceView lists a function's cost per source line, from the lines in
-// the profile (the API's /source): where in the function the time went.
+// the profile (the API's /source): where in the function the time went,
+// beside the source text when the file is on the host.
 
 import { getJSON } from "./api.js";
 import { escapeHTML, formatShare } from "./format.js";
@@ -10,6 +11,7 @@ export class SourceView {
     Object.assign(this, { table, info });
     this.key = "";
     this.rows = null;
+    this.text = null;
   }
 
   // show loads function fnKey ("name @binary") over params (from, to,
@@ -25,10 +27,22 @@ export class SourceView {
       const src = await getJSON("source", { ...params, function: fn, binary });
       const all = src.total || 1;
       this.rows = src.lines;
-      this.info.textContent = src.lines.length ? `${src.file || "(no file)"} in ${src.binary || "?"}` : "No line information for this function.";
-      this.table.tBodies[0].innerHTML = src.lines.map((l) => `<tr><td class="num">${l.line || "?"}</td>
-        <td class="num">${formatShare(l.self / all)}</td><td class="num">${formatShare(l.total / all)}</td>
-        <td class="fn"><span class="bar-cell" data-w="${(l.total / all).toFixed(4)}"></span></td></tr>`).join("");
+      this.text = src.text || null;
+      const where = `${src.file || "(no file)"} in ${src.binary || "?"}`;
+      this.info.textContent = !src.lines.length ? "No line information for this function."
+        : src.text ? where : `${where} (no source text: ${src.no_text || "unavailable"})`;
+      const cost = new Map(src.lines.map((l) => [l.line, l]));
+      // With the text, every line around the function's, costs beside the
+      // ones that have any; without it, the lines that have a cost.
+      const shown = src.text ? src.text.lines.map((code, i) => ({ line: src.text.first + i, code }))
+        : src.lines.map((l) => ({ line: l.line, code: "" }));
+      this.table.tBodies[0].innerHTML = shown.map(({ line, code }) => {
+        const l = cost.get(line);
+        const cells = l ? `<td class="num">${formatShare(l.self / all)}</td><td class="num">${formatShare(l.total / all)}</td>
+          <td class="fn"><span class="bar-cell" data-w="${(l.total / all).toFixed(4)}"></span></td>`
+          : `<td class="num"></td><td class="num"></td><td class="fn"></td>`;
+        return `<tr${l ? "" : ` class="cold"`}><td class="num">${line || "?"}</td>${cells}<td class="code">${escapeHTML(code)}</td></tr>`;
+      }).join("");
       for (const bar of this.table.querySelectorAll(".bar-cell")) bar.style.width = (+bar.dataset.w * 100) + "%";
     } catch (e) {
       if (e.name === "AbortError") return;

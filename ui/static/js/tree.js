@@ -3,6 +3,17 @@
 // derived trees and tables (search, top functions, sandwich, diff), all
 // computed in the browser from the one tree the API sent.
 
+// siblingOrder is how a node's children are laid out: "weight", the
+// heaviest left (speedscope's left heavy, the API's order), or "name",
+// alphabetical as pprof and flamegraph.pl draw them, so that a function
+// keeps its place from one range or process to the next.
+let siblingOrder = "weight";
+
+// setSiblingOrder sets the order trees are laid out in from now on.
+export function setSiblingOrder(order) { siblingOrder = order === "name" ? "name" : "weight"; }
+
+const compare = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
 export class Tree {
   // Nodes are in pre-order, parents before children, siblings largest
   // first: a node's subtree is the index range [i, end[i]).
@@ -43,19 +54,15 @@ export class Tree {
   isGroup(i) { return !!this.groupBy && this.depth[i] === 1 && this.nameOf(i) !== "(other)"; }
 
   // layout gives every node its depth, its offset from the left in value
-  // units, and the end of its subtree.
+  // units (siblings in siblingOrder), and the end of its subtree.
   layout() {
     const n = this.n;
     this.depth = new Int32Array(n);
     this.x = new Float64Array(n);
     this.end = new Int32Array(n);
-    const next = new Float64Array(n); // where the next child of a node starts
     let maxDepth = 0;
     for (let i = 1; i < n; i++) {
-      const p = this.parent[i];
-      this.depth[i] = this.depth[p] + 1;
-      this.x[i] = next[p] + this.x[p];
-      next[p] += this.total[i];
+      this.depth[i] = this.depth[this.parent[i]] + 1;
       if (this.depth[i] > maxDepth) maxDepth = this.depth[i];
     }
     for (let i = 0; i < n; i++) this.end[i] = i + 1;
@@ -64,7 +71,30 @@ export class Tree {
       if (this.end[i] > this.end[p]) this.end[p] = this.end[i];
     }
     this.maxDepth = maxDepth;
+    this.order = siblingOrder;
+    if (siblingOrder === "name") {
+      // Parents come before children: each node's x is known when its
+      // children are placed. "(other)" stays last.
+      const key = (c) => (this.nameOf(c) === "(other)" ? "\uffff" : this.nameOf(c));
+      for (let i = 0; i < n; i++) {
+        const kids = [];
+        for (let c = i + 1; c < this.end[i]; c = this.end[c]) kids.push(c);
+        if (kids.length > 1) kids.sort((a, b) => compare(key(a), key(b)) || compare(this.binaryOf(a), this.binaryOf(b)) || a - b);
+        let x = this.x[i];
+        for (const c of kids) { this.x[c] = x; x += this.total[c]; }
+      }
+      return;
+    }
+    const next = new Float64Array(n); // where the next child of a node starts
+    for (let i = 1; i < n; i++) {
+      const p = this.parent[i];
+      this.x[i] = next[p] + this.x[p];
+      next[p] += this.total[i];
+    }
   }
+
+  // relayout lays the tree out again if the sibling order changed since.
+  relayout() { if (this.order !== siblingOrder) this.layout(); }
 
   nameOf(i) { return this.strings[this.name[i]]; }
   fileOf(i) { return this.strings[this.file[i]]; }
