@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/ember-profiler/ember/export"
 	"github.com/ember-profiler/ember/internal/testenv"
 	"github.com/ember-profiler/ember/web"
 )
@@ -734,6 +736,51 @@ func TestBrowserToken(t *testing.T) {
 	b.eval(t, "location.href", &href)
 	if strings.Contains(href, token) {
 		t.Errorf("the token stayed in the address bar: %s", href)
+	}
+	b.noErrors(t)
+}
+
+// TestBrowserExportStatus: the top bar says where the daemon exports its
+// profiles and whether they get there, from /readyz (behind the token like
+// the API), and nothing when it exports nowhere.
+func TestBrowserExportStatus(t *testing.T) {
+	chromium := testenv.RequireChromium(t)
+	store := openStore(t, t.TempDir())
+	k := fillStore(t, store)
+	const token = "0123456789abcdef-token"
+	var retrying atomic.Bool
+	sinks := func() any {
+		st := []export.Status{{Name: "pyroscope", Target: "https://pyroscope:4040", State: "caught_up"},
+			{Name: "otlp", Target: "collector:4317", State: "sending", BacklogInterval: 12, LagSeconds: 120}}
+		if retrying.Load() {
+			st[1].State, st[1].LastErrorReason, st[1].LastError = "retrying", "unavailable", "connection refused"
+		}
+		return st
+	}
+	base := serveWith(t, web.Options{Store: web.FromStorage(store), AuthToken: token, Sinks: sinks})
+	plain := serveStore(t, store, "")
+	b := newBrowser(t, chromium)
+	b.run(t, chromedp.Navigate(base+"/?from="+rfc(k.targetFrom)+"&to="+rfc(k.targetTo)+"#token="+token))
+	b.waitFor(t, `window.__ember && __ember.sinks && __ember.sinks.length === 2`)
+	var text string
+	b.eval(t, `document.querySelector("#sinks").hidden ? "" : document.querySelector("#sinks").textContent`, &text)
+	if want := "Export: pyroscope up to date · otlp sending, 12 behind"; text != want {
+		t.Errorf("status %q, want %q", text, want)
+	}
+	retrying.Store(true)
+	b.run(t, chromedp.Evaluate(`location.reload()`, nil))
+	b.waitFor(t, `window.__ember && __ember.sinks && __ember.sinks.some((k) => k.state === "retrying")`)
+	var warn string
+	b.eval(t, `document.querySelector("#sinks .sink-warn").textContent`, &warn)
+	if !strings.Contains(warn, "otlp retrying (unavailable)") {
+		t.Errorf("a failing sink reads %q", warn)
+	}
+	b.run(t, chromedp.Navigate(plain+"/?from="+rfc(k.targetFrom)+"&to="+rfc(k.targetTo)))
+	b.waitFor(t, `window.__ember && __ember.sinks && __ember.sinks.length === 0`)
+	var hidden bool
+	b.eval(t, `document.querySelector("#sinks").hidden`, &hidden)
+	if !hidden {
+		t.Error("a daemon that exports nowhere shows an export status")
 	}
 	b.noErrors(t)
 }

@@ -40,10 +40,15 @@ func (s slowStore) Profile(ctx context.Context, from, to time.Time, selector str
 
 func serveAPI(t testing.TB, store web.Store, token string, limits web.Limits) string {
 	t.Helper()
-	api, err := web.New(web.Options{
-		Store: store, UI: ui.FS(), AuthToken: token, Limits: limits,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	return serveWith(t, web.Options{Store: store, AuthToken: token, Limits: limits})
+}
+
+// serveWith serves the API and UI with opts.
+func serveWith(t testing.TB, opts web.Options) string {
+	t.Helper()
+	opts.UI = ui.FS()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	api, err := web.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

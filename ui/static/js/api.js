@@ -131,6 +131,17 @@ async function check(res) {
   return res;
 }
 
+// getReady is the daemon's /readyz answer (its exporters' state as
+// "sinks"), or null when it is not ready or cannot be reached.
+export async function getReady() {
+  try {
+    const res = await fetch("readyz", { headers: headers() });
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
+}
+
 export async function getJSON(path, params, signal) {
   return (await request(path, params, signal)).json();
 }

@@ -1,7 +1,7 @@
 // The page: its state lives in the URL's query string (so a link reproduces
 // the view), data comes from the API, and each view renders from a Tree.
 
-import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment, apiStats } from "./api.js";
+import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment, apiStats, getReady } from "./api.js";
 import { Tree, diffTree, splitKey, filterFrames, setSiblingOrder } from "./tree.js";
 import { FlameView, renderKinds } from "./flame.js";
 import { Timeline, totalOf } from "./timeline.js";
@@ -164,6 +164,31 @@ function baseParams() {
 function describeRange() {
   if (state.to === "now" && state.from.startsWith("now-")) return "of the last " + state.from.slice(4);
   return `from ${state.from} to ${state.to}`;
+}
+
+// ---- the exporters' state, in the top bar
+
+// sinkWords says an exporter's state in a few words.
+function sinkWords(k) {
+  switch (k.state) {
+    case "caught_up": return "up to date";
+    case "sending": return `sending, ${k.backlog_intervals} behind`;
+    case "retrying": return `retrying${k.last_error_reason ? " (" + k.last_error_reason + ")" : ""}, ${Math.round(k.lag_seconds)} s behind`;
+    default: return k.state || "?";
+  }
+}
+
+// refreshSinks shows where the daemon exports its profiles and whether
+// they get there, from /readyz; nothing when it exports nowhere.
+async function refreshSinks() {
+  const ready = await getReady();
+  const el = $("sinks"), sinks = (ready && ready.sinks) || [];
+  hook.sinks = sinks;
+  el.hidden = !sinks.length;
+  if (!sinks.length) return;
+  el.innerHTML = "Export: " + sinks.map((k) => `<span class="${k.state === "retrying" ? "sink-warn" : "sink-ok"}">${escapeHTML(k.name)} ${escapeHTML(sinkWords(k))}</span>`).join(" · ");
+  el.title = sinks.map((k) => `${k.name} → ${k.target}: ${sinkWords(k)}` +
+    (k.last_error ? `; last error ${k.last_error_at || ""}: ${k.last_error}` : "")).join("\n");
 }
 
 // ---- status: loading, empty, errors
@@ -610,3 +635,5 @@ hook.timeline = timeline;
 hook.api = apiStats;
 hook.tree = () => data.tree;
 load();
+refreshSinks();
+setInterval(refreshSinks, 30e3);
