@@ -250,3 +250,41 @@ func TestFlameStacksOnDamagedDictionary(t *testing.T) {
 		t.Errorf("stack %d lost: error %v", lost, err)
 	}
 }
+
+// TestFlameStacksReadBy: past its ReadBy a flame graph's reading stops
+// after the newest block, and says that only the range from its start is
+// in the answer; without ReadBy, everything is read.
+func TestFlameStacksReadBy(t *testing.T) {
+	s := openTest(t, Options{})
+	appendRange(t, s, smallGenerator(), t0, 10*time.Second, 6, nil)
+	ctx := context.Background()
+	total := func(st *query.Stacks) (v int64) {
+		for i := range st.Samples {
+			v += st.Values[i*len(st.SampleTypes)]
+		}
+		return v
+	}
+	q := ProfileQuery{From: t0, To: t0.Add(time.Minute)}
+	whole, err := s.FlameStacks(ctx, q, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !whole.CoveredFrom.IsZero() {
+		t.Errorf("no ReadBy: covered from %s, want the whole range", whole.CoveredFrom)
+	}
+	q.ReadBy = time.Now().Add(-time.Second)
+	part, err := s.FlameStacks(ctx, q, "comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(50 * time.Second); !part.CoveredFrom.Equal(want) {
+		t.Errorf("past ReadBy: covered from %s, want the newest interval's start %s", part.CoveredFrom, want)
+	}
+	last, err := s.FlameStacks(ctx, ProfileQuery{From: t0.Add(50 * time.Second), To: t0.Add(time.Minute)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := total(part), total(last); got != want || got == 0 || got >= total(whole) {
+		t.Errorf("past ReadBy: %d samples, want the newest interval's %d (of %d)", got, want, total(whole))
+	}
+}

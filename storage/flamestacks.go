@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -15,7 +17,9 @@ import (
 // when it is not "", with each distinct frame named once. A profile holds
 // a location, function and label map per distinct one and a sample per
 // (process, stack); on a churning host's store that was most of a flame
-// graph request's memory.
+// graph request's memory. Blocks are read newest first; past q.ReadBy the
+// reading stops (after at least one block) and the answer covers only
+// [CoveredFrom, To).
 func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string) (*query.Stacks, error) {
 	if err := checkRange(q.From, q.To); err != nil {
 		return nil, err
@@ -29,15 +33,23 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	defer txn.Discard()
 
 	sums := newStackSums(s.dict, groupBy)
-	vals, err := s.scan(ctx, txn, q.From.UnixNano(), q.To.UnixNano(), q.Selector, nil, sums.add)
+	planned := s.index.plan(nil, q.From.UnixNano(), q.To.UnixNano(), s.maxLevel())
+	// Newest first: when the reading must stop early, what was read is the
+	// end of the range, which is what an incident asks about.
+	slices.SortFunc(planned, func(a, b plannedBlock) int { return cmp.Compare(b.ref.startNanos, a.ref.startNanos) })
+	vals, read, err := s.scanPlannedUntil(ctx, txn, planned, q.Selector, nil, sums.add, q.ReadBy)
 	if err != nil {
 		return nil, err
+	}
+	var coveredFrom time.Time
+	if read < len(planned) {
+		coveredFrom = time.Unix(0, planned[read-1].ref.startNanos)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	types := vals.types.orCPU()
-	out := &query.Stacks{DefaultSampleType: types.defaultType(), Groups: sums.groups, GroupSlots: groupBy != ""}
+	out := &query.Stacks{DefaultSampleType: types.defaultType(), Groups: sums.groups, GroupSlots: groupBy != "", CoveredFrom: coveredFrom}
 	for _, st := range types.sampleTypes() {
 		out.SampleTypes = append(out.SampleTypes, query.ValueType{Type: st.Type, Unit: st.Unit})
 	}

@@ -53,21 +53,32 @@ func (s *Store) maxLevel() int {
 }
 
 func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record)) (blockValues, error) {
+	vals, _, err := s.scanPlannedUntil(ctx, txn, planned, sel, visitLabelSet, visit, time.Time{})
+	return vals, err
+}
+
+// scanPlannedUntil is scanPlanned that stops reading once readBy has passed
+// (never, when it is zero), after the first block at least, and says how
+// many blocks it read.
+func (s *Store) scanPlannedUntil(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record), readBy time.Time) (blockValues, int, error) {
 	want := s.labelSetFilter(sel, visitLabelSet)
 	var vals blockValues
 	for i, pb := range planned {
 		if i%8 == 0 {
 			if err := ctx.Err(); err != nil {
-				return vals, err
+				return vals, i, err
 			}
+		}
+		if i > 0 && !readBy.IsZero() && time.Now().After(readBy) {
+			return vals, i, nil
 		}
 		h, err := readBlock(txn, pb, want, visit)
 		if err != nil {
-			return vals, fmt.Errorf("storage: read: %w", err)
+			return vals, i, fmt.Errorf("storage: read: %w", err)
 		}
 		vals.add(h)
 	}
-	return vals, nil
+	return vals, len(planned), nil
 }
 
 // mergePlanned reads blocks and merges their records (of the label sets

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ember-profiler/ember/export"
 	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/storage/query"
 	"github.com/ember-profiler/ember/web"
 )
 
@@ -781,6 +782,39 @@ func TestBrowserExportStatus(t *testing.T) {
 	b.eval(t, `document.querySelector("#sinks").hidden`, &hidden)
 	if !hidden {
 		t.Error("a daemon that exports nowhere shows an export status")
+	}
+	b.noErrors(t)
+}
+
+// hurriedStore reads flame graphs as a store on a host too busy to read
+// the whole range in time: its read deadline has always passed.
+type hurriedStore struct{ web.Store }
+
+func (s hurriedStore) FlameStacks(ctx context.Context, from, to, _ time.Time, sel, groupBy string) (*query.Stacks, error) {
+	return s.Store.(web.Stacker).FlameStacks(ctx, from, to, time.Now().Add(-time.Second), sel, groupBy)
+}
+
+// TestBrowserPartialFlameGraph: when the daemon could read only the newest
+// part of the range in time, the page draws it and says so, instead of an
+// error and nothing.
+func TestBrowserPartialFlameGraph(t *testing.T) {
+	chromium := testenv.RequireChromium(t)
+	store := openStore(t, t.TempDir())
+	k := fillStore(t, store)
+	base := serveAPI(t, hurriedStore{web.FromStorage(store)}, "", web.Limits{})
+	b := newBrowser(t, chromium)
+	b.open(t, base, "from="+rfc(k.targetFrom)+"&to="+rfc(k.targetTo))
+	b.waitLoads(t, 0)
+	var got struct {
+		Partial bool
+		Banner  string
+		Total   float64
+	}
+	b.eval(t, `({partial: !!__ember.tree() && document.querySelector("#banner").className.includes("warn"),
+		banner: document.querySelector("#banner").hidden ? "" : document.querySelector("#banner").textContent,
+		total: __ember.tree().grandTotal})`, &got)
+	if !got.Partial || !strings.HasPrefix(got.Banner, "Partial: the daemon read only") || got.Total == 0 {
+		t.Errorf("a partial answer: %+v, want its graph drawn under a banner that says it is partial", got)
 	}
 	b.noErrors(t)
 }

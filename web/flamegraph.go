@@ -16,6 +16,10 @@ const minNodes = report.MinNodes
 type FlameGraph struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
+	// Partial says the store stopped reading at half the request's time
+	// limit (a busy host): the graph covers only [CoveredFrom, To).
+	Partial     bool      `json:"partial,omitempty"`
+	CoveredFrom time.Time `json:"covered_from,omitzero"`
 	*report.FlameGraph
 }
 

@@ -312,13 +312,17 @@ func (s *Server) flamegraph(c echo.Context) error {
 		opts := report.FlameOptions{SampleType: sampleType, MaxNodes: maxNodes, GroupBy: groupBy,
 			MaxOtherShare: maxOther, NodeCap: s.limits.MaxNodes}
 		if st, ok := s.store.(Stacker); ok {
-			stacks, err := st.FlameStacks(ctx, from, to, sel, groupBy)
+			// Half the time limit for reading: on a host too busy to read
+			// the whole range, the newest part of it beats a 503.
+			readBy := time.Now().Add(s.limits.RequestTimeout / 2)
+			stacks, err := st.FlameStacks(ctx, from, to, readBy, sel, groupBy)
 			if err == nil {
+				covered := stacks.CoveredFrom
 				graph, err := report.NewFlameGraphFromStacks(ctx, stacks, opts)
 				if err != nil {
 					return nil, reportError(err)
 				}
-				return &FlameGraph{FlameGraph: graph}, nil
+				return &FlameGraph{FlameGraph: graph, CoveredFrom: covered}, nil
 			}
 			if !errors.Is(err, errNoStacks) {
 				return nil, err
@@ -342,6 +346,12 @@ func (s *Server) flamegraph(c echo.Context) error {
 		return storeError(err, "query", "")
 	}
 	fg.From, fg.To = from.UTC(), to.UTC()
+	if !fg.CoveredFrom.IsZero() {
+		fg.Partial, fg.CoveredFrom = true, fg.CoveredFrom.UTC()
+		s.log.Warn("flame graph answered in part: the store could not read the whole range in time",
+			"from", fg.From, "to", fg.To, "covered_from", fg.CoveredFrom)
+		return writeJSON(c, fg) // kept out of the cache: next time may read it all
+	}
 	if !cacheable {
 		return writeJSON(c, fg)
 	}

@@ -57,12 +57,14 @@ func (a storageAdapter) Profile(ctx context.Context, from, to time.Time, selecto
 // Stacker is a Store that gives a flame graph's input without building a
 // profile (query.Stacks), summed per stack and per value of groupBy: for a
 // day of a churning host, a fraction of the memory and time of a profile.
+// Reading stops at readBy (zero: never), and the answer says what it
+// covers (query.Stacks.CoveredFrom).
 type Stacker interface {
-	FlameStacks(ctx context.Context, from, to time.Time, selector, groupBy string) (*query.Stacks, error)
+	FlameStacks(ctx context.Context, from, to, readBy time.Time, selector, groupBy string) (*query.Stacks, error)
 }
 
 // FlameStacks is the store's FlameStacks, or errNoStacks when it has none.
-func (a storageAdapter) FlameStacks(ctx context.Context, from, to time.Time, selector, groupBy string) (*query.Stacks, error) {
+func (a storageAdapter) FlameStacks(ctx context.Context, from, to, readBy time.Time, selector, groupBy string) (*query.Stacks, error) {
 	fs, ok := a.store.(interface {
 		FlameStacks(ctx context.Context, q query.ProfileQuery, groupBy string) (*query.Stacks, error)
 	})
@@ -73,7 +75,7 @@ func (a storageAdapter) FlameStacks(ctx context.Context, from, to time.Time, sel
 	if err != nil {
 		return nil, err
 	}
-	return fs.FlameStacks(ctx, query.ProfileQuery{From: from, To: to, Selector: sel}, groupBy)
+	return fs.FlameStacks(ctx, query.ProfileQuery{From: from, To: to, Selector: sel, ReadBy: readBy}, groupBy)
 }
 
 // errNoStacks says a store has no FlameStacks: the profile serves instead.

@@ -12,6 +12,9 @@ import "time"
 type ProfileQuery struct {
 	From, To time.Time
 	Selector Selector
+	// ReadBy, when set, is when a flame graph's reading must stop: what was
+	// read by then is answered, marked partial (see Stacks.CoveredFrom).
+	ReadBy time.Time
 }
 
 // SeriesQuery asks for CPU use over [From, To) in steps of Step, one series,

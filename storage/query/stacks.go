@@ -1,5 +1,7 @@
 package query
 
+import "time"
+
 // Stacks is what a flame graph of a range needs, as the store gives it
 // without building a pprof profile: frames interned once, each sample a
 // root-first run of frame IDs, summed per stack (and per group). report
@@ -11,6 +13,9 @@ type Stacks struct {
 	// Paths holds every sample's frame IDs root first, back to back, and
 	// Lines each frame's source line beside it (0: unknown).
 	Paths, Lines []int32
+	// CoveredFrom, when set, says the answer is partial: the reading
+	// stopped at the query's ReadBy, and only [CoveredFrom, To) was read.
+	CoveredFrom time.Time
 	// GroupSlots says that each sample's Paths[Start-1] is free, for the
 	// frame of its group: the flame graph's paths are then these ones.
 	GroupSlots bool

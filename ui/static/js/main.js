@@ -100,6 +100,11 @@ async function load({ force = false } = {}) {
     if (wantDiff) { data.base = Tree.fromAPI(baseFG); data.diff = diff; diffKey = wantDiff; }
     loadedKey = want;
     recovered();
+    // The daemon read only the newest part of the range in time (a busy
+    // host): draw it and say so; r asks again.
+    if (data.fg.partial) {
+      showBanner("warn", `Partial: the daemon read only ${formatTime(data.fg.covered_from, true)} to ${formatTime(data.fg.to, true)} of the range in time. Press r to ask again.`);
+    }
     hook.loads++;
     hideStatus();
     render();
