@@ -64,7 +64,7 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	out.Details = sums.detailRows(values)
 	// The label sets' sums are in the rows: free them before the stacks
 	// are named, which is when a day's query holds the most.
-	sums.details, sums.byLabelSet, sums.index = nil, nil, nil
+	sums.details, sums.byLabelSet, sums.head, sums.next, sums.last = nil, nil, nil, nil, nil
 	if err := s.namePaths(txn, sums, out); err != nil {
 		return nil, err
 	}
@@ -81,11 +81,12 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 type stackSums struct {
 	groupBy string
 	dict    *dictionary
-	// recs are the sums, recGroup each one's group; index finds them by
-	// group+1 << 32 | stack.
+	// recs are the sums, recGroup each one's group; head[stack]-1 is the
+	// last sum of a stack (-1: none) and next the one before it.
 	recs     []record
 	recGroup []int32
-	index    map[uint64]int32
+	head     []int32
+	next     []int32
 	groups   []string
 	groupIDs map[string]int32
 	// byLabelSet is what each label set's records add to; nil for a label
@@ -93,6 +94,9 @@ type stackSums struct {
 	byLabelSet map[uint32]*labelSetSum
 	details    []*groupDetail
 	strings    map[string]string
+	// last is the label set of the record before (lastID), or nil.
+	last   *labelSetSum
+	lastID uint32
 }
 
 // labelSetSum is a label set as a grouped sum reads it: its value of the
@@ -111,7 +115,7 @@ type groupDetail struct {
 }
 
 func newStackSums(d *dictionary, groupBy string) *stackSums {
-	return &stackSums{groupBy: groupBy, dict: d, index: make(map[uint64]int32),
+	return &stackSums{groupBy: groupBy, dict: d, head: make([]int32, d.stacks.last+1),
 		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]*labelSetSum),
 		strings: make(map[string]string)}
 }
@@ -119,12 +123,17 @@ func newStackSums(d *dictionary, groupBy string) *stackSums {
 func (a *stackSums) add(r record) {
 	group := int32(-1)
 	if a.groupBy != "" {
-		ls, ok := a.byLabelSet[r.labelSet]
-		if !ok {
-			ls = a.labelSet(r.labelSet)
-		}
-		if ls == nil {
-			return
+		// A block's records come in label set order: look each up once.
+		ls := a.last
+		if ls == nil || r.labelSet != a.lastID {
+			var ok bool
+			if ls, ok = a.byLabelSet[r.labelSet]; !ok {
+				ls = a.labelSet(r.labelSet)
+			}
+			a.last, a.lastID = ls, r.labelSet
+			if ls == nil {
+				return
+			}
 		}
 		if ls.detail == nil {
 			a.first(ls)
@@ -132,13 +141,22 @@ func (a *stackSums) add(r record) {
 		group = ls.group
 		ls.detail.rec.add(&r)
 	}
-	key := uint64(group+1)<<32 | uint64(r.stack)
-	i, ok := a.index[key]
-	if !ok {
+	// The sums of a stack, one per group it is seen in, are chained from
+	// its slot: a slice by stack id, where a map probe per record was most
+	// of a day-long query's time.
+	if int(r.stack) >= len(a.head) {
+		a.head = append(a.head, make([]int32, int(r.stack)+1-len(a.head))...)
+	}
+	i := a.head[r.stack] - 1
+	for i >= 0 && a.recGroup[i] != group {
+		i = a.next[i]
+	}
+	if i < 0 {
 		i = int32(len(a.recs))
-		a.index[key] = i
 		a.recs = append(a.recs, record{stack: r.stack})
 		a.recGroup = append(a.recGroup, group)
+		a.next = append(a.next, a.head[r.stack]-1)
+		a.head[r.stack] = i + 1
 	}
 	a.recs[i].add(&r)
 }
