@@ -339,10 +339,23 @@ func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
 func (t *callTree) flameGraphWithin(o FlameOptions) *FlameGraph {
 	maxNodes := max(o.MaxNodes, MinNodes)
 	kept, count := t.keep(maxNodes)
-	for o.MaxOtherShare > 0 && maxNodes < o.NodeCap &&
-		float64(t.prunedValue(kept)) > o.MaxOtherShare*float64(t.total[0]) {
-		maxNodes = min(o.NodeCap, 2*maxNodes)
-		kept, count = t.keep(maxNodes)
+	tooMuch := func(kept []int32) bool {
+		return float64(t.prunedValue(kept)) > o.MaxOtherShare*float64(t.total[0])
+	}
+	if o.MaxOtherShare > 0 && maxNodes < o.NodeCap && tooMuch(kept) {
+		// The cap first: when even it leaves too much in "(other)", as on
+		// a flat busy host, the budgets between need not be tried (each
+		// try was a fifth of a flat hour's flame graph).
+		capKept, capCount := t.keep(o.NodeCap)
+		capTooMuch := tooMuch(capKept)
+		for maxNodes < o.NodeCap && tooMuch(kept) {
+			maxNodes = min(o.NodeCap, 2*maxNodes)
+			if maxNodes == o.NodeCap || capTooMuch {
+				maxNodes, kept, count = o.NodeCap, capKept, capCount
+				break
+			}
+			kept, count = t.keep(maxNodes)
+		}
 	}
 	fg := t.flameGraph(kept, count)
 	fg.MaxNodes = maxNodes
