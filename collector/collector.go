@@ -61,6 +61,10 @@ type Config struct {
 	// UnwindCacheDir keeps built tables on disk by build ID; empty means
 	// no disk cache.
 	UnwindCacheDir string
+	// NoPython turns off the walk of CPython's frames (on by default with
+	// Unwind "dwarf"): CPython processes then show the interpreter's own
+	// frames.
+	NoPython bool
 	// HoldBatchFiles keeps each batch's mapped files open until the batch
 	// is released (Batch.Release), for callers that name batches out of
 	// step with draining. Without it a batch's files close two drains
@@ -141,7 +145,8 @@ type Collector struct {
 	links    []link.Link
 	ring     *ringbuf.Reader
 	tracker  *processTracker
-	unwind   *unwindTables // nil when Unwind is "fp"
+	unwind   *unwindTables   // nil when Unwind is "fp"
+	python   *pythonUnwinder // nil when Unwind is "fp" or NoPython is set
 	maxDepth int
 
 	// images queues the /proc reads of new images; imageReadsBefore is
@@ -211,10 +216,17 @@ func New(cfg Config) (*Collector, error) {
 			c.objs.Close()
 			return nil, err
 		}
+		if !cfg.NoPython {
+			c.python = newPythonUnwinder(&c.objs, cfg.Logger)
+		}
 		// Processes named up front get their tables before sampling starts,
 		// so even their first samples are unwound.
 		for _, pid := range cfg.PIDs {
-			c.unwind.install(c.tracker.observe(model.ProcessKey{PID: pid}, 0), c.tracker.alive)
+			p := c.tracker.observe(model.ProcessKey{PID: pid}, 0)
+			c.unwind.install(p, c.tracker.alive)
+			if c.python != nil {
+				c.python.attach(p)
+			}
 		}
 	}
 	if err := c.attach(); err != nil {
@@ -379,6 +391,9 @@ func (c *Collector) readEvents(ctx context.Context) {
 			c.tracker.exited(ev.Pid)
 			if c.unwind != nil {
 				c.unwind.remove(ev.Pid)
+			}
+			if c.python != nil {
+				c.python.exited(ev.Pid)
 			}
 		}
 	}

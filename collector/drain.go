@@ -77,6 +77,10 @@ func (c *Collector) Drain() (*model.Batch, error) {
 			batch.Stats.KernelLost[model.LostDrained] += s.Count
 		}
 	}
+	if c.python != nil {
+		// Before the processes are looked up: frame words are no addresses.
+		c.python.name(batch.Samples, &batch.Stats.Python)
+	}
 	reads := c.images.total()
 	batch.Stats.ImageReads = reads.Minus(c.imageReadsBefore)
 	c.imageReadsBefore = reads

@@ -199,5 +199,8 @@ func (c *Collector) readImages(ctx context.Context) {
 		if c.unwind != nil {
 			c.unwind.enqueue(p)
 		}
+		if c.python != nil {
+			c.python.attach(p)
+		}
 	}
 }
