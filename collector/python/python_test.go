@@ -10,8 +10,9 @@ import (
 
 // Line tables as each version's compiler wrote them for one function:
 // def f():        (line 10)
-//     x = 1       (line 11)
-//     return x    (line 12)
+//
+//	x = 1       (line 11)
+//	return x    (line 12)
 func TestLineTables(t *testing.T) {
 	for _, c := range []struct {
 		name   string
