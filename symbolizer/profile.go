@@ -380,13 +380,17 @@ func (pb *profileBuilder) userFrameLocation(proc *model.Process, pid uint32, f m
 		name = unnamedFrame(f.Kind)
 	}
 	var m *profile.Mapping
+	system := name
 	if f.Kind == model.FramePython {
 		mk := mappingKey{kind: kindPython}
 		if m = pb.mappings[mk]; m == nil {
 			m = pb.addMapping(mk, &profile.Mapping{File: pythonMapping})
 		}
+		// No system name: pprof would take "<module>" for a demangled C++
+		// template and cut it to nothing.
+		system = ""
 	}
-	loc := pb.newLocation(m, f.Addr, []frame{{Function: name, SystemName: name, File: f.File, Line: f.Line}})
+	loc := pb.newLocation(m, f.Addr, []frame{{Function: name, SystemName: system, File: f.File, Line: f.Line}})
 	if pb.named == nil {
 		pb.named = make(map[model.Frame]*profile.Location)
 	}
