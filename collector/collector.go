@@ -145,9 +145,12 @@ type Collector struct {
 	links    []link.Link
 	ring     *ringbuf.Reader
 	tracker  *processTracker
-	unwind   *unwindTables   // nil when Unwind is "fp"
-	python   *pythonUnwinder // nil when Unwind is "fp" or NoPython is set
+	unwind   *unwindTables // nil when Unwind is "fp"
 	maxDepth int
+
+	// interpreters walk the frames of interpreters (CPython; none when
+	// Unwind is "fp"), each hooked into the native walk.
+	interpreters []interpreter
 
 	// images queues the /proc reads of new images; imageReadsBefore is
 	// its total at the previous drain.
@@ -217,15 +220,15 @@ func New(cfg Config) (*Collector, error) {
 			return nil, err
 		}
 		if !cfg.NoPython {
-			c.python = newPythonUnwinder(&c.objs, cfg.Logger)
+			c.interpreters = append(c.interpreters, newPythonUnwinder(&c.objs, cfg.Logger))
 		}
 		// Processes named up front get their tables before sampling starts,
 		// so even their first samples are unwound.
 		for _, pid := range cfg.PIDs {
 			p := c.tracker.observe(model.ProcessKey{PID: pid}, 0)
 			c.unwind.install(p, c.tracker.alive)
-			if c.python != nil {
-				c.python.attach(p)
+			for _, in := range c.interpreters {
+				in.attach(p)
 			}
 		}
 	}
@@ -392,8 +395,8 @@ func (c *Collector) readEvents(ctx context.Context) {
 			if c.unwind != nil {
 				c.unwind.remove(ev.Pid)
 			}
-			if c.python != nil {
-				c.python.exited(ev.Pid)
+			for _, in := range c.interpreters {
+				in.exited(ev.Pid)
 			}
 		}
 	}

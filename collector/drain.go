@@ -77,9 +77,9 @@ func (c *Collector) Drain() (*model.Batch, error) {
 			batch.Stats.KernelLost[model.LostDrained] += s.Count
 		}
 	}
-	if c.python != nil {
-		// Before the processes are looked up: frame words are no addresses.
-		c.python.name(batch.Samples, &batch.Stats.Python)
+	// Before the processes are looked up: frame words are no addresses.
+	for _, in := range c.interpreters {
+		in.name(batch.Samples, &batch.Stats)
 	}
 	reads := c.images.total()
 	batch.Stats.ImageReads = reads.Minus(c.imageReadsBefore)

@@ -199,8 +199,8 @@ func (c *Collector) readImages(ctx context.Context) {
 		if c.unwind != nil {
 			c.unwind.enqueue(p)
 		}
-		if c.python != nil {
-			c.python.attach(p)
+		for _, in := range c.interpreters {
+			in.attach(p)
 		}
 	}
 }

@@ -12,6 +12,23 @@ import (
 	"github.com/ember-profiler/ember/model"
 )
 
+// An interpreter is one interpreter's part of the seam (ARCHITECTURE.md, "A
+// new unwinder"): it finds its processes by their mapped files, sets up
+// per-process state for its BPF walker, which appends frame words (bit 63
+// set) to the walked stack, and names those words at each drain, splicing
+// its frames into the native ones (Sample.UserFrames).
+type interpreter interface {
+	// attach looks at a process image and sets it up if it is one of its.
+	attach(p *model.Process)
+	// exited: the process is gone; its last samples are still to be named.
+	exited(pid uint32)
+	// name replaces the frame words of its processes' samples and counts
+	// what it did in st.
+	name(samples []model.Sample, st *model.Stats)
+}
+
+var _ interpreter = (*pythonUnwinder)(nil)
+
 // pythonUnwinder is the CPython part of the interpreter seam: it finds the
 // CPython of each process it is shown (by its mapped files), tells the BPF
 // walker where its runtime is and its version's offsets (py_procs), and at
@@ -132,7 +149,8 @@ func (u *pythonUnwinder) remove(pid uint32) {
 
 // name replaces the frame words in the samples' user stacks by named
 // Python frames, spliced into the native ones (Sample.UserFrames).
-func (u *pythonUnwinder) name(samples []model.Sample, st *model.PythonStats) {
+func (u *pythonUnwinder) name(samples []model.Sample, stats *model.Stats) {
+	st := &stats.Python
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, pp := range u.byPID {
