@@ -104,11 +104,19 @@ func fromFile(m *model.Mapping, r io.ReaderAt, minor int) (*Interpreter, error) 
 	return in, nil
 }
 
-// mappingBias is the runtime address less the ELF address in m.
+// mappingBias is the runtime address less the ELF address in m. A
+// segment is mapped from its page-aligned offset, and with lld's layouts
+// that page also ends the segment before: an exact start wins.
 func mappingBias(f *elf.File, m *model.Mapping) (uint64, bool) {
+	bias := func(p *elf.Prog) uint64 { return m.Start - m.Offset + p.Off - p.Vaddr }
 	for _, p := range f.Progs {
-		if p.Type == elf.PT_LOAD && m.Offset >= p.Off && m.Offset < p.Off+p.Filesz {
-			return m.Start - (p.Vaddr + (m.Offset - p.Off)), true
+		if p.Type == elf.PT_LOAD && p.Off&^0xfff == m.Offset {
+			return bias(p), true
+		}
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && m.Offset >= p.Off&^0xfff && m.Offset < p.Off+p.Filesz {
+			return bias(p), true
 		}
 	}
 	return 0, false
