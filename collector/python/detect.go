@@ -125,7 +125,7 @@ func mappingBias(f *elf.File, m *model.Mapping) (uint64, bool) {
 // readVersion reads the PY_VERSION_HEX that 3.11+ keeps in Py_Version.
 func readVersion(f *elf.File, s elf.Symbol) uint64 {
 	for _, sec := range f.Sections {
-		if sec.Type == elf.SHT_NOBITS || s.Value < sec.Addr || s.Value+4 > sec.Addr+sec.Size {
+		if sec.Flags&elf.SHF_ALLOC == 0 || sec.Type == elf.SHT_NOBITS || s.Value < sec.Addr || s.Value+4 > sec.Addr+sec.Size {
 			continue
 		}
 		var b [4]byte

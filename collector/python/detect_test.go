@@ -108,3 +108,44 @@ func TestDetect(t *testing.T) {
 		}
 	})
 }
+
+// TestDebugOffsetsMatchTable: the _Py_DebugOffsets 3.13 publishes (in its
+// _PyRuntime's initial value, in the file) say what the table says.
+func TestDebugOffsetsMatchTable(t *testing.T) {
+	ef, err := elf.Open(libpython(t, 13))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ef.Close()
+	syms, _ := ef.DynamicSymbols()
+	var raw []byte
+	for _, s := range syms {
+		if s.Name != "_PyRuntime" {
+			continue
+		}
+		for _, sec := range ef.Sections {
+			if sec.Flags&elf.SHF_ALLOC != 0 && sec.Type != elf.SHT_NOBITS && s.Value >= sec.Addr && s.Value+DebugOffsetsBytes <= sec.Addr+sec.Size {
+				raw = make([]byte, DebugOffsetsBytes)
+				if _, err := sec.ReadAt(raw, int64(s.Value-sec.Addr)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if raw == nil {
+		t.Fatal("no _PyRuntime data in libpython3.13")
+	}
+	want, _ := LayoutFor(13)
+	got := want
+	if err := got.ApplyDebugOffsets(raw); err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("debug offsets give\n%+v\nthe table says\n%+v", got, want)
+	}
+	other := want
+	other.Minor = 12
+	if err := other.ApplyDebugOffsets(raw); err == nil {
+		t.Error("3.13's debug offsets applied to 3.12")
+	}
+}
