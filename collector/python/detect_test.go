@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -100,6 +101,23 @@ func TestDetect(t *testing.T) {
 		}
 		if _, err := Detect(mapped(t, lib, base)); !errors.Is(err, ErrUnknownVersion) {
 			t.Errorf("3.99: %v, want ErrUnknownVersion", err)
+		}
+	})
+	t.Run("stripped", func(t *testing.T) {
+		strip, err := exec.LookPath("strip")
+		if err != nil {
+			t.Skip("no strip")
+		}
+		lib := filepath.Join(t.TempDir(), "libpython3.12.so.1.0")
+		if out, err := exec.Command(strip, "--strip-all", "-o", lib, libpython(t, 12)).CombinedOutput(); err != nil {
+			t.Fatalf("strip: %v\n%s", err, out)
+		}
+		in, err := Detect(mapped(t, lib, base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Layout.Minor != 12 || in.Runtime == 0 || in.CodeType == 0 || len(in.Eval) == 0 {
+			t.Errorf("stripped 3.12: %+v", in)
 		}
 	})
 	t.Run("not python", func(t *testing.T) {
