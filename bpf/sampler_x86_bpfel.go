@@ -124,17 +124,21 @@ const (
 )
 
 type SamplerPyWalk struct {
-	_        structs.HostLayout
-	Proc     SamplerPyProc
-	Fsbase   uint64
-	Interp   uint64
-	Tstate   uint64
-	Frame    uint64
-	Fallback uint64
-	Pending  uint64
-	Status   uint32
-	Emitted  uint32
-	Buf      [136]uint8
+	_           structs.HostLayout
+	Proc        SamplerPyProc
+	Fsbase      uint64
+	Interp      uint64
+	Tstate      uint64
+	Frame       uint64
+	First       uint64
+	Depth       uint64
+	InterpCount uint32
+	Pad2        uint32
+	Fallback    uint64
+	Pending     uint64
+	Status      uint32
+	Emitted     uint32
+	Buf         [136]uint8
 }
 
 type SamplerRangeKey struct {

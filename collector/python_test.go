@@ -255,3 +255,73 @@ func checkLines(py []model.Frame, marks map[string]int64) []string {
 	}
 	return bad
 }
+
+// TestPythonSubinterpreters: a thread that runs Python in the main
+// interpreter and in a sub-interpreter has a thread state in each; its
+// samples must show the one it runs, half and half.
+func TestPythonSubinterpreters(t *testing.T) {
+	testenv.RequireBPF(t)
+	script, _ := filepath.Abs("../testdata/python/subinterp.py")
+	type run struct {
+		minor                    int
+		pid                      uint32
+		total, main, sub, rooted uint64
+	}
+	var runs []*run
+	var pids []uint32
+	for minor := 11; minor <= 13; minor++ {
+		var exe string
+		t.Run(fmt.Sprintf("find 3.%d", minor), func(t *testing.T) { exe = pythonBuild(t, minor) })
+		if exe == "" {
+			continue
+		}
+		r := &run{minor: minor, pid: uint32(startFixture(t, exe, script).Process.Pid)}
+		runs, pids = append(runs, r), append(pids, r.pid)
+	}
+	if len(runs) == 0 {
+		t.Skip("no CPython build with sub-interpreters to run")
+	}
+	for _, r := range runs {
+		testenv.WaitCPU(t, int(r.pid), 100*time.Millisecond)
+	}
+	c := newCollector(t, Config{PIDs: pids, FrequencyHz: 999})
+	if _, err := c.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		drainUntilCPU(t, c, r.pid, 600*time.Millisecond, func(b *model.Batch) {
+			for _, s := range b.Samples {
+				for _, r := range runs {
+					if s.PID != r.pid {
+						continue
+					}
+					r.total += s.Count
+					py := pythonOnly(s.UserFrames)
+					if indexOf(py, "in_main") >= 0 {
+						r.main += s.Count
+					}
+					if indexOf(py, "in_sub") >= 0 {
+						r.sub += s.Count
+					}
+					if len(py) > 0 && py[len(py)-1].Function == "<module>" {
+						r.rooted += s.Count
+					} else if os.Getenv("PYDEBUG") != "" {
+						t.Logf("3.%d not rooted: %v", r.minor, py)
+					}
+				}
+			}
+		})
+	}
+	for _, r := range runs {
+		t.Run(fmt.Sprintf("3.%d", r.minor), func(t *testing.T) {
+			t.Logf("%d samples: in_main %d, in_sub %d, rooted %d", r.total, r.main, r.sub, r.rooted)
+			share := func(n uint64) float64 { return 100 * float64(n) / float64(max(r.total, 1)) }
+			if m, s := share(r.main), share(r.sub); m < 44 || m > 56 || s < 44 || s > 56 {
+				t.Errorf("in_main %.1f%%, in_sub %.1f%%, want 50%% ± 6 each", m, s)
+			}
+			if got := share(r.rooted); got < 98 {
+				t.Errorf("%.1f%% of samples rooted at <module>, want ≥ 98%%", got)
+			}
+		})
+	}
+}

@@ -92,6 +92,9 @@ struct py_walk {
 	struct py_proc proc;
 	__u64 fsbase; // the thread's pthread_self(), which CPython keeps as thread_id
 	__u64 interp, tstate, frame;
+	__u64 first; // the first state of the thread found, with a frame or not
+	__u64 depth; // py_stack_depth of the state in frame
+	__u32 interp_count, pad2;
 	// Where to start instead when no frame was read before one that
 	// cannot be: the caller's cframe's. An eval loop entering sets
 	// tstate->cframe before its frames' links, stack garbage until then.
@@ -143,8 +146,38 @@ static __always_inline __u64 py_buf_word(struct py_walk *w, __u16 off)
 	return *(__u64 *)&w->buf[o];
 }
 
+// py_current_frame is the frame a thread state runs, or 0.
+static __always_inline __u64 py_current_frame(struct py_proc *p, __u64 tstate)
+{
+	__u64 frame = py_read(tstate, p->tstate_frame);
+	return p->cframe ? py_read(frame, p->cframe_frame) : frame;
+}
+
+// py_stack_depth orders a thread's states by how recently they were
+// entered: the address of the C stack an eval loop of theirs runs on, lower
+// for the state the thread runs now (the stack grows down). 3.11 and 3.12
+// keep their cframe there; 3.13 its entry shim frame. ~0 when unknown.
+static __always_inline __u64 py_stack_depth(struct py_proc *p, __u64 tstate)
+{
+	__u64 frame = py_read(tstate, p->tstate_frame);
+	if (p->cframe || !frame)
+		return frame ? frame : ~0ULL;
+	if (p->frames != PY_FRAMES_SHIM)
+		return 0; // one interpreter's frames are as good as another's
+	for (int i = 0; i < 8 && frame; i++) {
+		__u8 owner = 0;
+		if (bpf_probe_read_user(&owner, 1, (void *)(frame + p->frame_flag)))
+			break;
+		if (owner == PY_OWNER_CSTACK)
+			return frame;
+		frame = py_read(frame, p->frame_previous);
+	}
+	return ~0ULL;
+}
+
 // py_find_thread is one step of the search of every interpreter's thread
-// list for the state whose thread_id is the sampled thread's.
+// list for the state of the sampled thread: by its thread_id, and among
+// the thread's states (one in each interpreter it ran in) the one it runs.
 static long py_find_thread(__u32 index, void *ctx)
 {
 	struct py_walk *w = py_scratch_walk();
@@ -155,12 +188,20 @@ static long py_find_thread(__u32 index, void *ctx)
 		w->interp = py_read(w->interp, p->interp_next);
 		if (!w->interp)
 			return 1; // no interpreter left
+		w->interp_count++;
 		w->tstate = py_read(w->interp, p->interp_threads);
 		return 0;
 	}
 	if (py_read(w->tstate, p->tstate_thread_id) == w->fsbase) {
-		w->frame = w->tstate; // found
-		return 1;
+		if (!w->first)
+			w->first = w->tstate;
+		if (py_current_frame(p, w->tstate)) {
+			__u64 depth = py_stack_depth(p, w->tstate);
+			if (!w->frame || depth < w->depth) {
+				w->frame = w->tstate;
+				w->depth = depth;
+			}
+		}
 	}
 	w->tstate = py_read(w->tstate, p->tstate_next);
 	return 0;
@@ -280,14 +321,22 @@ static __always_inline void python_walk(struct task_struct *task, __u32 pid, __u
 	w->pending = 0;
 	w->emitted = 0;
 	w->status = PY_STAT_DEPTH;
+	// The state a thread had at its last sample is its state now while
+	// the process has one interpreter; with more, it may have one in each.
 	__u64 *cached = bpf_map_lookup_elem(&py_threads, &tid);
-	if (cached && *cached && py_read(*cached, p->tstate_thread_id) == w->fsbase) {
+	__u64 head = py_read(p->runtime, p->runtime_interp_head);
+	if (cached && *cached && !py_read(head, p->interp_next) &&
+	    py_read(*cached, p->tstate_thread_id) == w->fsbase && py_current_frame(p, *cached)) {
 		w->frame = *cached;
 	} else {
 		// interp_next from this address is interpreters.head.
 		w->interp = p->runtime + p->runtime_interp_head - p->interp_next;
 		w->tstate = 0;
+		w->first = 0;
+		w->interp_count = 0;
 		bpf_loop(PY_MAX_THREADS, py_find_thread, NULL, 0);
+		if (!w->frame)
+			w->frame = w->first; // a state with no frame: counted below
 		if (!w->frame) {
 			py_stat(PY_STAT_NO_THREAD, 1);
 			return;
