@@ -65,6 +65,82 @@ type SamplerProcState struct {
 	Notified  uint32
 }
 
+type SamplerPyFrames uint32
+
+const (
+	SamplerPyFramesPY_FRAMES_NONE       SamplerPyFrames = 0
+	SamplerPyFramesPY_FRAMES_OBJECT     SamplerPyFrames = 1
+	SamplerPyFramesPY_FRAMES_ENTRY_FLAG SamplerPyFrames = 2
+	SamplerPyFramesPY_FRAMES_SHIM       SamplerPyFrames = 3
+)
+
+type SamplerPyLayout uint32
+
+const (
+	SamplerPyLayoutPY_WORD_MARK        SamplerPyLayout = 63
+	SamplerPyLayoutPY_WORD_RUN_END     SamplerPyLayout = 62
+	SamplerPyLayoutPY_WORD_CODE_BITS   SamplerPyLayout = 44
+	SamplerPyLayoutPY_WORD_OFFSET_BITS SamplerPyLayout = 18
+	SamplerPyLayoutPY_MAX_FRAMES       SamplerPyLayout = 192
+	SamplerPyLayoutPY_MAX_THREADS      SamplerPyLayout = 256
+	SamplerPyLayoutPY_OWNER_CSTACK     SamplerPyLayout = 3
+	SamplerPyLayoutPY_FRAME_READ       SamplerPyLayout = 128
+)
+
+type SamplerPyProc struct {
+	_                 structs.HostLayout
+	Runtime           uint64
+	CodeType          uint64
+	ExecSeq           uint32
+	Frames            uint8
+	Cframe            uint8
+	RuntimeInterpHead uint16
+	InterpNext        uint16
+	InterpThreads     uint16
+	TstateNext        uint16
+	TstateThreadId    uint16
+	TstateFrame       uint16
+	CframeFrame       uint16
+	CframePrevious    uint16
+	FramePrevious     uint16
+	FrameCode         uint16
+	FrameInstr        uint16
+	FrameFlag         uint16
+	CodeAdaptive      uint16
+	FrameRead         uint16
+	_                 [6]byte
+}
+
+type SamplerPyStat uint32
+
+const (
+	SamplerPyStatPY_STAT_WALKS       SamplerPyStat = 0
+	SamplerPyStatPY_STAT_NO_THREAD   SamplerPyStat = 1
+	SamplerPyStatPY_STAT_NO_FRAME    SamplerPyStat = 2
+	SamplerPyStatPY_STAT_READ_FAILED SamplerPyStat = 3
+	SamplerPyStatPY_STAT_FRAMES      SamplerPyStat = 4
+	SamplerPyStatPY_STAT_DEPTH       SamplerPyStat = 5
+	SamplerPyStatPY_STAT_MAX         SamplerPyStat = 6
+)
+
+type SamplerPyWalk struct {
+	_           structs.HostLayout
+	Proc        SamplerPyProc
+	Fsbase      uint64
+	Interp      uint64
+	Tstate      uint64
+	Frame       uint64
+	First       uint64
+	Depth       uint64
+	InterpCount uint32
+	Pad2        uint32
+	Fallback    uint64
+	Pending     uint64
+	Status      uint32
+	Emitted     uint32
+	Buf         [136]uint8
+}
+
 type SamplerRangeKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -267,6 +343,10 @@ const (
 	SamplerMapEvents                = "events"
 	SamplerMapPidFilter             = "pid_filter"
 	SamplerMapProcs                 = "procs"
+	SamplerMapPyProcs               = "py_procs"
+	SamplerMapPyScratch             = "py_scratch"
+	SamplerMapPyStats               = "py_stats"
+	SamplerMapPyThreads             = "py_threads"
 	SamplerMapScratch               = "scratch"
 	SamplerMapStacks0               = "stacks_0"
 	SamplerMapStacks1               = "stacks_1"
@@ -291,6 +371,10 @@ const (
 	SamplerVarUnusedEventType       = "unused_event_type"
 	SamplerVarUnusedNoUserStack     = "unused_no_user_stack"
 	SamplerVarUnusedPidFilterValue  = "unused_pid_filter_value"
+	SamplerVarUnusedPyFrames        = "unused_py_frames"
+	SamplerVarUnusedPyLayout        = "unused_py_layout"
+	SamplerVarUnusedPyProc          = "unused_py_proc"
+	SamplerVarUnusedPyStat          = "unused_py_stat"
 	SamplerVarUnusedRangeKey        = "unused_range_key"
 	SamplerVarUnusedRangeKind       = "unused_range_kind"
 	SamplerVarUnusedRbpKind         = "unused_rbp_kind"
@@ -365,6 +449,10 @@ type SamplerMapSpecs struct {
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	PyProcs      *ebpf.MapSpec `ebpf:"py_procs"`
+	PyScratch    *ebpf.MapSpec `ebpf:"py_scratch"`
+	PyStats      *ebpf.MapSpec `ebpf:"py_stats"`
+	PyThreads    *ebpf.MapSpec `ebpf:"py_threads"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	Stacks0      *ebpf.MapSpec `ebpf:"stacks_0"`
 	Stacks1      *ebpf.MapSpec `ebpf:"stacks_1"`
@@ -390,6 +478,10 @@ type SamplerVariableSpecs struct {
 	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedNoUserStack     *ebpf.VariableSpec `ebpf:"unused_no_user_stack"`
 	UnusedPidFilterValue  *ebpf.VariableSpec `ebpf:"unused_pid_filter_value"`
+	UnusedPyFrames        *ebpf.VariableSpec `ebpf:"unused_py_frames"`
+	UnusedPyLayout        *ebpf.VariableSpec `ebpf:"unused_py_layout"`
+	UnusedPyProc          *ebpf.VariableSpec `ebpf:"unused_py_proc"`
+	UnusedPyStat          *ebpf.VariableSpec `ebpf:"unused_py_stat"`
 	UnusedRangeKey        *ebpf.VariableSpec `ebpf:"unused_range_key"`
 	UnusedRangeKind       *ebpf.VariableSpec `ebpf:"unused_range_kind"`
 	UnusedRbpKind         *ebpf.VariableSpec `ebpf:"unused_rbp_kind"`
@@ -431,6 +523,10 @@ type SamplerMaps struct {
 	Events       *ebpf.Map `ebpf:"events"`
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
 	Procs        *ebpf.Map `ebpf:"procs"`
+	PyProcs      *ebpf.Map `ebpf:"py_procs"`
+	PyScratch    *ebpf.Map `ebpf:"py_scratch"`
+	PyStats      *ebpf.Map `ebpf:"py_stats"`
+	PyThreads    *ebpf.Map `ebpf:"py_threads"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	Stacks0      *ebpf.Map `ebpf:"stacks_0"`
 	Stacks1      *ebpf.Map `ebpf:"stacks_1"`
@@ -448,6 +544,10 @@ func (m *SamplerMaps) Close() error {
 		m.Events,
 		m.PidFilter,
 		m.Procs,
+		m.PyProcs,
+		m.PyScratch,
+		m.PyStats,
+		m.PyThreads,
 		m.Scratch,
 		m.Stacks0,
 		m.Stacks1,
@@ -474,6 +574,10 @@ type SamplerVariables struct {
 	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedNoUserStack     *ebpf.Variable `ebpf:"unused_no_user_stack"`
 	UnusedPidFilterValue  *ebpf.Variable `ebpf:"unused_pid_filter_value"`
+	UnusedPyFrames        *ebpf.Variable `ebpf:"unused_py_frames"`
+	UnusedPyLayout        *ebpf.Variable `ebpf:"unused_py_layout"`
+	UnusedPyProc          *ebpf.Variable `ebpf:"unused_py_proc"`
+	UnusedPyStat          *ebpf.Variable `ebpf:"unused_py_stat"`
 	UnusedRangeKey        *ebpf.Variable `ebpf:"unused_range_key"`
 	UnusedRangeKind       *ebpf.Variable `ebpf:"unused_range_kind"`
 	UnusedRbpKind         *ebpf.Variable `ebpf:"unused_rbp_kind"`

@@ -61,6 +61,10 @@ type Config struct {
 	// UnwindCacheDir keeps built tables on disk by build ID; empty means
 	// no disk cache.
 	UnwindCacheDir string
+	// NoPython turns off the walk of CPython's frames (on by default with
+	// Unwind "dwarf"): CPython processes then show the interpreter's own
+	// frames.
+	NoPython bool
 	// HoldBatchFiles keeps each batch's mapped files open until the batch
 	// is released (Batch.Release), for callers that name batches out of
 	// step with draining. Without it a batch's files close two drains
@@ -144,6 +148,10 @@ type Collector struct {
 	unwind   *unwindTables // nil when Unwind is "fp"
 	maxDepth int
 
+	// interpreters walk the frames of interpreters (CPython; none when
+	// Unwind is "fp"), each hooked into the native walk.
+	interpreters []interpreter
+
 	// images queues the /proc reads of new images; imageReadsBefore is
 	// its total at the previous drain.
 	images           *imageQueue
@@ -211,10 +219,17 @@ func New(cfg Config) (*Collector, error) {
 			c.objs.Close()
 			return nil, err
 		}
+		if !cfg.NoPython {
+			c.interpreters = append(c.interpreters, newPythonUnwinder(&c.objs, cfg.Logger))
+		}
 		// Processes named up front get their tables before sampling starts,
 		// so even their first samples are unwound.
 		for _, pid := range cfg.PIDs {
-			c.unwind.install(c.tracker.observe(model.ProcessKey{PID: pid}, 0), c.tracker.alive)
+			p := c.tracker.observe(model.ProcessKey{PID: pid}, 0)
+			c.unwind.install(p, c.tracker.alive)
+			for _, in := range c.interpreters {
+				in.attach(p)
+			}
 		}
 	}
 	if err := c.attach(); err != nil {
@@ -379,6 +394,9 @@ func (c *Collector) readEvents(ctx context.Context) {
 			c.tracker.exited(ev.Pid)
 			if c.unwind != nil {
 				c.unwind.remove(ev.Pid)
+			}
+			for _, in := range c.interpreters {
+				in.exited(ev.Pid)
 			}
 		}
 	}

@@ -77,6 +77,10 @@ func (c *Collector) Drain() (*model.Batch, error) {
 			batch.Stats.KernelLost[model.LostDrained] += s.Count
 		}
 	}
+	// Before the processes are looked up: frame words are no addresses.
+	for _, in := range c.interpreters {
+		in.name(batch.Samples, &batch.Stats)
+	}
 	reads := c.images.total()
 	batch.Stats.ImageReads = reads.Minus(c.imageReadsBefore)
 	c.imageReadsBefore = reads

@@ -199,5 +199,8 @@ func (c *Collector) readImages(ctx context.Context) {
 		if c.unwind != nil {
 			c.unwind.enqueue(p)
 		}
+		for _, in := range c.interpreters {
+			in.attach(p)
+		}
 	}
 }

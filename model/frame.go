@@ -15,7 +15,16 @@ const (
 	// runtime: Function, the address it ran at (Addr), and File and Line
 	// where the runtime records them.
 	FrameJIT
+	// FramePython is an interpreted frame of CPython: its function's
+	// qualified name, file and line, read from the interpreter's own
+	// frames. It is named and written like FrameInterpreted, and tells
+	// views which language it is.
+	FramePython
 )
+
+// Interpreted reports whether frames of the kind are an interpreter's
+// functions, which have no address of their own.
+func (k FrameKind) Interpreted() bool { return k == FrameInterpreted || k == FramePython }
 
 func (k FrameKind) String() string {
 	switch k {
@@ -25,6 +34,8 @@ func (k FrameKind) String() string {
 		return "interpreted"
 	case FrameJIT:
 		return "JIT"
+	case FramePython:
+		return "python"
 	}
 	return "unknown"
 }

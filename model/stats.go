@@ -29,6 +29,38 @@ type Stats struct {
 	Truncated uint64
 	// Unwind describes Ember's user-stack unwinder over the batch.
 	Unwind UnwindStats
+	// Python describes the walks of CPython's frames over the batch.
+	Python PythonStats
+}
+
+// PythonStats count what the CPython unwinder did.
+type PythonStats struct {
+	// Walks: samples of CPython processes whose frames were looked for.
+	// NoThread: of threads with no thread state (not Python threads);
+	// NoFrame: of threads running no Python code; ReadFailed: cut where
+	// the interpreter's memory could not be read; Depth: cut at the limit.
+	Walks, NoThread, NoFrame, ReadFailed, Depth uint64
+	// Frames recorded; of them, Named from their code object, Unreadable
+	// (the code object could not be read), Exited (the process was gone
+	// before they were named).
+	Frames, Named, Unreadable, Exited uint64
+	// UnknownVersions counts processes of a CPython version Ember has no
+	// offsets for (each file is reported once in the log).
+	UnknownVersions uint64
+}
+
+// Add adds o's counters to s.
+func (s *PythonStats) Add(o PythonStats) {
+	s.Walks += o.Walks
+	s.NoThread += o.NoThread
+	s.NoFrame += o.NoFrame
+	s.ReadFailed += o.ReadFailed
+	s.Depth += o.Depth
+	s.Frames += o.Frames
+	s.Named += o.Named
+	s.Unreadable += o.Unreadable
+	s.Exited += o.Exited
+	s.UnknownVersions += o.UnknownVersions
 }
 
 // UnwindStats count what the unwinder did.
@@ -118,4 +150,5 @@ func (s *Stats) Add(o Stats) {
 		s.Unwind.Ends[e] += n
 	}
 	s.Unwind.Tables = o.Unwind.Tables
+	s.Python.Add(o.Python)
 }

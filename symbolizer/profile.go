@@ -158,7 +158,12 @@ const (
 	kindKernel                      // [kernel.kallsyms]
 	kindUser                        // one mapping of one process
 	kindUnmapped                    // an address of a process, in no known mapping
+	kindPython                      // [python]: CPython's frames, of every process
 )
+
+// pythonMapping is the pseudo file Python frames are in, which tells views
+// their language.
+const pythonMapping = "[python]"
 
 // mappingKey identifies a pprof mapping: the kernel, or one process's
 // mapping by its start address.
@@ -364,7 +369,7 @@ func (pb *profileBuilder) userFrameLocation(proc *model.Process, pid uint32, f m
 	if f.Kind == model.FrameNative {
 		return pb.userLocation(proc, pid, f.Addr, isReturn)
 	}
-	if f.Kind == model.FrameInterpreted {
+	if f.Kind.Interpreted() {
 		f.Addr = 0
 	}
 	if loc, ok := pb.named[f]; ok {
@@ -374,7 +379,18 @@ func (pb *profileBuilder) userFrameLocation(proc *model.Process, pid uint32, f m
 	if name == "" {
 		name = unnamedFrame(f.Kind)
 	}
-	loc := pb.newLocation(nil, f.Addr, []frame{{Function: name, SystemName: name, File: f.File, Line: f.Line}})
+	var m *profile.Mapping
+	system := name
+	if f.Kind == model.FramePython {
+		mk := mappingKey{kind: kindPython}
+		if m = pb.mappings[mk]; m == nil {
+			m = pb.addMapping(mk, &profile.Mapping{File: pythonMapping})
+		}
+		// No system name: pprof would take "<module>" for a demangled C++
+		// template and cut it to nothing.
+		system = ""
+	}
+	loc := pb.newLocation(m, f.Addr, []frame{{Function: name, SystemName: system, File: f.File, Line: f.Line}})
 	if pb.named == nil {
 		pb.named = make(map[model.Frame]*profile.Location)
 	}

@@ -8,6 +8,7 @@
 #include "maps.h"
 #include "process.h"
 #include "stacks.h"
+#include "python.h"
 
 // table_block returns the block holding word i of the table space, or NULL
 // when its chunk is not there (a table being dropped).
@@ -373,6 +374,7 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 	st->at = 0;
 	st->status = UNWIND_END_DEPTH;
 	bpf_loop(MAX_USER_DEPTH + 1, unwind_step, NULL, 0);
+	python_walk(task, pid, exec_seq); // appends the Python frames, if any
 	__u32 frames = st->frames;
 	add_stat(buffer, STAT_UNWIND_FRAMES, frames);
 	__u32 end = st->status;

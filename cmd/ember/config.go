@@ -43,12 +43,15 @@ type daemonConfig struct {
 	StackMapEntries  uint32            `yaml:"stack-map-entries"`
 	Unwind           string            `yaml:"unwind"`
 	UnwindTableSize  bytesize.Size     `yaml:"unwind-table-size"`
+	Python           bool              `yaml:"python"`
 	CountMapEntries  uint32            `yaml:"count-map-entries"`
 	DrainInterval    time.Duration     `yaml:"drain-interval"`
 	ShutdownDeadline time.Duration     `yaml:"shutdown-timeout"`
 	QueryNice        int               `yaml:"query-nice"`
 	Export           []string          `yaml:"export"`
 }
+
+const pythonFlagHelp = "walk CPython's own frames (3.8 to 3.13, with --unwind dwarf), so Python programs show their functions, files and lines instead of the interpreter's loop"
 
 func defaultDaemonConfig() daemonConfig {
 	return daemonConfig{
@@ -63,6 +66,7 @@ func defaultDaemonConfig() daemonConfig {
 		StackMapEntries: 4096,
 		Unwind:          collector.UnwindDWARF,
 		UnwindTableSize: 64 << 20,
+		Python:          true,
 		CountMapEntries: 16384,
 		DrainInterval:   time.Second,
 		// Long enough for a host at load 30 on 2 CPUs (CI's loaded tests,
@@ -96,6 +100,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.Uint32Var(&cfg.StackMapEntries, "stack-map-entries", cfg.StackMapEntries, "distinct stacks each of the two BPF stack maps holds per drain")
 	fs.StringVar(&cfg.Unwind, "unwind", cfg.Unwind, `how user stacks are walked: "dwarf" (.eh_frame tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
 	fs.Var(&cfg.UnwindTableSize, "unwind-table-size", "BPF memory for .eh_frame unwind tables (4 bytes a row, taken in 256KiB chunks as tables load); tables beyond it are reported and their stacks marked")
+	fs.BoolVar(&cfg.Python, "python", cfg.Python, pythonFlagHelp)
 	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")
 	fs.DurationVar(&cfg.DrainInterval, "drain-interval", cfg.DrainInterval, "how often the BPF maps are read and emptied")
 	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long stopping may take: naming and storing the last interval, open requests, closing")
@@ -136,6 +141,7 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 		"stack-map-entries": func() { cfg.StackMapEntries = fromFlags.StackMapEntries },
 		"unwind":            func() { cfg.Unwind = fromFlags.Unwind },
 		"unwind-table-size": func() { cfg.UnwindTableSize = fromFlags.UnwindTableSize },
+		"python":            func() { cfg.Python = fromFlags.Python },
 		"count-map-entries": func() { cfg.CountMapEntries = fromFlags.CountMapEntries },
 		"drain-interval":    func() { cfg.DrainInterval = fromFlags.DrainInterval },
 		"shutdown-timeout":  func() { cfg.ShutdownDeadline = fromFlags.ShutdownDeadline },
@@ -229,7 +235,7 @@ func (c *daemonConfig) validate() error {
 	// What the sampler would refuse once the store is open: refused here,
 	// as a mistake in the settings.
 	sampler := collector.Config{FrequencyHz: c.FrequencyHz, StackMapEntries: c.StackMapEntries,
-		CountMapEntries: c.CountMapEntries, Unwind: c.Unwind, UnwindTableBytes: int64(c.UnwindTableSize)}
+		CountMapEntries: c.CountMapEntries, Unwind: c.Unwind, UnwindTableBytes: int64(c.UnwindTableSize), NoPython: !c.Python}
 	if err := sampler.Validate(); err != nil {
 		return errors.New(strings.TrimPrefix(flagError(err).Error(), "--"))
 	}

@@ -114,6 +114,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		// Built tables survive restarts next to the store.
 		UnwindTableBytes: int64(cfg.UnwindTableSize),
 		UnwindCacheDir:   filepath.Join(cfg.DataDir, "unwind-cache"),
+		NoPython:         !cfg.Python,
 		// Batches are named out of step with draining (see pipeline.Run).
 		HoldBatchFiles: true,
 		Logger:         log,

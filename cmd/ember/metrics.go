@@ -20,6 +20,7 @@ type daemonMetrics struct {
 	intervals   *prometheus.CounterVec
 	storeAppend prometheus.Histogram
 	unwind      unwindMetrics
+	python      *prometheus.CounterVec
 	// The pipeline's: drain and naming times, lateness, queues and what
 	// it dropped, by sink.
 	pipeline *pipeline.Metrics
@@ -91,6 +92,11 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 		}, []string{"what"}),
 	}
 	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.tables)
+	m.python = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ember_python_total",
+		Help: "CPython unwinding: walks (samples of CPython processes), no_thread (thread without a thread state), no_frame (running no Python), read_failed and depth (walks cut), frames recorded, and of them named, unreadable, exited (gone before naming); unknown_versions (processes of a version without offsets).",
+	}, []string{"what"})
+	reg.MustRegister(m.python)
 
 	gauge := func(name, help string, value func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value))
@@ -153,6 +159,14 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 	}
 	m.unwind.frames.Add(float64(s.Unwind.Frames))
 	m.unwind.kernelFP.Add(float64(s.Unwind.KernelFP))
+	py := s.Python
+	for what, v := range map[string]uint64{
+		"walks": py.Walks, "no_thread": py.NoThread, "no_frame": py.NoFrame, "read_failed": py.ReadFailed,
+		"depth": py.Depth, "frames": py.Frames, "named": py.Named, "unreadable": py.Unreadable,
+		"exited": py.Exited, "unknown_versions": py.UnknownVersions,
+	} {
+		m.python.WithLabelValues(what).Add(float64(v))
+	}
 	t := s.Unwind.Tables
 	for what, v := range map[string]uint64{
 		"rows": t.Rows, "row_capacity": t.RowCapacity, "files": t.Tables, "frame_pointer_files": t.FramePointerFiles,

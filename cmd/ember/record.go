@@ -31,6 +31,7 @@ type recordOptions struct {
 	pids          []uint
 	command       []string // `record -- CMD args...`
 	collector     collector.Config
+	python        bool // walk CPython's frames (collector.Config.NoPython unset)
 	symbols       symbolizer.Options
 	onSampling    func() // called once sampling runs; for tests
 }
@@ -81,6 +82,7 @@ end: on any error an existing file of the same name is kept.`,
 	opts.collector.UnwindTableBytes = 64 << 20
 	f.Var((*bytesize.Size)(&opts.collector.UnwindTableBytes), "unwind-table-size", "BPF memory for .eh_frame unwind tables (4 bytes a row, taken in 256KiB chunks as tables load); tables beyond it are reported and their stacks marked")
 	f.StringVar(&opts.collector.UnwindCacheDir, "unwind-cache-dir", "", "keep built unwind tables here by build ID, so the next run does not rebuild them (default: none)")
+	f.BoolVar(&opts.python, "python", true, pythonFlagHelp)
 	f.Uint32Var(&opts.collector.CountMapEntries, "count-map-entries", 16384, "entries in each of the two BPF sample count maps")
 	f.DurationVar(&opts.drainInterval, "drain-interval", time.Second, "how often the BPF maps are read and emptied")
 	f.StringArrayVar(&opts.symbols.DebugDirs, "debug-dir", nil, "also look for separate debug files under this folder, laid out like /usr/lib/debug (repeatable)")
@@ -196,6 +198,7 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 	}
 	// Batches are named out of step with draining (see pipeline.Run).
 	opts.collector.HoldBatchFiles = true
+	opts.collector.NoPython = !opts.python
 	col, err := collector.New(opts.collector)
 	if err != nil {
 		return err

@@ -41,6 +41,9 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 	if u := unwindSummary(s.Unwind); u != "" {
 		b.WriteString("; " + u)
 	}
+	if py := pythonSummary(s.Python); py != "" {
+		b.WriteString("; " + py)
+	}
 	fmt.Fprintf(&b, "; %d processes", len(t.processes))
 	if n := len(t.unread); n > 0 {
 		fmt.Fprintf(&b, " (%d program images gone before they could be read)", n)
@@ -78,6 +81,31 @@ func unwindSummary(u model.UnwindStats) string {
 	}
 	if t := u.Tables; t.NotLoaded > 0 {
 		s += fmt.Sprintf(", %d tables over --unwind-table-size", t.NotLoaded)
+	}
+	return s
+}
+
+// pythonSummary says how the CPython walk did, when there was one.
+func pythonSummary(p model.PythonStats) string {
+	if p.Walks == 0 && p.UnknownVersions == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("python: %d samples walked, %d frames", p.Walks, p.Frames)
+	var cut []string
+	for _, c := range []struct {
+		n    uint64
+		what string
+	}{
+		{p.NoThread, "not a Python thread"}, {p.NoFrame, "running no Python"}, {p.ReadFailed, "read failed"},
+		{p.Depth, "depth limit"}, {p.Unreadable, "code object unreadable"}, {p.Exited, "exited before naming"},
+		{p.UnknownVersions, "processes of an unknown version"},
+	} {
+		if c.n > 0 {
+			cut = append(cut, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	if len(cut) > 0 {
+		s += " (" + strings.Join(cut, ", ") + ")"
 	}
 	return s
 }

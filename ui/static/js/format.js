@@ -64,13 +64,15 @@ export function frameKind(name, binary) {
   if (name === "(other)") return "other";
   if (binary === "[kernel.kallsyms]" || name.startsWith("[kernel ") || name === "[unknown kernel address]") return "kernel";
   if (name.startsWith("[")) return "marker";
+  // CPython's frames, read from the interpreter (a pseudo mapping).
+  if (binary === "[python]") return "python";
   if (name.startsWith("runtime.") || name.startsWith("runtime/")) return "go";
   // JIT code runs from anonymous memory and is named by a perf map.
   if (binary === "" || binary.startsWith("[anon") || binary.startsWith("//anon") || binary.startsWith("/memfd:") || binary.startsWith("[jit")) return "jit";
   return "native";
 }
 
-export const kindLabels = { process: "process", native: "native", kernel: "kernel", go: "Go runtime", jit: "JIT", marker: "marker", other: "pruned" };
+export const kindLabels = { process: "process", native: "native", kernel: "kernel", go: "Go runtime", jit: "JIT", python: "Python", marker: "marker", other: "pruned" };
 
 // docsURL is where the frames Ember makes up are explained.
 export const docsURL = "https://github.com/ember-profiler/ember/blob/main/docs/markers.md";
@@ -88,6 +90,8 @@ export function markerHelp(name) {
   if (name.startsWith("[user stack lost") || name.startsWith("[kernel stack lost")) return "The sampler lost this stack (the reason follows the colon); the sample's CPU time still counts.";
   if (name === "[vdso]" || name === "[vsyscall]") return "Code the kernel maps into every process for fast system calls (clock_gettime).";
   if (/^\[unknown .* frame\]$/.test(name)) return "An interpreted or JIT frame whose name the unwinder could not read.";
+  if (name === "[python: process exited]") return "A Python frame of a process that exited before its code object was read.";
+  if (name.startsWith("[python: ")) return "A Python frame whose code object could not be read from the process.";
   return "A frame Ember made up where no function could be named.";
 }
 
@@ -99,6 +103,7 @@ const palettes = {
   kernel: [195, 215, 55, 66],
   go: [262, 285, 48, 70],
   jit: [95, 135, 45, 58],
+  python: [300, 330, 50, 72],
   marker: [0, 0, 0, 72],
   other: [0, 0, 0, 80],
 };
