@@ -769,7 +769,7 @@ func TestBrowserExportStatus(t *testing.T) {
 		t.Errorf("status %q, want %q", text, want)
 	}
 	retrying.Store(true)
-	b.run(t, chromedp.Evaluate(`location.reload()`, nil))
+	b.run(t, chromedp.Evaluate(`__ember.refreshSinks()`, nil))
 	b.waitFor(t, `window.__ember && __ember.sinks && __ember.sinks.some((k) => k.state === "retrying")`)
 	var warn string
 	b.eval(t, `document.querySelector("#sinks .sink-warn").textContent`, &warn)

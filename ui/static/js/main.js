@@ -642,3 +642,4 @@ hook.tree = () => data.tree;
 load();
 refreshSinks();
 setInterval(refreshSinks, 30e3);
+hook.refreshSinks = refreshSinks;
