@@ -175,7 +175,7 @@ type SamplerScratch struct {
 			Generation uint32
 			Rule       SamplerUnwindRule
 			Kind       uint32
-			Pad        uint64
+			Pad        uint32
 		}
 	}
 }
@@ -246,9 +246,10 @@ type SamplerUnwindRange struct {
 
 type SamplerUnwindRule struct {
 	_         structs.HostLayout
-	CfaOffset int16
+	CfaOffset int32
 	RbpOffset int8
 	Kind      uint8
+	Pad       uint16
 }
 
 type SamplerUserStackSource uint32

@@ -86,9 +86,11 @@ enum rbp_kind {
 // How to unwind at an address (unwind.Rule): rows name one by its index in
 // unwind_rules, which holds every distinct rule once.
 struct unwind_rule {
-	__s16 cfa_offset;
+	// 32 bits: rustc has frames of more than 512 KiB (CFA rsp+540080).
+	__s32 cfa_offset;
 	__s8 rbp_offset; // in units of 8 bytes
 	__u8 kind;	 // cfa_kind | rbp_kind << RBP_KIND_SHIFT
+	__u16 pad;
 };
 
 // A file's table is a run of 4-byte words in unwind_chunks (unwind.Table.Words):

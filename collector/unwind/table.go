@@ -71,12 +71,12 @@ const (
 	RBPUnknown = RBPKind(bpf.SamplerRbpKindRBP_UNKNOWN)
 )
 
-// A Row holds from its PC up to the next row's. It is 8 bytes, the layout
-// of struct unwind_row in sampler.bpf.c.
+// A Row holds from its PC up to the next row's: its PC and its Rule (struct
+// unwind_rule in bpf/sampler/types.h).
 type Row struct {
 	// PC is relative to the table's Base.
 	PC        uint32
-	CFAOffset int16
+	CFAOffset int32
 	// RBPOffset is in units of 8 bytes (saved registers are 8-aligned).
 	RBPOffset int8
 	// Kind packs CFAKind (low bits) and RBPKind (from bit rbpKindShift).
@@ -89,7 +89,7 @@ func (r Row) CFA() CFAKind { return CFAKind(r.Kind & (1<<rbpKindShift - 1)) }
 // RBP returns where the row finds the caller's RBP.
 func (r Row) RBP() RBPKind { return RBPKind(r.Kind >> rbpKindShift) }
 
-func makeRow(pc uint32, cfa CFAKind, cfaOff int16, rbp RBPKind, rbpOff int8) Row {
+func makeRow(pc uint32, cfa CFAKind, cfaOff int32, rbp RBPKind, rbpOff int8) Row {
 	return Row{PC: pc, CFAOffset: cfaOff, RBPOffset: rbpOff, Kind: uint8(cfa) | uint8(rbp)<<rbpKindShift}
 }
 

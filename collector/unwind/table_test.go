@@ -18,7 +18,7 @@ const systemLibc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
 // TestRowsMatchDelve checks the compact rows against delve's own CFA
 // interpreter at random addresses of every FDE.
 func TestRowsMatchDelve(t *testing.T) {
-	for _, path := range []string{systemLibc, "../../testdata/unwind/qsort-nofp", "../../testdata/unwind/chain-nofp", "../../testdata/unwind/sort-cpp", "../../testdata/unwind/sort-rust"} {
+	for _, path := range []string{systemLibc, "../../testdata/unwind/qsort-nofp", "../../testdata/unwind/chain-nofp", "../../testdata/unwind/sort-cpp", "../../testdata/unwind/sort-rust", "../../testdata/unwind/bigframe"} {
 		t.Run(path, func(t *testing.T) {
 			f, err := elf.Open(path)
 			if err != nil {
@@ -95,6 +95,39 @@ func checkRow(t *testing.T, pc uint64, row Row, ctx *frame.FrameContext) {
 			t.Fatalf("%#x: rbp same, delve %+v", pc, rbp)
 		}
 	}
+}
+
+// A frame of 600,000 bytes keeps its CFA offset: it once took 16 bits.
+func TestBigFrameOffset(t *testing.T) {
+	f, err := elf.Open("../../testdata/unwind/bigframe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tbl, err := buildFromELF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range syms {
+		if s.Name != "big" {
+			continue
+		}
+		var most int32
+		for pc := s.Value; pc < s.Value+s.Size; pc++ {
+			if r, ok := tbl.Lookup(pc); ok && r.CFA() == CFASP {
+				most = max(most, r.CFAOffset)
+			}
+		}
+		if most <= 600000 {
+			t.Fatalf("largest CFA offset in big is rsp%+d, want more than 600000", most)
+		}
+		return
+	}
+	t.Fatal("no symbol big")
 }
 
 func TestGoBinaryUsesFramePointers(t *testing.T) {

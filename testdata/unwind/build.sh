@@ -23,6 +23,7 @@ run gcc -O2 -g -fomit-frame-pointer -fPIC -shared -o libplugin.so plugin.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o dlopen-main dlopen-main.c -ldl
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o jit jit.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o burst burst.c
+run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o bigframe bigframe.c
 run /root/.cargo/bin/rustc -C opt-level=2 -C force-frame-pointers=no -C debuginfo=0 -C strip=debuginfo -o sort-rust sort.rs
 
 for f in qsort-nofp:cmp_items chain-nofp:level5 sort-cpp:_ZNK4SlowclEmm; do
