@@ -78,6 +78,7 @@ const (
 	SamplerRangeKindRANGE_ROWS     SamplerRangeKind = 0
 	SamplerRangeKindRANGE_FP       SamplerRangeKind = 1
 	SamplerRangeKindRANGE_NO_TABLE SamplerRangeKind = 2
+	SamplerRangeKindRANGE_FP_GUESS SamplerRangeKind = 3
 )
 
 type SamplerRbpKind uint32

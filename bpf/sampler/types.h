@@ -121,6 +121,9 @@ enum range_kind {
 	RANGE_ROWS = 0, // unwind with rows [row_start, row_start + row_count)
 	RANGE_FP = 1,	// walk frame pointers (Go, files without CFI, JIT code)
 	RANGE_NO_TABLE = 2, // the file has CFI but its table is not loaded
+	// Only in the walk's memo: a pc of a loaded table with no row for it
+	// (V8's builtins, assembly): frame pointers, where the frame looks like one.
+	RANGE_FP_GUESS = 3,
 };
 
 // What an executable range of a process unwinds with.
