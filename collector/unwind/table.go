@@ -101,8 +101,9 @@ type Table struct {
 	// Rows are sorted by PC; each holds until the next one. The last row of
 	// a covered range is a CFAGap row at the range's end.
 	Rows []Row
-	// FramePointers marks files whose code keeps frame pointers and whose
-	// CFI is missing or not worth loading (Go); the unwinder walks RBP there.
+	// FramePointers marks files whose code keeps frame pointers (Go, files
+	// without CFI): the unwinder walks RBP there when the table has no
+	// rows or its rows do not fit the budget.
 	FramePointers bool
 	// Source names the section the rows came from (".eh_frame",
 	// ".debug_frame") or why there are none.

@@ -130,23 +130,82 @@ func TestBigFrameOffset(t *testing.T) {
 	t.Fatal("no symbol big")
 }
 
-func TestGoBinaryUsesFramePointers(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
+// Go code unwinds by .gopclntab's SP deltas, stripped or not: a frameless
+// leaf returns at SP, a function with a frame saved RBP below its return
+// address, goexit ends the stack and systemstack (which switches stacks)
+// has no row, so the walk tries its frame pointer.
+func TestGoRowsFromLineTable(t *testing.T) {
+	syms := goSymbols(t, "../../testdata/unwind/go-frameless")
+	var want []Row
+	for _, path := range []string{"../../testdata/unwind/go-frameless", "../../testdata/unwind/go-frameless-stripped"} {
+		f, err := elf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl, err := buildFromELF(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tbl.FramePointers || tbl.Source != ".gopclntab" || len(tbl.Rows) < 1000 {
+			t.Fatalf("%s: FramePointers=%v source %q, %d rows", path, tbl.FramePointers, tbl.Source, len(tbl.Rows))
+		}
+		at := func(name string, off uint64) Row {
+			r, ok := tbl.Lookup(syms[name].Value + off)
+			if !ok {
+				t.Fatalf("%s: no row for %s%+d", path, name, off)
+			}
+			return r
+		}
+		for off := uint64(0); off < syms["main.spin"].Size; off++ {
+			if r := at("main.spin", off); r.CFA() != CFASP || r.CFAOffset != 8 || r.RBP() != RBPSame {
+				t.Fatalf("main.spin%+d: %v%+d rbp %v, want a frameless leaf's sp+8", off, r.CFA(), r.CFAOffset, r.RBP())
+			}
+		}
+		if r := at("main.goAlpha", 0); r.CFA() != CFASP || r.CFAOffset != 8 {
+			t.Errorf("main.goAlpha at entry: %v%+d", r.CFA(), r.CFAOffset)
+		}
+		framed := false
+		for off := uint64(0); off < syms["main.goAlpha"].Size; off++ {
+			r := at("main.goAlpha", off)
+			if r.CFAOffset > 16 && r.RBP() == RBPAtCFA && r.RBPOffset == -2 {
+				framed = true
+			}
+		}
+		if !framed {
+			t.Errorf("main.goAlpha: no row with its frame and RBP at CFA-16")
+		}
+		if r := at("runtime.goexit.abi0", 1); r.CFA() != CFAEnd {
+			t.Errorf("runtime.goexit: %v, want end", r.CFA())
+		}
+		if r := at("runtime.systemstack.abi0", 4); r.CFA() != CFAGap {
+			t.Errorf("runtime.systemstack: %v, want no row", r.CFA())
+		}
+		if want == nil {
+			want = tbl.Rows
+		} else if !slices.Equal(want, tbl.Rows) {
+			t.Errorf("stripped binary: rows differ")
+		}
+		t.Logf("%s: %d rows, %d bytes in BPF", path, len(tbl.Rows), tbl.SizeBytes())
 	}
-	f, err := os.Open(exe)
+}
+
+func goSymbols(t *testing.T, path string) map[string]elf.Symbol {
+	t.Helper()
+	f, err := elf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tbl, err := Build(f)
+	syms, err := f.Symbols()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tbl.FramePointers || len(tbl.Rows) != 0 {
-		t.Fatalf("Go test binary: FramePointers=%v rows=%d", tbl.FramePointers, len(tbl.Rows))
+	out := map[string]elf.Symbol{}
+	for _, s := range syms {
+		out[s.Name] = s
 	}
+	return out
 }
 
 func TestLibcEndsAtStart(t *testing.T) {
