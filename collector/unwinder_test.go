@@ -154,6 +154,8 @@ func TestUnwindFullChains(t *testing.T) {
 		{"sort-rust", []string{"slow_cmp", "sort_round", "3run", "4main", "main", "_start"}, cRoots},
 		// A 600,000-byte frame: a CFA offset past 16 bits.
 		{"bigframe", []string{"leaf", "big", "run", "main", "_start"}, cRoots},
+		// Assembly with no CFI row is crossed by its frame pointer.
+		{"nocfi", []string{"hot", "asm_trampoline", "run", "main", "_start"}, cRoots},
 		// JIT code (anonymous executable memory) is crossed by its frame pointer.
 		{"jit", []string{"hot", "run", "main", "_start"}, cRoots},
 		// Go: no table, so frame pointers; goroutines end at goexit, the

@@ -24,6 +24,7 @@ run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o dlopen-main d
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o jit jit.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o burst burst.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o bigframe bigframe.c
+run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o nocfi nocfi.c
 # Go 1.26: main.spin must stay frameless (no PUSHQ BP), or the test proves nothing.
 (cd ../.. && run go build -buildvcs=false -trimpath -o testdata/unwind/go-frameless ./testdata/unwind/gosrc)
 (cd ../.. && run go build -buildvcs=false -trimpath -ldflags=-s -o testdata/unwind/go-frameless-stripped ./testdata/unwind/gosrc)
