@@ -53,8 +53,8 @@ func TestPerfMap(t *testing.T) {
 		"LazyCompile:~fib /srv/app/fib.js:3",
 		"LazyCompile:*hot /srv/app/hot.js:10",
 		"py::compute:/srv/app/compute.py",
-		"[unknown in [anon]]", // its line is malformed
-		"[unknown in [anon]]",
+		anonWhy(jitNotInMap), // its line is malformed
+		anonWhy(jitNotInMap),
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
@@ -71,10 +71,49 @@ func TestPerfMap(t *testing.T) {
 		t.Errorf("after the map grew: %q", got[0])
 	}
 
-	// An exited process's map is not read: its PID may be reused.
+	// An exited process's map is read through the root held since it ran;
+	// a process that had the PID before is not named from it.
 	proc.Exited = true
-	if got := userNames(t, s, proc, jit+0x10); got[0] != "[unknown in [anon]]" {
+	if got := userNames(t, s, proc, jit+0x10); got[0] != "LazyCompile:~fib /srv/app/fib.js:3" {
 		t.Errorf("exited process: %q", got[0])
+	}
+	older := process(4242, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
+	older.StartTicks, older.Exited = 1, true
+	if got := userNames(t, s, older, jit+0x10); got[0] != anonWhy(jitExited) {
+		t.Errorf("exited process that had the PID before: %q", got[0])
+	}
+}
+
+// TestPerfMapWrittenAtExit: a JVM with -XX:+DumpPerfMapAtExit writes its
+// map as it exits, when /proc/PID is gone. Its JIT frames say why they are
+// unnamed while it runs, and are named from the map after it exited.
+func TestPerfMapWrittenAtExit(t *testing.T) {
+	procRoot := t.TempDir()
+	tmp := fakeProc(t, procRoot, 5151, "5151")
+	s := newTestSymbolizer(t)
+	s.procRoot = procRoot
+	const jit = 0x7f3a10000000
+	proc := process(5151, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
+	proc.Cmdline = []string{"java", "-XX:+DumpPerfMapAtExit", "Hot"}
+	if got := userNames(t, s, proc, jit+0x10); got[0] != anonWhy(jitMapAtExit) {
+		t.Errorf("running: %q, want %q", got[0], anonWhy(jitMapAtExit))
+	}
+	// It exits: /proc/5151 goes, the map appears in its /tmp.
+	if err := os.WriteFile(filepath.Join(tmp, "perf-5151.map"), []byte("7f3a10000000 100 Hot::spin\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(procRoot, "5151"), filepath.Join(procRoot, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	proc.Exited = true
+	if got := userNames(t, s, proc, jit+0x10); got[0] != "Hot::spin" {
+		t.Errorf("after exit: %q, want Hot::spin", got[0])
+	}
+	// Without a map, a process says it has none.
+	fakeProc(t, procRoot, 6161, "6161")
+	other := process(6161, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
+	if got := userNames(t, s, other, jit+0x10); got[0] != anonWhy("no /tmp/perf-6161.map") {
+		t.Errorf("no map: %q", got[0])
 	}
 }
 
@@ -98,13 +137,17 @@ func TestPerfMapStaysInRoot(t *testing.T) {
 	s := newTestSymbolizer(t)
 	s.procRoot = procRoot
 	const jit = 0x7f3a10000000
-	for _, pid := range []uint32{10, 11} {
+	// The symlink resolves inside the root, where there is no such file.
+	for pid, want := range map[uint32]string{10: anonWhy("no /tmp/perf-1.map"), 11: anonWhy(jitMapRefused)} {
 		proc := process(pid, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
-		if got := userNames(t, s, proc, jit+0x10); got[0] != "[unknown in [anon]]" {
-			t.Errorf("pid %d: %q, want the perf map refused", pid, got[0])
+		if got := userNames(t, s, proc, jit+0x10); got[0] != want {
+			t.Errorf("pid %d: %q, want %q", pid, got[0], want)
 		}
 	}
 }
+
+// anonWhy is the name of an unnamed JIT frame in anonymous memory.
+func anonWhy(why string) string { return "[unknown in [anon]: " + why + "]" }
 
 func TestParsePerfMap(t *testing.T) {
 	m, err := parsePerfMap(strings.NewReader("1000 10 first\n1000 20 replaced\n2000 0 empty\nffffffffffffffff 10 wraps\n3000 10 name with spaces\n"))

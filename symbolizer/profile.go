@@ -54,7 +54,7 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 		locations: make(map[locationKey]*profile.Location),
 		markers:   make(map[string]*profile.Location),
 		functions: make(map[frame]*profile.Function),
-		perfMaps:  make(map[uint32]*perfMap),
+		perfMaps:  make(map[uint32]perfMapLook),
 		p: &profile.Profile{
 			SampleType:    sampleTypes(b),
 			PeriodType:    schema.PeriodType.ValueType(),
@@ -72,6 +72,7 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 	for _, smp := range sortedSamples(b.Samples) {
 		pb.addSample(smp, periodNanos)
 	}
+	s.noteExits(b)
 	orderMappings(pb.p, b)
 	mainmapping.Place(pb.p)
 	if err := pb.p.CheckValid(); err != nil {
@@ -142,7 +143,7 @@ type profileBuilder struct {
 	named     map[model.Frame]*profile.Location
 	functions map[frame]*profile.Function
 	// perfMaps holds the JIT perf maps already looked at in this call.
-	perfMaps map[uint32]*perfMap
+	perfMaps map[uint32]perfMapLook
 	p        *profile.Profile
 }
 
@@ -322,7 +323,7 @@ func (pb *profileBuilder) userLocation(proc *model.Process, pid uint32, addr uin
 	var buildID string
 	jit := false
 	if cm.File == nil && isJITMapping(cm) {
-		frames, jit = pb.s.jitFrames(proc, lookupAddress(addr, isReturn), pb.perfMaps)
+		frames, jit = pb.s.jitFrames(proc, cm, lookupAddress(addr, isReturn), pb.perfMaps), true
 	}
 	if !jit {
 		key := pb.fileKey(cm)
