@@ -19,11 +19,11 @@ import (
 // /tmp/perf-7.map]".
 const (
 	jitNoMap      = "no /tmp/perf-%d.map"
-	jitMapAtExit  = "perf map not yet written (-XX:+DumpPerfMapAtExit writes it at exit)"
+	jitMapAtExit  = "perf map not written yet: -XX:+DumpPerfMapAtExit writes it at exit"
 	jitMapRefused = "perf map not a readable regular file"
 	jitNotInMap   = "not in the perf map"
 	jitExited     = "process exited before its perf map was read"
-	jitNoRoot     = "perf map not read (process root not readable)"
+	jitNoRoot     = "perf map not read: process root not readable"
 )
 
 // unnamedJIT names a JIT frame of mapping m that has no name, with why.

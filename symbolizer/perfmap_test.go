@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/ember-profiler/ember/model"
 )
 
@@ -85,36 +87,66 @@ func TestPerfMap(t *testing.T) {
 }
 
 // TestPerfMapWrittenAtExit: a JVM with -XX:+DumpPerfMapAtExit writes its
-// map as it exits, when /proc/PID is gone. Its JIT frames say why they are
-// unnamed while it runs, and are named from the map after it exited.
+// map as it exits, when /proc/PID is gone. Its samples are held while it
+// runs and named from the map once it exited; what is still held when the
+// pipeline stops is named with the reason.
 func TestPerfMapWrittenAtExit(t *testing.T) {
 	procRoot := t.TempDir()
 	tmp := fakeProc(t, procRoot, 5151, "5151")
+	fakeProc(t, procRoot, 6161, "6161")
 	s := newTestSymbolizer(t)
 	s.procRoot = procRoot
 	const jit = 0x7f3a10000000
-	proc := process(5151, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
-	proc.Cmdline = []string{"java", "-XX:+DumpPerfMapAtExit", "Hot"}
-	if got := userNames(t, s, proc, jit+0x10); got[0] != anonWhy(jitMapAtExit) {
-		t.Errorf("running: %q, want %q", got[0], anonWhy(jitMapAtExit))
+	java := func(pid uint32) *model.Process {
+		p := process(pid, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
+		p.Cmdline = []string{"java", "-XX:+UnlockDiagnosticVMOptions", "-XX:+DumpPerfMapAtExit", "Hot"}
+		return p
 	}
-	// It exits: /proc/5151 goes, the map appears in its /tmp.
-	if err := os.WriteFile(filepath.Join(tmp, "perf-5151.map"), []byte("7f3a10000000 100 Hot::spin\n"), 0o644); err != nil {
+	proc, other := java(5151), java(6161)
+	batch := func(procs ...*model.Process) *model.Batch {
+		b := &model.Batch{PeriodNanos: 1, Processes: map[model.ProcessKey]*model.Process{}}
+		for _, p := range procs {
+			b.Samples = append(b.Samples, model.Sample{PID: p.PID, TID: p.PID, User: []uint64{jit + 0x10, jit + 0x41}, Count: 1})
+			b.Processes[model.ProcessKey{PID: p.PID}] = p
+		}
+		return b
+	}
+	if p, err := s.Profile(batch(proc, other)); err != nil || len(p.Sample) != 0 {
+		t.Fatalf("running: %d samples (%v), want both held", len(p.Sample), err)
+	}
+	// 5151 exits: /proc/5151 goes, the map appears in its /tmp.
+	if err := os.WriteFile(filepath.Join(tmp, "perf-5151.map"), []byte("7f3a10000000 40 Hot::spin\n7f3a10000040 40 Hot::main\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(filepath.Join(procRoot, "5151"), filepath.Join(procRoot, "gone")); err != nil {
 		t.Fatal(err)
 	}
-	proc.Exited = true
-	if got := userNames(t, s, proc, jit+0x10); got[0] != "Hot::spin" {
-		t.Errorf("after exit: %q, want Hot::spin", got[0])
+	p, err := s.Profile(batch())
+	if err != nil || len(p.Sample) != 1 {
+		t.Fatalf("after 5151 exited: %d samples (%v), want its one", len(p.Sample), err)
 	}
-	// Without a map, a process says it has none.
-	fakeProc(t, procRoot, 6161, "6161")
-	other := process(6161, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
-	if got := userNames(t, s, other, jit+0x10); got[0] != anonWhy("no /tmp/perf-6161.map") {
-		t.Errorf("no map: %q", got[0])
+	if got := locNames(p.Sample[0]); !slices.Equal(got, []string{"Hot::spin", "Hot::main"}) {
+		t.Errorf("after exit: %q", got)
 	}
+	// The pipeline stops while 6161 runs: its sample says why it is unnamed.
+	p, err = s.FlushHeld()
+	if err != nil || p == nil || len(p.Sample) != 1 {
+		t.Fatalf("flush: %v, %v", p, err)
+	}
+	if got := locNames(p.Sample[0]); got[0] != anonWhy(jitMapAtExit) || p.Sample[0].NumLabel["pid"][0] != 6161 {
+		t.Errorf("flushed: %q %v", got, p.Sample[0].NumLabel)
+	}
+	if p, _ := s.FlushHeld(); p != nil {
+		t.Errorf("second flush: %d samples", len(p.Sample))
+	}
+}
+
+func locNames(smp *profile.Sample) []string {
+	var out []string
+	for _, loc := range smp.Location {
+		out = append(out, loc.Line[0].Function.Name)
+	}
+	return out
 }
 
 // TestPerfMapStaysInRoot checks that a symlink planted as the perf map

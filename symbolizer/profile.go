@@ -33,6 +33,12 @@ const (
 // Files are read through the *os.File values in the batch's mappings,
 // which must stay open for the duration of the call.
 func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
+	return s.profile(b, false)
+}
+
+// profile names a batch, and the held samples that are due (all of them
+// with flush).
+func (s *Symbolizer) profile(b *model.Batch, flush bool) (*profile.Profile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Tables are read from mapped files: one truncated meanwhile faults,
@@ -69,6 +75,7 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 	if err := schema.CheckSampleTypes(pb.p.SampleType); err != nil {
 		return nil, fmt.Errorf("batch values: %w", err)
 	}
+	pb.addHeld(flush)
 	for _, smp := range sortedSamples(b.Samples) {
 		pb.addSample(smp, periodNanos)
 	}
@@ -183,23 +190,15 @@ type locationKey struct {
 }
 
 func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
-	var locs []*profile.Location
-	switch smp.KernelLost {
-	case model.LostNone, model.LostKernelThread:
-		for i, addr := range smp.Kernel {
-			locs = append(locs, pb.kernelLocation(addr, i > 0))
-		}
-		if smp.KernelTruncated && len(smp.Kernel) > 0 {
-			locs = append(locs, pb.markerLocation(markerTruncated))
-		}
-	default:
-		locs = append(locs, pb.markerLocation(kernelLost(smp.KernelLost)))
+	proc := pb.batch.Processes[smp.Key()]
+	if pb.hold(smp, proc, periodNanos) {
+		return // named in a later batch, with its JIT's perf map
 	}
+	locs := pb.kernelLocations(smp)
 	switch smp.UserLost {
 	case model.LostNone, model.LostKernelThread, model.LostExiting, model.LostExecve:
 		// Kernel threads and processes past releasing their memory have no
 		// user stack to lose: no user frames and no marker.
-		proc := pb.batch.Processes[smp.Key()]
 		if smp.UserFrames != nil {
 			for i, f := range smp.UserFrames {
 				locs = append(locs, pb.userFrameLocation(proc, smp.PID, f, i > 0))
@@ -219,6 +218,29 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 	default:
 		locs = append(locs, pb.markerLocation(userLost(smp.UserLost)))
 	}
+	pb.appendSample(smp, proc, locs, periodNanos)
+}
+
+// kernelLocations are the locations of a sample's kernel stack, or the
+// marker of why it has none.
+func (pb *profileBuilder) kernelLocations(smp *model.Sample) []*profile.Location {
+	var locs []*profile.Location
+	switch smp.KernelLost {
+	case model.LostNone, model.LostKernelThread:
+		for i, addr := range smp.Kernel {
+			locs = append(locs, pb.kernelLocation(addr, i > 0))
+		}
+		if smp.KernelTruncated && len(smp.Kernel) > 0 {
+			locs = append(locs, pb.markerLocation(markerTruncated))
+		}
+	default:
+		locs = append(locs, pb.markerLocation(kernelLost(smp.KernelLost)))
+	}
+	return locs
+}
+
+// appendSample adds a sample with its locations to the profile.
+func (pb *profileBuilder) appendSample(smp *model.Sample, proc *model.Process, locs []*profile.Location, periodNanos int64) {
 	count := int64(smp.Count)
 	values := make([]int64, len(pb.p.SampleType))
 	values[0], values[1] = count, count*periodNanos
@@ -226,7 +248,7 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 	pb.p.Sample = append(pb.p.Sample, &profile.Sample{
 		Location: locs,
 		Value:    values,
-		Label:    sampleLabels(smp, pb.batch.Processes[smp.Key()]),
+		Label:    sampleLabels(smp, proc),
 		NumLabel: map[string][]int64{schema.LabelPID: {int64(smp.PID)}, schema.LabelTID: {int64(smp.TID)}},
 	})
 }
@@ -329,6 +351,12 @@ func (pb *profileBuilder) userLocation(proc *model.Process, pid uint32, addr uin
 		key := pb.fileKey(cm)
 		frames, buildID = pb.s.userFrames(key.key, key.err, proc, cm, addr, lookupAddress(addr, isReturn))
 	}
+	return pb.addLocation(lk, pb.userMapping(mk, cm, buildID), addr, frames)
+}
+
+// userMapping is the pprof mapping of a process's mapping, made at its
+// first location.
+func (pb *profileBuilder) userMapping(mk mappingKey, cm *model.Mapping, buildID string) *profile.Mapping {
 	m, ok := pb.mappings[mk]
 	if !ok {
 		file, mappingBuildID := cm.Path, buildID
@@ -352,7 +380,7 @@ func (pb *profileBuilder) userLocation(proc *model.Process, pid uint32, addr uin
 			HasFunctions: true,
 		})
 	}
-	return pb.addLocation(lk, m, addr, frames)
+	return m
 }
 
 // userFrameLocation is the location of a frame an unwinder handed over.

@@ -86,6 +86,9 @@ type Symbolizer struct {
 	// jitRoots holds the roots of processes with JIT code (see jitroots.go).
 	jitRoots     map[uint32]*jitRoot
 	oneShotRoots []*os.File
+	// held are samples waiting for a perf map written at exit (held.go).
+	held      map[uint32]*heldProc
+	heldCount int
 	// maxCacheBytes is the budget tables, addrs and perfMaps share.
 	maxCacheBytes int64
 	debugDirs     []string
@@ -460,16 +463,21 @@ func (s *Symbolizer) fitTables() {
 // jitFrames names an address of anonymous executable memory m from the
 // process's perf map, or says why it cannot.
 func (s *Symbolizer) jitFrames(proc *model.Process, m *model.Mapping, addr uint64, checked map[uint32]perfMapLook) []frame {
-	why := jitExited
+	look := perfMapLook{why: jitExited}
 	if proc != nil && proc.SnapshotErr == nil {
-		l := s.perfMapFor(proc, checked)
-		why = l.why
-		if l.m != nil {
-			if name, ok := l.m.lookup(addr); ok {
-				return []frame{{Function: name, SystemName: name}}
-			}
-			why = jitNotInMap
+		look = s.perfMapFor(proc, checked)
+	}
+	return jitFramesFrom(look, m, addr)
+}
+
+// jitFramesFrom names a JIT address from a perf map, or says why not.
+func jitFramesFrom(look perfMapLook, m *model.Mapping, addr uint64) []frame {
+	why := look.why
+	if look.m != nil {
+		if name, ok := look.m.lookup(addr); ok {
+			return []frame{{Function: name, SystemName: name}}
 		}
+		why = jitNotInMap
 	}
 	name := unnamedJIT(m, why)
 	return []frame{{Function: name, SystemName: name}}
