@@ -34,10 +34,9 @@ const (
 // maxPclntabBytes bounds the line table read: the Go compiler's is 6 MB.
 const maxPclntabBytes = 128 << 20
 
-// maxGoRows bounds the rows of a Go table before they are built: a
-// function's SP changes a few times per return, a hostile table could claim
-// billions.
-const maxGoRows = 1 << 24
+// maxGoRows bounds the rows of a Go table (the Go compiler's has 181,750):
+// a hostile table could claim billions.
+const maxGoRows = 1 << 22
 
 var errNoPclntab = errors.New("no Go 1.18+ line table")
 
@@ -195,7 +194,7 @@ func appendSPRows(rows []Row, pctab []byte, off uint32, pc, end uint32) []Row {
 	}
 	p := pctab[off:]
 	val, pushesBP, seen := int64(-1), false, false
-	for first := true; pc < end; first = false {
+	for first := true; pc < end && len(rows) <= maxGoRows; first = false {
 		uv, n := binary.Uvarint(p)
 		if n <= 0 || (uv == 0 && !first) {
 			break
