@@ -70,7 +70,7 @@ let s = 1, end = Date.now() + 10000;
 while (Date.now() < end) s = outer(s);
 console.log(s);
 JS
-	node --perf-basic-prof "$out/hot.js" >/dev/null &
+	(cd "$out" && exec node --perf-basic-prof hot.js >/dev/null) & # its isolate logs go there
 	pid=$!
 	sleep 1
 	sample "$pid" 8
@@ -84,7 +84,7 @@ const { minify } = require("$TERSER/node_modules/terser");
 const src = require("fs").readFileSync("$TERSER/node_modules/terser/dist/bundle.min.js", "utf8");
 (async () => { const end = Date.now() + 15000; while (Date.now() < end) await minify(src, { compress: true, mangle: true }); })();
 JS
-	node --perf-basic-prof "$out/terser.js" >/dev/null &
+	(cd "$out" && exec node --perf-basic-prof terser.js >/dev/null) &
 	pid=$!
 	sleep 2
 	sample "$pid" 10
