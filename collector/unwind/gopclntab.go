@@ -43,11 +43,11 @@ var errNoPclntab = errors.New("no Go 1.18+ line table")
 // goTable builds rows from a Go binary's line table, and takes the CFI of
 // code outside Go's text (cgo's C code) from .eh_frame.
 func goTable(f *elf.File) (*Table, error) {
-	data, err := pclntabData(f)
+	data, addr, err := pclntabData(f)
 	if err != nil {
 		return nil, err
 	}
-	t, err := pclntabRows(data, goTextStart(f, data))
+	t, err := pclntabRows(data, goTextStart(f, data, addr))
 	if err != nil {
 		return nil, err
 	}
@@ -63,12 +63,14 @@ func goTable(f *elf.File) (*Table, error) {
 	return mergeOutside(t, c), nil
 }
 
-// pclntabData returns the line table's bytes: its own section, or found by
-// its header in the read-only data of an externally linked binary.
-func pclntabData(f *elf.File) ([]byte, error) {
+// pclntabData returns the line table's bytes and address: its own section,
+// or found by its header in the read-only data of an externally linked
+// binary.
+func pclntabData(f *elf.File) ([]byte, uint64, error) {
 	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
 		if s := f.Section(name); s != nil && s.Type != elf.SHT_NOBITS {
-			return readSection(s)
+			data, err := readSection(s)
+			return data, s.Addr, err
 		}
 	}
 	for _, name := range []string{".data.rel.ro", ".rodata"} {
@@ -78,7 +80,7 @@ func pclntabData(f *elf.File) ([]byte, error) {
 		}
 		data, err := readSection(s)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for off := 0; off+16 <= len(data); {
 			i := bytes.Index(data[off:], []byte{0xf1, 0xff, 0xff, 0xff, 0, 0})
@@ -86,12 +88,12 @@ func pclntabData(f *elf.File) ([]byte, error) {
 				break
 			}
 			if isPclntabHeader(data[off+i:]) {
-				return data[off+i:], nil
+				return data[off+i:], s.Addr + uint64(off+i), nil
 			}
 			off += i + 1
 		}
 	}
-	return nil, errNoPclntab
+	return nil, 0, errNoPclntab
 }
 
 func readSection(s *elf.Section) ([]byte, error) {
@@ -114,14 +116,57 @@ func isPclntabHeader(b []byte) bool {
 		b[4] == 0 && b[5] == 0 && b[6] == 1 && b[7] == 8 // amd64: quantum 1, 8-byte pointers
 }
 
-// goTextStart is the address function offsets count from: the header's
-// field, or .text where the linker left it 0 (PIE, relocated at load).
-func goTextStart(f *elf.File, data []byte) uint64 {
+// goTextStart is the address function offsets count from (runtime.text):
+// the header's field; where the linker left it 0, the runtime's module
+// data's (an externally linked cgo binary, whose .text starts with C code);
+// else the start of .text (a PIE, relocated at load).
+func goTextStart(f *elf.File, data []byte, tabAddr uint64) uint64 {
 	if v := binary.LittleEndian.Uint64(data[8+2*8:]); v != 0 {
 		return v
 	}
-	if s := f.Section(".text"); s != nil {
-		return s.Addr
+	text := f.Section(".text")
+	if text == nil {
+		return 0
+	}
+	if v := moduleText(f, data, tabAddr); v >= text.Addr && v < text.Addr+text.Size {
+		return v
+	}
+	return text.Addr
+}
+
+// Offsets in runtime.moduledata (Go 1.18 to 1.26): the line table, its
+// function-name table, the first function's entry, and text.
+const (
+	moduleNamesOff = 8
+	moduleMinPCOff = 160
+	moduleTextOff  = 176
+)
+
+// moduleText finds runtime.firstmoduledata (in .go.module since Go 1.26,
+// before in .noptrdata or .data) by its pointers to the line table and its
+// name table, and returns its text field, or 0.
+func moduleText(f *elf.File, data []byte, tabAddr uint64) uint64 {
+	functab := binary.LittleEndian.Uint64(data[8+7*8:])
+	if tabAddr == 0 || functab > uint64(len(data)-4) {
+		return 0
+	}
+	names := tabAddr + binary.LittleEndian.Uint64(data[8+3*8:])
+	first := uint64(binary.LittleEndian.Uint32(data[functab:]))
+	for _, name := range []string{".go.module", ".noptrdata", ".data"} {
+		s := f.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS {
+			continue
+		}
+		d, err := readSection(s)
+		if err != nil {
+			continue
+		}
+		word := func(off int) uint64 { return binary.LittleEndian.Uint64(d[off:]) }
+		for off := 0; off+moduleTextOff+8 <= len(d); off += 8 {
+			if word(off) == tabAddr && word(off+moduleNamesOff) == names && word(off+moduleMinPCOff) == word(off+moduleTextOff)+first {
+				return word(off + moduleTextOff)
+			}
+		}
 	}
 	return 0
 }

@@ -190,6 +190,46 @@ func TestGoRowsFromLineTable(t *testing.T) {
 	}
 }
 
+// An externally linked cgo binary: .text starts with C code, the line
+// table's offsets count from runtime.text (found in the module data, the
+// header leaves it 0), and the C code keeps its .eh_frame rows.
+func TestGoRowsCgo(t *testing.T) {
+	const path = "../../testdata/unwind/go-cgo"
+	syms := goSymbols(t, path)
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tbl, err := buildFromELF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tbl.Source != ".gopclntab+.eh_frame" {
+		t.Fatalf("source %q", tbl.Source)
+	}
+	if text := f.Section(".text").Addr; syms["runtime.text"].Value == text {
+		t.Fatalf("runtime.text at the start of .text: the fixture does not test the offset")
+	}
+	viaC := syms["main.viaC"].Value
+	if r, _ := tbl.Lookup(viaC); r.CFA() != CFASP || r.CFAOffset != 8 {
+		t.Errorf("main.viaC at entry: %v%+d, want sp+8", r.CFA(), r.CFAOffset)
+	}
+	for off := uint64(1); off < syms["main.viaC"].Size; off++ {
+		r, _ := tbl.Lookup(viaC + off)
+		if r.CFAOffset == 8 {
+			continue // the stack check before the prologue
+		}
+		if r.CFA() != CFASP || r.CFAOffset != 16 || r.RBP() != RBPAtCFA || r.RBPOffset != -2 {
+			t.Errorf("main.viaC%+d, after PUSHQ BP: %v%+d rbp %v%+d, want sp+16, RBP at CFA-16", off, r.CFA(), r.CFAOffset, r.RBP(), 8*int(r.RBPOffset))
+		}
+		break
+	}
+	if r, ok := tbl.Lookup(syms["cspin"].Value); !ok || r.CFA() != CFASP || r.CFAOffset != 8 {
+		t.Errorf("cspin (C, .eh_frame): %v%+d", r.CFA(), r.CFAOffset)
+	}
+}
+
 func goSymbols(t *testing.T, path string) map[string]elf.Symbol {
 	t.Helper()
 	f, err := elf.Open(path)

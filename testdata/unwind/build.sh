@@ -28,6 +28,7 @@ run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o nocfi nocfi.c
 # Go 1.26: main.spin must stay frameless (no PUSHQ BP), or the test proves nothing.
 (cd ../.. && run go build -buildvcs=false -trimpath -o testdata/unwind/go-frameless ./testdata/unwind/gosrc)
 (cd ../.. && run go build -buildvcs=false -trimpath -ldflags=-s -o testdata/unwind/go-frameless-stripped ./testdata/unwind/gosrc)
+(cd ../.. && run go build -buildvcs=false -trimpath -o testdata/unwind/go-cgo ./testdata/unwind/cgosrc)
 if go tool objdump -s '^main\.spin$' go-frameless | grep -q 'PUSHQ BP'; then
 	echo "go-frameless: main.spin pushes a frame pointer" >&2
 	exit 1
