@@ -23,6 +23,7 @@ const (
 	SamplerCfaKindCFA_PLT10       SamplerCfaKind = 4
 	SamplerCfaKindCFA_END         SamplerCfaKind = 5
 	SamplerCfaKindCFA_UNSUPPORTED SamplerCfaKind = 6
+	SamplerCfaKindCFA_GO_CGO      SamplerCfaKind = 7
 )
 
 type SamplerEvent struct {

@@ -151,3 +151,44 @@ func pprofShares(t *testing.T, path string) (map[string]float64, int64) {
 	}
 	return out, total
 }
+
+// TestUnwindCgo samples a Go program calling C: the C function runs on the
+// g0 stack, and the walk goes back to the goroutine's stack where
+// runtime.asmcgocall left it, up to runtime.goexit. (The runtime's own
+// switches to g0, runtime.systemstack in exitsyscall after each call, still
+// end the walk: those samples are not checked here.)
+func TestUnwindCgo(t *testing.T) {
+	path, _ := filepath.Abs("../testdata/unwind/go-cgo")
+	syms := loadExeSymbols(t, path)
+	cmd := startFixture(t, path, untilKilled)
+	pid := uint32(cmd.Process.Pid)
+	c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
+	chain := []string{"cspin", "main.viaC", "main.main", "runtime.main", "runtime.goexit"}
+	var walked, hot, good uint64
+	var bad []string
+	drainUntilCPU(t, c, pid, time.Second, func(b *model.Batch) {
+		for _, s := range b.Samples {
+			if s.PID != pid || s.UserLost != model.LostNone || s.UserSource != model.SourceUnwinder {
+				continue
+			}
+			walked += s.Count
+			names := syms.names(b.Processes[s.Key()], s.User)
+			if len(names) == 0 || names[0] != "cspin" {
+				continue
+			}
+			hot += s.Count
+			if s.UserEnd == model.UnwindComplete && hasChain(names, chain) {
+				good += s.Count
+			} else if len(bad) < 5 {
+				bad = append(bad, fmt.Sprintf("%s: %s", s.UserEnd, strings.Join(names, ";")))
+			}
+		}
+	})
+	t.Logf("%d samples unwound, %d in cspin, %d of them complete with the chain", walked, hot, good)
+	if hot < 100 || hot*2 < walked {
+		t.Fatalf("%d of %d samples in cspin", hot, walked)
+	}
+	if good*100 < hot*99 {
+		t.Errorf("%d of %d samples in cspin complete; some that are not:\n%s", good, hot, strings.Join(bad, "\n"))
+	}
+}

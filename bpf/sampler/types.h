@@ -76,6 +76,10 @@ enum cfa_kind {
 	CFA_PLT10,
 	CFA_END,
 	CFA_UNSUPPORTED,
+	// Go's runtime.asmcgocall where C code returns to it on the g0 stack:
+	// CFA = the goroutine's SP + cfa_offset, that SP being g.stack.hi - [SP]
+	// with g at [SP+8] (or [SP] itself when g is 0: it did not switch).
+	CFA_GO_CGO,
 };
 enum rbp_kind {
 	RBP_SAME = 0,

@@ -264,8 +264,8 @@ static long unwind_step(__u32 index, void *ctx)
 			return 1;
 		}
 	} else {
-		__u8 how = rule.kind;
-		switch (how & ((1 << RBP_KIND_SHIFT) - 1)) {
+		__u8 how = rule.kind, cfa_kind = how & ((1 << RBP_KIND_SHIFT) - 1);
+		switch (cfa_kind) {
 		case CFA_SP:
 			cfa = st->sp + rule.cfa_offset;
 			break;
@@ -282,6 +282,23 @@ static long unwind_step(__u32 index, void *ctx)
 		case CFA_PLT10:
 			cfa = st->sp + 8 + ((pc & 15) >= 10 ? 8 : 0);
 			break;
+		case CFA_GO_CGO: {
+			__u64 saved[2], hi = 0;
+			if (bpf_probe_read_user(saved, sizeof(saved), (void *)st->sp)) {
+				st->status = UNWIND_END_READ_FAILED;
+				return 1;
+			}
+			if (saved[1]) {
+				// g.stack.hi: g starts with its stack bounds.
+				if (bpf_probe_read_user(&hi, sizeof(hi), (void *)(saved[1] + 8))) {
+					st->status = UNWIND_END_READ_FAILED;
+					return 1;
+				}
+				saved[0] = hi - saved[0];
+			}
+			cfa = saved[0] + rule.cfa_offset; // past what it pushed there
+			break;
+		}
 		case CFA_END:
 			st->status = UNWIND_END_COMPLETE;
 			return 1;
@@ -292,7 +309,8 @@ static long unwind_step(__u32 index, void *ctx)
 			st->status = UNWIND_END_UNSUPPORTED;
 			return 1;
 		}
-		if (cfa <= st->sp) {
+		// Back on the goroutine's stack, which may lie below g0's.
+		if (cfa <= st->sp && cfa_kind != CFA_GO_CGO) {
 			st->status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}

@@ -189,7 +189,7 @@ func FuzzPclntabRows(f *testing.F) {
 	f.Add(data[:len(data)/3], uint64(0x401000))
 	f.Add(data[:80], uint64(0))
 	f.Fuzz(func(t *testing.T, data []byte, text uint64) {
-		tbl, err := pclntabRows(data, text)
+		tbl, _, err := pclntabRows(data, text)
 		if err != nil {
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Magic numbers of the Go 1.18 and 1.20+ pclntab headers; older formats are
@@ -24,6 +25,7 @@ const (
 
 // Fields of a _func record (runtime/runtime2.go), Go 1.18 to 1.26.
 const (
+	funcNameOff    = 4
 	funcPcsp       = 16
 	funcFlag118    = 37 // before 1.20 added startLine
 	funcFlag120    = 41
@@ -47,11 +49,12 @@ func goTable(f *elf.File) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := pclntabRows(data, goTextStart(f, data, addr))
+	t, cgo, err := pclntabRows(data, goTextStart(f, data, addr))
 	if err != nil {
 		return nil, err
 	}
 	t.Source = ".gopclntab"
+	t.Rows = withCgoReturns(f, t, cgo)
 	eh, err := sectionFDEs(f, ".eh_frame")
 	if err != nil || len(eh) == 0 {
 		return t, nil
@@ -171,11 +174,15 @@ func moduleText(f *elf.File, data []byte, tabAddr uint64) uint64 {
 	return 0
 }
 
-// pclntabRows turns every function's pc-to-SP-delta table into rows. Every
-// offset read is checked: the bytes come from other processes' files.
-func pclntabRows(data []byte, textStart uint64) (*Table, error) {
+// codeRange is a function's code, [start, end).
+type codeRange struct{ start, end uint64 }
+
+// pclntabRows turns every function's pc-to-SP-delta table into rows, and
+// finds runtime.asmcgocall. Every offset read is checked: the bytes come
+// from other processes' files.
+func pclntabRows(data []byte, textStart uint64) (t *Table, cgo []codeRange, err error) {
 	if !isPclntabHeader(data) {
-		return nil, errNoPclntab
+		return nil, cgo, errNoPclntab
 	}
 	flagOff := funcFlag120
 	if binary.LittleEndian.Uint32(data) == pclntabMagic118 {
@@ -185,27 +192,31 @@ func pclntabRows(data []byte, textStart uint64) (*Table, error) {
 	size := uint64(len(data))
 	nfunc, pctabOff, functabOff := word(0), word(6), word(7)
 	if pctabOff > size || functabOff > size || nfunc == 0 || nfunc > size/8 || functabOff+(2*nfunc+1)*4 > size {
-		return nil, fmt.Errorf("line table header: %d functions do not fit in %d bytes", nfunc, size)
+		return nil, cgo, fmt.Errorf("line table header: %d functions do not fit in %d bytes", nfunc, size)
 	}
-	pctab, functab := data[pctabOff:], data[functabOff:]
+	pctab, functab, names := data[pctabOff:], data[functabOff:], data[min(word(3), size):]
 	entry := func(i uint64) uint64 { return uint64(binary.LittleEndian.Uint32(functab[i*8:])) }
 	first, end := entry(0), entry(nfunc)
 	if end < first || end-first > 0xffffffff {
-		return nil, errors.New("line table: functions out of order")
+		return nil, cgo, errors.New("line table: functions out of order")
 	}
-	t := &Table{Base: textStart + first, FramePointers: true}
+	t = &Table{Base: textStart + first, FramePointers: true}
 	rows := make([]Row, 0, 4*nfunc)
 	for i := uint64(0); i < nfunc; i++ {
 		start, next := entry(i), entry(i+1)
 		recOff := uint64(binary.LittleEndian.Uint32(functab[i*8+4:]))
 		if next < start {
-			return nil, fmt.Errorf("line table: function %d starts before function %d", i+1, i)
+			return nil, cgo, fmt.Errorf("line table: function %d starts before function %d", i+1, i)
 		}
 		if recOff+uint64(flagOff)+1 > uint64(len(functab)) {
-			return nil, fmt.Errorf("line table: function %d's record out of bounds", i)
+			return nil, cgo, fmt.Errorf("line table: function %d's record out of bounds", i)
 		}
 		rec := functab[recOff:]
 		pc := uint32(start - first)
+		if name := cName(names, binary.LittleEndian.Uint32(rec[funcNameOff:])); name == "runtime.asmcgocall" || name == "runtime.asmcgocall.abi0" {
+			// Its ABI wrapper has the same name.
+			cgo = append(cgo, codeRange{textStart + start, textStart + next})
+		}
 		switch flag := rec[flagOff]; {
 		case flag&funcFlagTop != 0:
 			rows = append(rows, makeRow(pc, CFAEnd, 0, RBPSame, 0))
@@ -222,12 +233,12 @@ func pclntabRows(data []byte, textStart uint64) (*Table, error) {
 			rows = append(rows, makeRow(pc, CFAGap, 0, RBPSame, 0))
 		}
 		if len(rows) > maxGoRows {
-			return nil, fmt.Errorf("line table: more than %d rows", maxGoRows)
+			return nil, cgo, fmt.Errorf("line table: more than %d rows", maxGoRows)
 		}
 	}
 	rows = append(rows, makeRow(uint32(end-first), CFAGap, 0, RBPSame, 0))
 	t.Rows = normalize(rows, t.Base)
-	return t, nil
+	return t, cgo, nil
 }
 
 // appendSPRows decodes a function's SP-delta table (the runtime's pcvalue
@@ -302,4 +313,60 @@ func mergeOutside(g, c *Table) *Table {
 		rows = append(rows, r)
 	}
 	return &Table{Base: base, Rows: normalize(rows, base), FramePointers: true, Source: g.Source + "+.eh_frame"}
+}
+
+// cName is the NUL-terminated string at off in b, "" out of bounds.
+func cName(b []byte, off uint32) string {
+	if uint64(off) >= uint64(len(b)) {
+		return ""
+	}
+	if i := bytes.IndexByte(b[off:], 0); i >= 0 {
+		return string(b[off : off+uint32(i)])
+	}
+	return ""
+}
+
+// Instructions right after asmcgocall's calls into C (through
+// asmcgocall_landingpad since Go 1.26, CALL AX before): MOVQ 8(SP), DI
+// where it switched to g0, MOVQ 0(SP), SI where it did not. Go's own
+// assembly, the same bytes in every build of a version.
+var cgoReturnMarks = [][]byte{{0x48, 0x8b, 0x7c, 0x24, 0x08}, {0x48, 0x8b, 0x34, 0x24}}
+
+// withCgoReturns gives the last byte of each of asmcgocall's calls into C
+// (where a return address into it is looked up) the rule that finds the
+// goroutine's stack again; the rest of asmcgocall keeps its row.
+func withCgoReturns(f *elf.File, t *Table, cgo []codeRange) []Row {
+	text := f.Section(".text")
+	if text == nil {
+		return t.Rows
+	}
+	var rows []Row
+	for _, fn := range cgo {
+		if fn.end <= fn.start || fn.end-fn.start > 1024 || fn.start < max(text.Addr, t.Base) || fn.end > text.Addr+text.Size {
+			continue
+		}
+		code := make([]byte, fn.end-fn.start)
+		if _, err := text.ReadAt(code, int64(fn.start-text.Addr)); err != nil {
+			continue
+		}
+		// Since Go 1.26 it pushes BP before saving its SP.
+		cfa, rbp, rbpOff := int32(8), RBPSame, int8(0)
+		if code[0] == 0x55 {
+			cfa, rbp, rbpOff = 16, RBPAtCFA, -2
+		}
+		for _, mark := range cgoReturnMarks {
+			i := bytes.Index(code, mark)
+			if i < 5 { // after a 5-byte CALL
+				continue
+			}
+			at := fn.start + uint64(i) - 1
+			next, _ := t.Lookup(at + 1)
+			next.PC = uint32(at + 1 - t.Base)
+			rows = append(rows, makeRow(uint32(at-t.Base), CFAGoCgo, cfa, rbp, rbpOff), next)
+		}
+	}
+	if rows == nil {
+		return t.Rows
+	}
+	return normalize(append(slices.Clone(t.Rows), rows...), t.Base)
 }

@@ -35,6 +35,10 @@ const (
 	// CFAUnsupported: a rule the unwinder cannot follow (a DWARF expression,
 	// a CFA in another register, an offset out of range).
 	CFAUnsupported = CFAKind(bpf.SamplerCfaKindCFA_UNSUPPORTED)
+	// CFAGoCgo: where C code returns into Go's runtime.asmcgocall on the
+	// g0 stack, CFA = the goroutine's SP, found from what asmcgocall saved
+	// at SP, + CFAOffset.
+	CFAGoCgo = CFAKind(bpf.SamplerCfaKindCFA_GO_CGO)
 )
 
 func (k CFAKind) String() string {
@@ -51,6 +55,8 @@ func (k CFAKind) String() string {
 		return "end"
 	case CFAUnsupported:
 		return "unsupported"
+	case CFAGoCgo:
+		return "go-cgo"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

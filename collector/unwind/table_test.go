@@ -228,6 +228,18 @@ func TestGoRowsCgo(t *testing.T) {
 	if r, ok := tbl.Lookup(syms["cspin"].Value); !ok || r.CFA() != CFASP || r.CFAOffset != 8 {
 		t.Errorf("cspin (C, .eh_frame): %v%+d", r.CFA(), r.CFAOffset)
 	}
+	// Both of asmcgocall's calls into C return where the goroutine's
+	// stack is found again.
+	cgo := syms["runtime.asmcgocall.abi0"]
+	n := 0
+	for off := uint64(0); off < cgo.Size; off++ {
+		if r, _ := tbl.Lookup(cgo.Value + off); r.CFA() == CFAGoCgo {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d bytes of runtime.asmcgocall with the cgo return rule, want 2", n)
+	}
 }
 
 func goSymbols(t *testing.T, path string) map[string]elf.Symbol {
