@@ -2,7 +2,7 @@
 # Issue 20's measurements: Ember (this build, NEW, and an older one, OLD)
 # beside `perf record --call-graph fp` on the same processes, in the same
 # seconds, each at 99 Hz; shares by bench/foldshare.py. Run as root:
-#   bench/frames.sh NEW OLD go|gocompiler|node|terser|java|rustc
+#   bench/frames.sh NEW OLD go|cgo|gocompiler|node|terser|java|rustc
 set -euo pipefail
 cd "$(dirname "$0")/.."
 new=$1 old=$2 what=$3
@@ -54,6 +54,14 @@ go) # frameless leaf under goAlpha/goBeta/goGamma (50/30/20), and its own runtim
 		report "${bin:0:15}" main.goAlpha main.goBeta main.goGamma
 		python3 $share --pprof "$out/own.traces" main.goAlpha main.goBeta main.goGamma
 	done
+	;;
+cgo) # Go calling C (testdata/unwind/go-cgo)
+	testdata/unwind/go-cgo 12 >/dev/null &
+	pid=$!
+	sleep 0.5
+	sample "$pid" 10
+	wait "$pid" || true
+	report go-cgo cspin main.viaC runtime.asmcgocall
 	;;
 gocompiler) # the Go compiler building Ember from scratch
 	export GOCACHE=$PWD/$out/gocache GOFLAGS=-buildvcs=false
