@@ -21,9 +21,8 @@ var (
 // TestUnwindGoFrameless samples a Go program whose goAlpha, goBeta and
 // goGamma (50/30/20% of its CPU) each call a frameless leaf, spin. Walked by
 // frame pointers the leaf's caller is lost; walked by .gopclntab's SP
-// deltas every spin sample names it, and the callers' shares match the
-// program's split and its own runtime/pprof profile of the same run,
-// stripped or not.
+// deltas every spin sample names it, and the callers' shares are within 2
+// points of the program's split, stripped or not.
 func TestUnwindGoFrameless(t *testing.T) {
 	named, _ := filepath.Abs("../testdata/unwind/go-frameless")
 	for _, bin := range []string{"go-frameless", "go-frameless-stripped"} {
@@ -94,17 +93,15 @@ func TestUnwindGoFrameless(t *testing.T) {
 				t.Errorf("only %d of %d samples under the three callers; others:\n%s", all, walked, strings.Join(others, "\n"))
 			}
 			// The program splits its thread's CPU time 50/30/20 by the
-			// kernel's clock; runtime/pprof samples the same run, but loses
-			// samples on a loaded machine (timer overruns), so it is held to
-			// 2 points only where it has enough of them.
+			// kernel's clock. runtime/pprof's profile of the same run is
+			// logged beside: its own few hundred samples stray up to 3 points
+			// from the split idle (and it loses most under load, timer
+			// overruns), more than the 2 points asked of Ember.
 			for i, fn := range goCallers {
 				got := float64(cum[fn]) / float64(all)
 				t.Logf("%s: %.1f%% here, %.1f%% in runtime/pprof (%d samples), %.0f%% by design", fn, 100*got, 100*want[fn], ownSamples, 100*goSplit[i])
 				if d := got - goSplit[i]; d > 0.02 || d < -0.02 {
 					t.Errorf("%s: %.1f%% of samples, the program spends %.0f%% there", fn, 100*got, 100*goSplit[i])
-				}
-				if d := got - want[fn]; ownSamples >= 500 && (d > 0.02 || d < -0.02) {
-					t.Errorf("%s: %.1f%% of samples, runtime/pprof says %.1f%% of %d", fn, 100*got, 100*want[fn], ownSamples)
 				}
 			}
 		})
