@@ -23,6 +23,7 @@ const (
 	SamplerCfaKindCFA_PLT10       SamplerCfaKind = 4
 	SamplerCfaKindCFA_END         SamplerCfaKind = 5
 	SamplerCfaKindCFA_UNSUPPORTED SamplerCfaKind = 6
+	SamplerCfaKindCFA_GO_CGO      SamplerCfaKind = 7
 )
 
 type SamplerEvent struct {
@@ -154,6 +155,7 @@ const (
 	SamplerRangeKindRANGE_ROWS     SamplerRangeKind = 0
 	SamplerRangeKindRANGE_FP       SamplerRangeKind = 1
 	SamplerRangeKindRANGE_NO_TABLE SamplerRangeKind = 2
+	SamplerRangeKindRANGE_FP_GUESS SamplerRangeKind = 3
 )
 
 type SamplerRbpKind uint32
@@ -251,7 +253,7 @@ type SamplerScratch struct {
 			Generation uint32
 			Rule       SamplerUnwindRule
 			Kind       uint32
-			Pad        uint64
+			Pad        uint32
 		}
 	}
 }
@@ -322,9 +324,10 @@ type SamplerUnwindRange struct {
 
 type SamplerUnwindRule struct {
 	_         structs.HostLayout
-	CfaOffset int16
+	CfaOffset int32
 	RbpOffset int8
 	Kind      uint8
+	Pad       uint16
 }
 
 type SamplerUserStackSource uint32

@@ -140,7 +140,8 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 		}
 		r := bpf.SamplerUnwindRange{Start: mp.m.Start, Limit: mp.m.Limit, Table: t.start, Buckets: t.buckets}
 		switch {
-		case t.framePointers:
+		case t.framePointers && (t.count == 0 || t.notLoaded):
+			// No rows, or Go's did not fit: its frame pointers will do.
 			r.Kind = uint32(bpf.SamplerRangeKindRANGE_FP)
 		case t.notLoaded:
 			r.Kind = uint32(bpf.SamplerRangeKindRANGE_NO_TABLE)

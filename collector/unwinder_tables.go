@@ -105,7 +105,7 @@ func (u *unwindTables) advance() model.UnwindTableStats {
 			st.Idle++
 		}
 		switch {
-		case t.framePointers:
+		case t.framePointers && (t.count == 0 || t.notLoaded):
 			st.FramePointerFiles++
 		case !t.notLoaded:
 			st.Tables++

@@ -152,12 +152,16 @@ func TestUnwindFullChains(t *testing.T) {
 		{"chain-debugframe", chainLevels(), cRoots},
 		{"sort-cpp", []string{"SlowclE", "sort_round", "run", "main", "_start"}, cRoots},
 		{"sort-rust", []string{"slow_cmp", "sort_round", "3run", "4main", "main", "_start"}, cRoots},
+		// A 600,000-byte frame: a CFA offset past 16 bits.
+		{"bigframe", []string{"leaf", "big", "run", "main", "_start"}, cRoots},
+		// Assembly with no CFI row is crossed by its frame pointer.
+		{"nocfi", []string{"hot", "asm_trampoline", "run", "main", "_start"}, cRoots},
 		// JIT code (anonymous executable memory) is crossed by its frame pointer.
 		{"jit", []string{"hot", "run", "main", "_start"}, cRoots},
-		// Go: no table, so frame pointers; goroutines end at goexit, the
+		// Go: rows from .gopclntab; goroutines end at goexit, the
 		// runtime's own threads at mstart, and its g0 stacks at the switch
-		// to them: mcall, or morestack when sysmon preempts the locked
-		// fixture (oftener on a loaded machine).
+		// to them (mcall, or morestack when sysmon preempts the locked
+		// fixture), whose frame pointer is 0.
 		{"../hotspot/hotspot-go", []string{"main.", "main.run", "main.main", "runtime.main", "runtime.goexit"},
 			[]string{"runtime.goexit", "runtime.mstart", "runtime.mcall", "runtime.morestack"}},
 	}

@@ -42,6 +42,15 @@ func (p *Pipeline) nameBatches(finish context.Context, queue *batchQueue) {
 			iv, end = &intervalProfile{}, nextBoundary(b.End, p.cfg.Interval)
 		}
 	}
+	// Samples the namer held back (for a JIT's perf map written at exit)
+	// go into the last interval.
+	if f, ok := p.cfg.Namer.(heldFlusher); ok && finish.Err() == nil && !p.hasFailed() {
+		if prof, err := f.FlushHeld(); err != nil {
+			p.log.Error("symbolize held samples", slog.Any("err", err))
+		} else if prof != nil {
+			iv.add(prof)
+		}
+	}
 	var last *profile.Profile
 	if p.cfg.Interval > 0 {
 		p.logLosses(p.takeLosses())
@@ -60,6 +69,13 @@ func (p *Pipeline) nameBatches(finish context.Context, queue *batchQueue) {
 		}
 		w.close(ivl)
 	}
+}
+
+// heldFlusher is a Namer that holds some samples back until it can name
+// them (the symbolizer, for a JIT's perf map written at exit): FlushHeld
+// names what it still holds, or returns nil.
+type heldFlusher interface {
+	FlushHeld() (*profile.Profile, error)
 }
 
 // nextBoundary is the first interval boundary after t, on the wall clock;

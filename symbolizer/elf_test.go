@@ -127,8 +127,8 @@ func TestUnknownFrames(t *testing.T) {
 		fmt.Sprintf("[unknown in prog-stripped+%#x]", stripped[0].Offset+0x10),
 		fmt.Sprintf("[unknown in prog-pie+%#x]", nofile[0].Offset+0x20),
 		"[vdso]",
-		"[unknown in [anon]]",
-		"[unknown in [anon:jit]]",
+		anonWhy(jitNoRoot),
+		"[unknown in [anon:jit]: " + jitNoRoot + "]",
 		"[unknown: address in no mapping]",
 	}
 	if !slices.Equal(got, want) {

@@ -103,6 +103,33 @@ func findGofunc(f elfImage, pclnAddr, funcnametabAddr, textStart uint64) (uint64
 	return 0, errors.New("no moduledata found")
 }
 
+// findModuleText returns the text field (runtime.text) of the moduledata
+// that points to the pclntab, when one is found and holds together.
+func findModuleText(f elfImage, pclnAddr, funcnametabAddr uint64) (uint64, bool) {
+	var key [16]byte
+	binary.LittleEndian.PutUint64(key[:], pclnAddr)
+	binary.LittleEndian.PutUint64(key[8:], funcnametabAddr)
+	for _, name := range []string{".go.module", ".noptrdata", ".data", ".data.rel.ro"} {
+		s := f.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS || s.Size > maxModuledataScan {
+			continue
+		}
+		data, _, err := f.sectionData(s, maxModuledataScan)
+		if err != nil {
+			continue
+		}
+		if i := bytes.Index(data, key[:]); i >= 0 && i%8 == 0 && i+moduledataSize <= len(data) {
+			field := func(off int) uint64 { return binary.LittleEndian.Uint64(data[i+off:]) }
+			minpc, maxpc := field(moduledataMinpc), field(moduledataMinpc+8)
+			text, etext := field(moduledataText), field(moduledataText+8)
+			if text != 0 && text <= minpc && minpc < maxpc && maxpc <= etext {
+				return text, true
+			}
+		}
+	}
+	return 0, false
+}
+
 // frames returns the inlined calls at pc, innermost first, ending with
 // the function fn (named name) they were inlined into; nil when none are
 // inlined there or the tables do not hold together.

@@ -41,6 +41,13 @@ func newGoResolver(f elfImage, syms pclnSymbols) (r *goResolver, err error) {
 		return nil, err
 	}
 	text := goTextStart(f.File, data)
+	if len(data) >= 8+8*8 && binary.LittleEndian.Uint64(data[8+2*8:]) == 0 {
+		// An externally linked (cgo) binary: the header leaves runtime.text
+		// out, and .text starts with C code.
+		if t, ok := findModuleText(f, addr, addr+binary.LittleEndian.Uint64(data[8+3*8:])); ok {
+			text = t
+		}
+	}
 	r, err = newGoResolverFromData(data, text)
 	if err != nil {
 		return nil, err

@@ -3,8 +3,10 @@ package symbolizer
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +15,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ember-profiler/ember/model"
 )
 
 // maxPerfMapBytes caps a JIT's perf map. Node with --perf-basic-prof
@@ -118,20 +122,25 @@ func namespacedPID(procRoot string, pid uint32) (uint32, error) {
 	return pid, nil // kernels before 4.1 have no NSpid: no PID namespaces to consider
 }
 
-// openPerfMap opens /tmp/perf-NSPID.map inside the process's root
-// (procRoot/PID/root) with RESOLVE_IN_ROOT, so a symlink planted in a
-// container cannot point the daemon at a host file, and non-blocking, so a
-// FIFO planted there cannot stall it. Only regular files are accepted.
-func openPerfMap(procRoot string, pid uint32) (*os.File, error) {
+// openProcRoot opens procRoot/PID/root, the process's view of /, and
+// returns it with the PID the process has in its own namespace.
+func openProcRoot(procRoot string, pid uint32) (*os.File, uint32, error) {
 	nspid, err := namespacedPID(procRoot, pid)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	root, err := os.Open(filepath.Join(procRoot, strconv.Itoa(int(pid)), "root"))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	defer root.Close()
+	return root, nspid, nil
+}
+
+// openPerfMap opens /tmp/perf-NSPID.map inside a process's root with
+// RESOLVE_IN_ROOT, so a symlink planted in a container cannot point the
+// daemon at a host file, and non-blocking, so a FIFO planted there cannot
+// stall it. Only regular files are accepted.
+func openPerfMap(root *os.File, nspid uint32) (*os.File, error) {
 	name := fmt.Sprintf("tmp/perf-%d.map", nspid)
 	fd, err := unix.Openat2(int(root.Fd()), name, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY,
@@ -149,41 +158,62 @@ func openPerfMap(procRoot string, pid uint32) (*os.File, error) {
 	return f, nil
 }
 
-// perfMapFor returns the current perf map of a live process, rereading it
-// when its size or modification time changed, or nil when it has none.
-// checked records the processes already looked at in this Profile call,
-// so a map is stat'ed at most once per batch.
-func (s *Symbolizer) perfMapFor(pid uint32, checked map[uint32]*perfMap) *perfMap {
-	if m, ok := checked[pid]; ok {
-		return m
+// perfMapLook is what one Profile call found of a process's perf map: the
+// map, or why there is none.
+type perfMapLook struct {
+	m   *perfMap
+	why string
+}
+
+// perfMapFor returns the current perf map of a process, rereading it when
+// its size or modification time changed, or why it has none. checked
+// records the processes already looked at in this Profile call, so a map is
+// stat'ed at most once per batch.
+func (s *Symbolizer) perfMapFor(proc *model.Process, checked map[uint32]perfMapLook) perfMapLook {
+	pid := proc.PID
+	if l, ok := checked[pid]; ok {
+		return l
 	}
-	checked[pid] = nil
-	f, err := openPerfMap(s.procRoot, pid)
+	l := s.readPerfMap(proc)
+	checked[pid] = l
+	return l
+}
+
+func (s *Symbolizer) readPerfMap(proc *model.Process) perfMapLook {
+	root, nspid, why := s.jitRoot(proc)
+	if root == nil {
+		return perfMapLook{why: why}
+	}
+	f, err := openPerfMap(root, nspid)
 	if err != nil {
-		s.perfMaps.add(pid, nil)
-		return nil
+		if errors.Is(err, fs.ErrNotExist) && dumpsPerfMapAtExit(proc) {
+			return perfMapLook{why: jitMapAtExit}
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return perfMapLook{why: fmt.Sprintf(jitNoMap, nspid)}
+		}
+		return perfMapLook{why: jitMapRefused}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || fi.Size() > maxPerfMapBytes {
-		return nil
+		return perfMapLook{why: jitMapRefused}
 	}
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	var mtime int64
 	if st != nil {
 		mtime = st.Mtim.Nano()
 	}
+	pid := proc.PID
 	if old, ok := s.perfMaps.get(pid); ok && old != nil && old.size == fi.Size() && old.mtimeNanos == mtime {
-		checked[pid] = old
-		return old
+		return perfMapLook{m: old}
 	}
 	m, err := parsePerfMap(f)
 	if err != nil {
-		return nil
+		return perfMapLook{why: jitMapRefused}
 	}
 	m.size, m.mtimeNanos = fi.Size(), mtime
 	s.perfMaps.addSized(pid, m, m.sizeBytes())
 	s.fitTables()
-	checked[pid] = m
-	return m
+	return perfMapLook{m: m}
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/ember-profiler/ember/model"
 )
 
@@ -53,8 +55,8 @@ func TestPerfMap(t *testing.T) {
 		"LazyCompile:~fib /srv/app/fib.js:3",
 		"LazyCompile:*hot /srv/app/hot.js:10",
 		"py::compute:/srv/app/compute.py",
-		"[unknown in [anon]]", // its line is malformed
-		"[unknown in [anon]]",
+		anonWhy(jitNotInMap), // its line is malformed
+		anonWhy(jitNotInMap),
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
@@ -71,11 +73,80 @@ func TestPerfMap(t *testing.T) {
 		t.Errorf("after the map grew: %q", got[0])
 	}
 
-	// An exited process's map is not read: its PID may be reused.
+	// An exited process's map is read through the root held since it ran;
+	// a process that had the PID before is not named from it.
 	proc.Exited = true
-	if got := userNames(t, s, proc, jit+0x10); got[0] != "[unknown in [anon]]" {
+	if got := userNames(t, s, proc, jit+0x10); got[0] != "LazyCompile:~fib /srv/app/fib.js:3" {
 		t.Errorf("exited process: %q", got[0])
 	}
+	older := process(4242, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
+	older.StartTicks, older.Exited = 1, true
+	if got := userNames(t, s, older, jit+0x10); got[0] != anonWhy(jitExited) {
+		t.Errorf("exited process that had the PID before: %q", got[0])
+	}
+}
+
+// TestPerfMapWrittenAtExit: a JVM with -XX:+DumpPerfMapAtExit writes its
+// map as it exits, when /proc/PID is gone. Its samples are held while it
+// runs and named from the map once it exited; what is still held when the
+// pipeline stops is named with the reason.
+func TestPerfMapWrittenAtExit(t *testing.T) {
+	procRoot := t.TempDir()
+	tmp := fakeProc(t, procRoot, 5151, "5151")
+	fakeProc(t, procRoot, 6161, "6161")
+	s := newTestSymbolizer(t)
+	s.procRoot = procRoot
+	const jit = 0x7f3a10000000
+	java := func(pid uint32) *model.Process {
+		p := process(pid, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
+		p.Cmdline = []string{"java", "-XX:+UnlockDiagnosticVMOptions", "-XX:+DumpPerfMapAtExit", "Hot"}
+		return p
+	}
+	proc, other := java(5151), java(6161)
+	batch := func(procs ...*model.Process) *model.Batch {
+		b := &model.Batch{PeriodNanos: 1, Processes: map[model.ProcessKey]*model.Process{}}
+		for _, p := range procs {
+			b.Samples = append(b.Samples, model.Sample{PID: p.PID, TID: p.PID, User: []uint64{jit + 0x10, jit + 0x41}, Count: 1})
+			b.Processes[model.ProcessKey{PID: p.PID}] = p
+		}
+		return b
+	}
+	if p, err := s.Profile(batch(proc, other)); err != nil || len(p.Sample) != 0 {
+		t.Fatalf("running: %d samples (%v), want both held", len(p.Sample), err)
+	}
+	// 5151 exits: /proc/5151 goes, the map appears in its /tmp.
+	if err := os.WriteFile(filepath.Join(tmp, "perf-5151.map"), []byte("7f3a10000000 40 Hot::spin\n7f3a10000040 40 Hot::main\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(procRoot, "5151"), filepath.Join(procRoot, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Profile(batch())
+	if err != nil || len(p.Sample) != 1 {
+		t.Fatalf("after 5151 exited: %d samples (%v), want its one", len(p.Sample), err)
+	}
+	if got := locNames(p.Sample[0]); !slices.Equal(got, []string{"Hot::spin", "Hot::main"}) {
+		t.Errorf("after exit: %q", got)
+	}
+	// The pipeline stops while 6161 runs: its sample says why it is unnamed.
+	p, err = s.FlushHeld()
+	if err != nil || p == nil || len(p.Sample) != 1 {
+		t.Fatalf("flush: %v, %v", p, err)
+	}
+	if got := locNames(p.Sample[0]); got[0] != anonWhy(jitMapAtExit) || p.Sample[0].NumLabel["pid"][0] != 6161 {
+		t.Errorf("flushed: %q %v", got, p.Sample[0].NumLabel)
+	}
+	if p, _ := s.FlushHeld(); p != nil {
+		t.Errorf("second flush: %d samples", len(p.Sample))
+	}
+}
+
+func locNames(smp *profile.Sample) []string {
+	var out []string
+	for _, loc := range smp.Location {
+		out = append(out, loc.Line[0].Function.Name)
+	}
+	return out
 }
 
 // TestPerfMapStaysInRoot checks that a symlink planted as the perf map
@@ -98,13 +169,17 @@ func TestPerfMapStaysInRoot(t *testing.T) {
 	s := newTestSymbolizer(t)
 	s.procRoot = procRoot
 	const jit = 0x7f3a10000000
-	for _, pid := range []uint32{10, 11} {
+	// The symlink resolves inside the root, where there is no such file.
+	for pid, want := range map[uint32]string{10: anonWhy("no /tmp/perf-1.map"), 11: anonWhy(jitMapRefused)} {
 		proc := process(pid, []model.Mapping{{Start: jit, Limit: jit + 0x10000}})
-		if got := userNames(t, s, proc, jit+0x10); got[0] != "[unknown in [anon]]" {
-			t.Errorf("pid %d: %q, want the perf map refused", pid, got[0])
+		if got := userNames(t, s, proc, jit+0x10); got[0] != want {
+			t.Errorf("pid %d: %q, want %q", pid, got[0], want)
 		}
 	}
 }
+
+// anonWhy is the name of an unnamed JIT frame in anonymous memory.
+func anonWhy(why string) string { return "[unknown in [anon]: " + why + "]" }
 
 func TestParsePerfMap(t *testing.T) {
 	m, err := parsePerfMap(strings.NewReader("1000 10 first\n1000 20 replaced\n2000 0 empty\nffffffffffffffff 10 wraps\n3000 10 name with spaces\n"))

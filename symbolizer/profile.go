@@ -33,6 +33,12 @@ const (
 // Files are read through the *os.File values in the batch's mappings,
 // which must stay open for the duration of the call.
 func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
+	return s.profile(b, false)
+}
+
+// profile names a batch, and the held samples that are due (all of them
+// with flush).
+func (s *Symbolizer) profile(b *model.Batch, flush bool) (*profile.Profile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Tables are read from mapped files: one truncated meanwhile faults,
@@ -54,7 +60,7 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 		locations: make(map[locationKey]*profile.Location),
 		markers:   make(map[string]*profile.Location),
 		functions: make(map[frame]*profile.Function),
-		perfMaps:  make(map[uint32]*perfMap),
+		perfMaps:  make(map[uint32]perfMapLook),
 		p: &profile.Profile{
 			SampleType:    sampleTypes(b),
 			PeriodType:    schema.PeriodType.ValueType(),
@@ -69,9 +75,11 @@ func (s *Symbolizer) Profile(b *model.Batch) (*profile.Profile, error) {
 	if err := schema.CheckSampleTypes(pb.p.SampleType); err != nil {
 		return nil, fmt.Errorf("batch values: %w", err)
 	}
+	pb.addHeld(flush)
 	for _, smp := range sortedSamples(b.Samples) {
 		pb.addSample(smp, periodNanos)
 	}
+	s.noteExits(b)
 	orderMappings(pb.p, b)
 	mainmapping.Place(pb.p)
 	if err := pb.p.CheckValid(); err != nil {
@@ -142,7 +150,7 @@ type profileBuilder struct {
 	named     map[model.Frame]*profile.Location
 	functions map[frame]*profile.Function
 	// perfMaps holds the JIT perf maps already looked at in this call.
-	perfMaps map[uint32]*perfMap
+	perfMaps map[uint32]perfMapLook
 	p        *profile.Profile
 }
 
@@ -187,23 +195,15 @@ type locationKey struct {
 }
 
 func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
-	var locs []*profile.Location
-	switch smp.KernelLost {
-	case model.LostNone, model.LostKernelThread:
-		for i, addr := range smp.Kernel {
-			locs = append(locs, pb.kernelLocation(addr, i > 0))
-		}
-		if smp.KernelTruncated && len(smp.Kernel) > 0 {
-			locs = append(locs, pb.markerLocation(markerTruncated))
-		}
-	default:
-		locs = append(locs, pb.markerLocation(kernelLost(smp.KernelLost)))
+	proc := pb.batch.Processes[smp.Key()]
+	if pb.hold(smp, proc, periodNanos) {
+		return // named in a later batch, with its JIT's perf map
 	}
+	locs := pb.kernelLocations(smp)
 	switch smp.UserLost {
 	case model.LostNone, model.LostKernelThread, model.LostExiting, model.LostExecve:
 		// Kernel threads and processes past releasing their memory have no
 		// user stack to lose: no user frames and no marker.
-		proc := pb.batch.Processes[smp.Key()]
 		if smp.UserFrames != nil {
 			for i, f := range smp.UserFrames {
 				locs = append(locs, pb.userFrameLocation(proc, smp.PID, f, i > 0))
@@ -223,6 +223,29 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 	default:
 		locs = append(locs, pb.markerLocation(userLost(smp.UserLost)))
 	}
+	pb.appendSample(smp, proc, locs, periodNanos)
+}
+
+// kernelLocations are the locations of a sample's kernel stack, or the
+// marker of why it has none.
+func (pb *profileBuilder) kernelLocations(smp *model.Sample) []*profile.Location {
+	var locs []*profile.Location
+	switch smp.KernelLost {
+	case model.LostNone, model.LostKernelThread:
+		for i, addr := range smp.Kernel {
+			locs = append(locs, pb.kernelLocation(addr, i > 0))
+		}
+		if smp.KernelTruncated && len(smp.Kernel) > 0 {
+			locs = append(locs, pb.markerLocation(markerTruncated))
+		}
+	default:
+		locs = append(locs, pb.markerLocation(kernelLost(smp.KernelLost)))
+	}
+	return locs
+}
+
+// appendSample adds a sample with its locations to the profile.
+func (pb *profileBuilder) appendSample(smp *model.Sample, proc *model.Process, locs []*profile.Location, periodNanos int64) {
 	count := int64(smp.Count)
 	values := make([]int64, len(pb.p.SampleType))
 	values[0], values[1] = count, count*periodNanos
@@ -230,7 +253,7 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 	pb.p.Sample = append(pb.p.Sample, &profile.Sample{
 		Location: locs,
 		Value:    values,
-		Label:    sampleLabels(smp, pb.batch.Processes[smp.Key()]),
+		Label:    sampleLabels(smp, proc),
 		NumLabel: map[string][]int64{schema.LabelPID: {int64(smp.PID)}, schema.LabelTID: {int64(smp.TID)}},
 	})
 }
@@ -327,12 +350,18 @@ func (pb *profileBuilder) userLocation(proc *model.Process, pid uint32, addr uin
 	var buildID string
 	jit := false
 	if cm.File == nil && isJITMapping(cm) {
-		frames, jit = pb.s.jitFrames(proc, lookupAddress(addr, isReturn), pb.perfMaps)
+		frames, jit = pb.s.jitFrames(proc, cm, lookupAddress(addr, isReturn), pb.perfMaps), true
 	}
 	if !jit {
 		key := pb.fileKey(cm)
 		frames, buildID = pb.s.userFrames(key.key, key.err, proc, cm, addr, lookupAddress(addr, isReturn))
 	}
+	return pb.addLocation(lk, pb.userMapping(mk, cm, buildID), addr, frames)
+}
+
+// userMapping is the pprof mapping of a process's mapping, made at its
+// first location.
+func (pb *profileBuilder) userMapping(mk mappingKey, cm *model.Mapping, buildID string) *profile.Mapping {
 	m, ok := pb.mappings[mk]
 	if !ok {
 		file, mappingBuildID := cm.Path, buildID
@@ -356,7 +385,7 @@ func (pb *profileBuilder) userLocation(proc *model.Process, pid uint32, addr uin
 			HasFunctions: true,
 		})
 	}
-	return pb.addLocation(lk, m, addr, frames)
+	return m
 }
 
 // userFrameLocation is the location of a frame an unwinder handed over.

@@ -83,6 +83,12 @@ type Symbolizer struct {
 	tableGens   *lru[tableKey, tableGen]
 	nextTableID uint64
 	perfMaps    *lru[uint32, *perfMap]
+	// jitRoots holds the roots of processes with JIT code (see jitroots.go).
+	jitRoots     map[uint32]*jitRoot
+	oneShotRoots []*os.File
+	// held are samples waiting for a perf map written at exit (held.go).
+	held      map[uint32]*heldProc
+	heldCount int
 	// maxCacheBytes is the budget tables, addrs and perfMaps share.
 	maxCacheBytes int64
 	debugDirs     []string
@@ -454,21 +460,27 @@ func (s *Symbolizer) fitTables() {
 	s.tables.setMaxBytes(s.maxCacheBytes - s.addrs.bytes - s.perfMaps.bytes)
 }
 
-// jitFrames names an address of anonymous executable memory from the
-// process's perf map, if it has one.
-func (s *Symbolizer) jitFrames(proc *model.Process, addr uint64, checked map[uint32]*perfMap) ([]frame, bool) {
-	if proc == nil || proc.Exited || proc.SnapshotErr != nil {
-		return nil, false // its perf map is gone, or belongs to a reused PID
+// jitFrames names an address of anonymous executable memory m from the
+// process's perf map, or says why it cannot.
+func (s *Symbolizer) jitFrames(proc *model.Process, m *model.Mapping, addr uint64, checked map[uint32]perfMapLook) []frame {
+	look := perfMapLook{why: jitExited}
+	if proc != nil && proc.SnapshotErr == nil {
+		look = s.perfMapFor(proc, checked)
 	}
-	pm := s.perfMapFor(proc.PID, checked)
-	if pm == nil {
-		return nil, false
+	return jitFramesFrom(look, m, addr)
+}
+
+// jitFramesFrom names a JIT address from a perf map, or says why not.
+func jitFramesFrom(look perfMapLook, m *model.Mapping, addr uint64) []frame {
+	why := look.why
+	if look.m != nil {
+		if name, ok := look.m.lookup(addr); ok {
+			return []frame{{Function: name, SystemName: name}}
+		}
+		why = jitNotInMap
 	}
-	name, ok := pm.lookup(addr)
-	if !ok {
-		return nil, false
-	}
-	return []frame{{Function: name, SystemName: name}}, true
+	name := unnamedJIT(m, why)
+	return []frame{{Function: name, SystemName: name}}
 }
 
 // isJITMapping reports whether a mapping may hold JIT code that a perf

@@ -95,7 +95,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", p, err)
 			continue
 		}
-		results = append(results, result{p, len(tbl.Rows), len(words), tbl.FramePointers, time.Since(t0)})
+		results = append(results, result{p, len(tbl.Rows), len(words), tbl.FramePointers && len(tbl.Rows) == 0, time.Since(t0)})
 	}
 	total := time.Since(start)
 	var rows, words, fp int

@@ -76,6 +76,10 @@ enum cfa_kind {
 	CFA_PLT10,
 	CFA_END,
 	CFA_UNSUPPORTED,
+	// Go's runtime.asmcgocall where C code returns to it on the g0 stack:
+	// CFA = the goroutine's SP + cfa_offset, that SP being g.stack.hi - [SP]
+	// with g at [SP+8] (or [SP] itself when g is 0: it did not switch).
+	CFA_GO_CGO,
 };
 enum rbp_kind {
 	RBP_SAME = 0,
@@ -86,9 +90,11 @@ enum rbp_kind {
 // How to unwind at an address (unwind.Rule): rows name one by its index in
 // unwind_rules, which holds every distinct rule once.
 struct unwind_rule {
-	__s16 cfa_offset;
+	// 32 bits: rustc has frames of more than 512 KiB (CFA rsp+540080).
+	__s32 cfa_offset;
 	__s8 rbp_offset; // in units of 8 bytes
 	__u8 kind;	 // cfa_kind | rbp_kind << RBP_KIND_SHIFT
+	__u16 pad;
 };
 
 // A file's table is a run of 4-byte words in unwind_chunks (unwind.Table.Words):
@@ -119,6 +125,9 @@ enum range_kind {
 	RANGE_ROWS = 0, // unwind with rows [row_start, row_start + row_count)
 	RANGE_FP = 1,	// walk frame pointers (Go, files without CFI, JIT code)
 	RANGE_NO_TABLE = 2, // the file has CFI but its table is not loaded
+	// Only in the walk's memo: a pc of a loaded table with no row for it
+	// (V8's builtins, assembly): frame pointers, where the frame looks like one.
+	RANGE_FP_GUESS = 3,
 };
 
 // What an executable range of a process unwinds with.

@@ -137,6 +137,17 @@ static __always_inline __u32 memo_set(__u64 pc)
 	return pc & (RULE_MEMO_SETS - 1);
 }
 
+// known_code reports whether pc is in an executable range of the process.
+static __always_inline bool known_code(__u32 pid, __u64 pc)
+{
+	struct range_key key = {
+		.prefixlen = 96,
+		.pid_be = bpf_htonl(pid),
+		.addr_be = bpf_cpu_to_be64(pc),
+	};
+	return bpf_map_lookup_elem(&unwind_ranges, &key) != NULL;
+}
+
 // unwind_step records the current frame and moves to its caller. It returns
 // 1 (stop) with stack.status set when the walk ends.
 static long unwind_step(__u32 index, void *ctx)
@@ -213,16 +224,11 @@ static long unwind_step(__u32 index, void *ctx)
 		}
 		if (kind != RANGE_FP) {
 			__u64 rel = lookup - r->bias;
-			if (rel > 0xffffffffULL) {
-				st->status = UNWIND_END_NO_ROW;
-				return 1;
-			}
-			struct unwind_rule *row = find_rule(r, rel);
-			if (!row) {
-				st->status = UNWIND_END_NO_ROW;
-				return 1;
-			}
-			rule = *row;
+			struct unwind_rule *row = rel <= 0xffffffffULL ? find_rule(r, rel) : NULL;
+			if (row && (row->kind & ((1 << RBP_KIND_SHIFT) - 1)) != CFA_GAP)
+				rule = *row;
+			else
+				kind = RANGE_FP_GUESS; // no row: try its frame pointer
 		}
 		set->way[1] = set->way[0];
 		set->way[0].pc = lookup;
@@ -233,15 +239,16 @@ static long unwind_step(__u32 index, void *ctx)
 	}
 
 	__u64 cfa, ra = 0, bp = st->bp;
-	if (kind == RANGE_FP) {
+	if (kind == RANGE_FP || kind == RANGE_FP_GUESS) {
 		if (st->bp == 0) {
 			st->status = UNWIND_END_COMPLETE; // the outermost frame
 			return 1;
 		}
 		// A frame pointer below the stack pointer, or a frame of more than
 		// 8 MiB, is not one: code without them keeps other values in RBP.
-		if (st->bp < st->sp || st->bp - st->sp > (8 << 20)) {
-			st->status = UNWIND_END_BAD_FRAME;
+		// Where there was no row, that ends the walk for the want of one.
+		if (st->bp < st->sp || st->bp - st->sp > (8 << 20) || (kind == RANGE_FP_GUESS && (st->bp & 7))) {
+			st->status = kind == RANGE_FP ? UNWIND_END_BAD_FRAME : UNWIND_END_NO_ROW;
 			return 1;
 		}
 		// The saved frame pointer and the return address, in one read.
@@ -253,9 +260,13 @@ static long unwind_step(__u32 index, void *ctx)
 		bp = frame[0];
 		ra = frame[1];
 		cfa = st->bp + 16;
+		if (kind == RANGE_FP_GUESS && ra && !known_code(st->pid, ra - 1)) {
+			st->status = UNWIND_END_NO_ROW; // not a frame after all
+			return 1;
+		}
 	} else {
-		__u8 how = rule.kind;
-		switch (how & ((1 << RBP_KIND_SHIFT) - 1)) {
+		__u8 how = rule.kind, cfa_kind = how & ((1 << RBP_KIND_SHIFT) - 1);
+		switch (cfa_kind) {
 		case CFA_SP:
 			cfa = st->sp + rule.cfa_offset;
 			break;
@@ -272,6 +283,23 @@ static long unwind_step(__u32 index, void *ctx)
 		case CFA_PLT10:
 			cfa = st->sp + 8 + ((pc & 15) >= 10 ? 8 : 0);
 			break;
+		case CFA_GO_CGO: {
+			__u64 saved[2], hi = 0;
+			if (bpf_probe_read_user(saved, sizeof(saved), (void *)st->sp)) {
+				st->status = UNWIND_END_READ_FAILED;
+				return 1;
+			}
+			if (saved[1]) {
+				// g.stack.hi: g starts with its stack bounds.
+				if (bpf_probe_read_user(&hi, sizeof(hi), (void *)(saved[1] + 8))) {
+					st->status = UNWIND_END_READ_FAILED;
+					return 1;
+				}
+				saved[0] = hi - saved[0];
+			}
+			cfa = saved[0] + rule.cfa_offset; // past what it pushed there
+			break;
+		}
 		case CFA_END:
 			st->status = UNWIND_END_COMPLETE;
 			return 1;
@@ -282,7 +310,8 @@ static long unwind_step(__u32 index, void *ctx)
 			st->status = UNWIND_END_UNSUPPORTED;
 			return 1;
 		}
-		if (cfa <= st->sp) {
+		// Back on the goroutine's stack, which may lie below g0's.
+		if (cfa <= st->sp && cfa_kind != CFA_GO_CGO) {
 			st->status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}

@@ -98,7 +98,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.StringArrayVar(&cfg.AllowedHosts, "allowed-host", nil, "a further Host header name the API accepts on a loopback address, besides localhost and the listen address (repeatable)")
 	fs.BoolVar(&cfg.IncludeIdle, "include-idle", cfg.IncludeIdle, "keep samples of the idle task")
 	fs.Uint32Var(&cfg.StackMapEntries, "stack-map-entries", cfg.StackMapEntries, "distinct stacks each of the two BPF stack maps holds per drain")
-	fs.StringVar(&cfg.Unwind, "unwind", cfg.Unwind, `how user stacks are walked: "dwarf" (.eh_frame tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
+	fs.StringVar(&cfg.Unwind, "unwind", cfg.Unwind, `how user stacks are walked: "dwarf" (.eh_frame and Go .gopclntab tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
 	fs.Var(&cfg.UnwindTableSize, "unwind-table-size", "BPF memory for .eh_frame unwind tables (4 bytes a row, taken in 256KiB chunks as tables load); tables beyond it are reported and their stacks marked")
 	fs.BoolVar(&cfg.Python, "python", cfg.Python, pythonFlagHelp)
 	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")

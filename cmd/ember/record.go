@@ -78,7 +78,7 @@ end: on any error an existing file of the same name is kept.`,
 	f.StringVar(&opts.format, "format", recordFormats()[0].name, "output format: "+recordFormatNames())
 	f.BoolVar(&opts.collector.IncludeIdle, "include-idle", false, "keep samples of the idle task")
 	f.Uint32Var(&opts.collector.StackMapEntries, "stack-map-entries", 4096, "distinct stacks each of the two BPF stack maps holds per drain")
-	f.StringVar(&opts.collector.Unwind, "unwind", collector.UnwindDWARF, `how user stacks are walked: "dwarf" (.eh_frame tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
+	f.StringVar(&opts.collector.Unwind, "unwind", collector.UnwindDWARF, `how user stacks are walked: "dwarf" (.eh_frame and Go .gopclntab tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
 	opts.collector.UnwindTableBytes = 64 << 20
 	f.Var((*bytesize.Size)(&opts.collector.UnwindTableBytes), "unwind-table-size", "BPF memory for .eh_frame unwind tables (4 bytes a row, taken in 256KiB chunks as tables load); tables beyond it are reported and their stacks marked")
 	f.StringVar(&opts.collector.UnwindCacheDir, "unwind-cache-dir", "", "keep built unwind tables here by build ID, so the next run does not rebuild them (default: none)")

@@ -31,7 +31,7 @@ const DefaultCacheBytes = 256 << 20
 
 // cacheMagic changes with the row layout or the way rows are built, which
 // makes every older file a miss.
-const cacheMagic = "EMBUNW03"
+const cacheMagic = "EMBUNW04"
 
 // maxCachedRows bounds what a cache file may claim before it is read.
 const maxCachedRows = maxSectionBytes / 2
@@ -151,13 +151,16 @@ func (c *Cache) evict() {
 }
 
 // Layout: magic, flags u32, source length u32, base u64, row count u32,
-// source, rows (8 bytes each), CRC-32C of everything before it.
+// source, rows (10 bytes each), CRC-32C of everything before it.
+// rowBytes is a row's size in a cache file: PC, CFA offset, RBP offset, kind.
+const rowBytes = 4 + 4 + 1 + 1
+
 func encodeTable(t *Table) []byte {
 	src := t.Source
 	if len(src) > 255 {
 		src = src[:255]
 	}
-	out := make([]byte, 0, 28+len(src)+8*len(t.Rows)+4)
+	out := make([]byte, 0, 28+len(src)+rowBytes*len(t.Rows)+4)
 	out = append(out, cacheMagic...)
 	var flags uint32
 	if t.FramePointers {
@@ -170,7 +173,7 @@ func encodeTable(t *Table) []byte {
 	out = append(out, src...)
 	for _, r := range t.Rows {
 		out = binary.LittleEndian.AppendUint32(out, r.PC)
-		out = binary.LittleEndian.AppendUint16(out, uint16(r.CFAOffset))
+		out = binary.LittleEndian.AppendUint32(out, uint32(r.CFAOffset))
 		out = append(out, byte(r.RBPOffset), r.Kind)
 	}
 	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
@@ -189,7 +192,7 @@ func decodeTable(raw []byte) (*Table, error) {
 	srcLen := uint64(binary.LittleEndian.Uint32(raw[12:]))
 	base := binary.LittleEndian.Uint64(raw[16:])
 	n := uint64(binary.LittleEndian.Uint32(raw[24:]))
-	if flags&^1 != 0 || srcLen > 255 || n > maxCachedRows || uint64(len(body)) != header+srcLen+8*n {
+	if flags&^1 != 0 || srcLen > 255 || n > maxCachedRows || uint64(len(body)) != header+srcLen+rowBytes*n {
 		return nil, ErrCorrupt
 	}
 	t := &Table{Base: base, FramePointers: flags&1 != 0, Source: string(body[header : header+srcLen])}
@@ -198,12 +201,12 @@ func decodeTable(raw []byte) (*Table, error) {
 		t.Rows = make([]Row, n)
 	}
 	for i := range t.Rows {
-		b := rows[8*i:]
+		b := rows[rowBytes*i:]
 		t.Rows[i] = Row{
 			PC:        binary.LittleEndian.Uint32(b),
-			CFAOffset: int16(binary.LittleEndian.Uint16(b[4:])),
-			RBPOffset: int8(b[6]),
-			Kind:      b[7],
+			CFAOffset: int32(binary.LittleEndian.Uint32(b[4:])),
+			RBPOffset: int8(b[8]),
+			Kind:      b[9],
 		}
 		if i > 0 && t.Rows[i].PC <= t.Rows[i-1].PC {
 			return nil, ErrCorrupt

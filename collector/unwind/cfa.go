@@ -127,16 +127,16 @@ func (s cfaState) row(pc uint32) Row {
 	if s.ra.kind == ruleUndefined {
 		return makeRow(pc, CFAEnd, 0, RBPSame, 0)
 	}
-	cfa, cfaOff := s.cfa.kind, int16(0)
+	cfa, cfaOff := s.cfa.kind, int32(0)
 	switch {
 	case s.ra.kind != ruleOffset || s.ra.offset != -8:
 		// x86-64 code always saves the return address right below the CFA.
 		cfa = CFAUnsupported
 	case cfa == CFASP || cfa == CFAFP || cfa == CFAPLT11 || cfa == CFAPLT10:
-		if s.cfa.offset < math.MinInt16 || s.cfa.offset > math.MaxInt16 {
+		if s.cfa.offset < math.MinInt32 || s.cfa.offset > math.MaxInt32 {
 			cfa = CFAUnsupported
 		} else {
-			cfaOff = int16(s.cfa.offset)
+			cfaOff = int32(s.cfa.offset)
 		}
 	}
 	rbp, rbpOff := RBPUnknown, int8(0)

@@ -104,10 +104,14 @@ func Build(r io.ReaderAt) (t *Table, err error) {
 }
 
 func buildFromELF(f *elf.File) (*Table, error) {
-	// Go keeps frame pointers everywhere and its .debug_frame adds nothing
-	// the RBP walk does not give.
+	// Go: rows from the line table's SP deltas; frame pointers where it
+	// cannot be read (Go before 1.18).
 	if f.Section(".gopclntab") != nil || f.Section(".go.buildinfo") != nil {
-		return &Table{FramePointers: true, Source: "go"}, nil
+		t, err := goTable(f)
+		if err != nil {
+			return &Table{FramePointers: true, Source: "go: " + err.Error()}, nil
+		}
+		return t, nil
 	}
 	// Code built with -fno-asynchronous-unwind-tables has its CFI in
 	// .debug_frame, while the C runtime's start files still bring a few

@@ -172,3 +172,35 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 		t.Errorf("%d evictions, want 1", c.Evictions())
 	}
 }
+
+// FuzzPclntabRows feeds arbitrary Go line tables to the row builder: rows
+// or an error, never a panic, and sorted rows the BPF layout finds again.
+func FuzzPclntabRows(f *testing.F) {
+	ef, err := elf.Open("../../testdata/unwind/go-frameless")
+	if err != nil {
+		f.Fatal(err)
+	}
+	data, err := ef.Section(".gopclntab").Data()
+	ef.Close()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data, uint64(0x401000))
+	f.Add(data[:len(data)/3], uint64(0x401000))
+	f.Add(data[:80], uint64(0))
+	f.Fuzz(func(t *testing.T, data []byte, text uint64) {
+		tbl, _, err := pclntabRows(data, text)
+		if err != nil {
+			return
+		}
+		if len(tbl.Rows) > maxGoRows+2 {
+			t.Fatalf("%d rows", len(tbl.Rows))
+		}
+		for i := 1; i < len(tbl.Rows); i++ {
+			if tbl.Rows[i].PC <= tbl.Rows[i-1].PC {
+				t.Fatalf("rows not sorted at %d", i)
+			}
+		}
+		checkWords(t, tbl, rand.New(rand.NewPCG(1, 2)))
+	})
+}

@@ -39,7 +39,7 @@ var _ = [1]struct{}{}[int(bpf.SamplerUnwindLayoutMAX_RULES)-(math.MaxUint16+1)]
 // A Rule is how a row unwinds, without its address: the value of struct
 // unwind_rule in sampler.bpf.c (CFA offset, saved-RBP offset, kind).
 type Rule struct {
-	CFAOffset int16
+	CFAOffset int32
 	RBPOffset int8
 	Kind      uint8
 }

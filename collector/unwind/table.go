@@ -35,6 +35,10 @@ const (
 	// CFAUnsupported: a rule the unwinder cannot follow (a DWARF expression,
 	// a CFA in another register, an offset out of range).
 	CFAUnsupported = CFAKind(bpf.SamplerCfaKindCFA_UNSUPPORTED)
+	// CFAGoCgo: where C code returns into Go's runtime.asmcgocall on the
+	// g0 stack, CFA = the goroutine's SP, found from what asmcgocall saved
+	// at SP, + CFAOffset.
+	CFAGoCgo = CFAKind(bpf.SamplerCfaKindCFA_GO_CGO)
 )
 
 func (k CFAKind) String() string {
@@ -51,6 +55,8 @@ func (k CFAKind) String() string {
 		return "end"
 	case CFAUnsupported:
 		return "unsupported"
+	case CFAGoCgo:
+		return "go-cgo"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -71,12 +77,12 @@ const (
 	RBPUnknown = RBPKind(bpf.SamplerRbpKindRBP_UNKNOWN)
 )
 
-// A Row holds from its PC up to the next row's. It is 8 bytes, the layout
-// of struct unwind_row in sampler.bpf.c.
+// A Row holds from its PC up to the next row's: its PC and its Rule (struct
+// unwind_rule in bpf/sampler/types.h).
 type Row struct {
 	// PC is relative to the table's Base.
 	PC        uint32
-	CFAOffset int16
+	CFAOffset int32
 	// RBPOffset is in units of 8 bytes (saved registers are 8-aligned).
 	RBPOffset int8
 	// Kind packs CFAKind (low bits) and RBPKind (from bit rbpKindShift).
@@ -89,7 +95,7 @@ func (r Row) CFA() CFAKind { return CFAKind(r.Kind & (1<<rbpKindShift - 1)) }
 // RBP returns where the row finds the caller's RBP.
 func (r Row) RBP() RBPKind { return RBPKind(r.Kind >> rbpKindShift) }
 
-func makeRow(pc uint32, cfa CFAKind, cfaOff int16, rbp RBPKind, rbpOff int8) Row {
+func makeRow(pc uint32, cfa CFAKind, cfaOff int32, rbp RBPKind, rbpOff int8) Row {
 	return Row{PC: pc, CFAOffset: cfaOff, RBPOffset: rbpOff, Kind: uint8(cfa) | uint8(rbp)<<rbpKindShift}
 }
 
@@ -101,8 +107,9 @@ type Table struct {
 	// Rows are sorted by PC; each holds until the next one. The last row of
 	// a covered range is a CFAGap row at the range's end.
 	Rows []Row
-	// FramePointers marks files whose code keeps frame pointers and whose
-	// CFI is missing or not worth loading (Go); the unwinder walks RBP there.
+	// FramePointers marks files whose code keeps frame pointers (Go, files
+	// without CFI): the unwinder walks RBP there when the table has no
+	// rows or its rows do not fit the budget.
 	FramePointers bool
 	// Source names the section the rows came from (".eh_frame",
 	// ".debug_frame") or why there are none.

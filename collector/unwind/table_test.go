@@ -18,7 +18,7 @@ const systemLibc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
 // TestRowsMatchDelve checks the compact rows against delve's own CFA
 // interpreter at random addresses of every FDE.
 func TestRowsMatchDelve(t *testing.T) {
-	for _, path := range []string{systemLibc, "../../testdata/unwind/qsort-nofp", "../../testdata/unwind/chain-nofp", "../../testdata/unwind/sort-cpp", "../../testdata/unwind/sort-rust"} {
+	for _, path := range []string{systemLibc, "../../testdata/unwind/qsort-nofp", "../../testdata/unwind/chain-nofp", "../../testdata/unwind/sort-cpp", "../../testdata/unwind/sort-rust", "../../testdata/unwind/bigframe"} {
 		t.Run(path, func(t *testing.T) {
 			f, err := elf.Open(path)
 			if err != nil {
@@ -97,23 +97,167 @@ func checkRow(t *testing.T, pc uint64, row Row, ctx *frame.FrameContext) {
 	}
 }
 
-func TestGoBinaryUsesFramePointers(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(exe)
+// A frame of 600,000 bytes keeps its CFA offset: it once took 16 bits.
+func TestBigFrameOffset(t *testing.T) {
+	f, err := elf.Open("../../testdata/unwind/bigframe")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tbl, err := Build(f)
+	tbl, err := buildFromELF(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tbl.FramePointers || len(tbl.Rows) != 0 {
-		t.Fatalf("Go test binary: FramePointers=%v rows=%d", tbl.FramePointers, len(tbl.Rows))
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, s := range syms {
+		if s.Name != "big" {
+			continue
+		}
+		var most int32
+		for pc := s.Value; pc < s.Value+s.Size; pc++ {
+			if r, ok := tbl.Lookup(pc); ok && r.CFA() == CFASP {
+				most = max(most, r.CFAOffset)
+			}
+		}
+		if most <= 600000 {
+			t.Fatalf("largest CFA offset in big is rsp%+d, want more than 600000", most)
+		}
+		return
+	}
+	t.Fatal("no symbol big")
+}
+
+// Go code unwinds by .gopclntab's SP deltas, stripped or not: a frameless
+// leaf returns at SP, a function with a frame saved RBP below its return
+// address, goexit ends the stack and systemstack (which switches stacks)
+// has no row, so the walk tries its frame pointer.
+func TestGoRowsFromLineTable(t *testing.T) {
+	syms := goSymbols(t, "../../testdata/unwind/go-frameless")
+	var want []Row
+	for _, path := range []string{"../../testdata/unwind/go-frameless", "../../testdata/unwind/go-frameless-stripped"} {
+		f, err := elf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl, err := buildFromELF(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tbl.FramePointers || tbl.Source != ".gopclntab" || len(tbl.Rows) < 1000 {
+			t.Fatalf("%s: FramePointers=%v source %q, %d rows", path, tbl.FramePointers, tbl.Source, len(tbl.Rows))
+		}
+		at := func(name string, off uint64) Row {
+			r, ok := tbl.Lookup(syms[name].Value + off)
+			if !ok {
+				t.Fatalf("%s: no row for %s%+d", path, name, off)
+			}
+			return r
+		}
+		for off := uint64(0); off < syms["main.spin"].Size; off++ {
+			if r := at("main.spin", off); r.CFA() != CFASP || r.CFAOffset != 8 || r.RBP() != RBPSame {
+				t.Fatalf("main.spin%+d: %v%+d rbp %v, want a frameless leaf's sp+8", off, r.CFA(), r.CFAOffset, r.RBP())
+			}
+		}
+		if r := at("main.goAlpha", 0); r.CFA() != CFASP || r.CFAOffset != 8 {
+			t.Errorf("main.goAlpha at entry: %v%+d", r.CFA(), r.CFAOffset)
+		}
+		framed := false
+		for off := uint64(0); off < syms["main.goAlpha"].Size; off++ {
+			r := at("main.goAlpha", off)
+			if r.CFAOffset > 16 && r.RBP() == RBPAtCFA && r.RBPOffset == -2 {
+				framed = true
+			}
+		}
+		if !framed {
+			t.Errorf("main.goAlpha: no row with its frame and RBP at CFA-16")
+		}
+		if r := at("runtime.goexit.abi0", 1); r.CFA() != CFAEnd {
+			t.Errorf("runtime.goexit: %v, want end", r.CFA())
+		}
+		if r := at("runtime.systemstack.abi0", 4); r.CFA() != CFAGap {
+			t.Errorf("runtime.systemstack: %v, want no row", r.CFA())
+		}
+		if want == nil {
+			want = tbl.Rows
+		} else if !slices.Equal(want, tbl.Rows) {
+			t.Errorf("stripped binary: rows differ")
+		}
+		t.Logf("%s: %d rows, %d bytes in BPF", path, len(tbl.Rows), tbl.SizeBytes())
+	}
+}
+
+// An externally linked cgo binary: .text starts with C code, the line
+// table's offsets count from runtime.text (found in the module data, the
+// header leaves it 0), and the C code keeps its .eh_frame rows.
+func TestGoRowsCgo(t *testing.T) {
+	const path = "../../testdata/unwind/go-cgo"
+	syms := goSymbols(t, path)
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tbl, err := buildFromELF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tbl.Source != ".gopclntab+.eh_frame" {
+		t.Fatalf("source %q", tbl.Source)
+	}
+	if text := f.Section(".text").Addr; syms["runtime.text"].Value == text {
+		t.Fatalf("runtime.text at the start of .text: the fixture does not test the offset")
+	}
+	viaC := syms["main.viaC"].Value
+	if r, _ := tbl.Lookup(viaC); r.CFA() != CFASP || r.CFAOffset != 8 {
+		t.Errorf("main.viaC at entry: %v%+d, want sp+8", r.CFA(), r.CFAOffset)
+	}
+	for off := uint64(1); off < syms["main.viaC"].Size; off++ {
+		r, _ := tbl.Lookup(viaC + off)
+		if r.CFAOffset == 8 {
+			continue // the stack check before the prologue
+		}
+		if r.CFA() != CFASP || r.CFAOffset != 16 || r.RBP() != RBPAtCFA || r.RBPOffset != -2 {
+			t.Errorf("main.viaC%+d, after PUSHQ BP: %v%+d rbp %v%+d, want sp+16, RBP at CFA-16", off, r.CFA(), r.CFAOffset, r.RBP(), 8*int(r.RBPOffset))
+		}
+		break
+	}
+	if r, ok := tbl.Lookup(syms["cspin"].Value); !ok || r.CFA() != CFASP || r.CFAOffset != 8 {
+		t.Errorf("cspin (C, .eh_frame): %v%+d", r.CFA(), r.CFAOffset)
+	}
+	// Both of asmcgocall's calls into C return where the goroutine's
+	// stack is found again.
+	cgo := syms["runtime.asmcgocall.abi0"]
+	n := 0
+	for off := uint64(0); off < cgo.Size; off++ {
+		if r, _ := tbl.Lookup(cgo.Value + off); r.CFA() == CFAGoCgo {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d bytes of runtime.asmcgocall with the cgo return rule, want 2", n)
+	}
+}
+
+func goSymbols(t *testing.T, path string) map[string]elf.Symbol {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]elf.Symbol{}
+	for _, s := range syms {
+		out[s.Name] = s
+	}
+	return out
 }
 
 func TestLibcEndsAtStart(t *testing.T) {

@@ -23,6 +23,16 @@ run gcc -O2 -g -fomit-frame-pointer -fPIC -shared -o libplugin.so plugin.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o dlopen-main dlopen-main.c -ldl
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o jit jit.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o burst burst.c
+run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o bigframe bigframe.c
+run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o nocfi nocfi.c
+# Go 1.26: main.spin must stay frameless (no PUSHQ BP), or the test proves nothing.
+(cd ../.. && run go build -buildvcs=false -trimpath -o testdata/unwind/go-frameless ./testdata/unwind/gosrc)
+(cd ../.. && run go build -buildvcs=false -trimpath -ldflags=-s -o testdata/unwind/go-frameless-stripped ./testdata/unwind/gosrc)
+(cd ../.. && run go build -buildvcs=false -trimpath -o testdata/unwind/go-cgo ./testdata/unwind/cgosrc)
+if go tool objdump -s '^main\.spin$' go-frameless | grep -q 'PUSHQ BP'; then
+	echo "go-frameless: main.spin pushes a frame pointer" >&2
+	exit 1
+fi
 run /root/.cargo/bin/rustc -C opt-level=2 -C force-frame-pointers=no -C debuginfo=0 -C strip=debuginfo -o sort-rust sort.rs
 
 for f in qsort-nofp:cmp_items chain-nofp:level5 sort-cpp:_ZNK4SlowclEmm; do
