@@ -4,4 +4,4 @@
 // objects are stale.
 package bpf
 
-//go:generate go tool bpf2go -tags linux -target amd64 -type sample_key -type sample_value -type event -type proc_state -type sampler_stat -type event_type -type user_stack_source -type unwind_end -type range_kind -type unwind_rule -type unwind_range -type range_key -type unwind_proc -type stack -type cfa_kind -type rbp_kind -type stack_layout -type no_user_stack -type unwind_layout -type pid_filter_value -type table_block -cflags "-O2 -g -Wall -Werror -I./include" Sampler sampler.bpf.c
+//go:generate go tool bpf2go -tags linux -target amd64 -type sample_key -type sample_value -type event -type proc_state -type sampler_stat -type event_type -type user_stack_source -type unwind_end -type range_kind -type unwind_rule -type unwind_range -type range_key -type unwind_proc -type stack -type cfa_kind -type rbp_kind -type stack_layout -type no_user_stack -type unwind_layout -type pid_filter_value -type table_block -type offcpu_key -type offcpu_value -type offcpu_stat -type offcpu_state -cflags "-O2 -g -Wall -Werror -I./include" Sampler sampler.bpf.c
