@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,12 +74,19 @@ func TestRecordOffCPU(t *testing.T) {
 		}
 	}
 	// Waits before the process's unwind tables are in lose their
-	// functions (a cut stack), so the split is compared, not the times.
-	got, want := float64(sleep)/float64(sleep+pipe), float64(sleepNs)/float64(sleepNs+pipeNs)
+	// functions (a cut stack), which on a loaded host is a good part of a
+	// short run (TestOffCPUTruth, which waits for the tables, checks the
+	// times to 5%): here each function has at least half of its measured
+	// time off the CPU, and never more than it measured.
 	t.Logf("sleep_part %s, pipe_part %s off CPU (measured %s, %s); sleeping %s",
 		time.Duration(sleep), time.Duration(pipe), time.Duration(sleepNs), time.Duration(pipeNs), time.Duration(sleeping))
-	if math.Abs(got-want) > 0.05 || sleep+pipe < (sleepNs+pipeNs)/2 {
-		t.Errorf("sleep_part has %.1f%% of the two functions' time off the CPU, measured %.1f%%", 100*got, 100*want)
+	for _, f := range []struct {
+		name      string
+		got, want int64
+	}{{"sleep_part", sleep, sleepNs}, {"pipe_part", pipe, pipeNs}} {
+		if f.got < f.want/2 || float64(f.got) > 1.05*float64(f.want) {
+			t.Errorf("%s: %s off the CPU, measured %s", f.name, time.Duration(f.got), time.Duration(f.want))
+		}
 	}
 	if sleeping < (sleep+pipe)*9/10 {
 		t.Errorf("only %s of %s labelled thread_state=sleeping", time.Duration(sleeping), time.Duration(sleep+pipe))
