@@ -74,7 +74,7 @@ func (c *Collector) Drain() (*model.Batch, error) {
 		if prev == 1 {
 			offcpu = c.objs.Offcpu1
 		}
-		more, err := c.readOffCPU(offcpu, stored)
+		more, gone, err := c.readOffCPU(offcpu, stored)
 		if err != nil {
 			return nil, err
 		}
@@ -86,6 +86,7 @@ func (c *Collector) Drain() (*model.Batch, error) {
 		if err := c.readOffCPUStats(prev, &batch.Stats.OffCPU); err != nil {
 			return nil, err
 		}
+		batch.Stats.OffCPU.StacksGone = gone
 	}
 	for _, s := range batch.Samples {
 		if s.KernelTruncated || s.UserTruncated {

@@ -89,11 +89,13 @@ func (c *Collector) attachOffCPU() error {
 // readOffCPU drains the off-CPU counts of a buffer into samples, with
 // their stacks from stored or, for waits that began before an earlier
 // drain, from the stacks the collector remembers.
-func (c *Collector) readOffCPU(counts *ebpf.Map, stored map[uint64]storedStack) ([]model.Sample, error) {
+// It also returns how many waits found a stack gone.
+func (c *Collector) readOffCPU(counts *ebpf.Map, stored map[uint64]storedStack) ([]model.Sample, uint64, error) {
 	keys, values, err := takeAll[bpf.SamplerOffcpuKey, bpf.SamplerOffcpuValue](counts, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("read off-CPU counts: %w", err)
+		return nil, 0, fmt.Errorf("read off-CPU counts: %w", err)
 	}
+	var gone uint64
 	samples := make([]model.Sample, 0, len(keys))
 	for i, k := range keys {
 		if k.Sample.KernelStackErr == 0 {
@@ -106,9 +108,12 @@ func (c *Collector) readOffCPU(counts *ebpf.Map, stored map[uint64]storedStack) 
 		s.Comm = commString(values[i].Comm)
 		s.State = model.ThreadState(k.State + 1)
 		s.Values = []int64{int64(values[i].Nanos), int64(values[i].Waits)}
+		if s.UserLost == model.LostDrained || s.KernelLost == model.LostDrained {
+			gone += values[i].Waits
+		}
 		samples = append(samples, s)
 	}
-	return samples, nil
+	return samples, gone, nil
 }
 
 // rememberStacks keeps, past this drain, the stacks that threads off the

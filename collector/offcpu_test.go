@@ -78,6 +78,9 @@ func checkOffCPUAccounting(t *testing.T, b *model.Batch) {
 	if uint64(waits) != st.Recorded {
 		t.Errorf("samples add up to %d waits, stats say %d recorded", waits, st.Recorded)
 	}
+	if st.StacksGone > 0 {
+		t.Errorf("%d waits found their stack gone at the drain", st.StacksGone)
+	}
 }
 
 // TestOffCPUTruth profiles a thread with known waits: the time off the CPU

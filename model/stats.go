@@ -53,6 +53,10 @@ type OffCPUStats struct {
 	Reused, Walked uint64
 	// UserLost and KernelLost: walks whose stack was not stored.
 	UserLost, KernelLost uint64
+	// StacksGone: waits recorded whose stack was no longer there at the
+	// drain (forgotten: named by no thread for two drains); their samples
+	// carry model.LostDrained.
+	StacksGone uint64
 	// StacksRemembered is how many stacks the collector keeps from earlier
 	// drains for waits that outlive one (a gauge).
 	StacksRemembered uint64
@@ -73,6 +77,7 @@ func (s *OffCPUStats) Add(o OffCPUStats) {
 	s.Walked += o.Walked
 	s.UserLost += o.UserLost
 	s.KernelLost += o.KernelLost
+	s.StacksGone += o.StacksGone
 	s.StacksRemembered = o.StacksRemembered
 }
 

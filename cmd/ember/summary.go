@@ -117,6 +117,9 @@ func offCPUSummary(o model.OffCPUStats) string {
 	if o.UserLost+o.KernelLost > 0 {
 		out = append(out, fmt.Sprintf("%d user and %d kernel stacks lost", o.UserLost, o.KernelLost))
 	}
+	if o.StacksGone > 0 {
+		out = append(out, fmt.Sprintf("%d waits whose stack was gone at the drain", o.StacksGone))
+	}
 	if len(out) > 0 {
 		s += " (" + strings.Join(out, ", ") + ")"
 	}
