@@ -114,7 +114,7 @@ func (o *recordOptions) validate() error {
 		o.output = format.defaultOutput
 	}
 	switch o.profileType {
-	case profileCPU:
+	case "", profileCPU: // "": options built without the flags
 	case profileOffCPU:
 		o.collector.OffCPU, o.collector.NoCPU = true, true
 	case profileBoth:
