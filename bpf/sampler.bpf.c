@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 
 // The parts, by concern (sampler/*.h): the types and constants shared with
 // Go, the maps, process tracking and its events, stack storage, and the
@@ -21,6 +22,7 @@
 #include "sampler/process.h"
 #include "sampler/stacks.h"
 #include "sampler/unwind.h"
+#include "sampler/offcpu.h"
 
 static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 generation, __u32 buffer, void *counts,
 				  void *stacks, struct task_struct *task, __u32 pid, __u32 tid,
@@ -67,8 +69,15 @@ static __always_inline int record(struct bpf_perf_event_data *ctx, __u32 generat
 		key.user_stack_err = STACK_ID_EXECVE;
 	} else {
 		struct stack *user = NULL;
-		if (unwind_user)
-			user = unwind_user_stack(buffer, ctx, task, pid, exec_seq);
+		if (unwind_user && in_user_mode(ctx)) {
+			user = unwind_user_stack(buffer, ctx_reg(ctx, ip), ctx_reg(ctx, sp), ctx_reg(ctx, bp), pid,
+						 exec_seq);
+		} else if (unwind_user) {
+			// In the kernel: the user registers were saved at its entry. The
+			// helper wants a trusted task pointer, which only the BTF variant gives.
+			struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+			user = unwind_user_stack(buffer, regs->ip, regs->sp, regs->bp, pid, exec_seq);
+		}
 		if (user) {
 			key.user_stack_source = USER_STACK_UNWOUND;
 			key.user_stack_hash = user_stack_hash(&scr->user);
@@ -164,6 +173,26 @@ int sample(struct bpf_perf_event_data *ctx)
 	if (buffer)
 		return record(ctx, generation, 1, &counts_1, &stacks_1, task, pid, tid, exec_seq);
 	return record(ctx, generation, 0, &counts_0, &stacks_0, task, pid, tid, exec_seq);
+}
+
+// Off-CPU time (sampler/offcpu.h), attached only when it is asked for. In
+// sched_switch current is prev: stacks are taken as a thread leaves.
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	__u32 generation = active_generation;
+	__u32 buffer = generation & 1;
+	__u64 now = bpf_ktime_get_ns();
+	// Each branch names its maps as constants, which the verifier requires.
+	if (buffer) {
+		offcpu_leave(ctx, generation, 1, &stacks_1, preempt, prev, prev_state, now);
+		offcpu_arrive(1, &offcpu_1, next, now);
+	} else {
+		offcpu_leave(ctx, generation, 0, &stacks_0, preempt, prev, prev_state, now);
+		offcpu_arrive(0, &offcpu_0, next, now);
+	}
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

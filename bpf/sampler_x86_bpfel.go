@@ -52,6 +52,61 @@ const (
 	SamplerNoUserStackNO_USER_STACK_EXECVE        SamplerNoUserStack = 3
 )
 
+type SamplerOffcpuKey struct {
+	_      structs.HostLayout
+	Sample SamplerSampleKey
+	State  uint32
+	Pad    uint32
+}
+
+type SamplerOffcpuStat uint32
+
+const (
+	SamplerOffcpuStatOFFCPU_STAT_LEFT           SamplerOffcpuStat = 0
+	SamplerOffcpuStatOFFCPU_STAT_ARRIVED        SamplerOffcpuStat = 1
+	SamplerOffcpuStatOFFCPU_STAT_RECORDED       SamplerOffcpuStat = 2
+	SamplerOffcpuStatOFFCPU_STAT_SHORT          SamplerOffcpuStat = 3
+	SamplerOffcpuStatOFFCPU_STAT_SHORT_NS       SamplerOffcpuStat = 4
+	SamplerOffcpuStatOFFCPU_STAT_COUNT_MAP_FULL SamplerOffcpuStat = 5
+	SamplerOffcpuStatOFFCPU_STAT_MISSED         SamplerOffcpuStat = 6
+	SamplerOffcpuStatOFFCPU_STAT_FILTERED       SamplerOffcpuStat = 7
+	SamplerOffcpuStatOFFCPU_STAT_IDLE           SamplerOffcpuStat = 8
+	SamplerOffcpuStatOFFCPU_STAT_REUSED         SamplerOffcpuStat = 9
+	SamplerOffcpuStatOFFCPU_STAT_WALKED         SamplerOffcpuStat = 10
+	SamplerOffcpuStatOFFCPU_STAT_USER_LOST      SamplerOffcpuStat = 11
+	SamplerOffcpuStatOFFCPU_STAT_KERNEL_LOST    SamplerOffcpuStat = 12
+	SamplerOffcpuStatOFFCPU_STAT_MAX            SamplerOffcpuStat = 13
+)
+
+type SamplerOffcpuState uint32
+
+const (
+	SamplerOffcpuStateOFFCPU_RUNNABLE SamplerOffcpuState = 0
+	SamplerOffcpuStateOFFCPU_SLEEPING SamplerOffcpuState = 1
+	SamplerOffcpuStateOFFCPU_DISK     SamplerOffcpuState = 2
+	SamplerOffcpuStateOFFCPU_OTHER    SamplerOffcpuState = 3
+)
+
+type SamplerOffcpuThread struct {
+	_        structs.HostLayout
+	LeftNs   uint64
+	Key      SamplerSampleKey
+	State    uint32
+	Reusable uint32
+	Pc       uint64
+	Sp       uint64
+	Bp       uint64
+	Syscall  uint64
+	Top      [2]uint64
+}
+
+type SamplerOffcpuValue struct {
+	_     structs.HostLayout
+	Nanos uint64
+	Waits uint64
+	Comm  [16]int8
+}
+
 type SamplerPidFilterValue uint32
 
 const (
@@ -344,6 +399,10 @@ const (
 	SamplerMapCounts0               = "counts_0"
 	SamplerMapCounts1               = "counts_1"
 	SamplerMapEvents                = "events"
+	SamplerMapOffcpu0               = "offcpu_0"
+	SamplerMapOffcpu1               = "offcpu_1"
+	SamplerMapOffcpuStats           = "offcpu_stats"
+	SamplerMapOffcpuThreads         = "offcpu_threads"
 	SamplerMapPidFilter             = "pid_filter"
 	SamplerMapProcs                 = "procs"
 	SamplerMapPyProcs               = "py_procs"
@@ -362,17 +421,24 @@ const (
 	SamplerProgOnExit               = "on_exit"
 	SamplerProgOnFork               = "on_fork"
 	SamplerProgOnLibsLoaded         = "on_libs_loaded"
+	SamplerProgOnSwitch             = "on_switch"
 	SamplerProgSample               = "sample"
 	SamplerVarActiveGeneration      = "active_generation"
 	SamplerVarFilterPids            = "filter_pids"
 	SamplerVarFollowForks           = "follow_forks"
 	SamplerVarIncludeIdle           = "include_idle"
+	SamplerVarOffcpuIncludeIdle     = "offcpu_include_idle"
+	SamplerVarOffcpuMinWaitNs       = "offcpu_min_wait_ns"
 	SamplerVarR_debugFromProbe      = "r_debug_from_probe"
 	SamplerVarRangesGeneration      = "ranges_generation"
 	SamplerVarUnusedCfaKind         = "unused_cfa_kind"
 	SamplerVarUnusedEvent           = "unused_event"
 	SamplerVarUnusedEventType       = "unused_event_type"
 	SamplerVarUnusedNoUserStack     = "unused_no_user_stack"
+	SamplerVarUnusedOffcpuKey       = "unused_offcpu_key"
+	SamplerVarUnusedOffcpuStat      = "unused_offcpu_stat"
+	SamplerVarUnusedOffcpuState     = "unused_offcpu_state"
+	SamplerVarUnusedOffcpuValue     = "unused_offcpu_value"
 	SamplerVarUnusedPidFilterValue  = "unused_pid_filter_value"
 	SamplerVarUnusedPyFrames        = "unused_py_frames"
 	SamplerVarUnusedPyLayout        = "unused_py_layout"
@@ -440,6 +506,7 @@ type SamplerProgramSpecs struct {
 	OnExit       *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork       *ebpf.ProgramSpec `ebpf:"on_fork"`
 	OnLibsLoaded *ebpf.ProgramSpec `ebpf:"on_libs_loaded"`
+	OnSwitch     *ebpf.ProgramSpec `ebpf:"on_switch"`
 	Sample       *ebpf.ProgramSpec `ebpf:"sample"`
 }
 
@@ -447,23 +514,27 @@ type SamplerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SamplerMapSpecs struct {
-	Counts0      *ebpf.MapSpec `ebpf:"counts_0"`
-	Counts1      *ebpf.MapSpec `ebpf:"counts_1"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
-	Procs        *ebpf.MapSpec `ebpf:"procs"`
-	PyProcs      *ebpf.MapSpec `ebpf:"py_procs"`
-	PyScratch    *ebpf.MapSpec `ebpf:"py_scratch"`
-	PyStats      *ebpf.MapSpec `ebpf:"py_stats"`
-	PyThreads    *ebpf.MapSpec `ebpf:"py_threads"`
-	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
-	Stacks0      *ebpf.MapSpec `ebpf:"stacks_0"`
-	Stacks1      *ebpf.MapSpec `ebpf:"stacks_1"`
-	Stats        *ebpf.MapSpec `ebpf:"stats"`
-	UnwindChunks *ebpf.MapSpec `ebpf:"unwind_chunks"`
-	UnwindProcs  *ebpf.MapSpec `ebpf:"unwind_procs"`
-	UnwindRanges *ebpf.MapSpec `ebpf:"unwind_ranges"`
-	UnwindRules  *ebpf.MapSpec `ebpf:"unwind_rules"`
+	Counts0       *ebpf.MapSpec `ebpf:"counts_0"`
+	Counts1       *ebpf.MapSpec `ebpf:"counts_1"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	Offcpu0       *ebpf.MapSpec `ebpf:"offcpu_0"`
+	Offcpu1       *ebpf.MapSpec `ebpf:"offcpu_1"`
+	OffcpuStats   *ebpf.MapSpec `ebpf:"offcpu_stats"`
+	OffcpuThreads *ebpf.MapSpec `ebpf:"offcpu_threads"`
+	PidFilter     *ebpf.MapSpec `ebpf:"pid_filter"`
+	Procs         *ebpf.MapSpec `ebpf:"procs"`
+	PyProcs       *ebpf.MapSpec `ebpf:"py_procs"`
+	PyScratch     *ebpf.MapSpec `ebpf:"py_scratch"`
+	PyStats       *ebpf.MapSpec `ebpf:"py_stats"`
+	PyThreads     *ebpf.MapSpec `ebpf:"py_threads"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
+	Stacks0       *ebpf.MapSpec `ebpf:"stacks_0"`
+	Stacks1       *ebpf.MapSpec `ebpf:"stacks_1"`
+	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	UnwindChunks  *ebpf.MapSpec `ebpf:"unwind_chunks"`
+	UnwindProcs   *ebpf.MapSpec `ebpf:"unwind_procs"`
+	UnwindRanges  *ebpf.MapSpec `ebpf:"unwind_ranges"`
+	UnwindRules   *ebpf.MapSpec `ebpf:"unwind_rules"`
 }
 
 // SamplerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -474,12 +545,18 @@ type SamplerVariableSpecs struct {
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FollowForks           *ebpf.VariableSpec `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
+	OffcpuIncludeIdle     *ebpf.VariableSpec `ebpf:"offcpu_include_idle"`
+	OffcpuMinWaitNs       *ebpf.VariableSpec `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.VariableSpec `ebpf:"r_debug_from_probe"`
 	RangesGeneration      *ebpf.VariableSpec `ebpf:"ranges_generation"`
 	UnusedCfaKind         *ebpf.VariableSpec `ebpf:"unused_cfa_kind"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedNoUserStack     *ebpf.VariableSpec `ebpf:"unused_no_user_stack"`
+	UnusedOffcpuKey       *ebpf.VariableSpec `ebpf:"unused_offcpu_key"`
+	UnusedOffcpuStat      *ebpf.VariableSpec `ebpf:"unused_offcpu_stat"`
+	UnusedOffcpuState     *ebpf.VariableSpec `ebpf:"unused_offcpu_state"`
+	UnusedOffcpuValue     *ebpf.VariableSpec `ebpf:"unused_offcpu_value"`
 	UnusedPidFilterValue  *ebpf.VariableSpec `ebpf:"unused_pid_filter_value"`
 	UnusedPyFrames        *ebpf.VariableSpec `ebpf:"unused_py_frames"`
 	UnusedPyLayout        *ebpf.VariableSpec `ebpf:"unused_py_layout"`
@@ -521,23 +598,27 @@ func (o *SamplerObjects) Close() error {
 //
 // It can be passed to LoadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SamplerMaps struct {
-	Counts0      *ebpf.Map `ebpf:"counts_0"`
-	Counts1      *ebpf.Map `ebpf:"counts_1"`
-	Events       *ebpf.Map `ebpf:"events"`
-	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
-	Procs        *ebpf.Map `ebpf:"procs"`
-	PyProcs      *ebpf.Map `ebpf:"py_procs"`
-	PyScratch    *ebpf.Map `ebpf:"py_scratch"`
-	PyStats      *ebpf.Map `ebpf:"py_stats"`
-	PyThreads    *ebpf.Map `ebpf:"py_threads"`
-	Scratch      *ebpf.Map `ebpf:"scratch"`
-	Stacks0      *ebpf.Map `ebpf:"stacks_0"`
-	Stacks1      *ebpf.Map `ebpf:"stacks_1"`
-	Stats        *ebpf.Map `ebpf:"stats"`
-	UnwindChunks *ebpf.Map `ebpf:"unwind_chunks"`
-	UnwindProcs  *ebpf.Map `ebpf:"unwind_procs"`
-	UnwindRanges *ebpf.Map `ebpf:"unwind_ranges"`
-	UnwindRules  *ebpf.Map `ebpf:"unwind_rules"`
+	Counts0       *ebpf.Map `ebpf:"counts_0"`
+	Counts1       *ebpf.Map `ebpf:"counts_1"`
+	Events        *ebpf.Map `ebpf:"events"`
+	Offcpu0       *ebpf.Map `ebpf:"offcpu_0"`
+	Offcpu1       *ebpf.Map `ebpf:"offcpu_1"`
+	OffcpuStats   *ebpf.Map `ebpf:"offcpu_stats"`
+	OffcpuThreads *ebpf.Map `ebpf:"offcpu_threads"`
+	PidFilter     *ebpf.Map `ebpf:"pid_filter"`
+	Procs         *ebpf.Map `ebpf:"procs"`
+	PyProcs       *ebpf.Map `ebpf:"py_procs"`
+	PyScratch     *ebpf.Map `ebpf:"py_scratch"`
+	PyStats       *ebpf.Map `ebpf:"py_stats"`
+	PyThreads     *ebpf.Map `ebpf:"py_threads"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
+	Stacks0       *ebpf.Map `ebpf:"stacks_0"`
+	Stacks1       *ebpf.Map `ebpf:"stacks_1"`
+	Stats         *ebpf.Map `ebpf:"stats"`
+	UnwindChunks  *ebpf.Map `ebpf:"unwind_chunks"`
+	UnwindProcs   *ebpf.Map `ebpf:"unwind_procs"`
+	UnwindRanges  *ebpf.Map `ebpf:"unwind_ranges"`
+	UnwindRules   *ebpf.Map `ebpf:"unwind_rules"`
 }
 
 func (m *SamplerMaps) Close() error {
@@ -545,6 +626,10 @@ func (m *SamplerMaps) Close() error {
 		m.Counts0,
 		m.Counts1,
 		m.Events,
+		m.Offcpu0,
+		m.Offcpu1,
+		m.OffcpuStats,
+		m.OffcpuThreads,
 		m.PidFilter,
 		m.Procs,
 		m.PyProcs,
@@ -570,12 +655,18 @@ type SamplerVariables struct {
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
 	FollowForks           *ebpf.Variable `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
+	OffcpuIncludeIdle     *ebpf.Variable `ebpf:"offcpu_include_idle"`
+	OffcpuMinWaitNs       *ebpf.Variable `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.Variable `ebpf:"r_debug_from_probe"`
 	RangesGeneration      *ebpf.Variable `ebpf:"ranges_generation"`
 	UnusedCfaKind         *ebpf.Variable `ebpf:"unused_cfa_kind"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedNoUserStack     *ebpf.Variable `ebpf:"unused_no_user_stack"`
+	UnusedOffcpuKey       *ebpf.Variable `ebpf:"unused_offcpu_key"`
+	UnusedOffcpuStat      *ebpf.Variable `ebpf:"unused_offcpu_stat"`
+	UnusedOffcpuState     *ebpf.Variable `ebpf:"unused_offcpu_state"`
+	UnusedOffcpuValue     *ebpf.Variable `ebpf:"unused_offcpu_value"`
 	UnusedPidFilterValue  *ebpf.Variable `ebpf:"unused_pid_filter_value"`
 	UnusedPyFrames        *ebpf.Variable `ebpf:"unused_py_frames"`
 	UnusedPyLayout        *ebpf.Variable `ebpf:"unused_py_layout"`
@@ -605,6 +696,7 @@ type SamplerPrograms struct {
 	OnExit       *ebpf.Program `ebpf:"on_exit"`
 	OnFork       *ebpf.Program `ebpf:"on_fork"`
 	OnLibsLoaded *ebpf.Program `ebpf:"on_libs_loaded"`
+	OnSwitch     *ebpf.Program `ebpf:"on_switch"`
 	Sample       *ebpf.Program `ebpf:"sample"`
 }
 
@@ -614,6 +706,7 @@ func (p *SamplerPrograms) Close() error {
 		p.OnExit,
 		p.OnFork,
 		p.OnLibsLoaded,
+		p.OnSwitch,
 		p.Sample,
 	)
 }

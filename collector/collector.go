@@ -71,7 +71,19 @@ type Config struct {
 	// later, and a batch not named by then loses the files of processes
 	// that have exited.
 	HoldBatchFiles bool
-	Logger         *slog.Logger
+	// OffCPU records time off the CPU from context switches: per stack and
+	// thread state, nanoseconds and waits (Sample.Values, Batch.ValueTypes).
+	OffCPU bool
+	// NoCPU leaves CPU sampling off, for off-CPU time alone.
+	NoCPU bool
+	// OffCPUMinWait is the shortest wait recorded; shorter ones are counted
+	// in Stats.OffCPU only. Default DefaultOffCPUMinWait.
+	OffCPUMinWait time.Duration
+	// OffCPUIncludeIdle tracks the idle tasks too.
+	OffCPUIncludeIdle bool
+	// OffCPUThreads bounds the threads tracked at once. Default 32768.
+	OffCPUThreads uint32
+	Logger        *slog.Logger
 }
 
 // Unwind modes.
@@ -102,6 +114,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.offCPUDefaults()
 }
 
 func (c *Config) validate() error {
@@ -123,7 +136,7 @@ func (c *Config) validate() error {
 	if len(c.PIDs) > 1024 {
 		return &ConfigError{"pid", "at most 1024 PIDs"}
 	}
-	return nil
+	return c.validateOffCPU()
 }
 
 // Validate checks the configuration as New would, without loading
@@ -138,15 +151,19 @@ func (c *Config) filtering() bool { return len(c.PIDs) > 0 || c.ForkParent != 0 
 
 // Collector owns the loaded programs, the perf events and the process tracker.
 type Collector struct {
-	cfg      Config
-	log      *slog.Logger
-	objs     bpf.SamplerObjects
-	events   []*perfEvent
-	links    []link.Link
-	ring     *ringbuf.Reader
-	tracker  *processTracker
-	unwind   *unwindTables // nil when Unwind is "fp"
-	maxDepth int
+	cfg    Config
+	log    *slog.Logger
+	objs   bpf.SamplerObjects
+	events []*perfEvent
+	links  []link.Link
+	// offCPULink is the sched_switch program's, nil when off-CPU time is
+	// not recorded; stacks keeps the stacks its waits name across drains.
+	offCPULink link.Link
+	stacks     *stackMemory
+	ring       *ringbuf.Reader
+	tracker    *processTracker
+	unwind     *unwindTables // nil when Unwind is "fp"
+	maxDepth   int
 
 	// interpreters walk the frames of interpreters (CPython; none when
 	// Unwind is "fp"), each hooked into the native walk.
@@ -279,6 +296,9 @@ func (c *Collector) load() error {
 	if c.cfg.Unwind == UnwindDWARF {
 		spec.Maps["unwind_chunks"].MaxEntries = chunksFor(c.wordCapacity())
 	}
+	if err := c.loadOffCPU(spec); err != nil {
+		return err
+	}
 	if err := spec.Variables["unwind_user"].Set(c.cfg.Unwind == UnwindDWARF); err != nil {
 		return fmt.Errorf("set unwind_user: %w", err)
 	}
@@ -341,6 +361,14 @@ func (c *Collector) attach() error {
 	var err error
 	if c.ring, err = ringbuf.NewReader(c.objs.Events); err != nil {
 		return fmt.Errorf("open event ring buffer: %w", err)
+	}
+	if c.cfg.OffCPU {
+		if err := c.attachOffCPU(); err != nil {
+			return err
+		}
+	}
+	if c.cfg.NoCPU {
+		return nil
 	}
 	cpus, err := onlineCPUs()
 	if err != nil {
@@ -437,6 +465,11 @@ func (c *Collector) Stop() error {
 	for _, ev := range c.events {
 		errs = append(errs, ev.disable())
 	}
+	if c.offCPULink != nil {
+		// Threads away now are not counted: their waits end after the stop.
+		errs = append(errs, c.offCPULink.Close())
+		c.offCPULink = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -453,6 +486,10 @@ func (c *Collector) close() error {
 		ev.close()
 	}
 	c.events = nil
+	if c.offCPULink != nil {
+		c.offCPULink.Close()
+		c.offCPULink = nil
+	}
 	c.stopMu.Unlock()
 	for _, l := range c.links {
 		l.Close()

@@ -59,12 +59,34 @@ func (c *Collector) Drain() (*model.Batch, error) {
 	}
 	c.lastDrain = end
 
-	var err error
-	if batch.Samples, err = c.readSamples(counts, stacks); err != nil {
+	stored, err := readStacks(stacks)
+	if err != nil {
+		return nil, err
+	}
+	if batch.Samples, err = c.readSamples(counts, stored); err != nil {
 		return nil, err
 	}
 	if err := c.readStats(prev, &batch.Stats); err != nil {
 		return nil, err
+	}
+	if c.cfg.OffCPU {
+		offcpu := c.objs.Offcpu0
+		if prev == 1 {
+			offcpu = c.objs.Offcpu1
+		}
+		more, gone, err := c.readOffCPU(offcpu, stored)
+		if err != nil {
+			return nil, err
+		}
+		batch.Samples = append(batch.Samples, more...)
+		batch.ValueTypes = offCPUValueTypes
+		if err := c.rememberStacks(stored); err != nil {
+			return nil, err
+		}
+		if err := c.readOffCPUStats(prev, &batch.Stats.OffCPU); err != nil {
+			return nil, err
+		}
+		batch.Stats.OffCPU.StacksGone = gone
 	}
 	for _, s := range batch.Samples {
 		if s.KernelTruncated || s.UserTruncated {
@@ -97,7 +119,7 @@ func (c *Collector) Drain() (*model.Batch, error) {
 	return batch, nil
 }
 
-func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]model.Sample, error) {
+func (c *Collector) readSamples(counts *ebpf.Map, stored map[uint64]storedStack) ([]model.Sample, error) {
 	var (
 		key     bpf.SamplerSampleKey
 		value   bpf.SamplerSampleValue
@@ -121,54 +143,57 @@ func (c *Collector) readSamples(counts, stacks *ebpf.Map) ([]model.Sample, error
 	} else if err != nil {
 		return nil, fmt.Errorf("read sample counts: %w", err)
 	}
-	stored, err := readStacks(stacks)
-	if err != nil {
-		return nil, err
-	}
-
 	for i, k := range keys {
-		s := model.Sample{PID: k.Pid, TID: k.Tid, ExecSeq: k.ExecSeq, Comm: commString(values[i].Comm), Count: values[i].Count}
-		switch err := k.KernelStackErr; {
-		case err == 0:
-			if st, ok := stored[k.KernelStackHash]; ok {
-				s.Kernel = st.pcs
-				s.KernelTruncated = len(st.pcs) >= c.maxDepth
-			} else {
-				s.KernelLost = model.LostDrained
-			}
-		case err == -int32(unix.EFAULT): // sampled in user mode
-		default:
-			s.KernelLost = lossReason(err)
-		}
-		switch err := k.UserStackErr; {
-		case err == 0:
-			st, ok := userStack(stored, k.UserStackHash)
-			if !ok {
-				s.UserLost = model.LostDrained
-				break
-			}
-			s.User = st.pcs
-			if k.UserStackSource == uint32(bpf.SamplerUserStackSourceUSER_STACK_UNWOUND) {
-				s.UserSource = model.SourceUnwinder
-				s.UserEnd = st.end
-				s.UserTruncated = st.end != model.UnwindComplete
-			} else {
-				// Cut where the walk left executable memory, or at the limit.
-				s.UserEnd = st.end
-				s.UserTruncated = len(st.pcs) >= c.maxDepth || st.end == model.UnwindNoMapping
-			}
-		case err == stackIDKernelThread:
-			s.UserLost = model.LostKernelThread
-		case err == stackIDExiting:
-			s.UserLost = model.LostExiting
-		case err == stackIDExecve:
-			s.UserLost = model.LostExecve
-		default:
-			s.UserLost = lossReason(err)
-		}
+		s := c.sampleOf(k, stored)
+		s.Comm = commString(values[i].Comm)
+		s.Count = values[i].Count
 		samples = append(samples, s)
 	}
 	return samples, nil
+}
+
+// sampleOf is the sample a key names, with its stacks from stored.
+func (c *Collector) sampleOf(k bpf.SamplerSampleKey, stored map[uint64]storedStack) model.Sample {
+	s := model.Sample{PID: k.Pid, TID: k.Tid, ExecSeq: k.ExecSeq}
+	switch err := k.KernelStackErr; {
+	case err == 0:
+		if st, ok := stored[k.KernelStackHash]; ok {
+			s.Kernel = st.pcs
+			s.KernelTruncated = len(st.pcs) >= c.maxDepth
+		} else {
+			s.KernelLost = model.LostDrained
+		}
+	case err == -int32(unix.EFAULT): // sampled in user mode
+	default:
+		s.KernelLost = lossReason(err)
+	}
+	switch err := k.UserStackErr; {
+	case err == 0:
+		st, ok := userStack(stored, k.UserStackHash)
+		if !ok {
+			s.UserLost = model.LostDrained
+			break
+		}
+		s.User = st.pcs
+		if k.UserStackSource == uint32(bpf.SamplerUserStackSourceUSER_STACK_UNWOUND) {
+			s.UserSource = model.SourceUnwinder
+			s.UserEnd = st.end
+			s.UserTruncated = st.end != model.UnwindComplete
+		} else {
+			// Cut where the walk left executable memory, or at the limit.
+			s.UserEnd = st.end
+			s.UserTruncated = len(st.pcs) >= c.maxDepth || st.end == model.UnwindNoMapping
+		}
+	case err == stackIDKernelThread:
+		s.UserLost = model.LostKernelThread
+	case err == stackIDExiting:
+		s.UserLost = model.LostExiting
+	case err == stackIDExecve:
+		s.UserLost = model.LostExecve
+	default:
+		s.UserLost = lossReason(err)
+	}
+	return s
 }
 
 type storedStack struct {

@@ -70,7 +70,7 @@ func (b *Batch) Absorb(other *Batch) {
 }
 
 // A ValueType names one kind of value samples carry beside their count, as
-// a profile's sample type does: "off_cpu" in "nanoseconds".
+// a profile's sample type does: "offcpu" in "nanoseconds".
 type ValueType struct {
 	Type, Unit string
 }

@@ -38,7 +38,7 @@ func TestAbsorbSpansBothBatches(t *testing.T) {
 // Batches with different value types absorb into one whose samples hold
 // every type, each value at its type's place and zero where it had none.
 func TestAbsorbAlignsValueTypes(t *testing.T) {
-	wall, offCPU := ValueType{"wall", "nanoseconds"}, ValueType{"off_cpu", "nanoseconds"}
+	wall, offCPU := ValueType{"wall", "nanoseconds"}, ValueType{"offcpu", "nanoseconds"}
 	a := &Batch{Samples: []Sample{{PID: 1, Count: 1}}}
 	b := &Batch{ValueTypes: []ValueType{offCPU, wall}, Samples: []Sample{{PID: 2, Values: []int64{5, 7}}}}
 	c := &Batch{ValueTypes: []ValueType{wall}, Samples: []Sample{{PID: 3, Values: []int64{9}}}}

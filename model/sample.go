@@ -35,6 +35,37 @@ type Sample struct {
 	// source that measures more than CPU samples (time off the CPU, waits).
 	// nil means all zero.
 	Values []int64
+	// State is why the thread was off the CPU, for a sample of time off it;
+	// StateNone for one taken on the CPU.
+	State ThreadState
+}
+
+// ThreadState says why a thread was off the CPU.
+type ThreadState uint8
+
+const (
+	StateNone     ThreadState = iota // on the CPU: a CPU sample
+	StateRunnable                    // preempted, waiting for a CPU
+	StateSleeping                    // interruptible sleep (S): timers, pipes, locks, the network
+	StateDisk                        // uninterruptible sleep (D): mostly disk I/O
+	StateOther                       // stopped, traced, parked
+)
+
+// String is the state's value of the thread_state label.
+func (s ThreadState) String() string {
+	switch s {
+	case StateNone:
+		return ""
+	case StateRunnable:
+		return "runnable"
+	case StateSleeping:
+		return "sleeping"
+	case StateDisk:
+		return "disk"
+	case StateOther:
+		return "other"
+	}
+	return "unknown"
 }
 
 // UserDepth is the number of user frames: of UserFrames when set, else of

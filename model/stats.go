@@ -27,10 +27,13 @@ type Stats struct {
 	// Truncated counts samples with a stack cut at the depth limit, or a
 	// user stack the unwinder could not finish.
 	Truncated uint64
-	// Unwind describes Ember's user-stack unwinder over the batch.
+	// Unwind describes Ember's user-stack unwinder over the batch, its
+	// walks for off-CPU stacks included.
 	Unwind UnwindStats
 	// Python describes the walks of CPython's frames over the batch.
 	Python PythonStats
+	// OffCPU counts the context switches the off-CPU tracker saw.
+	OffCPU OffCPUStats
 }
 
 // PythonStats count what the CPython unwinder did.
@@ -61,6 +64,53 @@ func (s *PythonStats) Add(o PythonStats) {
 	s.Unreadable += o.Unreadable
 	s.Exited += o.Exited
 	s.UnknownVersions += o.UnknownVersions
+}
+
+// OffCPUStats count what the off-CPU tracker did with context switches.
+// Arrived = Recorded + Short + CountMapFull.
+type OffCPUStats struct {
+	// Left: switch-outs noted. Arrived: switch-ins of a noted thread, each
+	// the end of a wait.
+	Left, Arrived uint64
+	// Recorded waits were added to a stack; Short ones (ShortNanos in all)
+	// were under the minimum wait; CountMapFull ones were lost.
+	Recorded, Short, ShortNanos, CountMapFull uint64
+	// Missed: switch-ins of threads not seen leaving (running before the
+	// tracker started, or crowded out of its thread map).
+	Missed uint64
+	// Filtered and Idle switches were left out.
+	Filtered, Idle uint64
+	// Reused: switch-outs that reused the thread's stacks of its last one,
+	// from the same place; Walked: those that took them.
+	Reused, Walked uint64
+	// UserLost and KernelLost: walks whose stack was not stored.
+	UserLost, KernelLost uint64
+	// StacksGone: waits recorded whose stack was no longer there at the
+	// drain (forgotten: named by no thread for two drains); their samples
+	// carry model.LostDrained.
+	StacksGone uint64
+	// StacksRemembered is how many stacks the collector keeps from earlier
+	// drains for waits that outlive one (a gauge).
+	StacksRemembered uint64
+}
+
+// Add adds o's counters to s; StacksRemembered, a gauge, takes o's.
+func (s *OffCPUStats) Add(o OffCPUStats) {
+	s.Left += o.Left
+	s.Arrived += o.Arrived
+	s.Recorded += o.Recorded
+	s.Short += o.Short
+	s.ShortNanos += o.ShortNanos
+	s.CountMapFull += o.CountMapFull
+	s.Missed += o.Missed
+	s.Filtered += o.Filtered
+	s.Idle += o.Idle
+	s.Reused += o.Reused
+	s.Walked += o.Walked
+	s.UserLost += o.UserLost
+	s.KernelLost += o.KernelLost
+	s.StacksGone += o.StacksGone
+	s.StacksRemembered = o.StacksRemembered
 }
 
 // UnwindStats count what the unwinder did.
@@ -151,4 +201,5 @@ func (s *Stats) Add(o Stats) {
 	}
 	s.Unwind.Tables = o.Unwind.Tables
 	s.Python.Add(o.Python)
+	s.OffCPU.Add(o.OffCPU)
 }

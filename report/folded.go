@@ -61,6 +61,14 @@ func WriteFolded(w io.Writer, p *profile.Profile) error {
 
 // foldedValueIndex returns the index of the "samples" value, or 0.
 func foldedValueIndex(p *profile.Profile) int {
+	// A profile of time off the CPU alone is folded by that time.
+	if p.DefaultSampleType == schema.OffCPU.Type {
+		for i, st := range p.SampleType {
+			if st.Type == p.DefaultSampleType {
+				return i
+			}
+		}
+	}
 	for i, st := range p.SampleType {
 		if st.Type == countType {
 			return i

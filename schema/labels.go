@@ -13,17 +13,20 @@ const (
 	LabelExe       = "exe"       // the executable's path
 	LabelCgroup    = "cgroup"    // the process's cgroup path
 	LabelContainer = "container" // the container ID, when there is one
+	// LabelThreadState says why a sample of time off the CPU was off it:
+	// runnable (preempted), sleeping (S), disk (D) or other.
+	LabelThreadState = "thread_state"
 )
 
 // StoredStringLabels are the string labels of a sample that the store
 // keeps, besides pid; tid is dropped.
-var StoredStringLabels = []string{LabelComm, LabelExe, LabelCgroup, LabelContainer}
+var StoredStringLabels = []string{LabelComm, LabelExe, LabelCgroup, LabelContainer, LabelThreadState}
 
 // Reserved reports whether name is one of the labels Ember sets on
 // samples, which a host label must not hide.
 func Reserved(name string) bool {
 	switch name {
-	case LabelPID, LabelTID, LabelComm, LabelExe, LabelCgroup, LabelContainer:
+	case LabelPID, LabelTID, LabelComm, LabelExe, LabelCgroup, LabelContainer, LabelThreadState:
 		return true
 	}
 	return false

@@ -14,18 +14,21 @@ type SampleType struct {
 	Type, Unit string
 }
 
-// The sample types Ember knows. A CPU profile carries Samples and CPU;
-// off-CPU and wall time are declared so that a later collector fits the
-// store without a new format.
+// The sample types Ember knows. A CPU profile carries Samples and CPU,
+// an off-CPU one OffCPU and Waits besides; wall time is declared so that a
+// later collector fits the store without a new format.
 var (
 	// Samples is how many times a stack was seen.
 	Samples = SampleType{Type: "samples", Unit: "count"}
 	// CPU is the CPU time a stack spent: its samples times the period.
 	CPU = SampleType{Type: "cpu", Unit: "nanoseconds"}
-	// OffCPU is time a stack spent blocked, off the CPU.
-	OffCPU = SampleType{Type: "off_cpu", Unit: "nanoseconds"}
+	// OffCPU is time a stack spent off the CPU: blocked, asleep or
+	// waiting for a CPU (`go tool pprof -sample_index=offcpu`).
+	OffCPU = SampleType{Type: "offcpu", Unit: "nanoseconds"}
 	// Wall is wall-clock time, on or off the CPU.
 	Wall = SampleType{Type: "wall", Unit: "nanoseconds"}
+	// Waits is how many times a stack left the CPU.
+	Waits = SampleType{Type: "waits", Unit: "count"}
 )
 
 // Positions in Known.
@@ -34,13 +37,18 @@ const (
 	CPUIndex
 	OffCPUIndex
 	WallIndex
+	WaitsIndex
 )
 
 // Known lists the sample types a stored profile may carry, in the order
 // the store keeps their values. The store records a type by its position
 // here, so the list only grows at its end. It is an array so that its
 // length is a constant.
-var Known = [...]SampleType{SamplesIndex: Samples, CPUIndex: CPU, OffCPUIndex: OffCPU, WallIndex: Wall}
+var Known = [...]SampleType{SamplesIndex: Samples, CPUIndex: CPU, OffCPUIndex: OffCPU, WallIndex: Wall, WaitsIndex: Waits}
+
+// OffCPUSampleTypes are the values of a sample of time off the CPU, after
+// the CPU pair.
+var OffCPUSampleTypes = []SampleType{OffCPU, Waits}
 
 // Index returns t's position in Known, or -1 if it is not known.
 func Index(t SampleType) int {

@@ -11,7 +11,7 @@ import (
 func TestKnownOrderIsStable(t *testing.T) {
 	// The store records types by these positions: moving one would make
 	// stored values change meaning.
-	want := []SampleType{{"samples", "count"}, {"cpu", "nanoseconds"}, {"off_cpu", "nanoseconds"}, {"wall", "nanoseconds"}}
+	want := []SampleType{{"samples", "count"}, {"cpu", "nanoseconds"}, {"offcpu", "nanoseconds"}, {"wall", "nanoseconds"}, {"waits", "count"}}
 	if len(Known) != len(want) {
 		t.Fatalf("Known has %d types, want %d", len(Known), len(want))
 	}

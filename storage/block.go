@@ -77,6 +77,17 @@ func (t typeSet) defaultType() string {
 	return ""
 }
 
+// defaultFor is the default sample type of an answer to a query that asks
+// for want: want when t holds it, else t's own.
+func (t typeSet) defaultFor(want string) string {
+	for _, st := range t.sampleTypes() {
+		if want != "" && st.Type == want {
+			return want
+		}
+	}
+	return t.defaultType()
+}
+
 // indexes returns the positions in Known of t's types.
 func (t typeSet) indexes() []int {
 	var out []int

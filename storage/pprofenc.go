@@ -194,7 +194,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	out = appendVarintField(out, 10, uint64(q.To.Sub(q.From).Nanoseconds()))
 	out = e.appendValueType(out, 11, schema.PeriodType.Type, schema.PeriodType.Unit)
 	out = appendVarintField(out, 12, uint64(vals.periodNanos))
-	if def := types.defaultType(); def != "" {
+	if def := types.defaultFor(q.SampleType); def != "" {
 		out = appendVarintField(out, 14, uint64(e.str(def)))
 	}
 	// The string table last: every index above has been handed out by now.

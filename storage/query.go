@@ -239,7 +239,7 @@ func (s *Store) buildProfile(recs []record, vals blockValues, from, to time.Time
 	idx := types.indexes()
 	p := &profile.Profile{
 		SampleType:        schema.ValueTypes(types.sampleTypes()...),
-		DefaultSampleType: types.defaultType(),
+		DefaultSampleType: types.defaultType(), // Query and StackProfile: the store's
 		PeriodType:        schema.PeriodType.ValueType(),
 		Period:            vals.periodNanos,
 		TimeNanos:         from.UnixNano(),

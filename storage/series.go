@@ -54,7 +54,11 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 	if q.Limit > 0 {
 		limit = min(limit, q.Limit)
 	}
-	acc := &seriesAccumulator{g: g, limit: limit, groupBy: q.GroupBy, labels: s.dict.newLabelSetReader()}
+	value, err := seriesValueIndex(q.SampleType)
+	if err != nil {
+		return nil, err
+	}
+	acc := &seriesAccumulator{g: g, limit: limit, groupBy: q.GroupBy, labels: s.dict.newLabelSetReader(), value: value}
 	if q.GroupBy != "" {
 		planned := s.index.plan(nil, g.from, g.to, s.maxLevel())
 		if err := s.groupTotals(ctx, txn, planned, q.Selector, acc); err != nil {
@@ -131,6 +135,7 @@ type seriesAccumulator struct {
 	limit   int
 	groupBy string
 	labels  *labelSetReader
+	value   int // the position in schema.Known of the type summed
 
 	groups map[string]int // group value -> index in totals (first pass)
 	totals []float64
@@ -280,7 +285,7 @@ func (s *Store) groupTotals(ctx context.Context, txn *badger.Txn, planned []plan
 		}
 		groupOf[id] = gi
 	}, func(r record) {
-		acc.totals[groupOf[r.labelSet]] += float64(r.cpuNanos())
+		acc.totals[groupOf[r.labelSet]] += float64(r.value(acc.value))
 	})
 	return err
 }
@@ -299,7 +304,7 @@ func (s *Store) readSpread(ctx context.Context, txn *badger.Txn, planned []plann
 			}
 		}
 		h, err := readBlock(txn, pb, want, func(r record) {
-			acc.add(slotOf[r.labelSet], r.cpuNanos())
+			acc.add(slotOf[r.labelSet], r.value(acc.value))
 		})
 		if err != nil {
 			return fmt.Errorf("storage: read: %w", err)
@@ -307,4 +312,18 @@ func (s *Store) readSpread(ctx context.Context, txn *badger.Txn, planned []plann
 		acc.endBlock(h.startNanos, h.startNanos+h.durationNanos)
 	}
 	return nil
+}
+
+// seriesValueIndex is the position in schema.Known of the sample type a
+// series sums: CPU time by default.
+func seriesValueIndex(sampleType string) (int, error) {
+	if sampleType == "" {
+		return schema.CPUIndex, nil
+	}
+	for i, k := range schema.Known {
+		if k.Type == sampleType {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("storage: series of sample type %q: not one Ember knows", sampleType)
 }

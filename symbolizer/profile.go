@@ -109,6 +109,7 @@ func sortedSamples(in []model.Sample) []*model.Sample {
 			compareBool(a.KernelTruncated, b.KernelTruncated),
 			compareBool(a.UserTruncated, b.UserTruncated),
 			cmp.Compare(a.Comm, b.Comm),
+			cmp.Compare(a.State, b.State),
 		)
 	})
 	return out
@@ -267,10 +268,14 @@ func sampleTypes(b *model.Batch) []*profile.ValueType {
 	return types
 }
 
-// sampleLabels are the string labels of a sample: comm always, and the
-// executable, cgroup and container where the process snapshot has them.
+// sampleLabels are the string labels of a sample: comm always, thread_state
+// for time off the CPU, and the executable, cgroup and container where the
+// process snapshot has them.
 func sampleLabels(smp *model.Sample, proc *model.Process) map[string][]string {
 	labels := map[string][]string{schema.LabelComm: {smp.Comm}}
+	if smp.State != model.StateNone {
+		labels[schema.LabelThreadState] = []string{smp.State.String()}
+	}
 	if proc == nil {
 		return labels
 	}

@@ -496,7 +496,7 @@ func (s slowQueries) LabelledProfile(ctx context.Context, from, to time.Time, se
 	return s.Store.(web.LabelledProfiler).LabelledProfile(ctx, from, to, sel)
 }
 
-func (s slowQueries) Series(ctx context.Context, from, to time.Time, step time.Duration, sel, groupBy string, limit int) ([]web.Series, error) {
+func (s slowQueries) Series(ctx context.Context, from, to time.Time, step time.Duration, sel, groupBy, sampleType string, limit int) ([]web.Series, error) {
 	time.Sleep(s.delay)
-	return s.Store.Series(ctx, from, to, step, sel, groupBy, limit)
+	return s.Store.Series(ctx, from, to, step, sel, groupBy, sampleType, limit)
 }

@@ -108,7 +108,7 @@ func (f *fakeStore) Profile(ctx context.Context, from, to time.Time, sel string)
 
 // WriteProfile encodes what Profile returns, as a store would; nothing for
 // no profile.
-func (f *fakeStore) WriteProfile(ctx context.Context, from, to time.Time, sel string, w io.Writer) error {
+func (f *fakeStore) WriteProfile(ctx context.Context, from, to time.Time, sel, _ string, w io.Writer) error {
 	p, err := f.Profile(ctx, from, to, sel)
 	if err != nil || p == nil {
 		return err
@@ -122,7 +122,7 @@ func (f *fakeStore) calls() []profileCall {
 	return append([]profileCall(nil), f.profiles...)
 }
 
-func (f *fakeStore) Series(ctx context.Context, from, to time.Time, step time.Duration, sel, groupBy string, limit int) ([]Series, error) {
+func (f *fakeStore) Series(ctx context.Context, from, to time.Time, step time.Duration, sel, groupBy, _ string, limit int) ([]Series, error) {
 	f.mu.Lock()
 	f.seriesCalls = append(f.seriesCalls, seriesCall{from, to, step, sel, groupBy, limit})
 	f.mu.Unlock()

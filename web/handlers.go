@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ember-profiler/ember/report"
+	"github.com/ember-profiler/ember/schema"
 )
 
 // raised runs a request's handler under Options.RaiseQuery: encoding and
@@ -109,13 +111,18 @@ func runQuery[T any](s *Server, c echo.Context, fn func(context.Context) (T, err
 	return bounded(s, c, s.queries, kindQuery, s.limits.QueueWait, s.limits.RequestTimeout, fn)
 }
 
-// GET /api/v1/profile?from=&to=&query=
+// GET /api/v1/profile?from=&to=&query=&type=
 //
 // The merged profile of a range and selector as gzipped pprof protobuf, the
-// body `go tool pprof URL` reads.
+// body `go tool pprof URL` reads. type (cpu, offcpu) is the sample type it
+// opens with, where the profile holds it.
 func (s *Server) profile(c echo.Context) error {
 	q := c.QueryParams()
 	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
+	if err != nil {
+		return err
+	}
+	sampleType, err := typeParam(q, "type")
 	if err != nil {
 		return err
 	}
@@ -123,7 +130,7 @@ func (s *Server) profile(c echo.Context) error {
 	gz, err := runQuery(s, c, func(ctx context.Context) (*chunkBuffer, error) {
 		var buf chunkBuffer
 		zw := newGzipBehind(&buf)
-		err := s.store.WriteProfile(ctx, from, to, sel, zw)
+		err := s.store.WriteProfile(ctx, from, to, sel, sampleType, zw)
 		if cerr := zw.Close(); err == nil {
 			err = cerr
 		}
@@ -286,6 +293,9 @@ func (s *Server) flamegraph(c echo.Context) error {
 		return err
 	}
 	sel, sampleType, groupBy := q.Get("query"), q.Get("sample_type"), q.Get("group_by")
+	if sampleType == "" { // type, as /api/v1/profile and /api/v1/series name it
+		sampleType = q.Get("type")
+	}
 	if groupBy != "" {
 		if err := labelNameParam("group_by", groupBy); err != nil {
 			return err
@@ -566,4 +576,21 @@ func (s *Server) readyz(c echo.Context) error {
 		body["sinks"] = s.sinks()
 	}
 	return c.JSON(http.StatusOK, body)
+}
+
+// typeParam reads a sample type's name (cpu, offcpu, samples, waits,
+// wall): one schema knows, or "".
+func typeParam(q url.Values, name string) (string, error) {
+	v := q.Get(name)
+	if v == "" {
+		return "", nil
+	}
+	var names []string
+	for _, k := range schema.Known {
+		if k.Type == v {
+			return v, nil
+		}
+		names = append(names, k.Type)
+	}
+	return "", badParam(name, "%s: %q is not a sample type (%s)", name, v, strings.Join(names, ", "))
 }

@@ -103,15 +103,15 @@ func (a storageAdapter) LabelledProfile(ctx context.Context, from, to time.Time,
 	return lq.Query(ctx, query.ProfileQuery{From: from, To: to, Selector: sel})
 }
 
-func (a storageAdapter) WriteProfile(ctx context.Context, from, to time.Time, selector string, w io.Writer) error {
+func (a storageAdapter) WriteProfile(ctx context.Context, from, to time.Time, selector, sampleType string, w io.Writer) error {
 	sel, err := ParseSelector(selector)
 	if err != nil {
 		return err
 	}
-	return a.store.WriteProfile(ctx, query.ProfileQuery{From: from, To: to, Selector: sel}, w)
+	return a.store.WriteProfile(ctx, query.ProfileQuery{From: from, To: to, Selector: sel, SampleType: sampleType}, w)
 }
 
-func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string, limit int) ([]Series, error) {
+func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy, sampleType string, limit int) ([]Series, error) {
 	sel, err := ParseSelector(selector)
 	if err != nil {
 		return nil, err
@@ -130,7 +130,7 @@ func (a storageAdapter) Series(ctx context.Context, from, to time.Time, step tim
 			return nil, fmt.Errorf("%w: no sample in the range has the label %q", ErrUnknownLabel, groupBy)
 		}
 	}
-	series, err := a.store.Series(ctx, query.SeriesQuery{From: from, To: to, Step: step, Selector: sel, GroupBy: groupBy, Limit: limit})
+	series, err := a.store.Series(ctx, query.SeriesQuery{From: from, To: to, Step: step, Selector: sel, GroupBy: groupBy, SampleType: sampleType, Limit: limit})
 	if err != nil {
 		return nil, err
 	}

@@ -10,14 +10,16 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ember-profiler/ember/schema"
 	"github.com/ember-profiler/ember/storage/query"
 )
 
-// GET /api/v1/series?from=&to=&query=&step=&group_by=&limit=
+// GET /api/v1/series?from=&to=&query=&step=&group_by=&limit=&type=
 //
-// CPU use in cores over time, one series per value of group_by, the busiest
-// first, and the rest summed into "other". limit is lowered so that the
-// answer holds at most query.MaxSeriesValues points.
+// CPU use in cores over time (type=offcpu: threads off the CPU, on
+// average), one series per value of group_by, the busiest first, and the
+// rest summed into "other". limit is lowered so that the answer holds at
+// most query.MaxSeriesValues points.
 func (s *Server) series(c echo.Context) error {
 	q := c.QueryParams()
 	from, to, err := timeRange(q, "from", "to", s.now(), s.limits.MaxRange)
@@ -40,15 +42,23 @@ func (s *Server) series(c echo.Context) error {
 	}
 	points := int((to.Sub(from) + step - 1) / step)
 	limit = min(limit, query.SeriesLimit(points))
+	sampleType, err := typeParam(q, "type")
+	if err != nil {
+		return err
+	}
 	sel := q.Get("query")
 	series, err := runQuery(s, c, func(ctx context.Context) ([]Series, error) {
-		return s.store.Series(ctx, from, to, step, sel, groupBy, limit)
+		return s.store.Series(ctx, from, to, step, sel, groupBy, sampleType, limit)
 	})
 	if err != nil {
 		return storeError(err, "query", "group_by")
 	}
 	out := seriesResponse(series, from, to, step, groupBy, limit)
-	out.CPUs = s.hostCPUs
+	if sampleType != "" && sampleType != schema.CPU.Type {
+		out.Unit = seriesUnit(sampleType)
+	} else {
+		out.CPUs = s.hostCPUs
+	}
 	return writeJSON(c, out)
 }
 
@@ -83,7 +93,9 @@ type SeriesResponse struct {
 	From        time.Time `json:"from"`
 	To          time.Time `json:"to"`
 	StepSeconds float64   `json:"step_seconds"`
-	Unit        string    `json:"unit"` // always "cores"
+	// Unit is "cores" for CPU time, "threads" for time off the CPU (how
+	// many were off it, on average), else the type's unit per second.
+	Unit string `json:"unit"`
 	// CPUs is the host's CPU count: no point can honestly exceed it.
 	CPUs    int          `json:"cpus,omitempty"`
 	GroupBy string       `json:"group_by,omitempty"`
@@ -186,4 +198,17 @@ func labelsKey(l map[string]string) string {
 		b.WriteString(k + "=" + l[k] + "\x00")
 	}
 	return b.String()
+}
+
+// seriesUnit is the unit of a series of sample type t, not CPU time.
+func seriesUnit(t string) string {
+	if t == schema.OffCPU.Type {
+		return "threads"
+	}
+	for _, k := range schema.Known {
+		if k.Type == t {
+			return k.Unit + "/s"
+		}
+	}
+	return ""
 }

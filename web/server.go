@@ -28,7 +28,8 @@
 // most Limits.MaxRange (31 days). query is a label selector such as
 // {comm="nginx",pid!="1"} ("" or {} for everything).
 //
-//	/api/v1/profile?from&to&query        merged pprof, gzipped protobuf, as an attachment
+//	/api/v1/profile?from&to&query&type   merged pprof, gzipped protobuf, as an attachment;
+//	                                     type (cpu, offcpu) is the sample type it opens with
 //	/debug/pprof/profile?seconds&query   live profile of the next seconds (default 30, max 300)
 //	/api/v1/flamegraph?from&to&query&max_nodes&sample_type&group_by&max_other
 //	                                     call tree as JSON, see FlameGraph (max_nodes default 8192, 2..100000);
@@ -36,8 +37,9 @@
 //	                                     max_other=0.1 grows the budget until (other) holds at most 10%
 //	/api/v1/diff?from&to&query&base_from&base_to&base_query&order_by&limit&sample_type
 //	                                     per-function comparison, see Diff
-//	/api/v1/series?from&to&query&step&group_by&limit
-//	                                     CPU cores over time, see SeriesResponse
+//	/api/v1/series?from&to&query&step&group_by&limit&type
+//	                                     CPU cores over time (type=offcpu: threads off
+//	                                     the CPU), see SeriesResponse
 //	/api/v1/source?from&to&query&function&binary&sample_type
 //	                                     one function's cost per source line, see SourceLines
 //	/api/v1/labels?from&to               label names, see LabelNamesResponse
@@ -47,7 +49,8 @@
 //	/ and /ui/NAME                       the web UI, when Options.UI is set (needs no token)
 //	/readyz                              200 when Options.Ready says so, else 503
 //
-// sample_type picks a profile value ("cpu", the default, or "samples").
+// sample_type (or type) picks a profile value ("cpu", the default,
+// "samples", "offcpu", "waits").
 // step is a duration (15s, 1m) or seconds, at least 1s and at most
 // Limits.MaxPoints (query.MaxSeriesPoints, 10,000) points over the range;
 // by default about 240 points. A series answer holds at most

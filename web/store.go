@@ -26,13 +26,15 @@ type Store interface {
 	// WriteProfile writes the same merged profile, with every sample's
 	// labels, to w as uncompressed pprof protobuf. After an error, w may
 	// hold part of a profile, which the caller drops.
-	WriteProfile(ctx context.Context, from, to time.Time, selector string, w io.Writer) error
-	// Series is CPU use in cores over [from, to) in buckets of step, one
+	// sampleType, when the profile holds it, becomes its default sample type.
+	WriteProfile(ctx context.Context, from, to time.Time, selector, sampleType string, w io.Writer) error
+	// Series is CPU use in cores (sampleType "" or "cpu"; "offcpu": threads
+	// off the CPU) over [from, to) in buckets of step, one
 	// series per value of the groupBy label ("" for a single series). With
 	// more groups than limit, it returns the limit busiest and may sum the
 	// rest into one more series (Series.Folded), so that its memory is
 	// bounded by limit × points rather than by how many groups there are.
-	Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy string, limit int) ([]Series, error)
+	Series(ctx context.Context, from, to time.Time, step time.Duration, selector, groupBy, sampleType string, limit int) ([]Series, error)
 	// LabelNames lists the label names that samples in [from, to) carry.
 	LabelNames(ctx context.Context, from, to time.Time) ([]string, error)
 	// LabelValues lists the values of label name in [from, to); none for a

@@ -354,11 +354,12 @@ static long unwind_step(__u32 index, void *ctx)
 }
 
 
-// unwind_user walks the user stack with Ember's unwinder into scratch. It
-// returns NULL when the process has no ranges installed for this image.
-static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_perf_event_data *ctx,
-						       struct task_struct *task, __u32 pid,
-						       __u32 exec_seq)
+// unwind_user walks the user stack with Ember's unwinder into scratch,
+// from the user registers given (a sample's, or those saved at entry to
+// the kernel). It returns NULL when the process has no ranges installed
+// for this image.
+static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, __u64 sp, __u64 bp,
+						       __u32 pid, __u32 exec_seq)
 {
 	// Read before the maps it vouches for: a change after this read makes
 	// the next walk drop what this one keeps.
@@ -382,18 +383,9 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 		for (int i = 0; i < WALK_RANGES; i++)
 			rc->ranges[i].limit = 0;
 	}
-	if (in_user_mode(ctx)) {
-		st->pc = ctx_reg(ctx, ip);
-		st->sp = ctx_reg(ctx, sp);
-		st->bp = ctx_reg(ctx, bp);
-	} else {
-		// In the kernel: the user registers were saved at its entry. The
-		// helper wants a trusted task pointer, which only the BTF variant gives.
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-		st->pc = regs->ip;
-		st->sp = regs->sp;
-		st->bp = regs->bp;
-	}
+	st->pc = pc;
+	st->sp = sp;
+	st->bp = bp;
 	st->hash = HASH_BASIS;
 	st->pid = pid;
 	st->generation = ranges_gen;
@@ -403,7 +395,9 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, struct bpf_
 	st->at = 0;
 	st->status = UNWIND_END_DEPTH;
 	bpf_loop(MAX_USER_DEPTH + 1, unwind_step, NULL, 0);
-	python_walk(task, pid, exec_seq); // appends the Python frames, if any
+	// Both callers walk the task running now: a sample's, or the one a
+	// context switch takes off the CPU.
+	python_walk(bpf_get_current_task_btf(), pid, exec_seq); // appends the Python frames, if any
 	__u32 frames = st->frames;
 	add_stat(buffer, STAT_UNWIND_FRAMES, frames);
 	__u32 end = st->status;

@@ -40,6 +40,8 @@ type daemonConfig struct {
 	Labels           map[string]string `yaml:"label"`
 	AllowedHosts     []string          `yaml:"allowed-host"`
 	IncludeIdle      bool              `yaml:"include-idle"`
+	OffCPU           bool              `yaml:"offcpu"`
+	OffCPUMinWait    time.Duration     `yaml:"offcpu-min-wait"`
 	StackMapEntries  uint32            `yaml:"stack-map-entries"`
 	Unwind           string            `yaml:"unwind"`
 	UnwindTableSize  bytesize.Size     `yaml:"unwind-table-size"`
@@ -68,6 +70,7 @@ func defaultDaemonConfig() daemonConfig {
 		UnwindTableSize: 64 << 20,
 		Python:          true,
 		CountMapEntries: 16384,
+		OffCPUMinWait:   collector.DefaultOffCPUMinWait,
 		DrainInterval:   time.Second,
 		// Long enough for a host at load 30 on 2 CPUs (CI's loaded tests,
 		// the busy-host soak), where naming and storing the last interval
@@ -97,6 +100,8 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.StringArrayVar(labels, "label", nil, "host label key=value added to every sample (repeatable)")
 	fs.StringArrayVar(&cfg.AllowedHosts, "allowed-host", nil, "a further Host header name the API accepts on a loopback address, besides localhost and the listen address (repeatable)")
 	fs.BoolVar(&cfg.IncludeIdle, "include-idle", cfg.IncludeIdle, "keep samples of the idle task")
+	fs.BoolVar(&cfg.OffCPU, "offcpu", cfg.OffCPU, "also record time off the CPU (from context switches) by stack and thread state")
+	fs.DurationVar(&cfg.OffCPUMinWait, "offcpu-min-wait", cfg.OffCPUMinWait, "shortest time off the CPU recorded; shorter waits are only counted")
 	fs.Uint32Var(&cfg.StackMapEntries, "stack-map-entries", cfg.StackMapEntries, "distinct stacks each of the two BPF stack maps holds per drain")
 	fs.StringVar(&cfg.Unwind, "unwind", cfg.Unwind, `how user stacks are walked: "dwarf" (.eh_frame and Go .gopclntab tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
 	fs.Var(&cfg.UnwindTableSize, "unwind-table-size", "BPF memory for .eh_frame unwind tables (4 bytes a row, taken in 256KiB chunks as tables load); tables beyond it are reported and their stacks marked")
@@ -138,6 +143,8 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 		"debug-dir":         func() { cfg.DebugDirs = fromFlags.DebugDirs },
 		"allowed-host":      func() { cfg.AllowedHosts = fromFlags.AllowedHosts },
 		"include-idle":      func() { cfg.IncludeIdle = fromFlags.IncludeIdle },
+		"offcpu":            func() { cfg.OffCPU = fromFlags.OffCPU },
+		"offcpu-min-wait":   func() { cfg.OffCPUMinWait = fromFlags.OffCPUMinWait },
 		"stack-map-entries": func() { cfg.StackMapEntries = fromFlags.StackMapEntries },
 		"unwind":            func() { cfg.Unwind = fromFlags.Unwind },
 		"unwind-table-size": func() { cfg.UnwindTableSize = fromFlags.UnwindTableSize },
@@ -235,7 +242,8 @@ func (c *daemonConfig) validate() error {
 	// What the sampler would refuse once the store is open: refused here,
 	// as a mistake in the settings.
 	sampler := collector.Config{FrequencyHz: c.FrequencyHz, StackMapEntries: c.StackMapEntries,
-		CountMapEntries: c.CountMapEntries, Unwind: c.Unwind, UnwindTableBytes: int64(c.UnwindTableSize), NoPython: !c.Python}
+		CountMapEntries: c.CountMapEntries, Unwind: c.Unwind, UnwindTableBytes: int64(c.UnwindTableSize), NoPython: !c.Python,
+		OffCPU: c.OffCPU, OffCPUMinWait: c.OffCPUMinWait}
 	if err := sampler.Validate(); err != nil {
 		return errors.New(strings.TrimPrefix(flagError(err).Error(), "--"))
 	}

@@ -108,6 +108,8 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 	col, err := collector.New(collector.Config{
 		FrequencyHz:     cfg.FrequencyHz,
 		IncludeIdle:     cfg.IncludeIdle,
+		OffCPU:          cfg.OffCPU,
+		OffCPUMinWait:   cfg.OffCPUMinWait,
 		StackMapEntries: cfg.StackMapEntries,
 		CountMapEntries: cfg.CountMapEntries,
 		Unwind:          cfg.Unwind,

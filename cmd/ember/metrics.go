@@ -21,6 +21,8 @@ type daemonMetrics struct {
 	storeAppend prometheus.Histogram
 	unwind      unwindMetrics
 	python      *prometheus.CounterVec
+	// offCPU counts context switches by what became of them.
+	offCPU *prometheus.CounterVec
 	// The pipeline's: drain and naming times, lateness, queues and what
 	// it dropped, by sink.
 	pipeline *pipeline.Metrics
@@ -72,6 +74,11 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 		Help: "New process images to read from /proc, by outcome: read; dropped (too many pending, the oldest first); cancelled (exited before their turn).",
 	}, []string{"outcome"})
 	reg.MustRegister(m.imageReads)
+	m.offCPU = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ember_offcpu_switches_total",
+		Help: "Context switches seen by the off-CPU tracker (--offcpu), by outcome: left (switch-outs noted), recorded (waits added to a stack), short (under --offcpu-min-wait), count_map_full (lost), missed (switch-ins of threads not seen leaving), filtered, idle, reused (stacks of the thread's last switch-out reused), walked (stacks taken), user_stack_lost, kernel_stack_lost (walks whose stack was not stored), stack_gone (waits whose stack was forgotten by the drain).",
+	}, []string{"outcome"})
+	reg.MustRegister(m.offCPU)
 	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.intervals, m.storeAppend)
 	m.pipeline = pipeline.NewMetrics(reg)
 	m.unwind = unwindMetrics{
@@ -154,6 +161,14 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 	m.imageReads.WithLabelValues("dropped").Add(float64(s.ImageReads.Dropped))
 	m.imageReads.WithLabelValues("cancelled").Add(float64(s.ImageReads.Cancelled))
 	m.truncated.Add(float64(s.Truncated))
+	o := s.OffCPU
+	for outcome, n := range map[string]uint64{
+		"left": o.Left, "recorded": o.Recorded, "short": o.Short, "count_map_full": o.CountMapFull,
+		"missed": o.Missed, "filtered": o.Filtered, "idle": o.Idle, "reused": o.Reused, "walked": o.Walked,
+		"user_stack_lost": o.UserLost, "kernel_stack_lost": o.KernelLost, "stack_gone": o.StacksGone,
+	} {
+		m.offCPU.WithLabelValues(outcome).Add(float64(n))
+	}
 	for e, n := range s.Unwind.Ends {
 		m.unwind.walks.WithLabelValues(e.String()).Add(float64(n))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ember-profiler/ember/internal/bytesize"
 	"github.com/ember-profiler/ember/model"
 	"github.com/ember-profiler/ember/pipeline"
+	"github.com/ember-profiler/ember/schema"
 	"github.com/ember-profiler/ember/symbolizer"
 )
 
@@ -30,6 +31,7 @@ type recordOptions struct {
 	format        string
 	pids          []uint
 	command       []string // `record -- CMD args...`
+	profileType   string   // --type: cpu, offcpu or both
 	collector     collector.Config
 	python        bool // walk CPython's frames (collector.Config.NoPython unset)
 	symbols       symbolizer.Options
@@ -77,6 +79,9 @@ end: on any error an existing file of the same name is kept.`,
 	f.StringVarP(&opts.output, "output", "o", "", `file to write, "-" for standard output (default "ember.pb.gz", or "ember.folded" with --format folded)`)
 	f.StringVar(&opts.format, "format", recordFormats()[0].name, "output format: "+recordFormatNames())
 	f.BoolVar(&opts.collector.IncludeIdle, "include-idle", false, "keep samples of the idle task")
+	f.StringVar(&opts.profileType, "type", profileCPU, `what to record: "cpu" (samples on the CPU), "offcpu" (time off the CPU, from context switches, by stack and thread state) or "both"`)
+	f.DurationVar(&opts.collector.OffCPUMinWait, "offcpu-min-wait", collector.DefaultOffCPUMinWait, "shortest time off the CPU recorded; shorter waits are only counted")
+	f.BoolVar(&opts.collector.OffCPUIncludeIdle, "offcpu-include-idle", false, "track the idle task's time off the CPU too")
 	f.Uint32Var(&opts.collector.StackMapEntries, "stack-map-entries", 4096, "distinct stacks each of the two BPF stack maps holds per drain")
 	f.StringVar(&opts.collector.Unwind, "unwind", collector.UnwindDWARF, `how user stacks are walked: "dwarf" (.eh_frame and Go .gopclntab tables in BPF, frame pointers where a file has none) or "fp" (the kernel's frame-pointer walk)`)
 	opts.collector.UnwindTableBytes = 64 << 20
@@ -110,6 +115,15 @@ func (o *recordOptions) validate() error {
 	if o.output == "" {
 		o.output = format.defaultOutput
 	}
+	switch o.profileType {
+	case "", profileCPU: // "": options built without the flags
+	case profileOffCPU:
+		o.collector.OffCPU, o.collector.NoCPU = true, true
+	case profileBoth:
+		o.collector.OffCPU = true
+	default:
+		return fmt.Errorf("--type must be cpu, offcpu or both, got %q", o.profileType)
+	}
 	if len(o.command) > 0 && len(o.pids) > 0 {
 		return errors.New("--pid and a command: give one or the other")
 	}
@@ -132,6 +146,25 @@ func (o *recordOptions) validate() error {
 		}
 	}
 	return nil
+}
+
+// Values of record's --type.
+const (
+	profileCPU    = "cpu"
+	profileOffCPU = "offcpu"
+	profileBoth   = "both"
+)
+
+// defaultSampleType is what a viewer of a recording shows first: CPU time,
+// or time off the CPU when that is all there is.
+func defaultSampleType(profileType string) string {
+	switch profileType {
+	case profileOffCPU:
+		return schema.OffCPU.Type
+	case profileBoth:
+		return schema.CPU.Type
+	}
+	return "" // a CPU profile stays as it was
 }
 
 // flagError names the flag behind a collector setting.
@@ -246,7 +279,7 @@ func record(ctx context.Context, opts recordOptions, stderr io.Writer) error {
 	}
 
 	totals := recordTotals{processes: map[uint32]string{}, unread: map[model.ProcessKey]bool{}}
-	file := &fileSink{out: out, name: opts.output, encode: format.write}
+	file := &fileSink{out: out, name: opts.output, encode: format.write, defaultType: defaultSampleType(opts.profileType)}
 	// The whole recording is one interval, written when sampling stops;
 	// every sample drawn is kept, and any error ends the run.
 	pipe, err := pipeline.New(pipeline.Config{

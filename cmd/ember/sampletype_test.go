@@ -160,6 +160,37 @@ func TestWallSampleTypeThroughAPI(t *testing.T) {
 		t.Errorf("flame graph of wall time: total %d (sample type %q), want %d", fg.Total, fg.SampleType, 2*100_000_000)
 	}
 
+	// type= names the sample type the download opens with, and what a
+	// series sums.
+	typed, err := profile.Parse(bytes.NewReader(get("/api/v1/profile?from=-1h&type=wall")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typed.DefaultSampleType != "wall" {
+		t.Errorf("profile?type=wall: default sample type %q", typed.DefaultSampleType)
+	}
+	var series struct {
+		Unit   string `json:"unit"`
+		Series []struct {
+			Points [][2]float64 `json:"points"`
+		} `json:"series"`
+	}
+	if err := json.Unmarshal(gunzipIfNeeded(t, get("/api/v1/series?from=-1h&type=wall")), &series); err != nil {
+		t.Fatal(err)
+	}
+	var wallSeconds float64
+	for _, s := range series.Series {
+		for _, pt := range s.Points {
+			wallSeconds += pt[1]
+		}
+	}
+	if series.Unit != "nanoseconds/s" || wallSeconds <= 0 {
+		t.Errorf("series?type=wall: unit %q, sum %g", series.Unit, wallSeconds)
+	}
+	if resp, err := http.Get(srv.URL + "/api/v1/profile?type=bogus"); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("profile?type=bogus: %v %v", resp.Status, err)
+	}
+
 	goTool := testenv.RequireGoTool(t)
 	file := filepath.Join(t.TempDir(), "wall.pb.gz")
 	if err := os.WriteFile(file, raw, 0o644); err != nil {

@@ -99,6 +99,8 @@ type fileSink struct {
 	encode func(io.Writer, *profile.Profile) error
 	// elapsed is the span sampled, for the summary.
 	elapsed time.Duration
+	// defaultType is the profile's default sample type; "" leaves it unset.
+	defaultType string
 }
 
 var _ pipeline.Sink = (*fileSink)(nil)
@@ -110,6 +112,9 @@ func (f *fileSink) Write(_ context.Context, iv pipeline.Interval) error {
 	f.elapsed = iv.End.Sub(iv.Start)
 	p.TimeNanos, p.DurationNanos = iv.Start.UnixNano(), f.elapsed.Nanoseconds()
 	mainmapping.Place(p)
+	if f.defaultType != "" {
+		p.DefaultSampleType = f.defaultType
+	}
 	if err := f.out.commit(func(w io.Writer) error { return f.encode(w, p) }); err != nil {
 		return fmt.Errorf("write %s: %w", f.name, err)
 	}

@@ -44,6 +44,9 @@ func summary(t recordTotals, elapsed time.Duration, opts recordOptions) string {
 	if py := pythonSummary(s.Python); py != "" {
 		b.WriteString("; " + py)
 	}
+	if o := offCPUSummary(s.OffCPU); o != "" {
+		b.WriteString("; " + o)
+	}
 	fmt.Fprintf(&b, "; %d processes", len(t.processes))
 	if n := len(t.unread); n > 0 {
 		fmt.Fprintf(&b, " (%d program images gone before they could be read)", n)
@@ -120,4 +123,33 @@ func lossList(what string, byReason map[model.LossReason]uint64, skip ...model.L
 	}
 	sort.Strings(out)
 	return out
+}
+
+// offCPUSummary says what became of the context switches seen: waits
+// recorded, and those left out or lost, by reason.
+func offCPUSummary(o model.OffCPUStats) string {
+	if o.Left == 0 && o.Arrived == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("off-CPU: %d waits", o.Recorded)
+	var out []string
+	if o.Short > 0 {
+		out = append(out, fmt.Sprintf("%d shorter than --offcpu-min-wait (%s)", o.Short, time.Duration(o.ShortNanos)))
+	}
+	if o.Missed > 0 {
+		out = append(out, fmt.Sprintf("%d switch-ins of threads not seen leaving", o.Missed))
+	}
+	if o.CountMapFull > 0 {
+		out = append(out, fmt.Sprintf("%d lost (count map full)", o.CountMapFull))
+	}
+	if o.UserLost+o.KernelLost > 0 {
+		out = append(out, fmt.Sprintf("%d user and %d kernel stacks lost", o.UserLost, o.KernelLost))
+	}
+	if o.StacksGone > 0 {
+		out = append(out, fmt.Sprintf("%d waits whose stack was gone at the drain", o.StacksGone))
+	}
+	if len(out) > 0 {
+		s += " (" + strings.Join(out, ", ") + ")"
+	}
+	return s
 }

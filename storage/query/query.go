@@ -15,6 +15,9 @@ type ProfileQuery struct {
 	// ReadBy, when set, is when a flame graph's reading must stop: what was
 	// read by then is answered, marked partial (see Stacks.CoveredFrom).
 	ReadBy time.Time
+	// SampleType, when the profile holds it, is the answer's default
+	// sample type (what a viewer shows first); "" leaves the store's.
+	SampleType string
 }
 
 // SeriesQuery asks for CPU use over [From, To) in steps of Step, one series,
@@ -27,6 +30,10 @@ type SeriesQuery struct {
 	Step     time.Duration
 	Selector Selector
 	GroupBy  string
+	// SampleType is the sample type summed: "" or "cpu" (points in cores),
+	// "offcpu" (in threads off the CPU, on average), any type of
+	// schema.Known in its unit per second.
+	SampleType string
 	// Limit is how many groups get a series of their own, the busiest over
 	// the range; the rest are summed into one series (Series.Folded). Zero
 	// or more than the value budget allows means as many as it allows.

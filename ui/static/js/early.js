@@ -10,6 +10,7 @@
   const defaults = {
     from: "now-1h", to: "now", query: "", view: "flame", orient: "icicle", order: "weight", focus: "", search: "", regex: "",
     fn: "", group: "comm", by: "comm", xlabel: "", other: "0.1", ffocus: "", fignore: "", sbs: "", sort: "-self", tfilter: "", base_from: "", base_to: "", base_query: "", nodes: "16384",
+    type: "",
   };
   const early = { defaults, prefetched: new Map(), used: [] };
   window.__emberEarly = early;
@@ -24,7 +25,7 @@
     // The parameters in the order main.js's load passes them to apiURL.
     const params = new URLSearchParams();
     const by = get("by") === "none" ? "" : get("by");
-    for (const [k, v] of [["from", get("from")], ["to", get("to")], ["query", get("query")], ["max_nodes", get("nodes")], ["group_by", by], ["max_other", get("other")]]) {
+    for (const [k, v] of [["from", get("from")], ["to", get("to")], ["query", get("query")], ["max_nodes", get("nodes")], ["group_by", by], ["max_other", get("other")], ["type", get("type")]]) {
       if (v) params.set(k, v);
     }
     const url = "api/v1/flamegraph?" + params;

@@ -17,7 +17,7 @@ const $ = (id) => document.getElementById(id);
 // early.js holds them: it asks for the first flame graph before this runs.
 const defaults = window.__emberEarly.defaults;
 // The flame graph's: "group" is the timeline's alone, and does not reload it.
-const dataKeys = ["from", "to", "query", "nodes", "by", "other"];
+const dataKeys = ["from", "to", "query", "nodes", "by", "other", "type"];
 const diffKeys = ["base_from", "base_to", "base_query"];
 
 let state = readState();
@@ -51,7 +51,7 @@ function update(changes, { push = true } = {}) {
 // ---- loading
 
 function key(keys) { return keys.map((k) => state[k]).join("\u0001"); }
-const seriesKeys = ["from", "to", "query", "group"];
+const seriesKeys = ["from", "to", "query", "group", "type"];
 let seriesKey = "", seriesController = null;
 
 async function load({ force = false } = {}) {
@@ -75,20 +75,20 @@ async function load({ force = false } = {}) {
     const reuse = !force && want === loadedKey;
     // max_other: the daemon grows the budget until (other) is at most 10%
     // (&other= in the address changes the share; 0 keeps the budget fixed).
-    const fgParams = { ...range, max_nodes: state.nodes, group_by: groupBy(), max_other: state.other };
+    const fgParams = { ...range, max_nodes: state.nodes, group_by: groupBy(), max_other: state.other, type: state.type };
     let fgJob = data.fg;
     if (!reuse) {
       hook.flameQueries.push(fgParams);
       fgJob = getJSON("flamegraph", fgParams, signal);
     }
-    const diffJob = wantDiff ? getJSON("diff", { ...range, ...baseParams(), limit: 200 }, signal) : null;
+    const diffJob = wantDiff ? getJSON("diff", { ...range, ...baseParams(), limit: 200, sample_type: state.type }, signal) : null;
     const [fg, diff] = await Promise.all([fgJob, diffJob]);
     performance.mark("ember:flamegraph-received");
     let baseFG = null;
     if (wantDiff) {
       // The base's flame graph over exactly the range the diff resolved.
       baseFG = await getJSON("flamegraph", { from: diff.base_from, to: diff.base_to,
-        query: state.base_query || state.query, max_nodes: state.nodes, group_by: groupBy(), max_other: state.other }, signal);
+        query: state.base_query || state.query, max_nodes: state.nodes, group_by: groupBy(), max_other: state.other, type: state.type }, signal);
     }
     clearTimeout(slow);
     if (!reuse) {
@@ -125,9 +125,10 @@ async function loadSeries() {
   seriesController = new AbortController();
   const signal = seriesController.signal;
   seriesKey = key(seriesKeys);
-  const params = { from: state.from, to: state.to, query: state.query, step: seriesStep(state.from, state.to) };
+  const params = { from: state.from, to: state.to, query: state.query, step: seriesStep(state.from, state.to), type: state.type };
+  timeline.unit = state.type === "offcpu" ? "threads" : "cores";
   timeline.set(null, null); // not the old range's while the new one loads
-  $("timeline-readout").textContent = "Loading CPU use…";
+  $("timeline-readout").textContent = state.type === "offcpu" ? "Loading time off the CPU…" : "Loading CPU use…";
   try {
     let total = null, grouped = null;
     if (state.group) {
@@ -308,6 +309,7 @@ function syncControls() {
   $("from").value = state.from;
   $("to").value = state.to;
   $("group-by").value = state.group;
+  $("profile-type").value = state.type;
   setSelect($("flame-by"), state.by);
   if (document.activeElement !== $("selector")) selector.set(state.query);
 }
@@ -484,7 +486,7 @@ async function showLabels() {
 async function download() {
   if (!data.fg) return;
   // What is shown: the range the flame graph was drawn for, in absolute time.
-  const params = { from: isoSeconds(new Date(data.fg.from)), to: isoSeconds(new Date(data.fg.to)), query: state.query };
+  const params = { from: isoSeconds(new Date(data.fg.from)), to: isoSeconds(new Date(data.fg.to)), query: state.query, type: state.type };
   try {
     const { blob, name } = await getBlob("profile", params);
     const a = document.createElement("a");
@@ -539,6 +541,8 @@ function bind() {
   $("theme").onclick = () => applyTheme(themes[(themes.indexOf(localStorage.getItem("ember-theme") || "auto") + 1) % 3]);
   $("help-button").onclick = () => $("help").showModal();
   $("group-by").onchange = () => update({ group: $("group-by").value });
+  // CPU time or time off the CPU, for the flame graph, tables and timeline.
+  $("profile-type").onchange = () => update({ type: $("profile-type").value, focus: "" });
   $("flame-by").onchange = () => update({ by: $("flame-by").value, focus: "" });
   $("flame-by").onfocus = () => selector.labelNames().then((names) => addOptions($("flame-by"), names), () => {});
   for (const b of document.querySelectorAll("[role=tab]")) {

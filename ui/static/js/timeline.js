@@ -15,6 +15,7 @@ export class Timeline {
     this.onSelect = onSelect;
     this.total = null;   // SeriesResponse without group_by
     this.grouped = null; // SeriesResponse with group_by, or null
+    this.unit = "cores"; // of the points: "threads" for time off the CPU
     this.bind();
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
@@ -83,7 +84,7 @@ export class Timeline {
     ctx.translate(10, pad.top + ph / 2);
     ctx.rotate(-Math.PI / 2);
     ctx.textAlign = "center";
-    ctx.fillText("cores", 0, 0);
+    ctx.fillText(this.unit, 0, 0);
     ctx.restore();
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
@@ -155,7 +156,7 @@ export class Timeline {
       const pts = this.total.series[0].points;
       let best = null;
       for (const p of pts) if (p[0] * 1000 <= ms) best = p;
-      this.readout.textContent = best ? `${formatTime(best[0] * 1000, true)}  ${best[1].toFixed(2)} cores` : "";
+      this.readout.textContent = best ? `${formatTime(best[0] * 1000, true)}  ${best[1].toFixed(2)} ${this.unit}` : "";
     });
     c.addEventListener("mouseleave", () => { this.readout.textContent = ""; });
   }

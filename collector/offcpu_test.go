@@ -1,0 +1,148 @@
+package collector
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/model"
+)
+
+const waitsC = "../testdata/offcpu/waits"
+
+// waitsResult is what the waits fixture measured of its worker thread.
+type waitsResult struct {
+	tid                                 uint32
+	sleep, pipe, wall, onCPU, offCPUSum time.Duration
+}
+
+// runWaits runs the waits fixture for seconds under c, following it from
+// its fork, and returns its measurements and every batch drained meanwhile.
+// The worker starts once the process's unwind tables are in, so that its
+// stacks are walked by Ember's unwinder from its first wait.
+func runWaits(t *testing.T, c *Collector, seconds string) (waitsResult, []*model.Batch) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "waits.out")
+	cmd := exec.Command(waitsC, seconds, out)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", waitsC, err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitInstalled(t, c, uint32(cmd.Process.Pid))
+	finish := drainInBackground(t, c)
+	if _, err := stdin.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("waits: %v", err)
+	}
+	batches := finish()
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r waitsResult
+	var sleep, pipe, wall, onCPU int64
+	if _, err := fmt.Sscan(string(raw), &r.tid, &sleep, &pipe, &wall, &onCPU); err != nil {
+		t.Fatalf("waits wrote %q: %v", raw, err)
+	}
+	r.sleep, r.pipe, r.wall, r.onCPU = time.Duration(sleep), time.Duration(pipe), time.Duration(wall), time.Duration(onCPU)
+	return r, batches
+}
+
+// checkOffCPUAccounting asserts that every switch-in of a thread seen
+// leaving is recorded, or counted as short or lost, and that the samples
+// add up to the waits recorded.
+func checkOffCPUAccounting(t *testing.T, b *model.Batch) {
+	t.Helper()
+	st := b.Stats.OffCPU
+	if st.Arrived != st.Recorded+st.Short+st.CountMapFull {
+		t.Errorf("arrived %d != recorded %d + short %d + count map full %d", st.Arrived, st.Recorded, st.Short, st.CountMapFull)
+	}
+	var waits int64
+	for _, s := range b.Samples {
+		if s.State != model.StateNone {
+			waits += s.Values[1]
+		}
+	}
+	if uint64(waits) != st.Recorded {
+		t.Errorf("samples add up to %d waits, stats say %d recorded", waits, st.Recorded)
+	}
+	if st.StacksGone > 0 {
+		t.Errorf("%d waits found their stack gone at the drain", st.StacksGone)
+	}
+}
+
+// TestOffCPUTruth profiles a thread with known waits: the time off the CPU
+// under each function is within 5% of what the thread measured around its
+// blocking calls, and its time off the CPU plus its time on it (the
+// kernel's schedstat) is its wall time within 2%.
+func TestOffCPUTruth(t *testing.T) {
+	testenv.RequireBPF(t)
+	c := newCollector(t, Config{ForkParent: uint32(os.Getpid()), OffCPU: true})
+	r, batches := runWaits(t, c, "2")
+	syms := loadExeSymbols(t, mustAbs(t, waitsC))
+
+	var sleep, pipe, total time.Duration
+	states := map[model.ThreadState]time.Duration{}
+	var unnamed []string
+	for _, b := range batches {
+		checkOffCPUAccounting(t, b)
+		if !slices.Equal(b.ValueTypes, offCPUValueTypes) {
+			t.Fatalf("value types %v", b.ValueTypes)
+		}
+		for _, s := range b.Samples {
+			if s.TID != r.tid || s.State == model.StateNone {
+				continue
+			}
+			d := time.Duration(s.Values[0])
+			total += d
+			states[s.State] += d
+			names := syms.names(b.Processes[s.Key()], s.User)
+			switch {
+			case slices.Contains(names, "sleep_part"):
+				sleep += d
+			case slices.Contains(names, "pipe_part"):
+				pipe += d
+			case d > time.Millisecond && len(unnamed) < 5:
+				unnamed = append(unnamed, fmt.Sprintf("%s %s: %v (%s, %s)", d, s.State, names, s.UserEnd, s.UserLost))
+			}
+		}
+	}
+	t.Logf("worker %d: wall %s, on CPU %s; off CPU %s (sleep_part %s, measured %s; pipe_part %s, measured %s); by state %v",
+		r.tid, r.wall, r.onCPU, total, sleep, r.sleep, pipe, r.pipe, states)
+	if len(unnamed) > 0 {
+		t.Logf("long waits under neither function: %v", unnamed)
+	}
+	within := func(what string, got, want time.Duration, tolerance float64) {
+		t.Helper()
+		if math.Abs(float64(got-want)) > tolerance*float64(want) {
+			t.Errorf("%s: %s, want %s within %.0f%%", what, got, want, 100*tolerance)
+		}
+	}
+	within("off CPU in sleep_part", sleep, r.sleep, 0.05)
+	within("off CPU in pipe_part", pipe, r.pipe, 0.05)
+	within("off CPU + on CPU", total+r.onCPU, r.wall, 0.02)
+	if states[model.StateSleeping] < (r.sleep+r.pipe)*9/10 {
+		t.Errorf("sleeping %s, want most of the %s in nanosleep and read", states[model.StateSleeping], r.sleep+r.pipe)
+	}
+}
+
+func mustAbs(t *testing.T, path string) string {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
