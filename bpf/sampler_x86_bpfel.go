@@ -401,6 +401,7 @@ const (
 	SamplerMapEvents                = "events"
 	SamplerMapOffcpu0               = "offcpu_0"
 	SamplerMapOffcpu1               = "offcpu_1"
+	SamplerMapOffcpuBlank           = "offcpu_blank"
 	SamplerMapOffcpuStats           = "offcpu_stats"
 	SamplerMapOffcpuThreads         = "offcpu_threads"
 	SamplerMapPidFilter             = "pid_filter"
@@ -519,6 +520,7 @@ type SamplerMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	Offcpu0       *ebpf.MapSpec `ebpf:"offcpu_0"`
 	Offcpu1       *ebpf.MapSpec `ebpf:"offcpu_1"`
+	OffcpuBlank   *ebpf.MapSpec `ebpf:"offcpu_blank"`
 	OffcpuStats   *ebpf.MapSpec `ebpf:"offcpu_stats"`
 	OffcpuThreads *ebpf.MapSpec `ebpf:"offcpu_threads"`
 	PidFilter     *ebpf.MapSpec `ebpf:"pid_filter"`
@@ -603,6 +605,7 @@ type SamplerMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	Offcpu0       *ebpf.Map `ebpf:"offcpu_0"`
 	Offcpu1       *ebpf.Map `ebpf:"offcpu_1"`
+	OffcpuBlank   *ebpf.Map `ebpf:"offcpu_blank"`
 	OffcpuStats   *ebpf.Map `ebpf:"offcpu_stats"`
 	OffcpuThreads *ebpf.Map `ebpf:"offcpu_threads"`
 	PidFilter     *ebpf.Map `ebpf:"pid_filter"`
@@ -628,6 +631,7 @@ func (m *SamplerMaps) Close() error {
 		m.Events,
 		m.Offcpu0,
 		m.Offcpu1,
+		m.OffcpuBlank,
 		m.OffcpuStats,
 		m.OffcpuThreads,
 		m.PidFilter,

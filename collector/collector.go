@@ -322,12 +322,13 @@ func (c *Collector) load() error {
 		}
 	}
 	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
+		// The verifier's rejections come as EACCES too: say why first.
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) && len(verr.Log) > 0 {
+			return fmt.Errorf("the kernel's verifier rejected the sampler: %w: %+v", err, verr)
+		}
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			return fmt.Errorf("load eBPF programs: %w", ErrNotPermitted)
-		}
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("the kernel's verifier rejected the sampler: %+v", verr)
 		}
 		return fmt.Errorf("load eBPF programs: %w", err)
 	}

@@ -32,7 +32,9 @@ func TestUnwindGoFrameless(t *testing.T) {
 			syms := loadExeSymbols(t, named)
 			syms.path = path
 			own := filepath.Join(t.TempDir(), "cpu.pb.gz")
-			cmd := startFixture(t, path, "3", own)
+			// 5 CPU seconds: the collector's start (the verifier) must not
+			// eat the 1.2 s drained below, loaded or not.
+			cmd := startFixture(t, path, "5", own)
 			pid := uint32(cmd.Process.Pid)
 			c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 999})
 			var walked, spin, spinNamed uint64

@@ -96,6 +96,15 @@ struct {
 	__type(value, struct offcpu_thread);
 } offcpu_threads SEC(".maps");
 
+// A blank thread entry to create one from, kept off the stack: this
+// program and the unwinder's and Python walk's callbacks share 512 bytes.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct offcpu_thread);
+} offcpu_blank SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 2 * OFFCPU_STAT_MAX);
@@ -238,8 +247,11 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 	}
 	struct offcpu_thread *th = bpf_map_lookup_elem(&offcpu_threads, &tkey);
 	if (!th) {
-		struct offcpu_thread fresh = {};
-		bpf_map_update_elem(&offcpu_threads, &tkey, &fresh, BPF_NOEXIST);
+		__u32 zero = 0;
+		struct offcpu_thread *blank = bpf_map_lookup_elem(&offcpu_blank, &zero);
+		if (!blank)
+			return;
+		bpf_map_update_elem(&offcpu_threads, &tkey, blank, BPF_NOEXIST);
 		th = bpf_map_lookup_elem(&offcpu_threads, &tkey);
 		if (!th)
 			return;
