@@ -2,6 +2,7 @@ package collector
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,15 +33,15 @@ func TestUnwindGoFrameless(t *testing.T) {
 			syms := loadExeSymbols(t, named)
 			syms.path = path
 			own := filepath.Join(t.TempDir(), "cpu.pb.gz")
-			// 5 CPU seconds: the collector's start (the verifier) must not
-			// eat the 1.2 s drained below, loaded or not.
-			cmd := startFixture(t, path, "5", own)
+			// 7 CPU seconds: the collector's start (the verifier) must not
+			// eat the 3 s drained below, loaded or not.
+			cmd := startFixture(t, path, "7", own)
 			pid := uint32(cmd.Process.Pid)
 			c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 999})
 			var walked, spin, spinNamed uint64
 			cum := map[string]uint64{}
 			var others []string
-			drainUntilCPU(t, c, pid, 1200*time.Millisecond, func(b *model.Batch) {
+			drainUntilCPU(t, c, pid, 3*time.Second, func(b *model.Batch) {
 				for _, s := range b.Samples {
 					if s.PID != pid || s.UserLost != model.LostNone || s.UserSource != model.SourceUnwinder {
 						continue
@@ -99,10 +100,14 @@ func TestUnwindGoFrameless(t *testing.T) {
 			// logged beside: its own few hundred samples stray up to 3 points
 			// from the split idle (and it loses most under load, timer
 			// overruns), more than the 2 points asked of Ember.
+			// Two points, plus two standard errors of a share of this many
+			// samples (0.9 points at 3,000): at 1,265 samples a 52.0% of
+			// 50 failed CI on sampling alone.
 			for i, fn := range goCallers {
 				got := float64(cum[fn]) / float64(all)
 				t.Logf("%s: %.1f%% here, %.1f%% in runtime/pprof (%d samples), %.0f%% by design", fn, 100*got, 100*want[fn], ownSamples, 100*goSplit[i])
-				if d := got - goSplit[i]; d > 0.02 || d < -0.02 {
+				bound := 0.02 + 2*math.Sqrt(goSplit[i]*(1-goSplit[i])/float64(all))
+				if d := got - goSplit[i]; d > bound || d < -bound {
 					t.Errorf("%s: %.1f%% of samples, the program spends %.0f%% there", fn, 100*got, 100*goSplit[i])
 				}
 			}
