@@ -2,7 +2,6 @@ package collector
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +92,10 @@ func TestOffCPUTruth(t *testing.T) {
 	r, batches := runWaits(t, c, "2")
 	syms := loadExeSymbols(t, mustAbs(t, waitsC))
 
-	var sleep, pipe, total time.Duration
+	// cut is the time of waits whose user stack could not be walked to its
+	// end (tables not in yet, on a loaded host): it may belong to either
+	// function, and it is counted, not silently lost.
+	var sleep, pipe, total, cut time.Duration
 	states := map[model.ThreadState]time.Duration{}
 	var unnamed []string
 	for _, b := range batches {
@@ -114,25 +116,32 @@ func TestOffCPUTruth(t *testing.T) {
 				sleep += d
 			case slices.Contains(names, "pipe_part"):
 				pipe += d
-			case d > time.Millisecond && len(unnamed) < 5:
-				unnamed = append(unnamed, fmt.Sprintf("%s %s: %v (%s, %s)", d, s.State, names, s.UserEnd, s.UserLost))
+			default:
+				if s.UserEnd != model.UnwindComplete || s.UserLost != model.LostNone {
+					cut += d
+				}
+				if d > time.Millisecond && len(unnamed) < 5 {
+					unnamed = append(unnamed, fmt.Sprintf("%s %s: %v (%s, %s)", d, s.State, names, s.UserEnd, s.UserLost))
+				}
 			}
 		}
 	}
-	t.Logf("worker %d: wall %s, on CPU %s; off CPU %s (sleep_part %s, measured %s; pipe_part %s, measured %s); by state %v",
-		r.tid, r.wall, r.onCPU, total, sleep, r.sleep, pipe, r.pipe, states)
+	t.Logf("worker %d: wall %s, on CPU %s; off CPU %s (sleep_part %s, measured %s; pipe_part %s, measured %s; cut stacks %s); by state %v",
+		r.tid, r.wall, r.onCPU, total, sleep, r.sleep, pipe, r.pipe, cut, states)
 	if len(unnamed) > 0 {
 		t.Logf("long waits under neither function: %v", unnamed)
 	}
-	within := func(what string, got, want time.Duration, tolerance float64) {
+	// Within the tolerance, and below it by at most the waits with cut
+	// stacks, which may be either function's.
+	within := func(what string, got, want time.Duration, tolerance float64, unknown time.Duration) {
 		t.Helper()
-		if math.Abs(float64(got-want)) > tolerance*float64(want) {
-			t.Errorf("%s: %s, want %s within %.0f%%", what, got, want, 100*tolerance)
+		if d := float64(got - want); d > tolerance*float64(want) || -d > tolerance*float64(want)+float64(unknown) {
+			t.Errorf("%s: %s, want %s within %.0f%% (less up to %s of waits with cut stacks)", what, got, want, 100*tolerance, unknown)
 		}
 	}
-	within("off CPU in sleep_part", sleep, r.sleep, 0.05)
-	within("off CPU in pipe_part", pipe, r.pipe, 0.05)
-	within("off CPU + on CPU", total+r.onCPU, r.wall, 0.02)
+	within("off CPU in sleep_part", sleep, r.sleep, 0.05, cut)
+	within("off CPU in pipe_part", pipe, r.pipe, 0.05, cut)
+	within("off CPU + on CPU", total+r.onCPU, r.wall, 0.02, 0)
 	if states[model.StateSleeping] < (r.sleep+r.pipe)*9/10 {
 		t.Errorf("sleeping %s, want most of the %s in nanosleep and read", states[model.StateSleeping], r.sleep+r.pipe)
 	}

