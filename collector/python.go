@@ -39,6 +39,8 @@ type pythonUnwinder struct {
 	procs *ebpf.Map // py_procs
 	stats *ebpf.Map // py_stats, per CPU, since load
 
+	detector python.Detector
+
 	mu sync.Mutex
 	// byPID holds the CPython processes, of their current image.
 	byPID map[uint32]*pythonProcess
@@ -74,7 +76,7 @@ func (u *pythonUnwinder) attach(p *model.Process) {
 	if old != nil && old.execSeq == p.ExecSeq {
 		return
 	}
-	in, err := python.Detect(p)
+	in, err := u.detector.Detect(p)
 	switch {
 	case errors.Is(err, python.ErrNotPython):
 		if old != nil {

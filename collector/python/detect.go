@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ember-profiler/ember/model"
 )
@@ -38,6 +42,30 @@ var ErrNotPython = errors.New("not a CPython process")
 // ErrNotPython when there is none, and an error wrapping
 // ErrUnknownVersion for a version Ember has no offsets for.
 func Detect(p *model.Process) (*Interpreter, error) {
+	return (*Detector)(nil).Detect(p)
+}
+
+// A Detector is Detect with what it read of each file remembered: on a
+// host that starts python3 twenty times a second, reading its symbol
+// tables every time was a fifth of the daemon's CPU. Its zero value is
+// ready; a nil one remembers nothing.
+type Detector struct {
+	mu     sync.Mutex
+	byFile map[fileKey]*fileFacts
+}
+
+// fileKey tells a file's contents apart without reading them.
+type fileKey struct {
+	dev, inode, size uint64
+	mtimeNanos       int64
+}
+
+// maxDetectedFiles bounds the files remembered; past it they are all
+// forgotten, which costs one read per interpreter file after.
+const maxDetectedFiles = 256
+
+// Detect is the package's Detect, reading each interpreter file once.
+func (d *Detector) Detect(p *model.Process) (*Interpreter, error) {
 	err := ErrNotPython
 	for i := range p.Mappings {
 		m := &p.Mappings[i]
@@ -46,7 +74,8 @@ func Detect(p *model.Process) (*Interpreter, error) {
 			continue
 		}
 		minor, _ := strconv.Atoi(sub[1] + sub[2])
-		in, ferr := fromFile(m, m.File, minor)
+		ff := d.facts(m.File, minor)
+		in, ferr := ff.at(m)
 		switch {
 		case ferr == nil:
 			return in, nil
@@ -59,32 +88,67 @@ func Detect(p *model.Process) (*Interpreter, error) {
 	return nil, err
 }
 
+// facts reads f, or recalls what an earlier read of the same file found.
+func (d *Detector) facts(f *os.File, minor int) *fileFacts {
+	var st unix.Stat_t
+	if d == nil || unix.Fstat(int(f.Fd()), &st) != nil {
+		return readFacts(f, minor)
+	}
+	key := fileKey{dev: st.Dev, inode: st.Ino, size: uint64(st.Size), mtimeNanos: st.Mtim.Nano()}
+	d.mu.Lock()
+	ff, ok := d.byFile[key]
+	d.mu.Unlock()
+	if ok && ff.nameMinor == minor {
+		return ff
+	}
+	ff = readFacts(f, minor)
+	d.mu.Lock()
+	if d.byFile == nil || len(d.byFile) >= maxDetectedFiles {
+		d.byFile = make(map[fileKey]*fileFacts)
+	}
+	d.byFile[key] = ff
+	d.mu.Unlock()
+	return ff
+}
+
 var errNoRuntime = errors.New("no _PyRuntime symbol")
 
-func fromFile(m *model.Mapping, r io.ReaderAt, minor int) (*Interpreter, error) {
+// fileFacts is what a file says of its CPython, in ELF addresses: the
+// same in every process that maps it.
+type fileFacts struct {
+	nameMinor int // the version its name claims
+	progs     []elf.ProgHeader
+	runtime   uint64
+	codeType  uint64
+	eval      []Range
+	layout    Layout
+	err       error
+}
+
+func readFacts(r io.ReaderAt, minor int) *fileFacts {
+	ff := &fileFacts{nameMinor: minor}
 	f, err := elf.NewFile(r)
 	if err != nil {
-		return nil, err
+		ff.err = err
+		return ff
 	}
 	defer f.Close()
-	bias, ok := mappingBias(f, m)
-	if !ok {
-		return nil, errors.New("mapping matches no loadable segment")
+	for _, p := range f.Progs {
+		ff.progs = append(ff.progs, p.ProgHeader)
 	}
 	syms, _ := f.DynamicSymbols()
 	if st, err := f.Symbols(); err == nil {
 		syms = append(syms, st...)
 	}
-	in := &Interpreter{Path: m.Path}
 	var version uint64
 	for _, s := range syms {
 		switch s.Name {
 		case "_PyRuntime":
-			in.Runtime = s.Value + bias
+			ff.runtime = s.Value
 		case "_PyEval_EvalFrameDefault", "_PyEval_EvalFrameDefault.cold":
-			in.Eval = append(in.Eval, Range{s.Value + bias, s.Value + s.Size + bias})
+			ff.eval = append(ff.eval, Range{s.Value, s.Value + s.Size})
 		case "PyCode_Type":
-			in.CodeType = s.Value + bias
+			ff.codeType = s.Value
 		case "Py_Version":
 			version = readVersion(f, s)
 		}
@@ -92,14 +156,29 @@ func fromFile(m *model.Mapping, r io.ReaderAt, minor int) (*Interpreter, error) 
 	if version>>24 == 3 {
 		minor = int(version >> 16 & 0xff) // the file's own word beats its name
 	}
-	if in.Runtime == 0 {
-		return nil, errNoRuntime
+	switch {
+	case ff.runtime == 0:
+		ff.err = errNoRuntime
+	case len(ff.eval) == 0:
+		ff.err = errors.New("no _PyEval_EvalFrameDefault symbol")
+	default:
+		ff.layout, ff.err = LayoutFor(minor)
 	}
-	if in.Layout, err = LayoutFor(minor); err != nil {
-		return nil, err
+	return ff
+}
+
+// at places the file's CPython where m maps it.
+func (ff *fileFacts) at(m *model.Mapping) (*Interpreter, error) {
+	if ff.err != nil {
+		return nil, ff.err
 	}
-	if len(in.Eval) == 0 {
-		return nil, errors.New("no _PyEval_EvalFrameDefault symbol")
+	bias, ok := mappingBias(ff.progs, m)
+	if !ok {
+		return nil, errors.New("mapping matches no loadable segment")
+	}
+	in := &Interpreter{Path: m.Path, Layout: ff.layout, Runtime: ff.runtime + bias, CodeType: ff.codeType + bias}
+	for _, r := range ff.eval {
+		in.Eval = append(in.Eval, Range{r.Start + bias, r.Limit + bias})
 	}
 	return in, nil
 }
@@ -107,14 +186,14 @@ func fromFile(m *model.Mapping, r io.ReaderAt, minor int) (*Interpreter, error) 
 // mappingBias is the runtime address less the ELF address in m. A
 // segment is mapped from its page-aligned offset, and with lld's layouts
 // that page also ends the segment before: an exact start wins.
-func mappingBias(f *elf.File, m *model.Mapping) (uint64, bool) {
-	bias := func(p *elf.Prog) uint64 { return m.Start - m.Offset + p.Off - p.Vaddr }
-	for _, p := range f.Progs {
+func mappingBias(progs []elf.ProgHeader, m *model.Mapping) (uint64, bool) {
+	bias := func(p elf.ProgHeader) uint64 { return m.Start - m.Offset + p.Off - p.Vaddr }
+	for _, p := range progs {
 		if p.Type == elf.PT_LOAD && p.Off&^0xfff == m.Offset {
 			return bias(p), true
 		}
 	}
-	for _, p := range f.Progs {
+	for _, p := range progs {
 		if p.Type == elf.PT_LOAD && m.Offset >= p.Off&^0xfff && m.Offset < p.Off+p.Filesz {
 			return bias(p), true
 		}

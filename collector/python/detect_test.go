@@ -167,3 +167,28 @@ func TestDebugOffsetsMatchTable(t *testing.T) {
 		t.Error("3.13's debug offsets applied to 3.12")
 	}
 }
+
+// TestDetectorRemembersFile: a file read once places its CPython right in
+// every process that maps it, wherever it is loaded.
+func TestDetectorRemembersFile(t *testing.T) {
+	lib := libpython(t, 12)
+	var d Detector
+	const a, b = 0x7f0000000000, 0x7f1234560000
+	first, err := d.Detect(mapped(t, lib, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := d.Detect(mapped(t, lib, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.byFile) != 1 {
+		t.Errorf("%d files remembered, want 1", len(d.byFile))
+	}
+	if second.Runtime-first.Runtime != b-a || second.CodeType-first.CodeType != b-a || second.Eval[0].Start-first.Eval[0].Start != b-a {
+		t.Errorf("second process's CPython at %#x, first's at %#x: not moved by the load base", second.Runtime, first.Runtime)
+	}
+	if second.Layout.Minor != 12 {
+		t.Errorf("minor %d, want 12", second.Layout.Minor)
+	}
+}
