@@ -308,6 +308,9 @@ func (c *Collector) load() error {
 	if err := spec.Variables["filter_pids"].Set(c.cfg.filtering()); err != nil {
 		return fmt.Errorf("set filter_pids: %w", err)
 	}
+	if !c.cfg.filtering() {
+		spec.Maps["pid_filter"].MaxEntries = 1 // never read: 1.3 MiB saved
+	}
 	if err := spec.Variables["follow_forks"].Set(c.cfg.ForkParent != 0); err != nil {
 		return fmt.Errorf("set follow_forks: %w", err)
 	}

@@ -65,6 +65,9 @@ func (c *Collector) loadOffCPU(spec *ebpf.CollectionSpec) error {
 	threads := c.cfg.OffCPUThreads
 	if !c.cfg.OffCPU {
 		threads = 1 // not attached: no need for the memory
+		for _, name := range []string{"offcpu_0", "offcpu_1"} {
+			spec.Maps[name].MaxEntries = 1 // drained, always empty: 4.5 MiB saved
+		}
 		// Nor for its code: with the unwinder and the Python walk in it,
 		// the verifier took 3 s of a 4 s start to check it.
 		spec.Programs["on_switch"].Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
