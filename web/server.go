@@ -347,9 +347,10 @@ func (s *Server) routes() http.Handler {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	// A scraper's deadline is short: on a loaded host /metrics runs raised too.
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
-	})))
+	})), s.raised)
 	e.GET("/debug/pprof/profile", s.liveProfile)
 	// The views the UI waits for: their encoding runs raised too.
 	e.GET("/api/v1/profile", s.profile, s.raised)
