@@ -39,6 +39,24 @@ func pythonBuild(t *testing.T, minor int) string {
 	return exes[len(exes)-1]
 }
 
+// debianPython returns Debian's /usr/bin/python3 when it is a CPython
+// without a libpython, or "" (skipped outside CI, failed in it).
+func debianPython(t *testing.T) string {
+	const exe = "/usr/bin/python3"
+	out, err := exec.Command("ldd", exe).Output()
+	switch {
+	case err == nil && !strings.Contains(string(out), "libpython"):
+		return exe
+	case err == nil:
+		t.Logf("%s links libpython: not a static build", exe)
+	case testenv.InCI():
+		t.Errorf("no %s to test a static CPython with: %v", exe, err)
+	default:
+		t.Logf("no %s to test a static CPython with: %v", exe, err)
+	}
+	return ""
+}
+
 // fixtureMarks maps each "# mark: NAME" of the fixture to its line.
 func fixtureMarks(t *testing.T, path string) map[string]int64 {
 	t.Helper()
@@ -70,7 +88,7 @@ func pythonOnly(frames []model.Frame) []model.Frame {
 
 // pythonRun is what one version's fixture process gave.
 type pythonRun struct {
-	minor                                                         int
+	name                                                          string
 	pid                                                           uint32
 	total, withPython, rooted, alpha, beta, gamma, keyed, spliced uint64
 	badLines                                                      []string
@@ -96,7 +114,14 @@ func TestPythonFrames(t *testing.T) {
 			continue
 		}
 		cmd := startFixture(t, exe, script)
-		r := &pythonRun{minor: minor, pid: uint32(cmd.Process.Pid)}
+		r := &pythonRun{name: fmt.Sprintf("3.%d", minor), pid: uint32(cmd.Process.Pid)}
+		runs, pids, byPID[r.pid] = append(runs, r), append(pids, r.pid), r
+	}
+	// Debian's python3 is a static build: the runtime is in the
+	// executable, with no libpython (.ci/run installs it).
+	if exe := debianPython(t); exe != "" {
+		cmd := startFixture(t, exe, script)
+		r := &pythonRun{name: "debian-static", pid: uint32(cmd.Process.Pid)}
 		runs, pids, byPID[r.pid] = append(runs, r), append(pids, r.pid), r
 	}
 	if len(runs) == 0 {
@@ -143,7 +168,7 @@ func TestPythonFrames(t *testing.T) {
 	}
 	t.Logf("walker: %+v", st)
 	for _, r := range runs {
-		t.Run(fmt.Sprintf("3.%d", r.minor), func(t *testing.T) { r.check(t) })
+		t.Run(r.name, func(t *testing.T) { r.check(t) })
 	}
 }
 
