@@ -439,6 +439,18 @@ func decodeLocation(s string) (location, error) {
 }
 
 // decodeStack appends a stack's location ids to ids.
+// stackLen is how many locations an encoded stack holds: each varint
+// ends with the one byte of it below 0x80.
+func stackLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x80 {
+			n++
+		}
+	}
+	return n
+}
+
 func decodeStack(ids []uint32, s string) ([]uint32, error) {
 	// Varints read from the string in place: a []byte copy of every stack
 	// was a tenth of a day-long query's encoding.

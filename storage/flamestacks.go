@@ -261,11 +261,13 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 	if err != nil {
 		return fmt.Errorf("storage: read dictionary: %w", err)
 	}
-	// Room for every sample's frames: about one per location, more where
-	// calls were inlined.
+	// Room for every sample's frames: one per location, more where calls
+	// were inlined. Counted, not guessed from the encoded length: IDs take
+	// two or three bytes each, and that guess held a day's paths twice over
+	// (25 of a 24 h query's 36 MiB).
 	total := 0
 	for i := range sums.recs {
-		total += len(qd.stacks[sums.recs[i].stack]) // about a byte per location
+		total += stackLen(qd.stacks[sums.recs[i].stack])
 	}
 	if out.GroupSlots {
 		total += len(sums.recs)
