@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/ember-profiler/ember/schema"
 )
 
 // The dictionary holds everything that repeats across intervals, each
@@ -102,14 +104,75 @@ func (ls labelSet) appendTo(b []byte) []byte {
 	return b
 }
 
-func decodeLabelSet(b []byte) (labelSet, error) {
-	var ls labelSet
-	r := reader{b: b}
-	for !r.done() {
-		name, value := r.string(), r.string()
-		ls = append(ls, labelPair{name, value})
+// decodeLabelSet reads a label set in place: its values are substrings of
+// enc and its names the schema's own strings, so a label set costs one
+// allocation, exactly sized. A day's profile of a churning host decodes a
+// label set per process, and copying each name and value (into slices grown
+// by append) was 35 of its 200 MiB.
+func decodeLabelSet(enc string) (labelSet, error) {
+	n := 0
+	for rest := enc; len(rest) > 0; n++ {
+		var ok bool
+		if _, rest, ok = cutString(rest); !ok {
+			return nil, errCorrupt
+		}
+		if _, rest, ok = cutString(rest); !ok {
+			return nil, errCorrupt
+		}
 	}
-	return ls, r.err
+	if n == 0 {
+		return nil, nil
+	}
+	ls := make(labelSet, 0, n)
+	for rest := enc; len(rest) > 0; {
+		var name, value string
+		name, rest, _ = cutString(rest)
+		value, rest, _ = cutString(rest)
+		ls = append(ls, labelPair{labelName(name), value})
+	}
+	return ls, nil
+}
+
+// cutString splits the length-prefixed string at the start of s from the
+// rest, reading s in place.
+func cutString(s string) (v, rest string, ok bool) {
+	var n uint64
+	i := 0
+	for shift := uint(0); ; shift += 7 {
+		if i == len(s) || shift > 63 {
+			return "", "", false
+		}
+		c := s[i]
+		i++
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+	}
+	if uint64(len(s)-i) < n {
+		return "", "", false
+	}
+	return s[i : i+int(n)], s[i+int(n):], true
+}
+
+// labelName returns the schema's copy of a label name that has one, so
+// that names do not hold on to the entry they were read from.
+func labelName(name string) string {
+	switch name {
+	case schema.LabelPID:
+		return schema.LabelPID
+	case schema.LabelComm:
+		return schema.LabelComm
+	case schema.LabelExe:
+		return schema.LabelExe
+	case schema.LabelCgroup:
+		return schema.LabelCgroup
+	case schema.LabelContainer:
+		return schema.LabelContainer
+	case schema.LabelThreadState:
+		return schema.LabelThreadState
+	}
+	return strings.Clone(name)
 }
 
 // dictionary finds and adds entries. Its write side (the pending entries,
@@ -185,7 +248,7 @@ func newDictionary() *dictionary {
 	d.mappings = dictTable[mapping]{d: d, kind: kindMapping, decode: func(s string) (mapping, error) { return decodeMapping([]byte(s)) }}
 	d.locations = dictTable[string]{d: d, kind: kindLocation, decode: func(s string) (string, error) { return s, nil }}
 	d.stacks = dictTable[string]{d: d, kind: kindStack, decode: func(s string) (string, error) { return s, nil }}
-	d.labelSets = dictTable[labelSet]{d: d, kind: kindLabelSet, decode: func(s string) (labelSet, error) { return decodeLabelSet([]byte(s)) }}
+	d.labelSets = dictTable[labelSet]{d: d, kind: kindLabelSet, decode: decodeLabelSet}
 	return d
 }
 

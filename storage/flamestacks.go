@@ -171,7 +171,7 @@ func (a *stackSums) labelSet(id uint32) *labelSetSum {
 		if _, done := a.byLabelSet[lid]; done {
 			return
 		}
-		if ls, err := decodeLabelSet([]byte(enc)); err == nil {
+		if ls, err := decodeLabelSet(enc); err == nil {
 			sum := &labelSetSum{labels: make([]string, len(query.GroupDetailLabels))}
 			if v := ls.get(a.groupBy); v != "" {
 				sum.value = []string{a.intern(v)}

@@ -135,7 +135,7 @@ func (s *Store) labelSetFilter(sel Selector, visitLabelSet func(uint32)) func(ui
 			if !st.matches {
 				_ = s.dict.readAhead(kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
 					if _, done := evaluated[lid]; !done {
-						ls, err := decodeLabelSet([]byte(enc))
+						ls, err := decodeLabelSet(enc)
 						evaluated[lid] = state{matches: err == nil && selectorMatches(sel, ls)}
 					}
 				}) // an unreadable label set matches nothing
