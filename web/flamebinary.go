@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/labstack/echo/v4"
 )
 
 // The flame graph's binary form (format=binary), which the UI asks for: a
@@ -141,4 +142,22 @@ func encodeFlame(f flameFormat, fg *FlameGraph) ([]byte, error) {
 		return nil, &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("encode flame graph: %w", err)}
 	}
 	return gzipFast(raw), nil
+}
+
+// writeFlame sends fg in format f, gzipped when the client takes it.
+func writeFlame(c echo.Context, f flameFormat, fg *FlameGraph) error {
+	if f.contentType == echoJSON {
+		return writeJSON(c, fg)
+	}
+	raw, err := f.encode(fg)
+	if err != nil {
+		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("encode flame graph: %w", err)}
+	}
+	h := c.Response().Header()
+	h.Add("Vary", "Accept-Encoding")
+	if !acceptsGzip(c.Request().Header.Values("Accept-Encoding")) {
+		return c.Blob(http.StatusOK, f.contentType, raw)
+	}
+	h.Set("Content-Encoding", "gzip")
+	return c.Blob(http.StatusOK, f.contentType, gzipFast(raw))
 }

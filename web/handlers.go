@@ -378,24 +378,6 @@ func (s *Server) flamegraph(c echo.Context) error {
 	return writeGzipped(c, format.contentType, body)
 }
 
-// writeFlame sends fg in format f, gzipped when the client takes it.
-func writeFlame(c echo.Context, f flameFormat, fg *FlameGraph) error {
-	if f.contentType == echoJSON {
-		return writeJSON(c, fg)
-	}
-	raw, err := f.encode(fg)
-	if err != nil {
-		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("encode flame graph: %w", err)}
-	}
-	h := c.Response().Header()
-	h.Add("Vary", "Accept-Encoding")
-	if !acceptsGzip(c.Request().Header.Values("Accept-Encoding")) {
-		return c.Blob(http.StatusOK, f.contentType, raw)
-	}
-	h.Set("Content-Encoding", "gzip")
-	return c.Blob(http.StatusOK, f.contentType, gzipFast(raw))
-}
-
 // writeGzipped sends a gzipped body of contentType as a 200, unpacked for
 // a client that does not take gzip.
 func writeGzipped(c echo.Context, contentType string, gzipped []byte) error {
