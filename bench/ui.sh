@@ -3,7 +3,7 @@
 # graph of a 1-hour range of a busy host, in headless Chromium against the
 # API and UI over a backfilled store (2 hours of package backfill's
 # generated history: about 200 processes on 2 busy CPUs at 99 Hz, 10 s
-# intervals). Prints p50 and max over 9 cold loads (ranges the server has
+# intervals). Prints p50, p95 and max over 20 cold loads (ranges the server has
 # not seen: the store answers) and 9 cached ones (the flame-graph cache).
 # Run from the repository root: bench/ui.sh [store directory]
 # An existing store directory is reused (the backfill takes a minute or two).

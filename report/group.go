@@ -133,15 +133,42 @@ func (a *groupSums) groups() []FlameGroup {
 	for v, g := range a.byValue {
 		fg := FlameGroup{Value: v, Total: g.total, Labels: map[string]GroupLabel{}}
 		for name, d := range g.details {
-			values := make([]string, 0, len(d))
-			for dv := range d {
-				values = append(values, dv)
-			}
-			slices.SortFunc(values, func(a, b string) int { return cmp.Or(cmp.Compare(d[b], d[a]), cmp.Compare(a, b)) })
-			fg.Labels[name] = GroupLabel{Values: values[:min(len(values), maxGroupValues)], Count: len(values)}
+			fg.Labels[name] = GroupLabel{Values: largestValues(d, maxGroupValues), Count: len(d)}
 		}
 		out = append(out, fg)
 	}
 	slices.SortFunc(out, func(a, b FlameGroup) int { return cmp.Or(cmp.Compare(b.Total, a.Total), cmp.Compare(a.Value, b.Value)) })
+	return out
+}
+
+// largestValues is the n values of sums largest by sum, then by value. A
+// day of a churning host gives a comm 100,000 pids: sorting them all, with
+// two map lookups per comparison, was a fifth of the day's flame graph.
+func largestValues(sums map[string]int64, n int) []string {
+	type valueSum struct {
+		value string
+		sum   int64
+	}
+	if n <= 0 {
+		return []string{}
+	}
+	before := func(a, b valueSum) bool { return a.sum > b.sum || a.sum == b.sum && a.value < b.value }
+	top := make([]valueSum, 0, n+1)
+	for v, sum := range sums {
+		vs := valueSum{v, sum}
+		if len(top) == n && !before(vs, top[n-1]) {
+			continue
+		}
+		i := len(top)
+		for i > 0 && before(vs, top[i-1]) {
+			i--
+		}
+		top = slices.Insert(top, i, vs)
+		top = top[:min(len(top), n)]
+	}
+	out := make([]string, len(top))
+	for i, vs := range top {
+		out[i] = vs.value
+	}
 	return out
 }

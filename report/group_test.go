@@ -1,7 +1,11 @@
 package report
 
 import (
+	"cmp"
 	"context"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -106,5 +110,21 @@ func TestFlameGraphMaxOtherShare(t *testing.T) {
 	capped, _ := NewFlameGraphWith(context.Background(), b.P, FlameOptions{MaxNodes: 12, MaxOtherShare: 0.1, NodeCap: 30})
 	if capped.MaxNodes != 30 {
 		t.Errorf("budget %d, want the cap, 30", capped.MaxNodes)
+	}
+}
+
+// TestLargestValues: the few largest of many values, by sum then value,
+// as a full sort orders them.
+func TestLargestValues(t *testing.T) {
+	sums := map[string]int64{}
+	for i := range 1000 {
+		sums[strconv.Itoa(i)] = int64(i*7919%101) * 10 // many ties
+	}
+	all := slices.Collect(maps.Keys(sums))
+	slices.SortFunc(all, func(a, b string) int { return cmp.Or(cmp.Compare(sums[b], sums[a]), cmp.Compare(a, b)) })
+	for _, n := range []int{0, 1, 5, 1000, 2000} {
+		if got, want := largestValues(sums, n), all[:min(n, len(all))]; !slices.Equal(got, want) {
+			t.Errorf("largest %d: %q, want %q", n, got, want)
+		}
 	}
 }

@@ -30,6 +30,7 @@ type flameKey struct {
 	maxNodes           int
 	groupBy            string
 	maxOther           float64
+	format             string // the answer's Content-Type
 }
 
 type flameEntry struct {

@@ -93,7 +93,7 @@ func TestUnknownSampleType(t *testing.T) {
 }
 
 // BenchmarkFlameGraphEncode encodes the flame graph of a real profile as the
-// handler does: EMBER_FLAME_PROFILE names a pprof file, for instance a 1 h
+// handler does, in each format: EMBER_FLAME_PROFILE names a pprof file, for instance a 1 h
 // range of bench/ui.sh's store. (report's BenchmarkFlameGraphFile builds it.)
 func BenchmarkFlameGraphEncode(b *testing.B) {
 	name := os.Getenv("EMBER_FLAME_PROFILE")
@@ -113,13 +113,17 @@ func BenchmarkFlameGraphEncode(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		body, err := gzipJSON(FlameGraph{FlameGraph: fg})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(len(body)), "gzipped-bytes")
+	for _, name := range []string{"json", "binary"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				body, err := encodeFlame(flameFormats[name], &FlameGraph{FlameGraph: fg})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(len(body)), "gzipped-bytes")
+			}
+		})
 	}
 }
 

@@ -305,14 +305,19 @@ func (s *Server) flamegraph(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	formatName := q.Get("format")
+	format, ok := flameFormats[formatName]
+	if !ok {
+		return badParam("format", "format: %q is neither json nor binary", formatName)
+	}
 	key := newFlameKey(from, to, sel, sampleType, maxNodes)
-	key.groupBy, key.maxOther = groupBy, maxOther
+	key.groupBy, key.maxOther, key.format = groupBy, maxOther, format.contentType
 	// A range that ended a while ago no longer changes: its answer can be kept.
 	cacheable := s.flames != nil && !to.After(s.now().Add(-s.limits.FlameCacheSettle))
 	if cacheable {
 		if body, ok := s.flames.get(key, time.Now()); ok {
 			s.metrics.cache.WithLabelValues("hit").Inc()
-			return writeGzippedJSON(c, body)
+			return writeGzipped(c, format.contentType, body)
 		}
 		s.metrics.cache.WithLabelValues("miss").Inc()
 	} else {
@@ -360,50 +365,37 @@ func (s *Server) flamegraph(c echo.Context) error {
 		fg.Partial, fg.CoveredFrom = true, fg.CoveredFrom.UTC()
 		s.log.Warn("flame graph answered in part: the store could not read the whole range in time",
 			"from", fg.From, "to", fg.To, "covered_from", fg.CoveredFrom)
-		return writeJSON(c, fg) // kept out of the cache: next time may read it all
+		return writeFlame(c, format, fg) // kept out of the cache: next time may read it all
 	}
 	if !cacheable {
-		return writeJSON(c, fg)
+		return writeFlame(c, format, fg)
 	}
-	body, err := gzipJSON(fg)
+	body, err := encodeFlame(format, fg)
 	if err != nil {
 		return err
 	}
 	s.flames.put(key, body, time.Now())
-	return writeGzippedJSON(c, body)
+	return writeGzipped(c, format.contentType, body)
 }
 
-// gzipJSON encodes v as gzipped JSON.
-func gzipJSON(v any) ([]byte, error) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return nil, &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("encode JSON: %w", err)}
-	}
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level: no error
-	zw.Write(body)
-	zw.Close()
-	return buf.Bytes(), nil
-}
-
-// writeGzippedJSON sends gzipped JSON as a 200, unpacked for a client that
-// does not take gzip.
-func writeGzippedJSON(c echo.Context, gzipped []byte) error {
+// writeGzipped sends a gzipped body of contentType as a 200, unpacked for
+// a client that does not take gzip.
+func writeGzipped(c echo.Context, contentType string, gzipped []byte) error {
 	h := c.Response().Header()
 	h.Add("Vary", "Accept-Encoding")
 	if acceptsGzip(c.Request().Header.Values("Accept-Encoding")) {
 		h.Set("Content-Encoding", "gzip")
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, gzipped)
+		return c.Blob(http.StatusOK, contentType, gzipped)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(gzipped))
 	if err != nil {
-		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("read cached JSON: %w", err)}
+		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("read cached answer: %w", err)}
 	}
 	body, err := io.ReadAll(zr)
 	if err != nil {
-		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("read cached JSON: %w", err)}
+		return &apiError{Status: http.StatusInternalServerError, Message: "internal error", Cause: fmt.Errorf("read cached answer: %w", err)}
 	}
-	return c.JSONBlob(http.StatusOK, body)
+	return c.Blob(http.StatusOK, contentType, body)
 }
 
 // GET /api/v1/diff?from=&to=&query=&base_from=&base_to=&base_query=&order_by=&limit=&sample_type=

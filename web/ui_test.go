@@ -130,3 +130,24 @@ func TestFlameCacheBounds(t *testing.T) {
 		t.Error("an oversized entry was kept")
 	}
 }
+
+// TestUIInlineScript: a script index.html marks data-inline is served in
+// the page, and the page's CSP allows exactly it by its hash.
+func TestUIInlineScript(t *testing.T) {
+	ui := testUI()
+	ui["index.html"] = &fstest.MapFile{Data: []byte(`<!doctype html><script src="ui/js/early.js" data-inline></script><script type="module" src="ui/js/main.js"></script>`)}
+	ui["js/early.js"] = &fstest.MapFile{Data: []byte(`"use strict"; window.early = 1;`)}
+	ts := newTestServer(t, func(o *Options) { o.UI = ui })
+	rec := ts.get("/")
+	if want := `<script>"use strict"; window.early = 1;</script><script type="module" src="ui/js/main.js">`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("page %q lacks %q", rec.Body, want)
+	}
+	// printf %s '"use strict"; window.early = 1;' | openssl dgst -sha256 -binary | base64
+	if csp, want := rec.Header().Get("Content-Security-Policy"), "script-src 'self' 'sha256-1wMsKob/4z6T/qtb1nzvwTqrQp3+jv3yJKbDzdh925s=';"; !strings.Contains(csp, want) {
+		t.Errorf("CSP %q lacks %q", csp, want)
+	}
+	ui["index.html"] = &fstest.MapFile{Data: []byte(`<script src="ui/js/gone.js" data-inline></script>`)}
+	if _, err := New(Options{Store: newFakeStore(), UI: ui}); err == nil {
+		t.Error("a page inlining a missing script was accepted")
+	}
+}

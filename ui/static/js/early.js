@@ -1,7 +1,8 @@
-// early.js runs first, as a plain script in the page's head, and starts
-// the flame graph's request before the page's modules have loaded: on a
-// busy host that answer is most of the wait for the first view. api.js
-// hands the answer to the first request for the same URL.
+// early.js runs first, as a plain script in the page's head (the daemon
+// inlines it: see data-inline in web/ui.go), and starts the flame graph's
+// request before the page's modules have loaded: on a busy host that
+// answer is most of the wait for the first view. api.js hands the answer
+// to the first request for the same URL.
 //
 // It also holds the state an empty URL means, which main.js reads from
 // here, so that both ask for the same URL.
@@ -28,6 +29,7 @@
     for (const [k, v] of [["from", get("from")], ["to", get("to")], ["query", get("query")], ["max_nodes", get("nodes")], ["group_by", by], ["max_other", get("other")], ["type", get("type")]]) {
       if (v) params.set(k, v);
     }
+    params.set("format", "binary"); // api.js's getFlameGraph adds it last
     const url = "api/v1/flamegraph?" + params;
     const token = sessionStorage.getItem("ember-token");
     const answer = fetch(url, { headers: token ? { Authorization: "Bearer " + token } : {} });

@@ -1,7 +1,7 @@
 // The page: its state lives in the URL's query string (so a link reproduces
 // the view), data comes from the API, and each view renders from a Tree.
 
-import { ApiError, getJSON, getBlob, setToken, takeTokenFromFragment, apiStats, getReady } from "./api.js";
+import { ApiError, getJSON, getFlameGraph, getBlob, setToken, takeTokenFromFragment, apiStats, getReady } from "./api.js";
 import { Tree, diffTree, splitKey, filterFrames, setSiblingOrder } from "./tree.js";
 import { FlameView, renderKinds } from "./flame.js";
 import { Timeline, totalOf } from "./timeline.js";
@@ -79,7 +79,7 @@ async function load({ force = false } = {}) {
     let fgJob = data.fg;
     if (!reuse) {
       hook.flameQueries.push(fgParams);
-      fgJob = getJSON("flamegraph", fgParams, signal);
+      fgJob = getFlameGraph(fgParams, signal);
     }
     const diffJob = wantDiff ? getJSON("diff", { ...range, ...baseParams(), limit: 200, sample_type: state.type }, signal) : null;
     const [fg, diff] = await Promise.all([fgJob, diffJob]);
@@ -87,7 +87,7 @@ async function load({ force = false } = {}) {
     let baseFG = null;
     if (wantDiff) {
       // The base's flame graph over exactly the range the diff resolved.
-      baseFG = await getJSON("flamegraph", { from: diff.base_from, to: diff.base_to,
+      baseFG = await getFlameGraph({ from: diff.base_from, to: diff.base_to,
         query: state.base_query || state.query, max_nodes: state.nodes, group_by: groupBy(), max_other: state.other, type: state.type }, signal);
     }
     clearTimeout(slow);
@@ -109,9 +109,13 @@ async function load({ force = false } = {}) {
     hideStatus();
     render();
     performance.mark("ember:rendered");
+    // Nothing drawn (no samples, another view): the first view is done too.
+    if (!flame.pending) firstViewDone();
   } catch (e) {
     clearTimeout(slow);
     if (e.name === "AbortError") return;
+    tokenWanted = e instanceof ApiError && e.status === 401;
+    if (!tokenWanted) firstViewDone();
     showError(e);
   }
 }
@@ -130,6 +134,8 @@ async function loadSeries() {
   timeline.set(null, null); // not the old range's while the new one loads
   $("timeline-readout").textContent = state.type === "offcpu" ? "Loading time off the CPU…" : "Loading CPU use…";
   try {
+    await firstView;
+    if (signal.aborted) return;
     let total = null, grouped = null;
     if (state.group) {
       try {
@@ -155,6 +161,16 @@ async function loadSeries() {
     $("timeline-readout").textContent = "CPU series unavailable: " + e.message;
   }
 }
+
+// firstView settles when the first flame graph is drawn, or its load
+// ended without one (or is slow): the page's other requests wait for it, so
+// that the daemon and the browser give their time to the first view.
+let firstViewDone;
+const firstView = new Promise((resolve) => { firstViewDone = resolve; });
+// A slow first flame graph holds the others back for 2 s at most; one
+// that wants a token holds them until it is given (they would want it too).
+let tokenWanted = false;
+setTimeout(() => { if (!tokenWanted) firstViewDone(); }, 2000);
 
 // groupBy is the flame graph's group_by: "" for none.
 function groupBy() { return state.by === "none" ? "" : state.by; }
@@ -633,7 +649,7 @@ performance.mark("ember:start");
 takeTokenFromFragment();
 bind();
 // When the first flame graph was on screen, in ms since navigation began.
-$("flame").addEventListener("flamedrawn", () => { hook.firstDrawAt ??= performance.now(); });
+$("flame").addEventListener("flamedrawn", () => { hook.firstDrawAt ??= performance.now(); firstViewDone(); });
 applyTheme(localStorage.getItem("ember-theme") || "auto");
 hook.state = () => ({ ...state });
 hook.flame = flame;
@@ -644,6 +660,6 @@ hook.timeline = timeline;
 hook.api = apiStats;
 hook.tree = () => data.tree;
 load();
-refreshSinks();
+firstView.then(refreshSinks);
 setInterval(refreshSinks, 30e3);
 hook.refreshSinks = refreshSinks;

@@ -21,13 +21,16 @@ export class Tree {
   constructor(strings, parent, name, file, binary, self, total, unit, line) {
     this.strings = strings;
     this.n = parent.length;
-    this.parent = Int32Array.from(parent);
-    this.name = Int32Array.from(name);
-    this.file = Int32Array.from(file);
-    this.line = line ? Int32Array.from(line) : new Int32Array(this.n);
-    this.binary = Int32Array.from(binary);
-    this.self = Float64Array.from(self);
-    this.total = Float64Array.from(total);
+    // Typed arrays (api.js's) are taken as they are, not copied.
+    const ints = (a) => (a instanceof Int32Array ? a : Int32Array.from(a));
+    const floats = (a) => (a instanceof Float64Array ? a : Float64Array.from(a));
+    this.parent = ints(parent);
+    this.name = ints(name);
+    this.file = ints(file);
+    this.line = line ? ints(line) : new Int32Array(this.n);
+    this.binary = ints(binary);
+    this.self = floats(self);
+    this.total = floats(total);
     this.unit = unit || "nanoseconds";
     this.layout();
   }
