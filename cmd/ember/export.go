@@ -18,8 +18,8 @@ import (
 type exporters struct {
 	list   []*export.Exporter
 	shared *export.SharedHistory // their reads of the store, shared
-	log  *slog.Logger
-	wg   sync.WaitGroup
+	log    *slog.Logger
+	wg     sync.WaitGroup
 }
 
 // parseExportTargets parses --export values and refuses two targets with
