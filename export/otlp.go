@@ -1,14 +1,12 @@
 package export
 
 import (
-	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/google/pprof/profile"
 	collectorpb "go.opentelemetry.io/proto/slim/otlp/collector/profiles/v1development"
@@ -18,7 +16,7 @@ import (
 	"google.golang.org/grpc"
 	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
@@ -50,10 +48,6 @@ var otlpSampleAttrs = map[string]string{
 	"pid": otlpAttrPID, "comm": otlpAttrComm, "exe": otlpAttrExe, "container": otlpAttrContainer,
 }
 
-// setGzipLevel sets the level of gRPC's gzip compressor, which is
-// process-wide, once.
-var setGzipLevel sync.Once
-
 // otlp sends ExportProfilesServiceRequests over gRPC.
 type otlp struct {
 	conn     *grpc.ClientConn
@@ -80,8 +74,8 @@ func newOTLP(t Target, creds credentials, tlsCfg *tls.Config, log *slog.Logger) 
 	o := &otlp{conn: conn, md: md, callOpts: []grpc.CallOption{grpc.MaxCallRecvMsgSize(otlpMaxRecvMessage)}, log: log}
 	if t.Gzip {
 		// Profiles are sent every interval, not read back: speed over ratio.
-		setGzipLevel.Do(func() { gzip.SetLevel(flate.BestSpeed) })
-		o.callOpts = append(o.callOpts, grpc.UseCompressor(gzip.Name))
+		registerFastGzip.Do(func() { encoding.RegisterCompressor(&fastGzip{}) })
+		o.callOpts = append(o.callOpts, grpc.UseCompressor("gzip"))
 	}
 	return o, nil
 }
