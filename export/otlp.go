@@ -191,9 +191,41 @@ type otlpDictionary struct {
 	funcIdx []int32
 	mapIdx  []int32
 	key     []byte
-	// Samples and their values are allocated in slabs, not one by one.
-	samples []profilespb.Sample
-	values  []int64
+	// The request's messages are allocated in slabs, not one by one.
+	samples   slab[profilespb.Sample]
+	locations slab[profilespb.Location]
+	lines     slab[profilespb.Line]
+	stackMsgs slab[profilespb.Stack]
+	functions slab[profilespb.Function]
+	values    []int64
+	indices   []int32
+}
+
+// A slab hands out the elements of slices made otlpSlab at a time.
+type slab[T any] struct{ free []T }
+
+func (s *slab[T]) next() *T {
+	if len(s.free) == 0 {
+		s.free = make([]T, otlpSlab)
+	}
+	p := &s.free[0]
+	s.free = s.free[1:]
+	return p
+}
+
+// int32s returns n int32s from d.indices.
+func (d *otlpDictionary) int32s(n int) []int32 {
+	if len(d.indices) < n {
+		d.indices = make([]int32, max(n, 8*otlpSlab))
+	}
+	out := d.indices[:n:n]
+	d.indices = d.indices[n:]
+	return out
+}
+
+func (d *otlpDictionary) dropSlabs() {
+	d.samples.free, d.locations.free, d.lines.free, d.stackMsgs.free, d.functions.free = nil, nil, nil, nil, nil
+	d.values, d.indices = nil, nil
 }
 
 func (d *otlpDictionary) reset(p *profile.Profile) {
@@ -216,12 +248,13 @@ func (d *otlpDictionary) reset(p *profile.Profile) {
 	d.locIdx = resizeInt32(d.locIdx, len(p.Location))
 	d.funcIdx = resizeInt32(d.funcIdx, len(p.Function))
 	d.mapIdx = resizeInt32(d.mapIdx, len(p.Mapping))
-	d.samples, d.values = nil, nil
+	d.dropSlabs()
 }
 
 // release drops the references to the interval and the request sent.
 func (d *otlpDictionary) release() {
-	d.dict, d.samples, d.values = nil, nil, nil
+	d.dict = nil
+	d.dropSlabs()
 	d.locs.release()
 	d.funcs.release()
 	d.maps.release()
@@ -248,11 +281,10 @@ func slot(idx *[]int32, i int32) *int32 {
 const otlpSlab = 512
 
 func (d *otlpDictionary) sample(stack int32, attrs []int32, value int64) *profilespb.Sample {
-	if len(d.samples) == 0 {
-		d.samples, d.values = make([]profilespb.Sample, otlpSlab), make([]int64, otlpSlab)
+	if len(d.values) == 0 {
+		d.values = make([]int64, otlpSlab)
 	}
-	smp := &d.samples[0]
-	d.samples = d.samples[1:]
+	smp := d.samples.next()
 	d.values[0] = value
 	smp.StackIndex, smp.AttributeIndices, smp.Values = stack, attrs, d.values[:1:1]
 	d.values = d.values[1:]
@@ -304,12 +336,14 @@ func (d *otlpDictionary) stack(locs []*profile.Location) int32 {
 	if i, ok := d.stacks[string(key)]; ok {
 		return i
 	}
-	ids := make([]int32, len(locs))
+	ids := d.int32s(len(locs))
 	for i := range ids {
 		ids[i] = int32(binary.LittleEndian.Uint32(key[4*i:]))
 	}
 	i := int32(len(d.dict.StackTable))
-	d.dict.StackTable = append(d.dict.StackTable, &profilespb.Stack{LocationIndices: ids})
+	st := d.stackMsgs.next()
+	st.LocationIndices = ids
+	d.dict.StackTable = append(d.dict.StackTable, st)
 	d.stacks[string(key)] = i
 	return i
 }
@@ -319,12 +353,15 @@ func (d *otlpDictionary) location(loc *profile.Location) int32 {
 	if *at != 0 {
 		return *at
 	}
-	l := &profilespb.Location{Address: loc.Address}
+	l := d.locations.next()
+	l.Address = loc.Address
 	if loc.Mapping != nil {
 		l.MappingIndex = d.mapping(loc.Mapping)
 	}
 	for _, line := range loc.Line {
-		l.Lines = append(l.Lines, &profilespb.Line{FunctionIndex: d.function(line.Function), Line: line.Line, Column: line.Column})
+		ln := d.lines.next()
+		ln.FunctionIndex, ln.Line, ln.Column = d.function(line.Function), line.Line, line.Column
+		l.Lines = append(l.Lines, ln)
 	}
 	i := int32(len(d.dict.LocationTable))
 	d.dict.LocationTable = append(d.dict.LocationTable, l)
@@ -341,10 +378,10 @@ func (d *otlpDictionary) function(f *profile.Function) int32 {
 		return *at
 	}
 	i := int32(len(d.dict.FunctionTable))
-	d.dict.FunctionTable = append(d.dict.FunctionTable, &profilespb.Function{
-		NameStrindex: d.str(f.Name), SystemNameStrindex: d.str(f.SystemName),
-		FilenameStrindex: d.str(f.Filename), StartLine: f.StartLine,
-	})
+	fn := d.functions.next()
+	fn.NameStrindex, fn.SystemNameStrindex = d.str(f.Name), d.str(f.SystemName)
+	fn.FilenameStrindex, fn.StartLine = d.str(f.Filename), f.StartLine
+	d.dict.FunctionTable = append(d.dict.FunctionTable, fn)
 	*at = i
 	return i
 }

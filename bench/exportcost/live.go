@@ -24,7 +24,7 @@ import (
 // waits until every one has sent it before the next, as exporters keeping
 // up with a daemon at a 10 s interval do. Without targets it is the same
 // work with export off; the difference of two runs is what export adds.
-func live(src, dst string, targets []string, cpuProfile string) {
+func live(src, dst string, targets []string, cpuProfile, memProfile string) {
 	from, err := storage.Open(storage.Options{Dir: src, MinFreeDiskBytes: 64 << 20})
 	if err != nil {
 		log.Fatal(err)
@@ -61,6 +61,9 @@ func live(src, dst string, targets []string, cpuProfile string) {
 			}
 		})
 	}
+	if memProfile != "" {
+		runtime.MemProfileRate = 64 << 10 // enough samples in one run
+	}
 	runtime.GC()
 	rss0, _ := rssKiB()
 	if cpuProfile != "" {
@@ -88,6 +91,15 @@ func live(src, dst string, targets []string, cpuProfile string) {
 		waitSent(exps, p.TimeNanos)
 	}
 	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	if memProfile != "" {
+		f, err := os.Create(memProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		runtime.GC()
+		pprof.WriteHeapProfile(f)
+		f.Close()
+	}
 	cancel()
 	wg.Wait()
 	for _, ex := range exps {
