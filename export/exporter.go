@@ -160,6 +160,12 @@ func (e *Exporter) Status() Status {
 	return e.status
 }
 
+// Cursor is the key of the last interval the exporter has delivered (or
+// passed over), as persisted in the store.
+func (e *Exporter) Cursor() (key int64, ok bool, err error) {
+	return e.opts.History.Cursor(e.target.cursorName())
+}
+
 // Close releases the exporter's connections.
 func (e *Exporter) Close() error { return e.backend.close() }
 

@@ -1,14 +1,12 @@
 package export
 
 import (
-	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/google/pprof/profile"
 	collectorpb "go.opentelemetry.io/proto/slim/otlp/collector/profiles/v1development"
@@ -18,7 +16,7 @@ import (
 	"google.golang.org/grpc"
 	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
@@ -50,16 +48,14 @@ var otlpSampleAttrs = map[string]string{
 	"pid": otlpAttrPID, "comm": otlpAttrComm, "exe": otlpAttrExe, "container": otlpAttrContainer,
 }
 
-// setGzipLevel sets the level of gRPC's gzip compressor, which is
-// process-wide, once.
-var setGzipLevel sync.Once
-
 // otlp sends ExportProfilesServiceRequests over gRPC.
 type otlp struct {
 	conn     *grpc.ClientConn
 	md       metadata.MD
 	callOpts []grpc.CallOption
 	log      *slog.Logger
+	// dict's indexes are kept from one interval to the next.
+	dict otlpDictionary
 }
 
 func newOTLP(t Target, creds credentials, tlsCfg *tls.Config, log *slog.Logger) (*otlp, error) {
@@ -78,14 +74,15 @@ func newOTLP(t Target, creds credentials, tlsCfg *tls.Config, log *slog.Logger) 
 	o := &otlp{conn: conn, md: md, callOpts: []grpc.CallOption{grpc.MaxCallRecvMsgSize(otlpMaxRecvMessage)}, log: log}
 	if t.Gzip {
 		// Profiles are sent every interval, not read back: speed over ratio.
-		setGzipLevel.Do(func() { gzip.SetLevel(flate.BestSpeed) })
-		o.callOpts = append(o.callOpts, grpc.UseCompressor(gzip.Name))
+		registerFastGzip.Do(func() { encoding.RegisterCompressor(&fastGzip{}) })
+		o.callOpts = append(o.callOpts, grpc.UseCompressor("gzip"))
 	}
 	return o, nil
 }
 
 func (o *otlp) send(ctx context.Context, iv *interval, done func(profiles, bytes int)) error {
-	req := otlpRequest(iv)
+	req := otlpRequest(iv, &o.dict)
+	defer o.dict.release()
 	var resp collectorpb.ExportProfilesServiceResponse
 	ctx = metadata.NewOutgoingContext(ctx, o.md)
 	if err := o.conn.Invoke(ctx, otlpExportMethod, req, &resp, o.callOpts...); err != nil {
@@ -105,8 +102,8 @@ func (o *otlp) close() error { return o.conn.Close() }
 
 // otlpRequest builds one request for an interval: a resource per service
 // and host labels, with a profile per sample type, over one dictionary.
-func otlpRequest(iv *interval) *collectorpb.ExportProfilesServiceRequest {
-	d := newOTLPDictionary()
+func otlpRequest(iv *interval, d *otlpDictionary) *collectorpb.ExportProfilesServiceRequest {
+	d.reset(iv.p)
 	req := &collectorpb.ExportProfilesServiceRequest{Dictionary: d.dict}
 	period := d.valueType(iv.p.PeriodType)
 	resources := make(map[string]*profilespb.ResourceProfiles)
@@ -155,9 +152,7 @@ func otlpRequest(iv *interval) *collectorpb.ExportProfilesServiceRequest {
 				if smp.Value[i] == 0 {
 					continue
 				}
-				prof.Samples = append(prof.Samples, &profilespb.Sample{
-					StackIndex: stack, AttributeIndices: sampleIdx, Values: []int64{smp.Value[i]},
-				})
+				prof.Samples = append(prof.Samples, d.sample(stack, sampleIdx, smp.Value[i]))
 			}
 		}
 	}
@@ -179,29 +174,121 @@ func stringKV(key, value string) *commonpb.KeyValue {
 }
 
 // otlpDictionary fills the request's shared tables. Index 0 of every table
-// is the empty entry, as the profiles schema requires.
+// is the empty entry, as the profiles schema requires. Its maps and
+// buffers are reused from one interval to the next; the tables it fills
+// are the request's own.
 type otlpDictionary struct {
-	dict      *profilespb.ProfilesDictionary
-	strings   map[string]int32
-	functions map[*profile.Function]int32
-	locations map[*profile.Location]int32
-	mappings  map[*profile.Mapping]int32
-	stacks    map[string]int32
-	attrs     map[[2]string]int32
+	dict    *profilespb.ProfilesDictionary
+	strings map[string]int32
+	stacks  map[string]int32
+	attrs   map[[2]string]int32
+	// The interval's locations, functions and mappings, numbered as the
+	// series encoder does, and their table indices (0: not yet in it).
+	locs    objectIndex[*profile.Location]
+	funcs   objectIndex[*profile.Function]
+	maps    objectIndex[*profile.Mapping]
+	locIdx  []int32
+	funcIdx []int32
+	mapIdx  []int32
+	key     []byte
+	// The request's messages are allocated in slabs, not one by one.
+	samples   slab[profilespb.Sample]
+	locations slab[profilespb.Location]
+	lines     slab[profilespb.Line]
+	stackMsgs slab[profilespb.Stack]
+	functions slab[profilespb.Function]
+	values    []int64
+	indices   []int32
 }
 
-func newOTLPDictionary() *otlpDictionary {
-	return &otlpDictionary{
-		dict: &profilespb.ProfilesDictionary{
-			MappingTable: []*profilespb.Mapping{{}}, LocationTable: []*profilespb.Location{{}},
-			FunctionTable: []*profilespb.Function{{}}, LinkTable: []*profilespb.Link{{}},
-			StringTable: []string{""}, AttributeTable: []*profilespb.KeyValueAndUnit{{}},
-			StackTable: []*profilespb.Stack{{}},
-		},
-		strings: map[string]int32{"": 0}, functions: map[*profile.Function]int32{},
-		locations: map[*profile.Location]int32{}, mappings: map[*profile.Mapping]int32{},
-		stacks: map[string]int32{}, attrs: map[[2]string]int32{},
+// A slab hands out the elements of slices made otlpSlab at a time.
+type slab[T any] struct{ free []T }
+
+func (s *slab[T]) next() *T {
+	if len(s.free) == 0 {
+		s.free = make([]T, otlpSlab)
 	}
+	p := &s.free[0]
+	s.free = s.free[1:]
+	return p
+}
+
+// int32s returns n int32s from d.indices.
+func (d *otlpDictionary) int32s(n int) []int32 {
+	if len(d.indices) < n {
+		d.indices = make([]int32, max(n, 8*otlpSlab))
+	}
+	out := d.indices[:n:n]
+	d.indices = d.indices[n:]
+	return out
+}
+
+func (d *otlpDictionary) dropSlabs() {
+	d.samples.free, d.locations.free, d.lines.free, d.stackMsgs.free, d.functions.free = nil, nil, nil, nil, nil
+	d.values, d.indices = nil, nil
+}
+
+func (d *otlpDictionary) reset(p *profile.Profile) {
+	d.dict = &profilespb.ProfilesDictionary{
+		MappingTable: []*profilespb.Mapping{{}}, LocationTable: []*profilespb.Location{{}},
+		FunctionTable: []*profilespb.Function{{}}, LinkTable: []*profilespb.Link{{}},
+		StringTable: []string{""}, AttributeTable: []*profilespb.KeyValueAndUnit{{}},
+		StackTable: []*profilespb.Stack{{}},
+	}
+	if d.strings == nil {
+		d.strings, d.stacks, d.attrs = map[string]int32{}, map[string]int32{}, map[[2]string]int32{}
+	}
+	clear(d.strings)
+	clear(d.stacks)
+	clear(d.attrs)
+	d.strings[""] = 0
+	d.locs.reset(p.Location)
+	d.funcs.reset(p.Function)
+	d.maps.reset(p.Mapping)
+	d.locIdx = resizeInt32(d.locIdx, len(p.Location))
+	d.funcIdx = resizeInt32(d.funcIdx, len(p.Function))
+	d.mapIdx = resizeInt32(d.mapIdx, len(p.Mapping))
+	d.dropSlabs()
+}
+
+// release drops the references to the interval and the request sent.
+func (d *otlpDictionary) release() {
+	d.dict = nil
+	d.dropSlabs()
+	d.locs.release()
+	d.funcs.release()
+	d.maps.release()
+}
+
+func resizeInt32(s []int32, n int) []int32 {
+	if cap(s) < n {
+		return make([]int32, n, n+n/4)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// slot grows idx to hold index i.
+func slot(idx *[]int32, i int32) *int32 {
+	for int(i) >= len(*idx) {
+		*idx = append(*idx, 0)
+	}
+	return &(*idx)[i]
+}
+
+// otlpSlab is how many samples are allocated at a time.
+const otlpSlab = 512
+
+func (d *otlpDictionary) sample(stack int32, attrs []int32, value int64) *profilespb.Sample {
+	if len(d.values) == 0 {
+		d.values = make([]int64, otlpSlab)
+	}
+	smp := d.samples.next()
+	d.values[0] = value
+	smp.StackIndex, smp.AttributeIndices, smp.Values = stack, attrs, d.values[:1:1]
+	d.values = d.values[1:]
+	return smp
 }
 
 func (d *otlpDictionary) str(s string) int32 {
@@ -241,35 +328,44 @@ func (d *otlpDictionary) attribute(key, value string) int32 {
 }
 
 func (d *otlpDictionary) stack(locs []*profile.Location) int32 {
-	ids := make([]int32, len(locs))
-	key := make([]byte, 0, 4*len(locs))
-	for i, loc := range locs {
-		ids[i] = d.location(loc)
-		key = binary.LittleEndian.AppendUint32(key, uint32(ids[i]))
+	key := d.key[:0]
+	for _, loc := range locs {
+		key = binary.LittleEndian.AppendUint32(key, uint32(d.location(loc)))
 	}
+	d.key = key
 	if i, ok := d.stacks[string(key)]; ok {
 		return i
 	}
+	ids := d.int32s(len(locs))
+	for i := range ids {
+		ids[i] = int32(binary.LittleEndian.Uint32(key[4*i:]))
+	}
 	i := int32(len(d.dict.StackTable))
-	d.dict.StackTable = append(d.dict.StackTable, &profilespb.Stack{LocationIndices: ids})
+	st := d.stackMsgs.next()
+	st.LocationIndices = ids
+	d.dict.StackTable = append(d.dict.StackTable, st)
 	d.stacks[string(key)] = i
 	return i
 }
 
 func (d *otlpDictionary) location(loc *profile.Location) int32 {
-	if i, ok := d.locations[loc]; ok {
-		return i
+	at := slot(&d.locIdx, d.locs.index(loc, loc.ID))
+	if *at != 0 {
+		return *at
 	}
-	l := &profilespb.Location{Address: loc.Address}
+	l := d.locations.next()
+	l.Address = loc.Address
 	if loc.Mapping != nil {
 		l.MappingIndex = d.mapping(loc.Mapping)
 	}
 	for _, line := range loc.Line {
-		l.Lines = append(l.Lines, &profilespb.Line{FunctionIndex: d.function(line.Function), Line: line.Line, Column: line.Column})
+		ln := d.lines.next()
+		ln.FunctionIndex, ln.Line, ln.Column = d.function(line.Function), line.Line, line.Column
+		l.Lines = append(l.Lines, ln)
 	}
 	i := int32(len(d.dict.LocationTable))
 	d.dict.LocationTable = append(d.dict.LocationTable, l)
-	d.locations[loc] = i
+	*at = i
 	return i
 }
 
@@ -277,21 +373,23 @@ func (d *otlpDictionary) function(f *profile.Function) int32 {
 	if f == nil {
 		return 0
 	}
-	if i, ok := d.functions[f]; ok {
-		return i
+	at := slot(&d.funcIdx, d.funcs.index(f, f.ID))
+	if *at != 0 {
+		return *at
 	}
 	i := int32(len(d.dict.FunctionTable))
-	d.dict.FunctionTable = append(d.dict.FunctionTable, &profilespb.Function{
-		NameStrindex: d.str(f.Name), SystemNameStrindex: d.str(f.SystemName),
-		FilenameStrindex: d.str(f.Filename), StartLine: f.StartLine,
-	})
-	d.functions[f] = i
+	fn := d.functions.next()
+	fn.NameStrindex, fn.SystemNameStrindex = d.str(f.Name), d.str(f.SystemName)
+	fn.FilenameStrindex, fn.StartLine = d.str(f.Filename), f.StartLine
+	d.dict.FunctionTable = append(d.dict.FunctionTable, fn)
+	*at = i
 	return i
 }
 
 func (d *otlpDictionary) mapping(m *profile.Mapping) int32 {
-	if i, ok := d.mappings[m]; ok {
-		return i
+	at := slot(&d.mapIdx, d.maps.index(m, m.ID))
+	if *at != 0 {
+		return *at
 	}
 	mp := &profilespb.Mapping{MemoryStart: m.Start, MemoryLimit: m.Limit, FileOffset: m.Offset, FilenameStrindex: d.str(m.File)}
 	if m.BuildID != "" {
@@ -299,6 +397,6 @@ func (d *otlpDictionary) mapping(m *profile.Mapping) int32 {
 	}
 	i := int32(len(d.dict.MappingTable))
 	d.dict.MappingTable = append(d.dict.MappingTable, mp)
-	d.mappings[m] = i
+	*at = i
 	return i
 }

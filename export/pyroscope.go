@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/google/pprof/profile"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
@@ -40,6 +38,9 @@ type pyroscope struct {
 	// zw is reused for every series: a gzip writer allocates about a
 	// megabyte, more than most series' profiles.
 	zw *gzip.Writer
+	// enc and raw are kept from one series and interval to the next.
+	enc seriesEncoder
+	raw []byte
 }
 
 func newPyroscope(t Target, creds credentials, tlsCfg *tls.Config) *pyroscope {
@@ -77,12 +78,14 @@ func (w withHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (p *pyroscope) send(ctx context.Context, iv *interval, done func(profiles, bytes int)) error {
+	p.enc.reset(iv.p)
+	defer p.enc.release()
 	for iv.sent < len(iv.series) {
 		req := &pushv1.PushRequest{}
 		size := 0
 		for i := iv.sent; i < len(iv.series) && size < maxPushBytes; i++ {
 			s := iv.series[i]
-			raw, err := p.encodeSeries(iv.p, s)
+			raw, err := p.encodeSeries(s)
 			if err != nil {
 				return fmt.Errorf("encode the profile of %s: %w", s.Get(LabelServiceName), err)
 			}
@@ -112,27 +115,20 @@ func (p *pyroscope) close() error {
 }
 
 // encodeSeries writes the samples of one series as a pprof profile,
-// gzipped at the fastest level unless gzip is off: the interval's types,
-// period and span, the locations the samples use, no sample labels (the
-// series' labels say them, and Pyroscope would make more series of labels
-// left on samples).
-func (p *pyroscope) encodeSeries(iv *profile.Profile, s Series) ([]byte, error) {
-	sub := seriesProfile(iv, s)
-	// pprof's encoder writes index fields into the locations and functions,
-	// which the series of an interval, and exporters sharing it, share.
-	encodeMu.Lock()
-	defer encodeMu.Unlock()
-	var buf bytes.Buffer
+// gzipped at the fastest level unless gzip is off (see seriesEncoder).
+func (p *pyroscope) encodeSeries(s Series) ([]byte, error) {
+	p.raw = p.enc.encode(p.raw[:0], s.Samples)
 	if !p.gzip {
-		err := sub.WriteUncompressed(&buf)
-		return buf.Bytes(), err
+		return append([]byte(nil), p.raw...), nil
 	}
+	// Sized for a gzipped pprof, a fifth to a tenth of the raw bytes.
+	buf := bytes.NewBuffer(make([]byte, 0, len(p.raw)/4+512))
 	if p.zw == nil {
-		p.zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		p.zw, _ = gzip.NewWriterLevel(buf, gzip.BestSpeed)
 	} else {
-		p.zw.Reset(&buf)
+		p.zw.Reset(buf)
 	}
-	if err := sub.WriteUncompressed(p.zw); err != nil {
+	if _, err := p.zw.Write(p.raw); err != nil {
 		return nil, err
 	}
 	if err := p.zw.Close(); err != nil {
@@ -140,42 +136,6 @@ func (p *pyroscope) encodeSeries(iv *profile.Profile, s Series) ([]byte, error) 
 	}
 	return buf.Bytes(), nil
 }
-
-// seriesProfile is the profile of one series' samples.
-func seriesProfile(p *profile.Profile, s Series) *profile.Profile {
-	sub := &profile.Profile{
-		SampleType: p.SampleType, DefaultSampleType: p.DefaultSampleType,
-		PeriodType: p.PeriodType, Period: p.Period,
-		TimeNanos: p.TimeNanos, DurationNanos: p.DurationNanos,
-		Sample: make([]*profile.Sample, len(s.Samples)),
-	}
-	locs := make(map[*profile.Location]bool)
-	funcs := make(map[*profile.Function]bool)
-	maps := make(map[*profile.Mapping]bool)
-	for i, smp := range s.Samples {
-		sub.Sample[i] = &profile.Sample{Location: smp.Location, Value: smp.Value}
-		for _, loc := range smp.Location {
-			if locs[loc] {
-				continue
-			}
-			locs[loc] = true
-			sub.Location = append(sub.Location, loc)
-			if m := loc.Mapping; m != nil && !maps[m] {
-				maps[m] = true
-				sub.Mapping = append(sub.Mapping, m)
-			}
-			for _, line := range loc.Line {
-				if f := line.Function; f != nil && !funcs[f] {
-					funcs[f] = true
-					sub.Function = append(sub.Function, f)
-				}
-			}
-		}
-	}
-	return sub
-}
-
-var encodeMu sync.Mutex
 
 // dedupeID names one series of one interval the same way at every try and
 // after every restart, so that a backend that deduplicates by it keeps one

@@ -17,6 +17,9 @@ type SharedHistory struct {
 	History
 	mu     sync.Mutex
 	recent []sharedInterval // newest last
+
+	freshMu sync.Mutex     // not mu: the daemon must not wait for a read
+	fresh   sharedInterval // the interval handed over by Stored
 }
 
 type sharedInterval struct {
@@ -31,8 +34,8 @@ const sharedIntervals = 2
 // Share wraps h so that exporters given the result read each interval once.
 func Share(h History) *SharedHistory { return &SharedHistory{History: h} }
 
-// ReadInterval returns the interval from the recent ones, or from the store.
-func (s *SharedHistory) ReadInterval(ctx context.Context, ref storage.IntervalRef) (*profile.Profile, error) {
+// readRecent returns the interval from the recent ones, or from the store.
+func (s *SharedHistory) readRecent(ctx context.Context, ref storage.IntervalRef) (*profile.Profile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock() // one read at a time: the second exporter waits for the first's
 	for _, r := range s.recent {

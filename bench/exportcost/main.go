@@ -52,7 +52,13 @@ func main() {
 		return nil
 	})
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the export here")
+	memProfile := flag.String("memprofile", "", "with -live, write a heap profile (allocations over the run, memory in use at its end) here")
+	liveTo := flag.String("live", "", "store each interval of -dir into a new store here and export it as the daemon does (no -export: export off)")
 	flag.Parse()
+	if *liveTo != "" {
+		live(*dir, *liveTo, targets, *cpuProfile, *memProfile)
+		return
+	}
 	store, err := storage.Open(storage.Options{Dir: *dir, MinFreeDiskBytes: 64 << 20})
 	if err != nil {
 		log.Fatal(err)

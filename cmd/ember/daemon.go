@@ -202,7 +202,7 @@ func (d *daemon) run(ctx context.Context) error {
 	// Live profiles end with the last drain named.
 	defer d.live.stop()
 	store := &storeSink{store: d.store, labels: d.cfg.Labels, dataDir: d.cfg.DataDir, log: d.log, appendSeconds: d.metrics.storeAppend,
-		stored: d.exporters.wake}
+		stored: d.exporters.stored}
 	// Exporters follow the store; they stop with ctx and then send what
 	// the last intervals stored left (see exporters.finish).
 	exportCtx, stopExport := context.WithCancel(ctx)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ember-profiler/ember/export"
@@ -15,9 +16,10 @@ import (
 // exporters are the daemon's --export targets: each follows the store on
 // its own goroutine, woken after each interval is stored.
 type exporters struct {
-	list []*export.Exporter
-	log  *slog.Logger
-	wg   sync.WaitGroup
+	list   []*export.Exporter
+	shared *export.SharedHistory // their reads of the store, shared
+	log    *slog.Logger
+	wg     sync.WaitGroup
 }
 
 // parseExportTargets parses --export values and refuses two targets with
@@ -45,10 +47,9 @@ func newExporters(values []string, history export.History, reg prometheus.Regist
 		return nil, err
 	}
 	metrics := export.NewMetrics(reg)
-	history = export.Share(history)
-	e := &exporters{log: log}
+	e := &exporters{log: log, shared: export.Share(history)}
 	for _, t := range targets {
-		ex, err := export.New(t, export.Options{History: history, Metrics: metrics, Logger: log})
+		ex, err := export.New(t, export.Options{History: e.shared, Metrics: metrics, Logger: log})
 		if err != nil {
 			e.close()
 			return nil, err
@@ -59,11 +60,12 @@ func newExporters(values []string, history export.History, reg prometheus.Regist
 	return e, nil
 }
 
-// wake tells every exporter an interval was stored.
-func (e *exporters) wake() {
+// stored hands the exporters the interval just stored and wakes them.
+func (e *exporters) stored(p *profile.Profile, hostLabels map[string]string) {
 	if e == nil {
 		return
 	}
+	e.shared.Stored(p, hostLabels)
 	for _, ex := range e.list {
 		ex.Wake()
 	}

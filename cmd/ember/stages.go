@@ -55,9 +55,10 @@ type storeSink struct {
 	dataDir       string
 	log           *slog.Logger
 	appendSeconds prometheus.Histogram
-	// stored, if set, is told after each interval is stored: exporters
-	// send only what the store holds.
-	stored func()
+	// stored, if set, is given each interval after it is stored, with
+	// the host labels stored with it: exporters send only what the store
+	// holds, from memory while they keep up.
+	stored func(p *profile.Profile, hostLabels map[string]string)
 	// diskFull is set while the disk is too full, so that each episode
 	// is logged when it starts and ends.
 	diskFull bool
@@ -87,7 +88,7 @@ func (s *storeSink) Write(ctx context.Context, iv pipeline.Interval) error {
 		return fmt.Errorf("store the interval's profile: %w", err)
 	}
 	if s.stored != nil {
-		s.stored()
+		s.stored(iv.Profile, s.labels)
 	}
 	return nil
 }

@@ -1,0 +1,341 @@
+package export
+
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"github.com/google/pprof/profile"
+)
+
+// A seriesEncoder writes the series of one interval as pprof profiles
+// without pprof's encoder: that one builds every series' tables afresh and
+// writes index fields into the shared locations. Here a location's bytes
+// are made once per interval and copied into each series that uses it
+// (locations, functions and mappings keep their interval-wide IDs, which
+// need only be unique within a profile), and nothing of the interval's
+// profile is written to, so exporters and other readers may share it.
+// Its buffers are kept from one interval to the next.
+type seriesEncoder struct {
+	p *profile.Profile
+
+	locs  objectIndex[*profile.Location]
+	funcs objectIndex[*profile.Function]
+	maps  objectIndex[*profile.Mapping]
+	// locBytes is each location's field, made when first used (nil: not yet).
+	locBytes [][]byte
+	locArena []byte
+
+	// Per series: what it uses, in first-use order, marked with stamp.
+	stamp                         uint32
+	usedLocs, usedFuncs, usedMaps []int32
+	strs                          map[string]int64
+	strList                       []string
+	msg, smp                      []byte // scratch: a message, a sample
+}
+
+// objectIndex numbers an interval's locations, functions or mappings:
+// by their pprof ID when IDs are the usual 1..n of the profile's table,
+// else by a map.
+type objectIndex[T comparable] struct {
+	table []T
+	extra map[T]int32
+	more  []T      // the objects of extra, by index - len(table)
+	marks []uint32 // the stamp of the last series that used each
+}
+
+func (x *objectIndex[T]) reset(table []T) {
+	x.table = table
+	clear(x.extra)
+	x.more = x.more[:0]
+	x.marks = resize(x.marks, len(table))
+}
+
+func (x *objectIndex[T]) index(o T, id uint64) int32 {
+	if i := id - 1; i < uint64(len(x.table)) && x.table[i] == o {
+		return int32(i)
+	}
+	if i, ok := x.extra[o]; ok {
+		return i
+	}
+	if x.extra == nil {
+		x.extra = map[T]int32{}
+	}
+	i := int32(len(x.table) + len(x.extra))
+	x.extra[o] = i
+	x.more = append(x.more, o)
+	x.marks = append(x.marks, 0)
+	return i
+}
+
+// use marks i as used by the series of stamp; it reports whether it is new.
+func (x *objectIndex[T]) use(i int32, stamp uint32) bool {
+	if x.marks[i] == stamp {
+		return false
+	}
+	x.marks[i] = stamp
+	return true
+}
+
+func resize(s []uint32, n int) []uint32 {
+	if cap(s) < n {
+		return make([]uint32, n, n+n/4)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// reset prepares the encoder for the series of p.
+func (e *seriesEncoder) reset(p *profile.Profile) {
+	e.p = p
+	e.locs.reset(p.Location)
+	e.funcs.reset(p.Function)
+	e.maps.reset(p.Mapping)
+	clear(e.locBytes)
+	e.locBytes = e.locBytes[:0]
+	e.locArena = e.locArena[:0]
+	e.stamp = 0
+}
+
+// release drops the encoder's references to the interval, so that an idle
+// exporter does not keep it alive.
+func (e *seriesEncoder) release() {
+	e.p = nil
+	e.locs.release()
+	e.funcs.release()
+	e.maps.release()
+}
+
+func (x *objectIndex[T]) release() {
+	x.table = nil
+	clear(x.extra)
+	clear(x.more)
+	x.more = x.more[:0]
+}
+
+// pprof's field numbers.
+const (
+	fProfileSampleType  = 1
+	fProfileSample      = 2
+	fProfileMapping     = 3
+	fProfileLocation    = 4
+	fProfileFunction    = 5
+	fProfileStringTable = 6
+	fProfileTimeNanos   = 9
+	fProfileDuration    = 10
+	fProfilePeriodType  = 11
+	fProfilePeriod      = 12
+	fProfileDefaultType = 14
+)
+
+// encode appends the uncompressed pprof of one series' samples to out:
+// the interval's types, period and span, the locations, functions and
+// mappings the samples use, no sample labels.
+func (e *seriesEncoder) encode(out []byte, samples []*profile.Sample) []byte {
+	e.stamp++
+	if e.stamp == 0 { // wrapped: old marks could match again
+		clear(e.locs.marks)
+		clear(e.funcs.marks)
+		clear(e.maps.marks)
+		e.stamp = 1
+	}
+	if e.strs == nil {
+		e.strs = map[string]int64{}
+	}
+	clear(e.strs)
+	e.strList = append(e.strList[:0], "")
+	e.strs[""] = 0
+	e.usedLocs, e.usedFuncs, e.usedMaps = e.usedLocs[:0], e.usedFuncs[:0], e.usedMaps[:0]
+	p := e.p
+
+	for _, st := range p.SampleType {
+		out = e.valueType(out, fProfileSampleType, st)
+	}
+	for _, smp := range samples {
+		// Location IDs are the interval-wide index + 1.
+		m := appendTag(e.smp[:0], 1, 2)
+		start := len(m)
+		for _, loc := range smp.Location {
+			i := e.location(loc)
+			m = binary.AppendUvarint(m, uint64(i)+1)
+		}
+		m = insertLen(m, start)
+		m = appendTag(m, 2, 2)
+		start = len(m)
+		for _, v := range smp.Value {
+			m = binary.AppendUvarint(m, uint64(v))
+		}
+		m = insertLen(m, start)
+		e.smp = m
+		out = appendBytesField(out, fProfileSample, m)
+	}
+	for _, i := range e.usedLocs {
+		out = append(out, e.locBytes[i]...)
+	}
+	for _, i := range e.usedMaps {
+		out = e.mapping(out, i)
+	}
+	for _, i := range e.usedFuncs {
+		out = e.function(out, i)
+	}
+	out = appendVarintField(out, fProfileTimeNanos, uint64(p.TimeNanos))
+	out = appendVarintField(out, fProfileDuration, uint64(p.DurationNanos))
+	if p.PeriodType != nil {
+		out = e.valueType(out, fProfilePeriodType, p.PeriodType)
+	}
+	out = appendVarintField(out, fProfilePeriod, uint64(p.Period))
+	if p.DefaultSampleType != "" {
+		out = appendVarintField(out, fProfileDefaultType, uint64(e.str(p.DefaultSampleType)))
+	}
+	for _, s := range e.strList {
+		out = appendTag(out, fProfileStringTable, 2)
+		out = binary.AppendUvarint(out, uint64(len(s)))
+		out = append(out, s...)
+	}
+	return out
+}
+
+// location returns loc's index, marking it and what it refers to as used
+// by this series, and making its bytes the first time in the interval.
+func (e *seriesEncoder) location(loc *profile.Location) int32 {
+	i := e.locs.index(loc, loc.ID)
+	if !e.locs.use(i, e.stamp) {
+		return i
+	}
+	e.usedLocs = append(e.usedLocs, i)
+	for int(i) >= len(e.locBytes) {
+		e.locBytes = append(e.locBytes, nil)
+	}
+	var mapping int32 = -1
+	if loc.Mapping != nil {
+		mapping = e.maps.index(loc.Mapping, loc.Mapping.ID)
+		if e.maps.use(mapping, e.stamp) {
+			e.usedMaps = append(e.usedMaps, mapping)
+		}
+	}
+	funcIDs := [8]int32{}
+	fids := funcIDs[:0]
+	for _, ln := range loc.Line {
+		f := int32(-1)
+		if ln.Function != nil {
+			f = e.funcs.index(ln.Function, ln.Function.ID)
+			if e.funcs.use(f, e.stamp) {
+				e.usedFuncs = append(e.usedFuncs, f)
+			}
+		}
+		fids = append(fids, f)
+	}
+	if e.locBytes[i] != nil {
+		return i
+	}
+	m := appendVarintField(e.msg[:0], 1, uint64(i)+1)
+	if mapping >= 0 {
+		m = appendVarintField(m, 2, uint64(mapping)+1)
+	}
+	m = appendVarintField(m, 3, loc.Address)
+	for j, ln := range loc.Line {
+		m = appendTag(m, 4, 2)
+		start := len(m)
+		m = appendVarintField(m, 1, uint64(fids[j]+1)) // 0: no function
+		m = appendVarintField(m, 2, uint64(ln.Line))
+		m = appendVarintField(m, 3, uint64(ln.Column))
+		m = insertLen(m, start)
+	}
+	if loc.IsFolded {
+		m = appendVarintField(m, 5, 1)
+	}
+	e.msg = m
+	start := len(e.locArena)
+	e.locArena = appendBytesField(e.locArena, fProfileLocation, m)
+	// A full slice: later appends to the arena must not write into it.
+	e.locBytes[i] = e.locArena[start:len(e.locArena):len(e.locArena)]
+	return i
+}
+
+func (e *seriesEncoder) mapping(out []byte, i int32) []byte {
+	m := e.mapAt(i)
+	b := appendVarintField(e.msg[:0], 1, uint64(i)+1)
+	b = appendVarintField(b, 2, m.Start)
+	b = appendVarintField(b, 3, m.Limit)
+	b = appendVarintField(b, 4, m.Offset)
+	b = appendVarintField(b, 5, uint64(e.str(m.File)))
+	b = appendVarintField(b, 6, uint64(e.str(m.BuildID)))
+	for j, on := range []bool{m.HasFunctions, m.HasFilenames, m.HasLineNumbers, m.HasInlineFrames} {
+		if on {
+			b = appendVarintField(b, 7+j, 1)
+		}
+	}
+	e.msg = b
+	return appendBytesField(out, fProfileMapping, b)
+}
+
+func (e *seriesEncoder) function(out []byte, i int32) []byte {
+	f := e.funcAt(i)
+	b := appendVarintField(e.msg[:0], 1, uint64(i)+1)
+	b = appendVarintField(b, 2, uint64(e.str(f.Name)))
+	b = appendVarintField(b, 3, uint64(e.str(f.SystemName)))
+	b = appendVarintField(b, 4, uint64(e.str(f.Filename)))
+	b = appendVarintField(b, 5, uint64(f.StartLine))
+	e.msg = b
+	return appendBytesField(out, fProfileFunction, b)
+}
+
+func (e *seriesEncoder) mapAt(i int32) *profile.Mapping   { return objectAt(&e.maps, i) }
+func (e *seriesEncoder) funcAt(i int32) *profile.Function { return objectAt(&e.funcs, i) }
+
+func objectAt[T comparable](x *objectIndex[T], i int32) T {
+	if int(i) < len(x.table) {
+		return x.table[i]
+	}
+	return x.more[int(i)-len(x.table)]
+}
+
+func (e *seriesEncoder) valueType(out []byte, field int, vt *profile.ValueType) []byte {
+	b := appendVarintField(e.msg[:0], 1, uint64(e.str(vt.Type)))
+	b = appendVarintField(b, 2, uint64(e.str(vt.Unit)))
+	e.msg = b
+	return appendBytesField(out, field, b)
+}
+
+func (e *seriesEncoder) str(s string) int64 {
+	if i, ok := e.strs[s]; ok {
+		return i
+	}
+	i := int64(len(e.strList))
+	e.strList = append(e.strList, s)
+	e.strs[s] = i
+	return i
+}
+
+// Protobuf wire helpers. Zero varints are left out, as proto3 does.
+
+func appendTag(b []byte, field, wireType int) []byte {
+	return binary.AppendUvarint(b, uint64(field)<<3|uint64(wireType))
+}
+
+func appendVarintField(b []byte, field int, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	return binary.AppendUvarint(appendTag(b, field, 0), v)
+}
+
+func appendBytesField(b []byte, field int, v []byte) []byte {
+	b = appendTag(b, field, 2)
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// insertLen puts the length of b[start:] before it as a varint.
+func insertLen(b []byte, start int) []byte {
+	n := len(b) - start
+	w := uvarintLen(uint64(n))
+	for range w {
+		b = append(b, 0)
+	}
+	copy(b[start+w:], b[start:start+n])
+	binary.PutUvarint(b[start:], uint64(n))
+	return b
+}
+
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
