@@ -9,6 +9,15 @@
 // again from the same place (user pc, sp, bp, the two words at sp, and the
 // same system call) reuses the stacks it had then. Their hashes stay good
 // across drains: user space remembers the stacks it read (collector).
+//
+// A thread that leaves still runnable (preempted, in the kernel or on its
+// way back to user mode, where the preempt flag is false, or yielding)
+// takes no stacks: its kernel stack is the preemption path and its user
+// stack is where it was running, which the CPU profile shows. Each such
+// switch lands at a new place, so walking them cost 6.5 µs a switch and
+// the daemon the naming of a new stack each time. Its wait is counted per
+// thread under NO_USER_STACK_PREEMPTED instead, and its last stacks stay
+// for its next block from the same place.
 #ifndef EMBER_SAMPLER_OFFCPU_H
 #define EMBER_SAMPLER_OFFCPU_H
 
@@ -26,7 +35,8 @@ enum offcpu_state {
 };
 
 // Counters per buffer (buffer * OFFCPU_STAT_MAX + stat). Per drain:
-// ARRIVED = RECORDED + SHORT + COUNT_MAP_FULL.
+// ARRIVED = RECORDED + SHORT + COUNT_MAP_FULL; and, but for switch-outs
+// that found no room in offcpu_threads, LEFT = REUSED + WALKED + PREEMPTED.
 enum offcpu_stat {
 	OFFCPU_STAT_LEFT,	    // switch-outs noted
 	OFFCPU_STAT_ARRIVED,	    // switch-ins of a noted thread: waits that ended
@@ -41,6 +51,7 @@ enum offcpu_stat {
 	OFFCPU_STAT_WALKED,	    // switch-outs that took their stacks
 	OFFCPU_STAT_USER_LOST,	    // walks whose user stack was not stored (collision, map full, error)
 	OFFCPU_STAT_KERNEL_LOST,    // the same for the kernel stack
+	OFFCPU_STAT_PREEMPTED,	    // switch-outs of runnable threads (preempted), which take no stacks
 	OFFCPU_STAT_MAX,
 };
 
@@ -66,6 +77,10 @@ struct offcpu_thread {
 	// system call.
 	__u64 pc, sp, bp, syscall;
 	__u64 top[2];
+	// The wait under way began with a preemption: it goes to the thread's
+	// stackless key, of image preempt_exec_seq, not to key.
+	__u32 preempted;
+	__u32 preempt_exec_seq;
 };
 
 // Kernel values that vmlinux.h lacks (include/linux/sched.h).
@@ -256,9 +271,20 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 		if (!th)
 			return;
 	}
+	bool user = tid != 0 && !(prev->flags & PF_KTHREAD);
+	if (offcpu_state_of(preempt, prev_state) == OFFCPU_RUNNABLE) {
+		th->preempted = 1;
+		th->preempt_exec_seq = user ? current_image(buffer, prev, pid, true) : 0;
+		th->state = OFFCPU_RUNNABLE;
+		th->left_ns = now;
+		offcpu_stat(buffer, OFFCPU_STAT_PREEMPTED, 1);
+		offcpu_stat(buffer, OFFCPU_STAT_LEFT, 1);
+		return;
+	}
+	th->preempted = 0;
 	struct pt_regs *regs = NULL;
 	__u64 pc = 0, sp = 0, bp = 0, syscall = 0, top[2] = {};
-	if (tid != 0 && !(prev->flags & PF_KTHREAD)) {
+	if (user) {
 		regs = (struct pt_regs *)bpf_task_pt_regs(prev);
 		pc = regs->ip;
 		sp = regs->sp;
@@ -266,14 +292,13 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 		syscall = regs->orig_ax;
 		bpf_probe_read_user(top, sizeof(top), (void *)sp);
 	}
-	// A preempted thread's stacks differ each time; a thread that blocks
-	// again in the same call does not.
-	if (!preempt && regs && th->reusable && th->key.pid == pid && th->pc == pc && th->sp == sp &&
+	// A thread that blocks again in the same call has the same stacks.
+	if (regs && th->reusable && th->key.pid == pid && th->pc == pc && th->sp == sp &&
 	    th->bp == bp && th->syscall == syscall && th->top[0] == top[0] && th->top[1] == top[1]) {
 		offcpu_stat(buffer, OFFCPU_STAT_REUSED, 1);
 	} else {
 		struct sample_key key = { .pid = pid, .tid = tid };
-		if (tid != 0 && !(prev->flags & PF_KTHREAD))
+		if (user)
 			key.exec_seq = current_image(buffer, prev, pid, true);
 		offcpu_stacks(ctx, generation, buffer, stacks, prev, regs, &key);
 		th->key = key;
@@ -285,7 +310,7 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 		th->top[1] = top[1];
 		// Only whole stacks are kept: one cut short by missing tables is
 		// walked again once they are in.
-		th->reusable = !preempt && regs && key.kernel_stack_err == 0 && key.user_stack_err == 0 &&
+		th->reusable = regs && key.kernel_stack_err == 0 && key.user_stack_err == 0 &&
 			       (key.user_stack_source == USER_STACK_UNWOUND || !unwind_user);
 	}
 	th->state = offcpu_state_of(preempt, prev_state);
@@ -320,6 +345,16 @@ static __always_inline void offcpu_arrive(__u32 buffer, void *counts, struct tas
 		return;
 	}
 	struct offcpu_key key = { .sample = th->key, .state = th->state };
+	if (th->preempted) {
+		struct sample_key stackless = {
+			.pid = next->tgid,
+			.tid = tid,
+			.exec_seq = th->preempt_exec_seq,
+			.kernel_stack_err = -NO_USER_STACK_PREEMPTED,
+			.user_stack_err = -NO_USER_STACK_PREEMPTED,
+		};
+		key.sample = stackless;
+	}
 	struct offcpu_value *value = bpf_map_lookup_elem(counts, &key);
 	if (!value) {
 		struct offcpu_value fresh = {};
