@@ -83,6 +83,9 @@ struct offcpu_thread {
 	__u32 preempt_exec_seq;
 };
 
+// How far above sp a frame pointer may point: the default 8 MiB stack.
+enum { OFFCPU_FRAME_SPAN = 8 << 20 };
+
 // Kernel values that vmlinux.h lacks (include/linux/sched.h).
 enum {
 	KERNEL_TASK_INTERRUPTIBLE = 0x1,
@@ -291,6 +294,11 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 		bp = regs->bp;
 		syscall = regs->orig_ax;
 		bpf_probe_read_user(top, sizeof(top), (void *)sp);
+		// bp names the caller's frame only as a frame pointer, into the
+		// stack above sp; in code built without them it is any value (a
+		// loop counter in bench/switchstorm), which made every block new.
+		if (bp - sp >= OFFCPU_FRAME_SPAN)
+			bp = 0;
 	}
 	// A thread that blocks again in the same call has the same stacks.
 	if (regs && th->reusable && th->key.pid == pid && th->pc == pc && th->sp == sp &&
