@@ -277,7 +277,11 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 	bool user = tid != 0 && !(prev->flags & PF_KTHREAD);
 	if (offcpu_state_of(preempt, prev_state) == OFFCPU_RUNNABLE) {
 		th->preempted = 1;
-		th->preempt_exec_seq = user ? current_image(buffer, prev, pid, true) : 0;
+		// The image as known, without telling user space of a sample:
+		// with no stack to name, reading the process (its tables built
+		// for the unwinder) would be work for nothing.
+		struct proc_state *st = user ? bpf_map_lookup_elem(&procs, &pid) : NULL;
+		th->preempt_exec_seq = st ? st->exec_seq : 0;
 		th->state = OFFCPU_RUNNABLE;
 		th->left_ns = now;
 		offcpu_stat(buffer, OFFCPU_STAT_PREEMPTED, 1);
