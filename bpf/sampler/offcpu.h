@@ -6,18 +6,19 @@
 //
 // In sched_switch current is prev, so stacks can only be taken as a thread
 // leaves. A full walk per switch costs microseconds; a thread that leaves
-// again from the same place (user pc, sp, bp, the two words at sp, and the
-// same system call) reuses the stacks it had then. Their hashes stay good
-// across drains: user space remembers the stacks it read (collector).
+// again from the same place (user pc, sp, bp where it is a frame pointer,
+// the two words at sp, and the same system call) reuses the stacks it had
+// then. Their hashes stay good across drains: user space remembers the
+// stacks it read (collector).
 //
-// A thread that leaves still runnable (preempted, in the kernel or on its
-// way back to user mode, where the preempt flag is false, or yielding)
-// takes no stacks: its kernel stack is the preemption path and its user
-// stack is where it was running, which the CPU profile shows. Each such
-// switch lands at a new place, so walking them cost 6.5 µs a switch and
-// the daemon the naming of a new stack each time. Its wait is counted per
-// thread under NO_USER_STACK_PREEMPTED instead, and its last stacks stay
-// for its next block from the same place.
+// A thread that leaves still runnable (preempted in the kernel, with the
+// preempt flag; on its way back to user mode, without it, in state 0; or
+// yielding) takes no stacks: its kernel stack is the preemption path and
+// its user stack is where it was running, which the CPU profile shows.
+// Each such switch lands at a new place, so walking them cost 6.5 µs a
+// switch and the daemon the naming of a new stack each time. Its wait is
+// counted per thread under NO_USER_STACK_PREEMPTED instead, and its last
+// stacks stay for its next block from the same place.
 #ifndef EMBER_SAMPLER_OFFCPU_H
 #define EMBER_SAMPLER_OFFCPU_H
 
@@ -35,8 +36,8 @@ enum offcpu_state {
 };
 
 // Counters per buffer (buffer * OFFCPU_STAT_MAX + stat). Per drain:
-// ARRIVED = RECORDED + SHORT + COUNT_MAP_FULL; and, but for switch-outs
-// that found no room in offcpu_threads, LEFT = REUSED + WALKED + PREEMPTED.
+// ARRIVED = RECORDED + SHORT + COUNT_MAP_FULL, and
+// LEFT = REUSED + WALKED + PREEMPTED.
 enum offcpu_stat {
 	OFFCPU_STAT_LEFT,	    // switch-outs noted
 	OFFCPU_STAT_ARRIVED,	    // switch-ins of a noted thread: waits that ended
