@@ -10,13 +10,16 @@
 # run of its sched_switch program (kernel.bpf_stats_enabled, bpftool).
 # Run as root from the repository root:
 #   bench/offcpu-cost.sh [seconds-per-phase] [warmup-seconds]
+# EMBER=path runs that binary instead of building this checkout's (to
+# compare two versions in one sitting); BPFTRACE=0 leaves bpftrace out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
 warm=${2:-10}
 out=bench/out
 mkdir -p "$out"
-go build -o "$out/ember" ./cmd/ember
+ember=${EMBER:-$out/ember}
+[ -n "${EMBER:-}" ] || go build -o "$ember" ./cmd/ember
 gcc -O2 -pthread -o "$out/storm" bench/switchstorm/storm.c
 # bpftrace's tracepoints need tracefs, which this machine does not mount.
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
@@ -65,24 +68,26 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 phase "storm alone" 0
 storm=preempt phase "preempt storm alone" 0
 
-"$out/ember" daemon --data-dir "$data/cpu" --listen 127.0.0.1:0 --log-level warn >"$out/offcpu-daemon-cpu.log" 2>&1 &
+"$ember" daemon --data-dir "$data/cpu" --listen 127.0.0.1:0 --log-level warn >"$out/offcpu-daemon-cpu.log" 2>&1 &
 d=$!; sleep "$warm"
 phase "ember, cpu" "$d"
 storm=preempt phase "ember, cpu, preempt" "$d"
 kill -TERM "$d"; wait "$d" || true
 
-port=17071
-"$out/ember" daemon --data-dir "$data/offcpu" --listen 127.0.0.1:$port --offcpu --log-level warn >"$out/offcpu-daemon-offcpu.log" 2>&1 &
+# A port no other daemon on this shared host holds.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$ember" daemon --data-dir "$data/offcpu" --listen 127.0.0.1:$port --offcpu --log-level warn >"$out/offcpu-daemon-offcpu.log" 2>&1 &
 d=$!; sleep "$warm"
 # The counters appear with the first interval the pipeline closes.
 offcpu_metrics() { curl -s "http://127.0.0.1:$port/metrics" | grep '^ember_offcpu_switches_total' || true; }
 for _ in $(seq 60); do m0=$(offcpu_metrics); [ -n "$m0" ] && break; sleep 1; done
 phase "ember, --offcpu" "$d" on_switch
-m1=$(offcpu_metrics)
+# The counters move as each 10 s interval closes: wait for the phase's.
+sleep 12; m1=$(offcpu_metrics)
 storm=preempt phase "ember, --offcpu, preempt" "$d" on_switch
-m2=$(offcpu_metrics)
-# The same without the storm: whatever else the host runs, whose switches
-# are more often preemptions, walked every time.
+sleep 12; m2=$(offcpu_metrics)
+# The same without the storm: whatever else the host runs, whose blocks
+# are more often at new places, walked.
 storm=none phase "  (no storm)" "$d" on_switch
 kill -TERM "$d"; wait "$d" || true
 # What the tracker did with the switches during each storm, host-wide.
@@ -92,6 +97,10 @@ echo "during the preempt storm:"
 join <(echo "$m1" | sort) <(echo "$m2" | sort) | awk '{printf "  %s %d\n", $1, $3 - $2}'
 
 
+if [ "${BPFTRACE:-1}" = 0 ]; then
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
 cat >"$out/offcputime.bt" <<'BT'
 tracepoint:sched:sched_switch {
   if (args->prev_pid != 0) {
