@@ -102,6 +102,7 @@ type SamplerOffcpuThread struct {
 	Top            [2]uint64
 	Preempted      uint32
 	PreemptExecSeq uint32
+	CutUntilNs     uint64
 }
 
 type SamplerOffcpuValue struct {

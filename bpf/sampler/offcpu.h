@@ -82,10 +82,19 @@ struct offcpu_thread {
 	// stackless key, of image preempt_exec_seq, not to key.
 	__u32 preempted;
 	__u32 preempt_exec_seq;
+	// Stacks cut short (the process's tables not in yet) are reused until
+	// then, and walked again after; 0: whole, reused for good.
+	__u64 cut_until_ns;
 };
 
-// How far above sp a frame pointer may point: the default 8 MiB stack.
-enum { OFFCPU_FRAME_SPAN = 8 << 20 };
+enum {
+	// How far above sp a frame pointer may point: the default 8 MiB stack.
+	OFFCPU_FRAME_SPAN = 8 << 20,
+	// How long a cut stack is reused. A new process's tables take seconds
+	// to come in on a loaded host; walking each of its switches meanwhile
+	// cost 4 µs a switch in the storm.
+	OFFCPU_REWALK_NS = 10 * 1000 * 1000,
+};
 
 // Kernel values that vmlinux.h lacks (include/linux/sched.h).
 enum {
@@ -306,8 +315,9 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 			bp = 0;
 	}
 	// A thread that blocks again in the same call has the same stacks.
-	if (regs && th->reusable && th->key.pid == pid && th->pc == pc && th->sp == sp &&
-	    th->bp == bp && th->syscall == syscall && th->top[0] == top[0] && th->top[1] == top[1]) {
+	if (regs && th->reusable && (th->cut_until_ns == 0 || now < th->cut_until_ns) && th->key.pid == pid &&
+	    th->pc == pc && th->sp == sp && th->bp == bp && th->syscall == syscall && th->top[0] == top[0] &&
+	    th->top[1] == top[1]) {
 		offcpu_stat(buffer, OFFCPU_STAT_REUSED, 1);
 	} else {
 		struct sample_key key = { .pid = pid, .tid = tid };
@@ -321,10 +331,11 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 		th->syscall = syscall;
 		th->top[0] = top[0];
 		th->top[1] = top[1];
-		// Only whole stacks are kept: one cut short by missing tables is
-		// walked again once they are in.
-		th->reusable = regs && key.kernel_stack_err == 0 && key.user_stack_err == 0 &&
-			       (key.user_stack_source == USER_STACK_UNWOUND || !unwind_user);
+		th->reusable = regs && key.kernel_stack_err == 0 && key.user_stack_err == 0;
+		// A stack cut short by missing tables is walked again, once they
+		// may be in.
+		bool whole = key.user_stack_source == USER_STACK_UNWOUND || !unwind_user;
+		th->cut_until_ns = whole ? 0 : now + OFFCPU_REWALK_NS;
 	}
 	th->state = offcpu_state_of(preempt, prev_state);
 	th->left_ns = now;
