@@ -50,6 +50,7 @@ const (
 	SamplerNoUserStackNO_USER_STACK_KERNEL_THREAD SamplerNoUserStack = 1
 	SamplerNoUserStackNO_USER_STACK_EXITING       SamplerNoUserStack = 2
 	SamplerNoUserStackNO_USER_STACK_EXECVE        SamplerNoUserStack = 3
+	SamplerNoUserStackNO_USER_STACK_PREEMPTED     SamplerNoUserStack = 4
 )
 
 type SamplerOffcpuKey struct {
@@ -75,7 +76,8 @@ const (
 	SamplerOffcpuStatOFFCPU_STAT_WALKED         SamplerOffcpuStat = 10
 	SamplerOffcpuStatOFFCPU_STAT_USER_LOST      SamplerOffcpuStat = 11
 	SamplerOffcpuStatOFFCPU_STAT_KERNEL_LOST    SamplerOffcpuStat = 12
-	SamplerOffcpuStatOFFCPU_STAT_MAX            SamplerOffcpuStat = 13
+	SamplerOffcpuStatOFFCPU_STAT_PREEMPTED      SamplerOffcpuStat = 13
+	SamplerOffcpuStatOFFCPU_STAT_MAX            SamplerOffcpuStat = 14
 )
 
 type SamplerOffcpuState uint32
@@ -88,16 +90,19 @@ const (
 )
 
 type SamplerOffcpuThread struct {
-	_        structs.HostLayout
-	LeftNs   uint64
-	Key      SamplerSampleKey
-	State    uint32
-	Reusable uint32
-	Pc       uint64
-	Sp       uint64
-	Bp       uint64
-	Syscall  uint64
-	Top      [2]uint64
+	_              structs.HostLayout
+	LeftNs         uint64
+	Key            SamplerSampleKey
+	State          uint32
+	Reusable       uint32
+	Pc             uint64
+	Sp             uint64
+	Bp             uint64
+	Syscall        uint64
+	Top            [2]uint64
+	Preempted      uint32
+	PreemptExecSeq uint32
+	CutUntilNs     uint64
 }
 
 type SamplerOffcpuValue struct {

@@ -14,6 +14,10 @@ import (
 	"github.com/ember-profiler/ember/schema"
 )
 
+// stackIDPreempted is both stack errors of a wait that began with a
+// preemption: its stacks are not taken (bpf/sampler/offcpu.h).
+const stackIDPreempted = -int32(bpf.SamplerNoUserStackNO_USER_STACK_PREEMPTED)
+
 // DefaultOffCPUMinWait is the shortest wait recorded by default: shorter
 // ones are counted in the stats only. A pipe ping-pong's waits are 5-20 µs.
 const DefaultOffCPUMinWait = 5 * time.Microsecond
@@ -112,6 +116,9 @@ func (c *Collector) readOffCPU(counts *ebpf.Map, stored map[uint64]storedStack) 
 			c.stacks.fill(stored, k.Sample.UserStackHash)
 		}
 		s := c.sampleOf(k.Sample, stored)
+		if k.Sample.UserStackErr == stackIDPreempted {
+			s.KernelLost, s.UserLost = model.LostNone, model.LostPreempted
+		}
 		s.Comm = commString(values[i].Comm)
 		s.State = model.ThreadState(k.State + 1)
 		s.Values = []int64{int64(values[i].Nanos), int64(values[i].Waits)}
@@ -185,6 +192,7 @@ func (c *Collector) readOffCPUStats(buffer uint32, st *model.OffCPUStats) error 
 		Walked:           now[bpf.SamplerOffcpuStatOFFCPU_STAT_WALKED],
 		UserLost:         now[bpf.SamplerOffcpuStatOFFCPU_STAT_USER_LOST],
 		KernelLost:       now[bpf.SamplerOffcpuStatOFFCPU_STAT_KERNEL_LOST],
+		Preempted:        now[bpf.SamplerOffcpuStatOFFCPU_STAT_PREEMPTED],
 		StacksRemembered: uint64(len(c.stacks.byHash)),
 	}
 	return nil

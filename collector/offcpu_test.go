@@ -68,10 +68,17 @@ func checkOffCPUAccounting(t *testing.T, b *model.Batch) {
 	if st.Arrived != st.Recorded+st.Short+st.CountMapFull {
 		t.Errorf("arrived %d != recorded %d + short %d + count map full %d", st.Arrived, st.Recorded, st.Short, st.CountMapFull)
 	}
+	if st.Left != st.Reused+st.Walked+st.Preempted {
+		t.Errorf("left %d != reused %d + walked %d + preempted %d", st.Left, st.Reused, st.Walked, st.Preempted)
+	}
 	var waits int64
 	for _, s := range b.Samples {
 		if s.State != model.StateNone {
 			waits += s.Values[1]
+		}
+		// A preemption takes no stacks, and its wait is for a CPU.
+		if s.UserLost == model.LostPreempted && (s.State != model.StateRunnable || len(s.User) > 0 || len(s.Kernel) > 0 || s.KernelLost != model.LostNone) {
+			t.Errorf("preempted wait of %d: state %s, %d user and %d kernel frames, kernel %s", s.TID, s.State, len(s.User), len(s.Kernel), s.KernelLost)
 		}
 	}
 	if uint64(waits) != st.Recorded {
@@ -95,7 +102,7 @@ func TestOffCPUTruth(t *testing.T) {
 	// cut is the time of waits whose user stack could not be walked to its
 	// end (tables not in yet, on a loaded host): it may belong to either
 	// function, and it is counted, not silently lost.
-	var sleep, pipe, total, cut time.Duration
+	var sleep, pipe, total, cut, preempted time.Duration
 	states := map[model.ThreadState]time.Duration{}
 	var unnamed []string
 	for _, b := range batches {
@@ -112,6 +119,8 @@ func TestOffCPUTruth(t *testing.T) {
 			states[s.State] += d
 			names := syms.names(b.Processes[s.Key()], s.User)
 			switch {
+			case s.UserLost == model.LostPreempted:
+				preempted += d
 			case slices.Contains(names, "sleep_part"):
 				sleep += d
 			case slices.Contains(names, "pipe_part"):
@@ -126,8 +135,8 @@ func TestOffCPUTruth(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("worker %d: wall %s, on CPU %s; off CPU %s (sleep_part %s, measured %s; pipe_part %s, measured %s; cut stacks %s); by state %v",
-		r.tid, r.wall, r.onCPU, total, sleep, r.sleep, pipe, r.pipe, cut, states)
+	t.Logf("worker %d: wall %s, on CPU %s; off CPU %s (sleep_part %s, measured %s; pipe_part %s, measured %s; cut stacks %s; preempted %s); by state %v",
+		r.tid, r.wall, r.onCPU, total, sleep, r.sleep, pipe, r.pipe, cut, preempted, states)
 	if len(unnamed) > 0 {
 		t.Logf("long waits under neither function: %v", unnamed)
 	}

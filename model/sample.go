@@ -160,13 +160,17 @@ const (
 	// its registers and memory may belong to different images. Not a loss,
 	// reported like kernel threads.
 	LostExecve
+	// LostPreempted: an off-CPU wait that began with a preemption, whose
+	// stacks are not taken (where the thread ran is in the CPU profile).
+	// Not a loss; the sample has neither stack.
+	LostPreempted
 )
 
 // NoUserStack reports whether the reason is one where the task had no user
 // stack to take (a kernel thread, a process exiting or inside execve), not
 // a stack that was lost.
 func (r LossReason) NoUserStack() bool {
-	return r == LostKernelThread || r == LostExiting || r == LostExecve
+	return r == LostKernelThread || r == LostExiting || r == LostExecve || r == LostPreempted
 }
 
 func (r LossReason) String() string {
@@ -187,6 +191,8 @@ func (r LossReason) String() string {
 		return "stack missing at drain"
 	case LostExecve:
 		return "process in execve"
+	case LostPreempted:
+		return "preempted"
 	}
 	return "unknown"
 }

@@ -85,6 +85,9 @@ type OffCPUStats struct {
 	Reused, Walked uint64
 	// UserLost and KernelLost: walks whose stack was not stored.
 	UserLost, KernelLost uint64
+	// Preempted: switch-outs of preempted threads, which take no stacks
+	// (their samples carry model.LostPreempted).
+	Preempted uint64
 	// StacksGone: waits recorded whose stack was no longer there at the
 	// drain (forgotten: named by no thread for two drains); their samples
 	// carry model.LostDrained.
@@ -109,6 +112,7 @@ func (s *OffCPUStats) Add(o OffCPUStats) {
 	s.Walked += o.Walked
 	s.UserLost += o.UserLost
 	s.KernelLost += o.KernelLost
+	s.Preempted += o.Preempted
 	s.StacksGone += o.StacksGone
 	s.StacksRemembered = o.StacksRemembered
 }

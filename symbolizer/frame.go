@@ -43,6 +43,9 @@ const (
 	markerNoProcess     = "[unknown: process missing from snapshot]"
 	markerNoMapping     = "[unknown: address in no mapping]"
 	markerUnknownKernel = "[unknown kernel address]"
+	// An off-CPU wait that began with a preemption: no stacks are taken,
+	// where the thread ran is in the CPU profile.
+	markerPreempted = "[preempted]"
 )
 
 // userLost and kernelLost name the single frame that stands in for a stack

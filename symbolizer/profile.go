@@ -221,6 +221,8 @@ func (pb *profileBuilder) addSample(smp *model.Sample, periodNanos int64) {
 		if smp.UserTruncated && smp.UserDepth() > 0 {
 			locs = append(locs, pb.markerLocation(markerTruncated))
 		}
+	case model.LostPreempted:
+		locs = append(locs, pb.markerLocation(markerPreempted))
 	default:
 		locs = append(locs, pb.markerLocation(userLost(smp.UserLost)))
 	}

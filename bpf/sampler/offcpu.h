@@ -6,9 +6,19 @@
 //
 // In sched_switch current is prev, so stacks can only be taken as a thread
 // leaves. A full walk per switch costs microseconds; a thread that leaves
-// again from the same place (user pc, sp, bp, the two words at sp, and the
-// same system call) reuses the stacks it had then. Their hashes stay good
-// across drains: user space remembers the stacks it read (collector).
+// again from the same place (user pc, sp, bp where it is a frame pointer,
+// the two words at sp, and the same system call) reuses the stacks it had
+// then. Their hashes stay good across drains: user space remembers the
+// stacks it read (collector).
+//
+// A thread that leaves still runnable (preempted in the kernel, with the
+// preempt flag; on its way back to user mode, without it, in state 0; or
+// yielding) takes no stacks: its kernel stack is the preemption path and
+// its user stack is where it was running, which the CPU profile shows.
+// Each such switch lands at a new place, so walking them cost 6.5 µs a
+// switch and the daemon the naming of a new stack each time. Its wait is
+// counted per thread under NO_USER_STACK_PREEMPTED instead, and its last
+// stacks stay for its next block from the same place.
 #ifndef EMBER_SAMPLER_OFFCPU_H
 #define EMBER_SAMPLER_OFFCPU_H
 
@@ -26,7 +36,8 @@ enum offcpu_state {
 };
 
 // Counters per buffer (buffer * OFFCPU_STAT_MAX + stat). Per drain:
-// ARRIVED = RECORDED + SHORT + COUNT_MAP_FULL.
+// ARRIVED = RECORDED + SHORT + COUNT_MAP_FULL, and
+// LEFT = REUSED + WALKED + PREEMPTED.
 enum offcpu_stat {
 	OFFCPU_STAT_LEFT,	    // switch-outs noted
 	OFFCPU_STAT_ARRIVED,	    // switch-ins of a noted thread: waits that ended
@@ -41,6 +52,7 @@ enum offcpu_stat {
 	OFFCPU_STAT_WALKED,	    // switch-outs that took their stacks
 	OFFCPU_STAT_USER_LOST,	    // walks whose user stack was not stored (collision, map full, error)
 	OFFCPU_STAT_KERNEL_LOST,    // the same for the kernel stack
+	OFFCPU_STAT_PREEMPTED,	    // switch-outs of runnable threads (preempted), which take no stacks
 	OFFCPU_STAT_MAX,
 };
 
@@ -66,6 +78,22 @@ struct offcpu_thread {
 	// system call.
 	__u64 pc, sp, bp, syscall;
 	__u64 top[2];
+	// The wait under way began with a preemption: it goes to the thread's
+	// stackless key, of image preempt_exec_seq, not to key.
+	__u32 preempted;
+	__u32 preempt_exec_seq;
+	// Stacks cut short (the process's tables not in yet) are reused until
+	// then, and walked again after; 0: whole, reused for good.
+	__u64 cut_until_ns;
+};
+
+enum {
+	// How far above sp a frame pointer may point: the default 8 MiB stack.
+	OFFCPU_FRAME_SPAN = 8 << 20,
+	// How long a cut stack is reused. A new process's tables take seconds
+	// to come in on a loaded host; walking each of its switches meanwhile
+	// cost 4 µs a switch in the storm.
+	OFFCPU_REWALK_NS = 10 * 1000 * 1000,
 };
 
 // Kernel values that vmlinux.h lacks (include/linux/sched.h).
@@ -256,24 +284,44 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 		if (!th)
 			return;
 	}
+	bool user = tid != 0 && !(prev->flags & PF_KTHREAD);
+	if (offcpu_state_of(preempt, prev_state) == OFFCPU_RUNNABLE) {
+		th->preempted = 1;
+		// The image as known, without telling user space of a sample:
+		// with no stack to name, reading the process (its tables built
+		// for the unwinder) would be work for nothing.
+		struct proc_state *st = user ? bpf_map_lookup_elem(&procs, &pid) : NULL;
+		th->preempt_exec_seq = st ? st->exec_seq : 0;
+		th->state = OFFCPU_RUNNABLE;
+		th->left_ns = now;
+		offcpu_stat(buffer, OFFCPU_STAT_PREEMPTED, 1);
+		offcpu_stat(buffer, OFFCPU_STAT_LEFT, 1);
+		return;
+	}
+	th->preempted = 0;
 	struct pt_regs *regs = NULL;
 	__u64 pc = 0, sp = 0, bp = 0, syscall = 0, top[2] = {};
-	if (tid != 0 && !(prev->flags & PF_KTHREAD)) {
+	if (user) {
 		regs = (struct pt_regs *)bpf_task_pt_regs(prev);
 		pc = regs->ip;
 		sp = regs->sp;
 		bp = regs->bp;
 		syscall = regs->orig_ax;
 		bpf_probe_read_user(top, sizeof(top), (void *)sp);
+		// bp names the caller's frame only as a frame pointer, into the
+		// stack above sp; in code built without them it is any value (a
+		// loop counter in bench/switchstorm), which made every block new.
+		if (bp - sp >= OFFCPU_FRAME_SPAN)
+			bp = 0;
 	}
-	// A preempted thread's stacks differ each time; a thread that blocks
-	// again in the same call does not.
-	if (!preempt && regs && th->reusable && th->key.pid == pid && th->pc == pc && th->sp == sp &&
-	    th->bp == bp && th->syscall == syscall && th->top[0] == top[0] && th->top[1] == top[1]) {
+	// A thread that blocks again in the same call has the same stacks.
+	if (regs && th->reusable && (th->cut_until_ns == 0 || now < th->cut_until_ns) && th->key.pid == pid &&
+	    th->pc == pc && th->sp == sp && th->bp == bp && th->syscall == syscall && th->top[0] == top[0] &&
+	    th->top[1] == top[1]) {
 		offcpu_stat(buffer, OFFCPU_STAT_REUSED, 1);
 	} else {
 		struct sample_key key = { .pid = pid, .tid = tid };
-		if (tid != 0 && !(prev->flags & PF_KTHREAD))
+		if (user)
 			key.exec_seq = current_image(buffer, prev, pid, true);
 		offcpu_stacks(ctx, generation, buffer, stacks, prev, regs, &key);
 		th->key = key;
@@ -283,10 +331,11 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 		th->syscall = syscall;
 		th->top[0] = top[0];
 		th->top[1] = top[1];
-		// Only whole stacks are kept: one cut short by missing tables is
-		// walked again once they are in.
-		th->reusable = !preempt && regs && key.kernel_stack_err == 0 && key.user_stack_err == 0 &&
-			       (key.user_stack_source == USER_STACK_UNWOUND || !unwind_user);
+		th->reusable = regs && key.kernel_stack_err == 0 && key.user_stack_err == 0;
+		// A stack cut short by missing tables is walked again, once they
+		// may be in.
+		bool whole = key.user_stack_source == USER_STACK_UNWOUND || !unwind_user;
+		th->cut_until_ns = whole ? 0 : now + OFFCPU_REWALK_NS;
 	}
 	th->state = offcpu_state_of(preempt, prev_state);
 	th->left_ns = now;
@@ -320,6 +369,16 @@ static __always_inline void offcpu_arrive(__u32 buffer, void *counts, struct tas
 		return;
 	}
 	struct offcpu_key key = { .sample = th->key, .state = th->state };
+	if (th->preempted) {
+		struct sample_key stackless = {
+			.pid = next->tgid,
+			.tid = tid,
+			.exec_seq = th->preempt_exec_seq,
+			.kernel_stack_err = -NO_USER_STACK_PREEMPTED,
+			.user_stack_err = -NO_USER_STACK_PREEMPTED,
+		};
+		key.sample = stackless;
+	}
 	struct offcpu_value *value = bpf_map_lookup_elem(counts, &key);
 	if (!value) {
 		struct offcpu_value fresh = {};

@@ -34,6 +34,9 @@ enum no_user_stack {
 	NO_USER_STACK_KERNEL_THREAD = 1,
 	NO_USER_STACK_EXITING = 2,
 	NO_USER_STACK_EXECVE = 3,
+	// Not taken: an off-CPU wait that began with a preemption (offcpu.h).
+	// Kernel and user stack errors both hold it.
+	NO_USER_STACK_PREEMPTED = 4,
 };
 #define STACK_ID_KERNEL_THREAD (-NO_USER_STACK_KERNEL_THREAD)
 #define STACK_ID_EXITING (-NO_USER_STACK_EXITING)

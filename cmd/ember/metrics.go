@@ -76,7 +76,7 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 	reg.MustRegister(m.imageReads)
 	m.offCPU = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ember_offcpu_switches_total",
-		Help: "Context switches seen by the off-CPU tracker (--offcpu), by outcome: left (switch-outs noted), recorded (waits added to a stack), short (under --offcpu-min-wait), count_map_full (lost), missed (switch-ins of threads not seen leaving), filtered, idle, reused (stacks of the thread's last switch-out reused), walked (stacks taken), user_stack_lost, kernel_stack_lost (walks whose stack was not stored), stack_gone (waits whose stack was forgotten by the drain).",
+		Help: "Context switches seen by the off-CPU tracker (--offcpu), by outcome: left (switch-outs noted), recorded (waits added to a stack), short (under --offcpu-min-wait), count_map_full (lost), missed (switch-ins of threads not seen leaving), filtered, idle, reused (stacks of the thread's last switch-out reused), walked (stacks taken), preempted (switch-outs of preempted threads, which take no stacks: their waits count per thread under [preempted]), user_stack_lost, kernel_stack_lost (walks whose stack was not stored), stack_gone (waits whose stack was forgotten by the drain).",
 	}, []string{"outcome"})
 	reg.MustRegister(m.offCPU)
 	reg.MustRegister(m.samples, m.stacksLost, m.eventsLost, m.truncated, m.intervals, m.storeAppend)
@@ -164,7 +164,7 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 	o := s.OffCPU
 	for outcome, n := range map[string]uint64{
 		"left": o.Left, "recorded": o.Recorded, "short": o.Short, "count_map_full": o.CountMapFull,
-		"missed": o.Missed, "filtered": o.Filtered, "idle": o.Idle, "reused": o.Reused, "walked": o.Walked,
+		"missed": o.Missed, "filtered": o.Filtered, "idle": o.Idle, "reused": o.Reused, "walked": o.Walked, "preempted": o.Preempted,
 		"user_stack_lost": o.UserLost, "kernel_stack_lost": o.KernelLost, "stack_gone": o.StacksGone,
 	} {
 		m.offCPU.WithLabelValues(outcome).Add(float64(n))
