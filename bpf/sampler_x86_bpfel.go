@@ -26,6 +26,7 @@ const (
 	SamplerCfaKindCFA_GO_CGO         SamplerCfaKind = 7
 	SamplerCfaKindCFA_GO_SYSTEMSTACK SamplerCfaKind = 8
 	SamplerCfaKindCFA_GO_MORESTACK   SamplerCfaKind = 9
+	SamplerCfaKindCFA_SIGFRAME       SamplerCfaKind = 10
 )
 
 type SamplerEvent struct {
@@ -270,20 +271,20 @@ type SamplerScratch struct {
 	_      structs.HostLayout
 	Kernel SamplerStack
 	User   struct {
-		_          structs.HostLayout
-		Pc         uint64
-		Sp         uint64
-		Bp         uint64
-		Hash       uint64
-		Pid        uint32
-		Frames     uint32
-		Cache      uint32
-		Status     uint32
-		Seg        uint32
-		At         uint32
-		Generation uint32
-		Pad        uint32
-		Segs       [3]SamplerStack
+		_           structs.HostLayout
+		Pc          uint64
+		Sp          uint64
+		Bp          uint64
+		Hash        uint64
+		Pid         uint32
+		Frames      uint32
+		Cache       uint32
+		Status      uint32
+		Seg         uint32
+		At          uint32
+		Generation  uint32
+		Interrupted uint32
+		Segs        [3]SamplerStack
 	}
 	Recent [32]struct {
 		_          structs.HostLayout

@@ -89,6 +89,11 @@ enum cfa_kind {
 	// stopped at g.m.curg.sched (pc, sp, bp), which replaces this frame's
 	// caller. cfa_offset packs the offsets as for CFA_GO_SYSTEMSTACK.
 	CFA_GO_MORESTACK,
+	// A signal handler's entry (Go's runtime.sigtramp returning, its
+	// restorer): the interrupted registers are in the kernel's struct
+	// ucontext at SP + cfa_offset, and the next frame is the interrupted
+	// pc itself, not a return address.
+	CFA_SIGFRAME,
 };
 enum rbp_kind {
 	RBP_SAME = 0,

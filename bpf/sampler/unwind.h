@@ -216,7 +216,8 @@ static long unwind_step(__u32 index, void *ctx)
 	st->hash = hash_pc(st->hash, pc);
 
 	// A return address points after the call; the call is what matters.
-	__u64 lookup = n > 0 ? pc - 1 : pc;
+	__u64 lookup = n > 0 && !st->interrupted ? pc - 1 : pc;
+	st->interrupted = 0;
 	struct rule_memo_set *set = &scr->memo[memo_set(lookup)];
 	struct unwind_rule rule = {};
 	__u32 kind;
@@ -359,6 +360,24 @@ static long unwind_step(__u32 index, void *ctx)
 			cfa = gsp + (rule.cfa_offset & 0xff);
 			break;
 		}
+		case CFA_SIGFRAME: {
+			// uc_mcontext is 40 bytes into the ucontext; its rbp, rbx, rdx,
+			// rax, rcx, rsp and rip lie from 80 bytes into it.
+			__u64 regs[7];
+			if (bpf_probe_read_user(regs, sizeof(regs), (void *)(st->sp + rule.cfa_offset + 40 + 80))) {
+				st->status = UNWIND_END_READ_FAILED;
+				return 1;
+			}
+			if (!regs[6]) {
+				st->status = UNWIND_END_BAD_FRAME;
+				return 1;
+			}
+			st->pc = regs[6];
+			st->sp = regs[5];
+			st->bp = regs[0];
+			st->interrupted = 1;
+			return 0;
+		}
 		case CFA_END:
 			st->status = UNWIND_END_COMPLETE;
 			return 1;
@@ -453,6 +472,7 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	st->seg = 0;
 	st->at = 0;
 	st->status = UNWIND_END_DEPTH;
+	st->interrupted = 0;
 	bpf_loop(MAX_USER_DEPTH + 1, unwind_step, NULL, 0);
 	// Both callers walk the task running now: a sample's, or the one a
 	// context switch takes off the CPU.

@@ -57,6 +57,7 @@ func goTable(f *elf.File) (*Table, error) {
 	t.Source = ".gopclntab"
 	t.Rows = withCgoReturns(f, t, funcs["runtime.asmcgocall"])
 	t.Rows = withStackSwitches(f, t, funcs)
+	t.Rows = withSignalFrames(t, funcs)
 	eh, err := sectionFDEs(f, ".eh_frame")
 	if err != nil || len(eh) == 0 {
 		return t, nil
@@ -176,8 +177,12 @@ func moduleText(f *elf.File, data []byte, tabAddr uint64) uint64 {
 	return 0
 }
 
-// codeRange is a function's code, [start, end).
-type codeRange struct{ start, end uint64 }
+// codeRange is a function's code, [start, end), and for a top frame
+// (runtime.sigtramp) the SP-delta rows its END row replaced.
+type codeRange struct {
+	start, end uint64
+	sp         []Row
+}
 
 // goFuncs are the runtime functions whose code the table's special rows
 // need, by name without the ABI suffix (a wrapper has the same name).
@@ -186,6 +191,7 @@ type goFuncs map[string][]codeRange
 var wantedGoFuncs = map[string]bool{
 	"runtime.asmcgocall": true, "runtime.systemstack": true, "runtime.morestack": true,
 	"runtime.mcall": true, "runtime.newstack": true,
+	"runtime.sigtramp": true, "runtime.sigreturn__sigaction": true,
 }
 
 // pclntabRows turns every function's pc-to-SP-delta table into rows, and
@@ -228,7 +234,11 @@ func pclntabRows(data []byte, textStart uint64) (t *Table, funcs goFuncs, err er
 			if funcs == nil {
 				funcs = goFuncs{}
 			}
-			funcs[name] = append(funcs[name], codeRange{textStart + start, textStart + next})
+			fn := codeRange{start: textStart + start, end: textStart + next}
+			if name == "runtime.sigtramp" {
+				fn.sp = appendSPRows(nil, pctab, binary.LittleEndian.Uint32(rec[funcPcsp:]), pc, uint32(next-first))
+			}
+			funcs[name] = append(funcs[name], fn)
 		}
 		switch flag := rec[flagOff]; {
 		case flag&funcFlagTop != 0:

@@ -148,6 +148,44 @@ func withStackSwitches(f *elf.File, t *Table, funcs goFuncs) []Row {
 	return normalize(append(append([]Row(nil), t.Rows...), rows...), t.Base)
 }
 
+// withSignalFrames crosses the signal stack: Go's handler runs on the
+// thread's gsignal stack, entered at runtime.sigtramp, and the interrupted
+// registers are in the kernel's signal frame, whose ucontext is where
+// sigtramp's CFA is (the restorer's address right below it, the return
+// address the kernel gave sigtramp). Every row of sigtramp gets a rule that
+// reads them there, instead of ending the walk; so does the restorer
+// itself, runtime.sigreturn__sigaction, which runs with SP at the ucontext.
+func withSignalFrames(t *Table, funcs goFuncs) []Row {
+	var rows []Row
+	for _, fn := range funcs["runtime.sigtramp"] {
+		// Wherever it is, sigtramp's CFA is its entry SP + 8, the ucontext.
+		if len(fn.sp) == 0 || fn.start < t.Base || fn.end-fn.start > 1024 {
+			continue
+		}
+		for _, r := range fn.sp {
+			if r.CFA() != CFASP {
+				return t.Rows // a delta it cannot follow: leave it a top frame
+			}
+			rows = append(rows, makeRow(r.PC, CFASigframe, r.CFAOffset, RBPSame, 0))
+		}
+		next, _ := t.Lookup(fn.end)
+		next.PC = uint32(fn.end - t.Base)
+		rows = append(rows, next)
+	}
+	for _, fn := range funcs["runtime.sigreturn__sigaction"] {
+		if fn.start < t.Base || fn.end <= fn.start || fn.end-fn.start > 64 {
+			continue
+		}
+		next, _ := t.Lookup(fn.end)
+		next.PC = uint32(fn.end - t.Base)
+		rows = append(rows, makeRow(uint32(fn.start-t.Base), CFASigframe, 0, RBPSame, 0), next)
+	}
+	if rows == nil {
+		return t.Rows
+	}
+	return normalize(append(append([]Row(nil), t.Rows...), rows...), t.Base)
+}
+
 // fsLoad finds the switch's read of g from thread-local storage, MOVQ
 // FS:disp32, reg, and returns disp32: where g lies from the thread pointer
 // (-8 in every internally linked binary).

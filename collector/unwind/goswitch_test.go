@@ -86,6 +86,24 @@ func TestGoSwitchRows(t *testing.T) {
 		if ends == 0 || ends > 16 {
 			t.Errorf("%s: %d bytes of runtime.mcall end the walk", path, ends)
 		}
+		// The signal handler's entry reads the interrupted registers from the
+		// ucontext right above the restorer's address.
+		for _, name := range []string{"runtime.sigtramp", "runtime.sigreturn__sigaction"} {
+			fns := funcs[name]
+			if len(fns) != 1 {
+				t.Fatalf("%s: %s %v", path, name, fns)
+			}
+			want := int32(8)
+			if name == "runtime.sigreturn__sigaction" {
+				want = 0
+			}
+			if r, _ := tbl.Lookup(fns[0].start); r.CFA() != CFASigframe || r.CFAOffset != want {
+				t.Errorf("%s: %s at entry: %v%+d, want sigframe%+d", path, name, r.CFA(), r.CFAOffset, want)
+			}
+			if r, _ := tbl.Lookup(fns[0].end - 1); r.CFA() != CFASigframe {
+				t.Errorf("%s: %s's last byte: %v", path, name, r.CFA())
+			}
+		}
 	}
 }
 

@@ -46,6 +46,9 @@ const (
 	// CFAGoMorestack: where runtime.morestack's call of newstack returns;
 	// the goroutine's g.sched is the next frame.
 	CFAGoMorestack = CFAKind(bpf.SamplerCfaKindCFA_GO_MORESTACK)
+	// CFASigframe: a signal handler's entry; the interrupted registers
+	// are in the kernel's ucontext at SP + CFAOffset.
+	CFASigframe = CFAKind(bpf.SamplerCfaKindCFA_SIGFRAME)
 )
 
 func (k CFAKind) String() string {
@@ -68,6 +71,8 @@ func (k CFAKind) String() string {
 		return "go-systemstack"
 	case CFAGoMorestack:
 		return "go-morestack"
+	case CFASigframe:
+		return "sigframe"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
