@@ -203,7 +203,8 @@ func TestUnwindCgo(t *testing.T) {
 // runtime.systemstack, stack growth under runtime.morestack. Every sample
 // whose walk crosses one of those switches goes on from the goroutine's
 // g.sched to runtime.goexit, but for newstack preempting the goroutine,
-// which leaves no goroutine to go back to (as in Go's own profiler).
+// which leaves no goroutine to go back to (as in Go's own profiler): those
+// end at morestack, under the scheduler.
 func TestUnwindGoSystemStack(t *testing.T) {
 	path, _ := filepath.Abs("../testdata/unwind/go-gc")
 	syms := loadExeSymbols(t, path)
@@ -230,7 +231,9 @@ func TestUnwindGoSystemStack(t *testing.T) {
 			switch {
 			case s.UserEnd == model.UnwindComplete && root == "runtime.goexit":
 				good += s.Count
-			case s.UserEnd == model.UnwindComplete && root == "runtime.morestack" && slices.Contains(names, "runtime.gopreempt_m"):
+			case s.UserEnd == model.UnwindComplete && root == "runtime.morestack" && slices.Contains(names, "runtime.schedule"):
+				// Preempted in newstack (gopreempt_m, maybe inlined): the
+				// goroutine left for the scheduler.
 				left += s.Count
 			default:
 				if len(bad) < 5 {
