@@ -271,20 +271,20 @@ type SamplerScratch struct {
 	_      structs.HostLayout
 	Kernel SamplerStack
 	User   struct {
-		_           structs.HostLayout
-		Pc          uint64
-		Sp          uint64
-		Bp          uint64
-		Hash        uint64
-		Pid         uint32
-		Frames      uint32
-		Cache       uint32
-		Status      uint32
-		Seg         uint32
-		At          uint32
-		Generation  uint32
-		Interrupted uint32
-		Segs        [3]SamplerStack
+		_          structs.HostLayout
+		Pc         uint64
+		Sp         uint64
+		Bp         uint64
+		Hash       uint64
+		Pid        uint32
+		Frames     uint32
+		Cache      uint32
+		Status     uint32
+		Seg        uint32
+		At         uint32
+		Generation uint32
+		Pad        uint32
+		Segs       [3]SamplerStack
 	}
 	Recent [32]struct {
 		_          structs.HostLayout

@@ -160,7 +160,7 @@ struct user_walk {
 	__u32 status; // how the walk ended
 	__u32 seg, at; // where the next frame goes in segs
 	__u32 generation; // ranges_generation + 1 at the walk's start
-	__u32 interrupted; // pc is where a signal interrupted, not a return address
+	__u32 pad;
 	struct stack segs[USER_SEGMENTS];
 };
 

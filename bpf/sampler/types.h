@@ -91,8 +91,8 @@ enum cfa_kind {
 	CFA_GO_MORESTACK,
 	// A signal handler's entry (Go's runtime.sigtramp returning, its
 	// restorer): the interrupted registers are in the kernel's struct
-	// ucontext at SP + cfa_offset, and the next frame is the interrupted
-	// pc itself, not a return address.
+	// ucontext at SP + cfa_offset; the next frame is the interrupted pc,
+	// kept + 1 as if a return address.
 	CFA_SIGFRAME,
 };
 enum rbp_kind {

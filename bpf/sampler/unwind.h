@@ -216,8 +216,7 @@ static long unwind_step(__u32 index, void *ctx)
 	st->hash = hash_pc(st->hash, pc);
 
 	// A return address points after the call; the call is what matters.
-	__u64 lookup = n > 0 && !st->interrupted ? pc - 1 : pc;
-	st->interrupted = 0;
+	__u64 lookup = n > 0 ? pc - 1 : pc;
 	struct rule_memo_set *set = &scr->memo[memo_set(lookup)];
 	struct unwind_rule rule = {};
 	__u32 kind;
@@ -361,21 +360,19 @@ static long unwind_step(__u32 index, void *ctx)
 			break;
 		}
 		case CFA_SIGFRAME: {
-			// uc_mcontext is 40 bytes into the ucontext; its rbp, rbx, rdx,
-			// rax, rcx, rsp and rip lie from 80 bytes into it.
-			__u64 regs[7];
-			if (bpf_probe_read_user(regs, sizeof(regs), (void *)(st->sp + rule.cfa_offset + 40 + 80))) {
+			// uc_mcontext is 40 bytes into the ucontext; rbp, rsp and rip
+			// are 80, 120 and 128 bytes into it. Read straight into the
+			// walk's state: the stack has no room left.
+			__u64 mc = st->sp + rule.cfa_offset + 40;
+			if (bpf_probe_read_user(&st->pc, sizeof(st->pc), (void *)(mc + 128)) ||
+			    bpf_probe_read_user(&st->sp, sizeof(st->sp), (void *)(mc + 120)) ||
+			    bpf_probe_read_user(&st->bp, sizeof(st->bp), (void *)(mc + 80))) {
 				st->status = UNWIND_END_READ_FAILED;
 				return 1;
 			}
-			if (!regs[6]) {
-				st->status = UNWIND_END_BAD_FRAME;
-				return 1;
-			}
-			st->pc = regs[6];
-			st->sp = regs[5];
-			st->bp = regs[0];
-			st->interrupted = 1;
+			// The interrupted pc is no return address: one past it is kept,
+			// so that the lookup (and the naming) at pc - 1 finds it.
+			st->pc += 1;
 			return 0;
 		}
 		case CFA_END:
@@ -472,7 +469,6 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	st->seg = 0;
 	st->at = 0;
 	st->status = UNWIND_END_DEPTH;
-	st->interrupted = 0;
 	bpf_loop(MAX_USER_DEPTH + 1, unwind_step, NULL, 0);
 	// Both callers walk the task running now: a sample's, or the one a
 	// context switch takes off the CPU.
