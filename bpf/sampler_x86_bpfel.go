@@ -16,14 +16,17 @@ import (
 type SamplerCfaKind uint32
 
 const (
-	SamplerCfaKindCFA_GAP         SamplerCfaKind = 0
-	SamplerCfaKindCFA_SP          SamplerCfaKind = 1
-	SamplerCfaKindCFA_FP          SamplerCfaKind = 2
-	SamplerCfaKindCFA_PLT11       SamplerCfaKind = 3
-	SamplerCfaKindCFA_PLT10       SamplerCfaKind = 4
-	SamplerCfaKindCFA_END         SamplerCfaKind = 5
-	SamplerCfaKindCFA_UNSUPPORTED SamplerCfaKind = 6
-	SamplerCfaKindCFA_GO_CGO      SamplerCfaKind = 7
+	SamplerCfaKindCFA_GAP            SamplerCfaKind = 0
+	SamplerCfaKindCFA_SP             SamplerCfaKind = 1
+	SamplerCfaKindCFA_FP             SamplerCfaKind = 2
+	SamplerCfaKindCFA_PLT11          SamplerCfaKind = 3
+	SamplerCfaKindCFA_PLT10          SamplerCfaKind = 4
+	SamplerCfaKindCFA_END            SamplerCfaKind = 5
+	SamplerCfaKindCFA_UNSUPPORTED    SamplerCfaKind = 6
+	SamplerCfaKindCFA_GO_CGO         SamplerCfaKind = 7
+	SamplerCfaKindCFA_GO_SYSTEMSTACK SamplerCfaKind = 8
+	SamplerCfaKindCFA_GO_MORESTACK   SamplerCfaKind = 9
+	SamplerCfaKindCFA_SIGFRAME       SamplerCfaKind = 10
 )
 
 type SamplerEvent struct {
@@ -356,12 +359,17 @@ const (
 type SamplerUnwindLayout uint32
 
 const (
-	SamplerUnwindLayoutBUCKET_SHIFT   SamplerUnwindLayout = 12
-	SamplerUnwindLayoutROW_PC_BITS    SamplerUnwindLayout = 16
-	SamplerUnwindLayoutMAX_RULES      SamplerUnwindLayout = 65536
-	SamplerUnwindLayoutRBP_KIND_SHIFT SamplerUnwindLayout = 4
-	SamplerUnwindLayoutCHUNK_SHIFT    SamplerUnwindLayout = 16
-	SamplerUnwindLayoutBLOCK_SHIFT    SamplerUnwindLayout = 10
+	SamplerUnwindLayoutBUCKET_SHIFT      SamplerUnwindLayout = 12
+	SamplerUnwindLayoutROW_PC_BITS       SamplerUnwindLayout = 16
+	SamplerUnwindLayoutMAX_RULES         SamplerUnwindLayout = 65536
+	SamplerUnwindLayoutRBP_KIND_SHIFT    SamplerUnwindLayout = 4
+	SamplerUnwindLayoutCHUNK_SHIFT       SamplerUnwindLayout = 16
+	SamplerUnwindLayoutBLOCK_SHIFT       SamplerUnwindLayout = 10
+	SamplerUnwindLayoutGO_CURG_SHIFT     SamplerUnwindLayout = 8
+	SamplerUnwindLayoutGO_GOBUF_BP_SHIFT SamplerUnwindLayout = 16
+	SamplerUnwindLayoutGO_TLS_G_SHIFT    SamplerUnwindLayout = 20
+	SamplerUnwindLayoutGO_G_M_SHIFT      SamplerUnwindLayout = 24
+	SamplerUnwindLayoutGO_G_SCHED_SHIFT  SamplerUnwindLayout = 28
 )
 
 type SamplerUnwindProc struct {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,8 +160,8 @@ func pprofShares(t *testing.T, path string) (map[string]float64, int64) {
 // TestUnwindCgo samples a Go program calling C: the C function runs on the
 // g0 stack, and the walk goes back to the goroutine's stack where
 // runtime.asmcgocall left it, up to runtime.goexit. (The runtime's own
-// switches to g0, runtime.systemstack in exitsyscall after each call, still
-// end the walk: those samples are not checked here.)
+// switches to g0, runtime.systemstack in exitsyscall after each call, are
+// TestUnwindGoSystemStack's.)
 func TestUnwindCgo(t *testing.T) {
 	path, _ := filepath.Abs("../testdata/unwind/go-cgo")
 	syms := loadExeSymbols(t, path)
@@ -194,5 +195,61 @@ func TestUnwindCgo(t *testing.T) {
 	}
 	if good*100 < hot*99 {
 		t.Errorf("%d of %d samples in cspin complete; some that are not:\n%s", good, hot, strings.Join(bad, "\n"))
+	}
+}
+
+// TestUnwindGoSystemStack samples a Go program that spends much of its time
+// on the g0 stack: large allocations and the collector's marking under
+// runtime.systemstack, stack growth under runtime.morestack. Every sample
+// whose walk crosses one of those switches goes on from the goroutine's
+// g.sched to runtime.goexit, but for newstack preempting the goroutine,
+// which leaves no goroutine to go back to (as in Go's own profiler): those
+// end at morestack, under the scheduler.
+func TestUnwindGoSystemStack(t *testing.T) {
+	path, _ := filepath.Abs("../testdata/unwind/go-gc")
+	syms := loadExeSymbols(t, path)
+	cmd := startFixture(t, path, untilKilled)
+	pid := uint32(cmd.Process.Pid)
+	c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
+	var walked, switched, good, left uint64
+	var bad []string
+	drainUntilCPU(t, c, pid, 2*time.Second, func(b *model.Batch) {
+		for _, s := range b.Samples {
+			if s.PID != pid || s.UserLost != model.LostNone || s.UserSource != model.SourceUnwinder {
+				continue
+			}
+			walked += s.Count
+			names := syms.names(b.Processes[s.Key()], s.User)
+			for i, n := range names {
+				names[i] = strings.TrimSuffix(n, ".abi0") // the assembly's symbols
+			}
+			if !slices.Contains(names, "runtime.systemstack") && !slices.Contains(names, "runtime.morestack") {
+				continue
+			}
+			switched += s.Count
+			root := names[len(names)-1]
+			switch {
+			case s.UserEnd == model.UnwindComplete && root == "runtime.goexit":
+				good += s.Count
+			case s.UserEnd == model.UnwindComplete && root == "runtime.morestack" && slices.Contains(names, "runtime.schedule"):
+				// Preempted in newstack (gopreempt_m, maybe inlined): the
+				// goroutine left for the scheduler.
+				left += s.Count
+			default:
+				if len(bad) < 5 {
+					bad = append(bad, fmt.Sprintf("%s: %s", s.UserEnd, strings.Join(names, ";")))
+				}
+			}
+		}
+	})
+	t.Logf("%d samples unwound, %d across a stack switch: %d to runtime.goexit, %d preempted in newstack", walked, switched, good, left)
+	if len(bad) > 0 {
+		t.Logf("some that are not:\n%s", strings.Join(bad, "\n"))
+	}
+	if switched < 100 || switched*3 < walked {
+		t.Fatalf("%d of %d samples across a stack switch", switched, walked)
+	}
+	if (good+left)*100 < switched*99 {
+		t.Errorf("%d of %d samples across a switch complete; some that are not:\n%s", good+left, switched, strings.Join(bad, "\n"))
 	}
 }

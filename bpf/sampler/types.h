@@ -83,6 +83,20 @@ enum cfa_kind {
 	// CFA = the goroutine's SP + cfa_offset, that SP being g.stack.hi - [SP]
 	// with g at [SP+8] (or [SP] itself when g is 0: it did not switch).
 	CFA_GO_CGO,
+	// Where Go's runtime.systemstack's call on the g0 stack returns: the
+	// goroutine's SP is g.m.curg.sched.sp, g at the thread pointer (FS) +
+	// an offset; from there systemstack's own frame, cfa_offset's low 8
+	// bits. The rest of cfa_offset packs the offsets (GO_*_SHIFT).
+	CFA_GO_SYSTEMSTACK,
+	// Where runtime.morestack's call of newstack returns: the goroutine
+	// stopped at g.m.curg.sched (pc, sp, bp), which replaces this frame's
+	// caller. cfa_offset packs the offsets as for CFA_GO_SYSTEMSTACK.
+	CFA_GO_MORESTACK,
+	// A signal handler's entry (Go's runtime.sigtramp returning, its
+	// restorer): the interrupted registers are in the kernel's struct
+	// ucontext at SP + cfa_offset; the next frame is the interrupted pc,
+	// kept + 1 as if a return address.
+	CFA_SIGFRAME,
 };
 enum rbp_kind {
 	RBP_SAME = 0,
@@ -116,6 +130,15 @@ enum unwind_layout {
 	RBP_KIND_SHIFT = 4,
 	CHUNK_SHIFT = 16,
 	BLOCK_SHIFT = 10,
+	// A Go stack switch's rule packs in its cfa_offset, above the switching
+	// function's own CFA offset (8 bits), these offsets of the binary's
+	// runtime, each in units of 8 bytes: m.curg (8 bits), gobuf.bp (4),
+	// minus g's offset from the thread pointer (4), g.m (4), g.sched (4).
+	GO_CURG_SHIFT = 8,
+	GO_GOBUF_BP_SHIFT = 16,
+	GO_TLS_G_SHIFT = 20,
+	GO_G_M_SHIFT = 24,
+	GO_G_SCHED_SHIFT = 28,
 };
 #define ROW_PC_MASK ((1 << ROW_PC_BITS) - 1)
 // A bucket holds at most one row per byte of its address range.

@@ -148,6 +148,42 @@ static __always_inline bool known_code(__u32 pid, __u64 pc)
 	return bpf_map_lookup_elem(&unwind_ranges, &key) != NULL;
 }
 
+// go_switch reads where the goroutine that a Go stack switch left stopped:
+// g (at the thread pointer + its offset; on g0 here), g.m, m.curg and
+// curg.sched, at the offsets packed in the rule (GO_*_SHIFT). It returns 0
+// with sched's sp, pc and bp, or how the walk ends.
+static __always_inline __u32 go_switch(__s32 packed, __u64 *sp, __u64 *pc, __u64 *bp)
+{
+	__u32 v = packed;
+	__u64 curg_off = ((v >> GO_CURG_SHIFT) & 0xff) * 8;
+	__u64 bp_off = ((v >> GO_GOBUF_BP_SHIFT) & 0xf) * 8;
+	__u64 tls_off = ((v >> GO_TLS_G_SHIFT) & 0xf) * 8;
+	__u64 m_off = ((v >> GO_G_M_SHIFT) & 0xf) * 8;
+	__u64 sched_off = (v >> GO_G_SCHED_SHIFT) * 8;
+	// Both callers walk the task running now, whose FS base is its own.
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 g = 0, m = 0, curg = 0, curg_m = 0, sched[2];
+	if (bpf_probe_read_user(&g, sizeof(g), (void *)(task->thread.fsbase - tls_off)) ||
+	    bpf_probe_read_user(&m, sizeof(m), (void *)(g + m_off)) ||
+	    bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + curg_off)))
+		return UNWIND_END_READ_FAILED;
+	if (!curg)
+		return UNWIND_END_COMPLETE; // no goroutine: newstack descheduled it
+	if (curg == g)
+		return UNWIND_END_BAD_FRAME; // not on g0 after all
+	if (bpf_probe_read_user(&curg_m, sizeof(curg_m), (void *)(curg + m_off)) ||
+	    bpf_probe_read_user(sched, sizeof(sched), (void *)(curg + sched_off)) ||
+	    bpf_probe_read_user(bp, sizeof(*bp), (void *)(curg + sched_off + bp_off)))
+		return UNWIND_END_READ_FAILED;
+	// The runtime's own profiler checks the same: a goroutine on this M,
+	// stopped (systemstack clears sched.sp on its way back).
+	if (curg_m != m || !sched[0])
+		return UNWIND_END_BAD_FRAME;
+	*sp = sched[0];
+	*pc = sched[1];
+	return 0;
+}
+
 // unwind_step records the current frame and moves to its caller. It returns
 // 1 (stop) with stack.status set when the walk ends.
 static long unwind_step(__u32 index, void *ctx)
@@ -300,6 +336,45 @@ static long unwind_step(__u32 index, void *ctx)
 			cfa = saved[0] + rule.cfa_offset; // past what it pushed there
 			break;
 		}
+		case CFA_GO_SYSTEMSTACK:
+		case CFA_GO_MORESTACK: {
+			__u64 gsp = 0, gpc = 0, gbp = 0;
+			__u32 end = go_switch(rule.cfa_offset, &gsp, &gpc, &gbp);
+			if (end) {
+				st->status = end;
+				return 1;
+			}
+			if (cfa_kind == CFA_GO_MORESTACK) {
+				// The function whose prologue called morestack is next.
+				if (!gpc) {
+					st->status = UNWIND_END_BAD_FRAME;
+					return 1;
+				}
+				st->pc = gpc;
+				st->sp = gsp;
+				st->bp = gbp;
+				return 0;
+			}
+			// systemstack's own frame, on the goroutine's stack.
+			cfa = gsp + (rule.cfa_offset & 0xff);
+			break;
+		}
+		case CFA_SIGFRAME: {
+			// uc_mcontext is 40 bytes into the ucontext; rbp, rsp and rip
+			// are 80, 120 and 128 bytes into it. Read straight into the
+			// walk's state: the stack has no room left.
+			__u64 mc = st->sp + rule.cfa_offset + 40;
+			if (bpf_probe_read_user(&st->pc, sizeof(st->pc), (void *)(mc + 128)) ||
+			    bpf_probe_read_user(&st->sp, sizeof(st->sp), (void *)(mc + 120)) ||
+			    bpf_probe_read_user(&st->bp, sizeof(st->bp), (void *)(mc + 80))) {
+				st->status = UNWIND_END_READ_FAILED;
+				return 1;
+			}
+			// The interrupted pc is no return address: one past it is kept,
+			// so that the lookup (and the naming) at pc - 1 finds it.
+			st->pc += 1;
+			return 0;
+		}
 		case CFA_END:
 			st->status = UNWIND_END_COMPLETE;
 			return 1;
@@ -311,7 +386,7 @@ static long unwind_step(__u32 index, void *ctx)
 			return 1;
 		}
 		// Back on the goroutine's stack, which may lie below g0's.
-		if (cfa <= st->sp && cfa_kind != CFA_GO_CGO) {
+		if (cfa <= st->sp && cfa_kind != CFA_GO_CGO && cfa_kind != CFA_GO_SYSTEMSTACK) {
 			st->status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}

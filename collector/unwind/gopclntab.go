@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Magic numbers of the Go 1.18 and 1.20+ pclntab headers; older formats are
@@ -49,12 +50,14 @@ func goTable(f *elf.File) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, cgo, err := pclntabRows(data, goTextStart(f, data, addr))
+	t, funcs, err := pclntabRows(data, goTextStart(f, data, addr))
 	if err != nil {
 		return nil, err
 	}
 	t.Source = ".gopclntab"
-	t.Rows = withCgoReturns(f, t, cgo)
+	t.Rows = withCgoReturns(f, t, funcs["runtime.asmcgocall"])
+	t.Rows = withStackSwitches(f, t, funcs)
+	t.Rows = withSignalFrames(t, funcs)
 	eh, err := sectionFDEs(f, ".eh_frame")
 	if err != nil || len(eh) == 0 {
 		return t, nil
@@ -174,15 +177,29 @@ func moduleText(f *elf.File, data []byte, tabAddr uint64) uint64 {
 	return 0
 }
 
-// codeRange is a function's code, [start, end).
-type codeRange struct{ start, end uint64 }
+// codeRange is a function's code, [start, end), and for a top frame
+// (runtime.sigtramp) the SP-delta rows its END row replaced.
+type codeRange struct {
+	start, end uint64
+	sp         []Row
+}
+
+// goFuncs are the runtime functions whose code the table's special rows
+// need, by name without the ABI suffix (a wrapper has the same name).
+type goFuncs map[string][]codeRange
+
+var wantedGoFuncs = map[string]bool{
+	"runtime.asmcgocall": true, "runtime.systemstack": true, "runtime.morestack": true,
+	"runtime.mcall": true, "runtime.newstack": true,
+	"runtime.sigtramp": true, "runtime.sigreturn__sigaction": true,
+}
 
 // pclntabRows turns every function's pc-to-SP-delta table into rows, and
-// finds runtime.asmcgocall. Every offset read is checked: the bytes come
-// from other processes' files.
-func pclntabRows(data []byte, textStart uint64) (t *Table, cgo []codeRange, err error) {
+// finds the runtime functions of wantedGoFuncs. Every offset read is
+// checked: the bytes come from other processes' files.
+func pclntabRows(data []byte, textStart uint64) (t *Table, funcs goFuncs, err error) {
 	if !isPclntabHeader(data) {
-		return nil, cgo, errNoPclntab
+		return nil, nil, errNoPclntab
 	}
 	flagOff := funcFlag120
 	if binary.LittleEndian.Uint32(data) == pclntabMagic118 {
@@ -192,13 +209,13 @@ func pclntabRows(data []byte, textStart uint64) (t *Table, cgo []codeRange, err 
 	size := uint64(len(data))
 	nfunc, pctabOff, functabOff := word(0), word(6), word(7)
 	if pctabOff > size || functabOff > size || nfunc == 0 || nfunc > size/8 || functabOff+(2*nfunc+1)*4 > size {
-		return nil, cgo, fmt.Errorf("line table header: %d functions do not fit in %d bytes", nfunc, size)
+		return nil, nil, fmt.Errorf("line table header: %d functions do not fit in %d bytes", nfunc, size)
 	}
 	pctab, functab, names := data[pctabOff:], data[functabOff:], data[min(word(3), size):]
 	entry := func(i uint64) uint64 { return uint64(binary.LittleEndian.Uint32(functab[i*8:])) }
 	first, end := entry(0), entry(nfunc)
 	if end < first || end-first > 0xffffffff {
-		return nil, cgo, errors.New("line table: functions out of order")
+		return nil, nil, errors.New("line table: functions out of order")
 	}
 	t = &Table{Base: textStart + first, FramePointers: true}
 	rows := make([]Row, 0, 4*nfunc)
@@ -206,16 +223,22 @@ func pclntabRows(data []byte, textStart uint64) (t *Table, cgo []codeRange, err 
 		start, next := entry(i), entry(i+1)
 		recOff := uint64(binary.LittleEndian.Uint32(functab[i*8+4:]))
 		if next < start {
-			return nil, cgo, fmt.Errorf("line table: function %d starts before function %d", i+1, i)
+			return nil, nil, fmt.Errorf("line table: function %d starts before function %d", i+1, i)
 		}
 		if recOff+uint64(flagOff)+1 > uint64(len(functab)) {
-			return nil, cgo, fmt.Errorf("line table: function %d's record out of bounds", i)
+			return nil, nil, fmt.Errorf("line table: function %d's record out of bounds", i)
 		}
 		rec := functab[recOff:]
 		pc := uint32(start - first)
-		if name := cName(names, binary.LittleEndian.Uint32(rec[funcNameOff:])); name == "runtime.asmcgocall" || name == "runtime.asmcgocall.abi0" {
-			// Its ABI wrapper has the same name.
-			cgo = append(cgo, codeRange{textStart + start, textStart + next})
+		if name := strings.TrimSuffix(cName(names, binary.LittleEndian.Uint32(rec[funcNameOff:])), ".abi0"); wantedGoFuncs[name] {
+			if funcs == nil {
+				funcs = goFuncs{}
+			}
+			fn := codeRange{start: textStart + start, end: textStart + next}
+			if name == "runtime.sigtramp" {
+				fn.sp = appendSPRows(nil, pctab, binary.LittleEndian.Uint32(rec[funcPcsp:]), pc, uint32(next-first))
+			}
+			funcs[name] = append(funcs[name], fn)
 		}
 		switch flag := rec[flagOff]; {
 		case flag&funcFlagTop != 0:
@@ -233,12 +256,12 @@ func pclntabRows(data []byte, textStart uint64) (t *Table, cgo []codeRange, err 
 			rows = append(rows, makeRow(pc, CFAGap, 0, RBPSame, 0))
 		}
 		if len(rows) > maxGoRows {
-			return nil, cgo, fmt.Errorf("line table: more than %d rows", maxGoRows)
+			return nil, nil, fmt.Errorf("line table: more than %d rows", maxGoRows)
 		}
 	}
 	rows = append(rows, makeRow(uint32(end-first), CFAGap, 0, RBPSame, 0))
 	t.Rows = normalize(rows, t.Base)
-	return t, cgo, nil
+	return t, funcs, nil
 }
 
 // appendSPRows decodes a function's SP-delta table (the runtime's pcvalue

@@ -39,6 +39,16 @@ const (
 	// g0 stack, CFA = the goroutine's SP, found from what asmcgocall saved
 	// at SP, + CFAOffset.
 	CFAGoCgo = CFAKind(bpf.SamplerCfaKindCFA_GO_CGO)
+	// CFAGoSystemstack: where runtime.systemstack's call on the g0 stack
+	// returns; the walk goes on from the goroutine's g.sched (goswitch.go).
+	// CFAOffset packs its frame and the runtime's offsets (goLayout.pack).
+	CFAGoSystemstack = CFAKind(bpf.SamplerCfaKindCFA_GO_SYSTEMSTACK)
+	// CFAGoMorestack: where runtime.morestack's call of newstack returns;
+	// the goroutine's g.sched is the next frame.
+	CFAGoMorestack = CFAKind(bpf.SamplerCfaKindCFA_GO_MORESTACK)
+	// CFASigframe: a signal handler's entry; the interrupted registers
+	// are in the kernel's ucontext at SP + CFAOffset.
+	CFASigframe = CFAKind(bpf.SamplerCfaKindCFA_SIGFRAME)
 )
 
 func (k CFAKind) String() string {
@@ -57,6 +67,12 @@ func (k CFAKind) String() string {
 		return "unsupported"
 	case CFAGoCgo:
 		return "go-cgo"
+	case CFAGoSystemstack:
+		return "go-systemstack"
+	case CFAGoMorestack:
+		return "go-morestack"
+	case CFASigframe:
+		return "sigframe"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -29,6 +29,7 @@ run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o nocfi nocfi.c
 (cd ../.. && run go build -buildvcs=false -trimpath -o testdata/unwind/go-frameless ./testdata/unwind/gosrc)
 (cd ../.. && run go build -buildvcs=false -trimpath -ldflags=-s -o testdata/unwind/go-frameless-stripped ./testdata/unwind/gosrc)
 (cd ../.. && run go build -buildvcs=false -trimpath -o testdata/unwind/go-cgo ./testdata/unwind/cgosrc)
+(cd ../.. && run go build -buildvcs=false -trimpath -o testdata/unwind/go-gc ./testdata/unwind/gcsrc)
 if go tool objdump -s '^main\.spin$' go-frameless | grep -q 'PUSHQ BP'; then
 	echo "go-frameless: main.spin pushes a frame pointer" >&2
 	exit 1
