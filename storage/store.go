@@ -487,7 +487,16 @@ func (l badgerLogger) logf(level slog.Level, f string, a []any) {
 	}
 }
 
-func (l badgerLogger) Errorf(f string, a ...any)   { l.logf(slog.LevelError, f, a) }
-func (l badgerLogger) Warningf(f string, a ...any) { l.logf(slog.LevelWarn, f, a) }
-func (l badgerLogger) Infof(f string, a ...any)    { l.logf(slog.LevelDebug, f, a) }
-func (l badgerLogger) Debugf(f string, a ...any)   { l.logf(slog.LevelDebug, f, a) }
+func (l badgerLogger) Errorf(f string, a ...any) { l.logf(slog.LevelError, f, a) }
+func (l badgerLogger) Warningf(f string, a ...any) {
+	level := slog.LevelWarn
+	// Badger rates its caches every minute and at close; Ember keeps the
+	// block cache small on purpose (badgerOptions): a tuning hint, not a
+	// warning an operator can act on.
+	if strings.Contains(f, "might be too small. Metrics") || strings.HasPrefix(f, "Cache life expectancy") {
+		level = slog.LevelDebug
+	}
+	l.logf(level, f, a)
+}
+func (l badgerLogger) Infof(f string, a ...any)  { l.logf(slog.LevelDebug, f, a) }
+func (l badgerLogger) Debugf(f string, a ...any) { l.logf(slog.LevelDebug, f, a) }
