@@ -16,12 +16,7 @@ import (
 // sampleSums describes a profile as the exporters read it: its header and
 // the values per labels and stack.
 func sampleSums(p *profile.Profile) map[string]int64 {
-	head := fmt.Sprintf("period %v %d span %d+%d default %q", *p.PeriodType, p.Period, p.TimeNanos, p.DurationNanos,
-		p.DefaultSampleType)
-	for _, st := range p.SampleType {
-		head += " " + st.Type + "/" + st.Unit
-	}
-	out := map[string]int64{head: 1}
+	out := map[string]int64{profileHeader(p): 1}
 	for _, smp := range p.Sample {
 		var labels []string
 		for k, v := range smp.Label {

@@ -10,15 +10,21 @@ import (
 	"github.com/ember-profiler/ember/export/exporttest"
 )
 
-// describe is what a backend reads from a profile: types, period, span,
-// and each sample's stack, frames with their mapping, and values.
-func describe(p *profile.Profile) map[string]int64 {
+// profileHeader is what both describe and sampleSums compare of a
+// profile besides its samples: types, period and span.
+func profileHeader(p *profile.Profile) string {
 	head := fmt.Sprintf("period %v %d span %d+%d default %q", *p.PeriodType, p.Period, p.TimeNanos, p.DurationNanos,
 		p.DefaultSampleType)
 	for _, st := range p.SampleType {
 		head += " " + st.Type + "/" + st.Unit
 	}
-	out := map[string]int64{head: 1}
+	return head
+}
+
+// describe is what a backend reads from a profile: types, period, span,
+// and each sample's stack, frames with their mapping, and values.
+func describe(p *profile.Profile) map[string]int64 {
+	out := map[string]int64{profileHeader(p): 1}
 	for _, smp := range p.Sample {
 		key := exporttest.PprofStack(smp)
 		for _, loc := range smp.Location {

@@ -158,22 +158,16 @@ func cutString(s string) (v, rest string, ok bool) {
 // labelName returns the schema's copy of a label name that has one, so
 // that names do not hold on to the entry they were read from.
 func labelName(name string) string {
-	switch name {
-	case schema.LabelPID:
-		return schema.LabelPID
-	case schema.LabelComm:
-		return schema.LabelComm
-	case schema.LabelExe:
-		return schema.LabelExe
-	case schema.LabelCgroup:
-		return schema.LabelCgroup
-	case schema.LabelContainer:
-		return schema.LabelContainer
-	case schema.LabelThreadState:
-		return schema.LabelThreadState
+	for _, known := range schemaLabels {
+		if name == known {
+			return known
+		}
 	}
 	return strings.Clone(name)
 }
+
+var schemaLabels = []string{schema.LabelPID, schema.LabelComm, schema.LabelExe, schema.LabelCgroup,
+	schema.LabelContainer, schema.LabelThreadState}
 
 // dictionary finds and adds entries. Its write side (the pending entries,
 // the read transaction of the append in progress, the used-id memo) is
