@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"log/slog"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -38,20 +37,8 @@ func live(src, dst string, targets []string, cpuProfile, memProfile string) {
 	_, intervals := from.IntervalsAfter(0, 0)
 	refs, _ := from.IntervalsAfter(0, intervals)
 
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	shared := export.Share(to) // as the daemon does
-	var exps []*export.Exporter
-	for _, s := range targets {
-		t, err := export.ParseTarget(s)
-		if err != nil {
-			log.Fatal(err)
-		}
-		ex, err := export.New(t, export.Options{History: shared, Logger: quiet})
-		if err != nil {
-			log.Fatal(err)
-		}
-		exps = append(exps, ex)
-	}
+	exps := newExporters(targets, shared)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, ex := range exps {

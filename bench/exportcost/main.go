@@ -90,18 +90,8 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var wg sync.WaitGroup
-	shared := export.Share(store) // as the daemon does
-	for _, s := range targets {
-		t, err := export.ParseTarget(s)
-		if err != nil {
-			log.Fatal(err)
-		}
-		ex, err := export.New(t, export.Options{History: shared, Logger: quiet})
-		if err != nil {
-			log.Fatal(err)
-		}
+	for _, ex := range newExporters(targets, export.Share(store)) {
 		wg.Go(func() {
 			defer ex.Close()
 			if err := ex.Flush(context.Background()); err != nil {
@@ -117,4 +107,23 @@ func main() {
 	fmt.Printf("CPU per interval (all targets): %s = %.4f%% of one core at a 10 s interval\n", per.Round(time.Microsecond), 100*per.Seconds()/10)
 	fmt.Printf("RSS: %.1f MiB before exporting (store read once), %.1f MiB after, peak %.1f MiB (+%.1f MiB over before)\n",
 		float64(rss0)/1024, float64(rss1)/1024, float64(peak)/1024, float64(peak-rss0)/1024)
+}
+
+// newExporters makes an exporter per target over history, shared as the
+// daemon shares it, logging only warnings.
+func newExporters(targets []string, history *export.SharedHistory) []*export.Exporter {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var exps []*export.Exporter
+	for _, s := range targets {
+		t, err := export.ParseTarget(s)
+		if err != nil {
+			log.Fatal(err)
+		}
+		ex, err := export.New(t, export.Options{History: history, Logger: quiet})
+		if err != nil {
+			log.Fatal(err)
+		}
+		exps = append(exps, ex)
+	}
+	return exps
 }
