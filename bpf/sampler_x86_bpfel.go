@@ -47,6 +47,53 @@ const (
 	SamplerEventTypeEVENT_SAMPLED        SamplerEventType = 4
 )
 
+type SamplerFileKey struct {
+	_   structs.HostLayout
+	Dev uint64
+	Ino uint64
+}
+
+type SamplerFileUnwind struct {
+	_        structs.HostLayout
+	Kind     uint32
+	Table    uint32
+	Buckets  uint32
+	Segments uint32
+	Seg      [4]struct {
+		_       structs.HostLayout
+		PageOff uint64
+		EndOff  uint64
+		Delta   uint64
+	}
+}
+
+type SamplerImageLayout uint32
+
+const (
+	SamplerImageLayoutFILE_SEGMENTS SamplerImageLayout = 4
+	SamplerImageLayoutIMAGE_RANGES  SamplerImageLayout = 32
+)
+
+type SamplerImageRange struct {
+	_         structs.HostLayout
+	Start     uint64
+	Limit     uint64
+	Offset    uint64
+	File      SamplerFileKey
+	Table     uint32
+	Installed uint32
+}
+
+type SamplerImageRecord struct {
+	_         structs.HostLayout
+	ExecSeq   uint32
+	Ranges    uint32
+	Overflow  uint32
+	Unknown   uint32
+	StartCode uint64
+	R         [32]SamplerImageRange
+}
+
 type SamplerNoUserStack uint32
 
 const (
@@ -121,6 +168,16 @@ const (
 	SamplerPidFilterValuePID_SAMPLE      SamplerPidFilterValue = 1
 	SamplerPidFilterValuePID_PARENT_ONLY SamplerPidFilterValue = 2
 )
+
+type SamplerPrefixWalk struct {
+	_      structs.HostLayout
+	R      SamplerUnwindRange
+	At     uint64
+	Pid    uint32
+	Remove uint32
+	Failed uint32
+	Pad    uint32
+}
 
 type SamplerProcState struct {
 	_         structs.HostLayout
@@ -250,26 +307,28 @@ type SamplerSampleValue struct {
 type SamplerSamplerStat uint32
 
 const (
-	SamplerSamplerStatSTAT_TAKEN              SamplerSamplerStat = 0
-	SamplerSamplerStatSTAT_IDLE               SamplerSamplerStat = 1
-	SamplerSamplerStatSTAT_FILTERED           SamplerSamplerStat = 2
-	SamplerSamplerStatSTAT_RECORDED           SamplerSamplerStat = 3
-	SamplerSamplerStatSTAT_COUNT_MAP_FULL     SamplerSamplerStat = 4
-	SamplerSamplerStatSTAT_USER_COLLISION     SamplerSamplerStat = 5
-	SamplerSamplerStatSTAT_USER_MAP_FULL      SamplerSamplerStat = 6
-	SamplerSamplerStatSTAT_USER_KERNEL_THREAD SamplerSamplerStat = 7
-	SamplerSamplerStatSTAT_USER_EXITING       SamplerSamplerStat = 8
-	SamplerSamplerStatSTAT_USER_OTHER         SamplerSamplerStat = 9
-	SamplerSamplerStatSTAT_KERNEL_COLLISION   SamplerSamplerStat = 10
-	SamplerSamplerStatSTAT_KERNEL_MAP_FULL    SamplerSamplerStat = 11
-	SamplerSamplerStatSTAT_KERNEL_OTHER       SamplerSamplerStat = 12
-	SamplerSamplerStatSTAT_EVENTS_LOST        SamplerSamplerStat = 13
-	SamplerSamplerStatSTAT_USER_KERNEL_FP     SamplerSamplerStat = 14
-	SamplerSamplerStatSTAT_UNWIND_FRAMES      SamplerSamplerStat = 15
-	SamplerSamplerStatSTAT_FORK_UNFOLLOWED    SamplerSamplerStat = 16
-	SamplerSamplerStatSTAT_USER_EXECVE        SamplerSamplerStat = 17
-	SamplerSamplerStatSTAT_UNWIND_END_BASE    SamplerSamplerStat = 18
-	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 27
+	SamplerSamplerStatSTAT_TAKEN               SamplerSamplerStat = 0
+	SamplerSamplerStatSTAT_IDLE                SamplerSamplerStat = 1
+	SamplerSamplerStatSTAT_FILTERED            SamplerSamplerStat = 2
+	SamplerSamplerStatSTAT_RECORDED            SamplerSamplerStat = 3
+	SamplerSamplerStatSTAT_COUNT_MAP_FULL      SamplerSamplerStat = 4
+	SamplerSamplerStatSTAT_USER_COLLISION      SamplerSamplerStat = 5
+	SamplerSamplerStatSTAT_USER_MAP_FULL       SamplerSamplerStat = 6
+	SamplerSamplerStatSTAT_USER_KERNEL_THREAD  SamplerSamplerStat = 7
+	SamplerSamplerStatSTAT_USER_EXITING        SamplerSamplerStat = 8
+	SamplerSamplerStatSTAT_USER_OTHER          SamplerSamplerStat = 9
+	SamplerSamplerStatSTAT_KERNEL_COLLISION    SamplerSamplerStat = 10
+	SamplerSamplerStatSTAT_KERNEL_MAP_FULL     SamplerSamplerStat = 11
+	SamplerSamplerStatSTAT_KERNEL_OTHER        SamplerSamplerStat = 12
+	SamplerSamplerStatSTAT_EVENTS_LOST         SamplerSamplerStat = 13
+	SamplerSamplerStatSTAT_USER_KERNEL_FP      SamplerSamplerStat = 14
+	SamplerSamplerStatSTAT_UNWIND_FRAMES       SamplerSamplerStat = 15
+	SamplerSamplerStatSTAT_FORK_UNFOLLOWED     SamplerSamplerStat = 16
+	SamplerSamplerStatSTAT_USER_EXECVE         SamplerSamplerStat = 17
+	SamplerSamplerStatSTAT_IMAGES_INSTALLED    SamplerSamplerStat = 18
+	SamplerSamplerStatSTAT_IMAGE_RANGES_FAILED SamplerSamplerStat = 19
+	SamplerSamplerStatSTAT_UNWIND_END_BASE     SamplerSamplerStat = 20
+	SamplerSamplerStatSTAT_MAX                 SamplerSamplerStat = 29
 )
 
 type SamplerScratch struct {
@@ -409,15 +468,19 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	SamplerMapBlankImage            = "blank_image"
 	SamplerMapCounts0               = "counts_0"
 	SamplerMapCounts1               = "counts_1"
 	SamplerMapEvents                = "events"
+	SamplerMapFileUnwinds           = "file_unwinds"
+	SamplerMapImages                = "images"
 	SamplerMapOffcpu0               = "offcpu_0"
 	SamplerMapOffcpu1               = "offcpu_1"
 	SamplerMapOffcpuBlank           = "offcpu_blank"
 	SamplerMapOffcpuStats           = "offcpu_stats"
 	SamplerMapOffcpuThreads         = "offcpu_threads"
 	SamplerMapPidFilter             = "pid_filter"
+	SamplerMapPrefixScratch         = "prefix_scratch"
 	SamplerMapProcs                 = "procs"
 	SamplerMapPyProcs               = "py_procs"
 	SamplerMapPyScratch             = "py_scratch"
@@ -441,6 +504,7 @@ const (
 	SamplerVarFilterPids            = "filter_pids"
 	SamplerVarFollowForks           = "follow_forks"
 	SamplerVarIncludeIdle           = "include_idle"
+	SamplerVarInstallsGeneration    = "installs_generation"
 	SamplerVarOffcpuIncludeIdle     = "offcpu_include_idle"
 	SamplerVarOffcpuMinWaitNs       = "offcpu_min_wait_ns"
 	SamplerVarR_debugFromProbe      = "r_debug_from_probe"
@@ -448,6 +512,9 @@ const (
 	SamplerVarUnusedCfaKind         = "unused_cfa_kind"
 	SamplerVarUnusedEvent           = "unused_event"
 	SamplerVarUnusedEventType       = "unused_event_type"
+	SamplerVarUnusedFileUnwind      = "unused_file_unwind"
+	SamplerVarUnusedImageLayout     = "unused_image_layout"
+	SamplerVarUnusedImageRecord     = "unused_image_record"
 	SamplerVarUnusedNoUserStack     = "unused_no_user_stack"
 	SamplerVarUnusedOffcpuKey       = "unused_offcpu_key"
 	SamplerVarUnusedOffcpuStat      = "unused_offcpu_stat"
@@ -528,15 +595,19 @@ type SamplerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SamplerMapSpecs struct {
+	BlankImage    *ebpf.MapSpec `ebpf:"blank_image"`
 	Counts0       *ebpf.MapSpec `ebpf:"counts_0"`
 	Counts1       *ebpf.MapSpec `ebpf:"counts_1"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	FileUnwinds   *ebpf.MapSpec `ebpf:"file_unwinds"`
+	Images        *ebpf.MapSpec `ebpf:"images"`
 	Offcpu0       *ebpf.MapSpec `ebpf:"offcpu_0"`
 	Offcpu1       *ebpf.MapSpec `ebpf:"offcpu_1"`
 	OffcpuBlank   *ebpf.MapSpec `ebpf:"offcpu_blank"`
 	OffcpuStats   *ebpf.MapSpec `ebpf:"offcpu_stats"`
 	OffcpuThreads *ebpf.MapSpec `ebpf:"offcpu_threads"`
 	PidFilter     *ebpf.MapSpec `ebpf:"pid_filter"`
+	PrefixScratch *ebpf.MapSpec `ebpf:"prefix_scratch"`
 	Procs         *ebpf.MapSpec `ebpf:"procs"`
 	PyProcs       *ebpf.MapSpec `ebpf:"py_procs"`
 	PyScratch     *ebpf.MapSpec `ebpf:"py_scratch"`
@@ -560,6 +631,7 @@ type SamplerVariableSpecs struct {
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FollowForks           *ebpf.VariableSpec `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
+	InstallsGeneration    *ebpf.VariableSpec `ebpf:"installs_generation"`
 	OffcpuIncludeIdle     *ebpf.VariableSpec `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.VariableSpec `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.VariableSpec `ebpf:"r_debug_from_probe"`
@@ -567,6 +639,9 @@ type SamplerVariableSpecs struct {
 	UnusedCfaKind         *ebpf.VariableSpec `ebpf:"unused_cfa_kind"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedFileUnwind      *ebpf.VariableSpec `ebpf:"unused_file_unwind"`
+	UnusedImageLayout     *ebpf.VariableSpec `ebpf:"unused_image_layout"`
+	UnusedImageRecord     *ebpf.VariableSpec `ebpf:"unused_image_record"`
 	UnusedNoUserStack     *ebpf.VariableSpec `ebpf:"unused_no_user_stack"`
 	UnusedOffcpuKey       *ebpf.VariableSpec `ebpf:"unused_offcpu_key"`
 	UnusedOffcpuStat      *ebpf.VariableSpec `ebpf:"unused_offcpu_stat"`
@@ -613,15 +688,19 @@ func (o *SamplerObjects) Close() error {
 //
 // It can be passed to LoadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SamplerMaps struct {
+	BlankImage    *ebpf.Map `ebpf:"blank_image"`
 	Counts0       *ebpf.Map `ebpf:"counts_0"`
 	Counts1       *ebpf.Map `ebpf:"counts_1"`
 	Events        *ebpf.Map `ebpf:"events"`
+	FileUnwinds   *ebpf.Map `ebpf:"file_unwinds"`
+	Images        *ebpf.Map `ebpf:"images"`
 	Offcpu0       *ebpf.Map `ebpf:"offcpu_0"`
 	Offcpu1       *ebpf.Map `ebpf:"offcpu_1"`
 	OffcpuBlank   *ebpf.Map `ebpf:"offcpu_blank"`
 	OffcpuStats   *ebpf.Map `ebpf:"offcpu_stats"`
 	OffcpuThreads *ebpf.Map `ebpf:"offcpu_threads"`
 	PidFilter     *ebpf.Map `ebpf:"pid_filter"`
+	PrefixScratch *ebpf.Map `ebpf:"prefix_scratch"`
 	Procs         *ebpf.Map `ebpf:"procs"`
 	PyProcs       *ebpf.Map `ebpf:"py_procs"`
 	PyScratch     *ebpf.Map `ebpf:"py_scratch"`
@@ -639,15 +718,19 @@ type SamplerMaps struct {
 
 func (m *SamplerMaps) Close() error {
 	return _SamplerClose(
+		m.BlankImage,
 		m.Counts0,
 		m.Counts1,
 		m.Events,
+		m.FileUnwinds,
+		m.Images,
 		m.Offcpu0,
 		m.Offcpu1,
 		m.OffcpuBlank,
 		m.OffcpuStats,
 		m.OffcpuThreads,
 		m.PidFilter,
+		m.PrefixScratch,
 		m.Procs,
 		m.PyProcs,
 		m.PyScratch,
@@ -672,6 +755,7 @@ type SamplerVariables struct {
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
 	FollowForks           *ebpf.Variable `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
+	InstallsGeneration    *ebpf.Variable `ebpf:"installs_generation"`
 	OffcpuIncludeIdle     *ebpf.Variable `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.Variable `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.Variable `ebpf:"r_debug_from_probe"`
@@ -679,6 +763,9 @@ type SamplerVariables struct {
 	UnusedCfaKind         *ebpf.Variable `ebpf:"unused_cfa_kind"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedFileUnwind      *ebpf.Variable `ebpf:"unused_file_unwind"`
+	UnusedImageLayout     *ebpf.Variable `ebpf:"unused_image_layout"`
+	UnusedImageRecord     *ebpf.Variable `ebpf:"unused_image_record"`
 	UnusedNoUserStack     *ebpf.Variable `ebpf:"unused_no_user_stack"`
 	UnusedOffcpuKey       *ebpf.Variable `ebpf:"unused_offcpu_key"`
 	UnusedOffcpuStat      *ebpf.Variable `ebpf:"unused_offcpu_stat"`

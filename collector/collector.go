@@ -232,7 +232,7 @@ func New(cfg Config) (*Collector, error) {
 	c.tracker = newProcessTracker("/proc", cfg.MaxOpenFiles, cfg.Logger, c.currentImage)
 	c.images = newImageQueue()
 	if cfg.Unwind == UnwindDWARF {
-		if c.unwind, err = newUnwindTables(&c.objs, c.wordCapacity(), cfg.UnwindCacheDir, cfg.Logger); err != nil {
+		if c.unwind, err = newUnwindTables(&c.objs, c.wordCapacity(), cfg.UnwindCacheDir, cfg.Logger, c.currentImage); err != nil {
 			c.objs.Close()
 			return nil, err
 		}

@@ -53,6 +53,8 @@ type imageQueue struct {
 	ready   chan struct{}
 	counts  model.ImageReads
 	now     func() time.Time
+	// paused holds every read back (tests: what the sampler does alone).
+	paused bool
 }
 
 func newImageQueue() *imageQueue {
@@ -151,6 +153,9 @@ func (q *imageQueue) take(ctx context.Context) (imageRead, bool) {
 func (q *imageQueue) next() (imageRead, bool, time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.paused {
+		return imageRead{}, false, 10 * time.Millisecond
+	}
 	if n := len(q.sampled); n > 0 {
 		r := q.sampled[n-1]
 		q.sampled = q.sampled[:n-1]
@@ -178,6 +183,14 @@ func (q *imageQueue) tookLocked() {
 	if len(q.sampled)+len(q.loaded) > 0 {
 		q.wake() // another reader for the rest
 	}
+}
+
+// pause holds reads back, or lets them go again.
+func (q *imageQueue) pause(on bool) {
+	q.mu.Lock()
+	q.paused = on
+	q.mu.Unlock()
+	q.wake()
 }
 
 // total returns the counts since start.

@@ -23,6 +23,8 @@ type shortLivedRun struct {
 	beforeExec       uint64          // of the child before its execve, left out
 	unread           uint64          // whose process was never read from /proc
 	flooded          int             // /bin/true started beside them
+	bySampler        uint64          // images the sampler gave ranges itself
+	pids             map[uint32]bool // of the programs started
 }
 
 // Programs that live 300 ms must be unwound from their first samples: their
@@ -55,24 +57,9 @@ func TestShortLivedUnwound(t *testing.T) {
 			if _, err := exec.LookPath(prog.argv(0)[0]); err != nil {
 				t.Skip(err)
 			}
-			// Warm: the first start builds the tables of the program and
-			// its libraries, which later starts share (the daemon keeps
-			// them on disk); the measure is of the starts after that.
-			warm := prog.argv(60000)
-			cmd := exec.Command(warm[0], warm[1:]...)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan struct{})
-			go func() { cmd.Wait(); close(exited) }()
-			_, ok := timeToInstall(c, uint32(cmd.Process.Pid), time.Now(), exited)
-			cmd.Process.Kill()
-			<-exited
-			if !ok {
-				t.Fatal("the warm-up process exited before its tables were in")
-			}
+			warmUp(t, c, prog.argv(60000))
 			run := measureShortLived(t, c, prog.argv(300), secs, 0)
-			reportShortLived(t, run)
+			reportShortLived(t, run, true)
 		})
 	}
 	// A host starting many programs that exit at once (a shell loop, a
@@ -80,11 +67,64 @@ func TestShortLivedUnwound(t *testing.T) {
 	// programs that live long enough to be sampled.
 	t.Run("c-among-true", func(t *testing.T) {
 		run := measureShortLived(t, c, programs[0].argv(300), secs, 50)
-		reportShortLived(t, run)
+		reportShortLived(t, run, true)
+	})
+	// A host too loaded for /proc reads to keep up: the sampler gives each
+	// image its ranges itself, from the tables of the files it has seen.
+	t.Run("c-unread", func(t *testing.T) {
+		warmUp(t, c, programs[0].argv(60000))
+		c.images.pause(true)
+		defer c.images.pause(false)
+		run := measureShortLived(t, c, programs[0].argv(300), secs, 0)
+		reportShortLived(t, run, false)
+		if run.bySampler*10 < uint64(run.started)*9 {
+			t.Errorf("the sampler installed %d of %d images by itself (want 90%%)", run.bySampler, run.started)
+		}
+		if run.unwound*10 < run.samples*9 {
+			t.Errorf("%d of %d samples unwound complete with no /proc read (want 90%%)", run.unwound, run.samples)
+		}
+		// All have exited: what the sampler installed for them is gone.
+		for _, pid := range c.unwind.maps.imagePIDs() {
+			if run.pids[pid] {
+				t.Errorf("process %d exited, but what the sampler installed for it is still there", pid)
+			}
+		}
 	})
 }
 
-func reportShortLived(t *testing.T, run shortLivedRun) {
+// warmUp starts argv once and waits until its ranges are in: the first
+// start builds the tables of the program and its libraries, which later
+// starts share (the daemon keeps them on disk); the measure is of the
+// starts after that.
+func warmUp(t *testing.T, c *Collector, argv []string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	pid := uint32(cmd.Process.Pid)
+	for {
+		c.unwind.mu.Lock()
+		in := c.unwind.installs[pid]
+		c.unwind.mu.Unlock()
+		if in != nil {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatal("the warm-up process exited before its tables were in")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cmd.Process.Kill()
+	<-exited
+}
+
+// reportShortLived logs a run and checks its shares; processes never read
+// from /proc are counted against it when wantRead.
+func reportShortLived(t *testing.T, run shortLivedRun, wantRead bool) {
 	t.Helper()
 	slices.Sort(run.latencies)
 	pct := func(q float64) time.Duration {
@@ -94,7 +134,7 @@ func reportShortLived(t *testing.T, run shortLivedRun) {
 		return run.latencies[int(q*float64(len(run.latencies)-1))]
 	}
 	share := func(n uint64) float64 { return 100 * float64(n) / float64(max(run.samples, 1)) }
-	t.Logf("%d starts (and %d of /bin/true), %d installed; exec to ranges installed: p50 %v, p90 %v, max %v", run.started, run.flooded, len(run.latencies), pct(0.5), pct(0.9), pct(1))
+	t.Logf("%d starts (and %d of /bin/true), %d installed (%d by the sampler); exec to ranges installed: p50 %v, p90 %v, max %v", run.started, run.flooded, len(run.latencies), run.bySampler, pct(0.5), pct(0.9), pct(1))
 	t.Logf("%d samples: %.2f%% unwound complete, %.2f%% walked by the kernel (truncated), %.2f%% unwound but cut (and %d before the execve, left out)",
 		run.samples, share(run.unwound), share(run.kernelFP), share(run.cut), run.beforeExec)
 	if run.samples < 50 {
@@ -104,7 +144,7 @@ func reportShortLived(t *testing.T, run shortLivedRun) {
 	if run.kernelFP*10 > run.samples {
 		t.Errorf("%.2f%% of the samples were taken before the tables were in (want at most 10%%)", share(run.kernelFP))
 	}
-	if run.unread*50 > run.samples {
+	if wantRead && run.unread*50 > run.samples {
 		t.Errorf("%.2f%% of the samples belong to processes never read from /proc (want at most 2%%)", share(run.unread))
 	}
 }
@@ -202,11 +242,15 @@ func measureShortLived(t *testing.T, c *Collector, argv []string, secs, flood in
 		go func() { defer wg.Done(); cmd.Wait(); close(exited) }()
 		go func() {
 			defer wg.Done()
-			if d, ok := timeToInstall(c, pid, execed, exited); ok {
-				mu.Lock()
+			d, ok, bySampler := timeToInstall(c, pid, execed, exited)
+			mu.Lock()
+			if ok {
 				run.latencies = append(run.latencies, d)
-				mu.Unlock()
 			}
+			if bySampler {
+				run.bySampler++
+			}
+			mu.Unlock()
 		}()
 	}
 	tick.Stop()
@@ -219,22 +263,27 @@ func measureShortLived(t *testing.T, c *Collector, argv []string, secs, flood in
 		t.Fatal(err)
 	}
 	tally(b)
+	run.pids = pids
 	return run
 }
 
-// timeToInstall polls until pid has ranges, and says how long after
-// execed, or gives up when it exits first.
-func timeToInstall(c *Collector, pid uint32, execed time.Time, exited <-chan struct{}) (time.Duration, bool) {
+// timeToInstall polls until pid has ranges, from this side or the
+// sampler, and says how long after execed, or gives up when it exits
+// first; bySampler says whether the sampler installed them.
+func timeToInstall(c *Collector, pid uint32, execed time.Time, exited <-chan struct{}) (d time.Duration, ok, bySampler bool) {
 	for {
 		c.unwind.mu.Lock()
 		in := c.unwind.installs[pid]
 		c.unwind.mu.Unlock()
+		if rec, found := c.unwind.maps.image(pid); found && rec.Ranges > rec.Unknown {
+			return time.Since(execed), true, true
+		}
 		if in != nil {
-			return time.Since(execed), true
+			return time.Since(execed), true, false
 		}
 		select {
 		case <-exited:
-			return 0, false
+			return 0, false, false
 		case <-time.After(200 * time.Microsecond):
 		}
 	}

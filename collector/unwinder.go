@@ -53,11 +53,19 @@ type unwindTables struct {
 	// whose table could not be built: neither is redone per process.
 	fileIDs     fileIDs
 	buildFailed map[string]bool
+	// currentImage says which image a process runs, for taking back what
+	// the sampler installed for images gone unheard; nil: all are alive.
+	currentImage imageLookup
+	advances     uint64
 }
 
 // newUnwindTables loads tables into a loaded sampler's maps.
-func newUnwindTables(objs *bpf.SamplerObjects, capacityWords uint32, cacheDir string, log *slog.Logger) (*unwindTables, error) {
-	return newUnwindTablesIn(newSamplerUnwindMaps(objs), capacityWords, cacheDir, log)
+func newUnwindTables(objs *bpf.SamplerObjects, capacityWords uint32, cacheDir string, log *slog.Logger, current imageLookup) (*unwindTables, error) {
+	u, err := newUnwindTablesIn(newSamplerUnwindMaps(objs), capacityWords, cacheDir, log)
+	if u != nil {
+		u.currentImage = current
+	}
+	return u, err
 }
 
 // newUnwindTablesIn loads tables into maps, within capacityWords words.

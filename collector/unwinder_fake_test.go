@@ -17,6 +17,8 @@ type fakeUnwindMaps struct {
 	rules     map[uint32]bpf.SamplerUnwindRule
 	ranges    map[bpf.SamplerRangeKey]bpf.SamplerUnwindRange
 	procs     map[uint32]bpf.SamplerUnwindProc
+	files     map[bpf.SamplerFileKey]bpf.SamplerFileUnwind
+	images    map[uint32]bpf.SamplerImageRecord
 	gen       uint32
 	chunks    map[uint32]*[chunkBlocks][blockWords]uint32
 	maxRanges int // 0: no bound
@@ -31,6 +33,8 @@ func newFakeUnwindMaps() *fakeUnwindMaps {
 		rules:  make(map[uint32]bpf.SamplerUnwindRule),
 		ranges: make(map[bpf.SamplerRangeKey]bpf.SamplerUnwindRange),
 		procs:  make(map[uint32]bpf.SamplerUnwindProc),
+		files:  make(map[bpf.SamplerFileKey]bpf.SamplerFileUnwind),
+		images: make(map[uint32]bpf.SamplerImageRecord),
 		chunks: make(map[uint32]*[chunkBlocks][blockWords]uint32),
 	}
 }
@@ -128,6 +132,42 @@ func (f *fakeUnwindMaps) writeBlock(c, b uint32, block *[blockWords]uint32) erro
 }
 
 func (f *fakeUnwindMaps) close() {}
+
+func (f *fakeUnwindMaps) putFileUnwind(key bpf.SamplerFileKey, fu *bpf.SamplerFileUnwind) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.files[key] = *fu
+	return nil
+}
+
+func (f *fakeUnwindMaps) deleteFileUnwind(key bpf.SamplerFileKey) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.files, key)
+}
+
+func (f *fakeUnwindMaps) image(pid uint32) (*bpf.SamplerImageRecord, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rec, ok := f.images[pid]
+	return &rec, ok
+}
+
+func (f *fakeUnwindMaps) deleteImage(pid uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.images, pid)
+}
+
+func (f *fakeUnwindMaps) imagePIDs() []uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pids := make([]uint32, 0, len(f.images))
+	for pid := range f.images {
+		pids = append(pids, pid)
+	}
+	return pids
+}
 
 // words reads n words of the table space from word start on, as the BPF
 // walk would: a word of a missing chunk reads as 0.

@@ -154,6 +154,7 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 			r.Kind = uint32(bpf.SamplerRangeKindRANGE_ROWS)
 			r.Bias = bias + t.base
 		}
+		u.offerFileLocked(t, mp.m, mp.loads)
 		next.tables = append(next.tables, t.id)
 		for _, k := range rangeKeys(p.PID, mp.m.Start, mp.m.Limit) {
 			keys, ranges = append(keys, k), append(ranges, r)
@@ -248,6 +249,7 @@ func (u *unwindTables) remove(pid uint32) {
 }
 
 func (u *unwindTables) removeLocked(pid uint32) {
+	u.removeImageLocked(pid)
 	in := u.installs[pid]
 	if in == nil {
 		return

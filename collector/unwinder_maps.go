@@ -62,6 +62,15 @@ type unwindMaps interface {
 	deleteProc(pid uint32)
 	// setRangesGeneration makes every CPU drop the ranges it keeps.
 	setRangesGeneration(gen uint32) error
+	// putFileUnwind lets the sampler install mappings of a file itself,
+	// deleteFileUnwind stops it.
+	putFileUnwind(key bpf.SamplerFileKey, fu *bpf.SamplerFileUnwind) error
+	deleteFileUnwind(key bpf.SamplerFileKey)
+	// image reads what the sampler installed for a process, imagePIDs
+	// lists the processes it installed for.
+	image(pid uint32) (*bpf.SamplerImageRecord, bool)
+	deleteImage(pid uint32)
+	imagePIDs() []uint32
 	addChunk(c uint32) error
 	dropChunk(c uint32)
 	readBlock(c, b uint32, block *[blockWords]uint32) error
@@ -77,6 +86,8 @@ type samplerUnwindMaps struct {
 	rules  *ebpf.Map
 	ranges *ebpf.Map
 	procs  *ebpf.Map
+	files  *ebpf.Map
+	images *ebpf.Map
 	// rangesGen is the sampler's ranges_generation: each CPU keeps the
 	// ranges it looked up per process until it changes.
 	rangesGen *ebpf.Variable
@@ -94,6 +105,8 @@ func newSamplerUnwindMaps(objs *bpf.SamplerObjects) *samplerUnwindMaps {
 		rules:     objs.UnwindRules,
 		ranges:    objs.UnwindRanges,
 		procs:     objs.UnwindProcs,
+		files:     objs.FileUnwinds,
+		images:    objs.Images,
 		rangesGen: objs.RangesGeneration,
 		chunkMaps: make(map[uint32]*ebpf.Map),
 	}
@@ -154,6 +167,38 @@ func (s *samplerUnwindMaps) putProc(pid uint32, p *bpf.SamplerUnwindProc) error 
 func (s *samplerUnwindMaps) deleteProc(pid uint32) { s.procs.Delete(pid) }
 
 func (s *samplerUnwindMaps) setRangesGeneration(gen uint32) error { return s.rangesGen.Set(gen) }
+
+func (s *samplerUnwindMaps) putFileUnwind(key bpf.SamplerFileKey, fu *bpf.SamplerFileUnwind) error {
+	return s.files.Put(&key, fu)
+}
+
+func (s *samplerUnwindMaps) deleteFileUnwind(key bpf.SamplerFileKey) { s.files.Delete(&key) }
+
+func (s *samplerUnwindMaps) image(pid uint32) (*bpf.SamplerImageRecord, bool) {
+	var rec bpf.SamplerImageRecord
+	if err := s.images.Lookup(pid, &rec); err != nil {
+		return nil, false
+	}
+	return &rec, true
+}
+
+func (s *samplerUnwindMaps) deleteImage(pid uint32) { s.images.Delete(pid) }
+
+func (s *samplerUnwindMaps) imagePIDs() []uint32 {
+	var (
+		pids []uint32
+		cur  any // nil: the first key
+	)
+	for len(pids) < int(s.images.MaxEntries()) {
+		var next uint32
+		if s.images.NextKey(cur, &next) != nil {
+			break
+		}
+		pids = append(pids, next)
+		cur = next
+	}
+	return pids
+}
 
 func (s *samplerUnwindMaps) addChunk(c uint32) error {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{

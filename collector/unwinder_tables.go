@@ -30,6 +30,8 @@ type loadedTable struct {
 	notLoaded     bool // has rows but did not fit the budget
 	refs          int
 	idleSince     time.Time // when refs fell to 0; zero while referenced
+	// files are those the sampler may install from with this table.
+	files []bpf.SamplerFileKey
 }
 
 // Tables whose last process exited stay loaded for a while, so that a
@@ -58,6 +60,7 @@ func (u *unwindTables) release(t *loadedTable) {
 // drop removes an idle table; its shard is freed at the next advance, after
 // any walk that read it has finished.
 func (u *unwindTables) drop(t *loadedTable) {
+	u.withdrawFilesLocked(t)
 	delete(u.tables, t.id)
 	if t.count > 0 {
 		u.freeing = append(u.freeing, shard{t.start, t.count})
@@ -93,6 +96,10 @@ func (u *unwindTables) dropIdle(now time.Time) {
 func (u *unwindTables) advance() model.UnwindTableStats {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	// What the sampler installed from a table must go before the table.
+	if u.advances++; len(u.freeing) > 0 || u.advances%imageSweepEvery == 0 {
+		u.sweepImagesLocked(u.currentImage, u.freeing)
+	}
 	for _, s := range u.freeing {
 		u.alloc.release(s)
 		u.unrefChunks(s)
@@ -116,6 +123,9 @@ func (u *unwindTables) advance() model.UnwindTableStats {
 	st.ChunkBytes = uint64(len(u.chunkRefs)) * chunkWords * wordBytes
 	st.Rules = uint64(len(u.ruleIDs))
 	st.Processes = uint64(len(u.installs))
+	for _, t := range u.tables {
+		st.OfferedFiles += uint64(len(t.files))
+	}
 	if u.cache != nil {
 		st.CacheEvictions = u.cache.Evictions()
 	}

@@ -126,6 +126,10 @@ type UnwindStats struct {
 	// KernelFP counts user stacks left to the kernel's frame-pointer walk
 	// because the process's ranges were not installed yet.
 	KernelFP uint64
+	// SamplerInstalls counts images the sampler gave ranges itself, at
+	// exec or when their libraries were loaded, and SamplerRangeErrors
+	// the ranges it could not put in (a full trie).
+	SamplerInstalls, SamplerRangeErrors uint64
 	// Tables are the loaded tables at the drain.
 	Tables UnwindTableStats
 }
@@ -161,6 +165,10 @@ type UnwindTableStats struct {
 	// process maps their file now; IdleReused counts installs that found
 	// their table idle since start.
 	Idle, IdleReused uint64
+	// OfferedFiles are the files the sampler may install from by itself;
+	// SamplerInstallsRemoved counts images whose ranges it installed that
+	// were taken back since start.
+	OfferedFiles, SamplerInstallsRemoved uint64
 }
 
 // ImageReads count what became of new process images to read from /proc.
@@ -197,6 +205,8 @@ func (s *Stats) Add(o Stats) {
 	}
 	s.Unwind.Frames += o.Unwind.Frames
 	s.Unwind.KernelFP += o.Unwind.KernelFP
+	s.Unwind.SamplerInstalls += o.Unwind.SamplerInstalls
+	s.Unwind.SamplerRangeErrors += o.Unwind.SamplerRangeErrors
 	if s.Unwind.Ends == nil {
 		s.Unwind.Ends = map[UnwindEnd]uint64{}
 	}

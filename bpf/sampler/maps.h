@@ -112,6 +112,35 @@ struct {
 	__type(value, struct unwind_proc);
 } unwind_procs SEC(".maps");
 
+// Files whose tables are in, by (device, inode): what lets the sampler
+// give a new image its ranges at exec and once its libraries are loaded,
+// before user space could read /proc (install.h).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct file_key);
+	__type(value, struct file_unwind);
+} file_unwinds SEC(".maps");
+
+// What the sampler installed per process; user space deletes an entry and
+// its ranges at the process's exit.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct image_record);
+} images SEC(".maps");
+
+// A zeroed record to start one from: it is too large for the stack.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct image_record);
+} blank_image SEC(".maps");
+
 // Ranges a CPU keeps from its trie lookups, per process: a stack goes back
 // and forth between a few files (the program, libc, ...), the next sample
 // of the process usually needs the same ones, and a trie lookup walks about
@@ -206,6 +235,9 @@ const volatile __s64 r_debug_from_probe = 0;
 volatile __u32 active_generation = 0;
 // Bumped by user space after it changes unwind_ranges or unwind_procs.
 volatile __u32 ranges_generation = 0;
+// Bumped by the sampler when it gives a new image ranges: a CPU's kept
+// ranges and rules are good while the sum of both stays the same.
+volatile __u32 installs_generation = 0;
 
 static __always_inline void count_stat(__u32 buffer, __u32 which)
 {

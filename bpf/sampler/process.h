@@ -6,6 +6,7 @@
 #define EMBER_SAMPLER_PROCESS_H
 
 #include "maps.h"
+#include "install.h"
 
 // in_execve: the task is inside execve. From the moment the new address
 // space replaces the old one until sched_process_exec bumps the exec
@@ -80,14 +81,17 @@ SEC("raw_tracepoint/sched_process_exec")
 int on_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u32 exec_seq = 1;
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
 	if (st) {
-		st->exec_seq++;
+		exec_seq = ++st->exec_seq;
 		st->notified = 0;
 	} else {
 		struct proc_state fresh = { .exec_seq = 1 };
 		bpf_map_update_elem(&procs, &pid, &fresh, BPF_ANY);
 	}
+	if (!filter_pids || bpf_map_lookup_elem(&pid_filter, &pid))
+		install_image(active_generation & 1, bpf_get_current_task_btf(), pid, exec_seq);
 	return 0;
 }
 
@@ -128,7 +132,11 @@ int on_libs_loaded(struct pt_regs *ctx)
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid))
 		return 0;
-	current_image(active_generation & 1, bpf_get_current_task_btf(), pid, false);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
+	if (st && !in_execve(task))
+		install_image(active_generation & 1, task, pid, st->exec_seq);
+	current_image(active_generation & 1, task, pid, false);
 	return 0;
 }
 

@@ -183,6 +183,56 @@ struct unwind_proc {
 	__u64 miss_reported_ns; // last NEEDS_MAPPINGS event, to rate-limit them
 };
 
+// A file the sampler can give ranges itself, as the kernel names it: its
+// device (major << 20 | minor) and inode. The vDSO, which has no file, is
+// {0, 0}.
+struct file_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+enum image_layout {
+	FILE_SEGMENTS = 4, // PT_LOAD segments kept per file
+	IMAGE_RANGES = 32, // executable mappings recorded per process image
+};
+
+// One PT_LOAD segment of a file: a mapping at file offset off in
+// [page_off, end_off) has bias = start - off + delta.
+struct file_segment {
+	__u64 page_off, end_off;
+	__u64 delta;
+};
+
+// How a loaded table unwinds any mapping of its file (install.h): user
+// space writes one per file whose table is in, and deletes it before the
+// table goes.
+struct file_unwind {
+	__u32 kind; // RANGE_ROWS or RANGE_FP
+	__u32 table, buckets;
+	__u32 segments;
+	struct file_segment seg[FILE_SEGMENTS];
+};
+
+// An executable file mapping of a process image, as the sampler saw it at
+// exec or when its libraries were loaded.
+struct image_range {
+	__u64 start, limit, offset;
+	struct file_key file;
+	__u32 table; // the table's first word, when installed
+	__u32 installed; // its range is in unwind_ranges
+};
+
+// What the sampler installed for a process image: user space deletes these
+// ranges at exit, and reads the mappings of an image it never read.
+struct image_record {
+	__u32 exec_seq;
+	__u32 ranges;	 // used entries of r
+	__u32 overflow;	 // more executable mappings than IMAGE_RANGES
+	__u32 unknown;	 // mappings of files with no table in: user space must read the image
+	__u64 start_code; // mm->start_code, to tell images apart
+	struct image_range r[IMAGE_RANGES];
+};
+
 struct sample_key {
 	__u32 pid; // tgid
 	__u32 tid;
@@ -231,6 +281,8 @@ enum sampler_stat {
 	STAT_UNWIND_FRAMES,  // frames unwound by Ember's unwinder
 	STAT_FORK_UNFOLLOWED, // children not followed: pid_filter was full
 	STAT_USER_EXECVE,     // sampled inside execve: no user stack taken
+	STAT_IMAGES_INSTALLED, // images given ranges by the sampler itself (install.h)
+	STAT_IMAGE_RANGES_FAILED, // ranges the sampler could not put in unwind_ranges
 	STAT_UNWIND_END_BASE,
 	STAT_MAX = STAT_UNWIND_END_BASE + UNWIND_END_MAX,
 };
@@ -293,6 +345,9 @@ const enum stack_layout *unused_stack_layout __attribute__((unused));
 const enum no_user_stack *unused_no_user_stack __attribute__((unused));
 const enum unwind_layout *unused_unwind_layout __attribute__((unused));
 const enum pid_filter_value *unused_pid_filter_value __attribute__((unused));
+const struct file_unwind *unused_file_unwind __attribute__((unused));
+const struct image_record *unused_image_record __attribute__((unused));
+const enum image_layout *unused_image_layout __attribute__((unused));
 
 // Every loaded file's table, each a contiguous run of words in a space of
 // chunks; user space creates a chunk when a table first needs it and drops

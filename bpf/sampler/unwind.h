@@ -438,7 +438,7 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 {
 	// Read before the maps it vouches for: a change after this read makes
 	// the next walk drop what this one keeps.
-	__u32 ranges_gen = ranges_generation + 1;
+	__u32 ranges_gen = ranges_generation + installs_generation + 1;
 	__u32 zero = 0;
 	struct scratch *scr = bpf_map_lookup_elem(&scratch, &zero);
 	if (!scr)

@@ -1,0 +1,138 @@
+package collector
+
+// The sampler gives a new image its ranges itself (bpf/sampler/install.h),
+// at exec and once its libraries are loaded, from the files this side
+// offers: each file whose table is in, by device and inode. This side
+// takes back what the sampler installed: at the process's exit, when a
+// table it used is freed, and for images whose exit went unheard.
+
+import (
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ember-profiler/ember/bpf"
+	"github.com/ember-profiler/ember/model"
+)
+
+// kernelDev is a device number as the kernel keeps it in an inode's
+// superblock (major << 20 | minor), from the one stat and /proc give.
+func kernelDev(dev uint64) uint64 {
+	return uint64(unix.Major(dev))<<20 | uint64(unix.Minor(dev))
+}
+
+// fileKeyOf is how the sampler names the file of a mapping; the vDSO,
+// which has no file, is {0, 0}.
+func fileKeyOf(m *model.Mapping) (bpf.SamplerFileKey, bool) {
+	if m.File == nil {
+		return bpf.SamplerFileKey{}, m.Path == "[vdso]"
+	}
+	if m.Inode == 0 || m.Deleted {
+		return bpf.SamplerFileKey{}, false
+	}
+	return bpf.SamplerFileKey{Dev: kernelDev(m.Dev), Ino: m.Inode}, true
+}
+
+// fileUnwindOf is what the sampler needs to give any mapping of a file the
+// range t gives it: the table, and per segment what loadBias would add.
+func fileUnwindOf(t *loadedTable, loads []progLoad) (bpf.SamplerFileUnwind, bool) {
+	fu := bpf.SamplerFileUnwind{Table: t.start, Buckets: t.buckets}
+	switch {
+	case t.framePointers && (t.count == 0 || t.notLoaded):
+		fu.Kind = uint32(bpf.SamplerRangeKindRANGE_FP)
+		return fu, true
+	case t.notLoaded:
+		return fu, false // no table: the walk stops there either way
+	}
+	if len(loads) > len(fu.Seg) {
+		return fu, false
+	}
+	fu.Kind = uint32(bpf.SamplerRangeKindRANGE_ROWS)
+	for i, p := range loads {
+		fu.Seg[i].PageOff = p.off &^ 0xfff
+		fu.Seg[i].EndOff = p.off + p.filesz
+		fu.Seg[i].Delta = p.off - p.vaddr + t.base
+	}
+	fu.Segments = uint32(len(loads))
+	return fu, true
+}
+
+// offerFileLocked lets the sampler install mappings of m's file with t.
+func (u *unwindTables) offerFileLocked(t *loadedTable, m *model.Mapping, loads []progLoad) {
+	key, ok := fileKeyOf(m)
+	if !ok || slices.Contains(t.files, key) {
+		return
+	}
+	fu, ok := fileUnwindOf(t, loads)
+	if !ok {
+		return
+	}
+	if err := u.maps.putFileUnwind(key, &fu); err != nil {
+		return // the map is full: its processes are read and installed here
+	}
+	t.files = append(t.files, key)
+}
+
+// withdrawFilesLocked stops the sampler installing from t, before t goes.
+func (u *unwindTables) withdrawFilesLocked(t *loadedTable) {
+	for _, key := range t.files {
+		u.maps.deleteFileUnwind(key)
+	}
+	t.files = nil
+}
+
+// removeImageLocked deletes what the sampler installed for pid.
+func (u *unwindTables) removeImageLocked(pid uint32) {
+	rec, ok := u.maps.image(pid)
+	if !ok {
+		return
+	}
+	var keys []bpf.SamplerRangeKey
+	for i := range min(int(rec.Ranges), len(rec.R)) {
+		if r := &rec.R[i]; r.Installed != 0 {
+			keys = append(keys, rangeKeys(pid, r.Start, r.Limit)...)
+		}
+	}
+	u.maps.deleteRanges(keys)
+	u.maps.deleteImage(pid)
+	if u.installs[pid] == nil {
+		u.maps.deleteProc(pid)
+	}
+	u.stats.SamplerInstallsRemoved++
+	u.rangesChangedLocked()
+}
+
+// imageSweepEvery is how many drains pass between looks for images whose
+// exit went unheard (a full ring buffer).
+const imageSweepEvery = 10
+
+// sweepImagesLocked takes back what the sampler installed for images that
+// are gone (current says which image a process runs, if any) or that use a
+// table about to be freed.
+func (u *unwindTables) sweepImagesLocked(current imageLookup, freeing []shard) {
+	for _, pid := range u.maps.imagePIDs() {
+		rec, ok := u.maps.image(pid)
+		if !ok {
+			continue
+		}
+		stale := false
+		if current != nil {
+			seq, _, alive := current(pid)
+			stale = !alive || seq != rec.ExecSeq
+		}
+		for i := range min(int(rec.Ranges), len(rec.R)) {
+			r := &rec.R[i]
+			if stale || r.Installed == 0 {
+				continue
+			}
+			for _, s := range freeing {
+				if r.Table >= s.start && r.Table < s.start+s.count {
+					stale = true
+				}
+			}
+		}
+		if stale {
+			u.removeImageLocked(pid)
+		}
+	}
+}
