@@ -39,7 +39,9 @@ type unwindMetrics struct {
 	walks    *prometheus.CounterVec
 	frames   prometheus.Counter
 	kernelFP prometheus.Counter
-	tables   *prometheus.GaugeVec
+	// images the sampler gave ranges itself, by outcome
+	samplerInstalls *prometheus.CounterVec
+	tables          *prometheus.GaugeVec
 }
 
 func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbolCounters) *daemonMetrics {
@@ -93,12 +95,16 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 			Name: "ember_unwind_kernel_fp_total",
 			Help: "User stacks left to the kernel's frame-pointer walk because the process's tables were not in yet.",
 		}),
+		samplerInstalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_unwind_sampler_installs_total",
+			Help: "Process images the sampler gave their ranges itself, at exec or once the loader mapped their libraries (installed), and ranges it could not put in (range_errors).",
+		}, []string{"outcome"}),
 		tables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ember_unwind_tables",
-			Help: "Unwind tables: rows loaded and row_capacity (table words, 4 bytes each), files loaded, frame_pointer_files, processes, idle_files (loaded, no process maps them now); since start: idle_reused, not_loaded (over --unwind-table-size), build_errors, cache_hits, cache_evictions, range_errors, installs_dropped.",
+			Help: "Unwind tables: rows loaded and row_capacity (table words, 4 bytes each), files loaded, frame_pointer_files, processes, idle_files (loaded, no process maps them now); since start: idle_reused, not_loaded (over --unwind-table-size), build_errors, cache_hits, cache_evictions, range_errors, installs_dropped, sampler_installs_removed (images the sampler installed, taken back); offered_files (files the sampler may install from by itself).",
 		}, []string{"what"}),
 	}
-	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.tables)
+	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.samplerInstalls, m.unwind.tables)
 	m.python = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ember_python_total",
 		Help: "CPython unwinding: walks (samples of CPython processes), no_thread (thread without a thread state), no_frame (running no Python), read_failed and depth (walks cut), frames recorded, and of them named, unreadable, exited (gone before naming); unknown_versions (processes of a version without offsets).",
@@ -174,6 +180,8 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 	}
 	m.unwind.frames.Add(float64(s.Unwind.Frames))
 	m.unwind.kernelFP.Add(float64(s.Unwind.KernelFP))
+	m.unwind.samplerInstalls.WithLabelValues("installed").Add(float64(s.Unwind.SamplerInstalls))
+	m.unwind.samplerInstalls.WithLabelValues("range_errors").Add(float64(s.Unwind.SamplerRangeErrors))
 	py := s.Python
 	for what, v := range map[string]uint64{
 		"walks": py.Walks, "no_thread": py.NoThread, "no_frame": py.NoFrame, "read_failed": py.ReadFailed,
@@ -188,6 +196,7 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 		"not_loaded": t.NotLoaded, "build_errors": t.BuildErrors, "processes": t.Processes,
 		"cache_hits": t.CacheHits, "cache_evictions": t.CacheEvictions, "range_errors": t.RangeErrors,
 		"installs_dropped": t.InstallsDropped, "idle_files": t.Idle, "idle_reused": t.IdleReused,
+		"offered_files": t.OfferedFiles, "sampler_installs_removed": t.SamplerInstallsRemoved,
 	} {
 		m.unwind.tables.WithLabelValues(what).Set(float64(v))
 	}
