@@ -236,6 +236,13 @@ func New(cfg Config) (*Collector, error) {
 			c.objs.Close()
 			return nil, err
 		}
+		c.tracker.samplerImage = func(pid uint32) (recordedImage, bool) {
+			rec, ok := c.unwind.maps.image(pid)
+			if !ok {
+				return recordedImage{}, false
+			}
+			return recordedImageOf(rec), true
+		}
 		if !cfg.NoPython {
 			c.interpreters = append(c.interpreters, newPythonUnwinder(&c.objs, cfg.Logger))
 		}
@@ -425,7 +432,10 @@ func (c *Collector) readEvents(ctx context.Context) {
 			c.images.cancel(ev.Pid)
 			c.tracker.exited(ev.Pid)
 			if c.unwind != nil {
-				c.unwind.remove(ev.Pid)
+				if rec := c.unwind.remove(ev.Pid); rec != nil {
+					// Its last samples may come before /proc was ever read.
+					c.tracker.rememberRecorded(ev.Pid, recordedImageOf(rec))
+				}
 			}
 			for _, in := range c.interpreters {
 				in.exited(ev.Pid)

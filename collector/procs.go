@@ -25,6 +25,7 @@ type fileKey struct{ dev, inode uint64 }
 
 type heldFile struct {
 	file *os.File
+	path string // as the first process that mapped it saw it
 	refs int
 }
 
@@ -63,6 +64,12 @@ type processTracker struct {
 	pending    []pendingRelease
 	// filesNotHeld counts mappings whose file could not be opened or was over the limit.
 	filesNotHeld uint64
+	// samplerImage reads what the sampler recorded of a live image;
+	// recorded keeps that of images that exited; paths are where held
+	// files were found (procs_recorded.go).
+	samplerImage func(pid uint32) (recordedImage, bool)
+	recorded     map[model.ProcessKey]recordedAt
+	paths        map[fileKey]string
 }
 
 func newProcessTracker(procRoot string, maxOpenFiles int, log *slog.Logger, currentImage imageLookup) *processTracker {
@@ -220,6 +227,15 @@ func (t *processTracker) processesFor(samples []model.Sample, hold bool) (map[mo
 // open at least until the next advance.
 func (t *processTracker) observeTracked(key model.ProcessKey) *trackedProcess {
 	proc, files := t.snapshot(key, 0)
+	if proc.SnapshotErr != nil {
+		if p, f, ok := t.fromRecorded(key); ok {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			tp := t.recordLocked(key, p, f)
+			tp.exitedAt = t.generation
+			return tp
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.recordLocked(key, proc, files)
@@ -274,6 +290,7 @@ func (t *processTracker) advance() {
 	if t.generation%sweepEvery == 0 {
 		t.sweepLocked()
 	}
+	t.forgetRecordedLocked()
 	for key, tp := range t.procs {
 		if tp.exitedAt != 0 && tp.exitedAt < t.generation {
 			t.releaseLater(tp.files)
@@ -466,7 +483,8 @@ func (t *processTracker) holdFiles(dir string, p *model.Process) []fileKey {
 			t.filesNotHeld++
 			continue
 		}
-		t.files[key] = &heldFile{file: f, refs: 1}
+		t.files[key] = &heldFile{file: f, path: m.Path, refs: 1}
+		t.learnPathLocked(key, m.Path)
 		m.File = f
 		files = append(files, key)
 	}

@@ -81,11 +81,12 @@ func (u *unwindTables) withdrawFilesLocked(t *loadedTable) {
 	t.files = nil
 }
 
-// removeImageLocked deletes what the sampler installed for pid.
-func (u *unwindTables) removeImageLocked(pid uint32) {
+// removeImageLocked deletes what the sampler installed for pid, and
+// returns its record.
+func (u *unwindTables) removeImageLocked(pid uint32) *bpf.SamplerImageRecord {
 	rec, ok := u.maps.image(pid)
 	if !ok {
-		return
+		return nil
 	}
 	var keys []bpf.SamplerRangeKey
 	for i := range min(int(rec.Ranges), len(rec.R)) {
@@ -100,6 +101,7 @@ func (u *unwindTables) removeImageLocked(pid uint32) {
 	}
 	u.stats.SamplerInstallsRemoved++
 	u.rangesChangedLocked()
+	return rec
 }
 
 // imageSweepEvery is how many drains pass between looks for images whose

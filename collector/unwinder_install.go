@@ -241,18 +241,19 @@ func (u *unwindTables) needsRefresh(pid, execSeq uint32) bool {
 	return true
 }
 
-// remove drops a process's ranges and its references to tables.
-func (u *unwindTables) remove(pid uint32) {
+// remove drops a process's ranges and its references to tables, and
+// returns what the sampler had recorded of it, if anything.
+func (u *unwindTables) remove(pid uint32) *bpf.SamplerImageRecord {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.removeLocked(pid)
+	return u.removeLocked(pid)
 }
 
-func (u *unwindTables) removeLocked(pid uint32) {
-	u.removeImageLocked(pid)
+func (u *unwindTables) removeLocked(pid uint32) *bpf.SamplerImageRecord {
+	rec := u.removeImageLocked(pid)
 	in := u.installs[pid]
 	if in == nil {
-		return
+		return rec
 	}
 	u.maps.deleteProc(pid)
 	u.maps.deleteRanges(in.keys)
@@ -263,6 +264,7 @@ func (u *unwindTables) removeLocked(pid uint32) {
 	}
 	delete(u.installs, pid)
 	u.rangesChangedLocked()
+	return rec
 }
 
 // rangesChangedLocked makes every CPU drop the ranges it keeps, so that its
