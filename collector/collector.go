@@ -168,6 +168,9 @@ type Collector struct {
 	// interpreters walk the frames of interpreters (CPython; none when
 	// Unwind is "fp"), each hooked into the native walk.
 	interpreters []interpreter
+	// plain are files no interpreter wants, for leaving out the /proc
+	// reads of images the sampler installed (unwinder_images.go).
+	plain plainFiles
 
 	// images queues the /proc reads of new images; imageReadsBefore is
 	// its total at the previous drain.

@@ -27,6 +27,8 @@ type imageRead struct {
 	// mappings read; 0 when not known (a re-read after a dlopen).
 	startCode uint64
 	queued    time.Time
+	// loaded: the loader told of it; no sample has asked for it yet.
+	loaded bool
 }
 
 // imageReaders is how many /proc reads run at once. Reads mostly wait
@@ -73,6 +75,7 @@ func (q *imageQueue) pushSampled(r imageRead) {
 
 // pushLoaded queues the read of an image whose libraries are loaded.
 func (q *imageQueue) pushLoaded(r imageRead) {
+	r.loaded = true
 	q.mu.Lock()
 	q.loaded = q.pushLocked(q.loaded, r)
 	q.mu.Unlock()
@@ -193,6 +196,13 @@ func (q *imageQueue) pause(on bool) {
 	q.wake()
 }
 
+// skip counts a read left out.
+func (q *imageQueue) skip() {
+	q.mu.Lock()
+	q.counts.Skipped++
+	q.mu.Unlock()
+}
+
 // total returns the counts since start.
 func (q *imageQueue) total() model.ImageReads {
 	q.mu.Lock()
@@ -208,12 +218,20 @@ func (c *Collector) readImages(ctx context.Context) {
 		if !ok {
 			return
 		}
+		if r.loaded && c.plain.covers(c.unwind, r.key) {
+			c.images.skip()
+			continue
+		}
 		p := c.tracker.observe(r.key, r.startCode)
 		if c.unwind != nil {
 			c.unwind.enqueue(p)
 		}
+		mine := false
 		for _, in := range c.interpreters {
-			in.attach(p)
+			mine = in.attach(p) || mine
+		}
+		if !mine {
+			c.plain.learn(p)
 		}
 	}
 }

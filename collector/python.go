@@ -19,7 +19,9 @@ import (
 // its frames into the native ones (Sample.UserFrames).
 type interpreter interface {
 	// attach looks at a process image and sets it up if it is one of its.
-	attach(p *model.Process)
+	// It says whether the image is, or may be, one of its: false only
+	// when its files are surely none of its.
+	attach(p *model.Process) bool
 	// exited: the process is gone; its last samples are still to be named.
 	exited(pid uint32)
 	// name replaces the frame words of its processes' samples and counts
@@ -65,16 +67,17 @@ func newPythonUnwinder(objs *bpf.SamplerObjects, log *slog.Logger) *pythonUnwind
 	}
 }
 
-// attach sets a process up for the walker if it runs a CPython Ember knows.
-func (u *pythonUnwinder) attach(p *model.Process) {
+// attach sets a process up for the walker if it runs a CPython Ember knows,
+// and says false only when it runs none.
+func (u *pythonUnwinder) attach(p *model.Process) bool {
 	if p == nil || p.SnapshotErr != nil || p.Exited {
-		return
+		return true
 	}
 	u.mu.Lock()
 	old := u.byPID[p.PID]
 	u.mu.Unlock()
 	if old != nil && old.execSeq == p.ExecSeq {
-		return
+		return true
 	}
 	in, err := u.detector.Detect(p)
 	switch {
@@ -82,7 +85,7 @@ func (u *pythonUnwinder) attach(p *model.Process) {
 		if old != nil {
 			u.remove(p.PID) // an execve into something else
 		}
-		return
+		return false
 	case errors.Is(err, python.ErrUnknownVersion):
 		u.mu.Lock()
 		u.unknownVersions++
@@ -92,21 +95,21 @@ func (u *pythonUnwinder) attach(p *model.Process) {
 		if first {
 			u.log.Warn("CPython version not supported: its frames stay the interpreter's", slog.Int("pid", int(p.PID)), slog.Any("err", err))
 		}
-		return
+		return true
 	case err != nil:
 		u.log.Info("CPython found but not readable: its frames stay the interpreter's", slog.Int("pid", int(p.PID)), slog.Any("err", err))
-		return
+		return true
 	}
 	mem := python.ProcMemory{PID: int(p.PID)}
 	if in.Layout.Minor >= 13 {
 		raw := make([]byte, python.DebugOffsetsBytes)
 		if err := mem.ReadAt(raw, in.Runtime); err != nil {
 			u.log.Debug("read _Py_DebugOffsets", slog.Int("pid", int(p.PID)), slog.Any("err", err))
-			return
+			return true
 		}
 		if err := in.Layout.ApplyDebugOffsets(raw); err != nil {
 			u.log.Info("CPython's debug offsets are unusable: its frames stay the interpreter's", slog.Int("pid", int(p.PID)), slog.Any("err", err))
-			return
+			return true
 		}
 	}
 	l := &in.Layout
@@ -123,12 +126,13 @@ func (u *pythonUnwinder) attach(p *model.Process) {
 	}
 	if err := u.procs.Put(p.PID, &v); err != nil {
 		u.log.Warn("set up the Python walker", slog.Int("pid", int(p.PID)), slog.Any("err", err))
-		return
+		return true
 	}
 	u.mu.Lock()
 	u.byPID[p.PID] = &pythonProcess{execSeq: p.ExecSeq, names: python.NewProcess(in, mem)}
 	u.mu.Unlock()
 	u.log.Debug("walking Python frames", slog.Int("pid", int(p.PID)), slog.Int("minor", l.Minor), slog.String("file", in.Path))
+	return true
 }
 
 // exited forgets the BPF side of a process; its namer stays until the

@@ -70,6 +70,34 @@ func TestShortLivedUnwound(t *testing.T) {
 		run := measureShortLived(t, c, programs[0].argv(300), secs, 50)
 		reportShortLived(t, run, true)
 	})
+	// Programs that are never sampled (sleep) cost no /proc read once the
+	// sampler gave them their ranges from files already known as plain.
+	t.Run("never-sampled", func(t *testing.T) {
+		sleep, err := exec.LookPath("sleep")
+		if err != nil {
+			t.Skip(err)
+		}
+		warmUp(t, c, []string{sleep, "60"})
+		before := c.images.total()
+		var cmds []*exec.Cmd
+		for range 20 {
+			cmd := exec.Command(sleep, "0.5")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmds = append(cmds, cmd)
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, cmd := range cmds {
+			cmd.Wait()
+		}
+		got := c.images.total().Minus(before)
+		t.Logf("20 sleeps: %d read, %d skipped, %d cancelled", got.Read, got.Skipped, got.Cancelled)
+		// A sleep sampled while starting is read, as it must be.
+		if got.Skipped < 12 {
+			t.Errorf("%d of 20 images that were never sampled were left unread (want 12)", got.Skipped)
+		}
+	})
 	// A host too loaded for /proc reads to keep up: the sampler gives each
 	// image its ranges itself, from the tables of the files it has seen.
 	t.Run("c-unread", func(t *testing.T) {

@@ -8,6 +8,7 @@ package collector
 
 import (
 	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -137,4 +138,53 @@ func (u *unwindTables) sweepImagesLocked(current imageLookup, freeing []shard) {
 			u.removeImageLocked(pid)
 		}
 	}
+}
+
+// maxPlainFiles bounds plainFiles; past it they are learnt again.
+const maxPlainFiles = 4096
+
+// plainFiles are files mapped by processes no interpreter wanted: an
+// image made only of those, which the sampler gave all its ranges, needs
+// no /proc read until it is sampled. (A file an interpreter wants, such as
+// python3 or libpython, never gets in.)
+type plainFiles struct {
+	mu    sync.Mutex
+	files map[bpf.SamplerFileKey]bool
+}
+
+// learn adds the files of an image read that no interpreter wanted.
+func (pf *plainFiles) learn(p *model.Process) {
+	if p == nil || p.SnapshotErr != nil {
+		return
+	}
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	if pf.files == nil || len(pf.files) >= maxPlainFiles {
+		pf.files = make(map[bpf.SamplerFileKey]bool)
+	}
+	for i := range p.Mappings {
+		if key, ok := fileKeyOf(&p.Mappings[i]); ok && p.Mappings[i].File != nil {
+			pf.files[key] = true
+		}
+	}
+}
+
+// covers says whether the sampler gave an image all its ranges, from
+// plain files only.
+func (pf *plainFiles) covers(u *unwindTables, key model.ProcessKey) bool {
+	if u == nil {
+		return false
+	}
+	rec, ok := u.maps.image(key.PID)
+	if !ok || rec.ExecSeq != key.ExecSeq || rec.Overflow != 0 || rec.Unknown != 0 || rec.Ranges == 0 {
+		return false
+	}
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	for i := range min(int(rec.Ranges), len(rec.R)) {
+		if f := rec.R[i].File; f != (bpf.SamplerFileKey{}) && !pf.files[f] {
+			return false
+		}
+	}
+	return true
 }

@@ -175,12 +175,14 @@ type UnwindTableStats struct {
 type ImageReads struct {
 	// Read: taken by a reader. Dropped: left out at the queue's bound,
 	// the oldest first. Cancelled: the process exited before its turn.
-	Read, Dropped, Cancelled uint64
+	// Skipped: not read, because the sampler gave the image its ranges
+	// and no interpreter needs it (read at its first sample, if any).
+	Read, Dropped, Cancelled, Skipped uint64
 }
 
 // Minus returns the counts since o was taken.
 func (r ImageReads) Minus(o ImageReads) ImageReads {
-	return ImageReads{r.Read - o.Read, r.Dropped - o.Dropped, r.Cancelled - o.Cancelled}
+	return ImageReads{r.Read - o.Read, r.Dropped - o.Dropped, r.Cancelled - o.Cancelled, r.Skipped - o.Skipped}
 }
 
 // Add adds a later batch's counters to s, a running total. The unwind

@@ -73,7 +73,7 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 	}
 	m.imageReads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ember_process_reads_total",
-		Help: "New process images to read from /proc, by outcome: read; dropped (too many pending, the oldest first); cancelled (exited before their turn).",
+		Help: "New process images to read from /proc, by outcome: read; dropped (too many pending, the oldest first); cancelled (exited before their turn); skipped (the sampler gave them their ranges and no interpreter needs them: read at their first sample instead).",
 	}, []string{"outcome"})
 	reg.MustRegister(m.imageReads)
 	m.offCPU = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -166,6 +166,7 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 	m.imageReads.WithLabelValues("read").Add(float64(s.ImageReads.Read))
 	m.imageReads.WithLabelValues("dropped").Add(float64(s.ImageReads.Dropped))
 	m.imageReads.WithLabelValues("cancelled").Add(float64(s.ImageReads.Cancelled))
+	m.imageReads.WithLabelValues("skipped").Add(float64(s.ImageReads.Skipped))
 	m.truncated.Add(float64(s.Truncated))
 	o := s.OffCPU
 	for outcome, n := range map[string]uint64{
