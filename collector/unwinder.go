@@ -57,6 +57,8 @@ type unwindTables struct {
 	// the sampler installed for images gone unheard; nil: all are alive.
 	currentImage imageLookup
 	advances     uint64
+	// byStart finds tables by their first word, for one sweep.
+	byStart map[uint32]*loadedTable
 }
 
 // newUnwindTables loads tables into a loaded sampler's maps.

@@ -9,6 +9,7 @@ package collector
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -136,8 +137,37 @@ func (u *unwindTables) sweepImagesLocked(current imageLookup, freeing []shard) {
 		}
 		if stale {
 			u.removeImageLocked(pid)
+			continue
+		}
+		u.touchTablesLocked(rec)
+	}
+}
+
+// touchTablesLocked keeps the tables a live image of the sampler's uses
+// from counting as idle: no reference of this side holds them.
+func (u *unwindTables) touchTablesLocked(rec *bpf.SamplerImageRecord) {
+	for i := range min(int(rec.Ranges), len(rec.R)) {
+		r := &rec.R[i]
+		if r.Installed == 0 {
+			continue
+		}
+		if t := u.tableAtLocked(r.Table); t != nil && t.refs == 0 {
+			t.idleSince = time.Now()
 		}
 	}
+}
+
+// tableAtLocked finds the loaded table starting at word start.
+func (u *unwindTables) tableAtLocked(start uint32) *loadedTable {
+	if u.byStart == nil {
+		u.byStart = make(map[uint32]*loadedTable, len(u.tables))
+		for _, t := range u.tables {
+			if t.count > 0 || t.framePointers {
+				u.byStart[t.start] = t
+			}
+		}
+	}
+	return u.byStart[start]
 }
 
 // maxPlainFiles bounds plainFiles; past it they are learnt again.

@@ -99,6 +99,7 @@ func (u *unwindTables) advance() model.UnwindTableStats {
 	// What the sampler installed from a table must go before the table.
 	if u.advances++; len(u.freeing) > 0 || u.advances%imageSweepEvery == 0 {
 		u.sweepImagesLocked(u.currentImage, u.freeing)
+		u.byStart = nil
 	}
 	for _, s := range u.freeing {
 		u.alloc.release(s)
