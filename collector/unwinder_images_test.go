@@ -1,0 +1,137 @@
+package collector
+
+import (
+	"testing"
+
+	"github.com/ember-profiler/ember/bpf"
+)
+
+// samplerRange is what install.h puts in the trie for a mapping of a file
+// it was offered: the same arithmetic, in Go.
+func samplerRange(fu bpf.SamplerFileUnwind, start, limit, off uint64) (bpf.SamplerUnwindRange, bool) {
+	r := bpf.SamplerUnwindRange{Start: start, Limit: limit, Table: fu.Table, Buckets: fu.Buckets, Kind: fu.Kind}
+	if fu.Kind != uint32(bpf.SamplerRangeKindRANGE_ROWS) {
+		return r, true
+	}
+	found := -1
+	for i := range int(fu.Segments) {
+		if fu.Seg[i].PageOff == off {
+			found = i
+			break
+		}
+	}
+	for i := range int(fu.Segments) {
+		if found < 0 && off >= fu.Seg[i].PageOff && off < fu.Seg[i].EndOff {
+			found = i
+		}
+	}
+	if found < 0 {
+		return r, false
+	}
+	r.Bias = start - off + fu.Seg[found].Delta
+	return r, true
+}
+
+// The sampler, given the offered file, installs exactly the ranges this
+// side installs from a /proc read.
+func TestOfferedFilesGiveTheSameRanges(t *testing.T) {
+	u, maps := newFakeTables(t, 1<<20)
+	p := newProcess(100, 1, mapFile(t, unwindFixture(t, "chain-nofp"), 0x5555_0000_0000), mapFile(t, unwindFixture(t, "libplugin.so"), 0x7f00_0000_0000))
+	u.install(p, alwaysAlive)
+	if len(maps.files) == 0 {
+		t.Fatal("no file offered to the sampler")
+	}
+	for _, m := range p.Mappings {
+		key, ok := fileKeyOf(&m)
+		if !ok {
+			t.Fatalf("%s: no file key", m.Path)
+		}
+		fu, ok := maps.files[key]
+		if !ok {
+			t.Fatalf("%s not offered", m.Path)
+		}
+		got, ok := samplerRange(fu, m.Start, m.Limit, m.Offset)
+		if !ok {
+			t.Fatalf("%s: the sampler finds no segment for offset %#x", m.Path, m.Offset)
+		}
+		keys := rangeKeys(p.PID, m.Start, m.Limit)
+		want, ok := maps.ranges[keys[0]]
+		if !ok {
+			t.Fatalf("%s: not installed", m.Path)
+		}
+		if got != want {
+			t.Errorf("%s: the sampler would install %+v, this side installed %+v", m.Path, got, want)
+		}
+	}
+}
+
+// What the sampler installed goes at exit, when a table it used is freed,
+// and when the process is found gone; the offers go with their table.
+func TestSamplerInstallsTakenBack(t *testing.T) {
+	u, maps := newFakeTables(t, 1<<20)
+	lib := mapFile(t, unwindFixture(t, "libplugin.so"), 0x7f00_0000_0000)
+	u.install(newProcess(100, 1, lib), alwaysAlive)
+	key, _ := fileKeyOf(&lib[0])
+	fu := maps.files[key]
+
+	// The sampler's install of three images of the library.
+	record := func(pid, execSeq uint32, base uint64) {
+		m := lib[0]
+		start, limit := m.Start-0x7f00_0000_0000+base, m.Limit-0x7f00_0000_0000+base
+		r, _ := samplerRange(fu, start, limit, m.Offset)
+		keys := rangeKeys(pid, start, limit)
+		ranges := make([]bpf.SamplerUnwindRange, len(keys))
+		for i := range ranges {
+			ranges[i] = r
+		}
+		maps.putRanges(keys, ranges)
+		maps.putProc(pid, &bpf.SamplerUnwindProc{ExecSeq: execSeq})
+		rec := bpf.SamplerImageRecord{ExecSeq: execSeq, Ranges: 1}
+		rec.R[0] = bpf.SamplerImageRange{Start: start, Limit: limit, Offset: m.Offset, File: key, Table: fu.Table, Installed: 1}
+		maps.images[pid] = rec
+	}
+	record(200, 1, 0x7f10_0000_0000)
+	record(300, 2, 0x7f20_0000_0000)
+	record(400, 1, 0x7f30_0000_0000)
+
+	if rec := u.remove(200); rec == nil || rec.ExecSeq != 1 {
+		t.Errorf("remove gave back %+v, want the record of exec 1", rec)
+	}
+	if n := len(maps.rangesOf(200)); n != 0 {
+		t.Errorf("%d ranges left of the exited process", n)
+	}
+	if _, ok := maps.procs[200]; ok {
+		t.Error("the exited process is still in unwind_procs")
+	}
+
+	// Process 300 now runs another image; 400 is alive.
+	u.mu.Lock()
+	u.sweepImagesLocked(func(pid uint32) (uint32, uint64, bool) {
+		return map[uint32]uint32{300: 3, 400: 1}[pid], 0, true
+	}, nil)
+	u.mu.Unlock()
+	if _, ok := maps.images[300]; ok || len(maps.rangesOf(300)) != 0 {
+		t.Error("an image replaced by exec kept what the sampler installed")
+	}
+	if _, ok := maps.images[400]; !ok || len(maps.rangesOf(400)) == 0 {
+		t.Fatal("a live image lost what the sampler installed")
+	}
+
+	// Its table goes: first the offer, then, as the shard is freed, 400's ranges.
+	u.mu.Lock()
+	tbl := u.tableAtLocked(fu.Table)
+	u.byStart = nil
+	if tbl == nil {
+		u.mu.Unlock()
+		t.Fatal("no table at the offered start")
+	}
+	u.drop(tbl)
+	u.mu.Unlock()
+	if _, ok := maps.files[key]; ok {
+		t.Error("a dropped table is still offered to the sampler")
+	}
+	u.advance()
+	if _, ok := maps.images[400]; ok || len(maps.rangesOf(400)) != 0 {
+		t.Error("ranges of a freed table were left in the sampler's install")
+	}
+}
