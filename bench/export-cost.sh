@@ -6,7 +6,9 @@
 # First live, export off then on: each interval stored into a new store and
 # handed to the exporters as the daemon does, the difference being what
 # export adds to a daemon that keeps up. Then back-fill: the whole history
-# read back from the store and sent, as after an outage or a restart.
+# read back from the store and sent, as after an outage or a restart; then
+# each kind alone (pyroscope-ingest: the /ingest endpoint, one request a
+# series).
 # Needs no root and no sampler, so it can run beside other measurements.
 #   bench/export-cost.sh [hours] [live rounds]
 set -euo pipefail
@@ -35,8 +37,8 @@ done
 rm -rf "$data.live"
 echo "back-fill, load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$out/exportcost" -dir "$data" -export pyroscope=http://127.0.0.1:14040 -export otlp=http://127.0.0.1:14317
-for kind in pyroscope otlp; do
-  "$out/exportcost" -dir "$data" -export "$kind=http://127.0.0.1:$([ $kind = pyroscope ] && echo 14040 || echo 14317),name=$kind-alone" | sed "s/^/$kind alone: /"
+for kind in pyroscope pyroscope-ingest otlp; do
+  "$out/exportcost" -dir "$data" -export "$kind=http://127.0.0.1:$([ $kind = otlp ] && echo 14317 || echo 14040),name=$kind-alone" | sed "s/^/$kind alone: /"
 done
 kill -TERM "$sink"; wait "$sink" || true
 cat "$out/exportsink.log"

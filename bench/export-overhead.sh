@@ -2,13 +2,16 @@
 # What --export costs, for docs/benchmarks.md: two daemons side by side at
 # 99 Hz and a 10 s interval, one without export and one exporting to both a
 # Pyroscope and an OTLP receiver (bench/exportsink, a separate process), with
-# their CPU time and peak RSS over the same minutes. Run as root from the
-# repository root:
-#   bench/export-overhead.sh [measure-seconds] [warmup-seconds]
+# their CPU time and peak RSS over the same minutes. Two daemons differ by
+# more than export costs for other reasons (which one starts first, what
+# each happens to name), so run it in both orders and compare. Run as root
+# from the repository root:
+#   bench/export-overhead.sh [measure-seconds] [warmup-seconds] [off-first|on-first]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 warm=${2:-30}
+order=${3:-off-first}
 out=bench/out
 mkdir -p "$out"
 go build -o "$out/ember" ./cmd/ember
@@ -23,12 +26,17 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait || true; rm -rf "$off" "$on"' EX
 sink=$!
 sleep 1
 kill -0 "$sink" 2>/dev/null || { cat "$out/exportsink.log"; echo "exportsink did not start" >&2; exit 1; }
-echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$out/ember" daemon --data-dir "$off" --listen 127.0.0.1:17071 --interval 10s --log-level info >"$out/export-off.log" 2>&1 &
-a=$!
-"$out/ember" daemon --data-dir "$on" --listen 127.0.0.1:17072 --interval 10s --log-level info \
-  --export pyroscope=http://127.0.0.1:14040 --export otlp=http://127.0.0.1:14317 >"$out/export-on.log" 2>&1 &
-b=$!
+echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg), $order"
+start_off() {
+  "$out/ember" daemon --data-dir "$off" --listen 127.0.0.1:17071 --interval 10s --log-level info >"$out/export-off.log" 2>&1 &
+  a=$!
+}
+start_on() {
+  "$out/ember" daemon --data-dir "$on" --listen 127.0.0.1:17072 --interval 10s --log-level info \
+    --export pyroscope=http://127.0.0.1:14040 --export otlp=http://127.0.0.1:14317 >"$out/export-on.log" 2>&1 &
+  b=$!
+}
+if [ "$order" = on-first ]; then start_on; start_off; else start_off; start_on; fi
 sleep "$warm"
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -1,5 +1,6 @@
 // Package export delivers the stored history to fleet backends: Grafana
-// Pyroscope (push.v1.PusherService/Push) and OTLP profiles over gRPC.
+// Pyroscope (push.v1.PusherService/Push, or its older /ingest endpoint) and
+// OTLP profiles over gRPC.
 //
 // It reads the local store, not the pipeline: each exporter follows its own
 // cursor, persisted in the store, through the intervals in the order they

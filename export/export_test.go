@@ -491,6 +491,11 @@ func TestParseTarget(t *testing.T) {
 		{in: "pyroscope=https://u:secret@p:4040,timeout=5s,pid=true", check: func(t Target) bool {
 			return t.Timeout == 5*time.Second && t.KeepPID && !strings.Contains(t.String(), "secret")
 		}},
+		{in: "pyroscope-ingest=https://p:4040/pyro,gzip=false", check: func(t Target) bool {
+			return t.Kind == KindPyroscopeIngest && t.Name == "pyroscope-ingest" && !t.Gzip &&
+				newPyroscopeIngest(t, credentials{}, nil).endpoint.String() == "https://p:4040/pyro/ingest"
+		}},
+		{in: "pyroscope-ingest=p:4040", err: "http:// or https://"},
 		{in: "zipkin=x", err: "unknown kind"},
 		{in: "pyroscope", err: "want kind=endpoint"},
 		{in: "pyroscope=p:4040", err: "http:// or https://"},

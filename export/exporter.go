@@ -122,6 +122,8 @@ func New(t Target, opts Options) (*Exporter, error) {
 	switch t.Kind {
 	case KindPyroscope:
 		b = newPyroscope(t, creds, tlsCfg)
+	case KindPyroscopeIngest:
+		b = newPyroscopeIngest(t, creds, tlsCfg)
 	case KindOTLP:
 		b, err = newOTLP(t, creds, tlsCfg, opts.Logger.With(slog.String("sink", t.Name)))
 	default:

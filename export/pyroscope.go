@@ -34,7 +34,13 @@ const maxPushBytes = 2 << 20
 type pyroscope struct {
 	client pushv1connect.PusherServiceClient
 	idle   func()
-	gzip   bool
+	pprof  pprofWriter
+}
+
+// pprofWriter writes series as pprof profiles, gzipped or not, for both of
+// Pyroscope's APIs.
+type pprofWriter struct {
+	gzip bool
 	// zw is reused for every series: a gzip writer allocates about a
 	// megabyte, more than most series' profiles.
 	zw *gzip.Writer
@@ -44,6 +50,16 @@ type pyroscope struct {
 }
 
 func newPyroscope(t Target, creds credentials, tlsCfg *tls.Config) *pyroscope {
+	client, idle := newHTTPClient(t, creds, tlsCfg)
+	// The pprof bytes are gzipped (the pprof format) or not (gzip=false);
+	// the request itself is not compressed again.
+	return &pyroscope{client: pushv1connect.NewPusherServiceClient(client, t.URL.String()),
+		idle: idle, pprof: pprofWriter{gzip: t.Gzip}}
+}
+
+// newHTTPClient is the client of one target: one connection kept, the
+// credentials' headers on every request.
+func newHTTPClient(t Target, creds credentials, tlsCfg *tls.Config) (client *http.Client, closeIdle func()) {
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -54,11 +70,7 @@ func newPyroscope(t Target, creds credentials, tlsCfg *tls.Config) *pyroscope {
 		MaxIdleConnsPerHost:   1, // one request in flight per sink
 		ForceAttemptHTTP2:     true,
 	}
-	client := &http.Client{Transport: withHeaders{transport, creds.headers()}, Timeout: t.Timeout}
-	// The pprof bytes are gzipped (the pprof format) or not (gzip=false);
-	// the request itself is not compressed again.
-	return &pyroscope{client: pushv1connect.NewPusherServiceClient(client, t.URL.String()),
-		idle: transport.CloseIdleConnections, gzip: t.Gzip}
+	return &http.Client{Transport: withHeaders{transport, creds.headers()}, Timeout: t.Timeout}, transport.CloseIdleConnections
 }
 
 // withHeaders adds the credentials' headers to each request.
@@ -78,14 +90,14 @@ func (w withHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (p *pyroscope) send(ctx context.Context, iv *interval, done func(profiles, bytes int)) error {
-	p.enc.reset(iv.p)
-	defer p.enc.release()
+	p.pprof.enc.reset(iv.p)
+	defer p.pprof.enc.release()
 	for iv.sent < len(iv.series) {
 		req := &pushv1.PushRequest{}
 		size := 0
 		for i := iv.sent; i < len(iv.series) && size < maxPushBytes; i++ {
 			s := iv.series[i]
-			raw, err := p.encodeSeries(s)
+			raw, err := p.pprof.encode(s)
 			if err != nil {
 				return fmt.Errorf("encode the profile of %s: %w", s.Get(LabelServiceName), err)
 			}
@@ -114,24 +126,25 @@ func (p *pyroscope) close() error {
 	return nil
 }
 
-// encodeSeries writes the samples of one series as a pprof profile,
-// gzipped at the fastest level unless gzip is off (see seriesEncoder).
-func (p *pyroscope) encodeSeries(s Series) ([]byte, error) {
-	p.raw = p.enc.encode(p.raw[:0], s.Samples)
-	if !p.gzip {
-		return append([]byte(nil), p.raw...), nil
+// encode writes the samples of one series as a pprof profile, gzipped at
+// the fastest level unless gzip is off (see seriesEncoder). The result is
+// the caller's.
+func (w *pprofWriter) encode(s Series) ([]byte, error) {
+	w.raw = w.enc.encode(w.raw[:0], s.Samples)
+	if !w.gzip {
+		return append([]byte(nil), w.raw...), nil
 	}
 	// Sized for a gzipped pprof, a fifth to a tenth of the raw bytes.
-	buf := bytes.NewBuffer(make([]byte, 0, len(p.raw)/4+512))
-	if p.zw == nil {
-		p.zw, _ = gzip.NewWriterLevel(buf, gzip.BestSpeed)
+	buf := bytes.NewBuffer(make([]byte, 0, len(w.raw)/4+512))
+	if w.zw == nil {
+		w.zw, _ = gzip.NewWriterLevel(buf, gzip.BestSpeed)
 	} else {
-		p.zw.Reset(buf)
+		w.zw.Reset(buf)
 	}
-	if _, err := p.zw.Write(p.raw); err != nil {
+	if _, err := w.zw.Write(w.raw); err != nil {
 		return nil, err
 	}
-	if err := p.zw.Close(); err != nil {
+	if err := w.zw.Close(); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -12,13 +12,15 @@ import (
 
 // Kinds of backend.
 const (
-	KindPyroscope = "pyroscope"
-	KindOTLP      = "otlp"
+	KindPyroscope       = "pyroscope"
+	KindPyroscopeIngest = "pyroscope-ingest" // the older /ingest endpoint
+	KindOTLP            = "otlp"
 )
 
 // A Target is one backend as the user named it:
 //
 //	pyroscope=https://host:4040[,option=value...]
+//	pyroscope-ingest=https://host:4040[,option=value...]
 //	otlp=host:4317[,option=value...]   (TLS; http://host:4317 for plaintext)
 //
 // Options: name, tenant, token-file, basic-auth-file (user:password),
@@ -28,7 +30,7 @@ const (
 // listing, a config dump or a log line.
 type Target struct {
 	Kind string
-	// URL is the endpoint: for Pyroscope the base URL, for OTLP the
+	// URL is the endpoint: for Pyroscope the base URL (either API), for OTLP the
 	// scheme (http or https) and host:port.
 	URL *url.URL
 	// Name labels the sink's metrics and keys its cursor; default the kind.
@@ -61,13 +63,13 @@ const DefaultTimeout = 30 * time.Second
 func ParseTarget(s string) (Target, error) {
 	kind, rest, ok := strings.Cut(s, "=")
 	if !ok {
-		return Target{}, fmt.Errorf("%q: want kind=endpoint (pyroscope=https://host:4040, otlp=host:4317)", s)
+		return Target{}, fmt.Errorf("%q: want kind=endpoint (pyroscope=https://host:4040, pyroscope-ingest=https://host:4040, otlp=host:4317)", s)
 	}
 	parts := strings.Split(rest, ",")
 	t := Target{Kind: kind, Name: kind, ServiceName: DefaultServiceName, Timeout: DefaultTimeout, Gzip: true}
 	var err error
 	switch kind {
-	case KindPyroscope:
+	case KindPyroscope, KindPyroscopeIngest:
 		t.URL, err = url.Parse(parts[0])
 		if err == nil && (t.URL.Scheme != "http" && t.URL.Scheme != "https" || t.URL.Host == "") {
 			err = errors.New("want http:// or https:// and a host")
@@ -75,7 +77,7 @@ func ParseTarget(s string) (Target, error) {
 	case KindOTLP:
 		t.URL, err = parseOTLPEndpoint(parts[0])
 	default:
-		return Target{}, fmt.Errorf("%q: unknown kind %q (pyroscope or otlp)", s, kind)
+		return Target{}, fmt.Errorf("%q: unknown kind %q (pyroscope, pyroscope-ingest or otlp)", s, kind)
 	}
 	if err != nil {
 		return Target{}, fmt.Errorf("%s endpoint %q: %w", kind, redactURL(parts[0]), err)

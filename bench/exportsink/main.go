@@ -1,7 +1,8 @@
 // Command exportsink receives what `ember daemon --export` sends, for
 // bench/export-overhead.sh: Pyroscope pushes over Connect and OTLP profiles
-// over gRPC, decoded by the backends' own API modules and then dropped. It
-// prints what it took when it stops.
+// over gRPC, decoded by the backends' own API modules and then dropped, and
+// Pyroscope /ingest requests (the profile part of the form read). It prints
+// what it took when it stops.
 package main
 
 import (
@@ -56,14 +57,30 @@ func (o *otlp) Export(_ context.Context, req pprofileotlp.ExportRequest) (pprofi
 	return pprofileotlp.NewExportResponse(), nil
 }
 
+// ingest takes Pyroscope /ingest requests: the pprof in the form's
+// "profile" part.
+type ingest struct{ counts }
+
+func (i *ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, fh, err := r.FormFile("profile")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	i.requests.Add(1)
+	i.series.Add(1)
+	i.bytes.Add(fh.Size)
+}
+
 func main() {
 	pyroAddr := flag.String("pyroscope", "127.0.0.1:4040", "address of the Pyroscope push receiver")
 	otlpAddr := flag.String("otlp", "127.0.0.1:4317", "address of the OTLP gRPC receiver")
 	flag.Parse()
-	p, o := &pyroscope{}, &otlp{}
+	p, o, in := &pyroscope{}, &otlp{}, &ingest{}
 	path, h := pushv1connect.NewPusherServiceHandler(p)
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
+	mux.Handle("/ingest", in)
 	go func() { log.Fatal(http.ListenAndServe(*pyroAddr, mux)) }()
 	lis, err := net.Listen("tcp", *otlpAddr)
 	if err != nil {
@@ -76,5 +93,6 @@ func main() {
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	<-stop
 	fmt.Printf("pyroscope: %d requests, %d series, %d pprof bytes\n", p.requests.Load(), p.series.Load(), p.bytes.Load())
+	fmt.Printf("pyroscope /ingest: %d requests, %d series, %d pprof bytes\n", in.requests.Load(), in.series.Load(), in.bytes.Load())
 	fmt.Printf("otlp: %d requests, %d resources, %d bytes\n", o.requests.Load(), o.series.Load(), o.bytes.Load())
 }

@@ -109,7 +109,7 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.Uint32Var(&cfg.CountMapEntries, "count-map-entries", cfg.CountMapEntries, "entries in each of the two BPF sample count maps")
 	fs.DurationVar(&cfg.DrainInterval, "drain-interval", cfg.DrainInterval, "how often the BPF maps are read and emptied")
 	fs.DurationVar(&cfg.ShutdownDeadline, "shutdown-timeout", cfg.ShutdownDeadline, "how long stopping may take: naming and storing the last interval, open requests, closing")
-	fs.StringArrayVar(&cfg.Export, "export", nil, "send every stored profile to a fleet backend: pyroscope=https://host:4040 or otlp=host:4317 (TLS; http://host:4317 for plaintext), options after commas (tenant=, token-file=, basic-auth-file=, ca-file=, service-name={comm}, pid=true, timeout=, gzip=, name=); repeatable")
+	fs.StringArrayVar(&cfg.Export, "export", nil, "send every stored profile to a fleet backend: pyroscope=https://host:4040 (push API), pyroscope-ingest=https://host:4040 (/ingest) or otlp=host:4317 (TLS; http://host:4317 for plaintext), options after commas (tenant=, token-file=, basic-auth-file=, ca-file=, service-name={comm}, pid=true, timeout=, gzip=, name=); repeatable")
 	fs.IntVar(&cfg.QueryNice, "query-nice", cfg.QueryNice, "nice value of the threads that answer profile, flame graph, diff and series requests, so a loaded host still answers (below 0 needs CAP_SYS_NICE; 0: the daemon's own)")
 }
 

@@ -192,13 +192,14 @@ func TestDaemonConfigExport(t *testing.T) {
 	os.WriteFile(path, []byte(`
 export:
   - pyroscope=https://pyroscope.example:4040,tenant=team-a
+  - pyroscope-ingest=http://pyroscope.example:4040
   - otlp=collector.example:4317
 `), 0o644)
 	cfg, err := parseDaemonArgs(t, "--config", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Export) != 2 || !strings.HasPrefix(cfg.Export[1], "otlp=") {
+	if len(cfg.Export) != 3 || !strings.HasPrefix(cfg.Export[1], "pyroscope-ingest=") || !strings.HasPrefix(cfg.Export[2], "otlp=") {
 		t.Errorf("from the file: %v", cfg.Export)
 	}
 	cfg, err = parseDaemonArgs(t, "--config", path, "--export", "otlp=http://127.0.0.1:4317")

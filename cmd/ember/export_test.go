@@ -18,9 +18,10 @@ import (
 	"github.com/ember-profiler/ember/storage"
 )
 
-// The daemon profiles a known workload with --export to Pyroscope and OTLP
-// receivers (the backends' own decoders): every stored interval reaches
-// both, and what they decoded for the workload is what the store holds,
+// The daemon profiles a known workload with --export to Pyroscope (push
+// and /ingest) and OTLP receivers (the backends' own decoders, or a parser
+// of what Pyroscope's /ingest handler parses): every stored interval
+// reaches each, and what they decoded for the workload is what the store holds,
 // sample for sample, with the expected labels and profile type.
 func TestDaemonExportsWhatItStores(t *testing.T) {
 	testenv.RequireBPF(t)
@@ -32,13 +33,15 @@ func TestDaemonExportsWhatItStores(t *testing.T) {
 	testenv.Stop(t, hot.Process.Pid)
 	pyro, srv := exporttest.StartPyroscope(t, false, nil)
 	otlp, addr := exporttest.StartOTLP(t)
+	ingest, ingestSrv := exporttest.StartPyroscopeIngest(t, false, nil)
 
 	dir := t.TempDir()
 	cfg := testDaemonConfig(dir)
 	// Other programs named hotspot may run on the host: the pid tells
 	// this one's samples, a label for Pyroscope, in the service name for
 	// OTLP.
-	cfg.Export = []string{"pyroscope=" + srv.URL + ",tenant=fleet,pid=true", "otlp=http://" + addr + ",service-name={comm}-{pid}"}
+	cfg.Export = []string{"pyroscope=" + srv.URL + ",tenant=fleet,pid=true", "otlp=http://" + addr + ",service-name={comm}-{pid}",
+		"pyroscope-ingest=" + ingestSrv.URL + ",tenant=fleet,pid=true"}
 	pid := strconv.Itoa(hot.Process.Pid)
 	// On a loaded host the first intervals are named slowly (every file
 	// parsed cold): give the last one time to be stored and exported.
@@ -86,6 +89,18 @@ func TestDaemonExportsWhatItStores(t *testing.T) {
 			}
 			if r.Header.Get("X-Scope-OrgID") != "fleet" {
 				t.Fatalf("tenant %q", r.Header.Get("X-Scope-OrgID"))
+			}
+			l := s.Labels
+			if l["__name__"] != "process_cpu" || l["host"] != "test-host" || l["exe"] != exe || l["comm"] != "hotspot" || l[export.LabelServiceName] != "hotspot" {
+				t.Fatalf("labels %v", l)
+			}
+		}},
+		{"pyroscope-ingest", ingest.Requests(), "pid", pid, func(t *testing.T, r exporttest.Request, s exporttest.Sample) {
+			if want := []string{"samples/count", "cpu/nanoseconds", "cpu/nanoseconds"}; !slices.Equal(r.Types, want) {
+				t.Fatalf("types %v, want %v", r.Types, want)
+			}
+			if r.Header.Get("X-Scope-OrgID") != "fleet" || !r.Ingest.Multipart {
+				t.Fatalf("tenant %q, multipart %v", r.Header.Get("X-Scope-OrgID"), r.Ingest.Multipart)
 			}
 			l := s.Labels
 			if l["__name__"] != "process_cpu" || l["host"] != "test-host" || l["exe"] != exe || l["comm"] != "hotspot" || l[export.LabelServiceName] != "hotspot" {

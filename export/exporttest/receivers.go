@@ -1,6 +1,7 @@
 // Package exporttest runs receivers of Ember's exports for tests, built on
 // the backends' own API modules: Pyroscope's Connect push handler and the
-// OpenTelemetry Collector's pdata OTLP profiles gRPC server. Each reduces
+// OpenTelemetry Collector's pdata OTLP profiles gRPC server; and a receiver
+// of Pyroscope's /ingest that parses what its handler parses. Each reduces
 // what it decoded to plain samples that tests compare with the store.
 package exporttest
 
@@ -39,6 +40,7 @@ type Request struct {
 	Types     []string // "type/unit", and the period type last
 	IDs       []string // dedupe IDs (Pyroscope) or profile IDs (OTLP)
 	Samples   []Sample
+	Ingest    *Ingest // the query of a Pyroscope /ingest request
 }
 
 // Receiver collects requests; fail, when set, answers a request instead.
@@ -134,19 +136,7 @@ func StartPyroscope(t *testing.T, tlsOn bool, wrap func(http.Handler) http.Handl
 	path, h := pushv1connect.NewPusherServiceHandler(r)
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
-	var handler http.Handler = mux
-	if wrap != nil {
-		handler = wrap(mux)
-	}
-	srv := httptest.NewUnstartedServer(handler)
-	if tlsOn {
-		srv.EnableHTTP2 = true
-		srv.StartTLS()
-	} else {
-		srv.Start()
-	}
-	t.Cleanup(srv.Close)
-	return r, srv
+	return r, startHTTP(t, tlsOn, mux, wrap)
 }
 
 // OTLP serves the Collector's OTLP profiles gRPC service.
