@@ -47,6 +47,16 @@ const (
 	SamplerEventTypeEVENT_SAMPLED        SamplerEventType = 4
 )
 
+type SamplerJitWalk struct {
+	_      structs.HostLayout
+	Start  uint64
+	End    uint64
+	Looked uint32
+	Frames uint32
+	Busy   uint32
+	Pad    uint32
+}
+
 type SamplerNoUserStack uint32
 
 const (
@@ -219,6 +229,7 @@ const (
 	SamplerRangeKindRANGE_FP       SamplerRangeKind = 1
 	SamplerRangeKindRANGE_NO_TABLE SamplerRangeKind = 2
 	SamplerRangeKindRANGE_FP_GUESS SamplerRangeKind = 3
+	SamplerRangeKindRANGE_FP_LATE  SamplerRangeKind = 4
 )
 
 type SamplerRbpKind uint32
@@ -268,8 +279,10 @@ const (
 	SamplerSamplerStatSTAT_UNWIND_FRAMES      SamplerSamplerStat = 15
 	SamplerSamplerStatSTAT_FORK_UNFOLLOWED    SamplerSamplerStat = 16
 	SamplerSamplerStatSTAT_USER_EXECVE        SamplerSamplerStat = 17
-	SamplerSamplerStatSTAT_UNWIND_END_BASE    SamplerSamplerStat = 18
-	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 27
+	SamplerSamplerStatSTAT_UNWIND_JIT_FRAMES  SamplerSamplerStat = 18
+	SamplerSamplerStatSTAT_UNWIND_JIT_BUSY    SamplerSamplerStat = 19
+	SamplerSamplerStatSTAT_UNWIND_END_BASE    SamplerSamplerStat = 20
+	SamplerSamplerStatSTAT_MAX                SamplerSamplerStat = 29
 )
 
 type SamplerScratch struct {
@@ -412,6 +425,7 @@ const (
 	SamplerMapCounts0               = "counts_0"
 	SamplerMapCounts1               = "counts_1"
 	SamplerMapEvents                = "events"
+	SamplerMapJitWalks              = "jit_walks"
 	SamplerMapOffcpu0               = "offcpu_0"
 	SamplerMapOffcpu1               = "offcpu_1"
 	SamplerMapOffcpuBlank           = "offcpu_blank"
@@ -441,6 +455,7 @@ const (
 	SamplerVarFilterPids            = "filter_pids"
 	SamplerVarFollowForks           = "follow_forks"
 	SamplerVarIncludeIdle           = "include_idle"
+	SamplerVarJitWalkKey            = "jit_walk_key"
 	SamplerVarOffcpuIncludeIdle     = "offcpu_include_idle"
 	SamplerVarOffcpuMinWaitNs       = "offcpu_min_wait_ns"
 	SamplerVarR_debugFromProbe      = "r_debug_from_probe"
@@ -531,6 +546,7 @@ type SamplerMapSpecs struct {
 	Counts0       *ebpf.MapSpec `ebpf:"counts_0"`
 	Counts1       *ebpf.MapSpec `ebpf:"counts_1"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	JitWalks      *ebpf.MapSpec `ebpf:"jit_walks"`
 	Offcpu0       *ebpf.MapSpec `ebpf:"offcpu_0"`
 	Offcpu1       *ebpf.MapSpec `ebpf:"offcpu_1"`
 	OffcpuBlank   *ebpf.MapSpec `ebpf:"offcpu_blank"`
@@ -560,6 +576,7 @@ type SamplerVariableSpecs struct {
 	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FollowForks           *ebpf.VariableSpec `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
+	JitWalkKey            *ebpf.VariableSpec `ebpf:"jit_walk_key"`
 	OffcpuIncludeIdle     *ebpf.VariableSpec `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.VariableSpec `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.VariableSpec `ebpf:"r_debug_from_probe"`
@@ -616,6 +633,7 @@ type SamplerMaps struct {
 	Counts0       *ebpf.Map `ebpf:"counts_0"`
 	Counts1       *ebpf.Map `ebpf:"counts_1"`
 	Events        *ebpf.Map `ebpf:"events"`
+	JitWalks      *ebpf.Map `ebpf:"jit_walks"`
 	Offcpu0       *ebpf.Map `ebpf:"offcpu_0"`
 	Offcpu1       *ebpf.Map `ebpf:"offcpu_1"`
 	OffcpuBlank   *ebpf.Map `ebpf:"offcpu_blank"`
@@ -642,6 +660,7 @@ func (m *SamplerMaps) Close() error {
 		m.Counts0,
 		m.Counts1,
 		m.Events,
+		m.JitWalks,
 		m.Offcpu0,
 		m.Offcpu1,
 		m.OffcpuBlank,
@@ -672,6 +691,7 @@ type SamplerVariables struct {
 	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
 	FollowForks           *ebpf.Variable `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
+	JitWalkKey            *ebpf.Variable `ebpf:"jit_walk_key"`
 	OffcpuIncludeIdle     *ebpf.Variable `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.Variable `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.Variable `ebpf:"r_debug_from_probe"`

@@ -359,6 +359,8 @@ func (c *Collector) readStats(buffer uint32, st *model.Stats) error {
 	st.ForksUnfollowed = d(bpf.SamplerSamplerStatSTAT_FORK_UNFOLLOWED)
 	st.Unwind.Frames = d(bpf.SamplerSamplerStatSTAT_UNWIND_FRAMES)
 	st.Unwind.KernelFP = d(bpf.SamplerSamplerStatSTAT_USER_KERNEL_FP)
+	st.Unwind.LateJITFrames = d(bpf.SamplerSamplerStatSTAT_UNWIND_JIT_FRAMES)
+	st.Unwind.LateJITBusy = d(bpf.SamplerSamplerStatSTAT_UNWIND_JIT_BUSY)
 	st.Unwind.Ends = map[model.UnwindEnd]uint64{}
 	for e := model.UnwindComplete; e.Valid(); e++ {
 		if n := now[int(bpf.SamplerSamplerStatSTAT_UNWIND_END_BASE)+int(e)]; n > 0 {

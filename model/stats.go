@@ -126,6 +126,11 @@ type UnwindStats struct {
 	// KernelFP counts user stacks left to the kernel's frame-pointer walk
 	// because the process's ranges were not installed yet.
 	KernelFP uint64
+	// LateJITFrames counts frames walked by frame pointer in JIT code the
+	// process mapped after its mappings were last read (found by the
+	// kernel's VMA lookup), and LateJITBusy the walks whose lookup the
+	// kernel refused (busy), which ended at that pc.
+	LateJITFrames, LateJITBusy uint64
 	// Tables are the loaded tables at the drain.
 	Tables UnwindTableStats
 }
@@ -197,6 +202,8 @@ func (s *Stats) Add(o Stats) {
 	}
 	s.Unwind.Frames += o.Unwind.Frames
 	s.Unwind.KernelFP += o.Unwind.KernelFP
+	s.Unwind.LateJITFrames += o.Unwind.LateJITFrames
+	s.Unwind.LateJITBusy += o.Unwind.LateJITBusy
 	if s.Unwind.Ends == nil {
 		s.Unwind.Ends = map[UnwindEnd]uint64{}
 	}

@@ -148,6 +148,83 @@ static __always_inline bool known_code(__u32 pid, __u64 pc)
 	return bpf_map_lookup_elem(&unwind_ranges, &key) != NULL;
 }
 
+// Code in a page without a file that the process mapped after user space
+// last read its mappings (V8 maps new JIT pages as it runs): the first pc
+// of a walk outside every known range is looked up in the process's VMAs,
+// once, as bpf_find_vma works once per sample (its irq_work). JIT code
+// found is walked by frame pointer, as user space would have it, and its
+// VMA kept in the CPU's range cache (RANGE_FP_LATE) until the mappings
+// are read again.
+struct jit_walk {
+	__u64 start, end; // the anonymous executable VMA found; end 0: none
+	__u32 looked;	  // bpf_find_vma was called in this walk
+	__u32 frames;	  // frames walked by it
+	__u32 busy;	  // bpf_find_vma refused (-EBUSY): its irq_work in use
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct jit_walk);
+} jit_walks SEC(".maps");
+
+// Kernel values that vmlinux.h lacks (include/linux/mm.h, errno.h).
+enum {
+	KERNEL_VM_EXEC = 0x4,
+	KERNEL_EBUSY = 16,
+};
+
+// The key of jit_walks' one entry, kept off the stack: jit_vma runs two
+// callbacks deep, where the 512 bytes of stack have no 16 left.
+__u32 jit_walk_key = 0;
+
+static __always_inline struct jit_walk *jit_scratch(void)
+{
+	return bpf_map_lookup_elem(&jit_walks, &jit_walk_key);
+}
+
+// jit_vma keeps the VMA holding the pc looked up if it is executable code
+// without a file: JIT code. The vDSO has no file either, but it is no JIT.
+static long jit_vma(struct task_struct *task, struct vm_area_struct *vma, void *ctx)
+{
+	struct jit_walk *j = jit_scratch();
+	if (!j || vma->vm_file || !(vma->vm_flags & KERNEL_VM_EXEC) ||
+	    vma->vm_start == (__u64)task->mm->context.vdso)
+		return 0;
+	j->start = vma->vm_start;
+	j->end = vma->vm_end;
+	return 0;
+}
+
+// jit_code reports whether pc, outside every known range of the walked
+// process, is in JIT code it mapped since.
+static __always_inline bool jit_code(__u64 pc)
+{
+	struct jit_walk *j = jit_scratch();
+	if (!j || j->looked)
+		return false;
+	j->looked = 1;
+	// Both callers walk the task running now.
+	if (bpf_find_vma(bpf_get_current_task_btf(), pc, jit_vma, NULL, 0) == -KERNEL_EBUSY)
+		j->busy = 1;
+	return pc >= j->start && pc < j->end;
+}
+
+// jit_range makes the range of the JIT code jit_code found, for the CPU's
+// range cache, where it stays until user space has read the mappings.
+static __always_inline void jit_range(struct unwind_range *r)
+{
+	struct jit_walk *j = jit_scratch();
+	r->start = j ? j->start : 0;
+	r->limit = j ? j->end : 0;
+	r->bias = 0;
+	r->table = 0;
+	r->buckets = 0;
+	r->kind = RANGE_FP_LATE;
+}
+
 // go_switch reads where the goroutine that a Go stack switch left stopped:
 // g (at the thread pointer + its offset; on g0 here), g.m, m.curg and
 // curg.sched, at the offsets packed in the rule (GO_*_SHIFT). It returns 0
@@ -213,7 +290,8 @@ static long unwind_step(__u32 index, void *ctx)
 		st->at = 0;
 		st->seg = seg + 1;
 	}
-	st->hash = hash_pc(st->hash, pc);
+	__u64 hash = st->hash;
+	st->hash = hash_pc(hash, pc);
 
 	// A return address points after the call; the call is what matters.
 	__u64 lookup = n > 0 ? pc - 1 : pc;
@@ -247,8 +325,19 @@ static long unwind_step(__u32 index, void *ctx)
 			};
 			struct unwind_range *found = bpf_map_lookup_elem(&unwind_ranges, &key);
 			if (!found) {
-				st->status = UNWIND_END_NO_MAPPING;
-				return 1;
+				if (!jit_code(lookup)) {
+					st->status = UNWIND_END_NO_MAPPING;
+					return 1;
+				}
+				// Into the range cache, and this frame again from
+				// there: a path of its own through the rest of the
+				// step would double the verifier's work.
+				jit_range(&rc->ranges[rc->next_range++ & (WALK_RANGES - 1)]);
+				st->frames = n;
+				st->seg = seg;
+				st->at = at;
+				st->hash = hash;
+				return 0;
 			}
 			r = &rc->ranges[rc->next_range++ & (WALK_RANGES - 1)];
 			*r = *found;
@@ -258,7 +347,7 @@ static long unwind_step(__u32 index, void *ctx)
 			st->status = UNWIND_END_NO_TABLE;
 			return 1;
 		}
-		if (kind != RANGE_FP) {
+		if (kind != RANGE_FP && kind != RANGE_FP_LATE) {
 			__u64 rel = lookup - r->bias;
 			struct unwind_rule *row = rel <= 0xffffffffULL ? find_rule(r, rel) : NULL;
 			if (row && (row->kind & ((1 << RBP_KIND_SHIFT) - 1)) != CFA_GAP)
@@ -272,6 +361,12 @@ static long unwind_step(__u32 index, void *ctx)
 		set->way[0].generation = st->generation;
 		set->way[0].rule = rule;
 		set->way[0].kind = kind;
+	}
+	if (kind == RANGE_FP_LATE) {
+		struct jit_walk *j = jit_scratch();
+		if (j)
+			j->frames++;
+		kind = RANGE_FP;
 	}
 
 	__u64 cfa, ra = 0, bp = st->bp;
@@ -469,6 +564,16 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	st->seg = 0;
 	st->at = 0;
 	st->status = UNWIND_END_DEPTH;
+	// No path without it: the verifier walks the loops below once for each
+	// way of reaching them.
+	struct jit_walk *jit = jit_scratch();
+	if (!jit)
+		return NULL;
+	jit->looked = 0;
+	jit->start = 0;
+	jit->end = 0;
+	jit->frames = 0;
+	jit->busy = 0;
 	bpf_loop(MAX_USER_DEPTH + 1, unwind_step, NULL, 0);
 	// Both callers walk the task running now: a sample's, or the one a
 	// context switch takes off the CPU.
@@ -489,8 +594,11 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	}
 	if (end < UNWIND_END_MAX)
 		count_stat(buffer, STAT_UNWIND_END_BASE + end);
-	if (end == UNWIND_END_NO_MAPPING) {
-		// Ask user space to read the mappings again, at most once a second.
+	add_stat(buffer, STAT_UNWIND_JIT_FRAMES, jit->frames);
+	add_stat(buffer, STAT_UNWIND_JIT_BUSY, jit->busy);
+	if (end == UNWIND_END_NO_MAPPING || jit->looked || jit->frames) {
+		// A pc outside the known ranges, JIT code or not: ask user space to
+		// read the mappings again, at most once a second.
 		__u64 now = bpf_ktime_get_ns();
 		struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
 		if (up && now - up->miss_reported_ns > 1000000000ULL) {

@@ -39,6 +39,7 @@ type unwindMetrics struct {
 	walks    *prometheus.CounterVec
 	frames   prometheus.Counter
 	kernelFP prometheus.Counter
+	lateJIT  *prometheus.CounterVec
 	tables   *prometheus.GaugeVec
 }
 
@@ -93,12 +94,16 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 			Name: "ember_unwind_kernel_fp_total",
 			Help: "User stacks left to the kernel's frame-pointer walk because the process's tables were not in yet.",
 		}),
+		lateJIT: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_unwind_late_jit_total",
+			Help: "JIT code mapped after the process's mappings were last read, found by the kernel's VMA lookup: frames walked there by frame pointer, and busy (walks whose lookup the kernel refused, ended there).",
+		}, []string{"what"}),
 		tables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ember_unwind_tables",
 			Help: "Unwind tables: rows loaded and row_capacity (table words, 4 bytes each), files loaded, frame_pointer_files, processes, idle_files (loaded, no process maps them now); since start: idle_reused, not_loaded (over --unwind-table-size), build_errors, cache_hits, cache_evictions, range_errors, installs_dropped.",
 		}, []string{"what"}),
 	}
-	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.tables)
+	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.lateJIT, m.unwind.tables)
 	m.python = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ember_python_total",
 		Help: "CPython unwinding: walks (samples of CPython processes), no_thread (thread without a thread state), no_frame (running no Python), read_failed and depth (walks cut), frames recorded, and of them named, unreadable, exited (gone before naming); unknown_versions (processes of a version without offsets).",
@@ -174,6 +179,8 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 	}
 	m.unwind.frames.Add(float64(s.Unwind.Frames))
 	m.unwind.kernelFP.Add(float64(s.Unwind.KernelFP))
+	m.unwind.lateJIT.WithLabelValues("frames").Add(float64(s.Unwind.LateJITFrames))
+	m.unwind.lateJIT.WithLabelValues("busy").Add(float64(s.Unwind.LateJITBusy))
 	py := s.Python
 	for what, v := range map[string]uint64{
 		"walks": py.Walks, "no_thread": py.NoThread, "no_frame": py.NoFrame, "read_failed": py.ReadFailed,
