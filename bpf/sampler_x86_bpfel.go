@@ -116,6 +116,7 @@ type SamplerOffcpuThread struct {
 	Preempted      uint32
 	PreemptExecSeq uint32
 	CutUntilNs     uint64
+	PyPlace        uint64
 }
 
 type SamplerOffcpuValue struct {
@@ -159,6 +160,7 @@ const (
 	SamplerPyLayoutPY_MAX_THREADS      SamplerPyLayout = 256
 	SamplerPyLayoutPY_OWNER_CSTACK     SamplerPyLayout = 3
 	SamplerPyLayoutPY_FRAME_READ       SamplerPyLayout = 128
+	SamplerPyLayoutPY_PLACE_UNKNOWN    SamplerPyLayout = 1
 )
 
 type SamplerPyProc struct {
