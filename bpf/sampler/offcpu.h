@@ -319,11 +319,7 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 	// A thread that blocks again in the same call has the same stacks. A
 	// CPython thread's native stack does not say from which Python code
 	// since 3.11: its Python frames have to be the same too.
-	__u64 py = 0;
-	if (regs) {
-		struct proc_state *ps = bpf_map_lookup_elem(&procs, &pid);
-		py = ps ? py_place(prev, pid, ps->exec_seq) : 0;
-	}
+	__u64 py = regs ? py_place(prev, pid) : 0;
 	if (regs && th->reusable && (th->cut_until_ns == 0 || now < th->cut_until_ns) && th->key.pid == pid &&
 	    th->pc == pc && th->sp == sp && th->bp == bp && th->syscall == syscall && th->top[0] == top[0] &&
 	    th->top[1] == top[1] && th->py_place == py && py != PY_PLACE_UNKNOWN) {

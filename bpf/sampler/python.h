@@ -399,11 +399,15 @@ static long py_place_step(__u32 index, void *ctx)
 // py_place returns a hash of the Python frames the task runs, 0 when it
 // runs none (not a CPython process of this image), or PY_PLACE_UNKNOWN when
 // its thread state is not known yet: only a walk finds it.
-static __always_inline __u64 py_place(struct task_struct *task, __u32 pid, __u32 exec_seq)
+static __always_inline __u64 py_place(struct task_struct *task, __u32 pid)
 {
 	__u32 tid = task->pid;
+	// py_procs first: every switch-out asks, and most are not CPython's.
 	struct py_proc *p = bpf_map_lookup_elem(&py_procs, &pid);
-	if (!p || p->exec_seq != exec_seq)
+	if (!p)
+		return 0;
+	struct proc_state *image = bpf_map_lookup_elem(&procs, &pid);
+	if (!image || p->exec_seq != image->exec_seq)
 		return 0;
 	struct py_walk *w = py_scratch_walk();
 	if (!w)
