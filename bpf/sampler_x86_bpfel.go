@@ -94,6 +94,16 @@ type SamplerImageRecord struct {
 	R         [32]SamplerImageRange
 }
 
+type SamplerJitWalk struct {
+	_      structs.HostLayout
+	Start  uint64
+	End    uint64
+	Looked uint32
+	Frames uint32
+	Busy   uint32
+	Pad    uint32
+}
+
 type SamplerNoUserStack uint32
 
 const (
@@ -153,6 +163,7 @@ type SamplerOffcpuThread struct {
 	Preempted      uint32
 	PreemptExecSeq uint32
 	CutUntilNs     uint64
+	PyPlace        uint64
 }
 
 type SamplerOffcpuValue struct {
@@ -206,6 +217,7 @@ const (
 	SamplerPyLayoutPY_MAX_THREADS      SamplerPyLayout = 256
 	SamplerPyLayoutPY_OWNER_CSTACK     SamplerPyLayout = 3
 	SamplerPyLayoutPY_FRAME_READ       SamplerPyLayout = 128
+	SamplerPyLayoutPY_PLACE_UNKNOWN    SamplerPyLayout = 1
 )
 
 type SamplerPyProc struct {
@@ -276,6 +288,7 @@ const (
 	SamplerRangeKindRANGE_FP       SamplerRangeKind = 1
 	SamplerRangeKindRANGE_NO_TABLE SamplerRangeKind = 2
 	SamplerRangeKindRANGE_FP_GUESS SamplerRangeKind = 3
+	SamplerRangeKindRANGE_FP_LATE  SamplerRangeKind = 4
 )
 
 type SamplerRbpKind uint32
@@ -327,8 +340,10 @@ const (
 	SamplerSamplerStatSTAT_USER_EXECVE         SamplerSamplerStat = 17
 	SamplerSamplerStatSTAT_IMAGES_INSTALLED    SamplerSamplerStat = 18
 	SamplerSamplerStatSTAT_IMAGE_RANGES_FAILED SamplerSamplerStat = 19
-	SamplerSamplerStatSTAT_UNWIND_END_BASE     SamplerSamplerStat = 20
-	SamplerSamplerStatSTAT_MAX                 SamplerSamplerStat = 29
+	SamplerSamplerStatSTAT_UNWIND_JIT_FRAMES   SamplerSamplerStat = 20
+	SamplerSamplerStatSTAT_UNWIND_JIT_BUSY     SamplerSamplerStat = 21
+	SamplerSamplerStatSTAT_UNWIND_END_BASE     SamplerSamplerStat = 22
+	SamplerSamplerStatSTAT_MAX                 SamplerSamplerStat = 31
 )
 
 type SamplerScratch struct {
@@ -474,6 +489,7 @@ const (
 	SamplerMapEvents                = "events"
 	SamplerMapFileUnwinds           = "file_unwinds"
 	SamplerMapImages                = "images"
+	SamplerMapJitWalks              = "jit_walks"
 	SamplerMapOffcpu0               = "offcpu_0"
 	SamplerMapOffcpu1               = "offcpu_1"
 	SamplerMapOffcpuBlank           = "offcpu_blank"
@@ -505,6 +521,7 @@ const (
 	SamplerVarFollowForks           = "follow_forks"
 	SamplerVarIncludeIdle           = "include_idle"
 	SamplerVarInstallsGeneration    = "installs_generation"
+	SamplerVarJitWalkKey            = "jit_walk_key"
 	SamplerVarOffcpuIncludeIdle     = "offcpu_include_idle"
 	SamplerVarOffcpuMinWaitNs       = "offcpu_min_wait_ns"
 	SamplerVarR_debugFromProbe      = "r_debug_from_probe"
@@ -601,6 +618,7 @@ type SamplerMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	FileUnwinds   *ebpf.MapSpec `ebpf:"file_unwinds"`
 	Images        *ebpf.MapSpec `ebpf:"images"`
+	JitWalks      *ebpf.MapSpec `ebpf:"jit_walks"`
 	Offcpu0       *ebpf.MapSpec `ebpf:"offcpu_0"`
 	Offcpu1       *ebpf.MapSpec `ebpf:"offcpu_1"`
 	OffcpuBlank   *ebpf.MapSpec `ebpf:"offcpu_blank"`
@@ -632,6 +650,7 @@ type SamplerVariableSpecs struct {
 	FollowForks           *ebpf.VariableSpec `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
 	InstallsGeneration    *ebpf.VariableSpec `ebpf:"installs_generation"`
+	JitWalkKey            *ebpf.VariableSpec `ebpf:"jit_walk_key"`
 	OffcpuIncludeIdle     *ebpf.VariableSpec `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.VariableSpec `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.VariableSpec `ebpf:"r_debug_from_probe"`
@@ -694,6 +713,7 @@ type SamplerMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	FileUnwinds   *ebpf.Map `ebpf:"file_unwinds"`
 	Images        *ebpf.Map `ebpf:"images"`
+	JitWalks      *ebpf.Map `ebpf:"jit_walks"`
 	Offcpu0       *ebpf.Map `ebpf:"offcpu_0"`
 	Offcpu1       *ebpf.Map `ebpf:"offcpu_1"`
 	OffcpuBlank   *ebpf.Map `ebpf:"offcpu_blank"`
@@ -724,6 +744,7 @@ func (m *SamplerMaps) Close() error {
 		m.Events,
 		m.FileUnwinds,
 		m.Images,
+		m.JitWalks,
 		m.Offcpu0,
 		m.Offcpu1,
 		m.OffcpuBlank,
@@ -756,6 +777,7 @@ type SamplerVariables struct {
 	FollowForks           *ebpf.Variable `ebpf:"follow_forks"`
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
 	InstallsGeneration    *ebpf.Variable `ebpf:"installs_generation"`
+	JitWalkKey            *ebpf.Variable `ebpf:"jit_walk_key"`
 	OffcpuIncludeIdle     *ebpf.Variable `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.Variable `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.Variable `ebpf:"r_debug_from_probe"`

@@ -361,6 +361,8 @@ func (c *Collector) readStats(buffer uint32, st *model.Stats) error {
 	st.Unwind.KernelFP = d(bpf.SamplerSamplerStatSTAT_USER_KERNEL_FP)
 	st.Unwind.SamplerInstalls = d(bpf.SamplerSamplerStatSTAT_IMAGES_INSTALLED)
 	st.Unwind.SamplerRangeErrors = d(bpf.SamplerSamplerStatSTAT_IMAGE_RANGES_FAILED)
+	st.Unwind.LateJITFrames = d(bpf.SamplerSamplerStatSTAT_UNWIND_JIT_FRAMES)
+	st.Unwind.LateJITBusy = d(bpf.SamplerSamplerStatSTAT_UNWIND_JIT_BUSY)
 	st.Unwind.Ends = map[model.UnwindEnd]uint64{}
 	for e := model.UnwindComplete; e.Valid(); e++ {
 		if n := now[int(bpf.SamplerSamplerStatSTAT_UNWIND_END_BASE)+int(e)]; n > 0 {

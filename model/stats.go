@@ -130,6 +130,11 @@ type UnwindStats struct {
 	// exec or when their libraries were loaded, and SamplerRangeErrors
 	// the ranges it could not put in (a full trie).
 	SamplerInstalls, SamplerRangeErrors uint64
+	// LateJITFrames counts frames walked by frame pointer in JIT code the
+	// process mapped after its mappings were last read (found by the
+	// kernel's VMA lookup), and LateJITBusy the walks whose lookup the
+	// kernel refused (busy), which ended at that pc.
+	LateJITFrames, LateJITBusy uint64
 	// Tables are the loaded tables at the drain.
 	Tables UnwindTableStats
 }
@@ -209,6 +214,8 @@ func (s *Stats) Add(o Stats) {
 	s.Unwind.KernelFP += o.Unwind.KernelFP
 	s.Unwind.SamplerInstalls += o.Unwind.SamplerInstalls
 	s.Unwind.SamplerRangeErrors += o.Unwind.SamplerRangeErrors
+	s.Unwind.LateJITFrames += o.Unwind.LateJITFrames
+	s.Unwind.LateJITBusy += o.Unwind.LateJITBusy
 	if s.Unwind.Ends == nil {
 		s.Unwind.Ends = map[UnwindEnd]uint64{}
 	}

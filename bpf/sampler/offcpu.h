@@ -7,9 +7,9 @@
 // In sched_switch current is prev, so stacks can only be taken as a thread
 // leaves. A full walk per switch costs microseconds; a thread that leaves
 // again from the same place (user pc, sp, bp where it is a frame pointer,
-// the two words at sp, and the same system call) reuses the stacks it had
-// then. Their hashes stay good across drains: user space remembers the
-// stacks it read (collector).
+// the two words at sp, the same system call, and in CPython the same
+// Python frames) reuses the stacks it had then. Their hashes stay good
+// across drains: user space remembers the stacks it read (collector).
 //
 // A thread that leaves still runnable (preempted in the kernel, with the
 // preempt flag; on its way back to user mode, without it, in state 0; or
@@ -85,6 +85,8 @@ struct offcpu_thread {
 	// Stacks cut short (the process's tables not in yet) are reused until
 	// then, and walked again after; 0: whole, reused for good.
 	__u64 cut_until_ns;
+	// Where it was in its Python code (py_place), 0 outside CPython.
+	__u64 py_place;
 };
 
 enum {
@@ -314,10 +316,13 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 		if (bp - sp >= OFFCPU_FRAME_SPAN)
 			bp = 0;
 	}
-	// A thread that blocks again in the same call has the same stacks.
+	// A thread that blocks again in the same call has the same stacks. A
+	// CPython thread's native stack does not say from which Python code
+	// since 3.11: its Python frames have to be the same too.
+	__u64 py = regs ? py_place(prev, pid) : 0;
 	if (regs && th->reusable && (th->cut_until_ns == 0 || now < th->cut_until_ns) && th->key.pid == pid &&
 	    th->pc == pc && th->sp == sp && th->bp == bp && th->syscall == syscall && th->top[0] == top[0] &&
-	    th->top[1] == top[1]) {
+	    th->top[1] == top[1] && th->py_place == py && py != PY_PLACE_UNKNOWN) {
 		offcpu_stat(buffer, OFFCPU_STAT_REUSED, 1);
 	} else {
 		struct sample_key key = { .pid = pid, .tid = tid };
@@ -331,6 +336,7 @@ static __always_inline void offcpu_leave(void *ctx, __u32 generation, __u32 buff
 		th->syscall = syscall;
 		th->top[0] = top[0];
 		th->top[1] = top[1];
+		th->py_place = py;
 		th->reusable = regs && key.kernel_stack_err == 0 && key.user_stack_err == 0;
 		// A stack cut short by missing tables is walked again, once they
 		// may be in.

@@ -32,6 +32,7 @@ enum py_layout {
 	PY_MAX_THREADS = 256,	// thread states searched for the sampled thread
 	PY_OWNER_CSTACK = 3,	// _PyInterpreterFrame.owner of 3.12+'s entry shims
 	PY_FRAME_READ = 128,	// bytes of a frame read at once
+	PY_PLACE_UNKNOWN = 1,	// py_place: the thread's Python frames are not known
 };
 
 // What the walker needs to know of a process's CPython: where _PyRuntime
@@ -366,6 +367,61 @@ static __always_inline void python_walk(struct task_struct *task, __u32 pid, __u
 	py_stat(PY_STAT_FRAMES, w->emitted);
 	if (w->status != PY_STAT_WALKS)
 		py_stat(w->status, 1);
+}
+
+// Where a thread is in its Python code, for the off-CPU reuse of its last
+// stacks (offcpu.h): since 3.11 the eval loop does not recurse natively, so
+// the native stack at a blocking call is the same from any Python caller.
+// py_place_step hashes a frame's address, code and instruction, and moves
+// to its caller, into w->pending.
+static long py_place_step(__u32 index, void *ctx)
+{
+	struct py_walk *w = py_scratch_walk();
+	if (!w)
+		return 1;
+	struct py_proc *p = &w->proc;
+	if (!w->frame)
+		return 1;
+	__u32 size = p->frame_read;
+	if (size > PY_FRAME_READ)
+		size = PY_FRAME_READ;
+	if (bpf_probe_read_user(w->buf, size, (void *)w->frame)) {
+		w->pending = hash_pc(w->pending, 0); // as it was read at the walk
+		return 1;
+	}
+	w->pending = hash_pc(w->pending, w->frame);
+	w->pending = hash_pc(w->pending, py_buf_word(w, p->frame_code));
+	w->pending = hash_pc(w->pending, py_buf_word(w, p->frame_instr));
+	w->frame = py_buf_word(w, p->frame_previous);
+	return 0;
+}
+
+// py_place returns a hash of the Python frames the task runs, 0 when it
+// runs none (not a CPython process of this image), or PY_PLACE_UNKNOWN when
+// its thread state is not known yet: only a walk finds it.
+static __always_inline __u64 py_place(struct task_struct *task, __u32 pid)
+{
+	__u32 tid = task->pid;
+	// py_procs first: every switch-out asks, and most are not CPython's.
+	struct py_proc *p = bpf_map_lookup_elem(&py_procs, &pid);
+	if (!p)
+		return 0;
+	struct proc_state *image = bpf_map_lookup_elem(&procs, &pid);
+	if (!image || p->exec_seq != image->exec_seq)
+		return 0;
+	struct py_walk *w = py_scratch_walk();
+	if (!w)
+		return PY_PLACE_UNKNOWN;
+	__u64 *cached = bpf_map_lookup_elem(&py_threads, &tid);
+	__u64 tstate = cached ? *cached : 0;
+	if (!tstate || py_read(tstate, p->tstate_thread_id) != task->thread.fsbase)
+		return PY_PLACE_UNKNOWN;
+	w->proc = *p;
+	w->frame = py_current_frame(p, tstate);
+	w->pending = HASH_BASIS;
+	bpf_loop(PY_MAX_FRAMES, py_place_step, NULL, 0);
+	// Never PY_PLACE_UNKNOWN or 0, which say otherwise.
+	return w->pending | 2;
 }
 
 #endif // EMBER_SAMPLER_PYTHON_H

@@ -154,6 +154,9 @@ enum range_kind {
 	// Only in the walk's memo: a pc of a loaded table with no row for it
 	// (V8's builtins, assembly): frame pointers, where the frame looks like one.
 	RANGE_FP_GUESS = 3,
+	// Only in the walk's range cache and memo: JIT code the process
+	// mapped after user space read its mappings (unwind.h, jit_code).
+	RANGE_FP_LATE = 4,
 };
 
 // What an executable range of a process unwinds with.
@@ -283,6 +286,8 @@ enum sampler_stat {
 	STAT_USER_EXECVE,     // sampled inside execve: no user stack taken
 	STAT_IMAGES_INSTALLED, // images given ranges by the sampler itself (install.h)
 	STAT_IMAGE_RANGES_FAILED, // ranges the sampler could not put in unwind_ranges
+	STAT_UNWIND_JIT_FRAMES, // frames in JIT code mapped after user space read the mappings
+	STAT_UNWIND_JIT_BUSY,	// walks that could not look such code up (bpf_find_vma busy)
 	STAT_UNWIND_END_BASE,
 	STAT_MAX = STAT_UNWIND_END_BASE + UNWIND_END_MAX,
 };

@@ -9,6 +9,7 @@
 #include "process.h"
 #include "stacks.h"
 #include "python.h"
+#include "jit.h"
 
 // table_block returns the block holding word i of the table space, or NULL
 // when its chunk is not there (a table being dropped).
@@ -213,7 +214,8 @@ static long unwind_step(__u32 index, void *ctx)
 		st->at = 0;
 		st->seg = seg + 1;
 	}
-	st->hash = hash_pc(st->hash, pc);
+	__u64 hash = st->hash;
+	st->hash = hash_pc(hash, pc);
 
 	// A return address points after the call; the call is what matters.
 	__u64 lookup = n > 0 ? pc - 1 : pc;
@@ -247,8 +249,19 @@ static long unwind_step(__u32 index, void *ctx)
 			};
 			struct unwind_range *found = bpf_map_lookup_elem(&unwind_ranges, &key);
 			if (!found) {
-				st->status = UNWIND_END_NO_MAPPING;
-				return 1;
+				if (!jit_code(lookup)) {
+					st->status = UNWIND_END_NO_MAPPING;
+					return 1;
+				}
+				// Into the range cache, and this frame again from
+				// there: a path of its own through the rest of the
+				// step would double the verifier's work.
+				jit_range(&rc->ranges[rc->next_range++ & (WALK_RANGES - 1)]);
+				st->frames = n;
+				st->seg = seg;
+				st->at = at;
+				st->hash = hash;
+				return 0;
 			}
 			r = &rc->ranges[rc->next_range++ & (WALK_RANGES - 1)];
 			*r = *found;
@@ -258,7 +271,7 @@ static long unwind_step(__u32 index, void *ctx)
 			st->status = UNWIND_END_NO_TABLE;
 			return 1;
 		}
-		if (kind != RANGE_FP) {
+		if (kind != RANGE_FP && kind != RANGE_FP_LATE) {
 			__u64 rel = lookup - r->bias;
 			struct unwind_rule *row = rel <= 0xffffffffULL ? find_rule(r, rel) : NULL;
 			if (row && (row->kind & ((1 << RBP_KIND_SHIFT) - 1)) != CFA_GAP)
@@ -272,6 +285,12 @@ static long unwind_step(__u32 index, void *ctx)
 		set->way[0].generation = st->generation;
 		set->way[0].rule = rule;
 		set->way[0].kind = kind;
+	}
+	if (kind == RANGE_FP_LATE) {
+		struct jit_walk *j = jit_scratch();
+		if (j)
+			j->frames++;
+		kind = RANGE_FP;
 	}
 
 	__u64 cfa, ra = 0, bp = st->bp;
@@ -469,6 +488,16 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	st->seg = 0;
 	st->at = 0;
 	st->status = UNWIND_END_DEPTH;
+	// No path without it: the verifier walks the loops below once for each
+	// way of reaching them.
+	struct jit_walk *jit = jit_scratch();
+	if (!jit)
+		return NULL;
+	jit->looked = 0;
+	jit->start = 0;
+	jit->end = 0;
+	jit->frames = 0;
+	jit->busy = 0;
 	bpf_loop(MAX_USER_DEPTH + 1, unwind_step, NULL, 0);
 	// Both callers walk the task running now: a sample's, or the one a
 	// context switch takes off the CPU.
@@ -489,8 +518,11 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	}
 	if (end < UNWIND_END_MAX)
 		count_stat(buffer, STAT_UNWIND_END_BASE + end);
-	if (end == UNWIND_END_NO_MAPPING) {
-		// Ask user space to read the mappings again, at most once a second.
+	add_stat(buffer, STAT_UNWIND_JIT_FRAMES, jit->frames);
+	add_stat(buffer, STAT_UNWIND_JIT_BUSY, jit->busy);
+	if (end == UNWIND_END_NO_MAPPING || jit->looked || jit->frames) {
+		// A pc outside the known ranges, JIT code or not: ask user space to
+		// read the mappings again, at most once a second.
 		__u64 now = bpf_ktime_get_ns();
 		struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
 		if (up && now - up->miss_reported_ns > 1000000000ULL) {

@@ -42,6 +42,7 @@ type unwindMetrics struct {
 	// images the sampler gave ranges itself, by outcome
 	samplerInstalls *prometheus.CounterVec
 	tables          *prometheus.GaugeVec
+	lateJIT         *prometheus.CounterVec
 }
 
 func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbolCounters) *daemonMetrics {
@@ -99,12 +100,16 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 			Name: "ember_unwind_sampler_installs_total",
 			Help: "Process images the sampler gave their ranges itself, at exec or once the loader mapped their libraries (installed), and ranges it could not put in (range_errors).",
 		}, []string{"outcome"}),
+		lateJIT: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_unwind_late_jit_total",
+			Help: "JIT code mapped after the process's mappings were last read, found by the kernel's VMA lookup: frames walked there by frame pointer, and busy (walks whose lookup the kernel refused, ended there).",
+		}, []string{"what"}),
 		tables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ember_unwind_tables",
 			Help: "Unwind tables: rows loaded and row_capacity (table words, 4 bytes each), files loaded, frame_pointer_files, processes, idle_files (loaded, no process maps them now); since start: idle_reused, not_loaded (over --unwind-table-size), build_errors, cache_hits, cache_evictions, range_errors, installs_dropped, sampler_installs_removed (images the sampler installed, taken back); offered_files (files the sampler may install from by itself).",
 		}, []string{"what"}),
 	}
-	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.samplerInstalls, m.unwind.tables)
+	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.samplerInstalls, m.unwind.lateJIT, m.unwind.tables)
 	m.python = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ember_python_total",
 		Help: "CPython unwinding: walks (samples of CPython processes), no_thread (thread without a thread state), no_frame (running no Python), read_failed and depth (walks cut), frames recorded, and of them named, unreadable, exited (gone before naming); unknown_versions (processes of a version without offsets).",
@@ -183,6 +188,8 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 	m.unwind.kernelFP.Add(float64(s.Unwind.KernelFP))
 	m.unwind.samplerInstalls.WithLabelValues("installed").Add(float64(s.Unwind.SamplerInstalls))
 	m.unwind.samplerInstalls.WithLabelValues("range_errors").Add(float64(s.Unwind.SamplerRangeErrors))
+	m.unwind.lateJIT.WithLabelValues("frames").Add(float64(s.Unwind.LateJITFrames))
+	m.unwind.lateJIT.WithLabelValues("busy").Add(float64(s.Unwind.LateJITBusy))
 	py := s.Python
 	for what, v := range map[string]uint64{
 		"walks": py.Walks, "no_thread": py.NoThread, "no_frame": py.NoFrame, "read_failed": py.ReadFailed,

@@ -82,6 +82,9 @@ func unwindSummary(u model.UnwindStats) string {
 	if len(ends) > 0 {
 		s += " (" + strings.Join(ends, ", ") + ")"
 	}
+	if u.LateJITFrames > 0 || u.LateJITBusy > 0 {
+		s += fmt.Sprintf(", %d frames in JIT code mapped since (%d lookups busy)", u.LateJITFrames, u.LateJITBusy)
+	}
 	if t := u.Tables; t.NotLoaded > 0 {
 		s += fmt.Sprintf(", %d tables over --unwind-table-size", t.NotLoaded)
 	}

@@ -1,0 +1,65 @@
+// jit-late maps a new page of JIT code every 20 ms, as V8 does while it
+// compiles, and spends its time in a C function called from the newest:
+// main -> run -> [jit code, frame pointer, no file] -> hot. Most samples
+// land under a page mapped after the profiler last read the mappings.
+//
+// Usage: jit-late [seconds]   (default 10)
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static volatile uint64_t sink;
+
+static int64_t now_nanos(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+__attribute__((noinline)) void hot(void) {
+	uint64_t x = sink | 1;
+	for (int i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+	}
+	sink = x;
+}
+
+// push %rbp; mov %rsp,%rbp; call *%rdi; pop %rbp; ret
+static const unsigned char trampoline[] = {0x55, 0x48, 0x89, 0xe5, 0xff, 0xd7, 0x5d, 0xc3};
+
+typedef void (*jitted)(void (*)(void));
+
+// compile maps a page holding the trampoline. Pages are never unmapped,
+// so that no new one lands where an old one was.
+static jitted compile(void) {
+	unsigned char *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (code == MAP_FAILED)
+		exit(1);
+	memcpy(code, trampoline, sizeof(trampoline));
+	if (mprotect(code, 4096, PROT_READ | PROT_EXEC))
+		exit(1);
+	return (jitted)code;
+}
+
+__attribute__((noinline)) void run(int64_t end) {
+	jitted code = compile();
+	int64_t next = now_nanos() + 20000000;
+	for (int64_t now; (now = now_nanos()) < end;) {
+		if (now >= next) {
+			code = compile();
+			next = now + 20000000;
+		}
+		code(hot);
+	}
+	sink++;
+}
+
+int main(int argc, char **argv) {
+	int seconds = argc > 1 ? atoi(argv[1]) : 10;
+	run(now_nanos() + (int64_t)seconds * 1000000000);
+	return 0;
+}
