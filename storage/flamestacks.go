@@ -3,11 +3,8 @@ package storage
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"time"
-
-	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/ember-profiler/ember/storage/query"
 )
@@ -248,125 +245,4 @@ func (a *stackSums) detailRows(values func(*record) []int64) []query.GroupDetail
 		rows[i] = query.GroupDetail{Group: k.group, Label: k.label, Value: k.value, Values: values(sums[k])}
 	}
 	return rows
-}
-
-// namePaths reads the stacks of sums from the dictionary and writes each
-// sample's root-first frames to out, each distinct frame once.
-func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) error {
-	stackIDs := make([]uint32, len(sums.recs))
-	for i := range sums.recs {
-		stackIDs[i] = sums.recs[i].stack
-	}
-	qd, err := s.loadQueryDict(txn, stackIDs, nil)
-	if err != nil {
-		return fmt.Errorf("storage: read dictionary: %w", err)
-	}
-	// Room for every sample's frames: one per location, more where calls
-	// were inlined. Counted, not guessed from the encoded length: IDs take
-	// two or three bytes each, and that guess held a day's paths twice over
-	// (25 of a 24 h query's 36 MiB).
-	total := 0
-	for i := range sums.recs {
-		total += stackLen(qd.stacks[sums.recs[i].stack])
-	}
-	if out.GroupSlots {
-		total += len(sums.recs)
-	}
-	out.Paths = make([]int32, 0, total+total/8)
-	out.Lines = make([]int32, 0, cap(out.Paths))
-	out.Samples = make([]query.StackSample, 0, len(sums.recs))
-	out.Frames = make([]query.Frame, 0, len(qd.functions)+len(qd.locations)/8)
-	names := frameNamer{dict: qd, byFunction: make(map[[2]uint32]int32), bySpan: make(map[uint32]frameSpan), out: out}
-	var frames, lines []int32
-	var ids []uint32
-	for i := range sums.recs {
-		r := &sums.recs[i]
-		enc, known := qd.stacks[r.stack]
-		if !known {
-			return fmt.Errorf("storage: unknown stack %d", r.stack)
-		}
-		if ids, err = decodeStack(ids[:0], enc); err != nil {
-			return fmt.Errorf("storage: stack %d: %w", r.stack, err)
-		}
-		if out.GroupSlots {
-			out.Paths = append(out.Paths, -1)
-			out.Lines = append(out.Lines, 0)
-		}
-		start := int32(len(out.Paths))
-		for j := len(ids) - 1; j >= 0; j-- {
-			if frames, lines, err = names.location(ids[j], frames[:0], lines[:0]); err != nil {
-				return err
-			}
-			out.Paths = append(out.Paths, frames...)
-			out.Lines = append(out.Lines, lines...)
-		}
-		out.Samples = append(out.Samples, query.StackSample{Start: start, End: int32(len(out.Paths)), Group: sums.recGroup[i]})
-	}
-	return nil
-}
-
-// frameNamer names locations as report names a profile's: a frame per
-// line (inlined calls), by function and mapping, or the address when a
-// location has no lines.
-type frameNamer struct {
-	dict       *queryDict
-	byFunction map[[2]uint32]int32 // (function, mapping) -> frame
-	bySpan     map[uint32]frameSpan
-	// spans of locations named so far, in frameArena and lineArena.
-	frameArena, lineArena []int32
-	out                   *query.Stacks
-}
-
-type frameSpan struct{ start, end int32 }
-
-// location appends location id's frames, caller first, and their lines.
-func (n *frameNamer) location(id uint32, frames, lines []int32) ([]int32, []int32, error) {
-	if sp, ok := n.bySpan[id]; ok {
-		return append(frames, n.frameArena[sp.start:sp.end]...), append(lines, n.lineArena[sp.start:sp.end]...), nil
-	}
-	l, ok := n.dict.locations[id]
-	if !ok {
-		return nil, nil, fmt.Errorf("storage: unknown or unreadable location %d", id)
-	}
-	binary := ""
-	var m mapping
-	if l.mappingID != 0 {
-		if m, ok = n.dict.mappings[l.mappingID]; !ok {
-			return nil, nil, fmt.Errorf("storage: unknown mapping %d", l.mappingID)
-		}
-		binary = m.file
-	}
-	start := int32(len(n.frameArena))
-	if len(l.lines) == 0 {
-		n.frameArena = append(n.frameArena, n.frame(query.Frame{Name: fmt.Sprintf("0x%x", l.address+m.start), Binary: binary}))
-		n.lineArena = append(n.lineArena, 0)
-	}
-	for i := len(l.lines) - 1; i >= 0; i-- {
-		ln := l.lines[i]
-		key := [2]uint32{ln.functionID, l.mappingID}
-		f, ok := n.byFunction[key]
-		if !ok {
-			fr := query.Frame{Name: "?", Binary: binary}
-			if ln.functionID != 0 {
-				fn, ok := n.dict.functions[ln.functionID]
-				if !ok {
-					return nil, nil, fmt.Errorf("storage: unknown function %d", ln.functionID)
-				}
-				fr.Name, fr.File = cmp.Or(fn.name, fn.systemName, "?"), fn.filename
-			}
-			f = n.frame(fr)
-			n.byFunction[key] = f
-		}
-		n.frameArena = append(n.frameArena, f)
-		n.lineArena = append(n.lineArena, int32(min(max(ln.line, 0), 1<<31-1)))
-	}
-	sp := frameSpan{start, int32(len(n.frameArena))}
-	n.bySpan[id] = sp
-	return append(frames, n.frameArena[sp.start:sp.end]...), append(lines, n.lineArena[sp.start:sp.end]...), nil
-}
-
-// frame adds a frame to the output's table.
-func (n *frameNamer) frame(f query.Frame) int32 {
-	n.out.Frames = append(n.out.Frames, f)
-	return int32(len(n.out.Frames) - 1)
 }
