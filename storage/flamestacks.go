@@ -3,8 +3,12 @@ package storage
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"slices"
+	"strings"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/ember-profiler/ember/storage/query"
 )
@@ -29,7 +33,8 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 
-	sums := newStackSums(s.dict, groupBy)
+	sums := newStackSums(s.dict, txn, groupBy)
+	defer sums.close()
 	planned := s.index.plan(nil, q.From.UnixNano(), q.To.UnixNano(), s.maxLevel())
 	// Newest first: when the reading must stop early, what was read is the
 	// end of the range, which is what an incident asks about.
@@ -78,6 +83,10 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 type stackSums struct {
 	groupBy string
 	dict    *dictionary
+	txn     *badger.Txn
+	// labelSets reads label sets in runs, one iterator for the query:
+	// opening one per run was a fifth of a day's label set reading.
+	labelSets *badger.Iterator
 	// recs are the sums, recGroup each one's group; head[stack]-1 is the
 	// last sum of a stack (-1: none) and next the one before it.
 	recs     []record
@@ -111,8 +120,8 @@ type groupDetail struct {
 	rec    record
 }
 
-func newStackSums(d *dictionary, groupBy string) *stackSums {
-	return &stackSums{groupBy: groupBy, dict: d, head: make([]int32, d.stacks.last+1),
+func newStackSums(d *dictionary, txn *badger.Txn, groupBy string) *stackSums {
+	return &stackSums{groupBy: groupBy, dict: d, txn: txn, head: make([]int32, d.stacks.last+1),
 		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]*labelSetSum),
 		strings: make(map[string]string)}
 }
@@ -164,21 +173,30 @@ func (a *stackSums) add(r record) {
 // whole, were the largest part of such a query's memory. It returns nil
 // for a label set not stored or unreadable.
 func (a *stackSums) labelSet(id uint32) *labelSetSum {
-	_ = a.dict.readAhead(kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
-		if _, done := a.byLabelSet[lid]; done {
-			return
+	if enc, ok := a.dict.cache.get(kindLabelSet, id); ok {
+		a.keepLabelSet(id, enc)
+	} else {
+		if a.labelSets == nil {
+			a.labelSets = a.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDict, kindLabelSet}, PrefetchValues: false})
 		}
-		if ls, err := decodeLabelSet(enc); err == nil {
-			sum := &labelSetSum{labels: make([]string, len(query.GroupDetailLabels))}
-			if v := ls.get(a.groupBy); v != "" {
-				sum.value = []string{a.intern(v)}
+		it := a.labelSets
+		for n, seek := labelSetReadAhead, true; n > 0; n-- {
+			if seek {
+				it.Seek(dictKey(kindLabelSet, id))
+				seek = false
+			} else {
+				it.Next()
 			}
-			for i, name := range query.GroupDetailLabels {
-				sum.labels[i] = a.intern(ls.get(name))
+			if !it.Valid() {
+				break
 			}
-			a.byLabelSet[lid] = sum
+			item := it.Item()
+			lid := binary.BigEndian.Uint32(item.Key()[2:])
+			if item.Value(func(v []byte) error { a.keepLabelSet(lid, string(v)); return nil }) != nil {
+				break // an error reads as a label set not stored
+			}
 		}
-	}) // an error reads as a label set not stored
+	}
 	ls, ok := a.byLabelSet[id]
 	if !ok {
 		a.byLabelSet[id] = nil
@@ -186,12 +204,48 @@ func (a *stackSums) labelSet(id uint32) *labelSetSum {
 	return ls
 }
 
-// intern returns v, or the copy of it read before: a day's label sets
-// repeat each comm and exe thousands of times.
+// keepLabelSet reads the labels of label set id that the graph shows from
+// its encoding, in place; a corrupt one is left out, as not stored.
+func (a *stackSums) keepLabelSet(id uint32, enc string) {
+	if _, done := a.byLabelSet[id]; done {
+		return
+	}
+	sum := &labelSetSum{labels: make([]string, len(query.GroupDetailLabels))}
+	for rest := enc; len(rest) > 0; {
+		name, afterName, ok := cutString(rest)
+		if !ok {
+			return
+		}
+		value, afterValue, ok := cutString(afterName)
+		if !ok {
+			return
+		}
+		rest = afterValue
+		if name == a.groupBy && value != "" {
+			sum.value = []string{a.intern(value)}
+		}
+		if i := slices.Index(query.GroupDetailLabels, name); i >= 0 {
+			sum.labels[i] = a.intern(value)
+		}
+	}
+	a.byLabelSet[id] = sum
+}
+
+func (a *stackSums) close() {
+	if a.labelSets != nil {
+		a.labelSets.Close()
+		a.labelSets = nil
+	}
+}
+
+// intern returns a copy of v, the same for every equal v: a day's label
+// sets repeat each comm and exe thousands of times, and v is a substring
+// of an entry that is not to be kept.
 func (a *stackSums) intern(v string) string {
 	if w, ok := a.strings[v]; ok {
 		return w
 	}
+	v = strings.Clone(v)
 	a.strings[v] = v
 	return v
 }
