@@ -18,9 +18,9 @@ import (
 // when it is not "", with each distinct frame named once. A profile holds
 // a location, function and label map per distinct one and a sample per
 // (process, stack); on a churning host's store that was most of a flame
-// graph request's memory. Blocks are read newest first; past q.ReadBy the
-// reading stops (after at least one block) and the answer covers only
-// [CoveredFrom, To).
+// graph request's memory. Blocks are read newest first; past q.ReadBy or
+// q.MaxStacks the reading stops (after at least one block) and the answer
+// covers only [CoveredFrom, To).
 func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string) (*query.Stacks, error) {
 	if err := checkRange(q.From, q.To); err != nil {
 		return nil, err
@@ -39,7 +39,21 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	// Newest first: when the reading must stop early, what was read is the
 	// end of the range, which is what an incident asks about.
 	slices.SortFunc(planned, func(a, b plannedBlock) int { return cmp.Compare(b.ref.startNanos, a.ref.startNanos) })
-	vals, read, err := s.scanPlannedUntil(ctx, txn, planned, q.Selector, nil, sums.add, q.ReadBy)
+	maxStacks := q.MaxStacks
+	if maxStacks == 0 {
+		maxStacks = query.DefaultMaxStacks
+	}
+	var stoppedBy string
+	stop := func() bool {
+		switch {
+		case !q.ReadBy.IsZero() && time.Now().After(q.ReadBy):
+			stoppedBy = "time"
+		case maxStacks > 0 && len(sums.recs) > maxStacks:
+			stoppedBy = "stacks"
+		}
+		return stoppedBy != ""
+	}
+	vals, read, err := s.scanPlannedUntil(ctx, txn, planned, q.Selector, nil, sums.add, stop)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +66,9 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	}
 	types := vals.types.orCPU()
 	out := &query.Stacks{DefaultSampleType: types.defaultType(), Groups: sums.groups, GroupSlots: groupBy != "", CoveredFrom: coveredFrom}
+	if !coveredFrom.IsZero() {
+		out.StoppedBy = stoppedBy
+	}
 	for _, st := range types.sampleTypes() {
 		out.SampleTypes = append(out.SampleTypes, query.ValueType{Type: st.Type, Unit: st.Unit})
 	}

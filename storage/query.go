@@ -53,14 +53,14 @@ func (s *Store) maxLevel() int {
 }
 
 func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record)) (blockValues, error) {
-	vals, _, err := s.scanPlannedUntil(ctx, txn, planned, sel, visitLabelSet, visit, time.Time{})
+	vals, _, err := s.scanPlannedUntil(ctx, txn, planned, sel, visitLabelSet, visit, nil)
 	return vals, err
 }
 
-// scanPlannedUntil is scanPlanned that stops reading once readBy has passed
-// (never, when it is zero), after the first block at least, and says how
-// many blocks it read.
-func (s *Store) scanPlannedUntil(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record), readBy time.Time) (blockValues, int, error) {
+// scanPlannedUntil is scanPlanned that stops reading when stop, asked
+// before each block after the first, says so (never, when it is nil), and
+// says how many blocks it read.
+func (s *Store) scanPlannedUntil(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record), stop func() bool) (blockValues, int, error) {
 	want := s.labelSetFilter(sel, visitLabelSet)
 	var vals blockValues
 	for i, pb := range planned {
@@ -69,7 +69,7 @@ func (s *Store) scanPlannedUntil(ctx context.Context, txn *badger.Txn, planned [
 				return vals, i, err
 			}
 		}
-		if i > 0 && !readBy.IsZero() && time.Now().After(readBy) {
+		if i > 0 && stop != nil && stop() {
 			return vals, i, nil
 		}
 		h, err := readBlock(txn, pb, want, visit)

@@ -28,6 +28,7 @@ func (s partialStacks) FlameStacks(_ context.Context, _, to, readBy time.Time, _
 		Samples:     []query.StackSample{{Start: 0, End: 2, Group: -1}},
 		Values:      []int64{7},
 		CoveredFrom: to.Add(-time.Minute),
+		StoppedBy:   "time",
 	}, nil
 }
 
@@ -40,8 +41,8 @@ func TestFlameGraphPartial(t *testing.T) {
 	target := "/api/v1/flamegraph?from=" + from.Format(time.RFC3339) + "&to=" + to.Format(time.RFC3339)
 	for i := range 2 {
 		fg := decode[FlameGraph](t, ts.get(target))
-		if !fg.Partial || !fg.CoveredFrom.Equal(to.Add(-time.Minute)) || fg.Total != 7 {
-			t.Fatalf("partial %v, covered from %s, total %d: want partial from %s, 7", fg.Partial, fg.CoveredFrom, fg.Total, to.Add(-time.Minute))
+		if !fg.Partial || !fg.CoveredFrom.Equal(to.Add(-time.Minute)) || fg.Total != 7 || fg.PartialReason != "time" {
+			t.Fatalf("partial %v, covered from %s (%q), total %d: want partial from %s (\"time\"), 7", fg.Partial, fg.CoveredFrom, fg.PartialReason, fg.Total, to.Add(-time.Minute))
 		}
 		if calls != i+1 {
 			t.Errorf("request %d: the store was asked %d times: a partial answer was cached", i+1, calls)

@@ -14,8 +14,10 @@ type Stacks struct {
 	// Lines each frame's source line beside it (0: unknown).
 	Paths, Lines []int32
 	// CoveredFrom, when set, says the answer is partial: the reading
-	// stopped at the query's ReadBy, and only [CoveredFrom, To) was read.
+	// stopped at the query's ReadBy or MaxStacks, and only
+	// [CoveredFrom, To) was read. StoppedBy says which: "time" or "stacks".
 	CoveredFrom time.Time
+	StoppedBy   string
 	// GroupSlots says that each sample's Paths[Start-1] is free, for the
 	// frame of its group: the flame graph's paths are then these ones.
 	GroupSlots bool
