@@ -116,7 +116,10 @@ type stackSums struct {
 	// set not stored, whose records are left out as Query leaves them out.
 	byLabelSet map[uint32]*labelSetSum
 	details    []*groupDetail
-	strings    map[string]string
+	// values are the detail labels' values, each once, and valueIDs their
+	// index: label sets hold ids, which the hover's sums are keyed by.
+	values   []string
+	valueIDs map[string]int32
 	// last is the label set of the record before (lastID), or nil.
 	last   *labelSetSum
 	lastID uint32
@@ -126,21 +129,22 @@ type stackSums struct {
 // grouping label and of the detail labels, and, once a record of it is
 // read, its group and detail.
 type labelSetSum struct {
-	value, labels []string // value: one or none
-	group         int32
-	detail        *groupDetail
+	value  []string // one or none
+	labels []int32  // by GroupDetailLabels, ids in stackSums.values
+	group  int32
+	detail *groupDetail
 }
 
 type groupDetail struct {
 	group  int32
-	labels []string
+	labels []int32
 	rec    record
 }
 
 func newStackSums(d *dictionary, txn *badger.Txn, groupBy string) *stackSums {
 	return &stackSums{groupBy: groupBy, dict: d, txn: txn, head: make([]int32, d.stacks.last+1),
 		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]*labelSetSum),
-		strings: make(map[string]string)}
+		values: []string{""}, valueIDs: map[string]int32{"": 0}}
 }
 
 func (a *stackSums) add(r record) {
@@ -227,7 +231,7 @@ func (a *stackSums) keepLabelSet(id uint32, enc string) {
 	if _, done := a.byLabelSet[id]; done {
 		return
 	}
-	sum := &labelSetSum{labels: make([]string, len(query.GroupDetailLabels))}
+	sum := &labelSetSum{labels: make([]int32, len(query.GroupDetailLabels))}
 	for rest := enc; len(rest) > 0; {
 		name, afterName, ok := cutString(rest)
 		if !ok {
@@ -239,7 +243,7 @@ func (a *stackSums) keepLabelSet(id uint32, enc string) {
 		}
 		rest = afterValue
 		if name == a.groupBy && value != "" {
-			sum.value = []string{a.intern(value)}
+			sum.value = []string{a.values[a.intern(value)]}
 		}
 		if i := slices.Index(query.GroupDetailLabels, name); i >= 0 {
 			sum.labels[i] = a.intern(value)
@@ -255,16 +259,17 @@ func (a *stackSums) close() {
 	}
 }
 
-// intern returns a copy of v, the same for every equal v: a day's label
-// sets repeat each comm and exe thousands of times, and v is a substring
-// of an entry that is not to be kept.
-func (a *stackSums) intern(v string) string {
-	if w, ok := a.strings[v]; ok {
-		return w
+// intern returns the id of v in a.values, where a copy of it is added the
+// first time: a day's label sets repeat each comm and exe thousands of
+// times, and v is a substring of an entry that is not to be kept.
+func (a *stackSums) intern(v string) int32 {
+	if id, ok := a.valueIDs[v]; ok {
+		return id
 	}
-	v = strings.Clone(v)
-	a.strings[v] = v
-	return v
+	id := int32(len(a.values))
+	a.values = append(a.values, strings.Clone(v))
+	a.valueIDs[a.values[id]] = id
+	return id
 }
 
 // first gives label set ls, at its first record, its group and detail.
@@ -281,39 +286,4 @@ func (a *stackSums) first(ls *labelSetSum) {
 	}
 	ls.detail = &groupDetail{group: ls.group, labels: ls.labels}
 	a.details = append(a.details, ls.detail)
-}
-
-// detailRows sums the label sets' records into a row per group and per
-// (group, detail label, value): a label set's own labels repeat across
-// thousands of processes, its pid does not, and a row each is what the
-// hover needs.
-func (a *stackSums) detailRows(values func(*record) []int64) []query.GroupDetail {
-	type key struct {
-		group, label int32
-		value        string
-	}
-	sums := make(map[key]*record)
-	var keys []key
-	add := func(k key, r *record) {
-		acc, ok := sums[k]
-		if !ok {
-			acc = &record{}
-			sums[k] = acc
-			keys = append(keys, k)
-		}
-		acc.add(r)
-	}
-	for _, d := range a.details {
-		add(key{d.group, -1, ""}, &d.rec)
-		for i, v := range d.labels {
-			if v != "" && query.GroupDetailLabels[i] != a.groupBy {
-				add(key{d.group, int32(i), v}, &d.rec)
-			}
-		}
-	}
-	rows := make([]query.GroupDetail, len(keys))
-	for i, k := range keys {
-		rows[i] = query.GroupDetail{Group: k.group, Label: k.label, Value: k.value, Values: values(sums[k])}
-	}
-	return rows
 }
