@@ -29,9 +29,14 @@ func (a *stackSums) detailRows(values func(*record) []int64) []query.GroupDetail
 		}
 		sums[i].add(r)
 	}
-	for _, d := range a.details {
+	n := int32(len(query.GroupDetailLabels))
+	for j := range a.sets {
+		d := &a.sets[j]
+		if !d.seen {
+			continue
+		}
 		add(key{d.group, -1, 0}, &d.rec)
-		for i, v := range d.labels {
+		for i, v := range a.setLabels[d.labels : d.labels+n] {
 			if v != 0 && query.GroupDetailLabels[i] != a.groupBy { // 0: ""
 				add(key{d.group, int32(i), v}, &d.rec)
 			}

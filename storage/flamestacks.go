@@ -83,7 +83,7 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	out.Details = sums.detailRows(values)
 	// The label sets' sums are in the rows: free them before the stacks
 	// are named, which is when a day's query holds the most.
-	sums.details, sums.byLabelSet, sums.head, sums.next, sums.last = nil, nil, nil, nil, nil
+	sums.sets, sums.setLabels, sums.byLabelSet, sums.head, sums.next = nil, nil, nil, nil, nil
 	if err := s.namePaths(txn, sums, out); err != nil {
 		return nil, err
 	}
@@ -112,61 +112,61 @@ type stackSums struct {
 	next     []int32
 	groups   []string
 	groupIDs map[string]int32
-	// byLabelSet is what each label set's records add to; nil for a label
-	// set not stored, whose records are left out as Query leaves them out.
-	byLabelSet map[uint32]*labelSetSum
-	details    []*groupDetail
-	// values are the detail labels' values, each once, and valueIDs their
+	// byLabelSet is the index in sets of each label set read, -1 for one
+	// not stored, whose records are left out as Query leaves them out.
+	byLabelSet map[uint32]int32
+	sets       []labelSetSum
+	// setLabels holds each label set's ids of GroupDetailLabels' values.
+	setLabels []int32
+	// values are the label values kept, each once, and valueIDs their
 	// index: label sets hold ids, which the hover's sums are keyed by.
 	values   []string
 	valueIDs map[string]int32
-	// last is the label set of the record before (lastID), or nil.
-	last   *labelSetSum
+	// last is the index in sets of the record before's label set (lastID).
+	last   int32
 	lastID uint32
 }
 
-// labelSetSum is a label set as a grouped sum reads it: its value of the
+// labelSetSum is a label set as a grouped sum reads it: its values of the
 // grouping label and of the detail labels, and, once a record of it is
-// read, its group and detail.
+// read, its group and the sum of its records. A day of a churning host
+// has a label set per process: a struct each in one slice, where
+// pointers to a struct, a detail and a slice each were 26 MB.
 type labelSetSum struct {
-	value  []string // one or none
-	labels []int32  // by GroupDetailLabels, ids in stackSums.values
-	group  int32
-	detail *groupDetail
-}
-
-type groupDetail struct {
-	group  int32
-	labels []int32
 	rec    record
+	labels int32 // setLabels[labels:labels+len(GroupDetailLabels)]
+	value  int32 // of the grouping label; 0 for none ("")
+	group  int32
+	seen   bool
 }
 
 func newStackSums(d *dictionary, txn *badger.Txn, groupBy string) *stackSums {
 	return &stackSums{groupBy: groupBy, dict: d, txn: txn, head: make([]int32, d.stacks.last+1),
-		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]*labelSetSum),
-		values: []string{""}, valueIDs: map[string]int32{"": 0}}
+		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]int32),
+		values: []string{""}, valueIDs: map[string]int32{"": 0}, last: -1}
 }
 
 func (a *stackSums) add(r record) {
 	group := int32(-1)
 	if a.groupBy != "" {
 		// A block's records come in label set order: look each up once.
-		ls := a.last
-		if ls == nil || r.labelSet != a.lastID {
+		li := a.last
+		if li < 0 || r.labelSet != a.lastID {
 			var ok bool
-			if ls, ok = a.byLabelSet[r.labelSet]; !ok {
-				ls = a.labelSet(r.labelSet)
+			if li, ok = a.byLabelSet[r.labelSet]; !ok {
+				li = a.labelSet(r.labelSet)
 			}
-			a.last, a.lastID = ls, r.labelSet
-			if ls == nil {
-				return
-			}
+			a.last, a.lastID = li, r.labelSet
 		}
-		if ls.detail == nil {
+		if li < 0 {
+			return
+		}
+		ls := &a.sets[li]
+		if !ls.seen {
 			a.first(ls)
 		}
 		group = ls.group
-		ls.detail.rec.add(&r)
+		ls.rec.add(&r)
 	}
 	// The sums of a stack, one per group it is seen in, are chained from
 	// its slot: a slice by stack id, where a map probe per record was most
@@ -191,9 +191,9 @@ func (a *stackSums) add(r record) {
 // labelSet reads label set id, and the ones after it in a run (records
 // come in label set order), keeping of each only the labels a grouped
 // flame graph shows: the label sets of a day of a churning host, kept
-// whole, were the largest part of such a query's memory. It returns nil
-// for a label set not stored or unreadable.
-func (a *stackSums) labelSet(id uint32) *labelSetSum {
+// whole, were the largest part of such a query's memory. It returns its
+// index in a.sets, -1 for a label set not stored or unreadable.
+func (a *stackSums) labelSet(id uint32) int32 {
 	if enc, ok := a.dict.cache.get(kindLabelSet, id); ok {
 		a.keepLabelSet(id, enc)
 	} else {
@@ -218,11 +218,11 @@ func (a *stackSums) labelSet(id uint32) *labelSetSum {
 			}
 		}
 	}
-	ls, ok := a.byLabelSet[id]
+	li, ok := a.byLabelSet[id]
 	if !ok {
-		a.byLabelSet[id] = nil
+		a.byLabelSet[id], li = -1, -1
 	}
-	return ls
+	return li
 }
 
 // keepLabelSet reads the labels of label set id that the graph shows from
@@ -231,25 +231,27 @@ func (a *stackSums) keepLabelSet(id uint32, enc string) {
 	if _, done := a.byLabelSet[id]; done {
 		return
 	}
-	sum := &labelSetSum{labels: make([]int32, len(query.GroupDetailLabels))}
+	start := len(a.setLabels)
+	sum := labelSetSum{labels: int32(start)}
+	a.setLabels = append(a.setLabels, make([]int32, len(query.GroupDetailLabels))...)
+	labels := a.setLabels[start:]
 	for rest := enc; len(rest) > 0; {
 		name, afterName, ok := cutString(rest)
-		if !ok {
-			return
-		}
-		value, afterValue, ok := cutString(afterName)
-		if !ok {
+		value, afterValue, ok2 := cutString(afterName)
+		if !ok || !ok2 {
+			a.setLabels = a.setLabels[:start]
 			return
 		}
 		rest = afterValue
-		if name == a.groupBy && value != "" {
-			sum.value = []string{a.values[a.intern(value)]}
+		if name == a.groupBy {
+			sum.value = a.intern(value)
 		}
 		if i := slices.Index(query.GroupDetailLabels, name); i >= 0 {
-			sum.labels[i] = a.intern(value)
+			labels[i] = a.intern(value)
 		}
 	}
-	a.byLabelSet[id] = sum
+	a.byLabelSet[id] = int32(len(a.sets))
+	a.sets = append(a.sets, sum)
 }
 
 func (a *stackSums) close() {
@@ -272,18 +274,17 @@ func (a *stackSums) intern(v string) int32 {
 	return id
 }
 
-// first gives label set ls, at its first record, its group and detail.
+// first gives label set ls, at its first record, its group.
 func (a *stackSums) first(ls *labelSetSum) {
-	ls.group = -1
-	if len(ls.value) > 0 {
-		g, ok := a.groupIDs[ls.value[0]]
+	ls.seen, ls.group = true, -1
+	if ls.value != 0 {
+		v := a.values[ls.value]
+		g, ok := a.groupIDs[v]
 		if !ok {
 			g = int32(len(a.groups))
-			a.groupIDs[ls.value[0]] = g
-			a.groups = append(a.groups, ls.value[0])
+			a.groupIDs[v] = g
+			a.groups = append(a.groups, v)
 		}
 		ls.group = g
 	}
-	ls.detail = &groupDetail{group: ls.group, labels: ls.labels}
-	a.details = append(a.details, ls.detail)
 }
