@@ -16,7 +16,7 @@ import (
 // of which the hover lists five per label.
 func (a *stackSums) detailRows(values func(*record) []int64) []query.GroupDetail {
 	type key struct{ group, label, value int32 }
-	index := make(map[key]int32)
+	index := make(map[key]int32, len(a.sets)+len(a.groups))
 	var keys []key
 	var sums []record
 	add := func(k key, r *record) {
