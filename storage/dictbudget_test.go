@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/storage/internal/backfill"
 	"github.com/ember-profiler/ember/storage/query"
@@ -197,6 +199,19 @@ func TestUnknownLabelSetsDropped(t *testing.T) {
 		if len(smp.Label) == 0 {
 			t.Fatal("a sample without labels: its label set is not in the dictionary")
 		}
+	}
+	// The pprof download reads label sets as it meets them: the same ones
+	// are left out.
+	var buf bytes.Buffer
+	if err := s.WriteProfile(context.Background(), q, &buf); err != nil {
+		t.Fatal(err)
+	}
+	written, err := profile.ParseData(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written.Sample) != len(p.Sample) {
+		t.Errorf("WriteProfile: %d samples with label set %d gone, Query %d", len(written.Sample), gone, len(p.Sample))
 	}
 }
 
