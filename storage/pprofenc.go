@@ -115,7 +115,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		encoded++
 		locs := stackBytes[r.stack]
 		if locs == nil {
-			enc, known := b.dict.stacks[r.stack]
+			enc, known := b.dict.stacks.get(r.stack)
 			if !known {
 				return fmt.Errorf("storage: unknown stack %d", r.stack)
 			}
