@@ -365,7 +365,11 @@ func (s *Server) flamegraph(c echo.Context) error {
 		fg.Partial, fg.CoveredFrom = true, fg.CoveredFrom.UTC()
 		s.log.Warn("flame graph answered in part: the store stopped reading at its time limit or its bound on stacks",
 			"from", fg.From, "to", fg.To, "covered_from", fg.CoveredFrom, "reason", fg.PartialReason)
-		return writeFlame(c, format, fg) // kept out of the cache: next time may read it all
+		if fg.PartialReason != "stacks" {
+			return writeFlame(c, format, fg) // kept out of the cache: next time may read it all
+		}
+		// The bound on stacks stops at the same place for the same blocks
+		// (until compaction merges them): cached like a whole answer
 	}
 	if !cacheable {
 		return writeFlame(c, format, fg)
