@@ -31,8 +31,10 @@ type callTree struct {
 	functions []function // by function ID
 	frameOf   []int32    // by node
 	parent    []int32
-	self      []int64
-	total     []int64
+	// total is each node's value and its descendants'; a node's self
+	// value is its total less its children's (selfValue), not kept: a
+	// day's tree has a million nodes.
+	total []int64
 	// end[i] is the end of node i's subtree, which is [i, end[i]): its
 	// first child is i+1 (if end[i] > i+1) and a child c's next sibling is
 	// end[c].
@@ -168,7 +170,7 @@ type treeBuilder struct {
 // newTreeBuilder starts a tree of about frames distinct frames.
 func newTreeBuilder(frames int) *treeBuilder {
 	t := &callTree{frames: make([]frame, 1, frames+1), frameFunc: make([]int32, 1, frames+1), functions: []function{{name: "root"}},
-		frameOf: []int32{0}, parent: []int32{-1}, self: []int64{0}}
+		frameOf: []int32{0}, parent: []int32{-1}, total: []int64{0}}
 	t.frames[0] = frame{name: "root"}
 	b := &treeBuilder{t: t, frameIDs: make(map[frame]int32, frames+1), funcIDs: make(map[function]int32, frames), groupFrame: map[string]int32{}}
 	b.frameIDs[t.frames[0]] = 0
@@ -232,7 +234,7 @@ func (t *callTree) grow(ctx context.Context) error {
 	}
 	t.frameOf = slices.Grow(t.frameOf, maxNodes)
 	t.parent = slices.Grow(t.parent, maxNodes)
-	t.self = slices.Grow(t.self, maxNodes)
+	t.total = slices.Grow(t.total, maxNodes) // self values, then totals
 	prev = nil
 	open := []int32{0} // open[d] is the node at depth d of the previous path
 	for _, st := range t.stacks {
@@ -243,13 +245,12 @@ func (t *callTree) grow(ctx context.Context) error {
 			child := int32(len(t.frameOf))
 			t.frameOf = append(t.frameOf, id)
 			t.parent = append(t.parent, open[len(open)-1])
-			t.self = append(t.self, 0)
+			t.total = append(t.total, 0)
 			open = append(open, child)
 		}
-		t.self[open[len(open)-1]] += st.value
+		t.total[open[len(open)-1]] += st.value
 		prev = path
 	}
-	t.total = slices.Clone(t.self)
 	for n := len(t.total) - 1; n > 0; n-- {
 		t.total[t.parent[n]] += t.total[n]
 	}

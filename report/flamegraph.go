@@ -176,7 +176,7 @@ func (t *callTree) flameGraph(kept []int32, keptCount int) *FlameGraph {
 			emit(e.parent, otherID, e.other, e.other)
 			continue
 		}
-		out := emit(e.parent, t.frameOf[e.node], t.self[e.node], t.total[e.node])
+		out := emit(e.parent, t.frameOf[e.node], t.selfValue(e.node), t.total[e.node])
 		outOf[e.node] = out
 		var other int64
 		keptChildren = keptChildren[:0]
@@ -204,6 +204,15 @@ func (t *callTree) flameGraph(kept []int32, keptCount int) *FlameGraph {
 	fg.Total = t.total[0]
 	fg.Samples = len(t.stacks)
 	return fg
+}
+
+// selfValue is node n's own value: its total less its children's.
+func (t *callTree) selfValue(n int32) int64 {
+	v := t.total[n]
+	for c := n + 1; c < t.end[n]; c = t.end[c] {
+		v -= t.total[c]
+	}
+	return v
 }
 
 // prunedValue is the value a keep choice leaves out: the totals of the
@@ -308,7 +317,12 @@ func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
 		if id < 0 {
 			continue
 		}
-		self[id] += t.self[n]
+		self[id] += t.total[n]
+		if p > 0 {
+			if pid := t.frameFunc[t.frameOf[p]]; pid >= 0 {
+				self[pid] -= t.total[n] // a parent's self is its total less its children's
+			}
+		}
 		if onStack[id] == 0 {
 			total[id] += t.total[n]
 		}

@@ -34,7 +34,7 @@ const NoGroup = "(none)"
 var GroupDetailLabels = query.GroupDetailLabels
 
 // maxGroupValues bounds the values of each detail label listed per group.
-const maxGroupValues = 5
+const maxGroupValues = query.GroupDetailValues
 
 // FlameGroup describes one value of the GroupBy label: its share and a few
 // values of the other identity labels it was seen with (the pids and exe of
@@ -86,6 +86,9 @@ type groupSums struct {
 type groupSum struct {
 	total   int64
 	details map[string]map[string]int64 // detail label -> its value -> sum
+	// counts are the distinct values of the detail labels whose values
+	// were not all added (query.GroupDetail.Count).
+	counts map[string]int
 }
 
 func newGroupSums(groupBy string) *groupSums {
@@ -128,12 +131,29 @@ func (a *groupSums) addDetail(g, name, dv string, v int64) {
 	sum.details[name][dv] += v
 }
 
+// setCount says that detail label name had count distinct values in group
+// g, of which only the largest are added.
+func (a *groupSums) setCount(g, name string, count int) {
+	if name == a.groupBy {
+		return
+	}
+	sum := a.group(g)
+	if sum.counts == nil {
+		sum.counts = map[string]int{}
+	}
+	sum.counts[name] = count
+}
+
 func (a *groupSums) groups() []FlameGroup {
 	out := make([]FlameGroup, 0, len(a.byValue))
 	for v, g := range a.byValue {
 		fg := FlameGroup{Value: v, Total: g.total, Labels: map[string]GroupLabel{}}
 		for name, d := range g.details {
-			fg.Labels[name] = GroupLabel{Values: largestValues(d, maxGroupValues), Count: len(d)}
+			count, ok := g.counts[name]
+			if !ok {
+				count = len(d)
+			}
+			fg.Labels[name] = GroupLabel{Values: largestValues(d, maxGroupValues), Count: count}
 		}
 		out = append(out, fg)
 	}

@@ -123,6 +123,9 @@ func NewFlameGraphFromStacks(ctx context.Context, s *query.Stacks, o FlameOption
 				g = s.Groups[d.Group]
 			}
 			switch {
+			case d.Count && d.Label >= 0 && int(d.Label) < len(query.GroupDetailLabels):
+				acc.setCount(g, query.GroupDetailLabels[d.Label], int(d.Values[vi]))
+			case d.Count:
 			case d.Label == -1:
 				acc.addTotal(g, d.Values[vi])
 			case d.Label >= 0 && int(d.Label) < len(query.GroupDetailLabels):

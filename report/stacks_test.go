@@ -147,3 +147,72 @@ func TestFlameGraphFromStacksSlots(t *testing.T) {
 		}
 	}
 }
+
+// A group with more values of a detail label than its hover lists (the
+// store then sends only the largest of each sample type and a count) must
+// give the same flame graph as the profile, ties included.
+func TestFlameGraphFromStacksManyValues(t *testing.T) {
+	s, err := storage.Open(storage.Options{Dir: t.TempDir(), MinFreeDiskBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := os.Open("../storage/testdata/record-1.pb.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Parse(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-10 * time.Minute).Truncate(10 * time.Second)
+	p.TimeNanos, p.DurationNanos = base.UnixNano(), int64(10*time.Second)
+	for i, smp := range p.Sample { // one comm, 9 pids, 3 exes
+		smp.Label = map[string][]string{"comm": {"w"}, "exe": {fmt.Sprintf("/bin/e%d", i%3)}}
+		smp.NumLabel = map[string][]int64{"pid": {int64(i%9 + 1)}}
+		smp.NumUnit = nil
+	}
+	if err := s.Append(context.Background(), p, map[string]string{"host": "h"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	q := storage.ProfileQuery{From: base, To: base.Add(time.Minute)}
+	labelled, err := s.Query(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, groupBy := range []string{"comm", "exe"} {
+		stacks, err := s.FlameStacks(ctx, q, groupBy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counted := 0
+		for _, d := range stacks.Details {
+			if d.Count {
+				counted++
+			}
+		}
+		if groupBy == "comm" && counted == 0 {
+			t.Fatal("no count row: the store sent every pid's row")
+		}
+		o := report.FlameOptions{GroupBy: groupBy, MaxNodes: 100000}
+		want, err := report.NewFlameGraphWith(ctx, labelled, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := report.NewFlameGraphFromStacks(ctx, stacks, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if groupBy == "comm" && (len(got.Groups) != 1 || got.Groups[0].Labels["pid"].Count != 9) {
+			t.Fatalf("groups %+v: want one comm with 9 pids", got.Groups)
+		}
+		want.Samples, got.Samples = 0, 0
+		wj, _ := json.Marshal(want)
+		gj, _ := json.Marshal(got)
+		if string(wj) != string(gj) {
+			t.Errorf("group by %s: the flame graphs differ:\nprofile: %.800s\nstacks:  %.800s", groupBy, wj, gj)
+		}
+	}
+}

@@ -256,12 +256,20 @@ func stackProfile(s *Store, q ProfileQuery) error {
 	return err
 }
 
+// flameStacks is what the UI's flame graph asks for: grouped by process.
+func flameStacks(s *Store, q ProfileQuery) error {
+	_, err := s.FlameStacks(context.Background(), q, "comm")
+	return err
+}
+
 func BenchmarkQuery1h(b *testing.B)         { benchmarkQuery(b, time.Hour, mergedProfile) }
 func BenchmarkQuery24h(b *testing.B)        { benchmarkQuery(b, 24*time.Hour, mergedProfile) }
 func BenchmarkWriteProfile1h(b *testing.B)  { benchmarkQuery(b, time.Hour, encodedProfile) }
 func BenchmarkWriteProfile24h(b *testing.B) { benchmarkQuery(b, 24*time.Hour, encodedProfile) }
 func BenchmarkStackProfile1h(b *testing.B)  { benchmarkQuery(b, time.Hour, stackProfile) }
 func BenchmarkStackProfile24h(b *testing.B) { benchmarkQuery(b, 24*time.Hour, stackProfile) }
+func BenchmarkFlameStacks1h(b *testing.B)   { benchmarkQuery(b, time.Hour, flameStacks) }
+func BenchmarkFlameStacks24h(b *testing.B)  { benchmarkQuery(b, 24*time.Hour, flameStacks) }
 
 // BenchmarkAppend measures writing one 10-second interval of the generated
 // history (about 1,980 samples) into a store.

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/storage/internal/backfill"
 	"github.com/ember-profiler/ember/storage/query"
@@ -198,6 +200,19 @@ func TestUnknownLabelSetsDropped(t *testing.T) {
 			t.Fatal("a sample without labels: its label set is not in the dictionary")
 		}
 	}
+	// The pprof download reads label sets as it meets them: the same ones
+	// are left out.
+	var buf bytes.Buffer
+	if err := s.WriteProfile(context.Background(), q, &buf); err != nil {
+		t.Fatal(err)
+	}
+	written, err := profile.ParseData(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written.Sample) != len(p.Sample) {
+		t.Errorf("WriteProfile: %d samples with label set %d gone, Query %d", len(written.Sample), gone, len(p.Sample))
+	}
 }
 
 // TestFlameStacksOnDamagedDictionary: flame stacks leave out the records
@@ -286,5 +301,45 @@ func TestFlameStacksReadBy(t *testing.T) {
 	}
 	if got, want := total(part), total(last); got != want || got == 0 || got >= total(whole) {
 		t.Errorf("past ReadBy: %d samples, want the newest interval's %d (of %d)", got, want, total(whole))
+	}
+}
+
+// TestFlameStacksMaxStacks: past its bound on distinct stacks a flame
+// graph's reading stops after the block that crossed it and says so (why,
+// and from when it covers); a bound the range stays within, or none,
+// reads it all.
+func TestFlameStacksMaxStacks(t *testing.T) {
+	s := openTest(t, Options{})
+	appendRange(t, s, smallGenerator(), t0, 10*time.Second, 6, nil)
+	ctx := context.Background()
+	q := ProfileQuery{From: t0, To: t0.Add(time.Minute), MaxStacks: -1}
+	whole, err := s.FlameStacks(ctx, q, "comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !whole.CoveredFrom.IsZero() || whole.StoppedBy != "" {
+		t.Fatalf("no bound: covered from %s (%q), want the whole range", whole.CoveredFrom, whole.StoppedBy)
+	}
+	newest, err := s.FlameStacks(ctx, ProfileQuery{From: t0.Add(50 * time.Second), To: t0.Add(time.Minute)}, "comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(newest.Samples) >= len(whole.Samples) {
+		t.Skipf("the newest interval has all %d stacks of the range: nothing to bound", len(whole.Samples))
+	}
+	q.MaxStacks = len(whole.Samples)
+	if within, err := s.FlameStacks(ctx, q, "comm"); err != nil || !within.CoveredFrom.IsZero() {
+		t.Errorf("a bound of the range's own %d stacks: covered from %v, error %v; want it all", len(whole.Samples), within.CoveredFrom, err)
+	}
+	q.MaxStacks = len(newest.Samples) - 1
+	part, err := s.FlameStacks(ctx, q, "comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(50 * time.Second); !part.CoveredFrom.Equal(want) || part.StoppedBy != "stacks" {
+		t.Errorf("bound %d: covered from %s (%q), want the newest interval's start %s (\"stacks\")", q.MaxStacks, part.CoveredFrom, part.StoppedBy, want)
+	}
+	if len(part.Samples) != len(newest.Samples) {
+		t.Errorf("bound %d: %d stacks, want the newest interval's %d", q.MaxStacks, len(part.Samples), len(newest.Samples))
 	}
 }

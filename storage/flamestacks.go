@@ -3,8 +3,9 @@ package storage
 import (
 	"cmp"
 	"context"
-	"fmt"
+	"encoding/binary"
 	"slices"
+	"strings"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -17,9 +18,9 @@ import (
 // when it is not "", with each distinct frame named once. A profile holds
 // a location, function and label map per distinct one and a sample per
 // (process, stack); on a churning host's store that was most of a flame
-// graph request's memory. Blocks are read newest first; past q.ReadBy the
-// reading stops (after at least one block) and the answer covers only
-// [CoveredFrom, To).
+// graph request's memory. Blocks are read newest first; past q.ReadBy or
+// q.MaxStacks the reading stops (after at least one block) and the answer
+// covers only [CoveredFrom, To).
 func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string) (*query.Stacks, error) {
 	if err := checkRange(q.From, q.To); err != nil {
 		return nil, err
@@ -32,12 +33,27 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 
-	sums := newStackSums(s.dict, groupBy)
+	sums := newStackSums(s.dict, txn, groupBy)
+	defer sums.close()
 	planned := s.index.plan(nil, q.From.UnixNano(), q.To.UnixNano(), s.maxLevel())
 	// Newest first: when the reading must stop early, what was read is the
 	// end of the range, which is what an incident asks about.
 	slices.SortFunc(planned, func(a, b plannedBlock) int { return cmp.Compare(b.ref.startNanos, a.ref.startNanos) })
-	vals, read, err := s.scanPlannedUntil(ctx, txn, planned, q.Selector, nil, sums.add, q.ReadBy)
+	maxStacks := q.MaxStacks
+	if maxStacks == 0 {
+		maxStacks = query.DefaultMaxStacks
+	}
+	var stoppedBy string
+	stop := func() bool {
+		switch {
+		case !q.ReadBy.IsZero() && time.Now().After(q.ReadBy):
+			stoppedBy = "time"
+		case maxStacks > 0 && len(sums.recs) > maxStacks:
+			stoppedBy = "stacks"
+		}
+		return stoppedBy != ""
+	}
+	vals, read, err := s.scanPlannedUntil(ctx, txn, planned, q.Selector, nil, sums.add, stop)
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +66,9 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	}
 	types := vals.types.orCPU()
 	out := &query.Stacks{DefaultSampleType: types.defaultType(), Groups: sums.groups, GroupSlots: groupBy != "", CoveredFrom: coveredFrom}
+	if !coveredFrom.IsZero() {
+		out.StoppedBy = stoppedBy
+	}
 	for _, st := range types.sampleTypes() {
 		out.SampleTypes = append(out.SampleTypes, query.ValueType{Type: st.Type, Unit: st.Unit})
 	}
@@ -64,7 +83,7 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	out.Details = sums.detailRows(values)
 	// The label sets' sums are in the rows: free them before the stacks
 	// are named, which is when a day's query holds the most.
-	sums.details, sums.byLabelSet, sums.head, sums.next, sums.last = nil, nil, nil, nil, nil
+	sums.sets, sums.setLabels, sums.byLabelSet, sums.head, sums.next = nil, nil, nil, nil, nil
 	if err := s.namePaths(txn, sums, out); err != nil {
 		return nil, err
 	}
@@ -81,6 +100,10 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 type stackSums struct {
 	groupBy string
 	dict    *dictionary
+	txn     *badger.Txn
+	// labelSets reads label sets in runs, one iterator for the query:
+	// opening one per run was a fifth of a day's label set reading.
+	labelSets *badger.Iterator
 	// recs are the sums, recGroup each one's group; head[stack]-1 is the
 	// last sum of a stack (-1: none) and next the one before it.
 	recs     []record
@@ -89,57 +112,61 @@ type stackSums struct {
 	next     []int32
 	groups   []string
 	groupIDs map[string]int32
-	// byLabelSet is what each label set's records add to; nil for a label
-	// set not stored, whose records are left out as Query leaves them out.
-	byLabelSet map[uint32]*labelSetSum
-	details    []*groupDetail
-	strings    map[string]string
-	// last is the label set of the record before (lastID), or nil.
-	last   *labelSetSum
+	// byLabelSet is the index in sets of each label set read, -1 for one
+	// not stored, whose records are left out as Query leaves them out.
+	byLabelSet map[uint32]int32
+	sets       []labelSetSum
+	// setLabels holds each label set's ids of GroupDetailLabels' values.
+	setLabels []int32
+	// values are the label values kept, each once, and valueIDs their
+	// index: label sets hold ids, which the hover's sums are keyed by.
+	values   []string
+	valueIDs map[string]int32
+	// last is the index in sets of the record before's label set (lastID).
+	last   int32
 	lastID uint32
 }
 
-// labelSetSum is a label set as a grouped sum reads it: its value of the
+// labelSetSum is a label set as a grouped sum reads it: its values of the
 // grouping label and of the detail labels, and, once a record of it is
-// read, its group and detail.
+// read, its group and the sum of its records. A day of a churning host
+// has a label set per process: a struct each in one slice, where
+// pointers to a struct, a detail and a slice each were 26 MB.
 type labelSetSum struct {
-	value, labels []string // value: one or none
-	group         int32
-	detail        *groupDetail
-}
-
-type groupDetail struct {
-	group  int32
-	labels []string
 	rec    record
+	labels int32 // setLabels[labels:labels+len(GroupDetailLabels)]
+	value  int32 // of the grouping label; 0 for none ("")
+	group  int32
+	seen   bool
 }
 
-func newStackSums(d *dictionary, groupBy string) *stackSums {
-	return &stackSums{groupBy: groupBy, dict: d, head: make([]int32, d.stacks.last+1),
-		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]*labelSetSum),
-		strings: make(map[string]string)}
+func newStackSums(d *dictionary, txn *badger.Txn, groupBy string) *stackSums {
+	return &stackSums{groupBy: groupBy, dict: d, txn: txn, head: make([]int32, d.stacks.last+1),
+		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]int32),
+		values: []string{""}, valueIDs: map[string]int32{"": 0}, last: -1}
 }
 
 func (a *stackSums) add(r record) {
 	group := int32(-1)
 	if a.groupBy != "" {
 		// A block's records come in label set order: look each up once.
-		ls := a.last
-		if ls == nil || r.labelSet != a.lastID {
+		li := a.last
+		if li < 0 || r.labelSet != a.lastID {
 			var ok bool
-			if ls, ok = a.byLabelSet[r.labelSet]; !ok {
-				ls = a.labelSet(r.labelSet)
+			if li, ok = a.byLabelSet[r.labelSet]; !ok {
+				li = a.labelSet(r.labelSet)
 			}
-			a.last, a.lastID = ls, r.labelSet
-			if ls == nil {
-				return
-			}
+			a.last, a.lastID = li, r.labelSet
 		}
-		if ls.detail == nil {
+		if li < 0 {
+			return
+		}
+		ls := &a.sets[li]
+		if !ls.seen {
 			a.first(ls)
 		}
 		group = ls.group
-		ls.detail.rec.add(&r)
+		ls.rec.add(&r)
 	}
 	// The sums of a stack, one per group it is seen in, are chained from
 	// its slot: a slice by stack id, where a map probe per record was most
@@ -164,209 +191,100 @@ func (a *stackSums) add(r record) {
 // labelSet reads label set id, and the ones after it in a run (records
 // come in label set order), keeping of each only the labels a grouped
 // flame graph shows: the label sets of a day of a churning host, kept
-// whole, were the largest part of such a query's memory. It returns nil
-// for a label set not stored or unreadable.
-func (a *stackSums) labelSet(id uint32) *labelSetSum {
-	_ = a.dict.readAhead(kindLabelSet, id, labelSetReadAhead, func(lid uint32, enc string) {
-		if _, done := a.byLabelSet[lid]; done {
+// whole, were the largest part of such a query's memory. It returns its
+// index in a.sets, -1 for a label set not stored or unreadable.
+func (a *stackSums) labelSet(id uint32) int32 {
+	if enc, ok := a.dict.cache.get(kindLabelSet, id); ok {
+		a.keepLabelSet(id, enc)
+	} else {
+		if a.labelSets == nil {
+			a.labelSets = a.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDict, kindLabelSet}, PrefetchValues: false})
+		}
+		it := a.labelSets
+		for n, seek := labelSetReadAhead, true; n > 0; n-- {
+			if seek {
+				it.Seek(dictKey(kindLabelSet, id))
+				seek = false
+			} else {
+				it.Next()
+			}
+			if !it.Valid() {
+				break
+			}
+			item := it.Item()
+			lid := binary.BigEndian.Uint32(item.Key()[2:])
+			if item.Value(func(v []byte) error { a.keepLabelSet(lid, string(v)); return nil }) != nil {
+				break // an error reads as a label set not stored
+			}
+		}
+	}
+	li, ok := a.byLabelSet[id]
+	if !ok {
+		a.byLabelSet[id], li = -1, -1
+	}
+	return li
+}
+
+// keepLabelSet reads the labels of label set id that the graph shows from
+// its encoding, in place; a corrupt one is left out, as not stored.
+func (a *stackSums) keepLabelSet(id uint32, enc string) {
+	if _, done := a.byLabelSet[id]; done {
+		return
+	}
+	start := len(a.setLabels)
+	sum := labelSetSum{labels: int32(start)}
+	a.setLabels = append(a.setLabels, make([]int32, len(query.GroupDetailLabels))...)
+	labels := a.setLabels[start:]
+	for rest := enc; len(rest) > 0; {
+		name, afterName, ok := cutString(rest)
+		value, afterValue, ok2 := cutString(afterName)
+		if !ok || !ok2 {
+			a.setLabels = a.setLabels[:start]
 			return
 		}
-		if ls, err := decodeLabelSet(enc); err == nil {
-			sum := &labelSetSum{labels: make([]string, len(query.GroupDetailLabels))}
-			if v := ls.get(a.groupBy); v != "" {
-				sum.value = []string{a.intern(v)}
-			}
-			for i, name := range query.GroupDetailLabels {
-				sum.labels[i] = a.intern(ls.get(name))
-			}
-			a.byLabelSet[lid] = sum
+		rest = afterValue
+		if name == a.groupBy {
+			sum.value = a.intern(value)
 		}
-	}) // an error reads as a label set not stored
-	ls, ok := a.byLabelSet[id]
-	if !ok {
-		a.byLabelSet[id] = nil
+		if i := slices.Index(query.GroupDetailLabels, name); i >= 0 {
+			labels[i] = a.intern(value)
+		}
 	}
-	return ls
+	a.byLabelSet[id] = int32(len(a.sets))
+	a.sets = append(a.sets, sum)
 }
 
-// intern returns v, or the copy of it read before: a day's label sets
-// repeat each comm and exe thousands of times.
-func (a *stackSums) intern(v string) string {
-	if w, ok := a.strings[v]; ok {
-		return w
+func (a *stackSums) close() {
+	if a.labelSets != nil {
+		a.labelSets.Close()
+		a.labelSets = nil
 	}
-	a.strings[v] = v
-	return v
 }
 
-// first gives label set ls, at its first record, its group and detail.
+// intern returns the id of v in a.values, where a copy of it is added the
+// first time: a day's label sets repeat each comm and exe thousands of
+// times, and v is a substring of an entry that is not to be kept.
+func (a *stackSums) intern(v string) int32 {
+	if id, ok := a.valueIDs[v]; ok {
+		return id
+	}
+	id := int32(len(a.values))
+	a.values = append(a.values, strings.Clone(v))
+	a.valueIDs[a.values[id]] = id
+	return id
+}
+
+// first gives label set ls, at its first record, its group.
 func (a *stackSums) first(ls *labelSetSum) {
-	ls.group = -1
-	if len(ls.value) > 0 {
-		g, ok := a.groupIDs[ls.value[0]]
+	ls.seen, ls.group = true, -1
+	if ls.value != 0 {
+		v := a.values[ls.value]
+		g, ok := a.groupIDs[v]
 		if !ok {
 			g = int32(len(a.groups))
-			a.groupIDs[ls.value[0]] = g
-			a.groups = append(a.groups, ls.value[0])
+			a.groupIDs[v] = g
+			a.groups = append(a.groups, v)
 		}
 		ls.group = g
 	}
-	ls.detail = &groupDetail{group: ls.group, labels: ls.labels}
-	a.details = append(a.details, ls.detail)
-}
-
-// detailRows sums the label sets' records into a row per group and per
-// (group, detail label, value): a label set's own labels repeat across
-// thousands of processes, its pid does not, and a row each is what the
-// hover needs.
-func (a *stackSums) detailRows(values func(*record) []int64) []query.GroupDetail {
-	type key struct {
-		group, label int32
-		value        string
-	}
-	sums := make(map[key]*record)
-	var keys []key
-	add := func(k key, r *record) {
-		acc, ok := sums[k]
-		if !ok {
-			acc = &record{}
-			sums[k] = acc
-			keys = append(keys, k)
-		}
-		acc.add(r)
-	}
-	for _, d := range a.details {
-		add(key{d.group, -1, ""}, &d.rec)
-		for i, v := range d.labels {
-			if v != "" && query.GroupDetailLabels[i] != a.groupBy {
-				add(key{d.group, int32(i), v}, &d.rec)
-			}
-		}
-	}
-	rows := make([]query.GroupDetail, len(keys))
-	for i, k := range keys {
-		rows[i] = query.GroupDetail{Group: k.group, Label: k.label, Value: k.value, Values: values(sums[k])}
-	}
-	return rows
-}
-
-// namePaths reads the stacks of sums from the dictionary and writes each
-// sample's root-first frames to out, each distinct frame once.
-func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) error {
-	stackIDs := make([]uint32, len(sums.recs))
-	for i := range sums.recs {
-		stackIDs[i] = sums.recs[i].stack
-	}
-	qd, err := s.loadQueryDict(txn, stackIDs, nil)
-	if err != nil {
-		return fmt.Errorf("storage: read dictionary: %w", err)
-	}
-	// Room for every sample's frames: one per location, more where calls
-	// were inlined. Counted, not guessed from the encoded length: IDs take
-	// two or three bytes each, and that guess held a day's paths twice over
-	// (25 of a 24 h query's 36 MiB).
-	total := 0
-	for i := range sums.recs {
-		total += stackLen(qd.stacks[sums.recs[i].stack])
-	}
-	if out.GroupSlots {
-		total += len(sums.recs)
-	}
-	out.Paths = make([]int32, 0, total+total/8)
-	out.Lines = make([]int32, 0, cap(out.Paths))
-	out.Samples = make([]query.StackSample, 0, len(sums.recs))
-	out.Frames = make([]query.Frame, 0, len(qd.functions)+len(qd.locations)/8)
-	names := frameNamer{dict: qd, byFunction: make(map[[2]uint32]int32), bySpan: make(map[uint32]frameSpan), out: out}
-	var frames, lines []int32
-	var ids []uint32
-	for i := range sums.recs {
-		r := &sums.recs[i]
-		enc, known := qd.stacks[r.stack]
-		if !known {
-			return fmt.Errorf("storage: unknown stack %d", r.stack)
-		}
-		if ids, err = decodeStack(ids[:0], enc); err != nil {
-			return fmt.Errorf("storage: stack %d: %w", r.stack, err)
-		}
-		if out.GroupSlots {
-			out.Paths = append(out.Paths, -1)
-			out.Lines = append(out.Lines, 0)
-		}
-		start := int32(len(out.Paths))
-		for j := len(ids) - 1; j >= 0; j-- {
-			if frames, lines, err = names.location(ids[j], frames[:0], lines[:0]); err != nil {
-				return err
-			}
-			out.Paths = append(out.Paths, frames...)
-			out.Lines = append(out.Lines, lines...)
-		}
-		out.Samples = append(out.Samples, query.StackSample{Start: start, End: int32(len(out.Paths)), Group: sums.recGroup[i]})
-	}
-	return nil
-}
-
-// frameNamer names locations as report names a profile's: a frame per
-// line (inlined calls), by function and mapping, or the address when a
-// location has no lines.
-type frameNamer struct {
-	dict       *queryDict
-	byFunction map[[2]uint32]int32 // (function, mapping) -> frame
-	bySpan     map[uint32]frameSpan
-	// spans of locations named so far, in frameArena and lineArena.
-	frameArena, lineArena []int32
-	out                   *query.Stacks
-}
-
-type frameSpan struct{ start, end int32 }
-
-// location appends location id's frames, caller first, and their lines.
-func (n *frameNamer) location(id uint32, frames, lines []int32) ([]int32, []int32, error) {
-	if sp, ok := n.bySpan[id]; ok {
-		return append(frames, n.frameArena[sp.start:sp.end]...), append(lines, n.lineArena[sp.start:sp.end]...), nil
-	}
-	l, ok := n.dict.locations[id]
-	if !ok {
-		return nil, nil, fmt.Errorf("storage: unknown or unreadable location %d", id)
-	}
-	binary := ""
-	var m mapping
-	if l.mappingID != 0 {
-		if m, ok = n.dict.mappings[l.mappingID]; !ok {
-			return nil, nil, fmt.Errorf("storage: unknown mapping %d", l.mappingID)
-		}
-		binary = m.file
-	}
-	start := int32(len(n.frameArena))
-	if len(l.lines) == 0 {
-		n.frameArena = append(n.frameArena, n.frame(query.Frame{Name: fmt.Sprintf("0x%x", l.address+m.start), Binary: binary}))
-		n.lineArena = append(n.lineArena, 0)
-	}
-	for i := len(l.lines) - 1; i >= 0; i-- {
-		ln := l.lines[i]
-		key := [2]uint32{ln.functionID, l.mappingID}
-		f, ok := n.byFunction[key]
-		if !ok {
-			fr := query.Frame{Name: "?", Binary: binary}
-			if ln.functionID != 0 {
-				fn, ok := n.dict.functions[ln.functionID]
-				if !ok {
-					return nil, nil, fmt.Errorf("storage: unknown function %d", ln.functionID)
-				}
-				fr.Name, fr.File = cmp.Or(fn.name, fn.systemName, "?"), fn.filename
-			}
-			f = n.frame(fr)
-			n.byFunction[key] = f
-		}
-		n.frameArena = append(n.frameArena, f)
-		n.lineArena = append(n.lineArena, int32(min(max(ln.line, 0), 1<<31-1)))
-	}
-	sp := frameSpan{start, int32(len(n.frameArena))}
-	n.bySpan[id] = sp
-	return append(frames, n.frameArena[sp.start:sp.end]...), append(lines, n.lineArena[sp.start:sp.end]...), nil
-}
-
-// frame adds a frame to the output's table.
-func (n *frameNamer) frame(f query.Frame) int32 {
-	n.out.Frames = append(n.out.Frames, f)
-	return int32(len(n.out.Frames) - 1)
 }

@@ -1,12 +1,15 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
+	badger "github.com/dgraph-io/badger/v4"
 	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/internal/mainmapping"
@@ -50,11 +53,16 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b, err := s.newProfileBuilder(txn, &profile.Profile{}, recs, true)
+	// Label sets are read as the records reach them (records come in label
+	// set order), not all first: a day of a churning host has a label set
+	// per process, and holding them decoded, with each one's encoded
+	// labels, was a third of the download's live heap.
+	b, err := s.newProfileBuilder(txn, &profile.Profile{}, recs, false)
 	if err != nil {
 		return err
 	}
-	recs = b.knownLabelSets(recs)
+	labelSets := newLabelSetCursor(s.dict, txn)
+	defer labelSets.close()
 	e := pprofEncoder{strings: map[string]int64{"": 0}, stringTable: []string{""}}
 	out := make([]byte, 0, writeChunkBytes+64<<10)
 	flush := func() error {
@@ -75,7 +83,8 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	// Indexed by dictionary id, which is dense: map probes were a tenth of
 	// the time.
 	stackBytes := make([][]byte, s.dict.stacks.last+1)
-	labelBytes := make([][]byte, s.dict.labelSets.last+1)
+	var labels []byte // the label set of the record before's (labelsID)
+	labelsID, labelsKnown, encoded := uint32(0), false, 0
 	var programs mainmapping.Programs // which mapping goes first
 	var ids []uint32
 	for i, r := range recs {
@@ -84,12 +93,29 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 				return err
 			}
 		}
-		if int(r.stack) >= len(stackBytes) || int(r.labelSet) >= len(labelBytes) {
-			return fmt.Errorf("storage: record of unknown stack %d or label set %d", r.stack, r.labelSet)
+		if int(r.stack) >= len(stackBytes) {
+			return fmt.Errorf("storage: record of unknown stack %d", r.stack)
 		}
+		if labels == nil || r.labelSet != labelsID {
+			ls, known := labelSets.get(r.labelSet)
+			labels, labelsID, labelsKnown = e.labelSet(ls), r.labelSet, known
+			if known {
+				exe := ""
+				for _, pair := range ls {
+					if pair.name == schema.LabelExe {
+						exe = pair.value
+					}
+				}
+				programs.Add(exe)
+			}
+		}
+		if !labelsKnown {
+			continue // a label set the dictionary lost: left out, as Query leaves it
+		}
+		encoded++
 		locs := stackBytes[r.stack]
 		if locs == nil {
-			enc, known := b.dict.stacks[r.stack]
+			enc, known := b.dict.stacks.get(r.stack)
 			if !known {
 				return fmt.Errorf("storage: unknown stack %d", r.stack)
 			}
@@ -106,19 +132,6 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 			}
 			locs = appendBytesField(nil, 1, packed) // never nil: marks the stack as done
 			stackBytes[r.stack] = locs
-		}
-		labels := labelBytes[r.labelSet]
-		if labels == nil {
-			ls := b.dict.labelSets[r.labelSet] // unknown: no labels, as in Query
-			labels = e.labelSet(ls)
-			exe := ""
-			for _, pair := range ls {
-				if pair.name == schema.LabelExe {
-					exe = pair.value
-				}
-			}
-			programs.Add(exe)
-			labelBytes[r.labelSet] = labels
 		}
 		var buf [2 + numValues*binary.MaxVarintLen64]byte
 		values := buf[:2]
@@ -137,7 +150,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	}
 
 	// Samples refer to locations only: mappings can still be renumbered.
-	if len(recs) > 0 {
+	if encoded > 0 {
 		b.p.Mapping = mainmapping.Order(b.p.Mapping, programs)
 	}
 	var msg []byte
@@ -221,6 +234,7 @@ func (e *pprofEncoder) str(s string) int64 {
 		return i
 	}
 	i := int64(len(e.stringTable))
+	s = strings.Clone(s) // s may point into a label set's entry, not to be kept
 	e.strings[s] = i
 	e.stringTable = append(e.stringTable, s)
 	return i
@@ -259,6 +273,46 @@ func (e *pprofEncoder) labelSet(ls labelSet) []byte {
 	}
 	return out
 }
+
+// labelSetCursor reads label sets in increasing id order, with one
+// iterator that steps forward or seeks.
+type labelSetCursor struct {
+	d  *dictionary
+	it *badger.Iterator
+}
+
+func newLabelSetCursor(d *dictionary, txn *badger.Txn) *labelSetCursor {
+	return &labelSetCursor{d: d, it: txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDict, kindLabelSet}, PrefetchValues: false})}
+}
+
+// get returns label set id and whether it is stored and readable.
+func (c *labelSetCursor) get(id uint32) (labelSet, bool) {
+	if enc, ok := c.d.cache.get(kindLabelSet, id); ok {
+		ls, err := decodeLabelSet(enc)
+		return ls, err == nil
+	}
+	key := dictKey(kindLabelSet, id)
+	it := c.it
+	// A few steps forward cost less than a seek.
+	for step := 0; step < 16 && it.Valid() && bytes.Compare(it.Item().Key(), key) < 0; step++ {
+		it.Next()
+	}
+	if !it.Valid() || bytes.Compare(it.Item().Key(), key) < 0 {
+		it.Seek(key)
+	}
+	if !it.Valid() || !bytes.Equal(it.Item().Key(), key) {
+		return nil, false
+	}
+	var ls labelSet
+	err := it.Item().Value(func(v []byte) error {
+		var err error
+		ls, err = decodeLabelSet(string(v))
+		return err
+	})
+	return ls, err == nil
+}
+
+func (c *labelSetCursor) close() { c.it.Close() }
 
 // Protocol buffer wire format: a key is field<<3 | wire type (0 varint,
 // 2 length-delimited). Zero varints are left out, as proto3 does.

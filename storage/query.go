@@ -53,14 +53,14 @@ func (s *Store) maxLevel() int {
 }
 
 func (s *Store) scanPlanned(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record)) (blockValues, error) {
-	vals, _, err := s.scanPlannedUntil(ctx, txn, planned, sel, visitLabelSet, visit, time.Time{})
+	vals, _, err := s.scanPlannedUntil(ctx, txn, planned, sel, visitLabelSet, visit, nil)
 	return vals, err
 }
 
-// scanPlannedUntil is scanPlanned that stops reading once readBy has passed
-// (never, when it is zero), after the first block at least, and says how
-// many blocks it read.
-func (s *Store) scanPlannedUntil(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record), readBy time.Time) (blockValues, int, error) {
+// scanPlannedUntil is scanPlanned that stops reading when stop, asked
+// before each block after the first, says so (never, when it is nil), and
+// says how many blocks it read.
+func (s *Store) scanPlannedUntil(ctx context.Context, txn *badger.Txn, planned []plannedBlock, sel Selector, visitLabelSet func(uint32), visit func(record), stop func() bool) (blockValues, int, error) {
 	want := s.labelSetFilter(sel, visitLabelSet)
 	var vals blockValues
 	for i, pb := range planned {
@@ -69,7 +69,7 @@ func (s *Store) scanPlannedUntil(ctx context.Context, txn *badger.Txn, planned [
 				return vals, i, err
 			}
 		}
-		if i > 0 && !readBy.IsZero() && time.Now().After(readBy) {
+		if i > 0 && stop != nil && stop() {
 			return vals, i, nil
 		}
 		h, err := readBlock(txn, pb, want, visit)
@@ -264,7 +264,7 @@ func (s *Store) buildProfile(recs []record, vals blockValues, from, to time.Time
 		locs, ok := stacks[r.stack]
 		if !ok {
 			var err error
-			enc, known := b.dict.stacks[r.stack]
+			enc, known := b.dict.stacks.get(r.stack)
 			if !known {
 				return nil, fmt.Errorf("storage: unknown stack %d", r.stack)
 			}
@@ -320,12 +320,12 @@ func (s *Store) newProfileBuilder(txn *badger.Txn, p *profile.Profile, recs []re
 // sets read (withLabels).
 func (b *profileBuilder) knownLabelSets(recs []record) []record {
 	for i, r := range recs {
-		if _, ok := b.dict.labelSets[r.labelSet]; ok {
+		if _, ok := b.dict.labelSets.get(r.labelSet); ok {
 			continue
 		}
 		kept := slices.Clone(recs[:i])
 		for _, r := range recs[i+1:] {
-			if _, ok := b.dict.labelSets[r.labelSet]; ok {
+			if _, ok := b.dict.labelSets.get(r.labelSet); ok {
 				kept = append(kept, r)
 			}
 		}
@@ -358,7 +358,7 @@ func (b *profileBuilder) sampleLabels(id uint32) sampleLabels {
 		return l
 	}
 	l := sampleLabels{str: make(map[string][]string)}
-	ls := b.dict.labelSets[id]
+	ls, _ := b.dict.labelSets.get(id)
 	for _, pair := range ls {
 		if pair.name == schema.LabelPID {
 			if pid, err := strconv.ParseInt(pair.value, 10, 64); err == nil {
@@ -376,7 +376,7 @@ func (b *profileBuilder) location(id uint32) (*profile.Location, error) {
 	if int(id) < len(b.locations) && b.locations[id] != nil {
 		return b.locations[id], nil
 	}
-	l, ok := b.dict.locations[id]
+	l, ok := b.dict.locations.get(id)
 	if !ok {
 		return nil, fmt.Errorf("storage: unknown or unreadable location %d", id)
 	}
@@ -409,7 +409,7 @@ func (b *profileBuilder) function(id uint32) (*profile.Function, error) {
 	if int(id) < len(b.functions) && b.functions[id] != nil {
 		return b.functions[id], nil
 	}
-	f, ok := b.dict.functions[id]
+	f, ok := b.dict.functions.get(id)
 	if !ok {
 		return nil, fmt.Errorf("storage: unknown function %d", id)
 	}
@@ -423,7 +423,7 @@ func (b *profileBuilder) mapping(id uint32) (*profile.Mapping, error) {
 	if m, ok := b.mappings[id]; ok {
 		return m, nil
 	}
-	sm, ok := b.dict.mappings[id]
+	sm, ok := b.dict.mappings.get(id)
 	if !ok {
 		return nil, fmt.Errorf("storage: unknown mapping %d", id)
 	}

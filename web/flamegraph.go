@@ -17,9 +17,12 @@ type FlameGraph struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
 	// Partial says the store stopped reading at half the request's time
-	// limit (a busy host): the graph covers only [CoveredFrom, To).
-	Partial     bool      `json:"partial,omitempty"`
-	CoveredFrom time.Time `json:"covered_from,omitzero"`
+	// limit (a busy host) or at its bound on distinct stacks (the memory
+	// a flame graph may take): the graph covers only [CoveredFrom, To).
+	// PartialReason is "time" or "stacks".
+	Partial       bool      `json:"partial,omitempty"`
+	CoveredFrom   time.Time `json:"covered_from,omitzero"`
+	PartialReason string    `json:"partial_reason,omitempty"`
 	*report.FlameGraph
 }
 

@@ -332,12 +332,12 @@ func (s *Server) flamegraph(c echo.Context) error {
 			readBy := time.Now().Add(s.limits.RequestTimeout / 2)
 			stacks, err := st.FlameStacks(ctx, from, to, readBy, sel, groupBy)
 			if err == nil {
-				covered := stacks.CoveredFrom
+				covered, reason := stacks.CoveredFrom, stacks.StoppedBy
 				graph, err := report.NewFlameGraphFromStacks(ctx, stacks, opts)
 				if err != nil {
 					return nil, reportError(err)
 				}
-				return &FlameGraph{FlameGraph: graph, CoveredFrom: covered}, nil
+				return &FlameGraph{FlameGraph: graph, CoveredFrom: covered, PartialReason: reason}, nil
 			}
 			if !errors.Is(err, errNoStacks) {
 				return nil, err
@@ -363,9 +363,13 @@ func (s *Server) flamegraph(c echo.Context) error {
 	fg.From, fg.To = from.UTC(), to.UTC()
 	if !fg.CoveredFrom.IsZero() {
 		fg.Partial, fg.CoveredFrom = true, fg.CoveredFrom.UTC()
-		s.log.Warn("flame graph answered in part: the store could not read the whole range in time",
-			"from", fg.From, "to", fg.To, "covered_from", fg.CoveredFrom)
-		return writeFlame(c, format, fg) // kept out of the cache: next time may read it all
+		s.log.Warn("flame graph answered in part: the store stopped reading at its time limit or its bound on stacks",
+			"from", fg.From, "to", fg.To, "covered_from", fg.CoveredFrom, "reason", fg.PartialReason)
+		if fg.PartialReason != "stacks" {
+			return writeFlame(c, format, fg) // kept out of the cache: next time may read it all
+		}
+		// The bound on stacks stops at the same place for the same blocks
+		// (until compaction merges them): cached like a whole answer
 	}
 	if !cacheable {
 		return writeFlame(c, format, fg)

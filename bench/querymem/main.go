@@ -13,6 +13,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -31,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ember-profiler/ember/storage"
@@ -43,6 +45,8 @@ func main() {
 	parallel := flag.Int("parallel", 1, "requests sent at once")
 	out := flag.String("out", "", "file to write the (last) answer's body to, as sent (gzipped if the server chose to)")
 	allocProfile := flag.String("allocprofile", "", "file to write a heap profile to after the request (its alloc_space is mostly the request's)")
+	peakHeap := flag.String("peakheap", "", "file to write a heap profile to, taken when the live heap was highest during the request (inuse_space is what the request held)")
+	cpuProfile := flag.String("cpuprofile", "", "file to write a CPU profile of the request (not the settling) to")
 	warm := flag.String("warm", "", "request sent before settling, e.g. the pprof profile of the same range: fills the dictionary cache to its budget, as a running daemon's is")
 	flag.Parse()
 	if *dir == "" || *path == "" {
@@ -95,6 +99,7 @@ func main() {
 	// headroom and timing that move RSS.
 	live0 := liveHeap()
 	var peakLive atomic.Int64
+	var peakProfile bytes.Buffer // written by the sampler only, read after it stops
 	stopSampling := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -103,6 +108,12 @@ func main() {
 		defer tick.Stop()
 		for {
 			if l := liveHeap(); l > peakLive.Load() {
+				// A new profile only for a peak 1 MiB higher: writing one
+				// takes longer than the sampling period.
+				if *peakHeap != "" && l > peakLive.Load()+1<<20 {
+					peakProfile.Reset()
+					_ = pprof.Lookup("heap").WriteTo(&peakProfile, 0)
+				}
 				peakLive.Store(l)
 			}
 			select {
@@ -112,7 +123,17 @@ func main() {
 			}
 		}
 	}()
-	start := time.Now()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+	}
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var bytes int64
@@ -132,10 +153,18 @@ func main() {
 		}()
 	}
 	wg.Wait()
-	took := time.Since(start)
+	took, cpu := time.Since(start), cpuTime()-cpu0
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	close(stopSampling)
 	<-sampled
 	peak := status("VmHWM")
+	if *peakHeap != "" {
+		if err := os.WriteFile(*peakHeap, peakProfile.Bytes(), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
 	if *allocProfile != "" {
 		f, err := os.Create(*allocProfile)
 		if err != nil {
@@ -148,10 +177,20 @@ func main() {
 	}
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
-	fmt.Printf("%s x%d: status %v, %.1f MB of body (gzipped), %s; RSS fresh %.1f MiB, settled %.1f MiB, peak %.1f MiB: +%.1f MiB over settled (+%.1f over fresh); live heap peak +%.1f MiB; Go allocated %.1f MiB\n",
-		*path, *parallel, codes, float64(bytes)/1e6, took.Round(time.Millisecond),
+	fmt.Printf("%s x%d: status %v, %.1f MB of body (gzipped), %s (CPU %s); RSS fresh %.1f MiB, settled %.1f MiB, peak %.1f MiB: +%.1f MiB over settled (+%.1f over fresh); live heap peak +%.1f MiB; Go allocated %.1f MiB\n",
+		*path, *parallel, codes, float64(bytes)/1e6, took.Round(time.Millisecond), cpu.Round(time.Millisecond),
 		mib(fresh), mib(settled), mib(peak), mib(peak-settled), mib(peak-fresh),
 		mib(peakLive.Load()-live0), mib(int64(ms1.TotalAlloc-ms0.TotalAlloc)))
+}
+
+// cpuTime is the process's user and system time: on a shared machine it
+// moves less with the others' load than the request's wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		log.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // liveHeap is the heap the last collection found live.

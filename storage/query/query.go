@@ -15,10 +15,21 @@ type ProfileQuery struct {
 	// ReadBy, when set, is when a flame graph's reading must stop: what was
 	// read by then is answered, marked partial (see Stacks.CoveredFrom).
 	ReadBy time.Time
+	// MaxStacks bounds a flame graph's distinct (group, stack) sums, which
+	// its memory grows with: past it the reading stops after the block
+	// that crossed it, and what was read is answered, marked partial.
+	// Zero means DefaultMaxStacks; a negative value, no bound.
+	MaxStacks int
 	// SampleType, when the profile holds it, is the answer's default
 	// sample type (what a viewer shows first); "" leaves the store's.
 	SampleType string
 }
+
+// DefaultMaxStacks is a flame graph's bound on distinct stacks when the
+// query sets none. Measured on a day of a churning host's store, a flame
+// graph holds a few hundred bytes per stack until its tree is built
+// (docs/benchmarks.md, "Queries over 24 h").
+const DefaultMaxStacks = 100_000
 
 // SeriesQuery asks for CPU use over [From, To) in steps of Step, one series,
 // or one per value of the label GroupBy. Each stored block's CPU is spread

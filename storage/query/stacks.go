@@ -14,8 +14,10 @@ type Stacks struct {
 	// Lines each frame's source line beside it (0: unknown).
 	Paths, Lines []int32
 	// CoveredFrom, when set, says the answer is partial: the reading
-	// stopped at the query's ReadBy, and only [CoveredFrom, To) was read.
+	// stopped at the query's ReadBy or MaxStacks, and only
+	// [CoveredFrom, To) was read. StoppedBy says which: "time" or "stacks".
 	CoveredFrom time.Time
+	StoppedBy   string
 	// GroupSlots says that each sample's Paths[Start-1] is free, for the
 	// frame of its group: the flame graph's paths are then these ones.
 	GroupSlots bool
@@ -47,11 +49,19 @@ type StackSample struct {
 // (those of the grouping label itself aside).
 var GroupDetailLabels = []string{"comm", "pid", "exe", "container"}
 
+// GroupDetailValues is how many values of each detail label a group's
+// hover lists, the largest first (by sum, then by value).
+const GroupDetailValues = 5
+
 // GroupDetail is a row of a group's hover: the sum of the samples of group
 // Group (-1: none) whose label GroupDetailLabels[Label] is Value, or, with
-// Label -1, of all its samples; one value per sample type.
+// Label -1, of all its samples; one value per sample type. A (group,
+// label) with more than GroupDetailValues values has rows only for the
+// largest GroupDetailValues of each sample type, and a Count row: its
+// Values are, per sample type, how many values had a sum above 0.
 type GroupDetail struct {
 	Group, Label int32
 	Value        string
 	Values       []int64
+	Count        bool
 }
