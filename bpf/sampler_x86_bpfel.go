@@ -47,6 +47,13 @@ const (
 	SamplerEventTypeEVENT_SAMPLED        SamplerEventType = 4
 )
 
+type SamplerEventsRing uint32
+
+const (
+	SamplerEventsRingEVENTS_RING_BYTES SamplerEventsRing = 262144
+	SamplerEventsRingEVENTS_WAKE_BYTES SamplerEventsRing = 65536
+)
+
 type SamplerFileKey struct {
 	_   structs.HostLayout
 	Dev uint64
@@ -90,6 +97,8 @@ type SamplerImageRecord struct {
 	Ranges    uint32
 	Overflow  uint32
 	Unknown   uint32
+	Deferred  uint32
+	Pad       uint32
 	StartCode uint64
 	R         [32]SamplerImageRange
 }
@@ -522,6 +531,8 @@ const (
 	SamplerVarIncludeIdle           = "include_idle"
 	SamplerVarInstallsGeneration    = "installs_generation"
 	SamplerVarJitWalkKey            = "jit_walk_key"
+	SamplerVarLoaderDev             = "loader_dev"
+	SamplerVarLoaderIno             = "loader_ino"
 	SamplerVarOffcpuIncludeIdle     = "offcpu_include_idle"
 	SamplerVarOffcpuMinWaitNs       = "offcpu_min_wait_ns"
 	SamplerVarR_debugFromProbe      = "r_debug_from_probe"
@@ -529,6 +540,7 @@ const (
 	SamplerVarUnusedCfaKind         = "unused_cfa_kind"
 	SamplerVarUnusedEvent           = "unused_event"
 	SamplerVarUnusedEventType       = "unused_event_type"
+	SamplerVarUnusedEventsRing      = "unused_events_ring"
 	SamplerVarUnusedFileUnwind      = "unused_file_unwind"
 	SamplerVarUnusedImageLayout     = "unused_image_layout"
 	SamplerVarUnusedImageRecord     = "unused_image_record"
@@ -651,6 +663,8 @@ type SamplerVariableSpecs struct {
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
 	InstallsGeneration    *ebpf.VariableSpec `ebpf:"installs_generation"`
 	JitWalkKey            *ebpf.VariableSpec `ebpf:"jit_walk_key"`
+	LoaderDev             *ebpf.VariableSpec `ebpf:"loader_dev"`
+	LoaderIno             *ebpf.VariableSpec `ebpf:"loader_ino"`
 	OffcpuIncludeIdle     *ebpf.VariableSpec `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.VariableSpec `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.VariableSpec `ebpf:"r_debug_from_probe"`
@@ -658,6 +672,7 @@ type SamplerVariableSpecs struct {
 	UnusedCfaKind         *ebpf.VariableSpec `ebpf:"unused_cfa_kind"`
 	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedEventsRing      *ebpf.VariableSpec `ebpf:"unused_events_ring"`
 	UnusedFileUnwind      *ebpf.VariableSpec `ebpf:"unused_file_unwind"`
 	UnusedImageLayout     *ebpf.VariableSpec `ebpf:"unused_image_layout"`
 	UnusedImageRecord     *ebpf.VariableSpec `ebpf:"unused_image_record"`
@@ -778,6 +793,8 @@ type SamplerVariables struct {
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
 	InstallsGeneration    *ebpf.Variable `ebpf:"installs_generation"`
 	JitWalkKey            *ebpf.Variable `ebpf:"jit_walk_key"`
+	LoaderDev             *ebpf.Variable `ebpf:"loader_dev"`
+	LoaderIno             *ebpf.Variable `ebpf:"loader_ino"`
 	OffcpuIncludeIdle     *ebpf.Variable `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.Variable `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.Variable `ebpf:"r_debug_from_probe"`
@@ -785,6 +802,7 @@ type SamplerVariables struct {
 	UnusedCfaKind         *ebpf.Variable `ebpf:"unused_cfa_kind"`
 	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedEventsRing      *ebpf.Variable `ebpf:"unused_events_ring"`
 	UnusedFileUnwind      *ebpf.Variable `ebpf:"unused_file_unwind"`
 	UnusedImageLayout     *ebpf.Variable `ebpf:"unused_image_layout"`
 	UnusedImageRecord     *ebpf.Variable `ebpf:"unused_image_record"`

@@ -399,16 +399,26 @@ func (c *Collector) attach() error {
 	return nil
 }
 
+// eventsEvery is how long a process event may wait in the ring; the
+// loader's events wait loaderSettle before their read anyway.
+const eventsEvery = 50 * time.Millisecond
+
 // readEvents handles process notifications until ctx ends or the ring
 // closes. It only queues the /proc reads (images.go), so that it keeps up
 // with the ring and sees exits before the reads they make needless.
 func (c *Collector) readEvents(ctx context.Context) {
 	var ev bpf.SamplerEvent
 	for ctx.Err() == nil {
+		// The sampler wakes this only when the ring is filling: events are
+		// read in batches, eventsEvery apart.
+		c.ring.SetDeadline(time.Now().Add(eventsEvery))
 		rec, err := c.ring.Read()
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
 			}
 			c.log.Warn("read process events", slog.Any("err", err))
 			continue

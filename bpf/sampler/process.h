@@ -34,7 +34,12 @@ static __always_inline bool notify(__u32 buffer, __u32 type, __u32 pid, __u32 ex
 	e->pid = pid;
 	e->exec_seq = exec_seq;
 	e->pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	// A wakeup is an interrupt to the reader's CPU, dearer on a VM than
+	// the rest of the event: user space reads on a short deadline instead,
+	// and is woken only when the ring is filling.
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > EVENTS_WAKE_BYTES ? BPF_RB_FORCE_WAKEUP
+											 : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
 	return true;
 }
 
@@ -91,7 +96,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		bpf_map_update_elem(&procs, &pid, &fresh, BPF_ANY);
 	}
 	if (!filter_pids || bpf_map_lookup_elem(&pid_filter, &pid))
-		install_image(active_generation & 1, bpf_get_current_task_btf(), pid, exec_seq);
+		install_image(active_generation & 1, bpf_get_current_task_btf(), pid, exec_seq, true);
 	return 0;
 }
 
@@ -135,7 +140,7 @@ int on_libs_loaded(struct pt_regs *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
 	if (st && !in_execve(task))
-		install_image(active_generation & 1, task, pid, st->exec_seq);
+		install_image(active_generation & 1, task, pid, st->exec_seq, false);
 	current_image(active_generation & 1, task, pid, false);
 	return 0;
 }

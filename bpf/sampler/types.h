@@ -232,6 +232,8 @@ struct image_record {
 	__u32 ranges;	 // used entries of r
 	__u32 overflow;	 // more executable mappings than IMAGE_RANGES
 	__u32 unknown;	 // mappings of files with no table in: user space must read the image
+	__u32 deferred;	 // at exec: left to the loader probe, which sees the libraries too
+	__u32 pad;
 	__u64 start_code; // mm->start_code, to tell images apart
 	struct image_range r[IMAGE_RANGES];
 };
@@ -309,6 +311,12 @@ enum notified_bit {
 	NOTIFIED_SAMPLED = 2,
 };
 
+enum events_ring {
+	EVENTS_RING_BYTES = 256 * 1024,
+	// Past this much unread, an event wakes the reader at once.
+	EVENTS_WAKE_BYTES = 64 * 1024,
+};
+
 struct event {
 	// mm->start_code of the image at its first sample: lets user space check
 	// that the mappings it read are still this image's.
@@ -350,6 +358,7 @@ const enum stack_layout *unused_stack_layout __attribute__((unused));
 const enum no_user_stack *unused_no_user_stack __attribute__((unused));
 const enum unwind_layout *unused_unwind_layout __attribute__((unused));
 const enum pid_filter_value *unused_pid_filter_value __attribute__((unused));
+const enum events_ring *unused_events_ring __attribute__((unused));
 const struct file_unwind *unused_file_unwind __attribute__((unused));
 const struct image_record *unused_image_record __attribute__((unused));
 const enum image_layout *unused_image_layout __attribute__((unused));
