@@ -97,8 +97,6 @@ type SamplerImageRecord struct {
 	Ranges    uint32
 	Overflow  uint32
 	Unknown   uint32
-	Deferred  uint32
-	Pad       uint32
 	StartCode uint64
 	R         [32]SamplerImageRange
 }
@@ -531,8 +529,6 @@ const (
 	SamplerVarIncludeIdle           = "include_idle"
 	SamplerVarInstallsGeneration    = "installs_generation"
 	SamplerVarJitWalkKey            = "jit_walk_key"
-	SamplerVarLoaderDev             = "loader_dev"
-	SamplerVarLoaderIno             = "loader_ino"
 	SamplerVarOffcpuIncludeIdle     = "offcpu_include_idle"
 	SamplerVarOffcpuMinWaitNs       = "offcpu_min_wait_ns"
 	SamplerVarR_debugFromProbe      = "r_debug_from_probe"
@@ -663,8 +659,6 @@ type SamplerVariableSpecs struct {
 	IncludeIdle           *ebpf.VariableSpec `ebpf:"include_idle"`
 	InstallsGeneration    *ebpf.VariableSpec `ebpf:"installs_generation"`
 	JitWalkKey            *ebpf.VariableSpec `ebpf:"jit_walk_key"`
-	LoaderDev             *ebpf.VariableSpec `ebpf:"loader_dev"`
-	LoaderIno             *ebpf.VariableSpec `ebpf:"loader_ino"`
 	OffcpuIncludeIdle     *ebpf.VariableSpec `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.VariableSpec `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.VariableSpec `ebpf:"r_debug_from_probe"`
@@ -793,8 +787,6 @@ type SamplerVariables struct {
 	IncludeIdle           *ebpf.Variable `ebpf:"include_idle"`
 	InstallsGeneration    *ebpf.Variable `ebpf:"installs_generation"`
 	JitWalkKey            *ebpf.Variable `ebpf:"jit_walk_key"`
-	LoaderDev             *ebpf.Variable `ebpf:"loader_dev"`
-	LoaderIno             *ebpf.Variable `ebpf:"loader_ino"`
 	OffcpuIncludeIdle     *ebpf.Variable `ebpf:"offcpu_include_idle"`
 	OffcpuMinWaitNs       *ebpf.Variable `ebpf:"offcpu_min_wait_ns"`
 	R_debugFromProbe      *ebpf.Variable `ebpf:"r_debug_from_probe"`

@@ -8,7 +8,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 )
 
 // dynamicLoader is the host's dynamic loader, whose _dl_debug_state is
@@ -49,18 +48,6 @@ func findLoaderProbe(path string) (loaderProbe, error) {
 	return loaderProbe{path: path, rDebugFromProbe: int64(rDebug - probe)}, nil
 }
 
-// tellLoader names the probed loader to the sampler, which then leaves the
-// images it loads to the probe instead of installing them at exec too.
-func (c *Collector) tellLoader(path string) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return
-	}
-	if c.objs.LoaderDev.Set(kernelDev(st.Dev)) != nil || c.objs.LoaderIno.Set(st.Ino) != nil {
-		c.log.Debug("the sampler installs images at exec and again from the loader probe", slog.String("loader", path))
-	}
-}
-
 // attachLoaderProbe makes the sampler hear of each new image as soon as
 // its libraries are mapped, so its tables go in before its first samples.
 // Without it (no uprobes, another loader) images are noticed at their
@@ -74,7 +61,6 @@ func (c *Collector) attachLoaderProbe(probe loaderProbe) {
 		var l link.Link
 		if l, err = ex.Uprobe("_dl_debug_state", c.objs.OnLibsLoaded, nil); err == nil {
 			c.links = append(c.links, l)
-			c.tellLoader(probe.path)
 			return
 		}
 	}

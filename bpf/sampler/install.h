@@ -198,7 +198,7 @@ static long install_range(__u32 index, void *data)
 // earlier image of the process. Called at exec and from the loader probe,
 // in process context, where the mappings can be walked.
 static __always_inline void install_image(__u32 buffer, struct task_struct *task, __u32 pid,
-					  __u32 exec_seq, bool at_exec)
+					  __u32 exec_seq)
 {
 	if (!unwind_user || !task->mm)
 		return;
@@ -224,7 +224,6 @@ static __always_inline void install_image(__u32 buffer, struct task_struct *task
 	rec->ranges = 0;
 	rec->overflow = 0;
 	rec->unknown = 0;
-	rec->deferred = 0;
 	rec->start_code = task->mm->start_code;
 	__u64 vdso = (__u64)task->mm->context.vdso;
 
@@ -254,12 +253,8 @@ static __always_inline void install_image(__u32 buffer, struct task_struct *task
 		ir->table = 0;
 		ir->installed = 0;
 		rec->ranges = n + 1;
-		if (ir->file.ino == loader_ino && ir->file.dev == loader_dev && loader_ino)
-			rec->deferred = at_exec;
 	}
 	bpf_iter_task_vma_destroy(&it);
-	if (rec->deferred)
-		return; // the loader probe installs it all in a moment
 
 	struct install_walk w = { .rec = rec, .pid = pid, .buffer = buffer };
 	bpf_loop(IMAGE_RANGES, install_range, &w, 0);

@@ -238,10 +238,6 @@ volatile __u32 ranges_generation = 0;
 // Bumped by the sampler when it gives a new image ranges: a CPU's kept
 // ranges and rules are good while the sum of both stays the same.
 volatile __u32 installs_generation = 0;
-// The dynamic loader on_libs_loaded is attached to, as install.h names
-// files (0: not attached): an image it loads is installed once, from the
-// probe, rather than at exec too.
-volatile __u64 loader_dev = 0, loader_ino = 0;
 
 static __always_inline void count_stat(__u32 buffer, __u32 which)
 {

@@ -22,7 +22,7 @@ static __always_inline bool in_execve(struct task_struct *task)
 }
 
 static __always_inline bool notify(__u32 buffer, __u32 type, __u32 pid, __u32 exec_seq,
-				   __u64 start_code)
+				   __u64 start_code, bool wake)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -36,9 +36,11 @@ static __always_inline bool notify(__u32 buffer, __u32 type, __u32 pid, __u32 ex
 	e->pad = 0;
 	// A wakeup is an interrupt to the reader's CPU, dearer on a VM than
 	// the rest of the event: user space reads on a short deadline instead,
-	// and is woken only when the ring is filling.
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > EVENTS_WAKE_BYTES ? BPF_RB_FORCE_WAKEUP
-											 : BPF_RB_NO_WAKEUP;
+	// and is woken only for an image's first sample (its read decides
+	// whether it is named before it exits) or when the ring is filling.
+	__u64 flags = wake || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > EVENTS_WAKE_BYTES
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 	return true;
 }
@@ -73,7 +75,7 @@ static __always_inline __u32 current_image(__u32 buffer, struct task_struct *tas
 		if (!st->notified)
 			st->start_code = task->mm ? task->mm->start_code : 0;
 		if (notify(buffer, sampled ? EVENT_SAMPLED : EVENT_NEW_PROCESS, pid, st->exec_seq,
-			   st->start_code))
+			   st->start_code, sampled))
 			st->notified |= bit;
 	}
 	return st->exec_seq;
@@ -96,7 +98,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		bpf_map_update_elem(&procs, &pid, &fresh, BPF_ANY);
 	}
 	if (!filter_pids || bpf_map_lookup_elem(&pid_filter, &pid))
-		install_image(active_generation & 1, bpf_get_current_task_btf(), pid, exec_seq, true);
+		install_image(active_generation & 1, bpf_get_current_task_btf(), pid, exec_seq);
 	return 0;
 }
 
@@ -140,7 +142,7 @@ int on_libs_loaded(struct pt_regs *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
 	if (st && !in_execve(task))
-		install_image(active_generation & 1, task, pid, st->exec_seq, false);
+		install_image(active_generation & 1, task, pid, st->exec_seq);
 	current_image(active_generation & 1, task, pid, false);
 	return 0;
 }
@@ -162,7 +164,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	__u32 exec_seq = st->exec_seq;
 	bpf_map_delete_elem(&procs, &pid);
-	notify(active_generation & 1, EVENT_EXIT, pid, exec_seq, 0);
+	notify(active_generation & 1, EVENT_EXIT, pid, exec_seq, 0, false);
 	return 0;
 }
 

@@ -232,8 +232,6 @@ struct image_record {
 	__u32 ranges;	 // used entries of r
 	__u32 overflow;	 // more executable mappings than IMAGE_RANGES
 	__u32 unknown;	 // mappings of files with no table in: user space must read the image
-	__u32 deferred;	 // at exec: left to the loader probe, which sees the libraries too
-	__u32 pad;
 	__u64 start_code; // mm->start_code, to tell images apart
 	struct image_range r[IMAGE_RANGES];
 };

@@ -527,7 +527,7 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 		struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
 		if (up && now - up->miss_reported_ns > 1000000000ULL) {
 			up->miss_reported_ns = now;
-			notify(buffer, EVENT_NEEDS_MAPPINGS, pid, exec_seq, 0);
+			notify(buffer, EVENT_NEEDS_MAPPINGS, pid, exec_seq, 0, false);
 		}
 	}
 	return &st->segs[0];
