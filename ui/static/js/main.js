@@ -100,10 +100,14 @@ async function load({ force = false } = {}) {
     if (wantDiff) { data.base = Tree.fromAPI(baseFG); data.diff = diff; diffKey = wantDiff; }
     loadedKey = want;
     recovered();
-    // The daemon read only the newest part of the range in time (a busy
-    // host): draw it and say so; r asks again.
+    // The daemon read only the newest part of the range: in time (a busy
+    // host; r asks again) or within its bound on distinct stacks (a
+    // narrower range or selector shows the rest). Draw it and say which.
     if (data.fg.partial) {
-      showBanner("warn", `Partial: the daemon read only ${formatTime(data.fg.covered_from, true)} to ${formatTime(data.fg.to, true)} of the range in time. Press r to ask again.`);
+      const span = `${formatTime(data.fg.covered_from, true)} to ${formatTime(data.fg.to, true)}`;
+      showBanner("warn", data.fg.partial_reason === "stacks"
+        ? `Partial: the range holds more distinct stacks than one graph may take; this shows ${span}. Narrow the range or the selector for the rest.`
+        : `Partial: the daemon read only ${span} of the range in time. Press r to ask again.`);
     }
     hook.loads++;
     hideStatus();
