@@ -37,7 +37,7 @@ func TestDefinesAreTied(t *testing.T) {
 		"RT_CONSISTENT":      true,                     // glibc's r_debug state, read in the uprobe
 		"VM_EXEC":            true,                     // a mapping's flag, read in the kernel only
 		"MAX_RANGE_PREFIXES": true, "DEBRUIJN64": true, // how install.h splits ranges
-		"ctx_reg": true,
+		"ctx_reg": true, "kfunc_exists": true,
 	}
 	files, err := filepath.Glob("sampler/*.h")
 	if err != nil {

@@ -14,10 +14,13 @@
 #define VM_EXEC 0x00000004
 #define MAX_RANGE_PREFIXES 128 // a range splits into at most ~2 * 48 prefixes
 
+// Weak: a kernel without them (before 6.7) loads the sampler all the same,
+// and its images are installed by user space alone.
 extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task,
-				 __u64 addr) __ksym;
-extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
-extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
+				 __u64 addr) __ksym __weak;
+extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym __weak;
+extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym __weak;
+#define kfunc_exists(sym) (!!(sym))
 
 // Where each power of two lands under a de Bruijn multiply: log2 without
 // a branch, which the verifier would otherwise follow down every path.
@@ -200,7 +203,7 @@ static long install_range(__u32 index, void *data)
 static __always_inline void install_image(__u32 buffer, struct task_struct *task, __u32 pid,
 					  __u32 exec_seq)
 {
-	if (!unwind_user || !task->mm)
+	if (!unwind_user || !task->mm || !kfunc_exists(bpf_iter_task_vma_new))
 		return;
 	__u32 zero = 0;
 	struct image_record *rec = bpf_map_lookup_elem(&images, &pid);
