@@ -386,8 +386,11 @@ type SamplerScratch struct {
 		ExecSeq    uint32
 		Generation uint32
 		NextRange  uint32
+		Owner      uint32
+		Pad        uint32
 		Ranges     [4]SamplerUnwindRange
 	}
+	_    [32]byte
 	Memo [256]struct {
 		_   structs.HostLayout
 		Way [2]struct {

@@ -98,6 +98,72 @@ func TestShortLivedUnwound(t *testing.T) {
 			t.Errorf("%d of 20 images that were never sampled were left unread (want 12)", got.Skipped)
 		}
 	})
+	// A shell's subshells fork and never exec: they walk with their
+	// parent's ranges, which the sampler installed, and nothing is read.
+	t.Run("forked-unread", func(t *testing.T) {
+		bash, err := exec.LookPath("bash")
+		if err != nil {
+			t.Skip(err)
+		}
+		warmUp(t, c, []string{bash, "-c", "sleep 60"})
+		c.images.pause(true)
+		defer c.images.pause(false)
+		script := `spin() { local i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; }
+for n in 1 2 3 4; do spin & echo $!; done; wait`
+		cmd := exec.Command(bash, "-c", script)
+		var out strings.Builder
+		cmd.Stdout = &out
+		var samples []model.Sample
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		drain := func() {
+			b, err := c.Drain()
+			if err != nil {
+				t.Fatal(err)
+			}
+			samples = append(samples, b.Samples...)
+		}
+	wait:
+		for {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				break wait
+			case <-time.After(time.Second):
+				drain()
+			}
+		}
+		time.Sleep(1500 * time.Millisecond) // the last samples reach a drain
+		drain()
+		children := map[uint32]bool{}
+		for _, f := range strings.Fields(out.String()) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				children[uint32(pid)] = true
+			}
+		}
+		var all, unwound uint64
+		for _, s := range samples {
+			if !children[s.PID] || s.UserLost != model.LostNone {
+				continue
+			}
+			all += s.Count
+			if s.UserSource == model.SourceUnwinder && !s.UserTruncated {
+				unwound += s.Count
+			}
+		}
+		t.Logf("%d subshells: %d samples, %d unwound complete", len(children), all, unwound)
+		if all < 20 {
+			t.Skipf("only %d samples of the subshells: the machine starved them", all)
+		}
+		if unwound*10 < all*9 {
+			t.Errorf("%d of %d samples of forked subshells unwound complete with no /proc read (want 90%%)", unwound, all)
+		}
+	})
 	// A host too loaded for /proc reads to keep up: the sampler gives each
 	// image its ranges itself, from the tables of the files it has seen.
 	t.Run("c-unread", func(t *testing.T) {

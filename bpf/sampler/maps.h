@@ -154,6 +154,8 @@ struct range_cache {
 	__u32 pid, exec_seq;
 	__u32 generation; // ranges_generation + 1 when filled (0: empty)
 	__u32 next_range; // the slot the next trie lookup fills
+	__u32 owner;	  // whose ranges: pid, or its parent's (ranges_owner)
+	__u32 pad;
 	struct unwind_range ranges[WALK_RANGES]; // limit 0: empty
 };
 

@@ -448,6 +448,32 @@ static long unwind_step(__u32 index, void *ctx)
 }
 
 
+// ranges_owner returns the process whose ranges walk the current task's
+// stack: its own, when installed for its image; else its parent's, when
+// it is a child that has not exec'd since the fork (a shell's subshell, a
+// server's worker), whose address space is laid out as the parent's; else
+// 0. A global function: the verifier checks it once, not once for each
+// way the walk below is reached.
+__attribute__((noinline)) int ranges_owner(__u32 pid, __u32 exec_seq)
+{
+	struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
+	if (up)
+		return up->exec_seq == exec_seq ? pid : 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 ppid = BPF_CORE_READ(task, real_parent, tgid);
+	if (ppid == pid)
+		return 0;
+	up = bpf_map_lookup_elem(&unwind_procs, &ppid);
+	struct proc_state *parent = bpf_map_lookup_elem(&procs, &ppid);
+	if (!up || !parent || up->exec_seq != parent->exec_seq)
+		return 0;
+	// Both randomised at exec: equal only for a fork of the same image.
+	if (BPF_CORE_READ(task, mm, start_code) != BPF_CORE_READ(task, real_parent, mm, start_code) ||
+	    BPF_CORE_READ(task, mm, mmap_base) != BPF_CORE_READ(task, real_parent, mm, mmap_base))
+		return 0;
+	return ppid;
+}
+
 // unwind_user walks the user stack with Ember's unwinder into scratch,
 // from the user registers given (a sample's, or those saved at entry to
 // the kernel). It returns NULL when the process has no ranges installed
@@ -467,9 +493,10 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	struct range_cache *rc = &scr->ranges[slot];
 	if (rc->generation != ranges_gen || rc->pid != pid || rc->exec_seq != exec_seq) {
 		// Installed for this image? (A cached slot says so without a lookup.)
-		struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
-		if (!up || up->exec_seq != exec_seq)
+		__u32 owner = ranges_owner(pid, exec_seq);
+		if (!owner)
 			return NULL;
+		rc->owner = owner;
 		rc->pid = pid;
 		rc->exec_seq = exec_seq;
 		rc->generation = ranges_gen;
@@ -481,7 +508,7 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	st->sp = sp;
 	st->bp = bp;
 	st->hash = HASH_BASIS;
-	st->pid = pid;
+	st->pid = rc->owner;
 	st->generation = ranges_gen;
 	st->frames = 0;
 	st->cache = slot;
