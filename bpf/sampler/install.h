@@ -164,7 +164,8 @@ struct install_walk {
 	__u32 buffer;
 };
 
-// install_range installs entry index of a record, if its file's table is in.
+// install_range installs entry index of a record: from its file's table when
+// that is in, else by frame pointer until it is.
 static long install_range(__u32 index, void *data)
 {
 	struct install_walk *w = data;
@@ -172,23 +173,24 @@ static long install_range(__u32 index, void *data)
 	if (index >= rec->ranges)
 		return 1;
 	struct image_range *ir = &rec->r[index & (IMAGE_RANGES - 1)];
+	struct unwind_range r = { .start = ir->start, .limit = ir->limit };
 	struct file_unwind *fu = bpf_map_lookup_elem(&file_unwinds, &ir->file);
-	if (!fu) {
-		rec->unknown++;
-		return 0;
+	if (fu) {
+		r.table = fu->table;
+		r.buckets = fu->buckets;
+		r.kind = fu->kind;
 	}
-	struct unwind_range r = {
-		.start = ir->start,
-		.limit = ir->limit,
-		.table = fu->table,
-		.buckets = fu->buckets,
-		.kind = fu->kind,
-	};
-	if (fu->kind == RANGE_ROWS && !file_bias(fu, r.start, ir->offset, &r.bias)) {
+	if (!fu || (fu->kind == RANGE_ROWS && !file_bias(fu, r.start, ir->offset, &r.bias))) {
+		// No table yet (user space reads the image and builds one): its
+		// frames are walked by frame pointer where they look like frames,
+		// as the kernel's walk would, and the walk goes on into the files
+		// that have tables. A table of no buckets has no rows.
 		rec->unknown++;
-		return 0;
+		r.table = 0;
+		r.buckets = 0;
+		r.kind = RANGE_FP_GUESS;
 	}
-	ir->table = fu->table;
+	ir->table = r.table;
 	ir->installed = 1;
 	__u32 failed = put_range(w->pid, &r, false);
 	if (failed)
