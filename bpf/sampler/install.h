@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 // The sampler gives a new process image its ranges itself: at exec (the
 // program and its loader) and when the loader has mapped the libraries, it
-// walks the task's executable mappings and installs a range for each whose
-// file has a table in (file_unwinds). A program that lives a few
-// milliseconds is then unwound from its first sample, with no /proc read.
+// walks the task's executable mappings and installs a range for each: from
+// its file's table when user space has one in (file_unwinds), else walked
+// by frame pointer until it has. A program that lives a few milliseconds
+// is then unwound from its first sample, with no /proc read.
 // What it installed is kept per process (images) for user space to delete
 // at exit and to name the frames of images it never read.
 #ifndef EMBER_SAMPLER_INSTALL_H
@@ -199,8 +200,8 @@ static long install_range(__u32 index, void *data)
 }
 
 // install_image gives the current task's image the ranges of its executable
-// mappings whose files have tables in, replacing what it installed for an
-// earlier image of the process. Called at exec and from the loader probe,
+// mappings, replacing what it installed for an earlier image of the
+// process. Called at exec and from the loader probe,
 // in process context, where the mappings can be walked.
 static __always_inline void install_image(__u32 buffer, struct task_struct *task, __u32 pid,
 					  __u32 exec_seq)
