@@ -172,14 +172,17 @@ func TestOffCPUPythonReuse(t *testing.T) {
 			if got < measured/2 {
 				t.Fatalf("f, g and h have %s off CPU, want most of the %s measured", got, measured)
 			}
-			// The preempted time may be any function's.
+			// The preempted time may be any function's. Five points: CI's
+			// loaded step (load 23) saw h 3.1 points under the program's own
+			// clock; a reuse across places gives one function 98-100%.
+			const slack = 5
 			all := float64(got + r.preempted)
 			for i, fn := range sleepsFuncs {
 				want := 100 * float64(r.measured[i]) / float64(measured)
 				lo, hi := 100*float64(r.got[i])/all, 100*float64(r.got[i]+r.preempted)/all
-				if want < lo-3 || want > hi+3 {
-					t.Errorf("%s: %.1f-%.1f%% of the time off CPU (as the preempted %s falls), measured %.1f%%, want within 3 points",
-						fn, lo, hi, r.preempted, want)
+				if want < lo-slack || want > hi+slack {
+					t.Errorf("%s: %.1f-%.1f%% of the time off CPU (as the preempted %s falls), measured %.1f%%, want within %d points",
+						fn, lo, hi, r.preempted, want, slack)
 				}
 			}
 		})
