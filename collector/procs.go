@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -381,7 +382,7 @@ func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*mode
 		}
 		startCode = code
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "maps"))
+	mappings, noSpace, err := readExecMappings(filepath.Join(dir, "maps"))
 	if err != nil {
 		p.SnapshotErr = fmt.Errorf("read mappings of process %d: %w", pid, err)
 		return p, nil
@@ -399,7 +400,7 @@ func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*mode
 	p.Comm, p.StartTicks = st.comm, st.startTicks
 	// A zombie, or a process past exit_mm, shows no mappings and a start of
 	// code of 0: that is no image to symbolize with, and not a kernel thread's.
-	if st.state == 'Z' || st.state == 'X' || (len(bytes.TrimSpace(raw)) == 0 && st.flags&pfKthread == 0) {
+	if st.state == 'Z' || st.state == 'X' || (noSpace && st.flags&pfKthread == 0) {
 		p.SnapshotErr = fmt.Errorf("process %d: %w", pid, errExited)
 		return p, nil
 	}
@@ -417,12 +418,31 @@ func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*mode
 		p.Cgroup = parseCgroup(raw)
 		p.ContainerID = containerID(p.Cgroup)
 	}
-	p.Mappings, err = parseMaps(raw)
-	if err != nil {
-		p.SnapshotErr = fmt.Errorf("process %d: %w", pid, err)
-		return p, nil
-	}
+	p.Mappings = mappings
 	return p, t.holdFiles(dir, p)
+}
+
+// readExecMappings returns a process's executable mappings, and whether it
+// has no address space (none at all: it exited, or a kernel thread).
+func readExecMappings(path string) ([]model.Mapping, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	ms, empty, err := queryExecMappings(f)
+	if err == nil {
+		return ms, empty || len(ms) == 0, nil
+	}
+	if !errors.Is(err, errNoProcmapQuery) {
+		return nil, false, err
+	}
+	raw, err := io.ReadAll(f)
+	if err != nil {
+		return nil, false, err
+	}
+	ms, err = parseMaps(raw)
+	return ms, len(bytes.TrimSpace(raw)) == 0, err
 }
 
 // holdFiles opens the files of a snapshot's mappings, or takes a reference

@@ -24,6 +24,7 @@ type fakeUnwindMaps struct {
 	maxRanges int // 0: no bound
 	// blockWrites counts blocks written, chunksAdded chunks created.
 	blockWrites, chunksAdded int
+	rangePuts                int // keys put, all calls
 }
 
 var _ unwindMaps = (*fakeUnwindMaps)(nil)
@@ -52,6 +53,7 @@ func (f *fakeUnwindMaps) putRule(id uint32, r *bpf.SamplerUnwindRule) error {
 func (f *fakeUnwindMaps) putRanges(keys []bpf.SamplerRangeKey, ranges []bpf.SamplerUnwindRange) []bpf.SamplerRangeKey {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.rangePuts += len(keys)
 	var stored []bpf.SamplerRangeKey
 	for i, k := range keys {
 		if _, ok := f.ranges[k]; !ok && f.maxRanges > 0 && len(f.ranges) >= f.maxRanges {

@@ -98,12 +98,55 @@ func (u *unwindTables) removeImageLocked(pid uint32) *bpf.SamplerImageRecord {
 	}
 	u.maps.deleteRanges(keys)
 	u.maps.deleteImage(pid)
-	if u.installs[pid] == nil {
+	if in := u.installs[pid]; in == nil || in.bySampler {
 		u.maps.deleteProc(pid)
+		delete(u.installs, pid) // read again if it asks: this side installs then
 	}
 	u.stats.SamplerInstallsRemoved++
 	u.rangesChangedLocked()
 	return rec
+}
+
+// samplerHas says whether the sampler's install of p's image holds every
+// range this side would put, each from its file's table, and then notes
+// the image as installed without putting anything. Putting the same ranges
+// again, and deleting them twice at exit, was a fifth of the daemon's CPU
+// per short-lived Python process (2026-12-07 churn profile).
+func (u *unwindTables) samplerHas(p *model.Process) bool {
+	rec, ok := u.maps.image(p.PID)
+	if !ok || rec.ExecSeq != p.ExecSeq || rec.Overflow != 0 || rec.Unknown != 0 || rec.Ranges == 0 {
+		return false
+	}
+	n := min(int(rec.Ranges), len(rec.R))
+	for i := range p.Mappings {
+		m := &p.Mappings[i]
+		if m.Limit > 1<<47 {
+			continue // the vsyscall page gets no range
+		}
+		found := false
+		for j := range n {
+			if r := &rec.R[j]; r.Installed != 0 && r.Start == m.Start && r.Limit == m.Limit {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false // a later dlopen, or code without a file
+		}
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := u.installs[p.PID]
+	if old != nil && !old.bySampler {
+		return false // this side's own ranges are in: replace them as usual
+	}
+	next := &installedProc{execSeq: p.ExecSeq, installed: time.Now(), bySampler: true}
+	if old != nil && old.execSeq == p.ExecSeq {
+		next.refreshes = old.refreshes
+	}
+	u.installs[p.PID] = next
+	u.stats.SamplerInstallsKept++
+	return true
 }
 
 // imageSweepEvery is how many drains pass between looks for images whose

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/ember-profiler/ember/bpf"
+	"github.com/ember-profiler/ember/model"
 )
 
 // samplerRange is what install.h puts in the trie for a mapping of a file
@@ -133,5 +134,79 @@ func TestSamplerInstallsTakenBack(t *testing.T) {
 	u.advance()
 	if _, ok := maps.images[400]; ok || len(maps.rangesOf(400)) != 0 {
 		t.Error("ranges of a freed table were left in the sampler's install")
+	}
+}
+
+// An image the sampler installed whole is not installed again when read
+// from /proc; one it installed in part, or whose mappings grew, is.
+func TestSamplerInstallKept(t *testing.T) {
+	u, maps := newFakeTables(t, 1<<20)
+	lib := mapFile(t, unwindFixture(t, "libplugin.so"), 0x7f00_0000_0000)
+	u.install(newProcess(100, 1, lib), alwaysAlive)
+	key, _ := fileKeyOf(&lib[0])
+	fu := maps.files[key]
+	m := lib[0]
+	record := func(pid uint32, unknown uint32) {
+		r, _ := samplerRange(fu, m.Start, m.Limit, m.Offset)
+		keys := rangeKeys(pid, m.Start, m.Limit)
+		ranges := make([]bpf.SamplerUnwindRange, len(keys))
+		for i := range ranges {
+			ranges[i] = r
+		}
+		maps.putRanges(keys, ranges)
+		maps.putProc(pid, &bpf.SamplerUnwindProc{ExecSeq: 1})
+		rec := bpf.SamplerImageRecord{ExecSeq: 1, Ranges: 1, Unknown: unknown}
+		rec.R[0] = bpf.SamplerImageRange{Start: m.Start, Limit: m.Limit, Offset: m.Offset, File: key, Table: fu.Table, Installed: 1}
+		maps.images[pid] = rec
+	}
+	puts := func() int {
+		maps.mu.Lock()
+		defer maps.mu.Unlock()
+		return maps.rangePuts
+	}
+
+	record(200, 0)
+	before := puts()
+	u.install(newProcess(200, 1, lib), alwaysAlive)
+	if n := puts() - before; n != 0 {
+		t.Errorf("a whole sampler install was installed again (%d ranges put)", n)
+	}
+	if got := u.stats.SamplerInstallsKept; got != 1 {
+		t.Errorf("kept installs: %d, want 1", got)
+	}
+	// Read again after a dlopen: the new mapping needs this side's install.
+	plugin := mapFile(t, unwindFixture(t, "chain-nofp"), 0x5555_0000_0000)
+	u.install(newProcess(200, 1, append(append([]model.Mapping(nil), lib...), plugin...)), alwaysAlive)
+	if n := puts() - before; n == 0 {
+		t.Error("a mapping the sampler did not install got no range")
+	}
+	u.remove(200)
+	if _, ok := maps.procs[200]; ok || len(maps.rangesOf(200)) != 0 {
+		t.Error("the exit left ranges or the unwind_procs entry")
+	}
+
+	// Part of the image walked by frame pointer only: this side installs.
+	record(300, 1)
+	before = puts()
+	u.install(newProcess(300, 1, lib), alwaysAlive)
+	if puts() == before {
+		t.Error("a partial sampler install was left as it was")
+	}
+
+	// A kept install goes at exit with the record, unwind_procs included.
+	record(400, 0)
+	u.install(newProcess(400, 1, lib), alwaysAlive)
+	if rec := u.remove(400); rec == nil {
+		t.Error("the exit did not give back the sampler's record")
+	}
+	if _, ok := maps.procs[400]; ok || len(maps.rangesOf(400)) != 0 {
+		t.Error("the exit of a kept install left ranges or the unwind_procs entry")
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, pid := range []uint32{200, 400} {
+		if u.installs[pid] != nil {
+			t.Errorf("process %d's install outlived its exit", pid)
+		}
 	}
 }

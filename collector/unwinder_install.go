@@ -31,6 +31,8 @@ type installedProc struct {
 	installed time.Time
 	refreshes int    // mapping re-reads asked for so far
 	seq       uint64 // of the snapshot installed
+	// bySampler: the sampler's own install was whole; this side put nothing.
+	bySampler bool
 }
 
 // install gives a process image its ranges, loading the tables of its files
@@ -45,6 +47,12 @@ func (u *unwindTables) install(p *model.Process, alive func(pid, execSeq uint32)
 func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint32) bool, mayBuild bool) bool {
 	p := q.p
 	if p == nil || p.SnapshotErr != nil || p.Exited {
+		return true
+	}
+	if u.samplerHas(p) {
+		if !alive(p.PID, p.ExecSeq) {
+			u.remove(p.PID)
+		}
 		return true
 	}
 	start := time.Now()

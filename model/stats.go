@@ -172,8 +172,9 @@ type UnwindTableStats struct {
 	Idle, IdleReused uint64
 	// OfferedFiles are the files the sampler may install from by itself;
 	// SamplerInstallsRemoved counts images whose ranges it installed that
-	// were taken back since start.
-	OfferedFiles, SamplerInstallsRemoved uint64
+	// were taken back since start, SamplerInstallsKept those read from
+	// /proc that it had installed whole, left as they were.
+	OfferedFiles, SamplerInstallsRemoved, SamplerInstallsKept uint64
 }
 
 // ImageReads count what became of new process images to read from /proc.

@@ -205,6 +205,7 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 		"cache_hits": t.CacheHits, "cache_evictions": t.CacheEvictions, "range_errors": t.RangeErrors,
 		"installs_dropped": t.InstallsDropped, "idle_files": t.Idle, "idle_reused": t.IdleReused,
 		"offered_files": t.OfferedFiles, "sampler_installs_removed": t.SamplerInstallsRemoved,
+		"sampler_installs_kept": t.SamplerInstallsKept,
 	} {
 		m.unwind.tables.WithLabelValues(what).Set(float64(v))
 	}
