@@ -223,7 +223,7 @@ func (c *Collector) readImages(ctx context.Context) {
 			continue
 		}
 		p := c.tracker.observe(r.key, r.startCode)
-		if c.unwind != nil {
+		if c.unwind != nil && !c.unwind.keptSamplerInstall(p, c.tracker.alive) {
 			c.unwind.enqueue(p)
 		}
 		mine := false

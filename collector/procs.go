@@ -409,8 +409,11 @@ func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*mode
 		p.SnapshotErr = errImageReplaced
 		return p, nil
 	}
-	p.Exe, _ = os.Readlink(filepath.Join(dir, "exe"))
-	p.Exe = strings.TrimSuffix(p.Exe, " (deleted)")
+	p.Exe = exeOf(mappings, st.startCode)
+	if p.Exe == "" {
+		p.Exe, _ = os.Readlink(filepath.Join(dir, "exe"))
+		p.Exe = strings.TrimSuffix(p.Exe, " (deleted)")
+	}
 	if raw, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 		p.Cmdline = splitCmdline(raw)
 	}
@@ -420,6 +423,17 @@ func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*mode
 	}
 	p.Mappings = mappings
 	return p, t.holdFiles(dir, p)
+}
+
+// exeOf is the path of the file whose mapping holds the start of code:
+// what the exe link names, without reading it.
+func exeOf(ms []model.Mapping, startCode uint64) string {
+	for _, m := range ms {
+		if startCode >= m.Start && startCode < m.Limit && m.Inode != 0 && strings.HasPrefix(m.Path, "/") {
+			return m.Path
+		}
+	}
+	return ""
 }
 
 // readExecMappings returns a process's executable mappings, and whether it

@@ -116,6 +116,9 @@ func TestSnapshotSelf(t *testing.T) {
 	if len(files) == 0 || len(p.Cmdline) == 0 || p.StartTicks == 0 {
 		t.Errorf("incomplete snapshot: %+v", p)
 	}
+	if link, _ := os.Readlink("/proc/self/exe"); p.Exe != link {
+		t.Errorf("exe %q, the exe link says %q", p.Exe, link)
+	}
 	tr.release(files)
 	if len(tr.files) != 0 {
 		t.Errorf("%d files still held after release", len(tr.files))

@@ -49,10 +49,7 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 	if p == nil || p.SnapshotErr != nil || p.Exited {
 		return true
 	}
-	if u.samplerHas(p) {
-		if !alive(p.PID, p.ExecSeq) {
-			u.remove(p.PID)
-		}
+	if u.keptSamplerInstall(p, alive) {
 		return true
 	}
 	start := time.Now()
@@ -209,6 +206,18 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 	// An exit noticed while the tables were built found nothing to remove.
 	if !alive(p.PID, p.ExecSeq) {
 		u.removeLocked(p.PID)
+	}
+	return true
+}
+
+// keptSamplerInstall notes p's image as installed when the sampler's own
+// install of it is whole (samplerHas), without the installer's queue.
+func (u *unwindTables) keptSamplerInstall(p *model.Process, alive func(pid, execSeq uint32) bool) bool {
+	if p == nil || p.SnapshotErr != nil || p.Exited || !u.samplerHas(p) {
+		return false
+	}
+	if !alive(p.PID, p.ExecSeq) {
+		u.remove(p.PID) // its exit came while this was looked at
 	}
 	return true
 }
