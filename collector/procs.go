@@ -414,8 +414,12 @@ func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*mode
 		p.Exe, _ = os.Readlink(filepath.Join(dir, "exe"))
 		p.Exe = strings.TrimSuffix(p.Exe, " (deleted)")
 	}
-	if raw, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
-		p.Cmdline = splitCmdline(raw)
+	// Only a JVM's flags are asked for (DumpPerfMapAtExit); reading every
+	// process's arguments was a seventh of a new process's read.
+	if isJVM(mappings) {
+		if raw, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+			p.Cmdline = splitCmdline(raw)
+		}
 	}
 	if raw, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
 		p.Cgroup = parseCgroup(raw)
@@ -423,6 +427,16 @@ func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*mode
 	}
 	p.Mappings = mappings
 	return p, t.holdFiles(dir, p)
+}
+
+// isJVM says whether a process maps HotSpot's libjvm.so.
+func isJVM(ms []model.Mapping) bool {
+	for _, m := range ms {
+		if filepath.Base(m.Path) == "libjvm.so" {
+			return true
+		}
+	}
+	return false
 }
 
 // exeOf is the path of the file whose mapping holds the start of code:

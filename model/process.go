@@ -20,7 +20,7 @@ type Process struct {
 	StartTicks uint64
 	Comm       string
 	Exe        string
-	Cmdline    []string
+	Cmdline    []string // read for JVMs only (libjvm.so mapped)
 	Cgroup     string
 	// ContainerID is the container runtime's ID when the cgroup path names
 	// one (Docker, containerd, CRI-O, Podman, Kubernetes pods).
