@@ -37,7 +37,7 @@ func readOracle(t *testing.T, raw []byte) []oracleCode {
 
 // pyenvPython returns the pyenv build of CPython 3.minor, or "" (a
 // failure in CI, where every version must be installed).
-func pyenvPython(t *testing.T, minor int) string {
+func pyenvPython(t testing.TB, minor int) string {
 	t.Helper()
 	root := os.Getenv("PYENV_ROOT")
 	if root == "" {
