@@ -107,6 +107,10 @@ func (fs *fileScopes) walk(lines []logicalLine) error {
 		cur := stack[len(stack)-1]
 		e := expr{fs: fs, toks: ll.tokens}
 		t := ll.tokens
+		if lambdas(t) > maxLambdasPerLine {
+			// Each lambda's end is looked for ahead of it: bound the cost.
+			return fmt.Errorf("line %d: over %d lambdas in one statement: %w", t[0].line, maxLambdasPerLine, errUnsure)
+		}
 		if t[0].isOp("@") {
 			if decorated == 0 {
 				decorated = t[0].line
@@ -211,16 +215,29 @@ func (fs *fileScopes) hide(lines [][2]int32) {
 	if len(lines) == 0 {
 		return
 	}
-	for k := range fs.byStart {
-		if !strings.HasPrefix(k.name, "<") {
-			continue
-		}
-		for _, l := range lines {
-			if k.line >= l[0] && k.line <= l[1] {
-				fs.byStart[k] = scopeName{ambiguous: true}
-			}
+	hidden := make(map[int32]bool)
+	for _, l := range lines {
+		for n := l[0]; n <= l[1]; n++ {
+			hidden[n] = true
 		}
 	}
+	for k := range fs.byStart {
+		if strings.HasPrefix(k.name, "<") && hidden[k.line] {
+			fs.byStart[k] = scopeName{ambiguous: true}
+		}
+	}
+}
+
+const maxLambdasPerLine = 256
+
+func lambdas(t []token) int {
+	n := 0
+	for i := range t {
+		if t[i].isName("lambda") {
+			n++
+		}
+	}
+	return n
 }
 
 func isASCII(s string) bool {

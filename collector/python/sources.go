@@ -183,7 +183,7 @@ func (s *Sources) parsed(f *os.File, key fileKey) *parsedSource {
 		ps.err = fmt.Errorf("%w: %d of %d bytes (%v)", errSourceRead, n, key.size, err)
 		return ps // changed while read: not cached
 	}
-	ps.scopes, ps.err = parseScopes(src[:n])
+	ps.scopes, ps.err = parseScopesSafely(src[:n])
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.Parses++
@@ -197,6 +197,17 @@ func (s *Sources) parsed(f *os.File, key fileKey) *parsedSource {
 		s.usedBytes -= old.bytes()
 	}
 	return ps
+}
+
+// parseScopesSafely is parseScopes, a bug in which on some other
+// process's file must not take the daemon down.
+func parseScopesSafely(src []byte) (fs *fileScopes, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fs, err = nil, fmt.Errorf("scope finder: %v", r)
+		}
+	}()
+	return parseScopes(src)
 }
 
 // openSource opens a source file as the process sees it: in its root,
