@@ -342,6 +342,8 @@ func (e *expr) lambdaEnd(lo, hi int) int {
 				return true
 			}
 			pending--
+		case pending > 0:
+			// In a nested lambda's parameters: commas part them.
 		case t.isOp(",") || t.isOp(";") || t.isName("for") || t.isName("async"):
 			return true
 		}

@@ -16,9 +16,11 @@ import (
 
 // A code object as CPython's own compiler names it (testdata/qualnames.py).
 type oracleCode struct {
+	File     string `json:"file"`
 	Line     int64  `json:"line"`
 	Name     string `json:"name"`
 	Qualname string `json:"qualname"`
+	Error    string `json:"error"` // the file did not compile
 }
 
 func readOracle(t *testing.T, raw []byte) []oracleCode {
@@ -177,6 +179,64 @@ func TestScopesStdlib(t *testing.T) {
 					t.Errorf("%s: only %d of %d named", name, named, len(oracle))
 				}
 			}
+		})
+	}
+}
+
+// TestScopesStdlibSweep runs the finder over every module of each
+// installed 3.8-3.10 standard library (tests and site-packages aside) and
+// checks it against the interpreter's names: a long run, so only when
+// EMBER_PY_SWEEP is set (to "all": with the test suites too).
+//
+//	EMBER_PY_SWEEP=1 go test ./collector/python -run StdlibSweep -v
+func TestScopesStdlibSweep(t *testing.T) {
+	if os.Getenv("EMBER_PY_SWEEP") == "" {
+		t.Skip("a long run: set EMBER_PY_SWEEP=1")
+	}
+	for minor := 8; minor <= 10; minor++ {
+		t.Run(fmt.Sprintf("3.%d", minor), func(t *testing.T) {
+			exe := pyenvPython(t, minor)
+			if exe == "" {
+				t.Skipf("no pyenv build of CPython 3.%d", minor)
+			}
+			lib := filepath.Join(filepath.Dir(filepath.Dir(exe)), "lib", fmt.Sprintf("python3.%d", minor))
+			var files []string
+			filepath.WalkDir(lib, func(path string, d os.DirEntry, err error) error {
+				switch {
+				case err != nil:
+					return nil
+				case d.IsDir() && os.Getenv("EMBER_PY_SWEEP") != "all" && (d.Name() == "test" || d.Name() == "tests" || d.Name() == "site-packages" || d.Name() == "idle_test"):
+					return filepath.SkipDir
+				case !d.IsDir() && strings.HasSuffix(path, ".py"):
+					files = append(files, path)
+				}
+				return nil
+			})
+			out, err := exec.Command(exe, append([]string{"testdata/qualnames.py"}, files...)...).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			byFile := make(map[string][]oracleCode)
+			for _, c := range readOracle(t, out) {
+				if c.Error == "" {
+					byFile[c.File] = append(byFile[c.File], c)
+				}
+			}
+			total, named := 0, 0
+			fallbacks := make(map[QualnameFallback]int)
+			for path, oracle := range byFile {
+				src, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n, f := agreement(t, src, oracle)
+				total, named = total+len(oracle), named+n
+				for why, k := range f {
+					fallbacks[why] += k
+				}
+			}
+			t.Logf("%d files, %d code objects: %d named as CPython does (%.2f%%), %d fell back %v, 0 named otherwise unless reported above",
+				len(byFile), total, named, 100*float64(named)/float64(max(total, 1)), total-named, fallbacks)
 		})
 	}
 }

@@ -102,6 +102,7 @@ def cached(n):
 
 
 x = [lambda: 1, lambda: 2]
+curried = lambda a, b: lambda c, d: (a, b, c, d)
 y = [a for a in [b for b in range(3)] if a]
 z = {k: (lambda: k) for k in range(2)}
 
