@@ -43,15 +43,18 @@ func (r QualnameFallback) String() string {
 	return strconv.Itoa(int(r))
 }
 
-// Bounds on the source files read: a larger file keeps co_name, and the
-// parsed scopes of all files are kept within a byte budget.
+// DefaultSourceBudget is what the parsed scopes of all files may hold:
+// about 670 files the size of typing.py.
+const DefaultSourceBudget = 16 << 20
+
 const (
-	maxSourceBytes      = 8 << 20
-	DefaultSourceBudget = 16 << 20
-	procRoot            = "/proc"
-	clockTicksPerSecond = 100 // USER_HZ: /proc/PID/stat's start time unit on every Linux ABI Ember runs on
+	maxSourceBytes     = 8 << 20 // a larger file keeps co_name
+	entryOverheadBytes = 256     // charged per cached file, parsed or not
+	procRoot           = "/proc"
+	// USER_HZ, /proc/PID/stat's unit of start time on every Linux ABI
+	// Ember runs on.
+	clockTicksPerSecond = 100
 	bootTimeUnknown     = -1
-	entryOverheadBytes  = 256
 )
 
 // Sources derives the qualified names of code objects from their source
@@ -65,8 +68,7 @@ type Sources struct {
 	byFile      map[fileKey]*list.Element // of *parsedSource
 	recent      list.List                 // front: used most recently
 	bootUnix    int64                     // /proc/stat's btime, read once
-	// Parses counts the files parsed, for tests and benchmarks.
-	Parses uint64
+	parses      uint64                    // files parsed, for tests
 }
 
 type parsedSource struct {
@@ -186,7 +188,7 @@ func (s *Sources) parsed(f *os.File, key fileKey) *parsedSource {
 	ps.scopes, ps.err = parseScopesSafely(src[:n])
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.Parses++
+	s.parses++
 	if _, ok := s.byFile[key]; !ok {
 		s.byFile[key] = s.recent.PushFront(ps)
 		s.usedBytes += ps.bytes()

@@ -50,8 +50,8 @@ func TestSourcesQualname(t *testing.T) {
 			t.Errorf("line %d: %q (%v), want %s", c.line, got, why, c.want)
 		}
 	}
-	if s.Parses != 1 {
-		t.Errorf("parsed %d times, want once", s.Parses)
+	if s.parses != 1 {
+		t.Errorf("parsed %d times, want once", s.parses)
 	}
 	// The process has left and its root was the host's: the host path.
 	view.HostRoot = true
@@ -116,8 +116,8 @@ func TestSourcesBudget(t *testing.T) {
 			t.Errorf("%s: %q", f, got)
 		}
 	}
-	if s.Parses != 3 || len(s.byFile) != 1 {
-		t.Errorf("%d parses, %d files kept; want 3 and 1", s.Parses, len(s.byFile))
+	if s.parses != 3 || len(s.byFile) != 1 {
+		t.Errorf("%d parses, %d files kept; want 3 and 1", s.parses, len(s.byFile))
 	}
 }
 
@@ -155,8 +155,8 @@ func TestProcessQualifies(t *testing.T) {
 			t.Errorf("frame %+v, want B.run in %s", f, path)
 		}
 	}
-	if st.Qualified != 3 || p.Sources.Parses != 1 {
-		t.Errorf("qualified %d frames with %d parses, want 3 with 1", st.Qualified, p.Sources.Parses)
+	if st.Qualified != 3 || p.Sources.parses != 1 {
+		t.Errorf("qualified %d frames with %d parses, want 3 with 1", st.Qualified, p.Sources.parses)
 	}
 	// Its source gone: co_name, and the reason counted.
 	os.Remove(path)
