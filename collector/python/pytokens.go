@@ -228,7 +228,7 @@ func skipString(src []byte, i int, line int32) (int, int32, error) {
 			}
 			i += 2
 			continue
-		case c == '\n':
+		case c == '\n' || (c == '\r' && (i+1 == len(src) || src[i+1] != '\n')):
 			if !triple {
 				return 0, 0, errUnterminated
 			}

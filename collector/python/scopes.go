@@ -1,6 +1,7 @@
 package python
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -37,6 +38,7 @@ func parseScopes(src []byte) (*fileScopes, error) {
 	if !utf8.Valid(src) {
 		return nil, errNotUTF8
 	}
+	src = bytes.TrimPrefix(src, []byte("\xef\xbb\xbf")) // a BOM is no part of the first line's statement
 	lines, err := logicalLines(src)
 	if err != nil {
 		return nil, err

@@ -277,6 +277,14 @@ func TestScopesFallBack(t *testing.T) {
 			}
 		})
 	}
+	// A BOM, old Mac line ends in a string: the lines still count right.
+	fs, err := parseScopes([]byte("\xef\xbb\xbfdef f():\n    s = '''a\rb'''\n    def g(): pass\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := fs.lookup(4, "g"); q != "f.<locals>.g" {
+		t.Errorf("after a BOM and a lone CR: %q, want f.<locals>.g", q)
+	}
 	if _, err := parseScopes([]byte("def f\xff():\n pass\n")); err != errNotUTF8 {
 		t.Errorf("not UTF-8: %v", err)
 	}
