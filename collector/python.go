@@ -42,6 +42,9 @@ type pythonUnwinder struct {
 	stats *ebpf.Map // py_stats, per CPU, since load
 
 	detector python.Detector
+	// sources names the frames of CPython before 3.11 by their qualified
+	// names, from the source files, parsed once each.
+	sources *python.Sources
 
 	mu sync.Mutex
 	// byPID holds the CPython processes, of their current image.
@@ -64,6 +67,7 @@ func newPythonUnwinder(objs *bpf.SamplerObjects, log *slog.Logger) *pythonUnwind
 		stats:    objs.PyStats,
 		byPID:    make(map[uint32]*pythonProcess),
 		reported: make(map[string]bool),
+		sources:  python.NewSources(python.DefaultSourceBudget),
 	}
 }
 
@@ -128,8 +132,12 @@ func (u *pythonUnwinder) attach(p *model.Process) bool {
 		u.log.Warn("set up the Python walker", slog.Int("pid", int(p.PID)), slog.Any("err", err))
 		return true
 	}
+	names := python.NewProcess(in, mem)
+	if l.CodeQualname == 0 {
+		names.Sources, names.View = u.sources, u.sources.View(int(p.PID), p.StartTicks)
+	}
 	u.mu.Lock()
-	u.byPID[p.PID] = &pythonProcess{execSeq: p.ExecSeq, names: python.NewProcess(in, mem)}
+	u.byPID[p.PID] = &pythonProcess{execSeq: p.ExecSeq, names: names}
 	u.mu.Unlock()
 	u.log.Debug("walking Python frames", slog.Int("pid", int(p.PID)), slog.Int("minor", l.Minor), slog.String("file", in.Path))
 	return true
@@ -182,6 +190,15 @@ func (u *pythonUnwinder) name(samples []model.Sample, stats *model.Stats) {
 		s.User = nil
 	}
 	st.Named, st.Unreadable, st.Exited = ns.Named, ns.Unreadable, ns.Exited
+	st.Qualified = ns.Qualified
+	for why, n := range ns.QualnameFallbacks {
+		if n > 0 {
+			if st.QualnameFallbacks == nil {
+				st.QualnameFallbacks = make(map[string]uint64)
+			}
+			st.QualnameFallbacks[python.QualnameFallback(why).String()] += n
+		}
+	}
 	for pid, pp := range u.byPID {
 		if pp.names.Gone {
 			delete(u.byPID, pid)

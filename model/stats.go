@@ -50,6 +50,10 @@ type PythonStats struct {
 	// UnknownVersions counts processes of a CPython version Ember has no
 	// offsets for (each file is reported once in the log).
 	UnknownVersions uint64
+	// Of the frames named before 3.11 (no co_qualname): Qualified by their
+	// source file, or left with co_name, by reason (QualnameFallbacks).
+	Qualified         uint64
+	QualnameFallbacks map[string]uint64
 }
 
 // Add adds o's counters to s.
@@ -64,6 +68,13 @@ func (s *PythonStats) Add(o PythonStats) {
 	s.Unreadable += o.Unreadable
 	s.Exited += o.Exited
 	s.UnknownVersions += o.UnknownVersions
+	s.Qualified += o.Qualified
+	for why, n := range o.QualnameFallbacks {
+		if s.QualnameFallbacks == nil {
+			s.QualnameFallbacks = make(map[string]uint64)
+		}
+		s.QualnameFallbacks[why] += n
+	}
 }
 
 // OffCPUStats count what the off-CPU tracker did with context switches.

@@ -112,7 +112,7 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 	reg.MustRegister(m.unwind.walks, m.unwind.frames, m.unwind.kernelFP, m.unwind.samplerInstalls, m.unwind.lateJIT, m.unwind.tables)
 	m.python = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ember_python_total",
-		Help: "CPython unwinding: walks (samples of CPython processes), no_thread (thread without a thread state), no_frame (running no Python), read_failed and depth (walks cut), frames recorded, and of them named, unreadable, exited (gone before naming); unknown_versions (processes of a version without offsets).",
+		Help: "CPython unwinding: walks (samples of CPython processes), no_thread (thread without a thread state), no_frame (running no Python), read_failed and depth (walks cut), frames recorded, and of them named, unreadable, exited (gone before naming); unknown_versions (processes of a version without offsets); before 3.11, frames qualified from their source file, or qualname_fallback_REASON (kept co_name: no_path, unreadable, exited, changed, not_utf8, unparsed, no_match, ambiguous).",
 	}, []string{"what"})
 	reg.MustRegister(m.python)
 
@@ -194,9 +194,12 @@ func (m *daemonMetrics) observeBatch(s model.Stats) {
 	for what, v := range map[string]uint64{
 		"walks": py.Walks, "no_thread": py.NoThread, "no_frame": py.NoFrame, "read_failed": py.ReadFailed,
 		"depth": py.Depth, "frames": py.Frames, "named": py.Named, "unreadable": py.Unreadable,
-		"exited": py.Exited, "unknown_versions": py.UnknownVersions,
+		"exited": py.Exited, "unknown_versions": py.UnknownVersions, "qualified": py.Qualified,
 	} {
 		m.python.WithLabelValues(what).Add(float64(v))
+	}
+	for why, n := range py.QualnameFallbacks {
+		m.python.WithLabelValues("qualname_fallback_" + why).Add(float64(n))
 	}
 	t := s.Unwind.Tables
 	for what, v := range map[string]uint64{

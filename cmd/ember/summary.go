@@ -113,6 +113,13 @@ func pythonSummary(p model.PythonStats) string {
 	if len(cut) > 0 {
 		s += " (" + strings.Join(cut, ", ") + ")"
 	}
+	var kept uint64
+	for _, n := range p.QualnameFallbacks {
+		kept += n
+	}
+	if kept > 0 {
+		s += fmt.Sprintf("; before 3.11, %d frames qualified from their source, %d kept co_name", p.Qualified, kept)
+	}
 	return s
 }
 

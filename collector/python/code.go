@@ -18,6 +18,10 @@ type Code struct {
 	Function, File string
 	FirstLine      int64
 	lineTable      []byte
+	// qualDerived: Function was looked for in the source (before 3.11);
+	// qualFallback says why it stayed co_name.
+	qualDerived  bool
+	qualFallback QualnameFallback
 	// What it is checked by, so a code object freed and its memory reused
 	// is not taken for the one named before.
 	nameRef, fileRef, tableRef uint64

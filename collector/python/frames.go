@@ -45,6 +45,10 @@ type Process struct {
 	round    uint64 // the naming round: a code object is checked once a round
 	// Gone is set once the process's memory cannot be read any more.
 	Gone bool
+	// Sources, when set, names the code objects of a version without
+	// co_qualname by their qualified names, read from View's files.
+	Sources *Sources
+	View    SourceView
 }
 
 type cachedCode struct {
@@ -64,6 +68,10 @@ func (p *Process) NextRound() { p.round++ }
 // Stats of a process's naming.
 type Stats struct {
 	Named, Unreadable, Exited uint64
+	// Of the frames named before 3.11: Qualified by their source, or
+	// left with co_name (QualnameFallbacks, by reason).
+	Qualified         uint64
+	QualnameFallbacks [FallbackReasons]uint64
 }
 
 // frame names one frame word.
@@ -71,6 +79,13 @@ func (p *Process) frame(w uint64, st *Stats) model.Frame {
 	addr, offset, _ := decode(w)
 	if c := p.code(addr); c != nil {
 		st.Named++
+		if c.qualDerived {
+			if c.qualFallback == FallbackNone {
+				st.Qualified++
+			} else {
+				st.QualnameFallbacks[c.qualFallback]++
+			}
+		}
 		return model.Frame{Kind: model.FramePython, Function: c.Function, File: c.File, Line: c.Line(p.In.Layout.Minor, offset)}
 	}
 	if p.Gone {
@@ -113,6 +128,9 @@ func (p *Process) code(addr uint64) *Code {
 		p.Gone = isGone(err)
 		return nil
 	}
+	if l.CodeQualname == 0 && p.Sources != nil {
+		p.qualify(c)
+	}
 	if len(p.codes) >= maxCodesPer {
 		clear(p.codes)
 	}
@@ -154,4 +172,16 @@ func (p *Process) Splice(pcs []uint64, st *Stats) []model.Frame {
 		emitRun()
 	}
 	return out
+}
+
+// qualify gives c, of a version without co_qualname, the qualified name
+// its source says, or leaves co_name and notes why.
+func (p *Process) qualify(c *Code) {
+	c.qualDerived = true
+	q, why := p.Sources.Qualname(p.View, p.Gone, c.File, c.FirstLine, c.Function)
+	if why != FallbackNone {
+		c.qualFallback = why
+		return
+	}
+	c.Function = q
 }
