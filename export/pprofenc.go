@@ -301,7 +301,14 @@ func (e *seriesEncoder) function(out []byte, i int32) []byte {
 	}
 	fs := &e.funcStrs[i]
 	if !fs.known {
-		fs.known, fs.ids = true, [3]int32{e.strID(f.Name), e.strID(f.SystemName), e.strID(f.Filename)}
+		// A name is rarely another function's too: it is numbered without
+		// a look-up, a repeat costing a few bytes in a series that has both.
+		fs.known, fs.ids[0] = true, e.newStrID(f.Name)
+		fs.ids[1] = fs.ids[0]
+		if f.SystemName != f.Name {
+			fs.ids[1] = e.strID(f.SystemName)
+		}
+		fs.ids[2] = e.strID(f.Filename)
 	}
 	b = appendVarintField(b, 2, uint64(e.seriesStr(fs.ids[0])))
 	b = appendVarintField(b, 3, uint64(e.seriesStr(fs.ids[1])))
@@ -336,8 +343,14 @@ func (e *seriesEncoder) strID(s string) int32 {
 	if id, ok := e.strIDs[s]; ok {
 		return id
 	}
-	id := int32(len(e.strText))
+	id := e.newStrID(s)
 	e.strIDs[s] = id
+	return id
+}
+
+// newStrID numbers s within the interval, as a new string.
+func (e *seriesEncoder) newStrID(s string) int32 {
+	id := int32(len(e.strText))
 	e.strText = append(e.strText, s)
 	e.strMarks = append(e.strMarks, 0)
 	e.strIndex = append(e.strIndex, 0)
