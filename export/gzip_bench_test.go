@@ -4,8 +4,8 @@ import (
 	"context"
 	"os"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 
