@@ -3,8 +3,10 @@ package export
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,6 +143,108 @@ func newExporter(t *testing.T, target string, s *storage.Store, reg prometheus.R
 	return ex
 }
 
+// startExporter runs an exporter of target over s, with metrics of its own.
+func startExporter(t *testing.T, target string, s *storage.Store) *Exporter {
+	t.Helper()
+	ex := newExporter(t, target, s, prometheus.NewRegistry())
+	run(t, ex)
+	return ex
+}
+
+// failures is how many tries of ex's target failed for reason.
+func failures(ex *Exporter, reason string) float64 {
+	return testutil.ToFloat64(ex.opts.Metrics.failures.WithLabelValues(ex.Name(), reason))
+}
+
+// goDown makes rec answer every request as unavailable until up is called.
+func goDown(rec *exporttest.Receiver) (up func()) {
+	var mu sync.Mutex
+	down := true
+	rec.Fail = func(int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return connect.NewError(connect.CodeUnavailable, errors.New("down"))
+		}
+		return nil
+	}
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		down = false
+	}
+}
+
+// downThenBack stores n intervals while rec is down (goDown), checks that
+// ex retries them, at least tries times, then brings rec back and returns
+// what it took once every interval is there, each as the store has it.
+func downThenBack(t *testing.T, s *storage.Store, ex *Exporter, rec *exporttest.Receiver, n int, tries float64) []exporttest.Request {
+	t.Helper()
+	up := goDown(rec)
+	appendIntervals(t, s, t0, n, ex)
+	waitFor(t, "failures", func() bool { return failures(ex, "unavailable") >= tries })
+	if st := ex.Status(); st.State != "retrying" || st.BacklogInterval != n || st.LastErrorReason != "unavailable" {
+		t.Errorf("status while down: %+v", st)
+	}
+	up()
+	waitFor(t, fmt.Sprintf("%d intervals", n), func() bool { return len(intervalsIn(rec.Requests())) == n })
+	waitFor(t, "caught up", func() bool { return ex.Status().State == "caught_up" })
+	reqs := rec.Requests()
+	checkSameAsStore(t, s, reqs, func(d exporttest.Sample) string { return d.Labels["service_name"] })
+	return reqs
+}
+
+// checkInOrder says whether reqs go forward in time: each request a later
+// interval, or with severalPerInterval, none an earlier one.
+func checkInOrder(t *testing.T, reqs []exporttest.Request, severalPerInterval bool) {
+	t.Helper()
+	for i := 1; i < len(reqs); i++ {
+		if prev := reqs[i-1].TimeNanos; reqs[i].TimeNanos < prev || reqs[i].TimeNanos == prev && !severalPerInterval {
+			t.Errorf("out of order: %d after %d", reqs[i].TimeNanos, prev)
+		}
+	}
+}
+
+// sendFourOverTLS runs an exporter of kind to srv over TLS (its CA from a
+// file), with a token file and a tenant, stores four intervals and returns
+// once rec has them all.
+func sendFourOverTLS(t *testing.T, kind string, srv *httptest.Server, s *storage.Store, rec *exporttest.Receiver) *Exporter {
+	t.Helper()
+	ca := writeFile(t, "ca.pem", certPEM(srv.Certificate().Raw))
+	token := writeFile(t, "token", "s3cret-token\n")
+	ex := startExporter(t, kind+"="+srv.URL+",tenant=team-a,token-file="+token+",ca-file="+ca, s)
+	appendIntervals(t, s, t0, 4, ex)
+	waitFor(t, "4 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 4 })
+	return ex
+}
+
+// checkPyroscopeRequest checks a request of sendFourOverTLS: its token, its
+// tenant, Pyroscope's CPU profile types, and the labels exported by default.
+func checkPyroscopeRequest(t *testing.T, r exporttest.Request) {
+	t.Helper()
+	if got := r.Header.Get("Authorization"); got != "Bearer s3cret-token" {
+		t.Errorf("Authorization %q", got)
+	}
+	if got := r.Header.Get("X-Scope-OrgID"); got != "team-a" {
+		t.Errorf("X-Scope-OrgID %q", got)
+	}
+	if want := []string{"samples/count", "cpu/nanoseconds", "cpu/nanoseconds"}; !slices.Equal(r.Types, want) {
+		t.Errorf("types %v, want %v (process_cpu:cpu:nanoseconds:cpu:nanoseconds)", r.Types, want)
+	}
+	for _, smp := range r.Samples {
+		l := smp.Labels
+		if l["__name__"] != PyroscopeProfileName || l["host"] != "web-1" || l["exe"] != "/usr/bin/"+l["service_name"] {
+			t.Fatalf("labels %v", l)
+		}
+		if _, ok := l["pid"]; ok {
+			t.Fatalf("pid exported by default: %v", l)
+		}
+		if _, ok := l["cgroup"]; ok {
+			t.Fatalf("cgroup exported: %v", l)
+		}
+	}
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -190,44 +294,18 @@ var t0 = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 func TestPyroscopeGetsEveryInterval(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	rec, srv := exporttest.StartPyroscope(t, true, nil)
-	ca := writeFile(t, "ca.pem", certPEM(srv.Certificate().Raw))
-	token := writeFile(t, "token", "s3cret-token\n")
-	reg := prometheus.NewRegistry()
-	ex := newExporter(t, "pyroscope="+srv.URL+",tenant=team-a,token-file="+token+",ca-file="+ca, s, reg)
-	run(t, ex)
-	appendIntervals(t, s, t0, 4, ex)
-	waitFor(t, "4 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 4 })
+	ex := sendFourOverTLS(t, "pyroscope", srv, s, &rec.Receiver)
 
 	reqs := rec.Requests()
 	checkSameAsStore(t, s, reqs, func(d exporttest.Sample) string { return d.Labels["service_name"] })
 	ids := map[string]bool{}
 	for _, r := range reqs {
-		if got := r.Header.Get("Authorization"); got != "Bearer s3cret-token" {
-			t.Errorf("Authorization %q", got)
-		}
-		if got := r.Header.Get("X-Scope-OrgID"); got != "team-a" {
-			t.Errorf("X-Scope-OrgID %q", got)
-		}
-		if want := []string{"samples/count", "cpu/nanoseconds", "cpu/nanoseconds"}; !slices.Equal(r.Types, want) {
-			t.Errorf("types %v, want %v (process_cpu:cpu:nanoseconds:cpu:nanoseconds)", r.Types, want)
-		}
+		checkPyroscopeRequest(t, r)
 		for _, id := range r.IDs {
 			if ids[id] {
 				t.Errorf("dedupe ID %s used twice", id)
 			}
 			ids[id] = true
-		}
-		for _, smp := range r.Samples {
-			l := smp.Labels
-			if l["__name__"] != PyroscopeProfileName || l["host"] != "web-1" || l["exe"] != "/usr/bin/"+l["service_name"] {
-				t.Fatalf("labels %v", l)
-			}
-			if _, ok := l["pid"]; ok {
-				t.Fatalf("pid exported by default: %v", l)
-			}
-			if _, ok := l["cgroup"]; ok {
-				t.Fatalf("cgroup exported: %v", l)
-			}
 		}
 	}
 	// The receiver has the last request before the exporter has its answer.
@@ -305,37 +383,8 @@ func TestOTLPGetsEveryInterval(t *testing.T) {
 func TestBackendDownThenBack(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	rec, srv := exporttest.StartPyroscope(t, false, nil)
-	var down sync.Mutex
-	isDown := true
-	rec.Fail = func(int) error {
-		down.Lock()
-		defer down.Unlock()
-		if isDown {
-			return connect.NewError(connect.CodeUnavailable, errors.New("down"))
-		}
-		return nil
-	}
-	reg := prometheus.NewRegistry()
-	ex := newExporter(t, "pyroscope="+srv.URL, s, reg)
-	run(t, ex)
-	appendIntervals(t, s, t0, 5, ex)
-	waitFor(t, "failures", func() bool {
-		return testutil.ToFloat64(ex.opts.Metrics.failures.WithLabelValues("pyroscope", "unavailable")) >= 3
-	})
-	if st := ex.Status(); st.State != "retrying" || st.BacklogInterval != 5 || st.LastErrorReason != "unavailable" {
-		t.Errorf("status while down: %+v", st)
-	}
-	down.Lock()
-	isDown = false
-	down.Unlock()
-	waitFor(t, "5 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 5 })
-	reqs := rec.Requests()
-	checkSameAsStore(t, s, reqs, func(d exporttest.Sample) string { return d.Labels["service_name"] })
-	for i := 1; i < len(reqs); i++ {
-		if reqs[i].TimeNanos <= reqs[i-1].TimeNanos {
-			t.Errorf("out of order: %d after %d", reqs[i].TimeNanos, reqs[i-1].TimeNanos)
-		}
-	}
+	ex := startExporter(t, "pyroscope="+srv.URL, s)
+	checkInOrder(t, downThenBack(t, s, ex, &rec.Receiver, 5, 3), false)
 }
 
 // 429s and 500s are retried with growing waits, one request at a time.
@@ -363,9 +412,7 @@ func TestRateLimitAndServerErrorsBackOff(t *testing.T) {
 			}
 		})
 	})
-	reg := prometheus.NewRegistry()
-	ex := newExporter(t, "pyroscope="+srv.URL, s, reg)
-	run(t, ex)
+	ex := startExporter(t, "pyroscope="+srv.URL, s)
 	appendIntervals(t, s, t0, 2, ex)
 	waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 2 })
 	mu.Lock()
@@ -380,11 +427,9 @@ func TestRateLimitAndServerErrorsBackOff(t *testing.T) {
 			t.Errorf("try %d came %s after the one before, want at least %s", k+1, gap, step/2)
 		}
 	}
-	f := func(reason string) float64 {
-		return testutil.ToFloat64(ex.opts.Metrics.failures.WithLabelValues("pyroscope", reason))
-	}
-	if f("unavailable") != 3 || f("server_error") != 3 {
-		t.Errorf("failures: unavailable %v (429 over Connect), server_error %v; want 3 and 3", f("unavailable"), f("server_error"))
+	if failures(ex, "unavailable") != 3 || failures(ex, "server_error") != 3 {
+		t.Errorf("failures: unavailable %v (429 over Connect), server_error %v; want 3 and 3",
+			failures(ex, "unavailable"), failures(ex, "server_error"))
 	}
 }
 
@@ -398,12 +443,10 @@ func TestSlowBackendTimesOut(t *testing.T) {
 		}
 		return nil
 	}
-	reg := prometheus.NewRegistry()
-	ex := newExporter(t, "pyroscope="+srv.URL+",timeout=200ms", s, reg)
-	run(t, ex)
+	ex := startExporter(t, "pyroscope="+srv.URL+",timeout=200ms", s)
 	appendIntervals(t, s, t0, 2, ex)
 	waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 2 })
-	if got := testutil.ToFloat64(ex.opts.Metrics.failures.WithLabelValues("pyroscope", "timeout")); got < 1 {
+	if got := failures(ex, "timeout"); got < 1 {
 		t.Errorf("timeouts counted: %v", got)
 	}
 }
@@ -418,9 +461,7 @@ func TestRejectedIntervalIsSkipped(t *testing.T) {
 		}
 		return nil
 	}
-	reg := prometheus.NewRegistry()
-	ex := newExporter(t, "pyroscope="+srv.URL, s, reg)
-	run(t, ex)
+	ex := startExporter(t, "pyroscope="+srv.URL, s)
 	appendIntervals(t, s, t0, 3, ex)
 	waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 2 })
 	if got := testutil.ToFloat64(ex.opts.Metrics.skips.WithLabelValues("pyroscope", "rejected")); got != 1 {

@@ -106,7 +106,7 @@ func New(t Target, opts Options) (*Exporter, error) {
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = max(opts.MinBackoff, 2*time.Minute)
 	}
-	service, err := ParseTemplate(t.ServiceName)
+	policy, err := newLabelPolicy(t.ServiceName, t.KeepPID)
 	if err != nil {
 		return nil, fmt.Errorf("export %s: service-name: %w", t.Name, err)
 	}
@@ -132,7 +132,7 @@ func New(t Target, opts Options) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", t.Name, err)
 	}
-	e := &Exporter{target: t, backend: b, policy: labelPolicy{service: service, keepPID: t.KeepPID}, opts: opts,
+	e := &Exporter{target: t, backend: b, policy: policy, opts: opts,
 		log: opts.Logger.With(slog.String("sink", t.Name)), metrics: opts.Metrics.forSink(t.Name),
 		wake: make(chan struct{}, 1)}
 	e.status = Status{Name: t.Name, Target: t.String(), State: "starting"}
@@ -270,7 +270,7 @@ func (e *Exporter) deliver(ctx context.Context, ref storage.IntervalRef, retry b
 				return nil
 			}
 			if err == nil {
-				iv = &interval{ref: ref, p: p, series: e.policy.split(p)}
+				iv = &interval{ref: ref, p: p, series: e.series(p)}
 			} else {
 				err = fmt.Errorf("%w: %w", errStore, err)
 			}
@@ -308,6 +308,15 @@ func (e *Exporter) deliver(ctx context.Context, ref storage.IntervalRef, retry b
 		cursor, _, _ := e.opts.History.Cursor(e.target.cursorName())
 		e.refresh(cursor)
 	}
+}
+
+// series splits p by the target's labels, once for all the exporters of
+// a shared history that export the same labels.
+func (e *Exporter) series(p *profile.Profile) []Series {
+	if shared, ok := e.opts.History.(*SharedHistory); ok {
+		return shared.split(p, e.policy)
+	}
+	return e.policy.split(p)
 }
 
 // backoff is the wait before try attempt+2: exponential, capped, with

@@ -62,6 +62,7 @@ func (p *pyroscopeIngest) send(ctx context.Context, iv *interval, done func(prof
 	}
 	for iv.sent < len(iv.series) {
 		s := iv.series[iv.sent]
+		p.pprof.startRequest()
 		raw, err := p.pprof.encode(s)
 		if err != nil {
 			return fmt.Errorf("encode the profile of %s: %w", s.Get(LabelServiceName), err)

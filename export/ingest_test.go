@@ -1,16 +1,12 @@
 package export
 
 import (
-	"errors"
 	"net/http"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/grafana/pyroscope/api/model/labelset"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ember-profiler/ember/export/exporttest"
@@ -22,13 +18,7 @@ import (
 func TestPyroscopeIngestGetsEveryInterval(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	rec, srv := exporttest.StartPyroscopeIngest(t, true, nil)
-	ca := writeFile(t, "ca.pem", certPEM(srv.Certificate().Raw))
-	token := writeFile(t, "token", "s3cret-token\n")
-	reg := prometheus.NewRegistry()
-	ex := newExporter(t, "pyroscope-ingest="+srv.URL+",tenant=team-a,token-file="+token+",ca-file="+ca, s, reg)
-	run(t, ex)
-	appendIntervals(t, s, t0, 4, ex)
-	waitFor(t, "4 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 4 })
+	ex := sendFourOverTLS(t, "pyroscope-ingest", srv, s, &rec.Receiver)
 	waitFor(t, "caught up", func() bool { return ex.Status().BacklogInterval == 0 && ex.Status().State == "caught_up" })
 
 	reqs := rec.Requests()
@@ -37,15 +27,7 @@ func TestPyroscopeIngestGetsEveryInterval(t *testing.T) {
 		t.Errorf("%d requests, want 8 (two services in each of 4 intervals)", len(reqs))
 	}
 	for _, r := range reqs {
-		if got := r.Header.Get("Authorization"); got != "Bearer s3cret-token" {
-			t.Errorf("Authorization %q", got)
-		}
-		if got := r.Header.Get("X-Scope-OrgID"); got != "team-a" {
-			t.Errorf("X-Scope-OrgID %q", got)
-		}
-		if want := []string{"samples/count", "cpu/nanoseconds", "cpu/nanoseconds"}; !slices.Equal(r.Types, want) {
-			t.Errorf("types %v, want %v", r.Types, want)
-		}
+		checkPyroscopeRequest(t, r)
 		in := r.Ingest
 		start := time.Unix(0, r.TimeNanos)
 		if !in.Multipart || !in.From.Equal(start) || in.Until.Sub(in.From) != 10*time.Second {
@@ -53,18 +35,6 @@ func TestPyroscopeIngestGetsEveryInterval(t *testing.T) {
 		}
 		if in.SampleRate != 99 || in.SpyName != ingestSpyName {
 			t.Errorf("sampleRate %d spyName %q", in.SampleRate, in.SpyName)
-		}
-		for _, smp := range r.Samples {
-			l := smp.Labels
-			if l["__name__"] != PyroscopeProfileName || l["host"] != "web-1" || l["exe"] != "/usr/bin/"+l["service_name"] {
-				t.Fatalf("labels %v", l)
-			}
-			if _, ok := l["pid"]; ok {
-				t.Fatalf("pid exported by default: %v", l)
-			}
-			if _, ok := l["cgroup"]; ok {
-				t.Fatalf("cgroup exported: %v", l)
-			}
 		}
 	}
 	if got := testutil.ToFloat64(ex.opts.Metrics.profiles.WithLabelValues("pyroscope-ingest")); got != 8 {
@@ -132,42 +102,12 @@ func TestPyroscopeIngestFaults(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	})
-	down := true
-	var downMu sync.Mutex
-	rec.Fail = func(int) error {
-		downMu.Lock()
-		defer downMu.Unlock()
-		if down {
-			return connect.NewError(connect.CodeUnavailable, errors.New("down"))
-		}
-		return nil
-	}
-	reg := prometheus.NewRegistry()
-	ex := newExporter(t, "pyroscope-ingest="+srv.URL, s, reg)
-	run(t, ex)
-	failures := func(reason string) float64 {
-		return testutil.ToFloat64(ex.opts.Metrics.failures.WithLabelValues("pyroscope-ingest", reason))
-	}
-	appendIntervals(t, s, t0, 5, ex)
-	waitFor(t, "failures", func() bool { return failures("unavailable") >= 5 })
-	if st := ex.Status(); st.State != "retrying" || st.BacklogInterval != 5 || st.LastErrorReason != "unavailable" {
-		t.Errorf("status while down: %+v", st)
-	}
-	downMu.Lock()
-	down = false
-	downMu.Unlock()
-	waitFor(t, "5 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 5 })
-	waitFor(t, "caught up", func() bool { return ex.Status().State == "caught_up" })
-	reqs := rec.Requests()
-	checkSameAsStore(t, s, reqs, func(d exporttest.Sample) string { return d.Labels["service_name"] })
+	ex := startExporter(t, "pyroscope-ingest="+srv.URL, s)
+	reqs := downThenBack(t, s, ex, &rec.Receiver, 5, 5)
 	if len(reqs) != 10 {
 		t.Errorf("%d requests for 5 intervals of 2 series: some sent twice", len(reqs))
 	}
-	for i := 1; i < len(reqs); i++ {
-		if reqs[i].TimeNanos < reqs[i-1].TimeNanos {
-			t.Errorf("out of order: %d after %d", reqs[i].TimeNanos, reqs[i-1].TimeNanos)
-		}
-	}
+	checkInOrder(t, reqs, true)
 
 	// 429, 500, then a refusal of the next interval's first series.
 	mu.Lock()
@@ -175,9 +115,9 @@ func TestPyroscopeIngestFaults(t *testing.T) {
 	mu.Unlock()
 	appendIntervals(t, s, t0.Add(time.Minute), 2, ex)
 	waitFor(t, "the last interval", func() bool { return len(rec.Requests()) == 12 })
-	if failures("rate_limited") != 1 || failures("server_error") != 1 || failures("rejected") != 1 {
+	if failures(ex, "rate_limited") != 1 || failures(ex, "server_error") != 1 || failures(ex, "rejected") != 1 {
 		t.Errorf("failures: rate_limited %v, server_error %v, rejected %v; want 1 each",
-			failures("rate_limited"), failures("server_error"), failures("rejected"))
+			failures(ex, "rate_limited"), failures(ex, "server_error"), failures(ex, "rejected"))
 	}
 	if got := testutil.ToFloat64(ex.opts.Metrics.skips.WithLabelValues("pyroscope-ingest", "rejected")); got != 1 {
 		t.Errorf("skipped %v, want 1", got)

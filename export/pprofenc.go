@@ -28,9 +28,23 @@ type seriesEncoder struct {
 	// Per series: what it uses, in first-use order, marked with stamp.
 	stamp                         uint32
 	usedLocs, usedFuncs, usedMaps []int32
-	strs                          map[string]int64
-	strList                       []string
-	msg, smp                      []byte // scratch: a message, a sample
+	// Strings are numbered once per interval (strIDs, strText), and each
+	// series numbers those it uses in first-use order: a series costs an
+	// array look-up per string, not a hash of it.
+	strIDs   map[string]int32
+	strText  []string
+	strMarks []uint32 // the stamp of the last series that used each
+	strIndex []int64  // its index in that series' string table
+	strOrder []int32  // the series' string table
+	funcStrs []funcStrings
+	msg, smp []byte // scratch: a message, a sample
+}
+
+// funcStrings are a function's name, system name and file name as
+// interval-wide string numbers, once known.
+type funcStrings struct {
+	known bool
+	ids   [3]int32
 }
 
 // objectIndex numbers an interval's locations, functions or mappings:
@@ -95,12 +109,24 @@ func (e *seriesEncoder) reset(p *profile.Profile) {
 	e.locBytes = e.locBytes[:0]
 	e.locArena = e.locArena[:0]
 	e.stamp = 0
+	if e.strIDs == nil {
+		e.strIDs = map[string]int32{}
+	}
+	clear(e.strIDs)
+	e.strIDs[""] = 0
+	e.strText = append(e.strText[:0], "")
+	e.strMarks = append(e.strMarks[:0], 0)
+	e.strIndex = append(e.strIndex[:0], 0)
+	clear(e.funcStrs)
+	e.funcStrs = e.funcStrs[:0]
 }
 
 // release drops the encoder's references to the interval, so that an idle
 // exporter does not keep it alive.
 func (e *seriesEncoder) release() {
 	e.p = nil
+	clear(e.strIDs)
+	clear(e.strText)
 	e.locs.release()
 	e.funcs.release()
 	e.maps.release()
@@ -137,14 +163,11 @@ func (e *seriesEncoder) encode(out []byte, samples []*profile.Sample) []byte {
 		clear(e.locs.marks)
 		clear(e.funcs.marks)
 		clear(e.maps.marks)
+		clear(e.strMarks)
 		e.stamp = 1
 	}
-	if e.strs == nil {
-		e.strs = map[string]int64{}
-	}
-	clear(e.strs)
-	e.strList = append(e.strList[:0], "")
-	e.strs[""] = 0
+	e.strOrder = e.strOrder[:0]
+	e.seriesStr(0) // index 0 is the empty string
 	e.usedLocs, e.usedFuncs, e.usedMaps = e.usedLocs[:0], e.usedFuncs[:0], e.usedMaps[:0]
 	p := e.p
 
@@ -187,7 +210,8 @@ func (e *seriesEncoder) encode(out []byte, samples []*profile.Sample) []byte {
 	if p.DefaultSampleType != "" {
 		out = appendVarintField(out, fProfileDefaultType, uint64(e.str(p.DefaultSampleType)))
 	}
-	for _, s := range e.strList {
+	for _, id := range e.strOrder {
+		s := e.strText[id]
 		out = appendTag(out, fProfileStringTable, 2)
 		out = binary.AppendUvarint(out, uint64(len(s)))
 		out = append(out, s...)
@@ -272,9 +296,23 @@ func (e *seriesEncoder) mapping(out []byte, i int32) []byte {
 func (e *seriesEncoder) function(out []byte, i int32) []byte {
 	f := e.funcAt(i)
 	b := appendVarintField(e.msg[:0], 1, uint64(i)+1)
-	b = appendVarintField(b, 2, uint64(e.str(f.Name)))
-	b = appendVarintField(b, 3, uint64(e.str(f.SystemName)))
-	b = appendVarintField(b, 4, uint64(e.str(f.Filename)))
+	for int(i) >= len(e.funcStrs) {
+		e.funcStrs = append(e.funcStrs, funcStrings{})
+	}
+	fs := &e.funcStrs[i]
+	if !fs.known {
+		// A name is rarely another function's too: it is numbered without
+		// a look-up, a repeat costing a few bytes in a series that has both.
+		fs.known, fs.ids[0] = true, e.newStrID(f.Name)
+		fs.ids[1] = fs.ids[0]
+		if f.SystemName != f.Name {
+			fs.ids[1] = e.strID(f.SystemName)
+		}
+		fs.ids[2] = e.strID(f.Filename)
+	}
+	b = appendVarintField(b, 2, uint64(e.seriesStr(fs.ids[0])))
+	b = appendVarintField(b, 3, uint64(e.seriesStr(fs.ids[1])))
+	b = appendVarintField(b, 4, uint64(e.seriesStr(fs.ids[2])))
 	b = appendVarintField(b, 5, uint64(f.StartLine))
 	e.msg = b
 	return appendBytesField(out, fProfileFunction, b)
@@ -297,14 +335,38 @@ func (e *seriesEncoder) valueType(out []byte, field int, vt *profile.ValueType) 
 	return appendBytesField(out, field, b)
 }
 
-func (e *seriesEncoder) str(s string) int64 {
-	if i, ok := e.strs[s]; ok {
-		return i
+// str returns s's index in the series' string table.
+func (e *seriesEncoder) str(s string) int64 { return e.seriesStr(e.strID(s)) }
+
+// strID numbers s within the interval.
+func (e *seriesEncoder) strID(s string) int32 {
+	if id, ok := e.strIDs[s]; ok {
+		return id
 	}
-	i := int64(len(e.strList))
-	e.strList = append(e.strList, s)
-	e.strs[s] = i
-	return i
+	id := e.newStrID(s)
+	e.strIDs[s] = id
+	return id
+}
+
+// newStrID numbers s within the interval, as a new string.
+func (e *seriesEncoder) newStrID(s string) int32 {
+	id := int32(len(e.strText))
+	e.strText = append(e.strText, s)
+	e.strMarks = append(e.strMarks, 0)
+	e.strIndex = append(e.strIndex, 0)
+	return id
+}
+
+// seriesStr returns the index of the interval's string id in the series'
+// string table, adding it there on first use.
+func (e *seriesEncoder) seriesStr(id int32) int64 {
+	if e.strMarks[id] == e.stamp {
+		return e.strIndex[id]
+	}
+	e.strMarks[id] = e.stamp
+	e.strIndex[id] = int64(len(e.strOrder))
+	e.strOrder = append(e.strOrder, id)
+	return e.strIndex[id]
 }
 
 // Protobuf wire helpers. Zero varints are left out, as proto3 does.

@@ -1,7 +1,6 @@
 package export
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -47,7 +46,24 @@ type pprofWriter struct {
 	// enc and raw are kept from one series and interval to the next.
 	enc seriesEncoder
 	raw []byte
+	// out holds the profiles of one request (see startRequest), kept from
+	// one request to the next: sending copies them.
+	out appendWriter
 }
+
+// appendWriter appends what is written to it to its bytes.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// pprofGzipLevel is the gzip level of the profiles sent: klauspost's
+// stateless mode, which on an interval's series (many profiles of 1-50 KB
+// each) took less CPU than its fastest level and made smaller output
+// (docs/benchmarks.md, "Export to Pyroscope and OTLP").
+const pprofGzipLevel = gzip.StatelessCompression
 
 func newPyroscope(t Target, creds credentials, tlsCfg *tls.Config) *pyroscope {
 	client, idle := newHTTPClient(t, creds, tlsCfg)
@@ -93,6 +109,7 @@ func (p *pyroscope) send(ctx context.Context, iv *interval, done func(profiles, 
 	p.pprof.enc.reset(iv.p)
 	defer p.pprof.enc.release()
 	for iv.sent < len(iv.series) {
+		p.pprof.startRequest()
 		req := &pushv1.PushRequest{}
 		size := 0
 		for i := iv.sent; i < len(iv.series) && size < maxPushBytes; i++ {
@@ -126,20 +143,27 @@ func (p *pyroscope) close() error {
 	return nil
 }
 
-// encode writes the samples of one series as a pprof profile, gzipped at
-// the fastest level unless gzip is off (see seriesEncoder). The result is
-// the caller's.
+// startRequest lets the profiles of the next request reuse the previous
+// one's room: call it once the previous request is sent, or given up.
+func (w *pprofWriter) startRequest() { w.out.b = w.out.b[:0] }
+
+// encode writes the samples of one series as a pprof profile, gzipped
+// unless gzip is off (see seriesEncoder). The result is valid until
+// startRequest.
 func (w *pprofWriter) encode(s Series) ([]byte, error) {
 	w.raw = w.enc.encode(w.raw[:0], s.Samples)
+	start := len(w.out.b)
 	if !w.gzip {
-		return append([]byte(nil), w.raw...), nil
+		w.out.b = append(w.out.b, w.raw...)
+		return w.out.b[start:len(w.out.b):len(w.out.b)], nil
 	}
-	// Sized for a gzipped pprof, a fifth to a tenth of the raw bytes.
-	buf := bytes.NewBuffer(make([]byte, 0, len(w.raw)/4+512))
 	if w.zw == nil {
-		w.zw, _ = gzip.NewWriterLevel(buf, gzip.BestSpeed)
+		var err error
+		if w.zw, err = gzip.NewWriterLevel(&w.out, pprofGzipLevel); err != nil {
+			return nil, err
+		}
 	} else {
-		w.zw.Reset(buf)
+		w.zw.Reset(&w.out)
 	}
 	if _, err := w.zw.Write(w.raw); err != nil {
 		return nil, err
@@ -147,7 +171,8 @@ func (w *pprofWriter) encode(s Series) ([]byte, error) {
 	if err := w.zw.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	// A full slice: the next profile is appended after it.
+	return w.out.b[start:len(w.out.b):len(w.out.b)], nil
 }
 
 // dedupeID names one series of one interval the same way at every try and

@@ -3,7 +3,7 @@ package export
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -61,29 +61,32 @@ func ParseTemplate(s string) (Template, error) {
 	return t, nil
 }
 
-func (t Template) render(smp *profile.Sample) string {
-	var b strings.Builder
+func (t Template) render(smp *profile.Sample) string { return string(t.appendRender(nil, smp)) }
+
+// appendRender appends the service name of smp to b.
+func (t Template) appendRender(b []byte, smp *profile.Sample) []byte {
+	start := len(b)
 	for _, p := range t.parts {
 		if p.label == "" {
-			b.WriteString(p.text)
+			b = append(b, p.text...)
 		} else {
-			b.WriteString(labelValue(smp, p.label))
+			b = appendLabelValue(b, smp, p.label)
 		}
 	}
-	if b.Len() == 0 {
-		return "unknown"
+	if len(b) == start {
+		b = append(b, "unknown"...)
 	}
-	return b.String()
+	return b
 }
 
-func labelValue(smp *profile.Sample, name string) string {
+func appendLabelValue(b []byte, smp *profile.Sample, name string) []byte {
 	if v := smp.Label[name]; len(v) > 0 {
-		return v[0]
+		return append(b, v[0]...)
 	}
 	if v := smp.NumLabel[name]; len(v) > 0 {
-		return strconv.FormatInt(v[0], 10)
+		return strconv.AppendInt(b, v[0], 10)
 	}
-	return ""
+	return b
 }
 
 // A Label is one exported label.
@@ -113,6 +116,13 @@ var droppedLabels = map[string]bool{schema.LabelTID: true, schema.LabelCgroup: t
 type labelPolicy struct {
 	service Template
 	keepPID bool
+	// key is the same for policies that export the same labels.
+	key string
+}
+
+func newLabelPolicy(serviceName string, keepPID bool) (labelPolicy, error) {
+	service, err := ParseTemplate(serviceName)
+	return labelPolicy{service: service, keepPID: keepPID, key: fmt.Sprintf("%q pid=%t", serviceName, keepPID)}, err
 }
 
 func (lp labelPolicy) exported(name string) bool {
@@ -123,43 +133,77 @@ func (lp labelPolicy) exported(name string) bool {
 }
 
 // split groups p's samples into series, sorted by their labels. The
-// samples are p's own, labels and all; backends copy what they send.
+// samples are p's own, labels and all; backends copy what they send, and
+// exporters with the same policy share the result (SharedHistory.split).
+// The samples of one process usually follow one another with the same
+// label maps, so a sample's key is built without allocating, and a
+// label's value is copied only for a new series.
 func (lp labelPolicy) split(p *profile.Profile) []Series {
 	byKey := make(map[string]int)
 	var out []Series
-	var key strings.Builder
-	var labels []Label
+	var key, service []byte
+	var labels []splitLabel
 	for _, smp := range p.Sample {
-		labels = labels[:0]
-		labels = append(labels, Label{LabelServiceName, lp.service.render(smp)})
+		service = lp.service.appendRender(service[:0], smp)
+		labels = append(labels[:0], splitLabel{name: LabelServiceName, service: true})
 		for name, v := range smp.Label {
 			if len(v) > 0 && v[0] != "" && lp.exported(name) {
-				labels = append(labels, Label{name, v[0]})
+				labels = append(labels, splitLabel{name: name, value: v[0]})
 			}
 		}
 		for name, v := range smp.NumLabel {
 			if len(v) > 0 && lp.exported(name) {
-				labels = append(labels, Label{name, strconv.FormatInt(v[0], 10)})
+				labels = append(labels, splitLabel{name: name, num: v[0], isNum: true})
 			}
 		}
-		sort.Slice(labels, func(i, j int) bool { return labels[i].Name < labels[j].Name })
-		key.Reset()
+		slices.SortFunc(labels, func(a, b splitLabel) int { return strings.Compare(a.name, b.name) })
+		key = key[:0]
 		for _, l := range labels {
-			key.WriteString(l.Name)
-			key.WriteByte(0)
-			key.WriteString(l.Value)
-			key.WriteByte(0)
+			key = append(key, l.name...)
+			key = append(key, 0)
+			key = l.appendValue(key, service)
+			key = append(key, 0)
 		}
-		i, ok := byKey[key.String()]
+		i, ok := byKey[string(key)]
 		if !ok {
 			i = len(out)
-			byKey[key.String()] = i
-			out = append(out, Series{Labels: append([]Label(nil), labels...)})
+			byKey[string(key)] = i
+			kept := make([]Label, len(labels))
+			for j, l := range labels {
+				kept[j] = Label{l.name, string(l.appendValue(nil, service))}
+			}
+			out = append(out, Series{Labels: kept})
 		}
 		out[i].Samples = append(out[i].Samples, smp)
 	}
-	sort.Slice(out, func(i, j int) bool { return lessLabels(out[i].Labels, out[j].Labels) })
+	slices.SortFunc(out, func(a, b Series) int {
+		switch {
+		case lessLabels(a.Labels, b.Labels):
+			return -1
+		case lessLabels(b.Labels, a.Labels):
+			return 1
+		}
+		return 0
+	})
 	return out
+}
+
+// A splitLabel is a label of one sample while split looks for its series:
+// its value stays where it is until a new series copies it.
+type splitLabel struct {
+	name, value    string
+	num            int64
+	isNum, service bool
+}
+
+func (l splitLabel) appendValue(b, service []byte) []byte {
+	switch {
+	case l.service:
+		return append(b, service...)
+	case l.isNum:
+		return strconv.AppendInt(b, l.num, 10)
+	}
+	return append(b, l.value...)
 }
 
 func lessLabels(a, b []Label) bool {

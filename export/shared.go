@@ -20,7 +20,22 @@ type SharedHistory struct {
 
 	freshMu sync.Mutex     // not mu: the daemon must not wait for a read
 	fresh   sharedInterval // the interval handed over by Stored
+
+	splitMu sync.Mutex
+	splits  []sharedSplit // newest last
 }
+
+// A sharedSplit is an interval's series as a label policy splits them:
+// exporters whose targets export the same labels send the same series.
+type sharedSplit struct {
+	p      *profile.Profile
+	policy string
+	series []Series
+}
+
+// sharedSplits bounds the splits held, as sharedIntervals bounds the
+// profiles: a few targets, each at most a step behind another.
+const sharedSplits = 4
 
 type sharedInterval struct {
 	key int64
@@ -53,4 +68,23 @@ func (s *SharedHistory) readRecent(ctx context.Context, ref storage.IntervalRef)
 	}
 	s.recent = append(s.recent, sharedInterval{ref.Key, p})
 	return p, nil
+}
+
+// split returns p's series under lp, split once for all the exporters
+// that share s and have the same label policy. The series are read only.
+func (s *SharedHistory) split(p *profile.Profile, lp labelPolicy) []Series {
+	s.splitMu.Lock()
+	defer s.splitMu.Unlock() // the second exporter waits for the first's split
+	for _, sp := range s.splits {
+		if sp.p == p && sp.policy == lp.key {
+			return sp.series
+		}
+	}
+	series := lp.split(p)
+	if len(s.splits) == sharedSplits {
+		copy(s.splits, s.splits[1:])
+		s.splits = s.splits[:sharedSplits-1]
+	}
+	s.splits = append(s.splits, sharedSplit{p, lp.key, series})
+	return series
 }

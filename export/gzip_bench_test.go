@@ -1,0 +1,111 @@
+package export
+
+import (
+	"context"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/ember-profiler/ember/storage"
+)
+
+// BenchmarkPprofGzip gzips the Pyroscope series of stored intervals, one
+// stream per series as they are sent, at the levels weighed for
+// pprofGzipLevel, and as one stream; an op is an interval. It reads the
+// store named by EMBER_BENCH_STORE (e.g. one made by ember-backfill):
+//
+//	EMBER_BENCH_STORE=DIR go test ./export/ -run '^$' -bench PprofGzip
+func BenchmarkPprofGzip(b *testing.B) {
+	dir := os.Getenv("EMBER_BENCH_STORE")
+	if dir == "" {
+		b.Skip("EMBER_BENCH_STORE names no store")
+	}
+	s, err := storage.Open(storage.Options{Dir: dir, MinFreeDiskBytes: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	policy, _ := newLabelPolicy(DefaultServiceName, false)
+	refs, _ := s.IntervalsAfter(0, 40)
+	var intervals [][][]byte // the raw pprof of each series of each interval
+	raw := 0
+	for _, ref := range refs {
+		p, err := s.ReadInterval(context.Background(), ref)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var enc seriesEncoder
+		enc.reset(p)
+		var series [][]byte
+		for _, sr := range policy.split(p) {
+			series = append(series, enc.encode(nil, sr.Samples))
+			raw += len(series[len(series)-1])
+		}
+		intervals = append(intervals, series)
+	}
+	if len(intervals) == 0 {
+		b.Skip("an empty store")
+	}
+	for _, level := range []struct {
+		name  string
+		level int
+	}{{"fastest", gzip.BestSpeed}, {"stateless", gzip.StatelessCompression}, {"huffman-only", gzip.HuffmanOnly}} {
+		b.Run(level.name, func(b *testing.B) {
+			var out appendWriter
+			zw, _ := gzip.NewWriterLevel(&out, level.level)
+			gzipped := 0
+			cpu0 := processCPU()
+			for i := 0; b.Loop(); i++ {
+				for _, series := range intervals[i%len(intervals)] {
+					out.b = out.b[:0]
+					zw.Reset(&out)
+					zw.Write(series)
+					zw.Close()
+					if i < len(intervals) {
+						gzipped += len(out.b)
+					}
+				}
+			}
+			// CPU, not wall time: the host is shared, and GC counts.
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+			b.ReportMetric(float64(raw)/float64(len(intervals))/1024, "rawKB/op")
+			if b.N >= len(intervals) {
+				b.ReportMetric(100*float64(gzipped)/float64(raw), "%gzipped")
+			}
+		})
+	}
+	// One stream an interval, as gzip of a whole push request (Connect's
+	// Content-Encoding) would be, with the profiles inside left raw.
+	b.Run("one-stream-fastest", func(b *testing.B) {
+		var out appendWriter
+		zw, _ := gzip.NewWriterLevel(&out, gzip.BestSpeed)
+		gzipped := 0
+		cpu0 := processCPU()
+		for i := 0; b.Loop(); i++ {
+			out.b = out.b[:0]
+			zw.Reset(&out)
+			for _, series := range intervals[i%len(intervals)] {
+				zw.Write(series)
+			}
+			zw.Close()
+			if i < len(intervals) {
+				gzipped += len(out.b)
+			}
+		}
+		b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+		if b.N >= len(intervals) {
+			b.ReportMetric(100*float64(gzipped)/float64(raw), "%gzipped")
+		}
+	})
+}
+
+// processCPU is the CPU time of the whole process, garbage collection
+// included.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
