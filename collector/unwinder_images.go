@@ -120,8 +120,11 @@ func (u *unwindTables) samplerHas(p *model.Process) bool {
 	n := min(int(rec.Ranges), len(rec.R))
 	for i := range p.Mappings {
 		m := &p.Mappings[i]
-		if m.Limit > 1<<47 {
-			continue // the vsyscall page gets no range
+		if m.Limit > 1<<47 || m.Path == "[uprobes]" {
+			// The vsyscall page gets no range; nor, here, the page where
+			// the loader probe's instruction runs out of line, mapped into
+			// every process that hit it: a pc is there for one step.
+			continue
 		}
 		found := false
 		for j := range n {
