@@ -43,7 +43,7 @@ type callTree struct {
 	// line beside its frame ID in arena, for hottestLines.
 	arena, lines []int32
 	stacks       []stack
-	density      []float64 // by node, for keep: see selfDensity
+	density      []float32 // by node, for keep: see selfDensity
 }
 
 // stack is one sample's root-first path: frame IDs arena[start:end].
@@ -357,9 +357,13 @@ func sortNodes(t *callTree, nodes []int32) {
 // "(other)" is at most enough (never when enough is negative). It returns,
 // per node, -1 if it is not kept and the number of its children not kept
 // if it is, the number of nodes kept, and the nodes the output takes
-// (those and the "(other)" ones).
-func (t *callTree) keep(budget int, enough int64) (kept []int32, count, used int) {
-	kept = make([]int32, len(t.frameOf))
+// (those and the "(other)" ones). It writes into buf when buf is as long
+// as the tree (a day's tree is a million nodes).
+func (t *callTree) keep(budget int, enough int64, buf []int32) (kept []int32, count, used int) {
+	kept = buf
+	if len(kept) != len(t.frameOf) {
+		kept = make([]int32, len(t.frameOf))
+	}
 	for i := range kept {
 		kept[i] = -1
 	}
@@ -409,7 +413,7 @@ func (t *callTree) keep(budget int, enough int64) (kept []int32, count, used int
 // (container/heap would box every node in an interface: an allocation each.)
 type nodeHeap struct {
 	t       *callTree
-	density []float64 // by node: see selfDensity
+	density []float32 // by node: see selfDensity
 	nodes   []int32
 }
 
@@ -421,9 +425,12 @@ type nodeHeap struct {
 // path is, and a wide node whose value is spread over thousands of small
 // leaves shows little per node. (On a recorded busy hour, 100,000 nodes
 // left 18.6% in "(other)" by total and 11.2% by this: docs/benchmarks.md.)
-func (t *callTree) selfDensity() []float64 {
-	sum := make([]int64, len(t.total))
-	n := make([]int64, len(t.total))
+//
+// Float32 densities and int32 sizes: 8 bytes a node, for a day's tree of
+// a million nodes.
+func (t *callTree) selfDensity() []float32 {
+	density := make([]float32, len(t.total))
+	size := make([]int32, len(t.total)) // of the subtree density[i] is of
 	var kids []int32
 	for i := len(t.total) - 1; i >= 0; i-- {
 		self := t.total[i]
@@ -432,19 +439,15 @@ func (t *callTree) selfDensity() []float64 {
 			self -= t.total[c]
 			kids = append(kids, c)
 		}
-		slices.SortFunc(kids, func(a, b int32) int { return cmp.Compare(float64(sum[b])*float64(n[a]), float64(sum[a])*float64(n[b])) })
-		s, k := self, int64(1)
+		slices.SortFunc(kids, func(a, b int32) int { return cmp.Compare(density[b], density[a]) })
+		sum, k := float64(self), int32(1)
 		for _, c := range kids {
-			if float64(sum[c])*float64(k) <= float64(s)*float64(n[c]) {
+			if float64(density[c])*float64(k) <= sum {
 				break
 			}
-			s, k = s+sum[c], k+n[c]
+			sum, k = sum+float64(density[c])*float64(size[c]), k+size[c]
 		}
-		sum[i], n[i] = s, k
-	}
-	density := make([]float64, len(t.total))
-	for i := range density {
-		density[i] = float64(sum[i]) / float64(n[i])
+		density[i], size[i] = float32(sum/float64(k)), k
 	}
 	return density
 }

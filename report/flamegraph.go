@@ -369,13 +369,13 @@ func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
 // hold at most its share (all of the cap when even that is not enough).
 func (t *callTree) flameGraphWithin(o FlameOptions) *FlameGraph {
 	maxNodes := max(o.MaxNodes, MinNodes)
-	kept, count, _ := t.keep(maxNodes, -1)
+	kept, count, _ := t.keep(maxNodes, -1, nil)
 	enough := int64(o.MaxOtherShare * float64(t.total[0]))
 	if o.MaxOtherShare > 0 && maxNodes < o.NodeCap && t.prunedValue(kept) > enough {
 		// One choice up to the cap, stopped when enough is shown: the
 		// same order as a smaller budget's, without trying budgets in
 		// turn (each try was a fifth of a flat hour's flame graph).
-		kept, count, maxNodes = t.keep(o.NodeCap, enough)
+		kept, count, maxNodes = t.keep(o.NodeCap, enough, kept)
 	}
 	fg := t.flameGraph(kept, count)
 	fg.MaxNodes = maxNodes
