@@ -409,7 +409,8 @@ func (t *callTree) keep(budget int, enough int64, buf []int32) (kept []int32, co
 }
 
 // nodeHeap is a binary heap of candidate nodes, highest density first,
-// then largest total, then lowest node index (creation order) for a stable choice among equals.
+// then largest total, then lowest node index (creation order) for a
+// stable choice among equals.
 // (container/heap would box every node in an interface: an allocation each.)
 type nodeHeap struct {
 	t       *callTree
