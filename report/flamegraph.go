@@ -37,7 +37,8 @@ const topFunctions = 1000
 // precedes its children, so Parent[i] < i. For every node,
 // Total = Self + the sum of its children's Total.
 //
-// Pruning keeps the largest nodes (by Total) within MaxNodes. Every parent
+// Pruning keeps within MaxNodes the nodes that show the most value per
+// node (see callTree.selfDensity), then the largest. Every parent
 // that lost children gets one last child named "(other)", with file and
 // binary "" and line 0, whose Self and Total are the sum of what was pruned
 // there; so totals still add up. Pruned.Nodes counts the call-tree nodes
@@ -364,27 +365,17 @@ func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
 }
 
 // flameGraphWithin is the flame graph of t within o's node budget, grown
-// as o allows until "(other)" holds at most its share.
+// as o allows, up to o.NodeCap, to the nodes it takes for "(other)" to
+// hold at most its share (all of the cap when even that is not enough).
 func (t *callTree) flameGraphWithin(o FlameOptions) *FlameGraph {
 	maxNodes := max(o.MaxNodes, MinNodes)
-	kept, count := t.keep(maxNodes)
-	tooMuch := func(kept []int32) bool {
-		return float64(t.prunedValue(kept)) > o.MaxOtherShare*float64(t.total[0])
-	}
-	if o.MaxOtherShare > 0 && maxNodes < o.NodeCap && tooMuch(kept) {
-		// The cap first: when even it leaves too much in "(other)", as on
-		// a flat busy host, the budgets between need not be tried (each
-		// try was a fifth of a flat hour's flame graph).
-		capKept, capCount := t.keep(o.NodeCap)
-		capTooMuch := tooMuch(capKept)
-		for maxNodes < o.NodeCap && tooMuch(kept) {
-			maxNodes = min(o.NodeCap, 2*maxNodes)
-			if maxNodes == o.NodeCap || capTooMuch {
-				maxNodes, kept, count = o.NodeCap, capKept, capCount
-				break
-			}
-			kept, count = t.keep(maxNodes)
-		}
+	kept, count, _ := t.keep(maxNodes, -1, nil)
+	enough := int64(o.MaxOtherShare * float64(t.total[0]))
+	if o.MaxOtherShare > 0 && maxNodes < o.NodeCap && t.prunedValue(kept) > enough {
+		// One choice up to the cap, stopped when enough is shown: the
+		// same order as a smaller budget's, without trying budgets in
+		// turn (each try was a fifth of a flat hour's flame graph).
+		kept, count, maxNodes = t.keep(o.NodeCap, enough, kept)
 	}
 	fg := t.flameGraph(kept, count)
 	fg.MaxNodes = maxNodes

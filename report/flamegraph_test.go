@@ -345,3 +345,39 @@ func TestFlameGraphFunctions(t *testing.T) {
 		}
 	}
 }
+
+// TestFlameGraphPruningShowsSelf: a budget goes to the nodes that show
+// value with names, not to wide nodes whose value is spread over more
+// leaves than fit. Fifty functions each call ten leaves of 2 (1,000 in
+// all, 550 nodes); thirty call one leaf of 15 (450, 60 nodes). Keeping
+// the widest first spent 62 nodes on the fifty, each with an "(other)",
+// and left everything in "(other)"; the thirty pairs fit.
+func TestFlameGraphPruningShowsSelf(t *testing.T) {
+	b := profiletest.NewBuilder()
+	for i := range 50 {
+		for j := range 10 {
+			b.Add(2, "leaf"+itoa(int64(i*10+j)), "spread"+itoa(int64(i)))
+		}
+	}
+	for i := range 30 {
+		b.Add(15, "hot"+itoa(int64(i)), "caller"+itoa(int64(i)))
+	}
+	fg, err := NewFlameGraph(context.Background(), b.P, "", 62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, fg, 62)
+	if fg.Pruned.Value != 1000 {
+		t.Errorf("62 nodes leave %d of %d in (other); want 1000, the thirty pairs shown", fg.Pruned.Value, fg.Total)
+	}
+	// Grown until (other) is at most 10%: the pairs, then enough of the
+	// fifty, 534 nodes in all (doubling the budget took 992).
+	grown, err := NewFlameGraphWith(context.Background(), b.P, FlameOptions{MaxNodes: 62, MaxOtherShare: 0.1, NodeCap: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, grown, grown.MaxNodes)
+	if share := float64(grown.Pruned.Value) / float64(grown.Total); share > 0.1 || grown.MaxNodes != 534 {
+		t.Errorf("grown to %d nodes, %.3f in (other)", grown.MaxNodes, share)
+	}
+}

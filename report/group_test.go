@@ -104,8 +104,10 @@ func TestFlameGraphMaxOtherShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkInvariants(t, fg, fg.MaxNodes)
-	if share := float64(fg.Pruned.Value) / float64(fg.Total); share > 0.1 || fg.MaxNodes != 96 {
-		t.Errorf("budget %d leaves %.2f in (other), want 96 and at most 0.10", fg.MaxNodes, share)
+	// The budget grows to what it takes: root, main, 90 leaves and an
+	// "(other)" for the last 10 (it doubled to 96 before).
+	if share := float64(fg.Pruned.Value) / float64(fg.Total); share > 0.1 || fg.MaxNodes != 93 {
+		t.Errorf("budget %d leaves %.2f in (other), want 93 and at most 0.10", fg.MaxNodes, share)
 	}
 	capped, _ := NewFlameGraphWith(context.Background(), b.P, FlameOptions{MaxNodes: 12, MaxOtherShare: 0.1, NodeCap: 30})
 	if capped.MaxNodes != 30 {

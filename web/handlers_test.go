@@ -79,7 +79,7 @@ func TestBadRequests(t *testing.T) {
 		{"/debug/pprof/profile?seconds=1&query=" + bad, 400, "query"},
 		{"/api/v1/flamegraph?max_nodes=many", 400, "max_nodes"},
 		{"/api/v1/flamegraph?max_nodes=1", 400, "max_nodes"},
-		{"/api/v1/flamegraph?max_nodes=100001", 400, "max_nodes"},
+		{"/api/v1/flamegraph?max_nodes=131073", 400, "max_nodes"}, // Limits.MaxNodes + 1
 		{"/api/v1/flamegraph?sample_type=alloc_space", 400, "sample_type"},
 		{"/api/v1/flamegraph?group_by=no-such", 400, "group_by"},
 		{"/api/v1/flamegraph?max_other=2", 400, "max_other"},

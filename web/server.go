@@ -32,7 +32,7 @@
 //	                                     type (cpu, offcpu) is the sample type it opens with
 //	/debug/pprof/profile?seconds&query   live profile of the next seconds (default 30, max 300)
 //	/api/v1/flamegraph?from&to&query&max_nodes&sample_type&group_by&max_other
-//	                                     call tree as JSON, see FlameGraph (max_nodes default 8192, 2..100000);
+//	                                     call tree as JSON, see FlameGraph (max_nodes default 8192, 2..131072);
 //	                                     group_by=comm puts each comm's stacks under a node of its own;
 //	                                     max_other=0.1 grows the budget until (other) holds at most 10%
 //	/api/v1/diff?from&to&query&base_from&base_to&base_query&order_by&limit&sample_type
@@ -159,7 +159,7 @@ type Limits struct {
 	MaxLiveProfiles      int           // live profiles at once: 2 (429 past it)
 	MaxLiveSeconds       int           // longest live profile: 300 s
 	DefaultMaxNodes      int           // flame graph node budget: 8192
-	MaxNodes             int           // largest max_nodes a client may ask: 100,000
+	MaxNodes             int           // largest max_nodes a client may ask, and how far max_other may grow a budget: 131,072
 	MaxPoints            int           // most points per series: query.MaxSeriesPoints (10,000), which it may not exceed
 	MaxSeries            int           // most series per response: 1,000
 	MaxDiffFrames        int           // most frames a diff may return: 10,000
@@ -199,7 +199,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxLiveProfiles, 2)
 	def(&l.MaxLiveSeconds, 300)
 	def(&l.DefaultMaxNodes, 8192)
-	def(&l.MaxNodes, 100_000)
+	def(&l.MaxNodes, 1<<17) // a recorded busy hour needs 112,692 nodes for (other) at 10%: docs/benchmarks.md
 	def(&l.MaxPoints, query.MaxSeriesPoints)
 	def(&l.MaxSeries, 1000)
 	def(&l.MaxDiffFrames, 10_000)
