@@ -23,21 +23,13 @@ func TestPythonQualnames(t *testing.T) {
 		total, a, b, bare, rooted uint64
 	}
 	var runs []*run
-	var pids []uint32
-	for minor := 8; minor <= 10; minor++ {
-		var exe string
-		t.Run(fmt.Sprintf("find 3.%d", minor), func(t *testing.T) { exe = pythonBuild(t, minor) })
-		if exe == "" {
-			continue
-		}
-		r := &run{minor: minor, pid: uint32(startFixture(t, exe, script).Process.Pid)}
-		runs, pids = append(runs, r), append(pids, r.pid)
-	}
-	if len(runs) == 0 {
+	started := startPythons(t, 8, 10, script)
+	if len(started) == 0 {
 		t.Skip("no CPython 3.8-3.10 build to run")
 	}
-	for _, r := range runs {
-		testenv.WaitCPU(t, int(r.pid), 100*time.Millisecond)
+	var pids []uint32
+	for _, p := range started {
+		runs, pids = append(runs, &run{minor: p.minor, pid: p.pid}), append(pids, p.pid)
 	}
 	c := newCollector(t, Config{PIDs: pids, FrequencyHz: 999})
 	if _, err := c.Drain(); err != nil {

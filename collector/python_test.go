@@ -281,6 +281,29 @@ func checkLines(py []model.Frame, marks map[string]int64) []string {
 	return bad
 }
 
+// startedPython is a script running under CPython 3.minor.
+type startedPython struct {
+	minor int
+	pid   uint32
+}
+
+// startPythons starts script under each CPython 3.from to 3.to found, and
+// returns them once each has run a moment.
+func startPythons(t *testing.T, from, to int, script string) []startedPython {
+	var started []startedPython
+	for minor := from; minor <= to; minor++ {
+		var exe string
+		t.Run(fmt.Sprintf("find 3.%d", minor), func(t *testing.T) { exe = pythonBuild(t, minor) })
+		if exe != "" {
+			started = append(started, startedPython{minor, uint32(startFixture(t, exe, script).Process.Pid)})
+		}
+	}
+	for _, p := range started {
+		testenv.WaitCPU(t, int(p.pid), 100*time.Millisecond)
+	}
+	return started
+}
+
 // TestPythonSubinterpreters: a thread that runs Python in the main
 // interpreter and in a sub-interpreter has a thread state in each; its
 // samples must show the one it runs, half and half.
@@ -293,21 +316,13 @@ func TestPythonSubinterpreters(t *testing.T) {
 		total, main, sub, rooted uint64
 	}
 	var runs []*run
-	var pids []uint32
-	for minor := 11; minor <= 13; minor++ {
-		var exe string
-		t.Run(fmt.Sprintf("find 3.%d", minor), func(t *testing.T) { exe = pythonBuild(t, minor) })
-		if exe == "" {
-			continue
-		}
-		r := &run{minor: minor, pid: uint32(startFixture(t, exe, script).Process.Pid)}
-		runs, pids = append(runs, r), append(pids, r.pid)
-	}
-	if len(runs) == 0 {
+	started := startPythons(t, 11, 13, script)
+	if len(started) == 0 {
 		t.Skip("no CPython build with sub-interpreters to run")
 	}
-	for _, r := range runs {
-		testenv.WaitCPU(t, int(r.pid), 100*time.Millisecond)
+	var pids []uint32
+	for _, p := range started {
+		runs, pids = append(runs, &run{minor: p.minor, pid: p.pid}), append(pids, p.pid)
 	}
 	c := newCollector(t, Config{PIDs: pids, FrequencyHz: 999})
 	if _, err := c.Drain(); err != nil {
