@@ -19,9 +19,9 @@ import (
 // page and then ended "no mapping" at main's caller in libc, the walk's
 // one lookup spent; why libc's range was missing then is not known yet.)
 func TestUnwindLateJIT(t *testing.T) {
-	path, _ := filepath.Abs("../testdata/unwind/jit-late")
+	path, _ := filepath.Abs("../testdata/unwind/jit")
 	syms := loadExeSymbols(t, path)
-	cmd := startFixture(t, path, untilKilled)
+	cmd := startFixture(t, path, untilKilled, "late")
 	pid := uint32(cmd.Process.Pid)
 	c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
 	chain := []string{"hot", "run", "main", "_start"}

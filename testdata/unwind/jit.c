@@ -2,8 +2,11 @@
 // compiler would, and spends its time in a C function called from there:
 // main -> run -> [jit code, frame pointer, no file] -> hot. The JIT code has
 // no unwind table, so the walk crosses it by its frame pointer.
+// With "late", it maps a new page of that code every 20 ms, as V8 does while
+// it compiles: most samples land under a page mapped after the profiler last
+// read the mappings.
 //
-// Usage: jit [seconds]   (default 10)
+// Usage: jit [seconds [late]]   (default 10)
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,20 +34,36 @@ __attribute__((noinline)) void hot(void) {
 // push %rbp; mov %rsp,%rbp; call *%rdi; pop %rbp; ret
 static const unsigned char trampoline[] = {0x55, 0x48, 0x89, 0xe5, 0xff, 0xd7, 0x5d, 0xc3};
 
-__attribute__((noinline)) void run(void (*jitted)(void (*)(void)), int64_t end) {
-	while (now_nanos() < end)
-		jitted(hot);
+typedef void (*jitted)(void (*)(void));
+
+// compile maps a page holding the trampoline. Pages are never unmapped,
+// so that no new one lands where an old one was.
+static jitted compile(void) {
+	unsigned char *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (code == MAP_FAILED)
+		exit(1);
+	memcpy(code, trampoline, sizeof(trampoline));
+	if (mprotect(code, 4096, PROT_READ | PROT_EXEC))
+		exit(1);
+	return (jitted)code;
+}
+
+__attribute__((noinline)) void run(int64_t end, int late) {
+	jitted code = compile();
+	int64_t next = now_nanos() + 20000000;
+	for (int64_t now; (now = now_nanos()) < end;) {
+		if (late && now >= next) {
+			code = compile();
+			next = now + 20000000;
+		}
+		code(hot);
+	}
 	sink++;
 }
 
 int main(int argc, char **argv) {
 	int seconds = argc > 1 ? atoi(argv[1]) : 10;
-	unsigned char *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (code == MAP_FAILED)
-		return 1;
-	memcpy(code, trampoline, sizeof(trampoline));
-	if (mprotect(code, 4096, PROT_READ | PROT_EXEC))
-		return 1;
-	run((void (*)(void (*)(void)))code, now_nanos() + (int64_t)seconds * 1000000000);
+	int late = argc > 2 && strcmp(argv[2], "late") == 0;
+	run(now_nanos() + (int64_t)seconds * 1000000000, late);
 	return 0;
 }
