@@ -100,7 +100,10 @@ func (u *unwindTables) removeImageLocked(pid uint32) *bpf.SamplerImageRecord {
 	u.maps.deleteImage(pid)
 	if in := u.installs[pid]; in == nil || in.bySampler {
 		u.maps.deleteProc(pid)
-		delete(u.installs, pid) // read again if it asks: this side installs then
+		if in != nil {
+			u.releaseTablesLocked(in)
+			delete(u.installs, pid) // read again if it asks: this side installs then
+		}
 	}
 	u.stats.SamplerInstallsRemoved++
 	u.rangesChangedLocked()
@@ -143,13 +146,54 @@ func (u *unwindTables) samplerHas(p *model.Process) bool {
 	if old != nil && !old.bySampler {
 		return false // this side's own ranges are in: replace them as usual
 	}
+	// The tables it uses are referenced as this side's installs reference
+	// theirs, so that they are not idle while it runs.
+	byStart := make(map[uint32]*loadedTable, len(u.tables))
+	for _, t := range u.tables {
+		if t.count > 0 || t.framePointers {
+			if _, dup := byStart[t.start]; dup {
+				byStart[t.start] = nil // two tables at one word: cannot tell
+				continue
+			}
+			byStart[t.start] = t
+		}
+	}
+	var used []*loadedTable
+	for j := range n {
+		t := byStart[rec.R[j].Table]
+		if t == nil {
+			return false
+		}
+		if !slices.Contains(used, t) {
+			used = append(used, t)
+		}
+	}
 	next := &installedProc{execSeq: p.ExecSeq, installed: time.Now(), bySampler: true}
-	if old != nil && old.execSeq == p.ExecSeq {
-		next.refreshes = old.refreshes
+	for _, t := range used {
+		if t.refs++; !t.idleSince.IsZero() {
+			t.idleSince = time.Time{}
+			u.stats.IdleReused++
+		}
+		next.tables = append(next.tables, t.id)
+	}
+	if old != nil {
+		if old.execSeq == p.ExecSeq {
+			next.refreshes = old.refreshes
+		}
+		u.releaseTablesLocked(old)
 	}
 	u.installs[p.PID] = next
 	u.stats.SamplerInstallsKept++
 	return true
+}
+
+// releaseTablesLocked drops an install's references to its tables.
+func (u *unwindTables) releaseTablesLocked(in *installedProc) {
+	for _, id := range in.tables {
+		if t := u.tables[id]; t != nil {
+			u.release(t)
+		}
+	}
 }
 
 // imageSweepEvery is how many drains pass between looks for images whose

@@ -195,11 +195,31 @@ func TestSamplerInstallKept(t *testing.T) {
 		t.Error("a partial sampler install was left as it was")
 	}
 
-	// A kept install goes at exit with the record, unwind_procs included.
+	// A kept install holds its table as this side's installs do, and goes
+	// at exit with the record, unwind_procs included.
+	refs := func() int {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		for _, tbl := range u.tables {
+			if tbl.start == fu.Table && tbl.count > 0 {
+				return tbl.refs
+			}
+		}
+		t.Fatal("the library's table is gone")
+		return 0
+	}
 	record(400, 0)
+	before = puts()
+	held := refs()
 	u.install(newProcess(400, 1, lib), alwaysAlive)
+	if puts() != before || refs() != held+1 {
+		t.Errorf("kept install: %d ranges put, table references %d -> %d", puts()-before, held, refs())
+	}
 	if rec := u.remove(400); rec == nil {
 		t.Error("the exit did not give back the sampler's record")
+	}
+	if refs() != held {
+		t.Errorf("the exit left the table with %d references, want %d", refs(), held)
 	}
 	if _, ok := maps.procs[400]; ok || len(maps.rangesOf(400)) != 0 {
 		t.Error("the exit of a kept install left ranges or the unwind_procs entry")
