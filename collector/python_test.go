@@ -20,23 +20,14 @@ const pythonFixture = "../testdata/python/burn.py"
 // test when there is none, unless in CI, where every version must be.
 func pythonBuild(t *testing.T, minor int) string {
 	t.Helper()
-	root := os.Getenv("PYENV_ROOT")
-	if root == "" {
-		if out, err := exec.Command("pyenv", "root").Output(); err == nil {
-			root = strings.TrimSpace(string(out))
-		} else {
-			home, _ := os.UserHomeDir()
-			root = filepath.Join(home, ".pyenv")
-		}
-	}
-	exes, _ := filepath.Glob(filepath.Join(root, "versions", fmt.Sprintf("3.%d.*", minor), "bin", fmt.Sprintf("python3.%d", minor)))
-	if len(exes) == 0 {
+	exe, root := testenv.PyenvPython(minor)
+	if exe == "" {
 		if testenv.InCI() {
 			t.Fatalf("no pyenv build of CPython 3.%d under %s", minor, root)
 		}
 		t.Skipf("no pyenv build of CPython 3.%d under %s", minor, root)
 	}
-	return exes[len(exes)-1]
+	return exe
 }
 
 // debianPython returns Debian's /usr/bin/python3 when it is a CPython

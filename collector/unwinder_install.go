@@ -38,6 +38,9 @@ type installedProc struct {
 // install gives a process image its ranges, loading the tables of its files
 // as needed. Called again for the same image (new mappings), it replaces them.
 func (u *unwindTables) install(p *model.Process, alive func(pid, execSeq uint32) bool) {
+	if u.keptSamplerInstall(p, alive) {
+		return
+	}
 	u.installFrom(queuedInstall{p, u.snapshotSeq.Add(1)}, alive, true)
 }
 
@@ -47,9 +50,6 @@ func (u *unwindTables) install(p *model.Process, alive func(pid, execSeq uint32)
 func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint32) bool, mayBuild bool) bool {
 	p := q.p
 	if p == nil || p.SnapshotErr != nil || p.Exited {
-		return true
-	}
-	if u.keptSamplerInstall(p, alive) {
 		return true
 	}
 	start := time.Now()

@@ -41,23 +41,11 @@ func readOracle(t *testing.T, raw []byte) []oracleCode {
 // failure in CI, where every version must be installed).
 func pyenvPython(t testing.TB, minor int) string {
 	t.Helper()
-	root := os.Getenv("PYENV_ROOT")
-	if root == "" {
-		if out, err := exec.Command("pyenv", "root").Output(); err == nil {
-			root = strings.TrimSpace(string(out))
-		} else {
-			home, _ := os.UserHomeDir()
-			root = filepath.Join(home, ".pyenv")
-		}
+	exe, root := testenv.PyenvPython(minor)
+	if exe == "" && testenv.InCI() {
+		t.Errorf("no pyenv build of CPython 3.%d under %s", minor, root)
 	}
-	exes, _ := filepath.Glob(filepath.Join(root, "versions", fmt.Sprintf("3.%d.*", minor), "bin", fmt.Sprintf("python3.%d", minor)))
-	if len(exes) == 0 {
-		if testenv.InCI() {
-			t.Errorf("no pyenv build of CPython 3.%d under %s", minor, root)
-		}
-		return ""
-	}
-	return exes[len(exes)-1]
+	return exe
 }
 
 // agreement compares the finder with the oracle on one file: it fails on
