@@ -15,6 +15,7 @@ func (s *Store) Counters() Stats {
 		WriteErrors:        s.writeErrors.Load(),
 		DiskFullRejections: s.diskFullRejections.Load(),
 		Dictionary:         dict,
+		Paths:              s.paths.stats(),
 	}
 }
 

@@ -144,14 +144,32 @@ func (g *growableIDSet) members() []uint32 {
 	return out
 }
 
-// namePaths reads the stacks of sums from the dictionary and writes each
-// sample's root-first frames to out, each distinct frame once.
+// namePaths writes each sample's root-first frames to out, each distinct
+// frame once: stacks named by an earlier query from the path cache, the
+// others read from the dictionary and then added to the cache.
 func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) error {
-	stackIDs := make([]uint32, len(sums.recs))
+	ids := make([]uint32, len(sums.recs))
 	for i := range sums.recs {
-		stackIDs[i] = sums.recs[i].stack
+		ids[i] = sums.recs[i].stack
 	}
-	fd, err := s.loadFlameDict(txn, sortedIDs(stackIDs))
+	ids = sortedIDs(ids)
+	leaves := make([]int32, len(ids))
+	missing := len(ids)
+	var snap pathSnapshot
+	if s.paths != nil {
+		snap, missing = s.paths.lookup(ids, leaves)
+	} else {
+		for i := range leaves {
+			leaves[i] = -1
+		}
+	}
+	missIDs := make([]uint32, 0, missing)
+	for i, id := range ids {
+		if leaves[i] < 0 {
+			missIDs = append(missIDs, id)
+		}
+	}
+	fd, err := s.loadFlameDict(txn, missIDs)
 	if err != nil {
 		return fmt.Errorf("storage: read dictionary: %w", err)
 	}
@@ -160,18 +178,31 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 		return err
 	}
 	fd.locs, fd.lines, fd.funcs, fd.funcIDs, fd.hasFunc = nil, nil, nil, nil, nil
-	// Room for every sample's frames: one per location, more where calls
-	// were inlined. Counted, not guessed from the encoded length: IDs take
-	// two or three bytes each, and that guess held a day's paths twice over
-	// (25 of a 24 h query's 36 MiB).
-	stackIndex := make([]int32, len(sums.recs))
+	// Each sample's stack: a node of the snapshot, or ^index in fd.stacks.
+	// Room for every sample's frames, counted, not guessed from the encoded
+	// length: that guess held a day's paths twice over.
+	source := make([]int32, len(sums.recs))
+	depths := make([]int32, len(ids)) // of cached stacks, by index in ids; -1: not yet walked
+	for i := range depths {
+		depths[i] = -1
+	}
 	total := 0
 	for i := range sums.recs {
-		j, ok := slices.BinarySearch(fd.stackIDs, sums.recs[i].stack)
-		if !ok || !fd.hasStack[j] {
-			return fmt.Errorf("storage: unknown stack %d", sums.recs[i].stack)
+		id := sums.recs[i].stack
+		k, _ := slices.BinarySearch(ids, id)
+		if leaf := leaves[k]; leaf >= 0 {
+			if depths[k] < 0 {
+				depths[k] = int32(snap.depth(leaf))
+			}
+			source[i] = leaf
+			total += int(depths[k])
+			continue
 		}
-		stackIndex[i] = int32(j)
+		j, ok := slices.BinarySearch(fd.stackIDs, id)
+		if !ok || !fd.hasStack[j] {
+			return fmt.Errorf("storage: unknown stack %d", id)
+		}
+		source[i] = ^int32(j)
 		total += stackLen(fd.stacks[j])
 	}
 	if out.GroupSlots {
@@ -181,26 +212,94 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 	out.Paths = make([]int32, 0, total)
 	out.Lines = make([]int32, 0, total)
 	out.Samples = make([]query.StackSample, 0, len(sums.recs))
-	var ids []uint32
+	cached := newCachedFrames(snap.frames, out.Frames)
+	// Where each stack read from the dictionary was first written, to add
+	// it to the cache afterwards.
+	firstAt := make([]query.StackSample, len(fd.stackIDs))
+	var stackLocs []uint32
 	for i := range sums.recs {
 		r := &sums.recs[i]
-		if ids, err = decodeStack(ids[:0], fd.stacks[stackIndex[i]]); err != nil {
-			return fmt.Errorf("storage: stack %d: %w", r.stack, err)
-		}
 		if out.GroupSlots {
 			out.Paths = append(out.Paths, -1)
 			out.Lines = append(out.Lines, 0)
 		}
 		start := int32(len(out.Paths))
-		for j := len(ids) - 1; j >= 0; j-- {
-			k, _ := slices.BinarySearch(fd.locIDs, ids[j]) // every stack's locations were read
-			sp := names.spans[k]
-			out.Paths = append(out.Paths, names.frames[sp.start:sp.end]...)
-			out.Lines = append(out.Lines, names.lines[sp.start:sp.end]...)
+		if src := source[i]; src >= 0 {
+			k, _ := slices.BinarySearch(ids, r.stack)
+			depth := int(depths[k])
+			out.Paths = slices.Grow(out.Paths, depth)[:len(out.Paths)+depth]
+			out.Lines = slices.Grow(out.Lines, depth)[:len(out.Lines)+depth]
+			for n, at := src, len(out.Paths)-1; n > 0; n, at = snap.nodes[n].parent, at-1 {
+				node := &snap.nodes[n]
+				out.Paths[at] = cached.local(node.frame, out)
+				out.Lines[at] = node.line
+			}
+		} else {
+			j := ^src
+			if stackLocs, err = decodeStack(stackLocs[:0], fd.stacks[j]); err != nil {
+				return fmt.Errorf("storage: stack %d: %w", r.stack, err)
+			}
+			for l := len(stackLocs) - 1; l >= 0; l-- {
+				k, _ := slices.BinarySearch(fd.locIDs, stackLocs[l]) // every stack's locations were read
+				sp := names.spans[k]
+				out.Paths = append(out.Paths, names.frames[sp.start:sp.end]...)
+				out.Lines = append(out.Lines, names.lines[sp.start:sp.end]...)
+			}
+			if firstAt[j].End == 0 {
+				firstAt[j] = query.StackSample{Start: start, End: int32(len(out.Paths)) + 1}
+			}
 		}
 		out.Samples = append(out.Samples, query.StackSample{Start: start, End: int32(len(out.Paths)), Group: sums.recGroup[i]})
 	}
+	if s.paths != nil && len(fd.stackIDs) > 0 {
+		named := make([]namedStack, 0, len(fd.stackIDs))
+		for j, at := range firstAt {
+			if at.End > 0 {
+				named = append(named, namedStack{id: fd.stackIDs[j], frames: out.Paths[at.Start : at.End-1], lines: out.Lines[at.Start : at.End-1]})
+			}
+		}
+		s.paths.add(snap.gen, out.Frames, named, make([]int32, len(named)))
+	}
 	return nil
+}
+
+// cachedFrames gives the cache's frames numbers in a query's out.Frames,
+// each once, and the same number as a frame equal to it named by the
+// query itself: two numbers for one frame would split its box.
+type cachedFrames struct {
+	frames  []query.Frame
+	toLocal []int32 // by cache frame; -1: not yet numbered
+	byValue map[query.Frame]int32
+}
+
+func newCachedFrames(frames, named []query.Frame) *cachedFrames {
+	c := &cachedFrames{frames: frames, toLocal: make([]int32, len(frames))}
+	for i := range c.toLocal {
+		c.toLocal[i] = -1
+	}
+	if len(named) > 0 && len(frames) > 0 {
+		c.byValue = make(map[query.Frame]int32, len(named))
+		for i, f := range named {
+			if _, ok := c.byValue[f]; !ok {
+				c.byValue[f] = int32(i)
+			}
+		}
+	}
+	return c
+}
+
+func (c *cachedFrames) local(frame int32, out *query.Stacks) int32 {
+	if id := c.toLocal[frame]; id >= 0 {
+		return id
+	}
+	f := c.frames[frame]
+	id, ok := c.byValue[f]
+	if !ok {
+		id = int32(len(out.Frames))
+		out.Frames = append(out.Frames, f)
+	}
+	c.toLocal[frame] = id
+	return id
 }
 
 // locationNames are each location's frames, caller first, and their
@@ -220,8 +319,15 @@ func nameLocations(fd *flameDict, out *query.Stacks) (*locationNames, error) {
 	n.lines = make([]int32, 0, cap(n.frames))
 	out.Frames = make([]query.Frame, 0, len(fd.funcIDs)+len(fd.locIDs)/8)
 	byFunction := make(map[[2]uint32]int32, len(fd.funcIDs)) // (function, mapping) -> frame
+	// Frames equal in what they show are one frame, as the path cache has
+	// them: otherwise a box could split in two on a cold query only.
+	byValue := make(map[query.Frame]int32, len(fd.funcIDs))
 	frame := func(f query.Frame) int32 {
+		if id, ok := byValue[f]; ok {
+			return id
+		}
 		out.Frames = append(out.Frames, f)
+		byValue[f] = int32(len(out.Frames) - 1)
 		return int32(len(out.Frames) - 1)
 	}
 	for k, id := range fd.locIDs {

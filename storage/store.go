@@ -30,6 +30,11 @@ type Options struct {
 	// and decoding queries; the dictionary itself stays on disk. Zero or
 	// less takes the default, 32 MiB.
 	DictionaryCacheBytes int64
+	// PathCacheBytes bounds the memory that keeps stacks named across
+	// flame graph queries, so that the live hour is not read out of the
+	// dictionary again by every request. Zero takes the default, 32 MiB;
+	// less than zero turns the cache off.
+	PathCacheBytes int64
 
 	// For tests.
 	now              func() time.Time                // the clock retention runs on
@@ -69,6 +74,7 @@ type Store struct {
 	// and maintenance take it for writing, queries for reading.
 	mu            sync.RWMutex
 	dict          *dictionary
+	paths         *pathCache // named stacks, shared by flame graph queries
 	index         index
 	rolledThrough [numLevels]int64 // per level: every bucket ending at or before this is rolled up
 	// collectedBefore is the oldest stored hour at the last dictionary
@@ -105,6 +111,7 @@ type Stats struct {
 	SamplesWritten, IntervalsWritten, WriteErrors, DiskFullRejections uint64
 	OldestData, NewestData                                            time.Time
 	Dictionary                                                        DictionaryStats
+	Paths                                                             PathCacheStats
 }
 
 // Open opens or creates a store. A directory that is not an Ember store
@@ -357,6 +364,12 @@ func (s *Store) load() error {
 		budget = defaultDictionaryCacheBytes
 	}
 	s.dict.open(s.db, budget)
+	switch {
+	case s.opts.PathCacheBytes == 0:
+		s.paths = newPathCache(defaultPathCacheBytes)
+	case s.opts.PathCacheBytes > 0:
+		s.paths = newPathCache(s.opts.PathCacheBytes)
+	}
 	err := s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(metaFormatKey)
 		switch {
@@ -426,6 +439,7 @@ func (s *Store) Stats() Stats {
 	}
 	s.mu.RLock()
 	st.Dictionary = s.dict.stats()
+	st.Paths = s.paths.stats()
 	defer s.mu.RUnlock()
 	oldest, newest := int64(0), int64(0)
 	for level := range numLevels {

@@ -135,6 +135,16 @@ func newDaemonMetrics(reg prometheus.Registerer, store storeCounters, sym symbol
 		func() float64 { return float64(store.Counters().Dictionary.CacheMisses) })
 	counter("ember_store_dictionary_evictions_total", "Dictionary entries dropped from memory to stay within the budget.",
 		func() float64 { return float64(store.Counters().Dictionary.Evictions) })
+	gauge("ember_store_path_cache_bytes", "Memory held by the store's cache of stacks named for flame graphs, shared by queries.",
+		func() float64 { return float64(store.Counters().Paths.Bytes) })
+	gauge("ember_store_path_cache_budget_bytes", "The bound on ember_store_path_cache_bytes.",
+		func() float64 { return float64(store.Counters().Paths.Budget) })
+	counter("ember_store_path_cache_hits_total", "Stacks of flame graph queries found named in the path cache.",
+		func() float64 { return float64(store.Counters().Paths.Hits) })
+	counter("ember_store_path_cache_misses_total", "Stacks of flame graph queries named from the dictionary.",
+		func() float64 { return float64(store.Counters().Paths.Misses) })
+	counter("ember_store_path_cache_drops_total", "Times the path cache was emptied to stay within its budget.",
+		func() float64 { return float64(store.Counters().Paths.Drops) })
 	gauge("ember_symbol_cache_bytes", "Approximate memory held by the symbolizer's caches.", func() float64 { return float64(sym.Stats().Bytes) })
 	gauge("ember_symbol_cache_files", "Parsed files held by the symbolizer.", func() float64 { return float64(sym.Stats().Files) })
 	counter("ember_symbol_cache_hits_total", "Address lookups answered from the cache.", func() float64 { return float64(sym.Stats().Hits) })

@@ -1,0 +1,277 @@
+package storage
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/ember-profiler/ember/storage/query"
+)
+
+// pathCache keeps stacks named across flame graph queries, within a byte
+// budget. Naming an hour of a churning host read about 120,000 stacks and
+// their locations and functions out of Badger for every request (a quarter
+// of the request), though a stack's frames never change once it is stored
+// and the next request asks for nearly the same stacks.
+//
+// Named paths are kept as a trie of (frame, line) steps, a stack being its
+// deepest node: the stacks of one host share most of their callers, so a
+// node each is far smaller than a frame list each. When the budget is
+// spent the whole cache is dropped and fills again: queries hold a
+// snapshot of what they read, which never changes under them, as nodes and
+// frames are only ever appended. Stack ids are safe keys: a stored stack's
+// id is never given to another (ids rolled back after a failed append were
+// never in a block a query could read).
+type pathCache struct {
+	mu     sync.Mutex
+	budget int64
+	bytes  int64
+	gen    uint64 // counts drops: a query's lookup is good for one generation
+
+	frames   []query.Frame
+	frameIDs map[query.Frame]int32
+	// files holds each file and binary name once: frames of one binary
+	// or source file share it.
+	files map[string]string
+	// nodes[0] is the root, the empty path.
+	nodes []pathNode
+	// children is an open-addressing table of node+1 by (parent, frame,
+	// line), 0 for free; a map of structs cost three times as much.
+	children []int32
+	stacks   map[uint32]int32 // stack id -> node
+
+	hits, misses, drops uint64
+	// published is stats as of the last change, for /metrics, which must
+	// not wait for a query's additions.
+	published atomic.Pointer[PathCacheStats]
+}
+
+const defaultPathCacheBytes = 32 << 20
+
+type pathNode struct {
+	parent, frame, line int32
+}
+
+// Rough costs of an entry, for the budget: a node (the open-addressing
+// table is counted by its size), a stack's map entry, and a frame's
+// (besides its strings) with its map entry.
+const (
+	pathNodeBytes  = 12
+	pathStackBytes = 16
+	pathFrameBytes = 3*16 + 3*16 + 8
+	pathFileBytes  = 2*16 + 8
+)
+
+func newPathCache(budget int64) *pathCache {
+	c := &pathCache{budget: budget}
+	c.clearLocked()
+	c.publishLocked()
+	return c
+}
+
+func (c *pathCache) clearLocked() {
+	c.frames, c.frameIDs, c.files = nil, make(map[query.Frame]int32), make(map[string]string)
+	c.nodes = []pathNode{{parent: -1, frame: -1}}
+	c.children = make([]int32, 1024)
+	c.stacks = make(map[uint32]int32)
+	c.bytes = int64(len(c.children)) * 4
+}
+
+// drop forgets everything, e.g. when ids may be given out again.
+func (c *pathCache) drop() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clearLocked()
+	c.gen++
+	c.drops++
+	c.publishLocked()
+}
+
+// pathSnapshot is what a query read of the cache: nodes and frames as they
+// were, safe to read without the lock.
+type pathSnapshot struct {
+	gen    uint64
+	nodes  []pathNode
+	frames []query.Frame
+}
+
+// lookup sets leaves[i] to the node of stack ids[i], -1 when it is not
+// cached, and returns how many were not.
+func (c *pathCache) lookup(ids []uint32, leaves []int32) (pathSnapshot, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	missing := 0
+	for i, id := range ids {
+		n, ok := c.stacks[id]
+		if !ok {
+			n = -1
+			missing++
+		}
+		leaves[i] = n
+	}
+	c.hits += uint64(len(ids) - missing)
+	c.misses += uint64(missing)
+	c.publishLocked()
+	return c.snapshotLocked(), missing
+}
+
+func (c *pathCache) snapshotLocked() pathSnapshot {
+	return pathSnapshot{gen: c.gen, nodes: c.nodes, frames: c.frames}
+}
+
+// namedStack is a stack named outside the cache: its frames root first, as
+// ids into frames, and their lines.
+type namedStack struct {
+	id            uint32
+	frames, lines []int32
+}
+
+// add puts stacks named by one query into the cache, while the budget
+// lasts, and sets leaves[i] to the node of named[i] (-1: not added). It
+// adds nothing when the cache was dropped since that query's lookup (gen),
+// or drops it when its budget is spent: the query's lookup snapshot still
+// holds its hits. The snapshot it returns holds the hits and the stacks
+// added. A query that would fill the cache by itself stops adding once it
+// has filled half of it, so that a day-long query does not push out what
+// the live hour keeps using.
+func (c *pathCache) add(gen uint64, frames []query.Frame, named []namedStack, leaves []int32) (pathSnapshot, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return pathSnapshot{}, false
+	}
+	if c.bytes > c.budget {
+		c.clearLocked()
+		c.gen++
+		c.drops++
+		c.publishLocked()
+		return pathSnapshot{}, false
+	}
+	start := c.bytes
+	global := make([]int32, len(frames))
+	for i := range global {
+		global[i] = -1
+	}
+	for i, st := range named {
+		leaves[i] = -1
+		if c.bytes-start > c.budget/2 {
+			continue
+		}
+		node := int32(0)
+		for j, f := range st.frames {
+			g := global[f]
+			if g < 0 {
+				g = c.internFrameLocked(frames[f])
+				global[f] = g
+			}
+			node = c.childLocked(node, g, st.lines[j])
+		}
+		c.stacks[st.id] = node
+		c.bytes += pathStackBytes
+		leaves[i] = node
+	}
+	c.publishLocked()
+	return c.snapshotLocked(), true
+}
+
+func (c *pathCache) internFrameLocked(f query.Frame) int32 {
+	if id, ok := c.frameIDs[f]; ok {
+		return id
+	}
+	id := int32(len(c.frames))
+	f.File, f.Binary = c.fileLocked(f.File), c.fileLocked(f.Binary)
+	c.frames = append(c.frames, f)
+	c.frameIDs[f] = id
+	c.bytes += pathFrameBytes + int64(len(f.Name))
+	return id
+}
+
+func (c *pathCache) fileLocked(name string) string {
+	if kept, ok := c.files[name]; ok {
+		return kept
+	}
+	c.files[name] = name
+	c.bytes += pathFileBytes + int64(len(name))
+	return name
+}
+
+// childLocked returns the node for (parent, frame, line), adding it.
+func (c *pathCache) childLocked(parent, frame, line int32) int32 {
+	mask := uint64(len(c.children) - 1)
+	for h := pathHash(parent, frame, line) & mask; ; h = (h + 1) & mask {
+		slot := c.children[h]
+		if slot == 0 {
+			break
+		}
+		n := &c.nodes[slot-1]
+		if n.parent == parent && n.frame == frame && n.line == line {
+			return slot - 1
+		}
+	}
+	id := int32(len(c.nodes))
+	c.nodes = append(c.nodes, pathNode{parent: parent, frame: frame, line: line})
+	c.bytes += pathNodeBytes
+	if 4*len(c.nodes) > 3*len(c.children) {
+		c.growLocked()
+	} else {
+		c.placeLocked(id)
+	}
+	return id
+}
+
+func (c *pathCache) placeLocked(id int32) {
+	n := c.nodes[id]
+	mask := uint64(len(c.children) - 1)
+	h := pathHash(n.parent, n.frame, n.line) & mask
+	for c.children[h] != 0 {
+		h = (h + 1) & mask
+	}
+	c.children[h] = id + 1
+}
+
+func (c *pathCache) growLocked() {
+	c.bytes -= int64(len(c.children)) * 4
+	c.children = make([]int32, 2*len(c.children))
+	c.bytes += int64(len(c.children)) * 4
+	for id := 1; id < len(c.nodes); id++ {
+		c.placeLocked(int32(id))
+	}
+}
+
+func pathHash(parent, frame, line int32) uint64 {
+	h := uint64(uint32(parent))*0x9e3779b97f4a7c15 ^ uint64(uint32(frame))*0xc2b2ae3d27d4eb4f ^ uint64(uint32(line))*0x165667b19e3779f9
+	return h ^ h>>29
+}
+
+// PathCacheStats are the named-path cache's size and counters since Open:
+// stacks looked up and found (Hits) or named from the dictionary
+// (Misses), and the times it was dropped to stay within Budget.
+type PathCacheStats struct {
+	Bytes, Budget       int64
+	Stacks, Nodes       int
+	Hits, Misses, Drops uint64
+}
+
+func (c *pathCache) publishLocked() {
+	c.published.Store(&PathCacheStats{Bytes: c.bytes, Budget: c.budget, Stacks: len(c.stacks), Nodes: len(c.nodes),
+		Hits: c.hits, Misses: c.misses, Drops: c.drops})
+}
+
+// stats returns the figures as of the last change, without waiting.
+func (c *pathCache) stats() PathCacheStats {
+	if c == nil {
+		return PathCacheStats{}
+	}
+	return *c.published.Load()
+}
+
+// depth is how many frames the path of node has.
+func (p *pathSnapshot) depth(node int32) int {
+	n := 0
+	for ; node > 0; node = p.nodes[node].parent {
+		n++
+	}
+	return n
+}
