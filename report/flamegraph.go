@@ -335,10 +335,18 @@ func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
 			ids = append(ids, int32(id))
 		}
 	}
-	byName := func(a, b int32) int {
+	// Ties are broken by name: rank the names once, so that the sorts
+	// below compare numbers (a day has tens of thousands of functions,
+	// most of them tied at a sample or two).
+	slices.SortFunc(ids, func(a, b int32) int {
 		fa, fb := t.functions[a], t.functions[b]
 		return cmp.Or(strings.Compare(fa.name, fb.name), strings.Compare(fa.binary, fb.binary))
+	})
+	rank := make([]int32, len(t.functions))
+	for i, id := range ids {
+		rank[id] = int32(i)
 	}
+	byName := func(a, b int32) int { return cmp.Compare(rank[a], rank[b]) }
 	bySelf := func(a, b int32) int { return cmp.Or(cmp.Compare(self[b], self[a]), byName(a, b)) }
 	fns := FlameFunctions{Count: len(ids)}
 	if len(ids) > topFunctions {
