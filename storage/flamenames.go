@@ -182,7 +182,8 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 	// Room for every sample's frames, counted, not guessed from the encoded
 	// length: that guess held a day's paths twice over.
 	source := make([]int32, len(sums.recs))
-	depths := make([]int32, len(ids)) // of cached stacks, by index in ids; -1: not yet walked
+	stackIndex := make([]int32, len(sums.recs)) // of each sample's stack in ids
+	depths := make([]int32, len(ids))           // of cached stacks, by index in ids; -1: not yet walked
 	for i := range depths {
 		depths[i] = -1
 	}
@@ -190,6 +191,7 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 	for i := range sums.recs {
 		id := sums.recs[i].stack
 		k, _ := slices.BinarySearch(ids, id)
+		stackIndex[i] = int32(k)
 		if leaf := leaves[k]; leaf >= 0 {
 			if depths[k] < 0 {
 				depths[k] = int32(snap.depth(leaf))
@@ -213,9 +215,9 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 	out.Lines = make([]int32, 0, total)
 	out.Samples = make([]query.StackSample, 0, len(sums.recs))
 	cached := newCachedFrames(snap.frames, out.Frames)
-	// Where each stack read from the dictionary was first written, to add
-	// it to the cache afterwards.
-	firstAt := make([]query.StackSample, len(fd.stackIDs))
+	// Where each stack was first written (End one past, 0: not yet), to
+	// add it to the cache afterwards.
+	firstAt := make([]query.StackSample, len(ids))
 	var stackLocs []uint32
 	for i := range sums.recs {
 		r := &sums.recs[i]
@@ -224,8 +226,8 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 			out.Lines = append(out.Lines, 0)
 		}
 		start := int32(len(out.Paths))
+		k := stackIndex[i]
 		if src := source[i]; src >= 0 {
-			k, _ := slices.BinarySearch(ids, r.stack)
 			depth := int(depths[k])
 			out.Paths = slices.Grow(out.Paths, depth)[:len(out.Paths)+depth]
 			out.Lines = slices.Grow(out.Lines, depth)[:len(out.Lines)+depth]
@@ -245,20 +247,22 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 				out.Paths = append(out.Paths, names.frames[sp.start:sp.end]...)
 				out.Lines = append(out.Lines, names.lines[sp.start:sp.end]...)
 			}
-			if firstAt[j].End == 0 {
-				firstAt[j] = query.StackSample{Start: start, End: int32(len(out.Paths)) + 1}
-			}
+		}
+		if firstAt[k].End == 0 {
+			firstAt[k] = query.StackSample{Start: start, End: int32(len(out.Paths)) + 1}
 		}
 		out.Samples = append(out.Samples, query.StackSample{Start: start, End: int32(len(out.Paths)), Group: sums.recGroup[i]})
 	}
-	if s.paths != nil && len(fd.stackIDs) > 0 {
-		named := make([]namedStack, 0, len(fd.stackIDs))
-		for j, at := range firstAt {
+	if s.paths != nil && len(missIDs) > 0 {
+		// Every stack of the answer, not only those just named: if the
+		// cache is full it starts again with this answer's.
+		named := make([]namedStack, 0, len(ids))
+		for k, at := range firstAt {
 			if at.End > 0 {
-				named = append(named, namedStack{id: fd.stackIDs[j], frames: out.Paths[at.Start : at.End-1], lines: out.Lines[at.Start : at.End-1]})
+				named = append(named, namedStack{id: ids[k], frames: out.Paths[at.Start : at.End-1], lines: out.Lines[at.Start : at.End-1]})
 			}
 		}
-		s.paths.add(snap.gen, out.Frames, named, make([]int32, len(named)))
+		s.paths.add(snap.gen, out.Frames, named)
 	}
 	return nil
 }

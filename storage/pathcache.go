@@ -128,35 +128,31 @@ type namedStack struct {
 	frames, lines []int32
 }
 
-// add puts stacks named by one query into the cache, while the budget
-// lasts, and sets leaves[i] to the node of named[i] (-1: not added). It
-// adds nothing when the cache was dropped since that query's lookup (gen),
-// or drops it when its budget is spent: the query's lookup snapshot still
-// holds its hits. The snapshot it returns holds the hits and the stacks
-// added. A query that would fill the cache by itself stops adding once it
-// has filled half of it, so that a day-long query does not push out what
-// the live hour keeps using.
-func (c *pathCache) add(gen uint64, frames []query.Frame, named []namedStack, leaves []int32) (pathSnapshot, bool) {
+// add puts the stacks of one query's answer into the cache, those it does
+// not hold yet, while its budget lasts. When the budget was spent before,
+// it drops everything first: the cache then holds what was asked last.
+// It adds nothing when another query dropped the cache since this one's
+// lookup (gen): the cache holds that query's stacks.
+func (c *pathCache) add(gen uint64, frames []query.Frame, named []namedStack) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
-		return pathSnapshot{}, false
+		return
 	}
 	if c.bytes > c.budget {
 		c.clearLocked()
 		c.gen++
 		c.drops++
-		c.publishLocked()
-		return pathSnapshot{}, false
 	}
-	start := c.bytes
 	global := make([]int32, len(frames))
 	for i := range global {
 		global[i] = -1
 	}
-	for i, st := range named {
-		leaves[i] = -1
-		if c.bytes-start > c.budget/2 {
+	for _, st := range named {
+		if c.bytes > c.budget {
+			break
+		}
+		if _, ok := c.stacks[st.id]; ok {
 			continue
 		}
 		node := int32(0)
@@ -170,10 +166,8 @@ func (c *pathCache) add(gen uint64, frames []query.Frame, named []namedStack, le
 		}
 		c.stacks[st.id] = node
 		c.bytes += pathStackBytes
-		leaves[i] = node
 	}
 	c.publishLocked()
-	return c.snapshotLocked(), true
 }
 
 func (c *pathCache) internFrameLocked(f query.Frame) int32 {
