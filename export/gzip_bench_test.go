@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/klauspost/compress/gzip"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ember-profiler/ember/storage"
 )
@@ -108,4 +110,79 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRequestGzip gzips whole requests of stored intervals, as a
+// transport's compression does: the Pyroscope push request with raw pprof
+// inside (Connect's Content-Encoding), and the OTLP request (gRPC's). An op
+// is an interval. It reads the store named by EMBER_BENCH_STORE:
+//
+//	EMBER_BENCH_STORE=DIR go test ./export/ -run '^$' -bench RequestGzip
+func BenchmarkRequestGzip(b *testing.B) {
+	dir := os.Getenv("EMBER_BENCH_STORE")
+	if dir == "" {
+		b.Skip("EMBER_BENCH_STORE names no store")
+	}
+	s, err := storage.Open(storage.Options{Dir: dir, MinFreeDiskBytes: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	policy, _ := newLabelPolicy(DefaultServiceName, false)
+	refs, _ := s.IntervalsAfter(0, 40)
+	requests := map[string][][]byte{}
+	for _, ref := range refs {
+		p, err := s.ReadInterval(context.Background(), ref)
+		if err != nil {
+			b.Fatal(err)
+		}
+		iv := &interval{ref: ref, p: p, series: policy.split(p)}
+		var enc seriesEncoder
+		enc.reset(p)
+		push := &pushv1.PushRequest{}
+		for _, sr := range iv.series {
+			push.Series = append(push.Series, &pushv1.RawProfileSeries{
+				Samples: []*pushv1.RawSample{{RawProfile: enc.encode(nil, sr.Samples)}}})
+		}
+		raw, _ := proto.Marshal(push)
+		requests["pyroscope"] = append(requests["pyroscope"], raw)
+		var oe otlpEncoder
+		req, _ := oe.encode(iv)
+		requests["otlp"] = append(requests["otlp"], append([]byte(nil), req...))
+	}
+	if len(refs) == 0 {
+		b.Skip("an empty store")
+	}
+	for _, kind := range []string{"pyroscope", "otlp"} {
+		reqs := requests[kind]
+		size := 0
+		for _, r := range reqs {
+			size += len(r)
+		}
+		for _, level := range []struct {
+			name  string
+			level int
+		}{{"fastest", gzip.BestSpeed}, {"level2", 2}, {"stateless", gzip.StatelessCompression}, {"huffman-only", gzip.HuffmanOnly}} {
+			b.Run(kind+"/"+level.name, func(b *testing.B) {
+				var out appendWriter
+				zw, _ := gzip.NewWriterLevel(&out, level.level)
+				gzipped := 0
+				cpu0 := processCPU()
+				for i := 0; b.Loop(); i++ {
+					out.b = out.b[:0]
+					zw.Reset(&out)
+					zw.Write(reqs[i%len(reqs)])
+					zw.Close()
+					if i < len(reqs) {
+						gzipped += len(out.b)
+					}
+				}
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+				b.ReportMetric(float64(size)/float64(len(reqs))/1024, "rawKB/op")
+				if b.N >= len(reqs) {
+					b.ReportMetric(100*float64(gzipped)/float64(size), "%gzipped")
+				}
+			})
+		}
+	}
 }

@@ -2,6 +2,7 @@ package export
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,5 +125,74 @@ func TestPyroscopeIngestFaults(t *testing.T) {
 	}
 	if got := rec.Requests()[11].TimeNanos; got != t0.Add(time.Minute+10*time.Second).UnixNano() {
 		t.Errorf("the last request is of %s", time.Unix(0, got).UTC())
+	}
+}
+
+// With gzip on, a push request is gzipped whole (Connect's
+// Content-Encoding) around raw pprof, which Pyroscope's distributor reads
+// as it reads gzipped pprof; /ingest gzips each profile; gzip=false
+// compresses nothing. Every way, the receiver decodes what the store has.
+func TestPyroscopeCompression(t *testing.T) {
+	for _, tc := range []struct {
+		target          string
+		requestEncoding string
+		gzippedProfiles bool
+	}{
+		{"pyroscope", "gzip", false},
+		{"pyroscope,gzip=false", "", false},
+		{"pyroscope-ingest", "", true},
+		{"pyroscope-ingest,gzip=false", "", false},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			s := openStore(t, t.TempDir())
+			var rec *exporttest.Receiver
+			var url string
+			var mu sync.Mutex
+			var encodings []string
+			wrap := func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					mu.Lock()
+					encodings = append(encodings, r.Header.Get("Content-Encoding"))
+					mu.Unlock()
+					next.ServeHTTP(w, r)
+				})
+			}
+			kind, opts, _ := strings.Cut(tc.target, ",")
+			if kind == "pyroscope" {
+				r, srv := exporttest.StartPyroscope(t, false, wrap)
+				rec, url = &r.Receiver, srv.URL
+			} else {
+				r, srv := exporttest.StartPyroscopeIngest(t, false, wrap)
+				rec, url = &r.Receiver, srv.URL
+			}
+			if opts != "" {
+				opts = "," + opts
+			}
+			ex := startExporter(t, kind+"="+url+opts, s)
+			appendIntervals(t, s, t0, 2, ex)
+			waitFor(t, "2 intervals", func() bool { return len(intervalsIn(rec.Requests())) == 2 })
+			reqs := rec.Requests()
+			checkSameAsStore(t, s, reqs, func(d exporttest.Sample) string { return d.Labels["service_name"] })
+			for _, r := range reqs {
+				profiles := len(r.IDs) // a push: an ID per profile
+				if r.Ingest != nil {
+					profiles = 1
+				}
+				want := 0
+				if tc.gzippedProfiles {
+					want = profiles
+				}
+				if r.GzippedProfiles != want {
+					t.Errorf("%d of %d profiles gzipped, want %d", r.GzippedProfiles, profiles, want)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range encodings {
+				if e != tc.requestEncoding {
+					t.Errorf("Content-Encoding %q, want %q", e, tc.requestEncoding)
+				}
+			}
+		})
 	}
 }

@@ -256,7 +256,7 @@ func (e *seriesEncoder) location(loc *profile.Location) int32 {
 	if mapping >= 0 {
 		m = appendVarintField(m, 2, uint64(mapping)+1)
 	}
-	m = appendVarintField(m, 3, loc.Address)
+	m = appendVarintField(m, 3, sentAddress(loc))
 	for j, ln := range loc.Line {
 		m = appendTag(m, 4, 2)
 		start := len(m)
@@ -274,6 +274,18 @@ func (e *seriesEncoder) location(loc *profile.Location) int32 {
 	// A full slice: later appends to the arena must not write into it.
 	e.locBytes[i] = e.locArena[start:len(e.locArena):len(e.locArena)]
 	return i
+}
+
+// sentAddress is the address of loc as Pyroscope keeps it: none for a
+// named frame of a mapping that has functions, which Pyroscope's
+// distributor clears anyway (pprof.Normalize, clearAddresses). Left out,
+// they spare a sixth of the bytes to encode and gzip on a backfilled hour;
+// an unnamed frame keeps its address for a backend that names it.
+func sentAddress(loc *profile.Location) uint64 {
+	if loc.Mapping != nil && loc.Mapping.HasFunctions && len(loc.Line) > 0 {
+		return 0
+	}
+	return loc.Address
 }
 
 func (e *seriesEncoder) mapping(out []byte, i int32) []byte {

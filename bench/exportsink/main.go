@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -23,9 +24,30 @@ import (
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // as a Collector has it
+	"google.golang.org/grpc/stats"
 )
 
-type counts struct{ requests, series, bytes atomic.Int64 }
+type counts struct{ requests, series, bytes, wire atomic.Int64 }
+
+// countBody adds the bytes of each request's body, as sent (compressed or
+// not), to wire.
+func countBody(wire *atomic.Int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = &countingBody{ReadCloser: r.Body, n: wire}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
 
 type pyroscope struct {
 	pushv1connect.UnimplementedPusherServiceHandler
@@ -57,6 +79,21 @@ func (o *otlp) Export(_ context.Context, req pprofileotlp.ExportRequest) (pprofi
 	return pprofileotlp.NewExportResponse(), nil
 }
 
+// wireStats adds the size of each message received, as sent (compressed
+// or not, with gRPC's framing), to wire.
+type wireStats struct{ wire *atomic.Int64 }
+
+func (s *wireStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (s *wireStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (s *wireStats) HandleConn(context.Context, stats.ConnStats) {}
+func (s *wireStats) HandleRPC(_ context.Context, st stats.RPCStats) {
+	if in, ok := st.(*stats.InPayload); ok {
+		s.wire.Add(int64(in.WireLength))
+	}
+}
+
 // ingest takes Pyroscope /ingest requests: the pprof in the form's
 // "profile" part.
 type ingest struct{ counts }
@@ -79,20 +116,20 @@ func main() {
 	p, o, in := &pyroscope{}, &otlp{}, &ingest{}
 	path, h := pushv1connect.NewPusherServiceHandler(p)
 	mux := http.NewServeMux()
-	mux.Handle(path, h)
-	mux.Handle("/ingest", in)
+	mux.Handle(path, countBody(&p.wire, h))
+	mux.Handle("/ingest", countBody(&in.wire, in))
 	go func() { log.Fatal(http.ListenAndServe(*pyroAddr, mux)) }()
 	lis, err := net.Listen("tcp", *otlpAddr)
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.StatsHandler(&wireStats{&o.wire}))
 	pprofileotlp.RegisterGRPCServer(srv, o)
 	go srv.Serve(lis)
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	<-stop
-	fmt.Printf("pyroscope: %d requests, %d series, %d pprof bytes\n", p.requests.Load(), p.series.Load(), p.bytes.Load())
-	fmt.Printf("pyroscope /ingest: %d requests, %d series, %d pprof bytes\n", in.requests.Load(), in.series.Load(), in.bytes.Load())
-	fmt.Printf("otlp: %d requests, %d resources, %d bytes\n", o.requests.Load(), o.series.Load(), o.bytes.Load())
+	fmt.Printf("pyroscope: %d requests, %d series, %d pprof bytes, %d bytes on the wire\n", p.requests.Load(), p.series.Load(), p.bytes.Load(), p.wire.Load())
+	fmt.Printf("pyroscope /ingest: %d requests, %d series, %d pprof bytes, %d bytes on the wire\n", in.requests.Load(), in.series.Load(), in.bytes.Load(), in.wire.Load())
+	fmt.Printf("otlp: %d requests, %d resources, %d bytes, %d bytes on the wire\n", o.requests.Load(), o.series.Load(), o.bytes.Load(), o.wire.Load())
 }

@@ -96,6 +96,9 @@ func (p *PyroscopeIngest) parse(r *http.Request) (Request, error) {
 	labels["service_name"] = ls.ServiceName()
 	labels["__name__"] = metricName(prof)
 	rec := Request{Header: r.Header, TimeNanos: prof.TimeNanos, Ingest: &in}
+	if bytes.HasPrefix(raw, gzipMagic) {
+		rec.GzippedProfiles++
+	}
 	if rec.TimeNanos == 0 {
 		rec.TimeNanos = from * int64(time.Second) // as Pyroscope fixes a profile without a time
 	}

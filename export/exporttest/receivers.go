@@ -6,6 +6,7 @@
 package exporttest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -41,6 +42,9 @@ type Request struct {
 	IDs       []string // dedupe IDs (Pyroscope) or profile IDs (OTLP)
 	Samples   []Sample
 	Ingest    *Ingest // the query of a Pyroscope /ingest request
+	// GzippedProfiles counts the pprof profiles that came gzipped
+	// themselves, not only in a gzipped request (Pyroscope reads both).
+	GzippedProfiles int
 }
 
 // Receiver collects requests; fail, when set, answers a request instead.
@@ -93,6 +97,9 @@ func (p *Pyroscope) Push(_ context.Context, req *connect.Request[pushv1.PushRequ
 		}
 		for _, raw := range s.Samples {
 			rec.IDs = append(rec.IDs, raw.ID)
+			if bytes.HasPrefix(raw.RawProfile, gzipMagic) {
+				rec.GzippedProfiles++
+			}
 			prof, err := profile.ParseData(raw.RawProfile)
 			if err != nil {
 				p.t.Errorf("pyroscope Receiver: %v", err)
@@ -118,6 +125,8 @@ func (p *Pyroscope) Push(_ context.Context, req *connect.Request[pushv1.PushRequ
 	}
 	return connect.NewResponse(&pushv1.PushResponse{}), nil
 }
+
+var gzipMagic = []byte{0x1f, 0x8b}
 
 func PprofStack(smp *profile.Sample) string {
 	var names []string
