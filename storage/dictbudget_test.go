@@ -242,6 +242,7 @@ func TestFlameStacksOnDamagedDictionary(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.dict.cache.remove(kindLabelSet, gone)
+	s.paths.drop() // it holds the label set read by the query above
 	st, err := s.FlameStacks(ctx, q, "comm")
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,7 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	defer txn.Discard()
 
 	sums := newStackSums(s.dict, txn, groupBy)
+	sums.cache = s.paths
 	defer sums.close()
 	planned := s.index.plan(nil, q.From.UnixNano(), q.To.UnixNano(), s.maxLevel())
 	// Newest first: when the reading must stop early, what was read is the
@@ -81,8 +82,10 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 		return v
 	}
 	out.Details = sums.detailRows(values)
+	s.paths.addLabelSets(sums.readSets)
 	// The label sets' sums are in the rows: free them before the stacks
 	// are named, which is when a day's query holds the most.
+	sums.readSets = nil
 	sums.sets, sums.setLabels, sums.byLabelSet, sums.head, sums.next = nil, nil, nil, nil, nil
 	if err := s.namePaths(txn, sums, out); err != nil {
 		return nil, err
@@ -125,6 +128,10 @@ type stackSums struct {
 	// last is the index in sets of the record before's label set (lastID).
 	last   int32
 	lastID uint32
+	// cache holds label sets' detail values read by earlier queries;
+	// readSets are those this query read from the dictionary, to add.
+	cache    *pathCache
+	readSets []labelSetDetails
 }
 
 // labelSetSum is a label set as a grouped sum reads it: its values of the
@@ -194,6 +201,13 @@ func (a *stackSums) add(r record) {
 // whole, were the largest part of such a query's memory. It returns its
 // index in a.sets, -1 for a label set not stored or unreadable.
 func (a *stackSums) labelSet(id uint32) int32 {
+	detail := slices.Index(query.GroupDetailLabels, a.groupBy)
+	if detail >= 0 {
+		if d, ok := a.cache.labelSet(id); ok {
+			a.keepDetails(d, detail)
+			return a.byLabelSet[id]
+		}
+	}
 	if enc, ok := a.dict.cache.get(kindLabelSet, id); ok {
 		a.keepLabelSet(id, enc)
 	} else {
@@ -252,6 +266,24 @@ func (a *stackSums) keepLabelSet(id uint32, enc string) {
 	}
 	a.byLabelSet[id] = int32(len(a.sets))
 	a.sets = append(a.sets, sum)
+	if a.cache != nil && slices.Contains(query.GroupDetailLabels, a.groupBy) {
+		d := labelSetDetails{id: id}
+		for i := range d.values {
+			d.values[i] = a.values[labels[i]]
+		}
+		a.readSets = append(a.readSets, d)
+	}
+}
+
+// keepDetails keeps a label set from the values the path cache holds;
+// detail is the index of the grouping label in GroupDetailLabels.
+func (a *stackSums) keepDetails(d labelSetDetails, detail int) {
+	start := len(a.setLabels)
+	for _, v := range d.values {
+		a.setLabels = append(a.setLabels, a.intern(v))
+	}
+	a.byLabelSet[d.id] = int32(len(a.sets))
+	a.sets = append(a.sets, labelSetSum{labels: int32(start), value: a.setLabels[start+detail]})
 }
 
 func (a *stackSums) close() {

@@ -35,6 +35,9 @@ func renderStacks(st *query.Stacks) map[string]int64 {
 // off, cold, warm, and dropped and refilled by a budget too small for one
 // query; a warm query names nothing from the dictionary.
 func TestPathCacheSameAnswers(t *testing.T) {
+	if len(query.GroupDetailLabels) != numDetailLabels {
+		t.Fatalf("numDetailLabels is %d, GroupDetailLabels has %d", numDetailLabels, len(query.GroupDetailLabels))
+	}
 	dir := t.TempDir()
 	g := smallGenerator()
 	s := openTest(t, Options{Dir: dir, PathCacheBytes: -1})
