@@ -65,8 +65,8 @@ func TestPythonSubinterpretersLateImport(t *testing.T) {
 				t.Fatalf("%d samples in in_sub, too few to judge", r.sub)
 			}
 			share := func(n uint64) float64 { return 100 * float64(n) / float64(r.sub) }
-			if got := share(r.subComplete); got < 95 {
-				t.Errorf("%.1f%% of in_sub's samples walked to the end, want ≥ 95%%", got)
+			if got := share(r.subComplete); got < 90 {
+				t.Errorf("%.1f%% of in_sub's samples walked to the end, want ≥ 90%%", got)
 			}
 			if got := share(r.subMapped); got < 95 {
 				t.Errorf("%.1f%% of in_sub's samples have every native frame in a mapping read, want ≥ 95%%", got)
