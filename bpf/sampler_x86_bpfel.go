@@ -108,7 +108,7 @@ type SamplerJitWalk struct {
 	Looked uint32
 	Frames uint32
 	Busy   uint32
-	Pad    uint32
+	Unread uint32
 }
 
 type SamplerNoUserStack uint32
@@ -291,11 +291,12 @@ type SamplerRangeKey struct {
 type SamplerRangeKind uint32
 
 const (
-	SamplerRangeKindRANGE_ROWS     SamplerRangeKind = 0
-	SamplerRangeKindRANGE_FP       SamplerRangeKind = 1
-	SamplerRangeKindRANGE_NO_TABLE SamplerRangeKind = 2
-	SamplerRangeKindRANGE_FP_GUESS SamplerRangeKind = 3
-	SamplerRangeKindRANGE_FP_LATE  SamplerRangeKind = 4
+	SamplerRangeKindRANGE_ROWS      SamplerRangeKind = 0
+	SamplerRangeKindRANGE_FP        SamplerRangeKind = 1
+	SamplerRangeKindRANGE_NO_TABLE  SamplerRangeKind = 2
+	SamplerRangeKindRANGE_FP_GUESS  SamplerRangeKind = 3
+	SamplerRangeKindRANGE_FP_LATE   SamplerRangeKind = 4
+	SamplerRangeKindRANGE_FP_UNREAD SamplerRangeKind = 5
 )
 
 type SamplerRbpKind uint32

@@ -114,6 +114,9 @@ func (c *Collector) Drain() (*model.Batch, error) {
 	c.tracker.advance()
 	if c.unwind != nil {
 		c.unwind.retain(c.tracker.alive)
+		for _, key := range c.unwind.dueRefreshes() {
+			c.images.pushSampled(imageRead{key: key})
+		}
 		batch.Stats.Unwind.Tables = c.unwind.advance()
 	}
 	return batch, nil

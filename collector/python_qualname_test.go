@@ -2,6 +2,7 @@ package collector
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,23 +14,44 @@ import (
 // TestPythonQualnames: on CPython 3.8-3.10, whose code objects have no
 // qualified name, a process burning 60/40 of its CPU in A.work and B.work
 // (both code objects named "work") is profiled with the two told apart,
-// each with its share, the names derived from the script's source.
+// each with its share, the names derived from the script's source. Each
+// version runs it twice: by its absolute path, and as "python3.x
+// samename.py" from its folder, which 3.8 keeps relative (to the
+// directory the process started in).
 func TestPythonQualnames(t *testing.T) {
 	testenv.RequireBPF(t)
 	script, _ := filepath.Abs("../testdata/python/samename.py")
 	type run struct {
-		minor                     int
+		name                      string
 		pid                       uint32
 		total, a, b, bare, rooted uint64
 	}
 	var runs []*run
-	started := startPythons(t, 8, 10, script)
+	var started []startedPython
+	for minor := 8; minor <= 10; minor++ {
+		var exe string
+		t.Run(fmt.Sprintf("find 3.%d", minor), func(t *testing.T) { exe = pythonBuild(t, minor) })
+		if exe == "" {
+			continue
+		}
+		abs := startedPython{minor, uint32(startFixture(t, exe, script).Process.Pid)}
+		cmd := exec.Command(exe, filepath.Base(script))
+		cmd.Dir = filepath.Dir(script)
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", exe, err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		started = append(started, abs, startedPython{minor, uint32(cmd.Process.Pid)})
+		runs = append(runs, &run{name: fmt.Sprintf("3.%d", minor), pid: abs.pid},
+			&run{name: fmt.Sprintf("3.%d relative", minor), pid: uint32(cmd.Process.Pid)})
+	}
 	if len(started) == 0 {
 		t.Skip("no CPython 3.8-3.10 build to run")
 	}
 	var pids []uint32
 	for _, p := range started {
-		runs, pids = append(runs, &run{minor: p.minor, pid: p.pid}), append(pids, p.pid)
+		testenv.WaitCPU(t, int(p.pid), 100*time.Millisecond)
+		pids = append(pids, p.pid)
 	}
 	c := newCollector(t, Config{PIDs: pids, FrequencyHz: 999})
 	if _, err := c.Drain(); err != nil {
@@ -67,7 +89,7 @@ func TestPythonQualnames(t *testing.T) {
 		t.Errorf("no frame qualified from its source; fallbacks %v", st.QualnameFallbacks)
 	}
 	for _, r := range runs {
-		t.Run(fmt.Sprintf("3.%d", r.minor), func(t *testing.T) {
+		t.Run(r.name, func(t *testing.T) {
 			t.Logf("%d samples: A.work %d, B.work %d, bare work %d, rooted %d", r.total, r.a, r.b, r.bare, r.rooted)
 			if r.total == 0 {
 				t.Fatal("no samples of the fixture")

@@ -178,7 +178,7 @@ func (u *unwindTables) samplerHas(p *model.Process) bool {
 	}
 	if old != nil {
 		if old.execSeq == p.ExecSeq {
-			next.refreshes = old.refreshes
+			next.refreshes, next.pending = old.refreshes, old.pending
 		}
 		u.releaseTablesLocked(old)
 	}

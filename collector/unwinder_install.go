@@ -31,6 +31,10 @@ type installedProc struct {
 	installed time.Time
 	refreshes int    // mapping re-reads asked for so far
 	seq       uint64 // of the snapshot installed
+	// pending: a re-read was asked for while the last one was too recent;
+	// it is made once the wait is over (dueRefreshes), so that a library
+	// mapped just after a read is not left out for good.
+	pending bool
 	// bySampler: the sampler's own install was whole; this side put nothing.
 	bySampler bool
 }
@@ -128,7 +132,8 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 	}
 	next := &installedProc{execSeq: p.ExecSeq, installed: time.Now(), seq: q.seq}
 	if old != nil && old.execSeq == p.ExecSeq {
-		next.refreshes = old.refreshes
+		// An ask deferred may be for a library mapped after this read began.
+		next.refreshes, next.pending = old.refreshes, old.pending
 	}
 	var (
 		keys   []bpf.SamplerRangeKey
@@ -252,10 +257,35 @@ func (u *unwindTables) needsRefresh(pid, execSeq uint32) bool {
 		wait = min(refreshMax, refreshFirst<<in.refreshes)
 	}
 	if in.refreshes > 0 && time.Since(in.installed) < wait {
+		in.pending = true
 		return false
 	}
 	in.refreshes++
+	in.pending = false
 	return true
+}
+
+// dueRefreshes returns the processes whose deferred re-read may go now,
+// and counts each as asked.
+func (u *unwindTables) dueRefreshes() []model.ProcessKey {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var due []model.ProcessKey
+	for pid, in := range u.installs {
+		if !in.pending {
+			continue
+		}
+		wait := refreshMax
+		if in.refreshes < 8 {
+			wait = min(refreshMax, refreshFirst<<in.refreshes)
+		}
+		if time.Since(in.installed) >= wait {
+			in.pending = false
+			in.refreshes++
+			due = append(due, model.ProcessKey{PID: pid, ExecSeq: in.execSeq})
+		}
+	}
+	return due
 }
 
 // remove drops a process's ranges and its references to tables, and

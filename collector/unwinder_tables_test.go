@@ -341,6 +341,19 @@ func TestRefreshAfterLibraryAppears(t *testing.T) {
 	if u.needsRefresh(p.PID, p.ExecSeq) {
 		t.Error("a second ask at once refreshes again")
 	}
+	// ... but is not forgotten: it is made once the wait is over.
+	if due := u.dueRefreshes(); len(due) != 0 {
+		t.Errorf("deferred ask made at once: %v", due)
+	}
+	u.mu.Lock()
+	u.installs[p.PID].installed = time.Now().Add(-2 * refreshFirst)
+	u.mu.Unlock()
+	if due := u.dueRefreshes(); len(due) != 1 || due[0] != (model.ProcessKey{PID: p.PID, ExecSeq: p.ExecSeq}) {
+		t.Errorf("deferred ask after the wait: %v, want pid %d", due, p.PID)
+	}
+	if due := u.dueRefreshes(); len(due) != 0 {
+		t.Errorf("deferred ask made twice: %v", due)
+	}
 
 	lib := unwindFixture(t, "libplugin.so")
 	after := newProcess(100, 2, prog, mapFile(t, lib, 0x7f00_0000_0000))
@@ -362,14 +375,14 @@ func TestRefreshAfterLibraryAppears(t *testing.T) {
 	checkInstalled(t, maps, after)
 
 	// The asks made so far carry over to the new snapshot: the next one
-	// waits twice refreshFirst, then refreshes.
+	// waits four times refreshFirst, then refreshes.
 	if u.needsRefresh(p.PID, p.ExecSeq) {
 		t.Error("refreshed again at once after the new snapshot")
 	}
 	u.mu.Lock()
-	u.installs[p.PID].installed = time.Now().Add(-2 * refreshFirst)
+	u.installs[p.PID].installed = time.Now().Add(-4 * refreshFirst)
 	u.mu.Unlock()
 	if !u.needsRefresh(p.PID, p.ExecSeq) {
-		t.Error("no refresh after twice refreshFirst")
+		t.Error("no refresh after four times refreshFirst")
 	}
 }

@@ -185,11 +185,13 @@ static long install_range(__u32 index, void *data)
 		// No table yet (user space reads the image and builds one): its
 		// frames are walked by frame pointer where they look like frames,
 		// as the kernel's walk would, and the walk goes on into the files
-		// that have tables. A table of no buckets has no rows.
+		// that have tables. A table of no buckets has no rows. Walks
+		// through it ask for the mappings: user space may have read them
+		// before this file was mapped (dlopen), and would never know it.
 		rec->unknown++;
 		r.table = 0;
 		r.buckets = 0;
-		r.kind = RANGE_FP_GUESS;
+		r.kind = RANGE_FP_UNREAD;
 	}
 	ir->table = r.table;
 	ir->installed = 1;

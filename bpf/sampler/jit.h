@@ -6,6 +6,8 @@
 
 #include "maps.h"
 
+// Also where the walk notes frames in files user space has not read
+// (RANGE_FP_UNREAD), which ask for the mappings as JIT code does.
 // Code in a page without a file that the process mapped after user space
 // last read its mappings (V8 maps new JIT pages as it runs): the first pc
 // of a walk outside every known range is looked up in the process's VMAs,
@@ -18,7 +20,7 @@ struct jit_walk {
 	__u32 looked;	  // bpf_find_vma was called in this walk
 	__u32 frames;	  // frames walked by it
 	__u32 busy;	  // bpf_find_vma refused (-EBUSY): its irq_work in use
-	__u32 pad;
+	__u32 unread;	  // frames in ranges of files user space has not read
 };
 
 struct {

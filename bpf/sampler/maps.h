@@ -173,7 +173,7 @@ struct rule_memo {
 	__u32 pid;
 	__u32 generation; // ranges_generation + 1 when filled (0: empty)
 	struct unwind_rule rule;
-	__u32 kind; // RANGE_ROWS (rule), RANGE_FP or RANGE_FP_GUESS
+	__u32 kind; // RANGE_ROWS (rule), RANGE_FP, RANGE_FP_GUESS or RANGE_FP_UNREAD
 	__u32 pad;  // 32 bytes: a set is one cache line
 };
 _Static_assert(sizeof(struct rule_memo) == 32, "a memo set must stay one cache line");

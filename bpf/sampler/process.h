@@ -127,7 +127,9 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 // the image then, rather than at its first sample, lets it install the
 // image's ranges before the samples come: a process living a fraction of a
 // second is unwound from its first sample instead of losing them to the
-// kernel's walk. Later calls (dlopen) are left to EVENT_NEEDS_MAPPINGS.
+// kernel's walk. A later call (dlopen) asks for the mappings again
+// (EVENT_NEEDS_MAPPINGS): user space read them before this library was
+// mapped, and would name none of its frames.
 #define RT_CONSISTENT 0
 SEC("uprobe")
 int on_libs_loaded(struct pt_regs *ctx)
@@ -141,8 +143,11 @@ int on_libs_loaded(struct pt_regs *ctx)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct proc_state *st = bpf_map_lookup_elem(&procs, &pid);
-	if (st && !in_execve(task))
+	if (st && !in_execve(task)) {
 		install_image(active_generation & 1, task, pid, st->exec_seq);
+		if (st->notified & NOTIFIED_LOADED)
+			notify(active_generation & 1, EVENT_NEEDS_MAPPINGS, pid, st->exec_seq, 0, false);
+	}
 	current_image(active_generation & 1, task, pid, false);
 	return 0;
 }

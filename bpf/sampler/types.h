@@ -157,6 +157,10 @@ enum range_kind {
 	// Only in the walk's range cache and memo: JIT code the process
 	// mapped after user space read its mappings (unwind.h, jit_code).
 	RANGE_FP_LATE = 4,
+	// Installed by the sampler (install.h) for a file whose table is not
+	// in: walked as RANGE_FP_GUESS, and the walk asks user space to read
+	// the mappings, which builds the table (a library dlopen'ed since).
+	RANGE_FP_UNREAD = 5,
 };
 
 // What an executable range of a process unwinds with.

@@ -271,7 +271,7 @@ static long unwind_step(__u32 index, void *ctx)
 			st->status = UNWIND_END_NO_TABLE;
 			return 1;
 		}
-		if (kind != RANGE_FP && kind != RANGE_FP_LATE) {
+		if (kind != RANGE_FP && kind != RANGE_FP_LATE && kind != RANGE_FP_UNREAD) {
 			__u64 rel = lookup - r->bias;
 			struct unwind_rule *row = rel <= 0xffffffffULL ? find_rule(r, rel) : NULL;
 			if (row && (row->kind & ((1 << RBP_KIND_SHIFT) - 1)) != CFA_GAP)
@@ -291,6 +291,11 @@ static long unwind_step(__u32 index, void *ctx)
 		if (j)
 			j->frames++;
 		kind = RANGE_FP;
+	} else if (kind == RANGE_FP_UNREAD) {
+		struct jit_walk *j = jit_scratch();
+		if (j)
+			j->unread++;
+		kind = RANGE_FP_GUESS;
 	}
 
 	__u64 cfa, ra = 0, bp = st->bp;
@@ -525,6 +530,7 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	jit->end = 0;
 	jit->frames = 0;
 	jit->busy = 0;
+	jit->unread = 0;
 	bpf_loop(MAX_USER_DEPTH + 1, unwind_step, NULL, 0);
 	// Both callers walk the task running now: a sample's, or the one a
 	// context switch takes off the CPU.
@@ -547,9 +553,10 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 		count_stat(buffer, STAT_UNWIND_END_BASE + end);
 	add_stat(buffer, STAT_UNWIND_JIT_FRAMES, jit->frames);
 	add_stat(buffer, STAT_UNWIND_JIT_BUSY, jit->busy);
-	if (end == UNWIND_END_NO_MAPPING || jit->looked || jit->frames) {
-		// A pc outside the known ranges, JIT code or not: ask user space to
-		// read the mappings again, at most once a second.
+	if (end == UNWIND_END_NO_MAPPING || jit->looked || jit->frames || jit->unread) {
+		// A pc outside the known ranges, JIT code or not, or in a file the
+		// sampler mapped before user space had its table: ask user space
+		// to read the mappings again, at most once a second.
 		__u64 now = bpf_ktime_get_ns();
 		struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
 		if (up && now - up->miss_reported_ns > 1000000000ULL) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +22,7 @@ type QualnameFallback uint8
 
 const (
 	FallbackNone       QualnameFallback = iota // derived (or 3.11+: the code object's own)
-	FallbackNoPath                             // co_filename is not an absolute path ("<frozen ...>", "<string>", relative)
+	FallbackNoPath                             // co_filename is no path ("<frozen ...>", "<string>"), or relative to an unknown directory
 	FallbackUnreadable                         // missing, not a regular file, too large, or unreadable
 	FallbackExited                             // the process left, and its files are not the host's
 	FallbackChanged                            // modified since the process started
@@ -98,6 +99,11 @@ type SourceView struct {
 	// since may not be the one its code objects were compiled from.
 	Start    time.Time
 	HostRoot bool
+	// Cwd is the process's working directory as it sees it, read when the
+	// view was made (its start, as near as can be): 3.8 keeps the path of
+	// a script started as "python3.8 script.py" as given, relative to it.
+	// Empty when unknown.
+	Cwd string
 }
 
 // View returns the view of a live process started startTicks (clock ticks
@@ -112,6 +118,12 @@ func (s *Sources) View(pid int, startTicks uint64) SourceView {
 	var own, root unix.Stat_t
 	if unix.Stat("/", &own) == nil && unix.Stat(filepath.Join(procRoot, strconv.Itoa(pid), "root"), &root) == nil {
 		v.HostRoot = own.Dev == root.Dev && own.Ino == root.Ino
+	}
+	// The kernel gives the path from the process's root; a directory
+	// removed since has " (deleted)" after it, and is no use.
+	if cwd, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "cwd")); err == nil &&
+		filepath.IsAbs(cwd) && !strings.HasSuffix(cwd, " (deleted)") {
+		v.Cwd = cwd
 	}
 	return v
 }
@@ -139,7 +151,13 @@ func (s *Sources) Qualname(view SourceView, gone bool, file string, line int64, 
 		return name, FallbackNone
 	}
 	if !filepath.IsAbs(file) {
-		return "", FallbackNoPath
+		// Relative to the directory the process started in; if it moved
+		// since, the file found there is checked as any other is (its
+		// mtime, a def of that name at that line).
+		if view.Cwd == "" || strings.HasPrefix(file, "<") {
+			return "", FallbackNoPath
+		}
+		file = filepath.Join(view.Cwd, file)
 	}
 	f, why := openSource(view, gone, file)
 	if f == nil {

@@ -64,6 +64,26 @@ func TestSourcesQualname(t *testing.T) {
 	}
 }
 
+// TestSourcesRelativePath: 3.8 keeps a script's path as given on the
+// command line; it is found from the directory the process started in.
+func TestSourcesRelativePath(t *testing.T) {
+	path := writeSource(t, twoRuns)
+	s := NewSources(DefaultSourceBudget)
+	view := s.View(os.Getpid(), 0)
+	view.Start = time.Now()
+	if wd, _ := os.Getwd(); view.Cwd != wd {
+		t.Errorf("view's directory %q, want this process's %q", view.Cwd, wd)
+	}
+	view.Cwd = filepath.Dir(path)
+	if got, why := s.Qualname(view, false, "two.py", 7, "run"); got != "B.run" || why != FallbackNone {
+		t.Errorf("relative to the start directory: %q (%v), want B.run", got, why)
+	}
+	view.HostRoot = true
+	if got, why := s.Qualname(view, true, "./two.py", 2, "run"); got != "A.run" || why != FallbackNone {
+		t.Errorf("after exit: %q (%v), want A.run", got, why)
+	}
+}
+
 func TestSourcesFallBack(t *testing.T) {
 	path := writeSource(t, twoRuns)
 	s := NewSources(DefaultSourceBudget)
@@ -84,7 +104,7 @@ func TestSourcesFallBack(t *testing.T) {
 		want       QualnameFallback
 	}{
 		{"frozen", "<frozen importlib._bootstrap>", 1, "f", view.Start, FallbackNoPath},
-		{"relative", "two.py", 2, "run", view.Start, FallbackNoPath},
+		{"relative, no directory", "two.py", 2, "run", view.Start, FallbackNoPath},
 		{"missing", path + ".gone", 2, "run", view.Start, FallbackUnreadable},
 		{"fifo", fifo, 1, "f", view.Start, FallbackUnreadable},
 		{"changed since start", path, 2, "run", view.Start.Add(-2 * time.Hour), FallbackChanged},
@@ -94,6 +114,7 @@ func TestSourcesFallBack(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			v := view
 			v.Start = c.start
+			v.Cwd = ""
 			if got, why := s.Qualname(v, false, c.file, c.line, c.co); why != c.want {
 				t.Errorf("%q (%v), want fallback %v", got, why, c.want)
 			}

@@ -1,11 +1,10 @@
 # Burns CPU half in the main interpreter, half in a sub-interpreter run
 # on the same thread (3.11+), by the thread's own clock. Runs until killed.
+# With the argument "late", it first burns 0.3 s in the main interpreter
+# alone, and only then loads the sub-interpreter module (a library
+# dlopen'ed well after a profiler read the process's mappings).
+import sys
 import time
-
-try:
-    import _interpreters as interpreters  # 3.13
-except ImportError:
-    import _xxsubinterpreters as interpreters  # 3.11, 3.12
 
 SUB = """
 import sys
@@ -33,6 +32,14 @@ def in_main(budget):
         for i in range(2000):
             x += i
 
+
+if sys.argv[1:] == ["late"]:
+    in_main(0.3)
+
+try:
+    import _interpreters as interpreters  # 3.13
+except ImportError:
+    import _xxsubinterpreters as interpreters  # 3.11, 3.12
 
 interp = interpreters.create()
 while True:
