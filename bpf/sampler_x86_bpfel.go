@@ -109,6 +109,7 @@ type SamplerJitWalk struct {
 	Frames uint32
 	Busy   uint32
 	Pad    uint32
+	RaKey  SamplerRangeKey
 }
 
 type SamplerNoUserStack uint32
