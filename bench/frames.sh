@@ -88,18 +88,17 @@ JS
 	rm -f "/tmp/perf-$pid.map"
 	;;
 terser) # node --perf-basic-prof running terser (npm install terser@5 in $TERSER)
+	# The whole tree from its start: on a busy host `record -p` takes seconds
+	# to load, past the warm-up, where V8 maps most of its new JIT pages.
 	cat >"$out/terser.js" <<JS
+require("fs").writeFileSync("node.pid", String(process.pid));
 const { minify } = require("$TERSER/node_modules/terser");
 const src = require("fs").readFileSync("$TERSER/node_modules/terser/dist/bundle.min.js", "utf8");
-(async () => { const end = Date.now() + 15000; while (Date.now() < end) await minify(src, { compress: true, mangle: true }); })();
+(async () => { const end = Date.now() + ${SECS:-15} * 1000; while (Date.now() < end) await minify(src, { compress: true, mangle: true }); })();
 JS
-	(cd "$out" && exec node --perf-basic-prof terser.js >/dev/null) &
-	pid=$!
-	sleep 2
-	sample "$pid" 10
-	wait "$pid" || true
+	tree sh -c 'cd "$0" && exec node --perf-basic-prof terser.js >/dev/null' "$out" # its isolate logs there
 	report node "JS:" minify Compressor "Builtins_"
-	rm -f "/tmp/perf-$pid.map"
+	rm -f "/tmp/perf-$(cat "$out/node.pid").map"
 	;;
 java) # a JVM writing its perf map at exit
 	tree java -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit -XX:+PreserveFramePointer -cp testdata/java Hot 8

@@ -109,6 +109,7 @@ type SamplerJitWalk struct {
 	Frames uint32
 	Busy   uint32
 	Unread uint32
+	RaKey  SamplerRangeKey
 }
 
 type SamplerNoUserStack uint32

@@ -18,13 +18,31 @@ import (
 // fixtures mapped once: at load 150-200, 0-2% of the walks crossed the JIT
 // page and then ended "no mapping" at main's caller in libc, the walk's
 // one lookup spent; why libc's range was missing then is not known yet.)
+// With "builtin", the JIT code calls hot through code without CFI, as V8's
+// JIT code calls its builtins: that frame's return address, in the late
+// page, must pass its plausibility check.
 func TestUnwindLateJIT(t *testing.T) {
+	for _, tc := range []struct {
+		mode  string
+		chain []string
+	}{
+		{"late", []string{"hot", "run", "main", "_start"}},
+		{"builtin", []string{"hot", "asm_builtin", "run", "main", "_start"}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) { testUnwindLateJIT(t, tc.mode, tc.chain) })
+	}
+}
+
+func testUnwindLateJIT(t *testing.T, mode string, chain []string) {
 	path, _ := filepath.Abs("../testdata/unwind/jit")
 	syms := loadExeSymbols(t, path)
-	cmd := startFixture(t, path, untilKilled, "late")
+	args := []string{untilKilled, "late"}
+	if mode == "builtin" {
+		args = append(args, "builtin")
+	}
+	cmd := startFixture(t, path, args...)
 	pid := uint32(cmd.Process.Pid)
 	c := newCollector(t, Config{PIDs: []uint32{pid}, FrequencyHz: 499})
-	chain := []string{"hot", "run", "main", "_start"}
 	var walked, good, late uint64
 	ends := map[model.UnwindEnd]uint64{}
 	var bad []string

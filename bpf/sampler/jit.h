@@ -21,6 +21,9 @@ struct jit_walk {
 	__u32 frames;	  // frames walked by it
 	__u32 busy;	  // bpf_find_vma refused (-EBUSY): its irq_work in use
 	__u32 unread;	  // frames in ranges of files user space has not read
+	// The key a return address is looked up with (unwind.h,
+	// return_plausible), here as the stack under it is full.
+	struct range_key ra_key;
 };
 
 struct {
@@ -59,16 +62,20 @@ static long jit_vma(struct task_struct *task, struct vm_area_struct *vma, void *
 }
 
 // jit_code reports whether pc, outside every known range of the walked
-// process, is in JIT code it mapped since.
+// process, is in JIT code it mapped since. The VMA is looked up once per
+// walk; later pcs in the one found need no lookup (a builtin's return
+// address checked, then walked to).
 static __always_inline bool jit_code(__u64 pc)
 {
 	struct jit_walk *j = jit_scratch();
-	if (!j || j->looked)
+	if (!j)
 		return false;
-	j->looked = 1;
-	// Both callers walk the task running now.
-	if (bpf_find_vma(bpf_get_current_task_btf(), pc, jit_vma, NULL, 0) == -KERNEL_EBUSY)
-		j->busy = 1;
+	if (!j->looked) {
+		j->looked = 1;
+		// Both callers walk the task running now.
+		if (bpf_find_vma(bpf_get_current_task_btf(), pc, jit_vma, NULL, 0) == -KERNEL_EBUSY)
+			j->busy = 1;
+	}
 	return pc >= j->start && pc < j->end;
 }
 

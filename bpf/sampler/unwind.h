@@ -138,15 +138,20 @@ static __always_inline __u32 memo_set(__u64 pc)
 	return pc & (RULE_MEMO_SETS - 1);
 }
 
-// known_code reports whether pc is in an executable range of the process.
-static __always_inline bool known_code(__u32 pid, __u64 pc)
+// return_plausible reports whether ra, the return address a guessed frame
+// pointer gives, is code of the process: in a known range, or in JIT code
+// mapped since the last read (a builtin called from it), which the VMA
+// lookup vouches for as it would for a pc. A global function: the
+// verifier checks it once, not once per way the step reaches it.
+__attribute__((noinline)) int return_plausible(__u32 pid, __u64 ra)
 {
-	struct range_key key = {
-		.prefixlen = 96,
-		.pid_be = bpf_htonl(pid),
-		.addr_be = bpf_cpu_to_be64(pc),
-	};
-	return bpf_map_lookup_elem(&unwind_ranges, &key) != NULL;
+	struct jit_walk *j = jit_scratch();
+	if (!j)
+		return 0;
+	j->ra_key.prefixlen = 96;
+	j->ra_key.pid_be = bpf_htonl(pid);
+	j->ra_key.addr_be = bpf_cpu_to_be64(ra - 1);
+	return bpf_map_lookup_elem(&unwind_ranges, &j->ra_key) != NULL || jit_code(ra - 1);
 }
 
 // go_switch reads where the goroutine that a Go stack switch left stopped:
@@ -320,7 +325,7 @@ static long unwind_step(__u32 index, void *ctx)
 		bp = frame[0];
 		ra = frame[1];
 		cfa = st->bp + 16;
-		if (kind == RANGE_FP_GUESS && ra && !known_code(st->pid, ra - 1)) {
+		if (kind == RANGE_FP_GUESS && ra && !return_plausible(st->pid, ra)) {
 			st->status = UNWIND_END_NO_ROW; // not a frame after all
 			return 1;
 		}

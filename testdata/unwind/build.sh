@@ -21,7 +21,7 @@ run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -fno-asynchronou
 run g++ -O2 -g -fomit-frame-pointer -o sort-cpp sort.cpp
 run gcc -O2 -g -fomit-frame-pointer -fPIC -shared -o libplugin.so plugin.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o dlopen-main dlopen-main.c -ldl
-run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o jit jit.c
+run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o jit jit.c # asm_builtin: no CFI
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o burst burst.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o bigframe bigframe.c
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o nocfi nocfi.c
