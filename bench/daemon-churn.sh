@@ -81,7 +81,7 @@ if [ "${CHURN_REFERENCE:-0}" = 1 ]; then
   b0=$(ticks "$bt"); r0=$(bpf_runtime "$bt"); starts0=$(awk '/^processes/ {print $2}' /proc/stat)
   sleep "$secs"
   b1=$(ticks "$bt"); r1=$(bpf_runtime "$bt"); starts1=$(awk '/^processes/ {print $2}' /proc/stat)
-  kill -INT "$bt"; wait "$bt" || true
+  kill -TERM "$bt"; wait "$bt" || true # an async job ignores SIGINT
   awk -v b0="$b0" -v b1="$b1" -v r0="$r0" -v r1="$r1" -v hz="$(getconf CLK_TCK)" -v s="$secs" -v n="$((starts1 - starts0))" -v load="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
     printf "reference, bpftrace profile:hz:99: %.2f%% of one core (user + system), its BPF programs %.2f%%, while %.1f processes a second started; load average %s\n", 100 * (b1 - b0) / hz / s, 100 * (r1 - r0) / 1e9 / s, n / s, load
   }'
