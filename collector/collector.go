@@ -467,12 +467,16 @@ func (c *Collector) close() error {
 		c.cancel()
 	}
 	if c.ringWait != nil {
+		// This ends the reader, which asks the ring for its size between
+		// waits: the ring itself is closed once the reader is gone.
 		c.ringWait.close()
-	}
-	if c.ring != nil {
+	} else if c.ring != nil {
 		c.ring.Close()
 	}
 	c.done.Wait()
+	if c.ring != nil {
+		c.ring.Close()
+	}
 	if c.tracker != nil {
 		c.tracker.close()
 	}
