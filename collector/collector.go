@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -161,6 +160,7 @@ type Collector struct {
 	offCPULink link.Link
 	stacks     *stackMemory
 	ring       *ringbuf.Reader
+	ringWait   *ringWaiter // nil: ring waits in epoll_wait (events.go)
 	tracker    *processTracker
 	unwind     *unwindTables // nil when Unwind is "fp"
 	maxDepth   int
@@ -372,9 +372,8 @@ func (c *Collector) attach() error {
 		c.links = append(c.links, l)
 	}
 	c.attachLoaderProbe(c.loaderProbe)
-	var err error
-	if c.ring, err = ringbuf.NewReader(c.objs.Events); err != nil {
-		return fmt.Errorf("open event ring buffer: %w", err)
+	if err := c.openEvents(); err != nil {
+		return err
 	}
 	if c.cfg.OffCPU {
 		if err := c.attachOffCPU(); err != nil {
@@ -397,64 +396,6 @@ func (c *Collector) attach() error {
 	}
 	c.log.Debug("sampling", slog.Int("cpus", len(cpus)), slog.Int("hz", c.cfg.FrequencyHz))
 	return nil
-}
-
-// eventsEvery is how long a process event may wait in the ring; the
-// loader's events wait loaderSettle before their read anyway.
-const eventsEvery = 50 * time.Millisecond
-
-// readEvents handles process notifications until ctx ends or the ring
-// closes. It only queues the /proc reads (images.go), so that it keeps up
-// with the ring and sees exits before the reads they make needless.
-func (c *Collector) readEvents(ctx context.Context) {
-	var ev bpf.SamplerEvent
-	for ctx.Err() == nil {
-		// The sampler wakes this only when the ring is filling: events are
-		// read in batches, eventsEvery apart.
-		c.ring.SetDeadline(time.Now().Add(eventsEvery))
-		rec, err := c.ring.Read()
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
-			c.log.Warn("read process events", slog.Any("err", err))
-			continue
-		}
-		if len(rec.RawSample) < int(unsafe.Sizeof(ev)) {
-			continue
-		}
-		ev = *(*bpf.SamplerEvent)(unsafe.Pointer(&rec.RawSample[0]))
-		switch bpf.SamplerEventType(ev.Type) {
-		case bpf.SamplerEventTypeEVENT_NEW_PROCESS:
-			// Its libraries are loaded. If a sample came first, it was read
-			// before they were mapped; this reads it again.
-			c.images.pushLoaded(imageRead{key: model.ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
-		case bpf.SamplerEventTypeEVENT_SAMPLED:
-			if !c.tracker.alive(ev.Pid, ev.ExecSeq) {
-				c.images.pushSampled(imageRead{key: model.ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}, startCode: ev.StartCode})
-			}
-		case bpf.SamplerEventTypeEVENT_NEEDS_MAPPINGS:
-			// A library loaded since the snapshot (dlopen), or code without a file.
-			if c.unwind != nil && c.unwind.needsRefresh(ev.Pid, ev.ExecSeq) {
-				c.images.pushSampled(imageRead{key: model.ProcessKey{PID: ev.Pid, ExecSeq: ev.ExecSeq}})
-			}
-		case bpf.SamplerEventTypeEVENT_EXIT:
-			c.images.cancel(ev.Pid)
-			c.tracker.exited(ev.Pid)
-			if c.unwind != nil {
-				if rec := c.unwind.remove(ev.Pid); rec != nil {
-					// Its last samples may come before /proc was ever read.
-					c.tracker.rememberRecorded(ev.Pid, recordedImageOf(rec))
-				}
-			}
-			for _, in := range c.interpreters {
-				in.exited(ev.Pid)
-			}
-		}
-	}
 }
 
 // wordCapacity is how many table words (rows and index entries) the
@@ -525,10 +466,17 @@ func (c *Collector) close() error {
 	if c.cancel != nil {
 		c.cancel()
 	}
-	if c.ring != nil {
+	if c.ringWait != nil {
+		// This ends the reader, which asks the ring for its size between
+		// waits: the ring itself is closed once the reader is gone.
+		c.ringWait.close()
+	} else if c.ring != nil {
 		c.ring.Close()
 	}
 	c.done.Wait()
+	if c.ring != nil {
+		c.ring.Close()
+	}
 	if c.tracker != nil {
 		c.tracker.close()
 	}
