@@ -88,6 +88,9 @@ func (c *Collector) openEvents() error {
 	if c.ring, err = ringbuf.NewReader(c.objs.Events); err != nil {
 		return fmt.Errorf("open event ring buffer: %w", err)
 	}
+	if !c.cfg.PollEvents {
+		return nil
+	}
 	if c.ringWait, err = newRingWaiter(c.objs.Events.FD()); err != nil {
 		// The reader's own blocking wait still works, at sysmon's cost.
 		c.log.Debug("event ring waited for in a system call", slog.Any("err", err))

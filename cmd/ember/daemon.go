@@ -116,7 +116,10 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		// Built tables survive restarts next to the store.
 		UnwindTableBytes: int64(cfg.UnwindTableSize),
 		UnwindCacheDir:   filepath.Join(cfg.DataDir, "unwind-cache"),
-		NoPython:         !cfg.Python,
+		// An experiment of issue 15 (docs/benchmarks.md, "The event reader
+		// waits in Go's poller"), not yet a setting.
+		PollEvents: os.Getenv("EMBER_POLL_EVENTS") == "1",
+		NoPython:   !cfg.Python,
 		// Batches are named out of step with draining (see pipeline.Run).
 		HoldBatchFiles: true,
 		Logger:         log,
