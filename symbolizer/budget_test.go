@@ -158,6 +158,32 @@ func TestCacheKeepsBudgetOnHostFiles(t *testing.T) {
 	// fixedOverhead covers what is bounded by entry count, not bytes:
 	// the per-file entries and parse numbers (MaxCachedFiles of each).
 	const fixedOverhead = 2 << 20
+	for try := 0; ; try++ {
+		held, st := symbolizeWithinBudget(t, paths, budget)
+		if st.Evictions == 0 && try < 3 {
+			// The host's files fit (they differ from host to host): the
+			// budget is only tested by a smaller one.
+			t.Logf("nothing evicted at %.1f MiB: trying %.1f MiB", mib(budget), mib(st.Bytes/2))
+			budget = st.Bytes / 2
+			continue
+		}
+		if st.Evictions == 0 {
+			t.Errorf("nothing evicted: the files fit in %.1f MiB, the budget was not tested", mib(budget))
+		}
+		if st.Bytes > budget {
+			t.Errorf("accounted %d bytes, over the %d byte budget", st.Bytes, budget)
+		}
+		if held > budget+fixedOverhead {
+			t.Errorf("the symbolizer holds %.1f MiB of heap, over its %.1f MiB budget + %.0f MiB", mib(held), mib(budget), mib(fixedOverhead))
+		}
+		return
+	}
+}
+
+// symbolizeWithinBudget names addresses in paths with a Symbolizer of the
+// given budget and returns the heap it holds afterwards and its stats.
+func symbolizeWithinBudget(t *testing.T, paths []string, budget int64) (int64, CacheStats) {
+	t.Helper()
 	before := int64(heapInUse())
 	s, err := New(Options{KallsymsPath: "testdata/kallsyms", MaxCacheBytes: budget})
 	if err != nil {
@@ -168,18 +194,10 @@ func TestCacheKeepsBudgetOnHostFiles(t *testing.T) {
 	symbolizeHostFiles(t, s, paths, envInt("EMBER_CACHE_TEST_ADDRS", 256))
 	held := int64(heapInUse()) - before - kernel
 	st := s.Stats()
-	t.Logf("%d files, budget %d MiB: heap held %.1f MiB, accounted %.1f MiB (files %.1f, addresses %.1f in %d entries), %d parses kept, %d evicted",
-		len(paths), budget>>20, mib(held), mib(st.Bytes), mib(s.tables.bytes), mib(s.addrs.bytes), s.addrs.len(), st.Files, st.Evictions)
+	t.Logf("%d files, budget %.1f MiB: heap held %.1f MiB, accounted %.1f MiB (files %.1f, addresses %.1f in %d entries), %d parses kept, %d evicted",
+		len(paths), mib(budget), mib(held), mib(st.Bytes), mib(s.tables.bytes), mib(s.addrs.bytes), s.addrs.len(), st.Files, st.Evictions)
 	runtime.KeepAlive(s)
-	if st.Evictions == 0 {
-		t.Errorf("nothing evicted: the files fit in %d MiB, the budget was not tested", budget>>20)
-	}
-	if st.Bytes > budget {
-		t.Errorf("accounted %d bytes, over the %d byte budget", st.Bytes, budget)
-	}
-	if held > budget+fixedOverhead {
-		t.Errorf("the symbolizer holds %.1f MiB of heap, over its %d MiB budget + %.0f MiB", mib(held), budget>>20, mib(fixedOverhead))
-	}
+	return held, st
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
