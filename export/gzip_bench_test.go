@@ -21,35 +21,17 @@ import (
 //
 //	EMBER_BENCH_STORE=DIR go test ./export/ -run '^$' -bench PprofGzip
 func BenchmarkPprofGzip(b *testing.B) {
-	dir := os.Getenv("EMBER_BENCH_STORE")
-	if dir == "" {
-		b.Skip("EMBER_BENCH_STORE names no store")
-	}
-	s, err := storage.Open(storage.Options{Dir: dir, MinFreeDiskBytes: 1 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	policy, _ := newLabelPolicy(DefaultServiceName, false)
-	refs, _ := s.IntervalsAfter(0, 40)
 	var intervals [][][]byte // the raw pprof of each series of each interval
 	raw := 0
-	for _, ref := range refs {
-		p, err := s.ReadInterval(context.Background(), ref)
-		if err != nil {
-			b.Fatal(err)
-		}
+	for _, iv := range benchIntervals(b) {
 		var enc seriesEncoder
-		enc.reset(p)
+		enc.reset(iv.p)
 		var series [][]byte
-		for _, sr := range policy.split(p) {
+		for _, sr := range iv.series {
 			series = append(series, enc.encode(nil, sr.Samples))
 			raw += len(series[len(series)-1])
 		}
 		intervals = append(intervals, series)
-	}
-	if len(intervals) == 0 {
-		b.Skip("an empty store")
 	}
 	for _, level := range []struct {
 		name  string
@@ -104,6 +86,35 @@ func BenchmarkPprofGzip(b *testing.B) {
 	})
 }
 
+// benchIntervals reads up to 40 intervals of the store named by
+// EMBER_BENCH_STORE, split into series as the exporters split them.
+func benchIntervals(b *testing.B) []*interval {
+	b.Helper()
+	dir := os.Getenv("EMBER_BENCH_STORE")
+	if dir == "" {
+		b.Skip("EMBER_BENCH_STORE names no store")
+	}
+	s, err := storage.Open(storage.Options{Dir: dir, MinFreeDiskBytes: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	policy, _ := newLabelPolicy(DefaultServiceName, false)
+	refs, _ := s.IntervalsAfter(0, 40)
+	var out []*interval
+	for _, ref := range refs {
+		p, err := s.ReadInterval(context.Background(), ref)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, &interval{ref: ref, p: p, series: policy.split(p)})
+	}
+	if len(out) == 0 {
+		b.Skip("an empty store")
+	}
+	return out
+}
+
 // processCPU is the CPU time of the whole process, garbage collection
 // included.
 func processCPU() time.Duration {
@@ -119,26 +130,10 @@ func processCPU() time.Duration {
 //
 //	EMBER_BENCH_STORE=DIR go test ./export/ -run '^$' -bench RequestGzip
 func BenchmarkRequestGzip(b *testing.B) {
-	dir := os.Getenv("EMBER_BENCH_STORE")
-	if dir == "" {
-		b.Skip("EMBER_BENCH_STORE names no store")
-	}
-	s, err := storage.Open(storage.Options{Dir: dir, MinFreeDiskBytes: 1 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	policy, _ := newLabelPolicy(DefaultServiceName, false)
-	refs, _ := s.IntervalsAfter(0, 40)
 	requests := map[string][][]byte{}
-	for _, ref := range refs {
-		p, err := s.ReadInterval(context.Background(), ref)
-		if err != nil {
-			b.Fatal(err)
-		}
-		iv := &interval{ref: ref, p: p, series: policy.split(p)}
+	for _, iv := range benchIntervals(b) {
 		var enc seriesEncoder
-		enc.reset(p)
+		enc.reset(iv.p)
 		push := &pushv1.PushRequest{}
 		for _, sr := range iv.series {
 			push.Series = append(push.Series, &pushv1.RawProfileSeries{
@@ -149,9 +144,6 @@ func BenchmarkRequestGzip(b *testing.B) {
 		var oe otlpEncoder
 		req, _ := oe.encode(iv)
 		requests["otlp"] = append(requests["otlp"], append([]byte(nil), req...))
-	}
-	if len(refs) == 0 {
-		b.Skip("an empty store")
 	}
 	for _, kind := range []string{"pyroscope", "otlp"} {
 		reqs := requests[kind]
