@@ -169,13 +169,16 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 			missIDs = append(missIDs, id)
 		}
 	}
-	fd, err := s.loadFlameDict(txn, missIDs)
-	if err != nil {
-		return fmt.Errorf("storage: read dictionary: %w", err)
-	}
-	names, err := nameLocations(fd, out)
-	if err != nil {
-		return err
+	// Nothing to read when the cache named every stack.
+	fd, names := &flameDict{}, &locationNames{}
+	var err error
+	if len(missIDs) > 0 {
+		if fd, err = s.loadFlameDict(txn, missIDs); err != nil {
+			return fmt.Errorf("storage: read dictionary: %w", err)
+		}
+		if names, err = nameLocations(fd, out); err != nil {
+			return err
+		}
 	}
 	fd.locs, fd.lines, fd.funcs, fd.funcIDs, fd.hasFunc = nil, nil, nil, nil, nil
 	// Each sample's stack: a node of the snapshot, or ^index in fd.stacks.

@@ -102,8 +102,11 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 // stackSums sums records per (group, stack) as a scan reads them.
 type stackSums struct {
 	groupBy string
-	dict    *dictionary
-	txn     *badger.Txn
+	// detail is the index of groupBy in query.GroupDetailLabels, -1 for
+	// none: the label sets of such a grouping are kept in the path cache.
+	detail int
+	dict   *dictionary
+	txn    *badger.Txn
 	// labelSets reads label sets in runs, one iterator for the query:
 	// opening one per run was a fifth of a day's label set reading.
 	labelSets *badger.Iterator
@@ -148,7 +151,7 @@ type labelSetSum struct {
 }
 
 func newStackSums(d *dictionary, txn *badger.Txn, groupBy string) *stackSums {
-	return &stackSums{groupBy: groupBy, dict: d, txn: txn, head: make([]int32, d.stacks.last+1),
+	return &stackSums{groupBy: groupBy, detail: slices.Index(query.GroupDetailLabels, groupBy), dict: d, txn: txn, head: make([]int32, d.stacks.last+1),
 		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]int32),
 		values: []string{""}, valueIDs: map[string]int32{"": 0}, last: -1}
 }
@@ -201,10 +204,9 @@ func (a *stackSums) add(r record) {
 // whole, were the largest part of such a query's memory. It returns its
 // index in a.sets, -1 for a label set not stored or unreadable.
 func (a *stackSums) labelSet(id uint32) int32 {
-	detail := slices.Index(query.GroupDetailLabels, a.groupBy)
-	if detail >= 0 {
+	if a.detail >= 0 {
 		if d, ok := a.cache.labelSet(id); ok {
-			a.keepDetails(d, detail)
+			a.keepDetails(d)
 			return a.byLabelSet[id]
 		}
 	}
@@ -266,7 +268,7 @@ func (a *stackSums) keepLabelSet(id uint32, enc string) {
 	}
 	a.byLabelSet[id] = int32(len(a.sets))
 	a.sets = append(a.sets, sum)
-	if a.cache != nil && slices.Contains(query.GroupDetailLabels, a.groupBy) {
+	if a.cache != nil && a.detail >= 0 {
 		d := labelSetDetails{id: id}
 		for i := range d.values {
 			d.values[i] = a.values[labels[i]]
@@ -275,15 +277,14 @@ func (a *stackSums) keepLabelSet(id uint32, enc string) {
 	}
 }
 
-// keepDetails keeps a label set from the values the path cache holds;
-// detail is the index of the grouping label in GroupDetailLabels.
-func (a *stackSums) keepDetails(d labelSetDetails, detail int) {
+// keepDetails keeps a label set from the values the path cache holds.
+func (a *stackSums) keepDetails(d labelSetDetails) {
 	start := len(a.setLabels)
 	for _, v := range d.values {
 		a.setLabels = append(a.setLabels, a.intern(v))
 	}
 	a.byLabelSet[d.id] = int32(len(a.sets))
-	a.sets = append(a.sets, labelSetSum{labels: int32(start), value: a.setLabels[start+detail]})
+	a.sets = append(a.sets, labelSetSum{labels: int32(start), value: a.setLabels[start+a.detail]})
 }
 
 func (a *stackSums) close() {
