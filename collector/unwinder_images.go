@@ -142,7 +142,14 @@ func (u *unwindTables) samplerHas(p *model.Process) bool {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	old := u.installs[p.PID]
+	return u.noteSamplerInstallLocked(p.PID, p.ExecSeq, rec, n)
+}
+
+// noteSamplerInstallLocked notes the sampler's whole install of an image as
+// this side's, referencing the tables its first n ranges use, unless this
+// side's own ranges are in or a range's table cannot be told.
+func (u *unwindTables) noteSamplerInstallLocked(pid, execSeq uint32, rec *bpf.SamplerImageRecord, n int) bool {
+	old := u.installs[pid]
 	if old != nil && !old.bySampler {
 		return false // this side's own ranges are in: replace them as usual
 	}
@@ -168,7 +175,7 @@ func (u *unwindTables) samplerHas(p *model.Process) bool {
 			used = append(used, t)
 		}
 	}
-	next := &installedProc{execSeq: p.ExecSeq, installed: time.Now(), bySampler: true}
+	next := &installedProc{execSeq: execSeq, installed: time.Now(), bySampler: true}
 	for _, t := range used {
 		if t.refs++; !t.idleSince.IsZero() {
 			t.idleSince = time.Time{}
@@ -177,12 +184,12 @@ func (u *unwindTables) samplerHas(p *model.Process) bool {
 		next.tables = append(next.tables, t.id)
 	}
 	if old != nil {
-		if old.execSeq == p.ExecSeq {
+		if old.execSeq == execSeq {
 			next.refreshes, next.pending = old.refreshes, old.pending
 		}
 		u.releaseTablesLocked(old)
 	}
-	u.installs[p.PID] = next
+	u.installs[pid] = next
 	u.stats.SamplerInstallsKept++
 	return true
 }
@@ -299,12 +306,26 @@ func (pf *plainFiles) covers(u *unwindTables, key model.ProcessKey) bool {
 	if !ok || rec.ExecSeq != key.ExecSeq || rec.Overflow != 0 || rec.Unknown != 0 || rec.Ranges == 0 {
 		return false
 	}
+	n := min(int(rec.Ranges), len(rec.R))
 	pf.mu.Lock()
-	defer pf.mu.Unlock()
-	for i := range min(int(rec.Ranges), len(rec.R)) {
+	for i := range n {
 		if f := rec.R[i].File; f != (bpf.SamplerFileKey{}) && !pf.files[f] {
+			pf.mu.Unlock()
 			return false
 		}
 	}
-	return true
+	pf.mu.Unlock()
+	return u.noteCovered(key, rec, n)
+}
+
+// noteCovered references the tables of an image the sampler installed
+// whole and this side will not read, so that they are not dropped as idle
+// while it runs. An image with this side's own ranges in needs nothing.
+func (u *unwindTables) noteCovered(key model.ProcessKey, rec *bpf.SamplerImageRecord, n int) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if in := u.installs[key.PID]; in != nil && !in.bySampler && in.execSeq == key.ExecSeq {
+		return true
+	}
+	return u.noteSamplerInstallLocked(key.PID, key.ExecSeq, rec, n)
 }

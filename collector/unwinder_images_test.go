@@ -232,3 +232,56 @@ func TestSamplerInstallKept(t *testing.T) {
 		}
 	}
 }
+
+// An image the sampler installed whole from plain files is not read at all
+// (plainFiles.covers); its table is still referenced while it runs, kept
+// by retain while the BPF side says it runs, and released when it stops.
+func TestCoveredImageHoldsItsTable(t *testing.T) {
+	u, maps := newFakeTables(t, 1<<20)
+	lib := mapFile(t, unwindFixture(t, "libplugin.so"), 0x7f00_0000_0000)
+	first := newProcess(100, 1, lib)
+	u.install(first, alwaysAlive)
+	var pf plainFiles
+	pf.learn(first)
+	key, _ := fileKeyOf(&lib[0])
+	fu := maps.files[key]
+	m := lib[0]
+	r, _ := samplerRange(fu, m.Start, m.Limit, m.Offset)
+	rec := bpf.SamplerImageRecord{ExecSeq: 1, Ranges: 1}
+	rec.R[0] = bpf.SamplerImageRange{Start: m.Start, Limit: m.Limit, Offset: m.Offset, File: key, Table: fu.Table, Installed: 1}
+	maps.images[500] = rec
+	maps.putRanges(rangeKeys(500, m.Start, m.Limit), []bpf.SamplerUnwindRange{r})
+	refs := func() int {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		for _, tbl := range u.tables {
+			if tbl.start == fu.Table && tbl.count > 0 {
+				return tbl.refs
+			}
+		}
+		t.Fatal("the library's table is gone")
+		return 0
+	}
+	u.remove(100) // the first reader exits: the table would be idle
+	if refs() != 0 {
+		t.Fatalf("after the reader's exit: %d references, want 0", refs())
+	}
+	if !pf.covers(u, model.ProcessKey{PID: 500, ExecSeq: 1}) {
+		t.Fatal("the sampler's whole install from a plain file was not covered")
+	}
+	if refs() != 1 {
+		t.Errorf("a covered image holds %d references to its table, want 1", refs())
+	}
+	running := true
+	u.currentImage = func(pid uint32) (uint32, uint64, bool) { return 1, 0, pid == 500 && running }
+	neverRead := func(pid, execSeq uint32) bool { return false } // the tracker never saw it
+	u.retain(neverRead)
+	if refs() != 1 {
+		t.Error("retain dropped a covered image that still runs")
+	}
+	running = false // its exit notification lost
+	u.retain(neverRead)
+	if refs() != 0 {
+		t.Errorf("after its exit went unheard: %d references, want 0", refs())
+	}
+}

@@ -228,14 +228,21 @@ func (u *unwindTables) keptSamplerInstall(p *model.Process, alive func(pid, exec
 }
 
 // retain drops the ranges of processes alive says are gone (an exit
-// notification lost to a full ring buffer).
+// notification lost to a full ring buffer). Images noted from the sampler's
+// install without a read are not tracked there: the BPF side says.
 func (u *unwindTables) retain(alive func(pid, execSeq uint32) bool) {
 	u.mu.Lock()
 	var gone []uint32
 	for pid, in := range u.installs {
-		if !alive(pid, in.execSeq) {
-			gone = append(gone, pid)
+		if alive(pid, in.execSeq) {
+			continue
 		}
+		if in.bySampler && u.currentImage != nil {
+			if seq, _, ok := u.currentImage(pid); ok && seq == in.execSeq {
+				continue
+			}
+		}
+		gone = append(gone, pid)
 	}
 	u.mu.Unlock()
 	for _, pid := range gone {
