@@ -10,9 +10,14 @@ import (
 )
 
 // lineTable is one compile unit's line program decoded into rows sorted
-// by address, for binary search.
+// by address, for binary search. Rows are kept packed, 8 bytes each (an
+// address offset from base, and file and line in one word), unless a unit
+// does not fit that, when wide keeps them as parsed.
 type lineTable struct {
-	rows []lineRow
+	base     uint64
+	addrs    []uint32 // from base
+	fileLine []uint32 // file<<lineBits | line; endLine marks a sequence's end
+	wide     []lineRow
 	// files is the unit's file table, indexed as DW_AT_call_file counts
 	// (from 1 before DWARF 5, from 0 since; debug/dwarf keeps the index).
 	files []string
@@ -25,6 +30,14 @@ type lineRow struct {
 	file int32
 	line int32
 }
+
+// A packed row's line takes lineBits bits, its file the rest; the largest
+// line value marks the end of a sequence.
+const (
+	lineBits = 20
+	endLine  = 1<<lineBits - 1
+	maxFiles = 1 << (32 - lineBits)
+)
 
 // maxLineRows bounds one unit's decoded rows (16 bytes each).
 const maxLineRows = 16 << 20
@@ -66,7 +79,8 @@ func parseLineTable(d *dwarf.Data, cu *dwarf.Entry, lineSection []byte, off int6
 		lt.files = append(lt.files, name)
 	}
 	var e dwarf.LineEntry
-	for len(lt.rows) < maxLineRows {
+	var rows []lineRow
+	for len(rows) < maxLineRows {
 		if err := lr.Next(&e); err != nil {
 			if err == io.EOF {
 				break
@@ -85,30 +99,91 @@ func parseLineTable(d *dwarf.Data, cu *dwarf.Entry, lineSection []byte, off int6
 			}
 			row.file = i
 		}
-		lt.rows = append(lt.rows, row)
+		rows = append(rows, row)
 	}
-	// Exactly sized: append's spare capacity was up to half the table.
-	lt.rows = append(make([]lineRow, 0, len(lt.rows)), lt.rows...)
 	// Sequences may come in any order; at one address an end comes before
 	// the start of the next sequence.
-	sort.SliceStable(lt.rows, func(i, j int) bool {
-		a, b := lt.rows[i], lt.rows[j]
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
 		if a.addr != b.addr {
 			return a.addr < b.addr
 		}
 		return a.line == -1 && b.line != -1
 	})
+	lt.pack(rows)
 	return lt, nil
+}
+
+// pack keeps of sorted rows those a lookup can land on: the last row at
+// an address, and a row only where the file or line changes (a line
+// program has a row per column and statement boundary). It packs them
+// when every one fits.
+func (lt *lineTable) pack(rows []lineRow) {
+	kept := rows[:0]
+	for i, r := range rows {
+		if i+1 < len(rows) && rows[i+1].addr == r.addr {
+			continue // only the last row at an address is ever found
+		}
+		if n := len(kept); n > 0 && r.line != -1 && kept[n-1].line == r.line && kept[n-1].file == r.file {
+			continue // the row before says the same
+		}
+		kept = append(kept, r)
+	}
+	fits := len(kept) > 0 && kept[len(kept)-1].addr-kept[0].addr <= 1<<32-1
+	for _, r := range kept {
+		if !fits {
+			break
+		}
+		fits = r.file >= -1 && r.file < maxFiles-1 && r.line >= -1 && r.line < endLine
+	}
+	if !fits {
+		// Exactly sized: append's spare capacity was up to half the table.
+		lt.wide = append(make([]lineRow, 0, len(kept)), kept...)
+		return
+	}
+	lt.base = kept[0].addr
+	lt.addrs = make([]uint32, len(kept))
+	lt.fileLine = make([]uint32, len(kept))
+	for i, r := range kept {
+		lt.addrs[i] = uint32(r.addr - lt.base)
+		line := uint32(r.line)
+		if r.line == -1 {
+			line = endLine
+		}
+		if r.file == -1 { // no file: stored as maxFiles-1
+			lt.fileLine[i] = (maxFiles-1)<<lineBits | line
+		} else {
+			lt.fileLine[i] = uint32(r.file)<<lineBits | line
+		}
+	}
 }
 
 // lookup returns the file and line of pc: the last row at or before it,
 // unless a sequence ended in between.
 func (lt *lineTable) lookup(pc uint64) (string, int64, bool) {
-	i := sort.Search(len(lt.rows), func(i int) bool { return lt.rows[i].addr > pc }) - 1
-	if i < 0 || lt.rows[i].line < 0 {
+	if lt.wide != nil {
+		i := sort.Search(len(lt.wide), func(i int) bool { return lt.wide[i].addr > pc }) - 1
+		if i < 0 || lt.wide[i].line < 0 {
+			return "", 0, false
+		}
+		return lt.file(int64(lt.wide[i].file)), int64(lt.wide[i].line), true
+	}
+	if len(lt.addrs) == 0 || pc < lt.base {
 		return "", 0, false
 	}
-	return lt.file(int64(lt.rows[i].file)), int64(lt.rows[i].line), true
+	i := len(lt.addrs) - 1 // past every row
+	if off := pc - lt.base; off <= 1<<32-1 {
+		i = sort.Search(len(lt.addrs), func(i int) bool { return uint64(lt.addrs[i]) > off }) - 1
+	}
+	fl := lt.fileLine[i]
+	line, file := int64(fl&endLine), int64(fl>>lineBits)
+	if line == endLine {
+		return "", 0, false
+	}
+	if file == maxFiles-1 {
+		file = -1
+	}
+	return lt.file(file), line, true
 }
 
 func (lt *lineTable) file(i int64) string {
@@ -119,7 +194,7 @@ func (lt *lineTable) file(i int64) string {
 }
 
 func (lt *lineTable) sizeBytes() int64 {
-	n := int64(len(lt.rows))*16 + 64
+	n := int64(len(lt.wide))*16 + int64(len(lt.addrs))*8 + 64
 	for _, f := range lt.files {
 		n += int64(len(f)) + 16
 	}
