@@ -167,16 +167,17 @@ quantile() {
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-header="t_s,rss_kib,bpf_maps_kib,heap_inuse_mib,goroutines,fds,cpu_ticks,cpu_pct,bpf_run_ns,bpf_cpu_pct,load1,samples_recorded,stacks_lost,samples_truncated,metrics_ms,host_forks,forks_per_s"
+header="t_s,rss_kib,bpf_maps_kib,heap_inuse_mib,goroutines,fds,cpu_ticks,cpu_pct,bpf_run_ns,bpf_cpu_pct,load1,samples_recorded,stacks_lost,samples_truncated,metrics_ms,host_forks,forks_per_s,rss_file_kib"
 echo "$header" >"$csv"
 if [ -n "$base" ]; then echo "$header" >"$base_csv"; fi
 # sample_daemon PID ADDR CSV appends one row about a daemon to CSV; its
 # previous reading is kept in prev_PID.
 sample_daemon() {
-  local daemon=$1 addr=$2 csv=$3 now rss maps runns fds cpu load forks msecs heap gor rec lost trunc row t cpct rn bpct hf fps ms
+  local daemon=$1 addr=$2 csv=$3 now rss rssfile maps runns fds cpu load forks msecs heap gor rec lost trunc row t cpct rn bpct hf fps ms
   local -n prev=prev_$1
   now=$(date +%s.%N)
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$daemon/status")
+  rssfile=$(awk '/^RssFile/ {print $2}' "/proc/$daemon/status")
   read -r maps runns < <(bpf_fds "$daemon")
   fds=$(ls "/proc/$daemon/fd" | wc -l)
   cpu=$(ticks "$daemon")
@@ -200,7 +201,7 @@ sample_daemon() {
   prev="$now $cpu $runns $forks"
   IFS=, read -r t cpct rn bpct hf fps <<<"$row"
   ms=$(awk -v s="$msecs" 'BEGIN { if (s == "") print ""; else printf "%.1f", s * 1000 }')
-  echo "$t,$rss,$((maps / 1024)),$heap,$gor,$fds,$cpu,$cpct,$rn,$bpct,$load,$rec,$lost,$trunc,$ms,$hf,$fps" >>"$csv"
+  echo "$t,$rss,$((maps / 1024)),$heap,$gor,$fds,$cpu,$cpct,$rn,$bpct,$load,$rec,$lost,$trunc,$ms,$hf,$fps,$rssfile" >>"$csv"
 }
 end=$((start + minutes * 60))
 declare "prev_$daemon="
@@ -234,7 +235,7 @@ stop "$base"
 summarize() {
 awk -F, -v warm="$warm" -v hz="$hz" -v minutes="$minutes" 'NR == 1 { next } {
     n++; t[n] = $1; rss[n] = $2 / 1024; tot = $2 / 1024 + $3 / 1024
-    if (tot > peak) { peak = tot; peakrss = $2 / 1024; peakmaps = $3 / 1024 }
+    if (tot > peak) { peak = tot; peakrss = $2 / 1024; peakmaps = $3 / 1024; peakfile = $18 / 1024 }
     if (rss[n] > maxrss) maxrss = rss[n]
     if (heap < $4) heap = $4
     if (n == 1) { g0 = $5; f0 = $6 }
@@ -247,7 +248,7 @@ awk -F, -v warm="$warm" -v hz="$hz" -v minutes="$minutes" 'NR == 1 { next } {
     for (i = 1; i <= n; i++) if (t[i] >= minutes * 30) { k++; sx += t[i] / 3600; sy += rss[i]; sxx += (t[i] / 3600)^2; sxy += t[i] / 3600 * rss[i] }
     slope = (k > 1 && k * sxx - sx * sx > 0) ? (k * sxy - sx * sy) / (k * sxx - sx * sx) : 0
     el = ct1 - ct0
-    printf "peak RSS + BPF maps: %.1f MiB (RSS %.1f + maps %.1f); peak RSS %.1f MiB; peak Go heap in use %.1f MiB\n", peak, peakrss, peakmaps, maxrss, heap
+    printf "peak RSS + BPF maps: %.1f MiB (RSS %.1f, of it %.1f file-backed, + maps %.1f); peak RSS %.1f MiB; peak Go heap in use %.1f MiB\n", peak, peakrss, peakfile, peakmaps, maxrss, heap
     printf "RSS slope over the second half: %+.1f MiB/hour (%d samples, least squares)\n", slope, k
     printf "goroutines %d -> %d, fds %d -> %d (first sample -> last)\n", g0, g1, f0, f1
     printf "daemon CPU: %.2f%% of one core (user + system, %d s after a %d s warm-up); its BPF programs %.2f%%\n", 100 * (c1 - c0) / hz / el, el, warm, 100 * (b1 - b0) / 1e9 / el
