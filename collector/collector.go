@@ -75,11 +75,12 @@ type Config struct {
 	OffCPU bool
 	// NoCPU leaves CPU sampling off, for off-CPU time alone.
 	NoCPU bool
-	// PollEvents waits for process events in Go's network poller instead
-	// of the ring reader's epoll_wait (events.go): sysmon's share of the
-	// daemon under churn halves, but on a host at load 200 a process's
-	// first-sample read once came late. Off until that is settled.
-	PollEvents bool
+	// EventsInSyscall waits for process events in the ring reader's own
+	// epoll_wait rather than Go's network poller (events.go). A goroutine
+	// blocked in a system call keeps its P, which kept the runtime's sysmon
+	// polling: a third of the daemon's CPU under churn, a fifth with the
+	// poller (docs/benchmarks.md).
+	EventsInSyscall bool
 	// OffCPUMinWait is the shortest wait recorded; shorter ones are counted
 	// in Stats.OffCPU only. Default DefaultOffCPUMinWait.
 	OffCPUMinWait time.Duration

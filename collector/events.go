@@ -88,7 +88,7 @@ func (c *Collector) openEvents() error {
 	if c.ring, err = ringbuf.NewReader(c.objs.Events); err != nil {
 		return fmt.Errorf("open event ring buffer: %w", err)
 	}
-	if !c.cfg.PollEvents {
+	if c.cfg.EventsInSyscall {
 		return nil
 	}
 	if c.ringWait, err = newRingWaiter(c.objs.Events.FD()); err != nil {

@@ -116,10 +116,11 @@ func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 		// Built tables survive restarts next to the store.
 		UnwindTableBytes: int64(cfg.UnwindTableSize),
 		UnwindCacheDir:   filepath.Join(cfg.DataDir, "unwind-cache"),
-		// An experiment of issue 15 (docs/benchmarks.md, "The event reader
-		// waits in Go's poller"), not yet a setting.
-		PollEvents: os.Getenv("EMBER_POLL_EVENTS") == "1",
-		NoPython:   !cfg.Python,
+		// EMBER_POLL_EVENTS=0 goes back to waiting in a system call, for
+		// comparison (docs/benchmarks.md, "The event reader waits in Go's
+		// poller"); not a setting.
+		EventsInSyscall: os.Getenv("EMBER_POLL_EVENTS") == "0",
+		NoPython:        !cfg.Python,
 		// Batches are named out of step with draining (see pipeline.Run).
 		HoldBatchFiles: true,
 		Logger:         log,
