@@ -1,6 +1,7 @@
 package symbolizer
 
 import (
+	"debug/dwarf"
 	"debug/elf"
 	"os"
 	"path/filepath"
@@ -249,4 +250,67 @@ func BenchmarkParseSymbolTables(b *testing.B) {
 			b.ReportMetric(float64(held)/(1<<20), "held-MiB")
 		})
 	}
+}
+
+// BenchmarkLineTables parses every compile unit's line table of the file
+// EMBER_BENCH_ELF names (a large C library with DWARF, e.g. a pyenv
+// libpython), and reports the rows the program has, the rows kept, and
+// the bytes the tables hold against 16 a row as parsed.
+func BenchmarkLineTables(b *testing.B) {
+	path := os.Getenv("EMBER_BENCH_ELF")
+	if path == "" {
+		b.Skip("set EMBER_BENCH_ELF to a file with DWARF line tables")
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	d, err := f.DWARF()
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, err := f.Section(".debug_line").Data()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var units []*dwarf.Entry
+	for rd := d.Reader(); ; {
+		e, err := rd.Next()
+		if err != nil || e == nil {
+			break
+		}
+		if e.Tag == dwarf.TagCompileUnit {
+			units = append(units, e)
+		}
+		rd.SkipChildren()
+	}
+	var parsed, kept, held int64
+	for b.Loop() {
+		parsed, kept, held = 0, 0, 0
+		for _, cu := range units {
+			off, ok := cu.Val(dwarf.AttrStmtList).(int64)
+			if !ok {
+				continue
+			}
+			lr, err := d.LineReader(cu)
+			if err != nil || lr == nil {
+				continue
+			}
+			var e dwarf.LineEntry
+			for lr.Next(&e) == nil {
+				parsed++
+			}
+			lt, err := parseLineTable(d, cu, line, off)
+			if err != nil {
+				continue
+			}
+			kept += int64(len(lt.addrs) + len(lt.wide))
+			held += lt.sizeBytes()
+		}
+	}
+	b.ReportMetric(float64(parsed), "rows")
+	b.ReportMetric(float64(kept), "kept")
+	b.ReportMetric(float64(held)/(1<<20), "MiB")
+	b.ReportMetric(float64(parsed*16)/(1<<20), "MiB@16B")
 }
