@@ -281,7 +281,7 @@ func (t *callTree) canonicalFrames() {
 			}
 			return 1
 		}
-		return cmp.Or(strings.Compare(fa.name, fb.name), strings.Compare(fa.file, fb.file), strings.Compare(fa.binary, fb.binary))
+		return compareFrames(&fa, &fb)
 	})
 	newID := make([]int32, len(t.frames))
 	frames := make([]frame, len(t.frames))
@@ -343,10 +343,24 @@ func lineFrame(loc *profile.Location, i int) frame {
 // binary, so that output does not depend on sample order.
 func sortNodes(t *callTree, nodes []int32) {
 	slices.SortFunc(nodes, func(a, b int32) int {
-		fa, fb := t.frames[t.frameOf[a]], t.frames[t.frameOf[b]]
-		return cmp.Or(cmp.Compare(t.total[b], t.total[a]),
-			strings.Compare(fa.name, fb.name), strings.Compare(fa.file, fb.file), strings.Compare(fa.binary, fb.binary))
+		if c := cmp.Compare(t.total[b], t.total[a]); c != 0 {
+			return c
+		}
+		return compareFrames(&t.frames[t.frameOf[a]], &t.frames[t.frameOf[b]])
 	})
+}
+
+// compareFrames orders frames by name, file and binary. (cmp.Or would
+// compare all three strings every time: its arguments are evaluated
+// before it is called.)
+func compareFrames(a, b *frame) int {
+	if c := strings.Compare(a.name, b.name); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.file, b.file); c != 0 {
+		return c
+	}
+	return strings.Compare(a.binary, b.binary)
 }
 
 // keep chooses the nodes to show within budget, highest selfDensity (then

@@ -339,8 +339,11 @@ func (t *callTree) functionTable(strs *stringTable) FlameFunctions {
 	// below compare numbers (a day has tens of thousands of functions,
 	// most of them tied at a sample or two).
 	slices.SortFunc(ids, func(a, b int32) int {
-		fa, fb := t.functions[a], t.functions[b]
-		return cmp.Or(strings.Compare(fa.name, fb.name), strings.Compare(fa.binary, fb.binary))
+		fa, fb := &t.functions[a], &t.functions[b]
+		if c := strings.Compare(fa.name, fb.name); c != 0 {
+			return c
+		}
+		return strings.Compare(fa.binary, fb.binary)
 	})
 	rank := make([]int32, len(t.functions))
 	for i, id := range ids {
