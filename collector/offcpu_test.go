@@ -92,7 +92,8 @@ func checkOffCPUAccounting(t *testing.T, b *model.Batch) {
 // TestOffCPUTruth profiles a thread with known waits: the time off the CPU
 // under each function is within 5% of what the thread measured around its
 // blocking calls, and its time off the CPU plus its time on it (the
-// kernel's schedstat) is its wall time within 2%.
+// kernel's schedstat) is its wall time within 2%, or more by at most the
+// time it spent preempted (which may fall outside the measured window).
 func TestOffCPUTruth(t *testing.T) {
 	testenv.RequireBPF(t)
 	c := newCollector(t, Config{ForkParent: uint32(os.Getpid()), OffCPU: true})
@@ -150,7 +151,14 @@ func TestOffCPUTruth(t *testing.T) {
 	}
 	within("off CPU in sleep_part", sleep, r.sleep, 0.05, cut)
 	within("off CPU in pipe_part", pipe, r.pipe, 0.05, cut)
-	within("off CPU + on CPU", total+r.onCPU, r.wall, 0.02, 0)
+	// The worker's wall time runs from its first instruction to its last
+	// measurement; its schedstat and its waits run from thread start to
+	// exit. A preemption just before or after the window (a loaded host's
+	// timeslice, tens of ms) is counted here and not there: the sum may
+	// exceed the wall time by the time spent preempted, never fall short.
+	if sum := total + r.onCPU; float64(sum-r.wall) > 0.02*float64(r.wall)+float64(preempted) || float64(r.wall-sum) > 0.02*float64(r.wall) {
+		t.Errorf("off CPU + on CPU: %s, want %s within 2%% (more by up to the %s preempted, at the window's ends)", sum, r.wall, preempted)
+	}
 	if states[model.StateSleeping] < (r.sleep+r.pipe)*9/10 {
 		t.Errorf("sleeping %s, want most of the %s in nanosleep and read", states[model.StateSleeping], r.sleep+r.pipe)
 	}
