@@ -197,17 +197,7 @@ func TestSamplerInstallKept(t *testing.T) {
 
 	// A kept install holds its table as this side's installs do, and goes
 	// at exit with the record, unwind_procs included.
-	refs := func() int {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		for _, tbl := range u.tables {
-			if tbl.start == fu.Table && tbl.count > 0 {
-				return tbl.refs
-			}
-		}
-		t.Fatal("the library's table is gone")
-		return 0
-	}
+	refs := func() int { return tableRefs(t, u, fu.Table) }
 	record(400, 0)
 	before = puts()
 	held := refs()
@@ -251,17 +241,7 @@ func TestCoveredImageHoldsItsTable(t *testing.T) {
 	rec.R[0] = bpf.SamplerImageRange{Start: m.Start, Limit: m.Limit, Offset: m.Offset, File: key, Table: fu.Table, Installed: 1}
 	maps.images[500] = rec
 	maps.putRanges(rangeKeys(500, m.Start, m.Limit), []bpf.SamplerUnwindRange{r})
-	refs := func() int {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		for _, tbl := range u.tables {
-			if tbl.start == fu.Table && tbl.count > 0 {
-				return tbl.refs
-			}
-		}
-		t.Fatal("the library's table is gone")
-		return 0
-	}
+	refs := func() int { return tableRefs(t, u, fu.Table) }
 	u.remove(100) // the first reader exits: the table would be idle
 	if refs() != 0 {
 		t.Fatalf("after the reader's exit: %d references, want 0", refs())
@@ -284,4 +264,18 @@ func TestCoveredImageHoldsItsTable(t *testing.T) {
 	if refs() != 0 {
 		t.Errorf("after its exit went unheard: %d references, want 0", refs())
 	}
+}
+
+// tableRefs is how many installs reference the loaded table at word start.
+func tableRefs(t *testing.T, u *unwindTables, start uint32) int {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, tbl := range u.tables {
+		if tbl.start == start && tbl.count > 0 {
+			return tbl.refs
+		}
+	}
+	t.Fatal("the library's table is gone")
+	return 0
 }

@@ -130,10 +130,8 @@ func (lt *lineTable) pack(rows []lineRow) {
 		kept = append(kept, r)
 	}
 	fits := len(kept) > 0 && kept[len(kept)-1].addr-kept[0].addr <= 1<<32-1
-	for _, r := range kept {
-		if !fits {
-			break
-		}
+	for i := 0; fits && i < len(kept); i++ {
+		r := kept[i]
 		fits = r.file >= -1 && r.file < maxFiles-1 && r.line >= -1 && r.line < endLine
 	}
 	if !fits {
@@ -150,11 +148,8 @@ func (lt *lineTable) pack(rows []lineRow) {
 		if r.line == -1 {
 			line = endLine
 		}
-		if r.file == -1 { // no file: stored as maxFiles-1
-			lt.fileLine[i] = (maxFiles-1)<<lineBits | line
-		} else {
-			lt.fileLine[i] = uint32(r.file)<<lineBits | line
-		}
+		// No file (-1) shifts to maxFiles-1, which lookup reads back as -1.
+		lt.fileLine[i] = uint32(r.file)<<lineBits | line
 	}
 }
 
