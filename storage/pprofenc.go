@@ -57,10 +57,14 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	// set order), not all first: a day of a churning host has a label set
 	// per process, and holding them decoded, with each one's encoded
 	// labels, was a third of the download's live heap.
-	b, err := s.newProfileBuilder(txn, &profile.Profile{}, recs, false)
+	stackIDs, _ := recordIDs(recs, false)
+	qd, err := s.loadQueryDict(txn, stackIDs, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("storage: read dictionary: %w", err)
 	}
+	// Without newProfileBuilder's tables of pprof locations and functions:
+	// numberLocation numbers them instead.
+	b := profileBuilder{dict: qd, p: &profile.Profile{}, mappings: make(map[uint32]*profile.Mapping)}
 	labelSets := newLabelSetCursor(s.dict, txn)
 	defer labelSets.close()
 	e := pprofEncoder{strings: map[string]int64{"": 0}, stringTable: []string{""}}
@@ -80,21 +84,25 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		out = e.appendValueType(out, 1, st.Type, st.Unit)
 	}
 
+	// Locations and functions are numbered as samples first meet them and
+	// written at the end from the query's dictionary entries: building a
+	// pprof Location and Function for each, and keeping each stack's
+	// encoding for its repeats, was a third of an hour's live heap.
 	// Indexed by dictionary id, which is dense: map probes were a tenth of
 	// the time.
-	stackBytes := make([][]byte, s.dict.stacks.last+1)
+	locs := newPprofNumbering(s.dict.locations.last)
+	funcs := newPprofNumbering(s.dict.functions.last)
 	var labels []byte // the label set of the record before's (labelsID)
 	labelsID, labelsKnown, encoded := uint32(0), false, 0
 	var programs mainmapping.Programs // which mapping goes first
 	var ids []uint32
+	var packed, stackField []byte
+	lastStack := ^uint32(0)
 	for i, r := range recs {
 		if i%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-		}
-		if int(r.stack) >= len(stackBytes) {
-			return fmt.Errorf("storage: record of unknown stack %d", r.stack)
 		}
 		if labels == nil || r.labelSet != labelsID {
 			ls, known := labelSets.get(r.labelSet)
@@ -113,8 +121,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 			continue // a label set the dictionary lost: left out, as Query leaves it
 		}
 		encoded++
-		locs := stackBytes[r.stack]
-		if locs == nil {
+		if r.stack != lastStack || stackField == nil {
 			enc, known := b.dict.stacks.get(r.stack)
 			if !known {
 				return fmt.Errorf("storage: unknown stack %d", r.stack)
@@ -122,16 +129,16 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 			if ids, err = decodeStack(ids[:0], enc); err != nil {
 				return fmt.Errorf("storage: stack %d: %w", r.stack, err)
 			}
-			var packed []byte
+			packed = packed[:0]
 			for _, id := range ids {
-				loc, err := b.location(id)
+				pid, err := b.numberLocation(locs, funcs, id)
 				if err != nil {
 					return err
 				}
-				packed = binary.AppendUvarint(packed, loc.ID)
+				packed = binary.AppendUvarint(packed, pid)
 			}
-			locs = appendBytesField(nil, 1, packed) // never nil: marks the stack as done
-			stackBytes[r.stack] = locs
+			stackField = appendBytesField(stackField[:0], 1, packed)
+			lastStack = r.stack
 		}
 		var buf [2 + numValues*binary.MaxVarintLen64]byte
 		values := buf[:2]
@@ -140,8 +147,8 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		}
 		buf[0], buf[1] = 2<<3|2, byte(len(values)-2) // field 2, packed; under 128 bytes
 		out = binary.AppendUvarint(out, 2<<3|2)
-		out = binary.AppendUvarint(out, uint64(len(locs)+len(values)+len(labels)))
-		out = append(out, locs...)
+		out = binary.AppendUvarint(out, uint64(len(stackField)+len(values)+len(labels)))
+		out = append(out, stackField...)
 		out = append(out, values...)
 		out = append(out, labels...)
 		if err := flush(); err != nil {
@@ -171,33 +178,38 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		}
 	}
 	var line []byte
-	for _, l := range b.p.Location {
-		msg = appendVarintField(msg[:0], 1, l.ID)
-		if l.Mapping != nil {
-			msg = appendVarintField(msg, 2, l.Mapping.ID)
+	for i, dictID := range locs.order {
+		l, _ := b.dict.locations.get(dictID) // numbered, so read
+		address := l.address
+		msg = appendVarintField(msg[:0], 1, uint64(i+1))
+		if l.mappingID != 0 {
+			m := b.mappings[l.mappingID] // made when the location was numbered
+			msg = appendVarintField(msg, 2, m.ID)
+			address += m.Start
 		}
-		msg = appendVarintField(msg, 3, l.Address)
-		for _, ln := range l.Line {
+		msg = appendVarintField(msg, 3, address)
+		for _, ln := range l.lines {
 			line = line[:0]
-			if ln.Function != nil {
-				line = appendVarintField(line, 1, ln.Function.ID)
+			if ln.functionID != 0 {
+				line = appendVarintField(line, 1, uint64(funcs.byDict[ln.functionID]))
 			}
-			line = appendVarintField(line, 2, uint64(ln.Line))
-			line = appendVarintField(line, 3, uint64(ln.Column))
+			line = appendVarintField(line, 2, uint64(ln.line))
+			line = appendVarintField(line, 3, uint64(ln.column))
 			msg = appendBytesField(msg, 4, line)
 		}
-		msg = appendBoolField(msg, 5, l.IsFolded)
+		msg = appendBoolField(msg, 5, l.folded)
 		out = appendBytesField(out, 4, msg)
 		if err := flush(); err != nil {
 			return err
 		}
 	}
-	for _, f := range b.p.Function {
-		msg = appendVarintField(msg[:0], 1, f.ID)
-		msg = appendVarintField(msg, 2, uint64(e.str(f.Name)))
-		msg = appendVarintField(msg, 3, uint64(e.str(f.SystemName)))
-		msg = appendVarintField(msg, 4, uint64(e.str(f.Filename)))
-		msg = appendVarintField(msg, 5, uint64(f.StartLine))
+	for i, dictID := range funcs.order {
+		f, _ := b.dict.functions.get(dictID)
+		msg = appendVarintField(msg[:0], 1, uint64(i+1))
+		msg = appendVarintField(msg, 2, uint64(e.str(f.name)))
+		msg = appendVarintField(msg, 3, uint64(e.str(f.systemName)))
+		msg = appendVarintField(msg, 4, uint64(e.str(f.filename)))
+		msg = appendVarintField(msg, 5, uint64(f.startLine))
 		out = appendBytesField(out, 5, msg)
 		if err := flush(); err != nil {
 			return err
@@ -221,6 +233,50 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	}
 	_, err = w.Write(out)
 	return err
+}
+
+// pprofNumbering numbers dictionary entries 1, 2, ... in the order a
+// profile first refers to them.
+type pprofNumbering struct {
+	byDict []uint32 // by dictionary id: its number, 0 for none yet
+	order  []uint32 // dictionary ids by number - 1
+}
+
+func newPprofNumbering(lastID uint32) *pprofNumbering {
+	return &pprofNumbering{byDict: make([]uint32, uint64(lastID)+1)}
+}
+
+// numberLocation returns the number of location id, giving it one, its
+// functions theirs and making its mapping when it is new, in the order
+// profileBuilder.location does, so that the profile is Query's.
+func (b *profileBuilder) numberLocation(locs, funcs *pprofNumbering, id uint32) (uint64, error) {
+	if int(id) < len(locs.byDict) && locs.byDict[id] != 0 {
+		return uint64(locs.byDict[id]), nil
+	}
+	l, ok := b.dict.locations.get(id)
+	if !ok || int(id) >= len(locs.byDict) {
+		return 0, fmt.Errorf("storage: unknown or unreadable location %d", id)
+	}
+	if l.mappingID != 0 {
+		if _, err := b.mapping(l.mappingID); err != nil {
+			return 0, err
+		}
+	}
+	for _, ln := range l.lines {
+		if ln.functionID == 0 {
+			continue
+		}
+		if _, known := b.dict.functions.get(ln.functionID); !known || int(ln.functionID) >= len(funcs.byDict) {
+			return 0, fmt.Errorf("storage: unknown function %d", ln.functionID)
+		}
+		if funcs.byDict[ln.functionID] == 0 {
+			funcs.order = append(funcs.order, ln.functionID)
+			funcs.byDict[ln.functionID] = uint32(len(funcs.order))
+		}
+	}
+	locs.order = append(locs.order, id)
+	locs.byDict[id] = uint32(len(locs.order))
+	return uint64(len(locs.order)), nil
 }
 
 // pprofEncoder holds a profile's string table while it is written.
