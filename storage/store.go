@@ -331,7 +331,7 @@ func truncate(s string, n int) string {
 // KNOWN-TRAPS.md: memory follows write bursts). Blocks are small values
 // kept in the LSM tree, where Badger compresses them with zstd.
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
-	return badger.DefaultOptions(dir).
+	opts := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{log}).
 		WithMemTableSize(memTableBytes).
 		WithNumMemtables(2).
@@ -353,6 +353,11 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithNumGoroutines(2).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false)
+	// Every level's tables 4 MiB: a compaction's table builder holds twice
+	// its table size, and up to eight build at once; doubling per level,
+	// the deepest level's took 32 MiB each.
+	opts.TableSizeMultiplier = 1
+	return opts
 }
 
 // load checks the format key, counts the dictionary entries (which stay

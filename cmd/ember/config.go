@@ -35,6 +35,8 @@ type daemonConfig struct {
 	MaxDisk          bytesize.Size     `yaml:"max-disk"`
 	MinFreeDisk      bytesize.Size     `yaml:"min-free-disk"`
 	SymbolCacheSize  bytesize.Size     `yaml:"symbol-cache-size"`
+	DictCacheSize    bytesize.Size     `yaml:"dictionary-cache-size"`
+	PathCacheSize    bytesize.Size     `yaml:"path-cache-size"`
 	MemoryLimit      bytesize.Size     `yaml:"memory-limit"`
 	DebugDirs        []string          `yaml:"debug-dir"`
 	Labels           map[string]string `yaml:"label"`
@@ -64,7 +66,9 @@ func defaultDaemonConfig() daemonConfig {
 		Retention:       168 * time.Hour,
 		MaxDisk:         2 << 30,
 		MinFreeDisk:     256 << 20,
-		SymbolCacheSize: 48 << 20,
+		SymbolCacheSize: 32 << 20,
+		DictCacheSize:   16 << 20,
+		PathCacheSize:   32 << 20,
 		StackMapEntries: 4096,
 		Unwind:          collector.UnwindDWARF,
 		UnwindTableSize: 64 << 20,
@@ -95,6 +99,8 @@ func bindDaemonFlags(fs *pflag.FlagSet, cfg *daemonConfig, labels *[]string, con
 	fs.Var(&cfg.MaxDisk, "max-disk", "disk the store may use before the oldest data goes (e.g. 2GiB)")
 	fs.Var(&cfg.MinFreeDisk, "min-free-disk", "stop writing while the filesystem has less free space than this")
 	fs.Var(&cfg.SymbolCacheSize, "symbol-cache-size", "memory budget of parsed symbol tables, DWARF and perf maps")
+	fs.Var(&cfg.DictCacheSize, "dictionary-cache-size", "memory budget of the store's dictionary entries (stacks, locations, functions, label sets) kept for appends and small queries; larger queries read the disk")
+	fs.Var(&cfg.PathCacheSize, "path-cache-size", "memory budget of stacks kept named for flame graphs, so that the live hour is not read from the dictionary by every request")
 	fs.Var(&cfg.MemoryLimit, "memory-limit", "soft limit of the Go heap (GOMEMLIMIT); 0 for none. Below the live heap it costs CPU, not memory")
 	fs.StringArrayVar(&cfg.DebugDirs, "debug-dir", nil, "also look for separate debug files under this folder, laid out like /usr/lib/debug (repeatable)")
 	fs.StringArrayVar(labels, "label", nil, "host label key=value added to every sample (repeatable)")
@@ -128,32 +134,34 @@ func loadDaemonConfig(path string, fromFlags daemonConfig, labelFlags []string, 
 	}
 	// Flags the user set win; unset flags keep the file's (or default) value.
 	overlays := map[string]func(){
-		"data-dir":          func() { cfg.DataDir = fromFlags.DataDir },
-		"listen":            func() { cfg.Listen = fromFlags.Listen },
-		"auth-token-file":   func() { cfg.AuthTokenFile = fromFlags.AuthTokenFile },
-		"tls-cert":          func() { cfg.TLSCert = fromFlags.TLSCert },
-		"tls-key":           func() { cfg.TLSKey = fromFlags.TLSKey },
-		"frequency":         func() { cfg.FrequencyHz = fromFlags.FrequencyHz },
-		"interval":          func() { cfg.Interval = fromFlags.Interval },
-		"retention":         func() { cfg.Retention = fromFlags.Retention },
-		"max-disk":          func() { cfg.MaxDisk = fromFlags.MaxDisk },
-		"min-free-disk":     func() { cfg.MinFreeDisk = fromFlags.MinFreeDisk },
-		"symbol-cache-size": func() { cfg.SymbolCacheSize = fromFlags.SymbolCacheSize },
-		"memory-limit":      func() { cfg.MemoryLimit = fromFlags.MemoryLimit },
-		"debug-dir":         func() { cfg.DebugDirs = fromFlags.DebugDirs },
-		"allowed-host":      func() { cfg.AllowedHosts = fromFlags.AllowedHosts },
-		"include-idle":      func() { cfg.IncludeIdle = fromFlags.IncludeIdle },
-		"offcpu":            func() { cfg.OffCPU = fromFlags.OffCPU },
-		"offcpu-min-wait":   func() { cfg.OffCPUMinWait = fromFlags.OffCPUMinWait },
-		"stack-map-entries": func() { cfg.StackMapEntries = fromFlags.StackMapEntries },
-		"unwind":            func() { cfg.Unwind = fromFlags.Unwind },
-		"unwind-table-size": func() { cfg.UnwindTableSize = fromFlags.UnwindTableSize },
-		"python":            func() { cfg.Python = fromFlags.Python },
-		"count-map-entries": func() { cfg.CountMapEntries = fromFlags.CountMapEntries },
-		"drain-interval":    func() { cfg.DrainInterval = fromFlags.DrainInterval },
-		"shutdown-timeout":  func() { cfg.ShutdownDeadline = fromFlags.ShutdownDeadline },
-		"query-nice":        func() { cfg.QueryNice = fromFlags.QueryNice },
-		"export":            func() { cfg.Export = fromFlags.Export },
+		"data-dir":              func() { cfg.DataDir = fromFlags.DataDir },
+		"listen":                func() { cfg.Listen = fromFlags.Listen },
+		"auth-token-file":       func() { cfg.AuthTokenFile = fromFlags.AuthTokenFile },
+		"tls-cert":              func() { cfg.TLSCert = fromFlags.TLSCert },
+		"tls-key":               func() { cfg.TLSKey = fromFlags.TLSKey },
+		"frequency":             func() { cfg.FrequencyHz = fromFlags.FrequencyHz },
+		"interval":              func() { cfg.Interval = fromFlags.Interval },
+		"retention":             func() { cfg.Retention = fromFlags.Retention },
+		"max-disk":              func() { cfg.MaxDisk = fromFlags.MaxDisk },
+		"min-free-disk":         func() { cfg.MinFreeDisk = fromFlags.MinFreeDisk },
+		"symbol-cache-size":     func() { cfg.SymbolCacheSize = fromFlags.SymbolCacheSize },
+		"memory-limit":          func() { cfg.MemoryLimit = fromFlags.MemoryLimit },
+		"dictionary-cache-size": func() { cfg.DictCacheSize = fromFlags.DictCacheSize },
+		"path-cache-size":       func() { cfg.PathCacheSize = fromFlags.PathCacheSize },
+		"debug-dir":             func() { cfg.DebugDirs = fromFlags.DebugDirs },
+		"allowed-host":          func() { cfg.AllowedHosts = fromFlags.AllowedHosts },
+		"include-idle":          func() { cfg.IncludeIdle = fromFlags.IncludeIdle },
+		"offcpu":                func() { cfg.OffCPU = fromFlags.OffCPU },
+		"offcpu-min-wait":       func() { cfg.OffCPUMinWait = fromFlags.OffCPUMinWait },
+		"stack-map-entries":     func() { cfg.StackMapEntries = fromFlags.StackMapEntries },
+		"unwind":                func() { cfg.Unwind = fromFlags.Unwind },
+		"unwind-table-size":     func() { cfg.UnwindTableSize = fromFlags.UnwindTableSize },
+		"python":                func() { cfg.Python = fromFlags.Python },
+		"count-map-entries":     func() { cfg.CountMapEntries = fromFlags.CountMapEntries },
+		"drain-interval":        func() { cfg.DrainInterval = fromFlags.DrainInterval },
+		"shutdown-timeout":      func() { cfg.ShutdownDeadline = fromFlags.ShutdownDeadline },
+		"query-nice":            func() { cfg.QueryNice = fromFlags.QueryNice },
+		"export":                func() { cfg.Export = fromFlags.Export },
 	}
 	fs.Visit(func(f *pflag.Flag) {
 		if apply, ok := overlays[f.Name]; ok {
@@ -230,6 +238,10 @@ func (c *daemonConfig) validate() error {
 		return fmt.Errorf("memory-limit: %s is below the minimum of 32MiB (0 for none)", c.MemoryLimit)
 	case c.SymbolCacheSize < 4<<20:
 		return fmt.Errorf("symbol-cache-size: %s is below the minimum of 4MiB", c.SymbolCacheSize)
+	case c.DictCacheSize < 1<<20:
+		return fmt.Errorf("dictionary-cache-size: %s is below the minimum of 1MiB", c.DictCacheSize)
+	case c.PathCacheSize < 1<<20:
+		return fmt.Errorf("path-cache-size: %s is below the minimum of 1MiB", c.PathCacheSize)
 	case c.ShutdownDeadline <= 0:
 		return errors.New("shutdown-timeout: must be positive")
 	case c.QueryNice < -20 || c.QueryNice > 19:

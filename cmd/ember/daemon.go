@@ -79,11 +79,13 @@ const storeOpenRetry = 30 * time.Second
 // runDaemon samples until ctx ends, then flushes what it holds.
 func runDaemon(ctx context.Context, cfg daemonConfig, log *slog.Logger) error {
 	store, err := openStore(ctx, storage.Options{
-		Dir:              cfg.DataDir,
-		Retention:        cfg.Retention,
-		MaxDiskBytes:     int64(cfg.MaxDisk),
-		MinFreeDiskBytes: int64(cfg.MinFreeDisk),
-		Logger:           log,
+		Dir:                  cfg.DataDir,
+		Retention:            cfg.Retention,
+		MaxDiskBytes:         int64(cfg.MaxDisk),
+		MinFreeDiskBytes:     int64(cfg.MinFreeDisk),
+		Logger:               log,
+		DictionaryCacheBytes: int64(cfg.DictCacheSize),
+		PathCacheBytes:       int64(cfg.PathCacheSize),
 	}, log, storeOpenRetry, storage.Open)
 	if err != nil || store == nil {
 		return err // nil: stopped while waiting for disk space
