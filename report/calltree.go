@@ -43,7 +43,12 @@ type callTree struct {
 	// line beside its frame ID in arena, for hottestLines.
 	arena, lines []int32
 	stacks       []stack
-	density      []float32 // by node, for keep: see selfDensity
+	// samples is how many samples were merged; hotLine, when set, each
+	// node's line (see hottestLines), found as the tree was built
+	// without stacks.
+	samples int
+	hotLine []int32
+	density []float32 // by node, for keep: see selfDensity
 }
 
 // stack is one sample's root-first path: frame IDs arena[start:end].
@@ -217,6 +222,7 @@ func (b *treeBuilder) groupID(v string) int32 {
 // t.arena.
 func (t *callTree) grow(ctx context.Context) error {
 	t.canonicalFrames()
+	t.samples = len(t.stacks)
 	arena := t.arena
 	slices.SortFunc(t.stacks, func(a, b stack) int {
 		return slices.Compare(arena[a.start:a.end], arena[b.start:b.end])
@@ -269,6 +275,19 @@ func (t *callTree) grow(ctx context.Context) error {
 // the order they were first seen in, so that node numbers, which break
 // ties, do not depend on the order samples came in.
 func (t *callTree) canonicalFrames() {
+	newID := t.canonicalIDs()
+	// Only the stacks' own frames: an arena taken over from query.Stacks
+	// also holds the frames of samples left out, not interned.
+	for _, st := range t.stacks {
+		for i := st.start; i < st.end; i++ {
+			t.arena[i] = newID[t.arena[i]]
+		}
+	}
+}
+
+// canonicalIDs renumbers t's frames in name order and returns each old
+// number's new one.
+func (t *callTree) canonicalIDs() []int32 {
 	order := make([]int32, len(t.frames)-1)
 	for i := range order {
 		order[i] = int32(i + 1) // the root stays 0
@@ -291,14 +310,8 @@ func (t *callTree) canonicalFrames() {
 		newID[old] = int32(i + 1)
 		frames[i+1], frameFunc[i+1] = t.frames[old], t.frameFunc[old]
 	}
-	// Only the stacks' own frames: an arena taken over from query.Stacks
-	// also holds the frames of samples left out, not interned.
-	for _, st := range t.stacks {
-		for i := st.start; i < st.end; i++ {
-			t.arena[i] = newID[t.arena[i]]
-		}
-	}
 	t.frames, t.frameFunc = frames, frameFunc
+	return newID
 }
 
 // commonPrefix is the length of the longest common prefix of a and b.

@@ -199,11 +199,20 @@ func (t *callTree) flameGraph(kept []int32, keptCount int) *FlameGraph {
 	}
 	// Every node not kept is under a kept one's pruned child: left out.
 	fg.Pruned.Nodes = len(t.frameOf) - keptCount
-	nodes.Line = t.hottestLines(outOf, len(nodes.Parent))
+	if t.hotLine != nil {
+		nodes.Line = make([]int32, len(nodes.Parent))
+		for n, out := range outOf {
+			if out >= 0 {
+				nodes.Line[out] = t.hotLine[n]
+			}
+		}
+	} else {
+		nodes.Line = t.hottestLines(outOf, len(nodes.Parent))
+	}
 	fg.Functions = t.functionTable(strs)
 	fg.Strings = strs.strings
 	fg.Total = t.total[0]
-	fg.Samples = len(t.stacks)
+	fg.Samples = t.samples
 	return fg
 }
 

@@ -98,7 +98,6 @@ func TestFlameGraphFromStacksSlots(t *testing.T) {
 			SampleTypes: []query.ValueType{{Type: "samples", Unit: "count"}},
 			Frames:      []query.Frame{{Name: "main", Binary: "/bin/a"}, {Name: "work"}, {Name: "main", Binary: "/bin/b"}},
 			Groups:      []string{"a", "b"},
-			GroupSlots:  slots,
 			Values:      []int64{3, 2, 1, 0}, // the last is left out: nothing of this type
 			Details: []query.GroupDetail{{Group: 0, Label: -1, Values: []int64{3}}, {Group: 0, Label: 1, Value: "1", Values: []int64{3}},
 				{Group: 1, Label: -1, Values: []int64{2}}, {Group: -1, Label: -1, Values: []int64{1}}},
@@ -133,6 +132,34 @@ func TestFlameGraphFromStacksSlots(t *testing.T) {
 	}
 	if answers[0] != answers[1] {
 		t.Errorf("with slots:\n%s\nwithout:\n%s", answers[0], answers[1])
+	}
+	// The first two samples' paths as nodes of a trie with frames of its
+	// own, the others listed: the same graph.
+	withTrie := func() *query.Stacks {
+		s := build(false)
+		s.TrieFrames = []query.Frame{{Name: "work"}, {Name: "main", Binary: "/bin/b"}, {Name: "main", Binary: "/bin/a"}}
+		s.Trie = []query.TrieNode{{Parent: -1, Frame: -1}, {Parent: 0, Frame: 2}, {Parent: 0, Frame: 1}, {Parent: 1, Frame: 0}, {Parent: 2, Frame: 0}}
+		s.Samples[0].Leaf, s.Samples[1].Leaf = 3, 4
+		return s
+	}
+	fg, err := report.NewFlameGraphFromStacks(ctx, withTrie(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(fg); string(b) != answers[1] {
+		t.Errorf("with a trie:\n%s\nlisted:\n%s", b, answers[1])
+	}
+	for name, spoil := range map[string]func(s *query.Stacks){
+		"a leaf past the trie":      func(s *query.Stacks) { s.Samples[0].Leaf = 9 },
+		"a parent after its child":  func(s *query.Stacks) { s.Trie[3].Parent = 4 },
+		"a trie frame out of range": func(s *query.Stacks) { s.Trie[4].Frame = 7 },
+		"a negative trie parent":    func(s *query.Stacks) { s.Trie[1].Parent = -3 },
+	} {
+		bad := withTrie()
+		spoil(bad)
+		if _, err := report.NewFlameGraphFromStacks(ctx, bad, o); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 	for _, slots := range []bool{true, false} {
 		bad := build(slots)

@@ -144,9 +144,11 @@ func (g *growableIDSet) members() []uint32 {
 	return out
 }
 
-// namePaths writes each sample's root-first frames to out, each distinct
-// frame once: stacks named by an earlier query from the path cache, the
-// others read from the dictionary and then added to the cache.
+// namePaths gives each sample its path: stacks named by an earlier query
+// are nodes of the path cache's trie, which out shares (a day's paths
+// listed frame by frame were millions of frames, a third of a flame
+// graph's memory), and the others are read from the dictionary, listed
+// in out.Paths with each distinct frame once, and added to the cache.
 func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) error {
 	ids := make([]uint32, len(sums.recs))
 	for i := range sums.recs {
@@ -163,6 +165,7 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 			leaves[i] = -1
 		}
 	}
+	out.Trie, out.TrieFrames = snap.nodes, snap.frames
 	missIDs := make([]uint32, 0, missing)
 	for i, id := range ids {
 		if leaves[i] < 0 {
@@ -181,132 +184,68 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 		}
 	}
 	fd.locs, fd.lines, fd.funcs, fd.funcIDs, fd.hasFunc = nil, nil, nil, nil, nil
-	// Each sample's stack: a node of the snapshot, or ^index in fd.stacks.
-	// Room for every sample's frames, counted, not guessed from the encoded
-	// length: that guess held a day's paths twice over.
-	source := make([]int32, len(sums.recs))
-	stackIndex := make([]int32, len(sums.recs)) // of each sample's stack in ids
-	depths := make([]int32, len(ids))           // of cached stacks, by index in ids; -1: not yet walked
-	for i := range depths {
-		depths[i] = -1
-	}
+	// Room for every listed frame, counted, not guessed.
 	total := 0
-	for i := range sums.recs {
-		id := sums.recs[i].stack
-		k, _ := slices.BinarySearch(ids, id)
-		stackIndex[i] = int32(k)
-		if leaf := leaves[k]; leaf >= 0 {
-			if depths[k] < 0 {
-				depths[k] = int32(snap.depth(leaf))
-			}
-			source[i] = leaf
-			total += int(depths[k])
-			continue
-		}
+	var stackLocs []uint32
+	for _, id := range missIDs {
 		j, ok := slices.BinarySearch(fd.stackIDs, id)
 		if !ok || !fd.hasStack[j] {
 			return fmt.Errorf("storage: unknown stack %d", id)
 		}
-		source[i] = ^int32(j)
 		total += stackLen(fd.stacks[j])
-	}
-	if out.GroupSlots {
-		total += len(sums.recs)
 	}
 	total += total / 8
 	out.Paths = make([]int32, 0, total)
 	out.Lines = make([]int32, 0, total)
 	out.Samples = make([]query.StackSample, 0, len(sums.recs))
-	cached := newCachedFrames(snap.frames, out.Frames)
-	// Where each stack was first written (End one past, 0: not yet), to
-	// add it to the cache afterwards.
-	firstAt := make([]query.StackSample, len(ids))
-	var stackLocs []uint32
+	// Where each listed stack was first written (End one past, 0: not
+	// yet), to add it to the cache afterwards.
+	firstAt := make([]query.StackSample, len(missIDs))
 	for i := range sums.recs {
 		r := &sums.recs[i]
-		if out.GroupSlots {
-			out.Paths = append(out.Paths, -1)
-			out.Lines = append(out.Lines, 0)
+		k, _ := slices.BinarySearch(ids, r.stack)
+		if leaf := leaves[k]; leaf >= 0 {
+			at := int32(len(out.Paths))
+			out.Samples = append(out.Samples, query.StackSample{Start: at, End: at, Group: sums.recGroup[i], Leaf: leaf})
+			continue
+		}
+		m, _ := slices.BinarySearch(missIDs, r.stack)
+		if at := firstAt[m]; at.End > 0 {
+			out.Samples = append(out.Samples, query.StackSample{Start: at.Start, End: at.End - 1, Group: sums.recGroup[i]})
+			continue
 		}
 		start := int32(len(out.Paths))
-		k := stackIndex[i]
-		if src := source[i]; src >= 0 {
-			depth := int(depths[k])
-			out.Paths = slices.Grow(out.Paths, depth)[:len(out.Paths)+depth]
-			out.Lines = slices.Grow(out.Lines, depth)[:len(out.Lines)+depth]
-			for n, at := src, len(out.Paths)-1; n > 0; n, at = snap.nodes[n].parent, at-1 {
-				node := &snap.nodes[n]
-				out.Paths[at] = cached.local(node.frame, out)
-				out.Lines[at] = node.line
-			}
-		} else {
-			j := ^src
-			if stackLocs, err = decodeStack(stackLocs[:0], fd.stacks[j]); err != nil {
-				return fmt.Errorf("storage: stack %d: %w", r.stack, err)
-			}
-			for l := len(stackLocs) - 1; l >= 0; l-- {
-				k, _ := slices.BinarySearch(fd.locIDs, stackLocs[l]) // every stack's locations were read
-				sp := names.spans[k]
-				out.Paths = append(out.Paths, names.frames[sp.start:sp.end]...)
-				out.Lines = append(out.Lines, names.lines[sp.start:sp.end]...)
-			}
+		j, _ := slices.BinarySearch(fd.stackIDs, r.stack)
+		if stackLocs, err = decodeStack(stackLocs[:0], fd.stacks[j]); err != nil {
+			return fmt.Errorf("storage: stack %d: %w", r.stack, err)
 		}
-		if firstAt[k].End == 0 {
-			firstAt[k] = query.StackSample{Start: start, End: int32(len(out.Paths)) + 1}
+		for l := len(stackLocs) - 1; l >= 0; l-- {
+			k, _ := slices.BinarySearch(fd.locIDs, stackLocs[l]) // every stack's locations were read
+			sp := names.spans[k]
+			out.Paths = append(out.Paths, names.frames[sp.start:sp.end]...)
+			out.Lines = append(out.Lines, names.lines[sp.start:sp.end]...)
 		}
+		firstAt[m] = query.StackSample{Start: start, End: int32(len(out.Paths)) + 1}
 		out.Samples = append(out.Samples, query.StackSample{Start: start, End: int32(len(out.Paths)), Group: sums.recGroup[i]})
 	}
 	if s.paths != nil && len(missIDs) > 0 {
-		// Every stack of the answer, not only those just named: if the
-		// cache is full it starts again with this answer's.
-		named := make([]namedStack, 0, len(ids))
-		for k, at := range firstAt {
+		named := make([]namedStack, 0, len(missIDs))
+		for m, at := range firstAt {
 			if at.End > 0 {
-				named = append(named, namedStack{id: ids[k], frames: out.Paths[at.Start : at.End-1], lines: out.Lines[at.Start : at.End-1]})
+				named = append(named, namedStack{id: missIDs[m], frames: out.Paths[at.Start : at.End-1], lines: out.Lines[at.Start : at.End-1]})
 			}
 		}
-		s.paths.add(snap.gen, out.Frames, named)
+		// The stacks the cache named too: if it is full, it starts again
+		// with this answer's, these read back from the snapshot.
+		var cached []cachedStack
+		for k, leaf := range leaves {
+			if leaf >= 0 {
+				cached = append(cached, cachedStack{id: ids[k], leaf: leaf})
+			}
+		}
+		s.paths.add(snap, out.Frames, named, cached)
 	}
 	return nil
-}
-
-// cachedFrames gives the cache's frames numbers in a query's out.Frames,
-// each once, and the same number as a frame equal to it named by the
-// query itself: two numbers for one frame would split its box.
-type cachedFrames struct {
-	frames  []query.Frame
-	toLocal []int32 // by cache frame; -1: not yet numbered
-	byValue map[query.Frame]int32
-}
-
-func newCachedFrames(frames, named []query.Frame) *cachedFrames {
-	c := &cachedFrames{frames: frames, toLocal: make([]int32, len(frames))}
-	for i := range c.toLocal {
-		c.toLocal[i] = -1
-	}
-	if len(named) > 0 && len(frames) > 0 {
-		c.byValue = make(map[query.Frame]int32, len(named))
-		for i, f := range named {
-			if _, ok := c.byValue[f]; !ok {
-				c.byValue[f] = int32(i)
-			}
-		}
-	}
-	return c
-}
-
-func (c *cachedFrames) local(frame int32, out *query.Stacks) int32 {
-	if id := c.toLocal[frame]; id >= 0 {
-		return id
-	}
-	f := c.frames[frame]
-	id, ok := c.byValue[f]
-	if !ok {
-		id = int32(len(out.Frames))
-		out.Frames = append(out.Frames, f)
-	}
-	c.toLocal[frame] = id
-	return id
 }
 
 // locationNames are each location's frames, caller first, and their

@@ -66,7 +66,7 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 		return nil, err
 	}
 	types := vals.types.orCPU()
-	out := &query.Stacks{DefaultSampleType: types.defaultType(), Groups: sums.groups, GroupSlots: groupBy != "", CoveredFrom: coveredFrom}
+	out := &query.Stacks{DefaultSampleType: types.defaultType(), Groups: sums.groups, CoveredFrom: coveredFrom}
 	if !coveredFrom.IsZero() {
 		out.StoppedBy = stoppedBy
 	}

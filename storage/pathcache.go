@@ -96,9 +96,9 @@ func (c *pathCache) addLabelSets(sets []labelSetDetails) {
 	c.publishLocked()
 }
 
-type pathNode struct {
-	parent, frame, line int32
-}
+// pathNode is a step of a named path; queries hand the cache's nodes to
+// report as they are.
+type pathNode = query.TrieNode
 
 // Rough costs of an entry, for the budget: a node (the open-addressing
 // table is counted by its size), a stack's map entry, and a frame's
@@ -120,7 +120,7 @@ func newPathCache(budget int64) *pathCache {
 
 func (c *pathCache) clearLocked() {
 	c.frames, c.frameIDs, c.files = nil, make(map[query.Frame]int32), make(map[string]string)
-	c.nodes = []pathNode{{parent: -1, frame: -1}}
+	c.nodes = []pathNode{{Parent: -1, Frame: -1}}
 	c.children = make([]int32, 1024)
 	c.stacks = make(map[uint32]int32)
 	c.labelSets = make(map[uint32][numDetailLabels]string)
@@ -179,21 +179,58 @@ type namedStack struct {
 	frames, lines []int32
 }
 
+// cachedStack is a stack a query found in the cache: its node in the
+// query's snapshot.
+type cachedStack struct {
+	id   uint32
+	leaf int32
+}
+
 // add puts the stacks of one query's answer into the cache, those it does
-// not hold yet, while its budget lasts. When the budget was spent before,
-// it drops everything first: the cache then holds what was asked last.
-// It adds nothing when another query dropped the cache since this one's
-// lookup (gen): the cache holds that query's stacks.
-func (c *pathCache) add(gen uint64, frames []query.Frame, named []namedStack) {
+// not hold yet, while its budget lasts: named, named by the query with
+// frames, and, when the budget was spent before and everything is
+// dropped first, cached, read back from the query's snapshot (snap), so
+// that the cache then holds what was asked last. It adds nothing when
+// another query dropped the cache since this one's lookup: the cache
+// holds that query's stacks.
+func (c *pathCache) add(snap pathSnapshot, frames []query.Frame, named []namedStack, cached []cachedStack) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
+	if snap.gen != c.gen {
 		return
 	}
 	if c.bytes > c.budget {
 		c.clearLocked()
 		c.gen++
 		c.drops++
+		// The snapshot's nodes stay as they were: the cache starts new
+		// slices.
+		var path []pathNode
+		global := make([]int32, len(snap.frames))
+		for i := range global {
+			global[i] = -1
+		}
+		for _, st := range cached {
+			if c.bytes > c.budget {
+				break
+			}
+			path = path[:0]
+			for n := st.leaf; n > 0; n = snap.nodes[n].Parent {
+				path = append(path, snap.nodes[n])
+			}
+			node := int32(0)
+			for j := len(path) - 1; j >= 0; j-- {
+				f := path[j].Frame
+				g := global[f]
+				if g < 0 {
+					g = c.internFrameLocked(snap.frames[f])
+					global[f] = g
+				}
+				node = c.childLocked(node, g, path[j].Line)
+			}
+			c.stacks[st.id] = node
+			c.bytes += pathStackBytes
+		}
 	}
 	global := make([]int32, len(frames))
 	for i := range global {
@@ -251,12 +288,12 @@ func (c *pathCache) childLocked(parent, frame, line int32) int32 {
 			break
 		}
 		n := &c.nodes[slot-1]
-		if n.parent == parent && n.frame == frame && n.line == line {
+		if n.Parent == parent && n.Frame == frame && n.Line == line {
 			return slot - 1
 		}
 	}
 	id := int32(len(c.nodes))
-	c.nodes = append(c.nodes, pathNode{parent: parent, frame: frame, line: line})
+	c.nodes = append(c.nodes, pathNode{Parent: parent, Frame: frame, Line: line})
 	c.bytes += pathNodeBytes
 	if 4*len(c.nodes) > 3*len(c.children) {
 		c.growLocked()
@@ -269,7 +306,7 @@ func (c *pathCache) childLocked(parent, frame, line int32) int32 {
 func (c *pathCache) placeLocked(id int32) {
 	n := c.nodes[id]
 	mask := uint64(len(c.children) - 1)
-	h := pathHash(n.parent, n.frame, n.line) & mask
+	h := pathHash(n.Parent, n.Frame, n.Line) & mask
 	for c.children[h] != 0 {
 		h = (h + 1) & mask
 	}
@@ -310,13 +347,4 @@ func (c *pathCache) stats() PathCacheStats {
 		return PathCacheStats{}
 	}
 	return *c.published.Load()
-}
-
-// depth is how many frames the path of node has.
-func (p *pathSnapshot) depth(node int32) int {
-	n := 0
-	for ; node > 0; node = p.nodes[node].parent {
-		n++
-	}
-	return n
 }

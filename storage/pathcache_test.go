@@ -22,6 +22,16 @@ func renderStacks(st *query.Stacks) map[string]int64 {
 			b.WriteString(st.Groups[smp.Group])
 		}
 		b.WriteString(" |")
+		if smp.Leaf > 0 { // a path of the cache's trie
+			var path []query.TrieNode
+			for n := smp.Leaf; n > 0; n = st.Trie[n].Parent {
+				path = append(path, st.Trie[n])
+			}
+			for j := len(path) - 1; j >= 0; j-- {
+				f := st.TrieFrames[path[j].Frame]
+				fmt.Fprintf(&b, " %s@%s@%s:%d", f.Name, f.File, f.Binary, path[j].Line)
+			}
+		}
 		for j := smp.Start; j < smp.End; j++ {
 			f := st.Frames[st.Paths[j]]
 			fmt.Fprintf(&b, " %s@%s@%s:%d", f.Name, f.File, f.Binary, st.Lines[j])

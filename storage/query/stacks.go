@@ -10,17 +10,22 @@ type Stacks struct {
 	SampleTypes       []ValueType
 	DefaultSampleType string
 	Frames            []Frame
-	// Paths holds every sample's frame IDs root first, back to back, and
-	// Lines each frame's source line beside it (0: unknown).
+	// Paths holds the frame IDs of samples not in Trie, root first, back
+	// to back (samples of one stack may share theirs), and Lines each
+	// frame's source line beside it (0: unknown).
 	Paths, Lines []int32
 	// CoveredFrom, when set, says the answer is partial: the reading
 	// stopped at the query's ReadBy or MaxStacks, and only
 	// [CoveredFrom, To) was read. StoppedBy says which: "time" or "stacks".
 	CoveredFrom time.Time
 	StoppedBy   string
-	// GroupSlots says that each sample's Paths[Start-1] is free, for the
-	// frame of its group: the flame graph's paths are then these ones.
-	GroupSlots bool
+	// Trie, when set, holds paths that samples end in by node (Leaf)
+	// instead of listing their frames: node 0 is the empty path, every
+	// node's parent comes before it, and TrieFrames are the frames its
+	// nodes name. It is read only: the store's cache of named stacks
+	// shares it.
+	Trie       []TrieNode
+	TrieFrames []Frame
 	Samples    []StackSample
 	// Values holds len(SampleTypes) values per sample, in sample order.
 	Values []int64
@@ -38,11 +43,19 @@ type ValueType struct{ Type, Unit string }
 // binary it is in.
 type Frame struct{ Name, File, Binary string }
 
-// StackSample is one sample of Stacks: frames Paths[Start:End] and the
-// index of its group in Groups, -1 when it has no value of the label.
+// StackSample is one sample of Stacks: frames Paths[Start:End], or, when
+// Leaf > 0, the path to Trie node Leaf; and the index of its group in
+// Groups, -1 when it has no value of the label.
 type StackSample struct {
 	Start, End int32
 	Group      int32
+	Leaf       int32
+}
+
+// TrieNode is a step of a path: frame TrieFrames[Frame] at source line
+// Line (0: unknown), called from node Parent (-1 for the root).
+type TrieNode struct {
+	Parent, Frame, Line int32
 }
 
 // GroupDetailLabels are the labels whose values a group's hover lists
