@@ -67,7 +67,7 @@ func defaultDaemonConfig() daemonConfig {
 		MaxDisk:         2 << 30,
 		MinFreeDisk:     256 << 20,
 		SymbolCacheSize: 32 << 20,
-		DictCacheSize:   16 << 20,
+		DictCacheSize:   32 << 20,
 		PathCacheSize:   32 << 20,
 		StackMapEntries: 4096,
 		Unwind:          collector.UnwindDWARF,
