@@ -144,11 +144,12 @@ func (g *growableIDSet) members() []uint32 {
 	return out
 }
 
-// namePaths gives each sample its path: stacks named by an earlier query
-// are nodes of the path cache's trie, which out shares (a day's paths
-// listed frame by frame were millions of frames, a third of a flame
-// graph's memory), and the others are read from the dictionary, listed
-// in out.Paths with each distinct frame once, and added to the cache.
+// namePaths gives each sample its path as a node of the path cache's
+// trie, which out shares read only (a day's paths listed frame by frame
+// were millions of frames, a third of a flame graph's memory): stacks an
+// earlier query named are found there, the others are read from the
+// dictionary and added. Only stacks the cache has no room for are listed
+// in out.Paths, frame by frame, each distinct frame once.
 func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) error {
 	ids := make([]uint32, len(sums.recs))
 	for i := range sums.recs {
@@ -197,27 +198,13 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 	total += total / 8
 	out.Paths = make([]int32, 0, total)
 	out.Lines = make([]int32, 0, total)
-	out.Samples = make([]query.StackSample, 0, len(sums.recs))
-	// Where each listed stack was first written (End one past, 0: not
-	// yet), to add it to the cache afterwards.
-	firstAt := make([]query.StackSample, len(missIDs))
-	for i := range sums.recs {
-		r := &sums.recs[i]
-		k, _ := slices.BinarySearch(ids, r.stack)
-		if leaf := leaves[k]; leaf >= 0 {
-			at := int32(len(out.Paths))
-			out.Samples = append(out.Samples, query.StackSample{Start: at, End: at, Group: sums.recGroup[i], Leaf: leaf})
-			continue
-		}
-		m, _ := slices.BinarySearch(missIDs, r.stack)
-		if at := firstAt[m]; at.End > 0 {
-			out.Samples = append(out.Samples, query.StackSample{Start: at.Start, End: at.End - 1, Group: sums.recGroup[i]})
-			continue
-		}
+	// Each missed stack's frames, listed once.
+	spans := make([]frameSpan, len(missIDs))
+	for m, id := range missIDs {
 		start := int32(len(out.Paths))
-		j, _ := slices.BinarySearch(fd.stackIDs, r.stack)
+		j, _ := slices.BinarySearch(fd.stackIDs, id)
 		if stackLocs, err = decodeStack(stackLocs[:0], fd.stacks[j]); err != nil {
-			return fmt.Errorf("storage: stack %d: %w", r.stack, err)
+			return fmt.Errorf("storage: stack %d: %w", id, err)
 		}
 		for l := len(stackLocs) - 1; l >= 0; l-- {
 			k, _ := slices.BinarySearch(fd.locIDs, stackLocs[l]) // every stack's locations were read
@@ -225,15 +212,19 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 			out.Paths = append(out.Paths, names.frames[sp.start:sp.end]...)
 			out.Lines = append(out.Lines, names.lines[sp.start:sp.end]...)
 		}
-		firstAt[m] = query.StackSample{Start: start, End: int32(len(out.Paths)) + 1}
-		out.Samples = append(out.Samples, query.StackSample{Start: start, End: int32(len(out.Paths)), Group: sums.recGroup[i]})
+		spans[m] = frameSpan{start, int32(len(out.Paths))}
+	}
+	fd = nil
+	// Into the cache, and from it as nodes too, while its budget lasts.
+	missLeaves := make([]int32, len(missIDs))
+	for m := range missLeaves {
+		missLeaves[m] = -1
 	}
 	if s.paths != nil && len(missIDs) > 0 {
-		named := make([]namedStack, 0, len(missIDs))
-		for m, at := range firstAt {
-			if at.End > 0 {
-				named = append(named, namedStack{id: missIDs[m], frames: out.Paths[at.Start : at.End-1], lines: out.Lines[at.Start : at.End-1]})
-			}
+		named := make([]namedStack, len(missIDs))
+		for m, id := range missIDs {
+			sp := spans[m]
+			named[m] = namedStack{id: id, frames: out.Paths[sp.start:sp.end], lines: out.Lines[sp.start:sp.end]}
 		}
 		// The stacks the cache named too: if it is full, it starts again
 		// with this answer's, these read back from the snapshot.
@@ -243,7 +234,29 @@ func (s *Store) namePaths(txn *badger.Txn, sums *stackSums, out *query.Stacks) e
 				cached = append(cached, cachedStack{id: ids[k], leaf: leaf})
 			}
 		}
-		s.paths.add(snap, out.Frames, named, cached)
+		if grown, added, ok := s.paths.add(snap, out.Frames, named, cached); ok {
+			out.Trie, out.TrieFrames = grown.nodes, grown.frames
+			missLeaves = added
+			if !slices.Contains(added, -1) {
+				out.Paths, out.Lines = nil, nil // every stack is a node
+			}
+		}
+	}
+	out.Samples = make([]query.StackSample, 0, len(sums.recs))
+	for i := range sums.recs {
+		r := &sums.recs[i]
+		k, _ := slices.BinarySearch(ids, r.stack)
+		if leaf := leaves[k]; leaf >= 0 {
+			out.Samples = append(out.Samples, query.StackSample{Group: sums.recGroup[i], Leaf: leaf})
+			continue
+		}
+		m, _ := slices.BinarySearch(missIDs, r.stack)
+		if leaf := missLeaves[m]; leaf >= 0 {
+			out.Samples = append(out.Samples, query.StackSample{Group: sums.recGroup[i], Leaf: leaf})
+			continue
+		}
+		sp := spans[m]
+		out.Samples = append(out.Samples, query.StackSample{Start: sp.start, End: sp.end, Group: sums.recGroup[i]})
 	}
 	return nil
 }

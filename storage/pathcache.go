@@ -193,16 +193,22 @@ type cachedStack struct {
 // that the cache then holds what was asked last. It adds nothing when
 // another query dropped the cache since this one's lookup: the cache
 // holds that query's stacks.
-func (c *pathCache) add(snap pathSnapshot, frames []query.Frame, named []namedStack, cached []cachedStack) {
+//
+// Unless it dropped the cache (or added nothing), it returns a snapshot
+// that extends snap, with the node of each of named (-1: not added), so
+// that the query can hand those stacks on as nodes too.
+func (c *pathCache) add(snap pathSnapshot, frames []query.Frame, named []namedStack, cached []cachedStack) (pathSnapshot, []int32, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if snap.gen != c.gen {
-		return
+		return pathSnapshot{}, nil, false
 	}
+	dropped := false
 	if c.bytes > c.budget {
 		c.clearLocked()
 		c.gen++
 		c.drops++
+		dropped = true
 		// The snapshot's nodes stay as they were: the cache starts new
 		// slices.
 		var path []pathNode
@@ -236,11 +242,14 @@ func (c *pathCache) add(snap pathSnapshot, frames []query.Frame, named []namedSt
 	for i := range global {
 		global[i] = -1
 	}
-	for _, st := range named {
+	leaves := make([]int32, len(named))
+	for i, st := range named {
+		leaves[i] = -1
 		if c.bytes > c.budget {
-			break
+			continue
 		}
-		if _, ok := c.stacks[st.id]; ok {
+		if n, ok := c.stacks[st.id]; ok {
+			leaves[i] = n // added by another query since the lookup
 			continue
 		}
 		node := int32(0)
@@ -254,8 +263,13 @@ func (c *pathCache) add(snap pathSnapshot, frames []query.Frame, named []namedSt
 		}
 		c.stacks[st.id] = node
 		c.bytes += pathStackBytes
+		leaves[i] = node
 	}
 	c.publishLocked()
+	if dropped {
+		return pathSnapshot{}, nil, false
+	}
+	return c.snapshotLocked(), leaves, true
 }
 
 func (c *pathCache) internFrameLocked(f query.Frame) int32 {
