@@ -3,11 +3,15 @@ package report
 import (
 	"cmp"
 	"context"
+	"errors"
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/ember-profiler/ember/storage/query"
 )
 
 // Diff is two profiles compared per function (frames are matched by
@@ -136,6 +140,105 @@ func NewDiff(ctx context.Context, target, base *profile.Profile, opts DiffOption
 	if err != nil {
 		return nil, err
 	}
+	return newDiff(st, cur, total, old, baseTotal, orderBy, opts.Limit), nil
+}
+
+// NewDiffFromStacks is NewDiff of the profiles the store would build for
+// the queries of target and base, from its leaner answers (not grouped):
+// values per function are summed over their call trees, without a pprof
+// profile. A nil or empty answer is an empty profile.
+func NewDiffFromStacks(ctx context.Context, target, base *query.Stacks, opts DiffOptions) (*Diff, error) {
+	orderBy := opts.OrderBy
+	if orderBy != "total" {
+		orderBy = "self"
+	}
+	types := func(s *query.Stacks) *profile.Profile {
+		if s == nil || len(s.SampleTypes) == 0 {
+			return EmptyProfile(time.Time{}, time.Time{})
+		}
+		p := &profile.Profile{DefaultSampleType: s.DefaultSampleType}
+		for _, vt := range s.SampleTypes {
+			p.SampleType = append(p.SampleType, &profile.ValueType{Type: vt.Type, Unit: vt.Unit})
+		}
+		return p
+	}
+	tp, bp := types(target), types(base)
+	vi, err := sampleIndex(tp, opts.SampleType)
+	if err != nil {
+		return nil, err
+	}
+	st := tp.SampleType[vi]
+	bi, err := sampleIndex(bp, st.Type)
+	if err != nil {
+		bi = -1 // no such values: the base counts as empty
+	}
+	cur, total, err := stackFunctionValues(ctx, target, vi)
+	if err != nil {
+		return nil, err
+	}
+	old, baseTotal, err := stackFunctionValues(ctx, base, bi)
+	if err != nil {
+		return nil, err
+	}
+	return newDiff(st, cur, total, old, baseTotal, orderBy, opts.Limit), nil
+}
+
+// stackFunctionValues is functionValues for the samples of s (value index
+// vi; -1 or no samples: none): from their call tree, a name's total being
+// the sum of its outermost nodes on each path.
+func stackFunctionValues(ctx context.Context, s *query.Stacks, vi int) (map[string]*frameValues, int64, error) {
+	out := make(map[string]*frameValues)
+	if s == nil || vi < 0 || len(s.Samples) == 0 {
+		return out, 0, nil
+	}
+	n := len(s.SampleTypes)
+	if len(s.Values) != n*len(s.Samples) || len(s.Lines) != len(s.Paths) {
+		return nil, 0, errors.New("report: stacks: values or lines do not match the samples")
+	}
+	b := newTreeBuilder(len(s.Frames) + len(s.TrieFrames)/4)
+	value := func(i int) int64 { return s.Values[i*n+vi] }
+	t, err := buildStacksTree(ctx, s, b, value, nil, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Names by frame; frames of one name are one row.
+	nameOf := make([]*frameValues, len(t.frames))
+	for id := 1; id < len(t.frames); id++ {
+		name := t.frames[id].name
+		fv := out[name]
+		if fv == nil {
+			fv = &frameValues{}
+			out[name] = fv
+		}
+		nameOf[id] = fv
+	}
+	onStack := make(map[*frameValues]int32)
+	var path []int32
+	for node := int32(1); node < int32(len(t.frameOf)); node++ {
+		p := t.parent[node]
+		for len(path) > 0 && path[len(path)-1] != p {
+			onStack[nameOf[t.frameOf[path[len(path)-1]]]]--
+			path = path[:len(path)-1]
+		}
+		path = append(path, node)
+		fv := nameOf[t.frameOf[node]]
+		fv.self += t.selfValue(node)
+		if onStack[fv] == 0 {
+			fv.total += t.total[node]
+		}
+		onStack[fv]++
+	}
+	for name, fv := range out {
+		if fv.total == 0 {
+			delete(out, name) // a frame of samples left out
+		}
+	}
+	return out, t.total[0], nil
+}
+
+// newDiff compares the values per function of two profiles, cur of the
+// target and old of the base.
+func newDiff(st *profile.ValueType, cur map[string]*frameValues, total int64, old map[string]*frameValues, baseTotal int64, orderBy string, limit int) *Diff {
 	share := func(v, of int64) float64 {
 		if of == 0 {
 			return 0
@@ -174,8 +277,8 @@ func NewDiff(ctx context.Context, target, base *profile.Profile, opts DiffOption
 		return cmp.Or(cmp.Compare(key(b), key(a)), strings.Compare(a.Name, b.Name))
 	})
 	d := &Diff{SampleType: st.Type, Unit: st.Unit, Total: total, BaseTotal: baseTotal, OrderBy: orderBy, Frames: frames}
-	if opts.Limit > 0 && len(frames) > opts.Limit {
-		d.Frames, d.Truncated = frames[:opts.Limit], len(frames)-opts.Limit
+	if limit > 0 && len(frames) > limit {
+		d.Frames, d.Truncated = frames[:limit], len(frames)-limit
 	}
-	return d, nil
+	return d
 }

@@ -243,3 +243,86 @@ func TestFlameGraphFromStacksManyValues(t *testing.T) {
 		}
 	}
 }
+
+// A diff from the store's stacks is the diff of its profiles: the same
+// JSON for both orders, a limit, another sample type, an empty base and
+// a base of another selector, on recorded profiles, cold and warm.
+func TestDiffFromStacksMatchesProfiles(t *testing.T) {
+	s, err := storage.Open(storage.Options{Dir: t.TempDir(), MinFreeDiskBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Now().Add(-10 * time.Minute).Truncate(10 * time.Second)
+	for i := 1; i <= 3; i++ {
+		f, err := os.Open(fmt.Sprintf("../storage/testdata/record-%d.pb.gz", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := profile.Parse(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.TimeNanos = base.Add(time.Duration(i) * 10 * time.Second).UnixNano()
+		p.DurationNanos = int64(10 * time.Second)
+		if err := s.Append(context.Background(), p, map[string]string{"host": "h"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	sel := func(expr string) storage.Selector {
+		x, err := storage.ParseSelector(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	target := storage.ProfileQuery{From: base.Add(20 * time.Second), To: base.Add(time.Minute), MaxStacks: -1}
+	bases := map[string]storage.ProfileQuery{
+		"earlier":        {From: base, To: base.Add(20 * time.Second), MaxStacks: -1},
+		"empty":          {From: base.Add(-time.Hour), To: base.Add(-50 * time.Minute), MaxStacks: -1},
+		"other selector": {From: base, To: base.Add(time.Minute), Selector: sel(`{comm!="swapper"}`), MaxStacks: -1},
+	}
+	for round := 0; round < 2; round++ { // cold, then named from the path cache
+		for name, bq := range bases {
+			for _, o := range []report.DiffOptions{{}, {OrderBy: "total", Limit: 7}, {SampleType: "samples"}} {
+				tp, err := s.StackProfile(ctx, target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bp, err := s.StackProfile(ctx, bq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := report.NewDiff(ctx, tp, bp, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts, err := s.FlameStacks(ctx, target, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				bs, err := s.FlameStacks(ctx, bq, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := report.NewDiffFromStacks(ctx, ts, bs, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wj, _ := json.Marshal(want)
+				gj, _ := json.Marshal(got)
+				if string(wj) != string(gj) {
+					t.Errorf("round %d, base %s, %+v: the diffs differ:\nprofiles: %.800s\nstacks:   %.800s", round, name, o, wj, gj)
+				}
+				if name == "earlier" && (want.Total == 0 || want.BaseTotal == 0 || len(want.Frames) < 5) {
+					t.Fatalf("totals %d and %d, %d frames: the fixture profiles did not load", want.Total, want.BaseTotal, len(want.Frames))
+				}
+			}
+		}
+	}
+	if _, err := report.NewDiffFromStacks(ctx, nil, nil, report.DiffOptions{SampleType: "nonsense"}); err == nil {
+		t.Error("a sample type no profile has: no error")
+	}
+}

@@ -432,6 +432,12 @@ func (s *Server) diff(c echo.Context) error {
 	}
 	sampleType := q.Get("sample_type")
 	d, err := runQuery(s, c, func(ctx context.Context) (*Diff, error) {
+		if ws, ok := s.store.(WholeStacker); ok {
+			d, err := s.stacksDiff(ctx, ws, from, to, sel, baseFrom, baseTo, baseSel, report.DiffOptions{SampleType: sampleType, OrderBy: orderBy, Limit: limit})
+			if !errors.Is(err, errNoStacks) {
+				return d, err
+			}
+		}
 		target, err := s.store.Profile(ctx, from, to, sel)
 		if err != nil {
 			return nil, err
@@ -451,6 +457,27 @@ func (s *Server) diff(c echo.Context) error {
 	}
 	d.From, d.To, d.BaseFrom, d.BaseTo = from.UTC(), to.UTC(), baseFrom.UTC(), baseTo.UTC()
 	return writeJSON(c, d)
+}
+
+// stacksDiff is a diff from the store's stacks: without building the two
+// profiles, and naming the live hour's stacks from the store's cache.
+func (s *Server) stacksDiff(ctx context.Context, ws WholeStacker, from, to time.Time, sel string, baseFrom, baseTo time.Time, baseSel string, o report.DiffOptions) (*Diff, error) {
+	target, err := ws.WholeStacks(ctx, from, to, sel)
+	if err != nil {
+		return nil, err
+	}
+	base, err := ws.WholeStacks(ctx, baseFrom, baseTo, baseSel)
+	if err != nil {
+		if errors.Is(err, errNoStacks) {
+			return nil, err
+		}
+		return nil, storeError(err, "base_query", "") // name the base's selector, not query
+	}
+	d, err := report.NewDiffFromStacks(ctx, target, base, o)
+	if err != nil {
+		return nil, reportError(err)
+	}
+	return &Diff{Diff: d}, nil
 }
 
 // baseRange reads base_from and base_to for a diff; a missing one is set

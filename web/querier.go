@@ -78,6 +78,28 @@ func (a storageAdapter) FlameStacks(ctx context.Context, from, to, readBy time.T
 	return fs.FlameStacks(ctx, query.ProfileQuery{From: from, To: to, Selector: sel, ReadBy: readBy}, groupBy)
 }
 
+// WholeStacks is the store's FlameStacks of a whole range, not grouped
+// and not bounded, or errNoStacks when it has none: what a diff compares.
+func (a storageAdapter) WholeStacks(ctx context.Context, from, to time.Time, selector string) (*query.Stacks, error) {
+	fs, ok := a.store.(interface {
+		FlameStacks(ctx context.Context, q query.ProfileQuery, groupBy string) (*query.Stacks, error)
+	})
+	if !ok {
+		return nil, errNoStacks
+	}
+	sel, err := ParseSelector(selector)
+	if err != nil {
+		return nil, err
+	}
+	return fs.FlameStacks(ctx, query.ProfileQuery{From: from, To: to, Selector: sel, MaxStacks: -1}, "")
+}
+
+// WholeStacker is a Store that gives a whole range's stacks as a Stacker
+// does, without a bound: a diff compares them without building profiles.
+type WholeStacker interface {
+	WholeStacks(ctx context.Context, from, to time.Time, selector string) (*query.Stacks, error)
+}
+
 // errNoStacks says a store has no FlameStacks: the profile serves instead.
 var errNoStacks = errors.New("web: the store gives no flame stacks")
 
