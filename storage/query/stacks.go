@@ -22,8 +22,8 @@ type Stacks struct {
 	// Trie, when set, holds paths that samples end in by node (Leaf)
 	// instead of listing their frames: node 0 is the empty path, every
 	// node's parent comes before it, and TrieFrames are the frames its
-	// nodes name. It is read only: the store's cache of named stacks
-	// shares it.
+	// nodes name, each distinct. It is read only: the store's cache of
+	// named stacks shares it.
 	Trie       []TrieNode
 	TrieFrames []Frame
 	Samples    []StackSample
