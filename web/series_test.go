@@ -1,9 +1,14 @@
 package web
 
 import (
+	"context"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/storage"
 )
@@ -66,4 +71,35 @@ func TestSeriesResponseBounded(t *testing.T) {
 	if c, want := ts.store.seriesCalls[1], storage.SeriesLimit(8640); c.limit != want || want*8640 > storage.MaxSeriesValues {
 		t.Errorf("store asked for %d series of 8,640 points, want %d", c.limit, want)
 	}
+}
+
+// TestSeriesGroupedByRealLabels asks the real store for series grouped by
+// a label its samples carry, by one none carries (a 400 naming it) and by
+// one they carry but the selector leaves out (no error).
+func TestSeriesGroupedByRealLabels(t *testing.T) {
+	st, err := storage.Open(storage.Options{Dir: t.TempDir(), MinFreeDiskBytes: 1, Retention: 365 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f, err := os.Open("../storage/testdata/record-1.pb.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Parse(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.TimeNanos, p.DurationNanos = testNow.Add(-5*time.Minute).UnixNano(), int64(10*time.Second)
+	if err := st.Append(context.Background(), p, map[string]string{"host": "h"}); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, func(o *Options) { o.Store = FromStorage(st) })
+	resp := decode[SeriesResponse](t, ts.get("/api/v1/series?from=-1h&step=10s&group_by=comm"))
+	if len(resp.Series) == 0 || resp.Series[0].Labels["comm"] == "" {
+		t.Fatalf("series by comm: %+v", resp.Series)
+	}
+	wantError(t, ts.get("/api/v1/series?from=-1h&step=10s&group_by=colour"), 400, "group_by")
+	decode[SeriesResponse](t, ts.get("/api/v1/series?from=-1h&step=10s&group_by=comm&query="+url.QueryEscape(`{comm="no-such"}`)))
 }
