@@ -10,6 +10,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/ember-profiler/ember/schema"
+	"github.com/ember-profiler/ember/storage/query"
 )
 
 // seriesLookback is how far before From a query looks for an interval that
@@ -58,7 +59,8 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Series, error) {
 	if err != nil {
 		return nil, err
 	}
-	acc := &seriesAccumulator{g: g, limit: limit, groupBy: q.GroupBy, labels: s.dict.newLabelSetReader(), value: value}
+	acc := &seriesAccumulator{g: g, limit: limit, groupBy: q.GroupBy, labels: s.dict.newLabelSetReader(), value: value,
+		cache: s.paths, detail: slices.Index(query.GroupDetailLabels, q.GroupBy)}
 	if q.GroupBy != "" {
 		planned := s.index.plan(nil, g.from, g.to, s.maxLevel())
 		if err := s.groupTotals(ctx, txn, planned, q.Selector, acc); err != nil {
@@ -135,7 +137,12 @@ type seriesAccumulator struct {
 	limit   int
 	groupBy string
 	labels  *labelSetReader
-	value   int // the position in schema.Known of the type summed
+	// cache holds label sets' values of query.GroupDetailLabels that
+	// grouped flame graphs read; detail is groupBy's index there (-1:
+	// none), to look a label set up there before the dictionary.
+	cache  *pathCache
+	detail int
+	value  int // the position in schema.Known of the type summed
 
 	groups map[string]int // group value -> index in totals (first pass)
 	totals []float64
@@ -267,6 +274,11 @@ func (a *seriesAccumulator) seriesPoints(cpu []float64) []Point {
 func (a *seriesAccumulator) groupValue(id uint32) string {
 	if a.groupBy == "" {
 		return ""
+	}
+	if a.detail >= 0 {
+		if d, ok := a.cache.labelSet(id); ok {
+			return d.values[a.detail]
+		}
 	}
 	return a.labels.get(id).get(a.groupBy)
 }
