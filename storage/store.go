@@ -337,7 +337,11 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(numLevelZeroTables).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(4 << 20).
+		// A table builder holds every block of its table uncompressed
+		// until it is written, and the cap counts compressed bytes: a
+		// 4 MiB table of blocks zstd shrinks several times held 16-32 MiB
+		// of the heap during each compaction.
+		WithBaseTableSize(1 << 20).
 		WithBaseLevelSize(16 << 20).
 		WithValueLogFileSize(16 << 20).
 		WithValueThreshold(512 << 10). // block parts (<= 64 KiB) stay in the LSM tree, compressed
@@ -353,9 +357,8 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithNumGoroutines(2).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false)
-	// Every level's tables 4 MiB: a compaction's table builder holds twice
-	// its table size, and up to eight build at once; doubling per level,
-	// the deepest level's took 32 MiB each.
+	// Every level's tables the base size: doubling per level, the
+	// deepest level's builders held eight times as much.
 	opts.TableSizeMultiplier = 1
 	return opts
 }
