@@ -86,7 +86,7 @@ func (s *Store) FlameStacks(ctx context.Context, q ProfileQuery, groupBy string)
 	// The label sets' sums are in the rows: free them before the stacks
 	// are named, which is when a day's query holds the most.
 	sums.readSets = nil
-	sums.sets, sums.setLabels, sums.byLabelSet, sums.head, sums.next = nil, nil, nil, nil, nil
+	sums.sets, sums.setLabels, sums.byLabelSet, sums.head, sums.next = nil, nil, nil, pagedIDs{}, nil
 	if err := s.namePaths(txn, sums, out); err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ type stackSums struct {
 	// last sum of a stack (-1: none) and next the one before it.
 	recs     []record
 	recGroup []int32
-	head     []int32
+	head     pagedIDs
 	next     []int32
 	groups   []string
 	groupIDs map[string]int32
@@ -151,7 +151,7 @@ type labelSetSum struct {
 }
 
 func newStackSums(d *dictionary, txn *badger.Txn, groupBy string) *stackSums {
-	return &stackSums{groupBy: groupBy, detail: slices.Index(query.GroupDetailLabels, groupBy), dict: d, txn: txn, head: make([]int32, d.stacks.last+1),
+	return &stackSums{groupBy: groupBy, detail: slices.Index(query.GroupDetailLabels, groupBy), dict: d, txn: txn,
 		groupIDs: make(map[string]int32), byLabelSet: make(map[uint32]int32),
 		values: []string{""}, valueIDs: map[string]int32{"": 0}, last: -1}
 }
@@ -181,10 +181,7 @@ func (a *stackSums) add(r record) {
 	// The sums of a stack, one per group it is seen in, are chained from
 	// its slot: a slice by stack id, where a map probe per record was most
 	// of a day-long query's time.
-	if int(r.stack) >= len(a.head) {
-		a.head = append(a.head, make([]int32, int(r.stack)+1-len(a.head))...)
-	}
-	i := a.head[r.stack] - 1
+	i := a.head.get(r.stack) - 1
 	for i >= 0 && a.recGroup[i] != group {
 		i = a.next[i]
 	}
@@ -192,8 +189,8 @@ func (a *stackSums) add(r record) {
 		i = int32(len(a.recs))
 		a.recs = append(a.recs, record{stack: r.stack})
 		a.recGroup = append(a.recGroup, group)
-		a.next = append(a.next, a.head[r.stack]-1)
-		a.head[r.stack] = i + 1
+		a.next = append(a.next, a.head.get(r.stack)-1)
+		a.head.set(r.stack, i+1)
 	}
 	a.recs[i].add(&r)
 }

@@ -90,8 +90,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 	// encoding for its repeats, was a third of an hour's live heap.
 	// Indexed by dictionary id, which is dense: map probes were a tenth of
 	// the time.
-	locs := newPprofNumbering(s.dict.locations.last)
-	funcs := newPprofNumbering(s.dict.functions.last)
+	locs, funcs := &pprofNumbering{}, &pprofNumbering{}
 	var labels []byte // the label set of the record before's (labelsID)
 	labelsID, labelsKnown, encoded := uint32(0), false, 0
 	var programs mainmapping.Programs // which mapping goes first
@@ -191,7 +190,7 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 		for _, ln := range l.lines {
 			line = line[:0]
 			if ln.functionID != 0 {
-				line = appendVarintField(line, 1, uint64(funcs.byDict[ln.functionID]))
+				line = appendVarintField(line, 1, uint64(funcs.byDict.get(ln.functionID)))
 			}
 			line = appendVarintField(line, 2, uint64(ln.line))
 			line = appendVarintField(line, 3, uint64(ln.column))
@@ -238,23 +237,19 @@ func (s *Store) encodeProfile(ctx context.Context, q ProfileQuery, w io.Writer) 
 // pprofNumbering numbers dictionary entries 1, 2, ... in the order a
 // profile first refers to them.
 type pprofNumbering struct {
-	byDict []uint32 // by dictionary id: its number, 0 for none yet
+	byDict pagedIDs // by dictionary id: its number, 0 for none yet
 	order  []uint32 // dictionary ids by number - 1
-}
-
-func newPprofNumbering(lastID uint32) *pprofNumbering {
-	return &pprofNumbering{byDict: make([]uint32, uint64(lastID)+1)}
 }
 
 // numberLocation returns the number of location id, giving it one, its
 // functions theirs and making its mapping when it is new, in the order
 // profileBuilder.location does, so that the profile is Query's.
 func (b *profileBuilder) numberLocation(locs, funcs *pprofNumbering, id uint32) (uint64, error) {
-	if int(id) < len(locs.byDict) && locs.byDict[id] != 0 {
-		return uint64(locs.byDict[id]), nil
+	if n := locs.byDict.get(id); n != 0 {
+		return uint64(n), nil
 	}
 	l, ok := b.dict.locations.get(id)
-	if !ok || int(id) >= len(locs.byDict) {
+	if !ok {
 		return 0, fmt.Errorf("storage: unknown or unreadable location %d", id)
 	}
 	if l.mappingID != 0 {
@@ -266,16 +261,16 @@ func (b *profileBuilder) numberLocation(locs, funcs *pprofNumbering, id uint32) 
 		if ln.functionID == 0 {
 			continue
 		}
-		if _, known := b.dict.functions.get(ln.functionID); !known || int(ln.functionID) >= len(funcs.byDict) {
+		if _, known := b.dict.functions.get(ln.functionID); !known {
 			return 0, fmt.Errorf("storage: unknown function %d", ln.functionID)
 		}
-		if funcs.byDict[ln.functionID] == 0 {
+		if funcs.byDict.get(ln.functionID) == 0 {
 			funcs.order = append(funcs.order, ln.functionID)
-			funcs.byDict[ln.functionID] = uint32(len(funcs.order))
+			funcs.byDict.set(ln.functionID, int32(len(funcs.order)))
 		}
 	}
 	locs.order = append(locs.order, id)
-	locs.byDict[id] = uint32(len(locs.order))
+	locs.byDict.set(id, int32(len(locs.order)))
 	return uint64(len(locs.order)), nil
 }
 
