@@ -3,11 +3,9 @@ package report
 import (
 	"cmp"
 	"context"
-	"errors"
 	"math"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/pprof/profile"
 
@@ -152,17 +150,7 @@ func NewDiffFromStacks(ctx context.Context, target, base *query.Stacks, opts Dif
 	if orderBy != "total" {
 		orderBy = "self"
 	}
-	types := func(s *query.Stacks) *profile.Profile {
-		if s == nil || len(s.SampleTypes) == 0 {
-			return EmptyProfile(time.Time{}, time.Time{})
-		}
-		p := &profile.Profile{DefaultSampleType: s.DefaultSampleType}
-		for _, vt := range s.SampleTypes {
-			p.SampleType = append(p.SampleType, &profile.ValueType{Type: vt.Type, Unit: vt.Unit})
-		}
-		return p
-	}
-	tp, bp := types(target), types(base)
+	tp, bp := stacksTypes(target), stacksTypes(base)
 	vi, err := sampleIndex(tp, opts.SampleType)
 	if err != nil {
 		return nil, err
@@ -191,28 +179,32 @@ func stackFunctionValues(ctx context.Context, s *query.Stacks, vi int) (map[stri
 	if s == nil || vi < 0 || len(s.Samples) == 0 {
 		return out, 0, nil
 	}
-	n := len(s.SampleTypes)
-	if len(s.Values) != n*len(s.Samples) || len(s.Lines) != len(s.Paths) {
-		return nil, 0, errors.New("report: stacks: values or lines do not match the samples")
+	if err := checkStacks(s); err != nil {
+		return nil, 0, err
 	}
+	n := len(s.SampleTypes)
 	b := newTreeBuilder(len(s.Frames) + len(s.TrieFrames)/4)
 	value := func(i int) int64 { return s.Values[i*n+vi] }
 	t, err := buildStacksTree(ctx, s, b, value, nil, false)
 	if err != nil {
 		return nil, 0, err
 	}
-	// Names by frame; frames of one name are one row.
-	nameOf := make([]*frameValues, len(t.frames))
+	// Names by frame, numbered: frames of one name are one row.
+	nameOf := make([]int32, len(t.frames))
+	index := map[string]int32{}
+	var names []string
 	for id := 1; id < len(t.frames); id++ {
 		name := t.frames[id].name
-		fv := out[name]
-		if fv == nil {
-			fv = &frameValues{}
-			out[name] = fv
+		k, ok := index[name]
+		if !ok {
+			k = int32(len(names))
+			index[name] = k
+			names = append(names, name)
 		}
-		nameOf[id] = fv
+		nameOf[id] = k
 	}
-	onStack := make(map[*frameValues]int32)
+	values := make([]frameValues, len(names))
+	onStack := make([]int32, len(names)) // nodes of each name on the path to the current one
 	var path []int32
 	for node := int32(1); node < int32(len(t.frameOf)); node++ {
 		p := t.parent[node]
@@ -221,16 +213,16 @@ func stackFunctionValues(ctx context.Context, s *query.Stacks, vi int) (map[stri
 			path = path[:len(path)-1]
 		}
 		path = append(path, node)
-		fv := nameOf[t.frameOf[node]]
-		fv.self += t.selfValue(node)
-		if onStack[fv] == 0 {
-			fv.total += t.total[node]
+		k := nameOf[t.frameOf[node]]
+		values[k].self += t.selfValue(node)
+		if onStack[k] == 0 {
+			values[k].total += t.total[node]
 		}
-		onStack[fv]++
+		onStack[k]++
 	}
-	for name, fv := range out {
-		if fv.total == 0 {
-			delete(out, name) // a frame of samples left out
+	for k, name := range names {
+		if values[k].total > 0 { // not a frame of samples left out
+			out[name] = &values[k]
 		}
 	}
 	return out, t.total[0], nil

@@ -19,18 +19,15 @@ func NewFlameGraphFromStacks(ctx context.Context, s *query.Stacks, o FlameOption
 	if s == nil || len(s.SampleTypes) == 0 {
 		return NewFlameGraphWith(ctx, nil, o)
 	}
-	types := make([]*profile.ValueType, len(s.SampleTypes))
-	for i, vt := range s.SampleTypes {
-		types[i] = &profile.ValueType{Type: vt.Type, Unit: vt.Unit}
-	}
-	vi, err := sampleIndex(&profile.Profile{SampleType: types, DefaultSampleType: s.DefaultSampleType}, o.SampleType)
+	types := stacksTypes(s)
+	vi, err := sampleIndex(types, o.SampleType)
 	if err != nil {
 		return nil, err
 	}
-	n := len(types)
-	if len(s.Values) != n*len(s.Samples) || len(s.Lines) != len(s.Paths) {
-		return nil, errors.New("report: stacks: values or lines do not match the samples")
+	if err := checkStacks(s); err != nil {
+		return nil, err
 	}
+	n := len(s.SampleTypes)
 	b := newTreeBuilder(len(s.Frames) + len(s.TrieFrames)/4 + len(s.Groups))
 	grouped := o.GroupBy != ""
 	groupIDs := make([]int32, len(s.Groups))
@@ -54,7 +51,7 @@ func NewFlameGraphFromStacks(ctx context.Context, s *query.Stacks, o FlameOption
 	}
 	s.Paths, s.Lines = nil, nil
 	fg := t.flameGraphWithin(o)
-	fg.SampleType, fg.Unit = types[vi].Type, types[vi].Unit
+	fg.SampleType, fg.Unit = types.SampleType[vi].Type, types.SampleType[vi].Unit
 	if grouped {
 		fg.GroupBy = o.GroupBy
 		acc := newGroupSums(o.GroupBy)
@@ -79,4 +76,25 @@ func NewFlameGraphFromStacks(ctx context.Context, s *query.Stacks, o FlameOption
 		fg.Groups = acc.groups()
 	}
 	return fg, nil
+}
+
+// stacksTypes is a profile without samples that has s's sample types, for
+// sampleIndex; an empty s has Ember's.
+func stacksTypes(s *query.Stacks) *profile.Profile {
+	if s == nil || len(s.SampleTypes) == 0 {
+		return orEmpty(nil)
+	}
+	p := &profile.Profile{DefaultSampleType: s.DefaultSampleType}
+	for _, vt := range s.SampleTypes {
+		p.SampleType = append(p.SampleType, &profile.ValueType{Type: vt.Type, Unit: vt.Unit})
+	}
+	return p
+}
+
+// checkStacks says whether s's values and lines fit its samples and paths.
+func checkStacks(s *query.Stacks) error {
+	if len(s.Values) != len(s.SampleTypes)*len(s.Samples) || len(s.Lines) != len(s.Paths) {
+		return errors.New("report: stacks: values or lines do not match the samples")
+	}
+	return nil
 }

@@ -4,43 +4,40 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/google/pprof/profile"
-
+	"github.com/ember-profiler/ember/internal/profiletest"
 	"github.com/ember-profiler/ember/report"
 	"github.com/ember-profiler/ember/storage"
 	"github.com/ember-profiler/ember/storage/query"
 )
 
-// The store's lean flame-graph input must give exactly the flame graph of
-// the profile it would build for the same query, grouped or not, for any
-// sample type and budget, on real recorded profiles.
-func TestFlameGraphFromStacksMatchesProfile(t *testing.T) {
+// recordedStore is a store holding the three recorded fixture profiles at
+// base+10s, +20s and +30s.
+func recordedStore(t *testing.T) (*storage.Store, time.Time) {
 	s, err := storage.Open(storage.Options{Dir: t.TempDir(), MinFreeDiskBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	base := time.Now().Add(-10 * time.Minute).Truncate(10 * time.Second)
 	for i := 1; i <= 3; i++ {
-		f, err := os.Open(fmt.Sprintf("../storage/testdata/record-%d.pb.gz", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := profile.Parse(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := profiletest.Read(t, fmt.Sprintf("../storage/testdata/record-%d.pb.gz", i))
 		p.TimeNanos = base.Add(time.Duration(i) * 10 * time.Second).UnixNano()
 		p.DurationNanos = int64(10 * time.Second)
 		if err := s.Append(context.Background(), p, map[string]string{"host": "h"}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return s, base
+}
+
+// The store's lean flame-graph input must give exactly the flame graph of
+// the profile it would build for the same query, grouped or not, for any
+// sample type and budget, on real recorded profiles.
+func TestFlameGraphFromStacksMatchesProfile(t *testing.T) {
+	s, base := recordedStore(t)
 	ctx := context.Background()
 	for _, sel := range []string{"", `{comm!="swapper"}`} {
 		selector, err := storage.ParseSelector(sel)
@@ -184,15 +181,7 @@ func TestFlameGraphFromStacksManyValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	f, err := os.Open("../storage/testdata/record-1.pb.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := profile.Parse(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := profiletest.Read(t, "../storage/testdata/record-1.pb.gz")
 	base := time.Now().Add(-10 * time.Minute).Truncate(10 * time.Second)
 	p.TimeNanos, p.DurationNanos = base.UnixNano(), int64(10*time.Second)
 	for i, smp := range p.Sample { // one comm, 9 pids, 3 exes
@@ -248,28 +237,7 @@ func TestFlameGraphFromStacksManyValues(t *testing.T) {
 // JSON for both orders, a limit, another sample type, an empty base and
 // a base of another selector, on recorded profiles, cold and warm.
 func TestDiffFromStacksMatchesProfiles(t *testing.T) {
-	s, err := storage.Open(storage.Options{Dir: t.TempDir(), MinFreeDiskBytes: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	base := time.Now().Add(-10 * time.Minute).Truncate(10 * time.Second)
-	for i := 1; i <= 3; i++ {
-		f, err := os.Open(fmt.Sprintf("../storage/testdata/record-%d.pb.gz", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := profile.Parse(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.TimeNanos = base.Add(time.Duration(i) * 10 * time.Second).UnixNano()
-		p.DurationNanos = int64(10 * time.Second)
-		if err := s.Append(context.Background(), p, map[string]string{"host": "h"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, base := recordedStore(t)
 	ctx := context.Background()
 	sel := func(expr string) storage.Selector {
 		x, err := storage.ParseSelector(expr)

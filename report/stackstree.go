@@ -102,7 +102,7 @@ func newStacksForest(ctx context.Context, s *query.Stacks, b *treeBuilder, value
 		flatFrame[i] = -1
 	}
 	type step struct{ parent, frame, line int32 }
-	var steps map[step]int32
+	steps := map[step]int32{}
 	for i, smp := range s.Samples {
 		if value(i) <= 0 || smp.Leaf > 0 {
 			continue
@@ -127,9 +127,6 @@ func newStacksForest(ctx context.Context, s *query.Stacks, b *treeBuilder, value
 				id = b.frameID(frame{name: sf.Name, file: sf.File, binary: sf.Binary})
 				flatFrame[fr] = id
 			}
-			if steps == nil {
-				steps = make(map[step]int32)
-			}
 			key := step{n, id, s.Lines[k]}
 			c, ok := steps[key]
 			if !ok {
@@ -151,7 +148,7 @@ func newStacksForest(ctx context.Context, s *query.Stacks, b *treeBuilder, value
 // each group's samples' values are summed up the trie, and the tree is
 // grown in pre-order, a node's children by frame, from the trie nodes
 // that map to it. Frames are b's, numbered by name (canonicalFrames) on
-// the way; groups[i] is the group frame of sample i (unused when not
+// the way; group(i) is the group frame of sample i (called only when
 // grouped). Each node's line is the one most of its value passed through.
 func buildStacksTree(ctx context.Context, s *query.Stacks, b *treeBuilder, value func(i int) int64, group func(i int) int32, grouped bool) (*callTree, error) {
 	t := b.t

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -211,37 +212,22 @@ func (c *pathCache) add(snap pathSnapshot, frames []query.Frame, named []namedSt
 		dropped = true
 		// The snapshot's nodes stay as they were: the cache starts new
 		// slices.
-		var path []pathNode
-		global := make([]int32, len(snap.frames))
-		for i := range global {
-			global[i] = -1
-		}
+		global := unnumbered(len(snap.frames))
+		var ids, lines []int32
 		for _, st := range cached {
 			if c.bytes > c.budget {
 				break
 			}
-			path = path[:0]
+			ids, lines = ids[:0], lines[:0]
 			for n := st.leaf; n > 0; n = snap.nodes[n].Parent {
-				path = append(path, snap.nodes[n])
+				ids, lines = append(ids, snap.nodes[n].Frame), append(lines, snap.nodes[n].Line)
 			}
-			node := int32(0)
-			for j := len(path) - 1; j >= 0; j-- {
-				f := path[j].Frame
-				g := global[f]
-				if g < 0 {
-					g = c.internFrameLocked(snap.frames[f])
-					global[f] = g
-				}
-				node = c.childLocked(node, g, path[j].Line)
-			}
-			c.stacks[st.id] = node
-			c.bytes += pathStackBytes
+			slices.Reverse(ids)
+			slices.Reverse(lines)
+			c.addStackLocked(st.id, ids, lines, snap.frames, global)
 		}
 	}
-	global := make([]int32, len(frames))
-	for i := range global {
-		global[i] = -1
-	}
+	global := unnumbered(len(frames))
 	leaves := make([]int32, len(named))
 	for i, st := range named {
 		leaves[i] = -1
@@ -252,24 +238,40 @@ func (c *pathCache) add(snap pathSnapshot, frames []query.Frame, named []namedSt
 			leaves[i] = n // added by another query since the lookup
 			continue
 		}
-		node := int32(0)
-		for j, f := range st.frames {
-			g := global[f]
-			if g < 0 {
-				g = c.internFrameLocked(frames[f])
-				global[f] = g
-			}
-			node = c.childLocked(node, g, st.lines[j])
-		}
-		c.stacks[st.id] = node
-		c.bytes += pathStackBytes
-		leaves[i] = node
+		leaves[i] = c.addStackLocked(st.id, st.frames, st.lines, frames, global)
 	}
 	c.publishLocked()
 	if dropped {
 		return pathSnapshot{}, nil, false
 	}
 	return c.snapshotLocked(), leaves, true
+}
+
+// addStackLocked adds stack id, frames[ids[j]] at lines[j] root first,
+// and returns its node; global numbers frames in the cache as they are
+// met (-1: not yet).
+func (c *pathCache) addStackLocked(id uint32, ids, lines []int32, frames []query.Frame, global []int32) int32 {
+	node := int32(0)
+	for j, f := range ids {
+		g := global[f]
+		if g < 0 {
+			g = c.internFrameLocked(frames[f])
+			global[f] = g
+		}
+		node = c.childLocked(node, g, lines[j])
+	}
+	c.stacks[id] = node
+	c.bytes += pathStackBytes
+	return node
+}
+
+// unnumbered is n frame numbers, none given yet.
+func unnumbered(n int) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = -1
+	}
+	return out
 }
 
 func (c *pathCache) internFrameLocked(f query.Frame) int32 {

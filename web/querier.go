@@ -65,6 +65,11 @@ type Stacker interface {
 
 // FlameStacks is the store's FlameStacks, or errNoStacks when it has none.
 func (a storageAdapter) FlameStacks(ctx context.Context, from, to, readBy time.Time, selector, groupBy string) (*query.Stacks, error) {
+	return a.stacks(ctx, query.ProfileQuery{From: from, To: to, ReadBy: readBy}, selector, groupBy)
+}
+
+// stacks is the store's FlameStacks of q with selector parsed into it.
+func (a storageAdapter) stacks(ctx context.Context, q query.ProfileQuery, selector, groupBy string) (*query.Stacks, error) {
 	fs, ok := a.store.(interface {
 		FlameStacks(ctx context.Context, q query.ProfileQuery, groupBy string) (*query.Stacks, error)
 	})
@@ -75,23 +80,14 @@ func (a storageAdapter) FlameStacks(ctx context.Context, from, to, readBy time.T
 	if err != nil {
 		return nil, err
 	}
-	return fs.FlameStacks(ctx, query.ProfileQuery{From: from, To: to, Selector: sel, ReadBy: readBy}, groupBy)
+	q.Selector = sel
+	return fs.FlameStacks(ctx, q, groupBy)
 }
 
 // WholeStacks is the store's FlameStacks of a whole range, not grouped
 // and not bounded, or errNoStacks when it has none: what a diff compares.
 func (a storageAdapter) WholeStacks(ctx context.Context, from, to time.Time, selector string) (*query.Stacks, error) {
-	fs, ok := a.store.(interface {
-		FlameStacks(ctx context.Context, q query.ProfileQuery, groupBy string) (*query.Stacks, error)
-	})
-	if !ok {
-		return nil, errNoStacks
-	}
-	sel, err := ParseSelector(selector)
-	if err != nil {
-		return nil, err
-	}
-	return fs.FlameStacks(ctx, query.ProfileQuery{From: from, To: to, Selector: sel, MaxStacks: -1}, "")
+	return a.stacks(ctx, query.ProfileQuery{From: from, To: to, MaxStacks: -1}, selector, "")
 }
 
 // WholeStacker is a Store that gives a whole range's stacks as a Stacker

@@ -3,13 +3,11 @@ package web
 import (
 	"context"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/pprof/profile"
-
+	"github.com/ember-profiler/ember/internal/profiletest"
 	"github.com/ember-profiler/ember/storage"
 )
 
@@ -77,20 +75,13 @@ func TestSeriesResponseBounded(t *testing.T) {
 // a label its samples carry, by one none carries (a 400 naming it) and by
 // one they carry but the selector leaves out (no error).
 func TestSeriesGroupedByRealLabels(t *testing.T) {
-	st, err := storage.Open(storage.Options{Dir: t.TempDir(), MinFreeDiskBytes: 1, Retention: 365 * 24 * time.Hour})
+	// Retention long enough for testNow's data to stay whatever the clock.
+	st, err := storage.Open(storage.Options{Dir: t.TempDir(), MinFreeDiskBytes: 1, Retention: 100 * 365 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f, err := os.Open("../storage/testdata/record-1.pb.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := profile.Parse(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := profiletest.Read(t, "../storage/testdata/record-1.pb.gz")
 	p.TimeNanos, p.DurationNanos = testNow.Add(-5*time.Minute).UnixNano(), int64(10*time.Second)
 	if err := st.Append(context.Background(), p, map[string]string{"host": "h"}); err != nil {
 		t.Fatal(err)

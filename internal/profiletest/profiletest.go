@@ -87,6 +87,21 @@ func (b *Builder) Add(cpuNanos int64, leafFirst ...string) {
 	b.P.Sample = append(b.P.Sample, s)
 }
 
+// Read parses the pprof file at path (gzipped or not).
+func Read(t testing.TB, path string) *profile.Profile {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return p
+}
+
 // Golden compares got with testdata/name, or rewrites it when update is set.
 func Golden(t testing.TB, name string, got []byte, update bool) {
 	t.Helper()
