@@ -6,14 +6,18 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/ember-profiler/ember/internal/testenv"
+	"github.com/ember-profiler/ember/internal/threadprio"
 	"github.com/ember-profiler/ember/storage"
+	"github.com/ember-profiler/ember/web"
 )
 
 // TestUILoadBenchmark measures, for docs/benchmarks.md, the time from
@@ -32,6 +36,11 @@ import (
 // the shift EMBER_UI_BENCH_SHIFT, else 90 s or less so that all 21 ranges
 // fit in the data (12 s on the 64-minute soak store). Each load is a fresh
 // page, opened when the last one's timeline has loaded. EMBER_UI_BENCH_QUERY adds to each page's address (&by=none&other=0).
+// On a busy host (bench/ui.sh -b): EMBER_UI_BENCH_QUERY_NICE runs the
+// threads that answer queries at that nice value, as the daemon's
+// --query-nice does; EMBER_UI_BENCH_BROWSER_CGROUP (a cgroup.procs file)
+// starts Chromium in that cgroup, standing in for an engineer's browser on
+// a machine of its own.
 const coldLoads = 20
 
 func TestUILoadBenchmark(t *testing.T) {
@@ -57,7 +66,22 @@ func TestUILoadBenchmark(t *testing.T) {
 	fmt.Printf("ui load, ranges: store data %s to %s; cached [%s, +%s), cold %d ranges from %s, each %s earlier\n",
 		first.Format(time.RFC3339), last.Format(time.RFC3339), starts[0].Format(time.RFC3339), window,
 		coldLoads, starts[1].Format(time.RFC3339), starts[0].Sub(starts[1]))
-	base := serveStore(t, store, "")
+	opts := web.Options{Store: web.FromStorage(store)}
+	if n, ok, err := envNice("EMBER_UI_BENCH_QUERY_NICE"); err != nil {
+		t.Fatal(err)
+	} else if ok {
+		opts.RaiseQuery = func() func() {
+			restore, err := threadprio.Raise(n)
+			if err != nil {
+				t.Errorf("query threads at nice %d: %v", n, err)
+			}
+			return restore
+		}
+	}
+	base := serveWith(t, opts)
+	if procs := os.Getenv("EMBER_UI_BENCH_BROWSER_CGROUP"); procs != "" {
+		chromium = commandInCgroup(t, chromium, procs)
+	}
 	b := newBrowser(t, chromium)
 
 	// A load's milestones, in ms since navigation began: the flame graph's
@@ -217,6 +241,33 @@ func envDuration(name string, def time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%s=%q: want a duration such as 1h or 15s", name, v)
 	}
 	return d, nil
+}
+
+// envNice is the nice value in env variable name; ok is false when unset.
+func envNice(name string) (nice int, ok bool, err error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0, false, nil
+	}
+	nice, err = strconv.Atoi(v)
+	if err != nil || nice < -20 || nice > 19 {
+		return 0, false, fmt.Errorf("%s=%q: want a nice value, -20 to 19", name, v)
+	}
+	return nice, true, nil
+}
+
+// commandInCgroup is a script that moves itself into the cgroup whose
+// cgroup.procs file is procs, then runs command with its arguments:
+// chromedp takes a path, not a command line. Chromium's child processes
+// stay in the cgroup.
+func commandInCgroup(t *testing.T, command, procs string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "in-cgroup")
+	script := fmt.Sprintf("#!/bin/sh\necho $$ >%q || exit 1\nexec %q \"$@\"\n", procs, command)
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestBenchRanges(t *testing.T) {
