@@ -18,6 +18,9 @@ import (
 // A process whose stacks leave its known ranges has its mappings read
 // again: at once the first time (a dlopen right after start), then at
 // doubling intervals up to refreshMax, so JIT code does not ask forever.
+// A read that finds new ranges starts the doubling again: a JIT compiler
+// warming up maps page after page, and each one a walk crosses before it
+// is read can cut the stack.
 const (
 	refreshFirst = 250 * time.Millisecond
 	refreshMax   = 30 * time.Second
@@ -190,6 +193,9 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 		for _, k := range next.keys {
 			kept[k] = true
 		}
+		if old.execSeq == p.ExecSeq && grewRanges(old.keys, kept) {
+			next.refreshes = 0
+		}
 		var gone []bpf.SamplerRangeKey
 		for _, k := range old.keys {
 			if !kept[k] {
@@ -248,6 +254,24 @@ func (u *unwindTables) retain(alive func(pid, execSeq uint32) bool) {
 	for _, pid := range gone {
 		u.remove(pid)
 	}
+}
+
+// grewRanges says whether the keys of a new read include one the old read
+// did not have.
+func grewRanges(old []bpf.SamplerRangeKey, now map[bpf.SamplerRangeKey]bool) bool {
+	if len(now) > len(old) {
+		return true
+	}
+	had := make(map[bpf.SamplerRangeKey]bool, len(old))
+	for _, k := range old {
+		had[k] = true
+	}
+	for k := range now {
+		if !had[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // needsRefresh says whether a process asking for its mappings again should

@@ -561,10 +561,12 @@ static __always_inline struct stack *unwind_user_stack(__u32 buffer, __u64 pc, _
 	if (end == UNWIND_END_NO_MAPPING || jit->looked || jit->frames || jit->unread) {
 		// A pc outside the known ranges, JIT code or not, or in a file the
 		// sampler mapped before user space had its table: ask user space
-		// to read the mappings again, at most once a second.
+		// to read the mappings again, at most four times a second (V8
+		// maps JIT pages one after another as it warms up; user space
+		// backs off where reads find nothing new).
 		__u64 now = bpf_ktime_get_ns();
 		struct unwind_proc *up = bpf_map_lookup_elem(&unwind_procs, &pid);
-		if (up && now - up->miss_reported_ns > 1000000000ULL) {
+		if (up && now - up->miss_reported_ns > 250000000ULL) {
 			up->miss_reported_ns = now;
 			notify(buffer, EVENT_NEEDS_MAPPINGS, pid, exec_seq, 0, false);
 		}
