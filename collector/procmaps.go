@@ -43,6 +43,7 @@ const (
 
 	procmapExecutable     = 0x04
 	procmapCoveringOrNext = 0x10
+	procmapAccess         = 0x07 // PROCMAP_QUERY_VMA_READABLE, _WRITABLE, _EXECUTABLE
 )
 
 // procmapUnsupported is set once the kernel has said it has no such ioctl.
@@ -54,7 +55,57 @@ var errNoProcmapQuery = errors.New("PROCMAP_QUERY not supported")
 // queryExecMappings lists a process's executable mappings through
 // PROCMAP_QUERY on its open maps file. empty says the process has no
 // address space left (it exited).
-func queryExecMappings(maps *os.File) (out []model.Mapping, empty bool, err error) {
+//
+// It also returns the code reserves (model.Process.CodeReserves): for
+// each run of anonymous code, the mapping after its last one, if that is
+// anonymous and without access.
+func queryExecMappings(maps *os.File) (out []model.Mapping, reserves []model.AddressRange, empty bool, err error) {
+	out, empty, err = queryExec(maps)
+	if err != nil || empty {
+		return out, nil, empty, err
+	}
+	for i, m := range out {
+		if !isAnonymous(m) || (i+1 < len(out) && out[i+1].Start-m.Limit < minCodeReserve) {
+			continue // no room for a reserve before the next code
+		}
+		next, ok, err := queryAt(maps, m.Limit, procmapCoveringOrNext)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		r := model.AddressRange{Start: next.VMAStart, Limit: next.VMAEnd}
+		if ok && codeReserve(m, r, next.Inode == 0 && next.VMANameSize == 0 && next.VMAFlags&procmapAccess == 0) {
+			reserves = append(reserves, r)
+		}
+	}
+	return out, reserves, false, nil
+}
+
+// queryAt returns the mapping at or after addr that flags select; ok is
+// false past the last one.
+func queryAt(maps *os.File, addr, flags uint64) (q procmapQuery, ok bool, err error) {
+	raw, err := maps.SyscallConn()
+	if err != nil {
+		return q, false, err
+	}
+	q = procmapQuery{Size: uint64(unsafe.Sizeof(procmapQuery{})), QueryFlags: flags, QueryAddr: addr}
+	var callErr error
+	if err := raw.Control(func(fd uintptr) {
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, ioctlProcmapQuery, uintptr(unsafe.Pointer(&q))); e != 0 {
+			callErr = e
+		}
+	}); err != nil {
+		return q, false, err
+	}
+	switch {
+	case errors.Is(callErr, unix.ENOENT), errors.Is(callErr, unix.ESRCH):
+		return q, false, nil
+	case callErr != nil:
+		return q, false, callErr
+	}
+	return q, true, nil
+}
+
+func queryExec(maps *os.File) (out []model.Mapping, empty bool, err error) {
 	if procmapUnsupported.Load() {
 		return nil, false, errNoProcmapQuery
 	}

@@ -3,8 +3,10 @@ package collector
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -27,6 +29,19 @@ func TestQueryExecMappingsMatchesMapsText(t *testing.T) {
 		t.Skipf("executable memfd mapping: %v", err)
 	}
 	defer unix.Munmap(mem)
+	// A JIT compiler's code and the reserve after it: a page of anonymous
+	// code, then 2 MiB without access.
+	page := os.Getpagesize()
+	jit, err := unix.Mmap(-1, 0, page+2<<20, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(jit)
+	if err := unix.Mprotect(jit[page:], unix.PROT_NONE); err != nil {
+		t.Fatal(err)
+	}
+	jitStart := uint64(uintptr(unsafe.Pointer(&jit[0])))
+	wantReserve := model.AddressRange{Start: jitStart + uint64(page), Limit: jitStart + uint64(page) + 2<<20}
 
 	child := exec.Command("sleep", "30")
 	if err := child.Start(); err != nil {
@@ -40,7 +55,7 @@ func TestQueryExecMappingsMatchesMapsText(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all, err := parseMaps(raw)
+		all, textReserves, err := parseMaps(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +70,7 @@ func TestQueryExecMappingsMatchesMapsText(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, empty, err := queryExecMappings(f)
+		got, reserves, empty, err := queryExecMappings(f)
 		f.Close()
 		if err == errNoProcmapQuery {
 			t.Skip("this kernel has no PROCMAP_QUERY (before 6.11); the text is read instead")
@@ -76,6 +91,12 @@ func TestQueryExecMappingsMatchesMapsText(t *testing.T) {
 		if pid == "self" && !deleted {
 			t.Errorf("the memfd mapping is not among %+v", want)
 		}
+		if !slices.Equal(reserves, textReserves) {
+			t.Errorf("%s: code reserves by ioctl %+v, in the text %+v", pid, reserves, textReserves)
+		}
+		if pid == "self" && !slices.Contains(textReserves, wantReserve) {
+			t.Errorf("the reserve after anonymous code, %+v, is not among %+v", wantReserve, textReserves)
+		}
 	}
 }
 
@@ -91,7 +112,7 @@ func TestReadExecMappingsOfExitedProcess(t *testing.T) {
 	}
 	defer f.Close()
 	child.Wait()
-	ms, empty, err := queryExecMappings(f)
+	ms, _, empty, err := queryExecMappings(f)
 	if err == errNoProcmapQuery {
 		t.Skip("this kernel has no PROCMAP_QUERY")
 	}
@@ -115,14 +136,14 @@ func BenchmarkExecMappings(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := parseMaps(raw); err != nil {
+			if _, _, err := parseMaps(raw); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("ioctl", func(b *testing.B) {
 		for b.Loop() {
-			if _, _, err := readExecMappings(path); err != nil {
+			if _, _, _, err := readExecMappings(path); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -382,7 +382,7 @@ func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*mode
 		}
 		startCode = code
 	}
-	mappings, noSpace, err := readExecMappings(filepath.Join(dir, "maps"))
+	mappings, reserves, noSpace, err := readExecMappings(filepath.Join(dir, "maps"))
 	if err != nil {
 		p.SnapshotErr = fmt.Errorf("read mappings of process %d: %w", pid, err)
 		return p, nil
@@ -425,7 +425,7 @@ func (t *processTracker) snapshot(key model.ProcessKey, startCode uint64) (*mode
 		p.Cgroup = parseCgroup(raw)
 		p.ContainerID = containerID(p.Cgroup)
 	}
-	p.Mappings = mappings
+	p.Mappings, p.CodeReserves = mappings, reserves
 	return p, t.holdFiles(dir, p)
 }
 
@@ -452,25 +452,25 @@ func exeOf(ms []model.Mapping, startCode uint64) string {
 
 // readExecMappings returns a process's executable mappings, and whether it
 // has no address space (none at all: it exited, or a kernel thread).
-func readExecMappings(path string) ([]model.Mapping, bool, error) {
+func readExecMappings(path string) ([]model.Mapping, []model.AddressRange, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	defer f.Close()
-	ms, empty, err := queryExecMappings(f)
+	ms, reserves, empty, err := queryExecMappings(f)
 	if err == nil {
-		return ms, empty || len(ms) == 0, nil
+		return ms, reserves, empty || len(ms) == 0, nil
 	}
 	if !errors.Is(err, errNoProcmapQuery) {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	raw, err := io.ReadAll(f)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	ms, err = parseMaps(raw)
-	return ms, len(bytes.TrimSpace(raw)) == 0, err
+	ms, reserves, err = parseMaps(raw)
+	return ms, reserves, len(bytes.TrimSpace(raw)) == 0, err
 }
 
 // holdFiles opens the files of a snapshot's mappings, or takes a reference
@@ -667,20 +667,44 @@ func containerID(cgroup string) string {
 }
 
 // parseMaps keeps executable mappings, the only ones stack addresses fall in.
-func parseMaps(raw []byte) ([]model.Mapping, error) {
+// It also keeps the code reserves (model.Process.CodeReserves).
+func parseMaps(raw []byte) ([]model.Mapping, []model.AddressRange, error) {
 	var out []model.Mapping
+	var reserves []model.AddressRange
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
-		m, exec, err := parseMapsLine(sc.Text())
+		line := sc.Text()
+		m, exec, err := parseMapsLine(line)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if exec {
 			out = append(out, m)
+		} else if r := (model.AddressRange{Start: m.Start, Limit: m.Limit}); len(out) > 0 && codeReserve(out[len(out)-1], r, isAnonymous(m) && noAccess(line)) {
+			reserves = append(reserves, r)
 		}
 	}
-	return out, sc.Err()
+	return out, reserves, sc.Err()
+}
+
+// minCodeReserve: smaller regions without access are guard pages (V8
+// puts one after each code page), not room for code.
+const minCodeReserve = 1 << 20
+
+// codeReserve says whether r, anonymous and without access when
+// anonNoAccess, is a JIT compiler's reserve after code mapping m.
+func codeReserve(m model.Mapping, r model.AddressRange, anonNoAccess bool) bool {
+	return anonNoAccess && isAnonymous(m) && r.Start == m.Limit && r.Limit-r.Start >= minCodeReserve
+}
+
+// isAnonymous: memory without a file or a pseudo path ([vdso], [heap]).
+func isAnonymous(m model.Mapping) bool { return m.Inode == 0 && m.Path == "" }
+
+// noAccess says whether a maps line's permissions are ---p.
+func noAccess(line string) bool {
+	_, rest, _ := strings.Cut(line, " ")
+	return strings.HasPrefix(rest, "---")
 }
 
 // parseMapsLine parses "start-end perms offset major:minor inode   path".

@@ -185,6 +185,16 @@ func (u *unwindTables) installFrom(q queuedInstall, alive func(pid, execSeq uint
 			keys, ranges = append(keys, k), append(ranges, r)
 		}
 	}
+	// Where such a compiler maps its next code: a pc there is in a page
+	// mapped since this read. It is walked by frame pointer, checked as a
+	// guess, and asks for the mappings, without the one VMA lookup a walk
+	// may make (jit.h), which a walk through two new pages ran out of.
+	for _, c := range p.CodeReserves {
+		r := bpf.SamplerUnwindRange{Start: c.Start, Limit: c.Limit, Kind: uint32(bpf.SamplerRangeKindRANGE_FP_UNREAD)}
+		for _, k := range rangeKeys(p.PID, c.Start, c.Limit) {
+			keys, ranges = append(keys, k), append(ranges, r)
+		}
+	}
 	next.keys = u.maps.putRanges(keys, ranges)
 	u.stats.RangeErrors += uint64(len(keys) - len(next.keys))
 	// Keys the new set overwrote stay; the rest of the old ones go.

@@ -396,3 +396,28 @@ func TestRefreshAfterLibraryAppears(t *testing.T) {
 		t.Error("no refresh after twice refreshFirst")
 	}
 }
+
+// A JIT compiler's reserve after its code is installed to be walked by
+// frame pointer as code not read yet (it asks for the mappings), so that
+// a walk through pages mapped since needs no VMA lookup.
+func TestCodeReserveInstalled(t *testing.T) {
+	u, maps := newFakeTables(t, 1<<20)
+	prog := mapFile(t, unwindFixture(t, "dlopen-main"), 0x5555_0000_0000)
+	code := model.Mapping{Start: 0x7f00_0000_0000, Limit: 0x7f00_0004_0000}
+	reserve := model.AddressRange{Start: code.Limit, Limit: code.Limit + 500<<20}
+	p := newProcess(100, 2, append(prog, code))
+	p.CodeReserves = []model.AddressRange{reserve}
+	u.install(p, alwaysAlive)
+	var codeKeys, reserveKeys int
+	for _, r := range maps.rangesOf(p.PID) {
+		switch {
+		case r.Start == code.Start && r.Limit == code.Limit && r.Kind == uint32(bpf.SamplerRangeKindRANGE_FP):
+			codeKeys++
+		case r.Start == reserve.Start && r.Limit == reserve.Limit && r.Kind == uint32(bpf.SamplerRangeKindRANGE_FP_UNREAD):
+			reserveKeys++
+		}
+	}
+	if codeKeys == 0 || reserveKeys == 0 {
+		t.Errorf("keys of the code %d (want walked by frame pointer), of the reserve %d (want not read yet)", codeKeys, reserveKeys)
+	}
+}

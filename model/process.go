@@ -26,6 +26,11 @@ type Process struct {
 	// one (Docker, containerd, CRI-O, Podman, Kubernetes pods).
 	ContainerID string
 	Mappings    []Mapping
+	// CodeReserves are regions without access that start where anonymous
+	// executable memory ends: what a JIT compiler reserved for its next
+	// code pages (V8's code range, the JVM's code cache), which it maps as
+	// it goes, between two reads of the process.
+	CodeReserves []AddressRange
 	// Exited is set once the process is known to have exited or replaced
 	// this image by an execve; its mappings still resolve through the files
 	// held open in Mappings.
@@ -33,6 +38,11 @@ type Process struct {
 	// SnapshotErr is set when the image could not be read at first sight
 	// (typically because the process had already exited or exec'd again).
 	SnapshotErr error
+}
+
+// An AddressRange is [Start, Limit) of a process's address space.
+type AddressRange struct {
+	Start, Limit uint64
 }
 
 // A Mapping is one executable file-backed (or special) region of a process.
