@@ -27,6 +27,7 @@ const (
 	SamplerCfaKindCFA_GO_SYSTEMSTACK SamplerCfaKind = 8
 	SamplerCfaKindCFA_GO_MORESTACK   SamplerCfaKind = 9
 	SamplerCfaKindCFA_SIGFRAME       SamplerCfaKind = 10
+	SamplerCfaKindCFA_FP_SWITCHED    SamplerCfaKind = 11
 )
 
 type SamplerEvent struct {

@@ -97,6 +97,11 @@ enum cfa_kind {
 	// ucontext at SP + cfa_offset; the next frame is the interrupted pc,
 	// kept + 1 as if a return address.
 	CFA_SIGFRAME,
+	// CFA = RBP + cfa_offset, where the frame has moved SP to another
+	// stack: Go's time.now and runtime.nanotime1 call the vDSO on the g0
+	// stack, their frame pointer still on the goroutine's, which may lie
+	// below it.
+	CFA_FP_SWITCHED,
 };
 enum rbp_kind {
 	RBP_SAME = 0,

@@ -336,6 +336,7 @@ static long unwind_step(__u32 index, void *ctx)
 			cfa = st->sp + rule.cfa_offset;
 			break;
 		case CFA_FP:
+		case CFA_FP_SWITCHED:
 			if (st->bp == 0) {
 				st->status = UNWIND_END_BAD_FRAME;
 				return 1;
@@ -415,7 +416,7 @@ static long unwind_step(__u32 index, void *ctx)
 			return 1;
 		}
 		// Back on the goroutine's stack, which may lie below g0's.
-		if (cfa <= st->sp && cfa_kind != CFA_GO_CGO && cfa_kind != CFA_GO_SYSTEMSTACK) {
+		if (cfa <= st->sp && cfa_kind != CFA_GO_CGO && cfa_kind != CFA_GO_SYSTEMSTACK && cfa_kind != CFA_FP_SWITCHED) {
 			st->status = UNWIND_END_BAD_FRAME;
 			return 1;
 		}

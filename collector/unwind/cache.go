@@ -31,7 +31,7 @@ const DefaultCacheBytes = 256 << 20
 
 // cacheMagic changes with the row layout or the way rows are built, which
 // makes every older file a miss.
-const cacheMagic = "EMBUNW05"
+const cacheMagic = "EMBUNW06"
 
 // maxCachedRows bounds what a cache file may claim before it is read.
 const maxCachedRows = maxSectionBytes / 2

@@ -58,6 +58,7 @@ func goTable(f *elf.File) (*Table, error) {
 	t.Rows = withCgoReturns(f, t, funcs["runtime.asmcgocall"])
 	t.Rows = withStackSwitches(f, t, funcs)
 	t.Rows = withSignalFrames(t, funcs)
+	t.Rows = withVDSOCalls(f, t, funcs)
 	eh, err := sectionFDEs(f, ".eh_frame")
 	if err != nil || len(eh) == 0 {
 		return t, nil
@@ -192,6 +193,7 @@ var wantedGoFuncs = map[string]bool{
 	"runtime.asmcgocall": true, "runtime.systemstack": true, "runtime.morestack": true,
 	"runtime.mcall": true, "runtime.newstack": true,
 	"runtime.sigtramp": true, "runtime.sigreturn__sigaction": true,
+	"time.now": true, "runtime.nanotime1": true, "runtime.walltime": true,
 }
 
 // pclntabRows turns every function's pc-to-SP-delta table into rows, and

@@ -79,16 +79,7 @@ func withStackSwitches(f *elf.File, t *Table, funcs goFuncs) []Row {
 	if text == nil || len(funcs["runtime.systemstack"]) == 0 {
 		return t.Rows
 	}
-	code := func(fn codeRange) []byte {
-		if fn.end <= fn.start || fn.end-fn.start > 1024 || fn.start < max(text.Addr, t.Base) || fn.end > text.Addr+text.Size {
-			return nil
-		}
-		b := make([]byte, fn.end-fn.start)
-		if _, err := text.ReadAt(b, int64(fn.start-text.Addr)); err != nil {
-			return nil
-		}
-		return b
-	}
+	code := func(fn codeRange) []byte { return funcCode(text, t, fn) }
 	var rows []Row
 	add := func(at uint64, r Row) {
 		next, _ := t.Lookup(at + 1)
@@ -140,6 +131,55 @@ func withStackSwitches(f *elf.File, t *Table, funcs goFuncs) []Row {
 			if i := callTo(b, fn.start, target.start); i >= 0 {
 				add(fn.start+uint64(i+4), makeRow(0, CFAGoMorestack, off, RBPSame, 0))
 			}
+		}
+	}
+	if rows == nil {
+		return t.Rows
+	}
+	return normalize(append(append([]Row(nil), t.Rows...), rows...), t.Base)
+}
+
+// funcCode is the machine code of fn, a runtime function of at most 1 KiB
+// in text; nil if it is not there.
+func funcCode(text *elf.Section, t *Table, fn codeRange) []byte {
+	if fn.end <= fn.start || fn.end-fn.start > 1024 || fn.start < max(text.Addr, t.Base) || fn.end > text.Addr+text.Size {
+		return nil
+	}
+	b := make([]byte, fn.end-fn.start)
+	if _, err := text.ReadAt(b, int64(fn.start-text.Addr)); err != nil {
+		return nil
+	}
+	return b
+}
+
+// Go's vDSO callers: push %rbp; mov %rsp,%rbp first, pop %rbp; ret once.
+var (
+	fpPrologue = []byte{0x55, 0x48, 0x89, 0xe5}
+	fpEpilogue = []byte{0x5d, 0xc3}
+)
+
+// withVDSOCalls walks Go's vDSO callers (time.now, runtime.nanotime1) by
+// their frame pointer: they move SP to the g0 stack for the call, so
+// pclntab gives them no SP delta (they write SP), and the goroutine's
+// stack, where their frame is, may lie below g0's. Between their prologue
+// and epilogue, CFA = RBP + 16 with RBP saved below the return address.
+func withVDSOCalls(f *elf.File, t *Table, funcs goFuncs) []Row {
+	text := f.Section(".text")
+	if text == nil {
+		return t.Rows
+	}
+	var rows []Row
+	for _, name := range []string{"time.now", "runtime.nanotime1", "runtime.walltime"} {
+		for _, fn := range funcs[name] {
+			b := funcCode(text, t, fn)
+			end := bytes.Index(b, fpEpilogue)
+			if !bytes.HasPrefix(b, fpPrologue) || end < 0 || bytes.LastIndex(b, fpEpilogue) != end {
+				continue
+			}
+			at := fn.start + uint64(len(fpPrologue))
+			next, _ := t.Lookup(fn.start + uint64(end))
+			next.PC = uint32(fn.start + uint64(end) - t.Base)
+			rows = append(rows, makeRow(uint32(at-t.Base), CFAFPSwitched, 16, RBPAtCFA, -2), next)
 		}
 	}
 	if rows == nil {

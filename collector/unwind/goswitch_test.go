@@ -104,6 +104,20 @@ func TestGoSwitchRows(t *testing.T) {
 				t.Errorf("%s: %s's last byte: %v", path, name, r.CFA())
 			}
 		}
+		// The vDSO callers are walked by frame pointer from their
+		// prologue's end, across the g0 stack they call on.
+		for _, name := range []string{"time.now", "runtime.nanotime1"} {
+			fns := funcs[name]
+			if len(fns) != 1 {
+				t.Fatalf("%s: %s %v", path, name, fns)
+			}
+			if r, _ := tbl.Lookup(fns[0].start + 4); r.CFA() != CFAFPSwitched || r.CFAOffset != 16 {
+				t.Errorf("%s: %s after its prologue: %v%+d, want fp-switched+16", path, name, r.CFA(), r.CFAOffset)
+			}
+			if r, _ := tbl.Lookup(fns[0].start); r.CFA() == CFAFPSwitched {
+				t.Errorf("%s: %s's entry, before its frame pointer is set, is walked by it", path, name)
+			}
+		}
 	}
 }
 

@@ -49,6 +49,9 @@ const (
 	// CFASigframe: a signal handler's entry; the interrupted registers
 	// are in the kernel's ucontext at SP + CFAOffset.
 	CFASigframe = CFAKind(bpf.SamplerCfaKindCFA_SIGFRAME)
+	// CFAFPSwitched: CFA = RBP + CFAOffset in a frame that has moved SP to
+	// another stack (Go's vDSO calls on g0), so the CFA may lie below SP.
+	CFAFPSwitched = CFAKind(bpf.SamplerCfaKindCFA_FP_SWITCHED)
 )
 
 func (k CFAKind) String() string {
@@ -73,6 +76,8 @@ func (k CFAKind) String() string {
 		return "go-morestack"
 	case CFASigframe:
 		return "sigframe"
+	case CFAFPSwitched:
+		return "fp-switched"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
