@@ -80,23 +80,29 @@ func queryExecMappings(maps *os.File) (out []model.Mapping, reserves []model.Add
 	return out, reserves, false, nil
 }
 
-// queryAt returns the mapping at or after addr that flags select; ok is
-// false past the last one.
-func queryAt(maps *os.File, addr, flags uint64) (q procmapQuery, ok bool, err error) {
+// procmapCall runs PROCMAP_QUERY q on maps; callErr is the ioctl's errno,
+// err a failure to reach the file.
+func procmapCall(maps *os.File, q *procmapQuery) (callErr, err error) {
 	raw, err := maps.SyscallConn()
 	if err != nil {
-		return q, false, err
+		return nil, err
 	}
-	q = procmapQuery{Size: uint64(unsafe.Sizeof(procmapQuery{})), QueryFlags: flags, QueryAddr: addr}
-	var callErr error
-	if err := raw.Control(func(fd uintptr) {
-		if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, ioctlProcmapQuery, uintptr(unsafe.Pointer(&q))); e != 0 {
+	err = raw.Control(func(fd uintptr) {
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, ioctlProcmapQuery, uintptr(unsafe.Pointer(q))); e != 0 {
 			callErr = e
 		}
-	}); err != nil {
-		return q, false, err
-	}
+	})
+	return callErr, err
+}
+
+// queryAt returns the mapping at or after addr that flags select; ok is
+// false past the last one, or when the address space is gone.
+func queryAt(maps *os.File, addr, flags uint64) (q procmapQuery, ok bool, err error) {
+	q = procmapQuery{Size: uint64(unsafe.Sizeof(procmapQuery{})), QueryFlags: flags, QueryAddr: addr}
+	callErr, err := procmapCall(maps, &q)
 	switch {
+	case err != nil:
+		return q, false, err
 	case errors.Is(callErr, unix.ENOENT), errors.Is(callErr, unix.ESRCH):
 		return q, false, nil
 	case callErr != nil:
@@ -109,13 +115,8 @@ func queryExec(maps *os.File) (out []model.Mapping, empty bool, err error) {
 	if procmapUnsupported.Load() {
 		return nil, false, errNoProcmapQuery
 	}
-	raw, err := maps.SyscallConn()
-	if err != nil {
-		return nil, false, err
-	}
 	var name [unix.PathMax]byte
 	addr := uint64(0)
-	var callErr error
 	for {
 		q := procmapQuery{
 			Size:        uint64(unsafe.Sizeof(procmapQuery{})),
@@ -124,16 +125,9 @@ func queryExec(maps *os.File) (out []model.Mapping, empty bool, err error) {
 			VMANameSize: uint32(len(name)),
 			VMANameAddr: uint64(uintptr(unsafe.Pointer(&name[0]))),
 		}
-		ctlErr := raw.Control(func(fd uintptr) {
-			_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, ioctlProcmapQuery, uintptr(unsafe.Pointer(&q)))
-			if e != 0 {
-				callErr = e
-			} else {
-				callErr = nil
-			}
-		})
-		if ctlErr != nil {
-			return nil, false, ctlErr
+		callErr, err := procmapCall(maps, &q)
+		if err != nil {
+			return nil, false, err
 		}
 		switch {
 		case errors.Is(callErr, unix.ENOENT):
