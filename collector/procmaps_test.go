@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -48,6 +49,21 @@ func TestQueryExecMappingsMatchesMapsText(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { child.Process.Kill(); child.Wait() }()
+	// Until its loader has mapped its libraries, a read of the text and
+	// the ioctl's may see different mappings.
+	childMaps := "/proc/" + strconv.Itoa(child.Process.Pid) + "/maps"
+	for settled, last := 0, ""; settled < 3; {
+		time.Sleep(20 * time.Millisecond)
+		raw, err := os.ReadFile(childMaps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(raw) == last {
+			settled++
+		} else {
+			settled, last = 0, string(raw)
+		}
+	}
 
 	for _, pid := range []string{"self", strconv.Itoa(child.Process.Pid)} {
 		path := "/proc/" + pid + "/maps"
