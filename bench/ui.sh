@@ -44,9 +44,10 @@ dir=$(realpath "$dir")
 work=$(mktemp -d /tmp/ember-ui.XXXXXX)
 daemon=
 busyhost=
+cgroups=()
 stop() {
-  [ -n "$daemon" ] && { kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; }
-  [ -n "$busyhost" ] && { kill "$busyhost" 2>/dev/null; wait "$busyhost" 2>/dev/null; }
+  [ -z "$daemon" ] || { kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true; }
+  [ -z "$busyhost" ] || { kill "$busyhost" 2>/dev/null; wait "$busyhost" 2>/dev/null || true; }
   rm -rf "$work"
   [ ${#cgroups[@]} -eq 0 ] || sleep 2 # for the killed to exit
   for g in "${cgroups[@]}"; do
@@ -62,7 +63,6 @@ go test -c -o "$work/ui.test" ./ui
 [ -z "$sampler" ] || go build -o "$work/ember" ./cmd/ember
 # cgroup NAME: makes a CPU cgroup of the default weight (cgroup v2, or
 # v1's cpu hierarchy) and adds it to cgroups.
-cgroups=()
 cgroup() {
   local root=/sys/fs/cgroup
   if [ -f $root/cgroup.controllers ]; then
