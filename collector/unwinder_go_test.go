@@ -3,15 +3,13 @@ package collector
 import (
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/pprof/profile"
-
+	"github.com/ember-profiler/ember/internal/profiletest"
 	"github.com/ember-profiler/ember/model"
 )
 
@@ -120,15 +118,7 @@ func TestUnwindGoFrameless(t *testing.T) {
 // goCallers' share of the samples on any of them, and its samples.
 func pprofShares(t *testing.T, path string) (map[string]float64, int64) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	p, err := profile.Parse(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := profiletest.Read(t, path)
 	var total int64
 	on := map[string]int64{}
 	for _, s := range p.Sample {

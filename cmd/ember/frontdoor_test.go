@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ember-profiler/ember/internal/profiletest"
 	"github.com/ember-profiler/ember/internal/testenv"
 )
 
@@ -141,7 +142,7 @@ func TestRecordReplacesOutput(t *testing.T) {
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the symlink was replaced: %v %v", fi, err)
 	}
-	readProfile(t, real)
+	profiletest.Read(t, real)
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 		t.Errorf("files in the output's directory: %v", entries)
 	}
@@ -292,7 +293,7 @@ func TestRecordWithDocumentedCapabilities(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("with the documented capabilities: exit %d: %s", code, msg)
 	}
-	p := readProfile(t, out)
+	p := profiletest.Read(t, out)
 	var kernelFrames, kernelNamed int
 	for _, loc := range p.Location {
 		if loc.Mapping == nil || loc.Mapping.File != "[kernel.kallsyms]" {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/internal/profiletest"
 	"github.com/ember-profiler/ember/internal/testenv"
 	"github.com/ember-profiler/ember/schema"
 )
@@ -46,7 +47,7 @@ func TestRecordOffCPU(t *testing.T) {
 		t.Fatalf("waits wrote %q: %v", raw, err)
 	}
 
-	p := readProfile(t, out)
+	p := profiletest.Read(t, out)
 	if p.DefaultSampleType != schema.OffCPU.Type {
 		t.Errorf("default sample type %q, want offcpu", p.DefaultSampleType)
 	}

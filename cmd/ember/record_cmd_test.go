@@ -14,6 +14,7 @@ import (
 
 	"github.com/ember-profiler/ember/collector"
 	"github.com/ember-profiler/ember/internal/mainmapping"
+	"github.com/ember-profiler/ember/internal/profiletest"
 	"github.com/ember-profiler/ember/internal/testenv"
 )
 
@@ -32,7 +33,7 @@ func TestRecordDurationCountsFromSampling(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	got := time.Duration(readProfile(t, out).DurationNanos)
+	got := time.Duration(profiletest.Read(t, out).DurationNanos)
 	t.Logf("--duration %s: profile covers %s, the run took %s; %s", want, got, took, stderr.String())
 	// A drain ends a few milliseconds after the deadline, never before it;
 	// on a starved host (CI's loaded run) it may run seconds late, but far
@@ -45,7 +46,7 @@ func TestRecordDurationCountsFromSampling(t *testing.T) {
 		t.Errorf("summary: %s", stderr.String())
 	}
 	// Whole host: pprof's title names the host, not some process's file.
-	if first := readProfile(t, out).Mapping[0].File; first != mainmapping.HostFile {
+	if first := profiletest.Read(t, out).Mapping[0].File; first != mainmapping.HostFile {
 		t.Errorf("first mapping of a whole-host profile: %q", first)
 	}
 }
@@ -90,7 +91,7 @@ func TestRecordCommand(t *testing.T) {
 		n, _ := strconv.ParseInt(pid, 10, 64)
 		roles[n] = role
 	}
-	p := readProfile(t, out)
+	p := profiletest.Read(t, out)
 	if err := p.CheckValid(); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestRecordCommandForwardsSignals(t *testing.T) {
 	if !strings.Contains(stderr.String(), "sleep was killed by signal 15") {
 		t.Errorf("output: %s", stderr.String())
 	}
-	readProfile(t, out)
+	profiletest.Read(t, out)
 }
 
 // hasChild reports whether pid has a child process named comm. Children

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/internal/profiletest"
 	"github.com/ember-profiler/ember/internal/testenv"
 )
 
@@ -39,7 +40,7 @@ func TestRecordJavaPerfMapAtExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%s", stderr.String())
-	p := readProfile(t, out)
+	p := profiletest.Read(t, out)
 	var total, spin, unnamed int64
 	pids := map[int64]bool{}
 	for _, s := range p.Sample {

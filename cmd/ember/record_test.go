@@ -18,6 +18,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/ember-profiler/ember/collector"
+	"github.com/ember-profiler/ember/internal/profiletest"
 	"github.com/ember-profiler/ember/internal/testenv"
 )
 
@@ -80,20 +81,6 @@ func summaryLost(summary string) int {
 		lost += n
 	}
 	return lost
-}
-
-func readProfile(t *testing.T, path string) *profile.Profile {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	p, err := profile.Parse(f)
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	return p
 }
 
 // userChain returns a sample's function names root first.
@@ -187,7 +174,7 @@ func checkSplit(t *testing.T, p *profile.Profile, wants []leafWant) {
 
 func TestRecordC(t *testing.T) {
 	out, hot := recordFixture(t, "../../testdata/hotspot/hotspot", 5, "pprof")
-	p := readProfile(t, out)
+	p := profiletest.Read(t, out)
 	checkSplit(t, p, []leafWant{
 		{"alpha", 0.5, []string{"main", "run", "alpha"}},
 		{"beta", 0.3, []string{"main", "run", "work_b", "beta"}},
@@ -198,7 +185,7 @@ func TestRecordC(t *testing.T) {
 
 func TestRecordGo(t *testing.T) {
 	out, hot := recordFixture(t, "../../testdata/hotspot/hotspot-go", 5, "pprof")
-	p := readProfile(t, out)
+	p := profiletest.Read(t, out)
 	checkSplit(t, p, []leafWant{
 		{"main.alpha", 0.5, []string{"runtime.main", "main.main", "main.run", "main.alpha"}},
 		{"main.beta", 0.3, []string{"runtime.main", "main.main", "main.run", "main.workB", "main.beta"}},
@@ -303,7 +290,7 @@ func TestRecordInterrupted(t *testing.T) {
 	if after := time.Since(interrupted); after > duration/2 {
 		t.Errorf("an interrupted recording of %s ended %s after the interrupt", duration, after)
 	}
-	p := readProfile(t, out)
+	p := profiletest.Read(t, out)
 	if d := time.Duration(p.DurationNanos); d <= 0 || d > time.Since(start) {
 		t.Errorf("duration %s of a recording that ran %s in all", d, time.Since(start))
 	}
@@ -432,7 +419,7 @@ func TestRecordShortLived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := readProfile(t, out)
+	p := profiletest.Read(t, out)
 	var n, named int64
 	for _, s := range p.Sample {
 		if !pids[s.NumLabel["pid"][0]] {
@@ -471,7 +458,7 @@ func TestRecordTruncatedMarker(t *testing.T) {
 	for _, levels := range []int{200, 500} {
 		t.Run(strconv.Itoa(levels), func(t *testing.T) {
 			out, _ := recordFixture(t, "../../testdata/hotspot/deep", 2, "pprof", strconv.Itoa(levels))
-			p := readProfile(t, out)
+			p := profiletest.Read(t, out)
 			var n, marked, whole int64
 			for _, s := range p.Sample {
 				chain := userChain(s)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/ember-profiler/ember/internal/profiletest"
 )
 
 // TestRecordInlinedFrame records testdata/symbols/inline, whose hot leaf
@@ -21,7 +23,7 @@ func TestRecordInlinedFrame(t *testing.T) {
 	mixLine := markerLine(t, "../../testdata/symbols/inline.c", "MIX_LINE")
 	callLine := markerLine(t, "../../testdata/symbols/inline.c", "CALL_LINE")
 	out, _ := recordFixture(t, fixture, 3, "pprof")
-	p := readProfile(t, out)
+	p := profiletest.Read(t, out)
 
 	var total, inlined int64
 	for _, s := range p.Sample {
