@@ -14,6 +14,11 @@
 # processes (nice below 0) and the rest, which Go's profiler cannot do.
 # With CHURN_REFERENCE=1, bpftrace's profile:hz:99 is measured afterwards
 # for as long, under the same churn, as the reference.
+# With CHURN_RATE=N, bench/busyhost/launcher starts N programs a second
+# instead of the python3 loops (issue 15's "starts a second"), beside
+# CHURN_LOOPS busy loops (default 2): CHURN_MIX=true starts /bin/true only
+# (processes rarely sampled); CHURN_MIX=burn30 alternates /bin/true with a C
+# program burning 30 ms in two functions (half of them sampled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-90}
@@ -29,11 +34,28 @@ elif [ -z "$ember" ]; then
   ember=$out/ember
 fi
 data=$(mktemp -d)
+mix=$(mktemp)
 prev_stats=''
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$data"; [ -z "$prev_stats" ] || sysctl -q kernel.bpf_stats_enabled="$prev_stats"' EXIT
-for _ in $(seq "$(nproc)"); do
-  timeout "$((secs * 2 + warm + 20))" sh -c 'while :; do /usr/bin/python3 -c "sum(range(8*10**6))"; done' &
-done
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$data" "$mix"; [ -z "$prev_stats" ] || sysctl -q kernel.bpf_stats_enabled="$prev_stats"' EXIT
+lifetime=$((secs * 2 + warm + 20))
+if [ -n "${CHURN_RATE:-}" ]; then
+  bin=$out/busyhost
+  mkdir -p "$bin"
+  gcc -O2 -Wall -o "$bin/launcher" bench/busyhost/launcher.c
+  gcc -O2 -g -fno-omit-frame-pointer -o "$bin/churn-c" bench/busyhost/burn.c
+  case ${CHURN_MIX:-true} in
+  true) echo /bin/true >"$mix" ;;
+  burn30) printf '%s\n' /bin/true "$PWD/$bin/churn-c 30" >"$mix" ;;
+  *) echo "CHURN_MIX: true or burn30" >&2; exit 2 ;;
+  esac
+  for _ in $(seq "${CHURN_LOOPS:-2}"); do timeout "$lifetime" testdata/hotspot/hotspot 1e9 >/dev/null & done
+  # Raised like busyhost.sh's, so that the rate holds; children at nice 0.
+  timeout "$lifetime" nice -n -10 "$bin/launcher" "$CHURN_RATE" 200 "$mix" 0 >/dev/null &
+else
+  for _ in $(seq "$(nproc)"); do
+    timeout "$lifetime" sh -c 'while :; do /usr/bin/python3 -c "sum(range(8*10**6))"; done' &
+  done
+fi
 "$ember" daemon --data-dir "$data" --listen 127.0.0.1:0 --frequency 99 --interval 10s --log-level warn >"$out/daemon-churn.log" 2>&1 &
 daemon=$!
 sleep "$warm"
