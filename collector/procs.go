@@ -194,10 +194,14 @@ func (t *processTracker) processesFor(samples []model.Sample, hold bool) (map[mo
 	for i := range samples {
 		key := samples[i].Key()
 		p := out[key]
-		if refreshed[key] || p.Exited || p.SnapshotErr != nil || covered(p, samples[i].User) {
+		if refreshed[key] || p.SnapshotErr != nil || covered(p, samples[i].User) {
 			continue
 		}
 		refreshed[key] = true
+		if p.Exited {
+			t.fromRecordedIfCovers(key, samples[i].User, out, files)
+			continue
+		}
 		if tp := t.observeTracked(key); tp.snapshot.SnapshotErr == nil {
 			out[key], files[key] = tp.snapshot, tp.files
 		}

@@ -139,3 +139,23 @@ func (t *processTracker) openKnownLocked(k fileKey) *heldFile {
 	t.files[k] = h
 	return h
 }
+
+// fromRecordedIfCovers replaces an exited image's snapshot by the sampler's
+// record of it when that names addrs and the snapshot did not: a /proc read
+// that raced the exit saw its mappings half unmapped (a short rustc lost
+// libc, the root of every stack, while librustc_driver was still there).
+func (t *processTracker) fromRecordedIfCovers(key model.ProcessKey, addrs []uint64, out map[model.ProcessKey]*model.Process, files map[model.ProcessKey][]fileKey) {
+	p, f, ok := t.fromRecorded(key)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !covered(p, addrs) {
+		t.release(f)
+		return
+	}
+	tp := t.recordLocked(key, p, f)
+	t.markExitedLocked(tp)
+	out[key], files[key] = tp.snapshot, tp.files
+}

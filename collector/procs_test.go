@@ -345,3 +345,40 @@ func TestRefreshKeepsMappingsOfZombie(t *testing.T) {
 		tr.procs[key].snapshot.Exited = false
 	}
 }
+
+// A /proc read that races the exit sees the mappings half unmapped: a short
+// rustc read so lost libc, the root of every stack. The sampler's record of
+// the image names what that snapshot cannot.
+func TestExitedSnapshotCompletedFromRecord(t *testing.T) {
+	root := t.TempDir()
+	const pid = 4343
+	writeFakeProc(t, root, pid, 'R', "400000-401000 r-xp 00000000 fd:01 77 /usr/bin/burner\n")
+	tr := newProcessTracker(root, 100, nil, nil)
+	defer tr.close()
+	key := model.ProcessKey{PID: pid, ExecSeq: 1}
+	if p := tr.observe(key, 0); p.SnapshotErr != nil || len(p.Mappings) != 1 {
+		t.Fatalf("first snapshot: %+v", p)
+	}
+	tr.exited(pid)
+	tr.rememberRecorded(pid, recordedImage{execSeq: 1, mappings: []model.Mapping{
+		{Start: 0x400000, Limit: 0x401000, Inode: 77},
+		{Start: 0x7f0000000000, Limit: 0x7f0000100000, Offset: 0x26000, Inode: 78},
+	}})
+	samples := []model.Sample{{PID: pid, TID: pid, ExecSeq: 1, Count: 1, User: []uint64{0x400100, 0x7f0000001000}}}
+	procs, _ := tr.processesFor(samples, false)
+	p := procs[key]
+	if p == nil || p.FindMapping(0x7f0000001000) == nil || p.FindMapping(0x400100) == nil {
+		t.Fatalf("the exited image's snapshot does not name its samples: %+v", p)
+	}
+	if !p.Exited {
+		t.Error("the snapshot from the record is not marked exited")
+	}
+	// A record that names no more than the snapshot leaves it as it was.
+	tr.rememberRecorded(pid, recordedImage{execSeq: 1, mappings: []model.Mapping{{Start: 0x400000, Limit: 0x401000, Inode: 77}}})
+	samples[0].User = []uint64{0x7f0000201000}
+	before := tr.procs[key].snapshot
+	procs, _ = tr.processesFor(samples, false)
+	if procs[key] != before {
+		t.Error("a record that names nothing more replaced the snapshot")
+	}
+}

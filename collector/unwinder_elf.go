@@ -17,7 +17,10 @@ import (
 	"github.com/ember-profiler/ember/model"
 )
 
-type progLoad struct{ off, vaddr, filesz uint64 }
+type progLoad struct {
+	off, vaddr, filesz uint64
+	exec               bool // PF_X: the sampler only installs executable mappings
+}
 
 // minCFIBytesPerRow: call-frame information takes about 5.3 bytes per row
 // (libc, libLLVM); fewer than one row per 12 bytes would be unusual.
@@ -32,7 +35,7 @@ func identify(f io.ReaderAt) (id string, loads []progLoad, cfiBytes uint64, err 
 	}
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_LOAD {
-			loads = append(loads, progLoad{p.Off, p.Vaddr, p.Filesz})
+			loads = append(loads, progLoad{p.Off, p.Vaddr, p.Filesz, p.Flags&elf.PF_X != 0})
 		}
 	}
 	if id, err = unwind.FileID(ef); err != nil {

@@ -47,7 +47,15 @@ func fileUnwindOf(t *loadedTable, loads []progLoad) (bpf.SamplerFileUnwind, bool
 		return fu, false // no table: the walk stops there either way
 	}
 	if len(loads) > len(fu.Seg) {
-		return fu, false
+		// BOLT's libraries (librustc_driver, libLLVM) have five PT_LOADs,
+		// the moved code in a second executable one. The sampler only
+		// installs executable mappings, so those segments are enough;
+		// without an offer, every new process walks these libraries by
+		// frame-pointer guesses until this side reads its mappings.
+		loads = slices.DeleteFunc(slices.Clone(loads), func(p progLoad) bool { return !p.exec })
+		if len(loads) > len(fu.Seg) {
+			return fu, false
+		}
 	}
 	fu.Kind = uint32(bpf.SamplerRangeKindRANGE_ROWS)
 	for i, p := range loads {

@@ -1,9 +1,12 @@
 package collector
 
 import (
+	"debug/elf"
+	"slices"
 	"testing"
 
 	"github.com/ember-profiler/ember/bpf"
+	"github.com/ember-profiler/ember/collector/unwind"
 	"github.com/ember-profiler/ember/model"
 )
 
@@ -39,6 +42,66 @@ func TestOfferedFilesGiveTheSameRanges(t *testing.T) {
 	u, maps := newFakeTables(t, 1<<20)
 	p := newProcess(100, 1, mapFile(t, unwindFixture(t, "chain-nofp"), 0x5555_0000_0000), mapFile(t, unwindFixture(t, "libplugin.so"), 0x7f00_0000_0000))
 	u.install(p, alwaysAlive)
+	checkOffered(t, maps, p)
+}
+
+// A file laid out as BOLT leaves librustc_driver and libLLVM (five
+// PT_LOADs, code in a second executable segment of another bias) is
+// offered too: otherwise every new rustc walked them by frame-pointer
+// guesses, cut at their first frameless caller, until its mappings were
+// read and installed here.
+func TestOfferedFileWithTwoExecutableSegments(t *testing.T) {
+	u, maps := newFakeTables(t, 1<<20)
+	lib := mapFile(t, unwindFixture(t, "libsplit.so"), 0x7f00_0000_0000)
+	if len(lib) != 2 {
+		t.Fatalf("libsplit.so maps %d executable segments, want 2", len(lib))
+	}
+	p := newProcess(100, 1, lib)
+	u.install(p, alwaysAlive)
+	checkInstalled(t, maps, p)
+	checkOffered(t, maps, p)
+
+	// far_leaf, in the second executable segment, finds its row through
+	// the range the sampler would install.
+	ef, err := elf.NewFile(lib[0].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, err := ef.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(syms, func(s elf.Symbol) bool { return s.Name == "far_leaf" })
+	if i < 0 {
+		t.Fatal("libsplit.so has no far_leaf")
+	}
+	far := lib[1]
+	var pc uint64
+	for _, pr := range ef.Progs {
+		if pr.Type == elf.PT_LOAD && pr.Off&^0xfff == far.Offset {
+			pc = far.Start + syms[i].Value - pr.Vaddr&^0xfff
+		}
+	}
+	key, _ := fileKeyOf(&far)
+	r, _ := samplerRange(maps.files[key], far.Start, far.Limit, far.Offset)
+	exp := expectTable(t, maps, far.Path)
+	want, ok := exp.tbl.Lookup(syms[i].Value)
+	if !ok {
+		t.Fatal("far_leaf has no row in the table")
+	}
+	id, ok := unwind.LookupWords(tableWords(maps, r, len(exp.words)), exp.buckets, uint32(pc-r.Bias))
+	maps.mu.Lock()
+	got := maps.rules[uint32(id)]
+	maps.mu.Unlock()
+	if !ok || (unwind.Rule{CFAOffset: got.CfaOffset, RBPOffset: got.RbpOffset, Kind: got.Kind}) != want.Rule() {
+		t.Errorf("far_leaf through the sampler's range: rule %+v (found %v), want %+v", got, ok, want.Rule())
+	}
+}
+
+// checkOffered checks that each of p's files is offered to the sampler and
+// that the range it would install for each mapping is the one installed.
+func checkOffered(t *testing.T, maps *fakeUnwindMaps, p *model.Process) {
+	t.Helper()
 	if len(maps.files) == 0 {
 		t.Fatal("no file offered to the sampler")
 	}

@@ -86,7 +86,7 @@ func loadExeSymbols(t *testing.T, path string) *exeSymbols {
 	e := &exeSymbols{path: path, syms: syms}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD {
-			e.loads = append(e.loads, progLoad{p.Off, p.Vaddr, p.Filesz})
+			e.loads = append(e.loads, progLoad{p.Off, p.Vaddr, p.Filesz, p.Flags&elf.PF_X != 0})
 		}
 	}
 	return e

@@ -20,6 +20,12 @@ run gcc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimiz
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -fno-asynchronous-unwind-tables -o chain-debugframe chain.c
 run g++ -O2 -g -fomit-frame-pointer -o sort-cpp sort.cpp
 run gcc -O2 -g -fomit-frame-pointer -fPIC -shared -o libplugin.so plugin.c
+# Five PT_LOADs, the last one executable, as BOLT lays out its libraries.
+run gcc -O2 -g -fomit-frame-pointer -fPIC -shared -Wl,--section-start=far_text=0x201000 -o libsplit.so split.c
+if [ "$(readelf -lW libsplit.so | grep -c LOAD)" != 5 ]; then
+	echo "libsplit.so: not five PT_LOADs" >&2
+	exit 1
+fi
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o dlopen-main dlopen-main.c -ldl
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o jit jit.c # asm_builtin: no CFI
 run gcc -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -o burst burst.c
