@@ -469,6 +469,37 @@ func TestRejectedIntervalIsSkipped(t *testing.T) {
 	}
 }
 
+// A push request refused for good costs only its own series: the next
+// requests of the interval are sent, and the interval counts as sent.
+// (Pyroscope refuses by series, e.g. a label value too long, and keeps the
+// valid series of the request it answers invalid.)
+func TestRefusedRequestPassesOverItsSeriesAlone(t *testing.T) {
+	defer func(n int) { maxPushBytes = n }(maxPushBytes)
+	maxPushBytes = 1 // a request per series
+	s := openStore(t, t.TempDir())
+	rec, srv := exporttest.StartPyroscope(t, false, nil)
+	rec.Fail = func(n int) error {
+		if n == 0 {
+			return connect.NewError(connect.CodeInvalidArgument, errors.New("label value too long"))
+		}
+		return nil
+	}
+	ex := startExporter(t, "pyroscope="+srv.URL, s)
+	appendIntervals(t, s, t0, 2, ex)
+	waitFor(t, "3 series", func() bool { return len(rec.Requests()) == 3 })
+	if got := len(intervalsIn(rec.Requests())); got != 2 {
+		t.Errorf("series of %d intervals received, want 2", got)
+	}
+	m := ex.opts.Metrics
+	if got := testutil.ToFloat64(m.refused.WithLabelValues("pyroscope")); got != 1 {
+		t.Errorf("refused %v profiles, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.skips.WithLabelValues("pyroscope", "rejected")); got != 0 {
+		t.Errorf("skipped %v intervals, want none", got)
+	}
+	waitFor(t, "2 intervals counted sent", func() bool { return testutil.ToFloat64(m.intervals.WithLabelValues("pyroscope")) == 2 })
+}
+
 // An exporter stopped and started again, on a reopened store, resumes
 // from its cursor: nothing is missing and nothing sent twice.
 func TestRestartResumesFromCursor(t *testing.T) {

@@ -45,15 +45,38 @@ type interval struct {
 	ref    storage.IntervalRef
 	p      *profile.Profile
 	series []Series
-	// sent is how many series the backend has taken, for a backend that
-	// sends an interval in several requests: a retry resumes there.
+	// sent is how many series the backend has answered for, taken or
+	// refused, for a backend that sends an interval in several requests: a
+	// retry resumes there.
 	sent int
+	// refused counts the series the backend refused for good, refusal the
+	// first such answer. One refused series must not cost the others of
+	// the interval (Pyroscope refuses by series: a label value too long, a
+	// profile too large).
+	refused int
+	refusal error
+}
+
+// refuse notes that the backend refused n series for good with err, if
+// err says so, and reports whether it did: the caller then goes on with
+// the next series instead of retrying.
+func (iv *interval) refuse(n int, err error) bool {
+	if _, permanent := classify(err); !permanent {
+		return false
+	}
+	iv.refused += n
+	if iv.refusal == nil {
+		iv.refusal = err
+	}
+	iv.sent += n
+	return true
 }
 
 // A backend sends intervals to one kind of server.
 type backend interface {
 	// send delivers iv's series from iv.sent on, advancing iv.sent, and
-	// reports each request it completes to done (profiles, bytes).
+	// reports each request it completes to done (profiles, bytes). A
+	// request refused for good is noted with iv.refuse and passed over.
 	send(ctx context.Context, iv *interval, done func(profiles, bytes int)) error
 	close() error
 }
@@ -279,6 +302,20 @@ func (e *Exporter) deliver(ctx context.Context, ref storage.IntervalRef, retry b
 			rctx, cancel := context.WithTimeout(ctx, e.target.Timeout)
 			err = e.backend.send(rctx, iv, e.metrics.sent)
 			cancel()
+		}
+		if err == nil && iv.refused > 0 {
+			e.metrics.refused(iv.refused)
+			e.metrics.failed("rejected")
+			e.failed(iv.refusal, "rejected", attempt == 0)
+			if iv.refused == len(iv.series) {
+				e.metrics.skipped("rejected")
+				e.log.Error("the backend refused an interval for good; it is not sent again",
+					slog.Time("interval", ref.Start()), slog.String("reason", "rejected"), slog.Any("err", iv.refusal))
+				return nil
+			}
+			e.log.Warn("the backend refused some profiles of an interval for good; the rest were sent",
+				slog.Time("interval", ref.Start()), slog.Int("refused", iv.refused), slog.Int("profiles", len(iv.series)),
+				slog.Any("err", iv.refusal))
 		}
 		if err == nil {
 			e.metrics.intervalSent()

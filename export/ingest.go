@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -76,6 +77,9 @@ func (p *pyroscopeIngest) send(ctx context.Context, iv *interval, done func(prof
 			q.Set("sampleRate", strconv.FormatInt(sampleRate, 10))
 		}
 		if err := p.post(ctx, q, raw); err != nil {
+			if iv.refuse(1, err) {
+				continue
+			}
 			return err
 		}
 		iv.sent++
@@ -106,6 +110,12 @@ func (p *pyroscopeIngest) post(ctx context.Context, q url.Values, profile []byte
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	resp, err := p.client.Do(req)
 	if err != nil {
+		// The query holds a series' labels: noise in an error shown in
+		// /readyz and the logs, beside the endpoint that says enough.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = p.endpoint.String()
+		}
 		return err
 	}
 	defer resp.Body.Close()

@@ -83,7 +83,8 @@ func maps2Equal(a, b map[string]string) bool {
 }
 
 // /ingest down, then back: nothing missing, nothing twice, in order. Then
-// 429, 500 and 503 back off, and a refusal (400) skips the interval.
+// 429, 500 and 503 back off, and a refusal (400) of one series passes over
+// that series alone: the rest of its interval is sent.
 func TestPyroscopeIngestFaults(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	var mu sync.Mutex
@@ -115,15 +116,22 @@ func TestPyroscopeIngestFaults(t *testing.T) {
 	statuses = []int{429, 500, 400}
 	mu.Unlock()
 	appendIntervals(t, s, t0.Add(time.Minute), 2, ex)
-	waitFor(t, "the last interval", func() bool { return len(rec.Requests()) == 12 })
+	waitFor(t, "the last interval", func() bool { return len(rec.Requests()) == 13 })
 	if failures(ex, "rate_limited") != 1 || failures(ex, "server_error") != 1 || failures(ex, "rejected") != 1 {
 		t.Errorf("failures: rate_limited %v, server_error %v, rejected %v; want 1 each",
 			failures(ex, "rate_limited"), failures(ex, "server_error"), failures(ex, "rejected"))
 	}
-	if got := testutil.ToFloat64(ex.opts.Metrics.skips.WithLabelValues("pyroscope-ingest", "rejected")); got != 1 {
-		t.Errorf("skipped %v, want 1", got)
+	if got := testutil.ToFloat64(ex.opts.Metrics.skips.WithLabelValues("pyroscope-ingest", "rejected")); got != 0 {
+		t.Errorf("skipped %v intervals, want none: one series was refused, not the interval", got)
 	}
-	if got := rec.Requests()[11].TimeNanos; got != t0.Add(time.Minute+10*time.Second).UnixNano() {
+	if got := testutil.ToFloat64(ex.opts.Metrics.refused.WithLabelValues("pyroscope-ingest")); got != 1 {
+		t.Errorf("refused %v profiles, want 1", got)
+	}
+	reqs = rec.Requests()
+	if got := reqs[10].TimeNanos; got != t0.Add(time.Minute).UnixNano() {
+		t.Errorf("the refused series' interval-mate is of %s, want the first new interval", time.Unix(0, got).UTC())
+	}
+	if got := reqs[12].TimeNanos; got != t0.Add(time.Minute+10*time.Second).UnixNano() {
 		t.Errorf("the last request is of %s", time.Unix(0, got).UTC())
 	}
 }

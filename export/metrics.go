@@ -14,6 +14,7 @@ import (
 // to reach a backend has a reason label.
 type Metrics struct {
 	intervals, profiles, bytes *prometheus.CounterVec
+	refused                    *prometheus.CounterVec
 	failures, skips            *prometheus.CounterVec
 	backlog, lag               *prometheus.GaugeVec
 }
@@ -23,11 +24,15 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		intervals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ember_export_intervals_sent_total", Help: "Stored intervals a backend has taken whole.",
+			Name: "ember_export_intervals_sent_total", Help: "Stored intervals a backend has taken, but for profiles it refused for good (ember_export_profiles_refused_total).",
 		}, []string{"sink"}),
 		profiles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_export_profiles_sent_total",
 			Help: "Profiles a backend has taken: one per service and label set of an interval (a Pyroscope series, an OTLP resource).",
+		}, []string{"sink"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ember_export_profiles_refused_total",
+			Help: "Profiles a backend refused for good (answered invalid, e.g. a label value too long); the rest of their interval is still sent. Over Pyroscope's push API these are the profiles of refused requests, some of which Pyroscope may have kept.",
 		}, []string{"sink"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_export_bytes_sent_total", Help: "Encoded profile bytes in the requests a backend took, before transport compression.",
@@ -38,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"sink", "reason"}),
 		skips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_export_intervals_skipped_total",
-			Help: "Intervals never sent, by reason: rejected (the backend refused them for good), expired (retention removed them before they were sent).",
+			Help: "Intervals never sent, by reason: rejected (the backend refused every profile of them for good), expired (retention removed them before they were sent).",
 		}, []string{"sink", "reason"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ember_export_backlog_intervals", Help: "Stored intervals not yet sent to the sink.",
@@ -48,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"sink"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.intervals, m.profiles, m.bytes, m.failures, m.skips, m.backlog, m.lag)
+		reg.MustRegister(m.intervals, m.profiles, m.refused, m.bytes, m.failures, m.skips, m.backlog, m.lag)
 	}
 	return m
 }
@@ -66,6 +71,7 @@ func (m *Metrics) forSink(sink string) *sinkMetrics {
 	// Series from the start, so that alerts and rates see them.
 	m.intervals.WithLabelValues(sink)
 	m.profiles.WithLabelValues(sink)
+	m.refused.WithLabelValues(sink)
 	m.bytes.WithLabelValues(sink)
 	return &sinkMetrics{m: m, sink: sink}
 }
@@ -74,6 +80,12 @@ func (s *sinkMetrics) sent(profiles, bytes int) {
 	if s != nil {
 		s.m.profiles.WithLabelValues(s.sink).Add(float64(profiles))
 		s.m.bytes.WithLabelValues(s.sink).Add(float64(bytes))
+	}
+}
+
+func (s *sinkMetrics) refused(profiles int) {
+	if s != nil {
+		s.m.refused.WithLabelValues(s.sink).Add(float64(profiles))
 	}
 }
 

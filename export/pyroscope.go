@@ -28,7 +28,7 @@ const PyroscopeProfileName = "process_cpu"
 
 // maxPushBytes bounds one push request's pprof bytes: an interval of a
 // busy host is sent in several requests rather than one Pyroscope refuses.
-const maxPushBytes = 2 << 20
+var maxPushBytes = 2 << 20 // a variable for tests
 
 // pyroscope sends to push.v1.PusherService/Push over Connect.
 type pyroscope struct {
@@ -152,6 +152,11 @@ func (p *pyroscope) send(ctx context.Context, iv *interval, done func(profiles, 
 			})
 		}
 		if _, err := p.client.Push(ctx, connect.NewRequest(req)); err != nil {
+			// Pyroscope's distributor keeps the valid series of a request
+			// it answers invalid; the next requests go on either way.
+			if iv.refuse(len(req.Series), err) {
+				continue
+			}
 			return err
 		}
 		iv.sent += len(req.Series)
