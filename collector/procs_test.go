@@ -318,15 +318,8 @@ func writeFakeProc(t *testing.T, root string, pid uint32, state byte, maps strin
 // process has become a zombie meanwhile, the good snapshot must stay, or
 // every frame of the batch would be "in no mapping".
 func TestRefreshKeepsMappingsOfZombie(t *testing.T) {
-	root := t.TempDir()
 	const pid = 4242
-	writeFakeProc(t, root, pid, 'R', "400000-401000 r-xp 00000000 fd:01 77 /usr/bin/burner\n")
-	tr := newProcessTracker(root, 100, nil, nil)
-	defer tr.close()
-	key := model.ProcessKey{PID: pid, ExecSeq: 1}
-	if p := tr.observe(key, 0); p.SnapshotErr != nil || len(p.Mappings) != 1 {
-		t.Fatalf("first snapshot: %+v", p)
-	}
+	root, tr, key := trackedBurner(t, pid)
 	for _, state := range []byte{'Z', 'R'} { // a zombie, then one past exit_mm
 		writeFakeProc(t, root, pid, state, "")
 		samples := []model.Sample{
@@ -350,15 +343,8 @@ func TestRefreshKeepsMappingsOfZombie(t *testing.T) {
 // rustc read so lost libc, the root of every stack. The sampler's record of
 // the image names what that snapshot cannot.
 func TestExitedSnapshotCompletedFromRecord(t *testing.T) {
-	root := t.TempDir()
 	const pid = 4343
-	writeFakeProc(t, root, pid, 'R', "400000-401000 r-xp 00000000 fd:01 77 /usr/bin/burner\n")
-	tr := newProcessTracker(root, 100, nil, nil)
-	defer tr.close()
-	key := model.ProcessKey{PID: pid, ExecSeq: 1}
-	if p := tr.observe(key, 0); p.SnapshotErr != nil || len(p.Mappings) != 1 {
-		t.Fatalf("first snapshot: %+v", p)
-	}
+	_, tr, key := trackedBurner(t, pid)
 	tr.exited(pid)
 	tr.rememberRecorded(pid, recordedImage{execSeq: 1, mappings: []model.Mapping{
 		{Start: 0x400000, Limit: 0x401000, Inode: 77},
@@ -381,4 +367,19 @@ func TestExitedSnapshotCompletedFromRecord(t *testing.T) {
 	if procs[key] != before {
 		t.Error("a record that names nothing more replaced the snapshot")
 	}
+}
+
+// trackedBurner is a tracker over a fake /proc whose process pid maps one
+// executable page of /usr/bin/burner, already read once.
+func trackedBurner(t *testing.T, pid uint32) (root string, tr *processTracker, key model.ProcessKey) {
+	t.Helper()
+	root = t.TempDir()
+	writeFakeProc(t, root, pid, 'R', "400000-401000 r-xp 00000000 fd:01 77 /usr/bin/burner\n")
+	tr = newProcessTracker(root, 100, nil, nil)
+	t.Cleanup(tr.close)
+	key = model.ProcessKey{PID: pid, ExecSeq: 1}
+	if p := tr.observe(key, 0); p.SnapshotErr != nil || len(p.Mappings) != 1 {
+		t.Fatalf("first snapshot: %+v", p)
+	}
+	return root, tr, key
 }
